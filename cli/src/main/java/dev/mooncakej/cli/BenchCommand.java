@@ -1,0 +1,8 @@
+package dev.mooncakej.cli;
+
+import picocli.CommandLine.Command;
+
+@Command(name = "bench", description = "Benchmarks of whole paths, each beside its anchor measured in the same run.",
+        subcommands = {EngineBench.class})
+final class BenchCommand {
+}

@@ -1,0 +1,144 @@
+package dev.mooncakej.engine.generate;
+
+import dev.mooncakej.engine.gguf.GgmlType;
+import dev.mooncakej.engine.gguf.GgufWriter;
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.UncheckedIOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.SplittableRandom;
+
+/**
+ * Writes a valid GGUF model with seeded random weights, a small byte-level BPE vocabulary learnt
+ * from a built-in text, and a ChatML chat template, so tests and the default setup need no download.
+ *
+ * <ul>
+ *   <li>{@code tiny}: 2 layers, width 64, 4 heads (2 KV heads), F32, separate output: for unit tests;</li>
+ *   <li>{@code small}: 8 layers, width 512, 8 heads (4 KV heads), Q8_0, separate output: for benchmarks.</li>
+ * </ul>
+ * The same seed gives the same file, byte for byte.
+ */
+public final class ModelGenerator {
+
+    public enum Preset { TINY, SMALL }
+
+    /** What to generate; {@link #preset(Preset)} fills the defaults. */
+    public record Spec(String name, String architecture, int embedding, int layers, int heads, int kvHeads,
+                       int feedForward, int contextLength, int merges, GgmlType weightType, boolean tiedOutput,
+                       long seed) {
+        public Spec withArchitecture(String arch) { return new Spec(name, arch, embedding, layers, heads, kvHeads, feedForward, contextLength, merges, weightType, tiedOutput, seed); }
+        public Spec withWeightType(GgmlType t) { return new Spec(name, architecture, embedding, layers, heads, kvHeads, feedForward, contextLength, merges, t, tiedOutput, seed); }
+        public Spec withSeed(long s) { return new Spec(name, architecture, embedding, layers, heads, kvHeads, feedForward, contextLength, merges, weightType, tiedOutput, s); }
+        public Spec withTiedOutput(boolean tied) { return new Spec(name, architecture, embedding, layers, heads, kvHeads, feedForward, contextLength, merges, weightType, tied, seed); }
+    }
+
+    public static final String CHAT_TEMPLATE =
+            "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n' }}{% endfor %}"
+            + "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}";
+    public static final String[] SPECIAL_TOKENS = {"<|endoftext|>", "<|im_start|>", "<|im_end|>"};
+
+    private ModelGenerator() {}
+
+    public static Spec preset(Preset p) {
+        return switch (p) {
+            case TINY -> new Spec("mooncakej-tiny", "llama", 64, 2, 4, 2, 192, 2048, 256, GgmlType.F32, false, 42);
+            case SMALL -> new Spec("mooncakej-small", "llama", 512, 8, 8, 4, 1536, 4096, 768, GgmlType.Q8_0, false, 42);
+        };
+    }
+
+    public static void generate(Preset preset, Path out) {
+        generate(preset(preset), out);
+    }
+
+    public static void generate(Spec s, Path out) {
+        BpeTrainer bpe = new BpeTrainer(corpus(), s.merges());
+        List<String> tokens = new ArrayList<>(bpe.tokens);
+        int firstSpecial = tokens.size();
+        for (String sp : SPECIAL_TOKENS) tokens.add(sp);
+        int vocab = tokens.size();
+        int[] types = new int[vocab];
+        for (int i = 0; i < vocab; i++) types[i] = i >= firstSpecial ? 3 : 1;
+        int eos = firstSpecial;           // <|endoftext|>
+        int imEnd = firstSpecial + 2;     // <|im_end|> ends an assistant turn
+        String a = s.architecture();
+        int hd = s.embedding() / s.heads();
+
+        GgufWriter w = new GgufWriter()
+                .putString("general.architecture", a)
+                .putString("general.name", s.name())
+                .putU32("general.alignment", GgufWriter.ALIGNMENT)
+                .putU32(a + ".context_length", s.contextLength())
+                .putU32(a + ".embedding_length", s.embedding())
+                .putU32(a + ".block_count", s.layers())
+                .putU32(a + ".feed_forward_length", s.feedForward())
+                .putU32(a + ".attention.head_count", s.heads())
+                .putU32(a + ".attention.head_count_kv", s.kvHeads())
+                .putF32(a + ".attention.layer_norm_rms_epsilon", 1e-5f)
+                .putF32(a + ".rope.freq_base", 10000f)
+                .putU32(a + ".rope.dimension_count", hd)
+                .putString("tokenizer.ggml.model", "gpt2")
+                .putString("tokenizer.ggml.pre", "gpt-2")
+                .putStrings("tokenizer.ggml.tokens", tokens.toArray(new String[0]))
+                .putI32s("tokenizer.ggml.token_type", types)
+                .putStrings("tokenizer.ggml.merges", bpe.merges.toArray(new String[0]))
+                .putU32("tokenizer.ggml.bos_token_id", eos)
+                .putU32("tokenizer.ggml.eos_token_id", eos)
+                .putU32("tokenizer.ggml.eot_token_id", imEnd)
+                .putU32("tokenizer.ggml.padding_token_id", eos)
+                .putBool("tokenizer.ggml.add_bos_token", false)
+                .putString("tokenizer.chat_template", CHAT_TEMPLATE);
+
+        SplittableRandom rnd = new SplittableRandom(s.seed());
+        int e = s.embedding(), ff = s.feedForward(), q = s.heads() * hd, kv = s.kvHeads() * hd;
+        GgmlType t = s.weightType();
+        // Output logits get a standard deviation of about 3 (rows of std 3/sqrt(E) against a normed state):
+        // peaked enough that greedy ties are rare, flat enough that probabilities carry information.
+        // A tied output reuses the embedding, so then the embedding takes that scale.
+        double outStd = 3.0 / Math.sqrt(e);
+        matrix(w, "token_embd.weight", vocab, e, s.tiedOutput() ? outStd : 1.0, t, rnd);
+        for (int l = 0; l < s.layers(); l++) {
+            String p = "blk." + l + ".";
+            vector(w, p + "attn_norm.weight", e, 1.0, 0.1, rnd);
+            matrix(w, p + "attn_q.weight", q, e, 1.0 / Math.sqrt(e), t, rnd);
+            matrix(w, p + "attn_k.weight", kv, e, 1.0 / Math.sqrt(e), t, rnd);
+            matrix(w, p + "attn_v.weight", kv, e, 1.0 / Math.sqrt(e), t, rnd);
+            if (a.equals("qwen2")) {
+                vector(w, p + "attn_q.bias", q, 0.0, 0.1, rnd);
+                vector(w, p + "attn_k.bias", kv, 0.0, 0.1, rnd);
+                vector(w, p + "attn_v.bias", kv, 0.0, 0.1, rnd);
+            }
+            matrix(w, p + "attn_output.weight", e, q, 1.0 / Math.sqrt(q), t, rnd);
+            vector(w, p + "ffn_norm.weight", e, 1.0, 0.1, rnd);
+            matrix(w, p + "ffn_gate.weight", ff, e, 1.0 / Math.sqrt(e), t, rnd);
+            matrix(w, p + "ffn_up.weight", ff, e, 1.0 / Math.sqrt(e), t, rnd);
+            matrix(w, p + "ffn_down.weight", e, ff, 1.0 / Math.sqrt(ff), t, rnd);
+        }
+        vector(w, "output_norm.weight", e, 1.0, 0.1, rnd);
+        if (!s.tiedOutput()) matrix(w, "output.weight", vocab, e, outStd, t, rnd);
+        w.write(out);
+    }
+
+    private static void matrix(GgufWriter w, String name, int rows, int cols, double std, GgmlType t, SplittableRandom rnd) {
+        float[] v = new float[rows * cols];
+        for (int i = 0; i < v.length; i++) v[i] = (float) (rnd.nextGaussian() * std);
+        w.addTensor(name, new long[]{cols, rows}, t, Quantizer.encode(v, t));
+    }
+
+    private static void vector(GgufWriter w, String name, int n, double mean, double std, SplittableRandom rnd) {
+        float[] v = new float[n];
+        for (int i = 0; i < n; i++) v[i] = (float) (mean + rnd.nextGaussian() * std);
+        w.addTensor(name, new long[]{n}, GgmlType.F32, Quantizer.encode(v, GgmlType.F32));
+    }
+
+    static String corpus() {
+        try (InputStream in = ModelGenerator.class.getResourceAsStream("corpus.txt")) {
+            if (in == null) throw new IllegalStateException("corpus.txt is missing from the engine jar");
+            return new String(in.readAllBytes(), StandardCharsets.UTF_8);
+        } catch (IOException ex) {
+            throw new UncheckedIOException(ex);
+        }
+    }
+}

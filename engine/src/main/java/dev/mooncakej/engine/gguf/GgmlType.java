@@ -1,0 +1,61 @@
+package dev.mooncakej.engine.gguf;
+
+/**
+ * Tensor element types this engine reads, with their GGML ids and block geometry.
+ *
+ * <pre>
+ *  type  id  block  bytes/block  layout of one block
+ *  F32    0      1            4  float32
+ *  F16    1      1            2  IEEE half
+ *  Q4_0   2     32           18  f16 d | 16 bytes: low nibbles = elements 0..15, high nibbles = 16..31; x = (q - 8) * d
+ *  Q8_0   8     32           34  f16 d | 32 x int8; x = q * d
+ *  BF16  30      1            2  bfloat16 (upper half of a float32)
+ * </pre>
+ */
+public enum GgmlType {
+    F32(0, 1, 4),
+    F16(1, 1, 2),
+    Q4_0(2, 32, 18),
+    Q8_0(8, 32, 34),
+    BF16(30, 1, 2);
+
+    private final int id;
+    private final int blockSize;
+    private final int bytesPerBlock;
+
+    GgmlType(int id, int blockSize, int bytesPerBlock) {
+        this.id = id;
+        this.blockSize = blockSize;
+        this.bytesPerBlock = bytesPerBlock;
+    }
+
+    public int id() { return id; }
+    public int blockSize() { return blockSize; }
+    public int bytesPerBlock() { return bytesPerBlock; }
+
+    /** Bytes taken by {@code elements} values; elements must be a multiple of the block size. */
+    public long byteSize(long elements) {
+        return elements / blockSize * bytesPerBlock;
+    }
+
+    /** The type with this GGML id, or null when this engine does not support it. */
+    public static GgmlType byId(int id) {
+        for (GgmlType t : values()) {
+            if (t.id == id) return t;
+        }
+        return null;
+    }
+
+    /** Names of GGML types this engine does not read, for error messages. */
+    static String nameOfUnsupported(int id) {
+        return switch (id) {
+            case 3 -> "Q4_1"; case 6 -> "Q5_0"; case 7 -> "Q5_1"; case 9 -> "Q8_1";
+            case 10 -> "Q2_K"; case 11 -> "Q3_K"; case 12 -> "Q4_K"; case 13 -> "Q5_K"; case 14 -> "Q6_K";
+            case 15 -> "Q8_K"; case 16 -> "IQ2_XXS"; case 17 -> "IQ2_XS"; case 18 -> "IQ3_XXS";
+            case 19 -> "IQ1_S"; case 20 -> "IQ4_NL"; case 21 -> "IQ3_S"; case 22 -> "IQ2_S"; case 23 -> "IQ4_XS";
+            case 24 -> "I8"; case 25 -> "I16"; case 26 -> "I32"; case 27 -> "I64"; case 28 -> "F64";
+            case 29 -> "IQ1_M"; case 34 -> "TQ1_0"; case 35 -> "TQ2_0";
+            default -> "unknown type id " + id;
+        };
+    }
+}

@@ -1,0 +1,86 @@
+package dev.mooncakej.engine.sampling;
+
+import dev.mooncakej.engine.spi.DecodeBatch;
+import dev.mooncakej.engine.spi.InferenceEngine;
+import dev.mooncakej.engine.spi.PrefillOptions;
+import dev.mooncakej.engine.spi.Sequence;
+import dev.mooncakej.engine.tokenizer.Tokenizer;
+import java.io.ByteArrayOutputStream;
+import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * Generates a completion for one prompt on one engine: prefill, then decode until an
+ * end-of-generation token, a stop sequence or max tokens. The workers do the same steps with many
+ * sequences in one continuous batch; this single-sequence form is what tests, the CLI and the
+ * reference comparisons use.
+ */
+public final class TextGenerator {
+
+    public enum FinishReason { STOP, LENGTH }
+
+    public record Result(int[] promptTokens, List<Integer> tokens, String text, FinishReason finishReason, List<Float> logprobs) {}
+
+    private TextGenerator() {}
+
+    public static Result generate(InferenceEngine engine, int[] prompt, SamplingParams params, PrefillOptions prefill) {
+        Tokenizer tok = engine.tokenizer();
+        int vocab = engine.info().vocabSize();
+        Sequence seq = engine.newSequence();
+        try {
+            float[] logits = new float[vocab];
+            if (!engine.prefill(seq, prompt, prefill, logits)) throw new IllegalStateException("KV cache is full");
+            Sampler sampler = new Sampler(params, vocab);
+            StopMatcher stop = new StopMatcher(params.stop());
+            List<Integer> out = new ArrayList<>();
+            List<Float> lps = params.logprobs() ? new ArrayList<>() : null;
+            DecodeBatch batch = new DecodeBatch(1, vocab);
+            float[] cur = logits;
+            int curOff = 0;
+            while (true) {
+                int t = sampler.sample(cur, curOff, vocab);
+                if (tok.isEndOfGeneration(t)) return new Result(prompt, out, stop.text(), FinishReason.STOP, lps);
+                out.add(t);
+                if (lps != null) lps.add(Sampler.logprob(cur, curOff, vocab, t));
+                if (stop.append(tok.tokenBytes(t))) return new Result(prompt, out, stop.text(), FinishReason.STOP, lps);
+                if (out.size() >= params.maxTokens()) return new Result(prompt, out, stop.text(), FinishReason.LENGTH, lps);
+                if (seq.length() >= engine.info().contextLength()) return new Result(prompt, out, stop.text(), FinishReason.LENGTH, lps);
+                batch.clear();
+                batch.add(seq, t);
+                engine.decode(batch);
+                if (!batch.ok(0)) throw new IllegalStateException("KV cache is full");
+                cur = batch.logits();
+                curOff = batch.logitsOffset(0);
+            }
+        } finally {
+            seq.release();
+        }
+    }
+
+    /** Accumulates output bytes and finds the first stop sequence; text() is the output before it. */
+    public static final class StopMatcher {
+        private final List<String> stops;
+        private final ByteArrayOutputStream bytes = new ByteArrayOutputStream();
+        private String text = "";
+        private boolean stopped;
+
+        public StopMatcher(List<String> stops) { this.stops = stops; }
+
+        /** Adds a token's bytes; true once a stop sequence appeared. */
+        public boolean append(byte[] b) {
+            bytes.writeBytes(b);
+            text = bytes.toString(StandardCharsets.UTF_8);
+            for (String s : stops) {
+                int i = text.indexOf(s);
+                if (i >= 0) {
+                    text = text.substring(0, i);
+                    stopped = true;
+                }
+            }
+            return stopped;
+        }
+
+        public String text() { return text; }
+    }
+}

@@ -1,0 +1,70 @@
+package dev.mooncakej.engine.tensor;
+
+/**
+ * Activation rows converted to the form a weight type's kernel consumes (preallocated, reused).
+ *
+ * <ul>
+ *   <li>{@code F32}: {@code values} = the activations;</li>
+ *   <li>{@code F16} / {@code BF16}: {@code values} = the activations rounded to that type;</li>
+ *   <li>{@code Q8_0}: per block of 32, {@code scales[b]} = F16-rounded {@code amax/127} and
+ *       {@code values} = the integers {@code rint(x * 127/amax)} stored as floats.</li>
+ * </ul>
+ */
+public final class PreparedInput {
+    public enum Kind { F32, F16, BF16, Q8_0 }
+
+    final float[] values;
+    final float[] scales;
+    private Kind kind;
+    private float[] source;
+    private int rows;
+    private int cols;
+
+    public PreparedInput(int maxRows, int maxCols) {
+        this.values = new float[maxRows * maxCols];
+        this.scales = new float[maxRows * ((maxCols + 31) / 32)];
+    }
+
+    /** Prepares {@code rows x cols} activations of {@code x} for kernels of {@code kind}. */
+    public PreparedInput prepare(Kind kind, float[] x, int rows, int cols) {
+        this.kind = kind;
+        this.source = x;
+        this.rows = rows;
+        this.cols = cols;
+        int n = rows * cols;
+        switch (kind) {
+            case F32 -> System.arraycopy(x, 0, values, 0, n);
+            case F16 -> { for (int i = 0; i < n; i++) values[i] = Float.float16ToFloat(Float.floatToFloat16(x[i])); }
+            case BF16 -> { for (int i = 0; i < n; i++) values[i] = roundToBf16(x[i]); }
+            case Q8_0 -> quantizeQ8(x, n);
+        }
+        return this;
+    }
+
+    /** True when this already holds {@code x} prepared for {@code kind} (callers avoid re-preparing). */
+    public boolean holds(Kind kind, float[] x, int rows, int cols) {
+        return this.kind == kind && this.source == x && this.rows == rows && this.cols == cols;
+    }
+
+    /** Forgets what is held, after {@code source} changed. */
+    public void invalidate() { this.source = null; }
+
+    private void quantizeQ8(float[] x, int n) {
+        for (int b = 0, blocks = n / 32; b < blocks; b++) {
+            int base = b * 32;
+            float amax = 0;
+            for (int j = 0; j < 32; j++) amax = Math.max(amax, Math.abs(x[base + j]));
+            float d = amax / 127f;
+            float id = amax != 0 ? 127f / amax : 0f;
+            scales[b] = Float.float16ToFloat(Float.floatToFloat16(d));
+            for (int j = 0; j < 32; j++) values[base + j] = (float) Math.rint(x[base + j] * id);
+        }
+    }
+
+    static float roundToBf16(float f) {
+        int bits = Float.floatToRawIntBits(f);
+        if ((bits & 0x7fffffff) > 0x7f800000) return Float.intBitsToFloat((bits | 0x00400000) & 0xffff0000); // NaN
+        bits = (bits + (0x7fff + ((bits >>> 16) & 1))) & 0xffff0000;
+        return Float.intBitsToFloat(bits);
+    }
+}
