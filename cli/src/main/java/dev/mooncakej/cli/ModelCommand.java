@@ -32,6 +32,8 @@ final class ModelCommand {
         String type;
         @Option(names = "--seed", description = "random seed (default 42)")
         Long seed;
+        @Option(names = "--tokenizer", description = "gpt2 (byte-level BPE, default) or llama (SentencePiece)")
+        String tokenizer;
 
         @Override
         public void run() {
@@ -55,6 +57,10 @@ final class ModelCommand {
                 s = s.withWeightType(t);
             }
             if (seed != null) s = s.withSeed(seed);
+            if (tokenizer != null) {
+                if (!tokenizer.equals("gpt2") && !tokenizer.equals("llama")) throw new IllegalArgumentException("--tokenizer '" + tokenizer + "' is not known; expected gpt2 or llama");
+                s = s.withTokenizer(tokenizer);
+            }
             long t0 = System.nanoTime();
             System.err.printf("generating %s (%s, %d layers, width %d, %s) ...%n", s.name(), s.architecture(), s.layers(), s.embedding(), s.weightType());
             ModelGenerator.generate(s, out);

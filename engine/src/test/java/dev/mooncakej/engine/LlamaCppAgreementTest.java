@@ -3,6 +3,7 @@ package dev.mooncakej.engine;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.mooncakej.engine.generate.ModelGenerator;
+import dev.mooncakej.engine.gguf.GgmlType;
 import dev.mooncakej.engine.llama.LlamaEngine;
 import dev.mooncakej.engine.sampling.Sampler;
 import dev.mooncakej.engine.spi.DecodeBatch;
@@ -15,6 +16,8 @@ import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
 
 /**
  * The built-in engine against llama.cpp, a reference no one here wrote, on generated models:
@@ -50,9 +53,29 @@ class LlamaCppAgreementTest {
     }
 
     @Test
-    void q8ModelStaysCloseToLlamaCpp() throws Exception {
+    void sentencePieceTokenizerMatchesLlamaCpp() throws Exception {
+        Path model = dir.resolve("tiny-spm-f32.gguf");
+        ModelGenerator.generate(ModelGenerator.preset(ModelGenerator.Preset.TINY).withTokenizer("llama").withSeed(5), model);
+        assertExactAgreement(model);
+    }
+
+    @Test
+    void q8SmallModelStaysCloseToLlamaCpp() throws Exception {
         Path model = dir.resolve("small-q8.gguf");
         ModelGenerator.generate(ModelGenerator.preset(ModelGenerator.Preset.SMALL), model);
+        assertClose(model, "Q8_0");
+    }
+
+    @ParameterizedTest
+    @ValueSource(strings = {"F16", "BF16", "Q4_0"})
+    void otherWeightTypesStayCloseToLlamaCpp(String type) throws Exception {
+        Path model = dir.resolve("tiny-" + type + ".gguf");
+        ModelGenerator.generate(ModelGenerator.preset(ModelGenerator.Preset.TINY).withWeightType(GgmlType.valueOf(type)).withSeed(3), model);
+        assertClose(model, type);
+    }
+
+    /** Quantized weights: llama.cpp also rounds or quantizes activations, so small differences are expected. */
+    private static void assertClose(Path model, String type) throws Exception {
         List<LlamaCppReference.Result> ref = LlamaCppReference.run(model, TestPrompts.TWENTY, CONTINUATION, true);
         try (LlamaEngine engine = new LlamaEngine(LlamaEngine.Config.of(model))) {
             double diffSum = 0;
@@ -80,7 +103,7 @@ class LlamaCppAgreementTest {
             }
             double meanDiff = diffSum / diffCount;
             double agreement = (double) agree / steps;
-            System.out.printf("Q8_0 vs llama.cpp: mean |dlogprob| over top-10 = %.4f, greedy agreement = %.3f over %d steps%n", meanDiff, agreement, steps);
+            System.out.printf(type + " vs llama.cpp: mean |dlogprob| over top-10 = %.4f, greedy agreement = %.3f over %d steps%n", meanDiff, agreement, steps);
             assertThat(meanDiff).as("mean |logprob difference| over each position's top-10").isLessThanOrEqualTo(0.05);
             assertThat(agreement).as("share of greedy steps that agree").isGreaterThanOrEqualTo(0.95);
         }

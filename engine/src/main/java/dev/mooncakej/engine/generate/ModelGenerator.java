@@ -28,11 +28,13 @@ public final class ModelGenerator {
     /** What to generate; {@link #preset(Preset)} fills the defaults. */
     public record Spec(String name, String architecture, int embedding, int layers, int heads, int kvHeads,
                        int feedForward, int contextLength, int merges, GgmlType weightType, boolean tiedOutput,
-                       long seed) {
-        public Spec withArchitecture(String arch) { return new Spec(name, arch, embedding, layers, heads, kvHeads, feedForward, contextLength, merges, weightType, tiedOutput, seed); }
-        public Spec withWeightType(GgmlType t) { return new Spec(name, architecture, embedding, layers, heads, kvHeads, feedForward, contextLength, merges, t, tiedOutput, seed); }
-        public Spec withSeed(long s) { return new Spec(name, architecture, embedding, layers, heads, kvHeads, feedForward, contextLength, merges, weightType, tiedOutput, s); }
-        public Spec withTiedOutput(boolean tied) { return new Spec(name, architecture, embedding, layers, heads, kvHeads, feedForward, contextLength, merges, weightType, tied, seed); }
+                       long seed, String tokenizer) {
+        public Spec withArchitecture(String arch) { return new Spec(name, arch, embedding, layers, heads, kvHeads, feedForward, contextLength, merges, weightType, tiedOutput, seed, tokenizer); }
+        public Spec withWeightType(GgmlType t) { return new Spec(name, architecture, embedding, layers, heads, kvHeads, feedForward, contextLength, merges, t, tiedOutput, seed, tokenizer); }
+        public Spec withSeed(long s) { return new Spec(name, architecture, embedding, layers, heads, kvHeads, feedForward, contextLength, merges, weightType, tiedOutput, s, tokenizer); }
+        /** {@code gpt2} (byte-level BPE, the default) or {@code llama} (SentencePiece with byte fallback). */
+        public Spec withTokenizer(String tok) { return new Spec(name, architecture, embedding, layers, heads, kvHeads, feedForward, contextLength, merges, weightType, tiedOutput, seed, tok); }
+        public Spec withTiedOutput(boolean tied) { return new Spec(name, architecture, embedding, layers, heads, kvHeads, feedForward, contextLength, merges, weightType, tied, seed, tokenizer); }
     }
 
     public static final String CHAT_TEMPLATE =
@@ -44,8 +46,8 @@ public final class ModelGenerator {
 
     public static Spec preset(Preset p) {
         return switch (p) {
-            case TINY -> new Spec("mooncakej-tiny", "llama", 64, 2, 4, 2, 192, 2048, 256, GgmlType.F32, false, 42);
-            case SMALL -> new Spec("mooncakej-small", "llama", 512, 8, 8, 4, 1536, 4096, 768, GgmlType.Q8_0, false, 42);
+            case TINY -> new Spec("mooncakej-tiny", "llama", 64, 2, 4, 2, 192, 2048, 256, GgmlType.F32, false, 42, "gpt2");
+            case SMALL -> new Spec("mooncakej-small", "llama", 512, 8, 8, 4, 1536, 4096, 768, GgmlType.Q8_0, false, 42, "gpt2");
         };
     }
 
@@ -54,15 +56,8 @@ public final class ModelGenerator {
     }
 
     public static void generate(Spec s, Path out) {
-        BpeTrainer bpe = new BpeTrainer(corpus(), s.merges());
-        List<String> tokens = new ArrayList<>(bpe.tokens);
-        int firstSpecial = tokens.size();
-        for (String sp : SPECIAL_TOKENS) tokens.add(sp);
-        int vocab = tokens.size();
-        int[] types = new int[vocab];
-        for (int i = 0; i < vocab; i++) types[i] = i >= firstSpecial ? 3 : 1;
-        int eos = firstSpecial;           // <|endoftext|>
-        int imEnd = firstSpecial + 2;     // <|im_end|> ends an assistant turn
+        Vocab v = s.tokenizer().equals("llama") ? sentencePieceVocab(s) : bytePairVocab(s);
+        int vocab = v.tokens.size();
         String a = s.architecture();
         int hd = s.embedding() / s.heads();
 
@@ -79,16 +74,21 @@ public final class ModelGenerator {
                 .putF32(a + ".attention.layer_norm_rms_epsilon", 1e-5f)
                 .putF32(a + ".rope.freq_base", 10000f)
                 .putU32(a + ".rope.dimension_count", hd)
-                .putString("tokenizer.ggml.model", "gpt2")
-                .putString("tokenizer.ggml.pre", "gpt-2")
-                .putStrings("tokenizer.ggml.tokens", tokens.toArray(new String[0]))
-                .putI32s("tokenizer.ggml.token_type", types)
-                .putStrings("tokenizer.ggml.merges", bpe.merges.toArray(new String[0]))
-                .putU32("tokenizer.ggml.bos_token_id", eos)
-                .putU32("tokenizer.ggml.eos_token_id", eos)
-                .putU32("tokenizer.ggml.eot_token_id", imEnd)
-                .putU32("tokenizer.ggml.padding_token_id", eos)
-                .putBool("tokenizer.ggml.add_bos_token", false)
+                .putString("tokenizer.ggml.model", s.tokenizer())
+                .putStrings("tokenizer.ggml.tokens", v.tokens.toArray(new String[0]))
+                .putI32s("tokenizer.ggml.token_type", v.types.stream().mapToInt(Integer::intValue).toArray());
+        if (v.merges != null) {
+            w.putString("tokenizer.ggml.pre", "gpt-2").putStrings("tokenizer.ggml.merges", v.merges.toArray(new String[0]));
+        } else {
+            float[] sc = new float[vocab];
+            for (int i = 0; i < vocab; i++) sc[i] = v.scores.get(i);
+            w.putF32s("tokenizer.ggml.scores", sc).putU32("tokenizer.ggml.unknown_token_id", v.unknown);
+        }
+        w.putU32("tokenizer.ggml.bos_token_id", v.bos)
+                .putU32("tokenizer.ggml.eos_token_id", v.eos)
+                .putU32("tokenizer.ggml.eot_token_id", v.imEnd)
+                .putU32("tokenizer.ggml.padding_token_id", v.eos)
+                .putBool("tokenizer.ggml.add_bos_token", v.merges == null)
                 .putString("tokenizer.chat_template", CHAT_TEMPLATE);
 
         SplittableRandom rnd = new SplittableRandom(s.seed());
@@ -119,6 +119,50 @@ public final class ModelGenerator {
         vector(w, "output_norm.weight", e, 1.0, 0.1, rnd);
         if (!s.tiedOutput()) matrix(w, "output.weight", vocab, e, outStd, t, rnd);
         w.write(out);
+    }
+
+    /** A vocabulary with its token types, and merges (BPE) or scores (SentencePiece). */
+    private static final class Vocab {
+        final List<String> tokens = new ArrayList<>();
+        final List<Integer> types = new ArrayList<>();
+        final List<Float> scores = new ArrayList<>();
+        List<String> merges;
+        int bos, eos, imEnd, unknown;
+
+        int add(String token, int type, float score) {
+            tokens.add(token);
+            types.add(type);
+            scores.add(score);
+            return tokens.size() - 1;
+        }
+    }
+
+    private static Vocab bytePairVocab(Spec s) {
+        BpeTrainer bpe = new BpeTrainer(corpus(), s.merges());
+        Vocab v = new Vocab();
+        for (String t : bpe.tokens) v.add(t, 1, 0f);
+        v.merges = bpe.merges;
+        v.eos = v.bos = v.add(SPECIAL_TOKENS[0], 3, 0f);
+        v.add(SPECIAL_TOKENS[1], 3, 0f);
+        v.imEnd = v.add(SPECIAL_TOKENS[2], 3, 0f);
+        v.unknown = -1;
+        return v;
+    }
+
+    private static Vocab sentencePieceVocab(Spec s) {
+        Vocab v = new Vocab();
+        v.unknown = v.add("<unk>", 2, 0f);
+        v.bos = v.add("<s>", 3, 0f);
+        v.eos = v.add("</s>", 3, 0f);
+        v.add(SPECIAL_TOKENS[1], 3, 0f);
+        v.imEnd = v.add(SPECIAL_TOKENS[2], 3, 0f);
+        for (int b = 0; b < 256; b++) v.add(String.format("<0x%02X>", b), 6, 0f);
+        SentencePieceTrainer spm = new SentencePieceTrainer(corpus(), s.merges());
+        java.util.Set<String> seen = new java.util.HashSet<>(v.tokens);
+        for (int i = 0; i < spm.pieces.size(); i++) {
+            if (seen.add(spm.pieces.get(i))) v.add(spm.pieces.get(i), 1, spm.scores.get(i));
+        }
+        return v;
     }
 
     private static void matrix(GgufWriter w, String name, int rows, int cols, double std, GgmlType t, SplittableRandom rnd) {
