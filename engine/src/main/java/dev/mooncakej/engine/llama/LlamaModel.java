@@ -5,6 +5,7 @@ import dev.mooncakej.engine.kv.KvCacheLayout;
 import dev.mooncakej.engine.kv.PagedKvCache;
 import dev.mooncakej.engine.tensor.MatMul;
 import dev.mooncakej.engine.tensor.ParallelExecutor;
+import dev.mooncakej.engine.tensor.VectorMath;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
@@ -239,7 +240,7 @@ public final class LlamaModel implements AutoCloseable {
             for (; i < upper; i += F.length()) {
                 acc = FloatVector.fromArray(F, a, ao + i).fma(FloatVector.fromMemorySegment(F, slab, so + 4L * i, ByteOrder.LITTLE_ENDIAN), acc);
             }
-            sum = acc.reduceLanes(VectorOperators.ADD);
+            sum = VectorMath.sum(acc);
         }
         for (; i < n; i++) sum += a[ao + i] * slab.get(F32, so + 4L * i);
         return sum;

@@ -117,7 +117,7 @@ public final class WeightMatrix {
             FloatVector w = FloatVector.fromMemorySegment(F, data, off + 4L * i, ByteOrder.LITTLE_ENDIAN);
             acc = w.fma(FloatVector.fromArray(F, x, xo + i), acc);
         }
-        float s = acc.reduceLanes(VectorOperators.ADD);
+        float s = VectorMath.sum(acc);
         for (; i < cols; i++) s += data.get(F32, off + 4L * i) * x[xo + i];
         return s;
     }
@@ -164,7 +164,7 @@ public final class WeightMatrix {
             }
             acc = blockSum.fma(FloatVector.broadcast(F, scale), acc);
         }
-        return acc.reduceLanes(VectorOperators.ADD);
+        return VectorMath.sum(acc);
     }
 
     /** Q4_0 weights x Q8_0 activations. */
@@ -187,6 +187,6 @@ public final class WeightMatrix {
             }
             acc = blockSum.fma(FloatVector.broadcast(F, scale), acc);
         }
-        return acc.reduceLanes(VectorOperators.ADD);
+        return VectorMath.sum(acc);
     }
 }
