@@ -1,11 +1,178 @@
 package dev.mooncakej.cli;
 
+import dev.mooncakej.engine.llama.LlamaEngine;
+import dev.mooncakej.engine.sampling.Sampler;
+import dev.mooncakej.engine.spi.DecodeBatch;
+import dev.mooncakej.engine.spi.PrefillOptions;
+import dev.mooncakej.engine.spi.Sequence;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.TimeUnit;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+import tools.jackson.databind.JsonNode;
+import tools.jackson.databind.json.JsonMapper;
 
+/**
+ * Prefill and decode tokens/s of the built-in engine at 1 and 2 threads, beside llama.cpp
+ * (node-llama-cpp, tools/llama-ref/bench.mjs) on the same file in the same run, and the process's
+ * peak resident memory. Prefill: one prompt of {@code --prompt-tokens} in one chunk; decode: batch 1,
+ * {@code --decode-tokens} steps; best of {@code --repeats}.
+ */
 @Command(name = "engine", description = "Prefill and decode tokens/s beside llama.cpp on the same file.")
 final class EngineBench implements Runnable {
+    private static final JsonMapper JSON = JsonMapper.builder().build();
+
+    @Option(names = "--model", required = true, description = "GGUF file (e.g. ./mooncakej model generate --preset small --out small.gguf)")
+    Path model;
+    @Option(names = "--threads", split = ",", defaultValue = "1,2")
+    int[] threads;
+    @Option(names = "--prompt-tokens", defaultValue = "256")
+    int promptTokens;
+    @Option(names = "--decode-tokens", defaultValue = "64")
+    int decodeTokens;
+    @Option(names = "--repeats", defaultValue = "3")
+    int repeats;
+    @Option(names = "--no-reference", description = "skip llama.cpp")
+    boolean noReference;
+    @Option(names = "--json", description = "print one JSON object")
+    boolean json;
+
     @Override
     public void run() {
-        throw new UnsupportedOperationException("bench engine is not built yet");
+        if (!Files.exists(model)) {
+            throw new IllegalArgumentException("--model " + model + " does not exist; generate one: ./mooncakej model generate --preset small --out " + model);
+        }
+        Map<String, Object> out = new LinkedHashMap<>();
+        out.put("command", "./mooncakej bench engine --model " + model + " --prompt-tokens " + promptTokens + " --decode-tokens " + decodeTokens);
+        out.put("machine", Machine.describe());
+        out.put("model", model.toString());
+        out.put("model_bytes", model.toFile().length());
+        List<Map<String, Object>> rows = new ArrayList<>();
+        long kvPoolBytes = 0;
+        for (int t : threads) {
+            progress("mooncakej engine, %d thread(s)...", t);
+            LlamaEngine.Config cfg = LlamaEngine.Config.of(model).withThreads(t).withMaxRows(Math.max(promptTokens, 1));
+            try (LlamaEngine engine = new LlamaEngine(cfg)) {
+                kvPoolBytes = engine.kvCache().slab().byteSize();
+                int vocab = engine.info().vocabSize();
+                int[] prompt = new int[promptTokens];
+                for (int i = 0; i < promptTokens; i++) prompt[i] = 1 + (i * 7919) % Math.max(2, vocab - 16);
+                float[] logits = new float[vocab];
+                DecodeBatch batch = new DecodeBatch(1, vocab);
+                double bestPrefill = 0, bestDecode = 0;
+                for (int r = 0; r < repeats + 1; r++) { // first round warms the JIT
+                    Sequence s = engine.newSequence();
+                    long t0 = System.nanoTime();
+                    engine.prefill(s, prompt, PrefillOptions.chunked(promptTokens), logits);
+                    double prefill = promptTokens / ((System.nanoTime() - t0) / 1e9);
+                    int tok = Sampler.argmax(logits, 0, vocab);
+                    t0 = System.nanoTime();
+                    for (int i = 0; i < decodeTokens; i++) {
+                        batch.clear();
+                        batch.add(s, tok);
+                        engine.decode(batch);
+                        tok = Sampler.argmax(batch.logits(), 0, vocab);
+                    }
+                    double decode = decodeTokens / ((System.nanoTime() - t0) / 1e9);
+                    s.release();
+                    if (r > 0) {
+                        bestPrefill = Math.max(bestPrefill, prefill);
+                        bestDecode = Math.max(bestDecode, decode);
+                    }
+                }
+                Map<String, Object> row = new LinkedHashMap<>();
+                row.put("threads", t);
+                row.put("prefill_tok_s", round(bestPrefill));
+                row.put("decode_tok_s", round(bestDecode));
+                rows.add(row);
+            }
+        }
+        out.put("mooncakej", rows);
+        long rss = Machine.peakRssBytes();
+        out.put("peak_rss_bytes", rss);
+        out.put("kv_pool_bytes", kvPoolBytes);
+        out.put("rss_budget_bytes", model.toFile().length() + kvPoolBytes + 300L * 1024 * 1024);
+        if (!noReference) {
+            progress("llama.cpp (node-llama-cpp 3.21.1), same file, same threads...");
+            List<Map<String, Object>> ref = llamaCpp();
+            out.put("llama_cpp", ref);
+            List<Map<String, Object>> ratios = new ArrayList<>();
+            for (int i = 0; i < rows.size(); i++) {
+                Map<String, Object> r = new LinkedHashMap<>();
+                r.put("threads", rows.get(i).get("threads"));
+                r.put("prefill_ratio", round((double) rows.get(i).get("prefill_tok_s") / (double) ref.get(i).get("prefill_tok_s")));
+                r.put("decode_ratio", round((double) rows.get(i).get("decode_tok_s") / (double) ref.get(i).get("decode_tok_s")));
+                ratios.add(r);
+            }
+            out.put("ratio_to_llama_cpp", ratios);
+        }
+        if (json) {
+            System.out.println(JSON.writeValueAsString(out));
+        } else {
+            System.out.println(out.get("command"));
+            System.out.println("machine: " + out.get("machine"));
+            System.out.printf("%-8s %-22s %-22s %-22s%n", "threads", "prefill tok/s (ratio)", "decode tok/s (ratio)", "llama.cpp prefill/decode");
+            for (int i = 0; i < rows.size(); i++) {
+                Map<String, Object> r = rows.get(i);
+                String ref = "-", pr = "", dr = "";
+                if (out.containsKey("llama_cpp")) {
+                    @SuppressWarnings("unchecked") Map<String, Object> l = ((List<Map<String, Object>>) out.get("llama_cpp")).get(i);
+                    @SuppressWarnings("unchecked") Map<String, Object> q = ((List<Map<String, Object>>) out.get("ratio_to_llama_cpp")).get(i);
+                    ref = l.get("prefill_tok_s") + " / " + l.get("decode_tok_s");
+                    pr = " (" + q.get("prefill_ratio") + "x)";
+                    dr = " (" + q.get("decode_ratio") + "x)";
+                }
+                System.out.printf("%-8s %-22s %-22s %-22s%n", r.get("threads"), r.get("prefill_tok_s") + pr, r.get("decode_tok_s") + dr, ref);
+            }
+            System.out.printf("peak RSS %.1f MB (budget: model %.1f MB + KV pool %.1f MB + 300 MB = %.1f MB)%n", rss / 1e6,
+                    model.toFile().length() / 1e6, kvPoolBytes / 1e6, ((long) out.get("rss_budget_bytes")) / 1e6);
+        }
+    }
+
+    private List<Map<String, Object>> llamaCpp() {
+        Path dir = Machine.projectRoot().resolve("tools/llama-ref");
+        try {
+            Map<String, Object> req = new LinkedHashMap<>();
+            req.put("model", model.toAbsolutePath().toString());
+            req.put("threads", threads);
+            req.put("promptTokens", promptTokens);
+            req.put("decodeTokens", decodeTokens);
+            req.put("repeats", repeats);
+            Process p = new ProcessBuilder("node", "bench.mjs").directory(dir.toFile()).redirectError(ProcessBuilder.Redirect.INHERIT).start();
+            p.getOutputStream().write(JSON.writeValueAsBytes(req));
+            p.getOutputStream().close();
+            byte[] stdout = p.getInputStream().readAllBytes();
+            if (!p.waitFor(10, TimeUnit.MINUTES) || p.exitValue() != 0) {
+                throw new IllegalStateException("llama.cpp benchmark failed (exit " + p.exitValue() + "); is tools/llama-ref installed? ./mooncakej bench installs it");
+            }
+            List<Map<String, Object>> rows = new ArrayList<>();
+            for (JsonNode r : JSON.readTree(stdout).get("results")) {
+                Map<String, Object> row = new LinkedHashMap<>();
+                row.put("threads", r.get("threads").asInt());
+                row.put("prefill_tok_s", round(r.get("prefill_tok_s").asDouble()));
+                row.put("decode_tok_s", round(r.get("decode_tok_s").asDouble()));
+                rows.add(row);
+            }
+            return rows;
+        } catch (IOException e) {
+            throw new IllegalStateException("cannot run the llama.cpp benchmark in " + dir + ": " + e.getMessage(), e);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new IllegalStateException("interrupted", e);
+        }
+    }
+
+    private void progress(String fmt, Object... args) {
+        System.err.printf(fmt + "%n", args);
+    }
+
+    private static double round(double v) {
+        return Math.round(v * 10) / 10.0;
     }
 }

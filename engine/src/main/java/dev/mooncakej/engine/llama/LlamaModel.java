@@ -5,12 +5,11 @@ import dev.mooncakej.engine.kv.KvCacheLayout;
 import dev.mooncakej.engine.kv.PagedKvCache;
 import dev.mooncakej.engine.tensor.MatMul;
 import dev.mooncakej.engine.tensor.ParallelExecutor;
-import dev.mooncakej.engine.tensor.VectorMath;
+import dev.mooncakej.engine.tensor.LaneMath;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
 import jdk.incubator.vector.FloatVector;
-import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
 
 /**
@@ -118,11 +117,7 @@ public final class LlamaModel implements AutoCloseable {
             for (int r = 0; r < rows; r++) rmsNorm(x, r * e, w.ffnNorm[l], xb, r * e, e);
             mm.apply(w.wGate[l], xb, rows, hb, null);
             mm.applySameInput(w.wUp[l], xb, rows, hb2, null);
-            int ffTotal = rows * c.feedForward();
-            for (int i = 0; i < ffTotal; i++) {
-                float g = hb[i];
-                hb[i] = g / (1f + (float) Math.exp(-g)) * hb2[i];
-            }
+            LaneMath.swiglu(hb, hb2, rows * c.feedForward());
             mm.accumulate(w.wDown[l], hb, rows, x);
             listener.onLayer(l);
         }
@@ -214,12 +209,7 @@ public final class LlamaModel implements AutoCloseable {
                     s[j] = d;
                     if (d > max) max = d;
                 }
-                double sum = 0;
-                for (int j = 0; j <= pos; j++) {
-                    float ex = (float) Math.exp(s[j] - max);
-                    s[j] = ex;
-                    sum += ex;
-                }
+                double sum = LaneMath.expShifted(s, pos + 1, max);
                 float inv = (float) (1.0 / sum);
                 int ao = r * c.qDim() + h * hd;
                 java.util.Arrays.fill(att, ao, ao + hd, 0f);
@@ -240,7 +230,7 @@ public final class LlamaModel implements AutoCloseable {
             for (; i < upper; i += F.length()) {
                 acc = FloatVector.fromArray(F, a, ao + i).fma(FloatVector.fromMemorySegment(F, slab, so + 4L * i, ByteOrder.LITTLE_ENDIAN), acc);
             }
-            sum = VectorMath.sum(acc);
+            sum = LaneMath.sum(acc);
         }
         for (; i < n; i++) sum += a[ao + i] * slab.get(F32, so + 4L * i);
         return sum;

@@ -2,13 +2,23 @@ package dev.mooncakej.engine.tensor;
 
 /**
  * {@code out[r][o] = sum_i W[o][i] * x[r][i]} for a batch of activation rows, split over output rows
- * across the {@link ParallelExecutor}'s threads. One instance per engine; all state preallocated, so
- * a call allocates nothing. Every output element is computed by the same code in the same order
- * whatever the batch, so a row's result does not depend on the other rows (continuous batching is exact).
+ * across the {@link ParallelExecutor}'s threads. One instance per engine; all state preallocated, so a
+ * call allocates nothing.
+ *
+ * <p>Few rows (decode): each weight row is dequantized on the fly inside the dot product. Many rows
+ * (prefill): each weight row is dequantized once into a per-thread buffer and multiplied with four
+ * input rows at a time. Both paths compute every element with the same operations in the same order
+ * ({@link WeightMatrix#dot(float[], int, float[], int, int)}), so a row's result does not depend on the
+ * batch (continuous batching is exact).
  */
 public final class MatMul implements ParallelExecutor.RangeTask {
+    /** From this many rows on, a weight row is dequantized once and reused across rows. */
+    static final int BATCHED_ROWS = 3;
+
     private final ParallelExecutor executor;
     private final PreparedInput prepared;
+    private final float[][] rowBuffers;  // [worker][maxCols]
+    private final float[][] dots;        // [worker][4]
     private WeightMatrix w;
     private float[] out;
     private float[] bias;
@@ -18,6 +28,8 @@ public final class MatMul implements ParallelExecutor.RangeTask {
     public MatMul(ParallelExecutor executor, int maxRows, int maxCols) {
         this.executor = executor;
         this.prepared = new PreparedInput(maxRows, maxCols);
+        this.rowBuffers = new float[executor.threads()][maxCols];
+        this.dots = new float[executor.threads()][4];
     }
 
     /** {@code out[r * W.rows + o] = W[o] . x[r]} (+ bias[o] when bias is not null). */
@@ -57,13 +69,32 @@ public final class MatMul implements ParallelExecutor.RangeTask {
     public void run(int from, int to, int worker) {
         WeightMatrix w = this.w;
         int rows = w.rows();
-        for (int o = from; o < to; o++) {
-            float b = bias == null ? 0f : bias[o];
-            for (int r = 0; r < nRows; r++) {
-                float v = w.dot(o, prepared, r) + b;
-                int idx = r * rows + o;
-                out[idx] = accumulate ? out[idx] + v : v;
+        int cols = w.cols();
+        float[] x = prepared.values;
+        if (nRows < BATCHED_ROWS && w.fusedDot()) {
+            for (int o = from; o < to; o++) {
+                for (int r = 0; r < nRows; r++) store(r * rows + o, w.dot(o, prepared, r), o);
             }
+            return;
         }
+        float[] wrow = rowBuffers[worker];
+        float[] d = dots[worker];
+        for (int o = from; o < to; o++) {
+            w.dequantizeRow(o, wrow, 0);
+            int r = 0;
+            for (; r + 3 < nRows; r += 4) {
+                WeightMatrix.dot4(wrow, x, r * cols, (r + 1) * cols, (r + 2) * cols, (r + 3) * cols, cols, d);
+                store(r * rows + o, d[0], o);
+                store((r + 1) * rows + o, d[1], o);
+                store((r + 2) * rows + o, d[2], o);
+                store((r + 3) * rows + o, d[3], o);
+            }
+            for (; r < nRows; r++) store(r * rows + o, WeightMatrix.dot(wrow, 0, x, r * cols, cols), o);
+        }
+    }
+
+    private void store(int idx, float v, int o) {
+        if (bias != null) v += bias[o];
+        out[idx] = accumulate ? out[idx] + v : v;
     }
 }

@@ -1,20 +1,20 @@
 package dev.mooncakej.engine.tensor;
 
 /**
- * Activation rows converted to the form a weight type's kernel consumes (preallocated, reused).
- *
+ * Activation rows converted the way llama.cpp's CPU backend converts them for a weight type, so
+ * results agree closely with it (preallocated, reused):
  * <ul>
- *   <li>{@code F32}: {@code values} = the activations;</li>
- *   <li>{@code F16} / {@code BF16}: {@code values} = the activations rounded to that type;</li>
- *   <li>{@code Q8_0}: per block of 32, {@code scales[b]} = F16-rounded {@code amax/127} and
- *       {@code values} = the integers {@code rint(x * 127/amax)} stored as floats.</li>
+ *   <li>{@code F32}: the activations;</li>
+ *   <li>{@code F16} / {@code BF16}: the activations rounded to that type;</li>
+ *   <li>{@code Q8_0}: per block of 32, quantized to {@code q = rint(x * 127/amax)} with scale
+ *       {@code d = F16(amax/127)}, stored dequantized as {@code q * d}.</li>
  * </ul>
+ * Every kernel then takes the same float dot product of a dequantized weight row with these values.
  */
 public final class PreparedInput {
     public enum Kind { F32, F16, BF16, Q8_0 }
 
     final float[] values;
-    final float[] scales;
     private Kind kind;
     private float[] source;
     private int rows;
@@ -22,7 +22,6 @@ public final class PreparedInput {
 
     public PreparedInput(int maxRows, int maxCols) {
         this.values = new float[maxRows * maxCols];
-        this.scales = new float[maxRows * ((maxCols + 31) / 32)];
     }
 
     /** Prepares {@code rows x cols} activations of {@code x} for kernels of {@code kind}. */
@@ -41,12 +40,12 @@ public final class PreparedInput {
         return this;
     }
 
-    /** True when this already holds {@code x} prepared for {@code kind} (callers avoid re-preparing). */
+    /** True when this already holds {@code x} prepared for {@code kind}. */
     public boolean holds(Kind kind, float[] x, int rows, int cols) {
         return this.kind == kind && this.source == x && this.rows == rows && this.cols == cols;
     }
 
-    /** Forgets what is held, after {@code source} changed. */
+    /** Forgets what is held, after its source changed. */
     public void invalidate() { this.source = null; }
 
     private void quantizeQ8(float[] x, int n) {
@@ -54,10 +53,9 @@ public final class PreparedInput {
             int base = b * 32;
             float amax = 0;
             for (int j = 0; j < 32; j++) amax = Math.max(amax, Math.abs(x[base + j]));
-            float d = amax / 127f;
             float id = amax != 0 ? 127f / amax : 0f;
-            scales[b] = Float.float16ToFloat(Float.floatToFloat16(d));
-            for (int j = 0; j < 32; j++) values[base + j] = (float) Math.rint(x[base + j] * id);
+            float d = Float.float16ToFloat(Float.floatToFloat16(amax / 127f));
+            for (int j = 0; j < 32; j++) values[base + j] = (float) Math.rint(x[base + j] * id) * d;
         }
     }
 

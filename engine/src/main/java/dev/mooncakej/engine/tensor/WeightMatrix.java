@@ -68,20 +68,93 @@ public final class WeightMatrix {
         };
     }
 
-    /** Dot product of weight row {@code o} with prepared input row {@code r}. */
+    /**
+     * Dot product of weight row {@code o} with prepared input row {@code r}, dequantizing on the fly.
+     * Bit for bit the same as {@link #dequantizeRow} followed by {@link #dot(float[], int, float[], int, int)}
+     * (the batched path), so a row's result does not depend on the batch it is in. F16/BF16 rows are
+     * only computed through the batched path.
+     */
     public float dot(int o, PreparedInput in, int r) {
         long off = o * rowBytes;
         int xo = r * cols;
         return switch (type) {
             case F32 -> dotF32(off, in.values, xo);
-            case F16 -> dotF16(off, in.values, xo);
-            case BF16 -> dotBF16(off, in.values, xo);
-            case Q8_0 -> dotQ8(off, in.values, xo, in.scales, r * (cols / 32));
-            case Q4_0 -> dotQ4(off, in.values, xo, in.scales, r * (cols / 32));
+            case Q8_0 -> dotQ8(off, in.values, xo);
+            case Q4_0 -> dotQ4(off, in.values, xo);
+            case F16, BF16 -> throw new IllegalStateException("use dequantizeRow + dot for " + type);
         };
     }
 
-    /** Dequantizes row {@code o} into {@code out[outOffset ..]} (embedding look-up). */
+    /** True when {@link #dot(int, PreparedInput, int)} can compute a row without a dequantized copy. */
+    public boolean fusedDot() { return type == GgmlType.F32 || type == GgmlType.Q8_0 || type == GgmlType.Q4_0; }
+
+    /**
+     * The canonical dot product every kernel reproduces: vector chunks of {@code L} lanes fused
+     * multiply-added in index order into two accumulators (even chunks into the first, odd into the
+     * second, so two FMA chains run at once), the accumulators added and summed pairwise
+     * ({@link LaneMath#sum}), then a scalar tail.
+     */
+    public static float dot(float[] w, int wo, float[] x, int xo, int n) {
+        FloatVector a0 = FloatVector.zero(F), a1 = a0;
+        int i = 0;
+        int upper = F.loopBound(n);
+        for (; i + L < upper; i += 2 * L) {
+            a0 = FloatVector.fromArray(F, w, wo + i).fma(FloatVector.fromArray(F, x, xo + i), a0);
+            a1 = FloatVector.fromArray(F, w, wo + i + L).fma(FloatVector.fromArray(F, x, xo + i + L), a1);
+        }
+        if (i < upper) {
+            a0 = FloatVector.fromArray(F, w, wo + i).fma(FloatVector.fromArray(F, x, xo + i), a0);
+            i += L;
+        }
+        float s = LaneMath.sum(a0.add(a1));
+        for (; i < n; i++) s += w[wo + i] * x[xo + i];
+        return s;
+    }
+
+    /**
+     * One dequantized weight row times four input rows (each result exactly {@link #dot}): every weight
+     * vector is loaded once and used four times. Kept small: a larger kernel exceeds C2's inlining
+     * budget, and a vector operation that is not inlined allocates.
+     */
+    public static void dot4(float[] w, float[] x, int x0, int x1, int x2, int x3, int n, float[] out) {
+        FloatVector z = FloatVector.zero(F);
+        FloatVector a0 = z, a1 = z, a2 = z, a3 = z; // even chunks
+        FloatVector b0 = z, b1 = z, b2 = z, b3 = z; // odd chunks
+        int i = 0;
+        int upper = F.loopBound(n);
+        for (; i + L < upper; i += 2 * L) {
+            FloatVector u = FloatVector.fromArray(F, w, i);
+            a0 = u.fma(FloatVector.fromArray(F, x, x0 + i), a0);
+            a1 = u.fma(FloatVector.fromArray(F, x, x1 + i), a1);
+            a2 = u.fma(FloatVector.fromArray(F, x, x2 + i), a2);
+            a3 = u.fma(FloatVector.fromArray(F, x, x3 + i), a3);
+            int j = i + L;
+            FloatVector v = FloatVector.fromArray(F, w, j);
+            b0 = v.fma(FloatVector.fromArray(F, x, x0 + j), b0);
+            b1 = v.fma(FloatVector.fromArray(F, x, x1 + j), b1);
+            b2 = v.fma(FloatVector.fromArray(F, x, x2 + j), b2);
+            b3 = v.fma(FloatVector.fromArray(F, x, x3 + j), b3);
+        }
+        if (i < upper) {
+            FloatVector u = FloatVector.fromArray(F, w, i);
+            a0 = u.fma(FloatVector.fromArray(F, x, x0 + i), a0);
+            a1 = u.fma(FloatVector.fromArray(F, x, x1 + i), a1);
+            a2 = u.fma(FloatVector.fromArray(F, x, x2 + i), a2);
+            a3 = u.fma(FloatVector.fromArray(F, x, x3 + i), a3);
+            i += L;
+        }
+        float s0 = LaneMath.sum(a0.add(b0)), s1 = LaneMath.sum(a1.add(b1));
+        float s2 = LaneMath.sum(a2.add(b2)), s3 = LaneMath.sum(a3.add(b3));
+        for (; i < n; i++) {
+            s0 += w[i] * x[x0 + i];
+            s1 += w[i] * x[x1 + i];
+            s2 += w[i] * x[x2 + i];
+            s3 += w[i] * x[x3 + i];
+        }
+        out[0] = s0; out[1] = s1; out[2] = s2; out[3] = s3;
+    }
+
+    /** Dequantizes row {@code o} into {@code out[outOffset ..]} (embedding look-up, batched matmul). */
     public void dequantizeRow(int o, float[] out, int outOffset) {
         long off = o * rowBytes;
         switch (type) {
@@ -91,18 +164,23 @@ public final class WeightMatrix {
             case Q8_0 -> {
                 for (int b = 0; b < cols / 32; b++) {
                     long bo = off + 34L * b;
-                    float d = Float.float16ToFloat(data.get(I16, bo));
-                    for (int j = 0; j < 32; j++) out[outOffset + b * 32 + j] = d * data.get(ValueLayout.JAVA_BYTE, bo + 2 + j);
+                    FloatVector d = FloatVector.broadcast(F, Float.float16ToFloat(data.get(I16, bo)));
+                    for (int p = 0; p < 32; p += L) {
+                        ((FloatVector) ByteVector.fromMemorySegment(B, data, bo + 2 + p, ByteOrder.LITTLE_ENDIAN)
+                                .convertShape(VectorOperators.B2F, F, 0)).mul(d).intoArray(out, outOffset + b * 32 + p);
+                    }
                 }
             }
             case Q4_0 -> {
                 for (int b = 0; b < cols / 32; b++) {
                     long bo = off + 18L * b;
-                    float d = Float.float16ToFloat(data.get(I16, bo));
-                    for (int j = 0; j < 16; j++) {
-                        int q = data.get(ValueLayout.JAVA_BYTE, bo + 2 + j) & 0xFF;
-                        out[outOffset + b * 32 + j] = d * ((q & 0x0F) - 8);
-                        out[outOffset + b * 32 + j + 16] = d * ((q >>> 4) - 8);
+                    FloatVector d = FloatVector.broadcast(F, Float.float16ToFloat(data.get(I16, bo)));
+                    ByteVector q = ByteVector.fromMemorySegment(B16, data, bo + 2, ByteOrder.LITTLE_ENDIAN);
+                    ByteVector lo = q.and((byte) 0x0F).sub((byte) 8);
+                    ByteVector hi = q.lanewise(VectorOperators.LSHR, 4).and((byte) 0x0F).sub((byte) 8);
+                    for (int p = 0; p < 16 / L; p++) {
+                        ((FloatVector) lo.convertShape(VectorOperators.B2F, F, p)).mul(d).intoArray(out, outOffset + b * 32 + p * L);
+                        ((FloatVector) hi.convertShape(VectorOperators.B2F, F, p)).mul(d).intoArray(out, outOffset + b * 32 + 16 + p * L);
                     }
                 }
             }
@@ -110,83 +188,65 @@ public final class WeightMatrix {
     }
 
     private float dotF32(long off, float[] x, int xo) {
-        FloatVector acc = FloatVector.zero(F);
+        FloatVector a0 = FloatVector.zero(F), a1 = a0;
         int i = 0;
         int upper = F.loopBound(cols);
-        for (; i < upper; i += L) {
-            FloatVector w = FloatVector.fromMemorySegment(F, data, off + 4L * i, ByteOrder.LITTLE_ENDIAN);
-            acc = w.fma(FloatVector.fromArray(F, x, xo + i), acc);
+        for (; i + L < upper; i += 2 * L) {
+            a0 = FloatVector.fromMemorySegment(F, data, off + 4L * i, ByteOrder.LITTLE_ENDIAN).fma(FloatVector.fromArray(F, x, xo + i), a0);
+            a1 = FloatVector.fromMemorySegment(F, data, off + 4L * (i + L), ByteOrder.LITTLE_ENDIAN).fma(FloatVector.fromArray(F, x, xo + i + L), a1);
         }
-        float s = VectorMath.sum(acc);
+        if (i < upper) {
+            a0 = FloatVector.fromMemorySegment(F, data, off + 4L * i, ByteOrder.LITTLE_ENDIAN).fma(FloatVector.fromArray(F, x, xo + i), a0);
+            i += L;
+        }
+        float s = LaneMath.sum(a0.add(a1));
         for (; i < cols; i++) s += data.get(F32, off + 4L * i) * x[xo + i];
         return s;
     }
 
-    private float dotF16(long off, float[] x, int xo) {
-        float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-        int i = 0;
-        for (; i + 3 < cols; i += 4) {
-            s0 += Float.float16ToFloat(data.get(I16, off + 2L * i)) * x[xo + i];
-            s1 += Float.float16ToFloat(data.get(I16, off + 2L * i + 2)) * x[xo + i + 1];
-            s2 += Float.float16ToFloat(data.get(I16, off + 2L * i + 4)) * x[xo + i + 2];
-            s3 += Float.float16ToFloat(data.get(I16, off + 2L * i + 6)) * x[xo + i + 3];
-        }
-        for (; i < cols; i++) s0 += Float.float16ToFloat(data.get(I16, off + 2L * i)) * x[xo + i];
-        return (s0 + s1) + (s2 + s3);
-    }
+    // Quantized rows: cols is a multiple of 32 and 32 / L is even, so a chunk's parity is (p / L) & 1 inside a block.
 
-    private float dotBF16(long off, float[] x, int xo) {
-        float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-        int i = 0;
-        for (; i + 3 < cols; i += 4) {
-            s0 += Float.intBitsToFloat(data.get(I16, off + 2L * i) << 16) * x[xo + i];
-            s1 += Float.intBitsToFloat(data.get(I16, off + 2L * i + 2) << 16) * x[xo + i + 1];
-            s2 += Float.intBitsToFloat(data.get(I16, off + 2L * i + 4) << 16) * x[xo + i + 2];
-            s3 += Float.intBitsToFloat(data.get(I16, off + 2L * i + 6) << 16) * x[xo + i + 3];
-        }
-        for (; i < cols; i++) s0 += Float.intBitsToFloat(data.get(I16, off + 2L * i) << 16) * x[xo + i];
-        return (s0 + s1) + (s2 + s3);
-    }
-
-    /** Q8_0 weights x Q8_0 activations: per block, the exact integer dot times both scales. */
-    private float dotQ8(long off, float[] xq, int xo, float[] xd, int so) {
-        FloatVector acc = FloatVector.zero(F);
-        int blocks = cols >> 5;
-        for (int b = 0; b < blocks; b++) {
+    private float dotQ8(long off, float[] x, int xo) {
+        FloatVector a0 = FloatVector.zero(F), a1 = a0;
+        for (int b = 0, blocks = cols >> 5; b < blocks; b++) {
             long bo = off + 34L * b;
-            float scale = Float.float16ToFloat(data.get(I16, bo)) * xd[so + b];
-            FloatVector blockSum = FloatVector.zero(F);
+            FloatVector d = FloatVector.broadcast(F, Float.float16ToFloat(data.get(I16, bo)));
             int xb = xo + (b << 5);
-            for (int p = 0; p < 32; p += L) {
-                FloatVector w = (FloatVector) ByteVector.fromMemorySegment(B, data, bo + 2 + p, ByteOrder.LITTLE_ENDIAN)
-                        .convertShape(VectorOperators.B2F, F, 0);
-                blockSum = w.fma(FloatVector.fromArray(F, xq, xb + p), blockSum);
+            for (int p = 0; p < 32; p += 2 * L) {
+                FloatVector w0 = ((FloatVector) ByteVector.fromMemorySegment(B, data, bo + 2 + p, ByteOrder.LITTLE_ENDIAN)
+                        .convertShape(VectorOperators.B2F, F, 0)).mul(d);
+                FloatVector w1 = ((FloatVector) ByteVector.fromMemorySegment(B, data, bo + 2 + p + L, ByteOrder.LITTLE_ENDIAN)
+                        .convertShape(VectorOperators.B2F, F, 0)).mul(d);
+                a0 = w0.fma(FloatVector.fromArray(F, x, xb + p), a0);
+                a1 = w1.fma(FloatVector.fromArray(F, x, xb + p + L), a1);
             }
-            acc = blockSum.fma(FloatVector.broadcast(F, scale), acc);
         }
-        return VectorMath.sum(acc);
+        return LaneMath.sum(a0.add(a1));
     }
 
-    /** Q4_0 weights x Q8_0 activations. */
-    private float dotQ4(long off, float[] xq, int xo, float[] xd, int so) {
-        FloatVector acc = FloatVector.zero(F);
-        int blocks = cols >> 5;
-        for (int b = 0; b < blocks; b++) {
+    private float dotQ4(long off, float[] x, int xo) {
+        FloatVector a0 = FloatVector.zero(F), a1 = a0;
+        int loChunks = 16 / L;
+        for (int b = 0, blocks = cols >> 5; b < blocks; b++) {
             long bo = off + 18L * b;
-            float scale = Float.float16ToFloat(data.get(I16, bo)) * xd[so + b];
+            FloatVector d = FloatVector.broadcast(F, Float.float16ToFloat(data.get(I16, bo)));
             ByteVector q = ByteVector.fromMemorySegment(B16, data, bo + 2, ByteOrder.LITTLE_ENDIAN);
             ByteVector lo = q.and((byte) 0x0F).sub((byte) 8);
             ByteVector hi = q.lanewise(VectorOperators.LSHR, 4).and((byte) 0x0F).sub((byte) 8);
-            FloatVector blockSum = FloatVector.zero(F);
             int xb = xo + (b << 5);
-            for (int p = 0; p < 16 / L; p++) {
-                FloatVector wl = (FloatVector) lo.convertShape(VectorOperators.B2F, F, p);
-                FloatVector wh = (FloatVector) hi.convertShape(VectorOperators.B2F, F, p);
-                blockSum = wl.fma(FloatVector.fromArray(F, xq, xb + p * L), blockSum);
-                blockSum = wh.fma(FloatVector.fromArray(F, xq, xb + 16 + p * L), blockSum);
+            for (int c = 0; c < loChunks; c++) { // chunks in index order: low nibbles (0..15), then high (16..31)
+                FloatVector w = ((FloatVector) lo.convertShape(VectorOperators.B2F, F, c)).mul(d);
+                FloatVector xv = FloatVector.fromArray(F, x, xb + c * L);
+                if ((c & 1) == 0) a0 = w.fma(xv, a0);
+                else a1 = w.fma(xv, a1);
             }
-            acc = blockSum.fma(FloatVector.broadcast(F, scale), acc);
+            for (int c = loChunks; c < 2 * loChunks; c++) {
+                FloatVector w = ((FloatVector) hi.convertShape(VectorOperators.B2F, F, c - loChunks)).mul(d);
+                FloatVector xv = FloatVector.fromArray(F, x, xb + c * L);
+                if ((c & 1) == 0) a0 = w.fma(xv, a0);
+                else a1 = w.fma(xv, a1);
+            }
         }
-        return VectorMath.sum(acc);
+        return LaneMath.sum(a0.add(a1));
     }
 }
