@@ -106,8 +106,8 @@ final class EngineBench implements Runnable {
             for (int i = 0; i < rows.size(); i++) {
                 Map<String, Object> r = new LinkedHashMap<>();
                 r.put("threads", rows.get(i).get("threads"));
-                r.put("prefill_ratio", round((double) rows.get(i).get("prefill_tok_s") / (double) ref.get(i).get("prefill_tok_s")));
-                r.put("decode_ratio", round((double) rows.get(i).get("decode_tok_s") / (double) ref.get(i).get("decode_tok_s")));
+                r.put("prefill_ratio", round2((double) rows.get(i).get("prefill_tok_s") / (double) ref.get(i).get("prefill_tok_s")));
+                r.put("decode_ratio", round2((double) rows.get(i).get("decode_tok_s") / (double) ref.get(i).get("decode_tok_s")));
                 ratios.add(r);
             }
             out.put("ratio_to_llama_cpp", ratios);
@@ -170,6 +170,10 @@ final class EngineBench implements Runnable {
 
     private void progress(String fmt, Object... args) {
         System.err.printf(fmt + "%n", args);
+    }
+
+    private static double round2(double v) {
+        return Math.round(v * 100) / 100.0;
     }
 
     private static double round(double v) {

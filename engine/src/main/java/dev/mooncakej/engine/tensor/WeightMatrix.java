@@ -112,31 +112,75 @@ public final class WeightMatrix {
     }
 
     /**
+     * Two dequantized weight rows ({@code w[wa..]}, {@code w[wb..]}) times four input rows: eight
+     * results, each exactly {@link #dot}; every vector loaded is used two or four times.
+     * {@code out[k * 4 + j]} = weight row k . input row j.
+     */
+    public static void dot2x4(float[] w, int wa, int wb, float[] x, int x0, int x1, int x2, int x3, int n, float[] out) {
+        FloatVector z = FloatVector.zero(F);
+        FloatVector a00 = z, a01 = z, a02 = z, a03 = z, a10 = z, a11 = z, a12 = z, a13 = z; // even chunks
+        FloatVector b00 = z, b01 = z, b02 = z, b03 = z, b10 = z, b11 = z, b12 = z, b13 = z; // odd chunks
+        int i = 0;
+        int upper = F.loopBound(n);
+        for (; i + L < upper; i += 2 * L) {
+            FloatVector u = FloatVector.fromArray(F, w, wa + i), v = FloatVector.fromArray(F, w, wb + i);
+            FloatVector p0 = FloatVector.fromArray(F, x, x0 + i), p1 = FloatVector.fromArray(F, x, x1 + i);
+            FloatVector p2 = FloatVector.fromArray(F, x, x2 + i), p3 = FloatVector.fromArray(F, x, x3 + i);
+            a00 = u.fma(p0, a00); a01 = u.fma(p1, a01); a02 = u.fma(p2, a02); a03 = u.fma(p3, a03);
+            a10 = v.fma(p0, a10); a11 = v.fma(p1, a11); a12 = v.fma(p2, a12); a13 = v.fma(p3, a13);
+            int j = i + L;
+            u = FloatVector.fromArray(F, w, wa + j);
+            v = FloatVector.fromArray(F, w, wb + j);
+            p0 = FloatVector.fromArray(F, x, x0 + j); p1 = FloatVector.fromArray(F, x, x1 + j);
+            p2 = FloatVector.fromArray(F, x, x2 + j); p3 = FloatVector.fromArray(F, x, x3 + j);
+            b00 = u.fma(p0, b00); b01 = u.fma(p1, b01); b02 = u.fma(p2, b02); b03 = u.fma(p3, b03);
+            b10 = v.fma(p0, b10); b11 = v.fma(p1, b11); b12 = v.fma(p2, b12); b13 = v.fma(p3, b13);
+        }
+        if (i < upper) {
+            FloatVector u = FloatVector.fromArray(F, w, wa + i), v = FloatVector.fromArray(F, w, wb + i);
+            FloatVector p0 = FloatVector.fromArray(F, x, x0 + i), p1 = FloatVector.fromArray(F, x, x1 + i);
+            FloatVector p2 = FloatVector.fromArray(F, x, x2 + i), p3 = FloatVector.fromArray(F, x, x3 + i);
+            a00 = u.fma(p0, a00); a01 = u.fma(p1, a01); a02 = u.fma(p2, a02); a03 = u.fma(p3, a03);
+            a10 = v.fma(p0, a10); a11 = v.fma(p1, a11); a12 = v.fma(p2, a12); a13 = v.fma(p3, a13);
+            i += L;
+        }
+        out[0] = LaneMath.sum(a00.add(b00)); out[1] = LaneMath.sum(a01.add(b01));
+        out[2] = LaneMath.sum(a02.add(b02)); out[3] = LaneMath.sum(a03.add(b03));
+        out[4] = LaneMath.sum(a10.add(b10)); out[5] = LaneMath.sum(a11.add(b11));
+        out[6] = LaneMath.sum(a12.add(b12)); out[7] = LaneMath.sum(a13.add(b13));
+        for (; i < n; i++) {
+            float wi = w[wa + i], wj = w[wb + i];
+            out[0] += wi * x[x0 + i]; out[1] += wi * x[x1 + i]; out[2] += wi * x[x2 + i]; out[3] += wi * x[x3 + i];
+            out[4] += wj * x[x0 + i]; out[5] += wj * x[x1 + i]; out[6] += wj * x[x2 + i]; out[7] += wj * x[x3 + i];
+        }
+    }
+
+    /**
      * One dequantized weight row times four input rows (each result exactly {@link #dot}): every weight
      * vector is loaded once and used four times. Kept small: a larger kernel exceeds C2's inlining
      * budget, and a vector operation that is not inlined allocates.
      */
-    public static void dot4(float[] w, float[] x, int x0, int x1, int x2, int x3, int n, float[] out) {
+    public static void dot4(float[] w, int wo, float[] x, int x0, int x1, int x2, int x3, int n, float[] out) {
         FloatVector z = FloatVector.zero(F);
         FloatVector a0 = z, a1 = z, a2 = z, a3 = z; // even chunks
         FloatVector b0 = z, b1 = z, b2 = z, b3 = z; // odd chunks
         int i = 0;
         int upper = F.loopBound(n);
         for (; i + L < upper; i += 2 * L) {
-            FloatVector u = FloatVector.fromArray(F, w, i);
+            FloatVector u = FloatVector.fromArray(F, w, wo + i);
             a0 = u.fma(FloatVector.fromArray(F, x, x0 + i), a0);
             a1 = u.fma(FloatVector.fromArray(F, x, x1 + i), a1);
             a2 = u.fma(FloatVector.fromArray(F, x, x2 + i), a2);
             a3 = u.fma(FloatVector.fromArray(F, x, x3 + i), a3);
             int j = i + L;
-            FloatVector v = FloatVector.fromArray(F, w, j);
+            FloatVector v = FloatVector.fromArray(F, w, wo + j);
             b0 = v.fma(FloatVector.fromArray(F, x, x0 + j), b0);
             b1 = v.fma(FloatVector.fromArray(F, x, x1 + j), b1);
             b2 = v.fma(FloatVector.fromArray(F, x, x2 + j), b2);
             b3 = v.fma(FloatVector.fromArray(F, x, x3 + j), b3);
         }
         if (i < upper) {
-            FloatVector u = FloatVector.fromArray(F, w, i);
+            FloatVector u = FloatVector.fromArray(F, w, wo + i);
             a0 = u.fma(FloatVector.fromArray(F, x, x0 + i), a0);
             a1 = u.fma(FloatVector.fromArray(F, x, x1 + i), a1);
             a2 = u.fma(FloatVector.fromArray(F, x, x2 + i), a2);
@@ -146,10 +190,11 @@ public final class WeightMatrix {
         float s0 = LaneMath.sum(a0.add(b0)), s1 = LaneMath.sum(a1.add(b1));
         float s2 = LaneMath.sum(a2.add(b2)), s3 = LaneMath.sum(a3.add(b3));
         for (; i < n; i++) {
-            s0 += w[i] * x[x0 + i];
-            s1 += w[i] * x[x1 + i];
-            s2 += w[i] * x[x2 + i];
-            s3 += w[i] * x[x3 + i];
+            float wi = w[wo + i];
+            s0 += wi * x[x0 + i];
+            s1 += wi * x[x1 + i];
+            s2 += wi * x[x2 + i];
+            s3 += wi * x[x3 + i];
         }
         out[0] = s0; out[1] = s1; out[2] = s2; out[3] = s3;
     }
