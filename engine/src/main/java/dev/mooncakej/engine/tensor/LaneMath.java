@@ -81,21 +81,17 @@ public final class LaneMath {
         for (; i < n; i++) x[i] = x[i] / (exp(-x[i]) + 1f) * y[i];
     }
 
-    /** {@code s[i] = e^(s[i] - max)} for i in [0, n); returns the sum of the results (in double). */
+    /** {@code s[i] = e^(s[i] - max)} for i in [0, n); returns the sum of the results, added in index order in double. */
     public static double expShifted(float[] s, int n, float max) {
         int i = 0;
-        FloatVector acc = FloatVector.zero(F);
         FloatVector m = FloatVector.broadcast(F, max);
         for (int upper = F.loopBound(n); i < upper; i += L) {
-            FloatVector e = exp(FloatVector.fromArray(F, s, i).sub(m));
-            e.intoArray(s, i);
-            acc = acc.add(e);
+            exp(FloatVector.fromArray(F, s, i).sub(m)).intoArray(s, i);
         }
-        double sum = sum(acc);
-        for (; i < n; i++) {
-            s[i] = exp(s[i] - max);
-            sum += s[i];
-        }
+        for (; i < n; i++) s[i] = exp(s[i] - max);
+        // a scalar sum: a horizontal vector sum here is a call C2 may not inline, and then it allocates
+        double sum = 0;
+        for (int j = 0; j < n; j++) sum += s[j];
         return sum;
     }
 

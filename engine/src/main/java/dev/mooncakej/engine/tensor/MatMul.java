@@ -20,7 +20,7 @@ public final class MatMul implements ParallelExecutor.RangeTask {
     private final ParallelExecutor executor;
     private final PreparedInput prepared;
     private final float[][] rowBuffers;  // [worker][WEIGHT_BLOCK * maxCols]
-    private final float[][] dots;        // [worker][8]
+    private final float[][] dots;        // [worker][4]
     private WeightMatrix w;
     private float[] out;
     private float[] bias;
@@ -31,7 +31,7 @@ public final class MatMul implements ParallelExecutor.RangeTask {
         this.executor = executor;
         this.prepared = new PreparedInput(maxRows, maxCols);
         this.rowBuffers = new float[executor.threads()][WEIGHT_BLOCK * maxCols];
-        this.dots = new float[executor.threads()][8];
+        this.dots = new float[executor.threads()][4];
     }
 
     /** {@code out[r * W.rows + o] = W[o] . x[r]} (+ bias[o] when bias is not null). */
@@ -72,13 +72,20 @@ public final class MatMul implements ParallelExecutor.RangeTask {
         WeightMatrix w = this.w;
         int rows = w.rows();
         int cols = w.cols();
-        float[] x = prepared.values;
-        if (nRows < BATCHED_ROWS && w.fusedDot()) {
-            for (int o = from; o < to; o++) {
-                for (int r = 0; r < nRows; r++) store(r * rows + o, w.dot(o, prepared, r), o);
-            }
-            return;
+        if (nRows < BATCHED_ROWS && w.fusedDot()) runFused(w, from, to, rows);
+        else runBatched(w, from, to, rows, cols, worker);
+    }
+
+    // Two small methods rather than one large one: C2 inlines vector code only within a budget, and
+    // a vector operation left out of line allocates.
+    private void runFused(WeightMatrix w, int from, int to, int rows) {
+        for (int o = from; o < to; o++) {
+            for (int r = 0; r < nRows; r++) store(r * rows + o, w.dot(o, prepared, r), o);
         }
+    }
+
+    private void runBatched(WeightMatrix w, int from, int to, int rows, int cols, int worker) {
+        float[] x = prepared.values;
         // Blocked: WEIGHT_BLOCK dequantized weight rows stay in cache while every group of four input rows
         // passes over them, so each input row is read from L2 once per block rather than once per weight row.
         float[] wbuf = rowBuffers[worker];
@@ -88,15 +95,8 @@ public final class MatMul implements ParallelExecutor.RangeTask {
             for (int o = ob; o < oe; o++) w.dequantizeRow(o, wbuf, (o - ob) * cols);
             int r = 0;
             for (; r + 3 < nRows; r += 4) {
-                int o = ob;
-                for (; o + 1 < oe; o += 2) {
-                    WeightMatrix.dot2x4(wbuf, (o - ob) * cols, (o + 1 - ob) * cols, x, r * cols, (r + 1) * cols, (r + 2) * cols, (r + 3) * cols, cols, d);
-                    for (int k = 0; k < 4; k++) {
-                        store((r + k) * rows + o, d[k], o);
-                        store((r + k) * rows + o + 1, d[4 + k], o + 1);
-                    }
-                }
-                for (; o < oe; o++) {
+                // a 2x4 register tile measured no faster and is past C2's inlining budget (it then allocates)
+                for (int o = ob; o < oe; o++) {
                     WeightMatrix.dot4(wbuf, (o - ob) * cols, x, r * cols, (r + 1) * cols, (r + 2) * cols, (r + 3) * cols, cols, d);
                     for (int k = 0; k < 4; k++) store((r + k) * rows + o, d[k], o);
                 }

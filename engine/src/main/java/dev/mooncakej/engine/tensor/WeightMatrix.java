@@ -112,50 +112,6 @@ public final class WeightMatrix {
     }
 
     /**
-     * Two dequantized weight rows ({@code w[wa..]}, {@code w[wb..]}) times four input rows: eight
-     * results, each exactly {@link #dot}; every vector loaded is used two or four times.
-     * {@code out[k * 4 + j]} = weight row k . input row j.
-     */
-    public static void dot2x4(float[] w, int wa, int wb, float[] x, int x0, int x1, int x2, int x3, int n, float[] out) {
-        FloatVector z = FloatVector.zero(F);
-        FloatVector a00 = z, a01 = z, a02 = z, a03 = z, a10 = z, a11 = z, a12 = z, a13 = z; // even chunks
-        FloatVector b00 = z, b01 = z, b02 = z, b03 = z, b10 = z, b11 = z, b12 = z, b13 = z; // odd chunks
-        int i = 0;
-        int upper = F.loopBound(n);
-        for (; i + L < upper; i += 2 * L) {
-            FloatVector u = FloatVector.fromArray(F, w, wa + i), v = FloatVector.fromArray(F, w, wb + i);
-            FloatVector p0 = FloatVector.fromArray(F, x, x0 + i), p1 = FloatVector.fromArray(F, x, x1 + i);
-            FloatVector p2 = FloatVector.fromArray(F, x, x2 + i), p3 = FloatVector.fromArray(F, x, x3 + i);
-            a00 = u.fma(p0, a00); a01 = u.fma(p1, a01); a02 = u.fma(p2, a02); a03 = u.fma(p3, a03);
-            a10 = v.fma(p0, a10); a11 = v.fma(p1, a11); a12 = v.fma(p2, a12); a13 = v.fma(p3, a13);
-            int j = i + L;
-            u = FloatVector.fromArray(F, w, wa + j);
-            v = FloatVector.fromArray(F, w, wb + j);
-            p0 = FloatVector.fromArray(F, x, x0 + j); p1 = FloatVector.fromArray(F, x, x1 + j);
-            p2 = FloatVector.fromArray(F, x, x2 + j); p3 = FloatVector.fromArray(F, x, x3 + j);
-            b00 = u.fma(p0, b00); b01 = u.fma(p1, b01); b02 = u.fma(p2, b02); b03 = u.fma(p3, b03);
-            b10 = v.fma(p0, b10); b11 = v.fma(p1, b11); b12 = v.fma(p2, b12); b13 = v.fma(p3, b13);
-        }
-        if (i < upper) {
-            FloatVector u = FloatVector.fromArray(F, w, wa + i), v = FloatVector.fromArray(F, w, wb + i);
-            FloatVector p0 = FloatVector.fromArray(F, x, x0 + i), p1 = FloatVector.fromArray(F, x, x1 + i);
-            FloatVector p2 = FloatVector.fromArray(F, x, x2 + i), p3 = FloatVector.fromArray(F, x, x3 + i);
-            a00 = u.fma(p0, a00); a01 = u.fma(p1, a01); a02 = u.fma(p2, a02); a03 = u.fma(p3, a03);
-            a10 = v.fma(p0, a10); a11 = v.fma(p1, a11); a12 = v.fma(p2, a12); a13 = v.fma(p3, a13);
-            i += L;
-        }
-        out[0] = LaneMath.sum(a00.add(b00)); out[1] = LaneMath.sum(a01.add(b01));
-        out[2] = LaneMath.sum(a02.add(b02)); out[3] = LaneMath.sum(a03.add(b03));
-        out[4] = LaneMath.sum(a10.add(b10)); out[5] = LaneMath.sum(a11.add(b11));
-        out[6] = LaneMath.sum(a12.add(b12)); out[7] = LaneMath.sum(a13.add(b13));
-        for (; i < n; i++) {
-            float wi = w[wa + i], wj = w[wb + i];
-            out[0] += wi * x[x0 + i]; out[1] += wi * x[x1 + i]; out[2] += wi * x[x2 + i]; out[3] += wi * x[x3 + i];
-            out[4] += wj * x[x0 + i]; out[5] += wj * x[x1 + i]; out[6] += wj * x[x2 + i]; out[7] += wj * x[x3 + i];
-        }
-    }
-
-    /**
      * One dequantized weight row times four input rows (each result exactly {@link #dot}): every weight
      * vector is loaded once and used four times. Kept small: a larger kernel exceeds C2's inlining
      * budget, and a vector operation that is not inlined allocates.
@@ -201,33 +157,47 @@ public final class WeightMatrix {
 
     /** Dequantizes row {@code o} into {@code out[outOffset ..]} (embedding look-up, batched matmul). */
     public void dequantizeRow(int o, float[] out, int outOffset) {
+        // each type in its own small method: one large method here would push the vector code of its
+        // callers past C2's inlining budget, and vector operations that are not inlined allocate
         long off = o * rowBytes;
         switch (type) {
             case F32 -> MemorySegment.copy(data, F32, off, out, outOffset, cols);
-            case F16 -> { for (int i = 0; i < cols; i++) out[outOffset + i] = Float.float16ToFloat(data.get(I16, off + 2L * i)); }
-            case BF16 -> { for (int i = 0; i < cols; i++) out[outOffset + i] = Float.intBitsToFloat(data.get(I16, off + 2L * i) << 16); }
-            case Q8_0 -> {
-                for (int b = 0; b < cols / 32; b++) {
-                    long bo = off + 34L * b;
-                    FloatVector d = FloatVector.broadcast(F, Float.float16ToFloat(data.get(I16, bo)));
-                    for (int p = 0; p < 32; p += L) {
-                        ((FloatVector) ByteVector.fromMemorySegment(B, data, bo + 2 + p, ByteOrder.LITTLE_ENDIAN)
-                                .convertShape(VectorOperators.B2F, F, 0)).mul(d).intoArray(out, outOffset + b * 32 + p);
-                    }
-                }
+            case F16 -> dequantizeF16(off, out, outOffset);
+            case BF16 -> dequantizeBF16(off, out, outOffset);
+            case Q8_0 -> dequantizeQ8(off, out, outOffset);
+            case Q4_0 -> dequantizeQ4(off, out, outOffset);
+        }
+    }
+
+    private void dequantizeF16(long off, float[] out, int outOffset) {
+        for (int i = 0; i < cols; i++) out[outOffset + i] = Float.float16ToFloat(data.get(I16, off + 2L * i));
+    }
+
+    private void dequantizeBF16(long off, float[] out, int outOffset) {
+        for (int i = 0; i < cols; i++) out[outOffset + i] = Float.intBitsToFloat(data.get(I16, off + 2L * i) << 16);
+    }
+
+    private void dequantizeQ8(long off, float[] out, int outOffset) {
+        for (int b = 0; b < cols / 32; b++) {
+            long bo = off + 34L * b;
+            FloatVector d = FloatVector.broadcast(F, Float.float16ToFloat(data.get(I16, bo)));
+            for (int p = 0; p < 32; p += L) {
+                ((FloatVector) ByteVector.fromMemorySegment(B, data, bo + 2 + p, ByteOrder.LITTLE_ENDIAN)
+                        .convertShape(VectorOperators.B2F, F, 0)).mul(d).intoArray(out, outOffset + b * 32 + p);
             }
-            case Q4_0 -> {
-                for (int b = 0; b < cols / 32; b++) {
-                    long bo = off + 18L * b;
-                    FloatVector d = FloatVector.broadcast(F, Float.float16ToFloat(data.get(I16, bo)));
-                    ByteVector q = ByteVector.fromMemorySegment(B16, data, bo + 2, ByteOrder.LITTLE_ENDIAN);
-                    ByteVector lo = q.and((byte) 0x0F).sub((byte) 8);
-                    ByteVector hi = q.lanewise(VectorOperators.LSHR, 4).and((byte) 0x0F).sub((byte) 8);
-                    for (int p = 0; p < 16 / L; p++) {
-                        ((FloatVector) lo.convertShape(VectorOperators.B2F, F, p)).mul(d).intoArray(out, outOffset + b * 32 + p * L);
-                        ((FloatVector) hi.convertShape(VectorOperators.B2F, F, p)).mul(d).intoArray(out, outOffset + b * 32 + 16 + p * L);
-                    }
-                }
+        }
+    }
+
+    private void dequantizeQ4(long off, float[] out, int outOffset) {
+        for (int b = 0; b < cols / 32; b++) {
+            long bo = off + 18L * b;
+            FloatVector d = FloatVector.broadcast(F, Float.float16ToFloat(data.get(I16, bo)));
+            ByteVector q = ByteVector.fromMemorySegment(B16, data, bo + 2, ByteOrder.LITTLE_ENDIAN);
+            ByteVector lo = q.and((byte) 0x0F).sub((byte) 8);
+            ByteVector hi = q.lanewise(VectorOperators.LSHR, 4).and((byte) 0x0F).sub((byte) 8);
+            for (int p = 0; p < 16 / L; p++) {
+                ((FloatVector) lo.convertShape(VectorOperators.B2F, F, p)).mul(d).intoArray(out, outOffset + b * 32 + p * L);
+                ((FloatVector) hi.convertShape(VectorOperators.B2F, F, p)).mul(d).intoArray(out, outOffset + b * 32 + 16 + p * L);
             }
         }
     }
