@@ -1,0 +1,47 @@
+package dev.mooncakej.kvcache;
+
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.charset.StandardCharsets;
+import net.openhft.hashing.LongHashFunction;
+
+/**
+ * Block keys: chained prefix hashes over full blocks of tokens, so equal keys mean equal prefixes
+ * (docs/hashing.md has the specification and test vectors).
+ *
+ * <pre>
+ * seed   = XXH3-64( UTF-8("mooncakej-block-v1|" + modelId + "|" + blockTokens) , seed 0 )
+ * key[0] = XXH3-64( le32(t[0]) .. le32(t[B-1]) , seed )
+ * key[i] = XXH3-64( le64(key[i-1]) || le32(t[iB]) .. le32(t[iB+B-1]) , seed )
+ * </pre>
+ * Only full blocks get keys: a prompt of n tokens has floor(n / B) keys.
+ */
+public final class BlockKeys {
+    private final long seed;
+    private final int blockTokens;
+    private final LongHashFunction hash;
+
+    public BlockKeys(String modelId, int blockTokens) {
+        if (blockTokens < 1) throw new IllegalArgumentException("block tokens must be >= 1, got " + blockTokens);
+        this.blockTokens = blockTokens;
+        this.seed = LongHashFunction.xx3().hashBytes(("mooncakej-block-v1|" + modelId + "|" + blockTokens).getBytes(StandardCharsets.UTF_8));
+        this.hash = LongHashFunction.xx3(seed);
+    }
+
+    public long seed() { return seed; }
+    public int blockTokens() { return blockTokens; }
+
+    /** Keys of the full blocks of {@code tokens}. */
+    public long[] keys(int[] tokens) {
+        int n = tokens.length / blockTokens;
+        long[] keys = new long[n];
+        ByteBuffer buf = ByteBuffer.allocate(8 + 4 * blockTokens).order(ByteOrder.LITTLE_ENDIAN);
+        for (int b = 0; b < n; b++) {
+            buf.clear();
+            if (b > 0) buf.putLong(keys[b - 1]);
+            for (int t = 0; t < blockTokens; t++) buf.putInt(tokens[b * blockTokens + t]);
+            keys[b] = hash.hashBytes(buf.array(), 0, buf.position());
+        }
+        return keys;
+    }
+}
