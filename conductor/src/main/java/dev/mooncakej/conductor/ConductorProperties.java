@@ -1,0 +1,42 @@
+package dev.mooncakej.conductor;
+
+import java.net.URI;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import org.springframework.boot.context.properties.ConfigurationProperties;
+
+/**
+ * {@code mooncakej.conductor.*}: the model whose tokenizer and chat template the conductor uses, the
+ * workers, and request limits. Validated once at start-up; a bad value fails start-up naming the key.
+ */
+@ConfigurationProperties("mooncakej.conductor")
+public record ConductorProperties(String model, String modelName, List<String> prefillWorkers, List<String> decodeWorkers,
+                                  Integer blockTokens, Integer defaultMaxTokens, Long workerTimeoutMillis, Integer retryAfterSeconds) {
+
+    public ConductorProperties {
+        if (model == null || model.isBlank()) throw new IllegalArgumentException("mooncakej.conductor.model is missing: expected the path of the GGUF model the workers serve");
+        if (!Files.isRegularFile(Path.of(model))) throw new IllegalArgumentException("mooncakej.conductor.model=" + model + ": no such file; expected the path of a GGUF model file");
+        prefillWorkers = checkUrls("mooncakej.conductor.prefill-workers", prefillWorkers);
+        decodeWorkers = checkUrls("mooncakej.conductor.decode-workers", decodeWorkers);
+        blockTokens = blockTokens == null ? 32 : blockTokens;
+        defaultMaxTokens = defaultMaxTokens == null ? 256 : defaultMaxTokens;
+        workerTimeoutMillis = workerTimeoutMillis == null ? 120_000L : workerTimeoutMillis;
+        retryAfterSeconds = retryAfterSeconds == null ? 1 : retryAfterSeconds;
+        if (blockTokens < 1 || blockTokens > 4096) throw new IllegalArgumentException("mooncakej.conductor.block-tokens=" + blockTokens + ": expected 1..4096 (the workers' KV block size)");
+        if (defaultMaxTokens < 1) throw new IllegalArgumentException("mooncakej.conductor.default-max-tokens=" + defaultMaxTokens + ": expected a positive number");
+    }
+
+    private static List<String> checkUrls(String key, List<String> urls) {
+        if (urls == null) return List.of();
+        for (String u : urls) {
+            try {
+                URI uri = URI.create(u);
+                if (!"http".equals(uri.getScheme()) || uri.getHost() == null) throw new IllegalArgumentException();
+            } catch (IllegalArgumentException e) {
+                throw new IllegalArgumentException(key + " entry '" + u + "': expected a URL like http://127.0.0.1:8100");
+            }
+        }
+        return List.copyOf(urls);
+    }
+}

@@ -1,0 +1,199 @@
+package dev.mooncakej.conductor.api;
+
+import dev.mooncakej.conductor.ConductorProperties;
+import dev.mooncakej.conductor.model.ServedModel;
+import dev.mooncakej.conductor.scheduler.CacheAwareScheduler;
+import dev.mooncakej.conductor.scheduler.WorkerEndpoint;
+import dev.mooncakej.conductor.workers.WorkerClient;
+import dev.mooncakej.kvcache.wire.WorkerMessages.DecodeTask;
+import dev.mooncakej.kvcache.wire.WorkerMessages.PrefillTask;
+import dev.mooncakej.kvcache.wire.WorkerMessages.ReserveRequest;
+import dev.mooncakej.kvcache.wire.WorkerMessages.ReserveResponse;
+import dev.mooncakej.kvcache.wire.WorkerMessages.TokenEvent;
+import io.micrometer.core.instrument.Counter;
+import io.micrometer.core.instrument.DistributionSummary;
+import io.micrometer.core.instrument.MeterRegistry;
+import io.micrometer.core.instrument.Timer;
+import java.time.Duration;
+import java.util.List;
+import java.util.concurrent.ThreadLocalRandom;
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.AtomicLong;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+import org.springframework.stereotype.Service;
+import reactor.core.publisher.Flux;
+import reactor.core.publisher.Mono;
+
+/**
+ * The request path: reserve KV on a decode worker, prefill on the chosen prefill worker (which writes
+ * the KV into that reservation and returns the first token), then relay the decode worker's tokens
+ * as text. Whatever ends the request (done, stop sequence, client gone, error), the reservation is
+ * released and the worker stops.
+ */
+@Service
+public class CompletionService {
+    private static final Logger LOG = LoggerFactory.getLogger(CompletionService.class);
+
+    private final ServedModel model;
+    private final ConductorProperties props;
+    private final CacheAwareScheduler scheduler;
+    private final WorkerClient workers;
+    private final MeterRegistry meters;
+    private final Timer ttft;
+    private final Timer tbt;
+    private final Timer e2e;
+    private final DistributionSummary promptTokens;
+    private final DistributionSummary cachedTokens;
+    private final Counter kvBytes;
+    private final Timer kvTime;
+
+    public CompletionService(ServedModel model, ConductorProperties props, WorkerClient workers, MeterRegistry meters) {
+        this.model = model;
+        this.props = props;
+        this.workers = workers;
+        this.meters = meters;
+        this.scheduler = new CacheAwareScheduler(
+                props.prefillWorkers().stream().map(u -> new WorkerEndpoint(u, 100_000)).toList(),
+                props.decodeWorkers().stream().map(u -> new WorkerEndpoint(u, 0)).toList());
+        this.ttft = Timer.builder("mooncakej.ttft").description("time to first token, as the client sees it").publishPercentileHistogram().register(meters);
+        this.tbt = Timer.builder("mooncakej.tbt").description("time between tokens, as the client sees it").publishPercentileHistogram().register(meters);
+        this.e2e = Timer.builder("mooncakej.e2e").description("end-to-end request latency").publishPercentileHistogram().register(meters);
+        this.promptTokens = DistributionSummary.builder("mooncakej.prompt.tokens").register(meters);
+        this.cachedTokens = DistributionSummary.builder("mooncakej.prompt.cached.tokens").register(meters);
+        this.kvBytes = Counter.builder("mooncakej.kv.transferred.bytes").description("KV bytes moved from prefill to decode workers").register(meters);
+        this.kvTime = Timer.builder("mooncakej.kv.transferred.time").description("KV transfer time per request (prefill worker to decode worker)").register(meters);
+    }
+
+    public CacheAwareScheduler scheduler() { return scheduler; }
+
+    public void countOutcome(String outcome) {
+        Counter.builder("mooncakej.requests").tag("outcome", outcome).register(meters).increment();
+    }
+
+    /**
+     * Reserves KV, runs the prefill and returns, once the first token is known, the flux of text
+     * events (starting with that token). Errors up to that point (overload 429, no worker 503, bad
+     * worker answer) fail the Mono, so the HTTP status can still say so.
+     */
+    public Mono<Flux<GenerationEvent>> generate(GenerationRequest g) {
+        if (scheduler.prefillWorkers().isEmpty() || scheduler.decodeWorkers().isEmpty()) {
+            return Mono.error(new ApiException(503, "service_unavailable", null, "no_workers",
+                    "no prefill or decode worker is configured; start some (./mooncakej up) and retry", props.retryAfterSeconds()));
+        }
+        long id = ThreadLocalRandom.current().nextLong() & Long.MAX_VALUE;
+        long start = System.nanoTime();
+        int[] tokens = g.promptTokens();
+        long[] keys = model.blockKeys().keys(tokens);
+        promptTokens.record(tokens.length);
+        return reserve(id, g, scheduler.decodeCandidates(), 0).flatMap(res -> {
+            WorkerEndpoint decode = res.endpoint();
+            WorkerEndpoint prefill = scheduler.choosePrefill(keys);
+            prefill.started();
+            PrefillTask task = new PrefillTask(id, tokens, keys, res.response().kvHost(), res.response().kvPort(), g.sampling());
+            return workers.prefill(prefill.url(), task, g.requestId())
+                    .doFinally(s -> prefill.ended())
+                    .doOnCancel(() -> workers.cancel(decode.url(), id).subscribe())
+                    .onErrorResume(e -> workers.cancel(decode.url(), id).then(Mono.error(asApiError(e, g))))
+                    .map(pr -> {
+                        prefill.remember(keys);
+                        cachedTokens.record(pr.cachedTokens());
+                        kvBytes.increment(pr.kvBytes());
+                        kvTime.record(Duration.ofNanos((long) (pr.kvSeconds() * 1e9)));
+                        LOG.info("[{}] prefill on {}: {} prompt tokens, {} cached, {} ms compute, {} KV bytes in {} ms to {}", g.requestId(), prefill.url(),
+                                tokens.length, pr.cachedTokens(), Math.round(pr.prefillSeconds() * 1000), pr.kvBytes(), Math.round(pr.kvSeconds() * 1000), decode.url());
+                        return relay(g, id, decode, pr.firstToken(), pr.firstLogprob(), pr.cachedTokens(), start);
+                    });
+        });
+    }
+
+    /** The first token, then the decode worker's tokens, as text events; releases the request however it ends. */
+    private Flux<GenerationEvent> relay(GenerationRequest g, long id, WorkerEndpoint decode, int firstToken, float firstLogprob, int cached, long start) {
+        int promptLength = g.promptTokens().length;
+        AtomicLong lastTokenAt = new AtomicLong();
+        AtomicInteger produced = new AtomicInteger();
+        AtomicBoolean finished = new AtomicBoolean();
+        TextAssembler text = new TextAssembler(model.tokenizer(), g.stop());
+        TokenEvent first = TokenEvent.token(firstToken, firstLogprob);
+        Flux<TokenEvent> source;
+        if (model.tokenizer().isEndOfGeneration(firstToken) || g.maxTokens() == 1) {
+            workers.cancel(decode.url(), id).subscribe();
+            source = Flux.just(first);
+        } else {
+            DecodeTask dt = new DecodeTask(id, firstToken, promptLength, g.maxTokens(), g.sampling());
+            source = Flux.concat(Flux.just(first), workers.decode(decode.url(), dt, g.requestId()));
+        }
+        decode.started();
+        return source.concatMap(ev -> {
+            if (finished.get()) return Flux.<GenerationEvent>empty();
+            if (ev.finish() != null) {
+                finished.set(true);
+                if (ev.finish().startsWith("error")) {
+                    return Flux.<GenerationEvent>error(new ApiException(500, "server_error", null, "decode_failed", "the decode worker failed: " + ev.finish(), null));
+                }
+                return done(text.flush(), ev.finish().equals("length") ? "length" : "stop", promptLength, produced.get(), cached, start);
+            }
+            if (model.tokenizer().isEndOfGeneration(ev.token())) {
+                finished.set(true);
+                return done(text.flush(), "stop", promptLength, produced.get(), cached, start);
+            }
+            long now = System.nanoTime();
+            if (produced.getAndIncrement() == 0) ttft.record(Duration.ofNanos(now - start));
+            else tbt.record(Duration.ofNanos(now - lastTokenAt.get()));
+            lastTokenAt.set(now);
+            Flux<GenerationEvent> out = Flux.just(new GenerationEvent.Delta(text.add(ev.token()), ev.token(), ev.logprob()));
+            if (text.stopped()) {
+                finished.set(true);
+                return out.concatWith(done("", "stop", promptLength, produced.get(), cached, start));
+            }
+            if (produced.get() >= g.maxTokens()) {
+                finished.set(true);
+                return out.concatWith(done(text.flush(), "length", promptLength, produced.get(), cached, start));
+            }
+            return out;
+        }).takeUntil(ev -> ev instanceof GenerationEvent.Done)
+                .doFinally(signal -> {
+                    decode.ended();
+                    if (!finished.get()) {
+                        LOG.info("[{}] ended early ({}); releasing request {} on {}", g.requestId(), signal, id, decode.url());
+                        workers.cancel(decode.url(), id).subscribe();
+                    }
+                });
+    }
+
+    private Throwable asApiError(Throwable e, GenerationRequest g) {
+        if (e instanceof ApiException) return e;
+        LOG.warn("[{}] prefill failed: {}", g.requestId(), e.getMessage());
+        if (e instanceof WorkerClient.WorkerException we && we.status() == 400) {
+            return new ApiException(400, "invalid_request_error", null, "rejected_by_worker", we.getMessage(), null);
+        }
+        return new ApiException(503, "service_unavailable", null, "prefill_failed", "the prefill failed: " + e.getMessage(), props.retryAfterSeconds());
+    }
+
+    private Flux<GenerationEvent> done(String tail, String reason, int prompt, int completion, int cached, long start) {
+        e2e.record(Duration.ofNanos(System.nanoTime() - start));
+        Flux<GenerationEvent> d = Flux.just(new GenerationEvent.Done(reason, prompt, completion, cached));
+        return tail.isEmpty() ? d : Flux.<GenerationEvent>just(new GenerationEvent.Delta(tail, -1, 0f)).concatWith(d);
+    }
+
+    private record Reserved(WorkerEndpoint endpoint, ReserveResponse response) {}
+
+    /** Tries decode workers in order until one has room; 429 when none has. */
+    private Mono<Reserved> reserve(long id, GenerationRequest g, List<WorkerEndpoint> candidates, int i) {
+        if (i >= candidates.size()) {
+            return Mono.error(new ApiException(429, "rate_limit_exceeded", null, "overloaded",
+                    "every decode worker's KV cache is full; retry after " + props.retryAfterSeconds() + " s", props.retryAfterSeconds()));
+        }
+        WorkerEndpoint w = candidates.get(i);
+        return workers.reserve(w.url(), new ReserveRequest(id, g.promptTokens().length, g.maxTokens()), g.requestId())
+                .map(r -> new Reserved(w, r))
+                .switchIfEmpty(Mono.defer(() -> reserve(id, g, candidates, i + 1)))
+                .onErrorResume(e -> !(e instanceof ApiException), e -> {
+                    LOG.warn("[{}] decode worker {} failed: {}", g.requestId(), w.url(), e.getMessage());
+                    return i + 1 < candidates.size() ? reserve(id, g, candidates, i + 1)
+                            : Mono.error(new ApiException(503, "service_unavailable", null, "worker_unavailable",
+                                    "no decode worker is reachable (" + e.getMessage() + ")", props.retryAfterSeconds()));
+                });
+    }
+}

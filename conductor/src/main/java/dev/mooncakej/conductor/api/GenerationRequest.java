@@ -1,0 +1,13 @@
+package dev.mooncakej.conductor.api;
+
+import dev.mooncakej.kvcache.wire.WorkerMessages.Sampling;
+import java.util.List;
+
+/**
+ * A validated completion request, whatever endpoint it came from.
+ *
+ * @param chat          true for /v1/chat/completions (chunks and messages), false for /v1/completions
+ * @param promptTokens  the rendered, tokenized prompt
+ */
+public record GenerationRequest(boolean chat, String model, int[] promptTokens, int maxTokens, Sampling sampling,
+                                List<String> stop, boolean stream, boolean includeUsage, String requestId) {}

@@ -1,0 +1,238 @@
+package dev.mooncakej.conductor.api;
+
+import dev.mooncakej.conductor.model.ServedModel;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.UUID;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+import org.springframework.http.HttpHeaders;
+import org.springframework.http.MediaType;
+import org.springframework.http.ResponseEntity;
+import org.springframework.http.codec.ServerSentEvent;
+import org.springframework.web.bind.annotation.ExceptionHandler;
+import org.springframework.web.bind.annotation.GetMapping;
+import org.springframework.web.bind.annotation.PostMapping;
+import org.springframework.web.bind.annotation.RequestBody;
+import org.springframework.web.bind.annotation.RequestHeader;
+import org.springframework.web.bind.annotation.RestController;
+import reactor.core.publisher.Flux;
+import reactor.core.publisher.Mono;
+import tools.jackson.databind.json.JsonMapper;
+
+/** The OpenAI-compatible API: {@code /v1/models}, {@code /v1/completions}, {@code /v1/chat/completions}. */
+@RestController
+public class OpenAiController {
+    private static final Logger LOG = LoggerFactory.getLogger(OpenAiController.class);
+    private static final JsonMapper JSON = JsonMapper.builder().build();
+
+    private final ServedModel model;
+    private final RequestParser parser;
+    private final CompletionService service;
+    private final long created = System.currentTimeMillis() / 1000;
+
+    public OpenAiController(ServedModel model, RequestParser parser, CompletionService service) {
+        this.model = model;
+        this.parser = parser;
+        this.service = service;
+    }
+
+    @GetMapping("/v1/models")
+    public Map<String, Object> models() {
+        return Map.of("object", "list", "data", List.of(Map.of("id", model.name(), "object", "model", "created", created, "owned_by", "mooncakej")));
+    }
+
+    @PostMapping("/v1/chat/completions")
+    public Mono<ResponseEntity<?>> chat(@RequestBody(required = false) String body, @RequestHeader(value = "X-Request-Id", required = false) String rid) {
+        return complete(body, true, rid);
+    }
+
+    @PostMapping("/v1/completions")
+    public Mono<ResponseEntity<?>> completions(@RequestBody(required = false) String body, @RequestHeader(value = "X-Request-Id", required = false) String rid) {
+        return complete(body, false, rid);
+    }
+
+    private Mono<ResponseEntity<?>> complete(String body, boolean chat, String rid) {
+        String requestId = rid != null && rid.matches("[A-Za-z0-9._-]{1,64}") ? rid : UUID.randomUUID().toString();
+        GenerationRequest g;
+        try {
+            g = parser.parse(body, chat, requestId);
+        } catch (ApiException e) {
+            service.countOutcome("bad_request");
+            return Mono.just(error(e, requestId));
+        }
+        String id = (chat ? "chatcmpl-" : "cmpl-") + requestId.replace("-", "");
+        long now = System.currentTimeMillis() / 1000;
+        Mono<Flux<GenerationEvent>> started = service.generate(g);
+        Mono<ResponseEntity<?>> response;
+        if (g.stream()) {
+            response = started.map(events -> {
+                Flux<ServerSentEvent<String>> sse = streamChunks(g, id, now, events)
+                        .doOnComplete(() -> service.countOutcome("ok"))
+                        .doOnCancel(() -> service.countOutcome("cancelled"))
+                        .onErrorResume(e -> {
+                            service.countOutcome("error");
+                            ApiException api = e instanceof ApiException a ? a : new ApiException(500, "server_error", null, "internal_error", "the request failed: " + e.getMessage(), null);
+                            return Flux.just(sse(json(api.body())), sse("[DONE]"));
+                        });
+                return ResponseEntity.ok().header("X-Request-Id", requestId).contentType(MediaType.TEXT_EVENT_STREAM).body(sse);
+            });
+        } else {
+            response = started.flatMap(Flux::collectList).map(list -> {
+                service.countOutcome("ok");
+                return ResponseEntity.ok().header("X-Request-Id", requestId).body(full(g, id, now, list));
+            });
+        }
+        return response
+                .onErrorResume(ApiException.class, e -> {
+                    service.countOutcome(e.status() == 429 ? "rejected" : "error");
+                    return Mono.just(error(e, requestId));
+                })
+                .onErrorResume(e -> {
+                    LOG.error("[{}] request failed", requestId, e);
+                    service.countOutcome("error");
+                    return Mono.just(error(new ApiException(500, "server_error", null, "internal_error", "the request failed: " + e.getMessage(), null), requestId));
+                });
+    }
+
+    private Flux<ServerSentEvent<String>> streamChunks(GenerationRequest g, String id, long now, Flux<GenerationEvent> events) {
+        List<ServerSentEvent<String>> head = new ArrayList<>();
+        if (g.chat()) head.add(sse(json(chunk(g, id, now, Map.of("role", "assistant", "content", ""), null, null))));
+        Flux<ServerSentEvent<String>> body = events.concatMap(ev -> switch (ev) {
+            case GenerationEvent.Delta d -> d.text().isEmpty() && !g.sampling().logprobs() ? Flux.empty()
+                    : Flux.just(sse(json(g.chat() ? chunk(g, id, now, Map.of("content", d.text()), null, logprobs(g, List.of(d)))
+                            : textChunk(g, id, now, d.text(), null, logprobs(g, List.of(d))))));
+            case GenerationEvent.Done done -> {
+                List<ServerSentEvent<String>> tail = new ArrayList<>();
+                tail.add(sse(json(g.chat() ? chunk(g, id, now, Map.of(), done.finishReason(), null) : textChunk(g, id, now, "", done.finishReason(), null))));
+                if (g.includeUsage()) {
+                    Map<String, Object> u = new LinkedHashMap<>();
+                    u.put("id", id);
+                    u.put("object", g.chat() ? "chat.completion.chunk" : "text_completion");
+                    u.put("created", now);
+                    u.put("model", g.model());
+                    u.put("choices", List.of());
+                    u.put("usage", usage(done));
+                    tail.add(sse(json(u)));
+                }
+                tail.add(sse("[DONE]"));
+                yield Flux.fromIterable(tail);
+            }
+        });
+        return Flux.fromIterable(head).concatWith(body);
+    }
+
+    private Map<String, Object> chunk(GenerationRequest g, String id, long now, Map<String, Object> delta, String finish, Object logprobs) {
+        Map<String, Object> choice = new LinkedHashMap<>();
+        choice.put("index", 0);
+        choice.put("delta", delta);
+        choice.put("logprobs", logprobs);
+        choice.put("finish_reason", finish);
+        Map<String, Object> m = new LinkedHashMap<>();
+        m.put("id", id);
+        m.put("object", "chat.completion.chunk");
+        m.put("created", now);
+        m.put("model", g.model());
+        m.put("choices", List.of(choice));
+        return m;
+    }
+
+    private Map<String, Object> textChunk(GenerationRequest g, String id, long now, String text, String finish, Object logprobs) {
+        Map<String, Object> choice = new LinkedHashMap<>();
+        choice.put("text", text);
+        choice.put("index", 0);
+        choice.put("logprobs", logprobs);
+        choice.put("finish_reason", finish);
+        Map<String, Object> m = new LinkedHashMap<>();
+        m.put("id", id);
+        m.put("object", "text_completion");
+        m.put("created", now);
+        m.put("model", g.model());
+        m.put("choices", List.of(choice));
+        return m;
+    }
+
+    private Map<String, Object> full(GenerationRequest g, String id, long now, List<GenerationEvent> events) {
+        StringBuilder text = new StringBuilder();
+        List<GenerationEvent.Delta> deltas = new ArrayList<>();
+        GenerationEvent.Done done = null;
+        for (GenerationEvent e : events) {
+            if (e instanceof GenerationEvent.Delta d) {
+                text.append(d.text());
+                if (d.token() >= 0) deltas.add(d);
+            } else if (e instanceof GenerationEvent.Done d) {
+                done = d;
+            }
+        }
+        if (done == null) done = new GenerationEvent.Done("stop", g.promptTokens().length, deltas.size(), 0);
+        Map<String, Object> choice = new LinkedHashMap<>();
+        choice.put("index", 0);
+        if (g.chat()) choice.put("message", Map.of("role", "assistant", "content", text.toString()));
+        else choice.put("text", text.toString());
+        choice.put("logprobs", logprobs(g, deltas));
+        choice.put("finish_reason", done.finishReason());
+        Map<String, Object> m = new LinkedHashMap<>();
+        m.put("id", id);
+        m.put("object", g.chat() ? "chat.completion" : "text_completion");
+        m.put("created", now);
+        m.put("model", g.model());
+        m.put("choices", List.of(choice));
+        m.put("usage", usage(done));
+        return m;
+    }
+
+    private Object logprobs(GenerationRequest g, List<GenerationEvent.Delta> deltas) {
+        if (!g.sampling().logprobs()) return null;
+        List<Map<String, Object>> content = new ArrayList<>();
+        List<String> tokens = new ArrayList<>();
+        List<Float> lps = new ArrayList<>();
+        for (GenerationEvent.Delta d : deltas) {
+            if (d.token() < 0) continue;
+            byte[] b = model.tokenizer().tokenBytes(d.token());
+            String tok = new String(b, java.nio.charset.StandardCharsets.UTF_8);
+            List<Integer> bytes = new ArrayList<>();
+            for (byte x : b) bytes.add(x & 0xFF);
+            Map<String, Object> c = new LinkedHashMap<>();
+            c.put("token", tok);
+            c.put("logprob", d.logprob());
+            c.put("bytes", bytes);
+            c.put("top_logprobs", List.of());
+            content.add(c);
+            tokens.add(tok);
+            lps.add(d.logprob());
+        }
+        if (g.chat()) return Map.of("content", content);
+        return Map.of("tokens", tokens, "token_logprobs", lps);
+    }
+
+    private static Map<String, Object> usage(GenerationEvent.Done d) {
+        Map<String, Object> u = new LinkedHashMap<>();
+        u.put("prompt_tokens", d.promptTokens());
+        u.put("completion_tokens", d.completionTokens());
+        u.put("total_tokens", d.promptTokens() + d.completionTokens());
+        u.put("prompt_tokens_details", Map.of("cached_tokens", d.cachedTokens()));
+        return u;
+    }
+
+    private static ServerSentEvent<String> sse(String data) {
+        return ServerSentEvent.builder(data).build();
+    }
+
+    private static String json(Object o) {
+        return JSON.writeValueAsString(o);
+    }
+
+    private static ResponseEntity<?> error(ApiException e, String requestId) {
+        ResponseEntity.BodyBuilder b = ResponseEntity.status(e.status()).header("X-Request-Id", requestId).contentType(MediaType.APPLICATION_JSON);
+        if (e.retryAfterSeconds() != null) b.header(HttpHeaders.RETRY_AFTER, String.valueOf(e.retryAfterSeconds()));
+        return b.body(e.body());
+    }
+
+    @ExceptionHandler(Exception.class)
+    public ResponseEntity<?> unexpected(Exception e) {
+        LOG.error("unexpected error", e);
+        return error(new ApiException(500, "server_error", null, "internal_error", "the request failed: " + e.getMessage(), null), "-");
+    }
+}

@@ -1,0 +1,49 @@
+package dev.mooncakej.conductor.model;
+
+import dev.mooncakej.conductor.ConductorProperties;
+import dev.mooncakej.engine.gguf.GgufFile;
+import dev.mooncakej.engine.llama.LlamaConfig;
+import dev.mooncakej.engine.tokenizer.ChatTemplate;
+import dev.mooncakej.engine.tokenizer.Tokenizer;
+import dev.mooncakej.kvcache.BlockKeys;
+import jakarta.annotation.PreDestroy;
+import java.nio.file.Path;
+import org.springframework.stereotype.Component;
+
+/**
+ * The model as the conductor needs it: name, context length, tokenizer, chat template and block keys,
+ * read from the GGUF metadata (weights are never touched here).
+ */
+@Component
+public class ServedModel {
+    private final GgufFile file;
+    private final String name;
+    private final int contextLength;
+    private final Tokenizer tokenizer;
+    private final ChatTemplate chatTemplate;
+    private final BlockKeys blockKeys;
+
+    public ServedModel(ConductorProperties props) {
+        this.file = GgufFile.open(Path.of(props.model()));
+        LlamaConfig cfg = LlamaConfig.from(file);
+        String fileName = file.has("general.name") ? file.getString("general.name") : Path.of(props.model()).getFileName().toString();
+        this.name = props.modelName() != null && !props.modelName().isBlank() ? props.modelName() : fileName;
+        this.contextLength = cfg.contextLength();
+        this.tokenizer = Tokenizer.from(file);
+        String tpl = file.has("tokenizer.chat_template") ? file.getString("tokenizer.chat_template") : null;
+        this.chatTemplate = tpl == null ? null : new ChatTemplate(tpl,
+                tokenizer.bos() >= 0 ? tokenizer.tokenText(tokenizer.bos()) : "", tokenizer.eos() >= 0 ? tokenizer.tokenText(tokenizer.eos()) : "");
+        this.blockKeys = new BlockKeys(fileName + "@" + file.fileSize(), props.blockTokens());
+    }
+
+    public String name() { return name; }
+    public int contextLength() { return contextLength; }
+    public Tokenizer tokenizer() { return tokenizer; }
+    public ChatTemplate chatTemplate() { return chatTemplate; }
+    public BlockKeys blockKeys() { return blockKeys; }
+
+    @PreDestroy
+    public void close() {
+        file.close();
+    }
+}

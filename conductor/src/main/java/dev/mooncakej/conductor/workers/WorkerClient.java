@@ -1,0 +1,81 @@
+package dev.mooncakej.conductor.workers;
+
+import dev.mooncakej.conductor.ConductorProperties;
+import dev.mooncakej.kvcache.wire.WorkerMessages.DecodeTask;
+import dev.mooncakej.kvcache.wire.WorkerMessages.PrefillResult;
+import dev.mooncakej.kvcache.wire.WorkerMessages.PrefillTask;
+import dev.mooncakej.kvcache.wire.WorkerMessages.ReserveRequest;
+import dev.mooncakej.kvcache.wire.WorkerMessages.ReserveResponse;
+import dev.mooncakej.kvcache.wire.WorkerMessages.TokenEvent;
+import dev.mooncakej.kvcache.wire.WorkerMessages.WorkerError;
+import java.time.Duration;
+import org.springframework.http.HttpStatus;
+import org.springframework.http.MediaType;
+import org.springframework.stereotype.Component;
+import org.springframework.web.reactive.function.client.WebClient;
+import reactor.core.publisher.Flux;
+import reactor.core.publisher.Mono;
+
+/** Calls to the workers' internal API. A worker that answers with an error becomes a {@link WorkerException}. */
+@Component
+public class WorkerClient {
+    private final WebClient web;
+    private final Duration timeout;
+
+    public WorkerClient(ConductorProperties props) {
+        this.web = WebClient.builder().codecs(c -> c.defaultCodecs().maxInMemorySize(16 << 20)).build();
+        this.timeout = Duration.ofMillis(props.workerTimeoutMillis());
+    }
+
+    /** Reserve KV on a decode worker; empty when it has no room. */
+    public Mono<ReserveResponse> reserve(String decodeUrl, ReserveRequest req, String requestId) {
+        return web.post().uri(decodeUrl + "/internal/reserve").header("X-Request-Id", requestId).bodyValue(req)
+                .exchangeToMono(r -> {
+                    if (r.statusCode().value() == HttpStatus.TOO_MANY_REQUESTS.value()) return r.releaseBody().then(Mono.empty());
+                    if (r.statusCode().isError()) return error(r, decodeUrl);
+                    return r.bodyToMono(ReserveResponse.class);
+                })
+                .timeout(timeout);
+    }
+
+    public Mono<PrefillResult> prefill(String prefillUrl, PrefillTask task, String requestId) {
+        return web.post().uri(prefillUrl + "/internal/prefill").header("X-Request-Id", requestId).bodyValue(task)
+                .exchangeToMono(r -> r.statusCode().isError() ? error(r, prefillUrl) : r.bodyToMono(PrefillResult.class))
+                .timeout(timeout);
+    }
+
+    public Flux<TokenEvent> decode(String decodeUrl, DecodeTask task, String requestId) {
+        return web.post().uri(decodeUrl + "/internal/decode").header("X-Request-Id", requestId)
+                .accept(MediaType.APPLICATION_NDJSON).bodyValue(task)
+                .exchangeToFlux(r -> r.statusCode().isError() ? error(r, decodeUrl).flux().cast(TokenEvent.class) : r.bodyToFlux(TokenEvent.class))
+                .timeout(timeout);
+    }
+
+    /** Best effort: free a reservation that will not be used. */
+    public Mono<Void> cancel(String decodeUrl, long id) {
+        return web.delete().uri(decodeUrl + "/internal/requests/" + id).retrieve().toBodilessEntity()
+                .timeout(Duration.ofSeconds(5)).onErrorResume(e -> Mono.empty()).then();
+    }
+
+    private static <T> Mono<T> error(org.springframework.web.reactive.function.client.ClientResponse r, String url) {
+        int status = r.statusCode().value();
+        return r.bodyToMono(WorkerError.class).defaultIfEmpty(new WorkerError("http_" + status, "no body"))
+                .onErrorResume(e -> Mono.just(new WorkerError("http_" + status, "unreadable error body")))
+                .flatMap(e -> Mono.error(new WorkerException(url, status, e.code(), e.message())));
+    }
+
+    /** A worker answered with an error. */
+    public static final class WorkerException extends RuntimeException {
+        private final int status;
+        private final String code;
+
+        public WorkerException(String url, int status, String code, String message) {
+            super(url + " answered " + status + " (" + code + "): " + message);
+            this.status = status;
+            this.code = code;
+        }
+
+        public int status() { return status; }
+        public String code() { return code; }
+    }
+}

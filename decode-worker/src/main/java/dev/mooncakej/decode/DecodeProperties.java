@@ -1,0 +1,33 @@
+package dev.mooncakej.decode;
+
+import dev.mooncakej.engine.llama.LlamaEngine;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import org.springframework.boot.context.properties.ConfigurationProperties;
+
+/**
+ * {@code mooncakej.decode.*}: the model, KV pool and batch of this decode worker, and where it
+ * receives KV. Validated once at start-up; a bad value fails start-up naming the key.
+ */
+@ConfigurationProperties("mooncakej.decode")
+public record DecodeProperties(String model, Integer blockTokens, Integer kvBlocks, Integer maxBatch, Integer threads,
+                               String kvHost, Integer kvPort, Long kvWaitMillis) {
+
+    public DecodeProperties {
+        if (model == null || model.isBlank()) throw new IllegalArgumentException("mooncakej.decode.model is missing: expected the path of a GGUF model file");
+        if (!Files.isRegularFile(Path.of(model))) throw new IllegalArgumentException("mooncakej.decode.model=" + model + ": no such file; expected the path of a GGUF model file");
+        blockTokens = blockTokens == null ? LlamaEngine.Config.DEFAULT_BLOCK_TOKENS : blockTokens;
+        kvBlocks = kvBlocks == null ? 0 : kvBlocks;
+        maxBatch = maxBatch == null ? 32 : maxBatch;
+        threads = threads == null ? Runtime.getRuntime().availableProcessors() : threads;
+        kvHost = kvHost == null ? "127.0.0.1" : kvHost;
+        kvPort = kvPort == null ? 0 : kvPort;
+        kvWaitMillis = kvWaitMillis == null ? 30_000L : kvWaitMillis;
+        if (maxBatch < 1 || maxBatch > 1024) throw new IllegalArgumentException("mooncakej.decode.max-batch=" + maxBatch + ": expected 1..1024");
+        if (kvPort < 0 || kvPort > 65535) throw new IllegalArgumentException("mooncakej.decode.kv-port=" + kvPort + ": expected 0..65535");
+    }
+
+    LlamaEngine.Config engineConfig() {
+        return new LlamaEngine.Config(Path.of(model), blockTokens, kvBlocks, maxBatch, threads);
+    }
+}

@@ -1,0 +1,273 @@
+package dev.mooncakej.decode;
+
+import dev.mooncakej.engine.kv.PagedKvCache;
+import dev.mooncakej.engine.llama.LlamaEngine;
+import dev.mooncakej.engine.sampling.Sampler;
+import dev.mooncakej.engine.sampling.SamplingParams;
+import dev.mooncakej.engine.spi.DecodeBatch;
+import dev.mooncakej.engine.spi.InferenceEngine;
+import dev.mooncakej.engine.spi.Sequence;
+import dev.mooncakej.kvcache.wire.WorkerMessages.DecodeTask;
+import dev.mooncakej.kvcache.wire.WorkerMessages.ReserveResponse;
+import dev.mooncakej.kvcache.wire.WorkerMessages.TokenEvent;
+import dev.mooncakej.kvcache.wire.WorkerMessages.WorkerStatus;
+import dev.mooncakej.kvtransfer.KvFrame;
+import dev.mooncakej.kvtransfer.KvSinkRegistry;
+import dev.mooncakej.kvtransfer.TcpKvReceiver;
+import io.micrometer.core.instrument.Counter;
+import io.micrometer.core.instrument.Gauge;
+import io.micrometer.core.instrument.MeterRegistry;
+import io.micrometer.core.instrument.Timer;
+import jakarta.annotation.PreDestroy;
+import java.io.IOException;
+import java.lang.foreign.MemorySegment;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.LinkedBlockingQueue;
+import java.util.concurrent.TimeUnit;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+import org.springframework.stereotype.Service;
+import reactor.core.publisher.Flux;
+import reactor.core.publisher.Sinks;
+
+/**
+ * The decode worker's core: reservations of KV blocks that the prefill side fills over TCP, and one
+ * continuous-batching loop that decodes every active request a token per step and streams tokens out.
+ * Every block of a request returns to the pool when it ends, whatever the reason (finished, client
+ * gone, error, never started).
+ */
+@Service
+public class DecodeService implements KvSinkRegistry {
+    private static final Logger LOG = LoggerFactory.getLogger(DecodeService.class);
+
+    /** One request from reservation to release. */
+    static final class Request {
+        final long id;
+        final Sequence seq;
+        final int promptTokens;
+        volatile boolean committed;
+        volatile boolean cancelled;
+        volatile boolean started;
+        final long reservedAt = System.nanoTime();
+        DecodeTask task;
+        Sampler sampler;
+        Sinks.Many<TokenEvent> sink;
+        int next;
+        int produced;
+        long lastTokenAt;
+
+        Request(long id, Sequence seq, int promptTokens) {
+            this.id = id;
+            this.seq = seq;
+            this.promptTokens = promptTokens;
+        }
+    }
+
+    private final DecodeProperties props;
+    private final InferenceEngine engine;
+    private final PagedKvCache cache;
+    private final TcpKvReceiver receiver;
+    private final Map<Long, Request> requests = new ConcurrentHashMap<>();
+    private final LinkedBlockingQueue<Request> joining = new LinkedBlockingQueue<>();
+    private final Thread loop;
+    private final Timer tbt;
+    private final Counter finished;
+    private volatile boolean running = true;
+    private volatile int activeCount;
+
+    public DecodeService(DecodeProperties props, MeterRegistry meters) throws IOException {
+        this.props = props;
+        this.engine = new LlamaEngine(props.engineConfig());
+        this.cache = engine.kvCache();
+        this.receiver = new TcpKvReceiver(props.kvHost(), props.kvPort(), this);
+        this.tbt = Timer.builder("mooncakej.decode.tbt").description("time between tokens of one request, on the decode worker")
+                .publishPercentileHistogram().register(meters);
+        this.finished = Counter.builder("mooncakej.decode.requests").tag("outcome", "finished").register(meters);
+        Gauge.builder("mooncakej.kv.blocks.used", cache, PagedKvCache::usedBlocks).tag("role", "decode").register(meters);
+        Gauge.builder("mooncakej.kv.blocks.capacity", cache, PagedKvCache::capacity).tag("role", "decode").register(meters);
+        Gauge.builder("mooncakej.decode.batch.size", this, s -> s.activeCount).register(meters);
+        Gauge.builder("mooncakej.kv.received.bytes", receiver, TcpKvReceiver::bytesReceived).register(meters);
+        this.loop = Thread.ofPlatform().name("decode-loop").daemon().start(this::runLoop);
+        LOG.info("decode worker ready: model {}, {} KV blocks of {} tokens, KV receiver on {}:{}", engine.info().name(),
+                cache.capacity(), engine.info().blockTokens(), props.kvHost(), receiver.port());
+    }
+
+    public InferenceEngine engine() { return engine; }
+
+    /** Reserves blocks for the prompt; null when the pool has no room (the conductor answers 429). */
+    public ReserveResponse reserve(long requestId, int promptTokens) {
+        if (promptTokens < 1 || promptTokens > engine.info().contextLength()) {
+            throw new IllegalArgumentException("prompt of " + promptTokens + " tokens: expected 1.." + engine.info().contextLength());
+        }
+        Sequence seq = engine.newSequence();
+        if (!seq.reserve(promptTokens)) {
+            seq.release();
+            return null;
+        }
+        Request r = new Request(requestId, seq, promptTokens);
+        if (requests.putIfAbsent(requestId, r) != null) {
+            seq.release();
+            throw new IllegalArgumentException("request " + requestId + " is already reserved");
+        }
+        return new ReserveResponse(requestId, props.kvHost(), receiver.port(), seq.blockCount(), seq.blockTokens());
+    }
+
+    @Override
+    public MemorySegment target(long requestId, int blockIndex, int layer, long length) {
+        Request r = requests.get(requestId);
+        if (r == null || r.committed || blockIndex < 0 || blockIndex >= r.seq.blockCount()
+                || layer < 0 || layer >= cache.layout().layers() || length != cache.layout().layerBytes()) {
+            return null;
+        }
+        return cache.layer(r.seq.blockTable()[blockIndex], layer);
+    }
+
+    @Override
+    public byte commit(long requestId, long tokens) {
+        Request r = requests.get(requestId);
+        if (r == null) return KvFrame.UNKNOWN_REQUEST;
+        if (tokens != r.promptTokens) return KvFrame.REJECTED;
+        r.seq.setLength(r.promptTokens);
+        r.committed = true;
+        return KvFrame.OK;
+    }
+
+    /** Starts decoding a reserved, committed request; the flux ends with a finish event. */
+    public Flux<TokenEvent> decode(DecodeTask task) {
+        Request r = requests.get(task.requestId());
+        if (r == null) throw new IllegalArgumentException("request " + task.requestId() + " is not reserved here");
+        if (!r.committed) {
+            release(r);
+            throw new IllegalStateException("request " + task.requestId() + ": its KV has not arrived (no commit)");
+        }
+        if (r.started) throw new IllegalArgumentException("request " + task.requestId() + " is already decoding");
+        r.started = true;
+        r.task = task;
+        var s = task.sampling();
+        long seed = s.seed() == null ? System.nanoTime() : s.seed() + 1;
+        r.sampler = new Sampler(new SamplingParams(s.temperature(), s.topP(), s.topK(), seed, Math.max(1, task.maxTokens()), List.of(), s.logprobs()),
+                engine.info().vocabSize());
+        r.next = task.firstToken();
+        r.produced = 1; // the first token came from the prefill
+        r.sink = Sinks.many().unicast().onBackpressureBuffer();
+        Flux<TokenEvent> flux = r.sink.asFlux().doOnCancel(() -> r.cancelled = true);
+        r.lastTokenAt = System.nanoTime();
+        joining.add(r);
+        return flux;
+    }
+
+    /** Drops a request wherever it is; its blocks return to the pool (idempotent). */
+    public boolean cancel(long requestId) {
+        Request r = requests.get(requestId);
+        if (r == null) return false;
+        r.cancelled = true;
+        if (!r.started) release(r);
+        return true;
+    }
+
+    private void release(Request r) {
+        if (requests.remove(r.id, r)) r.seq.release();
+    }
+
+    private void runLoop() {
+        List<Request> active = new ArrayList<>();
+        DecodeBatch batch = new DecodeBatch(props.maxBatch(), engine.info().vocabSize());
+        int vocab = engine.info().vocabSize();
+        while (running) {
+            try {
+                if (active.isEmpty()) {
+                    Request r = joining.poll(200, TimeUnit.MILLISECONDS);
+                    if (r != null) active.add(r);
+                    reapStale();
+                }
+                while (active.size() < props.maxBatch()) {
+                    Request r = joining.poll();
+                    if (r == null) break;
+                    active.add(r);
+                }
+                active.removeIf(r -> {
+                    if (r.cancelled || engine.tokenizer().isEndOfGeneration(r.next) || r.produced >= r.task.maxTokens()) {
+                        String reason = r.cancelled ? "cancelled" : engine.tokenizer().isEndOfGeneration(r.next) ? "stop" : "length";
+                        end(r, reason);
+                        return true;
+                    }
+                    return false;
+                });
+                activeCount = active.size();
+                if (active.isEmpty()) continue;
+                batch.clear();
+                for (Request r : active) batch.add(r.seq, r.next);
+                engine.decode(batch);
+                long now = System.nanoTime();
+                for (int i = 0; i < active.size(); i++) {
+                    Request r = active.get(i);
+                    if (!batch.ok(i)) {
+                        r.next = -1;
+                        r.cancelled = true;
+                        r.sink.tryEmitNext(TokenEvent.end("error: KV cache full or context exhausted"));
+                        continue;
+                    }
+                    int off = batch.logitsOffset(i);
+                    int t = r.sampler.sample(batch.logits(), off, vocab);
+                    r.next = t;
+                    if (engine.tokenizer().isEndOfGeneration(t)) continue; // ends at the top of the next step
+                    float lp = r.task.sampling().logprobs() ? Sampler.logprob(batch.logits(), off, vocab, t) : 0f;
+                    r.produced++;
+                    tbt.record(Duration.ofNanos(now - r.lastTokenAt));
+                    r.lastTokenAt = now;
+                    r.sink.tryEmitNext(TokenEvent.token(t, lp));
+                }
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                return;
+            } catch (RuntimeException e) {
+                LOG.error("decode step failed; failing the requests of this batch", e);
+                for (Request r : active) end(r, "error: " + e.getMessage());
+                active.clear();
+            }
+        }
+    }
+
+    private void end(Request r, String reason) {
+        if (r.sink != null) {
+            r.sink.tryEmitNext(TokenEvent.end(reason));
+            r.sink.tryEmitComplete();
+        }
+        release(r);
+        finished.increment();
+    }
+
+    /** Reservations whose KV never came or whose decode never started are released after a timeout. */
+    private void reapStale() {
+        long limit = TimeUnit.MILLISECONDS.toNanos(props.kvWaitMillis());
+        long now = System.nanoTime();
+        for (Request r : requests.values()) {
+            if (!r.started && now - r.reservedAt > limit) {
+                LOG.warn("releasing request {}: reserved {} ms ago and never started", r.id, TimeUnit.NANOSECONDS.toMillis(now - r.reservedAt));
+                release(r);
+            }
+        }
+    }
+
+    public WorkerStatus status() {
+        return new WorkerStatus("decode", engine.info().name(), engine.info().blockTokens(), cache.freeBlocks(), cache.usedBlocks(),
+                cache.capacity(), activeCount, joining.size(), 0);
+    }
+
+    @PreDestroy
+    public void close() {
+        running = false;
+        loop.interrupt();
+        receiver.close();
+        try {
+            loop.join(2000);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+        engine.close();
+    }
+}

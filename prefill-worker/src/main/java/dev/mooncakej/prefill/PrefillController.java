@@ -1,0 +1,51 @@
+package dev.mooncakej.prefill;
+
+import dev.mooncakej.kvcache.wire.WorkerMessages.PrefillResult;
+import dev.mooncakej.kvcache.wire.WorkerMessages.PrefillTask;
+import dev.mooncakej.kvcache.wire.WorkerMessages.WorkerError;
+import dev.mooncakej.kvcache.wire.WorkerMessages.WorkerStatus;
+import java.io.IOException;
+import org.springframework.http.HttpStatus;
+import org.springframework.http.ResponseEntity;
+import org.springframework.web.bind.annotation.ExceptionHandler;
+import org.springframework.web.bind.annotation.GetMapping;
+import org.springframework.web.bind.annotation.PostMapping;
+import org.springframework.web.bind.annotation.RequestBody;
+import org.springframework.web.bind.annotation.RestController;
+import reactor.core.publisher.Mono;
+import reactor.core.scheduler.Schedulers;
+
+/** The prefill worker's internal API, called by the conductor. */
+@RestController
+public class PrefillController {
+    private final PrefillService service;
+
+    public PrefillController(PrefillService service) {
+        this.service = service;
+    }
+
+    @PostMapping("/internal/prefill")
+    public Mono<PrefillResult> prefill(@RequestBody PrefillTask task) {
+        return Mono.fromCallable(() -> service.prefill(task)).subscribeOn(Schedulers.boundedElastic());
+    }
+
+    @GetMapping("/internal/status")
+    public WorkerStatus status() {
+        return service.status();
+    }
+
+    @ExceptionHandler(IllegalArgumentException.class)
+    public ResponseEntity<WorkerError> badRequest(IllegalArgumentException e) {
+        return ResponseEntity.badRequest().body(new WorkerError("bad_request", e.getMessage()));
+    }
+
+    @ExceptionHandler(IllegalStateException.class)
+    public ResponseEntity<WorkerError> unavailable(IllegalStateException e) {
+        return ResponseEntity.status(HttpStatus.SERVICE_UNAVAILABLE).body(new WorkerError("unavailable", e.getMessage()));
+    }
+
+    @ExceptionHandler(IOException.class)
+    public ResponseEntity<WorkerError> transfer(IOException e) {
+        return ResponseEntity.status(HttpStatus.BAD_GATEWAY).body(new WorkerError("kv_transfer_failed", e.getMessage()));
+    }
+}

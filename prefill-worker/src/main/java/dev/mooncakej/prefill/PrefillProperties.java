@@ -1,0 +1,28 @@
+package dev.mooncakej.prefill;
+
+import dev.mooncakej.engine.llama.LlamaEngine;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import org.springframework.boot.context.properties.ConfigurationProperties;
+
+/** {@code mooncakej.prefill.*}: model, KV pool, chunking and transfer settings of this prefill worker. */
+@ConfigurationProperties("mooncakej.prefill")
+public record PrefillProperties(String model, Integer blockTokens, Integer kvBlocks, Integer chunkTokens, Integer threads,
+                                Integer kvConnectTimeoutMillis, Long kvFinishTimeoutMillis) {
+
+    public PrefillProperties {
+        if (model == null || model.isBlank()) throw new IllegalArgumentException("mooncakej.prefill.model is missing: expected the path of a GGUF model file");
+        if (!Files.isRegularFile(Path.of(model))) throw new IllegalArgumentException("mooncakej.prefill.model=" + model + ": no such file; expected the path of a GGUF model file");
+        blockTokens = blockTokens == null ? LlamaEngine.Config.DEFAULT_BLOCK_TOKENS : blockTokens;
+        kvBlocks = kvBlocks == null ? 0 : kvBlocks;
+        chunkTokens = chunkTokens == null ? 256 : chunkTokens;
+        threads = threads == null ? Runtime.getRuntime().availableProcessors() : threads;
+        kvConnectTimeoutMillis = kvConnectTimeoutMillis == null ? 5000 : kvConnectTimeoutMillis;
+        kvFinishTimeoutMillis = kvFinishTimeoutMillis == null ? 30_000L : kvFinishTimeoutMillis;
+        if (chunkTokens < 1 || chunkTokens > 8192) throw new IllegalArgumentException("mooncakej.prefill.chunk-tokens=" + chunkTokens + ": expected 1..8192");
+    }
+
+    LlamaEngine.Config engineConfig() {
+        return new LlamaEngine.Config(Path.of(model), blockTokens, kvBlocks, chunkTokens, threads);
+    }
+}
