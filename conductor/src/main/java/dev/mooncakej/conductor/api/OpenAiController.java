@@ -169,7 +169,13 @@ public class OpenAiController {
         if (done == null) done = new GenerationEvent.Done("stop", g.promptTokens().length, deltas.size(), 0);
         Map<String, Object> choice = new LinkedHashMap<>();
         choice.put("index", 0);
-        if (g.chat()) choice.put("message", Map.of("role", "assistant", "content", text.toString()));
+        if (g.chat()) {
+            Map<String, Object> message = new LinkedHashMap<>();
+            message.put("role", "assistant");
+            message.put("content", text.toString());
+            message.put("refusal", null);
+            choice.put("message", message);
+        }
         else choice.put("text", text.toString());
         choice.put("logprobs", logprobs(g, deltas));
         choice.put("finish_reason", done.finishReason());

@@ -1,0 +1,118 @@
+package dev.mooncakej.system;
+
+import java.io.BufferedReader;
+import java.io.IOException;
+import java.io.InputStreamReader;
+import java.net.ServerSocket;
+import java.net.URI;
+import java.net.http.HttpClient;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.TimeUnit;
+
+/**
+ * A local cluster started exactly as a user starts it: {@code ./mooncakej up}, as a child process
+ * (conductor, prefill and decode workers each a JVM of their own). Closing it sends SIGTERM, which
+ * makes the launcher stop every process it started.
+ */
+final class LocalCluster implements AutoCloseable {
+    final int port;
+    final Path model;
+    private final Process process;
+    private final List<String> output = new ArrayList<>();
+
+    private LocalCluster(int port, Path model, Process process) {
+        this.port = port;
+        this.model = model;
+        this.process = process;
+    }
+
+    static Path projectRoot() {
+        Path p = Path.of("").toAbsolutePath();
+        while (p != null && !Files.exists(p.resolve("mooncakej"))) p = p.getParent();
+        if (p == null) throw new IllegalStateException("cannot find the project root above " + Path.of("").toAbsolutePath());
+        return p;
+    }
+
+    static LocalCluster start(Path model, int prefill, int decode) throws Exception {
+        int port = freeBasePort();
+        ProcessBuilder pb = new ProcessBuilder("bash", "mooncakej", "up", "--port", String.valueOf(port), "--model", model.toString(),
+                "--prefill", String.valueOf(prefill), "--decode", String.valueOf(decode))
+                .directory(projectRoot().toFile()).redirectErrorStream(true);
+        pb.environment().put("MOONCAKEJ_NO_BUILD", "1"); // the reactor has built the jars
+        Process p = pb.start();
+        LocalCluster c = new LocalCluster(port, model, p);
+        CompletableFuture<Boolean> up = new CompletableFuture<>();
+        Thread.ofVirtual().start(() -> {
+            try (BufferedReader r = new BufferedReader(new InputStreamReader(p.getInputStream(), StandardCharsets.UTF_8))) {
+                String line;
+                while ((line = r.readLine()) != null) {
+                    synchronized (c.output) { c.output.add(line); }
+                    if (line.startsWith("Mooncake-J is up")) up.complete(true);
+                }
+            } catch (IOException ignored) {
+                // process ended
+            }
+            up.complete(false);
+        });
+        boolean ok;
+        try {
+            ok = up.get(240, TimeUnit.SECONDS);
+        } catch (java.util.concurrent.TimeoutException e) {
+            ok = false;
+        }
+        if (!ok) {
+            c.close();
+            throw new IllegalStateException("./mooncakej up did not come up; its output:\n" + String.join("\n", c.output));
+        }
+        return c;
+    }
+
+    String url() { return "http://127.0.0.1:" + port; }
+    String prefillUrl(int i) { return "http://127.0.0.1:" + (port + 10 + i); }
+    String decodeUrl(int i) { return "http://127.0.0.1:" + (port + 20 + i); }
+
+    /** GET a URL; returns the body. */
+    static String get(String url) throws IOException, InterruptedException {
+        HttpResponse<String> r = HttpClient.newHttpClient().send(HttpRequest.newBuilder(URI.create(url)).timeout(Duration.ofSeconds(10)).build(),
+                HttpResponse.BodyHandlers.ofString());
+        return r.body();
+    }
+
+    /** A base port with the 40 ports above it free (conductor, workers, KV ports). */
+    private static int freeBasePort() throws IOException {
+        for (int attempt = 0; attempt < 50; attempt++) {
+            int base = 20000 + (int) (Math.random() * 30000);
+            if (allFree(base)) return base;
+        }
+        throw new IOException("no free port range found");
+    }
+
+    private static boolean allFree(int base) {
+        for (int p : new int[]{base, base + 10, base + 11, base + 20, base + 21, base + 30, base + 31}) {
+            try (ServerSocket s = new ServerSocket(p)) {
+                s.setReuseAddress(true);
+            } catch (IOException e) {
+                return false;
+            }
+        }
+        return true;
+    }
+
+    @Override
+    public void close() {
+        process.destroy(); // SIGTERM: the launcher's trap stops the conductor and workers
+        try {
+            if (!process.waitFor(30, TimeUnit.SECONDS)) process.destroyForcibly();
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+    }
+}
