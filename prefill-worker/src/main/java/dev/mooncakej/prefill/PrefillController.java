@@ -5,12 +5,15 @@ import dev.mooncakej.kvcache.wire.WorkerMessages.PrefillTask;
 import dev.mooncakej.kvcache.wire.WorkerMessages.WorkerError;
 import dev.mooncakej.kvcache.wire.WorkerMessages.WorkerStatus;
 import java.io.IOException;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 import org.springframework.http.HttpStatus;
 import org.springframework.http.ResponseEntity;
 import org.springframework.web.bind.annotation.ExceptionHandler;
 import org.springframework.web.bind.annotation.GetMapping;
 import org.springframework.web.bind.annotation.PostMapping;
 import org.springframework.web.bind.annotation.RequestBody;
+import org.springframework.web.bind.annotation.RequestHeader;
 import org.springframework.web.bind.annotation.RestController;
 import reactor.core.publisher.Mono;
 import reactor.core.scheduler.Schedulers;
@@ -18,6 +21,7 @@ import reactor.core.scheduler.Schedulers;
 /** The prefill worker's internal API, called by the conductor. */
 @RestController
 public class PrefillController {
+    private static final Logger LOG = LoggerFactory.getLogger(PrefillController.class);
     private final PrefillService service;
 
     public PrefillController(PrefillService service) {
@@ -25,8 +29,13 @@ public class PrefillController {
     }
 
     @PostMapping("/internal/prefill")
-    public Mono<PrefillResult> prefill(@RequestBody PrefillTask task) {
-        return Mono.fromCallable(() -> service.prefill(task)).subscribeOn(Schedulers.boundedElastic());
+    public Mono<PrefillResult> prefill(@RequestBody PrefillTask task, @RequestHeader(value = "X-Request-Id", required = false) String rid) {
+        return Mono.fromCallable(() -> {
+            PrefillResult r = service.prefill(task);
+            LOG.info("[{}] prefilled {} tokens ({} cached) in {} ms; {} KV bytes to {}:{} in {} ms", rid, task.tokens().length, r.cachedTokens(),
+                    Math.round(r.prefillSeconds() * 1000), r.kvBytes(), task.kvHost(), task.kvPort(), Math.round(r.kvSeconds() * 1000));
+            return r;
+        }).subscribeOn(Schedulers.boundedElastic()).doOnError(e -> LOG.warn("[{}] prefill failed: {}", rid, e.getMessage()));
     }
 
     @GetMapping("/internal/status")

@@ -1,0 +1,58 @@
+package dev.mooncakej.conductor;
+
+import com.sun.net.httpserver.HttpServer;
+import dev.mooncakej.engine.generate.ModelGenerator;
+import java.io.IOException;
+import java.net.InetSocketAddress;
+import java.net.ServerSocket;
+import java.net.URI;
+import java.net.http.HttpClient;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+
+/** Shared set-up of the conductor's tests: a generated model, a free port, HTTP helpers. */
+final class ConductorFixtures {
+    private static Path model;
+
+    private ConductorFixtures() {}
+
+    static synchronized Path model() throws IOException {
+        if (model == null) {
+            model = Files.createTempDirectory("conductor-test").resolve("tiny.gguf");
+            ModelGenerator.generate(ModelGenerator.Preset.TINY, model);
+        }
+        return model;
+    }
+
+    static int closedPort() throws IOException {
+        try (ServerSocket s = new ServerSocket(0)) {
+            return s.getLocalPort();
+        }
+    }
+
+    /**
+     * A stand-in decode worker whose KV pool is always full: it answers every reservation with 429,
+     * the way a real decode worker does when it has no free block (used to drive the conductor's
+     * overload path without filling a real pool).
+     */
+    static HttpServer fullDecodeWorker() throws IOException {
+        HttpServer s = HttpServer.create(new InetSocketAddress("127.0.0.1", 0), 0);
+        s.createContext("/internal/reserve", ex -> {
+            byte[] b = "{\"code\":\"kv_full\",\"message\":\"no free KV blocks\"}".getBytes(StandardCharsets.UTF_8);
+            ex.getResponseHeaders().add("Content-Type", "application/json");
+            ex.sendResponseHeaders(429, b.length);
+            ex.getResponseBody().write(b);
+            ex.close();
+        });
+        s.start();
+        return s;
+    }
+
+    static HttpResponse<String> post(int port, String path, String body) throws IOException, InterruptedException {
+        return HttpClient.newHttpClient().send(HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + port + path))
+                .header("Content-Type", "application/json").POST(HttpRequest.BodyPublishers.ofString(body)).build(), HttpResponse.BodyHandlers.ofString());
+    }
+}
