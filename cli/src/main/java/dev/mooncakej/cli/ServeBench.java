@@ -1,0 +1,293 @@
+package dev.mooncakej.cli;
+
+import dev.mooncakej.engine.gguf.GgufFile;
+import dev.mooncakej.engine.generate.ModelGenerator;
+import dev.mooncakej.engine.tokenizer.Tokenizer;
+import dev.mooncakej.kvcache.BlockKeys;
+import java.io.BufferedReader;
+import java.io.InputStream;
+import java.io.InputStreamReader;
+import java.net.URI;
+import java.net.http.HttpClient;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import java.util.concurrent.Semaphore;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicLong;
+import org.HdrHistogram.Histogram;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+import tools.jackson.databind.JsonNode;
+import tools.jackson.databind.json.JsonMapper;
+
+/**
+ * Serving benchmark: TTFT, TBT and output tokens/s at several concurrencies through the conductor,
+ * and the conductor's own overhead: the same request through the conductor and straight to the
+ * workers (reserve, prefill, decode: what the conductor does), alternating, in the same run.
+ * Starts its own cluster with {@code ./mooncakej up} on the {@code small} model unless given --port.
+ */
+@Command(name = "serve", description = "TTFT, TBT and tokens/s through the conductor, and the conductor's overhead against calling the workers directly.")
+final class ServeBench implements Runnable {
+    private static final JsonMapper JSON = JsonMapper.builder().build();
+
+    @Option(names = "--port", description = "a running cluster's conductor port (workers on port+10 and port+20, as ./mooncakej up lays them out); default: start one")
+    Integer port;
+    @Option(names = "--model", description = "GGUF model (default: the generated small model)")
+    Path model;
+    @Option(names = "--concurrency", split = ",", defaultValue = "1,4,16,32")
+    int[] concurrency;
+    @Option(names = "--prompt-tokens", defaultValue = "256")
+    int promptTokens;
+    @Option(names = "--max-tokens", defaultValue = "32")
+    int maxTokens;
+    @Option(names = "--overhead-requests", defaultValue = "100")
+    int overheadRequests;
+    @Option(names = "--json")
+    boolean json;
+
+    private final HttpClient http = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(5)).build();
+
+    @Override
+    public void run() {
+        Process cluster = null;
+        try {
+            if (model == null) {
+                model = Machine.projectRoot().resolve(".cache/models/mooncakej-small.gguf");
+                if (!Files.exists(model)) {
+                    Files.createDirectories(model.getParent());
+                    System.err.println("generating the small model (8 layers, width 512, Q8_0)...");
+                    ModelGenerator.generate(ModelGenerator.Preset.SMALL, model);
+                }
+            }
+            if (port == null) {
+                port = 18600;
+                System.err.println("starting a cluster: ./mooncakej up --port " + port + " --model " + model);
+                ProcessBuilder pb = new ProcessBuilder("bash", "mooncakej", "up", "--port", String.valueOf(port), "--model", model.toString())
+                        .directory(Machine.projectRoot().toFile()).redirectErrorStream(true);
+                pb.environment().put("MOONCAKEJ_NO_BUILD", "1");
+                cluster = pb.start();
+                waitUp(cluster);
+            }
+            String base = "http://127.0.0.1:" + port;
+            String name = JSON.readTree(get(base + "/v1/models")).get("data").get(0).get("id").asString();
+            String prompt = promptOf(promptTokens);
+            Map<String, Object> out = new LinkedHashMap<>();
+            out.put("command", "./mooncakej bench serve --prompt-tokens " + promptTokens + " --max-tokens " + maxTokens + " --concurrency " + Arrays.toString(concurrency));
+            out.put("machine", Machine.describe());
+            out.put("model", model.toString());
+            List<Map<String, Object>> levels = new ArrayList<>();
+            for (int c : concurrency) {
+                System.err.printf("concurrency %d ...%n", c);
+                levels.add(level(base, name, prompt, c));
+            }
+            out.put("levels", levels);
+            System.err.println("conductor overhead: the same request through the conductor and straight to the workers, alternating...");
+            out.put("overhead", overhead(base, name, prompt));
+            if (json) {
+                System.out.println(JSON.writeValueAsString(out));
+            } else {
+                System.out.println(out.get("command"));
+                System.out.println("machine: " + out.get("machine"));
+                System.out.printf("%-12s %-12s %-12s %-12s %-12s %-14s%n", "concurrency", "ttft p50 ms", "ttft p99 ms", "tbt p50 ms", "tbt p99 ms", "output tok/s");
+                for (Map<String, Object> l : levels) {
+                    System.out.printf("%-12s %-12s %-12s %-12s %-12s %-14s%n", l.get("concurrency"), l.get("ttft_p50_ms"), l.get("ttft_p99_ms"),
+                            l.get("tbt_p50_ms"), l.get("tbt_p99_ms"), l.get("output_tokens_per_s"));
+                }
+                System.out.println("conductor overhead: " + out.get("overhead"));
+            }
+        } catch (Exception e) {
+            throw new IllegalStateException("serve benchmark failed: " + e.getMessage(), e);
+        } finally {
+            if (cluster != null) {
+                cluster.destroy();
+                try {
+                    cluster.waitFor(30, TimeUnit.SECONDS);
+                } catch (InterruptedException ignored) {
+                    Thread.currentThread().interrupt();
+                }
+            }
+        }
+    }
+
+    private Map<String, Object> level(String base, String name, String prompt, int c) throws Exception {
+        int requests = Math.max(8, 2 * c);
+        Histogram ttft = new Histogram(3), tbt = new Histogram(3);
+        AtomicLong tokens = new AtomicLong();
+        Semaphore slots = new Semaphore(c);
+        long t0 = System.nanoTime();
+        try (var pool = Executors.newVirtualThreadPerTaskExecutor()) {
+            List<Future<?>> fs = new ArrayList<>();
+            for (int i = 0; i < requests; i++) {
+                final String p = prompt + " request " + i; // distinct suffix: the shared prefix stays cached
+                slots.acquire();
+                fs.add(pool.submit(() -> {
+                    try {
+                        stream(base, name, p, ttft, tbt, tokens);
+                    } finally {
+                        slots.release();
+                    }
+                    return null;
+                }));
+            }
+            for (Future<?> f : fs) f.get(10, TimeUnit.MINUTES);
+        }
+        double seconds = (System.nanoTime() - t0) / 1e9;
+        Map<String, Object> l = new LinkedHashMap<>();
+        l.put("concurrency", c);
+        l.put("requests", requests);
+        l.put("ttft_p50_ms", ms(ttft.getValueAtPercentile(50)));
+        l.put("ttft_p99_ms", ms(ttft.getValueAtPercentile(99)));
+        l.put("tbt_p50_ms", ms(tbt.getValueAtPercentile(50)));
+        l.put("tbt_p99_ms", ms(tbt.getValueAtPercentile(99)));
+        l.put("output_tokens_per_s", Math.round(tokens.get() / seconds * 10) / 10.0);
+        return l;
+    }
+
+    private void stream(String base, String name, String prompt, Histogram ttft, Histogram tbt, AtomicLong tokens) throws Exception {
+        String body = JSON.writeValueAsString(Map.of("model", name, "prompt", prompt, "max_tokens", maxTokens, "temperature", 0, "stream", true,
+                "stream_options", Map.of("include_usage", true)));
+        long t0 = System.nanoTime(), last = -1;
+        HttpResponse<InputStream> r = http.send(HttpRequest.newBuilder(URI.create(base + "/v1/completions")).header("Content-Type", "application/json")
+                .POST(HttpRequest.BodyPublishers.ofString(body)).build(), HttpResponse.BodyHandlers.ofInputStream());
+        if (r.statusCode() != 200) throw new IllegalStateException("status " + r.statusCode() + ": " + new String(r.body().readAllBytes(), StandardCharsets.UTF_8));
+        try (BufferedReader br = new BufferedReader(new InputStreamReader(r.body(), StandardCharsets.UTF_8))) {
+            String line;
+            while ((line = br.readLine()) != null) {
+                if (!line.startsWith("data:")) continue;
+                String data = line.substring(5).trim();
+                if (data.equals("[DONE]")) break;
+                JsonNode n = JSON.readTree(data);
+                if (n.has("usage") && !n.get("usage").isNull()) {
+                    tokens.addAndGet(n.get("usage").get("completion_tokens").asLong());
+                    continue;
+                }
+                long now = System.nanoTime();
+                synchronized (ttft) {
+                    if (last < 0) ttft.recordValue((now - t0) / 1000);
+                    else tbt.recordValue((now - last) / 1000);
+                }
+                last = now;
+            }
+        }
+    }
+
+    /** Median latency of one non-streamed request through the conductor vs straight to the workers. */
+    private Map<String, Object> overhead(String base, String name, String prompt) throws Exception {
+        String prefillUrl = "http://127.0.0.1:" + (port + 10), decodeUrl = "http://127.0.0.1:" + (port + 20);
+        int[] ids;
+        BlockKeys keys;
+        try (GgufFile f = GgufFile.open(model)) {
+            Tokenizer tok = Tokenizer.from(f);
+            ids = tok.encode(prompt);
+            String fileName = f.has("general.name") ? f.getString("general.name") : model.getFileName().toString();
+            keys = new BlockKeys(fileName + "@" + f.fileSize(), 32);
+        }
+        long[] via = new long[overheadRequests], direct = new long[overheadRequests];
+        String body = JSON.writeValueAsString(Map.of("model", name, "prompt", prompt, "max_tokens", 8, "temperature", 0));
+        for (int i = -20; i < overheadRequests; i++) { // 20 warm-up rounds (JIT)
+            long t0 = System.nanoTime();
+            HttpResponse<String> r = http.send(HttpRequest.newBuilder(URI.create(base + "/v1/completions")).header("Content-Type", "application/json")
+                    .POST(HttpRequest.BodyPublishers.ofString(body)).build(), HttpResponse.BodyHandlers.ofString());
+            long a = System.nanoTime() - t0;
+            if (r.statusCode() != 200) throw new IllegalStateException("conductor answered " + r.statusCode() + ": " + r.body());
+            t0 = System.nanoTime();
+            directRequest(prefillUrl, decodeUrl, ids, keys.keys(ids), 8);
+            long b = System.nanoTime() - t0;
+            if (i >= 0) {
+                via[i] = a;
+                direct[i] = b;
+            }
+        }
+        Arrays.sort(via);
+        Arrays.sort(direct);
+        double viaMs = via[overheadRequests / 2] / 1e6, directMs = direct[overheadRequests / 2] / 1e6;
+        Map<String, Object> o = new LinkedHashMap<>();
+        o.put("requests", overheadRequests);
+        o.put("through_conductor_p50_ms", Math.round(viaMs * 100) / 100.0);
+        o.put("direct_to_workers_p50_ms", Math.round(directMs * 100) / 100.0);
+        o.put("conductor_overhead_p50_ms", Math.round((viaMs - directMs) * 100) / 100.0);
+        return o;
+    }
+
+    /** What the conductor does for one request, done here: reserve, prefill, decode (greedy). */
+    private void directRequest(String prefillUrl, String decodeUrl, int[] ids, long[] blockKeys, int max) throws Exception {
+        long id = System.nanoTime() & Long.MAX_VALUE;
+        JsonNode res = JSON.readTree(post(decodeUrl + "/internal/reserve", Map.of("requestId", id, "promptTokens", ids.length, "maxTokens", max)));
+        Map<String, Object> sampling = new LinkedHashMap<>();
+        sampling.put("temperature", 0);
+        sampling.put("topP", 1);
+        sampling.put("topK", 0);
+        sampling.put("seed", null);
+        sampling.put("logprobs", false);
+        Map<String, Object> task = new LinkedHashMap<>();
+        task.put("requestId", id);
+        task.put("tokens", ids);
+        task.put("blockKeys", blockKeys);
+        task.put("kvHost", res.get("kvHost").asString());
+        task.put("kvPort", res.get("kvPort").asInt());
+        task.put("sampling", sampling);
+        JsonNode pr = JSON.readTree(post(prefillUrl + "/internal/prefill", task));
+        Map<String, Object> dt = new LinkedHashMap<>();
+        dt.put("requestId", id);
+        dt.put("firstToken", pr.get("firstToken").asInt());
+        dt.put("promptTokens", ids.length);
+        dt.put("maxTokens", max);
+        dt.put("sampling", sampling);
+        post(decodeUrl + "/internal/decode", dt); // NDJSON, read to the end
+    }
+
+    private String post(String url, Object body) throws Exception {
+        HttpResponse<String> r = http.send(HttpRequest.newBuilder(URI.create(url)).header("Content-Type", "application/json")
+                .POST(HttpRequest.BodyPublishers.ofString(JSON.writeValueAsString(body))).build(), HttpResponse.BodyHandlers.ofString());
+        if (r.statusCode() != 200) throw new IllegalStateException(url + " answered " + r.statusCode() + ": " + r.body());
+        return r.body();
+    }
+
+    private String get(String url) throws Exception {
+        return http.send(HttpRequest.newBuilder(URI.create(url)).build(), HttpResponse.BodyHandlers.ofString()).body();
+    }
+
+    private String promptOf(int tokens) throws Exception {
+        try (GgufFile f = GgufFile.open(model)) {
+            Tokenizer tok = Tokenizer.from(f);
+            StringBuilder sb = new StringBuilder();
+            int i = 0;
+            while (tok.encode(sb.toString()).length < tokens) sb.append(i++ % 7 == 0 ? "Mooncake " : "cache ");
+            return sb.toString();
+        }
+    }
+
+    private static void waitUp(Process p) throws Exception {
+        try (BufferedReader r = new BufferedReader(new InputStreamReader(p.getInputStream(), StandardCharsets.UTF_8))) {
+            String line;
+            while ((line = r.readLine()) != null) {
+                if (line.startsWith("Mooncake-J is up")) {
+                    Thread.ofVirtual().start(() -> { // keep draining the launcher's output
+                        try {
+                            r.transferTo(java.io.Writer.nullWriter());
+                        } catch (java.io.IOException ignored) {
+                            // ended
+                        }
+                    });
+                    return;
+                }
+            }
+        }
+        throw new IllegalStateException("./mooncakej up did not come up (see .cache/logs/)");
+    }
+
+    private static double ms(long micros) {
+        return Math.round(micros / 100.0) / 10.0;
+    }
+}
