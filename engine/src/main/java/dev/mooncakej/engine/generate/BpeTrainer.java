@@ -3,7 +3,6 @@ package dev.mooncakej.engine.generate;
 import dev.mooncakej.engine.tokenizer.BytePairTokenizer;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
-import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -32,37 +31,9 @@ final class BpeTrainer {
             words.merge(syms, 1, Integer::sum);
         }
         java.util.Set<String> known = new java.util.HashSet<>(tokens);
-        for (int step = 0; step < maxMerges; step++) {
-            Map<String, Integer> pairs = new HashMap<>();
-            for (Map.Entry<List<String>, Integer> e : words.entrySet()) {
-                List<String> s = e.getKey();
-                for (int i = 0; i + 1 < s.size(); i++) pairs.merge(s.get(i) + " " + s.get(i + 1), e.getValue(), Integer::sum);
-            }
-            String best = null;
-            int bestCount = 1; // a pair seen once is not worth a token
-            for (Map.Entry<String, Integer> e : pairs.entrySet()) {
-                if (e.getValue() > bestCount || (e.getValue() == bestCount && best != null && e.getKey().compareTo(best) < 0)) {
-                    best = e.getKey();
-                    bestCount = e.getValue();
-                }
-            }
-            if (best == null) break;
-            String[] ab = best.split(" ", 2);
-            String merged = ab[0] + ab[1];
-            merges.add(best);
-            if (known.add(merged)) tokens.add(merged);
-            Map<List<String>, Integer> next = new LinkedHashMap<>();
-            for (Map.Entry<List<String>, Integer> e : words.entrySet()) {
-                List<String> s = new ArrayList<>(e.getKey());
-                for (int i = 0; i + 1 < s.size(); i++) {
-                    if (s.get(i).equals(ab[0]) && s.get(i + 1).equals(ab[1])) {
-                        s.set(i, merged);
-                        s.remove(i + 1);
-                    }
-                }
-                next.merge(s, e.getValue(), Integer::sum);
-            }
-            words = next;
+        for (String[] ab : PairMerges.learn(words, maxMerges)) {
+            merges.add(ab[0] + " " + ab[1]);
+            if (known.add(ab[0] + ab[1])) tokens.add(ab[0] + ab[1]);
         }
     }
 }
