@@ -1,0 +1,22 @@
+package dev.mooncakej.conductor.scheduling;
+
+import java.util.Arrays;
+import java.util.Locale;
+
+/** When a request is rejected (TR section 7). */
+public enum AdmissionMode {
+    /** Each stage checks its own load when it starts: prefill at arrival, decode after the prefill. */
+    NONE,
+    /** At arrival, reject when max(prefill load, decode load now) >= 1. */
+    EARLY_REJECTION,
+    /** At arrival, with the decode load predicted for the moment this request's prefill would end. */
+    PREDICTIVE_EARLY_REJECTION;
+
+    public String cliName() { return name().toLowerCase(Locale.ROOT).replace('_', '-'); }
+
+    public static AdmissionMode parse(String s) {
+        for (AdmissionMode m : values()) if (m.cliName().equals(s)) return m;
+        throw new IllegalArgumentException("admission mode '" + s + "' is not known; expected one of "
+                + Arrays.stream(values()).map(AdmissionMode::cliName).toList());
+    }
+}

@@ -1,0 +1,216 @@
+package dev.mooncakej.conductor.scheduling;
+
+import dev.mooncakej.engine.sim.CostProfile;
+import java.util.SplittableRandom;
+
+/**
+ * The conductor's scheduler (FAST Algorithm 1 and TR section 7), plain Java on caller-given time, so
+ * the simulator and the live conductor run the same decisions. It holds the cluster view (prefill
+ * queues and caches, decode batches and KV) that callers update through the {@code on*} methods.
+ */
+public final class ClusterScheduler {
+    private final SchedulerConfig cfg;
+    private final PrefillInstance[] prefill;
+    private final DecodeInstance[] decode;
+    private final PrefixIndex index = new PrefixIndex();
+    private final PrefillTimeModel prefillModel;
+    private final CostProfile profile;
+    private final int[] prefixLengths;
+    private final SplittableRandom random;
+    private int roundRobin;
+    private double tD;
+    private long decodesSeen;
+
+    public ClusterScheduler(SchedulerConfig cfg, int prefillInstances, int decodeInstances, int cacheBlocksPerInstance) {
+        if (prefillInstances < 1 || prefillInstances > 64) throw new IllegalArgumentException("prefill instances must be 1..64, got " + prefillInstances);
+        if (decodeInstances < 1) throw new IllegalArgumentException("decode instances must be >= 1, got " + decodeInstances);
+        if (cacheBlocksPerInstance < 0) throw new IllegalArgumentException("cache blocks must be >= 0 (0: unbounded), got " + cacheBlocksPerInstance);
+        this.cfg = cfg;
+        this.profile = cfg.profile();
+        this.prefillModel = PrefillTimeModel.of(profile);
+        this.prefill = new PrefillInstance[prefillInstances];
+        for (int i = 0; i < prefillInstances; i++) prefill[i] = new PrefillInstance(i, cacheBlocksPerInstance, index);
+        this.decode = new DecodeInstance[decodeInstances];
+        for (int i = 0; i < decodeInstances; i++) decode[i] = new DecodeInstance(i, cfg.decodeKvTokens());
+        this.prefixLengths = new int[prefillInstances];
+        this.random = new SplittableRandom(cfg.seed());
+        this.tD = cfg.initialDecodeSeconds();
+    }
+
+    public SchedulerConfig config() { return cfg; }
+    public PrefillInstance prefill(int i) { return prefill[i]; }
+    public DecodeInstance decode(int i) { return decode[i]; }
+    public int prefillCount() { return prefill.length; }
+    public int decodeCount() { return decode.length; }
+    public PrefixIndex index() { return index; }
+    public double decodeSecondsEstimate() { return tD; }
+    public PrefillTimeModel prefillModel() { return prefillModel; }
+
+    /** Seconds to move {@code blocks} blocks of KV between instances. */
+    public double transferSeconds(long blocks) {
+        return blocks * (double) cfg.blockTokens() * profile.kvBytesPerToken() / cfg.bandwidthBytesPerSecond();
+    }
+
+    /** Decides where a request of {@code inputTokens} tokens with prefix-block keys {@code blocks} goes, or rejects it. */
+    public Decision decide(long[] blocks, int inputTokens, double now) {
+        int bt = cfg.blockTokens();
+        int usable = Math.min(blocks.length, (inputTokens - 1) / bt); // keep one token to compute
+        index.prefixLengths(blocks, prefill.length, prefixLengths);
+        int bestLen = 0, bestInst = -1;
+        for (int i = 0; i < prefill.length; i++) {
+            int l = Math.min(prefixLengths[i], usable);
+            if (l > bestLen) { bestLen = l; bestInst = i; }
+        }
+        int p = -1, prefixBlocks = 0, fetchFrom = -1, fetchBlocks = 0;
+        double ttft = Double.POSITIVE_INFINITY, tq = 0, tp = 0, tt = 0;
+        switch (cfg.policy()) {
+            case RANDOM -> p = random.nextInt(prefill.length);
+            case ROUND_ROBIN -> p = roundRobin++ % prefill.length;
+            case LEAST_LOADED -> {
+                for (int i = 0; i < prefill.length; i++) if (p < 0 || prefill[i].queueSeconds(now) < prefill[p].queueSeconds(now)) p = i;
+            }
+            case LONGEST_PREFIX -> {
+                int best = -1;
+                for (int i = 0; i < prefill.length; i++) {
+                    int l = Math.min(prefixLengths[i], usable);
+                    if (l > best || (l == best && prefill[i].queueSeconds(now) < prefill[p].queueSeconds(now))) { best = l; p = i; }
+                }
+            }
+            case CACHE_AWARE -> {
+                for (int i = 0; i < prefill.length; i++) {
+                    int l = Math.min(prefixLengths[i], usable);
+                    double t = prefill[i].queueSeconds(now) + prefillModel.seconds(inputTokens, (long) l * bt);
+                    if (t < ttft) { ttft = t; p = i; }
+                }
+            }
+            case KVCACHE_CENTRIC -> {
+                for (int i = 0; i < prefill.length; i++) {
+                    int local = Math.min(prefixLengths[i], usable);
+                    int len = local;
+                    double transfer = 0;
+                    if (i != bestInst && bestLen > 0 && (local == 0 || (double) bestLen / local > cfg.balancingThreshold())) {
+                        len = bestLen;
+                        transfer = transferSeconds(bestLen - local);
+                    }
+                    double t = transfer + prefill[i].queueSeconds(now) + prefillModel.seconds(inputTokens, (long) len * bt);
+                    if (t < ttft) {
+                        ttft = t;
+                        p = i;
+                        fetchBlocks = len - local;
+                        fetchFrom = fetchBlocks > 0 ? bestInst : -1;
+                    }
+                }
+            }
+        }
+        prefixBlocks = cfg.policy() == PrefillPolicy.KVCACHE_CENTRIC ? Math.min(prefixLengths[p], usable) + fetchBlocks : Math.min(prefixLengths[p], usable);
+        tt = fetchBlocks > 0 ? transferSeconds(fetchBlocks) : 0;
+        tq = prefill[p].queueSeconds(now);
+        tp = prefillModel.seconds(inputTokens, (long) prefixBlocks * bt);
+        ttft = tt + tq + tp;
+
+        int d = -1;
+        double tbt = Double.POSITIVE_INFINITY;
+        for (int i = 0; i < decode.length; i++) {
+            DecodeInstance di = decode[i];
+            if (!di.fits(inputTokens)) continue;
+            double t = profile.decodeStepSeconds(di.running + 1, di.contextTokens + inputTokens);
+            if (t < tbt) { tbt = t; d = i; }
+        }
+        double prefillLoad = ttft / cfg.ttftSlo();
+        double decodeLoad = switch (cfg.admission()) {
+            case NONE -> 0;
+            case EARLY_REJECTION -> decodeLoadNow();
+            case PREDICTIVE_EARLY_REJECTION -> decodeLoadAt(now + ttft, d, inputTokens);
+        };
+        String reject = null;
+        if (cfg.admission() != AdmissionMode.NONE && d < 0) reject = Decision.NO_DECODE_ROOM;
+        else if (prefillLoad >= 1) reject = Decision.TTFT_SLO;
+        else if (cfg.admission() != AdmissionMode.NONE && decodeLoad >= 1) reject = Decision.TBT_SLO;
+        if (d < 0) d = leastLoadedDecode(); // NONE: decode checks for itself when the prefill is done
+        return new Decision(reject == null, reject, p, d, prefixBlocks, fetchFrom, fetchBlocks, tt, tq, tp, ttft, tbt, prefillLoad, decodeLoad);
+    }
+
+    private int leastLoadedDecode() {
+        int best = 0;
+        for (int i = 1; i < decode.length; i++) if (decode[i].kvTokens < decode[best].kvTokens) best = i;
+        return best;
+    }
+
+    /** Mean over decode instances of the current step time over the TBT SLO. */
+    public double decodeLoadNow() {
+        double sum = 0;
+        for (DecodeInstance di : decode) sum += profile.decodeStepSeconds(di.running, di.contextTokens);
+        return sum / decode.length / cfg.tbtSlo();
+    }
+
+    /**
+     * TR 7.4, system-level prediction: the decode load at time {@code t}: running requests whose decode
+     * (assumed to last t_d) has not ended by then, plus requests whose prefill will have ended, plus
+     * this request on {@code chosen}; mean over instances of step time over the TBT SLO.
+     */
+    public double decodeLoadAt(double t, int chosen, int inputTokens) {
+        double sum = 0;
+        for (DecodeInstance di : decode) {
+            int n = di.predictedAt(t, tD) + (di.id == chosen ? 1 : 0);
+            double avgCtx = di.running > 0 ? (double) di.contextTokens / di.running : inputTokens;
+            sum += profile.decodeStepSeconds(n, (long) (n * avgCtx));
+        }
+        return sum / decode.length / cfg.tbtSlo();
+    }
+
+    /** The decode stage's own check (admission NONE): would adding this request keep TBT inside its SLO, and does it fit? */
+    public boolean decodeAdmits(int d, int inputTokens) {
+        DecodeInstance di = decode[d];
+        if (!di.fits(inputTokens)) return false;
+        return cfg.admission() != AdmissionMode.NONE
+                || profile.decodeStepSeconds(di.running + 1, di.contextTokens + inputTokens) <= cfg.tbtSlo();
+    }
+
+    // ---- the cluster view, updated by the caller ----
+
+    /** An accepted request is queued on its prefill instance, and KV for its prompt is reserved on its decode instance. */
+    public void onScheduled(Decision dec, long[] blocks, int inputTokens, double now) {
+        PrefillInstance pi = prefill[dec.prefill()];
+        pi.busyUntil = Math.max(pi.busyUntil, now) + dec.transferSeconds() + dec.prefillSeconds();
+        pi.queued++;
+        pi.touch(blocks, Math.min(dec.prefixBlocks() - dec.fetchBlocks(), blocks.length));
+        if (dec.fetchFrom() >= 0) prefill[dec.fetchFrom()].touch(blocks, dec.prefixBlocks());
+        DecodeInstance di = decode[dec.decode()];
+        di.expect(now + dec.ttft());
+        di.kvTokens += inputTokens;
+    }
+
+    /** The prefill finished: its blocks (and any fetched prefix) are now in that instance's cache. */
+    public void onPrefillDone(Decision dec, long[] blocks, double busySeconds) {
+        PrefillInstance pi = prefill[dec.prefill()];
+        pi.queued--;
+        pi.busySeconds += busySeconds;
+        pi.cache(blocks);
+    }
+
+    /**
+     * The request left prefill: it no longer counts as incoming; admitted, it starts decoding now,
+     * else its KV reservation is released (rejected after its prefill).
+     */
+    public void onLeftPrefill(Decision dec, double scheduledAt, int inputTokens, boolean admitted, double now) {
+        DecodeInstance di = decode[dec.decode()];
+        di.arrived(scheduledAt + dec.ttft());
+        if (admitted) di.startRunning(now, inputTokens);
+        else di.kvTokens -= inputTokens;
+    }
+
+    /** A decode step added one token to each of {@code batch} running requests. */
+    public void onDecodeTokens(int d, int batch) {
+        decode[d].contextTokens += batch;
+        decode[d].kvTokens += batch;
+    }
+
+    /** A request finished decoding: its KV ({@code contextTokens}) is freed; t_d learns from its duration. */
+    public void onDecodeEnd(int d, double start, double now, int contextTokens) {
+        DecodeInstance di = decode[d];
+        di.stopRunning(start, contextTokens);
+        di.kvTokens -= contextTokens;
+        double seconds = now - start;
+        tD = decodesSeen++ == 0 ? seconds : 0.98 * tD + 0.02 * seconds; // t_d learnt from history
+    }
+}

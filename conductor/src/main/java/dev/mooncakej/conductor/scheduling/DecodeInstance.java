@@ -1,0 +1,71 @@
+package dev.mooncakej.conductor.scheduling;
+
+/**
+ * One decode instance as the scheduler sees it: running requests (with their decode start times, for
+ * the load prediction), their context, the KV they hold, and requests still in prefill that will
+ * arrive here (with their predicted arrival).
+ */
+public final class DecodeInstance {
+    final int id;
+    final long kvCapacityTokens;
+    int running;
+    long contextTokens;
+    long kvTokens;
+    private double[] starts = new double[64];
+    private double[] incoming = new double[64];
+    private int incomingCount;
+
+    DecodeInstance(int id, long kvCapacityTokens) {
+        this.id = id;
+        this.kvCapacityTokens = kvCapacityTokens;
+    }
+
+    public int id() { return id; }
+    public int running() { return running; }
+    public long contextTokens() { return contextTokens; }
+    public long kvTokens() { return kvTokens; }
+    public long kvCapacityTokens() { return kvCapacityTokens; }
+    public int incoming() { return incomingCount; }
+
+    /** KV for {@code tokens} more tokens is reserved here (at scheduling, so later decisions see it). */
+    public boolean fits(long tokens) { return kvTokens + tokens <= kvCapacityTokens; }
+
+    void expect(double arrival) {
+        if (incomingCount == incoming.length) incoming = java.util.Arrays.copyOf(incoming, incomingCount * 2);
+        incoming[incomingCount++] = arrival;
+    }
+
+    void arrived(double predictedArrival) {
+        for (int i = 0; i < incomingCount; i++) {
+            if (incoming[i] == predictedArrival) {
+                incoming[i] = incoming[--incomingCount];
+                return;
+            }
+        }
+    }
+
+    void startRunning(double now, long context) {
+        if (running == starts.length) starts = java.util.Arrays.copyOf(starts, running * 2);
+        starts[running++] = now;
+        contextTokens += context;
+    }
+
+    void stopRunning(double start, long context) {
+        for (int i = 0; i < running; i++) {
+            if (starts[i] == start) {
+                starts[i] = starts[--running];
+                contextTokens -= context;
+                return;
+            }
+        }
+        throw new IllegalStateException("no running request started at " + start + " on decode instance " + id);
+    }
+
+    /** Requests predicted to be decoding here at time t, with decodes assumed to last tD. */
+    int predictedAt(double t, double tD) {
+        int n = 0;
+        for (int i = 0; i < running; i++) if (starts[i] + tD > t) n++;
+        for (int i = 0; i < incomingCount; i++) if (incoming[i] <= t) n++;
+        return n;
+    }
+}
