@@ -6,7 +6,7 @@ import picocli.CommandLine.Command;
 /** Entry point of the commands behind {@code ./mooncakej}. */
 @Command(name = "mooncakej", mixinStandardHelpOptions = true, version = "mooncakej 0.1.0",
         description = "Mooncake-J: KVCache-centric disaggregated LLM serving.",
-        subcommands = {ModelCommand.class, BenchCommand.class})
+        subcommands = {ModelCommand.class, BenchCommand.class, SimulateCommand.class, TraceCommand.class})
 public final class MooncakeCli implements Runnable {
 
     @CommandLine.Spec

@@ -109,12 +109,12 @@ public final class ClusterScheduler {
         ttft = tt + tq + tp;
 
         int d = -1;
-        double tbt = Double.POSITIVE_INFINITY;
-        for (int i = 0; i < decode.length; i++) {
+        double tbt = Double.POSITIVE_INFINITY, best = Double.POSITIVE_INFINITY;
+        for (int i = 0; i < decode.length; i++) { // the instance whose load stays lowest with this request
             DecodeInstance di = decode[i];
-            if (!di.fits(inputTokens)) continue;
             double t = profile.decodeStepSeconds(di.running + 1, di.contextTokens + inputTokens);
-            if (t < tbt) { tbt = t; d = i; }
+            double load = Math.max(t / cfg.tbtSlo(), (double) (di.kvTokens + inputTokens) / di.kvCapacityTokens);
+            if (load < best) { best = load; tbt = t; d = i; }
         }
         double prefillLoad = ttft / cfg.ttftSlo();
         double decodeLoad = switch (cfg.admission()) {
@@ -123,42 +123,46 @@ public final class ClusterScheduler {
             case PREDICTIVE_EARLY_REJECTION -> decodeLoadAt(now + ttft, d, inputTokens);
         };
         String reject = null;
-        if (cfg.admission() != AdmissionMode.NONE && d < 0) reject = Decision.NO_DECODE_ROOM;
-        else if (prefillLoad >= 1) reject = Decision.TTFT_SLO;
-        else if (cfg.admission() != AdmissionMode.NONE && decodeLoad >= 1) reject = Decision.TBT_SLO;
-        if (d < 0) d = leastLoadedDecode(); // NONE: decode checks for itself when the prefill is done
+        if (prefillLoad >= 1) reject = Decision.TTFT_SLO;
+        else if (cfg.admission() != AdmissionMode.NONE && decodeLoad >= 1) reject = Decision.DECODE_LOAD;
         return new Decision(reject == null, reject, p, d, prefixBlocks, fetchFrom, fetchBlocks, tt, tq, tp, ttft, tbt, prefillLoad, decodeLoad);
     }
 
-    private int leastLoadedDecode() {
-        int best = 0;
-        for (int i = 1; i < decode.length; i++) if (decode[i].kvTokens < decode[best].kvTokens) best = i;
-        return best;
-    }
-
-    /** Mean over decode instances of the current step time over the TBT SLO. */
+    /**
+     * Decode load now (what early rejection sees): over decode instances, the largest of step time over
+     * the TBT SLO and KV in use over KV capacity (TR 7.1: load is the predicted max TBT over its SLO).
+     * It lags: requests still in prefill are not in it yet.
+     */
     public double decodeLoadNow() {
-        double sum = 0;
-        for (DecodeInstance di : decode) sum += profile.decodeStepSeconds(di.running, di.contextTokens);
-        return sum / decode.length / cfg.tbtSlo();
+        double max = 0;
+        for (DecodeInstance di : decode) {
+            max = Math.max(max, Math.max(profile.decodeStepSeconds(di.running, di.contextTokens) / cfg.tbtSlo(), (double) di.kvTokens / di.kvCapacityTokens));
+        }
+        return max;
     }
 
     /**
      * TR 7.4, system-level prediction: the decode load at time {@code t}: running requests whose decode
      * (assumed to last t_d) has not ended by then, plus requests whose prefill will have ended, plus
-     * this request on {@code chosen}; mean over instances of step time over the TBT SLO.
+     * this request on {@code chosen}; per instance the larger of step time over the TBT SLO and their
+     * KV (at the instance's average context) over capacity; the largest over instances, as for
+     * {@link #decodeLoadNow()}.
      */
     public double decodeLoadAt(double t, int chosen, int inputTokens) {
-        double sum = 0;
+        double max = 0;
         for (DecodeInstance di : decode) {
             int n = di.predictedAt(t, tD) + (di.id == chosen ? 1 : 0);
             double avgCtx = di.running > 0 ? (double) di.contextTokens / di.running : inputTokens;
-            sum += profile.decodeStepSeconds(n, (long) (n * avgCtx));
+            long ctx = (long) (n * avgCtx);
+            max = Math.max(max, Math.max(profile.decodeStepSeconds(n, ctx) / cfg.tbtSlo(), (double) ctx / di.kvCapacityTokens));
         }
-        return sum / decode.length / cfg.tbtSlo();
+        return max;
     }
 
-    /** The decode stage's own check (admission NONE): would adding this request keep TBT inside its SLO, and does it fit? */
+    /**
+     * The decode stage's own check when a prefill is done: does its KV fit, and (admission NONE,
+     * where nothing was checked before) does TBT stay inside its SLO? A no wastes the prefill.
+     */
     public boolean decodeAdmits(int d, int inputTokens) {
         DecodeInstance di = decode[d];
         if (!di.fits(inputTokens)) return false;
@@ -168,35 +172,37 @@ public final class ClusterScheduler {
 
     // ---- the cluster view, updated by the caller ----
 
-    /** An accepted request is queued on its prefill instance, and KV for its prompt is reserved on its decode instance. */
+    /** An accepted request is queued on its prefill instance (whose cache takes its blocks) and expected at its decode instance. */
     public void onScheduled(Decision dec, long[] blocks, int inputTokens, double now) {
         PrefillInstance pi = prefill[dec.prefill()];
         pi.busyUntil = Math.max(pi.busyUntil, now) + dec.transferSeconds() + dec.prefillSeconds();
         pi.queued++;
         pi.touch(blocks, Math.min(dec.prefixBlocks() - dec.fetchBlocks(), blocks.length));
         if (dec.fetchFrom() >= 0) prefill[dec.fetchFrom()].touch(blocks, dec.prefixBlocks());
-        DecodeInstance di = decode[dec.decode()];
-        di.expect(now + dec.ttft());
-        di.kvTokens += inputTokens;
+        // bookkeeping at the choice (FAST 4.1): the instance will hold these blocks once its FIFO reaches
+        // this request, before any later request routed to it runs
+        pi.cache(blocks);
+        decode[dec.decode()].expect(now + dec.ttft());
     }
 
-    /** The prefill finished: its blocks (and any fetched prefix) are now in that instance's cache. */
-    public void onPrefillDone(Decision dec, long[] blocks, double busySeconds) {
+    /** The prefill finished (its blocks entered the instance's cache when it was scheduled). */
+    public void onPrefillDone(Decision dec, double busySeconds) {
         PrefillInstance pi = prefill[dec.prefill()];
         pi.queued--;
         pi.busySeconds += busySeconds;
-        pi.cache(blocks);
     }
 
     /**
-     * The request left prefill: it no longer counts as incoming; admitted, it starts decoding now,
-     * else its KV reservation is released (rejected after its prefill).
+     * The request left prefill: it no longer counts as incoming; admitted, it starts decoding now and
+     * its KV is taken on the decode instance.
      */
     public void onLeftPrefill(Decision dec, double scheduledAt, int inputTokens, boolean admitted, double now) {
         DecodeInstance di = decode[dec.decode()];
         di.arrived(scheduledAt + dec.ttft());
-        if (admitted) di.startRunning(now, inputTokens);
-        else di.kvTokens -= inputTokens;
+        if (admitted) {
+            di.startRunning(now, inputTokens);
+            di.kvTokens += inputTokens;
+        }
     }
 
     /** A decode step added one token to each of {@code batch} running requests. */

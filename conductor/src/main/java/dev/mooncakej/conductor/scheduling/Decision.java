@@ -12,7 +12,6 @@ public record Decision(boolean accepted, String rejectReason, int prefill, int d
                        int fetchBlocks, double transferSeconds, double queueSeconds, double prefillSeconds, double ttft,
                        double tbt, double prefillLoad, double decodeLoad) {
 
-    public static final String NO_DECODE_ROOM = "no decode instance has KV room";
     public static final String TTFT_SLO = "predicted TTFT over its SLO";
-    public static final String TBT_SLO = "predicted TBT over its SLO";
+    public static final String DECODE_LOAD = "decode load (TBT over its SLO, or KV over capacity) at or over 1";
 }

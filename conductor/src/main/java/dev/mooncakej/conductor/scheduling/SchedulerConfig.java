@@ -8,7 +8,7 @@ import dev.mooncakej.engine.sim.CostProfile;
  * @param balancingThreshold  kvcache-centric: fetch the best remote prefix when best / local > this
  * @param blockTokens         tokens per block of the keys the scheduler sees
  * @param bandwidthBytesPerSecond  KV transfer bandwidth between prefill instances (and to decode)
- * @param decodeKvTokens      KV capacity of one decode instance, in tokens
+ * @param decodeKvTokens      KV capacity of one decode instance, in tokens (decode load counts KV in use over this)
  * @param initialDecodeSeconds t_d before any decode has finished (then learnt from history)
  */
 public record SchedulerConfig(PrefillPolicy policy, AdmissionMode admission, double ttftSlo, double tbtSlo,

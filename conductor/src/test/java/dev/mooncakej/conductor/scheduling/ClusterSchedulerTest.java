@@ -126,6 +126,9 @@ class ClusterSchedulerTest {
         Decision d = s.decide(PROMPT, N, 0);
         assertThat(d.accepted()).isTrue();
         assertThat(s.decodeAdmits(d.decode(), N)).as("decode's own check when the prefill is done").isFalse();
+        ClusterScheduler idle = new ClusterScheduler(cfg(PrefillPolicy.LEAST_LOADED, AdmissionMode.NONE), 1, 1, 0);
+        Decision ok = idle.decide(PROMPT, N, 0);
+        assertThat(idle.decodeAdmits(ok.decode(), N)).as("an idle decode instance admits it").isTrue();
     }
 
     @Test
@@ -134,7 +137,7 @@ class ClusterSchedulerTest {
         assertThat(s.decodeLoadNow()).isCloseTo(0.12 / 0.1, offset(1e-9));
         Decision d = s.decide(PROMPT, N, 0);
         assertThat(d.accepted()).isFalse();
-        assertThat(d.rejectReason()).isEqualTo(Decision.TBT_SLO);
+        assertThat(d.rejectReason()).isEqualTo(Decision.DECODE_LOAD);
     }
 
     @Test
@@ -148,7 +151,7 @@ class ClusterSchedulerTest {
         s.prefill(0).busyUntil = 0; // prefill ends at once (~0.63 s): they are still decoding
         Decision d2 = s.decide(PROMPT, N, 0);
         assertThat(d2.accepted()).isFalse();
-        assertThat(d2.rejectReason()).isEqualTo(Decision.TBT_SLO);
+        assertThat(d2.rejectReason()).isEqualTo(Decision.DECODE_LOAD);
     }
 
     @Test
@@ -160,12 +163,16 @@ class ClusterSchedulerTest {
     }
 
     @Test
-    void noDecodeKvRoomIsRejectedUpFrontByEarlyModes() {
+    void kvInUseCountsAsDecodeLoad() {
         ClusterScheduler s = new ClusterScheduler(new SchedulerConfig(PrefillPolicy.LEAST_LOADED, AdmissionMode.EARLY_REJECTION, 30, 0.1, 2, BT,
-                PROFILE, 10e9, 1000, 1, 1), 1, 1, 0);
+                PROFILE, 10e9, 10_000, 1, 1), 1, 1, 0);
+        s.onLeftPrefill(s.decide(PROMPT, 9000, 0), 0, 9000, true, 0); // 9000 of 10000 KV tokens in use
+        assertThat(s.decodeLoadNow()).isCloseTo(0.9, offset(1e-9));
+        s.onLeftPrefill(s.decide(PROMPT, 2000, 0), 0, 2000, true, 0);
         Decision d = s.decide(PROMPT, N, 0);
         assertThat(d.accepted()).isFalse();
-        assertThat(d.rejectReason()).isEqualTo(Decision.NO_DECODE_ROOM);
+        assertThat(d.rejectReason()).isEqualTo(Decision.DECODE_LOAD);
+        assertThat(s.decodeAdmits(0, 1)).as("a full decode instance refuses after the prefill").isFalse();
     }
 
     @Test

@@ -1,0 +1,102 @@
+package dev.mooncakej.simulator;
+
+import java.io.BufferedReader;
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.SplittableRandom;
+import tools.jackson.core.JacksonException;
+import tools.jackson.databind.JsonNode;
+import tools.jackson.databind.json.JsonMapper;
+
+/**
+ * Reads Mooncake trace JSONL ({@code {"timestamp": ms, "input_length": N, "output_length": M,
+ * "hash_ids": [...]}} per line, timestamps sorted) with a speed factor, and makes Poisson workloads.
+ * A bad line fails with its number, the field and the expected form.
+ */
+public final class Traces {
+    private static final JsonMapper JSON = JsonMapper.builder().build();
+
+    private Traces() {}
+
+    public static List<TraceRequest> read(Path file, double speed) {
+        if (!(speed > 0)) throw new IllegalArgumentException("--speed " + speed + ": expected a positive factor (2 replays twice as fast)");
+        List<TraceRequest> out = new ArrayList<>();
+        try (BufferedReader r = Files.newBufferedReader(file, StandardCharsets.UTF_8)) {
+            String line;
+            int no = 0;
+            double last = Double.NEGATIVE_INFINITY;
+            while ((line = r.readLine()) != null) {
+                no++;
+                if (line.isBlank()) continue;
+                JsonNode n;
+                try {
+                    n = JSON.readTree(line);
+                } catch (JacksonException e) {
+                    throw bad(file, no, "the line", "is not JSON; expected {\"timestamp\", \"input_length\", \"output_length\", \"hash_ids\"}");
+                }
+                double ts = number(file, no, n, "timestamp");
+                if (ts < last) throw bad(file, no, "timestamp", ts + " is before the previous line's " + last + "; expected sorted timestamps in ms");
+                last = ts;
+                int in = (int) number(file, no, n, "input_length");
+                int outLen = (int) number(file, no, n, "output_length");
+                if (in < 1) throw bad(file, no, "input_length", in + "; expected a positive token count");
+                if (outLen < 1) throw bad(file, no, "output_length", outLen + "; expected a positive token count");
+                JsonNode h = n.get("hash_ids");
+                if (h == null || !h.isArray()) throw bad(file, no, "hash_ids", "is missing; expected an array of block ids");
+                long[] blocks = new long[h.size()];
+                for (int i = 0; i < blocks.length; i++) {
+                    if (!h.get(i).isIntegralNumber()) throw bad(file, no, "hash_ids[" + i + "]", h.get(i) + "; expected an integer block id");
+                    blocks[i] = h.get(i).asLong();
+                }
+                out.add(new TraceRequest(out.size(), ts / 1000.0 / speed, in, outLen, blocks));
+            }
+        } catch (NoSuchFileException e) {
+            throw new IllegalArgumentException(file + ": no such trace file; the paper's traces are in ../shared/traces/ (conversation_trace.jsonl, synthetic_trace.jsonl)");
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot read " + file, e);
+        }
+        if (out.isEmpty()) throw new IllegalArgumentException(file + ": the trace has no requests");
+        return out;
+    }
+
+    /**
+     * Poisson arrivals at {@code rate} per second with input lengths uniform in [inMin, inMax], outputs in
+     * [outMin, outMax], and a shared prefix of {@code cacheRatio} of each prompt drawn from a few
+     * popular prefixes (so about that share of tokens can hit a cache).
+     */
+    public static List<TraceRequest> poisson(int count, double rate, int inMin, int inMax, int outMin, int outMax,
+                                             double cacheRatio, int blockTokens, long seed) {
+        SplittableRandom rnd = new SplittableRandom(seed);
+        List<TraceRequest> out = new ArrayList<>();
+        double t = 0;
+        long nextBlock = 1_000_000;
+        for (int i = 0; i < count; i++) {
+            t += -Math.log(1 - rnd.nextDouble()) / rate;
+            int in = inMin + rnd.nextInt(inMax - inMin + 1);
+            int outLen = outMin + rnd.nextInt(outMax - outMin + 1);
+            int blocks = (in + blockTokens - 1) / blockTokens;
+            int shared = (int) Math.round(blocks * cacheRatio);
+            long family = rnd.nextInt(8); // eight popular prefixes
+            long[] ids = new long[blocks];
+            for (int b = 0; b < blocks; b++) ids[b] = b < shared ? family * 100_000 + b : nextBlock++;
+            out.add(new TraceRequest(i, t, in, outLen, ids));
+        }
+        return out;
+    }
+
+    private static double number(Path file, int no, JsonNode n, String field) {
+        JsonNode v = n.get(field);
+        if (v == null || !v.isNumber()) throw bad(file, no, field, (v == null ? "is missing" : v + " is not a number") + "; expected a number");
+        return v.asDouble();
+    }
+
+    private static IllegalArgumentException bad(Path file, int line, String field, String problem) {
+        return new IllegalArgumentException(file + ":" + line + ": " + field + " " + problem);
+    }
+}
