@@ -37,16 +37,55 @@ final class SimulateCommand implements Runnable {
     @Option(names = "--chunk-tokens", defaultValue = "4096") int chunkTokens;
     @Option(names = "--seed", defaultValue = "1") long seed;
     @Option(names = "--json", description = "print one JSON object") boolean json;
+    @Option(names = "--colocated", description = "simulate the colocated (vLLM-style) baseline on K instances instead of P/D") Integer colocated;
+    @Option(names = "--chunked-prefill", defaultValue = "true", arity = "1", description = "colocated baseline: chunked prefill on or off") boolean chunkedPrefill;
+    @Option(names = "--prefix-caching", defaultValue = "true", arity = "1", description = "colocated baseline: prefix caching on or off") boolean prefixCaching;
+    @Option(names = "--plot", description = "also write charts (PNG and SVG) into this folder: prefill and decode load over time for the three admission modes, and the effective request ratio at TBT SLOs of 100, 200 and 300 ms") Path plot;
 
     @Override
     public void run() {
         SimulationResult r = run(this);
         Map<String, Object> out = toMap(r, this);
+        if (plot != null) plots();
         if (json) {
             System.out.println(JsonMapper.builder().build().writeValueAsString(out));
         } else {
             out.forEach((k, v) -> System.out.printf("%-28s %s%n", k, v));
         }
+    }
+
+    private void plots() {
+        String original = admission;
+        Map<String, SimulationResult> byMode = new LinkedHashMap<>();
+        for (String a : List.of("none", "early-rejection", "predictive-early-rejection")) {
+            admission = a;
+            byMode.put(a, run(this));
+        }
+        admission = original;
+        String subtitle = prefill + "P+" + decode + "D, speed " + speed + ", " + decodeKvGb + " GB KV per decode instance";
+        dev.mooncakej.simulator.Plots.loadOverTime(byMode, false, subtitle, plot);
+        dev.mooncakej.simulator.Plots.loadOverTime(byMode, true, subtitle, plot);
+        String tbt = tbtSlo;
+        double[] slos = {100, 200, 300};
+        double[] ratio = new double[slos.length];
+        for (int i = 0; i < slos.length; i++) {
+            tbtSlo = (int) slos[i] + "ms";
+            ratio[i] = run(this).effectiveRequestRatio();
+        }
+        double[] colo = new double[slos.length];
+        Integer k = colocated;
+        colocated = prefill + decode;
+        for (int i = 0; i < slos.length; i++) {
+            tbtSlo = (int) slos[i] + "ms";
+            colo[i] = run(this).effectiveRequestRatio();
+        }
+        colocated = k;
+        tbtSlo = tbt;
+        Map<String, double[][]> series = new LinkedHashMap<>();
+        series.put(policy + " P/D (" + prefill + "P+" + decode + "D)", new double[][]{slos, ratio});
+        series.put("colocated (" + (prefill + decode) + " instances, chunked prefill, prefix caching)", new double[][]{slos, colo});
+        dev.mooncakej.simulator.Plots.effectiveRatio(series, "speed " + speed, plot);
+        System.err.println("charts written to " + plot);
     }
 
     static SimulationResult run(SimulateCommand c) {
@@ -64,6 +103,11 @@ final class SimulateCommand implements Runnable {
         SchedulerConfig sc = new SchedulerConfig(PrefillPolicy.parse(c.policy), AdmissionMode.parse(c.admission), seconds(c.ttftSlo, "--ttft-slo"),
                 seconds(c.tbtSlo, "--tbt-slo"), c.threshold, c.blockTokens, profile, c.bandwidthGbps * 1e9 / 8,
                 (long) (c.decodeKvGb * 1e9 / profile.kvBytesPerToken()), td, c.seed);
+        if (c.colocated != null) {
+            if (c.colocated < 1) throw new IllegalArgumentException("--colocated " + c.colocated + ": expected at least 1 instance");
+            return new dev.mooncakej.simulator.ColocatedSimulation(profile, c.colocated, c.blockTokens, 2048, c.chunkedPrefill, c.prefixCaching,
+                    c.cacheBlocks, sc.decodeKvTokens(), sc.ttftSlo(), sc.tbtSlo()).run(reqs);
+        }
         Simulation sim = new Simulation(new SimulationConfig(sc, c.prefill, c.decode, c.cacheBlocks, c.chunkTokens), reqs,
                 n -> { if (!c.json) System.err.printf("\r%d / %d requests", n, reqs.size()); });
         long t0 = System.nanoTime();
@@ -74,8 +118,10 @@ final class SimulateCommand implements Runnable {
 
     static Map<String, Object> toMap(SimulationResult r, SimulateCommand c) {
         Map<String, Object> m = new LinkedHashMap<>();
-        m.put("policy", c.policy);
-        m.put("admission", c.admission);
+        m.put("system", c.colocated != null ? "colocated x" + c.colocated + (c.chunkedPrefill ? ", chunked prefill" : "") + (c.prefixCaching ? ", prefix caching" : "")
+                : "P/D " + c.prefill + "P+" + c.decode + "D");
+        m.put("policy", c.colocated != null ? "-" : c.policy);
+        m.put("admission", c.colocated != null ? "-" : c.admission);
         m.put("requests", r.requests());
         m.put("completed", r.completed());
         m.put("rejected", r.rejected());
