@@ -4,6 +4,8 @@ import java.net.URI;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
+import dev.mooncakej.conductor.scheduling.AdmissionMode;
+import dev.mooncakej.conductor.scheduling.PrefillPolicy;
 import org.springframework.boot.context.properties.ConfigurationProperties;
 
 /**
@@ -12,7 +14,8 @@ import org.springframework.boot.context.properties.ConfigurationProperties;
  */
 @ConfigurationProperties("mooncakej.conductor")
 public record ConductorProperties(String model, String modelName, List<String> prefillWorkers, List<String> decodeWorkers,
-                                  Integer blockTokens, Integer defaultMaxTokens, Long workerTimeoutMillis, Integer retryAfterSeconds) {
+                                  Integer blockTokens, Integer defaultMaxTokens, Long workerTimeoutMillis, Integer retryAfterSeconds,
+                                  String policy, String admission, Double ttftSloSeconds, Double tbtSloSeconds, Long decodeKvTokens) {
 
     public ConductorProperties {
         if (model == null || model.isBlank()) throw new IllegalArgumentException("mooncakej.conductor.model is missing: expected the path of the GGUF model the workers serve");
@@ -25,6 +28,23 @@ public record ConductorProperties(String model, String modelName, List<String> p
         retryAfterSeconds = retryAfterSeconds == null ? 1 : retryAfterSeconds;
         if (blockTokens < 1 || blockTokens > 4096) throw new IllegalArgumentException("mooncakej.conductor.block-tokens=" + blockTokens + ": expected 1..4096 (the workers' KV block size)");
         if (defaultMaxTokens < 1) throw new IllegalArgumentException("mooncakej.conductor.default-max-tokens=" + defaultMaxTokens + ": expected a positive number");
+        policy = policy == null ? "cache-aware" : policy;
+        admission = admission == null ? "none" : admission;
+        try {
+            if (PrefillPolicy.parse(policy) == PrefillPolicy.KVCACHE_CENTRIC) {
+                throw new IllegalArgumentException("mooncakej.conductor.policy=kvcache-centric needs prefill workers that fetch a prefix from each other, "
+                        + "which arrives with the transfer-engine issue; use cache-aware, least-loaded, longest-prefix, round-robin or random (the simulator runs kvcache-centric)");
+            }
+            AdmissionMode.parse(admission);
+        } catch (IllegalArgumentException e) {
+            throw new IllegalArgumentException(e.getMessage().startsWith("mooncakej") ? e.getMessage() : "mooncakej.conductor." + (e.getMessage().startsWith("admission") ? "admission" : "policy") + ": " + e.getMessage());
+        }
+        ttftSloSeconds = ttftSloSeconds == null ? 30.0 : ttftSloSeconds;
+        tbtSloSeconds = tbtSloSeconds == null ? 0.1 : tbtSloSeconds;
+        decodeKvTokens = decodeKvTokens == null ? 1_000_000L : decodeKvTokens;
+        if (!(ttftSloSeconds > 0)) throw new IllegalArgumentException("mooncakej.conductor.ttft-slo-seconds=" + ttftSloSeconds + ": expected a positive number of seconds");
+        if (!(tbtSloSeconds > 0)) throw new IllegalArgumentException("mooncakej.conductor.tbt-slo-seconds=" + tbtSloSeconds + ": expected a positive number of seconds");
+        if (decodeKvTokens < 1) throw new IllegalArgumentException("mooncakej.conductor.decode-kv-tokens=" + decodeKvTokens + ": expected a positive token count");
     }
 
     private static List<String> checkUrls(String key, List<String> urls) {

@@ -2,8 +2,13 @@ package dev.mooncakej.conductor.api;
 
 import dev.mooncakej.conductor.ConductorProperties;
 import dev.mooncakej.conductor.model.ServedModel;
-import dev.mooncakej.conductor.scheduler.CacheAwareScheduler;
+import dev.mooncakej.conductor.scheduler.LiveScheduler;
 import dev.mooncakej.conductor.scheduler.WorkerEndpoint;
+import dev.mooncakej.conductor.scheduling.AdmissionMode;
+import dev.mooncakej.conductor.scheduling.ClusterScheduler;
+import dev.mooncakej.conductor.scheduling.PrefillPolicy;
+import dev.mooncakej.conductor.scheduling.SchedulerConfig;
+import dev.mooncakej.engine.sim.CostProfile;
 import dev.mooncakej.conductor.workers.WorkerClient;
 import dev.mooncakej.kvcache.wire.WorkerMessages.DecodeTask;
 import dev.mooncakej.kvcache.wire.WorkerMessages.PrefillTask;
@@ -38,7 +43,7 @@ public class CompletionService {
 
     private final ServedModel model;
     private final ConductorProperties props;
-    private final CacheAwareScheduler scheduler;
+    private final LiveScheduler scheduler;
     private final WorkerClient workers;
     private final MeterRegistry meters;
     private final Timer ttft;
@@ -54,9 +59,7 @@ public class CompletionService {
         this.props = props;
         this.workers = workers;
         this.meters = meters;
-        this.scheduler = new CacheAwareScheduler(
-                props.prefillWorkers().stream().map(u -> new WorkerEndpoint(u, 100_000)).toList(),
-                props.decodeWorkers().stream().map(u -> new WorkerEndpoint(u, 0)).toList());
+        this.scheduler = liveScheduler(props);
         this.ttft = Timer.builder("mooncakej.ttft").description("time to first token, as the client sees it").publishPercentileHistogram().register(meters);
         this.tbt = Timer.builder("mooncakej.tbt").description("time between tokens, as the client sees it").publishPercentileHistogram().register(meters);
         this.e2e = Timer.builder("mooncakej.e2e").description("end-to-end request latency").publishPercentileHistogram().register(meters);
@@ -66,7 +69,23 @@ public class CompletionService {
         this.kvTime = Timer.builder("mooncakej.kv.transferred.time").description("KV transfer time per request (prefill worker to decode worker)").register(meters);
     }
 
-    public CacheAwareScheduler scheduler() { return scheduler; }
+    public LiveScheduler scheduler() { return scheduler; }
+
+    /**
+     * The scheduler core on wall-clock time. Its prefill-time model starts from a rough guess for a
+     * CPU worker and is refitted from the workers' reports; KV moves between workers are not priced
+     * here (no prefix fetch between prefill workers yet).
+     */
+    private static LiveScheduler liveScheduler(ConductorProperties props) {
+        List<WorkerEndpoint> prefill = props.prefillWorkers().stream().map(WorkerEndpoint::new).toList();
+        List<WorkerEndpoint> decode = props.decodeWorkers().stream().map(WorkerEndpoint::new).toList();
+        if (prefill.isEmpty() || decode.isEmpty()) return new LiveScheduler(null, prefill, decode, () -> System.nanoTime() / 1e9);
+        CostProfile guess = new CostProfile("live-initial", 0.01, 1e-4, 0, 0.005, 0.001, 1e-7, 1);
+        SchedulerConfig cfg = new SchedulerConfig(PrefillPolicy.parse(props.policy()), AdmissionMode.parse(props.admission()), props.ttftSloSeconds(),
+                props.tbtSloSeconds(), 1.5, props.blockTokens(), guess, 1e12, props.decodeKvTokens(), 10, 1);
+        ClusterScheduler core = new ClusterScheduler(cfg, prefill.size(), decode.size(), 0);
+        return new LiveScheduler(core, prefill, decode, () -> System.nanoTime() / 1e9);
+    }
 
     public void countOutcome(String outcome) {
         Counter.builder("mooncakej.requests").tag("outcome", outcome).register(meters).increment();
@@ -78,7 +97,7 @@ public class CompletionService {
      * worker answer) fail the Mono, so the HTTP status can still say so.
      */
     public Mono<Flux<GenerationEvent>> generate(GenerationRequest g) {
-        if (scheduler.prefillWorkers().isEmpty() || scheduler.decodeWorkers().isEmpty()) {
+        if (scheduler.core() == null) {
             return Mono.error(new ApiException(503, "service_unavailable", null, "no_workers",
                     "no prefill or decode worker is configured; start some (./mooncakej up) and retry", props.retryAfterSeconds()));
         }
@@ -87,23 +106,40 @@ public class CompletionService {
         int[] tokens = g.promptTokens();
         long[] keys = model.blockKeys().keys(tokens);
         promptTokens.record(tokens.length);
-        return reserve(id, g, scheduler.decodeCandidates(), 0).flatMap(res -> {
+        LiveScheduler.Choice choice = scheduler.choose(keys, tokens.length);
+        if (!choice.decision().accepted()) {
+            return Mono.error(new ApiException(429, "rate_limit_exceeded", null, "overloaded",
+                    "the cluster is overloaded (" + choice.decision().rejectReason() + "); retry after " + props.retryAfterSeconds() + " s", props.retryAfterSeconds()));
+        }
+        java.util.concurrent.atomic.AtomicBoolean prefillAccounted = new java.util.concurrent.atomic.AtomicBoolean();
+        Runnable prefillFailed = () -> {
+            if (prefillAccounted.compareAndSet(false, true)) scheduler.prefillEnded(choice, tokens.length, 0, 0, false);
+        };
+        return reserve(id, g, choice.decodeCandidates(), 0).doOnError(e -> prefillFailed.run()).doOnCancel(prefillFailed).flatMap(res -> {
             WorkerEndpoint decode = res.endpoint();
-            WorkerEndpoint prefill = scheduler.choosePrefill(keys);
+            WorkerEndpoint prefill = choice.prefill();
             prefill.started();
             PrefillTask task = new PrefillTask(id, tokens, keys, res.response().kvHost(), res.response().kvPort(), g.sampling());
             return workers.prefill(prefill.url(), task, g.requestId())
                     .doFinally(s -> prefill.ended())
-                    .doOnCancel(() -> workers.cancel(decode.url(), id).subscribe())
-                    .onErrorResume(e -> workers.cancel(decode.url(), id).then(Mono.error(asApiError(e, g))))
+                    .doOnCancel(() -> {
+                        prefillFailed.run();
+                        workers.cancel(decode.url(), id).subscribe();
+                    })
+                    .onErrorResume(e -> {
+                        prefillFailed.run();
+                        return workers.cancel(decode.url(), id).then(Mono.error(asApiError(e, g)));
+                    })
                     .map(pr -> {
-                        prefill.remember(keys);
+                        prefillAccounted.set(true);
+                        double decodeStart = scheduler.prefillEnded(choice, tokens.length, pr.cachedTokens(), pr.prefillSeconds(), true);
                         cachedTokens.record(pr.cachedTokens());
                         kvBytes.increment(pr.kvBytes());
                         kvTime.record(Duration.ofNanos((long) (pr.kvSeconds() * 1e9)));
                         LOG.info("[{}] prefill on {}: {} prompt tokens, {} cached, {} ms compute, {} KV bytes in {} ms to {}", g.requestId(), prefill.url(),
                                 tokens.length, pr.cachedTokens(), Math.round(pr.prefillSeconds() * 1000), pr.kvBytes(), Math.round(pr.kvSeconds() * 1000), decode.url());
-                        return relay(g, id, decode, pr.firstToken(), pr.firstLogprob(), pr.cachedTokens(), start);
+                        return relay(g, id, decode, pr.firstToken(), pr.firstLogprob(), pr.cachedTokens(), start)
+                                .doFinally(sig -> scheduler.decodeEnded(choice, tokens.length, decodeStart));
                     });
         });
     }

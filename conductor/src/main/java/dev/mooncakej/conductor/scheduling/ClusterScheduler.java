@@ -13,7 +13,7 @@ public final class ClusterScheduler {
     private final PrefillInstance[] prefill;
     private final DecodeInstance[] decode;
     private final PrefixIndex index = new PrefixIndex();
-    private final PrefillTimeModel prefillModel;
+    private PrefillTimeModel prefillModel;
     private final CostProfile profile;
     private final int[] prefixLengths;
     private final SplittableRandom random;
@@ -45,6 +45,9 @@ public final class ClusterScheduler {
     public PrefixIndex index() { return index; }
     public double decodeSecondsEstimate() { return tD; }
     public PrefillTimeModel prefillModel() { return prefillModel; }
+
+    /** Replaces the prefill-time regression (the live conductor refits it from the workers' reports). */
+    public void setPrefillModel(PrefillTimeModel m) { this.prefillModel = m; }
 
     /** Seconds to move {@code blocks} blocks of KV between instances. */
     public double transferSeconds(long blocks) {
