@@ -155,8 +155,7 @@ public final class ClusterScheduler {
         double max = 0;
         for (DecodeInstance di : decode) {
             int n = di.predictedAt(t, tD) + (di.id == chosen ? 1 : 0);
-            double avgCtx = di.running > 0 ? (double) di.contextTokens / di.running : inputTokens;
-            long ctx = (long) (n * avgCtx);
+            long ctx = di.predictedTokensAt(t, tD) + (di.id == chosen ? inputTokens : 0);
             max = Math.max(max, Math.max(profile.decodeStepSeconds(n, ctx) / cfg.tbtSlo(), (double) ctx / di.kvCapacityTokens));
         }
         return max;
@@ -185,7 +184,7 @@ public final class ClusterScheduler {
         // bookkeeping at the choice (FAST 4.1): the instance will hold these blocks once its FIFO reaches
         // this request, before any later request routed to it runs
         pi.cache(blocks);
-        decode[dec.decode()].expect(now + dec.ttft());
+        decode[dec.decode()].expect(now + dec.ttft(), inputTokens);
     }
 
     /** The prefill finished (its blocks entered the instance's cache when it was scheduled). */

@@ -13,7 +13,9 @@ public final class DecodeInstance {
     long kvTokens;
     private double[] starts = new double[64];
     private double[] incoming = new double[64];
+    private long[] incomingTokens = new long[64];
     private int incomingCount;
+    long incomingTokenSum;
 
     DecodeInstance(int id, long kvCapacityTokens) {
         this.id = id;
@@ -30,15 +32,22 @@ public final class DecodeInstance {
     /** KV for {@code tokens} more tokens is reserved here (at scheduling, so later decisions see it). */
     public boolean fits(long tokens) { return kvTokens + tokens <= kvCapacityTokens; }
 
-    void expect(double arrival) {
-        if (incomingCount == incoming.length) incoming = java.util.Arrays.copyOf(incoming, incomingCount * 2);
-        incoming[incomingCount++] = arrival;
+    void expect(double arrival, long tokens) {
+        if (incomingCount == incoming.length) {
+            incoming = java.util.Arrays.copyOf(incoming, incomingCount * 2);
+            incomingTokens = java.util.Arrays.copyOf(incomingTokens, incomingCount * 2);
+        }
+        incoming[incomingCount] = arrival;
+        incomingTokens[incomingCount++] = tokens;
+        incomingTokenSum += tokens;
     }
 
     void arrived(double predictedArrival) {
         for (int i = 0; i < incomingCount; i++) {
             if (incoming[i] == predictedArrival) {
+                incomingTokenSum -= incomingTokens[i];
                 incoming[i] = incoming[--incomingCount];
+                incomingTokens[i] = incomingTokens[incomingCount];
                 return;
             }
         }
@@ -67,5 +76,15 @@ public final class DecodeInstance {
         for (int i = 0; i < running; i++) if (starts[i] + tD > t) n++;
         for (int i = 0; i < incomingCount; i++) if (incoming[i] <= t) n++;
         return n;
+    }
+
+    /** KV tokens predicted here at time t: running requests not ended by then (at their average context) plus arrivals by then. */
+    long predictedTokensAt(double t, double tD) {
+        double avg = running > 0 ? (double) contextTokens / running : 0;
+        long n = 0;
+        for (int i = 0; i < running; i++) if (starts[i] + tD > t) n++;
+        long tokens = (long) (n * avg);
+        for (int i = 0; i < incomingCount; i++) if (incoming[i] <= t) tokens += incomingTokens[i];
+        return tokens;
     }
 }

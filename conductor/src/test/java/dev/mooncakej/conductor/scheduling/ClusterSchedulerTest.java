@@ -146,8 +146,8 @@ class ClusterSchedulerTest {
         s.prefill(0).busyUntil = 2; // this request's prefill ends after 2 s: the 100 running decodes are over by then
         Decision d = s.decide(PROMPT, N, 0);
         assertThat(d.accepted()).isTrue();
-        // one request (this one) at the instance's average context per running request (1000 tokens)
-        assertThat(d.decodeLoad()).isCloseTo(PROFILE.decodeStepSeconds(1, 1000) / 0.1, offset(1e-9));
+        // only this request is predicted there, with its own prompt as context
+        assertThat(d.decodeLoad()).isCloseTo(PROFILE.decodeStepSeconds(1, N) / 0.1, offset(1e-9));
         s.prefill(0).busyUntil = 0; // prefill ends at once (~0.63 s): they are still decoding
         Decision d2 = s.decide(PROMPT, N, 0);
         assertThat(d2.accepted()).isFalse();
@@ -157,7 +157,7 @@ class ClusterSchedulerTest {
     @Test
     void predictionCountsRequestsStillInPrefill() {
         ClusterScheduler s = new ClusterScheduler(cfg(PrefillPolicy.LEAST_LOADED, AdmissionMode.PREDICTIVE_EARLY_REJECTION), 1, 1, 0);
-        for (int i = 0; i < 150; i++) s.decode(0).expect(0.5); // 150 arrive at decode at t = 0.5 s
+        for (int i = 0; i < 150; i++) s.decode(0).expect(0.5, 1000); // 150 arrive at decode at t = 0.5 s
         assertThat(s.decodeLoadAt(1.0, 0, 1000)).isCloseTo(PROFILE.decodeStepSeconds(151, 151_000) / 0.1, offset(1e-9));
         assertThat(s.decodeLoadAt(0.4, 0, 1000)).isCloseTo(PROFILE.decodeStepSeconds(1, 1000) / 0.1, offset(1e-9));
     }
