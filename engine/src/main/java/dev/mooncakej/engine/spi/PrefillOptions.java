@@ -1,7 +1,5 @@
 package dev.mooncakej.engine.spi;
 
-import dev.mooncakej.engine.llama.LayerListener;
-
 /**
  * How to run a prefill.
  *
@@ -32,6 +30,4 @@ public record PrefillOptions(int chunkTokens, ChunkLayerListener layers, LogitsS
     public interface LogitsSink {
         void accept(int position, float[] logits, int offset);
     }
-
-    static LayerListener none() { return LayerListener.NONE; }
 }

@@ -62,11 +62,6 @@ public final class BytePairTokenizer implements Tokenizer {
         for (int i = 0; i < vocab.tokens.length; i++) tokenBytes[i] = bytesOf(i);
     }
 
-    /** Builds a tokenizer directly from vocabulary arrays (the model generator uses this). */
-    public static BytePairTokenizer of(GgufFile f) {
-        return (BytePairTokenizer) Tokenizer.from(f);
-    }
-
     private byte[] bytesOf(int id) {
         int type = vocab.types[id];
         String s = vocab.tokens[id];
