@@ -122,8 +122,8 @@ public final class ClusterScheduler {
         double prefillLoad = ttft / cfg.ttftSlo();
         double decodeLoad = switch (cfg.admission()) {
             case NONE -> 0;
-            case EARLY_REJECTION -> decodeLoadNow();
-            case PREDICTIVE_EARLY_REJECTION -> decodeLoadAt(now + ttft, d, inputTokens);
+            case EARLY_REJECTION -> chosenLoadNow(d, inputTokens);
+            case PREDICTIVE_EARLY_REJECTION -> chosenLoadAt(now + ttft, d, inputTokens);
         };
         String reject = null;
         if (prefillLoad >= 1) reject = Decision.TTFT_SLO;
@@ -132,7 +132,32 @@ public final class ClusterScheduler {
     }
 
     /**
-     * Decode load now (what early rejection sees): over decode instances, the largest of step time over
+     * Predictive early rejection's decode load (TR 7.4, system-level prediction): the chosen decode
+     * instance at time {@code t}, when this request's prefill would end: its running requests whose
+     * decode (assumed to last t_d, learnt from history) has not ended by then, the requests whose
+     * prefill will have ended by then, and this request; the larger of step time over the TBT SLO and
+     * their KV over the instance's capacity.
+     */
+    public double chosenLoadAt(double t, int d, int inputTokens) {
+        DecodeInstance di = decode[d];
+        int n = di.predictedAt(t, tD) + 1;
+        long ctx = di.predictedTokensAt(t, tD) + inputTokens;
+        return Math.max(profile.decodeStepSeconds(n, ctx) / cfg.tbtSlo(), (double) ctx / di.kvCapacityTokens);
+    }
+
+    /**
+     * Early rejection's decode load: the chosen decode instance as it is now, with this request added:
+     * the larger of step time over the TBT SLO and KV over capacity. It lags: requests still in
+     * prefill, and decodes that will have ended by the time this request arrives, are not counted.
+     */
+    public double chosenLoadNow(int d, int inputTokens) {
+        DecodeInstance di = decode[d];
+        return Math.max(profile.decodeStepSeconds(di.running + 1, di.contextTokens + inputTokens) / cfg.tbtSlo(),
+                (double) (di.kvTokens + inputTokens) / di.kvCapacityTokens);
+    }
+
+    /**
+     * Decode load now: over decode instances, the largest of step time over
      * the TBT SLO and KV in use over KV capacity (TR 7.1: load is the predicted max TBT over its SLO).
      * It lags: requests still in prefill are not in it yet.
      */
@@ -140,23 +165,6 @@ public final class ClusterScheduler {
         double max = 0;
         for (DecodeInstance di : decode) {
             max = Math.max(max, Math.max(profile.decodeStepSeconds(di.running, di.contextTokens) / cfg.tbtSlo(), (double) di.kvTokens / di.kvCapacityTokens));
-        }
-        return max;
-    }
-
-    /**
-     * TR 7.4, system-level prediction: the decode load at time {@code t}: running requests whose decode
-     * (assumed to last t_d) has not ended by then, plus requests whose prefill will have ended, plus
-     * this request on {@code chosen}; per instance the larger of step time over the TBT SLO and their
-     * KV (at the instance's average context) over capacity; the largest over instances, as for
-     * {@link #decodeLoadNow()}.
-     */
-    public double decodeLoadAt(double t, int chosen, int inputTokens) {
-        double max = 0;
-        for (DecodeInstance di : decode) {
-            int n = di.predictedAt(t, tD) + (di.id == chosen ? 1 : 0);
-            long ctx = di.predictedTokensAt(t, tD) + (di.id == chosen ? inputTokens : 0);
-            max = Math.max(max, Math.max(profile.decodeStepSeconds(n, ctx) / cfg.tbtSlo(), (double) ctx / di.kvCapacityTokens));
         }
         return max;
     }
