@@ -11,11 +11,15 @@ import org.springframework.boot.context.properties.ConfigurationProperties;
  */
 @ConfigurationProperties("mooncakej.decode")
 public record DecodeProperties(String model, Integer blockTokens, Integer kvBlocks, Integer maxBatch, Integer threads,
-                               String kvHost, Integer kvPort, Long kvWaitMillis) {
+                               String kvHost, Integer kvPort, Long kvWaitMillis, String kvSecret) {
 
     public DecodeProperties {
         if (model == null || model.isBlank()) throw new IllegalArgumentException("mooncakej.decode.model is missing: expected the path of a GGUF model file");
         if (!Files.isRegularFile(Path.of(model))) throw new IllegalArgumentException("mooncakej.decode.model=" + model + ": no such file; expected the path of a GGUF model file");
+        if (kvSecret == null || kvSecret.length() < 16) {
+            throw new IllegalArgumentException("mooncakej.decode.kv-secret is " + (kvSecret == null ? "missing" : "shorter than 16 characters")
+                    + ": expected the cluster secret that prefill and decode workers share (./mooncakej up makes a random one)");
+        }
         blockTokens = blockTokens == null ? LlamaEngine.Config.DEFAULT_BLOCK_TOKENS : blockTokens;
         kvBlocks = kvBlocks == null ? 0 : kvBlocks;
         maxBatch = maxBatch == null ? 32 : maxBatch;

@@ -83,7 +83,7 @@ public class DecodeService implements KvSinkRegistry {
         this.props = props;
         this.engine = new LlamaEngine(props.engineConfig());
         this.cache = engine.kvCache();
-        this.receiver = new TcpKvReceiver(props.kvHost(), props.kvPort(), this);
+        this.receiver = new TcpKvReceiver(props.kvHost(), props.kvPort(), this, new dev.mooncakej.kvtransfer.PeerAuth(props.kvSecret()));
         this.tbt = Timer.builder("mooncakej.decode.tbt").description("time between tokens of one request, on the decode worker")
                 .publishPercentileHistogram().register(meters);
         this.finished = Counter.builder("mooncakej.decode.requests").tag("outcome", "finished").register(meters);

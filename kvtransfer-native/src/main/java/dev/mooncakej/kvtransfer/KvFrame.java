@@ -10,7 +10,9 @@ package dev.mooncakej.kvtransfer;
  * COMMIT (type 2):   header with length = tokens now complete; the receiver answers one status byte
  * status:            0 OK, 1 unknown request, 2 rejected (bad block, layer or length)
  * </pre>
- * A malformed frame (bad magic, type, or a target the receiver refuses) closes that connection only.
+ * Before any frame the receiver challenges the sender ({@link PeerAuth}: 32 random bytes, answered with
+ * their HMAC-SHA256 under the cluster secret). A wrong answer, or a malformed frame (bad magic, type,
+ * or a target the receiver refuses), closes that connection only.
  */
 public final class KvFrame {
     public static final int MAGIC = 0x3156_4B4D; // "MKV1" read as little-endian u32

@@ -14,21 +14,24 @@ import java.util.logging.Level;
 import java.util.logging.Logger;
 
 /**
- * Accepts KV transfer connections and reads DATA frames straight into the registry's off-heap targets
- * (no heap copy), one virtual thread per connection. See {@link KvFrame} for the format.
+ * Accepts KV transfer connections and, once the peer has answered the {@link PeerAuth} challenge,
+ * reads DATA frames straight into the registry's off-heap targets (no heap copy), one virtual thread
+ * per connection. See {@link KvFrame} for the format.
  */
 public final class TcpKvReceiver implements AutoCloseable {
     private static final Logger LOG = Logger.getLogger(TcpKvReceiver.class.getName());
 
     private final ServerSocketChannel server;
     private final KvSinkRegistry registry;
+    private final PeerAuth auth;
     private final Thread acceptor;
     private final LongAdder bytes = new LongAdder();
     private final LongAdder rejectedConnections = new LongAdder();
     private volatile boolean closed;
 
-    public TcpKvReceiver(String bindHost, int port, KvSinkRegistry registry) throws IOException {
+    public TcpKvReceiver(String bindHost, int port, KvSinkRegistry registry, PeerAuth auth) throws IOException {
         this.registry = registry;
+        this.auth = auth;
         this.server = ServerSocketChannel.open();
         server.bind(new InetSocketAddress(bindHost, port));
         this.acceptor = Thread.ofVirtual().name("kv-accept").start(this::acceptLoop);
@@ -61,6 +64,10 @@ public final class TcpKvReceiver implements AutoCloseable {
         ByteBuffer header = ByteBuffer.allocateDirect(KvFrame.HEADER_BYTES).order(ByteOrder.LITTLE_ENDIAN);
         ByteBuffer ack = ByteBuffer.allocateDirect(1);
         try (ch) {
+            if (!auth.challenge(ch)) {
+                reject("the peer did not prove it holds the cluster secret");
+                return;
+            }
             while (true) {
                 header.clear();
                 if (!readFully(ch, header, true)) return; // clean close between frames

@@ -25,7 +25,7 @@ public final class TcpKvSender implements AutoCloseable {
         this.ch = ch;
     }
 
-    public static TcpKvSender connect(String host, int port, int timeoutMillis) throws IOException {
+    public static TcpKvSender connect(String host, int port, int timeoutMillis, PeerAuth auth) throws IOException {
         SocketChannel ch = SocketChannel.open();
         try {
             Socket s = ch.socket();
@@ -33,6 +33,7 @@ public final class TcpKvSender implements AutoCloseable {
             s.setSoTimeout(timeoutMillis);
             ch.setOption(StandardSocketOptions.TCP_NODELAY, true);
             ch.setOption(StandardSocketOptions.SO_SNDBUF, 4 << 20);
+            auth.answer(ch);
             return new TcpKvSender(ch);
         } catch (IOException e) {
             ch.close();

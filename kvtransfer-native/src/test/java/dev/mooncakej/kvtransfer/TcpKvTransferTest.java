@@ -24,6 +24,7 @@ class TcpKvTransferTest {
     private MemorySegment sinkSlab;
     private final ConcurrentHashMap<Long, Long> committed = new ConcurrentHashMap<>();
     private TcpKvReceiver receiver;
+    private static final PeerAuth AUTH = new PeerAuth("test-cluster-secret-0123456789");
 
     @BeforeEach
     void start() throws Exception {
@@ -42,7 +43,7 @@ class TcpKvTransferTest {
                 committed.put(requestId, tokens);
                 return KvFrame.OK;
             }
-        });
+        }, AUTH);
     }
 
     @AfterEach
@@ -56,7 +57,7 @@ class TcpKvTransferTest {
         MemorySegment src = arena.allocate((long) BLOCKS * LAYERS * LAYER_BYTES);
         Random rnd = new Random(1);
         for (long i = 0; i < src.byteSize(); i += 8) src.set(ValueLayout.JAVA_LONG_UNALIGNED, i, rnd.nextLong());
-        try (AsyncKvStream stream = new AsyncKvStream(TcpKvSender.connect("127.0.0.1", receiver.port(), 5000), 7)) {
+        try (AsyncKvStream stream = new AsyncKvStream(TcpKvSender.connect("127.0.0.1", receiver.port(), 5000, AUTH), 7)) {
             for (int l = 0; l < LAYERS; l++) { // layer-major, as a prefill produces them
                 for (int b = 0; b < BLOCKS; b++) stream.enqueue(b, l, src.asSlice(((long) b * LAYERS + l) * LAYER_BYTES, LAYER_BYTES));
             }
@@ -69,10 +70,15 @@ class TcpKvTransferTest {
     }
 
     @Test
-    void aFrameOutsideTheReservationClosesThatConnectionOnlyAndWritesNothing() throws Exception {
+    void aSecretShorterThanSixteenBytesIsRefused() {
+        org.assertj.core.api.Assertions.assertThatThrownBy(() -> new PeerAuth("short")).hasMessageContaining("at least 16 bytes");
+    }
+
+    @Test
+    void aFrameOutsideTheReservationOrAPeerWithoutTheSecretClosesThatConnectionOnlyAndWritesNothing() throws Exception {
         MemorySegment src = arena.allocate(LAYER_BYTES);
         src.fill((byte) 9);
-        try (TcpKvSender bad = TcpKvSender.connect("127.0.0.1", receiver.port(), 5000)) {
+        try (TcpKvSender bad = TcpKvSender.connect("127.0.0.1", receiver.port(), 5000, AUTH)) {
             bad.send(7, BLOCKS, 0, src); // one block past the reservation
             org.assertj.core.api.Assertions.assertThatThrownBy(() -> bad.commit(7, 1)).isInstanceOf(java.io.IOException.class);
         }
@@ -80,17 +86,27 @@ class TcpKvTransferTest {
             OutputStream o = s.getOutputStream();
             o.write("GET / HTTP/1.1\r\nHost: x\r\n\r\n          ".getBytes());
             o.flush();
-            int r;
+            s.setSoTimeout(5000);
+            int read = 0;
             try {
-                r = s.getInputStream().read();
+                while (s.getInputStream().read() >= 0) read++; // the challenge, then the end
             } catch (java.net.SocketException reset) { // closed with our bytes unread: a reset is a close too
-                r = -1;
+                // closed
             }
-            assertThat(r).as("the receiver closed the connection").isEqualTo(-1);
+            assertThat(read).as("bytes before the receiver closed the connection: only its challenge").isLessThanOrEqualTo(PeerAuth.CHALLENGE_BYTES);
         }
         assertThat(receiver.rejectedConnections()).isEqualTo(2);
+        try (TcpKvSender stranger = TcpKvSender.connect("127.0.0.1", receiver.port(), 5000, new PeerAuth("some-other-secret-abcdefgh"))) {
+            org.assertj.core.api.Assertions.assertThatThrownBy(() -> { // the receiver closes the connection after the wrong answer
+                stranger.send(7, 0, 0, src);
+                stranger.commit(7, 1);
+            }).isInstanceOf(java.io.IOException.class);
+        }
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(5);
+        while (receiver.rejectedConnections() < 3 && System.nanoTime() < deadline) Thread.sleep(10);
+        assertThat(receiver.rejectedConnections()).as("a peer without the secret").isEqualTo(3);
         assertThat(sinkSlab.toArray(ValueLayout.JAVA_BYTE)).containsOnly((byte) 0);
-        try (TcpKvSender good = TcpKvSender.connect("127.0.0.1", receiver.port(), 5000)) {
+        try (TcpKvSender good = TcpKvSender.connect("127.0.0.1", receiver.port(), 5000, AUTH)) {
             good.send(7, 0, 0, src);
             assertThat(good.commit(7, 32)).isEqualTo(KvFrame.OK);
             assertThat(good.commit(8, 32)).as("unknown request").isEqualTo(KvFrame.UNKNOWN_REQUEST);

@@ -8,11 +8,15 @@ import org.springframework.boot.context.properties.ConfigurationProperties;
 /** {@code mooncakej.prefill.*}: model, KV pool, chunking and transfer settings of this prefill worker. */
 @ConfigurationProperties("mooncakej.prefill")
 public record PrefillProperties(String model, Integer blockTokens, Integer kvBlocks, Integer chunkTokens, Integer threads,
-                                Integer kvConnectTimeoutMillis, Long kvFinishTimeoutMillis) {
+                                Integer kvConnectTimeoutMillis, Long kvFinishTimeoutMillis, String kvSecret) {
 
     public PrefillProperties {
         if (model == null || model.isBlank()) throw new IllegalArgumentException("mooncakej.prefill.model is missing: expected the path of a GGUF model file");
         if (!Files.isRegularFile(Path.of(model))) throw new IllegalArgumentException("mooncakej.prefill.model=" + model + ": no such file; expected the path of a GGUF model file");
+        if (kvSecret == null || kvSecret.length() < 16) {
+            throw new IllegalArgumentException("mooncakej.prefill.kv-secret is " + (kvSecret == null ? "missing" : "shorter than 16 characters")
+                    + ": expected the cluster secret that prefill and decode workers share (./mooncakej up makes a random one)");
+        }
         blockTokens = blockTokens == null ? LlamaEngine.Config.DEFAULT_BLOCK_TOKENS : blockTokens;
         kvBlocks = kvBlocks == null ? 0 : kvBlocks;
         chunkTokens = chunkTokens == null ? 256 : chunkTokens;

@@ -12,6 +12,7 @@ import dev.mooncakej.kvcache.wire.WorkerMessages.PrefillTask;
 import dev.mooncakej.kvcache.wire.WorkerMessages.WorkerStatus;
 import dev.mooncakej.kvtransfer.AsyncKvStream;
 import dev.mooncakej.kvtransfer.KvFrame;
+import dev.mooncakej.kvtransfer.PeerAuth;
 import dev.mooncakej.kvtransfer.TcpKvSender;
 import io.micrometer.core.instrument.Counter;
 import io.micrometer.core.instrument.DistributionSummary;
@@ -42,6 +43,7 @@ public class PrefillService {
     private final PagedKvCache cache;
     private final PrefixBlockPool pool;
     private final AtomicInteger queued = new AtomicInteger();
+    private final PeerAuth auth;
     private final Timer prefillTime;
     private final Timer kvTime;
     private final Counter kvBytes;
@@ -52,6 +54,7 @@ public class PrefillService {
         this.engine = new LlamaEngine(props.engineConfig());
         this.cache = engine.kvCache();
         this.pool = new PrefixBlockPool(cache);
+        this.auth = new PeerAuth(props.kvSecret());
         this.prefillTime = Timer.builder("mooncakej.prefill.time").description("prefill compute time per request").publishPercentileHistogram().register(meters);
         this.kvTime = Timer.builder("mooncakej.kv.transfer.time").description("time from the first KV layer queued to the commit acknowledged").publishPercentileHistogram().register(meters);
         this.kvBytes = Counter.builder("mooncakej.kv.transfer.bytes").description("KV bytes sent to decode workers").register(meters);
@@ -75,7 +78,7 @@ public class PrefillService {
         queued.incrementAndGet();
         Sequence seq = engine.newSequence();
         long t0 = System.nanoTime();
-        try (AsyncKvStream kv = new AsyncKvStream(TcpKvSender.connect(task.kvHost(), task.kvPort(), props.kvConnectTimeoutMillis()), task.requestId())) {
+        try (AsyncKvStream kv = new AsyncKvStream(TcpKvSender.connect(task.kvHost(), task.kvPort(), props.kvConnectTimeoutMillis(), auth), task.requestId())) {
             int[] prefix = pool.longestPrefix(keys, (n - 1) / bt); // keep at least one token to compute
             seq.adoptPrefix(prefix, prefix.length);
             int cached = prefix.length * bt;
