@@ -8,6 +8,7 @@ import dev.mooncakej.conductor.scheduling.AdmissionMode;
 import dev.mooncakej.conductor.scheduling.ClusterScheduler;
 import dev.mooncakej.conductor.scheduling.PrefillPolicy;
 import dev.mooncakej.conductor.scheduling.SchedulerConfig;
+import dev.mooncakej.engine.sampling.TextAssembler;
 import dev.mooncakej.engine.sim.CostProfile;
 import dev.mooncakej.conductor.workers.WorkerClient;
 import dev.mooncakej.kvcache.wire.WorkerMessages.DecodeTask;

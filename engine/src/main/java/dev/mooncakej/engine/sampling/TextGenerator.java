@@ -5,8 +5,6 @@ import dev.mooncakej.engine.spi.InferenceEngine;
 import dev.mooncakej.engine.spi.PrefillOptions;
 import dev.mooncakej.engine.spi.Sequence;
 import dev.mooncakej.engine.tokenizer.Tokenizer;
-import java.io.ByteArrayOutputStream;
-import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.List;
 
@@ -24,6 +22,11 @@ public final class TextGenerator {
 
     private TextGenerator() {}
 
+    /** The output at the end: what was released plus what a stop-sequence prefix still held back. */
+    private static String text(TextAssembler a) {
+        return a.stopped() ? a.released() : a.released() + a.flush();
+    }
+
     public static Result generate(InferenceEngine engine, int[] prompt, SamplingParams params, PrefillOptions prefill) {
         Tokenizer tok = engine.tokenizer();
         int vocab = engine.info().vocabSize();
@@ -32,7 +35,7 @@ public final class TextGenerator {
             float[] logits = new float[vocab];
             if (!engine.prefill(seq, prompt, prefill, logits)) throw new IllegalStateException("KV cache is full");
             Sampler sampler = new Sampler(params, vocab);
-            StopMatcher stop = new StopMatcher(params.stop());
+            TextAssembler stop = new TextAssembler(tok, params.stop());
             List<Integer> out = new ArrayList<>();
             List<Float> lps = params.logprobs() ? new ArrayList<>() : null;
             DecodeBatch batch = new DecodeBatch(1, vocab);
@@ -40,12 +43,13 @@ public final class TextGenerator {
             int curOff = 0;
             while (true) {
                 int t = sampler.sample(cur, curOff, vocab);
-                if (tok.isEndOfGeneration(t)) return new Result(prompt, out, stop.text(), FinishReason.STOP, lps);
+                if (tok.isEndOfGeneration(t)) return new Result(prompt, out, text(stop), FinishReason.STOP, lps);
                 out.add(t);
                 if (lps != null) lps.add(Sampler.logprob(cur, curOff, vocab, t));
-                if (stop.append(tok.tokenBytes(t))) return new Result(prompt, out, stop.text(), FinishReason.STOP, lps);
-                if (out.size() >= params.maxTokens()) return new Result(prompt, out, stop.text(), FinishReason.LENGTH, lps);
-                if (seq.length() >= engine.info().contextLength()) return new Result(prompt, out, stop.text(), FinishReason.LENGTH, lps);
+                stop.add(t);
+                if (stop.stopped()) return new Result(prompt, out, stop.released(), FinishReason.STOP, lps);
+                if (out.size() >= params.maxTokens()) return new Result(prompt, out, text(stop), FinishReason.LENGTH, lps);
+                if (seq.length() >= engine.info().contextLength()) return new Result(prompt, out, text(stop), FinishReason.LENGTH, lps);
                 batch.clear();
                 batch.add(seq, t);
                 engine.decode(batch);
@@ -56,31 +60,5 @@ public final class TextGenerator {
         } finally {
             seq.release();
         }
-    }
-
-    /** Accumulates output bytes and finds the first stop sequence; text() is the output before it. */
-    public static final class StopMatcher {
-        private final List<String> stops;
-        private final ByteArrayOutputStream bytes = new ByteArrayOutputStream();
-        private String text = "";
-        private boolean stopped;
-
-        public StopMatcher(List<String> stops) { this.stops = stops; }
-
-        /** Adds a token's bytes; true once a stop sequence appeared. */
-        public boolean append(byte[] b) {
-            bytes.writeBytes(b);
-            text = bytes.toString(StandardCharsets.UTF_8);
-            for (String s : stops) {
-                int i = text.indexOf(s);
-                if (i >= 0) {
-                    text = text.substring(0, i);
-                    stopped = true;
-                }
-            }
-            return stopped;
-        }
-
-        public String text() { return text; }
     }
 }

@@ -1,4 +1,4 @@
-package dev.mooncakej.conductor.api;
+package dev.mooncakej.engine.sampling;
 
 import dev.mooncakej.engine.tokenizer.Tokenizer;
 import java.io.ByteArrayOutputStream;
@@ -8,7 +8,8 @@ import java.util.List;
 /**
  * Turns a stream of token ids into text deltas: bytes are held back until they form whole UTF-8
  * characters, text that could still become a stop sequence is held back, and the first stop
- * sequence ends the output (it is not returned).
+ * sequence ends the output (it is not returned). Used by the conductor to stream text and by
+ * {@link TextGenerator}, so both stop at the same place.
  */
 public final class TextAssembler {
     private final Tokenizer tokenizer;
@@ -25,6 +26,11 @@ public final class TextAssembler {
     }
 
     public boolean stopped() { return stopped; }
+
+    /** All text released so far. */
+    public String released() {
+        return completeText().substring(0, emitted);
+    }
 
     /** Adds a token; returns the text that can be released now (maybe empty). */
     public String add(int token) {
