@@ -32,7 +32,7 @@ public final class PeerAuth {
     }
 
     /** Receiver side: challenge the peer; true when it proved it holds the secret. */
-    boolean challenge(SocketChannel ch) throws IOException {
+    public boolean challenge(SocketChannel ch) throws IOException {
         byte[] nonce = new byte[CHALLENGE_BYTES];
         RANDOM.nextBytes(nonce);
         writeFully(ch, ByteBuffer.wrap(nonce));
@@ -42,7 +42,7 @@ public final class PeerAuth {
     }
 
     /** Sender side: answer the receiver's challenge. */
-    void answer(SocketChannel ch) throws IOException {
+    public void answer(SocketChannel ch) throws IOException {
         ByteBuffer nonce = ByteBuffer.allocate(CHALLENGE_BYTES);
         readFully(ch, nonce);
         writeFully(ch, ByteBuffer.wrap(hmac(nonce.array())));

@@ -1,127 +1,341 @@
 package dev.mooncakej.kvtransfer.engine;
 
+import dev.mooncakej.kvtransfer.PeerAuth;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
-import java.net.InetAddress;
+import java.net.InetSocketAddress;
+import java.net.StandardSocketOptions;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
 import java.nio.channels.FileChannel;
+import java.nio.channels.SocketChannel;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
+import java.time.Duration;
 import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.Executors;
+import java.util.concurrent.ScheduledExecutorService;
+import java.util.concurrent.TimeUnit;
+import java.util.function.Function;
+import java.util.logging.Logger;
 
 /**
- * The transfer engine (Mooncake's Transfer Engine in Java terms; issue 5, in progress): this process's
- * segment, memory registered in it, and batches of READ/WRITE against other segments. Transports so
- * far: {@code shm} (same host: the segment is a shared-memory file that peers map, so a transfer is
- * one memory copy). Every request is checked against the local segment and the target's registered
- * buffers first; one outside is {@code INVALID} and touches nothing.
+ * The transfer engine (Mooncake's Transfer Engine in Java terms). One segment per process, backed by a
+ * shared-memory file; memory registered in it with a location; the descriptor published in the
+ * metadata store. Batches of READ/WRITE requests against other segments are checked (a request
+ * outside registered memory, local or remote, is INVALID and touches nothing), cut into slices, and
+ * moved by the transport negotiated for each peer (rdma when both have devices, shm on the same host,
+ * else tcp), with failed slices retried on another path, a downgrade to the next transport after
+ * repeated errors, and a deadline after which unfinished requests are TIMEOUT.
  */
 public final class TransferEngine implements AutoCloseable {
+    private static final Logger LOG = Logger.getLogger(TransferEngine.class.getName());
+
     private final String name;
     private final SegmentMetadata metadata;
+    private final TransferConfig config;
+    private final PeerAuth auth;
     private final Arena arena = Arena.ofShared();
     private final Path shmFile;
     private final MemorySegment segment;
     private final List<SegmentDescriptor.Buffer> buffers = new ArrayList<>();
-    private final Map<String, MemorySegment> peers = new ConcurrentHashMap<>();
+    private final Map<String, Transport> transports = new LinkedHashMap<>();
+    private final Map<String, Peer> peers = new ConcurrentHashMap<>();
+    private final Map<String, Object> control = new ConcurrentHashMap<>();
+    private final ScheduledExecutorService timer;
+    private final TransferServer server;
+    private final String hostId;
+    private final AutoCloseable watch;
+    private final Transport.Completion completion = new Completion();
+    private final String rdmaStatus;
+    private volatile Function<byte[], Byte> notifyHandler = p -> Wire.INVALID;
+    private volatile SegmentDescriptor self;
     private long next;
 
     /**
-     * @param name          unique in the cluster
-     * @param segmentBytes  size of this process's segment (allocate from it with {@link #allocate})
-     * @param shmDir        where the segment file lives ({@code /dev/shm} on Linux)
+     * @param name          unique in the cluster ([A-Za-z0-9._-], 1-64)
+     * @param segmentBytes  size of this process's segment (register ranges of it with {@link #allocate})
      */
-    public TransferEngine(String name, SegmentMetadata metadata, long segmentBytes, Path shmDir) {
+    public TransferEngine(String name, SegmentMetadata metadata, long segmentBytes, TransferConfig config) {
         if (name == null || !name.matches("[A-Za-z0-9._-]{1,64}")) throw new IllegalArgumentException("segment name '" + name + "': expected 1-64 of [A-Za-z0-9._-]");
         if (segmentBytes <= 0) throw new IllegalArgumentException("segment size must be positive, got " + segmentBytes);
         this.name = name;
         this.metadata = metadata;
-        this.shmFile = shmDir.resolve("mooncakej-" + name + ".seg");
+        this.config = config;
+        this.auth = new PeerAuth(config.secret());
+        this.hostId = hostId();
+        this.shmFile = config.shmDir().resolve("mooncakej-" + name + ".seg");
         try (FileChannel ch = FileChannel.open(shmFile, StandardOpenOption.CREATE, StandardOpenOption.READ, StandardOpenOption.WRITE, StandardOpenOption.TRUNCATE_EXISTING)) {
             this.segment = ch.map(FileChannel.MapMode.READ_WRITE, 0, segmentBytes, arena);
         } catch (IOException e) {
             arena.close();
-            throw new UncheckedIOException("cannot create the segment file " + shmFile, e);
+            throw new UncheckedIOException("cannot create the segment file " + shmFile + " (" + e.getMessage() + "): check transfer shm-dir", e);
         }
+        String rdma = "not enabled";
+        for (String t : config.transports()) {
+            switch (t) {
+                case "tcp" -> transports.put(t, new TcpTransport(config, auth));
+                case "shm" -> transports.put(t, new ShmTransport(config.copyThreads()));
+                case "rdma" -> {
+                    var r = dev.mooncakej.kvtransfer.rdma.Verbs.probe();
+                    rdma = r.reason();
+                    if (!r.available()) LOG.info("transfer engine '" + name + "': rdma unavailable (" + rdma + "), falling back to the other transports");
+                }
+                default -> throw new IllegalArgumentException("transfer transport '" + t + "'");
+            }
+        }
+        this.rdmaStatus = rdma;
+        this.timer = Executors.newSingleThreadScheduledExecutor(r -> Thread.ofPlatform().daemon().name("transfer-timer-" + name).unstarted(r));
+        this.server = new TransferServer(config.listenHost(), config.listenPort(), auth, segment, () -> self, p -> notifyHandler.apply(p));
         publish();
+        this.watch = metadata.watch((peer, d) -> {
+            Peer old = peers.remove(peer);
+            if (old != null && (d == null || !d.equals(old.descriptor))) transports.values().forEach(t -> t.forget(peer));
+        });
     }
 
     public String name() { return name; }
     public MemorySegment segment() { return segment; }
+    public SegmentDescriptor descriptor() { return self; }
+    public TransferConfig config() { return config; }
+    /** Why rdma is or is not in use (e.g. "no device: errno 38 (ENOSYS ...)"). */
+    public String rdmaStatus() { return rdmaStatus; }
+    /** Port of the tcp transport and control channel. */
+    public int port() { return server.port(); }
+    public long bytesReceived() { return server.bytesIn(); }
+    public long bytesServed() { return server.bytesOut(); }
+    /** Connections closed because a peer failed the challenge or sent a malformed group. */
+    public long refusedConnections() { return server.refused(); }
 
-    /** Registers a range of this segment (64-byte aligned) at {@code location} and publishes it; returns it. */
+    /** Registers a fresh 64-byte-aligned range of this segment at {@code location} and publishes it. */
     public synchronized MemorySegment allocate(long bytes, String location) {
         long off = (next + 63) & ~63L;
         if (bytes <= 0 || off + bytes > segment.byteSize()) {
-            throw new IllegalArgumentException("cannot register " + bytes + " bytes: the segment has " + (segment.byteSize() - off) + " left");
+            throw new IllegalArgumentException("cannot register " + bytes + " bytes: the segment has " + (segment.byteSize() - off) + " left (raise its size)");
         }
         next = off + bytes;
-        buffers.add(new SegmentDescriptor.Buffer(off, bytes, location));
+        buffers.add(new SegmentDescriptor.Buffer(off, bytes, location, List.of()));
         publish();
         return segment.asSlice(off, bytes);
     }
 
-    private void publish() {
-        String host;
-        try {
-            host = InetAddress.getLocalHost().getHostName();
-        } catch (IOException e) {
-            host = "localhost";
+    /** Unregisters a buffer returned by {@link #allocate}; peers' requests to it are invalid from now on. */
+    public synchronized void unregister(MemorySegment buffer) {
+        long off = offsetOf(buffer);
+        if (!buffers.removeIf(b -> b.offset() == off && b.length() == buffer.byteSize())) {
+            throw new IllegalArgumentException("no registered buffer at offset " + off + " of " + buffer.byteSize() + " bytes");
         }
-        metadata.publish(new SegmentDescriptor(name, host, shmFile.toString(), segment.byteSize(), buffers));
+        publish();
     }
 
-    /** Submits a batch; the returned batch's future completes when every request has its status. */
+    /** Offset of memory inside this segment (what a request's local offset is). */
+    public long offsetOf(MemorySegment memory) {
+        long off = memory.address() - segment.address();
+        if (off < 0 || off + memory.byteSize() > segment.byteSize()) throw new IllegalArgumentException("memory at 0x" + Long.toHexString(memory.address()) + " is not inside segment '" + name + "'");
+        return off;
+    }
+
+    private synchronized void publish() {
+        self = new SegmentDescriptor(name, hostId, config.advertiseHost(), server == null ? 0 : server.port(), shmFile.toString(), segment.address(),
+                segment.byteSize(), List.copyOf(transports.keySet()), List.of(), Topology.of(Map.of(), Topology.numaNodes()).matrix(), buffers);
+        if (server != null) metadata.publish(self);
+    }
+
+    /** Handles notifications from peers (after their writes completed); returns a status byte. */
+    public void onNotify(Function<byte[], Byte> handler) {
+        this.notifyHandler = handler;
+    }
+
+    /** Opens a peer's segment: looks it up and negotiates the transport. */
+    public String openSegment(String segmentName) {
+        Peer p = peer(segmentName);
+        if (p == null) throw new IllegalArgumentException("segment '" + segmentName + "' is not published");
+        return p.transport.name();
+    }
+
+    /** The transport used for a peer now, or null when none is open. */
+    public String transportFor(String segmentName) {
+        Peer p = peers.get(segmentName);
+        return p == null ? null : p.transport.name();
+    }
+
+    private Peer peer(String segmentName) {
+        Peer p = peers.get(segmentName);
+        if (p != null) return p;
+        SegmentDescriptor d = metadata.lookup(segmentName).orElse(null);
+        if (d == null) return null;
+        Transport t = negotiate(d, null);
+        if (t == null) return null;
+        return peers.computeIfAbsent(segmentName, k -> new Peer(d, t));
+    }
+
+    /** The first transport, in this engine's order of preference after {@code after}, that reaches the peer. */
+    private Transport negotiate(SegmentDescriptor d, Transport after) {
+        boolean past = after == null;
+        for (Transport t : transports.values()) {
+            if (past && t.canReach(self, d)) return t;
+            if (t == after) past = true;
+        }
+        return null;
+    }
+
+    /** Submits a batch; the returned batch's future completes when every request has its final status. */
     public TransferBatch submit(List<TransferRequest> requests) {
         TransferBatch batch = new TransferBatch(requests.size());
+        SegmentDescriptor me = self;
+        Map<Peer, List<Slice>> byPeer = new HashMap<>();
         for (int i = 0; i < requests.size(); i++) {
             TransferRequest r = requests.get(i);
-            SegmentDescriptor peer = metadata.lookup(r.target()).orElse(null);
+            Peer peer = peer(r.target());
             if (peer == null) {
-                batch.set(i, TransferBatch.Status.FAILED, "segment '" + r.target() + "' is not published");
+                batch.finish(i, TransferBatch.Status.FAILED, metadata.lookup(r.target()).isPresent()
+                        ? "no common transport with segment '" + r.target() + "' (ours: " + transports.keySet() + ")"
+                        : "segment '" + r.target() + "' is not published");
                 continue;
             }
-            if (r.length() <= 0 || r.localOffset() < 0 || r.localOffset() > segment.byteSize() - r.length()) {
-                batch.set(i, TransferBatch.Status.INVALID, "local range [" + r.localOffset() + ", +" + r.length() + ") is outside this segment of " + segment.byteSize() + " bytes");
+            SegmentDescriptor.Buffer localBuf = me.bufferOf(r.localOffset(), r.length());
+            if (r.length() <= 0 || localBuf == null) {
+                batch.finish(i, TransferBatch.Status.INVALID, "local range [" + r.localOffset() + ", +" + r.length() + ") is not inside a registered buffer of this segment '" + name + "'");
                 continue;
             }
-            if (!peer.registered(r.targetOffset(), r.length())) {
-                batch.set(i, TransferBatch.Status.INVALID, "remote range [" + r.targetOffset() + ", +" + r.length() + ") is not inside a registered buffer of '" + r.target() + "'");
+            if (!peer.descriptor.registered(r.targetOffset(), r.length())) {
+                batch.finish(i, TransferBatch.Status.INVALID, "remote range [" + r.targetOffset() + ", +" + r.length() + ") is not inside a registered buffer of '" + r.target() + "'");
                 continue;
             }
-            try {
-                MemorySegment remote = map(peer);
-                MemorySegment local = segment.asSlice(r.localOffset(), r.length());
-                MemorySegment far = remote.asSlice(r.targetOffset(), r.length());
-                if (r.opcode() == TransferRequest.Opcode.WRITE) MemorySegment.copy(local, 0, far, 0, r.length());
-                else MemorySegment.copy(far, 0, local, 0, r.length());
-                batch.set(i, TransferBatch.Status.COMPLETED, null);
-            } catch (RuntimeException e) {
-                batch.set(i, TransferBatch.Status.FAILED, "shm transfer failed: " + e.getMessage());
+            List<Slice> out = byPeer.computeIfAbsent(peer, k -> new ArrayList<>());
+            int count = 0;
+            long pos = 0, len = r.length(), slice = config.sliceBytes();
+            while (pos < len) {
+                long n = len - pos <= slice + config.fragmentLimit() ? len - pos : slice;
+                out.add(new Slice(batch, i, r.opcode() == TransferRequest.Opcode.WRITE, segment.asSlice(r.localOffset() + pos, n),
+                        r.localOffset() + pos, r.targetOffset() + pos, localBuf.location(), peer));
+                pos += n;
+                count++;
             }
+            batch.expectSlices(i, count);
         }
-        batch.complete();
+        if (!byPeer.isEmpty()) {
+            var deadline = timer.schedule(() -> batch.expire("not finished within the transfer timeout of " + config.timeout().toMillis() + " ms"),
+                    config.timeout().toMillis(), TimeUnit.MILLISECONDS);
+            batch.done().whenComplete((b, e) -> deadline.cancel(false));
+        }
+        for (var e : byPeer.entrySet()) e.getKey().transport.submit(e.getKey(), e.getValue(), completion);
         return batch;
     }
 
-    private MemorySegment map(SegmentDescriptor peer) {
-        return peers.computeIfAbsent(peer.name(), n -> {
-            try (FileChannel ch = FileChannel.open(Path.of(peer.shmFile()), StandardOpenOption.READ, StandardOpenOption.WRITE)) {
-                return ch.map(FileChannel.MapMode.READ_WRITE, 0, peer.length(), arena);
-            } catch (IOException e) {
-                throw new UncheckedIOException("cannot map the segment file " + peer.shmFile() + " of '" + n + "'", e);
+    /** Submits and waits; throws with the first problem unless every request completed. */
+    public void transfer(List<TransferRequest> requests) throws IOException {
+        TransferBatch b = submit(requests).done().join();
+        if (!b.allCompleted()) throw new IOException("transfer failed: " + b.firstProblem());
+    }
+
+    private final class Completion implements Transport.Completion {
+        @Override
+        public void done(Slice s) {
+            s.peer.consecutiveErrors.set(0);
+            s.batch.sliceDone(s.request, s.length());
+        }
+
+        @Override
+        public void failed(Slice s, String reason, boolean transportError) {
+            if (!transportError) {
+                s.batch.finish(s.request, TransferBatch.Status.INVALID, reason);
+                return;
             }
-        });
+            Peer peer = s.peer;
+            Transport used = peer.transport;
+            if (peer.consecutiveErrors.incrementAndGet() >= config.downgradeAfter()) {
+                synchronized (peer) {
+                    if (peer.transport == used && peer.consecutiveErrors.get() >= config.downgradeAfter()) {
+                        Transport next = negotiate(peer.descriptor, used);
+                        if (next != null) {
+                            LOG.warning("transfer to '" + peer.name() + "': " + peer.consecutiveErrors.get() + " errors on " + used.name() + " (" + reason + "), downgrading to " + next.name());
+                            peer.transport = next;
+                            peer.consecutiveErrors.set(0);
+                        }
+                    }
+                }
+            }
+            if (s.batch.isFinal(s.request)) return;
+            if (s.attempt >= config.retryLimit()) {
+                s.batch.finish(s.request, TransferBatch.Status.FAILED, reason + " (after " + (s.attempt + 1) + " attempts)");
+                return;
+            }
+            s.attempt++;
+            peer.transport.submit(peer, List.of(s), this);
+        }
+    }
+
+    /**
+     * Sends a small message to a peer's notification handler over the control channel and returns its
+     * status byte; used after a batch of writes completed ("the KV of request r is there").
+     */
+    public byte notify(String segmentName, byte[] payload, Duration timeout) throws IOException {
+        if (payload.length < 1 || payload.length > Wire.MAX_NOTIFY) throw new IllegalArgumentException("notification of " + payload.length + " bytes: expected 1.." + Wire.MAX_NOTIFY);
+        SegmentDescriptor d = metadata.lookup(segmentName).orElseThrow(() -> new IOException("segment '" + segmentName + "' is not published"));
+        Object lock = control.computeIfAbsent(segmentName, k -> new Object());
+        synchronized (lock) {
+            try (SocketChannel ch = SocketChannel.open()) {
+                ch.socket().connect(new InetSocketAddress(d.rpcHost(), d.rpcPort()), (int) timeout.toMillis());
+                ch.socket().setSoTimeout((int) timeout.toMillis());
+                ch.setOption(StandardSocketOptions.TCP_NODELAY, true);
+                auth.answer(ch);
+                ByteBuffer one = ByteBuffer.allocate(1);
+                Wire.readFully(ch, one);
+                ByteBuffer out = ByteBuffer.allocate(Wire.HEADER + Wire.ENTRY + payload.length).order(ByteOrder.LITTLE_ENDIAN);
+                out.putInt(Wire.MAGIC).put(Wire.NOTIFY).put((byte) 0).put((byte) 0).put((byte) 0).putInt(1).putInt(0)
+                        .putLong(0).putLong(0).putLong(payload.length).put(payload).flip();
+                Wire.writeFully(ch, new ByteBuffer[] {out}, 1);
+                ByteBuffer reply = ByteBuffer.allocate(Wire.HEADER + 1);
+                var f = timer.schedule(() -> { try { ch.close(); } catch (IOException ignored) { } }, timeout.toMillis(), TimeUnit.MILLISECONDS);
+                try {
+                    Wire.readFully(ch, reply);
+                } finally {
+                    f.cancel(false);
+                }
+                return reply.get(Wire.HEADER);
+            } catch (IOException e) {
+                throw new IOException("notification to '" + segmentName + "' at " + d.rpcHost() + ":" + d.rpcPort() + " failed: " + e.getMessage(), e);
+            }
+        }
+    }
+
+    /** Diagnostics for tests and metrics: connections the tcp transport opened, endpoints pooled now. */
+    public long tcpConnects() { return transports.get("tcp") instanceof TcpTransport t ? t.connects() : 0; }
+    public int tcpEndpoints() { return transports.get("tcp") instanceof TcpTransport t ? t.endpoints() : 0; }
+    public long tcpEvictions() { return transports.get("tcp") instanceof TcpTransport t ? t.evictions() : 0; }
+
+    private static String hostId() {
+        try {
+            return Files.readString(Path.of("/proc/sys/kernel/random/boot_id")).trim();
+        } catch (IOException | RuntimeException e) {
+            try {
+                return java.net.InetAddress.getLocalHost().getHostName();
+            } catch (IOException ex) {
+                return "localhost";
+            }
+        }
     }
 
     @Override
     public void close() {
+        try {
+            watch.close();
+        } catch (Exception ignored) {
+            // best effort
+        }
         metadata.remove(name);
+        server.close();
+        timer.shutdownNow();
+        transports.values().forEach(Transport::close);
         arena.close();
         try {
             Files.deleteIfExists(shmFile);

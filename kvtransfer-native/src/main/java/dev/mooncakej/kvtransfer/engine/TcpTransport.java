@@ -1,0 +1,248 @@
+package dev.mooncakej.kvtransfer.engine;
+
+import dev.mooncakej.kvtransfer.PeerAuth;
+import java.io.IOException;
+import java.net.InetSocketAddress;
+import java.net.StandardSocketOptions;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.channels.SocketChannel;
+import java.util.ArrayDeque;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.AtomicLong;
+
+/**
+ * The tcp transport: several connections per peer (made lazily, on first use, in a capped endpoint
+ * pool with SIEVE eviction), slices striped over them, and on each connection the queued slices
+ * coalesced into groups sent with one gathering write straight from registered off-heap memory
+ * (READ replies are scattered straight into it). A connection that breaks fails its slices back to
+ * the engine, which retries them on another connection.
+ */
+final class TcpTransport implements Transport {
+    static final int MAX_GROUP_SLICES = 256;
+    static final long MAX_GROUP_BYTES = 16L << 20;
+
+    private final TransferConfig config;
+    private final PeerAuth auth;
+    private final SievePool<String, Endpoint> pool;
+    private final AtomicInteger stripe = new AtomicInteger();
+    private final AtomicLong connects = new AtomicLong();
+
+    TcpTransport(TransferConfig config, PeerAuth auth) {
+        this.config = config;
+        this.auth = auth;
+        this.pool = new SievePool<>(config.maxEndpoints(), Endpoint::retire);
+    }
+
+    @Override public String name() { return "tcp"; }
+
+    @Override
+    public boolean canReach(SegmentDescriptor local, SegmentDescriptor peer) {
+        return peer.transports().contains("tcp") && peer.rpcPort() > 0;
+    }
+
+    /** Connections opened so far (lazy connection and retry tests). */
+    long connects() { return connects.get(); }
+    int endpoints() { return pool.size(); }
+    long evictions() { return pool.evictions(); }
+
+    @Override
+    public void submit(Peer peer, List<Slice> slices, Completion completion) {
+        int n = config.connectionsPerPeer();
+        int base = stripe.getAndIncrement();
+        for (int i = 0; i < slices.size(); i++) {
+            Slice s = slices.get(i);
+            if (s.attempt == 0) s.path = Math.floorMod(base + i, n);
+            int path = Math.floorMod(s.path + s.attempt, n);
+            String key = peer.name() + "#" + path;
+            while (true) {
+                Endpoint ep = pool.get(key, k -> new Endpoint(k, peer.descriptor, completion));
+                if (ep.offer(s)) break;
+                pool.remove(key, ep); // broken or retired meanwhile: make a fresh one
+            }
+        }
+    }
+
+    @Override
+    public void forget(String peer) {
+        for (Endpoint ep : pool.values()) {
+            if (ep.peer.name().equals(peer)) {
+                pool.remove(ep.key, ep);
+                ep.retire();
+            }
+        }
+    }
+
+    @Override
+    public void close() {
+        for (Endpoint ep : pool.values()) ep.fail("transfer engine closed");
+    }
+
+    /** One connection to a peer: a sender thread coalescing queued slices, a reader thread for replies. */
+    final class Endpoint {
+        final String key;
+        final SegmentDescriptor peer;
+        final Completion completion;
+        private final ArrayDeque<Slice> queue = new ArrayDeque<>();
+        private final ArrayDeque<Group> inflight = new ArrayDeque<>();
+        private SocketChannel ch;
+        private boolean broken;
+        private boolean retired;
+        private int nextGroup;
+
+        Endpoint(String key, SegmentDescriptor peer, Completion completion) {
+            this.key = key;
+            this.peer = peer;
+            this.completion = completion;
+            Thread.ofPlatform().daemon().name("transfer-send-" + key).start(this::sendLoop);
+        }
+
+        synchronized boolean offer(Slice s) {
+            if (broken || retired) return false;
+            queue.add(s);
+            notifyAll();
+            return true;
+        }
+
+        /** Leaves the pool: finishes what it has, then closes. */
+        synchronized void retire() {
+            retired = true;
+            notifyAll();
+        }
+
+        private void sendLoop() {
+            try {
+                SocketChannel c = SocketChannel.open();
+                c.socket().connect(new InetSocketAddress(peer.rpcHost(), peer.rpcPort()), (int) Math.min(Integer.MAX_VALUE, config.timeout().toMillis()));
+                c.setOption(StandardSocketOptions.TCP_NODELAY, true);
+                c.setOption(StandardSocketOptions.SO_SNDBUF, 4 << 20);
+                c.setOption(StandardSocketOptions.SO_RCVBUF, 4 << 20);
+                auth.answer(c);
+                ByteBuffer ok = ByteBuffer.allocate(1);
+                Wire.readFully(c, ok);
+                if (ok.get(0) != Wire.AUTH_OK) throw new IOException("peer refused the cluster secret");
+                connects.incrementAndGet();
+                synchronized (this) {
+                    if (broken) {
+                        c.close();
+                        return;
+                    }
+                    ch = c;
+                }
+                Thread.ofPlatform().daemon().name("transfer-recv-" + key).start(this::readLoop);
+                ByteBuffer header = ByteBuffer.allocateDirect(Wire.HEADER + Wire.ENTRY * MAX_GROUP_SLICES).order(ByteOrder.LITTLE_ENDIAN);
+                ByteBuffer[] bufs = new ByteBuffer[MAX_GROUP_SLICES + 1];
+                List<Slice> batch = new ArrayList<>(MAX_GROUP_SLICES);
+                while (true) {
+                    batch.clear();
+                    Group g;
+                    synchronized (this) {
+                        while (queue.isEmpty() && !retired && !broken) wait();
+                        if (broken) return;
+                        if (queue.isEmpty()) { // retired and drained: close once the replies are in
+                            while (!inflight.isEmpty() && !broken) wait();
+                            closeQuietly();
+                            return;
+                        }
+                        boolean write = queue.peek().write;
+                        long bytes = 0;
+                        while (!queue.isEmpty() && batch.size() < MAX_GROUP_SLICES && queue.peek().write == write
+                                && (batch.isEmpty() || bytes + queue.peek().length() <= MAX_GROUP_BYTES)) {
+                            Slice s = queue.poll();
+                            bytes += s.length();
+                            batch.add(s);
+                        }
+                        g = new Group(nextGroup++, write, batch.toArray(new Slice[0]));
+                        inflight.add(g);
+                    }
+                    header.clear();
+                    header.putInt(Wire.MAGIC).put(g.write ? Wire.WRITE : Wire.READ).put((byte) 0).put((byte) 0).put((byte) 0)
+                            .putInt(g.slices.length).putInt(g.id);
+                    for (Slice s : g.slices) header.putLong(0).putLong(s.remoteOffset).putLong(s.length());
+                    header.flip();
+                    bufs[0] = header;
+                    int n = 1;
+                    if (g.write) for (Slice s : g.slices) bufs[n++] = s.local.asByteBuffer();
+                    Wire.writeFully(ch, bufs, n);
+                    java.util.Arrays.fill(bufs, 1, n, null);
+                }
+            } catch (IOException e) {
+                fail("tcp connection to " + peer.name() + " at " + peer.rpcHost() + ":" + peer.rpcPort() + " failed: " + describe(e));
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                fail("interrupted");
+            }
+        }
+
+        private void readLoop() {
+            ByteBuffer header = ByteBuffer.allocateDirect(Wire.HEADER + MAX_GROUP_SLICES).order(ByteOrder.LITTLE_ENDIAN);
+            ByteBuffer[] bufs = new ByteBuffer[MAX_GROUP_SLICES];
+            try {
+                while (true) {
+                    header.clear().limit(Wire.HEADER);
+                    Wire.readFully(ch, header);
+                    Group g;
+                    synchronized (this) {
+                        g = inflight.peek();
+                    }
+                    if (g == null || header.getInt(0) != Wire.MAGIC || header.getInt(12) != g.id || header.getInt(8) != g.slices.length) {
+                        throw new IOException("unexpected reply (group " + header.getInt(12) + ", expected " + (g == null ? "none" : g.id) + ")");
+                    }
+                    header.clear().limit(g.slices.length);
+                    Wire.readFully(ch, header);
+                    if (!g.write) {
+                        int n = 0;
+                        for (int i = 0; i < g.slices.length; i++) if (header.get(i) == Wire.OK) bufs[n++] = g.slices[i].local.asByteBuffer();
+                        Wire.readFully(ch, bufs, 0, n);
+                        java.util.Arrays.fill(bufs, 0, n, null);
+                    }
+                    synchronized (this) {
+                        inflight.poll();
+                        notifyAll();
+                    }
+                    for (int i = 0; i < g.slices.length; i++) {
+                        Slice s = g.slices[i];
+                        if (header.get(i) == Wire.OK) completion.done(s);
+                        else completion.failed(s, "remote range [" + s.remoteOffset + ", +" + s.length() + ") is not inside a registered buffer of '" + peer.name() + "'", false);
+                    }
+                }
+            } catch (IOException e) {
+                fail("tcp connection to " + peer.name() + " broke: " + describe(e));
+            }
+        }
+
+        /** Breaks the endpoint: every queued and unanswered slice goes back to the engine as a transport error. */
+        void fail(String why) {
+            List<Slice> lost = new ArrayList<>();
+            synchronized (this) {
+                if (broken) return;
+                broken = true;
+                for (Group g : inflight) lost.addAll(List.of(g.slices));
+                inflight.clear();
+                lost.addAll(queue);
+                queue.clear();
+                closeQuietly();
+                notifyAll();
+            }
+            pool.remove(key, this);
+            for (Slice s : lost) completion.failed(s, why, true);
+        }
+
+        private void closeQuietly() {
+            if (ch == null) return;
+            try {
+                ch.close();
+            } catch (IOException ignored) {
+                // already broken
+            }
+        }
+    }
+
+    private record Group(int id, boolean write, Slice[] slices) {}
+
+    private static String describe(IOException e) {
+        return e.getClass().getSimpleName() + (e.getMessage() == null ? "" : " (" + e.getMessage() + ")");
+    }
+}

@@ -1,0 +1,210 @@
+package dev.mooncakej.kvtransfer.engine;
+
+import dev.mooncakej.kvtransfer.PeerAuth;
+import java.io.IOException;
+import java.lang.foreign.MemorySegment;
+import java.net.InetSocketAddress;
+import java.net.StandardSocketOptions;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.channels.ServerSocketChannel;
+import java.nio.channels.SocketChannel;
+import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.atomic.AtomicLong;
+import java.util.function.Function;
+import java.util.function.Supplier;
+import java.util.logging.Level;
+import java.util.logging.Logger;
+
+/**
+ * The passive side of the tcp transport and the control channel: accepts peers that prove the cluster
+ * secret, then serves WRITE, READ and NOTIFY groups ({@link Wire}) straight from and into this
+ * process's segment. Every entry is checked against the registered buffers; one outside is answered
+ * {@code invalid} (a WRITE's bytes are read and dropped) and nothing outside is touched. A malformed
+ * group closes its connection only.
+ */
+final class TransferServer implements AutoCloseable {
+    private static final Logger LOG = Logger.getLogger(TransferServer.class.getName());
+
+    private final ServerSocketChannel server;
+    private final PeerAuth auth;
+    private final MemorySegment segment;
+    private final Supplier<SegmentDescriptor> self;
+    private final Function<byte[], Byte> notify;
+    private final Set<SocketChannel> open = ConcurrentHashMap.newKeySet();
+    private final AtomicLong bytesIn = new AtomicLong();
+    private final AtomicLong bytesOut = new AtomicLong();
+    private final AtomicLong refused = new AtomicLong();
+    private volatile boolean closed;
+
+    TransferServer(String host, int port, PeerAuth auth, MemorySegment segment, Supplier<SegmentDescriptor> self, Function<byte[], Byte> notify) {
+        this.auth = auth;
+        this.segment = segment;
+        this.self = self;
+        this.notify = notify;
+        try {
+            server = ServerSocketChannel.open();
+            server.bind(new InetSocketAddress(host, port), 128);
+        } catch (IOException e) {
+            throw new IllegalStateException("transfer engine cannot listen on " + host + ":" + port + " (" + e.getMessage() + "): pick a free port", e);
+        }
+        Thread.ofPlatform().daemon().name("transfer-accept-" + port()).start(this::acceptLoop);
+    }
+
+    int port() { return server.socket().getLocalPort(); }
+    long bytesIn() { return bytesIn.get(); }
+    long bytesOut() { return bytesOut.get(); }
+    /** Connections closed for a failed challenge or a malformed group. */
+    long refused() { return refused.get(); }
+
+    private void acceptLoop() {
+        while (!closed) {
+            try {
+                SocketChannel ch = server.accept();
+                open.add(ch);
+                Thread.ofPlatform().daemon().name("transfer-serve").start(() -> serve(ch));
+            } catch (IOException e) {
+                if (!closed) LOG.log(Level.WARNING, "transfer accept failed", e);
+            }
+        }
+    }
+
+    private void serve(SocketChannel ch) {
+        try (ch) {
+            ch.setOption(StandardSocketOptions.TCP_NODELAY, true);
+            if (!auth.challenge(ch)) {
+                refused.incrementAndGet();
+                LOG.warning("transfer peer " + ch.getRemoteAddress() + " failed the cluster-secret challenge: connection closed");
+                return;
+            }
+            ch.write(ByteBuffer.wrap(new byte[] {Wire.AUTH_OK}));
+            ByteBuffer header = ByteBuffer.allocateDirect(Wire.HEADER).order(ByteOrder.LITTLE_ENDIAN);
+            ByteBuffer entries = ByteBuffer.allocateDirect(Wire.ENTRY * Wire.MAX_ENTRIES).order(ByteOrder.LITTLE_ENDIAN);
+            ByteBuffer reply = ByteBuffer.allocateDirect(Wire.HEADER + Wire.MAX_ENTRIES).order(ByteOrder.LITTLE_ENDIAN);
+            ByteBuffer scratch = ByteBuffer.allocateDirect(64 * 1024);
+            ByteBuffer[] data = new ByteBuffer[Wire.MAX_ENTRIES + 1];
+            long[] off = new long[Wire.MAX_ENTRIES];
+            long[] len = new long[Wire.MAX_ENTRIES];
+            boolean[] ok = new boolean[Wire.MAX_ENTRIES];
+            while (!closed) {
+                header.clear();
+                try {
+                    Wire.readFully(ch, header);
+                } catch (java.io.EOFException eof) {
+                    return; // the peer hung up between groups
+                }
+                header.flip();
+                int magic = header.getInt(0);
+                byte op = header.get(4);
+                int count = header.getInt(8);
+                int group = header.getInt(12);
+                if (magic != Wire.MAGIC || op < Wire.WRITE || op > Wire.NOTIFY || count < 1 || count > Wire.MAX_ENTRIES
+                        || (op == Wire.NOTIFY && count != 1)) {
+                    malformed(ch, "group header magic 0x" + Integer.toHexString(magic) + " op " + op + " count " + count
+                            + ": expected magic 0x" + Integer.toHexString(Wire.MAGIC) + ", op 1-3, count 1-" + Wire.MAX_ENTRIES);
+                    return;
+                }
+                entries.clear().limit(count * Wire.ENTRY);
+                Wire.readFully(ch, entries);
+                SegmentDescriptor me = self.get();
+                for (int i = 0; i < count; i++) {
+                    off[i] = entries.getLong(i * Wire.ENTRY + 8);
+                    len[i] = entries.getLong(i * Wire.ENTRY + 16);
+                    long max = op == Wire.NOTIFY ? Wire.MAX_NOTIFY : Wire.MAX_LENGTH;
+                    if (len[i] < 1 || len[i] > max) {
+                        malformed(ch, "entry length " + len[i] + ": expected 1.." + max);
+                        return;
+                    }
+                    ok[i] = op == Wire.NOTIFY || me.registered(off[i], len[i]);
+                }
+                reply.clear();
+                reply.putInt(Wire.MAGIC).put(op).put((byte) 0).put((byte) 0).put((byte) 0).putInt(count).putInt(group);
+                if (op == Wire.NOTIFY) {
+                    ByteBuffer payload = ByteBuffer.allocate((int) len[0]);
+                    Wire.readFully(ch, payload);
+                    reply.put(notify.apply(payload.array()));
+                    reply.flip();
+                    Wire.writeFully(ch, new ByteBuffer[] {reply}, 1);
+                    continue;
+                }
+                for (int i = 0; i < count; i++) reply.put(ok[i] ? Wire.OK : Wire.INVALID);
+                reply.flip();
+                if (op == Wire.WRITE) {
+                    receive(ch, count, off, len, ok, data, scratch);
+                    Wire.writeFully(ch, new ByteBuffer[] {reply}, 1);
+                } else {
+                    data[0] = reply;
+                    int n = 1;
+                    long total = 0;
+                    for (int i = 0; i < count; i++) {
+                        if (ok[i]) {
+                            data[n++] = segment.asSlice(off[i], len[i]).asByteBuffer();
+                            total += len[i];
+                        }
+                    }
+                    Wire.writeFully(ch, data, n);
+                    bytesOut.addAndGet(total);
+                }
+            }
+        } catch (IOException e) {
+            if (!closed) LOG.fine("transfer connection ended: " + e);
+        } finally {
+            open.remove(ch);
+        }
+    }
+
+    /** Reads a WRITE group's data: runs of valid entries scatter straight into the segment, invalid ones are dropped. */
+    private void receive(SocketChannel ch, int count, long[] off, long[] len, boolean[] ok, ByteBuffer[] data, ByteBuffer scratch) throws IOException {
+        int i = 0;
+        while (i < count) {
+            if (!ok[i]) {
+                long left = len[i];
+                while (left > 0) {
+                    scratch.clear().limit((int) Math.min(scratch.capacity(), left));
+                    Wire.readFully(ch, scratch);
+                    left -= scratch.limit();
+                }
+                i++;
+                continue;
+            }
+            int n = 0;
+            long total = 0;
+            while (i < count && ok[i]) {
+                data[n++] = segment.asSlice(off[i], len[i]).asByteBuffer();
+                total += len[i];
+                i++;
+            }
+            Wire.readFully(ch, data, 0, n);
+            bytesIn.addAndGet(total);
+        }
+    }
+
+    private void malformed(SocketChannel ch, String what) {
+        refused.incrementAndGet();
+        String from;
+        try {
+            from = String.valueOf(ch.getRemoteAddress());
+        } catch (IOException e) {
+            from = "?";
+        }
+        LOG.warning("malformed transfer group from " + from + ": " + what + "; connection closed");
+    }
+
+    @Override
+    public void close() {
+        closed = true;
+        try {
+            server.close();
+        } catch (IOException ignored) {
+            // closing
+        }
+        for (SocketChannel ch : open) {
+            try {
+                ch.close();
+            } catch (IOException ignored) {
+                // closing
+            }
+        }
+    }
+}

@@ -1,0 +1,31 @@
+package dev.mooncakej.kvtransfer.engine;
+
+import java.util.List;
+
+/**
+ * One way of moving slices to and from a peer's segment. Transports report every slice back through
+ * the {@link Completion} exactly once (done, or failed with a reason); the engine retries, downgrades
+ * and times out.
+ */
+interface Transport extends AutoCloseable {
+    String name();
+
+    /** Whether this transport can reach that peer from here (both sides able, same host for shm, ...). */
+    boolean canReach(SegmentDescriptor local, SegmentDescriptor peer);
+
+    /** Starts moving the slices (all for the same peer); returns at once or after copying. */
+    void submit(Peer peer, List<Slice> slices, Completion completion);
+
+    /** Drops cached state about a peer (its segment went away or changed). */
+    default void forget(String peer) {}
+
+    @Override
+    default void close() {}
+
+    interface Completion {
+        void done(Slice s);
+
+        /** @param transportError the path is at fault (retry elsewhere, count towards downgrade); false: the request itself is bad */
+        void failed(Slice s, String reason, boolean transportError);
+    }
+}

@@ -1,0 +1,59 @@
+package dev.mooncakej.kvtransfer.engine;
+
+import java.io.EOFException;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.channels.SocketChannel;
+
+/**
+ * The tcp transport's wire format (little endian). After the receiver's HMAC challenge
+ * ({@link dev.mooncakej.kvtransfer.PeerAuth}) and its one-byte {@link #AUTH_OK}, the client sends groups:
+ *
+ * <pre>
+ * group header (16 bytes): u32 magic "MTE1" | u8 op | 3 bytes zero | u32 count | u32 groupId
+ * entries (24 bytes each):  u64 tag | u64 offset (in the receiver's segment) | u64 length
+ * WRITE: then the data of every entry, back to back
+ * reply header (16 bytes): same magic, op, count, groupId; then count status bytes (0 ok, 1 invalid)
+ * READ reply: then the data of every ok entry, back to back
+ * NOTIFY: one entry (tag 0, offset 0, length = payload bytes), the payload; reply status = the handler's byte
+ * </pre>
+ * A group is at most {@link #MAX_ENTRIES} entries of at most {@link #MAX_LENGTH} bytes. Anything else
+ * (bad magic, op, count or length) is malformed and closes that connection only.
+ */
+final class Wire {
+    static final int MAGIC = 0x3145_544D; // "MTE1" as little-endian u32
+    static final int HEADER = 16;
+    static final int ENTRY = 24;
+    static final byte WRITE = 1;
+    static final byte READ = 2;
+    static final byte NOTIFY = 3;
+    static final byte AUTH_OK = 0x5A;
+    static final byte OK = 0;
+    static final byte INVALID = 1;
+    static final int MAX_ENTRIES = 1024;
+    static final long MAX_LENGTH = 64L << 20;
+    static final int MAX_NOTIFY = 64 * 1024;
+
+    private Wire() {}
+
+    static void readFully(SocketChannel ch, ByteBuffer b) throws IOException {
+        while (b.hasRemaining()) {
+            if (ch.read(b) < 0) throw new EOFException("peer closed the connection");
+        }
+    }
+
+    static void readFully(SocketChannel ch, ByteBuffer[] bs, int from, int to) throws IOException {
+        while (from < to) {
+            if (ch.read(bs, from, to - from) < 0) throw new EOFException("peer closed the connection");
+            while (from < to && !bs[from].hasRemaining()) from++;
+        }
+    }
+
+    static void writeFully(SocketChannel ch, ByteBuffer[] bs, int n) throws IOException {
+        int from = 0;
+        while (from < n) {
+            ch.write(bs, from, n - from);
+            while (from < n && !bs[from].hasRemaining()) from++;
+        }
+    }
+}
