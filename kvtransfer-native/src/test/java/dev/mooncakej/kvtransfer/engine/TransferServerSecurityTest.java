@@ -1,0 +1,120 @@
+package dev.mooncakej.kvtransfer.engine;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import dev.mooncakej.kvtransfer.PeerAuth;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.net.InetSocketAddress;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.channels.SocketChannel;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * The passive side against hostile or broken clients speaking the wire format by hand: a peer without
+ * the secret is closed before it can write; an authenticated peer's entry past a registered buffer is
+ * answered invalid and its bytes dropped; a malformed group closes that connection only, and the
+ * engine keeps serving everyone else. Memory outside what was legitimately written stays unchanged.
+ */
+@Timeout(value = 60, unit = TimeUnit.SECONDS)
+class TransferServerSecurityTest {
+    @TempDir
+    Path shm;
+
+    private static SocketChannel connect(TransferEngine e, String secret) throws Exception {
+        SocketChannel ch = SocketChannel.open(new InetSocketAddress("127.0.0.1", e.port()));
+        new PeerAuth(secret).answer(ch);
+        return ch;
+    }
+
+    private static ByteBuffer group(byte op, int groupId, long[][] entries, byte[] data) {
+        ByteBuffer b = ByteBuffer.allocate(Wire.HEADER + Wire.ENTRY * entries.length + (data == null ? 0 : data.length)).order(ByteOrder.LITTLE_ENDIAN);
+        b.putInt(Wire.MAGIC).put(op).put((byte) 0).put((byte) 0).put((byte) 0).putInt(entries.length).putInt(groupId);
+        for (long[] e : entries) b.putLong(0).putLong(e[0]).putLong(e[1]);
+        if (data != null) b.put(data);
+        return b.flip();
+    }
+
+    @Test
+    void aPeerWithoutTheSecretIsClosedAndWritesNothing() throws Exception {
+        try (TransferEngine e = new TransferEngine("d", new SegmentMetadata.Embedded(), 1 << 20, Engines.config("tcp", shm))) {
+            e.allocate(1 << 20, "cpu:0");
+            try (SocketChannel ch = connect(e, "some-other-secret-0123456789")) {
+                ch.write(group(Wire.WRITE, 0, new long[][] {{0, 4}}, new byte[] {1, 2, 3, 4}));
+                ByteBuffer in = ByteBuffer.allocate(64);
+                int n = 0;
+                try {
+                    n = ch.read(in);
+                } catch (java.io.IOException reset) {
+                    n = -1;
+                }
+                assertThat(n).as("closed without AUTH_OK").isEqualTo(-1);
+            }
+            Thread.sleep(100);
+            assertThat(e.segment().toArray(ValueLayout.JAVA_BYTE)).containsOnly((byte) 0);
+            assertThat(e.refusedConnections()).isEqualTo(1);
+        }
+    }
+
+    @Test
+    void anEntryPastABufferIsInvalidAndAMalformedGroupClosesOnlyItsConnection() throws Exception {
+        try (TransferEngine e = new TransferEngine("d", new SegmentMetadata.Embedded(), 1 << 20, Engines.config("tcp", shm))) {
+            MemorySegment buf = e.allocate(4096, "cpu:0");
+            try (SocketChannel good = connect(e, Engines.SECRET); SocketChannel bad = connect(e, Engines.SECRET)) {
+                ByteBuffer ok = ByteBuffer.allocate(1);
+                Wire.readFully(good, ok);
+                Wire.readFully(bad, ok.clear());
+                // entry 0 inside, entry 1 crosses the buffer's end, entry 2 past everything registered
+                byte[] data = new byte[16 + 200 + 8];
+                java.util.Arrays.fill(data, (byte) 9);
+                good.write(group(Wire.WRITE, 7, new long[][] {{0, 16}, {4000, 200}, {1 << 19, 8}}, data));
+                ByteBuffer reply = ByteBuffer.allocate(Wire.HEADER + 3).order(ByteOrder.LITTLE_ENDIAN);
+                Wire.readFully(good, reply);
+                assertThat(reply.getInt(12)).isEqualTo(7);
+                assertThat(new byte[] {reply.get(16), reply.get(17), reply.get(18)}).containsExactly(Wire.OK, Wire.INVALID, Wire.INVALID);
+                // a malformed group on the other connection: count 5000
+                ByteBuffer junk = group(Wire.READ, 1, new long[][] {{0, 16}}, null);
+                junk.putInt(8, 5000);
+                bad.write(junk);
+                int got;
+                try {
+                    got = bad.read(ByteBuffer.allocate(8));
+                } catch (java.io.IOException reset) {
+                    got = -1;
+                }
+                assertThat(got).as("malformed: connection closed").isEqualTo(-1);
+                // the good connection still works: read back what it wrote
+                good.write(group(Wire.READ, 8, new long[][] {{0, 16}}, null));
+                ByteBuffer back = ByteBuffer.allocate(Wire.HEADER + 1 + 16).order(ByteOrder.LITTLE_ENDIAN);
+                Wire.readFully(good, back);
+                assertThat(back.get(16)).isEqualTo(Wire.OK);
+                for (int i = 17; i < 33; i++) assertThat(back.get(i)).isEqualTo((byte) 9);
+            }
+            assertThat(buf.asSlice(16, 4096 - 16).toArray(ValueLayout.JAVA_BYTE)).as("the invalid entry wrote nothing").containsOnly((byte) 0);
+            assertThat(e.segment().asSlice(4096, (1 << 20) - 4096).toArray(ValueLayout.JAVA_BYTE)).containsOnly((byte) 0);
+            assertThat(e.refusedConnections()).isEqualTo(1);
+        }
+    }
+
+    @Test
+    void notificationsReachTheHandlerOnlyWithTheSecret() throws Exception {
+        SegmentMetadata md = new SegmentMetadata.Embedded();
+        try (TransferEngine d = new TransferEngine("d", md, 4096, Engines.config("tcp", shm));
+             TransferEngine p = new TransferEngine("p", md, 4096, Engines.config("tcp", shm))) {
+            d.onNotify(payload -> (byte) (payload.length == 3 && payload[0] == 'k' ? 0 : 2));
+            assertThat(p.notify("d", new byte[] {'k', 'v', '!'}, java.time.Duration.ofSeconds(5))).isEqualTo((byte) 0);
+            assertThat(p.notify("d", new byte[] {'x'}, java.time.Duration.ofSeconds(5))).isEqualTo((byte) 2);
+        }
+        TransferConfig other = TransferConfig.defaults("another-secret-abcdefghijkl", shm).withTransports(List.of("tcp"));
+        try (TransferEngine d = new TransferEngine("d", md, 4096, Engines.config("tcp", shm)); TransferEngine p = new TransferEngine("p", md, 4096, other)) {
+            org.assertj.core.api.Assertions.assertThatThrownBy(() -> p.notify("d", new byte[] {'k'}, java.time.Duration.ofSeconds(5)))
+                    .hasMessageContaining("notification to 'd'");
+        }
+    }
+}
