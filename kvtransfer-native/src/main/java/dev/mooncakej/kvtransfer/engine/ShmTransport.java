@@ -34,6 +34,12 @@ final class ShmTransport implements Transport {
 
     @Override public String name() { return "shm"; }
 
+    /** One copy per request, or one per copy thread for large ones: small copies cost more per byte than large ones. */
+    @Override
+    public long sliceBytes(long requestLength, TransferConfig config) {
+        return requestLength < PARALLEL_BYTES ? requestLength : (requestLength + threads - 1) / threads;
+    }
+
     @Override
     public boolean canReach(SegmentDescriptor local, SegmentDescriptor peer) {
         return peer.transports().contains("shm") && local.transports().contains("shm") && local.hostId().equals(peer.hostId())

@@ -23,6 +23,8 @@ import java.util.concurrent.atomic.AtomicLong;
 final class TcpTransport implements Transport {
     static final int MAX_GROUP_SLICES = 256;
     static final long MAX_GROUP_BYTES = 16L << 20;
+    static final int MAX_INFLIGHT_GROUPS = 4;
+    static final long SEND_NOW_BYTES = 512L << 10;
 
     private final TransferConfig config;
     private final PeerAuth auth;
@@ -90,6 +92,8 @@ final class TcpTransport implements Transport {
         private SocketChannel ch;
         private boolean broken;
         private boolean retired;
+        private boolean senderWaiting;
+        private long queuedBytes;
         private int nextGroup;
 
         Endpoint(String key, SegmentDescriptor peer, Completion completion) {
@@ -102,8 +106,18 @@ final class TcpTransport implements Transport {
         synchronized boolean offer(Slice s) {
             if (broken || retired) return false;
             queue.add(s);
-            notifyAll();
+            queuedBytes += s.length();
+            if (senderWaiting && sendable()) notifyAll();
             return true;
+        }
+
+        /**
+         * Ack-clocked coalescing: a group goes out at once while fewer than {@link #MAX_INFLIGHT_GROUPS}
+         * are unanswered; otherwise slices accumulate until a reply arrives or {@link #SEND_NOW_BYTES} are
+         * waiting, so small slices leave in large gathering writes instead of one write each.
+         */
+        private boolean sendable() {
+            return !queue.isEmpty() && (inflight.size() < MAX_INFLIGHT_GROUPS || queuedBytes >= SEND_NOW_BYTES);
         }
 
         /** Leaves the pool: finishes what it has, then closes. */
@@ -117,8 +131,6 @@ final class TcpTransport implements Transport {
                 SocketChannel c = SocketChannel.open();
                 c.socket().connect(new InetSocketAddress(peer.rpcHost(), peer.rpcPort()), (int) Math.min(Integer.MAX_VALUE, config.timeout().toMillis()));
                 c.setOption(StandardSocketOptions.TCP_NODELAY, true);
-                c.setOption(StandardSocketOptions.SO_SNDBUF, 4 << 20);
-                c.setOption(StandardSocketOptions.SO_RCVBUF, 4 << 20);
                 auth.answer(c);
                 ByteBuffer ok = ByteBuffer.allocate(1);
                 Wire.readFully(c, ok);
@@ -139,7 +151,11 @@ final class TcpTransport implements Transport {
                     batch.clear();
                     Group g;
                     synchronized (this) {
-                        while (queue.isEmpty() && !retired && !broken) wait();
+                        while (!sendable() && !(retired && queue.isEmpty()) && !broken) {
+                            senderWaiting = true;
+                            wait();
+                            senderWaiting = false;
+                        }
                         if (broken) return;
                         if (queue.isEmpty()) { // retired and drained: close once the replies are in
                             while (!inflight.isEmpty() && !broken) wait();
@@ -152,6 +168,7 @@ final class TcpTransport implements Transport {
                                 && (batch.isEmpty() || bytes + queue.peek().length() <= MAX_GROUP_BYTES)) {
                             Slice s = queue.poll();
                             bytes += s.length();
+                            queuedBytes -= s.length();
                             batch.add(s);
                         }
                         g = new Group(nextGroup++, write, batch.toArray(new Slice[0]));
@@ -200,7 +217,7 @@ final class TcpTransport implements Transport {
                     }
                     synchronized (this) {
                         inflight.poll();
-                        notifyAll();
+                        if (senderWaiting) notifyAll();
                     }
                     for (int i = 0; i < g.slices.length; i++) {
                         Slice s = g.slices[i];
@@ -223,6 +240,7 @@ final class TcpTransport implements Transport {
                 inflight.clear();
                 lost.addAll(queue);
                 queue.clear();
+                queuedBytes = 0;
                 closeQuietly();
                 notifyAll();
             }

@@ -22,7 +22,7 @@ public final class TransferBatch {
     private final long[] bytes;
     private final AtomicInteger open;
     private final CompletableFuture<TransferBatch> done = new CompletableFuture<>();
-    final long startNanos = System.nanoTime();
+    volatile long deadlineNanos;
 
     TransferBatch(int n) {
         status = new AtomicIntegerArray(n);

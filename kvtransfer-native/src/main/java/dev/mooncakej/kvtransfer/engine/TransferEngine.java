@@ -50,6 +50,8 @@ public final class TransferEngine implements AutoCloseable {
     private final Map<String, Transport> transports = new LinkedHashMap<>();
     private final Map<String, Peer> peers = new ConcurrentHashMap<>();
     private final Map<String, Object> control = new ConcurrentHashMap<>();
+    /** Unfinished batches in submission order; every batch has the same timeout, so deadlines are in order too. */
+    private final java.util.concurrent.ConcurrentLinkedQueue<TransferBatch> pending = new java.util.concurrent.ConcurrentLinkedQueue<>();
     private final ScheduledExecutorService timer;
     private final TransferServer server;
     private final String hostId;
@@ -94,6 +96,8 @@ public final class TransferEngine implements AutoCloseable {
         }
         this.rdmaStatus = rdma;
         this.timer = Executors.newSingleThreadScheduledExecutor(r -> Thread.ofPlatform().daemon().name("transfer-timer-" + name).unstarted(r));
+        long tick = Math.max(1, Math.min(50, config.timeout().toMillis() / 10));
+        timer.scheduleWithFixedDelay(this::expireOverdue, tick, tick, TimeUnit.MILLISECONDS);
         this.server = new TransferServer(config.listenHost(), config.listenPort(), auth, segment, () -> self, p -> notifyHandler.apply(p));
         publish();
         this.watch = metadata.watch((peer, d) -> {
@@ -212,9 +216,9 @@ public final class TransferEngine implements AutoCloseable {
             }
             List<Slice> out = byPeer.computeIfAbsent(peer, k -> new ArrayList<>());
             int count = 0;
-            long pos = 0, len = r.length(), slice = config.sliceBytes();
+            long pos = 0, len = r.length(), slice = peer.transport.sliceBytes(len, config);
             while (pos < len) {
-                long n = len - pos <= slice + config.fragmentLimit() ? len - pos : slice;
+                long n = len - pos <= slice + Math.min(slice, config.fragmentLimit()) ? len - pos : slice;
                 out.add(new Slice(batch, i, r.opcode() == TransferRequest.Opcode.WRITE, segment.asSlice(r.localOffset() + pos, n),
                         r.localOffset() + pos, r.targetOffset() + pos, localBuf.location(), peer));
                 pos += n;
@@ -223,12 +227,21 @@ public final class TransferEngine implements AutoCloseable {
             batch.expectSlices(i, count);
         }
         if (!byPeer.isEmpty()) {
-            var deadline = timer.schedule(() -> batch.expire("not finished within the transfer timeout of " + config.timeout().toMillis() + " ms"),
-                    config.timeout().toMillis(), TimeUnit.MILLISECONDS);
-            batch.done().whenComplete((b, e) -> deadline.cancel(false));
+            batch.deadlineNanos = System.nanoTime() + config.timeout().toNanos();
+            pending.add(batch);
         }
         for (var e : byPeer.entrySet()) e.getKey().transport.submit(e.getKey(), e.getValue(), completion);
         return batch;
+    }
+
+    /** Drops finished batches from the head of the pending queue and times out the overdue ones. */
+    private void expireOverdue() {
+        long now = System.nanoTime();
+        TransferBatch b;
+        while ((b = pending.peek()) != null && (b.done().isDone() || now - b.deadlineNanos >= 0)) {
+            pending.poll();
+            if (!b.done().isDone()) b.expire("not finished within the transfer timeout of " + config.timeout().toMillis() + " ms");
+        }
     }
 
     /** Submits and waits; throws with the first problem unless every request completed. */

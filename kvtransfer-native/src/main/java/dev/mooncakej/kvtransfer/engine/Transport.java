@@ -16,6 +16,9 @@ interface Transport extends AutoCloseable {
     /** Starts moving the slices (all for the same peer); returns at once or after copying. */
     void submit(Peer peer, List<Slice> slices, Completion completion);
 
+    /** Slice size for a request of this length (network transports stripe fixed slices; a memory copy wants few large ones). */
+    default long sliceBytes(long requestLength, TransferConfig config) { return config.sliceBytes(); }
+
     /** Drops cached state about a peer (its segment went away or changed). */
     default void forget(String peer) {}
 
