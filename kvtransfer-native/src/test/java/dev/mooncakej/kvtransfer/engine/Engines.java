@@ -31,6 +31,14 @@ final class Engines {
         return c.getValue();
     }
 
+    /** A child JVM running a main class of the test classpath, with the project's JVM flags. */
+    static ProcessBuilder childJvm(Class<?> main, String... args) {
+        List<String> cmd = new java.util.ArrayList<>(List.of(ProcessHandle.current().info().command().orElse("java"),
+                "--enable-native-access=ALL-UNNAMED", "--sun-misc-unsafe-memory-access=allow", "-Xmx256m", "-cp", System.getProperty("java.class.path"), main.getName()));
+        cmd.addAll(List.of(args));
+        return new ProcessBuilder(cmd).redirectError(ProcessBuilder.Redirect.INHERIT);
+    }
+
     static long crc(byte[] b) {
         CRC32C c = new CRC32C();
         c.update(b);

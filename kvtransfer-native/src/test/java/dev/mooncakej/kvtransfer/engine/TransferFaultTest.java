@@ -73,9 +73,7 @@ class TransferFaultTest {
     @Test
     void aPeerKilledMidBatchFailsTheBatchCleanlyWithinItsTimeout() throws Exception {
         long size = 64L << 20;
-        String java = ProcessHandle.current().info().command().orElse("java");
-        Process peer = new ProcessBuilder(java, "-cp", System.getProperty("java.class.path"), PeerMain.class.getName(), "victim", String.valueOf(size), shm.toString(), "127.0.0.1")
-                .redirectError(ProcessBuilder.Redirect.INHERIT).start();
+        Process peer = Engines.childJvm(PeerMain.class, "victim", String.valueOf(size), shm.toString(), "127.0.0.1").start();
         try {
             String json = new BufferedReader(new InputStreamReader(peer.getInputStream())).readLine();
             SegmentMetadata md = new SegmentMetadata.Embedded();
