@@ -235,8 +235,7 @@ final class ServeBench implements Runnable {
         task.put("requestId", id);
         task.put("tokens", ids);
         task.put("blockKeys", blockKeys);
-        task.put("kvHost", res.get("kvHost").asString());
-        task.put("kvPort", res.get("kvPort").asInt());
+        task.put("kv", res.get("kv"));
         task.put("sampling", sampling);
         JsonNode pr = JSON.readTree(post(prefillUrl + "/internal/prefill", task));
         Map<String, Object> dt = new LinkedHashMap<>();

@@ -11,7 +11,8 @@ import org.springframework.boot.context.properties.ConfigurationProperties;
  */
 @ConfigurationProperties("mooncakej.decode")
 public record DecodeProperties(String model, Integer blockTokens, Integer kvBlocks, Integer maxBatch, Integer threads,
-                               String kvHost, Integer kvPort, Long kvWaitMillis, String kvSecret) {
+                               String kvHost, Integer kvPort, Long kvWaitMillis, String kvSecret, String kvTransports, String kvShmDir,
+                               Long kvTimeoutMillis) {
 
     public DecodeProperties {
         if (model == null || model.isBlank()) throw new IllegalArgumentException("mooncakej.decode.model is missing: expected the path of a GGUF model file");
@@ -27,8 +28,17 @@ public record DecodeProperties(String model, Integer blockTokens, Integer kvBloc
         kvHost = kvHost == null ? "127.0.0.1" : kvHost;
         kvPort = kvPort == null ? 0 : kvPort;
         kvWaitMillis = kvWaitMillis == null ? 30_000L : kvWaitMillis;
+        kvTransports = kvTransports == null ? "rdma,shm,tcp" : kvTransports;
+        kvShmDir = kvShmDir == null ? "/dev/shm" : kvShmDir;
+        kvTimeoutMillis = kvTimeoutMillis == null ? 30_000L : kvTimeoutMillis;
         if (maxBatch < 1 || maxBatch > 1024) throw new IllegalArgumentException("mooncakej.decode.max-batch=" + maxBatch + ": expected 1..1024");
         if (kvPort < 0 || kvPort > 65535) throw new IllegalArgumentException("mooncakej.decode.kv-port=" + kvPort + ": expected 0..65535");
+        // validates the kv-* keys now, naming the bad one (fields are not assigned yet in a compact constructor)
+        dev.mooncakej.kvtransfer.engine.WorkerSegment.config("mooncakej.decode.kv-", kvTransports, kvShmDir, kvHost, kvPort, kvSecret, kvTimeoutMillis);
+    }
+
+    dev.mooncakej.kvtransfer.engine.TransferConfig transferConfig() {
+        return dev.mooncakej.kvtransfer.engine.WorkerSegment.config("mooncakej.decode.kv-", kvTransports, kvShmDir, kvHost, kvPort, kvSecret, kvTimeoutMillis);
     }
 
     LlamaEngine.Config engineConfig() {

@@ -11,9 +11,11 @@ import dev.mooncakej.kvcache.wire.WorkerMessages.DecodeTask;
 import dev.mooncakej.kvcache.wire.WorkerMessages.ReserveResponse;
 import dev.mooncakej.kvcache.wire.WorkerMessages.TokenEvent;
 import dev.mooncakej.kvcache.wire.WorkerMessages.WorkerStatus;
-import dev.mooncakej.kvtransfer.KvFrame;
-import dev.mooncakej.kvtransfer.KvSinkRegistry;
-import dev.mooncakej.kvtransfer.TcpKvReceiver;
+import dev.mooncakej.kvcache.wire.WorkerMessages.KvTarget;
+import dev.mooncakej.kvtransfer.engine.DescriptorJson;
+import dev.mooncakej.kvtransfer.engine.SegmentMetadata;
+import dev.mooncakej.kvtransfer.engine.TransferEngine;
+import dev.mooncakej.kvtransfer.engine.WorkerSegment;
 import io.micrometer.core.instrument.Counter;
 import io.micrometer.core.instrument.Gauge;
 import io.micrometer.core.instrument.MeterRegistry;
@@ -35,13 +37,19 @@ import reactor.core.publisher.Flux;
 import reactor.core.publisher.Sinks;
 
 /**
- * The decode worker's core: reservations of KV blocks that the prefill side fills over TCP, and one
+ * The decode worker's core: reservations of KV blocks that prefill workers fill through the transfer
+ * engine (the KV slab is this worker's registered transfer segment: writes land in place), and one
  * continuous-batching loop that decodes every active request a token per step and streams tokens out.
  * Every block of a request returns to the pool when it ends, whatever the reason (finished, client
  * gone, error, never started).
  */
 @Service
-public class DecodeService implements KvSinkRegistry {
+public class DecodeService {
+    /** Status bytes of the commit notification a prefill worker sends once all of a request's KV is written. */
+    public static final byte COMMIT_OK = 0;
+    public static final byte COMMIT_UNKNOWN_REQUEST = 1;
+    public static final byte COMMIT_REJECTED = 2;
+
     private static final Logger LOG = LoggerFactory.getLogger(DecodeService.class);
 
     /** One request from reservation to release. */
@@ -70,7 +78,8 @@ public class DecodeService implements KvSinkRegistry {
     private final DecodeProperties props;
     private final InferenceEngine engine;
     private final PagedKvCache cache;
-    private final TcpKvReceiver receiver;
+    private final WorkerSegment segment;
+    private final TransferEngine transfer;
     private final Map<Long, Request> requests = new ConcurrentHashMap<>();
     private final LinkedBlockingQueue<Request> joining = new LinkedBlockingQueue<>();
     private final Thread loop;
@@ -81,19 +90,21 @@ public class DecodeService implements KvSinkRegistry {
 
     public DecodeService(DecodeProperties props, MeterRegistry meters) throws IOException {
         this.props = props;
-        this.engine = new LlamaEngine(props.engineConfig());
+        this.segment = new WorkerSegment("decode", props.transferConfig(), new SegmentMetadata.Embedded());
+        this.engine = new LlamaEngine(props.engineConfig(), segment.kvMemory());
         this.cache = engine.kvCache();
-        this.receiver = new TcpKvReceiver(props.kvHost(), props.kvPort(), this, new dev.mooncakej.kvtransfer.PeerAuth(props.kvSecret()));
+        this.transfer = segment.engine();
+        transfer.onNotify(this::onCommit);
         this.tbt = Timer.builder("mooncakej.decode.tbt").description("time between tokens of one request, on the decode worker")
                 .publishPercentileHistogram().register(meters);
         this.finished = Counter.builder("mooncakej.decode.requests").tag("outcome", "finished").register(meters);
         Gauge.builder("mooncakej.kv.blocks.used", cache, PagedKvCache::usedBlocks).tag("role", "decode").register(meters);
         Gauge.builder("mooncakej.kv.blocks.capacity", cache, PagedKvCache::capacity).tag("role", "decode").register(meters);
         Gauge.builder("mooncakej.decode.batch.size", this, s -> s.activeCount).register(meters);
-        Gauge.builder("mooncakej.kv.received.bytes", receiver, TcpKvReceiver::bytesReceived).register(meters);
+        Gauge.builder("mooncakej.kv.received.bytes", transfer, TransferEngine::bytesReceived).register(meters);
         this.loop = Thread.ofPlatform().name("decode-loop").daemon().start(this::runLoop);
-        LOG.info("decode worker ready: model {}, {} KV blocks of {} tokens, KV receiver on {}:{}", engine.info().name(),
-                cache.capacity(), engine.info().blockTokens(), props.kvHost(), receiver.port());
+        LOG.info("decode worker ready: model {}, {} KV blocks of {} tokens, transfer segment '{}' on {}:{} ({}; rdma: {})", engine.info().name(),
+                cache.capacity(), engine.info().blockTokens(), transfer.name(), props.kvHost(), transfer.port(), transfer.descriptor().transports(), transfer.rdmaStatus());
     }
 
     public InferenceEngine engine() { return engine; }
@@ -113,27 +124,26 @@ public class DecodeService implements KvSinkRegistry {
             seq.release();
             throw new IllegalArgumentException("request " + requestId + " is already reserved");
         }
-        return new ReserveResponse(requestId, props.kvHost(), receiver.port(), seq.blockCount(), seq.blockTokens());
+        long[] offsets = new long[seq.blockCount()];
+        for (int b = 0; b < offsets.length; b++) offsets[b] = transfer.offsetOf(cache.block(seq.blockTable()[b]));
+        return new ReserveResponse(requestId, new KvTarget(transfer.name(), DescriptorJson.write(transfer.descriptor()), offsets, cache.layout().layerBytes()),
+                seq.blockCount(), seq.blockTokens());
     }
 
-    @Override
-    public MemorySegment target(long requestId, int blockIndex, int layer, long length) {
-        Request r = requests.get(requestId);
-        if (r == null || r.committed || blockIndex < 0 || blockIndex >= r.seq.blockCount()
-                || layer < 0 || layer >= cache.layout().layers() || length != cache.layout().layerBytes()) {
-            return null;
-        }
-        return cache.layer(r.seq.blockTable()[blockIndex], layer);
+    /** The commit notification: 16 bytes, little endian, request id then prompt tokens now complete. */
+    private byte onCommit(byte[] payload) {
+        if (payload.length != 16) return COMMIT_REJECTED;
+        java.nio.ByteBuffer b = java.nio.ByteBuffer.wrap(payload).order(java.nio.ByteOrder.LITTLE_ENDIAN);
+        return commit(b.getLong(0), b.getLong(8));
     }
 
-    @Override
     public byte commit(long requestId, long tokens) {
         Request r = requests.get(requestId);
-        if (r == null) return KvFrame.UNKNOWN_REQUEST;
-        if (tokens != r.promptTokens) return KvFrame.REJECTED;
+        if (r == null) return COMMIT_UNKNOWN_REQUEST;
+        if (tokens != r.promptTokens) return COMMIT_REJECTED;
         r.seq.setLength(r.promptTokens);
         r.committed = true;
-        return KvFrame.OK;
+        return COMMIT_OK;
     }
 
     /** Starts decoding a reserved, committed request; the flux ends with a finish event. */
@@ -262,12 +272,12 @@ public class DecodeService implements KvSinkRegistry {
     public void close() {
         running = false;
         loop.interrupt();
-        receiver.close();
         try {
             loop.join(2000);
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
         }
         engine.close();
+        segment.close();
     }
 }

@@ -32,8 +32,9 @@ public class PrefillController {
     public Mono<PrefillResult> prefill(@RequestBody PrefillTask task, @RequestHeader(value = "X-Request-Id", required = false) String rid) {
         return Mono.fromCallable(() -> {
             PrefillResult r = service.prefill(task);
-            LOG.info("[{}] prefilled {} tokens ({} cached) in {} ms; {} KV bytes to {}:{} in {} ms", rid, task.tokens().length, r.cachedTokens(),
-                    Math.round(r.prefillSeconds() * 1000), r.kvBytes(), task.kvHost(), task.kvPort(), Math.round(r.kvSeconds() * 1000));
+            LOG.info("[{}] prefilled {} tokens ({} cached) in {} ms; {} KV bytes to segment '{}' over {}, last layer acknowledged {} ms after compute", rid,
+                    task.tokens().length, r.cachedTokens(), Math.round(r.prefillSeconds() * 1000), r.kvBytes(), task.kv().segment(),
+                    service.transportTo(task.kv().segment()), Math.round(r.kvSeconds() * 1000));
             return r;
         }).subscribeOn(Schedulers.boundedElastic()).doOnError(e -> LOG.warn("[{}] prefill failed: {}", rid, e.getMessage()));
     }

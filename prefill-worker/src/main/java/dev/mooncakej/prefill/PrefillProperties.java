@@ -8,7 +8,7 @@ import org.springframework.boot.context.properties.ConfigurationProperties;
 /** {@code mooncakej.prefill.*}: model, KV pool, chunking and transfer settings of this prefill worker. */
 @ConfigurationProperties("mooncakej.prefill")
 public record PrefillProperties(String model, Integer blockTokens, Integer kvBlocks, Integer chunkTokens, Integer threads,
-                                Integer kvConnectTimeoutMillis, Long kvFinishTimeoutMillis, String kvSecret) {
+                                String kvHost, Integer kvPort, Long kvTimeoutMillis, String kvSecret, String kvTransports, String kvShmDir) {
 
     public PrefillProperties {
         if (model == null || model.isBlank()) throw new IllegalArgumentException("mooncakej.prefill.model is missing: expected the path of a GGUF model file");
@@ -21,9 +21,18 @@ public record PrefillProperties(String model, Integer blockTokens, Integer kvBlo
         kvBlocks = kvBlocks == null ? 0 : kvBlocks;
         chunkTokens = chunkTokens == null ? 256 : chunkTokens;
         threads = threads == null ? Runtime.getRuntime().availableProcessors() : threads;
-        kvConnectTimeoutMillis = kvConnectTimeoutMillis == null ? 5000 : kvConnectTimeoutMillis;
-        kvFinishTimeoutMillis = kvFinishTimeoutMillis == null ? 30_000L : kvFinishTimeoutMillis;
+        kvHost = kvHost == null ? "127.0.0.1" : kvHost;
+        kvPort = kvPort == null ? 0 : kvPort;
+        kvTimeoutMillis = kvTimeoutMillis == null ? 30_000L : kvTimeoutMillis;
+        kvTransports = kvTransports == null ? "rdma,shm,tcp" : kvTransports;
+        kvShmDir = kvShmDir == null ? "/dev/shm" : kvShmDir;
         if (chunkTokens < 1 || chunkTokens > 8192) throw new IllegalArgumentException("mooncakej.prefill.chunk-tokens=" + chunkTokens + ": expected 1..8192");
+        // validates the kv-* keys now, naming the bad one (fields are not assigned yet in a compact constructor)
+        dev.mooncakej.kvtransfer.engine.WorkerSegment.config("mooncakej.prefill.kv-", kvTransports, kvShmDir, kvHost, kvPort, kvSecret, kvTimeoutMillis);
+    }
+
+    dev.mooncakej.kvtransfer.engine.TransferConfig transferConfig() {
+        return dev.mooncakej.kvtransfer.engine.WorkerSegment.config("mooncakej.prefill.kv-", kvTransports, kvShmDir, kvHost, kvPort, kvSecret, kvTimeoutMillis);
     }
 
     LlamaEngine.Config engineConfig() {

@@ -41,11 +41,12 @@ final class LocalCluster implements AutoCloseable {
         return p;
     }
 
-    static LocalCluster start(Path model, int prefill, int decode) throws Exception {
+    static LocalCluster start(Path model, int prefill, int decode, String... extra) throws Exception {
         int port = freeBasePort();
-        ProcessBuilder pb = new ProcessBuilder("bash", "mooncakej", "up", "--port", String.valueOf(port), "--model", model.toString(),
-                "--prefill", String.valueOf(prefill), "--decode", String.valueOf(decode))
-                .directory(projectRoot().toFile()).redirectErrorStream(true);
+        List<String> cmd = new ArrayList<>(List.of("bash", "mooncakej", "up", "--port", String.valueOf(port), "--model", model.toString(),
+                "--prefill", String.valueOf(prefill), "--decode", String.valueOf(decode)));
+        cmd.addAll(List.of(extra));
+        ProcessBuilder pb = new ProcessBuilder(cmd).directory(projectRoot().toFile()).redirectErrorStream(true);
         pb.environment().put("MOONCAKEJ_NO_BUILD", "1"); // the reactor has built the jars
         Process p = pb.start();
         LocalCluster c = new LocalCluster(port, model, p);
@@ -96,7 +97,7 @@ final class LocalCluster implements AutoCloseable {
     }
 
     private static boolean allFree(int base) {
-        for (int p : new int[]{base, base + 10, base + 11, base + 20, base + 21, base + 30, base + 31}) {
+        for (int p : new int[]{base, base + 10, base + 11, base + 20, base + 21, base + 30, base + 31, base + 40, base + 41}) {
             try (ServerSocket s = new ServerSocket(p)) {
                 s.setReuseAddress(true);
             } catch (IOException e) {

@@ -120,7 +120,7 @@ public class CompletionService {
             WorkerEndpoint decode = res.endpoint();
             WorkerEndpoint prefill = choice.prefill();
             prefill.started();
-            PrefillTask task = new PrefillTask(id, tokens, keys, res.response().kvHost(), res.response().kvPort(), g.sampling());
+            PrefillTask task = new PrefillTask(id, tokens, keys, res.response().kv(), g.sampling());
             return workers.prefill(prefill.url(), task, g.requestId())
                     .doFinally(s -> prefill.ended())
                     .doOnCancel(() -> {

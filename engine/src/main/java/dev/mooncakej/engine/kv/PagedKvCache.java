@@ -23,11 +23,21 @@ public final class PagedKvCache implements AutoCloseable {
     private boolean closed;
 
     public PagedKvCache(KvCacheLayout layout, int blocks) {
+        this(layout, blocks, null);
+    }
+
+    /**
+     * @param memory where the slab comes from (e.g. memory registered with a transfer engine, so peers
+     *               can write KV straight into it); null: a private off-heap allocation freed on close
+     */
+    public PagedKvCache(KvCacheLayout layout, int blocks, java.util.function.LongFunction<MemorySegment> memory) {
         if (blocks < 1) throw new IllegalArgumentException("kv cache needs at least 1 block, got " + blocks);
         this.layout = layout;
         this.capacity = blocks;
-        this.arena = Arena.ofShared();
-        this.slab = arena.allocate(layout.blockBytes() * blocks, 64);
+        this.arena = memory == null ? Arena.ofShared() : null;
+        long bytes = layout.blockBytes() * blocks;
+        this.slab = memory == null ? arena.allocate(bytes, 64) : memory.apply(bytes);
+        if (slab.byteSize() < bytes) throw new IllegalArgumentException("kv cache memory of " + slab.byteSize() + " bytes: expected " + bytes);
         this.refCounts = new int[blocks];
         this.freeStack = new int[blocks];
         for (int i = 0; i < blocks; i++) freeStack[i] = blocks - 1 - i; // hand out low ids first
@@ -120,7 +130,7 @@ public final class PagedKvCache implements AutoCloseable {
     public synchronized void close() {
         if (!closed) {
             closed = true;
-            arena.close();
+            if (arena != null) arena.close(); // external memory belongs to whoever provided it
         }
     }
 }

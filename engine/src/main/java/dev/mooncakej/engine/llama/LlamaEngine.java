@@ -61,6 +61,14 @@ public final class LlamaEngine implements InferenceEngine {
     private final ChunkListenerAdapter chunkListener = new ChunkListenerAdapter();
 
     public LlamaEngine(Config cfg) {
+        this(cfg, null);
+    }
+
+    /**
+     * @param kvMemory where the KV cache slab comes from (bytes to memory), e.g. a transfer engine's
+     *                 registered memory; null: private off-heap memory
+     */
+    public LlamaEngine(Config cfg, java.util.function.LongFunction<java.lang.foreign.MemorySegment> kvMemory) {
         GgufFile f = GgufFile.open(cfg.model());
         try {
             this.file = f;
@@ -71,7 +79,7 @@ public final class LlamaEngine implements InferenceEngine {
                     tokenizer.bos() >= 0 ? tokenizer.tokenText(tokenizer.bos()) : "",
                     tokenizer.eos() >= 0 ? tokenizer.tokenText(tokenizer.eos()) : "");
             int blocks = cfg.kvBlocks() > 0 ? cfg.kvBlocks() : 4 * ((config.contextLength() + cfg.blockTokens() - 1) / cfg.blockTokens());
-            this.cache = new PagedKvCache(new KvCacheLayout(config.layers(), config.kvHeads(), config.headDim(), cfg.blockTokens()), blocks);
+            this.cache = new PagedKvCache(new KvCacheLayout(config.layers(), config.kvHeads(), config.headDim(), cfg.blockTokens()), blocks, kvMemory);
             this.executor = new ParallelExecutor(cfg.threads());
             this.model = new LlamaModel(f, config, cache, cfg.maxRows(), executor);
             this.batch = new ForwardBatch(cfg.maxRows());

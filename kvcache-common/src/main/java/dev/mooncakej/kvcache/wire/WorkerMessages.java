@@ -14,10 +14,18 @@ public final class WorkerMessages {
     public record ReserveRequest(long requestId, int promptTokens, int maxTokens) {}
 
     /** Decode worker -> conductor: where the prefill must write the KV. */
-    public record ReserveResponse(long requestId, String kvHost, int kvPort, int blocks, int blockTokens) {}
+    public record ReserveResponse(long requestId, KvTarget kv, int blocks, int blockTokens) {}
+
+    /**
+     * Where a request's KV goes: the decode worker's transfer segment (its name and descriptor, so the
+     * prefill worker can open it without a metadata store), the offset of each reserved block in that
+     * segment, and the bytes of one layer of one block (layer l of block b is at
+     * {@code blockOffsets[b] + l * layerBytes}).
+     */
+    public record KvTarget(String segment, String descriptor, long[] blockOffsets, long layerBytes) {}
 
     /** Conductor -> prefill worker: compute the prompt's KV and write it to the decode worker. */
-    public record PrefillTask(long requestId, int[] tokens, long[] blockKeys, String kvHost, int kvPort, Sampling sampling) {}
+    public record PrefillTask(long requestId, int[] tokens, long[] blockKeys, KvTarget kv, Sampling sampling) {}
 
     /** Prefill worker -> conductor: the first token, once all the KV has reached the decode worker. */
     public record PrefillResult(long requestId, int firstToken, float firstLogprob, int cachedTokens,

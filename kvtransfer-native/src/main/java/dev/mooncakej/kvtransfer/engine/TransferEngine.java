@@ -49,7 +49,7 @@ public final class TransferEngine implements AutoCloseable {
     private final List<SegmentDescriptor.Buffer> buffers = new ArrayList<>();
     private final Map<String, Transport> transports = new LinkedHashMap<>();
     private final Map<String, Peer> peers = new ConcurrentHashMap<>();
-    private final Map<String, Object> control = new ConcurrentHashMap<>();
+    private final Map<String, Control> control = new ConcurrentHashMap<>();
     /** Unfinished batches in submission order; every batch has the same timeout, so deadlines are in order too. */
     private final java.util.concurrent.ConcurrentLinkedQueue<TransferBatch> pending = new java.util.concurrent.ConcurrentLinkedQueue<>();
     private final ScheduledExecutorService timer;
@@ -294,29 +294,78 @@ public final class TransferEngine implements AutoCloseable {
     public byte notify(String segmentName, byte[] payload, Duration timeout) throws IOException {
         if (payload.length < 1 || payload.length > Wire.MAX_NOTIFY) throw new IllegalArgumentException("notification of " + payload.length + " bytes: expected 1.." + Wire.MAX_NOTIFY);
         SegmentDescriptor d = metadata.lookup(segmentName).orElseThrow(() -> new IOException("segment '" + segmentName + "' is not published"));
-        Object lock = control.computeIfAbsent(segmentName, k -> new Object());
-        synchronized (lock) {
-            try (SocketChannel ch = SocketChannel.open()) {
-                ch.socket().connect(new InetSocketAddress(d.rpcHost(), d.rpcPort()), (int) timeout.toMillis());
-                ch.socket().setSoTimeout((int) timeout.toMillis());
-                ch.setOption(StandardSocketOptions.TCP_NODELAY, true);
-                auth.answer(ch);
-                ByteBuffer one = ByteBuffer.allocate(1);
-                Wire.readFully(ch, one);
-                ByteBuffer out = ByteBuffer.allocate(Wire.HEADER + Wire.ENTRY + payload.length).order(ByteOrder.LITTLE_ENDIAN);
-                out.putInt(Wire.MAGIC).put(Wire.NOTIFY).put((byte) 0).put((byte) 0).put((byte) 0).putInt(1).putInt(0)
-                        .putLong(0).putLong(0).putLong(payload.length).put(payload).flip();
-                Wire.writeFully(ch, new ByteBuffer[] {out}, 1);
-                ByteBuffer reply = ByteBuffer.allocate(Wire.HEADER + 1);
-                var f = timer.schedule(() -> { try { ch.close(); } catch (IOException ignored) { } }, timeout.toMillis(), TimeUnit.MILLISECONDS);
+        Control c = control.computeIfAbsent(segmentName, k -> new Control());
+        synchronized (c) {
+            IOException last = null;
+            for (int attempt = 0; attempt < 2; attempt++) { // a pooled connection may have gone stale: one fresh retry
                 try {
-                    Wire.readFully(ch, reply);
-                } finally {
-                    f.cancel(false);
+                    if (c.ch == null || !c.ch.isOpen() || c.port != d.rpcPort() || !d.rpcHost().equals(c.host)) c.open(d, timeout);
+                    return c.call(payload, timeout);
+                } catch (IOException e) {
+                    last = e;
+                    c.close();
                 }
-                return reply.get(Wire.HEADER);
+            }
+            throw new IOException("notification to '" + segmentName + "' at " + d.rpcHost() + ":" + d.rpcPort() + " failed: " + last.getMessage(), last);
+        }
+    }
+
+    /** One authenticated control connection to a peer, reused for notifications. */
+    private final class Control {
+        SocketChannel ch;
+        String host;
+        int port;
+
+        void open(SegmentDescriptor d, Duration timeout) throws IOException {
+            close();
+            SocketChannel c = SocketChannel.open();
+            try {
+                c.socket().connect(new InetSocketAddress(d.rpcHost(), d.rpcPort()), (int) timeout.toMillis());
+                c.setOption(StandardSocketOptions.TCP_NODELAY, true);
+                auth.answer(c);
+                ByteBuffer one = ByteBuffer.allocate(1);
+                Wire.readFully(c, one);
+                if (one.get(0) != Wire.AUTH_OK) throw new IOException("peer refused the cluster secret");
             } catch (IOException e) {
-                throw new IOException("notification to '" + segmentName + "' at " + d.rpcHost() + ":" + d.rpcPort() + " failed: " + e.getMessage(), e);
+                c.close();
+                throw e;
+            }
+            ch = c;
+            host = d.rpcHost();
+            port = d.rpcPort();
+        }
+
+        byte call(byte[] payload, Duration timeout) throws IOException {
+            ByteBuffer out = ByteBuffer.allocate(Wire.HEADER + Wire.ENTRY + payload.length).order(ByteOrder.LITTLE_ENDIAN);
+            out.putInt(Wire.MAGIC).put(Wire.NOTIFY).put((byte) 0).put((byte) 0).put((byte) 0).putInt(1).putInt(0)
+                    .putLong(0).putLong(0).putLong(payload.length).put(payload).flip();
+            SocketChannel c = ch;
+            var watchdog = timer.schedule(() -> {
+                try {
+                    c.close();
+                } catch (IOException ignored) {
+                    // closing
+                }
+            }, timeout.toMillis(), TimeUnit.MILLISECONDS);
+            try {
+                Wire.writeFully(c, new ByteBuffer[] {out}, 1);
+                ByteBuffer reply = ByteBuffer.allocate(Wire.HEADER + 1).order(ByteOrder.LITTLE_ENDIAN);
+                Wire.readFully(c, reply);
+                if (reply.getInt(0) != Wire.MAGIC || reply.get(4) != Wire.NOTIFY) throw new IOException("malformed notification reply");
+                return reply.get(Wire.HEADER);
+            } finally {
+                watchdog.cancel(false);
+            }
+        }
+
+        void close() {
+            if (ch != null) {
+                try {
+                    ch.close();
+                } catch (IOException ignored) {
+                    // closing
+                }
+                ch = null;
             }
         }
     }
@@ -346,6 +395,11 @@ public final class TransferEngine implements AutoCloseable {
             // best effort
         }
         metadata.remove(name);
+        control.values().forEach(c -> {
+            synchronized (c) {
+                c.close();
+            }
+        });
         server.close();
         timer.shutdownNow();
         transports.values().forEach(Transport::close);

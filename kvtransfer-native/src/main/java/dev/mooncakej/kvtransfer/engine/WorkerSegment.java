@@ -1,0 +1,84 @@
+package dev.mooncakej.kvtransfer.engine;
+
+import java.lang.foreign.MemorySegment;
+import java.net.InetAddress;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.Arrays;
+import java.util.List;
+import java.util.function.LongFunction;
+
+/**
+ * A worker's transfer segment: the transfer engine is created when the inference engine asks for its
+ * KV cache memory, so the whole KV slab is the segment's registered buffer (peers write KV straight
+ * into it, and it is sent straight from it). Named {@code <role>-<host>-<pid>}, unique in a cluster.
+ */
+public final class WorkerSegment implements AutoCloseable {
+    private final String name;
+    private final TransferConfig config;
+    private final SegmentMetadata metadata;
+    private volatile TransferEngine engine;
+
+    public WorkerSegment(String role, TransferConfig config, SegmentMetadata metadata) {
+        String host;
+        try {
+            host = InetAddress.getLocalHost().getHostName();
+        } catch (Exception e) {
+            host = "host";
+        }
+        String raw = role + "-" + host + "-" + ProcessHandle.current().pid();
+        raw = raw.replaceAll("[^A-Za-z0-9._-]", "_");
+        this.name = raw.length() > 64 ? raw.substring(raw.length() - 64) : raw;
+        this.config = config;
+        this.metadata = metadata;
+    }
+
+    /**
+     * The transfer settings of a worker, validated; a bad value names its key under {@code keyPrefix}
+     * (e.g. {@code mooncakej.decode.kv-}).
+     */
+    public static TransferConfig config(String keyPrefix, String transports, String shmDir, String host, int port, String secret, long timeoutMillis) {
+        List<String> ts = Arrays.stream(transports.split(",")).map(String::trim).filter(s -> !s.isEmpty()).toList();
+        for (String t : ts) {
+            if (!TransferConfig.ALL_TRANSPORTS.contains(t)) throw new IllegalArgumentException(keyPrefix + "transports=" + transports + ": expected a comma-separated subset of " + TransferConfig.ALL_TRANSPORTS);
+        }
+        if (ts.isEmpty()) throw new IllegalArgumentException(keyPrefix + "transports is empty: expected a comma-separated subset of " + TransferConfig.ALL_TRANSPORTS);
+        if (!ts.contains("tcp")) throw new IllegalArgumentException(keyPrefix + "transports=" + transports + ": expected tcp among them (notifications and the fallback path use it)");
+        if (!Files.isDirectory(Path.of(shmDir))) throw new IllegalArgumentException(keyPrefix + "shm-dir=" + shmDir + ": no such directory; expected a tmpfs directory such as /dev/shm");
+        if (port < 0 || port > 65535) throw new IllegalArgumentException(keyPrefix + "port=" + port + ": expected 0..65535");
+        if (timeoutMillis < 1) throw new IllegalArgumentException(keyPrefix + "timeout-millis=" + timeoutMillis + ": expected a positive number of milliseconds");
+        try {
+            return TransferConfig.defaults(secret, Path.of(shmDir)).withTransports(ts).withListen(host, port, host).withTimeout(Duration.ofMillis(timeoutMillis));
+        } catch (IllegalArgumentException e) {
+            throw new IllegalArgumentException(keyPrefix + "*: " + e.getMessage(), e);
+        }
+    }
+
+    public String name() { return name; }
+
+    /** What the inference engine calls for its KV slab: creates the transfer engine and registers the slab. */
+    public LongFunction<MemorySegment> kvMemory() {
+        return bytes -> {
+            synchronized (this) {
+                if (engine != null) throw new IllegalStateException("the KV memory of segment '" + name + "' was already allocated");
+                engine = new TransferEngine(name, metadata, bytes, config);
+                return engine.allocate(bytes, "cpu:0");
+            }
+        };
+    }
+
+    /** The engine (after {@link #kvMemory()} was used). */
+    public TransferEngine engine() {
+        TransferEngine e = engine;
+        if (e == null) throw new IllegalStateException("segment '" + name + "' has no memory yet");
+        return e;
+    }
+
+    public SegmentMetadata metadata() { return metadata; }
+
+    @Override
+    public void close() {
+        if (engine != null) engine.close();
+    }
+}
