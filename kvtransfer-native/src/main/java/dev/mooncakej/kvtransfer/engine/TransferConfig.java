@@ -22,10 +22,11 @@ import java.util.List;
  * @param timeout           a batch not finished after this has its unfinished requests TIMEOUT
  * @param copyThreads       shm copy threads for large batches
  * @param downgradeAfter    consecutive transport errors with one peer before the next transport is used
+ * @param verbsLibrary      the libibverbs to load for rdma ({@code libibverbs.so.1}; tests point it at a fake provider)
  */
 public record TransferConfig(List<String> transports, Path shmDir, String listenHost, int listenPort, String advertiseHost,
                              String secret, int sliceBytes, int fragmentLimit, int connectionsPerPeer, int maxEndpoints,
-                             int retryLimit, Duration timeout, int copyThreads, int downgradeAfter) {
+                             int retryLimit, Duration timeout, int copyThreads, int downgradeAfter, String verbsLibrary) {
     public static final List<String> ALL_TRANSPORTS = List.of("rdma", "shm", "tcp");
 
     public TransferConfig {
@@ -44,6 +45,7 @@ public record TransferConfig(List<String> transports, Path shmDir, String listen
         require(listenPort >= 0 && listenPort <= 65535, "listen-port", listenPort, "0..65535");
         if (timeout == null || timeout.isNegative() || timeout.isZero()) throw new IllegalArgumentException("transfer timeout '" + timeout + "': expected a positive duration");
         new dev.mooncakej.kvtransfer.PeerAuth(secret); // validates the secret with its own message
+        if (verbsLibrary == null || verbsLibrary.isBlank()) throw new IllegalArgumentException("transfer verbs-library: expected a library name or path such as libibverbs.so.1");
     }
 
     private static void require(boolean ok, String key, long value, String expected) {
@@ -53,14 +55,15 @@ public record TransferConfig(List<String> transports, Path shmDir, String listen
     /** Loopback defaults: every transport, ephemeral port, 64 KiB slices, 30 s timeout. */
     public static TransferConfig defaults(String secret, Path shmDir) {
         return new TransferConfig(ALL_TRANSPORTS, shmDir, "127.0.0.1", 0, "127.0.0.1", secret, 64 * 1024, 16 * 1024, 2, 256, 4,
-                Duration.ofSeconds(30), 2, 3);
+                Duration.ofSeconds(30), 2, 3, "libibverbs.so.1");
     }
 
-    public TransferConfig withTransports(List<String> t) { return new TransferConfig(t, shmDir, listenHost, listenPort, advertiseHost, secret, sliceBytes, fragmentLimit, connectionsPerPeer, maxEndpoints, retryLimit, timeout, copyThreads, downgradeAfter); }
-    public TransferConfig withListen(String host, int port, String advertise) { return new TransferConfig(transports, shmDir, host, port, advertise, secret, sliceBytes, fragmentLimit, connectionsPerPeer, maxEndpoints, retryLimit, timeout, copyThreads, downgradeAfter); }
-    public TransferConfig withSlicing(int slice, int fragment) { return new TransferConfig(transports, shmDir, listenHost, listenPort, advertiseHost, secret, slice, Math.min(fragment, slice), connectionsPerPeer, maxEndpoints, retryLimit, timeout, copyThreads, downgradeAfter); }
-    public TransferConfig withConnections(int perPeer, int max) { return new TransferConfig(transports, shmDir, listenHost, listenPort, advertiseHost, secret, sliceBytes, fragmentLimit, perPeer, max, retryLimit, timeout, copyThreads, downgradeAfter); }
-    public TransferConfig withTimeout(Duration t) { return new TransferConfig(transports, shmDir, listenHost, listenPort, advertiseHost, secret, sliceBytes, fragmentLimit, connectionsPerPeer, maxEndpoints, retryLimit, t, copyThreads, downgradeAfter); }
-    public TransferConfig withRetry(int retries, int downgrade) { return new TransferConfig(transports, shmDir, listenHost, listenPort, advertiseHost, secret, sliceBytes, fragmentLimit, connectionsPerPeer, maxEndpoints, retries, timeout, copyThreads, downgrade); }
-    public TransferConfig withCopyThreads(int n) { return new TransferConfig(transports, shmDir, listenHost, listenPort, advertiseHost, secret, sliceBytes, fragmentLimit, connectionsPerPeer, maxEndpoints, retryLimit, timeout, n, downgradeAfter); }
+    public TransferConfig withTransports(List<String> t) { return new TransferConfig(t, shmDir, listenHost, listenPort, advertiseHost, secret, sliceBytes, fragmentLimit, connectionsPerPeer, maxEndpoints, retryLimit, timeout, copyThreads, downgradeAfter, verbsLibrary); }
+    public TransferConfig withListen(String host, int port, String advertise) { return new TransferConfig(transports, shmDir, host, port, advertise, secret, sliceBytes, fragmentLimit, connectionsPerPeer, maxEndpoints, retryLimit, timeout, copyThreads, downgradeAfter, verbsLibrary); }
+    public TransferConfig withSlicing(int slice, int fragment) { return new TransferConfig(transports, shmDir, listenHost, listenPort, advertiseHost, secret, slice, Math.min(fragment, slice), connectionsPerPeer, maxEndpoints, retryLimit, timeout, copyThreads, downgradeAfter, verbsLibrary); }
+    public TransferConfig withConnections(int perPeer, int max) { return new TransferConfig(transports, shmDir, listenHost, listenPort, advertiseHost, secret, sliceBytes, fragmentLimit, perPeer, max, retryLimit, timeout, copyThreads, downgradeAfter, verbsLibrary); }
+    public TransferConfig withTimeout(Duration t) { return new TransferConfig(transports, shmDir, listenHost, listenPort, advertiseHost, secret, sliceBytes, fragmentLimit, connectionsPerPeer, maxEndpoints, retryLimit, t, copyThreads, downgradeAfter, verbsLibrary); }
+    public TransferConfig withRetry(int retries, int downgrade) { return new TransferConfig(transports, shmDir, listenHost, listenPort, advertiseHost, secret, sliceBytes, fragmentLimit, connectionsPerPeer, maxEndpoints, retries, timeout, copyThreads, downgrade, verbsLibrary); }
+    public TransferConfig withCopyThreads(int n) { return new TransferConfig(transports, shmDir, listenHost, listenPort, advertiseHost, secret, sliceBytes, fragmentLimit, connectionsPerPeer, maxEndpoints, retryLimit, timeout, n, downgradeAfter, verbsLibrary); }
+    public TransferConfig withVerbsLibrary(String lib) { return new TransferConfig(transports, shmDir, listenHost, listenPort, advertiseHost, secret, sliceBytes, fragmentLimit, connectionsPerPeer, maxEndpoints, retryLimit, timeout, copyThreads, downgradeAfter, lib); }
 }

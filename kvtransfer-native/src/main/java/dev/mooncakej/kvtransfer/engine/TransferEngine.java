@@ -87,9 +87,11 @@ public final class TransferEngine implements AutoCloseable {
                 case "tcp" -> transports.put(t, new TcpTransport(config, auth));
                 case "shm" -> transports.put(t, new ShmTransport(config.copyThreads()));
                 case "rdma" -> {
-                    var r = dev.mooncakej.kvtransfer.rdma.Verbs.probe();
-                    rdma = r.reason();
-                    if (!r.available()) LOG.info("transfer engine '" + name + "': rdma unavailable (" + rdma + "), falling back to the other transports");
+                    StringBuilder why = new StringBuilder();
+                    RdmaTransport r = RdmaTransport.open(config, segment, name, this::handshake, why);
+                    rdma = why.toString();
+                    if (r == null) LOG.info("transfer engine '" + name + "': rdma unavailable (" + rdma + "), falling back to the other transports");
+                    else transports.put(t, r);
                 }
                 default -> throw new IllegalArgumentException("transfer transport '" + t + "'");
             }
@@ -99,6 +101,7 @@ public final class TransferEngine implements AutoCloseable {
         long tick = Math.max(1, Math.min(50, config.timeout().toMillis() / 10));
         timer.scheduleWithFixedDelay(this::expireOverdue, tick, tick, TimeUnit.MILLISECONDS);
         this.server = new TransferServer(config.listenHost(), config.listenPort(), auth, segment, () -> self, p -> notifyHandler.apply(p));
+        if (transports.get("rdma") instanceof RdmaTransport r) server.onHandshake(r::accept);
         publish();
         this.watch = metadata.watch((peer, d) -> {
             Peer old = peers.remove(peer);
@@ -148,8 +151,15 @@ public final class TransferEngine implements AutoCloseable {
     }
 
     private synchronized void publish() {
+        RdmaTransport rdma = transports.get("rdma") instanceof RdmaTransport r ? r : null;
+        List<SegmentDescriptor.Buffer> bufs = buffers;
+        if (rdma != null) { // the whole segment is one memory region per device: every buffer has the same rkeys
+            List<Integer> rkeys = rdma.rkeys();
+            bufs = buffers.stream().map(b -> new SegmentDescriptor.Buffer(b.offset(), b.length(), b.location(), rkeys)).toList();
+        }
         self = new SegmentDescriptor(name, hostId, config.advertiseHost(), server == null ? 0 : server.port(), shmFile.toString(), segment.address(),
-                segment.byteSize(), List.copyOf(transports.keySet()), List.of(), Topology.of(Map.of(), Topology.numaNodes()).matrix(), buffers);
+                segment.byteSize(), List.copyOf(transports.keySet()), rdma == null ? List.of() : rdma.descriptorDevices(),
+                rdma == null ? Topology.of(Map.of(), Topology.numaNodes()).matrix() : rdma.topologyMatrix(), bufs);
         if (server != null) metadata.publish(self);
     }
 
@@ -300,13 +310,36 @@ public final class TransferEngine implements AutoCloseable {
             for (int attempt = 0; attempt < 2; attempt++) { // a pooled connection may have gone stale: one fresh retry
                 try {
                     if (c.ch == null || !c.ch.isOpen() || c.port != d.rpcPort() || !d.rpcHost().equals(c.host)) c.open(d, timeout);
-                    return c.call(payload, timeout);
+                    return c.call(Wire.NOTIFY, payload, timeout)[0];
                 } catch (IOException e) {
                     last = e;
                     c.close();
                 }
             }
             throw new IOException("notification to '" + segmentName + "' at " + d.rpcHost() + ":" + d.rpcPort() + " failed: " + last.getMessage(), last);
+        }
+    }
+
+    /** The rdma transport's queue-pair handshake with a peer, over the control channel. */
+    private byte[] handshake(String segmentName, byte[] request) {
+        try {
+            SegmentDescriptor d = metadata.lookup(segmentName).orElseThrow(() -> new IOException("segment '" + segmentName + "' is not published"));
+            Control c = control.computeIfAbsent(segmentName, k -> new Control());
+            synchronized (c) {
+                if (c.ch == null || !c.ch.isOpen() || c.port != d.rpcPort() || !d.rpcHost().equals(c.host)) c.open(d, config.timeout());
+                byte[] r;
+                try {
+                    r = c.call(Wire.HANDSHAKE, request, config.timeout());
+                } catch (IOException e) {
+                    c.close();
+                    throw e;
+                }
+                String body = new String(r, 1, r.length - 1, java.nio.charset.StandardCharsets.UTF_8);
+                if (r[0] != Wire.OK) throw new IllegalStateException("peer refused the rdma handshake: " + body);
+                return java.util.Arrays.copyOfRange(r, 1, r.length);
+            }
+        } catch (IOException e) {
+            throw new IllegalStateException("rdma handshake with '" + segmentName + "' failed: " + e.getMessage(), e);
         }
     }
 
@@ -335,9 +368,10 @@ public final class TransferEngine implements AutoCloseable {
             port = d.rpcPort();
         }
 
-        byte call(byte[] payload, Duration timeout) throws IOException {
+        /** Sends a control message; NOTIFY answers one status byte, HANDSHAKE a status and a payload (returned after it). */
+        byte[] call(byte op, byte[] payload, Duration timeout) throws IOException {
             ByteBuffer out = ByteBuffer.allocate(Wire.HEADER + Wire.ENTRY + payload.length).order(ByteOrder.LITTLE_ENDIAN);
-            out.putInt(Wire.MAGIC).put(Wire.NOTIFY).put((byte) 0).put((byte) 0).put((byte) 0).putInt(1).putInt(0)
+            out.putInt(Wire.MAGIC).put(op).put((byte) 0).put((byte) 0).put((byte) 0).putInt(1).putInt(0)
                     .putLong(0).putLong(0).putLong(payload.length).put(payload).flip();
             SocketChannel c = ch;
             var watchdog = timer.schedule(() -> {
@@ -351,8 +385,18 @@ public final class TransferEngine implements AutoCloseable {
                 Wire.writeFully(c, new ByteBuffer[] {out}, 1);
                 ByteBuffer reply = ByteBuffer.allocate(Wire.HEADER + 1).order(ByteOrder.LITTLE_ENDIAN);
                 Wire.readFully(c, reply);
-                if (reply.getInt(0) != Wire.MAGIC || reply.get(4) != Wire.NOTIFY) throw new IOException("malformed notification reply");
-                return reply.get(Wire.HEADER);
+                if (reply.getInt(0) != Wire.MAGIC || reply.get(4) != op) throw new IOException("malformed control reply");
+                if (op == Wire.NOTIFY) return new byte[] {reply.get(Wire.HEADER)};
+                ByteBuffer len = ByteBuffer.allocate(4).order(ByteOrder.LITTLE_ENDIAN);
+                Wire.readFully(c, len);
+                int n = len.getInt(0);
+                if (n < 0 || n > Wire.MAX_NOTIFY) throw new IOException("control reply of " + n + " bytes");
+                ByteBuffer body = ByteBuffer.allocate(n);
+                Wire.readFully(c, body);
+                byte[] out2 = new byte[n + 1];
+                out2[0] = reply.get(Wire.HEADER);
+                System.arraycopy(body.array(), 0, out2, 1, n);
+                return out2;
             } finally {
                 watchdog.cancel(false);
             }

@@ -32,6 +32,7 @@ final class TransferServer implements AutoCloseable {
     private final MemorySegment segment;
     private final Supplier<SegmentDescriptor> self;
     private final Function<byte[], Byte> notify;
+    private volatile Function<byte[], byte[]> handshake = p -> { throw new IllegalStateException("rdma is not enabled here"); };
     private final Set<SocketChannel> open = ConcurrentHashMap.newKeySet();
     private final AtomicLong bytesIn = new AtomicLong();
     private final AtomicLong bytesOut = new AtomicLong();
@@ -53,6 +54,7 @@ final class TransferServer implements AutoCloseable {
     }
 
     int port() { return server.socket().getLocalPort(); }
+    void onHandshake(Function<byte[], byte[]> h) { handshake = h; }
     long bytesIn() { return bytesIn.get(); }
     long bytesOut() { return bytesOut.get(); }
     /** Connections closed for a failed challenge or a malformed group. */
@@ -99,10 +101,11 @@ final class TransferServer implements AutoCloseable {
                 byte op = header.get(4);
                 int count = header.getInt(8);
                 int group = header.getInt(12);
-                if (magic != Wire.MAGIC || op < Wire.WRITE || op > Wire.NOTIFY || count < 1 || count > Wire.MAX_ENTRIES
-                        || (op == Wire.NOTIFY && count != 1)) {
+                boolean control = op == Wire.NOTIFY || op == Wire.HANDSHAKE;
+                if (magic != Wire.MAGIC || op < Wire.WRITE || op > Wire.HANDSHAKE || count < 1 || count > Wire.MAX_ENTRIES
+                        || (control && count != 1)) {
                     malformed(ch, "group header magic 0x" + Integer.toHexString(magic) + " op " + op + " count " + count
-                            + ": expected magic 0x" + Integer.toHexString(Wire.MAGIC) + ", op 1-3, count 1-" + Wire.MAX_ENTRIES);
+                            + ": expected magic 0x" + Integer.toHexString(Wire.MAGIC) + ", op 1-4, count 1-" + Wire.MAX_ENTRIES);
                     return;
                 }
                 entries.clear().limit(count * Wire.ENTRY);
@@ -111,12 +114,12 @@ final class TransferServer implements AutoCloseable {
                 for (int i = 0; i < count; i++) {
                     off[i] = entries.getLong(i * Wire.ENTRY + 8);
                     len[i] = entries.getLong(i * Wire.ENTRY + 16);
-                    long max = op == Wire.NOTIFY ? Wire.MAX_NOTIFY : Wire.MAX_LENGTH;
+                    long max = control ? Wire.MAX_NOTIFY : Wire.MAX_LENGTH;
                     if (len[i] < 1 || len[i] > max) {
                         malformed(ch, "entry length " + len[i] + ": expected 1.." + max);
                         return;
                     }
-                    ok[i] = op == Wire.NOTIFY || me.registered(off[i], len[i]);
+                    ok[i] = control || me.registered(off[i], len[i]);
                 }
                 reply.clear();
                 reply.putInt(Wire.MAGIC).put(op).put((byte) 0).put((byte) 0).put((byte) 0).putInt(count).putInt(group);
@@ -126,6 +129,21 @@ final class TransferServer implements AutoCloseable {
                     reply.put(notify.apply(payload.array()));
                     reply.flip();
                     Wire.writeFully(ch, new ByteBuffer[] {reply}, 1);
+                    continue;
+                }
+                if (op == Wire.HANDSHAKE) {
+                    ByteBuffer payload = ByteBuffer.allocate((int) len[0]);
+                    Wire.readFully(ch, payload);
+                    byte[] answer;
+                    byte status = Wire.OK;
+                    try {
+                        answer = handshake.apply(payload.array());
+                    } catch (RuntimeException e) {
+                        status = Wire.INVALID;
+                        answer = String.valueOf(e.getMessage()).getBytes(java.nio.charset.StandardCharsets.UTF_8);
+                    }
+                    reply.put(status).putInt(answer.length).flip();
+                    Wire.writeFully(ch, new ByteBuffer[] {reply, ByteBuffer.wrap(answer)}, 2);
                     continue;
                 }
                 for (int i = 0; i < count; i++) reply.put(ok[i] ? Wire.OK : Wire.INVALID);

@@ -16,6 +16,7 @@ import java.nio.channels.SocketChannel;
  * reply header (16 bytes): same magic, op, count, groupId; then count status bytes (0 ok, 1 invalid)
  * READ reply: then the data of every ok entry, back to back
  * NOTIFY: one entry (tag 0, offset 0, length = payload bytes), the payload; reply status = the handler's byte
+ * HANDSHAKE (rdma queue pairs): like NOTIFY; reply: status byte, u32 length, that many bytes (JSON)
  * </pre>
  * A group is at most {@link #MAX_ENTRIES} entries of at most {@link #MAX_LENGTH} bytes. Anything else
  * (bad magic, op, count or length) is malformed and closes that connection only.
@@ -27,6 +28,7 @@ final class Wire {
     static final byte WRITE = 1;
     static final byte READ = 2;
     static final byte NOTIFY = 3;
+    static final byte HANDSHAKE = 4;
     static final byte AUTH_OK = 0x5A;
     static final byte OK = 0;
     static final byte INVALID = 1;

@@ -108,9 +108,21 @@ public final class VerbsLayouts {
             JAVA_BYTE.withName("rnr_retry"), JAVA_BYTE.withName("alt_port_num"), JAVA_BYTE.withName("alt_timeout"), paddingLayout(1),
             JAVA_INT.withName("rate_limit"), paddingLayout(4)).withName("ibv_qp_attr");
 
+    public static final StructLayout IBV_QP_INIT_ATTR = structLayout(
+            ADDRESS.withName("qp_context"), ADDRESS.withName("send_cq"), ADDRESS.withName("recv_cq"), ADDRESS.withName("srq"),
+            IBV_QP_CAP.withName("cap"), JAVA_INT.withName("qp_type"), JAVA_INT.withName("sq_sig_all"), paddingLayout(4)).withName("ibv_qp_init_attr");
+
+    public static final StructLayout IBV_PORT_ATTR = structLayout(
+            JAVA_INT.withName("state"), JAVA_INT.withName("max_mtu"), JAVA_INT.withName("active_mtu"), JAVA_INT.withName("gid_tbl_len"),
+            JAVA_INT.withName("port_cap_flags"), JAVA_INT.withName("max_msg_sz"), JAVA_INT.withName("bad_pkey_cntr"), JAVA_INT.withName("qkey_viol_cntr"),
+            JAVA_SHORT.withName("pkey_tbl_len"), JAVA_SHORT.withName("lid"), JAVA_SHORT.withName("sm_lid"), JAVA_BYTE.withName("lmc"),
+            JAVA_BYTE.withName("max_vl_num"), JAVA_BYTE.withName("sm_sl"), JAVA_BYTE.withName("subnet_timeout"), JAVA_BYTE.withName("init_type_reply"),
+            JAVA_BYTE.withName("active_width"), JAVA_BYTE.withName("active_speed"), JAVA_BYTE.withName("phys_state"), JAVA_BYTE.withName("link_layer"),
+            JAVA_BYTE.withName("flags"), JAVA_SHORT.withName("port_cap_flags2"), paddingLayout(2)).withName("ibv_port_attr");
+
     /** Every layout checked against the C headers, by C struct name. */
     public static final List<StructLayout> ALL = List.of(IBV_SGE, IBV_MR, IBV_WC, IBV_SEND_WR, IBV_QP, IBV_CONTEXT_OPS, IBV_CONTEXT,
-            IBV_GLOBAL_ROUTE, IBV_AH_ATTR, IBV_QP_CAP, IBV_QP_ATTR);
+            IBV_GLOBAL_ROUTE, IBV_AH_ATTR, IBV_QP_CAP, IBV_QP_ATTR, IBV_QP_INIT_ATTR, IBV_PORT_ATTR);
 
     private static MemoryLayout[] opsFields() {
         List<MemoryLayout> f = new ArrayList<>();

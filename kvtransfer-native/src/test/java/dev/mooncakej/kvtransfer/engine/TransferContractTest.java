@@ -32,6 +32,18 @@ class TransferContractTest {
     @TempDir
     Path shm;
 
+    /**
+     * The engine settings for a contract case: {@code rdma-fake} is the rdma transport against the fake
+     * verbs provider (a mock of the device, which this machine cannot have; see {@link FakeVerbs}).
+     */
+    private TransferConfig config(String transport) throws Exception {
+        return transport.equals("rdma-fake") ? FakeVerbs.config(shm) : Engines.config(transport, shm);
+    }
+
+    private static String negotiated(String transport) {
+        return transport.equals("rdma-fake") ? "rdma" : transport;
+    }
+
     private static void requireTransport(String transport) {
         if (transport.equals("rdma")) {
             Verbs.Probe p = Verbs.probe();
@@ -41,13 +53,13 @@ class TransferContractTest {
     }
 
     @ParameterizedTest(name = "{0}")
-    @ValueSource(strings = {"tcp", "shm", "rdma"})
-    void randomBatchesArriveIntact(String transport) {
+    @ValueSource(strings = {"tcp", "shm", "rdma", "rdma-fake"})
+    void randomBatchesArriveIntact(String transport) throws Exception {
         requireTransport(transport);
         SegmentMetadata md = new SegmentMetadata.Embedded();
-        TransferConfig cfg = Engines.config(transport, shm).withSlicing(64 * 1024, 16 * 1024);
+        TransferConfig cfg = config(transport).withSlicing(64 * 1024, 16 * 1024);
         try (TransferEngine a = new TransferEngine("prefill-0", md, 2L * BUF, cfg); TransferEngine b = new TransferEngine("decode-0", md, 2L * BUF, cfg)) {
-            assertThat(a.openSegment("decode-0")).isEqualTo(transport);
+            assertThat(a.openSegment("decode-0")).isEqualTo(negotiated(transport));
             MemorySegment abuf = a.allocate(BUF, "cpu:0");
             MemorySegment bbuf = b.allocate(BUF, "cpu:0");
             long aBase = a.offsetOf(abuf), bBase = b.offsetOf(bbuf);
@@ -96,11 +108,11 @@ class TransferContractTest {
     }
 
     @ParameterizedTest(name = "{0}")
-    @ValueSource(strings = {"tcp", "shm", "rdma"})
-    void aLargeBatchMovesEveryByte(String transport) {
+    @ValueSource(strings = {"tcp", "shm", "rdma", "rdma-fake"})
+    void aLargeBatchMovesEveryByte(String transport) throws Exception {
         requireTransport(transport);
         SegmentMetadata md = new SegmentMetadata.Embedded();
-        TransferConfig cfg = Engines.config(transport, shm).withCopyThreads(2);
+        TransferConfig cfg = config(transport).withCopyThreads(2);
         long size = 64L << 20;
         try (TransferEngine a = new TransferEngine("a", md, size, cfg); TransferEngine b = new TransferEngine("b", md, size, cfg)) {
             MemorySegment abuf = a.allocate(size, "cpu:0");
@@ -116,12 +128,13 @@ class TransferContractTest {
     }
 
     @ParameterizedTest(name = "{0}")
-    @ValueSource(strings = {"tcp", "shm", "rdma"})
-    void requestsOutsideRegisteredMemoryAreInvalidAndTouchNothing(String transport) {
+    @ValueSource(strings = {"tcp", "shm", "rdma", "rdma-fake"})
+    void requestsOutsideRegisteredMemoryAreInvalidAndTouchNothing(String transport) throws Exception {
         requireTransport(transport);
         SegmentMetadata md = new SegmentMetadata.Embedded();
-        TransferConfig cfg = Engines.config(transport, shm);
+        TransferConfig cfg = config(transport);
         try (TransferEngine a = new TransferEngine("a", md, 2L * BUF, cfg); TransferEngine b = new TransferEngine("b", md, 2L * BUF, cfg)) {
+            assertThat(a.openSegment("b")).isEqualTo(negotiated(transport));
             MemorySegment abuf = a.allocate(BUF, "cpu:0");
             abuf.fill((byte) 7);
             b.allocate(4096, "cpu:0"); // only [0, 4096) of b is registered
@@ -146,6 +159,6 @@ class TransferContractTest {
             assertThat(bseg.asSlice(4096, bseg.byteSize() - 4096).toArray(ValueLayout.JAVA_BYTE)).as("memory outside the registered buffer").containsOnly((byte) 0);
             assertThat(a.segment().asSlice(BUF, BUF).toArray(ValueLayout.JAVA_BYTE)).as("unregistered local memory").containsOnly((byte) 0);
         }
-        assertThatThrownBy(() -> new TransferEngine("bad name!", new SegmentMetadata.Embedded(), 1024, Engines.config(transport, shm))).hasMessageContaining("bad name!");
+        assertThatThrownBy(() -> new TransferEngine("bad name!", new SegmentMetadata.Embedded(), 1024, cfg)).hasMessageContaining("bad name!");
     }
 }
