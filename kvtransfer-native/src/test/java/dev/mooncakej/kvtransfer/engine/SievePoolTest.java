@@ -7,8 +7,33 @@ import java.util.List;
 import java.util.Map;
 import org.junit.jupiter.api.Test;
 
-/** SIEVE eviction of the endpoint pool, and the topology matrix's path choice. */
+/** SIEVE eviction of the endpoint pool (alone and inside the engine), and the topology matrix's path choice. */
 class SievePoolTest {
+    @org.junit.jupiter.api.io.TempDir
+    java.nio.file.Path shm;
+
+    @Test
+    void theEnginesEndpointPoolConnectsLazilyAndStaysWithinItsCap() throws Exception {
+        SegmentMetadata md = new SegmentMetadata.Embedded();
+        TransferConfig cfg = Engines.config("tcp", shm).withConnections(1, 2);
+        try (TransferEngine a = new TransferEngine("a", md, 1 << 20, cfg); TransferEngine p0 = new TransferEngine("p0", md, 1 << 20, cfg);
+             TransferEngine p1 = new TransferEngine("p1", md, 1 << 20, cfg); TransferEngine p2 = new TransferEngine("p2", md, 1 << 20, cfg)) {
+            var buf = a.allocate(1 << 20, "cpu:0");
+            Engines.fillRandom(buf, 4);
+            for (TransferEngine p : List.of(p0, p1, p2)) p.allocate(1 << 20, "cpu:0");
+            assertThat(a.openSegment("p0")).isEqualTo("tcp");
+            assertThat(a.tcpConnects()).as("opening a segment connects nothing yet").isZero();
+            for (int round = 0; round < 3; round++) {
+                for (String peer : List.of("p0", "p1", "p2")) {
+                    a.transfer(List.of(new TransferRequest(TransferRequest.Opcode.WRITE, 0, peer, 0, 1 << 20)));
+                    assertThat(a.tcpEndpoints()).isLessThanOrEqualTo(2);
+                }
+            }
+            assertThat(a.tcpEvictions()).as("three peers through a pool of two").isPositive();
+            for (TransferEngine p : List.of(p0, p1, p2)) assertThat(Engines.crc(p.segment())).isEqualTo(Engines.crc(buf));
+        }
+    }
+
     @Test
     void evictsTheOldestUnvisitedAndSparesVisitedOnes() {
         List<String> evicted = new ArrayList<>();
