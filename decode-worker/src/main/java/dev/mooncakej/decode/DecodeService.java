@@ -87,6 +87,7 @@ public class DecodeService {
     private final Counter finished;
     private volatile boolean running = true;
     private volatile int activeCount;
+    private volatile boolean draining;
 
     public DecodeService(DecodeProperties props, MeterRegistry meters) throws IOException {
         this.props = props;
@@ -114,6 +115,7 @@ public class DecodeService {
         if (promptTokens < 1 || promptTokens > engine.info().contextLength()) {
             throw new IllegalArgumentException("prompt of " + promptTokens + " tokens: expected 1.." + engine.info().contextLength());
         }
+        if (draining) return null; // stopping: the conductor tries another decode worker
         Sequence seq = engine.newSequence();
         if (!seq.reserve(promptTokens)) {
             seq.release();
@@ -261,6 +263,20 @@ public class DecodeService {
                 release(r);
             }
         }
+    }
+
+    /** This worker's name in the cluster (its transfer segment's name). */
+    public String name() { return transfer.name(); }
+
+    /**
+     * Stops taking reservations and waits until every request has finished (or the timeout); true when
+     * nothing is left. A worker asked to stop thus finishes what it started before it leaves.
+     */
+    public boolean drain(Duration timeout) throws InterruptedException {
+        draining = true;
+        long until = System.nanoTime() + timeout.toNanos();
+        while (!requests.isEmpty() && System.nanoTime() < until) Thread.sleep(20);
+        return requests.isEmpty();
     }
 
     public WorkerStatus status() {

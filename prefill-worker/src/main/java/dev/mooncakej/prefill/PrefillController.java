@@ -44,6 +44,12 @@ public class PrefillController {
         return service.status();
     }
 
+    /** Every block key in the prefix cache: a newly elected conductor rebuilds its global index from these. */
+    @GetMapping("/internal/kv-index")
+    public dev.mooncakej.kvcache.wire.WorkerMessages.KvIndex kvIndex() {
+        return new dev.mooncakej.kvcache.wire.WorkerMessages.KvIndex(service.name(), service.cachedKeys());
+    }
+
     @ExceptionHandler(IllegalArgumentException.class)
     public ResponseEntity<WorkerError> badRequest(IllegalArgumentException e) {
         return ResponseEntity.badRequest().body(new WorkerError("bad_request", e.getMessage()));

@@ -189,6 +189,22 @@ public class PrefillService {
         return java.nio.ByteBuffer.allocate(16).order(java.nio.ByteOrder.LITTLE_ENDIAN).putLong(requestId).putLong(tokens).array();
     }
 
+    /** This worker's name in the cluster (its transfer segment's name). */
+    public String name() { return transfer.name(); }
+
+    public long[] cachedKeys() { return pool.keys(); }
+
+    void recordKvEvents() { pool.recordEvents(); }
+
+    long[][] drainKvEvents() { return pool.drainEvents(); }
+
+    /** Waits until no prefill is running or queued, up to {@code timeout}; true when drained. */
+    public boolean drain(Duration timeout) throws InterruptedException {
+        long until = System.nanoTime() + timeout.toNanos();
+        while (queued.get() > 0 && System.nanoTime() < until) Thread.sleep(20);
+        return queued.get() == 0;
+    }
+
     /** The transport in use towards a decode worker's segment (for logs). */
     public String transportTo(String segmentName) {
         String t = transfer.transportFor(segmentName);

@@ -13,6 +13,9 @@ import java.util.Map;
 final class PrefixBlockPool {
     private final PagedKvCache cache;
     private final LinkedHashMap<Long, Integer> blocks = new LinkedHashMap<>(1024, 0.75f, true); // access order = LRU
+    private final java.util.ArrayList<Long> stored = new java.util.ArrayList<>();
+    private final java.util.ArrayList<Long> evicted = new java.util.ArrayList<>();
+    private boolean recordEvents;
 
     PrefixBlockPool(PagedKvCache cache) {
         this.cache = cache;
@@ -35,6 +38,7 @@ final class PrefixBlockPool {
         if (blocks.containsKey(key)) return;
         cache.retain(blockId);
         blocks.put(key, blockId);
+        if (recordEvents) stored.add(key);
     }
 
     /** Evicts up to {@code wanted} unreferenced blocks, oldest first; returns how many were freed. */
@@ -44,6 +48,7 @@ final class PrefixBlockPool {
             Map.Entry<Long, Integer> e = it.next();
             if (cache.refCount(e.getValue()) == 1) { // only this pool holds it
                 cache.release(e.getValue());
+                if (recordEvents) evicted.add(e.getKey());
                 it.remove();
                 freed++;
             }
@@ -52,4 +57,23 @@ final class PrefixBlockPool {
     }
 
     synchronized int size() { return blocks.size(); }
+
+    /** Every cached key (what a new leader conductor pulls). */
+    synchronized long[] keys() {
+        long[] out = new long[blocks.size()];
+        int i = 0;
+        for (long k : blocks.keySet()) out[i++] = k;
+        return out;
+    }
+
+    /** Starts recording stored and evicted keys for {@link #drainEvents} (in a cluster, pushed to the leader). */
+    synchronized void recordEvents() { recordEvents = true; }
+
+    /** Keys stored and evicted since the last call: {stored, evicted}. */
+    synchronized long[][] drainEvents() {
+        long[][] out = {stored.stream().mapToLong(Long::longValue).toArray(), evicted.stream().mapToLong(Long::longValue).toArray()};
+        stored.clear();
+        evicted.clear();
+        return out;
+    }
 }

@@ -44,7 +44,10 @@ public class CompletionService {
 
     private final ServedModel model;
     private final ConductorProperties props;
-    private final LiveScheduler scheduler;
+    private volatile LiveScheduler scheduler;
+    private volatile boolean leader = true;
+    private volatile String standbyReason = null;
+    private final java.util.Map<String, WorkerEndpoint> endpoints = new java.util.concurrent.ConcurrentHashMap<>();
     private final WorkerClient workers;
     private final MeterRegistry meters;
     private final Timer ttft;
@@ -60,7 +63,7 @@ public class CompletionService {
         this.props = props;
         this.workers = workers;
         this.meters = meters;
-        this.scheduler = liveScheduler(props);
+        this.scheduler = liveScheduler(props, endpoints(props.prefillWorkers()), endpoints(props.decodeWorkers()));
         this.ttft = Timer.builder("mooncakej.ttft").description("time to first token, as the client sees it").publishPercentileHistogram().register(meters);
         this.tbt = Timer.builder("mooncakej.tbt").description("time between tokens, as the client sees it").publishPercentileHistogram().register(meters);
         this.e2e = Timer.builder("mooncakej.e2e").description("end-to-end request latency").publishPercentileHistogram().register(meters);
@@ -77,15 +80,68 @@ public class CompletionService {
      * CPU worker and is refitted from the workers' reports; KV moves between workers are not priced
      * here (no prefix fetch between prefill workers yet).
      */
-    private static LiveScheduler liveScheduler(ConductorProperties props) {
-        List<WorkerEndpoint> prefill = props.prefillWorkers().stream().map(WorkerEndpoint::new).toList();
-        List<WorkerEndpoint> decode = props.decodeWorkers().stream().map(WorkerEndpoint::new).toList();
+    private static LiveScheduler liveScheduler(ConductorProperties props, List<WorkerEndpoint> prefill, List<WorkerEndpoint> decode) {
         if (prefill.isEmpty() || decode.isEmpty()) return new LiveScheduler(null, prefill, decode, () -> System.nanoTime() / 1e9);
         CostProfile guess = new CostProfile("live-initial", 0.01, 1e-4, 0, 0.005, 0.001, 1e-7, 1);
         SchedulerConfig cfg = new SchedulerConfig(PrefillPolicy.parse(props.policy()), AdmissionMode.parse(props.admission()), props.ttftSloSeconds(),
                 props.tbtSloSeconds(), 1.5, props.blockTokens(), guess, 1e12, props.decodeKvTokens(), 10, 1);
         ClusterScheduler core = new ClusterScheduler(cfg, prefill.size(), decode.size(), 0);
         return new LiveScheduler(core, prefill, decode, () -> System.nanoTime() / 1e9);
+    }
+
+    /** The same endpoint object per URL across membership changes (its in-flight count carries over). */
+    private List<WorkerEndpoint> endpoints(List<String> urls) {
+        return urls.stream().map(u -> endpoints.computeIfAbsent(u, WorkerEndpoint::new)).toList();
+    }
+
+    /**
+     * New membership (from etcd): a fresh scheduler over these workers, its global prefix index seeded
+     * from what every prefill worker reports holding. Requests already running finish on the scheduler
+     * that placed them. Returns the seconds the rebuild took.
+     */
+    public synchronized double updateWorkers(List<String> prefillUrls, List<String> decodeUrls) {
+        long t0 = System.nanoTime();
+        LiveScheduler next = liveScheduler(props, endpoints(prefillUrls), endpoints(decodeUrls));
+        int seeded = 0;
+        if (next.core() != null) {
+            for (int i = 0; i < next.prefillWorkers().size(); i++) {
+                String url = next.prefillWorkers().get(i).url();
+                try {
+                    long[] keys = workers.kvIndex(url).block(Duration.ofSeconds(5));
+                    if (keys != null) {
+                        next.core().prefill(i).cache(keys);
+                        seeded += keys.length;
+                    }
+                } catch (RuntimeException e) {
+                    LOG.warn("could not read the prefix index of {} ({}); it fills again as requests run", url, e.getMessage());
+                }
+            }
+        }
+        scheduler = next;
+        double s = (System.nanoTime() - t0) / 1e9;
+        LOG.info("workers now: prefill {}, decode {}; prefix index seeded with {} blocks in {} ms", prefillUrls, decodeUrls, seeded, Math.round(s * 1000));
+        return s;
+    }
+
+    /** Leadership (HA): a standby answers 503 naming the reason (and the leader) until it is elected. */
+    public void setLeader(boolean leader, String standbyReason) {
+        this.standbyReason = standbyReason;
+        this.leader = leader;
+    }
+
+    public boolean leader() { return leader; }
+
+    /** The URLs of the workers the scheduler uses now. */
+    public List<String> workerUrls(boolean prefill) {
+        LiveScheduler s = scheduler;
+        return (prefill ? s.prefillWorkers() : s.decodeWorkers()).stream().map(WorkerEndpoint::url).toList();
+    }
+
+    /** A prefill worker's pushed cache changes, applied to the scheduler's view of that worker. */
+    public void applyKvEvents(String workerUrl, long[] stored, long[] evicted) {
+        LiveScheduler s = scheduler;
+        if (s.core() == null) return;
+        s.applyKvEvents(workerUrl, stored == null ? new long[0] : stored, evicted == null ? new long[0] : evicted);
     }
 
     public void countOutcome(String outcome) {
@@ -98,6 +154,11 @@ public class CompletionService {
      * worker answer) fail the Mono, so the HTTP status can still say so.
      */
     public Mono<Flux<GenerationEvent>> generate(GenerationRequest g) {
+        if (!leader) {
+            return Mono.error(new ApiException(503, "service_unavailable", null, "standby",
+                    "this conductor is a standby (" + standbyReason + "); send requests to the leader", props.retryAfterSeconds()));
+        }
+        LiveScheduler scheduler = this.scheduler; // the scheduler that places this request also hears how it ends
         if (scheduler.core() == null) {
             return Mono.error(new ApiException(503, "service_unavailable", null, "no_workers",
                     "no prefill or decode worker is configured; start some (./mooncakej up) and retry", props.retryAfterSeconds()));

@@ -81,4 +81,15 @@ public final class LiveScheduler {
     }
 
     public double now() { return clock.getAsDouble(); }
+
+    /** Cache changes a prefill worker reported: stored blocks join its view and the global index, evicted ones leave. */
+    public synchronized void applyKvEvents(String workerUrl, long[] stored, long[] evicted) {
+        for (int i = 0; i < prefill.size(); i++) {
+            if (prefill.get(i).url().equals(workerUrl)) {
+                scheduler.prefill(i).cache(stored);
+                scheduler.prefill(i).uncache(evicted);
+                return;
+            }
+        }
+    }
 }

@@ -45,6 +45,13 @@ public final class PrefillInstance {
         }
     }
 
+    /** Blocks the worker evicted leave this cache and the global index. */
+    public void uncache(long[] blocks) {
+        for (long b : blocks) {
+            if (lru.remove(b) != null) index.remove(b, id);
+        }
+    }
+
     /** Marks the first {@code n} blocks as just used (a cache hit keeps them warm). */
     public void touch(long[] blocks, int n) {
         for (int i = 0; i < n; i++) lru.get(blocks[i]);

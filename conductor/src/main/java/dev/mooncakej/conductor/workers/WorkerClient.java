@@ -51,6 +51,12 @@ public class WorkerClient {
                 .timeout(timeout);
     }
 
+    /** The block keys a prefill worker holds in its prefix cache (to rebuild the global index after a failover). */
+    public Mono<long[]> kvIndex(String prefillUrl) {
+        return web.get().uri(prefillUrl + "/internal/kv-index").retrieve().bodyToMono(dev.mooncakej.kvcache.wire.WorkerMessages.KvIndex.class)
+                .map(dev.mooncakej.kvcache.wire.WorkerMessages.KvIndex::blockKeys).timeout(Duration.ofSeconds(5));
+    }
+
     /** Best effort: free a reservation that will not be used. */
     public Mono<Void> cancel(String decodeUrl, long id) {
         return web.delete().uri(decodeUrl + "/internal/requests/" + id).retrieve().toBodilessEntity()

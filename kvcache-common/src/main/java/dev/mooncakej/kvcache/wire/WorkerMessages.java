@@ -40,6 +40,12 @@ public final class WorkerMessages {
         public static TokenEvent end(String reason) { return new TokenEvent(-1, 0f, reason); }
     }
 
+    /** Prefill worker -> conductor: every block key in its prefix cache (pulled by a new leader). */
+    public record KvIndex(String worker, long[] blockKeys) {}
+
+    /** Prefill worker -> leader conductor, pushed as they happen: blocks that entered and left its prefix cache. */
+    public record KvEvents(String worker, long[] stored, long[] evicted) {}
+
     /** A worker's load and pool, for scheduling and dashboards. */
     public record WorkerStatus(String role, String model, int blockTokens, int freeBlocks, int usedBlocks,
                                int capacityBlocks, int active, int queued, int cachedBlocks) {}

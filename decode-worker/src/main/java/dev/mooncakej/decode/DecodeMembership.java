@@ -1,0 +1,58 @@
+package dev.mooncakej.decode;
+
+import dev.mooncakej.cluster.ClusterSettings;
+import dev.mooncakej.cluster.Member;
+import dev.mooncakej.cluster.WorkerPresence;
+import java.time.Duration;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+import org.springframework.boot.context.properties.bind.Binder;
+import org.springframework.context.SmartLifecycle;
+import org.springframework.core.env.Environment;
+import org.springframework.stereotype.Component;
+
+/**
+ * In a cluster ({@code mooncakej.cluster.etcd-endpoints} set): registers this decode worker in etcd
+ * once it serves; on stop it deregisters, refuses new reservations and lets every running request
+ * finish (up to 30 s) before the web server goes down. Without etcd it does nothing.
+ */
+@Component
+public class DecodeMembership implements SmartLifecycle {
+    private static final Logger LOG = LoggerFactory.getLogger(DecodeMembership.class);
+
+    private final ClusterSettings settings;
+    private final DecodeService service;
+    private final Environment env;
+    private volatile WorkerPresence presence;
+    private volatile boolean running;
+
+    public DecodeMembership(Environment env, DecodeService service) {
+        this.env = env;
+        this.service = service;
+        this.settings = Binder.get(env).bind("mooncakej.cluster", ClusterSettings.class).orElseGet(ClusterSettings::embedded);
+    }
+
+    @Override
+    public void start() {
+        running = true;
+        if (!settings.enabled()) return;
+        int port = env.getProperty("local.server.port", Integer.class, 8200);
+        var status = service.status();
+        presence = WorkerPresence.start(settings, new Member("decode", service.name(), settings.advertiseUrl(port), status.model(), status.capacityBlocks()));
+    }
+
+    @Override
+    public void stop() {
+        running = false;
+        if (presence != null) presence.deregister();
+        try {
+            if (!service.drain(Duration.ofSeconds(30))) LOG.warn("stopping with requests still decoding after 30 s");
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+        if (presence != null) presence.close();
+    }
+
+    @Override
+    public boolean isRunning() { return running; }
+}

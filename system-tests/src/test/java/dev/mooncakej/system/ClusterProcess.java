@@ -1,0 +1,65 @@
+package dev.mooncakej.system;
+
+import java.io.IOException;
+import java.net.ServerSocket;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * One service of a multi-process cluster, started from its built jar with the project's JVM flags
+ * (what {@code ./mooncakej up} runs), its output in a log file the test can read.
+ */
+final class ClusterProcess implements AutoCloseable {
+    final String name;
+    final int port;
+    final Path log;
+    private final Process process;
+
+    private ClusterProcess(String name, int port, Path log, Process process) {
+        this.name = name;
+        this.port = port;
+        this.log = log;
+        this.process = process;
+    }
+
+    static ClusterProcess start(String name, String jar, Path logDir, String... args) throws IOException {
+        int port = freePort();
+        Path root = LocalCluster.projectRoot();
+        List<String> cmd = new ArrayList<>(List.of(ProcessHandle.current().info().command().orElse("java"),
+                "--add-modules", "jdk.incubator.vector", "--enable-native-access=ALL-UNNAMED", "--sun-misc-unsafe-memory-access=allow",
+                "-Xms64m", "-Xmx384m", "-XX:+UseSerialGC", "-jar", root.resolve(jar).toString(), "--server.port=" + port));
+        cmd.addAll(List.of(args));
+        Path log = logDir.resolve(name + ".log");
+        Process p = new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(log.toFile()).start();
+        return new ClusterProcess(name, port, log, p);
+    }
+
+    String url() { return "http://127.0.0.1:" + port; }
+    String logText() {
+        try {
+            return Files.exists(log) ? Files.readString(log) : "";
+        } catch (IOException e) {
+            return "";
+        }
+    }
+    boolean alive() { return process.isAlive(); }
+
+    /** kill -9: no shutdown hooks, no deregistration (its lease has to run out). */
+    void kill() throws InterruptedException {
+        process.destroyForcibly().waitFor();
+    }
+
+    static int freePort() throws IOException {
+        try (ServerSocket s = new ServerSocket(0)) {
+            return s.getLocalPort();
+        }
+    }
+
+    @Override
+    public void close() throws InterruptedException {
+        process.destroy();
+        if (!process.waitFor(20, java.util.concurrent.TimeUnit.SECONDS)) process.destroyForcibly().waitFor();
+    }
+}
