@@ -28,6 +28,9 @@ public record ConductorProperties(String model, String modelName, List<String> p
         retryAfterSeconds = retryAfterSeconds == null ? 1 : retryAfterSeconds;
         if (blockTokens < 1 || blockTokens > 4096) throw new IllegalArgumentException("mooncakej.conductor.block-tokens=" + blockTokens + ": expected 1..4096 (the workers' KV block size)");
         if (defaultMaxTokens < 1) throw new IllegalArgumentException("mooncakej.conductor.default-max-tokens=" + defaultMaxTokens + ": expected a positive number");
+        if (workerTimeoutMillis < 1) throw new IllegalArgumentException("mooncakej.conductor.worker-timeout-millis=" + workerTimeoutMillis + ": expected a positive number of milliseconds");
+        if (retryAfterSeconds < 0 || retryAfterSeconds > 3600) throw new IllegalArgumentException("mooncakej.conductor.retry-after-seconds=" + retryAfterSeconds + ": expected 0..3600");
+        if (modelName != null && modelName.isBlank()) throw new IllegalArgumentException("mooncakej.conductor.model-name is blank: expected the model id clients send (or leave it unset for the GGUF file's name)");
         policy = policy == null ? "cache-aware" : policy;
         admission = admission == null ? "none" : admission;
         try {

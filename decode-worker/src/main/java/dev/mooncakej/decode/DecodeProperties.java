@@ -32,6 +32,11 @@ public record DecodeProperties(String model, Integer blockTokens, Integer kvBloc
         kvShmDir = kvShmDir == null ? "/dev/shm" : kvShmDir;
         kvTimeoutMillis = kvTimeoutMillis == null ? 30_000L : kvTimeoutMillis;
         if (maxBatch < 1 || maxBatch > 1024) throw new IllegalArgumentException("mooncakej.decode.max-batch=" + maxBatch + ": expected 1..1024");
+        if (blockTokens < 1 || blockTokens > 4096) throw new IllegalArgumentException("mooncakej.decode.block-tokens=" + blockTokens + ": expected 1..4096 (the same on every worker and the conductor)");
+        if (kvBlocks < 0) throw new IllegalArgumentException("mooncakej.decode.kv-blocks=" + kvBlocks + ": expected 0 (4 x context) or a positive block count");
+        if (threads < 1 || threads > 1024) throw new IllegalArgumentException("mooncakej.decode.threads=" + threads + ": expected 1..1024");
+        if (kvWaitMillis < 1) throw new IllegalArgumentException("mooncakej.decode.kv-wait-millis=" + kvWaitMillis + ": expected a positive number of milliseconds");
+        if (!kvHost.matches("[A-Za-z0-9.:_-]+")) throw new IllegalArgumentException("mooncakej.decode.kv-host=" + kvHost + ": expected a host name or address");
         if (kvPort < 0 || kvPort > 65535) throw new IllegalArgumentException("mooncakej.decode.kv-port=" + kvPort + ": expected 0..65535");
         // validates the kv-* keys now, naming the bad one (fields are not assigned yet in a compact constructor)
         dev.mooncakej.kvtransfer.engine.WorkerSegment.config("mooncakej.decode.kv-", kvTransports, kvShmDir, kvHost, kvPort, kvSecret, kvTimeoutMillis);

@@ -27,6 +27,10 @@ public record PrefillProperties(String model, Integer blockTokens, Integer kvBlo
         kvTransports = kvTransports == null ? "rdma,shm,tcp" : kvTransports;
         kvShmDir = kvShmDir == null ? "/dev/shm" : kvShmDir;
         if (chunkTokens < 1 || chunkTokens > 8192) throw new IllegalArgumentException("mooncakej.prefill.chunk-tokens=" + chunkTokens + ": expected 1..8192");
+        if (blockTokens < 1 || blockTokens > 4096) throw new IllegalArgumentException("mooncakej.prefill.block-tokens=" + blockTokens + ": expected 1..4096 (the same on every worker and the conductor)");
+        if (kvBlocks < 0) throw new IllegalArgumentException("mooncakej.prefill.kv-blocks=" + kvBlocks + ": expected 0 (4 x context) or a positive block count");
+        if (threads < 1 || threads > 1024) throw new IllegalArgumentException("mooncakej.prefill.threads=" + threads + ": expected 1..1024");
+        if (!kvHost.matches("[A-Za-z0-9.:_-]+")) throw new IllegalArgumentException("mooncakej.prefill.kv-host=" + kvHost + ": expected a host name or address");
         // validates the kv-* keys now, naming the bad one (fields are not assigned yet in a compact constructor)
         dev.mooncakej.kvtransfer.engine.WorkerSegment.config("mooncakej.prefill.kv-", kvTransports, kvShmDir, kvHost, kvPort, kvSecret, kvTimeoutMillis);
     }
