@@ -263,4 +263,27 @@ class ServingSystemTest {
     private static String abbreviate(String s) {
         return s.length() > 80 ? s.substring(0, 80) + "..." : s;
     }
+
+    @Test
+    @Order(20)
+    void everyMetricTheGrafanaDashboardQueriesIsExported() throws Exception {
+        String dashboard = Files.readString(LocalCluster.projectRoot().resolve("docker/grafana/dashboards/mooncakej.json"));
+        JSON.readTree(dashboard); // valid JSON
+        StringBuilder scraped = new StringBuilder();
+        for (String url : List.of(cluster.url(), cluster.prefillUrl(0), cluster.decodeUrl(0))) {
+            scraped.append(HTTP.send(HttpRequest.newBuilder(URI.create(url + "/actuator/prometheus")).build(), HttpResponse.BodyHandlers.ofString()).body());
+        }
+        java.util.Set<String> exported = new java.util.HashSet<>();
+        for (String line : scraped.toString().split("\n")) {
+            if (line.startsWith("#") || line.isBlank()) continue;
+            int end = 0;
+            while (end < line.length() && (Character.isLetterOrDigit(line.charAt(end)) || line.charAt(end) == '_')) end++;
+            exported.add(line.substring(0, end));
+        }
+        java.util.regex.Matcher m = java.util.regex.Pattern.compile("mooncakej_[a-z0-9_]+").matcher(dashboard);
+        java.util.Set<String> queried = new java.util.TreeSet<>();
+        while (m.find()) queried.add(m.group());
+        assertThat(queried).as("metrics the dashboard queries").hasSizeGreaterThan(10);
+        assertThat(exported).as("metrics the running services export").containsAll(queried);
+    }
 }

@@ -17,6 +17,7 @@ import dev.mooncakej.kvcache.wire.WorkerMessages.ReserveRequest;
 import dev.mooncakej.kvcache.wire.WorkerMessages.ReserveResponse;
 import dev.mooncakej.kvcache.wire.WorkerMessages.TokenEvent;
 import io.micrometer.core.instrument.Counter;
+import io.micrometer.core.instrument.Gauge;
 import io.micrometer.core.instrument.DistributionSummary;
 import io.micrometer.core.instrument.MeterRegistry;
 import io.micrometer.core.instrument.Timer;
@@ -70,6 +71,9 @@ public class CompletionService {
         this.promptTokens = DistributionSummary.builder("mooncakej.prompt.tokens").register(meters);
         this.cachedTokens = DistributionSummary.builder("mooncakej.prompt.cached.tokens").register(meters);
         this.kvBytes = Counter.builder("mooncakej.kv.transferred.bytes").description("KV bytes moved from prefill to decode workers").register(meters);
+        for (String reason : REJECT_REASONS) rejected(reason); // registered up front, so dashboards see zeros
+        Gauge.builder("mooncakej.slo.ttft.seconds", props, ConductorProperties::ttftSloSeconds).description("TTFT SLO the scheduler admits against").register(meters);
+        Gauge.builder("mooncakej.slo.tbt.seconds", props, ConductorProperties::tbtSloSeconds).description("TBT SLO the scheduler admits against").register(meters);
         this.kvTime = Timer.builder("mooncakej.kv.transferred.time").description("KV transfer time per request (prefill worker to decode worker)").register(meters);
     }
 
@@ -144,6 +148,13 @@ public class CompletionService {
         s.applyKvEvents(workerUrl, stored == null ? new long[0] : stored, evicted == null ? new long[0] : evicted);
     }
 
+    /** Why requests are turned away: the scheduler's two reasons, every decode worker full, no worker, a standby conductor. */
+    static final List<String> REJECT_REASONS = List.of("ttft_slo", "decode_load", "kv_full", "no_workers", "standby");
+
+    private Counter rejected(String reason) {
+        return Counter.builder("mooncakej.rejections").description("requests turned away, by reason").tag("reason", reason).register(meters);
+    }
+
     public void countOutcome(String outcome) {
         Counter.builder("mooncakej.requests").tag("outcome", outcome).register(meters).increment();
     }
@@ -155,11 +166,13 @@ public class CompletionService {
      */
     public Mono<Flux<GenerationEvent>> generate(GenerationRequest g) {
         if (!leader) {
+            rejected("standby").increment();
             return Mono.error(new ApiException(503, "service_unavailable", null, "standby",
                     "this conductor is a standby (" + standbyReason + "); send requests to the leader", props.retryAfterSeconds()));
         }
         LiveScheduler scheduler = this.scheduler; // the scheduler that places this request also hears how it ends
         if (scheduler.core() == null) {
+            rejected("no_workers").increment();
             return Mono.error(new ApiException(503, "service_unavailable", null, "no_workers",
                     "no prefill or decode worker is configured; start some (./mooncakej up) and retry", props.retryAfterSeconds()));
         }
@@ -170,6 +183,7 @@ public class CompletionService {
         promptTokens.record(tokens.length);
         LiveScheduler.Choice choice = scheduler.choose(keys, tokens.length);
         if (!choice.decision().accepted()) {
+            rejected(dev.mooncakej.conductor.scheduling.Decision.TTFT_SLO.equals(choice.decision().rejectReason()) ? "ttft_slo" : "decode_load").increment();
             return Mono.error(new ApiException(429, "rate_limit_exceeded", null, "overloaded",
                     "the cluster is overloaded (" + choice.decision().rejectReason() + "); retry after " + props.retryAfterSeconds() + " s", props.retryAfterSeconds()));
         }
@@ -280,6 +294,7 @@ public class CompletionService {
     /** Tries decode workers in order until one has room; 429 when none has. */
     private Mono<Reserved> reserve(long id, GenerationRequest g, List<WorkerEndpoint> candidates, int i) {
         if (i >= candidates.size()) {
+            rejected("kv_full").increment();
             return Mono.error(new ApiException(429, "rate_limit_exceeded", null, "overloaded",
                     "every decode worker's KV cache is full; retry after " + props.retryAfterSeconds() + " s", props.retryAfterSeconds()));
         }
