@@ -49,6 +49,9 @@ public class CompletionService {
     private volatile boolean leader = true;
     private volatile String standbyReason = null;
     private final java.util.Map<String, WorkerEndpoint> endpoints = new java.util.concurrent.ConcurrentHashMap<>();
+    private volatile List<String> memberPrefill;
+    private volatile List<String> memberDecode;
+    private final java.util.Set<String> openBreakers = java.util.concurrent.ConcurrentHashMap.newKeySet();
     private final WorkerClient workers;
     private final MeterRegistry meters;
     private final Timer ttft;
@@ -59,12 +62,16 @@ public class CompletionService {
     private final Counter kvBytes;
     private final Timer kvTime;
 
-    public CompletionService(ServedModel model, ConductorProperties props, WorkerClient workers, MeterRegistry meters) {
+    public CompletionService(ServedModel model, ConductorProperties props, WorkerClient workers, MeterRegistry meters,
+                             dev.mooncakej.conductor.workers.WorkerGuard guard) {
         this.model = model;
         this.props = props;
         this.workers = workers;
         this.meters = meters;
         this.scheduler = liveScheduler(props, endpoints(props.prefillWorkers()), endpoints(props.decodeWorkers()));
+        this.memberPrefill = props.prefillWorkers();
+        this.memberDecode = props.decodeWorkers();
+        guard.onTransition(this::breakerChanged);
         this.ttft = Timer.builder("mooncakej.ttft").description("time to first token, as the client sees it").publishPercentileHistogram().register(meters);
         this.tbt = Timer.builder("mooncakej.tbt").description("time between tokens, as the client sees it").publishPercentileHistogram().register(meters);
         this.e2e = Timer.builder("mooncakej.e2e").description("end-to-end request latency").publishPercentileHistogram().register(meters);
@@ -125,6 +132,26 @@ public class CompletionService {
         double s = (System.nanoTime() - t0) / 1e9;
         LOG.info("workers now: prefill {}, decode {}; prefix index seeded with {} blocks in {} ms", prefillUrls, decodeUrls, seeded, Math.round(s * 1000));
         return s;
+    }
+
+    /** The cluster's workers (static list or etcd membership); those with an open circuit breaker are left out of scheduling. */
+    public double setMembers(List<String> prefillUrls, List<String> decodeUrls) {
+        memberPrefill = List.copyOf(prefillUrls);
+        memberDecode = List.copyOf(decodeUrls);
+        return refreshMembers();
+    }
+
+    private synchronized double refreshMembers() {
+        return updateWorkers(memberPrefill.stream().filter(u -> !openBreakers.contains(u)).toList(),
+                memberDecode.stream().filter(u -> !openBreakers.contains(u)).toList());
+    }
+
+    /** An open breaker takes its worker out of scheduling; half-open (trial calls) or closed brings it back. */
+    private void breakerChanged(String url, io.github.resilience4j.circuitbreaker.CircuitBreaker.State state) {
+        boolean out = state == io.github.resilience4j.circuitbreaker.CircuitBreaker.State.OPEN
+                || state == io.github.resilience4j.circuitbreaker.CircuitBreaker.State.FORCED_OPEN;
+        boolean changed = out ? openBreakers.add(url) : openBreakers.remove(url);
+        if (changed) Thread.ofVirtual().start(this::refreshMembers);
     }
 
     /** Leadership (HA): a standby answers 503 naming the reason (and the leader) until it is elected. */

@@ -78,7 +78,7 @@ public class ConductorCluster implements SmartLifecycle {
         Map<String, Member> m = members.get();
         List<String> prefill = m.values().stream().filter(x -> x.role().equals("prefill")).map(Member::url).sorted().toList();
         List<String> decode = m.values().stream().filter(x -> x.role().equals("decode")).map(Member::url).sorted().toList();
-        lastRebuildSeconds = service.updateWorkers(prefill, decode);
+        lastRebuildSeconds = service.setMembers(prefill, decode);
     }
 
     /** The current leader's URL (this one or another), if known. */

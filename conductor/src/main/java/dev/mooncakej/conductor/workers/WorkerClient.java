@@ -22,45 +22,48 @@ public class WorkerClient {
     private final WebClient web;
     private final Duration timeout;
 
-    public WorkerClient(ConductorProperties props) {
+    private final WorkerGuard guard;
+
+    public WorkerClient(ConductorProperties props, WorkerGuard guard) {
+        this.guard = guard;
         this.web = WebClient.builder().codecs(c -> c.defaultCodecs().maxInMemorySize(16 << 20)).build();
         this.timeout = Duration.ofMillis(props.workerTimeoutMillis());
     }
 
     /** Reserve KV on a decode worker; empty when it has no room. */
     public Mono<ReserveResponse> reserve(String decodeUrl, ReserveRequest req, String requestId) {
-        return web.post().uri(decodeUrl + "/internal/reserve").header("X-Request-Id", requestId).bodyValue(req)
+        return guard.once(decodeUrl, web.post().uri(decodeUrl + "/internal/reserve").header("X-Request-Id", requestId).bodyValue(req)
                 .exchangeToMono(r -> {
                     if (r.statusCode().value() == HttpStatus.TOO_MANY_REQUESTS.value()) return r.releaseBody().then(Mono.empty());
                     if (r.statusCode().isError()) return error(r, decodeUrl);
                     return r.bodyToMono(ReserveResponse.class);
                 })
-                .timeout(timeout);
+                .timeout(timeout));
     }
 
     public Mono<PrefillResult> prefill(String prefillUrl, PrefillTask task, String requestId) {
-        return web.post().uri(prefillUrl + "/internal/prefill").header("X-Request-Id", requestId).bodyValue(task)
+        return guard.once(prefillUrl, web.post().uri(prefillUrl + "/internal/prefill").header("X-Request-Id", requestId).bodyValue(task)
                 .exchangeToMono(r -> r.statusCode().isError() ? error(r, prefillUrl) : r.bodyToMono(PrefillResult.class))
-                .timeout(timeout);
+                .timeout(timeout));
     }
 
     public Flux<TokenEvent> decode(String decodeUrl, DecodeTask task, String requestId) {
-        return web.post().uri(decodeUrl + "/internal/decode").header("X-Request-Id", requestId)
+        return guard.stream(decodeUrl, web.post().uri(decodeUrl + "/internal/decode").header("X-Request-Id", requestId)
                 .accept(MediaType.APPLICATION_NDJSON).bodyValue(task)
                 .exchangeToFlux(r -> r.statusCode().isError() ? error(r, decodeUrl).flux().cast(TokenEvent.class) : r.bodyToFlux(TokenEvent.class))
-                .timeout(timeout);
+                .timeout(timeout));
     }
 
     /** The block keys a prefill worker holds in its prefix cache (to rebuild the global index after a failover). */
     public Mono<long[]> kvIndex(String prefillUrl) {
-        return web.get().uri(prefillUrl + "/internal/kv-index").retrieve().bodyToMono(dev.mooncakej.kvcache.wire.WorkerMessages.KvIndex.class)
-                .map(dev.mooncakej.kvcache.wire.WorkerMessages.KvIndex::blockKeys).timeout(Duration.ofSeconds(5));
+        return guard.idempotent(prefillUrl, web.get().uri(prefillUrl + "/internal/kv-index").retrieve().bodyToMono(dev.mooncakej.kvcache.wire.WorkerMessages.KvIndex.class)
+                .map(dev.mooncakej.kvcache.wire.WorkerMessages.KvIndex::blockKeys).timeout(Duration.ofSeconds(5)));
     }
 
     /** Best effort: free a reservation that will not be used. */
     public Mono<Void> cancel(String decodeUrl, long id) {
-        return web.delete().uri(decodeUrl + "/internal/requests/" + id).retrieve().toBodilessEntity()
-                .timeout(Duration.ofSeconds(5)).onErrorResume(e -> Mono.empty()).then();
+        return guard.idempotent(decodeUrl, web.delete().uri(decodeUrl + "/internal/requests/" + id).retrieve().toBodilessEntity()
+                .timeout(Duration.ofSeconds(5))).onErrorResume(e -> Mono.empty()).then();
     }
 
     private static <T> Mono<T> error(org.springframework.web.reactive.function.client.ClientResponse r, String url) {
