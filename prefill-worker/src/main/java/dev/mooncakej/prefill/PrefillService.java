@@ -61,9 +61,11 @@ public class PrefillService {
     private final Counter kvBytes;
     private final DistributionSummary cachedTokens;
 
-    public PrefillService(PrefillProperties props, MeterRegistry meters) {
+    public PrefillService(PrefillProperties props, MeterRegistry meters, org.springframework.core.env.Environment env) {
         this.props = props;
-        this.peers = new SegmentMetadata.Embedded();
+        var cluster = org.springframework.boot.context.properties.bind.Binder.get(env).bind("mooncakej.cluster", dev.mooncakej.cluster.ClusterSettings.class)
+                .orElseGet(dev.mooncakej.cluster.ClusterSettings::embedded);
+        this.peers = WorkerSegment.metadata(cluster.etcdEndpoints(), cluster.prefix(), cluster.leaseTtlSeconds());
         this.segment = new WorkerSegment("prefill", props.transferConfig(), peers);
         this.engine = new LlamaEngine(props.engineConfig(), segment.kvMemory());
         this.cache = engine.kvCache();
@@ -156,6 +158,10 @@ public class PrefillService {
     /** Knows the decode worker's segment from the descriptor in the task (no metadata store on one host). */
     private void openPeer(KvTarget kv) {
         SegmentDescriptor known = peers.lookup(kv.segment()).orElse(null);
+        if (!(peers instanceof SegmentMetadata.Embedded)) { // in a cluster, segments are in etcd, published by their owners
+            if (known == null) throw new IllegalStateException("segment '" + kv.segment() + "' is not published in etcd (yet)");
+            return;
+        }
         if (known == null || kv.descriptor() != null && !DescriptorJson.write(known).equals(kv.descriptor())) {
             if (kv.descriptor() == null) throw new IllegalArgumentException("segment '" + kv.segment() + "' is unknown and the task carries no descriptor");
             SegmentDescriptor d = DescriptorJson.read(kv.descriptor(), "the prefill task's kv.descriptor");

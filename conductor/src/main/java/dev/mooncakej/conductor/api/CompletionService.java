@@ -97,6 +97,7 @@ public class CompletionService {
         SchedulerConfig cfg = new SchedulerConfig(PrefillPolicy.parse(props.policy()), AdmissionMode.parse(props.admission()), props.ttftSloSeconds(),
                 props.tbtSloSeconds(), 1.5, props.blockTokens(), guess, 1e12, props.decodeKvTokens(), 10, 1);
         ClusterScheduler core = new ClusterScheduler(cfg, prefill.size(), decode.size(), 0);
+        core.spreadDecodeTies(true);
         return new LiveScheduler(core, prefill, decode, () -> System.nanoTime() / 1e9);
     }
 

@@ -9,6 +9,8 @@ import java.util.SplittableRandom;
  * queues and caches, decode batches and KV) that callers update through the {@code on*} methods.
  */
 public final class ClusterScheduler {
+    private int decodeTurn;
+    private boolean spreadDecodeTies;
     private final SchedulerConfig cfg;
     private final PrefillInstance[] prefill;
     private final DecodeInstance[] decode;
@@ -48,6 +50,13 @@ public final class ClusterScheduler {
 
     /** Replaces the prefill-time regression (the live conductor refits it from the workers' reports). */
     public void setPrefillModel(PrefillTimeModel m) { this.prefillModel = m; }
+
+    /**
+     * Live conductors: decode instances of equal load (idle ones, or requests scheduled before any
+     * of them started decoding) are taken in turn, fewer incoming first, instead of always the first.
+     * The simulator keeps the first (its documented results were made so).
+     */
+    public void spreadDecodeTies(boolean on) { this.spreadDecodeTies = on; }
 
     /** Seconds to move {@code blocks} blocks of KV between instances. */
     public double transferSeconds(long blocks) {
@@ -113,11 +122,13 @@ public final class ClusterScheduler {
 
         int d = -1;
         double tbt = Double.POSITIVE_INFINITY, best = Double.POSITIVE_INFINITY;
-        for (int i = 0; i < decode.length; i++) { // the instance whose load stays lowest with this request
+        int start = spreadDecodeTies ? decodeTurn++ % decode.length : 0;
+        for (int k = 0; k < decode.length; k++) { // the instance whose load stays lowest with this request
+            int i = (start + k) % decode.length; // equal loads (idle instances) go round in turn
             DecodeInstance di = decode[i];
             double t = profile.decodeStepSeconds(di.running + 1, di.contextTokens + inputTokens);
             double load = Math.max(t / cfg.tbtSlo(), (double) (di.kvTokens + inputTokens) / di.kvCapacityTokens);
-            if (load < best) { best = load; tbt = t; d = i; }
+            if (load < best || spreadDecodeTies && load == best && di.incoming() < decode[d].incoming()) { best = load; tbt = t; d = i; }
         }
         double prefillLoad = ttft / cfg.ttftSlo();
         double decodeLoad = switch (cfg.admission()) {

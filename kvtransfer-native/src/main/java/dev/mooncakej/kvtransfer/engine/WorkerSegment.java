@@ -55,6 +55,12 @@ public final class WorkerSegment implements AutoCloseable {
         }
     }
 
+    /** Where a worker publishes its segment: etcd in a cluster (under its own lease), else in-process. */
+    public static SegmentMetadata metadata(List<String> etcdEndpoints, String prefix, long leaseTtlSeconds) {
+        return etcdEndpoints.isEmpty() ? new SegmentMetadata.Embedded()
+                : new EtcdSegmentMetadata(etcdEndpoints, prefix, leaseTtlSeconds, Duration.ofSeconds(5));
+    }
+
     public String name() { return name; }
 
     /** What the inference engine calls for its KV slab: creates the transfer engine and registers the slab. */
@@ -80,5 +86,6 @@ public final class WorkerSegment implements AutoCloseable {
     @Override
     public void close() {
         if (engine != null) engine.close();
+        metadata.close();
     }
 }
