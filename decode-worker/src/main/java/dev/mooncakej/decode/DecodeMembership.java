@@ -13,7 +13,8 @@ import org.springframework.stereotype.Component;
 
 /**
  * In a cluster ({@code mooncakej.cluster.etcd-endpoints} set): registers this decode worker in etcd
- * once it serves; on stop it deregisters, refuses new reservations and lets every running request
+ * once it serves and pushes its load (running requests, KV held) to the leader conductor every second,
+ * so a newly elected leader counts what its predecessor placed; on stop it deregisters, refuses new reservations and lets every running request
  * finish (up to 30 s) before the web server goes down. Without etcd it does nothing.
  */
 @Component
@@ -39,11 +40,29 @@ public class DecodeMembership implements SmartLifecycle {
         int port = env.getProperty("local.server.port", Integer.class, 8200);
         var status = service.status();
         presence = WorkerPresence.start(settings, new Member("decode", service.name(), settings.advertiseUrl(port), status.model(), status.capacityBlocks()));
+        String self = presence.self().url();
+        pusher = Thread.ofPlatform().daemon().name("load-push").start(() -> {
+            while (running) {
+                try {
+                    Thread.sleep(1000);
+                    var st = service.status();
+                    presence.postToLeader("/internal/load", "{\"worker\":\"" + self + "\",\"running\":" + st.active() + ",\"kvTokens\":"
+                            + (long) st.usedBlocks() * st.blockTokens() + "}");
+                } catch (InterruptedException e) {
+                    return;
+                } catch (RuntimeException e) {
+                    LOG.debug("load report failed: {}", e.getMessage());
+                }
+            }
+        });
     }
+
+    private volatile Thread pusher;
 
     @Override
     public void stop() {
         running = false;
+        if (pusher != null) pusher.interrupt();
         if (presence != null) presence.deregister();
         try {
             if (!service.drain(Duration.ofSeconds(30))) LOG.warn("stopping with requests still decoding after 30 s");

@@ -169,6 +169,12 @@ public class CompletionService {
         return (prefill ? s.prefillWorkers() : s.decodeWorkers()).stream().map(WorkerEndpoint::url).toList();
     }
 
+    /** A decode worker's pushed load, applied to the scheduler's view of that worker. */
+    public void applyDecodeLoad(String workerUrl, int running, long kvTokens) {
+        LiveScheduler s = scheduler;
+        if (s.core() != null) s.applyDecodeLoad(workerUrl, running, kvTokens);
+    }
+
     /** A prefill worker's pushed cache changes, applied to the scheduler's view of that worker. */
     public void applyKvEvents(String workerUrl, long[] stored, long[] evicted) {
         LiveScheduler s = scheduler;
@@ -201,8 +207,9 @@ public class CompletionService {
         LiveScheduler scheduler = this.scheduler; // the scheduler that places this request also hears how it ends
         if (scheduler.core() == null) {
             rejected("no_workers").increment();
-            return Mono.error(new ApiException(503, "service_unavailable", null, "no_workers",
-                    "no prefill or decode worker is configured; start some (./mooncakej up) and retry", props.retryAfterSeconds()));
+            String why = openBreakers.isEmpty() ? "no prefill or decode worker is configured or registered; start some (./mooncakej up) and retry"
+                    : "no prefill or decode worker is available: " + openBreakers + " failed repeatedly and are out of scheduling until their circuit breakers let trial calls through; retry";
+            return Mono.error(new ApiException(503, "service_unavailable", null, "no_workers", why, props.retryAfterSeconds()));
         }
         long id = ThreadLocalRandom.current().nextLong() & Long.MAX_VALUE;
         long start = System.nanoTime();

@@ -30,6 +30,18 @@ public class ClusterController {
         return ResponseEntity.noContent().build();
     }
 
+    /** A decode worker's load report (pushed every second in a cluster); 409 on a standby. */
+    @PostMapping("/internal/load")
+    public ResponseEntity<Void> load(@RequestBody LoadReport report) {
+        if (report == null || report.worker() == null) return ResponseEntity.badRequest().build();
+        if (!service.leader()) return ResponseEntity.status(409).build();
+        service.applyDecodeLoad(report.worker(), report.running(), report.kvTokens());
+        return ResponseEntity.noContent().build();
+    }
+
+    /** What a decode worker pushes: requests running and KV tokens held. */
+    public record LoadReport(String worker, int running, long kvTokens) {}
+
     @GetMapping("/internal/leader")
     public Map<String, Object> leader() {
         Map<String, Object> m = new LinkedHashMap<>();

@@ -82,6 +82,16 @@ public final class LiveScheduler {
 
     public double now() { return clock.getAsDouble(); }
 
+    /** A decode worker's pushed load (running requests, KV tokens held). */
+    public synchronized void applyDecodeLoad(String workerUrl, int running, long kvTokens) {
+        for (int i = 0; i < decode.size(); i++) {
+            if (decode.get(i).url().equals(workerUrl)) {
+                scheduler.onDecodeReport(i, running, kvTokens);
+                return;
+            }
+        }
+    }
+
     /** Cache changes a prefill worker reported: stored blocks join its view and the global index, evicted ones leave. */
     public synchronized void applyKvEvents(String workerUrl, long[] stored, long[] evicted) {
         for (int i = 0; i < prefill.size(); i++) {

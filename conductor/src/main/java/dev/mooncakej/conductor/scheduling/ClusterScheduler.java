@@ -126,8 +126,8 @@ public final class ClusterScheduler {
         for (int k = 0; k < decode.length; k++) { // the instance whose load stays lowest with this request
             int i = (start + k) % decode.length; // equal loads (idle instances) go round in turn
             DecodeInstance di = decode[i];
-            double t = profile.decodeStepSeconds(di.running + 1, di.contextTokens + inputTokens);
-            double load = Math.max(t / cfg.tbtSlo(), (double) (di.kvTokens + inputTokens) / di.kvCapacityTokens);
+            double t = profile.decodeStepSeconds(di.running + di.externalRunning + 1, di.contextTokens + di.externalKvTokens + inputTokens);
+            double load = Math.max(t / cfg.tbtSlo(), (double) (di.kvTokens + di.externalKvTokens + inputTokens) / di.kvCapacityTokens);
             if (load < best || spreadDecodeTies && load == best && di.incoming() < decode[d].incoming()) { best = load; tbt = t; d = i; }
         }
         double prefillLoad = ttft / cfg.ttftSlo();
@@ -224,6 +224,16 @@ public final class ClusterScheduler {
             di.startRunning(now, inputTokens);
             di.kvTokens += inputTokens;
         }
+    }
+
+    /**
+     * What a decode worker reports running and holding: the part this scheduler did not place itself
+     * (requests of a previous leader, before a failover) counts in its load until they end.
+     */
+    public void onDecodeReport(int d, int reportedRunning, long reportedKvTokens) {
+        DecodeInstance di = decode[d];
+        di.externalRunning = Math.max(0, reportedRunning - di.running - di.incoming());
+        di.externalKvTokens = Math.max(0, reportedKvTokens - di.kvTokens);
     }
 
     /** A decode step added one token to each of {@code batch} running requests. */

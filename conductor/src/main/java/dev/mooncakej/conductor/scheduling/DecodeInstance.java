@@ -9,6 +9,9 @@ public final class DecodeInstance {
     final int id;
     final long kvCapacityTokens;
     int running;
+    /** Requests and KV the worker reports beyond what this scheduler placed (e.g. placed by a conductor that failed over). */
+    int externalRunning;
+    long externalKvTokens;
     long contextTokens;
     long kvTokens;
     private double[] starts = new double[64];
@@ -24,6 +27,7 @@ public final class DecodeInstance {
 
     public int id() { return id; }
     public int running() { return running; }
+    public int externalRunning() { return externalRunning; }
     public long contextTokens() { return contextTokens; }
     public long kvTokens() { return kvTokens; }
     public long kvCapacityTokens() { return kvCapacityTokens; }

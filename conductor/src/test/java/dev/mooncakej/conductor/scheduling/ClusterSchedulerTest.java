@@ -215,4 +215,27 @@ class ClusterSchedulerTest {
         assertThatThrownBy(() -> new SchedulerConfig(PrefillPolicy.RANDOM, AdmissionMode.NONE, 30, 0.1, 0.5, BT, PROFILE, 1, 1, 1, 1))
                 .hasMessageContaining("kvcache-balancing-threshold");
     }
+
+    @Test
+    void liveDecodeChoiceSpreadsEqualLoadsAndCountsReportedLoad() {
+        ClusterScheduler s = new ClusterScheduler(cfg(PrefillPolicy.CACHE_AWARE, AdmissionMode.NONE), 1, 3, 0);
+        s.spreadDecodeTies(true);
+        java.util.Set<Integer> chosen = new java.util.HashSet<>();
+        for (int r = 0; r < 3; r++) chosen.add(s.decide(new long[0], 100, 0).decode());
+        assertThat(chosen).as("idle instances taken in turn").containsExactlyInAnyOrder(0, 1, 2);
+        // instances 0 and 1 report requests a previous leader placed: the choice avoids them
+        s.onDecodeReport(0, 40, 400_000);
+        s.onDecodeReport(1, 20, 200_000);
+        for (int r = 0; r < 4; r++) assertThat(s.decide(new long[0], 100, 0).decode()).isEqualTo(2);
+        assertThat(s.decode(0).externalRunning()).isEqualTo(40);
+        // once they report idle again, the external load is gone
+        s.onDecodeReport(0, 0, 0);
+        assertThat(s.decode(0).externalRunning()).isZero();
+    }
+
+    @Test
+    void theSimulatorsTieRuleIsTheFirstInstance() {
+        ClusterScheduler s = new ClusterScheduler(cfg(PrefillPolicy.CACHE_AWARE, AdmissionMode.NONE), 1, 3, 0);
+        for (int r = 0; r < 3; r++) assertThat(s.decide(new long[0], 100, 0).decode()).isZero();
+    }
 }
