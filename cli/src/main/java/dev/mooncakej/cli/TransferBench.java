@@ -53,6 +53,8 @@ final class TransferBench implements Runnable {
     long latencyRequest;
     @Option(names = "--connections", defaultValue = "2", description = "tcp connections per peer")
     int connections;
+    @Option(names = "--buffer", defaultValue = "256MiB", converter = Size.class, description = "registered memory the requests cycle through on each side (a KV pool is large; a small one stays in cache)")
+    long buffer;
     @Option(names = "--json", description = "print one JSON object")
     boolean json;
 
@@ -91,6 +93,7 @@ final class TransferBench implements Runnable {
         out.put("concurrency", concurrency);
         out.put("threads", threads);
         out.put("connections", connections);
+        out.put("buffer_bytes", buffer);
         try {
             Run main = engineRun(request);
             out.put("gb_per_s", round(main.gbPerS));
@@ -128,7 +131,7 @@ final class TransferBench implements Runnable {
     private static double round(double v) { return Math.round(v * 1000) / 1000.0; }
 
     private Run engineRun(long requestBytes) throws Exception {
-        long buf = Math.min(total, 256L << 20);
+        long buf = Math.min(total, buffer);
         buf = Math.max(requestBytes, buf / requestBytes * requestBytes);
         TransferConfig cfg = TransferConfig.defaults("bench-secret-" + System.nanoTime(), Path.of("/dev/shm"))
                 .withTransports(List.of(transport)).withSlicing((int) slice, Math.min(16 * 1024, (int) slice)).withCopyThreads(2).withConnections(connections, Math.max(connections, 256));
