@@ -32,6 +32,33 @@ public final class WorkerSegment implements AutoCloseable {
         this.name = raw.length() > 64 ? raw.substring(raw.length() - 64) : raw;
         this.config = config;
         this.metadata = metadata;
+        removeStaleSegments(config.shmDir(), role);
+    }
+
+    /**
+     * Segment files of this role's workers whose process is gone (killed before it could delete its
+     * file) are removed, so a host that restarts workers does not fill its /dev/shm. A file whose pid
+     * belongs to a live process is left alone.
+     */
+    static int removeStaleSegments(Path dir, String role) {
+        int removed = 0;
+        try (var files = Files.list(dir)) {
+            for (Path f : (Iterable<Path>) files::iterator) {
+                var m = java.util.regex.Pattern.compile("mooncakej-" + java.util.regex.Pattern.quote(role) + "-.*-(\\d+)\\.seg").matcher(f.getFileName().toString());
+                if (!m.matches()) continue;
+                long pid = Long.parseLong(m.group(1));
+                if (ProcessHandle.of(pid).isPresent()) continue;
+                try {
+                    Files.deleteIfExists(f);
+                    removed++;
+                } catch (java.io.IOException ignored) {
+                    // another worker got there first, or no permission: leave it
+                }
+            }
+        } catch (java.io.IOException | RuntimeException e) {
+            // best effort: an unreadable directory fails later with its own message
+        }
+        return removed;
     }
 
     /**
