@@ -3,12 +3,10 @@ package dev.mooncakej.conductor;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import com.sun.net.httpserver.HttpServer;
-import java.net.InetSocketAddress;
 import java.net.URI;
 import java.net.http.HttpClient;
 import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
-import java.nio.charset.StandardCharsets;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicInteger;
 import org.junit.jupiter.api.AfterAll;
@@ -38,26 +36,12 @@ class CircuitBreakerTest {
 
     @DynamicPropertySource
     static void props(DynamicPropertyRegistry r) throws Exception {
-        broken = HttpServer.create(new InetSocketAddress("127.0.0.1", 0), 0);
-        broken.createContext("/internal/reserve", ex -> {
+        broken = ConductorFixtures.jsonWorker("/internal/reserve", () -> {
             brokenCalls.incrementAndGet();
-            byte[] b = (healed.get() ? "{\"code\":\"kv_full\",\"message\":\"full\"}" : "{\"code\":\"internal\",\"message\":\"broken\"}").getBytes(StandardCharsets.UTF_8);
-            ex.getResponseHeaders().add("Content-Type", "application/json");
-            ex.sendResponseHeaders(healed.get() ? 429 : 500, b.length);
-            ex.getResponseBody().write(b);
-            ex.close();
-        });
-        broken.start();
+            return healed.get() ? 429 : 500;
+        }, () -> healed.get() ? "{\"code\":\"kv_full\",\"message\":\"full\"}" : "{\"code\":\"internal\",\"message\":\"broken\"}");
         full = ConductorFixtures.fullDecodeWorker();
-        prefill = HttpServer.create(new InetSocketAddress("127.0.0.1", 0), 0); // a healthy prefill stand-in: empty prefix index
-        prefill.createContext("/internal/kv-index", ex -> {
-            byte[] b = "{\"worker\":\"p\",\"blockKeys\":[]}".getBytes(StandardCharsets.UTF_8);
-            ex.getResponseHeaders().add("Content-Type", "application/json");
-            ex.sendResponseHeaders(200, b.length);
-            ex.getResponseBody().write(b);
-            ex.close();
-        });
-        prefill.start();
+        prefill = ConductorFixtures.jsonWorker("/internal/kv-index", () -> 200, () -> "{\"worker\":\"p\",\"blockKeys\":[]}"); // a healthy prefill stand-in
         String model = ConductorFixtures.model().toString();
         r.add("mooncakej.conductor.model", () -> model);
         r.add("mooncakej.conductor.prefill-workers", () -> "http://127.0.0.1:" + prefill.getAddress().getPort());

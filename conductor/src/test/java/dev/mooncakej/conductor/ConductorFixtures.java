@@ -39,11 +39,16 @@ final class ConductorFixtures {
      * overload path without filling a real pool).
      */
     static HttpServer fullDecodeWorker() throws IOException {
+        return jsonWorker("/internal/reserve", () -> 429, () -> "{\"code\":\"kv_full\",\"message\":\"no free KV blocks\"}");
+    }
+
+    /** A stand-in worker answering {@code path} with the given status and JSON body (asked anew for each call). */
+    static HttpServer jsonWorker(String path, java.util.function.IntSupplier status, java.util.function.Supplier<String> body) throws IOException {
         HttpServer s = HttpServer.create(new InetSocketAddress("127.0.0.1", 0), 0);
-        s.createContext("/internal/reserve", ex -> {
-            byte[] b = "{\"code\":\"kv_full\",\"message\":\"no free KV blocks\"}".getBytes(StandardCharsets.UTF_8);
+        s.createContext(path, ex -> {
+            byte[] b = body.get().getBytes(StandardCharsets.UTF_8);
             ex.getResponseHeaders().add("Content-Type", "application/json");
-            ex.sendResponseHeaders(429, b.length);
+            ex.sendResponseHeaders(status.getAsInt(), b.length);
             ex.getResponseBody().write(b);
             ex.close();
         });
