@@ -4,8 +4,6 @@ import io.etcd.jetcd.ByteSequence;
 import io.etcd.jetcd.Client;
 import io.etcd.jetcd.KeyValue;
 import io.etcd.jetcd.Watch;
-import io.etcd.jetcd.election.CampaignResponse;
-import io.etcd.jetcd.election.LeaderKey;
 import io.etcd.jetcd.lease.LeaseKeepAliveResponse;
 import io.etcd.jetcd.options.GetOption;
 import io.etcd.jetcd.options.PutOption;
@@ -72,6 +70,8 @@ public final class EtcdCluster implements AutoCloseable {
     }
 
     public Client client() { return client; }
+    /** The lease of this process's candidacy (0 before campaigning). */
+    long electionLease() { return electionLease; }
     public long ttlSeconds() { return ttlSeconds; }
 
     private static ByteSequence bytes(String s) { return ByteSequence.from(s, StandardCharsets.UTF_8); }
@@ -192,9 +192,12 @@ public final class EtcdCluster implements AutoCloseable {
     /**
      * Campaigns for leadership of {@code election} with {@code value} (e.g. this conductor's URL) in a
      * background thread; calls {@code onLeader} once elected. Leadership lasts while this process keeps
-     * its lease alive: a dead leader's lease ends after the TTL and the next candidate is elected.
+     * its lease alive: a dead leader's lease ends after the TTL and the next candidate is elected. A
+     * leader checks every half TTL that etcd still names it; if another value leads (its lease was
+     * lost, e.g. etcd was away longer than the TTL), {@code onLost} runs and it campaigns again, so
+     * two conductors never both keep serving as leader.
      */
-    public void campaign(String election, String value, Runnable onLeader) {
+    public void campaign(String election, String value, Runnable onLeader, Runnable onLost) {
         campaigner = Thread.ofPlatform().daemon().name("etcd-campaign").start(() -> {
             while (!closed) {
                 try {
@@ -205,11 +208,18 @@ public final class EtcdCluster implements AutoCloseable {
                         @Override public void onError(Throwable t) {}
                         @Override public void onCompleted() {}
                     });
-                    CampaignResponse won = client.getElectionClient().campaign(bytes(prefix + "election/" + election), lease, bytes(value)).get();
-                    LeaderKey key = won.getLeader();
+                    client.getElectionClient().campaign(bytes(prefix + "election/" + election), lease, bytes(value)).get();
                     LOG.info("elected leader of '" + election + "' (" + value + ")");
                     onLeader.run();
-                    return;
+                    while (!closed) { // hold leadership while etcd names this candidate
+                        Thread.sleep(Math.max(200, ttlSeconds * 500));
+                        Optional<String> now = leader(election);
+                        if (now.isPresent() && !now.get().equals(value)) {
+                            LOG.warning("leadership of '" + election + "' lost to " + now.get() + "; standing by and campaigning again");
+                            onLost.run();
+                            break;
+                        }
+                    }
                 } catch (InterruptedException e) {
                     return;
                 } catch (Exception e) {
@@ -223,6 +233,10 @@ public final class EtcdCluster implements AutoCloseable {
                 }
             }
         });
+    }
+
+    public void campaign(String election, String value, Runnable onLeader) {
+        campaign(election, value, onLeader, () -> {});
     }
 
     /** The current leader's value of {@code election}, if any. */

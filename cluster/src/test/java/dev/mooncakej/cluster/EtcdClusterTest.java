@@ -85,6 +85,23 @@ class EtcdClusterTest {
     }
 
     @Test
+    void aLeaderWhoseLeaseIsGoneStepsDownInsteadOfLeadingTwice() throws Exception {
+        try (EtcdProcess etcd = new EtcdProcess()) {
+            ClusterSettings s = new ClusterSettings(List.of(etcd.url()), "test/", 2L, null);
+            try (EtcdCluster a = s.connect(); EtcdCluster b = s.connect()) {
+                CountDownLatch aLeads = new CountDownLatch(1), aLost = new CountDownLatch(1), bLeads = new CountDownLatch(1);
+                a.campaign("conductor", "http://a:8000", aLeads::countDown, aLost::countDown);
+                assertThat(aLeads.await(10, TimeUnit.SECONDS)).isTrue();
+                b.campaign("conductor", "http://b:8000", bLeads::countDown);
+                // a's lease disappears behind its back (as when etcd was away longer than the TTL)
+                a.client().getLeaseClient().revoke(a.electionLease()).get(5, TimeUnit.SECONDS);
+                assertThat(bLeads.await(10, TimeUnit.SECONDS)).as("b elected").isTrue();
+                assertThat(aLost.await(10, TimeUnit.SECONDS)).as("a noticed and stepped down").isTrue();
+            }
+        }
+    }
+
+    @Test
     void badSettingsNameTheirKey() {
         assertThatThrownBy(() -> new ClusterSettings(List.of("not a url"), null, null, null).connect()).hasMessageContaining("mooncakej.cluster.etcd-endpoints");
         assertThatThrownBy(() -> new ClusterSettings(List.of("http://h:1"), "noslash", null, null)).hasMessageContaining("mooncakej.cluster.prefix");

@@ -70,6 +70,9 @@ public class ConductorCluster implements SmartLifecycle {
             rebuild();
             service.setLeader(true, null);
             LOG.info("leader conductor at {}: serving after a {} ms rebuild", self, Math.round((System.nanoTime() - t0) / 1e6));
+        }, () -> {
+            elected = false;
+            service.setLeader(false, "leadership lost to another conductor; campaigning again");
         });
         LOG.info("conductor {} in cluster mode (etcd {}, lease TTL {} s): campaigning for leadership", self, settings.etcdEndpoints(), settings.leaseTtlSeconds());
     }

@@ -38,6 +38,10 @@ final class TransferServer implements AutoCloseable {
     private final AtomicLong bytesOut = new AtomicLong();
     private final AtomicLong refused = new AtomicLong();
     private volatile boolean closed;
+    /** Closes connections that have not answered the challenge in time (a silent peer holds no thread for long). */
+    private final java.util.concurrent.ScheduledExecutorService authTimer = java.util.concurrent.Executors.newSingleThreadScheduledExecutor(
+            r -> Thread.ofPlatform().daemon().name("transfer-auth-timeout").unstarted(r));
+    static final long AUTH_TIMEOUT_MILLIS = 5000;
 
     TransferServer(String host, int port, PeerAuth auth, MemorySegment segment, Supplier<SegmentDescriptor> self, Function<byte[], Byte> notify) {
         this.auth = auth;
@@ -75,7 +79,20 @@ final class TransferServer implements AutoCloseable {
     private void serve(SocketChannel ch) {
         try (ch) {
             ch.setOption(StandardSocketOptions.TCP_NODELAY, true);
-            if (!auth.challenge(ch)) {
+            var deadline = authTimer.schedule(() -> {
+                try {
+                    ch.close();
+                } catch (IOException ignored) {
+                    // closing
+                }
+            }, AUTH_TIMEOUT_MILLIS, java.util.concurrent.TimeUnit.MILLISECONDS);
+            boolean proved;
+            try {
+                proved = auth.challenge(ch);
+            } finally {
+                deadline.cancel(false);
+            }
+            if (!proved) {
                 refused.incrementAndGet();
                 LOG.warning("transfer peer " + ch.getRemoteAddress() + " failed the cluster-secret challenge: connection closed");
                 return;
@@ -212,6 +229,7 @@ final class TransferServer implements AutoCloseable {
     @Override
     public void close() {
         closed = true;
+        authTimer.shutdownNow();
         try {
             server.close();
         } catch (IOException ignored) {

@@ -103,6 +103,25 @@ class TransferServerSecurityTest {
     }
 
     @Test
+    void aPeerThatNeverAnswersTheChallengeIsClosedAfterTheAuthTimeout() throws Exception {
+        try (TransferEngine e = new TransferEngine("d", new SegmentMetadata.Embedded(), 4096, Engines.config("tcp", shm));
+             SocketChannel silent = SocketChannel.open(new InetSocketAddress("127.0.0.1", e.port()))) {
+            ByteBuffer challenge = ByteBuffer.allocate(PeerAuth.CHALLENGE_BYTES);
+            Wire.readFully(silent, challenge); // then say nothing
+            long t0 = System.nanoTime();
+            int got;
+            try {
+                got = silent.read(ByteBuffer.allocate(8));
+            } catch (java.io.IOException reset) {
+                got = -1;
+            }
+            double s = (System.nanoTime() - t0) / 1e9;
+            assertThat(got).as("closed").isEqualTo(-1);
+            assertThat(s).as("after the auth timeout").isBetween(TransferServer.AUTH_TIMEOUT_MILLIS / 1000.0 - 0.5, TransferServer.AUTH_TIMEOUT_MILLIS / 1000.0 + 5);
+        }
+    }
+
+    @Test
     void notificationsReachTheHandlerOnlyWithTheSecret() throws Exception {
         SegmentMetadata md = new SegmentMetadata.Embedded();
         try (TransferEngine d = new TransferEngine("d", md, 4096, Engines.config("tcp", shm));
