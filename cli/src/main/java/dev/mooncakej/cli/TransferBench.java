@@ -53,6 +53,8 @@ final class TransferBench implements Runnable {
     long latencyRequest;
     @Option(names = "--connections", defaultValue = "2", description = "tcp connections per peer")
     int connections;
+    @Option(names = "--warmup", converter = Size.class, description = "bytes moved the same way before the timed run (default: as many as --total; the JIT needs several GB on 2 cores to reach steady state)")
+    Long warmup;
     @Option(names = "--buffer", defaultValue = "256MiB", converter = Size.class, description = "registered memory the requests cycle through on each side (a KV pool is large; a small one stays in cache)")
     long buffer;
     @Option(names = "--json", description = "print one JSON object")
@@ -94,6 +96,7 @@ final class TransferBench implements Runnable {
         out.put("threads", threads);
         out.put("connections", connections);
         out.put("buffer_bytes", buffer);
+        out.put("warmup_bytes", warmup == null ? total : warmup);
         try {
             Run main = engineRun(request);
             out.put("gb_per_s", round(main.gbPerS));
@@ -139,15 +142,15 @@ final class TransferBench implements Runnable {
         String tag = Long.toString(ProcessHandle.current().pid());
         try (TransferEngine a = new TransferEngine("bench-a-" + tag, md, buf, cfg); TransferEngine b = new TransferEngine("bench-b-" + tag, md, buf, cfg)) {
             a.allocate(buf, "cpu:0").fill((byte) 1);
-            b.allocate(buf, "cpu:0");
+            b.allocate(buf, "cpu:0").fill((byte) 0); // touch every page now, not during the run
             String target = b.name();
             long slots = buf / requestBytes;
             long n = Math.max(1, total / requestBytes);
             String label = transport + " " + human(requestBytes) + " requests";
-            // warm-up: the same concurrent pattern over a quarter of the volume (at least one pass over
-            // the buffer), so the JIT has compiled the path before the timed run (on 2 cores, compiling
-            // during a 1-2 s run costs a visible share of it)
-            loop(a, target, requestBytes, slots, Math.max(Math.min(n, slots), n / 4), "warm-up " + label);
+            // warm-up: the same concurrent pattern (at least one pass over the buffer), so the JIT has
+            // compiled the path before the timed run: on 2 shared cores that takes several GB of traffic
+            long warm = warmup == null ? n : Math.max(0, warmup / requestBytes);
+            if (warm > 0) loop(a, target, requestBytes, slots, Math.max(Math.min(n, slots), warm), "warm-up " + label);
             return loop(a, target, requestBytes, slots, n, label);
         }
     }
@@ -172,7 +175,10 @@ final class TransferBench implements Runnable {
                         lat.recordValue((System.nanoTime() - s0) / 1000);
                         if (e != null || !r.allCompleted()) failed.incrementAndGet();
                         long d = done.incrementAndGet();
-                        if (d % Math.max(1, n / 10) == 0) System.err.printf("\r%s: %d%%", label, Math.round(d * 100.0 / n));
+                        if (d % Math.max(1, n / 10) == 0) {
+                            System.err.printf("\r%s: %d%% (%.2f GB/s so far)%s", label, Math.round(d * 100.0 / n), d * requestBytes / ((System.nanoTime() - t0) / 1e9) / 1e9,
+                                    Boolean.getBoolean("mooncakej.bench.trace") ? "\n" : "");
+                        }
                         window.release();
                     });
                 }

@@ -147,43 +147,10 @@ final class TcpTransport implements Transport {
                 ByteBuffer header = ByteBuffer.allocateDirect(Wire.HEADER + Wire.ENTRY * MAX_GROUP_SLICES).order(ByteOrder.LITTLE_ENDIAN);
                 ByteBuffer[] bufs = new ByteBuffer[MAX_GROUP_SLICES + 1];
                 List<Slice> batch = new ArrayList<>(MAX_GROUP_SLICES);
-                while (true) {
-                    batch.clear();
-                    Group g;
-                    synchronized (this) {
-                        while (!sendable() && !(retired && queue.isEmpty()) && !broken) {
-                            senderWaiting = true;
-                            wait();
-                            senderWaiting = false;
-                        }
-                        if (broken) return;
-                        if (queue.isEmpty()) { // retired and drained: close once the replies are in
-                            while (!inflight.isEmpty() && !broken) wait();
-                            closeQuietly();
-                            return;
-                        }
-                        boolean write = queue.peek().write;
-                        long bytes = 0;
-                        while (!queue.isEmpty() && batch.size() < MAX_GROUP_SLICES && queue.peek().write == write
-                                && (batch.isEmpty() || bytes + queue.peek().length() <= MAX_GROUP_BYTES)) {
-                            Slice s = queue.poll();
-                            bytes += s.length();
-                            queuedBytes -= s.length();
-                            batch.add(s);
-                        }
-                        g = new Group(nextGroup++, write, batch.toArray(new Slice[0]));
-                        inflight.add(g);
-                    }
-                    header.clear();
-                    header.putInt(Wire.MAGIC).put(g.write ? Wire.WRITE : Wire.READ).put((byte) 0).put((byte) 0).put((byte) 0)
-                            .putInt(g.slices.length).putInt(g.id);
-                    for (Slice s : g.slices) header.putLong(0).putLong(s.remoteOffset).putLong(s.length());
-                    header.flip();
-                    bufs[0] = header;
-                    int n = 1;
-                    if (g.write) for (Slice s : g.slices) bufs[n++] = s.local.asByteBuffer();
-                    Wire.writeFully(ch, bufs, n);
-                    java.util.Arrays.fill(bufs, 1, n, null);
+                // one method call per group: compiled by its invocation count, early, instead of this
+                // long-lived loop waiting for on-stack replacement after tens of thousands of groups
+                while (sendGroup(header, bufs, batch)) {
+                    // next group
                 }
             } catch (IOException e) {
                 fail("tcp connection to " + peer.name() + " at " + peer.rpcHost() + ":" + peer.rpcPort() + " failed: " + describe(e));
@@ -193,40 +160,84 @@ final class TcpTransport implements Transport {
             }
         }
 
+        /** Waits for sendable slices, sends them as one group; false when the endpoint is done. */
+        private boolean sendGroup(ByteBuffer header, ByteBuffer[] bufs, List<Slice> batch) throws IOException, InterruptedException {
+            batch.clear();
+            Group g;
+            synchronized (this) {
+                while (!sendable() && !(retired && queue.isEmpty()) && !broken) {
+                    senderWaiting = true;
+                    wait();
+                    senderWaiting = false;
+                }
+                if (broken) return false;
+                if (queue.isEmpty()) { // retired and drained: close once the replies are in
+                    while (!inflight.isEmpty() && !broken) wait();
+                    closeQuietly();
+                    return false;
+                }
+                boolean write = queue.peek().write;
+                long bytes = 0;
+                while (!queue.isEmpty() && batch.size() < MAX_GROUP_SLICES && queue.peek().write == write
+                        && (batch.isEmpty() || bytes + queue.peek().length() <= MAX_GROUP_BYTES)) {
+                    Slice s = queue.poll();
+                    bytes += s.length();
+                    queuedBytes -= s.length();
+                    batch.add(s);
+                }
+                g = new Group(nextGroup++, write, batch.toArray(new Slice[0]));
+                inflight.add(g);
+            }
+            header.clear();
+            header.putInt(Wire.MAGIC).put(g.write ? Wire.WRITE : Wire.READ).put((byte) 0).put((byte) 0).put((byte) 0)
+                    .putInt(g.slices.length).putInt(g.id);
+            for (Slice s : g.slices) header.putLong(0).putLong(s.remoteOffset).putLong(s.length());
+            header.flip();
+            bufs[0] = header;
+            int n = 1;
+            if (g.write) for (Slice s : g.slices) bufs[n++] = s.local.asByteBuffer();
+            Wire.writeFully(ch, bufs, n);
+            java.util.Arrays.fill(bufs, 1, n, null);
+            return true;
+        }
+
         private void readLoop() {
             ByteBuffer header = ByteBuffer.allocateDirect(Wire.HEADER + MAX_GROUP_SLICES).order(ByteOrder.LITTLE_ENDIAN);
             ByteBuffer[] bufs = new ByteBuffer[MAX_GROUP_SLICES];
             try {
-                while (true) {
-                    header.clear().limit(Wire.HEADER);
-                    Wire.readFully(ch, header);
-                    Group g;
-                    synchronized (this) {
-                        g = inflight.peek();
-                    }
-                    if (g == null || header.getInt(0) != Wire.MAGIC || header.getInt(12) != g.id || header.getInt(8) != g.slices.length) {
-                        throw new IOException("unexpected reply (group " + header.getInt(12) + ", expected " + (g == null ? "none" : g.id) + ")");
-                    }
-                    header.clear().limit(g.slices.length);
-                    Wire.readFully(ch, header);
-                    if (!g.write) {
-                        int n = 0;
-                        for (int i = 0; i < g.slices.length; i++) if (header.get(i) == Wire.OK) bufs[n++] = g.slices[i].local.asByteBuffer();
-                        Wire.readFully(ch, bufs, 0, n);
-                        java.util.Arrays.fill(bufs, 0, n, null);
-                    }
-                    synchronized (this) {
-                        inflight.poll();
-                        if (senderWaiting) notifyAll();
-                    }
-                    for (int i = 0; i < g.slices.length; i++) {
-                        Slice s = g.slices[i];
-                        if (header.get(i) == Wire.OK) completion.done(s);
-                        else completion.failed(s, "remote range [" + s.remoteOffset + ", +" + s.length() + ") is not inside a registered buffer of '" + peer.name() + "'", false);
-                    }
-                }
+                while (true) readReply(header, bufs); // one call per reply (see sendGroup)
             } catch (IOException e) {
                 fail("tcp connection to " + peer.name() + " broke: " + describe(e));
+            }
+        }
+
+        /** Reads one group's reply (statuses, READ data straight into local memory) and reports its slices. */
+        private void readReply(ByteBuffer header, ByteBuffer[] bufs) throws IOException {
+            header.clear().limit(Wire.HEADER);
+            Wire.readFully(ch, header);
+            Group g;
+            synchronized (this) {
+                g = inflight.peek();
+            }
+            if (g == null || header.getInt(0) != Wire.MAGIC || header.getInt(12) != g.id || header.getInt(8) != g.slices.length) {
+                throw new IOException("unexpected reply (group " + header.getInt(12) + ", expected " + (g == null ? "none" : g.id) + ")");
+            }
+            header.clear().limit(g.slices.length);
+            Wire.readFully(ch, header);
+            if (!g.write) {
+                int n = 0;
+                for (int i = 0; i < g.slices.length; i++) if (header.get(i) == Wire.OK) bufs[n++] = g.slices[i].local.asByteBuffer();
+                Wire.readFully(ch, bufs, 0, n);
+                java.util.Arrays.fill(bufs, 0, n, null);
+            }
+            synchronized (this) {
+                inflight.poll();
+                if (senderWaiting) notifyAll();
+            }
+            for (int i = 0; i < g.slices.length; i++) {
+                Slice s = g.slices[i];
+                if (header.get(i) == Wire.OK) completion.done(s);
+                else completion.failed(s, "remote range [" + s.remoteOffset + ", +" + s.length() + ") is not inside a registered buffer of '" + peer.name() + "'", false);
             }
         }
 

@@ -98,95 +98,116 @@ final class TransferServer implements AutoCloseable {
                 return;
             }
             ch.write(ByteBuffer.wrap(new byte[] {Wire.AUTH_OK}));
-            ByteBuffer header = ByteBuffer.allocateDirect(Wire.HEADER).order(ByteOrder.LITTLE_ENDIAN);
-            ByteBuffer entries = ByteBuffer.allocateDirect(Wire.ENTRY * Wire.MAX_ENTRIES).order(ByteOrder.LITTLE_ENDIAN);
-            ByteBuffer reply = ByteBuffer.allocateDirect(Wire.HEADER + Wire.MAX_ENTRIES).order(ByteOrder.LITTLE_ENDIAN);
-            ByteBuffer scratch = ByteBuffer.allocateDirect(64 * 1024);
-            ByteBuffer[] data = new ByteBuffer[Wire.MAX_ENTRIES + 1];
-            long[] off = new long[Wire.MAX_ENTRIES];
-            long[] len = new long[Wire.MAX_ENTRIES];
-            boolean[] ok = new boolean[Wire.MAX_ENTRIES];
-            while (!closed) {
-                header.clear();
-                try {
-                    Wire.readFully(ch, header);
-                } catch (java.io.EOFException eof) {
-                    return; // the peer hung up between groups
-                }
-                header.flip();
-                int magic = header.getInt(0);
-                byte op = header.get(4);
-                int count = header.getInt(8);
-                int group = header.getInt(12);
-                boolean control = op == Wire.NOTIFY || op == Wire.HANDSHAKE;
-                if (magic != Wire.MAGIC || op < Wire.WRITE || op > Wire.HANDSHAKE || count < 1 || count > Wire.MAX_ENTRIES
-                        || (control && count != 1)) {
-                    malformed(ch, "group header magic 0x" + Integer.toHexString(magic) + " op " + op + " count " + count
-                            + ": expected magic 0x" + Integer.toHexString(Wire.MAGIC) + ", op 1-4, count 1-" + Wire.MAX_ENTRIES);
-                    return;
-                }
-                entries.clear().limit(count * Wire.ENTRY);
-                Wire.readFully(ch, entries);
-                SegmentDescriptor me = self.get();
-                for (int i = 0; i < count; i++) {
-                    off[i] = entries.getLong(i * Wire.ENTRY + 8);
-                    len[i] = entries.getLong(i * Wire.ENTRY + 16);
-                    long max = control ? Wire.MAX_NOTIFY : Wire.MAX_LENGTH;
-                    if (len[i] < 1 || len[i] > max) {
-                        malformed(ch, "entry length " + len[i] + ": expected 1.." + max);
-                        return;
-                    }
-                    ok[i] = control || me.registered(off[i], len[i]);
-                }
-                reply.clear();
-                reply.putInt(Wire.MAGIC).put(op).put((byte) 0).put((byte) 0).put((byte) 0).putInt(count).putInt(group);
-                if (op == Wire.NOTIFY) {
-                    ByteBuffer payload = ByteBuffer.allocate((int) len[0]);
-                    Wire.readFully(ch, payload);
-                    reply.put(notify.apply(payload.array()));
-                    reply.flip();
-                    Wire.writeFully(ch, new ByteBuffer[] {reply}, 1);
-                    continue;
-                }
-                if (op == Wire.HANDSHAKE) {
-                    ByteBuffer payload = ByteBuffer.allocate((int) len[0]);
-                    Wire.readFully(ch, payload);
-                    byte[] answer;
-                    byte status = Wire.OK;
-                    try {
-                        answer = handshake.apply(payload.array());
-                    } catch (RuntimeException e) {
-                        status = Wire.INVALID;
-                        answer = String.valueOf(e.getMessage()).getBytes(java.nio.charset.StandardCharsets.UTF_8);
-                    }
-                    reply.put(status).putInt(answer.length).flip();
-                    Wire.writeFully(ch, new ByteBuffer[] {reply, ByteBuffer.wrap(answer)}, 2);
-                    continue;
-                }
-                for (int i = 0; i < count; i++) reply.put(ok[i] ? Wire.OK : Wire.INVALID);
-                reply.flip();
-                if (op == Wire.WRITE) {
-                    receive(ch, count, off, len, ok, data, scratch);
-                    Wire.writeFully(ch, new ByteBuffer[] {reply}, 1);
-                } else {
-                    data[0] = reply;
-                    int n = 1;
-                    long total = 0;
-                    for (int i = 0; i < count; i++) {
-                        if (ok[i]) {
-                            data[n++] = segment.asSlice(off[i], len[i]).asByteBuffer();
-                            total += len[i];
-                        }
-                    }
-                    Wire.writeFully(ch, data, n);
-                    bytesOut.addAndGet(total);
-                }
+            Conn c = new Conn(ch);
+            while (!closed && serveGroup(c)) {
+                // one method call per group: compiled early by its invocation count (see TcpTransport.sendGroup)
             }
         } catch (IOException e) {
             if (!closed) LOG.fine("transfer connection ended: " + e);
         } finally {
             open.remove(ch);
         }
+    }
+
+    /** Per-connection buffers, reused for every group. */
+    private static final class Conn {
+        final SocketChannel ch;
+        final ByteBuffer header = ByteBuffer.allocateDirect(Wire.HEADER).order(ByteOrder.LITTLE_ENDIAN);
+        final ByteBuffer entries = ByteBuffer.allocateDirect(Wire.ENTRY * Wire.MAX_ENTRIES).order(ByteOrder.LITTLE_ENDIAN);
+        final ByteBuffer reply = ByteBuffer.allocateDirect(Wire.HEADER + Wire.MAX_ENTRIES).order(ByteOrder.LITTLE_ENDIAN);
+        final ByteBuffer scratch = ByteBuffer.allocateDirect(64 * 1024);
+        final ByteBuffer[] data = new ByteBuffer[Wire.MAX_ENTRIES + 1];
+        final long[] off = new long[Wire.MAX_ENTRIES];
+        final long[] len = new long[Wire.MAX_ENTRIES];
+        final boolean[] ok = new boolean[Wire.MAX_ENTRIES];
+
+        Conn(SocketChannel ch) {
+            this.ch = ch;
+        }
+    }
+
+    /** Serves one group; false when the connection is done (peer hung up, or malformed and closed). */
+    private boolean serveGroup(Conn c) throws IOException {
+        SocketChannel ch = c.ch;
+        ByteBuffer header = c.header, entries = c.entries, reply = c.reply, scratch = c.scratch;
+        ByteBuffer[] data = c.data;
+        long[] off = c.off, len = c.len;
+        boolean[] ok = c.ok;
+        header.clear();
+        try {
+            Wire.readFully(ch, header);
+        } catch (java.io.EOFException eof) {
+            return false; // the peer hung up between groups
+        }
+        header.flip();
+        int magic = header.getInt(0);
+        byte op = header.get(4);
+        int count = header.getInt(8);
+        int group = header.getInt(12);
+        boolean control = op == Wire.NOTIFY || op == Wire.HANDSHAKE;
+        if (magic != Wire.MAGIC || op < Wire.WRITE || op > Wire.HANDSHAKE || count < 1 || count > Wire.MAX_ENTRIES
+                || (control && count != 1)) {
+            malformed(ch, "group header magic 0x" + Integer.toHexString(magic) + " op " + op + " count " + count
+                    + ": expected magic 0x" + Integer.toHexString(Wire.MAGIC) + ", op 1-4, count 1-" + Wire.MAX_ENTRIES);
+            return false;
+        }
+        entries.clear().limit(count * Wire.ENTRY);
+        Wire.readFully(ch, entries);
+        SegmentDescriptor me = self.get();
+        for (int i = 0; i < count; i++) {
+            off[i] = entries.getLong(i * Wire.ENTRY + 8);
+            len[i] = entries.getLong(i * Wire.ENTRY + 16);
+            long max = control ? Wire.MAX_NOTIFY : Wire.MAX_LENGTH;
+            if (len[i] < 1 || len[i] > max) {
+                malformed(ch, "entry length " + len[i] + ": expected 1.." + max);
+                return false;
+            }
+            ok[i] = control || me.registered(off[i], len[i]);
+        }
+        reply.clear();
+        reply.putInt(Wire.MAGIC).put(op).put((byte) 0).put((byte) 0).put((byte) 0).putInt(count).putInt(group);
+        if (op == Wire.NOTIFY) {
+            ByteBuffer payload = ByteBuffer.allocate((int) len[0]);
+            Wire.readFully(ch, payload);
+            reply.put(notify.apply(payload.array()));
+            reply.flip();
+            Wire.writeFully(ch, new ByteBuffer[] {reply}, 1);
+            return true;
+        }
+        if (op == Wire.HANDSHAKE) {
+            ByteBuffer payload = ByteBuffer.allocate((int) len[0]);
+            Wire.readFully(ch, payload);
+            byte[] answer;
+            byte status = Wire.OK;
+            try {
+                answer = handshake.apply(payload.array());
+            } catch (RuntimeException e) {
+                status = Wire.INVALID;
+                answer = String.valueOf(e.getMessage()).getBytes(java.nio.charset.StandardCharsets.UTF_8);
+            }
+            reply.put(status).putInt(answer.length).flip();
+            Wire.writeFully(ch, new ByteBuffer[] {reply, ByteBuffer.wrap(answer)}, 2);
+            return true;
+        }
+        for (int i = 0; i < count; i++) reply.put(ok[i] ? Wire.OK : Wire.INVALID);
+        reply.flip();
+        if (op == Wire.WRITE) {
+            receive(ch, count, off, len, ok, data, scratch);
+            Wire.writeFully(ch, new ByteBuffer[] {reply}, 1);
+        } else {
+            data[0] = reply;
+            int n = 1;
+            long total = 0;
+            for (int i = 0; i < count; i++) {
+                if (ok[i]) {
+                    data[n++] = segment.asSlice(off[i], len[i]).asByteBuffer();
+                    total += len[i];
+                }
+            }
+            Wire.writeFully(ch, data, n);
+            bytesOut.addAndGet(total);
+        }
+        return true;
     }
 
     /** Reads a WRITE group's data: runs of valid entries scatter straight into the segment, invalid ones are dropped. */
