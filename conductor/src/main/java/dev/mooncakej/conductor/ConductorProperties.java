@@ -36,7 +36,7 @@ public record ConductorProperties(String model, String modelName, List<String> p
         try {
             if (PrefillPolicy.parse(policy) == PrefillPolicy.KVCACHE_CENTRIC) {
                 throw new IllegalArgumentException("mooncakej.conductor.policy=kvcache-centric needs prefill workers that fetch a prefix from each other, "
-                        + "which arrives with the transfer-engine issue; use cache-aware, least-loaded, longest-prefix, round-robin or random (the simulator runs kvcache-centric)");
+                        + "(the transfer engine can move the blocks; the fetch between prefill workers is not built yet); use cache-aware, least-loaded, longest-prefix, round-robin or random (the simulator runs kvcache-centric)");
             }
             AdmissionMode.parse(admission);
         } catch (IllegalArgumentException e) {
