@@ -6,7 +6,6 @@ import dev.mooncakej.cluster.WorkerPresence;
 import java.time.Duration;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
-import org.springframework.boot.context.properties.bind.Binder;
 import org.springframework.context.SmartLifecycle;
 import org.springframework.core.env.Environment;
 import org.springframework.stereotype.Component;
@@ -27,10 +26,10 @@ public class DecodeMembership implements SmartLifecycle {
     private volatile WorkerPresence presence;
     private volatile boolean running;
 
-    public DecodeMembership(Environment env, DecodeService service) {
+    public DecodeMembership(Environment env, DecodeService service, ClusterSettings settings) {
         this.env = env;
         this.service = service;
-        this.settings = Binder.get(env).bind("mooncakej.cluster", ClusterSettings.class).orElseGet(ClusterSettings::embedded);
+        this.settings = settings;
     }
 
     @Override

@@ -89,10 +89,8 @@ public class DecodeService {
     private volatile int activeCount;
     private volatile boolean draining;
 
-    public DecodeService(DecodeProperties props, MeterRegistry meters, org.springframework.core.env.Environment env) throws IOException {
+    public DecodeService(DecodeProperties props, MeterRegistry meters, dev.mooncakej.cluster.ClusterSettings cluster) throws IOException {
         this.props = props;
-        var cluster = org.springframework.boot.context.properties.bind.Binder.get(env).bind("mooncakej.cluster", dev.mooncakej.cluster.ClusterSettings.class)
-                .orElseGet(dev.mooncakej.cluster.ClusterSettings::embedded);
         this.segment = new WorkerSegment("decode", props.transferConfig(), WorkerSegment.metadata(cluster.etcdEndpoints(), cluster.prefix(), cluster.leaseTtlSeconds()));
         this.engine = new LlamaEngine(props.engineConfig(), segment.kvMemory());
         this.cache = engine.kvCache();

@@ -7,7 +7,6 @@ import dev.mooncakej.kvcache.wire.WorkerMessages.KvEvents;
 import java.time.Duration;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
-import org.springframework.boot.context.properties.bind.Binder;
 import org.springframework.context.SmartLifecycle;
 import org.springframework.core.env.Environment;
 import org.springframework.stereotype.Component;
@@ -31,10 +30,10 @@ public class PrefillMembership implements SmartLifecycle {
     private volatile Thread pusher;
     private volatile boolean running;
 
-    public PrefillMembership(Environment env, PrefillService service) {
+    public PrefillMembership(Environment env, PrefillService service, ClusterSettings settings) {
         this.env = env;
         this.service = service;
-        this.settings = Binder.get(env).bind("mooncakej.cluster", ClusterSettings.class).orElseGet(ClusterSettings::embedded);
+        this.settings = settings;
     }
 
     @Override

@@ -61,10 +61,8 @@ public class PrefillService {
     private final Counter kvBytes;
     private final DistributionSummary cachedTokens;
 
-    public PrefillService(PrefillProperties props, MeterRegistry meters, org.springframework.core.env.Environment env) {
+    public PrefillService(PrefillProperties props, MeterRegistry meters, dev.mooncakej.cluster.ClusterSettings cluster) {
         this.props = props;
-        var cluster = org.springframework.boot.context.properties.bind.Binder.get(env).bind("mooncakej.cluster", dev.mooncakej.cluster.ClusterSettings.class)
-                .orElseGet(dev.mooncakej.cluster.ClusterSettings::embedded);
         this.peers = WorkerSegment.metadata(cluster.etcdEndpoints(), cluster.prefix(), cluster.leaseTtlSeconds());
         this.segment = new WorkerSegment("prefill", props.transferConfig(), peers);
         this.engine = new LlamaEngine(props.engineConfig(), segment.kvMemory());

@@ -11,7 +11,6 @@ import java.util.Map;
 import java.util.concurrent.atomic.AtomicReference;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
-import org.springframework.boot.context.properties.bind.Binder;
 import org.springframework.context.SmartLifecycle;
 import org.springframework.core.env.Environment;
 import org.springframework.stereotype.Component;
@@ -38,9 +37,9 @@ public class ConductorCluster implements SmartLifecycle {
     private volatile double lastRebuildSeconds;
     private volatile boolean elected;
 
-    public ConductorCluster(Environment env, CompletionService service, MeterRegistry meters) {
+    public ConductorCluster(Environment env, CompletionService service, MeterRegistry meters, ClusterSettings settings) {
         this.env = env;
-        this.settings = Binder.get(env).bind("mooncakej.cluster", ClusterSettings.class).orElseGet(ClusterSettings::embedded);
+        this.settings = settings;
         this.service = service;
         Gauge.builder("mooncakej.conductor.leader", service, s -> s.leader() ? 1 : 0).description("1 on the leader conductor, 0 on a standby").register(meters);
         Gauge.builder("mooncakej.conductor.rebuild.seconds", this, c -> c.lastRebuildSeconds).description("time the last scheduler rebuild took").register(meters);

@@ -173,9 +173,6 @@ public final class EtcdSegmentMetadata implements SegmentMetadata {
         return () -> listeners.remove(listener);
     }
 
-    /** The lease this process's entries live under (0 before the first publish). */
-    public long leaseId() { return lease; }
-
     @Override
     public void close() {
         closed = true;

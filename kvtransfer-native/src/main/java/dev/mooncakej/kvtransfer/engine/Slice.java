@@ -12,19 +12,17 @@ final class Slice {
     final int request;
     final boolean write;
     final MemorySegment local;
-    final long localOffset;
     final long remoteOffset;
     final String location;
     final Peer peer;
     int attempt;
     int path;
 
-    Slice(TransferBatch batch, int request, boolean write, MemorySegment local, long localOffset, long remoteOffset, String location, Peer peer) {
+    Slice(TransferBatch batch, int request, boolean write, MemorySegment local, long remoteOffset, String location, Peer peer) {
         this.batch = batch;
         this.request = request;
         this.write = write;
         this.local = local;
-        this.localOffset = localOffset;
         this.remoteOffset = remoteOffset;
         this.location = location;
         this.peer = peer;

@@ -230,7 +230,7 @@ public final class TransferEngine implements AutoCloseable {
             while (pos < len) {
                 long n = len - pos <= slice + Math.min(slice, config.fragmentLimit()) ? len - pos : slice;
                 out.add(new Slice(batch, i, r.opcode() == TransferRequest.Opcode.WRITE, segment.asSlice(r.localOffset() + pos, n),
-                        r.localOffset() + pos, r.targetOffset() + pos, localBuf.location(), peer));
+                        r.targetOffset() + pos, localBuf.location(), peer));
                 pos += n;
                 count++;
             }
