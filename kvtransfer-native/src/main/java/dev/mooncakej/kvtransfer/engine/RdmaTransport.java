@@ -250,12 +250,13 @@ final class RdmaTransport implements Transport {
                 }
                 int rc = VerbsOps.postSend(qp, wrs, bad);
                 if (rc != 0) {
+                    // out of the pool first, so the retries of these slices get a fresh queue pair, not this one
+                    breakEndpoint();
                     for (int i = 0; i < n; i++) {
                         Slice s = posted.remove(ids[i]);
                         postedOn.remove(ids[i]);
                         if (s != null) completion.failed(s, "ibv_post_send on " + key + " failed: " + rc, true);
                     }
-                    breakEndpoint();
                     return;
                 }
                 outstanding += n;
