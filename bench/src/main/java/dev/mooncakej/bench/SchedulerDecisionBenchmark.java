@@ -1,11 +1,11 @@
 package dev.mooncakej.bench;
 
-import dev.mooncakej.conductor.scheduling.AdmissionMode;
-import dev.mooncakej.conductor.scheduling.ClusterScheduler;
-import dev.mooncakej.conductor.scheduling.Decision;
-import dev.mooncakej.conductor.scheduling.PrefillPolicy;
-import dev.mooncakej.conductor.scheduling.SchedulerConfig;
-import dev.mooncakej.engine.sim.CostProfile;
+import dev.mooncakej.scheduler.AdmissionMode;
+import dev.mooncakej.scheduler.ClusterScheduler;
+import dev.mooncakej.scheduler.Decision;
+import dev.mooncakej.scheduler.PrefillPolicy;
+import dev.mooncakej.scheduler.SchedulerConfig;
+import dev.mooncakej.kvcache.cost.CostProfile;
 import java.util.SplittableRandom;
 import java.util.concurrent.TimeUnit;
 import org.openjdk.jmh.annotations.Benchmark;

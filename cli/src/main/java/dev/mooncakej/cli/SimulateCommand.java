@@ -1,9 +1,9 @@
 package dev.mooncakej.cli;
 
-import dev.mooncakej.conductor.scheduling.AdmissionMode;
-import dev.mooncakej.conductor.scheduling.PrefillPolicy;
-import dev.mooncakej.conductor.scheduling.SchedulerConfig;
-import dev.mooncakej.engine.sim.CostProfile;
+import dev.mooncakej.scheduler.AdmissionMode;
+import dev.mooncakej.scheduler.PrefillPolicy;
+import dev.mooncakej.scheduler.SchedulerConfig;
+import dev.mooncakej.kvcache.cost.CostProfile;
 import dev.mooncakej.simulator.Simulation;
 import dev.mooncakej.simulator.SimulationConfig;
 import dev.mooncakej.simulator.SimulationResult;

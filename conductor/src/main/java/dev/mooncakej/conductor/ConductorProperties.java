@@ -4,8 +4,8 @@ import java.net.URI;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
-import dev.mooncakej.conductor.scheduling.AdmissionMode;
-import dev.mooncakej.conductor.scheduling.PrefillPolicy;
+import dev.mooncakej.scheduler.AdmissionMode;
+import dev.mooncakej.scheduler.PrefillPolicy;
 import org.springframework.boot.context.properties.ConfigurationProperties;
 
 /**

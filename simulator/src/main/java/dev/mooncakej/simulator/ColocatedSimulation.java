@@ -1,7 +1,7 @@
 package dev.mooncakej.simulator;
 
-import dev.mooncakej.conductor.scheduling.PrefillTimeModel;
-import dev.mooncakej.engine.sim.CostProfile;
+import dev.mooncakej.scheduler.PrefillTimeModel;
+import dev.mooncakej.kvcache.cost.CostProfile;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.Iterator;

@@ -1,9 +1,9 @@
 package dev.mooncakej.simulator;
 
-import dev.mooncakej.conductor.scheduling.ClusterScheduler;
-import dev.mooncakej.conductor.scheduling.Decision;
-import dev.mooncakej.conductor.scheduling.PrefillTimeModel;
-import dev.mooncakej.engine.sim.CostProfile;
+import dev.mooncakej.scheduler.ClusterScheduler;
+import dev.mooncakej.scheduler.Decision;
+import dev.mooncakej.scheduler.PrefillTimeModel;
+import dev.mooncakej.kvcache.cost.CostProfile;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.Arrays;

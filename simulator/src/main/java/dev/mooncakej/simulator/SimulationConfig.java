@@ -1,6 +1,6 @@
 package dev.mooncakej.simulator;
 
-import dev.mooncakej.conductor.scheduling.SchedulerConfig;
+import dev.mooncakej.scheduler.SchedulerConfig;
 
 /**
  * A simulated cluster: the scheduler's settings plus instance counts, cache capacity and chunking.

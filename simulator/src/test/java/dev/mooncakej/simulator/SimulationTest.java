@@ -4,10 +4,10 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import static org.assertj.core.data.Offset.offset;
 
-import dev.mooncakej.conductor.scheduling.AdmissionMode;
-import dev.mooncakej.conductor.scheduling.PrefillPolicy;
-import dev.mooncakej.conductor.scheduling.SchedulerConfig;
-import dev.mooncakej.engine.sim.CostProfile;
+import dev.mooncakej.scheduler.AdmissionMode;
+import dev.mooncakej.scheduler.PrefillPolicy;
+import dev.mooncakej.scheduler.SchedulerConfig;
+import dev.mooncakej.kvcache.cost.CostProfile;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;

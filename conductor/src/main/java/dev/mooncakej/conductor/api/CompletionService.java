@@ -2,14 +2,14 @@ package dev.mooncakej.conductor.api;
 
 import dev.mooncakej.conductor.ConductorProperties;
 import dev.mooncakej.conductor.model.ServedModel;
-import dev.mooncakej.conductor.scheduler.LiveScheduler;
-import dev.mooncakej.conductor.scheduler.WorkerEndpoint;
-import dev.mooncakej.conductor.scheduling.AdmissionMode;
-import dev.mooncakej.conductor.scheduling.ClusterScheduler;
-import dev.mooncakej.conductor.scheduling.PrefillPolicy;
-import dev.mooncakej.conductor.scheduling.SchedulerConfig;
+import dev.mooncakej.scheduler.LiveScheduler;
+import dev.mooncakej.scheduler.WorkerEndpoint;
+import dev.mooncakej.scheduler.AdmissionMode;
+import dev.mooncakej.scheduler.ClusterScheduler;
+import dev.mooncakej.scheduler.PrefillPolicy;
+import dev.mooncakej.scheduler.SchedulerConfig;
 import dev.mooncakej.engine.sampling.TextAssembler;
-import dev.mooncakej.engine.sim.CostProfile;
+import dev.mooncakej.kvcache.cost.CostProfile;
 import dev.mooncakej.conductor.workers.WorkerClient;
 import dev.mooncakej.kvcache.wire.WorkerMessages.DecodeTask;
 import dev.mooncakej.kvcache.wire.WorkerMessages.PrefillTask;
@@ -218,7 +218,7 @@ public class CompletionService {
         promptTokens.record(tokens.length);
         LiveScheduler.Choice choice = scheduler.choose(keys, tokens.length);
         if (!choice.decision().accepted()) {
-            rejected(dev.mooncakej.conductor.scheduling.Decision.TTFT_SLO.equals(choice.decision().rejectReason()) ? "ttft_slo" : "decode_load").increment();
+            rejected(dev.mooncakej.scheduler.Decision.TTFT_SLO.equals(choice.decision().rejectReason()) ? "ttft_slo" : "decode_load").increment();
             return Mono.error(new ApiException(429, "rate_limit_exceeded", null, "overloaded",
                     "the cluster is overloaded (" + choice.decision().rejectReason() + "); retry after " + props.retryAfterSeconds() + " s", props.retryAfterSeconds()));
         }

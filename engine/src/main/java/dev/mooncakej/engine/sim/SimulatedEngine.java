@@ -1,5 +1,6 @@
 package dev.mooncakej.engine.sim;
 
+import dev.mooncakej.kvcache.cost.CostProfile;
 import dev.mooncakej.engine.gguf.GgufFile;
 import dev.mooncakej.engine.kv.KvCacheLayout;
 import dev.mooncakej.engine.kv.PagedKvCache;

@@ -1,5 +1,6 @@
 package dev.mooncakej.engine.sim;
 
+import dev.mooncakej.kvcache.cost.CostProfile;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import static org.assertj.core.data.Offset.offset;

@@ -1,4 +1,4 @@
-package dev.mooncakej.conductor.scheduling;
+package dev.mooncakej.scheduler;
 
 import java.util.Iterator;
 import java.util.LinkedHashMap;

@@ -1,4 +1,4 @@
-package dev.mooncakej.conductor.scheduling;
+package dev.mooncakej.scheduler;
 
 /**
  * One decode instance as the scheduler sees it: running requests (with their decode start times, for

@@ -1,6 +1,6 @@
-package dev.mooncakej.conductor.scheduling;
+package dev.mooncakej.scheduler;
 
-import dev.mooncakej.engine.sim.CostProfile;
+import dev.mooncakej.kvcache.cost.CostProfile;
 
 /**
  * Prefill time as a polynomial in input length n and cached prefix p (FAST section 4.1; the fit basis

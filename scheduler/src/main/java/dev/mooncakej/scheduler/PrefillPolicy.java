@@ -1,4 +1,4 @@
-package dev.mooncakej.conductor.scheduling;
+package dev.mooncakej.scheduler;
 
 import java.util.Arrays;
 import java.util.Locale;

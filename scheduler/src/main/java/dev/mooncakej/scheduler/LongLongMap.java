@@ -1,4 +1,4 @@
-package dev.mooncakej.conductor.scheduling;
+package dev.mooncakej.scheduler;
 
 /**
  * An open-addressing hash map from long to long (0 means absent), so the scheduler's prefix index

@@ -1,4 +1,4 @@
-package dev.mooncakej.conductor.scheduling;
+package dev.mooncakej.scheduler;
 
 import static org.assertj.core.api.Assertions.assertThat;
 

@@ -1,10 +1,10 @@
-package dev.mooncakej.conductor.scheduling;
+package dev.mooncakej.scheduler;
 
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import static org.assertj.core.data.Offset.offset;
 
-import dev.mooncakej.engine.sim.CostProfile;
+import dev.mooncakej.kvcache.cost.CostProfile;
 import org.junit.jupiter.api.Test;
 
 /** Each branch of Algorithm 1, each policy and each admission mode on small hand-built clusters. */

@@ -1,4 +1,4 @@
-package dev.mooncakej.conductor.scheduling;
+package dev.mooncakej.scheduler;
 
 /**
  * Global prefix index: block key -> bit set of the prefill instances (up to 64) whose cache holds it.

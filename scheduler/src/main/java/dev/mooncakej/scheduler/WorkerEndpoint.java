@@ -1,4 +1,4 @@
-package dev.mooncakej.conductor.scheduler;
+package dev.mooncakej.scheduler;
 
 import java.util.concurrent.atomic.AtomicInteger;
 

@@ -1,4 +1,4 @@
-package dev.mooncakej.engine.sim;
+package dev.mooncakej.kvcache.cost;
 
 /**
  * Time a model takes on some hardware, as a function of the work (the simulated engine sleeps it, the

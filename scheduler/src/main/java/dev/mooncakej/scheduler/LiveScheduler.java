@@ -1,8 +1,5 @@
-package dev.mooncakej.conductor.scheduler;
+package dev.mooncakej.scheduler;
 
-import dev.mooncakej.conductor.scheduling.ClusterScheduler;
-import dev.mooncakej.conductor.scheduling.Decision;
-import dev.mooncakej.conductor.scheduling.PrefillTimeModel;
 import java.util.ArrayList;
 import java.util.Comparator;
 import java.util.List;

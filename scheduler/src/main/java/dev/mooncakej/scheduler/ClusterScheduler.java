@@ -1,6 +1,6 @@
-package dev.mooncakej.conductor.scheduling;
+package dev.mooncakej.scheduler;
 
-import dev.mooncakej.engine.sim.CostProfile;
+import dev.mooncakej.kvcache.cost.CostProfile;
 import java.util.SplittableRandom;
 
 /**
