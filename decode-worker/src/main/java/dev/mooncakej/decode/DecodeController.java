@@ -1,14 +1,14 @@
 package dev.mooncakej.decode;
 
+import dev.mooncakej.kvcache.wire.InternalJson;
 import dev.mooncakej.kvcache.wire.WorkerMessages.DecodeTask;
-import org.slf4j.Logger;
-import org.slf4j.LoggerFactory;
 import dev.mooncakej.kvcache.wire.WorkerMessages.ReserveRequest;
 import dev.mooncakej.kvcache.wire.WorkerMessages.ReserveResponse;
-import dev.mooncakej.kvcache.wire.WorkerMessages.TokenEvent;
 import dev.mooncakej.kvcache.wire.WorkerMessages.WorkerError;
-import dev.mooncakej.kvcache.wire.WorkerMessages.WorkerStatus;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 import org.springframework.http.HttpStatus;
+import org.springframework.http.MediaType;
 import org.springframework.http.ResponseEntity;
 import org.springframework.web.bind.annotation.DeleteMapping;
 import org.springframework.web.bind.annotation.ExceptionHandler;
@@ -20,50 +20,56 @@ import org.springframework.web.bind.annotation.RequestHeader;
 import org.springframework.web.bind.annotation.RestController;
 import reactor.core.publisher.Flux;
 
-/** The decode worker's internal API, called by the conductor. */
+/** The decode worker's internal API, called by the conductor; bodies in and out through {@link InternalJson}. */
 @RestController
 public class DecodeController {
     private static final Logger LOG = LoggerFactory.getLogger(DecodeController.class);
     private final DecodeService service;
+    private final DecodeAgent agent;
 
-    public DecodeController(DecodeService service) {
+    public DecodeController(DecodeService service, DecodeAgent agent) {
         this.service = service;
+        this.agent = agent;
     }
 
-    @PostMapping("/internal/reserve")
-    public ResponseEntity<?> reserve(@RequestBody ReserveRequest req, @RequestHeader(value = "X-Request-Id", required = false) String rid) {
-        ReserveResponse r = service.reserve(req.requestId(), req.promptTokens());
-        LOG.info("[{}] reserve {} blocks for {} prompt tokens: {}", rid, r == null ? "no" : r.blocks(), req.promptTokens(), r == null ? "KV full" : "ok");
+    @PostMapping(value = "/internal/reserve", produces = MediaType.APPLICATION_JSON_VALUE)
+    public ResponseEntity<String> reserve(@RequestBody(required = false) String body, @RequestHeader(value = "X-Request-Id", required = false) String rid) {
+        ReserveRequest req = InternalJson.decode(body, ReserveRequest.class);
+        ReserveResponse r = service.reserve(req.reservationId(), req.promptTokens(), req.maxTokens());
+        LOG.info("[{}] reservation {}: {} blocks for {} prompt + {} generated tokens: {}", rid, req.reservationId(), r == null ? "no" : r.blocks(),
+                req.promptTokens(), req.maxTokens(), r == null ? "KV full" : "ok");
         if (r == null) {
             return ResponseEntity.status(HttpStatus.TOO_MANY_REQUESTS)
-                    .body(new WorkerError("kv_full", "no free KV blocks for " + req.promptTokens() + " tokens"));
+                    .body(InternalJson.encode(new WorkerError("kv_full", "no free KV blocks for " + req.promptTokens() + " + " + req.maxTokens() + " tokens")));
         }
-        return ResponseEntity.ok(r);
+        return ResponseEntity.ok(InternalJson.encode(r));
     }
 
-    @PostMapping(value = "/internal/decode", produces = "application/x-ndjson")
-    public Flux<TokenEvent> decode(@RequestBody DecodeTask task, @RequestHeader(value = "X-Request-Id", required = false) String rid) {
-        LOG.info("[{}] decoding request {} (up to {} tokens)", rid, task.requestId(), task.maxTokens());
-        return service.decode(task).doOnCancel(() -> LOG.info("[{}] client of request {} went away", rid, task.requestId()));
+    @PostMapping(value = "/internal/decode", produces = MediaType.APPLICATION_NDJSON_VALUE)
+    public Flux<String> decode(@RequestBody(required = false) String body, @RequestHeader(value = "X-Request-Id", required = false) String rid) {
+        DecodeTask task = InternalJson.decode(body, DecodeTask.class);
+        LOG.info("[{}] decoding reservation {} (up to {} tokens)", rid, task.reservationId(), task.maxTokens());
+        return service.decode(task).map(ev -> InternalJson.encode(ev) + "\n")
+                .doOnCancel(() -> LOG.info("[{}] client of reservation {} went away", rid, task.reservationId()));
     }
 
-    @DeleteMapping("/internal/requests/{id}")
+    @DeleteMapping("/internal/reservations/{id}")
     public ResponseEntity<Void> cancel(@PathVariable("id") long id) {
         return service.cancel(id) ? ResponseEntity.noContent().build() : ResponseEntity.notFound().build();
     }
 
-    @GetMapping("/internal/status")
-    public WorkerStatus status() {
-        return service.status();
+    @GetMapping(value = "/internal/status", produces = MediaType.APPLICATION_JSON_VALUE)
+    public String status() {
+        return InternalJson.encode(service.status(agent.activeCount()));
     }
 
     @ExceptionHandler(IllegalArgumentException.class)
-    public ResponseEntity<WorkerError> badRequest(IllegalArgumentException e) {
-        return ResponseEntity.badRequest().body(new WorkerError("bad_request", e.getMessage()));
+    public ResponseEntity<String> badRequest(IllegalArgumentException e) {
+        return ResponseEntity.badRequest().contentType(MediaType.APPLICATION_JSON).body(InternalJson.encode(new WorkerError("bad_request", e.getMessage())));
     }
 
     @ExceptionHandler(IllegalStateException.class)
-    public ResponseEntity<WorkerError> conflict(IllegalStateException e) {
-        return ResponseEntity.status(HttpStatus.CONFLICT).body(new WorkerError("conflict", e.getMessage()));
+    public ResponseEntity<String> conflict(IllegalStateException e) {
+        return ResponseEntity.status(HttpStatus.CONFLICT).contentType(MediaType.APPLICATION_JSON).body(InternalJson.encode(new WorkerError("conflict", e.getMessage())));
     }
 }

@@ -3,6 +3,8 @@ package dev.mooncakej.decode;
 import dev.mooncakej.cluster.ClusterSettings;
 import dev.mooncakej.cluster.Member;
 import dev.mooncakej.cluster.WorkerPresence;
+import dev.mooncakej.kvcache.wire.InternalJson;
+import dev.mooncakej.kvcache.wire.WorkerMessages.LoadReport;
 import java.time.Duration;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -26,8 +28,11 @@ public class DecodeMembership implements SmartLifecycle {
     private volatile WorkerPresence presence;
     private volatile boolean running;
 
-    public DecodeMembership(Environment env, DecodeService service, ClusterSettings settings) {
+    private final DecodeAgent agent;
+
+    public DecodeMembership(Environment env, DecodeService service, DecodeAgent agent, ClusterSettings settings) {
         this.env = env;
+        this.agent = agent;
         this.service = service;
         this.settings = settings;
     }
@@ -37,16 +42,15 @@ public class DecodeMembership implements SmartLifecycle {
         running = true;
         if (!settings.enabled()) return;
         int port = env.getProperty("local.server.port", Integer.class, 8200);
-        var status = service.status();
+        var status = service.status(0);
         presence = WorkerPresence.start(settings, new Member("decode", service.name(), settings.advertiseUrl(port), status.model(), status.capacityBlocks()));
         String self = presence.self().url();
         pusher = Thread.ofPlatform().daemon().name("load-push").start(() -> {
             while (running) {
                 try {
                     Thread.sleep(1000);
-                    var st = service.status();
-                    presence.postToLeader("/internal/load", "{\"worker\":\"" + self + "\",\"running\":" + st.active() + ",\"kvTokens\":"
-                            + (long) st.usedBlocks() * st.blockTokens() + "}");
+                    var st = service.status(agent.activeCount());
+                    presence.postToLeader("/internal/load", InternalJson.encode(new LoadReport(self, st.active(), (long) st.usedBlocks() * st.blockTokens())));
                 } catch (InterruptedException e) {
                     return;
                 } catch (RuntimeException e) {

@@ -1,6 +1,7 @@
 package dev.mooncakej.decode;
 
 import dev.mooncakej.engine.llama.LlamaEngine;
+import dev.mooncakej.engine.select.EngineSettings;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import org.springframework.boot.context.properties.ConfigurationProperties;
@@ -12,7 +13,7 @@ import org.springframework.boot.context.properties.ConfigurationProperties;
 @ConfigurationProperties("mooncakej.decode")
 public record DecodeProperties(String model, Integer blockTokens, Integer kvBlocks, Integer maxBatch, Integer threads,
                                String kvHost, Integer kvPort, Long kvWaitMillis, String kvSecret, String kvTransports, String kvShmDir,
-                               Long kvTimeoutMillis) {
+                               Long kvTimeoutMillis, String engine, String simProfile, Double simTimeScale) {
 
     public DecodeProperties {
         if (model == null || model.isBlank()) throw new IllegalArgumentException("mooncakej.decode.model is missing: expected the path of a GGUF model file");
@@ -31,6 +32,9 @@ public record DecodeProperties(String model, Integer blockTokens, Integer kvBloc
         kvTransports = kvTransports == null ? "rdma,shm,tcp" : kvTransports;
         kvShmDir = kvShmDir == null ? "/dev/shm" : kvShmDir;
         kvTimeoutMillis = kvTimeoutMillis == null ? 30_000L : kvTimeoutMillis;
+        simTimeScale = simTimeScale == null ? 1.0 : simTimeScale;
+        // validates engine and sim-* now, naming the bad key
+        new EngineSettings("mooncakej.decode.", engine, Path.of(model), blockTokens, kvBlocks, maxBatch, threads, simProfile, simTimeScale);
         if (maxBatch < 1 || maxBatch > 1024) throw new IllegalArgumentException("mooncakej.decode.max-batch=" + maxBatch + ": expected 1..1024");
         if (blockTokens < 1 || blockTokens > 4096) throw new IllegalArgumentException("mooncakej.decode.block-tokens=" + blockTokens + ": expected 1..4096 (the same on every worker and the conductor)");
         if (kvBlocks < 0) throw new IllegalArgumentException("mooncakej.decode.kv-blocks=" + kvBlocks + ": expected 0 (4 x context) or a positive block count");
@@ -46,7 +50,7 @@ public record DecodeProperties(String model, Integer blockTokens, Integer kvBloc
         return dev.mooncakej.kvtransfer.engine.WorkerSegment.config("mooncakej.decode.kv-", kvTransports, kvShmDir, kvHost, kvPort, kvSecret, kvTimeoutMillis);
     }
 
-    LlamaEngine.Config engineConfig() {
-        return new LlamaEngine.Config(Path.of(model), blockTokens, kvBlocks, maxBatch, threads);
+    EngineSettings engineSettings() {
+        return new EngineSettings("mooncakej.decode.", engine, Path.of(model), blockTokens, kvBlocks, maxBatch, threads, simProfile, simTimeScale);
     }
 }

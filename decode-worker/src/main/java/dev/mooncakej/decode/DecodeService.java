@@ -1,168 +1,197 @@
 package dev.mooncakej.decode;
 
+import dev.mooncakej.decode.Reservation.State;
 import dev.mooncakej.engine.kv.PagedKvCache;
-import dev.mooncakej.engine.llama.LlamaEngine;
 import dev.mooncakej.engine.sampling.Sampler;
 import dev.mooncakej.engine.sampling.SamplingParams;
-import dev.mooncakej.engine.spi.DecodeBatch;
 import dev.mooncakej.engine.spi.InferenceEngine;
 import dev.mooncakej.engine.spi.Sequence;
+import dev.mooncakej.kvcache.wire.KvControl;
 import dev.mooncakej.kvcache.wire.WorkerMessages.DecodeTask;
+import dev.mooncakej.kvcache.wire.WorkerMessages.KvTarget;
 import dev.mooncakej.kvcache.wire.WorkerMessages.ReserveResponse;
 import dev.mooncakej.kvcache.wire.WorkerMessages.TokenEvent;
 import dev.mooncakej.kvcache.wire.WorkerMessages.WorkerStatus;
-import dev.mooncakej.kvcache.wire.WorkerMessages.KvTarget;
-import dev.mooncakej.kvtransfer.engine.DescriptorJson;
-import dev.mooncakej.kvtransfer.engine.SegmentMetadata;
 import dev.mooncakej.kvtransfer.engine.TransferEngine;
 import dev.mooncakej.kvtransfer.engine.WorkerSegment;
-import io.micrometer.core.instrument.Counter;
-import io.micrometer.core.instrument.Gauge;
-import io.micrometer.core.instrument.MeterRegistry;
-import io.micrometer.core.instrument.Timer;
-import jakarta.annotation.PreDestroy;
 import java.io.IOException;
-import java.lang.foreign.MemorySegment;
 import java.time.Duration;
-import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicIntegerArray;
+import java.util.concurrent.atomic.AtomicLong;
+import java.util.function.Consumer;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
-import org.springframework.stereotype.Service;
 import reactor.core.publisher.Flux;
 import reactor.core.publisher.Sinks;
 
 /**
- * The decode worker's core: reservations of KV blocks that prefill workers fill through the transfer
- * engine (the KV slab is this worker's registered transfer segment: writes land in place), and one
- * continuous-batching loop that decodes every active request a token per step and streams tokens out.
- * Every block of a request returns to the pool when it ends, whatever the reason (finished, client
- * gone, error, never started).
+ * The decode worker's reservations: KV blocks that a prefill worker fills through the transfer
+ * engine (the KV slab is this worker's registered segment, so writes land in place), the KV control
+ * protocol ({@link KvControl}: claim, commit, abort, stopped) and the fence that keeps the blocks of
+ * a dropped reservation from any other request until its writer has provably stopped. The continuous
+ * batch itself runs in {@link DecodeAgent}. Built by {@link DecodeWorkerConfig} after the segment and
+ * the engine; starts no thread.
  */
-@Service
-public class DecodeService {
-    /** Status bytes of the commit notification a prefill worker sends once all of a request's KV is written. */
-    public static final byte COMMIT_OK = 0;
-    public static final byte COMMIT_UNKNOWN_REQUEST = 1;
-    public static final byte COMMIT_REJECTED = 2;
-
+public final class DecodeService {
     private static final Logger LOG = LoggerFactory.getLogger(DecodeService.class);
-
-    /** One request from reservation to release. */
-    static final class Request {
-        final long id;
-        final Sequence seq;
-        final int promptTokens;
-        volatile boolean committed;
-        volatile boolean cancelled;
-        volatile boolean started;
-        final long reservedAt = System.nanoTime();
-        DecodeTask task;
-        Sampler sampler;
-        Sinks.Many<TokenEvent> sink;
-        int next;
-        int produced;
-        long lastTokenAt;
-
-        Request(long id, Sequence seq, int promptTokens) {
-            this.id = id;
-            this.seq = seq;
-            this.promptTokens = promptTokens;
-        }
-    }
+    /** How often a fenced reservation's writer is asked again to confirm it stopped. */
+    static final long ABORT_RETRY_NANOS = TimeUnit.SECONDS.toNanos(1);
 
     private final DecodeProperties props;
     private final InferenceEngine engine;
     private final PagedKvCache cache;
-    private final WorkerSegment segment;
     private final TransferEngine transfer;
-    private final Map<Long, Request> requests = new ConcurrentHashMap<>();
-    private final LinkedBlockingQueue<Request> joining = new LinkedBlockingQueue<>();
-    private final Thread loop;
-    private final Timer tbt;
-    private final Counter finished;
-    private volatile boolean running = true;
-    private volatile int activeCount;
+    private final WorkerSegment segment;
+    private final Map<Long, Reservation> reservations = new ConcurrentHashMap<>();
+    final LinkedBlockingQueue<Reservation> joining = new LinkedBlockingQueue<>();
+    /** Per KV block: 1 while its reservation is CLAIMED (tcp writes into it are accepted), else 0. */
+    private final AtomicIntegerArray writable;
+    private final long slabOffset;
+    private final long blockBytes;
+    private final AtomicLong fencedBlocks = new AtomicLong();
+    private final AtomicLong released = new AtomicLong();
+    private volatile Consumer<String> outcomes = o -> {};
     private volatile boolean draining;
 
-    public DecodeService(DecodeProperties props, MeterRegistry meters, dev.mooncakej.cluster.ClusterSettings cluster) throws IOException {
+    public DecodeService(DecodeProperties props, InferenceEngine engine, WorkerSegment segment) {
         this.props = props;
-        this.segment = new WorkerSegment("decode", props.transferConfig(), WorkerSegment.metadata(cluster.etcdEndpoints(), cluster.prefix(), cluster.leaseTtlSeconds()));
-        this.engine = new LlamaEngine(props.engineConfig(), segment.kvMemory());
+        this.engine = engine;
         this.cache = engine.kvCache();
+        this.segment = segment;
         this.transfer = segment.engine();
-        transfer.onNotify(this::onCommit);
-        this.tbt = Timer.builder("mooncakej.decode.tbt").description("time between tokens of one request, on the decode worker")
-                .publishPercentileHistogram().register(meters);
-        this.finished = Counter.builder("mooncakej.decode.requests").tag("outcome", "finished").register(meters);
-        Gauge.builder("mooncakej.kv.blocks.used", cache, PagedKvCache::usedBlocks).tag("role", "decode").register(meters);
-        Gauge.builder("mooncakej.kv.blocks.capacity", cache, PagedKvCache::capacity).tag("role", "decode").register(meters);
-        Gauge.builder("mooncakej.decode.batch.size", this, s -> s.activeCount).register(meters);
-        Gauge.builder("mooncakej.kv.received.bytes", transfer, TransferEngine::bytesReceived).register(meters);
-        this.loop = Thread.ofPlatform().name("decode-loop").daemon().start(this::runLoop);
-        LOG.info("decode worker ready: model {}, {} KV blocks of {} tokens, transfer segment '{}' on {}:{} ({}; rdma: {})", engine.info().name(),
-                cache.capacity(), engine.info().blockTokens(), transfer.name(), props.kvHost(), transfer.port(), transfer.descriptor().transports(), transfer.rdmaStatus());
+        this.writable = new AtomicIntegerArray(cache.capacity());
+        this.slabOffset = transfer.offsetOf(cache.slab());
+        this.blockBytes = cache.layout().blockBytes();
+    }
+
+    /** Wires the transfer engine to this service (control messages, the tcp write fence). Called once, before serving. */
+    void attach() {
+        transfer.onNotify(this::onControl);
+        transfer.guardWrites(this::writePermitted);
     }
 
     public InferenceEngine engine() { return engine; }
+    public TransferEngine transfer() { return transfer; }
+    DecodeProperties props() { return props; }
+    void onOutcome(Consumer<String> c) { outcomes = c; }
 
-    /** Reserves blocks for the prompt; null when the pool has no room (the conductor answers 429). */
-    public ReserveResponse reserve(long requestId, int promptTokens) {
-        if (promptTokens < 1 || promptTokens > engine.info().contextLength()) {
-            throw new IllegalArgumentException("prompt of " + promptTokens + " tokens: expected 1.." + engine.info().contextLength());
-        }
-        if (draining) return null; // stopping: the conductor tries another decode worker
+    /**
+     * Reserves blocks for the prompt and everything it may generate (capped at the context), so the
+     * stream never fails midway for lack of KV; null when the pool has no room (the conductor answers
+     * 429 or tries another worker).
+     */
+    public ReserveResponse reserve(long reservationId, int promptTokens, int maxTokens) {
+        int ctx = engine.info().contextLength();
+        if (promptTokens < 1 || promptTokens >= ctx) throw new IllegalArgumentException("prompt of " + promptTokens + " tokens: expected 1.." + (ctx - 1));
+        if (maxTokens < 1) throw new IllegalArgumentException("max tokens " + maxTokens + ": expected >= 1");
+        if (draining) return null;
+        int total = (int) Math.min((long) promptTokens + maxTokens, ctx);
         Sequence seq = engine.newSequence();
-        if (!seq.reserve(promptTokens)) {
+        if (!seq.reserve(total)) {
             seq.release();
             return null;
         }
-        Request r = new Request(requestId, seq, promptTokens);
-        if (requests.putIfAbsent(requestId, r) != null) {
+        Reservation r = new Reservation(reservationId, seq, promptTokens, total - promptTokens);
+        if (reservations.putIfAbsent(reservationId, r) != null) {
             seq.release();
-            throw new IllegalArgumentException("request " + requestId + " is already reserved");
+            throw new IllegalArgumentException("reservation " + reservationId + " already exists");
         }
-        long[] offsets = new long[seq.blockCount()];
+        long[] offsets = new long[r.promptBlocks];
         for (int b = 0; b < offsets.length; b++) offsets[b] = transfer.offsetOf(cache.block(seq.blockTable()[b]));
-        return new ReserveResponse(requestId, new KvTarget(transfer.name(), DescriptorJson.write(transfer.descriptor()), offsets, cache.layout().layerBytes()),
-                seq.blockCount(), seq.blockTokens());
+        return new ReserveResponse(reservationId, new KvTarget(transfer.name(), offsets, cache.layout().layerBytes()), seq.blockCount(), seq.blockTokens());
     }
 
-    /** The commit notification: 16 bytes, little endian, request id then prompt tokens now complete. */
-    private byte onCommit(byte[] payload) {
-        if (payload.length != 16) return COMMIT_REJECTED;
-        java.nio.ByteBuffer b = java.nio.ByteBuffer.wrap(payload).order(java.nio.ByteOrder.LITTLE_ENDIAN);
-        return commit(b.getLong(0), b.getLong(8));
-    }
-
-    public byte commit(long requestId, long tokens) {
-        Request r = requests.get(requestId);
-        if (r == null) return COMMIT_UNKNOWN_REQUEST;
-        if (tokens != r.promptTokens) return COMMIT_REJECTED;
-        r.seq.setLength(r.promptTokens);
-        r.committed = true;
-        return COMMIT_OK;
-    }
-
-    /** Starts decoding a reserved, committed request; the flux ends with a finish event. */
-    public Flux<TokenEvent> decode(DecodeTask task) {
-        Request r = requests.get(task.requestId());
-        if (r == null) throw new IllegalArgumentException("request " + task.requestId() + " is not reserved here");
-        if (!r.committed) {
-            release(r);
-            throw new IllegalStateException("request " + task.requestId() + ": its KV has not arrived (no commit)");
+    /** A KV control message from a prefill worker (over the authenticated transfer control channel). */
+    byte onControl(byte[] payload) {
+        KvControl m;
+        try {
+            m = KvControl.decode(payload);
+        } catch (IllegalArgumentException e) {
+            LOG.warn("refused a malformed kv control message: {}", e.getMessage());
+            return KvControl.MALFORMED;
         }
-        if (r.started) throw new IllegalArgumentException("request " + task.requestId() + " is already decoding");
-        r.started = true;
-        r.task = task;
+        Reservation r = reservations.get(m.reservationId());
+        if (r == null) return m.type() == KvControl.STOPPED ? KvControl.OK : KvControl.UNKNOWN_RESERVATION;
+        synchronized (r) {
+            switch (m.type()) {
+                case KvControl.CLAIM -> {
+                    if (r.state == State.RESERVED) {
+                        r.state = State.CLAIMED;
+                        r.writer = m.writer();
+                        setWritable(r, 1);
+                        return KvControl.OK;
+                    }
+                    return r.state == State.CLAIMED && m.writer().equals(r.writer) ? KvControl.OK
+                            : r.state == State.FENCED ? KvControl.FENCED : KvControl.REJECTED;
+                }
+                case KvControl.COMMIT -> {
+                    if (r.state == State.FENCED) return KvControl.FENCED;
+                    if (r.state != State.CLAIMED || m.argument() != r.promptTokens) return KvControl.REJECTED;
+                    setWritable(r, 0);
+                    r.seq.setLength(r.promptTokens);
+                    r.state = State.COMMITTED;
+                    return KvControl.OK;
+                }
+                case KvControl.STOPPED -> {
+                    if (r.state == State.FENCED) {
+                        r.writerStopped = true;
+                        releaseIfLandedLocked(r);
+                    }
+                    return KvControl.OK;
+                }
+                default -> {
+                    return KvControl.REJECTED; // ABORT goes the other way
+                }
+            }
+        }
+    }
+
+    private void setWritable(Reservation r, int v) {
+        for (int b = 0; b < r.promptBlocks; b++) writable.set(r.seq.blockTable()[b], v);
+    }
+
+    /** The tcp write fence: every block the range touches must belong to a CLAIMED reservation. */
+    private boolean writePermitted(long offset, long length) {
+        long rel = offset - slabOffset;
+        if (rel < 0 || length <= 0) return false;
+        long first = rel / blockBytes, last = (rel + length - 1) / blockBytes;
+        if (last >= writable.length()) return false;
+        for (long b = first; b <= last; b++) if (writable.get((int) b) == 0) return false;
+        return true;
+    }
+
+    /** Starts decoding a committed reservation; the flux ends with a finish event. Every value in the task is checked first. */
+    public Flux<TokenEvent> decode(DecodeTask task) {
+        Reservation r = reservations.get(task.reservationId());
+        if (r == null) throw new IllegalArgumentException("reservation " + task.reservationId() + " is not here");
+        int vocab = engine.info().vocabSize();
+        synchronized (r) {
+            String bad = null;
+            if (task.firstToken() < 0 || task.firstToken() >= vocab) bad = "first token " + task.firstToken() + ": expected 0.." + (vocab - 1);
+            else if (task.promptTokens() != r.promptTokens) bad = "prompt tokens " + task.promptTokens() + ": the reservation holds " + r.promptTokens;
+            else if (task.maxTokens() < 1 || task.maxTokens() > r.maxTokens) bad = "max tokens " + task.maxTokens() + ": expected 1.." + r.maxTokens + " (as reserved)";
+            else if (task.sampling() == null) bad = "sampling is missing";
+            if (bad != null) {
+                dropLocked(r, "bad decode task");
+                throw new IllegalArgumentException("decode task of reservation " + r.id + ": " + bad);
+            }
+            if (r.state == State.DECODING) throw new IllegalArgumentException("reservation " + r.id + " is already decoding");
+            if (r.state != State.COMMITTED) {
+                State was = r.state;
+                dropLocked(r, "decode before commit");
+                throw new IllegalStateException("reservation " + r.id + ": its KV has not arrived (state " + was + ")");
+            }
+            r.state = State.DECODING;
+        }
         var s = task.sampling();
         long seed = s.seed() == null ? System.nanoTime() : s.seed() + 1;
-        r.sampler = new Sampler(new SamplingParams(s.temperature(), s.topP(), s.topK(), seed, Math.max(1, task.maxTokens()), List.of(), s.logprobs()),
-                engine.info().vocabSize());
+        r.task = task;
+        r.sampler = new Sampler(new SamplingParams(s.temperature(), s.topP(), s.topK(), seed, Math.max(1, task.maxTokens()), List.of(), s.logprobs()), vocab);
         r.next = task.firstToken();
         r.produced = 1; // the first token came from the prefill
         r.sink = Sinks.many().unicast().onBackpressureBuffer();
@@ -172,95 +201,111 @@ public class DecodeService {
         return flux;
     }
 
-    /** Drops a request wherever it is; its blocks return to the pool (idempotent). */
-    public boolean cancel(long requestId) {
-        Request r = requests.get(requestId);
+    /** Drops a reservation wherever it is (idempotent); false when it is not here. */
+    public boolean cancel(long reservationId) {
+        Reservation r = reservations.get(reservationId);
         if (r == null) return false;
-        r.cancelled = true;
-        if (!r.started) release(r);
+        synchronized (r) {
+            if (r.state == State.DECODING) r.cancelled = true; // the agent ends it at its next step
+            else dropLocked(r, "cancelled");
+        }
         return true;
     }
 
-    private void release(Request r) {
-        if (requests.remove(r.id, r)) r.seq.release();
-    }
-
-    private void runLoop() {
-        List<Request> active = new ArrayList<>();
-        DecodeBatch batch = new DecodeBatch(props.maxBatch(), engine.info().vocabSize());
-        int vocab = engine.info().vocabSize();
-        while (running) {
-            try {
-                if (active.isEmpty()) {
-                    Request r = joining.poll(200, TimeUnit.MILLISECONDS);
-                    if (r != null) active.add(r);
-                    reapStale();
-                }
-                while (active.size() < props.maxBatch()) {
-                    Request r = joining.poll();
-                    if (r == null) break;
-                    active.add(r);
-                }
-                active.removeIf(r -> {
-                    if (r.cancelled || engine.tokenizer().isEndOfGeneration(r.next) || r.produced >= r.task.maxTokens()) {
-                        String reason = r.cancelled ? "cancelled" : engine.tokenizer().isEndOfGeneration(r.next) ? "stop" : "length";
-                        end(r, reason);
-                        return true;
-                    }
-                    return false;
-                });
-                activeCount = active.size();
-                if (active.isEmpty()) continue;
-                batch.clear();
-                for (Request r : active) batch.add(r.seq, r.next);
-                engine.decode(batch);
-                long now = System.nanoTime();
-                for (int i = 0; i < active.size(); i++) {
-                    Request r = active.get(i);
-                    if (!batch.ok(i)) {
-                        r.next = -1;
-                        r.cancelled = true;
-                        r.sink.tryEmitNext(TokenEvent.end("error: KV cache full or context exhausted"));
-                        continue;
-                    }
-                    int off = batch.logitsOffset(i);
-                    int t = r.sampler.sample(batch.logits(), off, vocab);
-                    r.next = t;
-                    if (engine.tokenizer().isEndOfGeneration(t)) continue; // ends at the top of the next step
-                    float lp = r.task.sampling().logprobs() ? Sampler.logprob(batch.logits(), off, vocab, t) : 0f;
-                    r.produced++;
-                    tbt.record(Duration.ofNanos(now - r.lastTokenAt));
-                    r.lastTokenAt = now;
-                    r.sink.tryEmitNext(TokenEvent.token(t, lp));
-                }
-            } catch (InterruptedException e) {
-                Thread.currentThread().interrupt();
-                return;
-            } catch (RuntimeException e) {
-                LOG.error("decode step failed; failing the requests of this batch", e);
-                for (Request r : active) end(r, "error: " + e.getMessage());
-                active.clear();
-            }
-        }
-    }
-
-    private void end(Request r, String reason) {
+    /** Ends a decoding reservation (agent thread). */
+    void finished(Reservation r, String reason) {
         if (r.sink != null) {
             r.sink.tryEmitNext(TokenEvent.end(reason));
             r.sink.tryEmitComplete();
         }
-        release(r);
-        finished.increment();
+        synchronized (r) {
+            releaseLocked(r, reason);
+        }
+        outcomes.accept(reason.startsWith("error") ? "error" : reason);
     }
 
-    /** Reservations whose KV never came or whose decode never started are released after a timeout. */
-    private void reapStale() {
+    /** Not decoding: released now when nobody can be writing its blocks, else fenced until the writer confirms. */
+    private void dropLocked(Reservation r, String why) {
+        switch (r.state) {
+            case RESERVED, COMMITTED -> releaseLocked(r, why);
+            case CLAIMED -> {
+                setWritable(r, 0);
+                r.fenceSeq = transfer.writeGroupsAccepted(); // read after the guard closed: later groups are refused
+                r.state = State.FENCED;
+                r.fencedAt = System.nanoTime();
+                r.nextAbortAt = r.fencedAt;
+                fencedBlocks.addAndGet(r.seq.blockCount());
+                LOG.info("reservation {} {} while {} may be writing it: {} blocks fenced until it confirms it stopped", r.id, why, r.writer, r.seq.blockCount());
+            }
+            default -> { } // FENCED or RELEASED already; DECODING ends in the agent
+        }
+    }
+
+    /** A fenced reservation whose writer stopped is freed once the tcp groups accepted before the fence have landed. */
+    private void releaseIfLandedLocked(Reservation r) {
+        if (r.state == State.FENCED && r.writerStopped && transfer.writesLandedThrough(r.fenceSeq)) {
+            releaseLocked(r, "its writer " + r.writer + " stopped");
+        }
+    }
+
+    private void releaseLocked(Reservation r, String why) {
+        if (r.state == State.RELEASED) return;
+        if (r.state == State.FENCED) fencedBlocks.addAndGet(-r.seq.blockCount());
+        setWritable(r, 0);
+        r.state = State.RELEASED;
+        reservations.remove(r.id, r);
+        r.seq.release();
+        released.incrementAndGet();
+        LOG.debug("reservation {} released ({})", r.id, why);
+    }
+
+    /**
+     * Called by the agent on every duty cycle: reservations that never started decoding within
+     * {@code kv-wait-millis} are dropped (fenced if claimed), and fenced ones whose writer is due are
+     * asked again (off the agent thread). Returns the reservations it acted on.
+     */
+    int reap(long now, Consumer<Runnable> offload) {
         long limit = TimeUnit.MILLISECONDS.toNanos(props.kvWaitMillis());
-        long now = System.nanoTime();
-        for (Request r : requests.values()) {
-            if (!r.started && now - r.reservedAt > limit) {
-                LOG.warn("releasing request {}: reserved {} ms ago and never started", r.id, TimeUnit.NANOSECONDS.toMillis(now - r.reservedAt));
-                release(r);
+        int work = 0;
+        for (Reservation r : reservations.values()) {
+            synchronized (r) {
+                if ((r.state == State.RESERVED || r.state == State.CLAIMED || r.state == State.COMMITTED) && now - r.reservedAt > limit) {
+                    LOG.warn("reservation {} reserved {} ms ago never started decoding: dropping it", r.id, TimeUnit.NANOSECONDS.toMillis(now - r.reservedAt));
+                    dropLocked(r, "reaped");
+                    work++;
+                }
+                if (r.state == State.FENCED && r.writerStopped) {
+                    releaseIfLandedLocked(r);
+                } else if (r.state == State.FENCED && !r.abortInFlight && now - r.nextAbortAt >= 0) {
+                    r.abortInFlight = true;
+                    offload.accept(() -> abortWriter(r));
+                    work++;
+                }
+            }
+        }
+        return work;
+    }
+
+    /** Asks a fenced reservation's writer to stop; frees the blocks once it says nothing of it is writing, or is gone. */
+    private void abortWriter(Reservation r) {
+        String writer;
+        synchronized (r) {
+            writer = r.writer;
+        }
+        byte status;
+        try {
+            status = transfer.notify(writer, KvControl.abort(r.id).encode(), Duration.ofMillis(Math.min(5000, props.kvTimeoutMillis())));
+        } catch (IOException | RuntimeException e) {
+            boolean gone = segment.metadata().lookup(writer).isEmpty();
+            status = gone ? KvControl.OK : -1; // a process that is gone writes nothing
+            if (!gone) LOG.info("fenced reservation {}: its writer {} did not answer ({}); asking again", r.id, writer, e.getMessage());
+        }
+        synchronized (r) {
+            r.abortInFlight = false;
+            r.nextAbortAt = System.nanoTime() + ABORT_RETRY_NANOS;
+            if (r.state == State.FENCED && (status == KvControl.OK || status == KvControl.UNKNOWN_RESERVATION)) {
+                r.writerStopped = true;
+                releaseIfLandedLocked(r);
             }
         }
     }
@@ -268,32 +313,19 @@ public class DecodeService {
     /** This worker's name in the cluster (its transfer segment's name). */
     public String name() { return transfer.name(); }
 
-    /**
-     * Stops taking reservations and waits until every request has finished (or the timeout); true when
-     * nothing is left. A worker asked to stop thus finishes what it started before it leaves.
-     */
+    /** Stops taking reservations and waits until every one has ended (or the timeout); true when none is left. */
     public boolean drain(Duration timeout) throws InterruptedException {
         draining = true;
         long until = System.nanoTime() + timeout.toNanos();
-        while (!requests.isEmpty() && System.nanoTime() < until) Thread.sleep(20);
-        return requests.isEmpty();
+        while (!reservations.isEmpty() && System.nanoTime() < until) Thread.sleep(20);
+        return reservations.isEmpty();
     }
 
-    public WorkerStatus status() {
+    int reservationCount() { return reservations.size(); }
+    long fencedBlockCount() { return fencedBlocks.get(); }
+
+    public WorkerStatus status(int active) {
         return new WorkerStatus("decode", engine.info().name(), engine.info().blockTokens(), cache.freeBlocks(), cache.usedBlocks(),
-                cache.capacity(), activeCount, joining.size(), 0);
-    }
-
-    @PreDestroy
-    public void close() {
-        running = false;
-        loop.interrupt();
-        try {
-            loop.join(2000);
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-        }
-        engine.close();
-        segment.close();
+                cache.capacity(), active, joining.size(), 0, (int) fencedBlocks.get());
     }
 }

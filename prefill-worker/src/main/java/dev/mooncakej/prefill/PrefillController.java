@@ -3,7 +3,9 @@ package dev.mooncakej.prefill;
 import dev.mooncakej.kvcache.wire.WorkerMessages.PrefillResult;
 import dev.mooncakej.kvcache.wire.WorkerMessages.PrefillTask;
 import dev.mooncakej.kvcache.wire.WorkerMessages.WorkerError;
-import dev.mooncakej.kvcache.wire.WorkerMessages.WorkerStatus;
+import dev.mooncakej.kvcache.wire.InternalJson;
+import dev.mooncakej.kvcache.wire.WorkerMessages.KvIndex;
+import org.springframework.http.MediaType;
 import java.io.IOException;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -28,40 +30,45 @@ public class PrefillController {
         this.service = service;
     }
 
-    @PostMapping("/internal/prefill")
-    public Mono<PrefillResult> prefill(@RequestBody PrefillTask task, @RequestHeader(value = "X-Request-Id", required = false) String rid) {
+    @PostMapping(value = "/internal/prefill", produces = MediaType.APPLICATION_JSON_VALUE)
+    public Mono<String> prefill(@RequestBody(required = false) String body, @RequestHeader(value = "X-Request-Id", required = false) String rid) {
+        PrefillTask task = InternalJson.decode(body, PrefillTask.class);
         return Mono.fromCallable(() -> {
             PrefillResult r = service.prefill(task);
             LOG.info("[{}] prefilled {} tokens ({} cached) in {} ms; {} KV bytes to segment '{}' over {}, last layer acknowledged {} ms after compute", rid,
                     task.tokens().length, r.cachedTokens(), Math.round(r.prefillSeconds() * 1000), r.kvBytes(), task.kv().segment(),
                     service.transportTo(task.kv().segment()), Math.round(r.kvSeconds() * 1000));
-            return r;
+            return InternalJson.encode(r);
         }).subscribeOn(Schedulers.boundedElastic()).doOnError(e -> LOG.warn("[{}] prefill failed: {}", rid, e.getMessage()));
     }
 
-    @GetMapping("/internal/status")
-    public WorkerStatus status() {
-        return service.status();
+    @GetMapping(value = "/internal/status", produces = MediaType.APPLICATION_JSON_VALUE)
+    public String status() {
+        return InternalJson.encode(service.status());
     }
 
     /** Every block key in the prefix cache: a newly elected conductor rebuilds its global index from these. */
-    @GetMapping("/internal/kv-index")
-    public dev.mooncakej.kvcache.wire.WorkerMessages.KvIndex kvIndex() {
-        return new dev.mooncakej.kvcache.wire.WorkerMessages.KvIndex(service.name(), service.cachedKeys());
+    @GetMapping(value = "/internal/kv-index", produces = MediaType.APPLICATION_JSON_VALUE)
+    public String kvIndex() {
+        return InternalJson.encode(new KvIndex(service.name(), service.cachedKeys()));
     }
 
     @ExceptionHandler(IllegalArgumentException.class)
-    public ResponseEntity<WorkerError> badRequest(IllegalArgumentException e) {
-        return ResponseEntity.badRequest().body(new WorkerError("bad_request", e.getMessage()));
+    public ResponseEntity<String> badRequest(IllegalArgumentException e) {
+        return error(HttpStatus.BAD_REQUEST, "bad_request", e.getMessage());
     }
 
     @ExceptionHandler(IllegalStateException.class)
-    public ResponseEntity<WorkerError> unavailable(IllegalStateException e) {
-        return ResponseEntity.status(HttpStatus.SERVICE_UNAVAILABLE).body(new WorkerError("unavailable", e.getMessage()));
+    public ResponseEntity<String> unavailable(IllegalStateException e) {
+        return error(HttpStatus.SERVICE_UNAVAILABLE, "unavailable", e.getMessage());
     }
 
     @ExceptionHandler(IOException.class)
-    public ResponseEntity<WorkerError> transfer(IOException e) {
-        return ResponseEntity.status(HttpStatus.BAD_GATEWAY).body(new WorkerError("kv_transfer_failed", e.getMessage()));
+    public ResponseEntity<String> transfer(IOException e) {
+        return error(HttpStatus.BAD_GATEWAY, "kv_transfer_failed", e.getMessage());
+    }
+
+    private static ResponseEntity<String> error(HttpStatus status, String code, String message) {
+        return ResponseEntity.status(status).contentType(MediaType.APPLICATION_JSON).body(InternalJson.encode(new WorkerError(code, message)));
     }
 }

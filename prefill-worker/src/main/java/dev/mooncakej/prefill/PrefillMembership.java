@@ -10,7 +10,7 @@ import org.slf4j.LoggerFactory;
 import org.springframework.context.SmartLifecycle;
 import org.springframework.core.env.Environment;
 import org.springframework.stereotype.Component;
-import tools.jackson.databind.json.JsonMapper;
+import dev.mooncakej.kvcache.wire.InternalJson;
 
 /**
  * In a cluster ({@code mooncakej.cluster.etcd-endpoints} set): registers this prefill worker in etcd
@@ -48,7 +48,6 @@ public class PrefillMembership implements SmartLifecycle {
     }
 
     private void pushLoop() {
-        JsonMapper json = JsonMapper.builder().build();
         String self = presence.self().url();
         String leaderSeen = null;
         while (running) {
@@ -58,7 +57,7 @@ public class PrefillMembership implements SmartLifecycle {
                 String leader = presence.leaderUrl();
                 if (leader != null && !leader.equals(leaderSeen)) leaderSeen = leader; // a new leader pulled the full index itself
                 if (ev[0].length == 0 && ev[1].length == 0) continue;
-                if (!presence.postToLeader("/internal/kv-events", json.writeValueAsString(new KvEvents(self, ev[0], ev[1])))) {
+                if (!presence.postToLeader("/internal/kv-events", InternalJson.encode(new KvEvents(self, ev[0], ev[1])))) {
                     LOG.debug("no leader took {} stored / {} evicted block events; the next leader pulls the whole index", ev[0].length, ev[1].length);
                 }
             } catch (InterruptedException e) {

@@ -1,6 +1,7 @@
 package dev.mooncakej.prefill;
 
 import dev.mooncakej.engine.llama.LlamaEngine;
+import dev.mooncakej.engine.select.EngineSettings;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import org.springframework.boot.context.properties.ConfigurationProperties;
@@ -8,7 +9,8 @@ import org.springframework.boot.context.properties.ConfigurationProperties;
 /** {@code mooncakej.prefill.*}: model, KV pool, chunking and transfer settings of this prefill worker. */
 @ConfigurationProperties("mooncakej.prefill")
 public record PrefillProperties(String model, Integer blockTokens, Integer kvBlocks, Integer chunkTokens, Integer threads,
-                                String kvHost, Integer kvPort, Long kvTimeoutMillis, String kvSecret, String kvTransports, String kvShmDir) {
+                                String kvHost, Integer kvPort, Long kvTimeoutMillis, String kvSecret, String kvTransports, String kvShmDir,
+                                String engine, String simProfile, Double simTimeScale) {
 
     public PrefillProperties {
         if (model == null || model.isBlank()) throw new IllegalArgumentException("mooncakej.prefill.model is missing: expected the path of a GGUF model file");
@@ -26,6 +28,7 @@ public record PrefillProperties(String model, Integer blockTokens, Integer kvBlo
         kvTimeoutMillis = kvTimeoutMillis == null ? 30_000L : kvTimeoutMillis;
         kvTransports = kvTransports == null ? "rdma,shm,tcp" : kvTransports;
         kvShmDir = kvShmDir == null ? "/dev/shm" : kvShmDir;
+        simTimeScale = simTimeScale == null ? 1.0 : simTimeScale;
         if (chunkTokens < 1 || chunkTokens > 8192) throw new IllegalArgumentException("mooncakej.prefill.chunk-tokens=" + chunkTokens + ": expected 1..8192");
         if (blockTokens < 1 || blockTokens > 4096) throw new IllegalArgumentException("mooncakej.prefill.block-tokens=" + blockTokens + ": expected 1..4096 (the same on every worker and the conductor)");
         if (kvBlocks < 0) throw new IllegalArgumentException("mooncakej.prefill.kv-blocks=" + kvBlocks + ": expected 0 (4 x context) or a positive block count");
@@ -33,13 +36,14 @@ public record PrefillProperties(String model, Integer blockTokens, Integer kvBlo
         if (!kvHost.matches("[A-Za-z0-9.:_-]+")) throw new IllegalArgumentException("mooncakej.prefill.kv-host=" + kvHost + ": expected a host name or address");
         // validates the kv-* keys now, naming the bad one (fields are not assigned yet in a compact constructor)
         dev.mooncakej.kvtransfer.engine.WorkerSegment.config("mooncakej.prefill.kv-", kvTransports, kvShmDir, kvHost, kvPort, kvSecret, kvTimeoutMillis);
+        new EngineSettings("mooncakej.prefill.", engine, Path.of(model), blockTokens, kvBlocks, chunkTokens, threads, simProfile, simTimeScale);
     }
 
     dev.mooncakej.kvtransfer.engine.TransferConfig transferConfig() {
         return dev.mooncakej.kvtransfer.engine.WorkerSegment.config("mooncakej.prefill.kv-", kvTransports, kvShmDir, kvHost, kvPort, kvSecret, kvTimeoutMillis);
     }
 
-    LlamaEngine.Config engineConfig() {
-        return new LlamaEngine.Config(Path.of(model), blockTokens, kvBlocks, chunkTokens, threads);
+    EngineSettings engineSettings() {
+        return new EngineSettings("mooncakej.prefill.", engine, Path.of(model), blockTokens, kvBlocks, chunkTokens, threads, simProfile, simTimeScale);
     }
 }

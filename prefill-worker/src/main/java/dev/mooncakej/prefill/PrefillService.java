@@ -1,147 +1,176 @@
 package dev.mooncakej.prefill;
 
 import dev.mooncakej.engine.kv.PagedKvCache;
-import dev.mooncakej.engine.llama.LlamaEngine;
 import dev.mooncakej.engine.sampling.Sampler;
 import dev.mooncakej.engine.sampling.SamplingParams;
 import dev.mooncakej.engine.spi.InferenceEngine;
 import dev.mooncakej.engine.spi.PrefillOptions;
 import dev.mooncakej.engine.spi.Sequence;
+import dev.mooncakej.kvcache.wire.KvControl;
+import dev.mooncakej.kvcache.wire.WorkerMessages.KvTarget;
 import dev.mooncakej.kvcache.wire.WorkerMessages.PrefillResult;
 import dev.mooncakej.kvcache.wire.WorkerMessages.PrefillTask;
+import dev.mooncakej.kvcache.wire.WorkerMessages.Sampling;
 import dev.mooncakej.kvcache.wire.WorkerMessages.WorkerStatus;
-import dev.mooncakej.kvcache.wire.WorkerMessages.KvTarget;
-import dev.mooncakej.kvtransfer.engine.DescriptorJson;
-import dev.mooncakej.kvtransfer.engine.SegmentDescriptor;
-import dev.mooncakej.kvtransfer.engine.SegmentMetadata;
 import dev.mooncakej.kvtransfer.engine.TransferBatch;
 import dev.mooncakej.kvtransfer.engine.TransferEngine;
 import dev.mooncakej.kvtransfer.engine.TransferRequest;
 import dev.mooncakej.kvtransfer.engine.WorkerSegment;
-import io.micrometer.core.instrument.Counter;
-import io.micrometer.core.instrument.DistributionSummary;
-import io.micrometer.core.instrument.Gauge;
-import io.micrometer.core.instrument.MeterRegistry;
-import io.micrometer.core.instrument.Timer;
-import jakarta.annotation.PreDestroy;
 import java.io.IOException;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.Collections;
 import java.util.List;
+import java.util.Map;
 import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
-import org.springframework.stereotype.Service;
 
 /**
  * Prefill: reuse the longest locally cached prefix, compute the rest in chunks, and after each layer
  * of each chunk submit that layer of every block it completed to the transfer engine (WRITEs straight
  * from this worker's KV slab into the decode worker's reserved blocks, moving while the next layer is
- * computed). Each block layer is written once, when its block is complete (or at the end for the
- * last, partial block), so writes in flight never race. Once every write completed, a commit
- * notification tells the decode worker the KV is there; then the first token is returned. New full
- * blocks join the local prefix cache.
+ * computed). Each block layer is written once, so writes in flight never race. Before the first write
+ * the reservation is CLAIMED from the decode worker, after the last one COMMITTED ({@link KvControl});
+ * an ABORT from the decode worker (the reservation was dropped) stops the job at its next layer, and
+ * once its last write has ended the decode worker hears STOPPED. Where the KV goes is looked up by
+ * segment name in this worker's own metadata (the host registry or etcd), never taken from the task.
+ * Built by {@link PrefillWorkerConfig} after the segment and the engine; starts no thread.
  */
-@Service
-public class PrefillService {
+public final class PrefillService {
     private static final Logger LOG = LoggerFactory.getLogger(PrefillService.class);
+
+    /** One prefill in progress, by reservation. */
+    private static final class Job {
+        final String target;
+        final List<CompletableFuture<TransferBatch>> inflight = Collections.synchronizedList(new ArrayList<>());
+        volatile boolean aborted;
+
+        Job(String target) {
+            this.target = target;
+        }
+    }
+
+    /** Thrown from a layer callback to stop a prefill whose reservation was aborted. */
+    private static final class Aborted extends RuntimeException {
+        Aborted(long id) {
+            super("reservation " + id + " was dropped by its decode worker; prefill stopped", null, false, false);
+        }
+    }
 
     private final PrefillProperties props;
     private final InferenceEngine engine;
     private final PagedKvCache cache;
     private final PrefixBlockPool pool;
-    private final AtomicInteger queued = new AtomicInteger();
-    private final WorkerSegment segment;
     private final TransferEngine transfer;
-    private final SegmentMetadata peers;
-    private final Timer prefillTime;
-    private final Timer kvTime;
-    private final Counter kvBytes;
-    private final DistributionSummary cachedTokens;
+    private final AtomicInteger queued = new AtomicInteger();
+    private final Map<Long, Job> jobs = new ConcurrentHashMap<>();
+    private final PrefillMetrics metrics;
 
-    public PrefillService(PrefillProperties props, MeterRegistry meters, dev.mooncakej.cluster.ClusterSettings cluster) {
+    public PrefillService(PrefillProperties props, InferenceEngine engine, WorkerSegment segment, PrefillMetrics metrics) {
         this.props = props;
-        this.peers = WorkerSegment.metadata(cluster.etcdEndpoints(), cluster.prefix(), cluster.leaseTtlSeconds());
-        this.segment = new WorkerSegment("prefill", props.transferConfig(), peers);
-        this.engine = new LlamaEngine(props.engineConfig(), segment.kvMemory());
+        this.engine = engine;
         this.cache = engine.kvCache();
         this.transfer = segment.engine();
         this.pool = new PrefixBlockPool(cache);
-        this.prefillTime = Timer.builder("mooncakej.prefill.time").description("prefill compute time per request").publishPercentileHistogram().register(meters);
-        this.kvTime = Timer.builder("mooncakej.kv.transfer.time").description("time from the first KV layer queued to the commit acknowledged").publishPercentileHistogram().register(meters);
-        this.kvBytes = Counter.builder("mooncakej.kv.transfer.bytes").description("KV bytes sent to decode workers").register(meters);
-        this.cachedTokens = DistributionSummary.builder("mooncakej.prefill.cached.tokens").description("prompt tokens reused from the prefix cache").register(meters);
-        Gauge.builder("mooncakej.kv.blocks.used", cache, PagedKvCache::usedBlocks).tag("role", "prefill").register(meters);
-        Gauge.builder("mooncakej.kv.blocks.capacity", cache, PagedKvCache::capacity).tag("role", "prefill").register(meters);
-        Gauge.builder("mooncakej.prefill.cached.blocks", pool, PrefixBlockPool::size).register(meters);
-        Gauge.builder("mooncakej.prefill.queue", queued, AtomicInteger::get).register(meters);
-        LOG.info("prefill worker ready: model {}, {} KV blocks of {} tokens", engine.info().name(), cache.capacity(), engine.info().blockTokens());
+        this.metrics = metrics;
+    }
+
+    /** Wires the transfer engine's control messages to this service. Called once, before serving. */
+    void attach() {
+        transfer.onNotify(this::onControl);
     }
 
     public InferenceEngine engine() { return engine; }
+    PrefixBlockPool pool() { return pool; }
+    int queued() { return queued.get(); }
 
-    public PrefillResult prefill(PrefillTask task) throws IOException, InterruptedException {
+    public PrefillResult prefill(PrefillTask task) throws IOException {
         int[] tokens = task.tokens();
-        int n = tokens.length;
         int bt = engine.info().blockTokens();
-        if (n < 1 || n > engine.info().contextLength()) throw new IllegalArgumentException("prompt of " + n + " tokens: expected 1.." + engine.info().contextLength());
+        int vocab = engine.info().vocabSize();
+        if (tokens == null || tokens.length < 1 || tokens.length > engine.info().contextLength()) {
+            throw new IllegalArgumentException("prompt of " + (tokens == null ? 0 : tokens.length) + " tokens: expected 1.." + engine.info().contextLength());
+        }
+        int n = tokens.length;
+        for (int i = 0; i < n; i++) {
+            if (tokens[i] < 0 || tokens[i] >= vocab) throw new IllegalArgumentException("token " + tokens[i] + " at position " + i + ": expected 0.." + (vocab - 1));
+        }
         long[] keys = task.blockKeys() == null ? new long[0] : task.blockKeys();
         if (keys.length > n / bt) throw new IllegalArgumentException(keys.length + " block keys for " + n + " tokens: expected at most " + n / bt);
+        Sampling s = task.sampling();
+        if (s == null) throw new IllegalArgumentException("prefill task without sampling");
         KvTarget kv = task.kv();
         long layerBytes = cache.layout().layerBytes();
-        int layers = engine.info().layers();
         if (kv == null || kv.segment() == null || kv.blockOffsets() == null) throw new IllegalArgumentException("prefill task without a KV target (kv.segment, kv.blockOffsets)");
+        if (!kv.segment().matches("[A-Za-z0-9._-]{1,64}")) throw new IllegalArgumentException("kv.segment '" + kv.segment() + "': expected a segment name of 1-64 [A-Za-z0-9._-]");
         if (kv.layerBytes() != layerBytes) {
             throw new IllegalArgumentException("the decode worker's KV layout has " + kv.layerBytes() + " bytes per block layer, this worker " + layerBytes + ": both must serve the same model with the same block size");
         }
-        if (kv.blockOffsets().length < (n + bt - 1) / bt) throw new IllegalArgumentException(kv.blockOffsets().length + " reserved blocks for " + n + " tokens: expected " + (n + bt - 1) / bt);
-        openPeer(kv);
+        int blocks = (n + bt - 1) / bt;
+        if (kv.blockOffsets().length != blocks) throw new IllegalArgumentException(kv.blockOffsets().length + " reserved blocks for " + n + " tokens: expected " + blocks);
+        for (long off : kv.blockOffsets()) if (off < 0) throw new IllegalArgumentException("block offset " + off + ": expected >= 0");
+        SamplingParams sp = new SamplingParams(s.temperature(), s.topP(), s.topK(), s.seed(), 1, List.of(), s.logprobs());
+        try {
+            transfer.openSegment(kv.segment()); // from this worker's own metadata only
+        } catch (IllegalArgumentException e) {
+            throw new IllegalStateException("the KV target: " + e.getMessage() + " in this worker's segment metadata", e);
+        }
+        long id = task.reservationId();
+        Job job = new Job(kv.segment());
+        if (jobs.putIfAbsent(id, job) != null) throw new IllegalArgumentException("reservation " + id + " is already being prefilled here");
         queued.incrementAndGet();
         Sequence seq = engine.newSequence();
         long t0 = System.nanoTime();
-        List<CompletableFuture<TransferBatch>> inflight = java.util.Collections.synchronizedList(new ArrayList<>());
         long[] bytes = {0};
         try {
+            byte claim = control(kv.segment(), KvControl.claim(id, transfer.name()));
+            if (claim != KvControl.OK) throw new IllegalStateException("the decode worker refused the claim of reservation " + id + " (" + statusName(claim) + ")");
+            int layers = engine.info().layers();
             int[] prefix = pool.longestPrefix(keys, (n - 1) / bt); // keep at least one token to compute
             seq.adoptPrefix(prefix, prefix.length);
             int cached = prefix.length * bt;
-            if (prefix.length > 0) inflight.add(write(kv, seq, 0, prefix.length, 0, layers, bytes));
-            float[] logits = new float[engine.info().vocabSize()];
+            if (prefix.length > 0) job.inflight.add(write(kv, seq, 0, prefix.length, 0, layers, bytes));
+            float[] logits = new float[vocab];
             PrefillOptions opts = PrefillOptions.chunked(props.chunkTokens()).withLayers((from, to, layer) -> {
+                if (job.aborted) throw new Aborted(id);
                 // blocks this chunk completed; the last chunk also sends the final partial block
                 int first = from / bt, end = to == n ? (to + bt - 1) / bt : to / bt;
-                if (end > first) inflight.add(write(kv, seq, first, end, layer, layer + 1, bytes));
+                if (end > first) job.inflight.add(write(kv, seq, first, end, layer, layer + 1, bytes));
             });
             boolean ok;
             synchronized (this) { // one prefill at a time on this engine; eviction and retry under the same lock
                 ok = engine.prefill(seq, tokens, opts, logits);
                 if (!ok) {
-                    pool.evict((n + bt - 1) / bt);
+                    pool.evict(blocks);
                     ok = engine.prefill(seq, tokens, opts, logits);
                 }
             }
             if (!ok) throw new IllegalStateException("no free KV blocks on this prefill worker for " + n + " tokens");
             double prefillSeconds = (System.nanoTime() - t0) / 1e9;
-            prefillTime.record(Duration.ofNanos(System.nanoTime() - t0));
-            var s = task.sampling();
-            Sampler sampler = new Sampler(new SamplingParams(s.temperature(), s.topP(), s.topK(), s.seed(), 1, List.of(), s.logprobs()), engine.info().vocabSize());
+            metrics.prefillTime.record(Duration.ofNanos(System.nanoTime() - t0));
+            Sampler sampler = new Sampler(sp, vocab);
             int first = sampler.sample(logits, 0, logits.length);
             float lp = s.logprobs() ? Sampler.logprob(logits, 0, logits.length, first) : 0f;
             long tk = System.nanoTime();
-            awaitWrites(inflight, task.requestId(), kv.segment());
-            byte status = transfer.notify(kv.segment(), commitPayload(task.requestId(), n), Duration.ofMillis(props.kvTimeoutMillis()));
-            if (status != 0) throw new IllegalStateException("decode worker refused the KV of request " + task.requestId() + " (commit status " + status + ")");
+            awaitWrites(job, id);
+            if (job.aborted) throw new Aborted(id);
+            byte commit = control(kv.segment(), KvControl.commit(id, n));
+            if (commit != KvControl.OK) throw new IllegalStateException("the decode worker refused the KV of reservation " + id + " (commit: " + statusName(commit) + ")");
             double kvSeconds = (System.nanoTime() - tk) / 1e9;
-            kvTime.record(Duration.ofNanos(System.nanoTime() - tk));
-            kvBytes.increment(bytes[0]);
-            cachedTokens.record(cached);
+            metrics.kvTime.record(Duration.ofNanos(System.nanoTime() - tk));
+            metrics.kvBytes.increment(bytes[0]);
+            metrics.cachedTokens.record(cached);
             for (int b = prefix.length; b < keys.length; b++) pool.put(keys[b], seq.blockTable()[b]);
-            return new PrefillResult(task.requestId(), first, lp, cached, prefillSeconds, bytes[0], kvSeconds);
+            return new PrefillResult(id, first, lp, cached, prefillSeconds, bytes[0], kvSeconds);
+        } catch (Aborted e) {
+            throw new IllegalStateException(e.getMessage());
         } finally {
-            // never hand blocks back while a write may still read them
-            for (var f : List.copyOf(inflight)) {
+            // never hand blocks back, nor tell the decode worker we stopped, while a write may still run
+            for (var f : List.copyOf(job.inflight)) {
                 try {
                     f.get(props.kvTimeoutMillis() + 1000, TimeUnit.MILLISECONDS);
                 } catch (Exception ignored) {
@@ -149,23 +178,58 @@ public class PrefillService {
                 }
             }
             seq.release();
+            boolean aborted;
+            synchronized (job) {
+                jobs.remove(id, job);
+                aborted = job.aborted;
+            }
+            if (aborted) Thread.ofVirtual().start(() -> stopped(job, id));
             queued.decrementAndGet();
         }
     }
 
-    /** Knows the decode worker's segment from the descriptor in the task (no metadata store on one host). */
-    private void openPeer(KvTarget kv) {
-        SegmentDescriptor known = peers.lookup(kv.segment()).orElse(null);
-        if (!(peers instanceof SegmentMetadata.Embedded)) { // in a cluster, segments are in etcd, published by their owners
-            if (known == null) throw new IllegalStateException("segment '" + kv.segment() + "' is not published in etcd (yet)");
-            return;
+    /** ABORT from a decode worker: the job stops at its next layer; STOPPED follows once its writes ended. */
+    byte onControl(byte[] payload) {
+        KvControl m;
+        try {
+            m = KvControl.decode(payload);
+        } catch (IllegalArgumentException e) {
+            LOG.warn("refused a malformed kv control message: {}", e.getMessage());
+            return KvControl.MALFORMED;
         }
-        if (known == null || kv.descriptor() != null && !DescriptorJson.write(known).equals(kv.descriptor())) {
-            if (kv.descriptor() == null) throw new IllegalArgumentException("segment '" + kv.segment() + "' is unknown and the task carries no descriptor");
-            SegmentDescriptor d = DescriptorJson.read(kv.descriptor(), "the prefill task's kv.descriptor");
-            if (!d.name().equals(kv.segment())) throw new IllegalArgumentException("kv.descriptor names segment '" + d.name() + "', kv.segment is '" + kv.segment() + "'");
-            peers.publish(d);
+        if (m.type() != KvControl.ABORT) return KvControl.REJECTED;
+        Job job = jobs.get(m.reservationId());
+        if (job == null) return KvControl.OK; // nothing of this worker writes it
+        synchronized (job) {
+            if (jobs.get(m.reservationId()) != job) return KvControl.OK;
+            job.aborted = true;
+            LOG.info("reservation {} aborted by its decode worker: stopping the prefill", m.reservationId());
+            return KvControl.STOPPING;
         }
+    }
+
+    private void stopped(Job job, long id) {
+        try {
+            control(job.target, KvControl.stopped(id));
+        } catch (IOException | RuntimeException e) {
+            LOG.info("could not tell {} that reservation {} stopped ({}); it asks again", job.target, id, e.getMessage());
+        }
+    }
+
+    private byte control(String segment, KvControl m) throws IOException {
+        return transfer.notify(segment, m.encode(), Duration.ofMillis(props.kvTimeoutMillis()));
+    }
+
+    static String statusName(byte status) {
+        return switch (status) {
+            case KvControl.OK -> "ok";
+            case KvControl.UNKNOWN_RESERVATION -> "unknown reservation";
+            case KvControl.REJECTED -> "rejected";
+            case KvControl.FENCED -> "fenced: the reservation was dropped";
+            case KvControl.MALFORMED -> "malformed";
+            case KvControl.STOPPING -> "stopping";
+            default -> "status " + status;
+        };
     }
 
     /** WRITEs layers [l0, l1) of blocks [b0, b1) of the sequence to the reserved blocks. */
@@ -182,15 +246,11 @@ public class PrefillService {
         return transfer.submit(reqs).done();
     }
 
-    private void awaitWrites(List<CompletableFuture<TransferBatch>> inflight, long requestId, String target) throws IOException {
-        for (var f : List.copyOf(inflight)) {
+    private void awaitWrites(Job job, long id) throws IOException {
+        for (var f : List.copyOf(job.inflight)) {
             TransferBatch b = f.join();
-            if (!b.allCompleted()) throw new IOException("KV transfer of request " + requestId + " to '" + target + "' failed: " + b.firstProblem());
+            if (!b.allCompleted()) throw new IOException("KV transfer of reservation " + id + " to '" + job.target + "' failed: " + b.firstProblem());
         }
-    }
-
-    private static byte[] commitPayload(long requestId, long tokens) {
-        return java.nio.ByteBuffer.allocate(16).order(java.nio.ByteOrder.LITTLE_ENDIAN).putLong(requestId).putLong(tokens).array();
     }
 
     /** This worker's name in the cluster (its transfer segment's name). */
@@ -217,12 +277,6 @@ public class PrefillService {
 
     public WorkerStatus status() {
         return new WorkerStatus("prefill", engine.info().name(), engine.info().blockTokens(), cache.freeBlocks(), cache.usedBlocks(),
-                cache.capacity(), 0, queued.get(), pool.size());
-    }
-
-    @PreDestroy
-    public void close() {
-        engine.close();
-        segment.close();
+                cache.capacity(), jobs.size(), queued.get(), pool.size(), 0);
     }
 }

@@ -12,8 +12,16 @@ public final class ClusterScheduler {
     private int decodeTurn;
     private boolean spreadDecodeTies;
     private final SchedulerConfig cfg;
-    private final PrefillInstance[] prefill;
-    private final DecodeInstance[] decode;
+    /** Prefill instances by slot (a slot is the instance's bit in the prefix index; null: free), and the live slots in order. */
+    private final PrefillInstance[] prefill = new PrefillInstance[MAX_PREFILL];
+    private final int[] activePrefill = new int[MAX_PREFILL];
+    private int prefillCount;
+    /** Decode instances by slot (never reused, so a request placed on a removed instance cannot touch a new one). */
+    private DecodeInstance[] decode = new DecodeInstance[8];
+    private int[] activeDecode = new int[8];
+    private int decodeCount;
+    private int decodeSlots;
+    private final int cacheBlocksPerInstance;
     private final PrefixIndex index = new PrefixIndex();
     private PrefillTimeModel prefillModel;
     private final CostProfile profile;
@@ -24,26 +32,74 @@ public final class ClusterScheduler {
     private long decodesSeen;
 
     public ClusterScheduler(SchedulerConfig cfg, int prefillInstances, int decodeInstances, int cacheBlocksPerInstance) {
-        if (prefillInstances < 1 || prefillInstances > 64) throw new IllegalArgumentException("prefill instances must be 1..64, got " + prefillInstances);
-        if (decodeInstances < 1) throw new IllegalArgumentException("decode instances must be >= 1, got " + decodeInstances);
+        if (prefillInstances < 0 || prefillInstances > MAX_PREFILL) throw new IllegalArgumentException("prefill instances must be 0.." + MAX_PREFILL + ", got " + prefillInstances);
+        if (decodeInstances < 0) throw new IllegalArgumentException("decode instances must be >= 0, got " + decodeInstances);
         if (cacheBlocksPerInstance < 0) throw new IllegalArgumentException("cache blocks must be >= 0 (0: unbounded), got " + cacheBlocksPerInstance);
         this.cfg = cfg;
         this.profile = cfg.profile();
         this.prefillModel = PrefillTimeModel.of(profile);
-        this.prefill = new PrefillInstance[prefillInstances];
-        for (int i = 0; i < prefillInstances; i++) prefill[i] = new PrefillInstance(i, cacheBlocksPerInstance, index);
-        this.decode = new DecodeInstance[decodeInstances];
-        for (int i = 0; i < decodeInstances; i++) decode[i] = new DecodeInstance(i, cfg.decodeKvTokens());
-        this.prefixLengths = new int[prefillInstances];
+        this.cacheBlocksPerInstance = cacheBlocksPerInstance;
+        for (int i = 0; i < prefillInstances; i++) addPrefill();
+        for (int i = 0; i < decodeInstances; i++) addDecode();
+        this.prefixLengths = new int[MAX_PREFILL];
         this.random = new SplittableRandom(cfg.seed());
         this.tD = cfg.initialDecodeSeconds();
     }
 
+    /** The prefix index holds one bit per prefill instance. */
+    public static final int MAX_PREFILL = 64;
+
     public SchedulerConfig config() { return cfg; }
+    /** The prefill instance in slot {@code i}, or null when the slot is free. */
     public PrefillInstance prefill(int i) { return prefill[i]; }
+    /** The decode instance in slot {@code i}, or null when it was removed. */
     public DecodeInstance decode(int i) { return decode[i]; }
-    public int prefillCount() { return prefill.length; }
-    public int decodeCount() { return decode.length; }
+    public int prefillCount() { return prefillCount; }
+    public int decodeCount() { return decodeCount; }
+
+    // ---- membership: instances join and leave a running scheduler; what it learnt stays ----
+
+    /** A new prefill instance (empty cache, empty queue) in the lowest free slot; returns the slot. */
+    public int addPrefill() {
+        int slot = 0;
+        while (slot < MAX_PREFILL && prefill[slot] != null) slot++;
+        if (slot == MAX_PREFILL) throw new IllegalStateException("the scheduler has " + MAX_PREFILL + " prefill instances, the most its prefix index can hold");
+        prefill[slot] = new PrefillInstance(slot, cacheBlocksPerInstance, index);
+        int k = prefillCount++;
+        while (k > 0 && activePrefill[k - 1] > slot) { activePrefill[k] = activePrefill[k - 1]; k--; }
+        activePrefill[k] = slot;
+        return slot;
+    }
+
+    /** Removes a prefill instance: its blocks leave the prefix index, its slot is free for a newcomer. */
+    public void removePrefill(int slot) {
+        PrefillInstance pi = prefill[slot];
+        if (pi == null) throw new IllegalArgumentException("no prefill instance in slot " + slot);
+        pi.uncacheAll();
+        prefill[slot] = null;
+        int k = 0;
+        while (activePrefill[k] != slot) k++;
+        System.arraycopy(activePrefill, k + 1, activePrefill, k, --prefillCount - k);
+    }
+
+    /** A new decode instance in a fresh slot; returns the slot. */
+    public int addDecode() {
+        if (decodeSlots == decode.length) decode = java.util.Arrays.copyOf(decode, decode.length * 2);
+        if (decodeCount == activeDecode.length) activeDecode = java.util.Arrays.copyOf(activeDecode, activeDecode.length * 2);
+        int slot = decodeSlots++;
+        decode[slot] = new DecodeInstance(slot, cfg.decodeKvTokens());
+        activeDecode[decodeCount++] = slot;
+        return slot;
+    }
+
+    /** Removes a decode instance; requests placed on it no longer count anywhere. */
+    public void removeDecode(int slot) {
+        if (slot < 0 || slot >= decodeSlots || decode[slot] == null) throw new IllegalArgumentException("no decode instance in slot " + slot);
+        decode[slot] = null;
+        int k = 0;
+        while (activeDecode[k] != slot) k++;
+        System.arraycopy(activeDecode, k + 1, activeDecode, k, --decodeCount - k);
+    }
     public PrefixIndex index() { return index; }
     public double decodeSecondsEstimate() { return tD; }
     public PrefillTimeModel prefillModel() { return prefillModel; }
@@ -65,38 +121,55 @@ public final class ClusterScheduler {
 
     /** Decides where a request of {@code inputTokens} tokens with prefix-block keys {@code blocks} goes, or rejects it. */
     public Decision decide(long[] blocks, int inputTokens, double now) {
+        return decide(blocks, inputTokens, inputTokens, now);
+    }
+
+    /**
+     * As {@link #decide(long[], int, double)}, with the KV the request will hold on its decode instance
+     * ({@code kvTokens}: the live conductor reserves prompt plus max tokens) counted in the decode load.
+     */
+    public Decision decide(long[] blocks, int inputTokens, int kvTokens, double now) {
         int bt = cfg.blockTokens();
         int usable = Math.min(blocks.length, (inputTokens - 1) / bt); // keep one token to compute
-        index.prefixLengths(blocks, prefill.length, prefixLengths);
+        if (prefillCount == 0 || decodeCount == 0) throw new IllegalStateException("the scheduler has " + prefillCount + " prefill and " + decodeCount + " decode instances: it needs one of each");
+        int slots = activePrefill[prefillCount - 1] + 1;
+        index.prefixLengths(blocks, slots, prefixLengths);
         int bestLen = 0, bestInst = -1;
-        for (int i = 0; i < prefill.length; i++) {
+        for (int k = 0; k < prefillCount; k++) {
+            int i = activePrefill[k];
             int l = Math.min(prefixLengths[i], usable);
             if (l > bestLen) { bestLen = l; bestInst = i; }
         }
         int p = -1, prefixBlocks = 0, fetchFrom = -1, fetchBlocks = 0;
         double ttft = Double.POSITIVE_INFINITY, tq = 0, tp = 0, tt = 0;
         switch (cfg.policy()) {
-            case RANDOM -> p = random.nextInt(prefill.length);
-            case ROUND_ROBIN -> p = roundRobin++ % prefill.length;
+            case RANDOM -> p = activePrefill[random.nextInt(prefillCount)];
+            case ROUND_ROBIN -> p = activePrefill[roundRobin++ % prefillCount];
             case LEAST_LOADED -> {
-                for (int i = 0; i < prefill.length; i++) if (p < 0 || prefill[i].queueSeconds(now) < prefill[p].queueSeconds(now)) p = i;
+                for (int k = 0; k < prefillCount; k++) {
+                    int i = activePrefill[k];
+                    if (p < 0 || prefill[i].queueSeconds(now) < prefill[p].queueSeconds(now)) p = i;
+                }
             }
             case LONGEST_PREFIX -> {
                 int best = -1;
-                for (int i = 0; i < prefill.length; i++) {
+                for (int k = 0; k < prefillCount; k++) {
+                    int i = activePrefill[k];
                     int l = Math.min(prefixLengths[i], usable);
                     if (l > best || (l == best && prefill[i].queueSeconds(now) < prefill[p].queueSeconds(now))) { best = l; p = i; }
                 }
             }
             case CACHE_AWARE -> {
-                for (int i = 0; i < prefill.length; i++) {
+                for (int k = 0; k < prefillCount; k++) {
+                    int i = activePrefill[k];
                     int l = Math.min(prefixLengths[i], usable);
                     double t = prefill[i].queueSeconds(now) + prefillModel.seconds(inputTokens, (long) l * bt);
                     if (t < ttft) { ttft = t; p = i; }
                 }
             }
             case KVCACHE_CENTRIC -> {
-                for (int i = 0; i < prefill.length; i++) {
+                for (int k = 0; k < prefillCount; k++) {
+                    int i = activePrefill[k];
                     int local = Math.min(prefixLengths[i], usable);
                     int len = local;
                     double transfer = 0;
@@ -122,19 +195,19 @@ public final class ClusterScheduler {
 
         int d = -1;
         double tbt = Double.POSITIVE_INFINITY, best = Double.POSITIVE_INFINITY;
-        int start = spreadDecodeTies ? decodeTurn++ % decode.length : 0;
-        for (int k = 0; k < decode.length; k++) { // the instance whose load stays lowest with this request
-            int i = (start + k) % decode.length; // equal loads (idle instances) go round in turn
+        int start = spreadDecodeTies ? decodeTurn++ % decodeCount : 0;
+        for (int k = 0; k < decodeCount; k++) { // the instance whose load stays lowest with this request
+            int i = activeDecode[(start + k) % decodeCount]; // equal loads (idle instances) go round in turn
             DecodeInstance di = decode[i];
             double t = profile.decodeStepSeconds(di.running + di.externalRunning + 1, di.contextTokens + di.externalKvTokens + inputTokens);
-            double load = Math.max(t / cfg.tbtSlo(), (double) (di.kvTokens + di.externalKvTokens + inputTokens) / di.kvCapacityTokens);
+            double load = Math.max(t / cfg.tbtSlo(), (double) (di.kvTokens + di.externalKvTokens + kvTokens) / di.kvCapacityTokens);
             if (load < best || spreadDecodeTies && load == best && di.incoming() < decode[d].incoming()) { best = load; tbt = t; d = i; }
         }
         double prefillLoad = ttft / cfg.ttftSlo();
         double decodeLoad = switch (cfg.admission()) {
             case NONE -> 0;
-            case EARLY_REJECTION -> chosenLoadNow(d, inputTokens);
-            case PREDICTIVE_EARLY_REJECTION -> chosenLoadAt(now + ttft, d, inputTokens);
+            case EARLY_REJECTION -> chosenLoadNow(d, inputTokens, kvTokens);
+            case PREDICTIVE_EARLY_REJECTION -> chosenLoadAt(now + ttft, d, inputTokens, kvTokens);
         };
         String reject = null;
         if (prefillLoad >= 1) reject = Decision.TTFT_SLO;
@@ -149,11 +222,11 @@ public final class ClusterScheduler {
      * prefill will have ended by then, and this request; the larger of step time over the TBT SLO and
      * their KV over the instance's capacity.
      */
-    public double chosenLoadAt(double t, int d, int inputTokens) {
+    public double chosenLoadAt(double t, int d, int inputTokens, int kvTokens) {
         DecodeInstance di = decode[d];
         int n = di.predictedAt(t, tD) + 1;
-        long ctx = di.predictedTokensAt(t, tD) + inputTokens;
-        return Math.max(profile.decodeStepSeconds(n, ctx) / cfg.tbtSlo(), (double) ctx / di.kvCapacityTokens);
+        long held = di.predictedTokensAt(t, tD);
+        return Math.max(profile.decodeStepSeconds(n, held + inputTokens) / cfg.tbtSlo(), (double) (held + kvTokens) / di.kvCapacityTokens);
     }
 
     /**
@@ -161,10 +234,10 @@ public final class ClusterScheduler {
      * the larger of step time over the TBT SLO and KV over capacity. It lags: requests still in
      * prefill, and decodes that will have ended by the time this request arrives, are not counted.
      */
-    public double chosenLoadNow(int d, int inputTokens) {
+    public double chosenLoadNow(int d, int inputTokens, int kvTokens) {
         DecodeInstance di = decode[d];
         return Math.max(profile.decodeStepSeconds(di.running + 1, di.contextTokens + inputTokens) / cfg.tbtSlo(),
-                (double) (di.kvTokens + inputTokens) / di.kvCapacityTokens);
+                (double) (di.kvTokens + kvTokens) / di.kvCapacityTokens);
     }
 
     /**
@@ -174,7 +247,8 @@ public final class ClusterScheduler {
      */
     public double decodeLoadNow() {
         double max = 0;
-        for (DecodeInstance di : decode) {
+        for (int k = 0; k < decodeCount; k++) {
+            DecodeInstance di = decode[activeDecode[k]];
             max = Math.max(max, Math.max(profile.decodeStepSeconds(di.running, di.contextTokens) / cfg.tbtSlo(), (double) di.kvTokens / di.kvCapacityTokens));
         }
         return max;
@@ -209,6 +283,7 @@ public final class ClusterScheduler {
     /** The prefill finished (its blocks entered the instance's cache when it was scheduled). */
     public void onPrefillDone(Decision dec, double busySeconds) {
         PrefillInstance pi = prefill[dec.prefill()];
+        if (pi == null) return; // the instance left meanwhile
         pi.queued--;
         pi.busySeconds += busySeconds;
     }
@@ -218,11 +293,17 @@ public final class ClusterScheduler {
      * its KV is taken on the decode instance.
      */
     public void onLeftPrefill(Decision dec, double scheduledAt, int inputTokens, boolean admitted, double now) {
+        onLeftPrefill(dec, scheduledAt, inputTokens, inputTokens, admitted, now);
+    }
+
+    /** As above, the request holding {@code kvTokens} of KV while it decodes (its reservation). */
+    public void onLeftPrefill(Decision dec, double scheduledAt, int inputTokens, int kvTokens, boolean admitted, double now) {
         DecodeInstance di = decode[dec.decode()];
+        if (di == null) return; // the instance left meanwhile
         di.arrived(scheduledAt + dec.ttft());
         if (admitted) {
             di.startRunning(now, inputTokens);
-            di.kvTokens += inputTokens;
+            di.kvTokens += kvTokens;
         }
     }
 
@@ -232,6 +313,7 @@ public final class ClusterScheduler {
      */
     public void onDecodeReport(int d, int reportedRunning, long reportedKvTokens) {
         DecodeInstance di = decode[d];
+        if (di == null) return;
         di.externalRunning = Math.max(0, reportedRunning - di.running - di.incoming());
         di.externalKvTokens = Math.max(0, reportedKvTokens - di.kvTokens);
     }
@@ -244,9 +326,16 @@ public final class ClusterScheduler {
 
     /** A request finished decoding: its KV ({@code contextTokens}) is freed; t_d learns from its duration. */
     public void onDecodeEnd(int d, double start, double now, int contextTokens) {
-        DecodeInstance di = decode[d];
-        di.stopRunning(start, contextTokens);
-        di.kvTokens -= contextTokens;
+        onDecodeEnd(d, start, now, contextTokens, contextTokens);
+    }
+
+    /** As above, freeing {@code kvTokens} of KV (a reservation's size); {@code d} = -1: its instance left (t_d still learns). */
+    public void onDecodeEnd(int d, double start, double now, int contextTokens, int kvTokens) {
+        DecodeInstance di = d < 0 ? null : decode[d];
+        if (di != null) {
+            di.stopRunning(start, contextTokens);
+            di.kvTokens -= kvTokens;
+        }
         double seconds = now - start;
         tD = decodesSeen++ == 0 ? seconds : 0.98 * tD + 0.02 * seconds; // t_d learnt from history
     }

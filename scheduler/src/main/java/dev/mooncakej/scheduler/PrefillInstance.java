@@ -52,6 +52,12 @@ public final class PrefillInstance {
         }
     }
 
+    /** Every block leaves this cache and the global index (the instance is leaving). */
+    void uncacheAll() {
+        for (long b : lru.keySet()) index.remove(b, id);
+        lru.clear();
+    }
+
     /** Marks the first {@code n} blocks as just used (a cache hit keeps them warm). */
     public void touch(long[] blocks, int n) {
         for (int i = 0; i < n; i++) lru.get(blocks[i]);

@@ -1,6 +1,8 @@
 package dev.mooncakej.conductor.api;
 
+import dev.mooncakej.conductor.metrics.ConductorMetrics;
 import dev.mooncakej.conductor.model.ServedModel;
+import dev.mooncakej.conductor.request.RequestPath;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -30,13 +32,15 @@ public class OpenAiController {
 
     private final ServedModel model;
     private final RequestParser parser;
-    private final CompletionService service;
+    private final RequestPath service;
+    private final ConductorMetrics metrics;
     private final long created = System.currentTimeMillis() / 1000;
 
-    public OpenAiController(ServedModel model, RequestParser parser, CompletionService service) {
+    public OpenAiController(ServedModel model, RequestParser parser, RequestPath service, ConductorMetrics metrics) {
         this.model = model;
         this.parser = parser;
         this.service = service;
+        this.metrics = metrics;
     }
 
     @GetMapping("/v1/models")
@@ -60,7 +64,7 @@ public class OpenAiController {
         try {
             g = parser.parse(body, chat, requestId);
         } catch (ApiException e) {
-            service.countOutcome("bad_request");
+            metrics.countOutcome("bad_request");
             return Mono.just(error(e, requestId));
         }
         String id = (chat ? "chatcmpl-" : "cmpl-") + requestId.replace("-", "");
@@ -70,10 +74,10 @@ public class OpenAiController {
         if (g.stream()) {
             response = started.map(events -> {
                 Flux<ServerSentEvent<String>> sse = streamChunks(g, id, now, events)
-                        .doOnComplete(() -> service.countOutcome("ok"))
-                        .doOnCancel(() -> service.countOutcome("cancelled"))
+                        .doOnComplete(() -> metrics.countOutcome("ok"))
+                        .doOnCancel(() -> metrics.countOutcome("cancelled"))
                         .onErrorResume(e -> {
-                            service.countOutcome("error");
+                            metrics.countOutcome("error");
                             ApiException api = e instanceof ApiException a ? a : new ApiException(500, "server_error", null, "internal_error", "the request failed: " + e.getMessage(), null);
                             return Flux.just(sse(json(api.body())), sse("[DONE]"));
                         });
@@ -81,18 +85,18 @@ public class OpenAiController {
             });
         } else {
             response = started.flatMap(Flux::collectList).map(list -> {
-                service.countOutcome("ok");
+                metrics.countOutcome("ok");
                 return ResponseEntity.ok().header("X-Request-Id", requestId).body(full(g, id, now, list));
             });
         }
         return response
                 .onErrorResume(ApiException.class, e -> {
-                    service.countOutcome(e.status() == 429 ? "rejected" : "error");
+                    metrics.countOutcome(e.status() == 429 ? "rejected" : "error");
                     return Mono.just(error(e, requestId));
                 })
                 .onErrorResume(e -> {
                     LOG.error("[{}] request failed", requestId, e);
-                    service.countOutcome("error");
+                    metrics.countOutcome("error");
                     return Mono.just(error(new ApiException(500, "server_error", null, "internal_error", "the request failed: " + e.getMessage(), null), requestId));
                 });
     }

@@ -1,7 +1,11 @@
 package dev.mooncakej.conductor.cluster;
 
-import dev.mooncakej.conductor.api.CompletionService;
+import dev.mooncakej.conductor.leadership.Leadership;
+import dev.mooncakej.conductor.membership.WorkerMembership;
+import dev.mooncakej.kvcache.wire.InternalJson;
 import dev.mooncakej.kvcache.wire.WorkerMessages.KvEvents;
+import dev.mooncakej.kvcache.wire.WorkerMessages.LoadReport;
+import dev.mooncakej.scheduler.LiveScheduler;
 import java.util.LinkedHashMap;
 import java.util.Map;
 import org.springframework.http.ResponseEntity;
@@ -13,43 +17,54 @@ import org.springframework.web.bind.annotation.RestController;
 /** Internal cluster endpoints: prefill workers push prefix-cache changes here; who leads. */
 @RestController
 public class ClusterController {
-    private final CompletionService service;
+    private final LiveScheduler scheduler;
+    private final WorkerMembership membership;
+    private final Leadership leadership;
     private final ConductorCluster cluster;
 
-    public ClusterController(CompletionService service, ConductorCluster cluster) {
-        this.service = service;
+    public ClusterController(LiveScheduler scheduler, WorkerMembership membership, Leadership leadership, ConductorCluster cluster) {
+        this.scheduler = scheduler;
+        this.membership = membership;
+        this.leadership = leadership;
         this.cluster = cluster;
     }
 
     /** Applied only by the leader; a standby answers 409 so the worker looks the leader up again. */
     @PostMapping("/internal/kv-events")
-    public ResponseEntity<Void> kvEvents(@RequestBody KvEvents events) {
-        if (events == null || events.worker() == null) return ResponseEntity.badRequest().build();
-        if (!service.leader()) return ResponseEntity.status(409).build();
-        service.applyKvEvents(events.worker(), events.stored(), events.evicted());
+    public ResponseEntity<Void> kvEvents(@RequestBody(required = false) String body) {
+        KvEvents events = InternalJson.decode(body, KvEvents.class);
+        if (events.worker() == null) throw new IllegalArgumentException("KvEvents without its worker");
+        if (!leadership.leader()) return ResponseEntity.status(409).build();
+        scheduler.applyKvEvents(events.worker(), events.stored() == null ? new long[0] : events.stored(), events.evicted() == null ? new long[0] : events.evicted());
         return ResponseEntity.noContent().build();
     }
 
     /** A decode worker's load report (pushed every second in a cluster); 409 on a standby. */
     @PostMapping("/internal/load")
-    public ResponseEntity<Void> load(@RequestBody LoadReport report) {
-        if (report == null || report.worker() == null) return ResponseEntity.badRequest().build();
-        if (!service.leader()) return ResponseEntity.status(409).build();
-        service.applyDecodeLoad(report.worker(), report.running(), report.kvTokens());
+    public ResponseEntity<Void> load(@RequestBody(required = false) String body) {
+        LoadReport report = InternalJson.decode(body, LoadReport.class);
+        if (report.worker() == null || report.running() < 0 || report.kvTokens() < 0) {
+            throw new IllegalArgumentException("LoadReport " + body + ": expected a worker URL and non-negative running and kvTokens");
+        }
+        if (!leadership.leader()) return ResponseEntity.status(409).build();
+        scheduler.applyDecodeLoad(report.worker(), report.running(), report.kvTokens());
         return ResponseEntity.noContent().build();
     }
 
-    /** What a decode worker pushes: requests running and KV tokens held. */
-    public record LoadReport(String worker, int running, long kvTokens) {}
+    @org.springframework.web.bind.annotation.ExceptionHandler(IllegalArgumentException.class)
+    public ResponseEntity<String> badRequest(IllegalArgumentException e) {
+        return ResponseEntity.badRequest().contentType(org.springframework.http.MediaType.APPLICATION_JSON)
+                .body(InternalJson.encode(new dev.mooncakej.kvcache.wire.WorkerMessages.WorkerError("bad_request", e.getMessage())));
+    }
 
     @GetMapping("/internal/leader")
     public Map<String, Object> leader() {
         Map<String, Object> m = new LinkedHashMap<>();
-        m.put("leader", service.leader());
+        m.put("leader", leadership.leader());
         m.put("leaderUrl", cluster.leaderUrl());
         m.put("mode", cluster.settings().enabled() ? "etcd" : "embedded");
-        m.put("prefill", service.workerUrls(true));
-        m.put("decode", service.workerUrls(false));
+        m.put("prefill", membership.workerUrls(true));
+        m.put("decode", membership.workerUrls(false));
         return m;
     }
 }

@@ -3,7 +3,8 @@ package dev.mooncakej.conductor.cluster;
 import dev.mooncakej.cluster.ClusterSettings;
 import dev.mooncakej.cluster.EtcdCluster;
 import dev.mooncakej.cluster.Member;
-import dev.mooncakej.conductor.api.CompletionService;
+import dev.mooncakej.conductor.leadership.Leadership;
+import dev.mooncakej.conductor.membership.WorkerMembership;
 import io.micrometer.core.instrument.Gauge;
 import io.micrometer.core.instrument.MeterRegistry;
 import java.util.List;
@@ -29,7 +30,8 @@ public class ConductorCluster implements SmartLifecycle {
     static final String ELECTION = "conductor";
 
     private final ClusterSettings settings;
-    private final CompletionService service;
+    private final WorkerMembership membership;
+    private final Leadership leadership;
     private final Environment env;
     private final AtomicReference<Map<String, Member>> members = new AtomicReference<>(Map.of());
     private volatile EtcdCluster etcd;
@@ -37,11 +39,12 @@ public class ConductorCluster implements SmartLifecycle {
     private volatile double lastRebuildSeconds;
     private volatile boolean elected;
 
-    public ConductorCluster(Environment env, CompletionService service, MeterRegistry meters, ClusterSettings settings) {
+    public ConductorCluster(Environment env, WorkerMembership membership, Leadership leadership, MeterRegistry meters, ClusterSettings settings) {
         this.env = env;
         this.settings = settings;
-        this.service = service;
-        Gauge.builder("mooncakej.conductor.leader", service, s -> s.leader() ? 1 : 0).description("1 on the leader conductor, 0 on a standby").register(meters);
+        this.membership = membership;
+        this.leadership = leadership;
+        Gauge.builder("mooncakej.conductor.leader", leadership, l -> l.leader() ? 1 : 0).description("1 on the leader conductor, 0 on a standby").register(meters);
         Gauge.builder("mooncakej.conductor.rebuild.seconds", this, c -> c.lastRebuildSeconds).description("time the last scheduler rebuild took").register(meters);
     }
 
@@ -53,7 +56,7 @@ public class ConductorCluster implements SmartLifecycle {
         running = true;
         if (!settings.enabled()) return;
         String self = settings.advertiseUrl(env.getProperty("local.server.port", Integer.class, env.getProperty("server.port", Integer.class, 8000)));
-        service.setLeader(false, "waiting to be elected leader through etcd");
+        leadership.set(false, "waiting to be elected leader through etcd");
         etcd = settings.connect();
         try {
             etcd.watchMembers(m -> {
@@ -67,11 +70,11 @@ public class ConductorCluster implements SmartLifecycle {
             long t0 = System.nanoTime();
             elected = true; // from here on, membership changes rebuild too
             rebuild();
-            service.setLeader(true, null);
+            leadership.set(true, null);
             LOG.info("leader conductor at {}: serving after a {} ms rebuild", self, Math.round((System.nanoTime() - t0) / 1e6));
         }, () -> {
             elected = false;
-            service.setLeader(false, "leadership lost to another conductor; campaigning again");
+            leadership.set(false, "leadership lost to another conductor; campaigning again");
         });
         LOG.info("conductor {} in cluster mode (etcd {}, lease TTL {} s): campaigning for leadership", self, settings.etcdEndpoints(), settings.leaseTtlSeconds());
     }
@@ -80,7 +83,7 @@ public class ConductorCluster implements SmartLifecycle {
         Map<String, Member> m = members.get();
         List<String> prefill = m.values().stream().filter(x -> x.role().equals("prefill")).map(Member::url).sorted().toList();
         List<String> decode = m.values().stream().filter(x -> x.role().equals("decode")).map(Member::url).sorted().toList();
-        lastRebuildSeconds = service.setMembers(prefill, decode);
+        lastRebuildSeconds = membership.setMembers(prefill, decode, true);
     }
 
     /** The current leader's URL (this one or another), if known. */

@@ -1,7 +1,9 @@
 package dev.mooncakej.conductor.workers;
 
 import dev.mooncakej.conductor.ConductorProperties;
+import dev.mooncakej.kvcache.wire.InternalJson;
 import dev.mooncakej.kvcache.wire.WorkerMessages.DecodeTask;
+import dev.mooncakej.kvcache.wire.WorkerMessages.KvIndex;
 import dev.mooncakej.kvcache.wire.WorkerMessages.PrefillResult;
 import dev.mooncakej.kvcache.wire.WorkerMessages.PrefillTask;
 import dev.mooncakej.kvcache.wire.WorkerMessages.ReserveRequest;
@@ -32,43 +34,48 @@ public class WorkerClient {
 
     /** Reserve KV on a decode worker; empty when it has no room. */
     public Mono<ReserveResponse> reserve(String decodeUrl, ReserveRequest req, String requestId) {
-        return guard.once(decodeUrl, web.post().uri(decodeUrl + "/internal/reserve").header("X-Request-Id", requestId).bodyValue(req)
+        return guard.once(decodeUrl, post(decodeUrl + "/internal/reserve", req, requestId)
                 .exchangeToMono(r -> {
                     if (r.statusCode().value() == HttpStatus.TOO_MANY_REQUESTS.value()) return r.releaseBody().then(Mono.empty());
                     if (r.statusCode().isError()) return error(r, decodeUrl);
-                    return r.bodyToMono(ReserveResponse.class);
+                    return r.bodyToMono(String.class).map(b -> InternalJson.decode(b, ReserveResponse.class));
                 })
                 .timeout(timeout));
     }
 
     public Mono<PrefillResult> prefill(String prefillUrl, PrefillTask task, String requestId) {
-        return guard.once(prefillUrl, web.post().uri(prefillUrl + "/internal/prefill").header("X-Request-Id", requestId).bodyValue(task)
-                .exchangeToMono(r -> r.statusCode().isError() ? error(r, prefillUrl) : r.bodyToMono(PrefillResult.class))
+        return guard.once(prefillUrl, post(prefillUrl + "/internal/prefill", task, requestId)
+                .exchangeToMono(r -> r.statusCode().isError() ? error(r, prefillUrl) : r.bodyToMono(String.class).map(b -> InternalJson.decode(b, PrefillResult.class)))
                 .timeout(timeout));
     }
 
+    /** The token stream, one JSON object per line; a line that does not decode fails the stream. */
     public Flux<TokenEvent> decode(String decodeUrl, DecodeTask task, String requestId) {
-        return guard.stream(decodeUrl, web.post().uri(decodeUrl + "/internal/decode").header("X-Request-Id", requestId)
-                .accept(MediaType.APPLICATION_NDJSON).bodyValue(task)
-                .exchangeToFlux(r -> r.statusCode().isError() ? error(r, decodeUrl).flux().cast(TokenEvent.class) : r.bodyToFlux(TokenEvent.class))
+        return guard.stream(decodeUrl, post(decodeUrl + "/internal/decode", task, requestId).accept(MediaType.APPLICATION_NDJSON)
+                .exchangeToFlux(r -> r.statusCode().isError() ? error(r, decodeUrl).flux().cast(TokenEvent.class)
+                        : r.bodyToFlux(String.class).filter(line -> !line.isBlank()).map(line -> InternalJson.decode(line, TokenEvent.class)))
                 .timeout(timeout));
     }
 
     /** The block keys a prefill worker holds in its prefix cache (to rebuild the global index after a failover). */
     public Mono<long[]> kvIndex(String prefillUrl) {
-        return guard.idempotent(prefillUrl, web.get().uri(prefillUrl + "/internal/kv-index").retrieve().bodyToMono(dev.mooncakej.kvcache.wire.WorkerMessages.KvIndex.class)
-                .map(dev.mooncakej.kvcache.wire.WorkerMessages.KvIndex::blockKeys).timeout(Duration.ofSeconds(5)));
+        return guard.idempotent(prefillUrl, web.get().uri(prefillUrl + "/internal/kv-index").retrieve().bodyToMono(String.class)
+                .map(b -> InternalJson.decode(b, KvIndex.class).blockKeys()).timeout(Duration.ofSeconds(5)));
     }
 
-    /** Best effort: free a reservation that will not be used. */
-    public Mono<Void> cancel(String decodeUrl, long id) {
-        return guard.idempotent(decodeUrl, web.delete().uri(decodeUrl + "/internal/requests/" + id).retrieve().toBodilessEntity()
+    /** Best effort: drop a reservation that will not be used (the decode worker frees or fences its blocks). */
+    public Mono<Void> cancel(String decodeUrl, long reservationId) {
+        return guard.idempotent(decodeUrl, web.delete().uri(decodeUrl + "/internal/reservations/" + reservationId).retrieve().toBodilessEntity()
                 .timeout(Duration.ofSeconds(5))).onErrorResume(e -> Mono.empty()).then();
+    }
+
+    private WebClient.RequestHeadersSpec<?> post(String url, Object message, String requestId) {
+        return web.post().uri(url).header("X-Request-Id", requestId).contentType(MediaType.APPLICATION_JSON).bodyValue(InternalJson.encode(message));
     }
 
     private static <T> Mono<T> error(org.springframework.web.reactive.function.client.ClientResponse r, String url) {
         int status = r.statusCode().value();
-        return r.bodyToMono(WorkerError.class).defaultIfEmpty(new WorkerError("http_" + status, "no body"))
+        return r.bodyToMono(String.class).map(b -> InternalJson.decode(b, WorkerError.class)).defaultIfEmpty(new WorkerError("http_" + status, "no body"))
                 .onErrorResume(e -> Mono.just(new WorkerError("http_" + status, "unreadable error body")))
                 .flatMap(e -> Mono.error(new WorkerException(url, status, e.code(), e.message())));
     }

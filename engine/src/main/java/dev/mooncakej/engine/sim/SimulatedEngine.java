@@ -64,6 +64,14 @@ public final class SimulatedEngine implements InferenceEngine {
     }
 
     public SimulatedEngine(Config cfg, Sleeper sleeper) {
+        this(cfg, sleeper, null);
+    }
+
+    /**
+     * @param kvMemory where the KV slab comes from (e.g. a transfer engine's registered memory, so a
+     *                 simulated worker's KV moves like a real one's); null: private off-heap memory
+     */
+    public SimulatedEngine(Config cfg, Sleeper sleeper, java.util.function.LongFunction<MemorySegment> kvMemory) {
         this.cfg = cfg;
         this.sleeper = sleeper;
         try (GgufFile f = GgufFile.open(cfg.tokenizerModel())) {
@@ -72,7 +80,7 @@ public final class SimulatedEngine implements InferenceEngine {
             this.chatTemplate = tpl == null ? null : new ChatTemplate(tpl, "", tokenizer.eos() >= 0 ? tokenizer.tokenText(tokenizer.eos()) : "");
         }
         int kvDim = (int) (cfg.kvBytesPerToken() / (8L * cfg.layers()));
-        this.cache = new PagedKvCache(new KvCacheLayout(cfg.layers(), 1, kvDim, cfg.blockTokens()), cfg.kvBlocks());
+        this.cache = new PagedKvCache(new KvCacheLayout(cfg.layers(), 1, kvDim, cfg.blockTokens()), cfg.kvBlocks(), kvMemory);
         this.info = new ModelInfo("simulated:" + cfg.profile().name(), "simulated-" + cfg.profile().name(), "simulated",
                 tokenizer.vocabSize(), cfg.contextLength(), cfg.layers(), cfg.blockTokens(), cache.layout().layerBytes(), cfg.kvBlocks());
         int n = 0;

@@ -1,8 +1,14 @@
 package dev.mooncakej.kvcache.wire;
 
 /**
- * JSON messages between the conductor and the workers (internal API, HTTP). Records, so Jackson reads
- * and writes them as they are.
+ * The JSON messages between the conductor and the workers (internal HTTP API). Each is a record that
+ * both sides encode and decode with {@link InternalJson}, which refuses unknown fields by name, so a
+ * field that one side does not know (say an old {@code kv.descriptor}) is an error, never ignored.
+ *
+ * <p>Two ids, never mixed: the <em>request id</em> is the client-facing id (the {@code X-Request-Id}
+ * header, a string, in logs of every service); the <em>reservation id</em> is the conductor's internal
+ * number for one request's KV reservation on a decode worker (a long, in these messages and in the
+ * transfer control messages of {@link KvControl}).
  */
 public final class WorkerMessages {
     private WorkerMessages() {}
@@ -10,29 +16,44 @@ public final class WorkerMessages {
     /** Sampling settings carried to the worker that samples. */
     public record Sampling(float temperature, float topP, int topK, Long seed, boolean logprobs) {}
 
-    /** Conductor -> decode worker: reserve KV blocks for a prompt of {@code promptTokens} (plus room to decode). */
-    public record ReserveRequest(long requestId, int promptTokens, int maxTokens) {}
+    /** Conductor -> decode worker: reserve KV for a prompt and its generation ({@code promptTokens + maxTokens}). */
+    public record ReserveRequest(long reservationId, int promptTokens, int maxTokens) {}
 
-    /** Decode worker -> conductor: where the prefill must write the KV. */
-    public record ReserveResponse(long requestId, KvTarget kv, int blocks, int blockTokens) {}
+    /** Decode worker -> conductor: where the prefill must write the KV, and how many blocks were reserved. */
+    public record ReserveResponse(long reservationId, KvTarget kv, int blocks, int blockTokens) {}
 
     /**
-     * Where a request's KV goes: the decode worker's transfer segment (its name and descriptor, so the
-     * prefill worker can open it without a metadata store), the offset of each reserved block in that
-     * segment, and the bytes of one layer of one block (layer l of block b is at
-     * {@code blockOffsets[b] + l * layerBytes}).
+     * Where a request's KV goes: the decode worker's transfer segment, by name only (the prefill
+     * worker looks its descriptor up in its own trusted metadata, never in a message), the offset of
+     * each reserved block in that segment, and the bytes of one layer of one block (layer l of block
+     * b is at {@code blockOffsets[b] + l * layerBytes}).
      */
-    public record KvTarget(String segment, String descriptor, long[] blockOffsets, long layerBytes) {}
+    public record KvTarget(String segment, long[] blockOffsets, long layerBytes) {}
 
-    /** Conductor -> prefill worker: compute the prompt's KV and write it to the decode worker. */
-    public record PrefillTask(long requestId, int[] tokens, long[] blockKeys, KvTarget kv, Sampling sampling) {}
+    /** Conductor -> prefill worker: compute the prompt's KV and write it into reservation {@code reservationId}. */
+    public record PrefillTask(long reservationId, int[] tokens, long[] blockKeys, KvTarget kv, Sampling sampling) {}
 
     /** Prefill worker -> conductor: the first token, once all the KV has reached the decode worker. */
-    public record PrefillResult(long requestId, int firstToken, float firstLogprob, int cachedTokens,
-                                double prefillSeconds, long kvBytes, double kvSeconds) {}
+    public record PrefillResult(long reservationId, int firstToken, float firstLogprob, int cachedTokens,
+                                double prefillSeconds, long kvBytes, double kvSeconds) {
+        /**
+         * Checks what a prefill worker answered before anything uses it; a bad value fails this request
+         * alone. Returns this.
+         */
+        public PrefillResult validate(long expectedReservation, int promptTokens, int vocabSize) {
+            if (reservationId != expectedReservation) throw new IllegalArgumentException("prefill result for reservation " + reservationId + ": expected " + expectedReservation);
+            if (firstToken < 0 || firstToken >= vocabSize) throw new IllegalArgumentException("prefill result first token " + firstToken + ": expected 0.." + (vocabSize - 1));
+            if (cachedTokens < 0 || cachedTokens >= promptTokens) throw new IllegalArgumentException("prefill result cached tokens " + cachedTokens + ": expected 0.." + (promptTokens - 1));
+            if (!(prefillSeconds >= 0) || !(kvSeconds >= 0) || kvBytes < 0 || Double.isInfinite(prefillSeconds) || Double.isInfinite(kvSeconds)) {
+                throw new IllegalArgumentException("prefill result times " + prefillSeconds + " s / " + kvSeconds + " s, " + kvBytes + " bytes: expected finite, non-negative values");
+            }
+            if (Float.isNaN(firstLogprob) || firstLogprob > 0) throw new IllegalArgumentException("prefill result logprob " + firstLogprob + ": expected a number <= 0");
+            return this;
+        }
+    }
 
-    /** Conductor -> decode worker: start decoding after {@code firstToken}. */
-    public record DecodeTask(long requestId, int firstToken, int promptTokens, int maxTokens, Sampling sampling) {}
+    /** Conductor -> decode worker: start decoding reservation {@code reservationId} after {@code firstToken}. */
+    public record DecodeTask(long reservationId, int firstToken, int promptTokens, int maxTokens, Sampling sampling) {}
 
     /** Decode worker -> conductor, one JSON object per line: a token, or the end ({@code finish} set). */
     public record TokenEvent(int token, float logprob, String finish) {
@@ -46,9 +67,12 @@ public final class WorkerMessages {
     /** Prefill worker -> leader conductor, pushed as they happen: blocks that entered and left its prefix cache. */
     public record KvEvents(String worker, long[] stored, long[] evicted) {}
 
+    /** Decode worker -> leader conductor, pushed every second in a cluster: requests running and KV tokens held. */
+    public record LoadReport(String worker, int running, long kvTokens) {}
+
     /** A worker's load and pool, for scheduling and dashboards. */
     public record WorkerStatus(String role, String model, int blockTokens, int freeBlocks, int usedBlocks,
-                               int capacityBlocks, int active, int queued, int cachedBlocks) {}
+                               int capacityBlocks, int active, int queued, int cachedBlocks, int fencedBlocks) {}
 
     /** Error body of the internal API. */
     public record WorkerError(String code, String message) {}

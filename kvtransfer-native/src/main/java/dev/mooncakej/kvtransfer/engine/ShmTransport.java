@@ -27,8 +27,11 @@ final class ShmTransport implements Transport {
     private final int threads;
     private final ExecutorService copiers;
 
-    ShmTransport(int threads) {
+    private final Path dir;
+
+    ShmTransport(int threads, Path dir) {
         this.threads = threads;
+        this.dir = dir;
         this.copiers = threads > 1 ? Executors.newFixedThreadPool(threads - 1, r -> Thread.ofPlatform().daemon().name("transfer-shm-copy").unstarted(r)) : null;
     }
 
@@ -43,7 +46,7 @@ final class ShmTransport implements Transport {
     @Override
     public boolean canReach(SegmentDescriptor local, SegmentDescriptor peer) {
         return peer.transports().contains("shm") && local.transports().contains("shm") && local.hostId().equals(peer.hostId())
-                && peer.shmFile() != null && Files.isReadable(Path.of(peer.shmFile()));
+                && peer.shmFile() != null && trusted(peer) != null;
     }
 
     @Override
@@ -94,13 +97,24 @@ final class ShmTransport implements Transport {
         }
     }
 
+    /** The peer's segment file if it is the one its name derives in our shm directory, a regular file and no link; else null. */
+    private Path trusted(SegmentDescriptor peer) {
+        try {
+            return SegmentFiles.trustedSegmentFile(dir, peer.name(), peer.shmFile());
+        } catch (IOException | RuntimeException e) {
+            return null;
+        }
+    }
+
     private MemorySegment map(SegmentDescriptor peer) throws IOException {
         MemorySegment m = mapped.get(peer.name());
         if (m != null && m.byteSize() == peer.length()) return m;
         synchronized (this) {
             m = mapped.get(peer.name());
             if (m != null && m.byteSize() == peer.length()) return m;
-            try (FileChannel ch = FileChannel.open(Path.of(peer.shmFile()), StandardOpenOption.READ, StandardOpenOption.WRITE)) {
+            Path file = SegmentFiles.trustedSegmentFile(dir, peer.name(), peer.shmFile());
+            try (FileChannel ch = FileChannel.open(file, StandardOpenOption.READ, StandardOpenOption.WRITE, java.nio.file.LinkOption.NOFOLLOW_LINKS)) {
+                SegmentFiles.requireRegular(file); // re-checked on the open file's path (no swap for a link in between)
                 if (ch.size() < peer.length()) throw new IOException("the file has " + ch.size() + " bytes, the descriptor says " + peer.length());
                 m = ch.map(FileChannel.MapMode.READ_WRITE, 0, peer.length(), arena);
             }

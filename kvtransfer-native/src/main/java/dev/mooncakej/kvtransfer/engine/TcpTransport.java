@@ -189,8 +189,7 @@ final class TcpTransport implements Transport {
                 inflight.add(g);
             }
             header.clear();
-            header.putInt(Wire.MAGIC).put(g.write ? Wire.WRITE : Wire.READ).put((byte) 0).put((byte) 0).put((byte) 0)
-                    .putInt(g.slices.length).putInt(g.id);
+            Wire.putHeader(header, g.write ? Wire.WRITE : Wire.READ, g.slices.length, g.id);
             for (Slice s : g.slices) header.putLong(0).putLong(s.remoteOffset).putLong(s.length());
             header.flip();
             bufs[0] = header;
@@ -219,8 +218,8 @@ final class TcpTransport implements Transport {
             synchronized (this) {
                 g = inflight.peek();
             }
-            if (g == null || header.getInt(0) != Wire.MAGIC || header.getInt(12) != g.id || header.getInt(8) != g.slices.length) {
-                throw new IOException("unexpected reply (group " + header.getInt(12) + ", expected " + (g == null ? "none" : g.id) + ")");
+            if (g == null || !Wire.wellFormed(header) || Wire.group(header) != g.id || Wire.count(header) != g.slices.length) {
+                throw new IOException("unexpected reply (group " + Wire.group(header) + ", expected " + (g == null ? "none" : g.id) + ")");
             }
             header.clear().limit(g.slices.length);
             Wire.readFully(ch, header);

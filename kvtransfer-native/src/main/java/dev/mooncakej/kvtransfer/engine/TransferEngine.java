@@ -74,8 +74,15 @@ public final class TransferEngine implements AutoCloseable {
         this.config = config;
         this.auth = new PeerAuth(config.secret());
         this.hostId = hostId();
-        this.shmFile = config.shmDir().resolve("mooncakej-" + name + ".seg");
-        try (FileChannel ch = FileChannel.open(shmFile, StandardOpenOption.CREATE, StandardOpenOption.READ, StandardOpenOption.WRITE, StandardOpenOption.TRUNCATE_EXISTING)) {
+        this.shmFile = SegmentFiles.segmentFile(config.shmDir(), name);
+        try {
+            Files.deleteIfExists(shmFile); // never through a link left in its place: a fresh file, owner-only (0600)
+            Files.createFile(shmFile, java.nio.file.attribute.PosixFilePermissions.asFileAttribute(java.nio.file.attribute.PosixFilePermissions.fromString("rw-------")));
+        } catch (IOException e) {
+            arena.close();
+            throw new UncheckedIOException("cannot create the segment file " + shmFile + " (" + e.getMessage() + "): check transfer shm-dir", e);
+        }
+        try (FileChannel ch = FileChannel.open(shmFile, StandardOpenOption.READ, StandardOpenOption.WRITE, java.nio.file.LinkOption.NOFOLLOW_LINKS)) {
             this.segment = ch.map(FileChannel.MapMode.READ_WRITE, 0, segmentBytes, arena);
         } catch (IOException e) {
             arena.close();
@@ -85,7 +92,7 @@ public final class TransferEngine implements AutoCloseable {
         for (String t : config.transports()) {
             switch (t) {
                 case "tcp" -> transports.put(t, new TcpTransport(config, auth));
-                case "shm" -> transports.put(t, new ShmTransport(config.copyThreads()));
+                case "shm" -> transports.put(t, new ShmTransport(config.copyThreads(), config.shmDir()));
                 case "rdma" -> {
                     StringBuilder why = new StringBuilder();
                     RdmaTransport r = RdmaTransport.open(config, segment, name, this::handshake, why);
@@ -162,6 +169,23 @@ public final class TransferEngine implements AutoCloseable {
                 rdma == null ? Topology.of(Map.of(), Topology.numaNodes()).matrix() : rdma.topologyMatrix(), bufs);
         if (server != null) metadata.publish(self);
     }
+
+    /**
+     * Decides, for every WRITE a peer sends over tcp, whether its range may be written now (the
+     * receiver-side fence: a range whose reservation was dropped is refused as invalid). One-sided
+     * transports (shm, rdma) do not pass through here: their writers are fenced by acknowledgement.
+     */
+    public void guardWrites(WriteGuard guard) {
+        server.guardWrites(guard);
+    }
+
+    /**
+     * The tcp fence's barrier: read {@link #writeGroupsAccepted()} after a guard stops permitting a
+     * range; once {@link #writesLandedThrough} that number, no tcp byte aimed at the range can land.
+     */
+    public long writeGroupsAccepted() { return server.writeGroupsAccepted(); }
+
+    public boolean writesLandedThrough(long seq) { return server.writesLandedThrough(seq); }
 
     /** Handles notifications from peers (after their writes completed); returns a status byte. */
     public void onNotify(Function<byte[], Byte> handler) {
@@ -371,8 +395,7 @@ public final class TransferEngine implements AutoCloseable {
         /** Sends a control message; NOTIFY answers one status byte, HANDSHAKE a status and a payload (returned after it). */
         byte[] call(byte op, byte[] payload, Duration timeout) throws IOException {
             ByteBuffer out = ByteBuffer.allocate(Wire.HEADER + Wire.ENTRY + payload.length).order(ByteOrder.LITTLE_ENDIAN);
-            out.putInt(Wire.MAGIC).put(op).put((byte) 0).put((byte) 0).put((byte) 0).putInt(1).putInt(0)
-                    .putLong(0).putLong(0).putLong(payload.length).put(payload).flip();
+            Wire.putHeader(out, op, 1, 0).putLong(0).putLong(0).putLong(payload.length).put(payload).flip();
             SocketChannel c = ch;
             var watchdog = timer.schedule(() -> {
                 try {
@@ -385,7 +408,7 @@ public final class TransferEngine implements AutoCloseable {
                 Wire.writeFully(c, new ByteBuffer[] {out}, 1);
                 ByteBuffer reply = ByteBuffer.allocate(Wire.HEADER + 1).order(ByteOrder.LITTLE_ENDIAN);
                 Wire.readFully(c, reply);
-                if (reply.getInt(0) != Wire.MAGIC || reply.get(4) != op) throw new IOException("malformed control reply");
+                if (!Wire.wellFormed(reply) || Wire.op(reply) != op) throw new IOException("malformed control reply");
                 if (op == Wire.NOTIFY) return new byte[] {reply.get(Wire.HEADER)};
                 ByteBuffer len = ByteBuffer.allocate(4).order(ByteOrder.LITTLE_ENDIAN);
                 Wire.readFully(c, len);

@@ -32,11 +32,15 @@ final class TransferServer implements AutoCloseable {
     private final MemorySegment segment;
     private final Supplier<SegmentDescriptor> self;
     private final Function<byte[], Byte> notify;
+    private volatile WriteGuard writeGuard = (off, len) -> true;
     private volatile Function<byte[], byte[]> handshake = p -> { throw new IllegalStateException("rdma is not enabled here"); };
     private final Set<SocketChannel> open = ConcurrentHashMap.newKeySet();
     private final AtomicLong bytesIn = new AtomicLong();
     private final AtomicLong bytesOut = new AtomicLong();
     private final AtomicLong refused = new AtomicLong();
+    /** WRITE groups get a number before their fence check; those whose data is still landing are listed. */
+    private final AtomicLong writeGroups = new AtomicLong();
+    private final java.util.concurrent.ConcurrentSkipListSet<Long> writesLanding = new java.util.concurrent.ConcurrentSkipListSet<>();
     private volatile boolean closed;
     /** Closes connections that have not answered the challenge in time (a silent peer holds no thread for long). */
     private final java.util.concurrent.ScheduledExecutorService authTimer = java.util.concurrent.Executors.newSingleThreadScheduledExecutor(
@@ -59,6 +63,16 @@ final class TransferServer implements AutoCloseable {
 
     int port() { return server.socket().getLocalPort(); }
     void onHandshake(Function<byte[], byte[]> h) { handshake = h; }
+    void guardWrites(WriteGuard g) { writeGuard = g; }
+
+    /** The number of the last WRITE group accepted so far (read after fencing a range: later groups see the fence). */
+    long writeGroupsAccepted() { return writeGroups.get(); }
+
+    /** True when every WRITE group numbered up to {@code seq} has finished landing (or was dropped). */
+    boolean writesLandedThrough(long seq) {
+        Long first = writesLanding.isEmpty() ? null : writesLanding.first();
+        return first == null || first > seq;
+    }
     long bytesIn() { return bytesIn.get(); }
     long bytesOut() { return bytesOut.get(); }
     /** Connections closed for a failed challenge or a malformed group. */
@@ -129,10 +143,7 @@ final class TransferServer implements AutoCloseable {
     /** Serves one group; false when the connection is done (peer hung up, or malformed and closed). */
     private boolean serveGroup(Conn c) throws IOException {
         SocketChannel ch = c.ch;
-        ByteBuffer header = c.header, entries = c.entries, reply = c.reply, scratch = c.scratch;
-        ByteBuffer[] data = c.data;
-        long[] off = c.off, len = c.len;
-        boolean[] ok = c.ok;
+        ByteBuffer header = c.header, entries = c.entries;
         header.clear();
         try {
             Wire.readFully(ch, header);
@@ -140,12 +151,12 @@ final class TransferServer implements AutoCloseable {
             return false; // the peer hung up between groups
         }
         header.flip();
-        int magic = header.getInt(0);
-        byte op = header.get(4);
-        int count = header.getInt(8);
-        int group = header.getInt(12);
+        int magic = Wire.magic(header);
+        byte op = Wire.op(header);
+        int count = Wire.count(header);
+        int group = Wire.group(header);
         boolean control = op == Wire.NOTIFY || op == Wire.HANDSHAKE;
-        if (magic != Wire.MAGIC || op < Wire.WRITE || op > Wire.HANDSHAKE || count < 1 || count > Wire.MAX_ENTRIES
+        if (!Wire.wellFormed(header) || op < Wire.WRITE || op > Wire.HANDSHAKE || count < 1 || count > Wire.MAX_ENTRIES
                 || (control && count != 1)) {
             malformed(ch, "group header magic 0x" + Integer.toHexString(magic) + " op " + op + " count " + count
                     + ": expected magic 0x" + Integer.toHexString(Wire.MAGIC) + ", op 1-4, count 1-" + Wire.MAX_ENTRIES);
@@ -153,6 +164,25 @@ final class TransferServer implements AutoCloseable {
         }
         entries.clear().limit(count * Wire.ENTRY);
         Wire.readFully(ch, entries);
+        long seq = 0;
+        if (op == Wire.WRITE) {
+            seq = writeGroups.incrementAndGet(); // numbered before the fence check below
+            writesLanding.add(seq);
+        }
+        try {
+            return serveEntries(c, op, count, group);
+        } finally {
+            if (seq != 0) writesLanding.remove(seq);
+        }
+    }
+
+    private boolean serveEntries(Conn c, byte op, int count, int group) throws IOException {
+        SocketChannel ch = c.ch;
+        ByteBuffer entries = c.entries, reply = c.reply, scratch = c.scratch;
+        ByteBuffer[] data = c.data;
+        long[] off = c.off, len = c.len;
+        boolean[] ok = c.ok;
+        boolean control = op == Wire.NOTIFY || op == Wire.HANDSHAKE;
         SegmentDescriptor me = self.get();
         for (int i = 0; i < count; i++) {
             off[i] = entries.getLong(i * Wire.ENTRY + 8);
@@ -162,10 +192,10 @@ final class TransferServer implements AutoCloseable {
                 malformed(ch, "entry length " + len[i] + ": expected 1.." + max);
                 return false;
             }
-            ok[i] = control || me.registered(off[i], len[i]);
+            ok[i] = control || me.registered(off[i], len[i]) && (op != Wire.WRITE || writeGuard.permits(off[i], len[i]));
         }
         reply.clear();
-        reply.putInt(Wire.MAGIC).put(op).put((byte) 0).put((byte) 0).put((byte) 0).putInt(count).putInt(group);
+        Wire.putHeader(reply, op, count, group);
         if (op == Wire.NOTIFY) {
             ByteBuffer payload = ByteBuffer.allocate((int) len[0]);
             Wire.readFully(ch, payload);

@@ -44,7 +44,7 @@ public final class WorkerSegment implements AutoCloseable {
         int removed = 0;
         try (var files = Files.list(dir)) {
             for (Path f : (Iterable<Path>) files::iterator) {
-                var m = java.util.regex.Pattern.compile("mooncakej-" + java.util.regex.Pattern.quote(role) + "-.*-(\\d+)\\.seg").matcher(f.getFileName().toString());
+                var m = java.util.regex.Pattern.compile("mooncakej-" + java.util.regex.Pattern.quote(role) + "-.*-(\\d+)\\.(seg|json)").matcher(f.getFileName().toString());
                 if (!m.matches()) continue;
                 long pid = Long.parseLong(m.group(1));
                 if (ProcessHandle.of(pid).isPresent()) continue;
@@ -82,9 +82,12 @@ public final class WorkerSegment implements AutoCloseable {
         }
     }
 
-    /** Where a worker publishes its segment: etcd in a cluster (under its own lease), else in-process. */
-    public static SegmentMetadata metadata(List<String> etcdEndpoints, String prefix, long leaseTtlSeconds) {
-        return etcdEndpoints.isEmpty() ? new SegmentMetadata.Embedded()
+    /**
+     * Where a worker publishes and looks up segments: etcd in a cluster (under its own lease), else the
+     * host-local registry in the shm directory. These are the only sources of descriptors a worker trusts.
+     */
+    public static SegmentMetadata metadata(List<String> etcdEndpoints, String prefix, long leaseTtlSeconds, Path shmDir) {
+        return etcdEndpoints.isEmpty() ? new LocalSegmentRegistry(shmDir)
                 : new EtcdSegmentMetadata(etcdEndpoints, prefix, leaseTtlSeconds, Duration.ofSeconds(5));
     }
 

@@ -1,6 +1,5 @@
-package dev.mooncakej.conductor.cluster;
+package dev.mooncakej.conductor.leadership;
 
-import dev.mooncakej.conductor.api.CompletionService;
 import org.springframework.boot.health.contributor.Health;
 import org.springframework.boot.health.contributor.HealthIndicator;
 import org.springframework.stereotype.Component;
@@ -11,14 +10,14 @@ import org.springframework.stereotype.Component;
  */
 @Component("leader")
 public class LeaderHealth implements HealthIndicator {
-    private final CompletionService service;
+    private final Leadership leadership;
 
-    public LeaderHealth(CompletionService service) {
-        this.service = service;
+    public LeaderHealth(Leadership leadership) {
+        this.leadership = leadership;
     }
 
     @Override
     public Health health() {
-        return service.leader() ? Health.up().build() : Health.outOfService().withDetail("role", "standby conductor").build();
+        return leadership.leader() ? Health.up().build() : Health.outOfService().withDetail("role", "standby conductor").build();
     }
 }

@@ -1,0 +1,151 @@
+package dev.mooncakej.decode;
+
+import dev.mooncakej.engine.sampling.Sampler;
+import dev.mooncakej.engine.spi.DecodeBatch;
+import dev.mooncakej.engine.spi.InferenceEngine;
+import dev.mooncakej.kvcache.wire.WorkerMessages.TokenEvent;
+import io.micrometer.core.instrument.MeterRegistry;
+import io.micrometer.core.instrument.Timer;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.locks.LockSupport;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+import org.springframework.context.SmartLifecycle;
+
+/**
+ * The continuous-batching loop as an agent with a duty cycle (after Agrona's agents): each cycle reaps
+ * stale reservations, admits joining requests, ends finished ones and runs one decode step for the
+ * batch. A cycle that found no work parks with a backoff (up to {@value #MAX_IDLE_MICROS} us), so an
+ * idle worker costs no CPU and still reaps every few milliseconds. Started and stopped with the app.
+ */
+public final class DecodeAgent implements SmartLifecycle {
+    private static final Logger LOG = LoggerFactory.getLogger(DecodeAgent.class);
+    static final long MAX_IDLE_MICROS = 2000;
+
+    private final DecodeService service;
+    private final InferenceEngine engine;
+    private final int maxBatch;
+    private final Timer tbt;
+    private final List<Reservation> active = new ArrayList<>();
+    private final DecodeBatch batch;
+    private final ExecutorService fenceCalls = Executors.newVirtualThreadPerTaskExecutor();
+    private volatile int activeCount;
+    private volatile boolean running;
+    private volatile Thread thread;
+    private long idleMicros;
+
+    public DecodeAgent(DecodeService service, MeterRegistry meters) {
+        this.service = service;
+        this.engine = service.engine();
+        this.maxBatch = service.props().maxBatch();
+        this.batch = new DecodeBatch(maxBatch, engine.info().vocabSize());
+        this.tbt = Timer.builder("mooncakej.decode.tbt").description("time between tokens of one request, on the decode worker")
+                .publishPercentileHistogram().register(meters);
+    }
+
+    public int activeCount() { return activeCount; }
+
+    @Override
+    public void start() {
+        service.attach();
+        running = true;
+        thread = Thread.ofPlatform().name("decode-agent").daemon().start(this::run);
+    }
+
+    private void run() {
+        while (running) {
+            int work;
+            try {
+                work = doWork();
+            } catch (RuntimeException e) {
+                LOG.error("decode step failed; failing the requests of this batch", e);
+                for (Reservation r : active) service.finished(r, "error: " + e.getMessage());
+                active.clear();
+                work = 1;
+            }
+            idle(work);
+        }
+    }
+
+    /** One duty cycle; returns how much work it did (0: idle). */
+    int doWork() {
+        int work = service.reap(System.nanoTime(), fenceCalls::execute);
+        while (active.size() < maxBatch) {
+            Reservation r = service.joining.poll();
+            if (r == null) break;
+            active.add(r);
+            work++;
+        }
+        var tokenizer = engine.tokenizer();
+        for (int i = active.size() - 1; i >= 0; i--) {
+            Reservation r = active.get(i);
+            boolean eog = r.next >= 0 && tokenizer.isEndOfGeneration(r.next);
+            if (r.cancelled || eog || r.produced >= r.task.maxTokens()) {
+                service.finished(r, r.cancelled ? "cancelled" : eog ? "stop" : "length");
+                active.remove(i);
+                work++;
+            }
+        }
+        activeCount = active.size();
+        if (active.isEmpty()) return work;
+        batch.clear();
+        for (Reservation r : active) batch.add(r.seq, r.next);
+        engine.decode(batch);
+        long now = System.nanoTime();
+        int vocab = engine.info().vocabSize();
+        for (int i = 0; i < active.size(); i++) {
+            Reservation r = active.get(i);
+            if (!batch.ok(i)) { // cannot happen with reservations of prompt + max tokens; kept as a guard
+                r.next = -1;
+                r.cancelled = true;
+                r.sink.tryEmitNext(TokenEvent.end("error: context exhausted"));
+                continue;
+            }
+            int off = batch.logitsOffset(i);
+            int t = r.sampler.sample(batch.logits(), off, vocab);
+            r.next = t;
+            if (tokenizer.isEndOfGeneration(t)) continue; // ends at the top of the next cycle
+            float lp = r.task.sampling().logprobs() ? Sampler.logprob(batch.logits(), off, vocab, t) : 0f;
+            r.produced++;
+            tbt.record(Duration.ofNanos(now - r.lastTokenAt));
+            r.lastTokenAt = now;
+            r.sink.tryEmitNext(TokenEvent.token(t, lp));
+        }
+        return work + active.size();
+    }
+
+    private void idle(int work) {
+        if (work > 0) {
+            idleMicros = 0;
+            return;
+        }
+        idleMicros = idleMicros == 0 ? 50 : Math.min(MAX_IDLE_MICROS, idleMicros * 2);
+        LockSupport.parkNanos(idleMicros * 1000);
+    }
+
+    @Override
+    public void stop() {
+        running = false;
+        Thread t = thread;
+        if (t != null) {
+            LockSupport.unpark(t);
+            try {
+                t.join(2000);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+        }
+        fenceCalls.shutdownNow();
+    }
+
+    @Override
+    public boolean isRunning() { return running; }
+
+    /** After the web server stops taking requests, before the engine and segment close. */
+    @Override
+    public int getPhase() { return SmartLifecycle.DEFAULT_PHASE - 1000; }
+}

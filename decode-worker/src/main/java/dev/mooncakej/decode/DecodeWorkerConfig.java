@@ -1,0 +1,62 @@
+package dev.mooncakej.decode;
+
+import dev.mooncakej.cluster.ClusterSettings;
+import dev.mooncakej.engine.kv.PagedKvCache;
+import dev.mooncakej.engine.spi.InferenceEngine;
+import dev.mooncakej.kvtransfer.engine.TransferEngine;
+import dev.mooncakej.kvtransfer.engine.WorkerSegment;
+import io.micrometer.core.instrument.Counter;
+import io.micrometer.core.instrument.Gauge;
+import io.micrometer.core.instrument.MeterRegistry;
+import java.nio.file.Path;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+import org.springframework.context.annotation.Bean;
+import org.springframework.context.annotation.Configuration;
+
+/**
+ * The decode worker composed in order: its transfer segment (and metadata), then the engine (its KV
+ * slab is the segment's registered memory; {@code mooncakej.decode.engine} picks llama or simulated),
+ * then the service over both, then the agent that runs the batch. Closing goes the other way.
+ */
+@Configuration(proxyBeanMethods = false)
+public class DecodeWorkerConfig {
+    private static final Logger LOG = LoggerFactory.getLogger(DecodeWorkerConfig.class);
+
+    @Bean(destroyMethod = "close")
+    WorkerSegment decodeSegment(DecodeProperties props, ClusterSettings cluster) {
+        return new WorkerSegment("decode", props.transferConfig(),
+                WorkerSegment.metadata(cluster.etcdEndpoints(), cluster.prefix(), cluster.leaseTtlSeconds(), Path.of(props.kvShmDir())));
+    }
+
+    @Bean(destroyMethod = "close")
+    InferenceEngine decodeEngine(DecodeProperties props, WorkerSegment segment) {
+        return props.engineSettings().create(segment.kvMemory());
+    }
+
+    @Bean
+    DecodeService decodeService(DecodeProperties props, InferenceEngine engine, WorkerSegment segment) {
+        return new DecodeService(props, engine, segment);
+    }
+
+    @Bean
+    DecodeAgent decodeAgent(DecodeService service, MeterRegistry meters) {
+        DecodeAgent agent = new DecodeAgent(service, meters);
+        PagedKvCache cache = service.engine().kvCache();
+        TransferEngine transfer = service.transfer();
+        java.util.Map<String, Counter> outcomes = new java.util.HashMap<>();
+        for (String o : new String[] {"stop", "length", "cancelled", "error"}) {
+            outcomes.put(o, Counter.builder("mooncakej.decode.requests").description("requests that ended decoding, by how").tag("outcome", o).register(meters));
+        }
+        service.onOutcome(o -> outcomes.getOrDefault(o, outcomes.get("error")).increment());
+        Gauge.builder("mooncakej.kv.blocks.used", cache, PagedKvCache::usedBlocks).tag("role", "decode").register(meters);
+        Gauge.builder("mooncakej.kv.blocks.capacity", cache, PagedKvCache::capacity).tag("role", "decode").register(meters);
+        Gauge.builder("mooncakej.kv.blocks.fenced", service, DecodeService::fencedBlockCount).description("blocks of dropped reservations waiting for their writer to stop").register(meters);
+        Gauge.builder("mooncakej.decode.batch.size", agent, DecodeAgent::activeCount).register(meters);
+        Gauge.builder("mooncakej.kv.received.bytes", transfer, TransferEngine::bytesReceived).register(meters);
+        LOG.info("decode worker ready: {} engine, model {}, {} KV blocks of {} tokens, transfer segment '{}' on port {} ({}; rdma: {})",
+                service.engine().getClass().getSimpleName(), service.engine().info().name(), cache.capacity(), service.engine().info().blockTokens(),
+                transfer.name(), transfer.port(), transfer.descriptor().transports(), transfer.rdmaStatus());
+        return agent;
+    }
+}

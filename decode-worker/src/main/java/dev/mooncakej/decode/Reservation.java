@@ -1,0 +1,64 @@
+package dev.mooncakej.decode;
+
+import dev.mooncakej.engine.sampling.Sampler;
+import dev.mooncakej.engine.spi.Sequence;
+import dev.mooncakej.kvcache.wire.WorkerMessages.DecodeTask;
+import dev.mooncakej.kvcache.wire.WorkerMessages.TokenEvent;
+import reactor.core.publisher.Sinks;
+
+/**
+ * One request on the decode worker, from reservation to release: its KV blocks (prompt plus the
+ * tokens it may generate, so a running stream never runs out), who writes them, and where it is in
+ * its lifecycle. State changes happen under this object's lock.
+ */
+final class Reservation {
+    /** The lifecycle: every reservation is in exactly one of these. */
+    enum State {
+        /** Blocks reserved; no prefill worker has claimed them yet (one that tries later is told FENCED if it is dropped). */
+        RESERVED,
+        /** A prefill worker claimed the blocks and may be writing them (the only state in which tcp writes land). */
+        CLAIMED,
+        /** Every write completed and was acknowledged: the KV is whole; waiting for the decode call. */
+        COMMITTED,
+        /** In the continuous batch, streaming tokens. */
+        DECODING,
+        /** Dropped while claimed: its blocks go to no one until the writer confirms it stopped (or is gone). */
+        FENCED,
+        /** Blocks returned to the pool; the reservation is gone. */
+        RELEASED
+    }
+
+    final long id;
+    final Sequence seq;
+    final int promptTokens;
+    final int maxTokens;
+    final int firstBlock;
+    final int promptBlocks;
+    final long reservedAt = System.nanoTime();
+    State state = State.RESERVED;
+    String writer;
+    long fencedAt;
+    /** tcp write groups accepted up to the fence: once they have landed, no tcp byte can reach these blocks. */
+    long fenceSeq;
+    /** The writer confirmed that nothing of it writes these blocks any more (or it is gone). */
+    boolean writerStopped;
+    long nextAbortAt;
+    boolean abortInFlight;
+    // decoding (agent thread only, after DECODING)
+    volatile boolean cancelled;
+    DecodeTask task;
+    Sampler sampler;
+    Sinks.Many<TokenEvent> sink;
+    int next;
+    int produced;
+    long lastTokenAt;
+
+    Reservation(long id, Sequence seq, int promptTokens, int maxTokens) {
+        this.id = id;
+        this.seq = seq;
+        this.promptTokens = promptTokens;
+        this.maxTokens = maxTokens;
+        this.firstBlock = seq.blockCount() > 0 ? seq.blockTable()[0] : -1;
+        this.promptBlocks = (promptTokens + seq.blockTokens() - 1) / seq.blockTokens();
+    }
+}
