@@ -36,6 +36,9 @@ class DecodeConfigKeysTest {
             "kv-transports|tcp,carrier-pigeon|mooncakej.decode.kv-transports=tcp,carrier-pigeon",
             "kv-transports|shm|expected tcp among them",
             "kv-shm-dir|/no/such/dir|mooncakej.decode.kv-shm-dir=/no/such/dir",
+            "engine|gpu|mooncakej.decode.engine=gpu",
+            "sim-profile|h100|mooncakej.decode.sim-profile=h100",
+            "sim-time-scale|-1|mooncakej.decode.sim-time-scale=-1",
             "kv-timeout-millis|0|mooncakej.decode.kv-timeout-millis=0",
     })
     void aBadValueNamesItsKey(String key, String value, String expected) throws Exception {

@@ -35,6 +35,9 @@ class PrefillConfigKeysTest {
             "kv-transports|tcp,carrier-pigeon|mooncakej.prefill.kv-transports=tcp,carrier-pigeon",
             "kv-transports|shm|expected tcp among them",
             "kv-shm-dir|/no/such/dir|mooncakej.prefill.kv-shm-dir=/no/such/dir",
+            "engine|gpu|mooncakej.prefill.engine=gpu",
+            "sim-profile|h100|mooncakej.prefill.sim-profile=h100",
+            "sim-time-scale|-1|mooncakej.prefill.sim-time-scale=-1",
             "kv-timeout-millis|0|mooncakej.prefill.kv-timeout-millis=0",
     })
     void aBadValueNamesItsKey(String key, String value, String expected) throws Exception {

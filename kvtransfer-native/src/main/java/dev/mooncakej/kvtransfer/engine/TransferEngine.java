@@ -454,8 +454,12 @@ public final class TransferEngine implements AutoCloseable {
         }
     }
 
+    private final java.util.concurrent.atomic.AtomicBoolean closed = new java.util.concurrent.atomic.AtomicBoolean();
+
+    /** Idempotent: a second call does nothing. */
     @Override
     public void close() {
+        if (!closed.compareAndSet(false, true)) return;
         try {
             watch.close();
         } catch (Exception ignored) {

@@ -150,11 +150,11 @@ class TransferFaultTest {
     void aBrokenShmPathIsDowngradedToTcpAndTheDataStillArrives() throws Exception {
         SegmentMetadata md = new SegmentMetadata.Embedded();
         TransferConfig cfg = TransferConfig.defaults(Engines.SECRET, shm).withRetry(4, 2);
-        // a's view of b names a segment file that cannot be mapped (as when /dev/shm is private to a container)
-        Path stale = java.nio.file.Files.writeString(shm.resolve("stale.seg"), "x");
+        // a's view of b says its segment file is larger than it is, so mapping it fails (as when the file
+        // a container sees under /dev/shm is not the one the peer writes)
         try (TransferEngine b = new TransferEngine("b", md, 1 << 20, cfg);
              TransferEngine a = new TransferEngine("a", new Redirect(md, "b", d -> new SegmentDescriptor(d.name(), d.hostId(), d.rpcHost(), d.rpcPort(),
-                     stale.toString(), d.baseAddress(), d.length(), d.transports(), d.devices(), d.topology(), d.buffers())), 1 << 20, cfg)) {
+                     d.shmFile(), d.baseAddress(), d.length() * 2, d.transports(), d.devices(), d.topology(), d.buffers())), 1 << 20, cfg)) {
             MemorySegment abuf = a.allocate(1 << 20, "cpu:0");
             b.allocate(1 << 20, "cpu:0");
             Engines.fillRandom(abuf, 3);

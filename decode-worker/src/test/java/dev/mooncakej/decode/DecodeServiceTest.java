@@ -1,0 +1,200 @@
+package dev.mooncakej.decode;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import dev.mooncakej.engine.generate.ModelGenerator;
+import dev.mooncakej.engine.spi.InferenceEngine;
+import dev.mooncakej.kvcache.wire.KvControl;
+import dev.mooncakej.kvcache.wire.WorkerMessages.DecodeTask;
+import dev.mooncakej.kvcache.wire.WorkerMessages.ReserveResponse;
+import dev.mooncakej.kvcache.wire.WorkerMessages.Sampling;
+import dev.mooncakej.kvcache.wire.WorkerMessages.TokenEvent;
+import dev.mooncakej.kvtransfer.engine.SegmentMetadata;
+import dev.mooncakej.kvtransfer.engine.TransferConfig;
+import dev.mooncakej.kvtransfer.engine.TransferEngine;
+import dev.mooncakej.kvtransfer.engine.WorkerSegment;
+import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.List;
+import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.TimeUnit;
+import java.util.function.BooleanSupplier;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * The decode worker's reservations with the real service, agent, simulated engine and transfer
+ * engines in one process (a second transfer engine plays the prefill worker that writes): fencing,
+ * reaping under load, reservations sized for the whole generation, and checks of what arrives.
+ */
+@Timeout(value = 60, unit = TimeUnit.SECONDS)
+class DecodeServiceTest {
+    private static final String SECRET = "decode-service-test-secret-0123";
+    private static final Sampling GREEDY = new Sampling(0f, 1f, 0, null, false);
+    @TempDir
+    static Path dir;
+    private static Path model;
+    private final SegmentMetadata metadata = new SegmentMetadata.Embedded();
+    private final List<KvControl> heard = new CopyOnWriteArrayList<>();
+    private WorkerSegment segment;
+    private InferenceEngine engine;
+    private DecodeService service;
+    private DecodeAgent agent;
+    private TransferEngine writer;
+    private volatile byte abortAnswer = KvControl.STOPPING;
+
+    @BeforeAll
+    static void model() throws Exception {
+        model = dir.resolve("tiny.gguf");
+        ModelGenerator.generate(ModelGenerator.Preset.TINY, model);
+    }
+
+    /** A decode worker of {@code blocks} KV blocks of 32 tokens; simulated time runs at {@code timeScale}. */
+    private void start(int blocks, long kvWaitMillis, double timeScale) {
+        DecodeProperties props = new DecodeProperties(model.toString(), 32, blocks, 8, 1, "127.0.0.1", 0, kvWaitMillis, SECRET, "tcp",
+                dir.toString(), 5000L, "simulated", null, timeScale);
+        segment = new WorkerSegment("decode", props.transferConfig(), metadata);
+        engine = props.engineSettings().create(segment.kvMemory());
+        service = new DecodeService(props, engine, segment);
+        agent = new DecodeAgent(service, new SimpleMeterRegistry());
+        agent.start();
+        writer = new TransferEngine("writer-1", metadata, 1 << 16, TransferConfig.defaults(SECRET, dir).withTransports(List.of("tcp")));
+        writer.onNotify(p -> {
+            KvControl m = KvControl.decode(p);
+            heard.add(m);
+            return abortAnswer;
+        });
+    }
+
+    @AfterEach
+    void stop() {
+        if (agent != null) agent.stop();
+        if (writer != null) writer.close();
+        if (engine != null) engine.close();
+        if (segment != null) segment.close();
+    }
+
+    private byte send(KvControl m) throws Exception {
+        return writer.notify(service.name(), m.encode(), Duration.ofSeconds(5));
+    }
+
+    private static void await(String what, long millis, BooleanSupplier cond) throws InterruptedException {
+        long until = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(millis);
+        while (!cond.getAsBoolean()) {
+            if (System.nanoTime() > until) throw new AssertionError("not within " + millis + " ms: " + what);
+            Thread.sleep(10);
+        }
+    }
+
+    @Test
+    void aCancelledClaimedReservationsBlocksGoToNoOneUntilItsWriterSaysItStopped() throws Exception {
+        start(4, 30_000, 0);
+        ReserveResponse r = service.reserve(1, 100, 28); // 128 tokens = all 4 blocks
+        assertThat(r.blocks()).isEqualTo(4);
+        assertThat(send(KvControl.claim(1, "writer-1"))).isEqualTo(KvControl.OK);
+        assertThat(service.cancel(1)).isTrue();
+        await("the writer is asked to abort", 5000, () -> heard.contains(KvControl.abort(1)));
+        assertThat(service.fencedBlockCount()).isEqualTo(4);
+        assertThat(service.reserve(2, 10, 1)).as("fenced blocks are given to no one").isNull();
+        assertThat(send(KvControl.commit(1, 100))).as("a commit of a fenced reservation").isEqualTo(KvControl.FENCED);
+        assertThat(send(KvControl.stopped(1))).isEqualTo(KvControl.OK);
+        await("blocks freed after STOPPED", 5000, () -> service.fencedBlockCount() == 0 && engine.kvCache().freeBlocks() == 4);
+        assertThat(service.reserve(3, 10, 1)).isNotNull();
+    }
+
+    @Test
+    void aReservationDroppedBeforeAnyClaimIsFreedAtOnceAndALateClaimIsRefused() throws Exception {
+        start(4, 30_000, 0);
+        service.reserve(1, 100, 28);
+        service.cancel(1);
+        assertThat(engine.kvCache().freeBlocks()).isEqualTo(4);
+        assertThat(send(KvControl.claim(1, "writer-1"))).as("the prefill worker must not write").isEqualTo(KvControl.UNKNOWN_RESERVATION);
+    }
+
+    @Test
+    void aFencedReservationIsFreedWhenItsWriterAnswersThatNothingWritesIt() throws Exception {
+        start(4, 30_000, 0);
+        abortAnswer = KvControl.OK;
+        service.reserve(1, 100, 28);
+        send(KvControl.claim(1, "writer-1"));
+        service.cancel(1);
+        await("freed on the writer's OK", 5000, () -> engine.kvCache().freeBlocks() == 4);
+    }
+
+    @Test
+    void aFencedReservationWhoseWriterIsGoneIsFreed() throws Exception {
+        start(4, 30_000, 0);
+        service.reserve(1, 100, 28);
+        send(KvControl.claim(1, "writer-1"));
+        writer.close(); // its segment leaves the metadata: a process that is gone writes nothing
+        service.cancel(1);
+        await("freed once the writer is known gone", 5000, () -> engine.kvCache().freeBlocks() == 4);
+    }
+
+    @Test
+    void underSteadyLoadAnUnusedReservationIsReleasedWithinKvWaitMillis() throws Exception {
+        start(64, 600, 1.0); // real LLaMA3-70B step times (about 9 ms): a 1000-token stream decodes for seconds
+        ReserveResponse busy = service.reserve(1, 40, 1000);
+        send(KvControl.claim(1, "writer-1"));
+        send(KvControl.commit(1, 40));
+        List<TokenEvent> events = new CopyOnWriteArrayList<>();
+        service.decode(new DecodeTask(1, 5, 40, 1000, GREEDY)).subscribe(events::add);
+        await("the batch is decoding", 5000, () -> agent.activeCount() == 1 && events.size() > 3);
+        int before = engine.kvCache().freeBlocks();
+        long t0 = System.nanoTime();
+        service.reserve(2, 100, 20); // never claimed, never decoded
+        assertThat(engine.kvCache().freeBlocks()).isLessThan(before);
+        await("the unused reservation is released", 600 + 400, () -> engine.kvCache().freeBlocks() == before);
+        long took = TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - t0);
+        assertThat(agent.activeCount()).as("the batch stayed busy meanwhile").isEqualTo(1);
+        assertThat(took).isGreaterThanOrEqualTo(590);
+        assertThat(busy.blocks()).isEqualTo((40 + 1000 + 31) / 32);
+        service.cancel(1);
+    }
+
+    @Test
+    void aReservationHoldsPromptPlusMaxTokensSoTheStreamRunsToItsEnd() throws Exception {
+        start(8, 30_000, 0);
+        ReserveResponse r = service.reserve(1, 20, 200); // 220 tokens: 7 blocks
+        assertThat(r.blocks()).isEqualTo(7);
+        assertThat(r.kv().blockOffsets()).as("offsets of the prompt's blocks only").hasSize(1);
+        assertThat(service.reserve(2, 20, 100)).as("the rest of the pool is too small").isNull();
+        send(KvControl.claim(1, "writer-1"));
+        send(KvControl.commit(1, 20));
+        List<TokenEvent> events = new CopyOnWriteArrayList<>();
+        service.decode(new DecodeTask(1, 5, 20, 200, GREEDY)).subscribe(events::add);
+        await("the stream ends", 20_000, () -> !events.isEmpty() && events.getLast().finish() != null);
+        assertThat(events.getLast().finish()).isEqualTo("length");
+        assertThat(events).hasSize(200); // 199 tokens after the prefill's first, then the end
+        await("blocks back", 5000, () -> engine.kvCache().freeBlocks() == 8);
+    }
+
+    @Test
+    void badValuesFromAnotherWorkerFailThatRequestAlone() throws Exception {
+        start(8, 30_000, 0);
+        service.reserve(1, 20, 10);
+        send(KvControl.claim(1, "writer-1"));
+        assertThat(send(KvControl.commit(1, 19))).as("a commit of the wrong length").isEqualTo(KvControl.REJECTED);
+        send(KvControl.commit(1, 20));
+        int vocab = engine.info().vocabSize();
+        assertThatThrownBy(() -> service.decode(new DecodeTask(1, vocab, 20, 10, GREEDY))).hasMessageContaining("first token " + vocab);
+        assertThat(engine.kvCache().freeBlocks()).as("the bad request's blocks are released").isEqualTo(8);
+        assertThat(writer.notify(service.name(), new byte[] {9, 9, 9}, Duration.ofSeconds(5))).isEqualTo(KvControl.MALFORMED);
+        service.reserve(2, 20, 10);
+        send(KvControl.claim(2, "writer-1"));
+        assertThatThrownBy(() -> service.decode(new DecodeTask(2, 5, 20, 11, GREEDY))).hasMessageContaining("max tokens 11");
+        service.reserve(3, 20, 10);
+        send(KvControl.claim(3, "writer-1"));
+        send(KvControl.commit(3, 20));
+        List<TokenEvent> events = new CopyOnWriteArrayList<>();
+        service.decode(new DecodeTask(3, 5, 20, 10, GREEDY)).subscribe(events::add);
+        await("the good request completes", 10_000, () -> !events.isEmpty() && events.getLast().finish() != null);
+        assertThat(events.getLast().finish()).isEqualTo("length");
+    }
+}
