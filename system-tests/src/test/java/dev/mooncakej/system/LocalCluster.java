@@ -42,12 +42,18 @@ final class LocalCluster implements AutoCloseable {
     }
 
     static LocalCluster start(Path model, int prefill, int decode, String... extra) throws Exception {
+        return start(model, prefill, decode, java.util.Map.of(), extra);
+    }
+
+    /** As above, with environment variables for every process (Spring's relaxed binding: MOONCAKEJ_DECODE_KVWAITMILLIS=...). */
+    static LocalCluster start(Path model, int prefill, int decode, java.util.Map<String, String> env, String... extra) throws Exception {
         int port = freeBasePort();
         List<String> cmd = new ArrayList<>(List.of("bash", "mooncakej", "up", "--port", String.valueOf(port), "--model", model.toString(),
                 "--prefill", String.valueOf(prefill), "--decode", String.valueOf(decode)));
         cmd.addAll(List.of(extra));
         ProcessBuilder pb = new ProcessBuilder(cmd).directory(projectRoot().toFile()).redirectErrorStream(true);
         pb.environment().put("MOONCAKEJ_NO_BUILD", "1"); // the reactor has built the jars
+        pb.environment().putAll(env);
         Process p = pb.start();
         LocalCluster c = new LocalCluster(port, model, p);
         CompletableFuture<Boolean> up = new CompletableFuture<>();
@@ -80,6 +86,17 @@ final class LocalCluster implements AutoCloseable {
     String prefillUrl(int i) { return "http://127.0.0.1:" + (port + 10 + i); }
     String decodeUrl(int i) { return "http://127.0.0.1:" + (port + 20 + i); }
 
+    /** The log of one process of this cluster (conductor, prefill-0, decode-1, ...). */
+    String log(String process) throws IOException {
+        return Files.readString(projectRoot().resolve(".cache/logs/" + process + ".log"));
+    }
+
+    /** POST a JSON body; returns the response. */
+    static HttpResponse<String> post(String url, String body) throws IOException, InterruptedException {
+        return HttpClient.newHttpClient().send(HttpRequest.newBuilder(URI.create(url)).timeout(Duration.ofSeconds(60)).header("Content-Type", "application/json")
+                .POST(HttpRequest.BodyPublishers.ofString(body)).build(), HttpResponse.BodyHandlers.ofString());
+    }
+
     /** GET a URL; returns the body. */
     static String get(String url) throws IOException, InterruptedException {
         HttpResponse<String> r = HttpClient.newHttpClient().send(HttpRequest.newBuilder(URI.create(url)).timeout(Duration.ofSeconds(10)).build(),
@@ -97,7 +114,7 @@ final class LocalCluster implements AutoCloseable {
     }
 
     private static boolean allFree(int base) {
-        for (int p : new int[]{base, base + 10, base + 11, base + 20, base + 21, base + 30, base + 31, base + 40, base + 41}) {
+        for (int p : new int[]{base, base + 10, base + 11, base + 12, base + 20, base + 21, base + 22, base + 30, base + 31, base + 32, base + 40, base + 41, base + 42}) {
             try (ServerSocket s = new ServerSocket(p)) {
                 s.setReuseAddress(true);
             } catch (IOException e) {

@@ -100,7 +100,13 @@ public class RequestPath {
         Runnable prefillFailed = () -> {
             if (prefillAccounted.compareAndSet(false, true)) scheduler.prefillEnded(choice, tokens.length, 0, 0, false);
         };
-        return reserve(reservation, g, choice.decodeCandidates(), 0).doOnError(e -> prefillFailed.run()).doOnCancel(prefillFailed).flatMap(res -> {
+        java.util.concurrent.atomic.AtomicReference<WorkerEndpoint> asked = new java.util.concurrent.atomic.AtomicReference<>();
+        Runnable reserveCancelled = () -> { // the client left while a decode worker was reserving: that reservation must not linger
+            prefillFailed.run();
+            WorkerEndpoint w = asked.get();
+            if (w != null) workers.cancel(w.url(), reservation).subscribe();
+        };
+        return reserve(reservation, g, choice.decodeCandidates(), 0, asked).doOnError(e -> prefillFailed.run()).doOnCancel(reserveCancelled).flatMap(res -> {
             WorkerEndpoint decode = res.endpoint();
             WorkerEndpoint prefill = choice.prefill();
             prefill.started();
@@ -212,21 +218,23 @@ public class RequestPath {
     private record Reserved(WorkerEndpoint endpoint, ReserveResponse response) {}
 
     /** Tries decode workers in order until one has room; 429 when none has. Each answer is checked. */
-    private Mono<Reserved> reserve(long reservation, GenerationRequest g, List<WorkerEndpoint> candidates, int i) {
+    private Mono<Reserved> reserve(long reservation, GenerationRequest g, List<WorkerEndpoint> candidates, int i,
+                                   java.util.concurrent.atomic.AtomicReference<WorkerEndpoint> asked) {
         if (i >= candidates.size()) {
             metrics.rejected("kv_full").increment();
             return Mono.error(new ApiException(429, "rate_limit_exceeded", null, "overloaded",
                     "every decode worker's KV cache is full; retry after " + props.retryAfterSeconds() + " s", props.retryAfterSeconds()));
         }
         WorkerEndpoint w = candidates.get(i);
+        asked.set(w);
         int prompt = g.promptTokens().length;
         return workers.reserve(w.url(), new ReserveRequest(reservation, prompt, g.maxTokens()), g.requestId())
                 .map(r -> new Reserved(w, checked(r, reservation, prompt, w.url())))
-                .switchIfEmpty(Mono.defer(() -> reserve(reservation, g, candidates, i + 1)))
+                .switchIfEmpty(Mono.defer(() -> reserve(reservation, g, candidates, i + 1, asked)))
                 .onErrorResume(e -> !(e instanceof ApiException), e -> {
                     LOG.warn("[{}] decode worker {} failed: {}", g.requestId(), w.url(), e.getMessage());
                     if (e instanceof IllegalArgumentException) workers.cancel(w.url(), reservation).subscribe();
-                    return i + 1 < candidates.size() ? reserve(reservation, g, candidates, i + 1)
+                    return i + 1 < candidates.size() ? reserve(reservation, g, candidates, i + 1, asked)
                             : Mono.error(new ApiException(503, "service_unavailable", null, "worker_unavailable",
                                     "no decode worker is reachable (" + e.getMessage() + ")", props.retryAfterSeconds()));
                 });
