@@ -25,12 +25,13 @@ public class SchedulerFactory {
 
     @Bean
     LiveScheduler liveScheduler(ConductorProperties props) {
-        return new LiveScheduler(new ClusterScheduler(config(props), 0, 0, 0), () -> System.nanoTime() / 1e9);
+        ClusterScheduler core = new ClusterScheduler(config(props), 0, 0, 0);
+        core.spreadDecodeTies(true); // idle or just-joined decode workers take traffic in turn
+        return new LiveScheduler(core, () -> System.nanoTime() / 1e9);
     }
 
     static SchedulerConfig config(ConductorProperties props) {
-        SchedulerConfig cfg = new SchedulerConfig(PrefillPolicy.parse(props.policy()), AdmissionMode.parse(props.admission()), props.ttftSloSeconds(),
+        return new SchedulerConfig(PrefillPolicy.parse(props.policy()), AdmissionMode.parse(props.admission()), props.ttftSloSeconds(),
                 props.tbtSloSeconds(), 1.5, props.blockTokens(), INITIAL_GUESS, 1e12, props.decodeKvTokens(), 10, 1);
-        return cfg;
     }
 }
