@@ -32,7 +32,9 @@ import org.openjdk.jmh.annotations.Warmup;
 @OutputTimeUnit(TimeUnit.MICROSECONDS)
 @Warmup(iterations = 3, time = 2)
 @Measurement(iterations = 5, time = 2)
-@Fork(value = 1, jvmArgsAppend = {"--add-modules", "jdk.incubator.vector", "--enable-native-access=ALL-UNNAMED", "-Xmx1g"})
+@Fork(
+        value = 1,
+        jvmArgsAppend = {"--add-modules", "jdk.incubator.vector", "--enable-native-access=ALL-UNNAMED", "-Xmx1g"})
 public class EngineStepBenchmark {
     @Param({"1", "8"})
     int batch;
@@ -51,7 +53,10 @@ public class EngineStepBenchmark {
     public void setUp() throws Exception {
         model = Files.createTempFile("mooncakej-small", ".gguf");
         ModelGenerator.generate(ModelGenerator.Preset.SMALL, model);
-        engine = new LlamaEngine(LlamaEngine.Config.of(model).withThreads(threads).withMaxRows(128).withKvBlocks(256));
+        engine = new LlamaEngine(LlamaEngine.Config.of(model)
+                .withThreads(threads)
+                .withMaxRows(128)
+                .withKvBlocks(256));
         int vocab = engine.info().vocabSize();
         prompt = new int[128];
         for (int i = 0; i < prompt.length; i++) prompt[i] = 1 + (i * 7919) % (vocab - 16);

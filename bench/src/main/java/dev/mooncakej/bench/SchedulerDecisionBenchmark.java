@@ -1,11 +1,11 @@
 package dev.mooncakej.bench;
 
+import dev.mooncakej.kvcache.cost.CostProfile;
 import dev.mooncakej.scheduler.AdmissionMode;
 import dev.mooncakej.scheduler.ClusterScheduler;
 import dev.mooncakej.scheduler.Decision;
 import dev.mooncakej.scheduler.PrefillPolicy;
 import dev.mooncakej.scheduler.SchedulerConfig;
-import dev.mooncakej.kvcache.cost.CostProfile;
 import java.util.SplittableRandom;
 import java.util.concurrent.TimeUnit;
 import org.openjdk.jmh.annotations.Benchmark;
@@ -30,7 +30,9 @@ import org.openjdk.jmh.annotations.Warmup;
 @OutputTimeUnit(TimeUnit.MICROSECONDS)
 @Warmup(iterations = 3, time = 2)
 @Measurement(iterations = 5, time = 2)
-@Fork(value = 1, jvmArgsAppend = {"-Xmx2g"})
+@Fork(
+        value = 1,
+        jvmArgsAppend = {"-Xmx2g"})
 public class SchedulerDecisionBenchmark {
     private ClusterScheduler scheduler;
     private long[][] prompts;
@@ -38,8 +40,18 @@ public class SchedulerDecisionBenchmark {
 
     @Setup(Level.Trial)
     public void setUp() {
-        SchedulerConfig cfg = new SchedulerConfig(PrefillPolicy.KVCACHE_CENTRIC, AdmissionMode.PREDICTIVE_EARLY_REJECTION, 30, 0.1, 1.5, 512,
-                CostProfile.llama3_70bOn8xA800(), 12.5e9, 200_000, 60, 1);
+        SchedulerConfig cfg = new SchedulerConfig(
+                PrefillPolicy.KVCACHE_CENTRIC,
+                AdmissionMode.PREDICTIVE_EARLY_REJECTION,
+                30,
+                0.1,
+                1.5,
+                512,
+                CostProfile.llama3_70bOn8xA800(),
+                12.5e9,
+                200_000,
+                60,
+                1);
         scheduler = new ClusterScheduler(cfg, 64, 64, 0);
         SplittableRandom rnd = new SplittableRandom(7);
         long id = 0;
@@ -56,7 +68,8 @@ public class SchedulerDecisionBenchmark {
         for (int i = 0; i < prompts.length; i++) {
             long[] p = new long[32];
             long start = 10_000_000L + rnd.nextInt(900_000);
-            for (int b = 0; b < 32; b++) p[b] = b < 12 ? start + b : 50_000_000L + i * 100 + b; // a cached 12-block run, then new
+            for (int b = 0; b < 32; b++)
+                p[b] = b < 12 ? start + b : 50_000_000L + i * 100 + b; // a cached 12-block run, then new
             prompts[i] = p;
         }
     }

@@ -28,28 +28,41 @@ import tools.jackson.databind.json.JsonMapper;
 final class EngineBench implements Runnable {
     private static final JsonMapper JSON = JsonMapper.builder().build();
 
-    @Option(names = "--model", required = true, description = "GGUF file (e.g. ./mooncakej model generate --preset small --out small.gguf)")
+    @Option(
+            names = "--model",
+            required = true,
+            description = "GGUF file (e.g. ./mooncakej model generate --preset small --out small.gguf)")
     Path model;
+
     @Option(names = "--threads", split = ",", defaultValue = "1,2")
     int[] threads;
+
     @Option(names = "--prompt-tokens", defaultValue = "256")
     int promptTokens;
+
     @Option(names = "--decode-tokens", defaultValue = "64")
     int decodeTokens;
+
     @Option(names = "--repeats", defaultValue = "3")
     int repeats;
+
     @Option(names = "--no-reference", description = "skip llama.cpp")
     boolean noReference;
+
     @Option(names = "--json", description = "print one JSON object")
     boolean json;
 
     @Override
     public void run() {
         if (!Files.exists(model)) {
-            throw new IllegalArgumentException("--model " + model + " does not exist; generate one: ./mooncakej model generate --preset small --out " + model);
+            throw new IllegalArgumentException("--model " + model
+                    + " does not exist; generate one: ./mooncakej model generate --preset small --out " + model);
         }
         Map<String, Object> out = new LinkedHashMap<>();
-        out.put("command", "./mooncakej bench engine --model " + model + " --prompt-tokens " + promptTokens + " --decode-tokens " + decodeTokens);
+        out.put(
+                "command",
+                "./mooncakej bench engine --model " + model + " --prompt-tokens " + promptTokens + " --decode-tokens "
+                        + decodeTokens);
         out.put("machine", Machine.describe());
         out.put("model", model.toString());
         out.put("model_bytes", model.toFile().length());
@@ -106,8 +119,14 @@ final class EngineBench implements Runnable {
             for (int i = 0; i < rows.size(); i++) {
                 Map<String, Object> r = new LinkedHashMap<>();
                 r.put("threads", rows.get(i).get("threads"));
-                r.put("prefill_ratio", round2((double) rows.get(i).get("prefill_tok_s") / (double) ref.get(i).get("prefill_tok_s")));
-                r.put("decode_ratio", round2((double) rows.get(i).get("decode_tok_s") / (double) ref.get(i).get("decode_tok_s")));
+                r.put(
+                        "prefill_ratio",
+                        round2((double) rows.get(i).get("prefill_tok_s")
+                                / (double) ref.get(i).get("prefill_tok_s")));
+                r.put(
+                        "decode_ratio",
+                        round2((double) rows.get(i).get("decode_tok_s")
+                                / (double) ref.get(i).get("decode_tok_s")));
                 ratios.add(r);
             }
             out.put("ratio_to_llama_cpp", ratios);
@@ -117,21 +136,31 @@ final class EngineBench implements Runnable {
         } else {
             System.out.println(out.get("command"));
             System.out.println("machine: " + out.get("machine"));
-            System.out.printf("%-8s %-22s %-22s %-22s%n", "threads", "prefill tok/s (ratio)", "decode tok/s (ratio)", "llama.cpp prefill/decode");
+            System.out.printf(
+                    "%-8s %-22s %-22s %-22s%n",
+                    "threads", "prefill tok/s (ratio)", "decode tok/s (ratio)", "llama.cpp prefill/decode");
             for (int i = 0; i < rows.size(); i++) {
                 Map<String, Object> r = rows.get(i);
                 String ref = "-", pr = "", dr = "";
                 if (out.containsKey("llama_cpp")) {
-                    @SuppressWarnings("unchecked") Map<String, Object> l = ((List<Map<String, Object>>) out.get("llama_cpp")).get(i);
-                    @SuppressWarnings("unchecked") Map<String, Object> q = ((List<Map<String, Object>>) out.get("ratio_to_llama_cpp")).get(i);
+                    @SuppressWarnings("unchecked")
+                    Map<String, Object> l = ((List<Map<String, Object>>) out.get("llama_cpp")).get(i);
+                    @SuppressWarnings("unchecked")
+                    Map<String, Object> q = ((List<Map<String, Object>>) out.get("ratio_to_llama_cpp")).get(i);
                     ref = l.get("prefill_tok_s") + " / " + l.get("decode_tok_s");
                     pr = " (" + q.get("prefill_ratio") + "x)";
                     dr = " (" + q.get("decode_ratio") + "x)";
                 }
-                System.out.printf("%-8s %-22s %-22s %-22s%n", r.get("threads"), r.get("prefill_tok_s") + pr, r.get("decode_tok_s") + dr, ref);
+                System.out.printf(
+                        "%-8s %-22s %-22s %-22s%n",
+                        r.get("threads"), r.get("prefill_tok_s") + pr, r.get("decode_tok_s") + dr, ref);
             }
-            System.out.printf("peak RSS %.1f MB (budget: model %.1f MB + KV pool %.1f MB + 300 MB = %.1f MB)%n", rss / 1e6,
-                    model.toFile().length() / 1e6, kvPoolBytes / 1e6, ((long) out.get("rss_budget_bytes")) / 1e6);
+            System.out.printf(
+                    "peak RSS %.1f MB (budget: model %.1f MB + KV pool %.1f MB + 300 MB = %.1f MB)%n",
+                    rss / 1e6,
+                    model.toFile().length() / 1e6,
+                    kvPoolBytes / 1e6,
+                    ((long) out.get("rss_budget_bytes")) / 1e6);
         }
     }
 
@@ -144,12 +173,16 @@ final class EngineBench implements Runnable {
             req.put("promptTokens", promptTokens);
             req.put("decodeTokens", decodeTokens);
             req.put("repeats", repeats);
-            Process p = new ProcessBuilder("node", "bench.mjs").directory(dir.toFile()).redirectError(ProcessBuilder.Redirect.INHERIT).start();
+            Process p = new ProcessBuilder("node", "bench.mjs")
+                    .directory(dir.toFile())
+                    .redirectError(ProcessBuilder.Redirect.INHERIT)
+                    .start();
             p.getOutputStream().write(JSON.writeValueAsBytes(req));
             p.getOutputStream().close();
             byte[] stdout = p.getInputStream().readAllBytes();
             if (!p.waitFor(10, TimeUnit.MINUTES) || p.exitValue() != 0) {
-                throw new IllegalStateException("llama.cpp benchmark failed (exit " + p.exitValue() + "); is tools/llama-ref installed? ./mooncakej bench installs it");
+                throw new IllegalStateException("llama.cpp benchmark failed (exit " + p.exitValue()
+                        + "); is tools/llama-ref installed? ./mooncakej bench installs it");
             }
             List<Map<String, Object>> rows = new ArrayList<>();
             for (JsonNode r : JSON.readTree(stdout).get("results")) {

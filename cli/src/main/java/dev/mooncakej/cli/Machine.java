@@ -11,13 +11,17 @@ final class Machine {
     static String describe() {
         String cpu = "unknown cpu";
         try {
-            cpu = Files.readAllLines(Path.of("/proc/cpuinfo")).stream().filter(l -> l.startsWith("model name"))
-                    .findFirst().map(l -> l.substring(l.indexOf(':') + 1).trim()).orElse(cpu);
+            cpu = Files.readAllLines(Path.of("/proc/cpuinfo")).stream()
+                    .filter(l -> l.startsWith("model name"))
+                    .findFirst()
+                    .map(l -> l.substring(l.indexOf(':') + 1).trim())
+                    .orElse(cpu);
         } catch (IOException ignored) {
             // not Linux: keep the placeholder
         }
-        return cpu + ", " + Runtime.getRuntime().availableProcessors() + " cores, " + (Runtime.getRuntime().maxMemory() >> 20) + " MiB heap max, JDK "
-                + System.getProperty("java.version") + " (" + System.getProperty("java.vm.name") + ")";
+        return cpu + ", " + Runtime.getRuntime().availableProcessors() + " cores, "
+                + (Runtime.getRuntime().maxMemory() >> 20) + " MiB heap max, JDK " + System.getProperty("java.version")
+                + " (" + System.getProperty("java.vm.name") + ")";
     }
 
     /** VmHWM of this process (Linux), or -1. */
@@ -35,7 +39,9 @@ final class Machine {
     static Path projectRoot() {
         Path p = Path.of("").toAbsolutePath();
         while (p != null && !Files.exists(p.resolve("mooncakej"))) p = p.getParent();
-        if (p == null) throw new IllegalStateException("run this from inside the Mooncake-J checkout (the folder holding ./mooncakej)");
+        if (p == null)
+            throw new IllegalStateException(
+                    "run this from inside the Mooncake-J checkout (the folder holding ./mooncakej)");
         return p;
     }
 }

@@ -4,7 +4,10 @@ import picocli.CommandLine;
 import picocli.CommandLine.Command;
 
 /** Entry point of the commands behind {@code ./mooncakej}. */
-@Command(name = "mooncakej", mixinStandardHelpOptions = true, version = "mooncakej 0.1.0",
+@Command(
+        name = "mooncakej",
+        mixinStandardHelpOptions = true,
+        version = "mooncakej 0.1.0",
         description = "Mooncake-J: KVCache-centric disaggregated LLM serving.",
         subcommands = {ModelCommand.class, BenchCommand.class, SimulateCommand.class, TraceCommand.class})
 public final class MooncakeCli implements Runnable {

@@ -1,7 +1,7 @@
 package dev.mooncakej.cli;
 
-import dev.mooncakej.engine.gguf.GgufFile;
 import dev.mooncakej.engine.generate.ModelGenerator;
+import dev.mooncakej.engine.gguf.GgufFile;
 import dev.mooncakej.engine.tokenizer.Tokenizer;
 import dev.mooncakej.kvcache.BlockKeys;
 import java.io.BufferedReader;
@@ -37,26 +37,40 @@ import tools.jackson.databind.json.JsonMapper;
  * workers (reserve, prefill, decode: what the conductor does), alternating, in the same run.
  * Starts its own cluster with {@code ./mooncakej up} on the {@code small} model unless given --port.
  */
-@Command(name = "serve", description = "TTFT, TBT and tokens/s through the conductor, and the conductor's overhead against calling the workers directly.")
+@Command(
+        name = "serve",
+        description = "TTFT, TBT and tokens/s through the conductor, and the conductor's overhead against calling the "
+                + "workers directly.")
 final class ServeBench implements Runnable {
     private static final JsonMapper JSON = JsonMapper.builder().build();
 
-    @Option(names = "--port", description = "a running cluster's conductor port (workers on port+10 and port+20, as ./mooncakej up lays them out); default: start one")
+    @Option(
+            names = "--port",
+            description =
+                    "a running cluster's conductor port (workers on port+10 and port+20, as ./mooncakej up lays them "
+                            + "out); default: start one")
     Integer port;
+
     @Option(names = "--model", description = "GGUF model (default: the generated small model)")
     Path model;
+
     @Option(names = "--concurrency", split = ",", defaultValue = "1,4,16,32")
     int[] concurrency;
+
     @Option(names = "--prompt-tokens", defaultValue = "256")
     int promptTokens;
+
     @Option(names = "--max-tokens", defaultValue = "32")
     int maxTokens;
+
     @Option(names = "--overhead-requests", defaultValue = "100")
     int overheadRequests;
+
     @Option(names = "--json")
     boolean json;
 
-    private final HttpClient http = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(5)).build();
+    private final HttpClient http =
+            HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(5)).build();
 
     @Override
     public void run() {
@@ -73,17 +87,26 @@ final class ServeBench implements Runnable {
             if (port == null) {
                 port = 18600;
                 System.err.println("starting a cluster: ./mooncakej up --port " + port + " --model " + model);
-                ProcessBuilder pb = new ProcessBuilder("bash", "mooncakej", "up", "--port", String.valueOf(port), "--model", model.toString())
-                        .directory(Machine.projectRoot().toFile()).redirectErrorStream(true);
+                ProcessBuilder pb = new ProcessBuilder(
+                                "bash", "mooncakej", "up", "--port", String.valueOf(port), "--model", model.toString())
+                        .directory(Machine.projectRoot().toFile())
+                        .redirectErrorStream(true);
                 pb.environment().put("MOONCAKEJ_NO_BUILD", "1");
                 cluster = pb.start();
                 waitUp(cluster);
             }
             String base = "http://127.0.0.1:" + port;
-            String name = JSON.readTree(get(base + "/v1/models")).get("data").get(0).get("id").asString();
+            String name = JSON.readTree(get(base + "/v1/models"))
+                    .get("data")
+                    .get(0)
+                    .get("id")
+                    .asString();
             String prompt = promptOf(promptTokens);
             Map<String, Object> out = new LinkedHashMap<>();
-            out.put("command", "./mooncakej bench serve --prompt-tokens " + promptTokens + " --max-tokens " + maxTokens + " --concurrency " + Arrays.toString(concurrency));
+            out.put(
+                    "command",
+                    "./mooncakej bench serve --prompt-tokens " + promptTokens + " --max-tokens " + maxTokens
+                            + " --concurrency " + Arrays.toString(concurrency));
             out.put("machine", Machine.describe());
             out.put("model", model.toString());
             List<Map<String, Object>> levels = new ArrayList<>();
@@ -92,17 +115,27 @@ final class ServeBench implements Runnable {
                 levels.add(level(base, name, prompt, c));
             }
             out.put("levels", levels);
-            System.err.println("conductor overhead: the same request through the conductor and straight to the workers, alternating...");
+            System.err.println(
+                    "conductor overhead: the same request through the conductor and straight to the workers, "
+                            + "alternating...");
             out.put("overhead", overhead(base, name, prompt));
             if (json) {
                 System.out.println(JSON.writeValueAsString(out));
             } else {
                 System.out.println(out.get("command"));
                 System.out.println("machine: " + out.get("machine"));
-                System.out.printf("%-12s %-12s %-12s %-12s %-12s %-14s%n", "concurrency", "ttft p50 ms", "ttft p99 ms", "tbt p50 ms", "tbt p99 ms", "output tok/s");
+                System.out.printf(
+                        "%-12s %-12s %-12s %-12s %-12s %-14s%n",
+                        "concurrency", "ttft p50 ms", "ttft p99 ms", "tbt p50 ms", "tbt p99 ms", "output tok/s");
                 for (Map<String, Object> l : levels) {
-                    System.out.printf("%-12s %-12s %-12s %-12s %-12s %-14s%n", l.get("concurrency"), l.get("ttft_p50_ms"), l.get("ttft_p99_ms"),
-                            l.get("tbt_p50_ms"), l.get("tbt_p99_ms"), l.get("output_tokens_per_s"));
+                    System.out.printf(
+                            "%-12s %-12s %-12s %-12s %-12s %-14s%n",
+                            l.get("concurrency"),
+                            l.get("ttft_p50_ms"),
+                            l.get("ttft_p99_ms"),
+                            l.get("tbt_p50_ms"),
+                            l.get("tbt_p99_ms"),
+                            l.get("output_tokens_per_s"));
                 }
                 System.out.println("conductor overhead: " + out.get("overhead"));
             }
@@ -154,13 +187,31 @@ final class ServeBench implements Runnable {
         return l;
     }
 
-    private void stream(String base, String name, String prompt, Histogram ttft, Histogram tbt, AtomicLong tokens) throws Exception {
-        String body = JSON.writeValueAsString(Map.of("model", name, "prompt", prompt, "max_tokens", maxTokens, "temperature", 0, "stream", true,
-                "stream_options", Map.of("include_usage", true)));
+    private void stream(String base, String name, String prompt, Histogram ttft, Histogram tbt, AtomicLong tokens)
+            throws Exception {
+        String body = JSON.writeValueAsString(Map.of(
+                "model",
+                name,
+                "prompt",
+                prompt,
+                "max_tokens",
+                maxTokens,
+                "temperature",
+                0,
+                "stream",
+                true,
+                "stream_options",
+                Map.of("include_usage", true)));
         long t0 = System.nanoTime(), last = -1;
-        HttpResponse<InputStream> r = http.send(HttpRequest.newBuilder(URI.create(base + "/v1/completions")).header("Content-Type", "application/json")
-                .POST(HttpRequest.BodyPublishers.ofString(body)).build(), HttpResponse.BodyHandlers.ofInputStream());
-        if (r.statusCode() != 200) throw new IllegalStateException("status " + r.statusCode() + ": " + new String(r.body().readAllBytes(), StandardCharsets.UTF_8));
+        HttpResponse<InputStream> r = http.send(
+                HttpRequest.newBuilder(URI.create(base + "/v1/completions"))
+                        .header("Content-Type", "application/json")
+                        .POST(HttpRequest.BodyPublishers.ofString(body))
+                        .build(),
+                HttpResponse.BodyHandlers.ofInputStream());
+        if (r.statusCode() != 200)
+            throw new IllegalStateException(
+                    "status " + r.statusCode() + ": " + new String(r.body().readAllBytes(), StandardCharsets.UTF_8));
         try (BufferedReader br = new BufferedReader(new InputStreamReader(r.body(), StandardCharsets.UTF_8))) {
             String line;
             while ((line = br.readLine()) != null) {
@@ -190,18 +241,26 @@ final class ServeBench implements Runnable {
         try (GgufFile f = GgufFile.open(model)) {
             Tokenizer tok = Tokenizer.from(f);
             ids = tok.encode(prompt);
-            String fileName = f.has("general.name") ? f.getString("general.name") : model.getFileName().toString();
+            String fileName = f.has("general.name")
+                    ? f.getString("general.name")
+                    : model.getFileName().toString();
             keys = new BlockKeys(fileName + "@" + f.fileSize(), 32);
         }
         long[] blockKeys = keys.keys(ids); // computed once: the conductor's side of this work is inside what it adds
         long[] via = new long[overheadRequests], direct = new long[overheadRequests];
-        String body = JSON.writeValueAsString(Map.of("model", name, "prompt", prompt, "max_tokens", 8, "temperature", 0));
+        String body =
+                JSON.writeValueAsString(Map.of("model", name, "prompt", prompt, "max_tokens", 8, "temperature", 0));
         for (int i = -20; i < overheadRequests; i++) { // 20 warm-up rounds (JIT)
             long t0 = System.nanoTime();
-            HttpResponse<String> r = http.send(HttpRequest.newBuilder(URI.create(base + "/v1/completions")).header("Content-Type", "application/json")
-                    .POST(HttpRequest.BodyPublishers.ofString(body)).build(), HttpResponse.BodyHandlers.ofString());
+            HttpResponse<String> r = http.send(
+                    HttpRequest.newBuilder(URI.create(base + "/v1/completions"))
+                            .header("Content-Type", "application/json")
+                            .POST(HttpRequest.BodyPublishers.ofString(body))
+                            .build(),
+                    HttpResponse.BodyHandlers.ofString());
             long a = System.nanoTime() - t0;
-            if (r.statusCode() != 200) throw new IllegalStateException("conductor answered " + r.statusCode() + ": " + r.body());
+            if (r.statusCode() != 200)
+                throw new IllegalStateException("conductor answered " + r.statusCode() + ": " + r.body());
             t0 = System.nanoTime();
             directRequest(prefillUrl, decodeUrl, ids, blockKeys, 8);
             long b = System.nanoTime() - t0;
@@ -222,9 +281,12 @@ final class ServeBench implements Runnable {
     }
 
     /** What the conductor does for one request, done here: reserve, prefill, decode (greedy). */
-    private void directRequest(String prefillUrl, String decodeUrl, int[] ids, long[] blockKeys, int max) throws Exception {
+    private void directRequest(String prefillUrl, String decodeUrl, int[] ids, long[] blockKeys, int max)
+            throws Exception {
         long id = System.nanoTime() & Long.MAX_VALUE;
-        JsonNode res = JSON.readTree(post(decodeUrl + "/internal/reserve", Map.of("requestId", id, "promptTokens", ids.length, "maxTokens", max)));
+        JsonNode res = JSON.readTree(post(
+                decodeUrl + "/internal/reserve",
+                Map.of("requestId", id, "promptTokens", ids.length, "maxTokens", max)));
         Map<String, Object> sampling = new LinkedHashMap<>();
         sampling.put("temperature", 0);
         sampling.put("topP", 1);
@@ -248,14 +310,20 @@ final class ServeBench implements Runnable {
     }
 
     private String post(String url, Object body) throws Exception {
-        HttpResponse<String> r = http.send(HttpRequest.newBuilder(URI.create(url)).header("Content-Type", "application/json")
-                .POST(HttpRequest.BodyPublishers.ofString(JSON.writeValueAsString(body))).build(), HttpResponse.BodyHandlers.ofString());
-        if (r.statusCode() != 200) throw new IllegalStateException(url + " answered " + r.statusCode() + ": " + r.body());
+        HttpResponse<String> r = http.send(
+                HttpRequest.newBuilder(URI.create(url))
+                        .header("Content-Type", "application/json")
+                        .POST(HttpRequest.BodyPublishers.ofString(JSON.writeValueAsString(body)))
+                        .build(),
+                HttpResponse.BodyHandlers.ofString());
+        if (r.statusCode() != 200)
+            throw new IllegalStateException(url + " answered " + r.statusCode() + ": " + r.body());
         return r.body();
     }
 
     private String get(String url) throws Exception {
-        return http.send(HttpRequest.newBuilder(URI.create(url)).build(), HttpResponse.BodyHandlers.ofString()).body();
+        return http.send(HttpRequest.newBuilder(URI.create(url)).build(), HttpResponse.BodyHandlers.ofString())
+                .body();
     }
 
     private String promptOf(int tokens) throws Exception {
@@ -273,13 +341,15 @@ final class ServeBench implements Runnable {
             String line;
             while ((line = r.readLine()) != null) {
                 if (line.startsWith("Mooncake-J is up")) {
-                    Thread.ofVirtual().start(() -> { // keep draining the launcher's output
-                        try {
-                            r.transferTo(java.io.Writer.nullWriter());
-                        } catch (java.io.IOException ignored) {
-                            // ended
-                        }
-                    });
+                    Thread.ofVirtual()
+                            .start(
+                                    () -> { // keep draining the launcher's output
+                                        try {
+                                            r.transferTo(java.io.Writer.nullWriter());
+                                        } catch (java.io.IOException ignored) {
+                                            // ended
+                                        }
+                                    });
                     return;
                 }
             }

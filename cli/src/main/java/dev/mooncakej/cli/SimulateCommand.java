@@ -1,9 +1,9 @@
 package dev.mooncakej.cli;
 
+import dev.mooncakej.kvcache.cost.CostProfile;
 import dev.mooncakej.scheduler.AdmissionMode;
 import dev.mooncakej.scheduler.PrefillPolicy;
 import dev.mooncakej.scheduler.SchedulerConfig;
-import dev.mooncakej.kvcache.cost.CostProfile;
 import dev.mooncakej.simulator.Simulation;
 import dev.mooncakej.simulator.SimulationConfig;
 import dev.mooncakej.simulator.SimulationResult;
@@ -18,29 +18,104 @@ import picocli.CommandLine.Option;
 import tools.jackson.databind.json.JsonMapper;
 
 /** {@code ./mooncakej simulate}: replays a trace through the real scheduler on virtual time. */
-@Command(name = "simulate", description = "Replay a Mooncake trace (or Poisson arrivals) through the scheduler on a simulated cluster (LLaMA3-70B on 8xA800 per instance).")
+@Command(
+        name = "simulate",
+        description = "Replay a Mooncake trace (or Poisson arrivals) through the scheduler on a simulated cluster "
+                + "(LLaMA3-70B on 8xA800 per instance).")
 final class SimulateCommand implements Runnable {
-    @Option(names = "--trace", description = "Mooncake trace JSONL (../shared/traces/conversation_trace.jsonl)") Path trace;
-    @Option(names = "--poisson", description = "instead of a trace: RATE,COUNT,IN_MIN,IN_MAX,OUT_MIN,OUT_MAX,CACHE_RATIO", split = ",") double[] poisson;
-    @Option(names = "--policy", defaultValue = "kvcache-centric", description = "random, round-robin, least-loaded, longest-prefix, cache-aware, kvcache-centric") String policy;
-    @Option(names = "--admission", defaultValue = "none", description = "none, early-rejection, predictive-early-rejection") String admission;
-    @Option(names = "--prefill", defaultValue = "16") int prefill;
-    @Option(names = "--decode", defaultValue = "16") int decode;
-    @Option(names = "--ttft-slo", defaultValue = "30s") String ttftSlo;
-    @Option(names = "--tbt-slo", defaultValue = "100ms") String tbtSlo;
-    @Option(names = "--speed", defaultValue = "1") double speed;
-    @Option(names = "--cache-blocks", defaultValue = "6000", description = "prefix cache per prefill instance, in 512-token blocks (0: unbounded); 6000 = 3M tokens, about 1 TB of LLaMA3-70B KV") int cacheBlocks;
-    @Option(names = "--decode-kv-gb", defaultValue = "60", description = "KV capacity of one decode instance, in GB") double decodeKvGb;
-    @Option(names = "--bandwidth-gbps", defaultValue = "100", description = "KV transfer bandwidth in Gbit/s") double bandwidthGbps;
-    @Option(names = "--threshold", defaultValue = "1.5", description = "kvcache-balancing-threshold (kvcache-centric): fetch when best/local prefix > this") double threshold;
-    @Option(names = "--block-tokens", defaultValue = "512") int blockTokens;
-    @Option(names = "--chunk-tokens", defaultValue = "4096") int chunkTokens;
-    @Option(names = "--seed", defaultValue = "1") long seed;
-    @Option(names = "--json", description = "print one JSON object") boolean json;
-    @Option(names = "--colocated", description = "simulate the colocated (vLLM-style) baseline on K instances instead of P/D") Integer colocated;
-    @Option(names = "--chunked-prefill", defaultValue = "true", arity = "1", description = "colocated baseline: chunked prefill on or off") boolean chunkedPrefill;
-    @Option(names = "--prefix-caching", defaultValue = "true", arity = "1", description = "colocated baseline: prefix caching on or off") boolean prefixCaching;
-    @Option(names = "--plot", description = "also write charts (PNG and SVG) into this folder: prefill and decode load over time for the three admission modes, and the effective request ratio at TBT SLOs of 100, 200 and 300 ms") Path plot;
+    @Option(names = "--trace", description = "Mooncake trace JSONL (../shared/traces/conversation_trace.jsonl)")
+    Path trace;
+
+    @Option(
+            names = "--poisson",
+            description = "instead of a trace: RATE,COUNT,IN_MIN,IN_MAX,OUT_MIN,OUT_MAX,CACHE_RATIO",
+            split = ",")
+    double[] poisson;
+
+    @Option(
+            names = "--policy",
+            defaultValue = "kvcache-centric",
+            description = "random, round-robin, least-loaded, longest-prefix, cache-aware, kvcache-centric")
+    String policy;
+
+    @Option(
+            names = "--admission",
+            defaultValue = "none",
+            description = "none, early-rejection, predictive-early-rejection")
+    String admission;
+
+    @Option(names = "--prefill", defaultValue = "16")
+    int prefill;
+
+    @Option(names = "--decode", defaultValue = "16")
+    int decode;
+
+    @Option(names = "--ttft-slo", defaultValue = "30s")
+    String ttftSlo;
+
+    @Option(names = "--tbt-slo", defaultValue = "100ms")
+    String tbtSlo;
+
+    @Option(names = "--speed", defaultValue = "1")
+    double speed;
+
+    @Option(
+            names = "--cache-blocks",
+            defaultValue = "6000",
+            description =
+                    "prefix cache per prefill instance, in 512-token blocks (0: unbounded); 6000 = 3M tokens, about "
+                            + "1 TB of LLaMA3-70B KV")
+    int cacheBlocks;
+
+    @Option(names = "--decode-kv-gb", defaultValue = "60", description = "KV capacity of one decode instance, in GB")
+    double decodeKvGb;
+
+    @Option(names = "--bandwidth-gbps", defaultValue = "100", description = "KV transfer bandwidth in Gbit/s")
+    double bandwidthGbps;
+
+    @Option(
+            names = "--threshold",
+            defaultValue = "1.5",
+            description = "kvcache-balancing-threshold (kvcache-centric): fetch when best/local prefix > this")
+    double threshold;
+
+    @Option(names = "--block-tokens", defaultValue = "512")
+    int blockTokens;
+
+    @Option(names = "--chunk-tokens", defaultValue = "4096")
+    int chunkTokens;
+
+    @Option(names = "--seed", defaultValue = "1")
+    long seed;
+
+    @Option(names = "--json", description = "print one JSON object")
+    boolean json;
+
+    @Option(
+            names = "--colocated",
+            description = "simulate the colocated (vLLM-style) baseline on K instances instead of P/D")
+    Integer colocated;
+
+    @Option(
+            names = "--chunked-prefill",
+            defaultValue = "true",
+            arity = "1",
+            description = "colocated baseline: chunked prefill on or off")
+    boolean chunkedPrefill;
+
+    @Option(
+            names = "--prefix-caching",
+            defaultValue = "true",
+            arity = "1",
+            description = "colocated baseline: prefix caching on or off")
+    boolean prefixCaching;
+
+    @Option(
+            names = "--plot",
+            description = "also write charts (PNG and SVG) into this folder: prefill and decode load over time for the "
+                    + "three admission modes, and the effective request ratio at TBT SLOs of 100, 200 and "
+                    + "300 ms")
+    Path plot;
 
     @Override
     public void run() {
@@ -62,7 +137,8 @@ final class SimulateCommand implements Runnable {
             byMode.put(a, run(this));
         }
         admission = original;
-        String subtitle = prefill + "P+" + decode + "D, speed " + speed + ", " + decodeKvGb + " GB KV per decode instance";
+        String subtitle =
+                prefill + "P+" + decode + "D, speed " + speed + ", " + decodeKvGb + " GB KV per decode instance";
         dev.mooncakej.simulator.Plots.loadOverTime(byMode, false, subtitle, plot);
         dev.mooncakej.simulator.Plots.loadOverTime(byMode, true, subtitle, plot);
         String tbt = tbtSlo;
@@ -82,8 +158,10 @@ final class SimulateCommand implements Runnable {
         colocated = k;
         tbtSlo = tbt;
         Map<String, double[][]> series = new LinkedHashMap<>();
-        series.put(policy + " P/D (" + prefill + "P+" + decode + "D)", new double[][]{slos, ratio});
-        series.put("colocated (" + (prefill + decode) + " instances, chunked prefill, prefix caching)", new double[][]{slos, colo});
+        series.put(policy + " P/D (" + prefill + "P+" + decode + "D)", new double[][] {slos, ratio});
+        series.put(
+                "colocated (" + (prefill + decode) + " instances, chunked prefill, prefix caching)",
+                new double[][] {slos, colo});
         dev.mooncakej.simulator.Plots.effectiveRatio(series, "speed " + speed, plot);
         System.err.println("charts written to " + plot);
     }
@@ -94,32 +172,71 @@ final class SimulateCommand implements Runnable {
             reqs = Traces.read(c.trace, c.speed);
         } else if (c.poisson != null && c.poisson.length == 7) {
             double[] p = c.poisson;
-            reqs = Traces.poisson((int) p[1], p[0] * c.speed, (int) p[2], (int) p[3], (int) p[4], (int) p[5], p[6], c.blockTokens, c.seed);
+            reqs = Traces.poisson(
+                    (int) p[1],
+                    p[0] * c.speed,
+                    (int) p[2],
+                    (int) p[3],
+                    (int) p[4],
+                    (int) p[5],
+                    p[6],
+                    c.blockTokens,
+                    c.seed);
         } else {
-            throw new IllegalArgumentException("give --trace FILE, or --poisson RATE,COUNT,IN_MIN,IN_MAX,OUT_MIN,OUT_MAX,CACHE_RATIO");
+            throw new IllegalArgumentException(
+                    "give --trace FILE, or --poisson RATE,COUNT,IN_MIN,IN_MAX,OUT_MIN,OUT_MAX,CACHE_RATIO");
         }
         CostProfile profile = CostProfile.llama3_70bOn8xA800();
-        double td = profile.decodeStepSeconds(16, 16 * 8192L) * 200; // first guess: 200 tokens at a mid batch; then learnt
-        SchedulerConfig sc = new SchedulerConfig(PrefillPolicy.parse(c.policy), AdmissionMode.parse(c.admission), seconds(c.ttftSlo, "--ttft-slo"),
-                seconds(c.tbtSlo, "--tbt-slo"), c.threshold, c.blockTokens, profile, c.bandwidthGbps * 1e9 / 8,
-                (long) (c.decodeKvGb * 1e9 / profile.kvBytesPerToken()), td, c.seed);
+        double td =
+                profile.decodeStepSeconds(16, 16 * 8192L) * 200; // first guess: 200 tokens at a mid batch; then learnt
+        SchedulerConfig sc = new SchedulerConfig(
+                PrefillPolicy.parse(c.policy),
+                AdmissionMode.parse(c.admission),
+                seconds(c.ttftSlo, "--ttft-slo"),
+                seconds(c.tbtSlo, "--tbt-slo"),
+                c.threshold,
+                c.blockTokens,
+                profile,
+                c.bandwidthGbps * 1e9 / 8,
+                (long) (c.decodeKvGb * 1e9 / profile.kvBytesPerToken()),
+                td,
+                c.seed);
         if (c.colocated != null) {
-            if (c.colocated < 1) throw new IllegalArgumentException("--colocated " + c.colocated + ": expected at least 1 instance");
-            return new dev.mooncakej.simulator.ColocatedSimulation(profile, c.colocated, c.blockTokens, 2048, c.chunkedPrefill, c.prefixCaching,
-                    c.cacheBlocks, sc.decodeKvTokens(), sc.ttftSlo(), sc.tbtSlo()).run(reqs);
+            if (c.colocated < 1)
+                throw new IllegalArgumentException("--colocated " + c.colocated + ": expected at least 1 instance");
+            return new dev.mooncakej.simulator.ColocatedSimulation(
+                            profile,
+                            c.colocated,
+                            c.blockTokens,
+                            2048,
+                            c.chunkedPrefill,
+                            c.prefixCaching,
+                            c.cacheBlocks,
+                            sc.decodeKvTokens(),
+                            sc.ttftSlo(),
+                            sc.tbtSlo())
+                    .run(reqs);
         }
-        Simulation sim = new Simulation(new SimulationConfig(sc, c.prefill, c.decode, c.cacheBlocks, c.chunkTokens), reqs,
-                n -> { if (!c.json) System.err.printf("\r%d / %d requests", n, reqs.size()); });
+        Simulation sim =
+                new Simulation(new SimulationConfig(sc, c.prefill, c.decode, c.cacheBlocks, c.chunkTokens), reqs, n -> {
+                    if (!c.json) System.err.printf("\r%d / %d requests", n, reqs.size());
+                });
         long t0 = System.nanoTime();
         SimulationResult r = sim.run();
-        if (!c.json) System.err.printf("\rsimulated %d requests in %.1f s wall time%n", reqs.size(), (System.nanoTime() - t0) / 1e9);
+        if (!c.json)
+            System.err.printf(
+                    "\rsimulated %d requests in %.1f s wall time%n", reqs.size(), (System.nanoTime() - t0) / 1e9);
         return r;
     }
 
     static Map<String, Object> toMap(SimulationResult r, SimulateCommand c) {
         Map<String, Object> m = new LinkedHashMap<>();
-        m.put("system", c.colocated != null ? "colocated x" + c.colocated + (c.chunkedPrefill ? ", chunked prefill" : "") + (c.prefixCaching ? ", prefix caching" : "")
-                : "P/D " + c.prefill + "P+" + c.decode + "D");
+        m.put(
+                "system",
+                c.colocated != null
+                        ? "colocated x" + c.colocated + (c.chunkedPrefill ? ", chunked prefill" : "")
+                                + (c.prefixCaching ? ", prefix caching" : "")
+                        : "P/D " + c.prefill + "P+" + c.decode + "D");
         m.put("policy", c.colocated != null ? "-" : c.policy);
         m.put("admission", c.colocated != null ? "-" : c.admission);
         m.put("requests", r.requests());

@@ -10,20 +10,36 @@ import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
 import tools.jackson.databind.json.JsonMapper;
 
-@Command(name = "trace", description = "Look at request traces.", subcommands = {TraceCommand.Stats.class})
+@Command(
+        name = "trace",
+        description = "Look at request traces.",
+        subcommands = {TraceCommand.Stats.class})
 final class TraceCommand {
 
-    @Command(name = "stats", description = "Request count, mean lengths and the prefix-cache hit ratio of one cache of a given capacity.")
+    @Command(
+            name = "stats",
+            description =
+                    "Request count, mean lengths and the prefix-cache hit ratio of one cache of a given capacity.")
     static final class Stats implements Runnable {
-        @Parameters(description = "Mooncake trace JSONL") Path file;
-        @Option(names = "--cache-blocks", defaultValue = "0", description = "capacity in blocks (0: unbounded)") int cacheBlocks;
-        @Option(names = "--eviction", defaultValue = "lru", description = "lru or lfu") String eviction;
-        @Option(names = "--block-tokens", defaultValue = "512") int blockTokens;
-        @Option(names = "--json") boolean json;
+        @Parameters(description = "Mooncake trace JSONL")
+        Path file;
+
+        @Option(names = "--cache-blocks", defaultValue = "0", description = "capacity in blocks (0: unbounded)")
+        int cacheBlocks;
+
+        @Option(names = "--eviction", defaultValue = "lru", description = "lru or lfu")
+        String eviction;
+
+        @Option(names = "--block-tokens", defaultValue = "512")
+        int blockTokens;
+
+        @Option(names = "--json")
+        boolean json;
 
         @Override
         public void run() {
-            if (!eviction.equals("lru") && !eviction.equals("lfu")) throw new IllegalArgumentException("--eviction " + eviction + ": expected lru or lfu");
+            if (!eviction.equals("lru") && !eviction.equals("lfu"))
+                throw new IllegalArgumentException("--eviction " + eviction + ": expected lru or lfu");
             TraceStats.Result r = TraceStats.of(Traces.read(file, 1), cacheBlocks, eviction.equals("lfu"), blockTokens);
             Map<String, Object> m = new LinkedHashMap<>();
             m.put("requests", r.requests());

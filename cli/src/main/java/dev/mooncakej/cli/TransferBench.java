@@ -1,7 +1,6 @@
 package dev.mooncakej.cli;
 
 import dev.mooncakej.kvtransfer.engine.SegmentMetadata;
-import dev.mooncakej.kvtransfer.engine.TransferBatch;
 import dev.mooncakej.kvtransfer.engine.TransferConfig;
 import dev.mooncakej.kvtransfer.engine.TransferEngine;
 import dev.mooncakej.kvtransfer.engine.TransferRequest;
@@ -35,47 +34,86 @@ import tools.jackson.databind.json.JsonMapper;
  * {@code MemorySegment.copy}. Requests are submitted from {@code --threads} threads with at most
  * {@code --concurrency} batches (one request each) in flight.
  */
-@Command(name = "transfer", description = "Transfer engine GB/s and batch latency over tcp or shm, beside iperf3 / SocketChannel / memory-copy anchors.")
+@Command(
+        name = "transfer",
+        description =
+                "Transfer engine GB/s and batch latency over tcp or shm, beside iperf3 / SocketChannel / memory-copy "
+                        + "anchors.")
 final class TransferBench implements Runnable {
     @Option(names = "--transport", defaultValue = "tcp", description = "tcp or shm")
     String transport;
-    @Option(names = "--total", defaultValue = "4GiB", converter = Size.class, description = "bytes to move (e.g. 4GiB, 512MiB)")
+
+    @Option(
+            names = "--total",
+            defaultValue = "4GiB",
+            converter = Size.class,
+            description = "bytes to move (e.g. 4GiB, 512MiB)")
     long total;
+
     @Option(names = "--slice", defaultValue = "64KiB", converter = Size.class, description = "slice size of the engine")
     long slice;
-    @Option(names = "--request", defaultValue = "64KiB", converter = Size.class, description = "bytes per request (one request per batch)")
+
+    @Option(
+            names = "--request",
+            defaultValue = "64KiB",
+            converter = Size.class,
+            description = "bytes per request (one request per batch)")
     long request;
+
     @Option(names = "--concurrency", defaultValue = "64", description = "batches in flight")
     int concurrency;
+
     @Option(names = "--threads", defaultValue = "2", description = "submitting threads")
     int threads;
-    @Option(names = "--latency-request", defaultValue = "128KiB", converter = Size.class, description = "request size of the latency run (the paper's setup), 0 to skip")
+
+    @Option(
+            names = "--latency-request",
+            defaultValue = "128KiB",
+            converter = Size.class,
+            description = "request size of the latency run (the paper's setup), 0 to skip")
     long latencyRequest;
+
     @Option(names = "--connections", defaultValue = "2", description = "tcp connections per peer")
     int connections;
-    @Option(names = "--warmup", converter = Size.class, description = "bytes moved the same way before the timed run (default: as many as --total; the JIT needs several GB on 2 cores to reach steady state)")
+
+    @Option(
+            names = "--warmup",
+            converter = Size.class,
+            description = "bytes moved the same way before the timed run (default: as many as --total; the JIT needs "
+                    + "several GB on 2 cores to reach steady state)")
     Long warmup;
-    @Option(names = "--buffer", defaultValue = "256MiB", converter = Size.class, description = "registered memory the requests cycle through on each side (a KV pool is large; a small one stays in cache)")
+
+    @Option(
+            names = "--buffer",
+            defaultValue = "256MiB",
+            converter = Size.class,
+            description = "registered memory the requests cycle through on each side (a KV pool is large; a small one "
+                    + "stays in cache)")
     long buffer;
+
     @Option(names = "--json", description = "print one JSON object")
     boolean json;
 
     static final class Size implements ITypeConverter<Long> {
         @Override
         public Long convert(String v) {
-            var m = java.util.regex.Pattern.compile("(\\d+)\\s*(B|KiB|MiB|GiB|KB|MB|GB)?").matcher(v.trim());
-            if (!m.matches()) throw new IllegalArgumentException("size '" + v + "': expected a number with B, KiB, MiB or GiB (e.g. 64KiB)");
+            var m = java.util.regex.Pattern.compile("(\\d+)\\s*(B|KiB|MiB|GiB|KB|MB|GB)?")
+                    .matcher(v.trim());
+            if (!m.matches())
+                throw new IllegalArgumentException(
+                        "size '" + v + "': expected a number with B, KiB, MiB or GiB (e.g. 64KiB)");
             long n = Long.parseLong(m.group(1));
             String u = m.group(2) == null ? "B" : m.group(2);
-            return n * switch (u) {
-                case "KiB" -> 1L << 10;
-                case "MiB" -> 1L << 20;
-                case "GiB" -> 1L << 30;
-                case "KB" -> 1000L;
-                case "MB" -> 1000_000L;
-                case "GB" -> 1000_000_000L;
-                default -> 1L;
-            };
+            return n
+                    * switch (u) {
+                        case "KiB" -> 1L << 10;
+                        case "MiB" -> 1L << 20;
+                        case "GiB" -> 1L << 30;
+                        case "KB" -> 1000L;
+                        case "MB" -> 1000_000L;
+                        case "GB" -> 1000_000_000L;
+                        default -> 1L;
+                    };
         }
     }
 
@@ -83,9 +121,12 @@ final class TransferBench implements Runnable {
 
     @Override
     public void run() {
-        if (!transport.equals("tcp") && !transport.equals("shm")) throw new IllegalArgumentException("--transport " + transport + ": expected tcp or shm");
-        if (request < 1 || request > total) throw new IllegalArgumentException("--request " + request + ": expected 1..--total");
-        if (concurrency < 1 || threads < 1) throw new IllegalArgumentException("--concurrency and --threads must be >= 1");
+        if (!transport.equals("tcp") && !transport.equals("shm"))
+            throw new IllegalArgumentException("--transport " + transport + ": expected tcp or shm");
+        if (request < 1 || request > total)
+            throw new IllegalArgumentException("--request " + request + ": expected 1..--total");
+        if (concurrency < 1 || threads < 1)
+            throw new IllegalArgumentException("--concurrency and --threads must be >= 1");
         Map<String, Object> out = new LinkedHashMap<>();
         out.put("machine", Machine.describe());
         out.put("transport", transport);
@@ -131,16 +172,22 @@ final class TransferBench implements Runnable {
         }
     }
 
-    private static double round(double v) { return Math.round(v * 1000) / 1000.0; }
+    private static double round(double v) {
+        return Math.round(v * 1000) / 1000.0;
+    }
 
     private Run engineRun(long requestBytes) throws Exception {
         long buf = Math.min(total, buffer);
         buf = Math.max(requestBytes, buf / requestBytes * requestBytes);
         TransferConfig cfg = TransferConfig.defaults("bench-secret-" + System.nanoTime(), Path.of("/dev/shm"))
-                .withTransports(List.of(transport)).withSlicing((int) slice, Math.min(16 * 1024, (int) slice)).withCopyThreads(2).withConnections(connections, Math.max(connections, 256));
+                .withTransports(List.of(transport))
+                .withSlicing((int) slice, Math.min(16 * 1024, (int) slice))
+                .withCopyThreads(2)
+                .withConnections(connections, Math.max(connections, 256));
         SegmentMetadata md = new SegmentMetadata.Embedded();
         String tag = Long.toString(ProcessHandle.current().pid());
-        try (TransferEngine a = new TransferEngine("bench-a-" + tag, md, buf, cfg); TransferEngine b = new TransferEngine("bench-b-" + tag, md, buf, cfg)) {
+        try (TransferEngine a = new TransferEngine("bench-a-" + tag, md, buf, cfg);
+                TransferEngine b = new TransferEngine("bench-b-" + tag, md, buf, cfg)) {
             a.allocate(buf, "cpu:0").fill((byte) 1);
             b.allocate(buf, "cpu:0").fill((byte) 0); // touch every page now, not during the run
             String target = b.name();
@@ -155,8 +202,11 @@ final class TransferBench implements Runnable {
         }
     }
 
-    /** {@code n} WRITE batches of one request each, at most {@code concurrency} in flight, from {@code threads} threads. */
-    private Run loop(TransferEngine a, String target, long requestBytes, long slots, long n, String label) throws Exception {
+    /**
+     * {@code n} WRITE batches of one request each, at most {@code concurrency} in flight, from {@code threads} threads.
+     */
+    private Run loop(TransferEngine a, String target, long requestBytes, long slots, long n, String label)
+            throws Exception {
         Histogram lat = new ConcurrentHistogram(3);
         Semaphore window = new Semaphore(concurrency);
         AtomicLong next = new AtomicLong();
@@ -171,16 +221,22 @@ final class TransferBench implements Runnable {
                     window.acquireUninterruptibly();
                     long off = (i % slots) * requestBytes;
                     long s0 = System.nanoTime();
-                    a.submit(List.of(new TransferRequest(TransferRequest.Opcode.WRITE, off, target, off, requestBytes))).done().whenComplete((r, e) -> {
-                        lat.recordValue((System.nanoTime() - s0) / 1000);
-                        if (e != null || !r.allCompleted()) failed.incrementAndGet();
-                        long d = done.incrementAndGet();
-                        if (d % Math.max(1, n / 10) == 0) {
-                            System.err.printf("\r%s: %d%% (%.2f GB/s so far)%s", label, Math.round(d * 100.0 / n), d * requestBytes / ((System.nanoTime() - t0) / 1e9) / 1e9,
-                                    Boolean.getBoolean("mooncakej.bench.trace") ? "\n" : "");
-                        }
-                        window.release();
-                    });
+                    a.submit(List.of(new TransferRequest(TransferRequest.Opcode.WRITE, off, target, off, requestBytes)))
+                            .done()
+                            .whenComplete((r, e) -> {
+                                lat.recordValue((System.nanoTime() - s0) / 1000);
+                                if (e != null || !r.allCompleted()) failed.incrementAndGet();
+                                long d = done.incrementAndGet();
+                                if (d % Math.max(1, n / 10) == 0) {
+                                    System.err.printf(
+                                            "\r%s: %d%% (%.2f GB/s so far)%s",
+                                            label,
+                                            Math.round(d * 100.0 / n),
+                                            d * requestBytes / ((System.nanoTime() - t0) / 1e9) / 1e9,
+                                            Boolean.getBoolean("mooncakej.bench.trace") ? "\n" : "");
+                                }
+                                window.release();
+                            });
                 }
             });
         }
@@ -189,7 +245,11 @@ final class TransferBench implements Runnable {
         double s = (System.nanoTime() - t0) / 1e9;
         System.err.println();
         if (failed.get() > 0) throw new IOException(failed.get() + " of " + n + " batches did not complete");
-        return new Run(n * requestBytes / s / 1e9, lat.getValueAtPercentile(50) / 1000.0, lat.getValueAtPercentile(99) / 1000.0, n);
+        return new Run(
+                n * requestBytes / s / 1e9,
+                lat.getValueAtPercentile(50) / 1000.0,
+                lat.getValueAtPercentile(99) / 1000.0,
+                n);
     }
 
     private static String human(long b) {
@@ -203,16 +263,25 @@ final class TransferBench implements Runnable {
             port = s.getLocalPort();
         }
         System.err.println("anchor: iperf3 -l 1M on 127.0.0.1 ...");
-        Process server = new ProcessBuilder("iperf3", "-s", "-1", "-p", String.valueOf(port), "-B", "127.0.0.1").redirectErrorStream(true).start();
+        Process server = new ProcessBuilder("iperf3", "-s", "-1", "-p", String.valueOf(port), "-B", "127.0.0.1")
+                .redirectErrorStream(true)
+                .start();
         try {
             Thread.sleep(300);
-            Process client = new ProcessBuilder("iperf3", "-c", "127.0.0.1", "-p", String.valueOf(port), "-l", "1M", "-t", "3", "-J").redirectErrorStream(true).start();
+            Process client = new ProcessBuilder(
+                            "iperf3", "-c", "127.0.0.1", "-p", String.valueOf(port), "-l", "1M", "-t", "3", "-J")
+                    .redirectErrorStream(true)
+                    .start();
             String text = new String(client.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
-            if (!client.waitFor(30, TimeUnit.SECONDS) || client.exitValue() != 0) throw new IOException("iperf3 failed: " + text);
+            if (!client.waitFor(30, TimeUnit.SECONDS) || client.exitValue() != 0)
+                throw new IOException("iperf3 failed: " + text);
             var tree = JsonMapper.builder().build().readTree(text);
             return tree.path("end").path("sum_received").path("bits_per_second").asDouble() / 8 / 1e9;
         } catch (IOException e) {
-            throw new IOException("iperf3 anchor: " + e.getMessage() + " (install it with apt-get install -y iperf3; ./mooncakej bench does)", e);
+            throw new IOException(
+                    "iperf3 anchor: " + e.getMessage()
+                            + " (install it with apt-get install -y iperf3; ./mooncakej bench does)",
+                    e);
         } finally {
             server.destroy();
         }

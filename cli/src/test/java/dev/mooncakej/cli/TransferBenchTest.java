@@ -35,11 +35,41 @@ class TransferBenchTest {
 
     @Test
     void tcpAndShmPrintTheirFiguresAndAnchorsAsJson() {
-        JsonNode tcp = JsonMapper.builder().build().readTree(run("bench", "transfer", "--transport", "tcp", "--total", "64MiB", "--latency-request", "128KiB", "--json"));
-        for (String k : new String[] {"gb_per_s", "p50_ms", "p99_ms", "iperf3_gb_per_s", "socketchannel_gb_per_s", "ratio_to_iperf3", "latency_p99_ms"}) {
+        JsonNode tcp = JsonMapper.builder()
+                .build()
+                .readTree(run(
+                        "bench",
+                        "transfer",
+                        "--transport",
+                        "tcp",
+                        "--total",
+                        "64MiB",
+                        "--latency-request",
+                        "128KiB",
+                        "--json"));
+        for (String k : new String[] {
+            "gb_per_s",
+            "p50_ms",
+            "p99_ms",
+            "iperf3_gb_per_s",
+            "socketchannel_gb_per_s",
+            "ratio_to_iperf3",
+            "latency_p99_ms"
+        }) {
             assertThat(tcp.path(k).asDouble()).as(k).isPositive();
         }
-        JsonNode shm = JsonMapper.builder().build().readTree(run("bench", "transfer", "--transport", "shm", "--total", "64MiB", "--latency-request", "0", "--json"));
+        JsonNode shm = JsonMapper.builder()
+                .build()
+                .readTree(run(
+                        "bench",
+                        "transfer",
+                        "--transport",
+                        "shm",
+                        "--total",
+                        "64MiB",
+                        "--latency-request",
+                        "0",
+                        "--json"));
         for (String k : new String[] {"gb_per_s", "p50_ms", "p99_ms", "memcpy_2t_gb_per_s", "ratio_to_memcpy_2t"}) {
             assertThat(shm.path(k).asDouble()).as(k).isPositive();
         }
@@ -51,11 +81,16 @@ class TransferBenchTest {
         ByteArrayOutputStream err = new ByteArrayOutputStream();
         System.setErr(new PrintStream(err, true, StandardCharsets.UTF_8));
         try {
-            assertThat(new CommandLine(new MooncakeCli()).execute("bench", "transfer", "--transport", "carrier-pigeon")).isNotZero();
-            assertThat(new CommandLine(new MooncakeCli()).execute("bench", "transfer", "--total", "lots")).isNotZero();
+            assertThat(new CommandLine(new MooncakeCli()).execute("bench", "transfer", "--transport", "carrier-pigeon"))
+                    .isNotZero();
+            assertThat(new CommandLine(new MooncakeCli()).execute("bench", "transfer", "--total", "lots"))
+                    .isNotZero();
         } finally {
             System.setErr(oldErr);
         }
-        assertThat(err.toString(StandardCharsets.UTF_8)).contains("carrier-pigeon").contains("expected tcp or shm").contains("lots");
+        assertThat(err.toString(StandardCharsets.UTF_8))
+                .contains("carrier-pigeon")
+                .contains("expected tcp or shm")
+                .contains("lots");
     }
 }

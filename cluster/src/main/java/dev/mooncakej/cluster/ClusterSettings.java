@@ -15,17 +15,32 @@ import java.util.List;
  */
 public record ClusterSettings(List<String> etcdEndpoints, String prefix, Long leaseTtlSeconds, String advertiseHost) {
     public ClusterSettings {
-        etcdEndpoints = etcdEndpoints == null ? List.of() : etcdEndpoints.stream().map(String::trim).filter(e -> !e.isEmpty()).toList();
+        etcdEndpoints = etcdEndpoints == null
+                ? List.of()
+                : etcdEndpoints.stream()
+                        .map(String::trim)
+                        .filter(e -> !e.isEmpty())
+                        .toList();
         prefix = prefix == null ? "mooncakej/" : prefix;
         leaseTtlSeconds = leaseTtlSeconds == null ? 5L : leaseTtlSeconds;
-        if (!prefix.endsWith("/") || prefix.length() < 2) throw new IllegalArgumentException("mooncakej.cluster.prefix='" + prefix + "': expected a key prefix ending in /, such as mooncakej/");
-        if (leaseTtlSeconds < 1 || leaseTtlSeconds > 3600) throw new IllegalArgumentException("mooncakej.cluster.lease-ttl-seconds=" + leaseTtlSeconds + ": expected 1..3600");
-        if (advertiseHost != null && !advertiseHost.matches("[A-Za-z0-9.:_-]+")) throw new IllegalArgumentException("mooncakej.cluster.advertise-host='" + advertiseHost + "': expected a host name or address");
+        if (!prefix.endsWith("/") || prefix.length() < 2)
+            throw new IllegalArgumentException(
+                    "mooncakej.cluster.prefix='" + prefix + "': expected a key prefix ending in /, such as mooncakej/");
+        if (leaseTtlSeconds < 1 || leaseTtlSeconds > 3600)
+            throw new IllegalArgumentException(
+                    "mooncakej.cluster.lease-ttl-seconds=" + leaseTtlSeconds + ": expected 1..3600");
+        if (advertiseHost != null && !advertiseHost.matches("[A-Za-z0-9.:_-]+"))
+            throw new IllegalArgumentException(
+                    "mooncakej.cluster.advertise-host='" + advertiseHost + "': expected a host name or address");
     }
 
-    public static ClusterSettings embedded() { return new ClusterSettings(List.of(), null, null, null); }
+    public static ClusterSettings embedded() {
+        return new ClusterSettings(List.of(), null, null, null);
+    }
 
-    public boolean enabled() { return !etcdEndpoints.isEmpty(); }
+    public boolean enabled() {
+        return !etcdEndpoints.isEmpty();
+    }
 
     /** The URL other services use for this one on {@code port}. */
     public String advertiseUrl(int port) {

@@ -49,41 +49,64 @@ public final class EtcdCluster implements AutoCloseable {
      * @param ttlSeconds lease TTL: a dead process leaves the cluster after this
      */
     public EtcdCluster(List<String> endpoints, String prefix, long ttlSeconds, Duration timeout) {
-        if (endpoints == null || endpoints.isEmpty()) throw new IllegalArgumentException("mooncakej.cluster.etcd-endpoints: expected at least one URL like http://127.0.0.1:2379");
+        if (endpoints == null || endpoints.isEmpty())
+            throw new IllegalArgumentException(
+                    "mooncakej.cluster.etcd-endpoints: expected at least one URL like http://127.0.0.1:2379");
         for (String e : endpoints) {
             URI u;
             try {
                 u = URI.create(e);
             } catch (IllegalArgumentException bad) {
-                throw new IllegalArgumentException("mooncakej.cluster.etcd-endpoints: '" + e + "' is not a URL; expected http://host:port", bad);
+                throw new IllegalArgumentException(
+                        "mooncakej.cluster.etcd-endpoints: '" + e + "' is not a URL; expected http://host:port", bad);
             }
-            if (!"http".equals(u.getScheme()) && !"https".equals(u.getScheme()) || u.getHost() == null || u.getPort() < 1) {
-                throw new IllegalArgumentException("mooncakej.cluster.etcd-endpoints: '" + e + "': expected http://host:port");
+            if (!"http".equals(u.getScheme()) && !"https".equals(u.getScheme())
+                    || u.getHost() == null
+                    || u.getPort() < 1) {
+                throw new IllegalArgumentException(
+                        "mooncakej.cluster.etcd-endpoints: '" + e + "': expected http://host:port");
             }
         }
-        if (prefix == null || prefix.isBlank() || !prefix.endsWith("/")) throw new IllegalArgumentException("mooncakej.cluster.prefix='" + prefix + "': expected a key prefix ending in /, such as mooncakej/");
-        if (ttlSeconds < 1 || ttlSeconds > 3600) throw new IllegalArgumentException("mooncakej.cluster.lease-ttl-seconds=" + ttlSeconds + ": expected 1..3600");
-        this.client = Client.builder().endpoints(endpoints.toArray(String[]::new)).build();
+        if (prefix == null || prefix.isBlank() || !prefix.endsWith("/"))
+            throw new IllegalArgumentException(
+                    "mooncakej.cluster.prefix='" + prefix + "': expected a key prefix ending in /, such as mooncakej/");
+        if (ttlSeconds < 1 || ttlSeconds > 3600)
+            throw new IllegalArgumentException(
+                    "mooncakej.cluster.lease-ttl-seconds=" + ttlSeconds + ": expected 1..3600");
+        this.client =
+                Client.builder().endpoints(endpoints.toArray(String[]::new)).build();
         this.prefix = prefix;
         this.ttlSeconds = ttlSeconds;
         this.timeout = timeout;
     }
 
-    public Client client() { return client; }
+    public Client client() {
+        return client;
+    }
     /** The lease of this process's candidacy (0 before campaigning). */
-    long electionLease() { return electionLease; }
-    public long ttlSeconds() { return ttlSeconds; }
+    long electionLease() {
+        return electionLease;
+    }
 
-    private static ByteSequence bytes(String s) { return ByteSequence.from(s, StandardCharsets.UTF_8); }
+    public long ttlSeconds() {
+        return ttlSeconds;
+    }
 
-    private String memberKey(Member m) { return prefix + "workers/" + m.role() + "/" + m.name(); }
+    private static ByteSequence bytes(String s) {
+        return ByteSequence.from(s, StandardCharsets.UTF_8);
+    }
+
+    private String memberKey(Member m) {
+        return prefix + "workers/" + m.role() + "/" + m.name();
+    }
 
     /** Registers this worker under a fresh lease kept alive; if etcd is away, keeps trying in the background. */
     public void register(Member m) {
         registered = m;
         try {
             putMember(m);
-            LOG.info("registered " + m.role() + " worker '" + m.name() + "' at " + m.url() + " in etcd (lease TTL " + ttlSeconds + " s)");
+            LOG.info("registered " + m.role() + " worker '" + m.name() + "' at " + m.url() + " in etcd (lease TTL "
+                    + ttlSeconds + " s)");
         } catch (Exception e) {
             LOG.warning("cannot register in etcd now (" + e + "); retrying in the background, serving meanwhile");
             reRegisterLater();
@@ -91,27 +114,38 @@ public final class EtcdCluster implements AutoCloseable {
     }
 
     private synchronized void putMember(Member m) throws Exception {
-        long lease = client.getLeaseClient().grant(ttlSeconds).get(timeout.toMillis(), TimeUnit.MILLISECONDS).getID();
-        client.getKVClient().put(bytes(memberKey(m)), bytes(JSON.writeValueAsString(m)), PutOption.builder().withLeaseId(lease).build())
+        long lease = client.getLeaseClient()
+                .grant(ttlSeconds)
+                .get(timeout.toMillis(), TimeUnit.MILLISECONDS)
+                .getID();
+        client.getKVClient()
+                .put(
+                        bytes(memberKey(m)),
+                        bytes(JSON.writeValueAsString(m)),
+                        PutOption.builder().withLeaseId(lease).build())
                 .get(timeout.toMillis(), TimeUnit.MILLISECONDS);
         if (keepAlive != null) keepAlive.close();
         memberLease = lease;
         keepAlive = client.getLeaseClient().keepAlive(lease, new StreamObserver<>() {
-            @Override public void onNext(LeaseKeepAliveResponse r) {
+            @Override
+            public void onNext(LeaseKeepAliveResponse r) {
                 if (r.getTTL() <= 0 && memberLease == lease) {
                     LOG.warning("etcd lease " + lease + " expired: registering again");
                     reRegisterLater();
                 }
             }
 
-            @Override public void onError(Throwable t) {
+            @Override
+            public void onError(Throwable t) {
                 if (memberLease == lease && !closed) {
-                    LOG.warning("etcd keep-alive of lease " + lease + " failed (" + t.getMessage() + "): registering again when etcd answers");
+                    LOG.warning("etcd keep-alive of lease " + lease + " failed (" + t.getMessage()
+                            + "): registering again when etcd answers");
                     reRegisterLater();
                 }
             }
 
-            @Override public void onCompleted() {}
+            @Override
+            public void onCompleted() {}
         });
     }
 
@@ -140,7 +174,11 @@ public final class EtcdCluster implements AutoCloseable {
     }
 
     private boolean exists(String key) throws Exception {
-        return !client.getKVClient().get(bytes(key)).get(timeout.toMillis(), TimeUnit.MILLISECONDS).getKvs().isEmpty();
+        return !client.getKVClient()
+                .get(bytes(key))
+                .get(timeout.toMillis(), TimeUnit.MILLISECONDS)
+                .getKvs()
+                .isEmpty();
     }
 
     /** Removes this worker's registration (graceful stop). */
@@ -150,7 +188,8 @@ public final class EtcdCluster implements AutoCloseable {
         if (m == null) return;
         try {
             client.getKVClient().delete(bytes(memberKey(m))).get(timeout.toMillis(), TimeUnit.MILLISECONDS);
-            if (memberLease != 0) client.getLeaseClient().revoke(memberLease).get(timeout.toMillis(), TimeUnit.MILLISECONDS);
+            if (memberLease != 0)
+                client.getLeaseClient().revoke(memberLease).get(timeout.toMillis(), TimeUnit.MILLISECONDS);
         } catch (Exception e) {
             LOG.warning("deregistration failed (" + e + "); the lease removes this worker within " + ttlSeconds + " s");
         }
@@ -163,28 +202,38 @@ public final class EtcdCluster implements AutoCloseable {
     public void watchMembers(Consumer<Map<String, Member>> onChange) throws Exception {
         String dir = prefix + "workers/";
         TreeMap<String, Member> members = new TreeMap<>();
-        var resp = client.getKVClient().get(bytes(dir), GetOption.builder().isPrefix(true).build()).get(timeout.toMillis(), TimeUnit.MILLISECONDS);
+        var resp = client.getKVClient()
+                .get(bytes(dir), GetOption.builder().isPrefix(true).build())
+                .get(timeout.toMillis(), TimeUnit.MILLISECONDS);
         for (KeyValue kv : resp.getKvs()) parse(kv).ifPresent(m -> members.put(m.name(), m));
         onChange.accept(Map.copyOf(members));
         long rev = resp.getHeader().getRevision() + 1;
-        watcher = client.getWatchClient().watch(bytes(dir), WatchOption.builder().isPrefix(true).withRevision(rev).build(), Watch.listener(w -> {
-            synchronized (members) {
-                for (WatchEvent ev : w.getEvents()) {
-                    String key = ev.getKeyValue().getKey().toString(StandardCharsets.UTF_8);
-                    String name = key.substring(key.lastIndexOf('/') + 1);
-                    if (ev.getEventType() == WatchEvent.EventType.DELETE) members.remove(name);
-                    else parse(ev.getKeyValue()).ifPresent(m -> members.put(m.name(), m));
-                }
-                onChange.accept(Map.copyOf(members));
-            }
-        }, err -> LOG.fine("etcd watch interrupted (it resumes by itself): " + err)));
+        watcher = client.getWatchClient()
+                .watch(
+                        bytes(dir),
+                        WatchOption.builder().isPrefix(true).withRevision(rev).build(),
+                        Watch.listener(
+                                w -> {
+                                    synchronized (members) {
+                                        for (WatchEvent ev : w.getEvents()) {
+                                            String key =
+                                                    ev.getKeyValue().getKey().toString(StandardCharsets.UTF_8);
+                                            String name = key.substring(key.lastIndexOf('/') + 1);
+                                            if (ev.getEventType() == WatchEvent.EventType.DELETE) members.remove(name);
+                                            else parse(ev.getKeyValue()).ifPresent(m -> members.put(m.name(), m));
+                                        }
+                                        onChange.accept(Map.copyOf(members));
+                                    }
+                                },
+                                err -> LOG.fine("etcd watch interrupted (it resumes by itself): " + err)));
     }
 
     private static Optional<Member> parse(KeyValue kv) {
         try {
             return Optional.of(JSON.readValue(kv.getValue().toString(StandardCharsets.UTF_8), Member.class));
         } catch (RuntimeException e) {
-            LOG.warning("ignoring a malformed member entry at " + kv.getKey().toString(StandardCharsets.UTF_8) + ": " + e.getMessage());
+            LOG.warning("ignoring a malformed member entry at " + kv.getKey().toString(StandardCharsets.UTF_8) + ": "
+                    + e.getMessage());
             return Optional.empty();
         }
     }
@@ -201,21 +250,32 @@ public final class EtcdCluster implements AutoCloseable {
         campaigner = Thread.ofPlatform().daemon().name("etcd-campaign").start(() -> {
             while (!closed) {
                 try {
-                    long lease = client.getLeaseClient().grant(ttlSeconds).get(timeout.toMillis(), TimeUnit.MILLISECONDS).getID();
+                    long lease = client.getLeaseClient()
+                            .grant(ttlSeconds)
+                            .get(timeout.toMillis(), TimeUnit.MILLISECONDS)
+                            .getID();
                     electionLease = lease;
                     client.getLeaseClient().keepAlive(lease, new StreamObserver<>() {
-                        @Override public void onNext(LeaseKeepAliveResponse r) {}
-                        @Override public void onError(Throwable t) {}
-                        @Override public void onCompleted() {}
+                        @Override
+                        public void onNext(LeaseKeepAliveResponse r) {}
+
+                        @Override
+                        public void onError(Throwable t) {}
+
+                        @Override
+                        public void onCompleted() {}
                     });
-                    client.getElectionClient().campaign(bytes(prefix + "election/" + election), lease, bytes(value)).get();
+                    client.getElectionClient()
+                            .campaign(bytes(prefix + "election/" + election), lease, bytes(value))
+                            .get();
                     LOG.info("elected leader of '" + election + "' (" + value + ")");
                     onLeader.run();
                     while (!closed) { // hold leadership while etcd names this candidate
                         Thread.sleep(Math.max(200, ttlSeconds * 500));
                         Optional<String> now = leader(election);
                         if (now.isPresent() && !now.get().equals(value)) {
-                            LOG.warning("leadership of '" + election + "' lost to " + now.get() + "; standing by and campaigning again");
+                            LOG.warning("leadership of '" + election + "' lost to " + now.get()
+                                    + "; standing by and campaigning again");
                             onLost.run();
                             break;
                         }
@@ -242,7 +302,9 @@ public final class EtcdCluster implements AutoCloseable {
     /** The current leader's value of {@code election}, if any. */
     public Optional<String> leader(String election) {
         try {
-            var r = client.getElectionClient().leader(bytes(prefix + "election/" + election)).get(timeout.toMillis(), TimeUnit.MILLISECONDS);
+            var r = client.getElectionClient()
+                    .leader(bytes(prefix + "election/" + election))
+                    .get(timeout.toMillis(), TimeUnit.MILLISECONDS);
             return Optional.of(r.getKv().getValue().toString(StandardCharsets.UTF_8));
         } catch (Exception e) {
             return Optional.empty();
@@ -256,7 +318,8 @@ public final class EtcdCluster implements AutoCloseable {
         if (campaigner != null) campaigner.interrupt();
         try {
             if (keepAlive != null) keepAlive.close();
-            if (electionLease != 0) client.getLeaseClient().revoke(electionLease).get(timeout.toMillis(), TimeUnit.MILLISECONDS);
+            if (electionLease != 0)
+                client.getLeaseClient().revoke(electionLease).get(timeout.toMillis(), TimeUnit.MILLISECONDS);
         } catch (Exception ignored) {
             // closing
         }

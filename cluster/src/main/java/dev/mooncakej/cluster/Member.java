@@ -11,8 +11,11 @@ package dev.mooncakej.cluster;
  */
 public record Member(String role, String name, String url, String model, int capacityBlocks) {
     public Member {
-        if (!"prefill".equals(role) && !"decode".equals(role)) throw new IllegalArgumentException("member role '" + role + "': expected prefill or decode");
-        if (name == null || !name.matches("[A-Za-z0-9._-]{1,64}")) throw new IllegalArgumentException("member name '" + name + "': expected 1-64 of [A-Za-z0-9._-]");
-        if (url == null || !url.matches("https?://[^/\\s]+")) throw new IllegalArgumentException("member url '" + url + "': expected http://host:port");
+        if (!"prefill".equals(role) && !"decode".equals(role))
+            throw new IllegalArgumentException("member role '" + role + "': expected prefill or decode");
+        if (name == null || !name.matches("[A-Za-z0-9._-]{1,64}"))
+            throw new IllegalArgumentException("member name '" + name + "': expected 1-64 of [A-Za-z0-9._-]");
+        if (url == null || !url.matches("https?://[^/\\s]+"))
+            throw new IllegalArgumentException("member url '" + url + "': expected http://host:port");
     }
 }

@@ -17,7 +17,8 @@ public final class WorkerPresence implements AutoCloseable {
 
     private final EtcdCluster etcd;
     private final Member self;
-    private final HttpClient http = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(2)).build();
+    private final HttpClient http =
+            HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(2)).build();
     private volatile String leader;
     private volatile long leaderCheckedAt;
 
@@ -33,7 +34,9 @@ public final class WorkerPresence implements AutoCloseable {
         return new WorkerPresence(etcd, self);
     }
 
-    public Member self() { return self; }
+    public Member self() {
+        return self;
+    }
 
     /**
      * POSTs a JSON body to {@code path} on the leader conductor; false when there is no leader or it
@@ -43,15 +46,20 @@ public final class WorkerPresence implements AutoCloseable {
         String url = leaderUrl();
         if (url == null) return false;
         try {
-            HttpResponse<Void> r = http.send(HttpRequest.newBuilder(URI.create(url + path)).timeout(Duration.ofSeconds(2))
-                    .header("Content-Type", "application/json").POST(HttpRequest.BodyPublishers.ofString(json)).build(), HttpResponse.BodyHandlers.discarding());
+            HttpResponse<Void> r = http.send(
+                    HttpRequest.newBuilder(URI.create(url + path))
+                            .timeout(Duration.ofSeconds(2))
+                            .header("Content-Type", "application/json")
+                            .POST(HttpRequest.BodyPublishers.ofString(json))
+                            .build(),
+                    HttpResponse.BodyHandlers.discarding());
             if (r.statusCode() / 100 == 2) return true;
             leader = null; // 409: not the leader (any more)
             return false;
         } catch (Exception e) {
             leader = null;
             return false;
-        } 
+        }
     }
 
     /** The leader conductor's URL, looked up in etcd (cached for a second). */

@@ -35,7 +35,9 @@ class EtcdClusterTest {
         try {
             ClusterSettings s = new ClusterSettings(List.of(etcd.url()), "test/", 2L, "127.0.0.1");
             AtomicReference<Map<String, Member>> seen = new AtomicReference<>(Map.of());
-            try (EtcdCluster conductor = s.connect(); EtcdCluster w1 = s.connect(); EtcdCluster w2 = s.connect()) {
+            try (EtcdCluster conductor = s.connect();
+                    EtcdCluster w1 = s.connect();
+                    EtcdCluster w2 = s.connect()) {
                 conductor.watchMembers(seen::set);
                 w1.register(new Member("prefill", "p1", "http://127.0.0.1:9001", "tiny", 64));
                 w2.register(new Member("decode", "d1", "http://127.0.0.1:9002", "tiny", 64));
@@ -49,11 +51,14 @@ class EtcdClusterTest {
                 etcd = etcd.restart();
                 await(() -> seen.get().containsKey("d1"), "d1 still (or again) registered after the etcd restart");
                 Thread.sleep(3000);
-                assertThat(seen.get()).as("membership after the restart, beyond a TTL").containsKey("d1");
+                assertThat(seen.get())
+                        .as("membership after the restart, beyond a TTL")
+                        .containsKey("d1");
             }
             // a closed cluster client stops keeping its lease: the member disappears within the TTL
             try (EtcdCluster conductor = s.connect()) {
-                AtomicReference<Map<String, Member>> after = new AtomicReference<>(Map.of("x", new Member("decode", "x", "http://h:1", "m", 1)));
+                AtomicReference<Map<String, Member>> after =
+                        new AtomicReference<>(Map.of("x", new Member("decode", "x", "http://h:1", "m", 1)));
                 conductor.watchMembers(after::set);
                 await(() -> after.get().isEmpty(), "d1 gone when its lease ended");
             }
@@ -88,25 +93,34 @@ class EtcdClusterTest {
     void aLeaderWhoseLeaseIsGoneStepsDownInsteadOfLeadingTwice() throws Exception {
         try (EtcdProcess etcd = new EtcdProcess()) {
             ClusterSettings s = new ClusterSettings(List.of(etcd.url()), "test/", 2L, null);
-            try (EtcdCluster a = s.connect(); EtcdCluster b = s.connect()) {
-                CountDownLatch aLeads = new CountDownLatch(1), aLost = new CountDownLatch(1), bLeads = new CountDownLatch(1);
+            try (EtcdCluster a = s.connect();
+                    EtcdCluster b = s.connect()) {
+                CountDownLatch aLeads = new CountDownLatch(1),
+                        aLost = new CountDownLatch(1),
+                        bLeads = new CountDownLatch(1);
                 a.campaign("conductor", "http://a:8000", aLeads::countDown, aLost::countDown);
                 assertThat(aLeads.await(10, TimeUnit.SECONDS)).isTrue();
                 b.campaign("conductor", "http://b:8000", bLeads::countDown);
                 // a's lease disappears behind its back (as when etcd was away longer than the TTL)
                 a.client().getLeaseClient().revoke(a.electionLease()).get(5, TimeUnit.SECONDS);
                 assertThat(bLeads.await(10, TimeUnit.SECONDS)).as("b elected").isTrue();
-                assertThat(aLost.await(10, TimeUnit.SECONDS)).as("a noticed and stepped down").isTrue();
+                assertThat(aLost.await(10, TimeUnit.SECONDS))
+                        .as("a noticed and stepped down")
+                        .isTrue();
             }
         }
     }
 
     @Test
     void badSettingsNameTheirKey() {
-        assertThatThrownBy(() -> new ClusterSettings(List.of("not a url"), null, null, null).connect()).hasMessageContaining("mooncakej.cluster.etcd-endpoints");
-        assertThatThrownBy(() -> new ClusterSettings(List.of("http://h:1"), "noslash", null, null)).hasMessageContaining("mooncakej.cluster.prefix");
-        assertThatThrownBy(() -> new ClusterSettings(List.of("http://h:1"), null, 0L, null)).hasMessageContaining("mooncakej.cluster.lease-ttl-seconds");
-        assertThatThrownBy(() -> new ClusterSettings(List.of(), null, null, "bad host!")).hasMessageContaining("mooncakej.cluster.advertise-host");
+        assertThatThrownBy(() -> new ClusterSettings(List.of("not a url"), null, null, null).connect())
+                .hasMessageContaining("mooncakej.cluster.etcd-endpoints");
+        assertThatThrownBy(() -> new ClusterSettings(List.of("http://h:1"), "noslash", null, null))
+                .hasMessageContaining("mooncakej.cluster.prefix");
+        assertThatThrownBy(() -> new ClusterSettings(List.of("http://h:1"), null, 0L, null))
+                .hasMessageContaining("mooncakej.cluster.lease-ttl-seconds");
+        assertThatThrownBy(() -> new ClusterSettings(List.of(), null, null, "bad host!"))
+                .hasMessageContaining("mooncakej.cluster.advertise-host");
         assertThatThrownBy(() -> new Member("cook", "n", "http://h:1", "m", 1)).hasMessageContaining("cook");
         assertThat(ClusterSettings.embedded().enabled()).isFalse();
     }

@@ -1,11 +1,11 @@
 package dev.mooncakej.conductor;
 
+import dev.mooncakej.scheduler.AdmissionMode;
+import dev.mooncakej.scheduler.PrefillPolicy;
 import java.net.URI;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
-import dev.mooncakej.scheduler.AdmissionMode;
-import dev.mooncakej.scheduler.PrefillPolicy;
 import org.springframework.boot.context.properties.ConfigurationProperties;
 
 /**
@@ -13,41 +13,81 @@ import org.springframework.boot.context.properties.ConfigurationProperties;
  * workers, and request limits. Validated once at start-up; a bad value fails start-up naming the key.
  */
 @ConfigurationProperties("mooncakej.conductor")
-public record ConductorProperties(String model, String modelName, List<String> prefillWorkers, List<String> decodeWorkers,
-                                  Integer blockTokens, Integer defaultMaxTokens, Long workerTimeoutMillis, Integer retryAfterSeconds,
-                                  String policy, String admission, Double ttftSloSeconds, Double tbtSloSeconds, Long decodeKvTokens) {
+public record ConductorProperties(
+        String model,
+        String modelName,
+        List<String> prefillWorkers,
+        List<String> decodeWorkers,
+        Integer blockTokens,
+        Integer defaultMaxTokens,
+        Long workerTimeoutMillis,
+        Integer retryAfterSeconds,
+        String policy,
+        String admission,
+        Double ttftSloSeconds,
+        Double tbtSloSeconds,
+        Long decodeKvTokens) {
 
     public ConductorProperties {
-        if (model == null || model.isBlank()) throw new IllegalArgumentException("mooncakej.conductor.model is missing: expected the path of the GGUF model the workers serve");
-        if (!Files.isRegularFile(Path.of(model))) throw new IllegalArgumentException("mooncakej.conductor.model=" + model + ": no such file; expected the path of a GGUF model file");
+        if (model == null || model.isBlank())
+            throw new IllegalArgumentException(
+                    "mooncakej.conductor.model is missing: expected the path of the GGUF model the workers serve");
+        if (!Files.isRegularFile(Path.of(model)))
+            throw new IllegalArgumentException(
+                    "mooncakej.conductor.model=" + model + ": no such file; expected the path of a GGUF model file");
         prefillWorkers = checkUrls("mooncakej.conductor.prefill-workers", prefillWorkers);
         decodeWorkers = checkUrls("mooncakej.conductor.decode-workers", decodeWorkers);
         blockTokens = blockTokens == null ? 32 : blockTokens;
         defaultMaxTokens = defaultMaxTokens == null ? 256 : defaultMaxTokens;
         workerTimeoutMillis = workerTimeoutMillis == null ? 120_000L : workerTimeoutMillis;
         retryAfterSeconds = retryAfterSeconds == null ? 1 : retryAfterSeconds;
-        if (blockTokens < 1 || blockTokens > 4096) throw new IllegalArgumentException("mooncakej.conductor.block-tokens=" + blockTokens + ": expected 1..4096 (the workers' KV block size)");
-        if (defaultMaxTokens < 1) throw new IllegalArgumentException("mooncakej.conductor.default-max-tokens=" + defaultMaxTokens + ": expected a positive number");
-        if (workerTimeoutMillis < 1) throw new IllegalArgumentException("mooncakej.conductor.worker-timeout-millis=" + workerTimeoutMillis + ": expected a positive number of milliseconds");
-        if (retryAfterSeconds < 0 || retryAfterSeconds > 3600) throw new IllegalArgumentException("mooncakej.conductor.retry-after-seconds=" + retryAfterSeconds + ": expected 0..3600");
-        if (modelName != null && modelName.isBlank()) throw new IllegalArgumentException("mooncakej.conductor.model-name is blank: expected the model id clients send (or leave it unset for the GGUF file's name)");
+        if (blockTokens < 1 || blockTokens > 4096)
+            throw new IllegalArgumentException("mooncakej.conductor.block-tokens=" + blockTokens
+                    + ": expected 1..4096 (the workers' KV block size)");
+        if (defaultMaxTokens < 1)
+            throw new IllegalArgumentException(
+                    "mooncakej.conductor.default-max-tokens=" + defaultMaxTokens + ": expected a positive number");
+        if (workerTimeoutMillis < 1)
+            throw new IllegalArgumentException("mooncakej.conductor.worker-timeout-millis=" + workerTimeoutMillis
+                    + ": expected a positive number of milliseconds");
+        if (retryAfterSeconds < 0 || retryAfterSeconds > 3600)
+            throw new IllegalArgumentException(
+                    "mooncakej.conductor.retry-after-seconds=" + retryAfterSeconds + ": expected 0..3600");
+        if (modelName != null && modelName.isBlank())
+            throw new IllegalArgumentException(
+                    "mooncakej.conductor.model-name is blank: expected the model id clients send (or leave it unset "
+                            + "for the GGUF file's name)");
         policy = policy == null ? "cache-aware" : policy;
         admission = admission == null ? "none" : admission;
         try {
             if (PrefillPolicy.parse(policy) == PrefillPolicy.KVCACHE_CENTRIC) {
-                throw new IllegalArgumentException("mooncakej.conductor.policy=kvcache-centric needs prefill workers that fetch a prefix from each other, "
-                        + "(the transfer engine can move the blocks; the fetch between prefill workers is not built yet); use cache-aware, least-loaded, longest-prefix, round-robin or random (the simulator runs kvcache-centric)");
+                throw new IllegalArgumentException(
+                        "mooncakej.conductor.policy=kvcache-centric needs prefill workers that fetch a prefix from "
+                                + "each other, "
+                                + "(the transfer engine can move the blocks; the fetch between prefill workers is "
+                                + "not built yet); use cache-aware, least-loaded, longest-prefix, "
+                                + "round-robin or random (the simulator runs kvcache-centric)");
             }
             AdmissionMode.parse(admission);
         } catch (IllegalArgumentException e) {
-            throw new IllegalArgumentException(e.getMessage().startsWith("mooncakej") ? e.getMessage() : "mooncakej.conductor." + (e.getMessage().startsWith("admission") ? "admission" : "policy") + ": " + e.getMessage());
+            throw new IllegalArgumentException(
+                    e.getMessage().startsWith("mooncakej")
+                            ? e.getMessage()
+                            : "mooncakej.conductor." + (e.getMessage().startsWith("admission") ? "admission" : "policy")
+                                    + ": " + e.getMessage());
         }
         ttftSloSeconds = ttftSloSeconds == null ? 30.0 : ttftSloSeconds;
         tbtSloSeconds = tbtSloSeconds == null ? 0.1 : tbtSloSeconds;
         decodeKvTokens = decodeKvTokens == null ? 1_000_000L : decodeKvTokens;
-        if (!(ttftSloSeconds > 0)) throw new IllegalArgumentException("mooncakej.conductor.ttft-slo-seconds=" + ttftSloSeconds + ": expected a positive number of seconds");
-        if (!(tbtSloSeconds > 0)) throw new IllegalArgumentException("mooncakej.conductor.tbt-slo-seconds=" + tbtSloSeconds + ": expected a positive number of seconds");
-        if (decodeKvTokens < 1) throw new IllegalArgumentException("mooncakej.conductor.decode-kv-tokens=" + decodeKvTokens + ": expected a positive token count");
+        if (!(ttftSloSeconds > 0))
+            throw new IllegalArgumentException("mooncakej.conductor.ttft-slo-seconds=" + ttftSloSeconds
+                    + ": expected a positive number of seconds");
+        if (!(tbtSloSeconds > 0))
+            throw new IllegalArgumentException(
+                    "mooncakej.conductor.tbt-slo-seconds=" + tbtSloSeconds + ": expected a positive number of seconds");
+        if (decodeKvTokens < 1)
+            throw new IllegalArgumentException(
+                    "mooncakej.conductor.decode-kv-tokens=" + decodeKvTokens + ": expected a positive token count");
     }
 
     private static List<String> checkUrls(String key, List<String> urls) {
@@ -57,7 +97,8 @@ public record ConductorProperties(String model, String modelName, List<String> p
                 URI uri = URI.create(u);
                 if (!"http".equals(uri.getScheme()) || uri.getHost() == null) throw new IllegalArgumentException();
             } catch (IllegalArgumentException e) {
-                throw new IllegalArgumentException(key + " entry '" + u + "': expected a URL like http://127.0.0.1:8100");
+                throw new IllegalArgumentException(
+                        key + " entry '" + u + "': expected a URL like http://127.0.0.1:8100");
             }
         }
         return List.copyOf(urls);

@@ -19,7 +19,8 @@ import org.springframework.test.context.DynamicPropertySource;
 
 /**
  * Resilience4j on the conductor's worker calls, with stand-in workers (real HTTP servers): a healthy
- * prefill worker and two decode workers, one answering 500 to every reservation, the other always full. The failing worker's circuit breaker
+ * prefill worker and two decode workers, one answering 500 to every reservation, the other always full. The failing
+ * worker's circuit breaker
  * opens and takes it out of scheduling (it gets no more calls); once it answers properly again, the
  * half-open breaker's trial calls bring it back.
  */
@@ -36,16 +37,29 @@ class CircuitBreakerTest {
 
     @DynamicPropertySource
     static void props(DynamicPropertyRegistry r) throws Exception {
-        broken = ConductorFixtures.jsonWorker("/internal/reserve", () -> {
-            brokenCalls.incrementAndGet();
-            return healed.get() ? 429 : 500;
-        }, () -> healed.get() ? "{\"code\":\"kv_full\",\"message\":\"full\"}" : "{\"code\":\"internal\",\"message\":\"broken\"}");
+        broken = ConductorFixtures.jsonWorker(
+                "/internal/reserve",
+                () -> {
+                    brokenCalls.incrementAndGet();
+                    return healed.get() ? 429 : 500;
+                },
+                () -> healed.get()
+                        ? "{\"code\":\"kv_full\",\"message\":\"full\"}"
+                        : "{\"code\":\"internal\",\"message\":\"broken\"}");
         full = ConductorFixtures.fullDecodeWorker();
-        prefill = ConductorFixtures.jsonWorker("/internal/kv-index", () -> 200, () -> "{\"worker\":\"p\",\"blockKeys\":[]}"); // a healthy prefill stand-in
+        prefill = ConductorFixtures.jsonWorker(
+                "/internal/kv-index",
+                () -> 200,
+                () -> "{\"worker\":\"p\",\"blockKeys\":[]}"); // a healthy prefill stand-in
         String model = ConductorFixtures.model().toString();
         r.add("mooncakej.conductor.model", () -> model);
-        r.add("mooncakej.conductor.prefill-workers", () -> "http://127.0.0.1:" + prefill.getAddress().getPort());
-        r.add("mooncakej.conductor.decode-workers", () -> "http://127.0.0.1:" + broken.getAddress().getPort() + ",http://127.0.0.1:" + full.getAddress().getPort());
+        r.add(
+                "mooncakej.conductor.prefill-workers",
+                () -> "http://127.0.0.1:" + prefill.getAddress().getPort());
+        r.add(
+                "mooncakej.conductor.decode-workers",
+                () -> "http://127.0.0.1:" + broken.getAddress().getPort() + ",http://127.0.0.1:"
+                        + full.getAddress().getPort());
         r.add("resilience4j.circuitbreaker.configs.default.wait-duration-in-open-state", () -> "2s");
     }
 
@@ -57,13 +71,21 @@ class CircuitBreakerTest {
     }
 
     private String decodeWorkers() throws Exception {
-        return HttpClient.newHttpClient().send(HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + env.getProperty("local.server.port") + "/internal/leader")).build(),
-                HttpResponse.BodyHandlers.ofString()).body();
+        return HttpClient.newHttpClient()
+                .send(
+                        HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + env.getProperty("local.server.port")
+                                        + "/internal/leader"))
+                                .build(),
+                        HttpResponse.BodyHandlers.ofString())
+                .body();
     }
 
     private void requests(int n) throws Exception {
         for (int i = 0; i < n; i++) {
-            HttpResponse<String> r = ConductorFixtures.post(Integer.parseInt(env.getProperty("local.server.port")), "/v1/completions", "{\"model\":\"mooncakej-tiny\",\"prompt\":\"hi " + i + "\",\"max_tokens\":2}");
+            HttpResponse<String> r = ConductorFixtures.post(
+                    Integer.parseInt(env.getProperty("local.server.port")),
+                    "/v1/completions",
+                    "{\"model\":\"mooncakej-tiny\",\"prompt\":\"hi " + i + "\",\"max_tokens\":2}");
             assertThat(r.statusCode()).as(r.body()).isIn(429, 503);
         }
     }
@@ -82,7 +104,9 @@ class CircuitBreakerTest {
         healed.set(true);
         until = System.nanoTime() + 10_000_000_000L;
         while (!decodeWorkers().contains(brokenUrl) && System.nanoTime() < until) Thread.sleep(100);
-        assertThat(decodeWorkers()).as("half-open: back in scheduling for trial calls").contains(brokenUrl);
+        assertThat(decodeWorkers())
+                .as("half-open: back in scheduling for trial calls")
+                .contains(brokenUrl);
         requests(6);
         assertThat(brokenCalls.get()).as("trial calls reach it again").isGreaterThan(before);
         Thread.sleep(300);

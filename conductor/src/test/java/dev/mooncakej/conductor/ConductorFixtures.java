@@ -39,11 +39,14 @@ final class ConductorFixtures {
      * overload path without filling a real pool).
      */
     static HttpServer fullDecodeWorker() throws IOException {
-        return jsonWorker("/internal/reserve", () -> 429, () -> "{\"code\":\"kv_full\",\"message\":\"no free KV blocks\"}");
+        return jsonWorker(
+                "/internal/reserve", () -> 429, () -> "{\"code\":\"kv_full\",\"message\":\"no free KV blocks\"}");
     }
 
     /** A stand-in worker answering {@code path} with the given status and JSON body (asked anew for each call). */
-    static HttpServer jsonWorker(String path, java.util.function.IntSupplier status, java.util.function.Supplier<String> body) throws IOException {
+    static HttpServer jsonWorker(
+            String path, java.util.function.IntSupplier status, java.util.function.Supplier<String> body)
+            throws IOException {
         HttpServer s = HttpServer.create(new InetSocketAddress("127.0.0.1", 0), 0);
         s.createContext(path, ex -> {
             byte[] b = body.get().getBytes(StandardCharsets.UTF_8);
@@ -57,7 +60,12 @@ final class ConductorFixtures {
     }
 
     static HttpResponse<String> post(int port, String path, String body) throws IOException, InterruptedException {
-        return HttpClient.newHttpClient().send(HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + port + path))
-                .header("Content-Type", "application/json").POST(HttpRequest.BodyPublishers.ofString(body)).build(), HttpResponse.BodyHandlers.ofString());
+        return HttpClient.newHttpClient()
+                .send(
+                        HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + port + path))
+                                .header("Content-Type", "application/json")
+                                .POST(HttpRequest.BodyPublishers.ofString(body))
+                                .build(),
+                        HttpResponse.BodyHandlers.ofString());
     }
 }

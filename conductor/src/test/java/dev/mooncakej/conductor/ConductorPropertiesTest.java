@@ -8,21 +8,45 @@ import org.junit.jupiter.api.Test;
 
 /** Bad conductor settings stop start-up with a message naming the key and the expected form. */
 class ConductorPropertiesTest {
-    private static ConductorProperties props(String model, List<String> prefill, String policy, String admission, Double ttft) {
-        return new ConductorProperties(model, null, prefill, List.of("http://127.0.0.1:1"), null, null, null, null, policy, admission, ttft, null, null);
+    private static ConductorProperties props(
+            String model, List<String> prefill, String policy, String admission, Double ttft) {
+        return new ConductorProperties(
+                model,
+                null,
+                prefill,
+                List.of("http://127.0.0.1:1"),
+                null,
+                null,
+                null,
+                null,
+                policy,
+                admission,
+                ttft,
+                null,
+                null);
     }
 
     @Test
     void eachBadValueIsNamed() throws Exception {
         String model = ConductorFixtures.model().toString();
-        assertThatThrownBy(() -> props(null, List.of(), null, null, null)).hasMessageContaining("mooncakej.conductor.model is missing");
-        assertThatThrownBy(() -> props("/nope.gguf", List.of(), null, null, null)).hasMessageContaining("mooncakej.conductor.model=/nope.gguf");
+        assertThatThrownBy(() -> props(null, List.of(), null, null, null))
+                .hasMessageContaining("mooncakej.conductor.model is missing");
+        assertThatThrownBy(() -> props("/nope.gguf", List.of(), null, null, null))
+                .hasMessageContaining("mooncakej.conductor.model=/nope.gguf");
         assertThatThrownBy(() -> props(model, List.of("localhost:8100"), null, null, null))
-                .hasMessageContaining("mooncakej.conductor.prefill-workers").hasMessageContaining("http://127.0.0.1:8100");
-        assertThatThrownBy(() -> props(model, List.of(), "fastest", null, null)).hasMessageContaining("mooncakej.conductor.policy").hasMessageContaining("fastest");
-        assertThatThrownBy(() -> props(model, List.of(), "kvcache-centric", null, null)).hasMessageContaining("kvcache-centric").hasMessageContaining("cache-aware");
-        assertThatThrownBy(() -> props(model, List.of(), null, "maybe", null)).hasMessageContaining("mooncakej.conductor.admission").hasMessageContaining("maybe");
-        assertThatThrownBy(() -> props(model, List.of(), null, null, -1.0)).hasMessageContaining("mooncakej.conductor.ttft-slo-seconds=-1.0");
+                .hasMessageContaining("mooncakej.conductor.prefill-workers")
+                .hasMessageContaining("http://127.0.0.1:8100");
+        assertThatThrownBy(() -> props(model, List.of(), "fastest", null, null))
+                .hasMessageContaining("mooncakej.conductor.policy")
+                .hasMessageContaining("fastest");
+        assertThatThrownBy(() -> props(model, List.of(), "kvcache-centric", null, null))
+                .hasMessageContaining("kvcache-centric")
+                .hasMessageContaining("cache-aware");
+        assertThatThrownBy(() -> props(model, List.of(), null, "maybe", null))
+                .hasMessageContaining("mooncakej.conductor.admission")
+                .hasMessageContaining("maybe");
+        assertThatThrownBy(() -> props(model, List.of(), null, null, -1.0))
+                .hasMessageContaining("mooncakej.conductor.ttft-slo-seconds=-1.0");
         ConductorProperties ok = props(model, List.of(), null, null, null);
         assertThat(ok.policy()).isEqualTo("cache-aware");
         assertThat(ok.admission()).isEqualTo("none");

@@ -27,43 +27,67 @@ class DeploymentFilesTest {
 
     @Test
     void composeValidatesWithDockerCompose() throws Exception {
-        Process p = new ProcessBuilder("docker-compose", "-f", "docker/compose.yaml", "config").directory(root().toFile()).redirectErrorStream(true).start();
+        Process p = new ProcessBuilder("docker-compose", "-f", "docker/compose.yaml", "config")
+                .directory(root().toFile())
+                .redirectErrorStream(true)
+                .start();
         String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
         assertThat(p.waitFor()).as("docker-compose config: %s", out).isZero();
         Map<String, Object> doc = new Yaml().load(out);
-        @SuppressWarnings("unchecked") Map<String, Object> services = (Map<String, Object>) doc.get("services");
-        assertThat(services).containsKeys("etcd", "conductor", "prefill-0", "prefill-1", "decode-0", "decode-1", "prometheus", "grafana");
+        @SuppressWarnings("unchecked")
+        Map<String, Object> services = (Map<String, Object>) doc.get("services");
+        assertThat(services)
+                .containsKeys(
+                        "etcd", "conductor", "prefill-0", "prefill-1", "decode-0", "decode-1", "prometheus", "grafana");
         for (String df : List.of("conductor", "prefill-worker", "decode-worker")) {
             String text = Files.readString(root().resolve("docker/" + df + ".Dockerfile"));
-            assertThat(text).as(df).contains("AS build").contains("eclipse-temurin:25-jre").contains("USER mooncakej").contains("HEALTHCHECK");
+            assertThat(text)
+                    .as(df)
+                    .contains("AS build")
+                    .contains("eclipse-temurin:25-jre")
+                    .contains("USER mooncakej")
+                    .contains("HEALTHCHECK");
         }
         String prom = Files.readString(root().resolve("docker/prometheus/prometheus.yml"));
-        assertThat(prom).contains("/actuator/prometheus").contains("conductor:8000").contains("prefill-1:8100").contains("decode-1:8200");
+        assertThat(prom)
+                .contains("/actuator/prometheus")
+                .contains("conductor:8000")
+                .contains("prefill-1:8100")
+                .contains("decode-1:8200");
     }
 
     @Test
     @SuppressWarnings("unchecked")
     void kubernetesManifestsAreConsistent() throws Exception {
         List<Map<String, Object>> docs = new ArrayList<>();
-        for (Object o : new Yaml().loadAll(Files.readString(root().resolve("docker/k8s/mooncakej.yaml")))) docs.add((Map<String, Object>) o);
+        for (Object o : new Yaml().loadAll(Files.readString(root().resolve("docker/k8s/mooncakej.yaml"))))
+            docs.add((Map<String, Object>) o);
         List<String> deployments = new ArrayList<>();
         for (Map<String, Object> d : docs) {
             assertThat(d).containsKeys("apiVersion", "kind", "metadata");
             if ("ConfigMap".equals(d.get("kind"))) {
                 String embedded = ((Map<String, String>) d.get("data")).get("kubernetes.yaml");
-                assertThat(embedded).as("the ConfigMap embeds config/kubernetes.yaml unchanged").isEqualTo(Files.readString(root().resolve("config/kubernetes.yaml")));
+                assertThat(embedded)
+                        .as("the ConfigMap embeds config/kubernetes.yaml unchanged")
+                        .isEqualTo(Files.readString(root().resolve("config/kubernetes.yaml")));
             }
             if ("Deployment".equals(d.get("kind"))) {
                 String name = (String) ((Map<String, Object>) d.get("metadata")).get("name");
                 deployments.add(name);
-                Map<String, Object> pod = (Map<String, Object>) ((Map<String, Object>) ((Map<String, Object>) d.get("spec")).get("template")).get("spec");
+                Map<String, Object> pod = (Map<String, Object>)
+                        ((Map<String, Object>) ((Map<String, Object>) d.get("spec")).get("template")).get("spec");
                 Map<String, Object> c = ((List<Map<String, Object>>) pod.get("containers")).get(0);
                 if (name.equals("etcd")) continue;
-                int port = (Integer) ((List<Map<String, Object>>) c.get("ports")).get(0).get("containerPort");
-                Map<String, Object> probe = (Map<String, Object>) ((Map<String, Object>) c.get("readinessProbe")).get("httpGet");
-                assertThat(probe.get("port")).as("%s readiness probe port", name).isEqualTo(port);
+                int port = (Integer)
+                        ((List<Map<String, Object>>) c.get("ports")).get(0).get("containerPort");
+                Map<String, Object> probe =
+                        (Map<String, Object>) ((Map<String, Object>) c.get("readinessProbe")).get("httpGet");
+                assertThat(probe.get("port"))
+                        .as("%s readiness probe port", name)
+                        .isEqualTo(port);
                 assertThat((List<String>) c.get("args")).contains("--server.port=" + port);
-                assertThat(((Map<String, Object>) pod.get("securityContext")).get("runAsNonRoot")).isEqualTo(true);
+                assertThat(((Map<String, Object>) pod.get("securityContext")).get("runAsNonRoot"))
+                        .isEqualTo(true);
             }
         }
         assertThat(deployments).containsExactlyInAnyOrder("etcd", "conductor", "prefill-worker", "decode-worker");
@@ -71,7 +95,9 @@ class DeploymentFilesTest {
 
     @Test
     void theDashboardIsJson() throws Exception {
-        var dash = tools.jackson.databind.json.JsonMapper.builder().build().readTree(Files.readString(root().resolve("docker/grafana/dashboards/mooncakej.json")));
+        var dash = tools.jackson.databind.json.JsonMapper.builder()
+                .build()
+                .readTree(Files.readString(root().resolve("docker/grafana/dashboards/mooncakej.json")));
         assertThat(dash.path("panels").size()).isGreaterThanOrEqualTo(9);
         assertThat(dash.path("uid").asString()).isEqualTo("mooncakej");
     }

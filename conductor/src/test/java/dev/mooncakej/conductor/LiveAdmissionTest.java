@@ -33,7 +33,9 @@ class LiveAdmissionTest {
 
     @Test
     void predictedTtftOverTheSloIs429AtArrival() throws Exception {
-        HttpResponse<String> r = ConductorFixtures.post(Integer.parseInt(env.getProperty("local.server.port")), "/v1/completions",
+        HttpResponse<String> r = ConductorFixtures.post(
+                Integer.parseInt(env.getProperty("local.server.port")),
+                "/v1/completions",
                 "{\"model\":\"mooncakej-tiny\",\"prompt\":\"hello there\",\"max_tokens\":4}");
         assertThat(r.statusCode()).isEqualTo(429);
         assertThat(r.headers().firstValue("Retry-After")).hasValue("1");

@@ -28,10 +28,15 @@ class NoWorkerTest {
 
     @Test
     void unreachableWorkersGive503() throws Exception {
-        HttpResponse<String> r = ConductorFixtures.post(Integer.parseInt(env.getProperty("local.server.port")), "/v1/completions",
+        HttpResponse<String> r = ConductorFixtures.post(
+                Integer.parseInt(env.getProperty("local.server.port")),
+                "/v1/completions",
                 "{\"model\":\"mooncakej-tiny\",\"prompt\":\"hello\",\"max_tokens\":4}");
         assertThat(r.statusCode()).isEqualTo(503);
         assertThat(r.headers().firstValue("Retry-After")).isPresent();
-        assertThat(r.body()).contains("\"type\":\"service_unavailable\"").contains("\"code\":\"worker_unavailable\"").doesNotContain("\tat ");
+        assertThat(r.body())
+                .contains("\"type\":\"service_unavailable\"")
+                .contains("\"code\":\"worker_unavailable\"")
+                .doesNotContain("\tat ");
     }
 }

@@ -31,7 +31,9 @@ class OverloadTest {
         String model = ConductorFixtures.model().toString();
         r.add("mooncakej.conductor.model", () -> model);
         r.add("mooncakej.conductor.prefill-workers", () -> "http://127.0.0.1:" + closed);
-        r.add("mooncakej.conductor.decode-workers", () -> "http://127.0.0.1:" + full.getAddress().getPort());
+        r.add(
+                "mooncakej.conductor.decode-workers",
+                () -> "http://127.0.0.1:" + full.getAddress().getPort());
     }
 
     @AfterAll
@@ -45,15 +47,28 @@ class OverloadTest {
 
     @Test
     void fullKvCacheEverywhereIs429WithRetryAfter() throws Exception {
-        HttpResponse<String> r = ConductorFixtures.post(port(), "/v1/chat/completions",
-                "{\"model\":\"mooncakej-tiny\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"max_tokens\":4}");
+        HttpResponse<String> r = ConductorFixtures.post(
+                port(),
+                "/v1/chat/completions",
+                "{\"model\":\"mooncakej-tiny\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"max_tokens\":4"
+                        + "}");
         assertThat(r.statusCode()).isEqualTo(429);
         assertThat(r.headers().firstValue("Retry-After")).hasValue("1");
-        assertThat(r.body()).contains("\"type\":\"rate_limit_exceeded\"").contains("\"code\":\"overloaded\"").doesNotContain("Exception");
-        HttpResponse<String> again = ConductorFixtures.post(port(), "/v1/completions", "{\"model\":\"mooncakej-tiny\",\"prompt\":\"hi\",\"stream\":true}");
-        assertThat(again.statusCode()).as("streaming requests get the status too").isEqualTo(429);
-        HttpResponse<String> models = java.net.http.HttpClient.newHttpClient().send(java.net.http.HttpRequest.newBuilder(
-                java.net.URI.create("http://127.0.0.1:" + port() + "/v1/models")).build(), HttpResponse.BodyHandlers.ofString());
+        assertThat(r.body())
+                .contains("\"type\":\"rate_limit_exceeded\"")
+                .contains("\"code\":\"overloaded\"")
+                .doesNotContain("Exception");
+        HttpResponse<String> again = ConductorFixtures.post(
+                port(), "/v1/completions", "{\"model\":\"mooncakej-tiny\",\"prompt\":\"hi\",\"stream\":true}");
+        assertThat(again.statusCode())
+                .as("streaming requests get the status too")
+                .isEqualTo(429);
+        HttpResponse<String> models = java.net.http.HttpClient.newHttpClient()
+                .send(
+                        java.net.http.HttpRequest.newBuilder(
+                                        java.net.URI.create("http://127.0.0.1:" + port() + "/v1/models"))
+                                .build(),
+                        HttpResponse.BodyHandlers.ofString());
         assertThat(models.statusCode()).isEqualTo(200);
     }
 }

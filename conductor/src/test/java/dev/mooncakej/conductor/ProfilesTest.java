@@ -27,12 +27,26 @@ class ProfilesTest {
         while (!root.resolve("config").toFile().isDirectory()) root = root.getParent();
         StandardEnvironment env = new StandardEnvironment();
         String model = ConductorFixtures.model().toString();
-        env.getPropertySources().addFirst(new MapPropertySource("documented-env", Map.of("MOONCAKEJ_MODEL", model, "MOONCAKEJ_KV_SECRET", "0123456789abcdef0123",
-                "POD_IP", "10.1.2.3", "mooncakej.conductor.model", model)));
-        for (var ps : new YamlPropertySourceLoader().load(profile, new FileSystemResource(root.resolve("config/" + profile + ".yaml")))) env.getPropertySources().addLast(ps);
+        env.getPropertySources()
+                .addFirst(new MapPropertySource(
+                        "documented-env",
+                        Map.of(
+                                "MOONCAKEJ_MODEL",
+                                model,
+                                "MOONCAKEJ_KV_SECRET",
+                                "0123456789abcdef0123",
+                                "POD_IP",
+                                "10.1.2.3",
+                                "mooncakej.conductor.model",
+                                model)));
+        for (var ps : new YamlPropertySourceLoader()
+                .load(profile, new FileSystemResource(root.resolve("config/" + profile + ".yaml"))))
+            env.getPropertySources().addLast(ps);
         Binder b = Binder.get(env);
-        ConductorProperties c = b.bind("mooncakej.conductor", ConductorProperties.class).get();
-        ClusterSettings cluster = b.bind("mooncakej.cluster", ClusterSettings.class).orElseGet(ClusterSettings::embedded);
+        ConductorProperties c =
+                b.bind("mooncakej.conductor", ConductorProperties.class).get();
+        ClusterSettings cluster =
+                b.bind("mooncakej.cluster", ClusterSettings.class).orElseGet(ClusterSettings::embedded);
         assertThat(c.blockTokens()).isEqualTo(32);
         assertThat(b.bind("mooncakej.decode.kv-secret", String.class).get()).isEqualTo("0123456789abcdef0123");
         switch (profile) {
@@ -47,7 +61,9 @@ class ProfilesTest {
             default -> {
                 assertThat(cluster.etcdEndpoints()).containsExactly("http://etcd:2379");
                 assertThat(cluster.advertiseHost()).isEqualTo("10.1.2.3");
-                assertThat(b.bind("mooncakej.decode.kv-transports", String.class).get()).isEqualTo("rdma,tcp");
+                assertThat(b.bind("mooncakej.decode.kv-transports", String.class)
+                                .get())
+                        .isEqualTo("rdma,tcp");
             }
         }
         assertThat(List.of(cluster.prefix())).containsExactly("mooncakej/");

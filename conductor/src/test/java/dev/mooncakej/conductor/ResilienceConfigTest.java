@@ -12,20 +12,31 @@ import org.springframework.boot.builder.SpringApplicationBuilder;
  */
 class ResilienceConfigTest {
     @ParameterizedTest(name = "{0}={1}")
-    @CsvSource(delimiter = '|', value = {
-            "resilience4j.circuitbreaker.configs.default.failure-rate-threshold|150|failureRateThreshold",
-            "resilience4j.circuitbreaker.configs.default.sliding-window-size|0|slidingWindowSize",
-            "resilience4j.circuitbreaker.configs.default.wait-duration-in-open-state|-1s|waitDurationInOpenState",
-            "resilience4j.retry.configs.default.max-attempts|0|maxAttempts",
-    })
+    @CsvSource(
+            delimiter = '|',
+            value = {
+                "resilience4j.circuitbreaker.configs.default.failure-rate-threshold|150|failureRateThreshold",
+                "resilience4j.circuitbreaker.configs.default.sliding-window-size|0|slidingWindowSize",
+                "resilience4j.circuitbreaker.configs.default.wait-duration-in-open-state|-1s|waitDurationInOpenState",
+                "resilience4j.retry.configs.default.max-attempts|0|maxAttempts",
+            })
     void aBadValueStopsStartUp(String key, String value, String named) throws Exception {
         String model = ConductorFixtures.model().toString();
-        assertThatThrownBy(() -> new SpringApplicationBuilder(ConductorApplication.class).run("--server.port=0", "--mooncakej.conductor.model=" + model,
-                "--mooncakej.conductor.prefill-workers=http://127.0.0.1:1", "--mooncakej.conductor.decode-workers=http://127.0.0.1:2", "--" + key + "=" + value).close())
+        assertThatThrownBy(() -> new SpringApplicationBuilder(ConductorApplication.class)
+                        .run(
+                                "--server.port=0",
+                                "--mooncakej.conductor.model=" + model,
+                                "--mooncakej.conductor.prefill-workers=http://127.0.0.1:1",
+                                "--mooncakej.conductor.decode-workers=http://127.0.0.1:2",
+                                "--" + key + "=" + value)
+                        .close())
                 .satisfies(e -> {
                     StringBuilder all = new StringBuilder();
-                    for (Throwable c = e; c != null; c = c.getCause()) all.append(c.getMessage()).append(" / ");
-                    org.assertj.core.api.Assertions.assertThat(all.toString()).as("start-up failure for %s=%s", key, value).containsIgnoringCase(named);
+                    for (Throwable c = e; c != null; c = c.getCause())
+                        all.append(c.getMessage()).append(" / ");
+                    org.assertj.core.api.Assertions.assertThat(all.toString())
+                            .as("start-up failure for %s=%s", key, value)
+                            .containsIgnoringCase(named);
                 });
     }
 }

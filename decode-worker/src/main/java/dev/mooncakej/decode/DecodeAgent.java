@@ -43,11 +43,15 @@ public final class DecodeAgent implements SmartLifecycle {
         this.engine = service.engine();
         this.maxBatch = service.props().maxBatch();
         this.batch = new DecodeBatch(maxBatch, engine.info().vocabSize());
-        this.tbt = Timer.builder("mooncakej.decode.tbt").description("time between tokens of one request, on the decode worker")
-                .publishPercentileHistogram().register(meters);
+        this.tbt = Timer.builder("mooncakej.decode.tbt")
+                .description("time between tokens of one request, on the decode worker")
+                .publishPercentileHistogram()
+                .register(meters);
     }
 
-    public int activeCount() { return activeCount; }
+    public int activeCount() {
+        return activeCount;
+    }
 
     @Override
     public void start() {
@@ -143,9 +147,13 @@ public final class DecodeAgent implements SmartLifecycle {
     }
 
     @Override
-    public boolean isRunning() { return running; }
+    public boolean isRunning() {
+        return running;
+    }
 
     /** After the web server stops taking requests, before the engine and segment close. */
     @Override
-    public int getPhase() { return SmartLifecycle.DEFAULT_PHASE - 1000; }
+    public int getPhase() {
+        return SmartLifecycle.DEFAULT_PHASE - 1000;
+    }
 }

@@ -33,29 +33,44 @@ public class DecodeController {
     }
 
     @PostMapping(value = "/internal/reserve", produces = MediaType.APPLICATION_JSON_VALUE)
-    public ResponseEntity<String> reserve(@RequestBody(required = false) String body, @RequestHeader(value = "X-Request-Id", required = false) String rid) {
+    public ResponseEntity<String> reserve(
+            @RequestBody(required = false) String body,
+            @RequestHeader(value = "X-Request-Id", required = false) String rid) {
         ReserveRequest req = InternalJson.decode(body, ReserveRequest.class);
         ReserveResponse r = service.reserve(req.reservationId(), req.promptTokens(), req.maxTokens());
-        LOG.info("[{}] reservation {}: {} blocks for {} prompt + {} generated tokens: {}", rid, req.reservationId(), r == null ? "no" : r.blocks(),
-                req.promptTokens(), req.maxTokens(), r == null ? "KV full" : "ok");
+        LOG.info(
+                "[{}] reservation {}: {} blocks for {} prompt + {} generated tokens: {}",
+                rid,
+                req.reservationId(),
+                r == null ? "no" : r.blocks(),
+                req.promptTokens(),
+                req.maxTokens(),
+                r == null ? "KV full" : "ok");
         if (r == null) {
             return ResponseEntity.status(HttpStatus.TOO_MANY_REQUESTS)
-                    .body(InternalJson.encode(new WorkerError("kv_full", "no free KV blocks for " + req.promptTokens() + " + " + req.maxTokens() + " tokens")));
+                    .body(InternalJson.encode(new WorkerError(
+                            "kv_full",
+                            "no free KV blocks for " + req.promptTokens() + " + " + req.maxTokens() + " tokens")));
         }
         return ResponseEntity.ok(InternalJson.encode(r));
     }
 
     @PostMapping(value = "/internal/decode", produces = MediaType.APPLICATION_NDJSON_VALUE)
-    public Flux<String> decode(@RequestBody(required = false) String body, @RequestHeader(value = "X-Request-Id", required = false) String rid) {
+    public Flux<String> decode(
+            @RequestBody(required = false) String body,
+            @RequestHeader(value = "X-Request-Id", required = false) String rid) {
         DecodeTask task = InternalJson.decode(body, DecodeTask.class);
         LOG.info("[{}] decoding reservation {} (up to {} tokens)", rid, task.reservationId(), task.maxTokens());
-        return service.decode(task).map(ev -> InternalJson.encode(ev) + "\n")
+        return service.decode(task)
+                .map(ev -> InternalJson.encode(ev) + "\n")
                 .doOnCancel(() -> LOG.info("[{}] client of reservation {} went away", rid, task.reservationId()));
     }
 
     @DeleteMapping("/internal/reservations/{id}")
     public ResponseEntity<Void> cancel(@PathVariable("id") long id) {
-        return service.cancel(id) ? ResponseEntity.noContent().build() : ResponseEntity.notFound().build();
+        return service.cancel(id)
+                ? ResponseEntity.noContent().build()
+                : ResponseEntity.notFound().build();
     }
 
     @GetMapping(value = "/internal/status", produces = MediaType.APPLICATION_JSON_VALUE)
@@ -65,11 +80,15 @@ public class DecodeController {
 
     @ExceptionHandler(IllegalArgumentException.class)
     public ResponseEntity<String> badRequest(IllegalArgumentException e) {
-        return ResponseEntity.badRequest().contentType(MediaType.APPLICATION_JSON).body(InternalJson.encode(new WorkerError("bad_request", e.getMessage())));
+        return ResponseEntity.badRequest()
+                .contentType(MediaType.APPLICATION_JSON)
+                .body(InternalJson.encode(new WorkerError("bad_request", e.getMessage())));
     }
 
     @ExceptionHandler(IllegalStateException.class)
     public ResponseEntity<String> conflict(IllegalStateException e) {
-        return ResponseEntity.status(HttpStatus.CONFLICT).contentType(MediaType.APPLICATION_JSON).body(InternalJson.encode(new WorkerError("conflict", e.getMessage())));
+        return ResponseEntity.status(HttpStatus.CONFLICT)
+                .contentType(MediaType.APPLICATION_JSON)
+                .body(InternalJson.encode(new WorkerError("conflict", e.getMessage())));
     }
 }

@@ -15,7 +15,8 @@ import org.springframework.stereotype.Component;
 /**
  * In a cluster ({@code mooncakej.cluster.etcd-endpoints} set): registers this decode worker in etcd
  * once it serves and pushes its load (running requests, KV held) to the leader conductor every second,
- * so a newly elected leader counts what its predecessor placed; on stop it deregisters, refuses new reservations and lets every running request
+ * so a newly elected leader counts what its predecessor placed; on stop it deregisters, refuses new reservations and
+ * lets every running request
  * finish (up to 30 s) before the web server goes down. Without etcd it does nothing.
  */
 @Component
@@ -43,14 +44,24 @@ public class DecodeMembership implements SmartLifecycle {
         if (!settings.enabled()) return;
         int port = env.getProperty("local.server.port", Integer.class, 8200);
         var status = service.status(0);
-        presence = WorkerPresence.start(settings, new Member("decode", service.name(), settings.advertiseUrl(port), status.model(), status.capacityBlocks()));
+        presence = WorkerPresence.start(
+                settings,
+                new Member(
+                        "decode",
+                        service.name(),
+                        settings.advertiseUrl(port),
+                        status.model(),
+                        status.capacityBlocks()));
         String self = presence.self().url();
         pusher = Thread.ofPlatform().daemon().name("load-push").start(() -> {
             while (running) {
                 try {
                     Thread.sleep(1000);
                     var st = service.status(agent.activeCount());
-                    presence.postToLeader("/internal/load", InternalJson.encode(new LoadReport(self, st.active(), (long) st.usedBlocks() * st.blockTokens())));
+                    presence.postToLeader(
+                            "/internal/load",
+                            InternalJson.encode(
+                                    new LoadReport(self, st.active(), (long) st.usedBlocks() * st.blockTokens())));
                 } catch (InterruptedException e) {
                     return;
                 } catch (RuntimeException e) {
@@ -76,5 +87,7 @@ public class DecodeMembership implements SmartLifecycle {
     }
 
     @Override
-    public boolean isRunning() { return running; }
+    public boolean isRunning() {
+        return running;
+    }
 }

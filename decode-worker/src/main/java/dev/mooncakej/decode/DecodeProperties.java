@@ -11,16 +11,35 @@ import org.springframework.boot.context.properties.ConfigurationProperties;
  * receives KV. Validated once at start-up; a bad value fails start-up naming the key.
  */
 @ConfigurationProperties("mooncakej.decode")
-public record DecodeProperties(String model, Integer blockTokens, Integer kvBlocks, Integer maxBatch, Integer threads,
-                               String kvHost, Integer kvPort, Long kvWaitMillis, String kvSecret, String kvTransports, String kvShmDir,
-                               Long kvTimeoutMillis, String engine, String simProfile, Double simTimeScale) {
+public record DecodeProperties(
+        String model,
+        Integer blockTokens,
+        Integer kvBlocks,
+        Integer maxBatch,
+        Integer threads,
+        String kvHost,
+        Integer kvPort,
+        Long kvWaitMillis,
+        String kvSecret,
+        String kvTransports,
+        String kvShmDir,
+        Long kvTimeoutMillis,
+        String engine,
+        String simProfile,
+        Double simTimeScale) {
 
     public DecodeProperties {
-        if (model == null || model.isBlank()) throw new IllegalArgumentException("mooncakej.decode.model is missing: expected the path of a GGUF model file");
-        if (!Files.isRegularFile(Path.of(model))) throw new IllegalArgumentException("mooncakej.decode.model=" + model + ": no such file; expected the path of a GGUF model file");
+        if (model == null || model.isBlank())
+            throw new IllegalArgumentException(
+                    "mooncakej.decode.model is missing: expected the path of a GGUF model file");
+        if (!Files.isRegularFile(Path.of(model)))
+            throw new IllegalArgumentException(
+                    "mooncakej.decode.model=" + model + ": no such file; expected the path of a GGUF model file");
         if (kvSecret == null || kvSecret.length() < 16) {
-            throw new IllegalArgumentException("mooncakej.decode.kv-secret is " + (kvSecret == null ? "missing" : "shorter than 16 characters")
-                    + ": expected the cluster secret that prefill and decode workers share (./mooncakej up makes a random one)");
+            throw new IllegalArgumentException(
+                    "mooncakej.decode.kv-secret is " + (kvSecret == null ? "missing" : "shorter than 16 characters")
+                            + ": expected the cluster secret that prefill and decode workers share (./mooncakej up "
+                            + "makes a random one)");
         }
         blockTokens = blockTokens == null ? LlamaEngine.Config.DEFAULT_BLOCK_TOKENS : blockTokens;
         kvBlocks = kvBlocks == null ? 0 : kvBlocks;
@@ -34,23 +53,54 @@ public record DecodeProperties(String model, Integer blockTokens, Integer kvBloc
         kvTimeoutMillis = kvTimeoutMillis == null ? 30_000L : kvTimeoutMillis;
         simTimeScale = simTimeScale == null ? 1.0 : simTimeScale;
         // validates engine and sim-* now, naming the bad key
-        new EngineSettings("mooncakej.decode.", engine, Path.of(model), blockTokens, kvBlocks, maxBatch, threads, simProfile, simTimeScale);
-        if (maxBatch < 1 || maxBatch > 1024) throw new IllegalArgumentException("mooncakej.decode.max-batch=" + maxBatch + ": expected 1..1024");
-        if (blockTokens < 1 || blockTokens > 4096) throw new IllegalArgumentException("mooncakej.decode.block-tokens=" + blockTokens + ": expected 1..4096 (the same on every worker and the conductor)");
-        if (kvBlocks < 0) throw new IllegalArgumentException("mooncakej.decode.kv-blocks=" + kvBlocks + ": expected 0 (4 x context) or a positive block count");
-        if (threads < 1 || threads > 1024) throw new IllegalArgumentException("mooncakej.decode.threads=" + threads + ": expected 1..1024");
-        if (kvWaitMillis < 1) throw new IllegalArgumentException("mooncakej.decode.kv-wait-millis=" + kvWaitMillis + ": expected a positive number of milliseconds");
-        if (!kvHost.matches("[A-Za-z0-9.:_-]+")) throw new IllegalArgumentException("mooncakej.decode.kv-host=" + kvHost + ": expected a host name or address");
-        if (kvPort < 0 || kvPort > 65535) throw new IllegalArgumentException("mooncakej.decode.kv-port=" + kvPort + ": expected 0..65535");
+        new EngineSettings(
+                "mooncakej.decode.",
+                engine,
+                Path.of(model),
+                blockTokens,
+                kvBlocks,
+                maxBatch,
+                threads,
+                simProfile,
+                simTimeScale);
+        if (maxBatch < 1 || maxBatch > 1024)
+            throw new IllegalArgumentException("mooncakej.decode.max-batch=" + maxBatch + ": expected 1..1024");
+        if (blockTokens < 1 || blockTokens > 4096)
+            throw new IllegalArgumentException("mooncakej.decode.block-tokens=" + blockTokens
+                    + ": expected 1..4096 (the same on every worker and the conductor)");
+        if (kvBlocks < 0)
+            throw new IllegalArgumentException(
+                    "mooncakej.decode.kv-blocks=" + kvBlocks + ": expected 0 (4 x context) or a positive block count");
+        if (threads < 1 || threads > 1024)
+            throw new IllegalArgumentException("mooncakej.decode.threads=" + threads + ": expected 1..1024");
+        if (kvWaitMillis < 1)
+            throw new IllegalArgumentException(
+                    "mooncakej.decode.kv-wait-millis=" + kvWaitMillis + ": expected a positive number of milliseconds");
+        if (!kvHost.matches("[A-Za-z0-9.:_-]+"))
+            throw new IllegalArgumentException(
+                    "mooncakej.decode.kv-host=" + kvHost + ": expected a host name or address");
+        if (kvPort < 0 || kvPort > 65535)
+            throw new IllegalArgumentException("mooncakej.decode.kv-port=" + kvPort + ": expected 0..65535");
         // validates the kv-* keys now, naming the bad one (fields are not assigned yet in a compact constructor)
-        dev.mooncakej.kvtransfer.engine.WorkerSegment.config("mooncakej.decode.kv-", kvTransports, kvShmDir, kvHost, kvPort, kvSecret, kvTimeoutMillis);
+        dev.mooncakej.kvtransfer.engine.WorkerSegment.config(
+                "mooncakej.decode.kv-", kvTransports, kvShmDir, kvHost, kvPort, kvSecret, kvTimeoutMillis);
     }
 
     dev.mooncakej.kvtransfer.engine.TransferConfig transferConfig() {
-        return dev.mooncakej.kvtransfer.engine.WorkerSegment.config("mooncakej.decode.kv-", kvTransports, kvShmDir, kvHost, kvPort, kvSecret, kvTimeoutMillis);
+        return dev.mooncakej.kvtransfer.engine.WorkerSegment.config(
+                "mooncakej.decode.kv-", kvTransports, kvShmDir, kvHost, kvPort, kvSecret, kvTimeoutMillis);
     }
 
     EngineSettings engineSettings() {
-        return new EngineSettings("mooncakej.decode.", engine, Path.of(model), blockTokens, kvBlocks, maxBatch, threads, simProfile, simTimeScale);
+        return new EngineSettings(
+                "mooncakej.decode.",
+                engine,
+                Path.of(model),
+                blockTokens,
+                kvBlocks,
+                maxBatch,
+                threads,
+                simProfile,
+                simTimeScale);
     }
 }

@@ -51,6 +51,7 @@ public final class DecodeService {
     final LinkedBlockingQueue<Reservation> joining = new LinkedBlockingQueue<>();
     /** Per KV block: 1 while its reservation is CLAIMED (tcp writes into it are accepted), else 0. */
     private final AtomicIntegerArray writable;
+
     private final long slabOffset;
     private final long blockBytes;
     private final AtomicLong fencedBlocks = new AtomicLong();
@@ -69,16 +70,29 @@ public final class DecodeService {
         this.blockBytes = cache.layout().blockBytes();
     }
 
-    /** Wires the transfer engine to this service (control messages, the tcp write fence). Called once, before serving. */
+    /**
+     * Wires the transfer engine to this service (control messages, the tcp write fence). Called once, before serving.
+     */
     void attach() {
         transfer.onNotify(this::onControl);
         transfer.guardWrites(this::writePermitted);
     }
 
-    public InferenceEngine engine() { return engine; }
-    public TransferEngine transfer() { return transfer; }
-    DecodeProperties props() { return props; }
-    void onOutcome(Consumer<String> c) { outcomes = c; }
+    public InferenceEngine engine() {
+        return engine;
+    }
+
+    public TransferEngine transfer() {
+        return transfer;
+    }
+
+    DecodeProperties props() {
+        return props;
+    }
+
+    void onOutcome(Consumer<String> c) {
+        outcomes = c;
+    }
 
     /**
      * Reserves blocks for the prompt and everything it may generate (capped at the context), so the
@@ -87,7 +101,8 @@ public final class DecodeService {
      */
     public ReserveResponse reserve(long reservationId, int promptTokens, int maxTokens) {
         int ctx = engine.info().contextLength();
-        if (promptTokens < 1 || promptTokens >= ctx) throw new IllegalArgumentException("prompt of " + promptTokens + " tokens: expected 1.." + (ctx - 1));
+        if (promptTokens < 1 || promptTokens >= ctx)
+            throw new IllegalArgumentException("prompt of " + promptTokens + " tokens: expected 1.." + (ctx - 1));
         if (maxTokens < 1) throw new IllegalArgumentException("max tokens " + maxTokens + ": expected >= 1");
         if (draining) return null;
         int total = (int) Math.min((long) promptTokens + maxTokens, ctx);
@@ -103,7 +118,11 @@ public final class DecodeService {
         }
         long[] offsets = new long[r.promptBlocks];
         for (int b = 0; b < offsets.length; b++) offsets[b] = transfer.offsetOf(cache.block(seq.blockTable()[b]));
-        return new ReserveResponse(reservationId, new KvTarget(transfer.name(), offsets, cache.layout().layerBytes()), seq.blockCount(), seq.blockTokens());
+        return new ReserveResponse(
+                reservationId,
+                new KvTarget(transfer.name(), offsets, cache.layout().layerBytes()),
+                seq.blockCount(),
+                seq.blockTokens());
     }
 
     /** A KV control message from a prefill worker (over the authenticated transfer control channel). */
@@ -126,7 +145,8 @@ public final class DecodeService {
                         setWritable(r, 1);
                         return KvControl.OK;
                     }
-                    return r.state == State.CLAIMED && m.writer().equals(r.writer) ? KvControl.OK
+                    return r.state == State.CLAIMED && m.writer().equals(r.writer)
+                            ? KvControl.OK
                             : r.state == State.FENCED ? KvControl.FENCED : KvControl.REJECTED;
                 }
                 case KvControl.COMMIT -> {
@@ -165,22 +185,29 @@ public final class DecodeService {
         return true;
     }
 
-    /** Starts decoding a committed reservation; the flux ends with a finish event. Every value in the task is checked first. */
+    /**
+     * Starts decoding a committed reservation; the flux ends with a finish event. Every value in the task is checked
+     * first.
+     */
     public Flux<TokenEvent> decode(DecodeTask task) {
         Reservation r = reservations.get(task.reservationId());
         if (r == null) throw new IllegalArgumentException("reservation " + task.reservationId() + " is not here");
         int vocab = engine.info().vocabSize();
         synchronized (r) {
             String bad = null;
-            if (task.firstToken() < 0 || task.firstToken() >= vocab) bad = "first token " + task.firstToken() + ": expected 0.." + (vocab - 1);
-            else if (task.promptTokens() != r.promptTokens) bad = "prompt tokens " + task.promptTokens() + ": the reservation holds " + r.promptTokens;
-            else if (task.maxTokens() < 1 || task.maxTokens() > r.maxTokens) bad = "max tokens " + task.maxTokens() + ": expected 1.." + r.maxTokens + " (as reserved)";
+            if (task.firstToken() < 0 || task.firstToken() >= vocab)
+                bad = "first token " + task.firstToken() + ": expected 0.." + (vocab - 1);
+            else if (task.promptTokens() != r.promptTokens)
+                bad = "prompt tokens " + task.promptTokens() + ": the reservation holds " + r.promptTokens;
+            else if (task.maxTokens() < 1 || task.maxTokens() > r.maxTokens)
+                bad = "max tokens " + task.maxTokens() + ": expected 1.." + r.maxTokens + " (as reserved)";
             else if (task.sampling() == null) bad = "sampling is missing";
             if (bad != null) {
                 dropLocked(r, "bad decode task");
                 throw new IllegalArgumentException("decode task of reservation " + r.id + ": " + bad);
             }
-            if (r.state == State.DECODING) throw new IllegalArgumentException("reservation " + r.id + " is already decoding");
+            if (r.state == State.DECODING)
+                throw new IllegalArgumentException("reservation " + r.id + " is already decoding");
             if (r.state != State.COMMITTED) {
                 State was = r.state;
                 dropLocked(r, "decode before commit");
@@ -191,7 +218,16 @@ public final class DecodeService {
         var s = task.sampling();
         long seed = s.seed() == null ? System.nanoTime() : s.seed() + 1;
         r.task = task;
-        r.sampler = new Sampler(new SamplingParams(s.temperature(), s.topP(), s.topK(), seed, Math.max(1, task.maxTokens()), List.of(), s.logprobs()), vocab);
+        r.sampler = new Sampler(
+                new SamplingParams(
+                        s.temperature(),
+                        s.topP(),
+                        s.topK(),
+                        seed,
+                        Math.max(1, task.maxTokens()),
+                        List.of(),
+                        s.logprobs()),
+                vocab);
         r.next = task.firstToken();
         r.produced = 1; // the first token came from the prefill
         r.sink = Sinks.many().unicast().onBackpressureBuffer();
@@ -235,9 +271,14 @@ public final class DecodeService {
                 r.fencedAt = System.nanoTime();
                 r.nextAbortAt = r.fencedAt;
                 fencedBlocks.addAndGet(r.seq.blockCount());
-                LOG.info("reservation {} {} while {} may be writing it: {} blocks fenced until it confirms it stopped", r.id, why, r.writer, r.seq.blockCount());
+                LOG.info(
+                        "reservation {} {} while {} may be writing it: {} blocks fenced until it confirms it stopped",
+                        r.id,
+                        why,
+                        r.writer,
+                        r.seq.blockCount());
             }
-            default -> { } // FENCED or RELEASED already; DECODING ends in the agent
+            default -> {} // FENCED or RELEASED already; DECODING ends in the agent
         }
     }
 
@@ -269,8 +310,12 @@ public final class DecodeService {
         int work = 0;
         for (Reservation r : reservations.values()) {
             synchronized (r) {
-                if ((r.state == State.RESERVED || r.state == State.CLAIMED || r.state == State.COMMITTED) && now - r.reservedAt > limit) {
-                    LOG.warn("reservation {} reserved {} ms ago never started decoding: dropping it", r.id, TimeUnit.NANOSECONDS.toMillis(now - r.reservedAt));
+                if ((r.state == State.RESERVED || r.state == State.CLAIMED || r.state == State.COMMITTED)
+                        && now - r.reservedAt > limit) {
+                    LOG.warn(
+                            "reservation {} reserved {} ms ago never started decoding: dropping it",
+                            r.id,
+                            TimeUnit.NANOSECONDS.toMillis(now - r.reservedAt));
                     dropLocked(r, "reaped");
                     work++;
                 }
@@ -286,7 +331,9 @@ public final class DecodeService {
         return work;
     }
 
-    /** Asks a fenced reservation's writer to stop; frees the blocks once it says nothing of it is writing, or is gone. */
+    /**
+     * Asks a fenced reservation's writer to stop; frees the blocks once it says nothing of it is writing, or is gone.
+     */
     private void abortWriter(Reservation r) {
         String writer;
         synchronized (r) {
@@ -294,11 +341,17 @@ public final class DecodeService {
         }
         byte status;
         try {
-            status = transfer.notify(writer, KvControl.abort(r.id).encode(), Duration.ofMillis(Math.min(5000, props.kvTimeoutMillis())));
+            status = transfer.notify(
+                    writer, KvControl.abort(r.id).encode(), Duration.ofMillis(Math.min(5000, props.kvTimeoutMillis())));
         } catch (IOException | RuntimeException e) {
             boolean gone = segment.metadata().lookup(writer).isEmpty();
             status = gone ? KvControl.OK : -1; // a process that is gone writes nothing
-            if (!gone) LOG.info("fenced reservation {}: its writer {} did not answer ({}); asking again", r.id, writer, e.getMessage());
+            if (!gone)
+                LOG.info(
+                        "fenced reservation {}: its writer {} did not answer ({}); asking again",
+                        r.id,
+                        writer,
+                        e.getMessage());
         }
         synchronized (r) {
             r.abortInFlight = false;
@@ -311,7 +364,9 @@ public final class DecodeService {
     }
 
     /** This worker's name in the cluster (its transfer segment's name). */
-    public String name() { return transfer.name(); }
+    public String name() {
+        return transfer.name();
+    }
 
     /** Stops taking reservations and waits until every one has ended (or the timeout); true when none is left. */
     public boolean drain(Duration timeout) throws InterruptedException {
@@ -321,11 +376,25 @@ public final class DecodeService {
         return reservations.isEmpty();
     }
 
-    int reservationCount() { return reservations.size(); }
-    long fencedBlockCount() { return fencedBlocks.get(); }
+    int reservationCount() {
+        return reservations.size();
+    }
+
+    long fencedBlockCount() {
+        return fencedBlocks.get();
+    }
 
     public WorkerStatus status(int active) {
-        return new WorkerStatus("decode", engine.info().name(), engine.info().blockTokens(), cache.freeBlocks(), cache.usedBlocks(),
-                cache.capacity(), active, joining.size(), 0, (int) fencedBlocks.get());
+        return new WorkerStatus(
+                "decode",
+                engine.info().name(),
+                engine.info().blockTokens(),
+                cache.freeBlocks(),
+                cache.usedBlocks(),
+                cache.capacity(),
+                active,
+                joining.size(),
+                0,
+                (int) fencedBlocks.get());
     }
 }

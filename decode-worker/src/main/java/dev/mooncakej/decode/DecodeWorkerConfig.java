@@ -25,8 +25,14 @@ public class DecodeWorkerConfig {
 
     @Bean(destroyMethod = "close")
     WorkerSegment decodeSegment(DecodeProperties props, ClusterSettings cluster) {
-        return new WorkerSegment("decode", props.transferConfig(),
-                WorkerSegment.metadata(cluster.etcdEndpoints(), cluster.prefix(), cluster.leaseTtlSeconds(), Path.of(props.kvShmDir())));
+        return new WorkerSegment(
+                "decode",
+                props.transferConfig(),
+                WorkerSegment.metadata(
+                        cluster.etcdEndpoints(),
+                        cluster.prefix(),
+                        cluster.leaseTtlSeconds(),
+                        Path.of(props.kvShmDir())));
     }
 
     @Bean(destroyMethod = "close")
@@ -46,17 +52,38 @@ public class DecodeWorkerConfig {
         TransferEngine transfer = service.transfer();
         java.util.Map<String, Counter> outcomes = new java.util.HashMap<>();
         for (String o : new String[] {"stop", "length", "cancelled", "error"}) {
-            outcomes.put(o, Counter.builder("mooncakej.decode.requests").description("requests that ended decoding, by how").tag("outcome", o).register(meters));
+            outcomes.put(
+                    o,
+                    Counter.builder("mooncakej.decode.requests")
+                            .description("requests that ended decoding, by how")
+                            .tag("outcome", o)
+                            .register(meters));
         }
         service.onOutcome(o -> outcomes.getOrDefault(o, outcomes.get("error")).increment());
-        Gauge.builder("mooncakej.kv.blocks.used", cache, PagedKvCache::usedBlocks).tag("role", "decode").register(meters);
-        Gauge.builder("mooncakej.kv.blocks.capacity", cache, PagedKvCache::capacity).tag("role", "decode").register(meters);
-        Gauge.builder("mooncakej.kv.blocks.fenced", service, DecodeService::fencedBlockCount).description("blocks of dropped reservations waiting for their writer to stop").register(meters);
-        Gauge.builder("mooncakej.decode.batch.size", agent, DecodeAgent::activeCount).register(meters);
-        Gauge.builder("mooncakej.kv.received.bytes", transfer, TransferEngine::bytesReceived).register(meters);
-        LOG.info("decode worker ready: {} engine, model {}, {} KV blocks of {} tokens, transfer segment '{}' on port {} ({}; rdma: {})",
-                service.engine().getClass().getSimpleName(), service.engine().info().name(), cache.capacity(), service.engine().info().blockTokens(),
-                transfer.name(), transfer.port(), transfer.descriptor().transports(), transfer.rdmaStatus());
+        Gauge.builder("mooncakej.kv.blocks.used", cache, PagedKvCache::usedBlocks)
+                .tag("role", "decode")
+                .register(meters);
+        Gauge.builder("mooncakej.kv.blocks.capacity", cache, PagedKvCache::capacity)
+                .tag("role", "decode")
+                .register(meters);
+        Gauge.builder("mooncakej.kv.blocks.fenced", service, DecodeService::fencedBlockCount)
+                .description("blocks of dropped reservations waiting for their writer to stop")
+                .register(meters);
+        Gauge.builder("mooncakej.decode.batch.size", agent, DecodeAgent::activeCount)
+                .register(meters);
+        Gauge.builder("mooncakej.kv.received.bytes", transfer, TransferEngine::bytesReceived)
+                .register(meters);
+        LOG.info(
+                "decode worker ready: {} engine, model {}, {} KV blocks of {} tokens, transfer segment '{}' on port "
+                        + "{} ({}; rdma: {})",
+                service.engine().getClass().getSimpleName(),
+                service.engine().info().name(),
+                cache.capacity(),
+                service.engine().info().blockTokens(),
+                transfer.name(),
+                transfer.port(),
+                transfer.descriptor().transports(),
+                transfer.rdmaStatus());
         return agent;
     }
 }

@@ -14,7 +14,10 @@ import reactor.core.publisher.Sinks;
 final class Reservation {
     /** The lifecycle: every reservation is in exactly one of these. */
     enum State {
-        /** Blocks reserved; no prefill worker has claimed them yet (one that tries later is told FENCED if it is dropped). */
+        /**
+         * Blocks reserved; no prefill worker has claimed them yet (one that tries later is told FENCED if it is
+         * dropped).
+         */
         RESERVED,
         /** A prefill worker claimed the blocks and may be writing them (the only state in which tcp writes land). */
         CLAIMED,
@@ -42,6 +45,7 @@ final class Reservation {
     long fenceSeq;
     /** The writer confirmed that nothing of it writes these blocks any more (or it is gone). */
     boolean writerStopped;
+
     long nextAbortAt;
     boolean abortInFlight;
     // decoding (agent thread only, after DECODING)

@@ -15,7 +15,6 @@ import dev.mooncakej.kvtransfer.engine.TransferConfig;
 import dev.mooncakej.kvtransfer.engine.TransferEngine;
 import dev.mooncakej.kvtransfer.engine.WorkerSegment;
 import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.List;
@@ -37,8 +36,10 @@ import org.junit.jupiter.api.io.TempDir;
 class DecodeServiceTest {
     private static final String SECRET = "decode-service-test-secret-0123";
     private static final Sampling GREEDY = new Sampling(0f, 1f, 0, null, false);
+
     @TempDir
     static Path dir;
+
     private static Path model;
     private final SegmentMetadata metadata = new SegmentMetadata.Embedded();
     private final List<KvControl> heard = new CopyOnWriteArrayList<>();
@@ -57,14 +58,32 @@ class DecodeServiceTest {
 
     /** A decode worker of {@code blocks} KV blocks of 32 tokens; simulated time runs at {@code timeScale}. */
     private void start(int blocks, long kvWaitMillis, double timeScale) {
-        DecodeProperties props = new DecodeProperties(model.toString(), 32, blocks, 8, 1, "127.0.0.1", 0, kvWaitMillis, SECRET, "tcp",
-                dir.toString(), 5000L, "simulated", null, timeScale);
+        DecodeProperties props = new DecodeProperties(
+                model.toString(),
+                32,
+                blocks,
+                8,
+                1,
+                "127.0.0.1",
+                0,
+                kvWaitMillis,
+                SECRET,
+                "tcp",
+                dir.toString(),
+                5000L,
+                "simulated",
+                null,
+                timeScale);
         segment = new WorkerSegment("decode", props.transferConfig(), metadata);
         engine = props.engineSettings().create(segment.kvMemory());
         service = new DecodeService(props, engine, segment);
         agent = new DecodeAgent(service, new SimpleMeterRegistry());
         agent.start();
-        writer = new TransferEngine("writer-1", metadata, 1 << 16, TransferConfig.defaults(SECRET, dir).withTransports(List.of("tcp")));
+        writer = new TransferEngine(
+                "writer-1",
+                metadata,
+                1 << 16,
+                TransferConfig.defaults(SECRET, dir).withTransports(List.of("tcp")));
         writer.onNotify(p -> {
             KvControl m = KvControl.decode(p);
             heard.add(m);
@@ -101,10 +120,17 @@ class DecodeServiceTest {
         assertThat(service.cancel(1)).isTrue();
         await("the writer is asked to abort", 5000, () -> heard.contains(KvControl.abort(1)));
         assertThat(service.fencedBlockCount()).isEqualTo(4);
-        assertThat(service.reserve(2, 10, 1)).as("fenced blocks are given to no one").isNull();
-        assertThat(send(KvControl.commit(1, 100))).as("a commit of a fenced reservation").isEqualTo(KvControl.FENCED);
+        assertThat(service.reserve(2, 10, 1))
+                .as("fenced blocks are given to no one")
+                .isNull();
+        assertThat(send(KvControl.commit(1, 100)))
+                .as("a commit of a fenced reservation")
+                .isEqualTo(KvControl.FENCED);
         assertThat(send(KvControl.stopped(1))).isEqualTo(KvControl.OK);
-        await("blocks freed after STOPPED", 5000, () -> service.fencedBlockCount() == 0 && engine.kvCache().freeBlocks() == 4);
+        await(
+                "blocks freed after STOPPED",
+                5000,
+                () -> service.fencedBlockCount() == 0 && engine.kvCache().freeBlocks() == 4);
         assertThat(service.reserve(3, 10, 1)).isNotNull();
     }
 
@@ -114,7 +140,9 @@ class DecodeServiceTest {
         service.reserve(1, 100, 28);
         service.cancel(1);
         assertThat(engine.kvCache().freeBlocks()).isEqualTo(4);
-        assertThat(send(KvControl.claim(1, "writer-1"))).as("the prefill worker must not write").isEqualTo(KvControl.UNKNOWN_RESERVATION);
+        assertThat(send(KvControl.claim(1, "writer-1")))
+                .as("the prefill worker must not write")
+                .isEqualTo(KvControl.UNKNOWN_RESERVATION);
     }
 
     @Test
@@ -134,7 +162,10 @@ class DecodeServiceTest {
         send(KvControl.claim(1, "writer-1"));
         writer.close(); // its segment leaves the metadata: a process that is gone writes nothing
         service.cancel(1);
-        await("freed once the writer is known gone", 5000, () -> engine.kvCache().freeBlocks() == 4);
+        await(
+                "freed once the writer is known gone",
+                5000,
+                () -> engine.kvCache().freeBlocks() == 4);
     }
 
     @Test
@@ -150,7 +181,10 @@ class DecodeServiceTest {
         long t0 = System.nanoTime();
         service.reserve(2, 100, 20); // never claimed, never decoded
         assertThat(engine.kvCache().freeBlocks()).isLessThan(before);
-        await("the unused reservation is released", 600 + 400, () -> engine.kvCache().freeBlocks() == before);
+        await(
+                "the unused reservation is released",
+                600 + 400,
+                () -> engine.kvCache().freeBlocks() == before);
         long took = TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - t0);
         assertThat(agent.activeCount()).as("the batch stayed busy meanwhile").isEqualTo(1);
         assertThat(took).isGreaterThanOrEqualTo(590);
@@ -163,13 +197,20 @@ class DecodeServiceTest {
         start(8, 30_000, 0);
         ReserveResponse r = service.reserve(1, 20, 200); // 220 tokens: 7 blocks
         assertThat(r.blocks()).isEqualTo(7);
-        assertThat(r.kv().blockOffsets()).as("offsets of the prompt's blocks only").hasSize(1);
-        assertThat(service.reserve(2, 20, 100)).as("the rest of the pool is too small").isNull();
+        assertThat(r.kv().blockOffsets())
+                .as("offsets of the prompt's blocks only")
+                .hasSize(1);
+        assertThat(service.reserve(2, 20, 100))
+                .as("the rest of the pool is too small")
+                .isNull();
         send(KvControl.claim(1, "writer-1"));
         send(KvControl.commit(1, 20));
         List<TokenEvent> events = new CopyOnWriteArrayList<>();
         service.decode(new DecodeTask(1, 5, 20, 200, GREEDY)).subscribe(events::add);
-        await("the stream ends", 20_000, () -> !events.isEmpty() && events.getLast().finish() != null);
+        await(
+                "the stream ends",
+                20_000,
+                () -> !events.isEmpty() && events.getLast().finish() != null);
         assertThat(events.getLast().finish()).isEqualTo("length");
         assertThat(events).hasSize(200); // 199 tokens after the prefill's first, then the end
         await("blocks back", 5000, () -> engine.kvCache().freeBlocks() == 8);
@@ -180,21 +221,31 @@ class DecodeServiceTest {
         start(8, 30_000, 0);
         service.reserve(1, 20, 10);
         send(KvControl.claim(1, "writer-1"));
-        assertThat(send(KvControl.commit(1, 19))).as("a commit of the wrong length").isEqualTo(KvControl.REJECTED);
+        assertThat(send(KvControl.commit(1, 19)))
+                .as("a commit of the wrong length")
+                .isEqualTo(KvControl.REJECTED);
         send(KvControl.commit(1, 20));
         int vocab = engine.info().vocabSize();
-        assertThatThrownBy(() -> service.decode(new DecodeTask(1, vocab, 20, 10, GREEDY))).hasMessageContaining("first token " + vocab);
-        assertThat(engine.kvCache().freeBlocks()).as("the bad request's blocks are released").isEqualTo(8);
-        assertThat(writer.notify(service.name(), new byte[] {9, 9, 9}, Duration.ofSeconds(5))).isEqualTo(KvControl.MALFORMED);
+        assertThatThrownBy(() -> service.decode(new DecodeTask(1, vocab, 20, 10, GREEDY)))
+                .hasMessageContaining("first token " + vocab);
+        assertThat(engine.kvCache().freeBlocks())
+                .as("the bad request's blocks are released")
+                .isEqualTo(8);
+        assertThat(writer.notify(service.name(), new byte[] {9, 9, 9}, Duration.ofSeconds(5)))
+                .isEqualTo(KvControl.MALFORMED);
         service.reserve(2, 20, 10);
         send(KvControl.claim(2, "writer-1"));
-        assertThatThrownBy(() -> service.decode(new DecodeTask(2, 5, 20, 11, GREEDY))).hasMessageContaining("max tokens 11");
+        assertThatThrownBy(() -> service.decode(new DecodeTask(2, 5, 20, 11, GREEDY)))
+                .hasMessageContaining("max tokens 11");
         service.reserve(3, 20, 10);
         send(KvControl.claim(3, "writer-1"));
         send(KvControl.commit(3, 20));
         List<TokenEvent> events = new CopyOnWriteArrayList<>();
         service.decode(new DecodeTask(3, 5, 20, 10, GREEDY)).subscribe(events::add);
-        await("the good request completes", 10_000, () -> !events.isEmpty() && events.getLast().finish() != null);
+        await(
+                "the good request completes",
+                10_000,
+                () -> !events.isEmpty() && events.getLast().finish() != null);
         assertThat(events.getLast().finish()).isEqualTo("length");
     }
 }

@@ -41,21 +41,33 @@ class LlamaCppAgreementTest {
     @Test
     void qwen2F32WithQkvBiasAndNeoxRopeMatchesLlamaCpp() throws Exception {
         Path model = dir.resolve("tiny-qwen2-f32.gguf");
-        ModelGenerator.generate(ModelGenerator.preset(ModelGenerator.Preset.TINY).withArchitecture("qwen2").withSeed(7), model);
+        ModelGenerator.generate(
+                ModelGenerator.preset(ModelGenerator.Preset.TINY)
+                        .withArchitecture("qwen2")
+                        .withSeed(7),
+                model);
         assertExactAgreement(model);
     }
 
     @Test
     void tiedOutputWeightsMatchLlamaCpp() throws Exception {
         Path model = dir.resolve("tiny-tied-f32.gguf");
-        ModelGenerator.generate(ModelGenerator.preset(ModelGenerator.Preset.TINY).withTiedOutput(true).withSeed(11), model);
+        ModelGenerator.generate(
+                ModelGenerator.preset(ModelGenerator.Preset.TINY)
+                        .withTiedOutput(true)
+                        .withSeed(11),
+                model);
         assertExactAgreement(model);
     }
 
     @Test
     void sentencePieceTokenizerMatchesLlamaCpp() throws Exception {
         Path model = dir.resolve("tiny-spm-f32.gguf");
-        ModelGenerator.generate(ModelGenerator.preset(ModelGenerator.Preset.TINY).withTokenizer("llama").withSeed(5), model);
+        ModelGenerator.generate(
+                ModelGenerator.preset(ModelGenerator.Preset.TINY)
+                        .withTokenizer("llama")
+                        .withSeed(5),
+                model);
         assertExactAgreement(model);
     }
 
@@ -70,7 +82,11 @@ class LlamaCppAgreementTest {
     @ValueSource(strings = {"F16", "BF16", "Q4_0"})
     void otherWeightTypesStayCloseToLlamaCpp(String type) throws Exception {
         Path model = dir.resolve("tiny-" + type + ".gguf");
-        ModelGenerator.generate(ModelGenerator.preset(ModelGenerator.Preset.TINY).withWeightType(GgmlType.valueOf(type)).withSeed(3), model);
+        ModelGenerator.generate(
+                ModelGenerator.preset(ModelGenerator.Preset.TINY)
+                        .withWeightType(GgmlType.valueOf(type))
+                        .withSeed(3),
+                model);
         assertClose(model, type);
     }
 
@@ -82,7 +98,9 @@ class LlamaCppAgreementTest {
             int diffCount = 0, agree = 0, steps = 0;
             for (int p = 0; p < ref.size(); p++) {
                 int[] tokens = engine.tokenizer().encode(TestPrompts.TWENTY.get(p));
-                assertThat(tokens).as("tokens of prompt %d", p).containsExactly(ref.get(p).tokens());
+                assertThat(tokens)
+                        .as("tokens of prompt %d", p)
+                        .containsExactly(ref.get(p).tokens());
                 float[][] ours = teacherForcedLogprobs(engine, tokens);
                 float[][] theirs = ref.get(p).logprobs();
                 for (int i = 0; i < tokens.length; i++) {
@@ -103,8 +121,14 @@ class LlamaCppAgreementTest {
             }
             double meanDiff = diffSum / diffCount;
             double agreement = (double) agree / steps;
-            System.out.printf(type + " vs llama.cpp: mean |dlogprob| over top-10 = %.4f, greedy agreement = %.3f over %d steps%n", meanDiff, agreement, steps);
-            assertThat(meanDiff).as("mean |logprob difference| over each position's top-10").isLessThanOrEqualTo(0.05);
+            System.out.printf(
+                    type + " vs llama.cpp: mean |dlogprob| over top-10 = %.4f, greedy agreement = %.3f over %d steps%n",
+                    meanDiff,
+                    agreement,
+                    steps);
+            assertThat(meanDiff)
+                    .as("mean |logprob difference| over each position's top-10")
+                    .isLessThanOrEqualTo(0.05);
             assertThat(agreement).as("share of greedy steps that agree").isGreaterThanOrEqualTo(0.95);
         }
     }
@@ -116,26 +140,39 @@ class LlamaCppAgreementTest {
             for (int p = 0; p < ref.size(); p++) {
                 String prompt = TestPrompts.TWENTY.get(p);
                 int[] tokens = engine.tokenizer().encode(prompt);
-                assertThat(tokens).as("token ids of prompt %d %s", p, prompt).containsExactly(ref.get(p).tokens());
-                assertThat(engine.tokenizer().decode(tokens)).as("round trip of prompt %d", p).isEqualTo(prompt);
+                assertThat(tokens)
+                        .as("token ids of prompt %d %s", p, prompt)
+                        .containsExactly(ref.get(p).tokens());
+                assertThat(engine.tokenizer().decode(tokens))
+                        .as("round trip of prompt %d", p)
+                        .isEqualTo(prompt);
                 float[][] ours = teacherForcedLogprobs(engine, tokens);
                 float[][] theirs = ref.get(p).logprobs();
                 assertThat(ours.length).isEqualTo(theirs.length);
                 for (int i = 0; i < ours.length; i++) {
                     for (int t = 0; t < ours[i].length; t++) {
                         if (theirs[i][t] < -80f) { // llama.cpp's probability underflowed float32
-                            assertThat(ours[i][t]).as("prompt %d position %d token %d", p, i, t).isLessThan(-70f);
+                            assertThat(ours[i][t])
+                                    .as("prompt %d position %d token %d", p, i, t)
+                                    .isLessThan(-70f);
                             continue;
                         }
                         double d = Math.abs(ours[i][t] - theirs[i][t]);
                         worst = Math.max(worst, d);
-                        assertThat(d).as("|logprob difference| prompt %d position %d token %d (ours %f, llama.cpp %f)", p, i, t, ours[i][t], theirs[i][t])
+                        assertThat(d)
+                                .as(
+                                        "|logprob difference| prompt %d position %d token %d (ours %f, llama.cpp %f)",
+                                        p, i, t, ours[i][t], theirs[i][t])
                                 .isLessThanOrEqualTo(1e-4);
                     }
                 }
-                assertThat(greedy(engine, tokens, CONTINUATION)).as("greedy continuation of prompt %d", p).containsExactly(ref.get(p).greedy());
+                assertThat(greedy(engine, tokens, CONTINUATION))
+                        .as("greedy continuation of prompt %d", p)
+                        .containsExactly(ref.get(p).greedy());
             }
-            System.out.printf("%s vs llama.cpp: worst |dlogprob| = %.2e over 20 prompts x whole vocabulary%n", model.getFileName(), worst);
+            System.out.printf(
+                    "%s vs llama.cpp: worst |dlogprob| = %.2e over 20 prompts x whole vocabulary%n",
+                    model.getFileName(), worst);
         }
     }
 
@@ -144,11 +181,15 @@ class LlamaCppAgreementTest {
         float[][] out = new float[tokens.length][];
         Sequence seq = engine.newSequence();
         try {
-            engine.prefill(seq, tokens, PrefillOptions.chunked(64).withAllLogits((pos, logits, off) -> {
-                float[] row = new float[vocab];
-                for (int t = 0; t < vocab; t++) row[t] = Sampler.logprob(logits, off, vocab, t);
-                out[pos] = row;
-            }), new float[vocab]);
+            engine.prefill(
+                    seq,
+                    tokens,
+                    PrefillOptions.chunked(64).withAllLogits((pos, logits, off) -> {
+                        float[] row = new float[vocab];
+                        for (int t = 0; t < vocab; t++) row[t] = Sampler.logprob(logits, off, vocab, t);
+                        out[pos] = row;
+                    }),
+                    new float[vocab]);
         } finally {
             seq.release();
         }

@@ -28,7 +28,9 @@ public final class LlamaCppReference {
     public static Path projectRoot() {
         Path p = Path.of("").toAbsolutePath();
         while (p != null && !Files.exists(p.resolve("mooncakej"))) p = p.getParent();
-        if (p == null) throw new IllegalStateException("cannot find the project root (the folder holding ./mooncakej) above " + Path.of("").toAbsolutePath());
+        if (p == null)
+            throw new IllegalStateException("cannot find the project root (the folder holding ./mooncakej) above "
+                    + Path.of("").toAbsolutePath());
         return p;
     }
 
@@ -41,7 +43,8 @@ public final class LlamaCppReference {
         return dir;
     }
 
-    public static List<Result> run(Path model, List<String> prompts, int continuation, boolean probabilities) throws IOException, InterruptedException {
+    public static List<Result> run(Path model, List<String> prompts, int continuation, boolean probabilities)
+            throws IOException, InterruptedException {
         Map<String, Object> req = new LinkedHashMap<>();
         req.put("model", model.toAbsolutePath().toString());
         req.put("prompts", prompts);
@@ -52,8 +55,11 @@ public final class LlamaCppReference {
         Path out = Files.createTempFile("llama-ref", ".json");
         Path err = Files.createTempFile("llama-ref", ".err");
         try {
-            Process p = new ProcessBuilder("node", "reference.mjs").directory(dir.toFile())
-                    .redirectOutput(out.toFile()).redirectError(err.toFile()).start();
+            Process p = new ProcessBuilder("node", "reference.mjs")
+                    .directory(dir.toFile())
+                    .redirectOutput(out.toFile())
+                    .redirectError(err.toFile())
+                    .start();
             p.getOutputStream().write(JSON.writeValueAsBytes(req));
             p.getOutputStream().close();
             if (!p.waitFor(5, TimeUnit.MINUTES)) {
@@ -61,7 +67,8 @@ public final class LlamaCppReference {
                 throw new IllegalStateException("llama.cpp reference timed out");
             }
             if (p.exitValue() != 0) {
-                throw new IllegalStateException("llama.cpp reference failed (exit " + p.exitValue() + "): " + Files.readString(err, StandardCharsets.UTF_8));
+                throw new IllegalStateException("llama.cpp reference failed (exit " + p.exitValue() + "): "
+                        + Files.readString(err, StandardCharsets.UTF_8));
             }
             JsonNode root = JSON.readTree(out.toFile());
             List<Result> results = new ArrayList<>();
@@ -73,7 +80,8 @@ public final class LlamaCppReference {
                     for (int i = 0; i < lp.length; i++) {
                         JsonNode row = r.get("logprobs").get(i);
                         lp[i] = new float[row.size()];
-                        for (int j = 0; j < lp[i].length; j++) lp[i][j] = (float) row.get(j).asDouble();
+                        for (int j = 0; j < lp[i].length; j++)
+                            lp[i][j] = (float) row.get(j).asDouble();
                     }
                 }
                 results.add(new Result(tokens, lp, r.has("greedy") ? ints(r.get("greedy")) : null));

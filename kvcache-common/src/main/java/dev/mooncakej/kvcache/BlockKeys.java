@@ -24,12 +24,18 @@ public final class BlockKeys {
     public BlockKeys(String modelId, int blockTokens) {
         if (blockTokens < 1) throw new IllegalArgumentException("block tokens must be >= 1, got " + blockTokens);
         this.blockTokens = blockTokens;
-        this.seed = LongHashFunction.xx3().hashBytes(("mooncakej-block-v1|" + modelId + "|" + blockTokens).getBytes(StandardCharsets.UTF_8));
+        this.seed = LongHashFunction.xx3()
+                .hashBytes(("mooncakej-block-v1|" + modelId + "|" + blockTokens).getBytes(StandardCharsets.UTF_8));
         this.hash = LongHashFunction.xx3(seed);
     }
 
-    public long seed() { return seed; }
-    public int blockTokens() { return blockTokens; }
+    public long seed() {
+        return seed;
+    }
+
+    public int blockTokens() {
+        return blockTokens;
+    }
 
     /** Keys of the full blocks of {@code tokens}. */
     public long[] keys(int[] tokens) {

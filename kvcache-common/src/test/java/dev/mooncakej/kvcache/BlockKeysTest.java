@@ -21,15 +21,15 @@ class BlockKeysTest {
     @Test
     void equalKeysMeanEqualPrefixesAndAChangeChangesEveryLaterKey() {
         BlockKeys k = new BlockKeys("m", 2);
-        long[] a = k.keys(new int[]{1, 2, 3, 4, 5, 6});
-        long[] b = k.keys(new int[]{1, 2, 3, 4, 5, 6, 7});
-        long[] c = k.keys(new int[]{1, 2, 9, 4, 5, 6});
+        long[] a = k.keys(new int[] {1, 2, 3, 4, 5, 6});
+        long[] b = k.keys(new int[] {1, 2, 3, 4, 5, 6, 7});
+        long[] c = k.keys(new int[] {1, 2, 9, 4, 5, 6});
         assertThat(b).hasSize(3).containsExactly(a);
         assertThat(c[0]).isEqualTo(a[0]);
         assertThat(c[1]).isNotEqualTo(a[1]);
         assertThat(c[2]).isNotEqualTo(a[2]);
-        assertThat(new BlockKeys("other", 2).keys(new int[]{1, 2})[0]).isNotEqualTo(a[0]);
-        assertThat(new BlockKeys("m", 3).keys(new int[]{1, 2, 3})).hasSize(1);
+        assertThat(new BlockKeys("other", 2).keys(new int[] {1, 2})[0]).isNotEqualTo(a[0]);
+        assertThat(new BlockKeys("m", 3).keys(new int[] {1, 2, 3})).hasSize(1);
     }
 
     /** Test vectors, also printed in docs/hashing.md. */

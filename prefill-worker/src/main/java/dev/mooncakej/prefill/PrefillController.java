@@ -1,15 +1,15 @@
 package dev.mooncakej.prefill;
 
+import dev.mooncakej.kvcache.wire.InternalJson;
+import dev.mooncakej.kvcache.wire.WorkerMessages.KvIndex;
 import dev.mooncakej.kvcache.wire.WorkerMessages.PrefillResult;
 import dev.mooncakej.kvcache.wire.WorkerMessages.PrefillTask;
 import dev.mooncakej.kvcache.wire.WorkerMessages.WorkerError;
-import dev.mooncakej.kvcache.wire.InternalJson;
-import dev.mooncakej.kvcache.wire.WorkerMessages.KvIndex;
-import org.springframework.http.MediaType;
 import java.io.IOException;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 import org.springframework.http.HttpStatus;
+import org.springframework.http.MediaType;
 import org.springframework.http.ResponseEntity;
 import org.springframework.web.bind.annotation.ExceptionHandler;
 import org.springframework.web.bind.annotation.GetMapping;
@@ -31,15 +31,27 @@ public class PrefillController {
     }
 
     @PostMapping(value = "/internal/prefill", produces = MediaType.APPLICATION_JSON_VALUE)
-    public Mono<String> prefill(@RequestBody(required = false) String body, @RequestHeader(value = "X-Request-Id", required = false) String rid) {
+    public Mono<String> prefill(
+            @RequestBody(required = false) String body,
+            @RequestHeader(value = "X-Request-Id", required = false) String rid) {
         PrefillTask task = InternalJson.decode(body, PrefillTask.class);
         return Mono.fromCallable(() -> {
-            PrefillResult r = service.prefill(task);
-            LOG.info("[{}] prefilled {} tokens ({} cached) in {} ms; {} KV bytes to segment '{}' over {}, last layer acknowledged {} ms after compute", rid,
-                    task.tokens().length, r.cachedTokens(), Math.round(r.prefillSeconds() * 1000), r.kvBytes(), task.kv().segment(),
-                    service.transportTo(task.kv().segment()), Math.round(r.kvSeconds() * 1000));
-            return InternalJson.encode(r);
-        }).subscribeOn(Schedulers.boundedElastic()).doOnError(e -> LOG.warn("[{}] prefill failed: {}", rid, e.getMessage()));
+                    PrefillResult r = service.prefill(task);
+                    LOG.info(
+                            "[{}] prefilled {} tokens ({} cached) in {} ms; {} KV bytes to segment '{}' over {}, "
+                                    + "last layer acknowledged {} ms after compute",
+                            rid,
+                            task.tokens().length,
+                            r.cachedTokens(),
+                            Math.round(r.prefillSeconds() * 1000),
+                            r.kvBytes(),
+                            task.kv().segment(),
+                            service.transportTo(task.kv().segment()),
+                            Math.round(r.kvSeconds() * 1000));
+                    return InternalJson.encode(r);
+                })
+                .subscribeOn(Schedulers.boundedElastic())
+                .doOnError(e -> LOG.warn("[{}] prefill failed: {}", rid, e.getMessage()));
     }
 
     @GetMapping(value = "/internal/status", produces = MediaType.APPLICATION_JSON_VALUE)
@@ -69,6 +81,8 @@ public class PrefillController {
     }
 
     private static ResponseEntity<String> error(HttpStatus status, String code, String message) {
-        return ResponseEntity.status(status).contentType(MediaType.APPLICATION_JSON).body(InternalJson.encode(new WorkerError(code, message)));
+        return ResponseEntity.status(status)
+                .contentType(MediaType.APPLICATION_JSON)
+                .body(InternalJson.encode(new WorkerError(code, message)));
     }
 }

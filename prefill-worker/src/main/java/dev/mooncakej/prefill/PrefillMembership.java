@@ -3,6 +3,7 @@ package dev.mooncakej.prefill;
 import dev.mooncakej.cluster.ClusterSettings;
 import dev.mooncakej.cluster.Member;
 import dev.mooncakej.cluster.WorkerPresence;
+import dev.mooncakej.kvcache.wire.InternalJson;
 import dev.mooncakej.kvcache.wire.WorkerMessages.KvEvents;
 import java.time.Duration;
 import org.slf4j.Logger;
@@ -10,7 +11,6 @@ import org.slf4j.LoggerFactory;
 import org.springframework.context.SmartLifecycle;
 import org.springframework.core.env.Environment;
 import org.springframework.stereotype.Component;
-import dev.mooncakej.kvcache.wire.InternalJson;
 
 /**
  * In a cluster ({@code mooncakej.cluster.etcd-endpoints} set): registers this prefill worker in etcd
@@ -43,7 +43,14 @@ public class PrefillMembership implements SmartLifecycle {
         int port = env.getProperty("local.server.port", Integer.class, 8100);
         var status = service.status();
         service.recordKvEvents();
-        presence = WorkerPresence.start(settings, new Member("prefill", service.name(), settings.advertiseUrl(port), status.model(), status.capacityBlocks()));
+        presence = WorkerPresence.start(
+                settings,
+                new Member(
+                        "prefill",
+                        service.name(),
+                        settings.advertiseUrl(port),
+                        status.model(),
+                        status.capacityBlocks()));
         pusher = Thread.ofPlatform().daemon().name("kv-events-push").start(this::pushLoop);
     }
 
@@ -55,10 +62,15 @@ public class PrefillMembership implements SmartLifecycle {
                 Thread.sleep(PUSH_MILLIS);
                 long[][] ev = service.drainKvEvents();
                 String leader = presence.leaderUrl();
-                if (leader != null && !leader.equals(leaderSeen)) leaderSeen = leader; // a new leader pulled the full index itself
+                if (leader != null && !leader.equals(leaderSeen))
+                    leaderSeen = leader; // a new leader pulled the full index itself
                 if (ev[0].length == 0 && ev[1].length == 0) continue;
-                if (!presence.postToLeader("/internal/kv-events", InternalJson.encode(new KvEvents(self, ev[0], ev[1])))) {
-                    LOG.debug("no leader took {} stored / {} evicted block events; the next leader pulls the whole index", ev[0].length, ev[1].length);
+                if (!presence.postToLeader(
+                        "/internal/kv-events", InternalJson.encode(new KvEvents(self, ev[0], ev[1])))) {
+                    LOG.debug(
+                            "no leader took {} stored / {} evicted block events; the next leader pulls the whole index",
+                            ev[0].length,
+                            ev[1].length);
                 }
             } catch (InterruptedException e) {
                 return;
@@ -83,5 +95,7 @@ public class PrefillMembership implements SmartLifecycle {
     }
 
     @Override
-    public boolean isRunning() { return running; }
+    public boolean isRunning() {
+        return running;
+    }
 }

@@ -13,9 +13,19 @@ public final class PrefillMetrics {
     final DistributionSummary cachedTokens;
 
     public PrefillMetrics(MeterRegistry meters) {
-        this.prefillTime = Timer.builder("mooncakej.prefill.time").description("prefill compute time per request").publishPercentileHistogram().register(meters);
-        this.kvTime = Timer.builder("mooncakej.kv.transfer.time").description("time from the first KV layer queued to the commit acknowledged").publishPercentileHistogram().register(meters);
-        this.kvBytes = Counter.builder("mooncakej.kv.transfer.bytes").description("KV bytes sent to decode workers").register(meters);
-        this.cachedTokens = DistributionSummary.builder("mooncakej.prefill.cached.tokens").description("prompt tokens reused from the prefix cache").register(meters);
+        this.prefillTime = Timer.builder("mooncakej.prefill.time")
+                .description("prefill compute time per request")
+                .publishPercentileHistogram()
+                .register(meters);
+        this.kvTime = Timer.builder("mooncakej.kv.transfer.time")
+                .description("time from the first KV layer queued to the commit acknowledged")
+                .publishPercentileHistogram()
+                .register(meters);
+        this.kvBytes = Counter.builder("mooncakej.kv.transfer.bytes")
+                .description("KV bytes sent to decode workers")
+                .register(meters);
+        this.cachedTokens = DistributionSummary.builder("mooncakej.prefill.cached.tokens")
+                .description("prompt tokens reused from the prefix cache")
+                .register(meters);
     }
 }

@@ -8,16 +8,34 @@ import org.springframework.boot.context.properties.ConfigurationProperties;
 
 /** {@code mooncakej.prefill.*}: model, KV pool, chunking and transfer settings of this prefill worker. */
 @ConfigurationProperties("mooncakej.prefill")
-public record PrefillProperties(String model, Integer blockTokens, Integer kvBlocks, Integer chunkTokens, Integer threads,
-                                String kvHost, Integer kvPort, Long kvTimeoutMillis, String kvSecret, String kvTransports, String kvShmDir,
-                                String engine, String simProfile, Double simTimeScale) {
+public record PrefillProperties(
+        String model,
+        Integer blockTokens,
+        Integer kvBlocks,
+        Integer chunkTokens,
+        Integer threads,
+        String kvHost,
+        Integer kvPort,
+        Long kvTimeoutMillis,
+        String kvSecret,
+        String kvTransports,
+        String kvShmDir,
+        String engine,
+        String simProfile,
+        Double simTimeScale) {
 
     public PrefillProperties {
-        if (model == null || model.isBlank()) throw new IllegalArgumentException("mooncakej.prefill.model is missing: expected the path of a GGUF model file");
-        if (!Files.isRegularFile(Path.of(model))) throw new IllegalArgumentException("mooncakej.prefill.model=" + model + ": no such file; expected the path of a GGUF model file");
+        if (model == null || model.isBlank())
+            throw new IllegalArgumentException(
+                    "mooncakej.prefill.model is missing: expected the path of a GGUF model file");
+        if (!Files.isRegularFile(Path.of(model)))
+            throw new IllegalArgumentException(
+                    "mooncakej.prefill.model=" + model + ": no such file; expected the path of a GGUF model file");
         if (kvSecret == null || kvSecret.length() < 16) {
-            throw new IllegalArgumentException("mooncakej.prefill.kv-secret is " + (kvSecret == null ? "missing" : "shorter than 16 characters")
-                    + ": expected the cluster secret that prefill and decode workers share (./mooncakej up makes a random one)");
+            throw new IllegalArgumentException(
+                    "mooncakej.prefill.kv-secret is " + (kvSecret == null ? "missing" : "shorter than 16 characters")
+                            + ": expected the cluster secret that prefill and decode workers share (./mooncakej up "
+                            + "makes a random one)");
         }
         blockTokens = blockTokens == null ? LlamaEngine.Config.DEFAULT_BLOCK_TOKENS : blockTokens;
         kvBlocks = kvBlocks == null ? 0 : kvBlocks;
@@ -29,21 +47,49 @@ public record PrefillProperties(String model, Integer blockTokens, Integer kvBlo
         kvTransports = kvTransports == null ? "rdma,shm,tcp" : kvTransports;
         kvShmDir = kvShmDir == null ? "/dev/shm" : kvShmDir;
         simTimeScale = simTimeScale == null ? 1.0 : simTimeScale;
-        if (chunkTokens < 1 || chunkTokens > 8192) throw new IllegalArgumentException("mooncakej.prefill.chunk-tokens=" + chunkTokens + ": expected 1..8192");
-        if (blockTokens < 1 || blockTokens > 4096) throw new IllegalArgumentException("mooncakej.prefill.block-tokens=" + blockTokens + ": expected 1..4096 (the same on every worker and the conductor)");
-        if (kvBlocks < 0) throw new IllegalArgumentException("mooncakej.prefill.kv-blocks=" + kvBlocks + ": expected 0 (4 x context) or a positive block count");
-        if (threads < 1 || threads > 1024) throw new IllegalArgumentException("mooncakej.prefill.threads=" + threads + ": expected 1..1024");
-        if (!kvHost.matches("[A-Za-z0-9.:_-]+")) throw new IllegalArgumentException("mooncakej.prefill.kv-host=" + kvHost + ": expected a host name or address");
+        if (chunkTokens < 1 || chunkTokens > 8192)
+            throw new IllegalArgumentException("mooncakej.prefill.chunk-tokens=" + chunkTokens + ": expected 1..8192");
+        if (blockTokens < 1 || blockTokens > 4096)
+            throw new IllegalArgumentException("mooncakej.prefill.block-tokens=" + blockTokens
+                    + ": expected 1..4096 (the same on every worker and the conductor)");
+        if (kvBlocks < 0)
+            throw new IllegalArgumentException(
+                    "mooncakej.prefill.kv-blocks=" + kvBlocks + ": expected 0 (4 x context) or a positive block count");
+        if (threads < 1 || threads > 1024)
+            throw new IllegalArgumentException("mooncakej.prefill.threads=" + threads + ": expected 1..1024");
+        if (!kvHost.matches("[A-Za-z0-9.:_-]+"))
+            throw new IllegalArgumentException(
+                    "mooncakej.prefill.kv-host=" + kvHost + ": expected a host name or address");
         // validates the kv-* keys now, naming the bad one (fields are not assigned yet in a compact constructor)
-        dev.mooncakej.kvtransfer.engine.WorkerSegment.config("mooncakej.prefill.kv-", kvTransports, kvShmDir, kvHost, kvPort, kvSecret, kvTimeoutMillis);
-        new EngineSettings("mooncakej.prefill.", engine, Path.of(model), blockTokens, kvBlocks, chunkTokens, threads, simProfile, simTimeScale);
+        dev.mooncakej.kvtransfer.engine.WorkerSegment.config(
+                "mooncakej.prefill.kv-", kvTransports, kvShmDir, kvHost, kvPort, kvSecret, kvTimeoutMillis);
+        new EngineSettings(
+                "mooncakej.prefill.",
+                engine,
+                Path.of(model),
+                blockTokens,
+                kvBlocks,
+                chunkTokens,
+                threads,
+                simProfile,
+                simTimeScale);
     }
 
     dev.mooncakej.kvtransfer.engine.TransferConfig transferConfig() {
-        return dev.mooncakej.kvtransfer.engine.WorkerSegment.config("mooncakej.prefill.kv-", kvTransports, kvShmDir, kvHost, kvPort, kvSecret, kvTimeoutMillis);
+        return dev.mooncakej.kvtransfer.engine.WorkerSegment.config(
+                "mooncakej.prefill.kv-", kvTransports, kvShmDir, kvHost, kvPort, kvSecret, kvTimeoutMillis);
     }
 
     EngineSettings engineSettings() {
-        return new EngineSettings("mooncakej.prefill.", engine, Path.of(model), blockTokens, kvBlocks, chunkTokens, threads, simProfile, simTimeScale);
+        return new EngineSettings(
+                "mooncakej.prefill.",
+                engine,
+                Path.of(model),
+                blockTokens,
+                kvBlocks,
+                chunkTokens,
+                threads,
+                simProfile,
+                simTimeScale);
     }
 }

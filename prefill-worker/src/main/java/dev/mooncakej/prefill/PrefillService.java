@@ -70,7 +70,8 @@ public final class PrefillService {
     private final Map<Long, Job> jobs = new ConcurrentHashMap<>();
     private final PrefillMetrics metrics;
 
-    public PrefillService(PrefillProperties props, InferenceEngine engine, WorkerSegment segment, PrefillMetrics metrics) {
+    public PrefillService(
+            PrefillProperties props, InferenceEngine engine, WorkerSegment segment, PrefillMetrics metrics) {
         this.props = props;
         this.engine = engine;
         this.cache = engine.kvCache();
@@ -84,51 +85,77 @@ public final class PrefillService {
         transfer.onNotify(this::onControl);
     }
 
-    public InferenceEngine engine() { return engine; }
-    PrefixBlockPool pool() { return pool; }
-    int queued() { return queued.get(); }
+    public InferenceEngine engine() {
+        return engine;
+    }
+
+    PrefixBlockPool pool() {
+        return pool;
+    }
+
+    int queued() {
+        return queued.get();
+    }
 
     public PrefillResult prefill(PrefillTask task) throws IOException {
         int[] tokens = task.tokens();
         int bt = engine.info().blockTokens();
         int vocab = engine.info().vocabSize();
         if (tokens == null || tokens.length < 1 || tokens.length > engine.info().contextLength()) {
-            throw new IllegalArgumentException("prompt of " + (tokens == null ? 0 : tokens.length) + " tokens: expected 1.." + engine.info().contextLength());
+            throw new IllegalArgumentException("prompt of " + (tokens == null ? 0 : tokens.length)
+                    + " tokens: expected 1.." + engine.info().contextLength());
         }
         int n = tokens.length;
         for (int i = 0; i < n; i++) {
-            if (tokens[i] < 0 || tokens[i] >= vocab) throw new IllegalArgumentException("token " + tokens[i] + " at position " + i + ": expected 0.." + (vocab - 1));
+            if (tokens[i] < 0 || tokens[i] >= vocab)
+                throw new IllegalArgumentException(
+                        "token " + tokens[i] + " at position " + i + ": expected 0.." + (vocab - 1));
         }
         long[] keys = task.blockKeys() == null ? new long[0] : task.blockKeys();
-        if (keys.length > n / bt) throw new IllegalArgumentException(keys.length + " block keys for " + n + " tokens: expected at most " + n / bt);
+        if (keys.length > n / bt)
+            throw new IllegalArgumentException(
+                    keys.length + " block keys for " + n + " tokens: expected at most " + n / bt);
         Sampling s = task.sampling();
         if (s == null) throw new IllegalArgumentException("prefill task without sampling");
         KvTarget kv = task.kv();
         long layerBytes = cache.layout().layerBytes();
-        if (kv == null || kv.segment() == null || kv.blockOffsets() == null) throw new IllegalArgumentException("prefill task without a KV target (kv.segment, kv.blockOffsets)");
-        if (!kv.segment().matches("[A-Za-z0-9._-]{1,64}")) throw new IllegalArgumentException("kv.segment '" + kv.segment() + "': expected a segment name of 1-64 [A-Za-z0-9._-]");
+        if (kv == null || kv.segment() == null || kv.blockOffsets() == null)
+            throw new IllegalArgumentException("prefill task without a KV target (kv.segment, kv.blockOffsets)");
+        if (!kv.segment().matches("[A-Za-z0-9._-]{1,64}"))
+            throw new IllegalArgumentException(
+                    "kv.segment '" + kv.segment() + "': expected a segment name of 1-64 [A-Za-z0-9._-]");
         if (kv.layerBytes() != layerBytes) {
-            throw new IllegalArgumentException("the decode worker's KV layout has " + kv.layerBytes() + " bytes per block layer, this worker " + layerBytes + ": both must serve the same model with the same block size");
+            throw new IllegalArgumentException(
+                    "the decode worker's KV layout has " + kv.layerBytes() + " bytes per block layer, this worker "
+                            + layerBytes + ": both must serve the same model with the same block size");
         }
         int blocks = (n + bt - 1) / bt;
-        if (kv.blockOffsets().length != blocks) throw new IllegalArgumentException(kv.blockOffsets().length + " reserved blocks for " + n + " tokens: expected " + blocks);
-        for (long off : kv.blockOffsets()) if (off < 0) throw new IllegalArgumentException("block offset " + off + ": expected >= 0");
-        SamplingParams sp = new SamplingParams(s.temperature(), s.topP(), s.topK(), s.seed(), 1, List.of(), s.logprobs());
+        if (kv.blockOffsets().length != blocks)
+            throw new IllegalArgumentException(
+                    kv.blockOffsets().length + " reserved blocks for " + n + " tokens: expected " + blocks);
+        for (long off : kv.blockOffsets())
+            if (off < 0) throw new IllegalArgumentException("block offset " + off + ": expected >= 0");
+        SamplingParams sp =
+                new SamplingParams(s.temperature(), s.topP(), s.topK(), s.seed(), 1, List.of(), s.logprobs());
         try {
             transfer.openSegment(kv.segment()); // from this worker's own metadata only
         } catch (IllegalArgumentException e) {
-            throw new IllegalStateException("the KV target: " + e.getMessage() + " in this worker's segment metadata", e);
+            throw new IllegalStateException(
+                    "the KV target: " + e.getMessage() + " in this worker's segment metadata", e);
         }
         long id = task.reservationId();
         Job job = new Job(kv.segment());
-        if (jobs.putIfAbsent(id, job) != null) throw new IllegalArgumentException("reservation " + id + " is already being prefilled here");
+        if (jobs.putIfAbsent(id, job) != null)
+            throw new IllegalArgumentException("reservation " + id + " is already being prefilled here");
         queued.incrementAndGet();
         Sequence seq = engine.newSequence();
         long t0 = System.nanoTime();
         long[] bytes = {0};
         try {
             byte claim = control(kv.segment(), KvControl.claim(id, transfer.name()));
-            if (claim != KvControl.OK) throw new IllegalStateException("the decode worker refused the claim of reservation " + id + " (" + statusName(claim) + ")");
+            if (claim != KvControl.OK)
+                throw new IllegalStateException(
+                        "the decode worker refused the claim of reservation " + id + " (" + statusName(claim) + ")");
             int layers = engine.info().layers();
             int[] prefix = pool.longestPrefix(keys, (n - 1) / bt); // keep at least one token to compute
             seq.adoptPrefix(prefix, prefix.length);
@@ -159,7 +186,9 @@ public final class PrefillService {
             awaitWrites(job, id);
             if (job.aborted) throw new Aborted(id);
             byte commit = control(kv.segment(), KvControl.commit(id, n));
-            if (commit != KvControl.OK) throw new IllegalStateException("the decode worker refused the KV of reservation " + id + " (commit: " + statusName(commit) + ")");
+            if (commit != KvControl.OK)
+                throw new IllegalStateException("the decode worker refused the KV of reservation " + id + " (commit: "
+                        + statusName(commit) + ")");
             double kvSeconds = (System.nanoTime() - tk) / 1e9;
             metrics.kvTime.record(Duration.ofNanos(System.nanoTime() - tk));
             metrics.kvBytes.increment(bytes[0]);
@@ -212,7 +241,11 @@ public final class PrefillService {
         try {
             control(job.target, KvControl.stopped(id));
         } catch (IOException | RuntimeException e) {
-            LOG.info("could not tell {} that reservation {} stopped ({}); it asks again", job.target, id, e.getMessage());
+            LOG.info(
+                    "could not tell {} that reservation {} stopped ({}); it asks again",
+                    job.target,
+                    id,
+                    e.getMessage());
         }
     }
 
@@ -233,13 +266,18 @@ public final class PrefillService {
     }
 
     /** WRITEs layers [l0, l1) of blocks [b0, b1) of the sequence to the reserved blocks. */
-    private CompletableFuture<TransferBatch> write(KvTarget kv, Sequence seq, int b0, int b1, int l0, int l1, long[] bytes) {
+    private CompletableFuture<TransferBatch> write(
+            KvTarget kv, Sequence seq, int b0, int b1, int l0, int l1, long[] bytes) {
         long layerBytes = cache.layout().layerBytes();
         List<TransferRequest> reqs = new ArrayList<>((b1 - b0) * (l1 - l0));
         for (int b = b0; b < b1; b++) {
             for (int l = l0; l < l1; l++) {
-                reqs.add(new TransferRequest(TransferRequest.Opcode.WRITE, transfer.offsetOf(cache.layer(seq.blockTable()[b], l)), kv.segment(),
-                        kv.blockOffsets()[b] + l * layerBytes, layerBytes));
+                reqs.add(new TransferRequest(
+                        TransferRequest.Opcode.WRITE,
+                        transfer.offsetOf(cache.layer(seq.blockTable()[b], l)),
+                        kv.segment(),
+                        kv.blockOffsets()[b] + l * layerBytes,
+                        layerBytes));
                 bytes[0] += layerBytes;
             }
         }
@@ -249,18 +287,28 @@ public final class PrefillService {
     private void awaitWrites(Job job, long id) throws IOException {
         for (var f : List.copyOf(job.inflight)) {
             TransferBatch b = f.join();
-            if (!b.allCompleted()) throw new IOException("KV transfer of reservation " + id + " to '" + job.target + "' failed: " + b.firstProblem());
+            if (!b.allCompleted())
+                throw new IOException(
+                        "KV transfer of reservation " + id + " to '" + job.target + "' failed: " + b.firstProblem());
         }
     }
 
     /** This worker's name in the cluster (its transfer segment's name). */
-    public String name() { return transfer.name(); }
+    public String name() {
+        return transfer.name();
+    }
 
-    public long[] cachedKeys() { return pool.keys(); }
+    public long[] cachedKeys() {
+        return pool.keys();
+    }
 
-    void recordKvEvents() { pool.recordEvents(); }
+    void recordKvEvents() {
+        pool.recordEvents();
+    }
 
-    long[][] drainKvEvents() { return pool.drainEvents(); }
+    long[][] drainKvEvents() {
+        return pool.drainEvents();
+    }
 
     /** Waits until no prefill is running or queued, up to {@code timeout}; true when drained. */
     public boolean drain(Duration timeout) throws InterruptedException {
@@ -276,7 +324,16 @@ public final class PrefillService {
     }
 
     public WorkerStatus status() {
-        return new WorkerStatus("prefill", engine.info().name(), engine.info().blockTokens(), cache.freeBlocks(), cache.usedBlocks(),
-                cache.capacity(), jobs.size(), queued.get(), pool.size(), 0);
+        return new WorkerStatus(
+                "prefill",
+                engine.info().name(),
+                engine.info().blockTokens(),
+                cache.freeBlocks(),
+                cache.usedBlocks(),
+                cache.capacity(),
+                jobs.size(),
+                queued.get(),
+                pool.size(),
+                0);
     }
 }

@@ -23,8 +23,14 @@ public class PrefillWorkerConfig {
 
     @Bean(destroyMethod = "close")
     WorkerSegment prefillSegment(PrefillProperties props, ClusterSettings cluster) {
-        return new WorkerSegment("prefill", props.transferConfig(),
-                WorkerSegment.metadata(cluster.etcdEndpoints(), cluster.prefix(), cluster.leaseTtlSeconds(), Path.of(props.kvShmDir())));
+        return new WorkerSegment(
+                "prefill",
+                props.transferConfig(),
+                WorkerSegment.metadata(
+                        cluster.etcdEndpoints(),
+                        cluster.prefix(),
+                        cluster.leaseTtlSeconds(),
+                        Path.of(props.kvShmDir())));
     }
 
     @Bean(destroyMethod = "close")
@@ -33,16 +39,27 @@ public class PrefillWorkerConfig {
     }
 
     @Bean
-    PrefillService prefillService(PrefillProperties props, InferenceEngine engine, WorkerSegment segment, MeterRegistry meters) {
+    PrefillService prefillService(
+            PrefillProperties props, InferenceEngine engine, WorkerSegment segment, MeterRegistry meters) {
         PrefillService service = new PrefillService(props, engine, segment, new PrefillMetrics(meters));
         service.attach();
         PagedKvCache cache = engine.kvCache();
-        Gauge.builder("mooncakej.kv.blocks.used", cache, PagedKvCache::usedBlocks).tag("role", "prefill").register(meters);
-        Gauge.builder("mooncakej.kv.blocks.capacity", cache, PagedKvCache::capacity).tag("role", "prefill").register(meters);
-        Gauge.builder("mooncakej.prefill.cached.blocks", service.pool(), PrefixBlockPool::size).register(meters);
-        Gauge.builder("mooncakej.prefill.queue", service, PrefillService::queued).register(meters);
-        LOG.info("prefill worker ready: {} engine, model {}, {} KV blocks of {} tokens", engine.getClass().getSimpleName(), engine.info().name(),
-                cache.capacity(), engine.info().blockTokens());
+        Gauge.builder("mooncakej.kv.blocks.used", cache, PagedKvCache::usedBlocks)
+                .tag("role", "prefill")
+                .register(meters);
+        Gauge.builder("mooncakej.kv.blocks.capacity", cache, PagedKvCache::capacity)
+                .tag("role", "prefill")
+                .register(meters);
+        Gauge.builder("mooncakej.prefill.cached.blocks", service.pool(), PrefixBlockPool::size)
+                .register(meters);
+        Gauge.builder("mooncakej.prefill.queue", service, PrefillService::queued)
+                .register(meters);
+        LOG.info(
+                "prefill worker ready: {} engine, model {}, {} KV blocks of {} tokens",
+                engine.getClass().getSimpleName(),
+                engine.info().name(),
+                cache.capacity(),
+                engine.info().blockTokens());
         return service;
     }
 }

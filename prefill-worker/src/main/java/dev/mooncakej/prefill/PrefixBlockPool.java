@@ -56,7 +56,9 @@ final class PrefixBlockPool {
         return freed;
     }
 
-    synchronized int size() { return blocks.size(); }
+    synchronized int size() {
+        return blocks.size();
+    }
 
     /** Every cached key (what a new leader conductor pulls). */
     synchronized long[] keys() {
@@ -67,11 +69,16 @@ final class PrefixBlockPool {
     }
 
     /** Starts recording stored and evicted keys for {@link #drainEvents} (in a cluster, pushed to the leader). */
-    synchronized void recordEvents() { recordEvents = true; }
+    synchronized void recordEvents() {
+        recordEvents = true;
+    }
 
     /** Keys stored and evicted since the last call: {stored, evicted}. */
     synchronized long[][] drainEvents() {
-        long[][] out = {stored.stream().mapToLong(Long::longValue).toArray(), evicted.stream().mapToLong(Long::longValue).toArray()};
+        long[][] out = {
+            stored.stream().mapToLong(Long::longValue).toArray(),
+            evicted.stream().mapToLong(Long::longValue).toArray()
+        };
         stored.clear();
         evicted.clear();
         return out;

@@ -12,7 +12,9 @@ public enum AdmissionMode {
     /** At arrival, with the decode load predicted for the moment this request's prefill would end. */
     PREDICTIVE_EARLY_REJECTION;
 
-    public String cliName() { return name().toLowerCase(Locale.ROOT).replace('_', '-'); }
+    public String cliName() {
+        return name().toLowerCase(Locale.ROOT).replace('_', '-');
+    }
 
     public static AdmissionMode parse(String s) {
         for (AdmissionMode m : values()) if (m.cliName().equals(s)) return m;

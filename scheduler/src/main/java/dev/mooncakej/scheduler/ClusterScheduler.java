@@ -12,12 +12,17 @@ public final class ClusterScheduler {
     private int decodeTurn;
     private boolean spreadDecodeTies;
     private final SchedulerConfig cfg;
-    /** Prefill instances by slot (a slot is the instance's bit in the prefix index; null: free), and the live slots in order. */
+    /**
+     * Prefill instances by slot (a slot is the instance's bit in the prefix index; null: free), and the live slots in
+     * order.
+     */
     private final PrefillInstance[] prefill = new PrefillInstance[MAX_PREFILL];
+
     private final int[] activePrefill = new int[MAX_PREFILL];
     private int prefillCount;
     /** Decode instances by slot (never reused, so a request placed on a removed instance cannot touch a new one). */
     private DecodeInstance[] decode = new DecodeInstance[8];
+
     private int[] activeDecode = new int[8];
     private int decodeCount;
     private int decodeSlots;
@@ -31,10 +36,16 @@ public final class ClusterScheduler {
     private double tD;
     private long decodesSeen;
 
-    public ClusterScheduler(SchedulerConfig cfg, int prefillInstances, int decodeInstances, int cacheBlocksPerInstance) {
-        if (prefillInstances < 0 || prefillInstances > MAX_PREFILL) throw new IllegalArgumentException("prefill instances must be 0.." + MAX_PREFILL + ", got " + prefillInstances);
-        if (decodeInstances < 0) throw new IllegalArgumentException("decode instances must be >= 0, got " + decodeInstances);
-        if (cacheBlocksPerInstance < 0) throw new IllegalArgumentException("cache blocks must be >= 0 (0: unbounded), got " + cacheBlocksPerInstance);
+    public ClusterScheduler(
+            SchedulerConfig cfg, int prefillInstances, int decodeInstances, int cacheBlocksPerInstance) {
+        if (prefillInstances < 0 || prefillInstances > MAX_PREFILL)
+            throw new IllegalArgumentException(
+                    "prefill instances must be 0.." + MAX_PREFILL + ", got " + prefillInstances);
+        if (decodeInstances < 0)
+            throw new IllegalArgumentException("decode instances must be >= 0, got " + decodeInstances);
+        if (cacheBlocksPerInstance < 0)
+            throw new IllegalArgumentException(
+                    "cache blocks must be >= 0 (0: unbounded), got " + cacheBlocksPerInstance);
         this.cfg = cfg;
         this.profile = cfg.profile();
         this.prefillModel = PrefillTimeModel.of(profile);
@@ -49,13 +60,25 @@ public final class ClusterScheduler {
     /** The prefix index holds one bit per prefill instance. */
     public static final int MAX_PREFILL = 64;
 
-    public SchedulerConfig config() { return cfg; }
+    public SchedulerConfig config() {
+        return cfg;
+    }
     /** The prefill instance in slot {@code i}, or null when the slot is free. */
-    public PrefillInstance prefill(int i) { return prefill[i]; }
+    public PrefillInstance prefill(int i) {
+        return prefill[i];
+    }
     /** The decode instance in slot {@code i}, or null when it was removed. */
-    public DecodeInstance decode(int i) { return decode[i]; }
-    public int prefillCount() { return prefillCount; }
-    public int decodeCount() { return decodeCount; }
+    public DecodeInstance decode(int i) {
+        return decode[i];
+    }
+
+    public int prefillCount() {
+        return prefillCount;
+    }
+
+    public int decodeCount() {
+        return decodeCount;
+    }
 
     // ---- membership: instances join and leave a running scheduler; what it learnt stays ----
 
@@ -63,10 +86,15 @@ public final class ClusterScheduler {
     public int addPrefill() {
         int slot = 0;
         while (slot < MAX_PREFILL && prefill[slot] != null) slot++;
-        if (slot == MAX_PREFILL) throw new IllegalStateException("the scheduler has " + MAX_PREFILL + " prefill instances, the most its prefix index can hold");
+        if (slot == MAX_PREFILL)
+            throw new IllegalStateException(
+                    "the scheduler has " + MAX_PREFILL + " prefill instances, the most its prefix index can hold");
         prefill[slot] = new PrefillInstance(slot, cacheBlocksPerInstance, index);
         int k = prefillCount++;
-        while (k > 0 && activePrefill[k - 1] > slot) { activePrefill[k] = activePrefill[k - 1]; k--; }
+        while (k > 0 && activePrefill[k - 1] > slot) {
+            activePrefill[k] = activePrefill[k - 1];
+            k--;
+        }
         activePrefill[k] = slot;
         return slot;
     }
@@ -85,7 +113,8 @@ public final class ClusterScheduler {
     /** A new decode instance in a fresh slot; returns the slot. */
     public int addDecode() {
         if (decodeSlots == decode.length) decode = java.util.Arrays.copyOf(decode, decode.length * 2);
-        if (decodeCount == activeDecode.length) activeDecode = java.util.Arrays.copyOf(activeDecode, activeDecode.length * 2);
+        if (decodeCount == activeDecode.length)
+            activeDecode = java.util.Arrays.copyOf(activeDecode, activeDecode.length * 2);
         int slot = decodeSlots++;
         decode[slot] = new DecodeInstance(slot, cfg.decodeKvTokens());
         activeDecode[decodeCount++] = slot;
@@ -94,32 +123,48 @@ public final class ClusterScheduler {
 
     /** Removes a decode instance; requests placed on it no longer count anywhere. */
     public void removeDecode(int slot) {
-        if (slot < 0 || slot >= decodeSlots || decode[slot] == null) throw new IllegalArgumentException("no decode instance in slot " + slot);
+        if (slot < 0 || slot >= decodeSlots || decode[slot] == null)
+            throw new IllegalArgumentException("no decode instance in slot " + slot);
         decode[slot] = null;
         int k = 0;
         while (activeDecode[k] != slot) k++;
         System.arraycopy(activeDecode, k + 1, activeDecode, k, --decodeCount - k);
     }
-    public PrefixIndex index() { return index; }
-    public double decodeSecondsEstimate() { return tD; }
-    public PrefillTimeModel prefillModel() { return prefillModel; }
+
+    public PrefixIndex index() {
+        return index;
+    }
+
+    public double decodeSecondsEstimate() {
+        return tD;
+    }
+
+    public PrefillTimeModel prefillModel() {
+        return prefillModel;
+    }
 
     /** Replaces the prefill-time regression (the live conductor refits it from the workers' reports). */
-    public void setPrefillModel(PrefillTimeModel m) { this.prefillModel = m; }
+    public void setPrefillModel(PrefillTimeModel m) {
+        this.prefillModel = m;
+    }
 
     /**
      * Live conductors: decode instances of equal load (idle ones, or requests scheduled before any
      * of them started decoding) are taken in turn, fewer incoming first, instead of always the first.
      * The simulator keeps the first (its documented results were made so).
      */
-    public void spreadDecodeTies(boolean on) { this.spreadDecodeTies = on; }
+    public void spreadDecodeTies(boolean on) {
+        this.spreadDecodeTies = on;
+    }
 
     /** Seconds to move {@code blocks} blocks of KV between instances. */
     public double transferSeconds(long blocks) {
         return blocks * (double) cfg.blockTokens() * profile.kvBytesPerToken() / cfg.bandwidthBytesPerSecond();
     }
 
-    /** Decides where a request of {@code inputTokens} tokens with prefix-block keys {@code blocks} goes, or rejects it. */
+    /**
+     * Decides where a request of {@code inputTokens} tokens with prefix-block keys {@code blocks} goes, or rejects it.
+     */
     public Decision decide(long[] blocks, int inputTokens, double now) {
         return decide(blocks, inputTokens, inputTokens, now);
     }
@@ -131,14 +176,19 @@ public final class ClusterScheduler {
     public Decision decide(long[] blocks, int inputTokens, int kvTokens, double now) {
         int bt = cfg.blockTokens();
         int usable = Math.min(blocks.length, (inputTokens - 1) / bt); // keep one token to compute
-        if (prefillCount == 0 || decodeCount == 0) throw new IllegalStateException("the scheduler has " + prefillCount + " prefill and " + decodeCount + " decode instances: it needs one of each");
+        if (prefillCount == 0 || decodeCount == 0)
+            throw new IllegalStateException("the scheduler has " + prefillCount + " prefill and " + decodeCount
+                    + " decode instances: it needs one of each");
         int slots = activePrefill[prefillCount - 1] + 1;
         index.prefixLengths(blocks, slots, prefixLengths);
         int bestLen = 0, bestInst = -1;
         for (int k = 0; k < prefillCount; k++) {
             int i = activePrefill[k];
             int l = Math.min(prefixLengths[i], usable);
-            if (l > bestLen) { bestLen = l; bestInst = i; }
+            if (l > bestLen) {
+                bestLen = l;
+                bestInst = i;
+            }
         }
         int p = -1, prefixBlocks = 0, fetchFrom = -1, fetchBlocks = 0;
         double ttft = Double.POSITIVE_INFINITY, tq = 0, tp = 0, tt = 0;
@@ -156,7 +206,10 @@ public final class ClusterScheduler {
                 for (int k = 0; k < prefillCount; k++) {
                     int i = activePrefill[k];
                     int l = Math.min(prefixLengths[i], usable);
-                    if (l > best || (l == best && prefill[i].queueSeconds(now) < prefill[p].queueSeconds(now))) { best = l; p = i; }
+                    if (l > best || (l == best && prefill[i].queueSeconds(now) < prefill[p].queueSeconds(now))) {
+                        best = l;
+                        p = i;
+                    }
                 }
             }
             case CACHE_AWARE -> {
@@ -164,7 +217,10 @@ public final class ClusterScheduler {
                     int i = activePrefill[k];
                     int l = Math.min(prefixLengths[i], usable);
                     double t = prefill[i].queueSeconds(now) + prefillModel.seconds(inputTokens, (long) l * bt);
-                    if (t < ttft) { ttft = t; p = i; }
+                    if (t < ttft) {
+                        ttft = t;
+                        p = i;
+                    }
                 }
             }
             case KVCACHE_CENTRIC -> {
@@ -173,11 +229,15 @@ public final class ClusterScheduler {
                     int local = Math.min(prefixLengths[i], usable);
                     int len = local;
                     double transfer = 0;
-                    if (i != bestInst && bestLen > 0 && (local == 0 || (double) bestLen / local > cfg.balancingThreshold())) {
+                    if (i != bestInst
+                            && bestLen > 0
+                            && (local == 0 || (double) bestLen / local > cfg.balancingThreshold())) {
                         len = bestLen;
                         transfer = transferSeconds(bestLen - local);
                     }
-                    double t = transfer + prefill[i].queueSeconds(now) + prefillModel.seconds(inputTokens, (long) len * bt);
+                    double t = transfer
+                            + prefill[i].queueSeconds(now)
+                            + prefillModel.seconds(inputTokens, (long) len * bt);
                     if (t < ttft) {
                         ttft = t;
                         p = i;
@@ -187,7 +247,9 @@ public final class ClusterScheduler {
                 }
             }
         }
-        prefixBlocks = cfg.policy() == PrefillPolicy.KVCACHE_CENTRIC ? Math.min(prefixLengths[p], usable) + fetchBlocks : Math.min(prefixLengths[p], usable);
+        prefixBlocks = cfg.policy() == PrefillPolicy.KVCACHE_CENTRIC
+                ? Math.min(prefixLengths[p], usable) + fetchBlocks
+                : Math.min(prefixLengths[p], usable);
         tt = fetchBlocks > 0 ? transferSeconds(fetchBlocks) : 0;
         tq = prefill[p].queueSeconds(now);
         tp = prefillModel.seconds(inputTokens, (long) prefixBlocks * bt);
@@ -199,9 +261,15 @@ public final class ClusterScheduler {
         for (int k = 0; k < decodeCount; k++) { // the instance whose load stays lowest with this request
             int i = activeDecode[(start + k) % decodeCount]; // equal loads (idle instances) go round in turn
             DecodeInstance di = decode[i];
-            double t = profile.decodeStepSeconds(di.running + di.externalRunning + 1, di.contextTokens + di.externalKvTokens + inputTokens);
-            double load = Math.max(t / cfg.tbtSlo(), (double) (di.kvTokens + di.externalKvTokens + kvTokens) / di.kvCapacityTokens);
-            if (load < best || spreadDecodeTies && load == best && di.incoming() < decode[d].incoming()) { best = load; tbt = t; d = i; }
+            double t = profile.decodeStepSeconds(
+                    di.running + di.externalRunning + 1, di.contextTokens + di.externalKvTokens + inputTokens);
+            double load = Math.max(
+                    t / cfg.tbtSlo(), (double) (di.kvTokens + di.externalKvTokens + kvTokens) / di.kvCapacityTokens);
+            if (load < best || spreadDecodeTies && load == best && di.incoming() < decode[d].incoming()) {
+                best = load;
+                tbt = t;
+                d = i;
+            }
         }
         double prefillLoad = ttft / cfg.ttftSlo();
         double decodeLoad = switch (cfg.admission()) {
@@ -212,7 +280,21 @@ public final class ClusterScheduler {
         String reject = null;
         if (prefillLoad >= 1) reject = Decision.TTFT_SLO;
         else if (cfg.admission() != AdmissionMode.NONE && decodeLoad >= 1) reject = Decision.DECODE_LOAD;
-        return new Decision(reject == null, reject, p, d, prefixBlocks, fetchFrom, fetchBlocks, tt, tq, tp, ttft, tbt, prefillLoad, decodeLoad);
+        return new Decision(
+                reject == null,
+                reject,
+                p,
+                d,
+                prefixBlocks,
+                fetchFrom,
+                fetchBlocks,
+                tt,
+                tq,
+                tp,
+                ttft,
+                tbt,
+                prefillLoad,
+                decodeLoad);
     }
 
     /**
@@ -226,7 +308,9 @@ public final class ClusterScheduler {
         DecodeInstance di = decode[d];
         int n = di.predictedAt(t, tD) + 1;
         long held = di.predictedTokensAt(t, tD);
-        return Math.max(profile.decodeStepSeconds(n, held + inputTokens) / cfg.tbtSlo(), (double) (held + kvTokens) / di.kvCapacityTokens);
+        return Math.max(
+                profile.decodeStepSeconds(n, held + inputTokens) / cfg.tbtSlo(),
+                (double) (held + kvTokens) / di.kvCapacityTokens);
     }
 
     /**
@@ -236,7 +320,8 @@ public final class ClusterScheduler {
      */
     public double chosenLoadNow(int d, int inputTokens, int kvTokens) {
         DecodeInstance di = decode[d];
-        return Math.max(profile.decodeStepSeconds(di.running + 1, di.contextTokens + inputTokens) / cfg.tbtSlo(),
+        return Math.max(
+                profile.decodeStepSeconds(di.running + 1, di.contextTokens + inputTokens) / cfg.tbtSlo(),
                 (double) (di.kvTokens + kvTokens) / di.kvCapacityTokens);
     }
 
@@ -249,7 +334,11 @@ public final class ClusterScheduler {
         double max = 0;
         for (int k = 0; k < decodeCount; k++) {
             DecodeInstance di = decode[activeDecode[k]];
-            max = Math.max(max, Math.max(profile.decodeStepSeconds(di.running, di.contextTokens) / cfg.tbtSlo(), (double) di.kvTokens / di.kvCapacityTokens));
+            max = Math.max(
+                    max,
+                    Math.max(
+                            profile.decodeStepSeconds(di.running, di.contextTokens) / cfg.tbtSlo(),
+                            (double) di.kvTokens / di.kvCapacityTokens));
         }
         return max;
     }
@@ -267,7 +356,10 @@ public final class ClusterScheduler {
 
     // ---- the cluster view, updated by the caller ----
 
-    /** An accepted request is queued on its prefill instance (whose cache takes its blocks) and expected at its decode instance. */
+    /**
+     * An accepted request is queued on its prefill instance (whose cache takes its blocks) and expected at its decode
+     * instance.
+     */
     public void onScheduled(Decision dec, long[] blocks, int inputTokens, double now) {
         PrefillInstance pi = prefill[dec.prefill()];
         pi.busyUntil = Math.max(pi.busyUntil, now) + dec.transferSeconds() + dec.prefillSeconds();
@@ -297,7 +389,8 @@ public final class ClusterScheduler {
     }
 
     /** As above, the request holding {@code kvTokens} of KV while it decodes (its reservation). */
-    public void onLeftPrefill(Decision dec, double scheduledAt, int inputTokens, int kvTokens, boolean admitted, double now) {
+    public void onLeftPrefill(
+            Decision dec, double scheduledAt, int inputTokens, int kvTokens, boolean admitted, double now) {
         DecodeInstance di = decode[dec.decode()];
         if (di == null) return; // the instance left meanwhile
         di.arrived(scheduledAt + dec.ttft());
@@ -329,7 +422,10 @@ public final class ClusterScheduler {
         onDecodeEnd(d, start, now, contextTokens, contextTokens);
     }
 
-    /** As above, freeing {@code kvTokens} of KV (a reservation's size); {@code d} = -1: its instance left (t_d still learns). */
+    /**
+     * As above, freeing {@code kvTokens} of KV (a reservation's size); {@code d} = -1: its instance left (t_d still
+     * learns).
+     */
     public void onDecodeEnd(int d, double start, double now, int contextTokens, int kvTokens) {
         DecodeInstance di = d < 0 ? null : decode[d];
         if (di != null) {

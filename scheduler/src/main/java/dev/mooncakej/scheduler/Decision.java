@@ -8,9 +8,21 @@ package dev.mooncakej.scheduler;
  * @param fetchBlocks    blocks pulled from {@code fetchFrom}
  * @param decodeLoad     the decode load the admission used (now, or predicted at prefill end)
  */
-public record Decision(boolean accepted, String rejectReason, int prefill, int decode, int prefixBlocks, int fetchFrom,
-                       int fetchBlocks, double transferSeconds, double queueSeconds, double prefillSeconds, double ttft,
-                       double tbt, double prefillLoad, double decodeLoad) {
+public record Decision(
+        boolean accepted,
+        String rejectReason,
+        int prefill,
+        int decode,
+        int prefixBlocks,
+        int fetchFrom,
+        int fetchBlocks,
+        double transferSeconds,
+        double queueSeconds,
+        double prefillSeconds,
+        double ttft,
+        double tbt,
+        double prefillLoad,
+        double decodeLoad) {
 
     public static final String TTFT_SLO = "predicted TTFT over its SLO";
     public static final String DECODE_LOAD = "decode load (TBT over its SLO, or KV over capacity) at or over 1";

@@ -9,8 +9,12 @@ public final class DecodeInstance {
     final int id;
     final long kvCapacityTokens;
     int running;
-    /** Requests and KV the worker reports beyond what this scheduler placed (e.g. placed by a conductor that failed over). */
+    /**
+     * Requests and KV the worker reports beyond what this scheduler placed (e.g. placed by a conductor that failed
+     * over).
+     */
     int externalRunning;
+
     long externalKvTokens;
     long contextTokens;
     long kvTokens;
@@ -25,16 +29,38 @@ public final class DecodeInstance {
         this.kvCapacityTokens = kvCapacityTokens;
     }
 
-    public int id() { return id; }
-    public int running() { return running; }
-    public int externalRunning() { return externalRunning; }
-    public long contextTokens() { return contextTokens; }
-    public long kvTokens() { return kvTokens; }
-    public long kvCapacityTokens() { return kvCapacityTokens; }
-    public int incoming() { return incomingCount; }
+    public int id() {
+        return id;
+    }
+
+    public int running() {
+        return running;
+    }
+
+    public int externalRunning() {
+        return externalRunning;
+    }
+
+    public long contextTokens() {
+        return contextTokens;
+    }
+
+    public long kvTokens() {
+        return kvTokens;
+    }
+
+    public long kvCapacityTokens() {
+        return kvCapacityTokens;
+    }
+
+    public int incoming() {
+        return incomingCount;
+    }
 
     /** KV for {@code tokens} more tokens is reserved here (at scheduling, so later decisions see it). */
-    public boolean fits(long tokens) { return kvTokens + tokens <= kvCapacityTokens; }
+    public boolean fits(long tokens) {
+        return kvTokens + tokens <= kvCapacityTokens;
+    }
 
     void expect(double arrival, long tokens) {
         if (incomingCount == incoming.length) {
@@ -82,7 +108,10 @@ public final class DecodeInstance {
         return n;
     }
 
-    /** KV tokens predicted here at time t: running requests not ended by then (at their average context) plus arrivals by then. */
+    /**
+     * KV tokens predicted here at time t: running requests not ended by then (at their average context) plus arrivals
+     * by then.
+     */
     long predictedTokensAt(double t, double tD) {
         double avg = running > 0 ? (double) contextTokens / running : 0;
         long n = 0;

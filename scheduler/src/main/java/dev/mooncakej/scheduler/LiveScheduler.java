@@ -21,8 +21,14 @@ public final class LiveScheduler {
      * {@code decodeInstance} are the scheduler's objects at that moment, so the end of a request
      * whose worker has left since touches nothing.
      */
-    public record Choice(Decision decision, WorkerEndpoint prefill, List<WorkerEndpoint> decodeCandidates, double scheduledAt,
-                         PrefillInstance prefillInstance, DecodeInstance decodeInstance, int kvTokens) {}
+    public record Choice(
+            Decision decision,
+            WorkerEndpoint prefill,
+            List<WorkerEndpoint> decodeCandidates,
+            double scheduledAt,
+            PrefillInstance prefillInstance,
+            DecodeInstance decodeInstance,
+            int kvTokens) {}
 
     private static final int FIT_WINDOW = 256;
     private static final int REFIT_EVERY = 16;
@@ -41,32 +47,61 @@ public final class LiveScheduler {
 
     /** A scheduler core with no instances yet ({@link #setWorkers} adds them). */
     public LiveScheduler(ClusterScheduler emptyScheduler, DoubleSupplier clock) {
-        if (emptyScheduler.prefillCount() != 0 || emptyScheduler.decodeCount() != 0) throw new IllegalArgumentException("the live scheduler starts from an empty core");
+        if (emptyScheduler.prefillCount() != 0 || emptyScheduler.decodeCount() != 0)
+            throw new IllegalArgumentException("the live scheduler starts from an empty core");
         this.scheduler = emptyScheduler;
         this.clock = clock;
     }
 
-    public List<WorkerEndpoint> prefillWorkers() { return prefill; }
-    public List<WorkerEndpoint> decodeWorkers() { return decode; }
-    public ClusterScheduler core() { return scheduler; }
-    public boolean ready() { return !prefill.isEmpty() && !decode.isEmpty(); }
-    public long fitSamples() { synchronized (this) { return samples; } }
+    public List<WorkerEndpoint> prefillWorkers() {
+        return prefill;
+    }
+
+    public List<WorkerEndpoint> decodeWorkers() {
+        return decode;
+    }
+
+    public ClusterScheduler core() {
+        return scheduler;
+    }
+
+    public boolean ready() {
+        return !prefill.isEmpty() && !decode.isEmpty();
+    }
+
+    public long fitSamples() {
+        synchronized (this) {
+            return samples;
+        }
+    }
 
     /**
      * Applies membership: workers not in the lists leave the scheduler (a prefill worker's blocks
      * leave the index), new ones join empty; the others keep their state. Returns the prefill
      * workers that joined (whose prefix index the caller may seed).
      */
-    public synchronized List<WorkerEndpoint> setWorkers(List<WorkerEndpoint> prefillWorkers, List<WorkerEndpoint> decodeWorkers) {
+    public synchronized List<WorkerEndpoint> setWorkers(
+            List<WorkerEndpoint> prefillWorkers, List<WorkerEndpoint> decodeWorkers) {
         List<WorkerEndpoint> joined = new ArrayList<>();
         apply(prefillWorkers, prefillSlots, prefillBySlot, true, joined);
         apply(decodeWorkers, decodeSlots, decodeBySlot, false, new ArrayList<>());
-        prefill = prefillBySlot.entrySet().stream().sorted(Map.Entry.comparingByKey()).map(Map.Entry::getValue).toList();
-        decode = decodeBySlot.entrySet().stream().sorted(Map.Entry.comparingByKey()).map(Map.Entry::getValue).toList();
+        prefill = prefillBySlot.entrySet().stream()
+                .sorted(Map.Entry.comparingByKey())
+                .map(Map.Entry::getValue)
+                .toList();
+        decode = decodeBySlot.entrySet().stream()
+                .sorted(Map.Entry.comparingByKey())
+                .map(Map.Entry::getValue)
+                .toList();
         return joined;
     }
 
-    private void apply(List<WorkerEndpoint> want, Map<String, Integer> slots, Map<Integer, WorkerEndpoint> bySlot, boolean isPrefill, List<WorkerEndpoint> joined) {
+    private void apply(
+            List<WorkerEndpoint> want,
+            Map<String, Integer> slots,
+            Map<Integer, WorkerEndpoint> bySlot,
+            boolean isPrefill,
+            List<WorkerEndpoint> joined) {
         Map<String, WorkerEndpoint> wanted = new HashMap<>();
         for (WorkerEndpoint w : want) wanted.put(w.url(), w);
         for (var it = slots.entrySet().iterator(); it.hasNext(); ) {
@@ -86,7 +121,10 @@ public final class LiveScheduler {
         }
     }
 
-    /** A decision; rejected ones are returned too (the caller answers 429). {@code kvTokens}: what the request reserves on decode. */
+    /**
+     * A decision; rejected ones are returned too (the caller answers 429). {@code kvTokens}: what the request reserves
+     * on decode.
+     */
     public synchronized Choice choose(long[] blockKeys, int inputTokens, int kvTokens) {
         double now = clock.getAsDouble();
         Decision d = scheduler.decide(blockKeys, inputTokens, kvTokens, now);
@@ -94,8 +132,18 @@ public final class LiveScheduler {
         WorkerEndpoint first = decodeBySlot.get(d.decode());
         List<WorkerEndpoint> candidates = new ArrayList<>();
         candidates.add(first);
-        decode.stream().filter(w -> w != first).sorted(Comparator.comparingInt(WorkerEndpoint::inFlight)).forEach(candidates::add);
-        return new Choice(d, prefillBySlot.get(d.prefill()), candidates, now, scheduler.prefill(d.prefill()), scheduler.decode(d.decode()), kvTokens);
+        decode.stream()
+                .filter(w -> w != first)
+                .sorted(Comparator.comparingInt(WorkerEndpoint::inFlight))
+                .forEach(candidates::add);
+        return new Choice(
+                d,
+                prefillBySlot.get(d.prefill()),
+                candidates,
+                now,
+                scheduler.prefill(d.prefill()),
+                scheduler.decode(d.decode()),
+                kvTokens);
     }
 
     /**
@@ -104,8 +152,10 @@ public final class LiveScheduler {
      */
     public synchronized double prefillEnded(Choice c, int inputTokens, int cachedTokens, double seconds, boolean ok) {
         double now = clock.getAsDouble();
-        if (scheduler.prefill(c.decision().prefill()) == c.prefillInstance()) scheduler.onPrefillDone(c.decision(), seconds);
-        if (scheduler.decode(c.decision().decode()) == c.decodeInstance()) scheduler.onLeftPrefill(c.decision(), c.scheduledAt(), inputTokens, c.kvTokens(), ok, now);
+        if (scheduler.prefill(c.decision().prefill()) == c.prefillInstance())
+            scheduler.onPrefillDone(c.decision(), seconds);
+        if (scheduler.decode(c.decision().decode()) == c.decodeInstance())
+            scheduler.onLeftPrefill(c.decision(), c.scheduledAt(), inputTokens, c.kvTokens(), ok, now);
         if (!ok) return now;
         int i = (int) (samples++ % FIT_WINDOW);
         sampleN[i] = inputTokens;
@@ -114,7 +164,8 @@ public final class LiveScheduler {
         if (samples >= REFIT_EVERY && samples % REFIT_EVERY == 0) {
             int n = (int) Math.min(samples, FIT_WINDOW);
             try {
-                PrefillTimeModel m = PrefillTimeModel.fit(Arrays.copyOf(sampleN, n), Arrays.copyOf(sampleP, n), Arrays.copyOf(sampleT, n));
+                PrefillTimeModel m = PrefillTimeModel.fit(
+                        Arrays.copyOf(sampleN, n), Arrays.copyOf(sampleP, n), Arrays.copyOf(sampleT, n));
                 if (m.c1() >= 0 && m.c2() >= 0) scheduler.setPrefillModel(m);
             } catch (IllegalArgumentException notYet) {
                 // the samples do not determine a fit yet (e.g. all the same length): keep the current model
@@ -126,10 +177,13 @@ public final class LiveScheduler {
     /** The decode of a request that started at {@code decodeStart} ended holding {@code contextTokens}. */
     public synchronized void decodeEnded(Choice c, int contextTokens, double decodeStart) {
         boolean same = scheduler.decode(c.decision().decode()) == c.decodeInstance();
-        scheduler.onDecodeEnd(same ? c.decision().decode() : -1, decodeStart, clock.getAsDouble(), contextTokens, c.kvTokens());
+        scheduler.onDecodeEnd(
+                same ? c.decision().decode() : -1, decodeStart, clock.getAsDouble(), contextTokens, c.kvTokens());
     }
 
-    public double now() { return clock.getAsDouble(); }
+    public double now() {
+        return clock.getAsDouble();
+    }
 
     /** A decode worker's pushed load (running requests, KV tokens held). */
     public synchronized void applyDecodeLoad(String workerUrl, int running, long kvTokens) {
@@ -137,7 +191,9 @@ public final class LiveScheduler {
         if (slot != null) scheduler.onDecodeReport(slot, running, kvTokens);
     }
 
-    /** Cache changes a prefill worker reported: stored blocks join its view and the global index, evicted ones leave. */
+    /**
+     * Cache changes a prefill worker reported: stored blocks join its view and the global index, evicted ones leave.
+     */
     public synchronized void applyKvEvents(String workerUrl, long[] stored, long[] evicted) {
         Integer slot = prefillSlots.get(workerUrl);
         if (slot == null) return;

@@ -12,7 +12,9 @@ final class LongLongMap {
     private boolean[] used = new boolean[1 << 10];
     private int size;
 
-    int size() { return size; }
+    int size() {
+        return size;
+    }
 
     long get(long key) {
         int mask = keys.length - 1;

@@ -22,14 +22,30 @@ public final class PrefillInstance {
         this.index = index;
     }
 
-    public int id() { return id; }
-    public double busyUntil() { return busyUntil; }
-    public int queued() { return queued; }
-    public double busySeconds() { return busySeconds; }
-    public int cachedBlocks() { return lru.size(); }
+    public int id() {
+        return id;
+    }
+
+    public double busyUntil() {
+        return busyUntil;
+    }
+
+    public int queued() {
+        return queued;
+    }
+
+    public double busySeconds() {
+        return busySeconds;
+    }
+
+    public int cachedBlocks() {
+        return lru.size();
+    }
 
     /** Predicted wait before a new request would start here. */
-    public double queueSeconds(double now) { return Math.max(0, busyUntil - now); }
+    public double queueSeconds(double now) {
+        return Math.max(0, busyUntil - now);
+    }
 
     /** The blocks of a finished prefill enter this cache (and the global index); LRU eviction beyond capacity. */
     public void cache(long[] blocks) {

@@ -18,7 +18,9 @@ public enum PrefillPolicy {
     /** Algorithm 1: global prefix index; per instance min of transfer(missing prefix) + queue + prefill. */
     KVCACHE_CENTRIC;
 
-    public String cliName() { return name().toLowerCase(Locale.ROOT).replace('_', '-'); }
+    public String cliName() {
+        return name().toLowerCase(Locale.ROOT).replace('_', '-');
+    }
 
     public static PrefillPolicy parse(String s) {
         for (PrefillPolicy p : values()) if (p.cliName().equals(s)) return p;

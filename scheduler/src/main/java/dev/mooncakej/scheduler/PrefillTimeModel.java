@@ -20,7 +20,8 @@ public record PrefillTimeModel(double c0, double c1, double c2) {
     /** Least-squares fit to samples (n[i], p[i], seconds[i]); needs at least 3 samples spanning the basis. */
     public static PrefillTimeModel fit(long[] n, long[] p, double[] seconds) {
         if (n.length < 3 || n.length != p.length || n.length != seconds.length) {
-            throw new IllegalArgumentException("a prefill-time fit needs at least 3 samples of (input, cached, seconds); got " + n.length);
+            throw new IllegalArgumentException(
+                    "a prefill-time fit needs at least 3 samples of (input, cached, seconds); got " + n.length);
         }
         double[][] a = new double[3][3];
         double[] b = new double[3];
@@ -40,9 +41,15 @@ public record PrefillTimeModel(double c0, double c1, double c2) {
         for (int col = 0; col < n; col++) {
             int piv = col;
             for (int r = col + 1; r < n; r++) if (Math.abs(a[r][col]) > Math.abs(a[piv][col])) piv = r;
-            double[] t = a[col]; a[col] = a[piv]; a[piv] = t;
-            double tb = b[col]; b[col] = b[piv]; b[piv] = tb;
-            if (Math.abs(a[col][col]) < 1e-300) throw new IllegalArgumentException("prefill-time samples do not determine the fit (need varied input and cached lengths)");
+            double[] t = a[col];
+            a[col] = a[piv];
+            a[piv] = t;
+            double tb = b[col];
+            b[col] = b[piv];
+            b[piv] = tb;
+            if (Math.abs(a[col][col]) < 1e-300)
+                throw new IllegalArgumentException(
+                        "prefill-time samples do not determine the fit (need varied input and cached lengths)");
             for (int r = col + 1; r < n; r++) {
                 double f = a[r][col] / a[col][col];
                 for (int c = col; c < n; c++) a[r][c] -= f * a[col][c];

@@ -36,5 +36,7 @@ public final class PrefixIndex {
         }
     }
 
-    public int size() { return holders.size(); }
+    public int size() {
+        return holders.size();
+    }
 }

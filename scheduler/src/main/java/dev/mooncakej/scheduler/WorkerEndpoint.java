@@ -11,8 +11,19 @@ public final class WorkerEndpoint {
         this.url = url;
     }
 
-    public String url() { return url; }
-    public int inFlight() { return inFlight.get(); }
-    public void started() { inFlight.incrementAndGet(); }
-    public void ended() { inFlight.decrementAndGet(); }
+    public String url() {
+        return url;
+    }
+
+    public int inFlight() {
+        return inFlight.get();
+    }
+
+    public void started() {
+        inFlight.incrementAndGet();
+    }
+
+    public void ended() {
+        inFlight.decrementAndGet();
+    }
 }

@@ -12,6 +12,7 @@ class ClusterSchedulerTest {
     private static final int BT = 512;
     /** Round numbers: prefill = 0.1 + 1e-4 (n-p) + 1e-9 (n^2-p^2) s; step = 0.01 + 0.001 b + 1e-7 c s; 100 kB/token. */
     private static final CostProfile PROFILE = new CostProfile("test", 0.1, 1e-4, 1e-9, 0.01, 0.001, 1e-7, 100_000);
+
     private static final long[] PROMPT = {11, 12, 13, 14, 15, 16, 17, 18, 19, 20}; // 10 blocks
     private static final int N = 10 * BT + 100;
 
@@ -95,11 +96,18 @@ class ClusterSchedulerTest {
     @Test
     void roundRobinCyclesAndRandomIsSeeded() {
         ClusterScheduler rr = new ClusterScheduler(cfg(PrefillPolicy.ROUND_ROBIN, AdmissionMode.NONE), 3, 1, 0);
-        assertThat(new int[]{rr.decide(PROMPT, N, 0).prefill(), rr.decide(PROMPT, N, 0).prefill(), rr.decide(PROMPT, N, 0).prefill(), rr.decide(PROMPT, N, 0).prefill()})
+        assertThat(new int[] {
+                    rr.decide(PROMPT, N, 0).prefill(),
+                    rr.decide(PROMPT, N, 0).prefill(),
+                    rr.decide(PROMPT, N, 0).prefill(),
+                    rr.decide(PROMPT, N, 0).prefill()
+                })
                 .containsExactly(0, 1, 2, 0);
         ClusterScheduler r1 = new ClusterScheduler(cfg(PrefillPolicy.RANDOM, AdmissionMode.NONE), 8, 1, 0);
         ClusterScheduler r2 = new ClusterScheduler(cfg(PrefillPolicy.RANDOM, AdmissionMode.NONE), 8, 1, 0);
-        for (int i = 0; i < 20; i++) assertThat(r1.decide(PROMPT, N, 0).prefill()).isEqualTo(r2.decide(PROMPT, N, 0).prefill());
+        for (int i = 0; i < 20; i++)
+            assertThat(r1.decide(PROMPT, N, 0).prefill())
+                    .isEqualTo(r2.decide(PROMPT, N, 0).prefill());
     }
 
     @Test
@@ -125,10 +133,14 @@ class ClusterSchedulerTest {
         ClusterScheduler s = withBusyDecode(AdmissionMode.NONE);
         Decision d = s.decide(PROMPT, N, 0);
         assertThat(d.accepted()).isTrue();
-        assertThat(s.decodeAdmits(d.decode(), N)).as("decode's own check when the prefill is done").isFalse();
+        assertThat(s.decodeAdmits(d.decode(), N))
+                .as("decode's own check when the prefill is done")
+                .isFalse();
         ClusterScheduler idle = new ClusterScheduler(cfg(PrefillPolicy.LEAST_LOADED, AdmissionMode.NONE), 1, 1, 0);
         Decision ok = idle.decide(PROMPT, N, 0);
-        assertThat(idle.decodeAdmits(ok.decode(), N)).as("an idle decode instance admits it").isTrue();
+        assertThat(idle.decodeAdmits(ok.decode(), N))
+                .as("an idle decode instance admits it")
+                .isTrue();
     }
 
     @Test
@@ -156,34 +168,55 @@ class ClusterSchedulerTest {
 
     @Test
     void predictionCountsRequestsStillInPrefill() {
-        ClusterScheduler s = new ClusterScheduler(cfg(PrefillPolicy.LEAST_LOADED, AdmissionMode.PREDICTIVE_EARLY_REJECTION), 1, 1, 0);
+        ClusterScheduler s = new ClusterScheduler(
+                cfg(PrefillPolicy.LEAST_LOADED, AdmissionMode.PREDICTIVE_EARLY_REJECTION), 1, 1, 0);
         for (int i = 0; i < 150; i++) s.decode(0).expect(0.5, 1000); // 150 arrive at decode at t = 0.5 s
-        assertThat(s.chosenLoadAt(1.0, 0, 1000, 1000)).isCloseTo(PROFILE.decodeStepSeconds(151, 151_000) / 0.1, offset(1e-9));
-        assertThat(s.chosenLoadAt(0.4, 0, 1000, 1000)).isCloseTo(PROFILE.decodeStepSeconds(1, 1000) / 0.1, offset(1e-9));
+        assertThat(s.chosenLoadAt(1.0, 0, 1000, 1000))
+                .isCloseTo(PROFILE.decodeStepSeconds(151, 151_000) / 0.1, offset(1e-9));
+        assertThat(s.chosenLoadAt(0.4, 0, 1000, 1000))
+                .isCloseTo(PROFILE.decodeStepSeconds(1, 1000) / 0.1, offset(1e-9));
     }
 
     @Test
     void kvInUseCountsAsDecodeLoad() {
-        ClusterScheduler s = new ClusterScheduler(new SchedulerConfig(PrefillPolicy.LEAST_LOADED, AdmissionMode.EARLY_REJECTION, 30, 0.1, 2, BT,
-                PROFILE, 10e9, 10_000, 1, 1), 1, 1, 0);
+        ClusterScheduler s = new ClusterScheduler(
+                new SchedulerConfig(
+                        PrefillPolicy.LEAST_LOADED,
+                        AdmissionMode.EARLY_REJECTION,
+                        30,
+                        0.1,
+                        2,
+                        BT,
+                        PROFILE,
+                        10e9,
+                        10_000,
+                        1,
+                        1),
+                1,
+                1,
+                0);
         s.onLeftPrefill(s.decide(PROMPT, 9000, 0), 0, 9000, true, 0); // 9000 of 10000 KV tokens in use
         assertThat(s.decodeLoadNow()).isCloseTo(0.9, offset(1e-9));
         s.onLeftPrefill(s.decide(PROMPT, 2000, 0), 0, 2000, true, 0);
         Decision d = s.decide(PROMPT, N, 0);
         assertThat(d.accepted()).isFalse();
         assertThat(d.rejectReason()).isEqualTo(Decision.DECODE_LOAD);
-        assertThat(s.decodeAdmits(0, 1)).as("a full decode instance refuses after the prefill").isFalse();
+        assertThat(s.decodeAdmits(0, 1))
+                .as("a full decode instance refuses after the prefill")
+                .isFalse();
     }
 
     @Test
     void estimatorsMatchHandComputedValues() {
         PrefillTimeModel m = PrefillTimeModel.of(PROFILE);
         assertThat(m.seconds(8192, 0)).isCloseTo(0.1 + 0.8192 + 1e-9 * 8192.0 * 8192, offset(1e-12));
-        assertThat(m.seconds(8192, 4096)).isCloseTo(0.1 + 0.4096 + 1e-9 * (8192.0 * 8192 - 4096.0 * 4096), offset(1e-12));
+        assertThat(m.seconds(8192, 4096))
+                .isCloseTo(0.1 + 0.4096 + 1e-9 * (8192.0 * 8192 - 4096.0 * 4096), offset(1e-12));
         long[] n = {1000, 4000, 8000, 8000, 16000, 2000};
         long[] p = {0, 0, 0, 4000, 8000, 1000};
         double[] t = new double[n.length];
-        for (int i = 0; i < n.length; i++) t[i] = 0.2 + 3e-5 * (n[i] - p[i]) + 5e-10 * ((double) n[i] * n[i] - (double) p[i] * p[i]);
+        for (int i = 0; i < n.length; i++)
+            t[i] = 0.2 + 3e-5 * (n[i] - p[i]) + 5e-10 * ((double) n[i] * n[i] - (double) p[i] * p[i]);
         PrefillTimeModel fit = PrefillTimeModel.fit(n, p, t);
         assertThat(fit.c0()).isCloseTo(0.2, offset(1e-9));
         assertThat(fit.c1()).isCloseTo(3e-5, offset(1e-12));
@@ -193,7 +226,8 @@ class ClusterSchedulerTest {
         s.prefill(0).busyUntil = 7;
         assertThat(s.prefill(0).queueSeconds(3)).isEqualTo(4);
         assertThat(s.prefill(0).queueSeconds(9)).isZero();
-        assertThatThrownBy(() -> PrefillTimeModel.fit(new long[]{1, 2}, new long[]{0, 0}, new double[]{1, 2})).hasMessageContaining("at least 3 samples");
+        assertThatThrownBy(() -> PrefillTimeModel.fit(new long[] {1, 2}, new long[] {0, 0}, new double[] {1, 2}))
+                .hasMessageContaining("at least 3 samples");
     }
 
     @Test
@@ -201,18 +235,23 @@ class ClusterSchedulerTest {
         ClusterScheduler s = new ClusterScheduler(cfg(PrefillPolicy.KVCACHE_CENTRIC, AdmissionMode.NONE), 1, 1, 3);
         s.prefill(0).cache(first(3));
         s.prefill(0).touch(PROMPT, 1); // block 11 recently used
-        s.prefill(0).cache(new long[]{99});
+        s.prefill(0).cache(new long[] {99});
         int[] len = new int[1];
         s.index().prefixLengths(first(3), 1, len);
-        assertThat(len[0]).as("block 12 was evicted, so the prefix stops after 11").isEqualTo(1);
+        assertThat(len[0])
+                .as("block 12 was evicted, so the prefix stops after 11")
+                .isEqualTo(1);
         assertThat(s.prefill(0).cachedBlocks()).isEqualTo(3);
     }
 
     @Test
     void badSettingsAreNamed() {
-        assertThatThrownBy(() -> PrefillPolicy.parse("fastest")).hasMessageContaining("fastest").hasMessageContaining("kvcache-centric");
+        assertThatThrownBy(() -> PrefillPolicy.parse("fastest"))
+                .hasMessageContaining("fastest")
+                .hasMessageContaining("kvcache-centric");
         assertThatThrownBy(() -> AdmissionMode.parse("x")).hasMessageContaining("predictive-early-rejection");
-        assertThatThrownBy(() -> new SchedulerConfig(PrefillPolicy.RANDOM, AdmissionMode.NONE, 30, 0.1, 0.5, BT, PROFILE, 1, 1, 1, 1))
+        assertThatThrownBy(() -> new SchedulerConfig(
+                        PrefillPolicy.RANDOM, AdmissionMode.NONE, 30, 0.1, 0.5, BT, PROFILE, 1, 1, 1, 1))
                 .hasMessageContaining("kvcache-balancing-threshold");
     }
 
@@ -226,7 +265,8 @@ class ClusterSchedulerTest {
         // instances 0 and 1 report requests a previous leader placed: the choice avoids them
         s.onDecodeReport(0, 40, 400_000);
         s.onDecodeReport(1, 20, 200_000);
-        for (int r = 0; r < 4; r++) assertThat(s.decide(new long[0], 100, 0).decode()).isEqualTo(2);
+        for (int r = 0; r < 4; r++)
+            assertThat(s.decide(new long[0], 100, 0).decode()).isEqualTo(2);
         assertThat(s.decode(0).externalRunning()).isEqualTo(40);
         // once they report idle again, the external load is gone
         s.onDecodeReport(0, 0, 0);
@@ -236,6 +276,7 @@ class ClusterSchedulerTest {
     @Test
     void theSimulatorsTieRuleIsTheFirstInstance() {
         ClusterScheduler s = new ClusterScheduler(cfg(PrefillPolicy.CACHE_AWARE, AdmissionMode.NONE), 1, 3, 0);
-        for (int r = 0; r < 3; r++) assertThat(s.decide(new long[0], 100, 0).decode()).isZero();
+        for (int r = 0; r < 3; r++)
+            assertThat(s.decide(new long[0], 100, 0).decode()).isZero();
     }
 }

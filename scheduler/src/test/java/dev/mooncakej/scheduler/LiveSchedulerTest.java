@@ -14,11 +14,14 @@ class LiveSchedulerTest {
     private final AtomicReference<Double> now = new AtomicReference<>(0.0);
 
     private LiveScheduler scheduler() {
-        SchedulerConfig cfg = new SchedulerConfig(PrefillPolicy.CACHE_AWARE, AdmissionMode.NONE, 30, 0.1, 1.5, 4, GUESS, 1e12, 1_000_000, 10, 1);
+        SchedulerConfig cfg = new SchedulerConfig(
+                PrefillPolicy.CACHE_AWARE, AdmissionMode.NONE, 30, 0.1, 1.5, 4, GUESS, 1e12, 1_000_000, 10, 1);
         return new LiveScheduler(new ClusterScheduler(cfg, 0, 0, 0), now::get);
     }
 
-    private static WorkerEndpoint w(String url) { return new WorkerEndpoint(url); }
+    private static WorkerEndpoint w(String url) {
+        return new WorkerEndpoint(url);
+    }
 
     @Test
     void membershipChangesKeepTheFittedModelTheLearntDecodeTimeAndTheOtherWorkersState() {
@@ -60,7 +63,10 @@ class LiveSchedulerTest {
         double start = s.prefillEnded(onD1, 50, 0, 0.01, true);
         s.setWorkers(List.of(p2, p3), List.of(d2));
         s.decodeEnded(onD1, 50, start);
-        assertThat(s.core().decode(s.choose(new long[0], 5, 6).decision().decode()).kvTokens()).isZero();
+        assertThat(s.core()
+                        .decode(s.choose(new long[0], 5, 6).decision().decode())
+                        .kvTokens())
+                .isZero();
     }
 
     @Test
@@ -74,13 +80,16 @@ class LiveSchedulerTest {
         assertThat(s.core().prefillCount()).isEqualTo(1);
         WorkerEndpoint c = w("c");
         s.setWorkers(List.of(w("b"), c), List.of(w("d")));
-        assertThat(s.core().prefill(0)).as("the freed slot is taken by the newcomer").isNotNull();
+        assertThat(s.core().prefill(0))
+                .as("the freed slot is taken by the newcomer")
+                .isNotNull();
         assertThat(s.core().prefill(0).cachedBlocks()).isZero();
     }
 
     @Test
     void reservationsCountPromptPlusMaxTokensInTheDecodeLoad() {
-        SchedulerConfig cfg = new SchedulerConfig(PrefillPolicy.CACHE_AWARE, AdmissionMode.EARLY_REJECTION, 30, 10, 1.5, 4, GUESS, 1e12, 1000, 10, 1);
+        SchedulerConfig cfg = new SchedulerConfig(
+                PrefillPolicy.CACHE_AWARE, AdmissionMode.EARLY_REJECTION, 30, 10, 1.5, 4, GUESS, 1e12, 1000, 10, 1);
         LiveScheduler s = new LiveScheduler(new ClusterScheduler(cfg, 0, 0, 0), now::get);
         s.setWorkers(List.of(w("p")), List.of(w("d")));
         var first = s.choose(new long[0], 100, 600); // 100 prompt + 500 max tokens
@@ -88,7 +97,9 @@ class LiveSchedulerTest {
         s.prefillEnded(first, 100, 0, 0.1, true);
         assertThat(s.core().decode(first.decision().decode()).kvTokens()).isEqualTo(600);
         var second = s.choose(new long[0], 100, 600);
-        assertThat(second.decision().accepted()).as("600 + 600 tokens exceed the 1000 the decode instance holds").isFalse();
+        assertThat(second.decision().accepted())
+                .as("600 + 600 tokens exceed the 1000 the decode instance holds")
+                .isFalse();
         assertThat(second.decision().rejectReason()).isEqualTo(Decision.DECODE_LOAD);
     }
 }

@@ -6,7 +6,9 @@ import java.util.HashMap;
 import java.util.Random;
 import org.junit.jupiter.api.Test;
 
-/** The primitive map agrees with java.util.HashMap over random puts and removals (including growth and backward shifts). */
+/**
+ * The primitive map agrees with java.util.HashMap over random puts and removals (including growth and backward shifts).
+ */
 class LongLongMapTest {
     @Test
     void behavesLikeAHashMap() {
@@ -17,7 +19,8 @@ class LongLongMapTest {
             long k = rnd.nextInt(5000) * 1024L; // clustered keys provoke collisions
             long v = rnd.nextInt(4) == 0 ? 0 : rnd.nextLong() | 1;
             m.put(k, v);
-            if (v == 0) ref.remove(k); else ref.put(k, v);
+            if (v == 0) ref.remove(k);
+            else ref.put(k, v);
             if (i % 1000 == 0) {
                 assertThat(m.size()).isEqualTo(ref.size());
                 for (int j = 0; j < 100; j++) {

@@ -1,7 +1,7 @@
 package dev.mooncakej.simulator;
 
-import dev.mooncakej.scheduler.PrefillTimeModel;
 import dev.mooncakej.kvcache.cost.CostProfile;
+import dev.mooncakej.scheduler.PrefillTimeModel;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.Iterator;
@@ -25,8 +25,17 @@ public final class ColocatedSimulation {
     private final long kvCapacityTokens;
     private final double ttftSlo, tbtSlo;
 
-    public ColocatedSimulation(CostProfile profile, int instances, int blockTokens, int chunkTokens, boolean chunked, boolean prefixCaching,
-                               int cacheBlocks, long kvCapacityTokens, double ttftSlo, double tbtSlo) {
+    public ColocatedSimulation(
+            CostProfile profile,
+            int instances,
+            int blockTokens,
+            int chunkTokens,
+            boolean chunked,
+            boolean prefixCaching,
+            int cacheBlocks,
+            long kvCapacityTokens,
+            double ttftSlo,
+            double tbtSlo) {
         this.profile = profile;
         this.model = PrefillTimeModel.of(profile);
         this.instances = instances;
@@ -42,13 +51,15 @@ public final class ColocatedSimulation {
 
     private static final class Req {
         final TraceRequest r;
-        long computed;       // prompt tokens with KV
+        long computed; // prompt tokens with KV
         long prefixTokens;
         double firstTokenAt = -1, lastTokenAt;
         int produced;
         double[] gaps;
 
-        Req(TraceRequest r) { this.r = r; }
+        Req(TraceRequest r) {
+            this.r = r;
+        }
     }
 
     private final class Instance {
@@ -69,14 +80,19 @@ public final class ColocatedSimulation {
         void remember(long[] blocks) {
             if (!prefixCaching) return;
             for (long b : blocks) cache.put(b, Boolean.TRUE);
-            if (cacheBlocks > 0) for (Iterator<Long> it = cache.keySet().iterator(); cache.size() > cacheBlocks && it.hasNext(); ) { it.next(); it.remove(); }
+            if (cacheBlocks > 0)
+                for (Iterator<Long> it = cache.keySet().iterator(); cache.size() > cacheBlocks && it.hasNext(); ) {
+                    it.next();
+                    it.remove();
+                }
         }
     }
 
     private record Event(double time, long seq, int type, int target) {}
 
     public SimulationResult run(List<TraceRequest> trace) {
-        PriorityQueue<Event> events = new PriorityQueue<>((a, b) -> a.time != b.time ? Double.compare(a.time, b.time) : Long.compare(a.seq, b.seq));
+        PriorityQueue<Event> events = new PriorityQueue<>(
+                (a, b) -> a.time != b.time ? Double.compare(a.time, b.time) : Long.compare(a.seq, b.seq));
         long[] seq = {0};
         Instance[] inst = new Instance[instances];
         for (int i = 0; i < instances; i++) inst[i] = new Instance();
@@ -91,7 +107,9 @@ public final class ColocatedSimulation {
             if (e.type == 0) { // arrival: least queued work
                 TraceRequest r = trace.get(e.target);
                 int best = 0;
-                for (int i = 1; i < instances; i++) if (inst[i].queuedWork + inst[i].running.size() * 0.01 < inst[best].queuedWork + inst[best].running.size() * 0.01) best = i;
+                for (int i = 1; i < instances; i++)
+                    if (inst[i].queuedWork + inst[i].running.size() * 0.01
+                            < inst[best].queuedWork + inst[best].running.size() * 0.01) best = i;
                 Instance in = inst[best];
                 Req q = new Req(r);
                 q.prefixTokens = in.cachedPrefix(r.blocks(), r.inputTokens());
@@ -114,7 +132,9 @@ public final class ColocatedSimulation {
             Req head = in.waiting.peek();
             if (head != null && in.kv + head.r.inputTokens() <= kvCapacityTokens) {
                 pre = head;
-                chunk = chunked ? Math.min(chunkTokens, head.r.inputTokens() - head.computed) : head.r.inputTokens() - head.computed;
+                chunk = chunked
+                        ? Math.min(chunkTokens, head.r.inputTokens() - head.computed)
+                        : head.r.inputTokens() - head.computed;
                 step += model.seconds(head.computed + chunk, head.computed);
             }
             boolean decodeNow = chunked || pre == null;
@@ -174,8 +194,26 @@ public final class ColocatedSimulation {
         int n = trace.size();
         double[] t = ttfts.stream().mapToDouble(Double::doubleValue).sorted().toArray();
         double[] b = tbts.stream().mapToDouble(Double::doubleValue).sorted().toArray();
-        return new SimulationResult(n, completed, 0, 0, 0, Simulation.mean(t), Simulation.percentile(t, 0.9), Simulation.percentile(b, 0.9),
-                (double) good / n, good, 0, 0, 0, allTokens == 0 ? 0 : (double) hitTokens / allTokens, busySeconds,
-                now > 0 ? busySeconds / (now * instances) : 0, now, new double[0], new double[0], new double[0]);
+        return new SimulationResult(
+                n,
+                completed,
+                0,
+                0,
+                0,
+                Simulation.mean(t),
+                Simulation.percentile(t, 0.9),
+                Simulation.percentile(b, 0.9),
+                (double) good / n,
+                good,
+                0,
+                0,
+                0,
+                allTokens == 0 ? 0 : (double) hitTokens / allTokens,
+                busySeconds,
+                now > 0 ? busySeconds / (now * instances) : 0,
+                now,
+                new double[0],
+                new double[0],
+                new double[0]);
     }
 }

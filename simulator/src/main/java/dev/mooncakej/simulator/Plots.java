@@ -17,9 +17,13 @@ public final class Plots {
 
     /** Load over time (10-second means of the per-second samples), one series per run. */
     public static void loadOverTime(Map<String, SimulationResult> runs, boolean decode, String subtitle, Path dir) {
-        XYChart chart = new XYChartBuilder().width(1000).height(420)
+        XYChart chart = new XYChartBuilder()
+                .width(1000)
+                .height(420)
                 .title((decode ? "Decode" : "Prefill") + " load over time (" + subtitle + ")")
-                .xAxisTitle("simulated time (s)").yAxisTitle(decode ? "decode load (max TBT/SLO, KV/capacity)" : "prefill load (mean queue / TTFT SLO)").build();
+                .xAxisTitle("simulated time (s)")
+                .yAxisTitle(decode ? "decode load (max TBT/SLO, KV/capacity)" : "prefill load (mean queue / TTFT SLO)")
+                .build();
         chart.getStyler().setMarkerSize(0);
         runs.forEach((name, r) -> {
             double[] y = decode ? r.decodeLoad() : r.prefillLoad();
@@ -39,8 +43,13 @@ public final class Plots {
 
     /** Effective request ratio against the TBT SLO, one series per system. */
     public static void effectiveRatio(Map<String, double[][]> series, String subtitle, Path dir) {
-        XYChart chart = new XYChartBuilder().width(700).height(420).title("Requests meeting both SLOs (" + subtitle + ")")
-                .xAxisTitle("TBT SLO (ms)").yAxisTitle("effective request ratio").build();
+        XYChart chart = new XYChartBuilder()
+                .width(700)
+                .height(420)
+                .title("Requests meeting both SLOs (" + subtitle + ")")
+                .xAxisTitle("TBT SLO (ms)")
+                .yAxisTitle("effective request ratio")
+                .build();
         series.forEach((name, xy) -> chart.addSeries(name, xy[0], xy[1]));
         chart.getStyler().setYAxisMin(0.0).setYAxisMax(1.0);
         save(chart, dir, "effective-ratio-vs-tbt-slo");
@@ -50,7 +59,8 @@ public final class Plots {
         try {
             Files.createDirectories(dir);
             BitmapEncoder.saveBitmap(chart, dir.resolve(name).toString(), BitmapEncoder.BitmapFormat.PNG);
-            VectorGraphicsEncoder.saveVectorGraphic(chart, dir.resolve(name).toString(), VectorGraphicsEncoder.VectorGraphicsFormat.SVG);
+            VectorGraphicsEncoder.saveVectorGraphic(
+                    chart, dir.resolve(name).toString(), VectorGraphicsEncoder.VectorGraphicsFormat.SVG);
         } catch (IOException e) {
             throw new UncheckedIOException("cannot write the chart " + name + " into " + dir, e);
         }

@@ -1,9 +1,9 @@
 package dev.mooncakej.simulator;
 
+import dev.mooncakej.kvcache.cost.CostProfile;
 import dev.mooncakej.scheduler.ClusterScheduler;
 import dev.mooncakej.scheduler.Decision;
 import dev.mooncakej.scheduler.PrefillTimeModel;
-import dev.mooncakej.kvcache.cost.CostProfile;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -40,7 +40,8 @@ public final class Simulation {
     private final ClusterScheduler scheduler;
     private final CostProfile profile;
     private final PrefillTimeModel model;
-    private final PriorityQueue<Event> events = new PriorityQueue<>((a, b) -> a.time != b.time ? Double.compare(a.time, b.time) : Long.compare(a.seq, b.seq));
+    private final PriorityQueue<Event> events = new PriorityQueue<>(
+            (a, b) -> a.time != b.time ? Double.compare(a.time, b.time) : Long.compare(a.seq, b.seq));
     private long seq;
     private final List<ArrayDeque<Job>> prefillQueues = new ArrayList<>();
     private final Job[] prefillRunning;
@@ -70,7 +71,9 @@ public final class Simulation {
         this.decodeStepping = new boolean[cfg.decode()];
     }
 
-    public ClusterScheduler scheduler() { return scheduler; }
+    public ClusterScheduler scheduler() {
+        return scheduler;
+    }
 
     public SimulationResult run() {
         for (TraceRequest r : trace) push(r.arrival(), ARRIVAL, r.index());
@@ -92,8 +95,11 @@ public final class Simulation {
                 case DECODE_STEP -> decodeStep(e.target, now);
                 case SAMPLE -> {
                     double prefillLoad = 0;
-                    for (int i = 0; i < cfg.prefill(); i++) prefillLoad += scheduler.prefill(i).queueSeconds(now);
-                    loads.add(new double[]{now, prefillLoad / cfg.prefill() / cfg.scheduler().ttftSlo(), scheduler.decodeLoadNow()});
+                    for (int i = 0; i < cfg.prefill(); i++)
+                        prefillLoad += scheduler.prefill(i).queueSeconds(now);
+                    loads.add(new double[] {
+                        now, prefillLoad / cfg.prefill() / cfg.scheduler().ttftSlo(), scheduler.decodeLoadNow()
+                    });
                     if (now < lastArrival || busy()) push(now + 1, SAMPLE, 0);
                 }
                 default -> throw new IllegalStateException("unknown event " + e.type);
@@ -137,7 +143,8 @@ public final class Simulation {
         int n = j.r.inputTokens(), bt = cfg.scheduler().blockTokens();
         long done = Math.min((long) j.d.prefixBlocks() * bt, n - 1L);
         double seconds = j.d.transferSeconds();
-        for (long from = done; from < n; from += cfg.chunkTokens()) seconds += model.seconds(Math.min(n, from + cfg.chunkTokens()), from);
+        for (long from = done; from < n; from += cfg.chunkTokens())
+            seconds += model.seconds(Math.min(n, from + cfg.chunkTokens()), from);
         j.prefillSeconds = seconds;
         push(now + seconds, PREFILL_DONE, p);
     }
@@ -227,10 +234,27 @@ public final class Simulation {
             lp[i] = loads.get(i)[1];
             ld[i] = loads.get(i)[2];
         }
-        return new SimulationResult(n, completed, rejectedArrival + rejectedAfterPrefill, rejectedArrival, rejectedAfterPrefill,
-                mean(t), percentile(t, 0.9), percentile(b, 0.9), (double) good / n, good, wasted, std(ld),
-                allBlocks == 0 ? 0 : (double) hitBlocks / allBlocks, allTokens == 0 ? 0 : (double) hitTokens / allTokens,
-                busy, end > 0 ? busy / (end * cfg.prefill()) : 0, end, lt, lp, ld);
+        return new SimulationResult(
+                n,
+                completed,
+                rejectedArrival + rejectedAfterPrefill,
+                rejectedArrival,
+                rejectedAfterPrefill,
+                mean(t),
+                percentile(t, 0.9),
+                percentile(b, 0.9),
+                (double) good / n,
+                good,
+                wasted,
+                std(ld),
+                allBlocks == 0 ? 0 : (double) hitBlocks / allBlocks,
+                allTokens == 0 ? 0 : (double) hitTokens / allTokens,
+                busy,
+                end > 0 ? busy / (end * cfg.prefill()) : 0,
+                end,
+                lt,
+                lp,
+                ld);
     }
 
     static double mean(double[] v) {

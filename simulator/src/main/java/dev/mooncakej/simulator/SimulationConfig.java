@@ -10,9 +10,11 @@ import dev.mooncakej.scheduler.SchedulerConfig;
  */
 public record SimulationConfig(SchedulerConfig scheduler, int prefill, int decode, int cacheBlocks, int chunkTokens) {
     public SimulationConfig {
-        if (prefill < 1 || prefill > 64) throw new IllegalArgumentException("--prefill " + prefill + ": expected 1..64 instances");
+        if (prefill < 1 || prefill > 64)
+            throw new IllegalArgumentException("--prefill " + prefill + ": expected 1..64 instances");
         if (decode < 1) throw new IllegalArgumentException("--decode " + decode + ": expected at least 1 instance");
-        if (cacheBlocks < 0) throw new IllegalArgumentException("--cache-blocks " + cacheBlocks + ": expected >= 0 (0: unbounded)");
+        if (cacheBlocks < 0)
+            throw new IllegalArgumentException("--cache-blocks " + cacheBlocks + ": expected >= 0 (0: unbounded)");
         if (chunkTokens < 1) throw new IllegalArgumentException("chunk tokens must be >= 1, got " + chunkTokens);
     }
 }

@@ -6,8 +6,24 @@ package dev.mooncakej.simulator;
  *
  * @param loadTimes   sample times (one per simulated second) of the two load series below
  */
-public record SimulationResult(int requests, int completed, int rejected, int rejectedAtArrival, int rejectedAfterPrefill,
-                               double ttftMeanSeconds, double ttftP90Seconds, double tbtP90Seconds, double effectiveRequestRatio,
-                               int goodput, double wastedPrefillSeconds, double decodeLoadStd, double prefixHitRatioBlocks,
-                               double prefixHitRatioTokens, double prefillBusySeconds, double prefillUtilisation,
-                               double simulatedSeconds, double[] loadTimes, double[] prefillLoad, double[] decodeLoad) {}
+public record SimulationResult(
+        int requests,
+        int completed,
+        int rejected,
+        int rejectedAtArrival,
+        int rejectedAfterPrefill,
+        double ttftMeanSeconds,
+        double ttftP90Seconds,
+        double tbtP90Seconds,
+        double effectiveRequestRatio,
+        int goodput,
+        double wastedPrefillSeconds,
+        double decodeLoadStd,
+        double prefixHitRatioBlocks,
+        double prefixHitRatioTokens,
+        double prefillBusySeconds,
+        double prefillUtilisation,
+        double simulatedSeconds,
+        double[] loadTimes,
+        double[] prefillLoad,
+        double[] decodeLoad) {}

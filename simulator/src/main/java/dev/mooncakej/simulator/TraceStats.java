@@ -13,10 +13,12 @@ import java.util.Map;
  * tokens (hit blocks x block size, at most the input length) over all input tokens.
  */
 public final class TraceStats {
-    public static final String HIT_DEFINITION = "a request's hit = the longest prefix of its hash_ids cached when it arrives; "
-            + "afterwards all its blocks are inserted or touched";
+    public static final String HIT_DEFINITION =
+            "a request's hit = the longest prefix of its hash_ids cached when it arrives; "
+                    + "afterwards all its blocks are inserted or touched";
 
-    public record Result(int requests, double meanInput, double meanOutput, double hitRatioBlocks, double hitRatioTokens) {}
+    public record Result(
+            int requests, double meanInput, double meanOutput, double hitRatioBlocks, double hitRatioTokens) {}
 
     private TraceStats() {}
 
@@ -24,14 +26,17 @@ public final class TraceStats {
         long inSum = 0, outSum = 0, blocks = 0, hitBlocks = 0, hitTokens = 0;
         LinkedHashMap<Long, Boolean> lru = new LinkedHashMap<>(1 << 16, 0.75f, true);
         HashMap<Long, long[]> freq = new HashMap<>(); // block -> {count, last use}
-        java.util.TreeSet<long[]> byFreq = new java.util.TreeSet<>((a, b) -> a[1] != b[1] ? Long.compare(a[1], b[1]) : a[2] != b[2] ? Long.compare(a[2], b[2]) : Long.compare(a[0], b[0]));
+        java.util.TreeSet<long[]> byFreq = new java.util.TreeSet<>((a, b) -> a[1] != b[1]
+                ? Long.compare(a[1], b[1])
+                : a[2] != b[2] ? Long.compare(a[2], b[2]) : Long.compare(a[0], b[0]));
         long clock = 0;
         for (TraceRequest r : trace) {
             inSum += r.inputTokens();
             outSum += r.outputTokens();
             blocks += r.blocks().length;
             int hit = 0;
-            while (hit < r.blocks().length && (lfu ? freq.containsKey(r.blocks()[hit]) : lru.containsKey(r.blocks()[hit]))) hit++;
+            while (hit < r.blocks().length
+                    && (lfu ? freq.containsKey(r.blocks()[hit]) : lru.containsKey(r.blocks()[hit]))) hit++;
             hitBlocks += hit;
             hitTokens += Math.min((long) hit * blockTokens, r.inputTokens());
             for (long b : r.blocks()) {
@@ -57,6 +62,11 @@ public final class TraceStats {
             }
         }
         int n = trace.size();
-        return new Result(n, (double) inSum / n, (double) outSum / n, blocks == 0 ? 0 : (double) hitBlocks / blocks, inSum == 0 ? 0 : (double) hitTokens / inSum);
+        return new Result(
+                n,
+                (double) inSum / n,
+                (double) outSum / n,
+                blocks == 0 ? 0 : (double) hitBlocks / blocks,
+                inSum == 0 ? 0 : (double) hitTokens / inSum);
     }
 }

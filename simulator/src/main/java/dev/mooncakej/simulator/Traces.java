@@ -25,7 +25,9 @@ public final class Traces {
     private Traces() {}
 
     public static List<TraceRequest> read(Path file, double speed) {
-        if (!(speed > 0)) throw new IllegalArgumentException("--speed " + speed + ": expected a positive factor (2 replays twice as fast)");
+        if (!(speed > 0))
+            throw new IllegalArgumentException(
+                    "--speed " + speed + ": expected a positive factor (2 replays twice as fast)");
         List<TraceRequest> out = new ArrayList<>();
         try (BufferedReader r = Files.newBufferedReader(file, StandardCharsets.UTF_8)) {
             String line;
@@ -38,26 +40,39 @@ public final class Traces {
                 try {
                     n = JSON.readTree(line);
                 } catch (JacksonException e) {
-                    throw bad(file, no, "the line", "is not JSON; expected {\"timestamp\", \"input_length\", \"output_length\", \"hash_ids\"}");
+                    throw bad(
+                            file,
+                            no,
+                            "the line",
+                            "is not JSON; expected {\"timestamp\", \"input_length\", \"output_length\", \"hash_ids\"}");
                 }
                 double ts = number(file, no, n, "timestamp");
-                if (ts < last) throw bad(file, no, "timestamp", ts + " is before the previous line's " + last + "; expected sorted timestamps in ms");
+                if (ts < last)
+                    throw bad(
+                            file,
+                            no,
+                            "timestamp",
+                            ts + " is before the previous line's " + last + "; expected sorted timestamps in ms");
                 last = ts;
                 int in = (int) number(file, no, n, "input_length");
                 int outLen = (int) number(file, no, n, "output_length");
                 if (in < 1) throw bad(file, no, "input_length", in + "; expected a positive token count");
                 if (outLen < 1) throw bad(file, no, "output_length", outLen + "; expected a positive token count");
                 JsonNode h = n.get("hash_ids");
-                if (h == null || !h.isArray()) throw bad(file, no, "hash_ids", "is missing; expected an array of block ids");
+                if (h == null || !h.isArray())
+                    throw bad(file, no, "hash_ids", "is missing; expected an array of block ids");
                 long[] blocks = new long[h.size()];
                 for (int i = 0; i < blocks.length; i++) {
-                    if (!h.get(i).isIntegralNumber()) throw bad(file, no, "hash_ids[" + i + "]", h.get(i) + "; expected an integer block id");
+                    if (!h.get(i).isIntegralNumber())
+                        throw bad(file, no, "hash_ids[" + i + "]", h.get(i) + "; expected an integer block id");
                     blocks[i] = h.get(i).asLong();
                 }
                 out.add(new TraceRequest(out.size(), ts / 1000.0 / speed, in, outLen, blocks));
             }
         } catch (NoSuchFileException e) {
-            throw new IllegalArgumentException(file + ": no such trace file; the paper's traces are in ../shared/traces/ (conversation_trace.jsonl, synthetic_trace.jsonl)");
+            throw new IllegalArgumentException(file
+                    + ": no such trace file; the paper's traces are in ../shared/traces/ "
+                    + "(conversation_trace.jsonl, synthetic_trace.jsonl)");
         } catch (IOException e) {
             throw new UncheckedIOException("cannot read " + file, e);
         }
@@ -70,8 +85,16 @@ public final class Traces {
      * [outMin, outMax], and a shared prefix of {@code cacheRatio} of each prompt drawn from a few
      * popular prefixes (so about that share of tokens can hit a cache).
      */
-    public static List<TraceRequest> poisson(int count, double rate, int inMin, int inMax, int outMin, int outMax,
-                                             double cacheRatio, int blockTokens, long seed) {
+    public static List<TraceRequest> poisson(
+            int count,
+            double rate,
+            int inMin,
+            int inMax,
+            int outMin,
+            int outMax,
+            double cacheRatio,
+            int blockTokens,
+            long seed) {
         SplittableRandom rnd = new SplittableRandom(seed);
         List<TraceRequest> out = new ArrayList<>();
         double t = 0;
@@ -92,7 +115,8 @@ public final class Traces {
 
     private static double number(Path file, int no, JsonNode n, String field) {
         JsonNode v = n.get(field);
-        if (v == null || !v.isNumber()) throw bad(file, no, field, (v == null ? "is missing" : v + " is not a number") + "; expected a number");
+        if (v == null || !v.isNumber())
+            throw bad(file, no, field, (v == null ? "is missing" : v + " is not a number") + "; expected a number");
         return v.asDouble();
     }
 

@@ -4,10 +4,10 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import static org.assertj.core.data.Offset.offset;
 
+import dev.mooncakej.kvcache.cost.CostProfile;
 import dev.mooncakej.scheduler.AdmissionMode;
 import dev.mooncakej.scheduler.PrefillPolicy;
 import dev.mooncakej.scheduler.SchedulerConfig;
-import dev.mooncakej.kvcache.cost.CostProfile;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
@@ -23,14 +23,24 @@ class SimulationTest {
     private static final CostProfile PROFILE = new CostProfile("hand", 1.0, 1e-3, 0, 0.01, 0, 0, 1000);
 
     private static SimulationConfig cfg(int prefill, double ttftSlo) {
-        SchedulerConfig sc = new SchedulerConfig(PrefillPolicy.KVCACHE_CENTRIC, AdmissionMode.NONE, ttftSlo, 0.1, 1.5, 100,
-                PROFILE, 1e12, 1_000_000, 1, 1);
+        SchedulerConfig sc = new SchedulerConfig(
+                PrefillPolicy.KVCACHE_CENTRIC,
+                AdmissionMode.NONE,
+                ttftSlo,
+                0.1,
+                1.5,
+                100,
+                PROFILE,
+                1e12,
+                1_000_000,
+                1,
+                1);
         return new SimulationConfig(sc, prefill, 1, 0, 100_000);
     }
 
     @Test
     void aLoneRequestTakesThePrefillThenOneStepPerToken() {
-        TraceRequest r = new TraceRequest(0, 0, 1000, 5, new long[]{1, 2, 3, 4, 5, 6, 7, 8, 9, 10});
+        TraceRequest r = new TraceRequest(0, 0, 1000, 5, new long[] {1, 2, 3, 4, 5, 6, 7, 8, 9, 10});
         SimulationResult res = new Simulation(cfg(1, 30), List.of(r), null).run();
         assertThat(res.completed()).isEqualTo(1);
         assertThat(res.ttftMeanSeconds()).isCloseTo(1.0 + 1000 * 1e-3, offset(1e-9)); // 2 s
@@ -43,7 +53,8 @@ class SimulationTest {
     @Test
     void aRepeatedPrefixIsReusedAndQueueingDelaysTheSecond() {
         long[] blocks = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10};
-        List<TraceRequest> t = List.of(new TraceRequest(0, 0, 1000, 2, blocks), new TraceRequest(1, 0.5, 1000, 2, blocks));
+        List<TraceRequest> t =
+                List.of(new TraceRequest(0, 0, 1000, 2, blocks), new TraceRequest(1, 0.5, 1000, 2, blocks));
         SimulationResult res = new Simulation(cfg(1, 30), t, null).run();
         assertThat(res.completed()).isEqualTo(2);
         // the second arrives at 0.5 s, waits until 2 s, reuses 9 blocks (one token must be computed): 1 s + 100 ms
@@ -54,7 +65,8 @@ class SimulationTest {
     @Test
     void requestsOverTheTtftSloAreRejectedAtArrival() {
         long[] blocks = {1};
-        List<TraceRequest> t = List.of(new TraceRequest(0, 0, 100, 2, blocks), new TraceRequest(1, 0, 5000, 2, new long[]{7}));
+        List<TraceRequest> t =
+                List.of(new TraceRequest(0, 0, 100, 2, blocks), new TraceRequest(1, 0, 5000, 2, new long[] {7}));
         SimulationResult res = new Simulation(cfg(1, 3), t, null).run(); // 5000 tokens need 6 s > 3 s
         assertThat(res.rejectedAtArrival()).isEqualTo(1);
         assertThat(res.completed()).isEqualTo(1);
@@ -66,16 +78,20 @@ class SimulationTest {
         double[] gaps = new double[20];
         for (int i = 0; i < 20; i++) gaps[i] = i;
         assertThat(Simulation.tbt(gaps)).isCloseTo((19 + 18) / 2.0, offset(1e-12));
-        assertThat(Simulation.tbt(new double[]{0.3})).isEqualTo(0.3);
+        assertThat(Simulation.tbt(new double[] {0.3})).isEqualTo(0.3);
         assertThat(Simulation.tbt(new double[0])).isZero();
     }
 
     @Test
     void traceLinesAreValidatedWithTheirNumber() throws Exception {
         Path f = dir.resolve("t.jsonl");
-        Files.writeString(f, "{\"timestamp\":0,\"input_length\":600,\"output_length\":3,\"hash_ids\":[1,2]}\n"
-                + "{\"timestamp\":5,\"input_length\":\"x\",\"output_length\":3,\"hash_ids\":[1]}\n");
-        assertThatThrownBy(() -> Traces.read(f, 1)).hasMessageContaining("t.jsonl:2").hasMessageContaining("input_length");
+        Files.writeString(
+                f,
+                "{\"timestamp\":0,\"input_length\":600,\"output_length\":3,\"hash_ids\":[1,2]}\n"
+                        + "{\"timestamp\":5,\"input_length\":\"x\",\"output_length\":3,\"hash_ids\":[1]}\n");
+        assertThatThrownBy(() -> Traces.read(f, 1))
+                .hasMessageContaining("t.jsonl:2")
+                .hasMessageContaining("input_length");
         Files.writeString(f, "{\"timestamp\":1000,\"input_length\":600,\"output_length\":3,\"hash_ids\":[1,2]}\n");
         List<TraceRequest> t = Traces.read(f, 2);
         assertThat(t.get(0).arrival()).isEqualTo(0.5);
@@ -85,8 +101,10 @@ class SimulationTest {
 
     @Test
     void traceStatsFollowsTheStatedHitDefinition() {
-        List<TraceRequest> t = List.of(new TraceRequest(0, 0, 1024, 1, new long[]{1, 2}), new TraceRequest(1, 1, 1536, 1, new long[]{1, 2, 3}),
-                new TraceRequest(2, 2, 1024, 1, new long[]{1, 9}));
+        List<TraceRequest> t = List.of(
+                new TraceRequest(0, 0, 1024, 1, new long[] {1, 2}),
+                new TraceRequest(1, 1, 1536, 1, new long[] {1, 2, 3}),
+                new TraceRequest(2, 2, 1024, 1, new long[] {1, 9}));
         TraceStats.Result unbounded = TraceStats.of(t, 0, false, 512);
         assertThat(unbounded.hitRatioBlocks()).isCloseTo((0 + 2 + 1) / 7.0, offset(1e-12));
         assertThat(unbounded.hitRatioTokens()).isCloseTo((0 + 1024 + 512) / 3584.0, offset(1e-12));

@@ -27,16 +27,31 @@ final class ClusterProcess implements AutoCloseable {
     static ClusterProcess start(String name, String jar, Path logDir, String... args) throws IOException {
         int port = freePort();
         Path root = LocalCluster.projectRoot();
-        List<String> cmd = new ArrayList<>(List.of(ProcessHandle.current().info().command().orElse("java"),
-                "--add-modules", "jdk.incubator.vector", "--enable-native-access=ALL-UNNAMED", "--sun-misc-unsafe-memory-access=allow",
-                "-Xms64m", "-Xmx384m", "-XX:+UseSerialGC", "-jar", root.resolve(jar).toString(), "--server.port=" + port));
+        List<String> cmd = new ArrayList<>(List.of(
+                ProcessHandle.current().info().command().orElse("java"),
+                "--add-modules",
+                "jdk.incubator.vector",
+                "--enable-native-access=ALL-UNNAMED",
+                "--sun-misc-unsafe-memory-access=allow",
+                "-Xms64m",
+                "-Xmx384m",
+                "-XX:+UseSerialGC",
+                "-jar",
+                root.resolve(jar).toString(),
+                "--server.port=" + port));
         cmd.addAll(List.of(args));
         Path log = logDir.resolve(name + ".log");
-        Process p = new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(log.toFile()).start();
+        Process p = new ProcessBuilder(cmd)
+                .redirectErrorStream(true)
+                .redirectOutput(log.toFile())
+                .start();
         return new ClusterProcess(name, port, log, p);
     }
 
-    String url() { return "http://127.0.0.1:" + port; }
+    String url() {
+        return "http://127.0.0.1:" + port;
+    }
+
     String logText() {
         try {
             return Files.exists(log) ? Files.readString(log) : "";
@@ -44,7 +59,10 @@ final class ClusterProcess implements AutoCloseable {
             return "";
         }
     }
-    boolean alive() { return process.isAlive(); }
+
+    boolean alive() {
+        return process.isAlive();
+    }
 
     /** kill -9: no shutdown hooks, no deregistration (its lease has to run out). */
     void kill() throws InterruptedException {
@@ -60,6 +78,7 @@ final class ClusterProcess implements AutoCloseable {
     @Override
     public void close() throws InterruptedException {
         process.destroy();
-        if (!process.waitFor(20, java.util.concurrent.TimeUnit.SECONDS)) process.destroyForcibly().waitFor();
+        if (!process.waitFor(20, java.util.concurrent.TimeUnit.SECONDS))
+            process.destroyForcibly().waitFor();
     }
 }

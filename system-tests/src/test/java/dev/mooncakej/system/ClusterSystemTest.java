@@ -38,9 +38,13 @@ import tools.jackson.databind.json.JsonMapper;
 @Timeout(value = 8, unit = TimeUnit.MINUTES)
 class ClusterSystemTest {
     private static final JsonMapper JSON = JsonMapper.builder().build();
-    private static final HttpClient HTTP = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(3)).build();
+    private static final HttpClient HTTP =
+            HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(3)).build();
     private static final int TTL = 3;
-    /** docs/operations.md: a failover takes at most the lease TTL plus the rebuild (pulling every prefill worker's index). */
+    /**
+     * docs/operations.md: a failover takes at most the lease TTL plus the rebuild (pulling every prefill worker's
+     * index).
+     */
     private static final double FAILOVER_BOUND_SECONDS = TTL + 5;
 
     private Path dir;
@@ -49,14 +53,18 @@ class ClusterSystemTest {
     private Path model;
 
     private String[] clusterArgs() {
-        return new String[] {"--mooncakej.cluster.etcd-endpoints=" + etcd.url(), "--mooncakej.cluster.lease-ttl-seconds=" + TTL,
-                "--mooncakej.cluster.advertise-host=127.0.0.1"};
+        return new String[] {
+            "--mooncakej.cluster.etcd-endpoints=" + etcd.url(),
+            "--mooncakej.cluster.lease-ttl-seconds=" + TTL,
+            "--mooncakej.cluster.advertise-host=127.0.0.1"
+        };
     }
 
     private ClusterProcess conductor(String name) throws Exception {
         List<String> a = new ArrayList<>(List.of(clusterArgs()));
         a.add("--mooncakej.conductor.model=" + model);
-        return ClusterProcess.start(name, "conductor/target/mooncakej-conductor-exec.jar", dir, a.toArray(String[]::new));
+        return ClusterProcess.start(
+                name, "conductor/target/mooncakej-conductor-exec.jar", dir, a.toArray(String[]::new));
     }
 
     private ClusterProcess worker(String role, String name) throws Exception {
@@ -64,13 +72,18 @@ class ClusterSystemTest {
         a.add("--mooncakej." + role + ".model=" + model);
         a.add("--mooncakej." + role + ".kv-secret=" + secret);
         a.add("--mooncakej." + role + ".threads=1");
-        return ClusterProcess.start(name, role + "-worker/target/mooncakej-" + role + "-worker.jar", dir, a.toArray(String[]::new));
+        return ClusterProcess.start(
+                name, role + "-worker/target/mooncakej-" + role + "-worker.jar", dir, a.toArray(String[]::new));
     }
 
     private static JsonNode leaderInfo(ClusterProcess c) {
         try {
-            return JSON.readTree(HTTP.send(HttpRequest.newBuilder(URI.create(c.url() + "/internal/leader")).timeout(Duration.ofSeconds(3)).build(),
-                    HttpResponse.BodyHandlers.ofString()).body());
+            return JSON.readTree(HTTP.send(
+                            HttpRequest.newBuilder(URI.create(c.url() + "/internal/leader"))
+                                    .timeout(Duration.ofSeconds(3))
+                                    .build(),
+                            HttpResponse.BodyHandlers.ofString())
+                    .body());
         } catch (Exception e) {
             return JSON.createObjectNode();
         }
@@ -83,7 +96,10 @@ class ClusterSystemTest {
                 StringBuilder sb = new StringBuilder("timed out after " + seconds + " s waiting for " + what);
                 for (ClusterProcess p : logs) {
                     String t = p.logText();
-                    sb.append("\n--- ").append(p.name).append(" ---\n").append(t.substring(Math.max(0, t.length() - 3000)));
+                    sb.append("\n--- ")
+                            .append(p.name)
+                            .append(" ---\n")
+                            .append(t.substring(Math.max(0, t.length() - 3000)));
                 }
                 throw new AssertionError(sb.toString());
             }
@@ -92,9 +108,15 @@ class ClusterSystemTest {
     }
 
     private static HttpResponse<String> complete(ClusterProcess c, String prompt, int maxTokens) throws Exception {
-        String body = JSON.writeValueAsString(java.util.Map.of("model", "mooncakej-small", "prompt", prompt, "max_tokens", maxTokens, "temperature", 0));
-        return HTTP.send(HttpRequest.newBuilder(URI.create(c.url() + "/v1/completions")).timeout(Duration.ofSeconds(120))
-                .header("Content-Type", "application/json").POST(HttpRequest.BodyPublishers.ofString(body)).build(), HttpResponse.BodyHandlers.ofString());
+        String body = JSON.writeValueAsString(java.util.Map.of(
+                "model", "mooncakej-small", "prompt", prompt, "max_tokens", maxTokens, "temperature", 0));
+        return HTTP.send(
+                HttpRequest.newBuilder(URI.create(c.url() + "/v1/completions"))
+                        .timeout(Duration.ofSeconds(120))
+                        .header("Content-Type", "application/json")
+                        .POST(HttpRequest.BodyPublishers.ofString(body))
+                        .build(),
+                HttpResponse.BodyHandlers.ofString());
     }
 
     /** A streamed completion read line by line: its request id, tokens seen, and how it ended. */
@@ -109,9 +131,24 @@ class ClusterSystemTest {
         Stream s = new Stream();
         Thread.ofVirtual().start(() -> {
             try {
-                String body = JSON.writeValueAsString(java.util.Map.of("model", "mooncakej-small", "prompt", prompt, "max_tokens", maxTokens, "temperature", 0, "stream", true));
-                HttpResponse<java.io.InputStream> r = HTTP.send(HttpRequest.newBuilder(URI.create(c.url() + "/v1/completions")).timeout(Duration.ofSeconds(120))
-                        .header("Content-Type", "application/json").POST(HttpRequest.BodyPublishers.ofString(body)).build(), HttpResponse.BodyHandlers.ofInputStream());
+                String body = JSON.writeValueAsString(java.util.Map.of(
+                        "model",
+                        "mooncakej-small",
+                        "prompt",
+                        prompt,
+                        "max_tokens",
+                        maxTokens,
+                        "temperature",
+                        0,
+                        "stream",
+                        true));
+                HttpResponse<java.io.InputStream> r = HTTP.send(
+                        HttpRequest.newBuilder(URI.create(c.url() + "/v1/completions"))
+                                .timeout(Duration.ofSeconds(120))
+                                .header("Content-Type", "application/json")
+                                .POST(HttpRequest.BodyPublishers.ofString(body))
+                                .build(),
+                        HttpResponse.BodyHandlers.ofInputStream());
                 s.requestId = r.headers().firstValue("X-Request-Id").orElse("?");
                 try (BufferedReader in = new BufferedReader(new InputStreamReader(r.body(), StandardCharsets.UTF_8))) {
                     String line;
@@ -136,7 +173,9 @@ class ClusterSystemTest {
 
     private static long count(ClusterProcess decode, List<Stream> streams) {
         String log = decode.logText();
-        return streams.stream().filter(s -> s.requestId != null && log.contains(s.requestId)).count();
+        return streams.stream()
+                .filter(s -> s.requestId != null && log.contains(s.requestId))
+                .count();
     }
 
     @Test
@@ -156,8 +195,15 @@ class ClusterSystemTest {
             ClusterProcess d0 = worker("decode", "decode-0");
             final ClusterProcess d1 = worker("decode", "decode-1");
             all.addAll(List.of(p0, p1, d0, d1));
-            await(() -> leaderInfo(a).path("leader").asBoolean() && leaderInfo(a).path("prefill").size() == 2 && leaderInfo(a).path("decode").size() == 2,
-                    120, "conductor A leading with 2 prefill and 2 decode workers", a, p0, d0);
+            await(
+                    () -> leaderInfo(a).path("leader").asBoolean()
+                            && leaderInfo(a).path("prefill").size() == 2
+                            && leaderInfo(a).path("decode").size() == 2,
+                    120,
+                    "conductor A leading with 2 prefill and 2 decode workers",
+                    a,
+                    p0,
+                    d0);
 
             // 1. requests succeed
             for (int i = 0; i < 4; i++) {
@@ -168,8 +214,14 @@ class ClusterSystemTest {
             // 2. kill a decode worker mid-stream: only its streams fail, with an error event
             List<Stream> streams = new ArrayList<>();
             for (int i = 0; i < 6; i++) streams.add(stream(a, "Stream number " + i + " tells a long story", 400));
-            await(() -> streams.stream().allMatch(s -> s.chunks.get() >= 3 || s.ended.isDone()), 60, "streams under way", a);
-            assertThat(streams.stream().filter(s -> s.ended.isDone()).count()).as("streams still running when the worker is killed").isLessThan(6);
+            await(
+                    () -> streams.stream().allMatch(s -> s.chunks.get() >= 3 || s.ended.isDone()),
+                    60,
+                    "streams under way",
+                    a);
+            assertThat(streams.stream().filter(s -> s.ended.isDone()).count())
+                    .as("streams still running when the worker is killed")
+                    .isLessThan(6);
             // kill the decode worker serving the most of these streams
             ClusterProcess victim = count(d0, streams) >= count(d1, streams) ? d0 : d1;
             ClusterProcess survivor = victim == d0 ? d1 : d0;
@@ -179,19 +231,33 @@ class ClusterSystemTest {
             for (Stream s : streams) s.ended.get(90, TimeUnit.SECONDS);
             int onD0 = 0;
             for (Stream s : streams) {
-                String state = "stream " + s.requestId + ": " + s.chunks.get() + " chunks, error " + s.error + ", finished " + s.finished + ", [DONE] " + s.done;
+                String state = "stream " + s.requestId + ": " + s.chunks.get() + " chunks, error " + s.error
+                        + ", finished " + s.finished + ", [DONE] " + s.done;
                 if (s.requestId != null && victimLog.contains(s.requestId)) {
                     onD0++;
-                    assertThat(s.error || s.finished).as("on the killed worker, an error event (or it had finished): %s", state).isTrue();
-                    if (s.error) assertThat(s.done).as("the error is followed by [DONE]: %s", state).isTrue();
+                    assertThat(s.error || s.finished)
+                            .as("on the killed worker, an error event (or it had finished): %s", state)
+                            .isTrue();
+                    if (s.error)
+                        assertThat(s.done)
+                                .as("the error is followed by [DONE]: %s", state)
+                                .isTrue();
                 } else {
                     assertThat(s.error).as("on the surviving worker: %s", state).isFalse();
-                    assertThat(s.finished).as("on the surviving worker: %s", state).isTrue();
+                    assertThat(s.finished)
+                            .as("on the surviving worker: %s", state)
+                            .isTrue();
                 }
             }
             assertThat(onD0).as("some streams were on the killed worker").isPositive();
-            assertThat(streams.stream().filter(s -> s.error).count()).as("streams failed by the kill").isPositive();
-            await(() -> leaderInfo(a).path("decode").size() == 1, TTL + 5, "the killed worker leaving scheduling within its lease TTL", a);
+            assertThat(streams.stream().filter(s -> s.error).count())
+                    .as("streams failed by the kill")
+                    .isPositive();
+            await(
+                    () -> leaderInfo(a).path("decode").size() == 1,
+                    TTL + 5,
+                    "the killed worker leaving scheduling within its lease TTL",
+                    a);
             double gone = (System.nanoTime() - killedAt) / 1e9;
             System.out.printf("killed decode worker left scheduling after %.1f s (TTL %d s)%n", gone, TTL);
             assertThat(gone).isLessThan(TTL + 5);
@@ -212,20 +278,34 @@ class ClusterSystemTest {
             assertThat(standby.body()).contains("standby");
             StringBuilder longPrompt = new StringBuilder();
             Random rnd = new Random(3);
-            while (longPrompt.length() < 1200) longPrompt.append("w").append(rnd.nextInt(900)).append(' ');
+            while (longPrompt.length() < 1200)
+                longPrompt.append("w").append(rnd.nextInt(900)).append(' ');
             String first = complete(a, longPrompt.toString(), 4).body();
-            assertThat(JSON.readTree(first).path("usage").path("prompt_tokens").asInt()).isGreaterThan(64);
+            assertThat(JSON.readTree(first).path("usage").path("prompt_tokens").asInt())
+                    .isGreaterThan(64);
             Thread.sleep(2 * 200 + 300); // the prefill worker's pushed events reach the leader (pushed every 200 ms)
             long t0 = System.nanoTime();
             a.kill();
-            await(() -> leaderInfo(b).path("leader").asBoolean(), (int) FAILOVER_BOUND_SECONDS + 5, "conductor B elected", b);
+            await(
+                    () -> leaderInfo(b).path("leader").asBoolean(),
+                    (int) FAILOVER_BOUND_SECONDS + 5,
+                    "conductor B elected",
+                    b);
             HttpResponse<String> again = complete(b, longPrompt.toString(), 4);
             double failover = (System.nanoTime() - t0) / 1e9;
-            System.out.printf("failover: conductor B served %.2f s after the leader was killed (bound %.0f s)%n", failover, FAILOVER_BOUND_SECONDS);
+            System.out.printf(
+                    "failover: conductor B served %.2f s after the leader was killed (bound %.0f s)%n",
+                    failover, FAILOVER_BOUND_SECONDS);
             assertThat(again.statusCode()).as(again.body()).isEqualTo(200);
             assertThat(failover).isLessThan(FAILOVER_BOUND_SECONDS);
-            int cached = JSON.readTree(again.body()).path("usage").path("prompt_tokens_details").path("cached_tokens").asInt();
-            assertThat(cached).as("the repeated prompt's cached tokens on the new leader").isPositive();
+            int cached = JSON.readTree(again.body())
+                    .path("usage")
+                    .path("prompt_tokens_details")
+                    .path("cached_tokens")
+                    .asInt();
+            assertThat(cached)
+                    .as("the repeated prompt's cached tokens on the new leader")
+                    .isPositive();
 
             // 5. etcd away for a few seconds: the running stream completes, membership recovers
             Stream during = stream(b, "A stream across an etcd outage", 200);
@@ -236,8 +316,13 @@ class ClusterSystemTest {
             during.ended.get(90, TimeUnit.SECONDS);
             assertThat(during.error).as("a request running across the outage").isFalse();
             assertThat(during.finished).isTrue();
-            await(() -> leaderInfo(b).path("leader").asBoolean() && leaderInfo(b).path("prefill").size() == 2 && leaderInfo(b).path("decode").size() == 2,
-                    30, "membership after etcd returned", b);
+            await(
+                    () -> leaderInfo(b).path("leader").asBoolean()
+                            && leaderInfo(b).path("prefill").size() == 2
+                            && leaderInfo(b).path("decode").size() == 2,
+                    30,
+                    "membership after etcd returned",
+                    b);
             assertThat(complete(b, "after the outage", 4).statusCode()).isEqualTo(200);
         } finally {
             for (ClusterProcess p : all) p.close();

@@ -23,30 +23,47 @@ import org.testcontainers.junit.jupiter.Testcontainers;
 @org.junit.jupiter.api.extension.ExtendWith(ComposeStackTest.SkipNotice.class)
 @Testcontainers(disabledWithoutDocker = true)
 class ComposeStackTest {
-    /** Says why the class is skipped where there is no Docker engine (evaluated before Testcontainers' own condition). */
+    /**
+     * Says why the class is skipped where there is no Docker engine (evaluated before Testcontainers' own condition).
+     */
     static final class SkipNotice implements org.junit.jupiter.api.extension.ExecutionCondition {
         @Override
-        public org.junit.jupiter.api.extension.ConditionEvaluationResult evaluateExecutionCondition(org.junit.jupiter.api.extension.ExtensionContext c) {
-            if (c.getTestMethod().isEmpty() && !org.testcontainers.DockerClientFactory.instance().isDockerAvailable()) {
-                System.out.println("[skip] ComposeStackTest: no Docker engine on this machine; docker/compose.yaml is validated by DeploymentFilesTest (docker-compose config)");
+        public org.junit.jupiter.api.extension.ConditionEvaluationResult evaluateExecutionCondition(
+                org.junit.jupiter.api.extension.ExtensionContext c) {
+            if (c.getTestMethod().isEmpty()
+                    && !org.testcontainers.DockerClientFactory.instance().isDockerAvailable()) {
+                System.out.println(
+                        "[skip] ComposeStackTest: no Docker engine on this machine; docker/compose.yaml is validated "
+                                + "by DeploymentFilesTest (docker-compose config)");
             }
             return org.junit.jupiter.api.extension.ConditionEvaluationResult.enabled("notice only");
         }
     }
 
     @Container
-    static final ComposeContainer STACK = new ComposeContainer(new File(LocalCluster.projectRoot().toFile(), "docker/compose.yaml"))
-            .withExposedService("conductor", 8000, Wait.forHttp("/actuator/health").forStatusCode(200).withStartupTimeout(Duration.ofMinutes(10)))
+    static final ComposeContainer STACK = new ComposeContainer(
+                    new File(LocalCluster.projectRoot().toFile(), "docker/compose.yaml"))
+            .withExposedService(
+                    "conductor",
+                    8000,
+                    Wait.forHttp("/actuator/health").forStatusCode(200).withStartupTimeout(Duration.ofMinutes(10)))
             .withExposedService("grafana", 3000, Wait.forHttp("/api/health").forStatusCode(200));
 
     @Test
     void theStackServesAndTheDashboardIsProvisioned() throws Exception {
         HttpClient http = HttpClient.newHttpClient();
-        String conductor = "http://" + STACK.getServiceHost("conductor", 8000) + ":" + STACK.getServicePort("conductor", 8000);
-        HttpResponse<String> models = http.send(HttpRequest.newBuilder(URI.create(conductor + "/v1/models")).build(), HttpResponse.BodyHandlers.ofString());
+        String conductor =
+                "http://" + STACK.getServiceHost("conductor", 8000) + ":" + STACK.getServicePort("conductor", 8000);
+        HttpResponse<String> models = http.send(
+                HttpRequest.newBuilder(URI.create(conductor + "/v1/models")).build(),
+                HttpResponse.BodyHandlers.ofString());
         assertThat(models.statusCode()).isEqualTo(200);
-        String grafana = "http://" + STACK.getServiceHost("grafana", 3000) + ":" + STACK.getServicePort("grafana", 3000);
-        HttpResponse<String> dash = http.send(HttpRequest.newBuilder(URI.create(grafana + "/api/dashboards/uid/mooncakej")).build(), HttpResponse.BodyHandlers.ofString());
+        String grafana =
+                "http://" + STACK.getServiceHost("grafana", 3000) + ":" + STACK.getServicePort("grafana", 3000);
+        HttpResponse<String> dash = http.send(
+                HttpRequest.newBuilder(URI.create(grafana + "/api/dashboards/uid/mooncakej"))
+                        .build(),
+                HttpResponse.BodyHandlers.ofString());
         assertThat(dash.body()).contains("Mooncake-J");
     }
 }

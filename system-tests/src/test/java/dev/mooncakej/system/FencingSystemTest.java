@@ -46,7 +46,8 @@ class FencingSystemTest {
         Path dir = Files.createTempDirectory("mooncakej-fencing");
         Path model = dir.resolve("tiny.gguf");
         ModelGenerator.generate(ModelGenerator.Preset.TINY, model);
-        cluster = LocalCluster.start(model, 2, 1, Map.of("MOONCAKEJ_DECODE_KVBLOCKS", "640"), "--kv-transports", "shm,tcp");
+        cluster = LocalCluster.start(
+                model, 2, 1, Map.of("MOONCAKEJ_DECODE_KVBLOCKS", "640"), "--kv-transports", "shm,tcp");
         reference = new LlamaEngine(LlamaEngine.Config.of(model));
     }
 
@@ -58,7 +59,11 @@ class FencingSystemTest {
 
     /** A prompt of about 700 tokens that shares no block with any other (its first words are unique). */
     private static String prompt(int round, int client, Random rnd) {
-        StringBuilder sb = new StringBuilder("round ").append(round).append(" client ").append(client).append(':');
+        StringBuilder sb = new StringBuilder("round ")
+                .append(round)
+                .append(" client ")
+                .append(client)
+                .append(':');
         while (sb.length() < 700) sb.append(' ').append("kv").append(rnd.nextInt(5000));
         return sb.toString();
     }
@@ -74,10 +79,19 @@ class FencingSystemTest {
             List<CompletableFuture<String>> outputs = new ArrayList<>();
             try (var pool = Executors.newVirtualThreadPerTaskExecutor()) {
                 for (int c = 0; c < CLIENTS; c++) {
-                    String body = JSON.writeValueAsString(Map.of("model", "mooncakej-tiny", "prompt", prompts.get(c), "max_tokens", MAX_TOKENS, "temperature", 0));
+                    String body = JSON.writeValueAsString(Map.of(
+                            "model",
+                            "mooncakej-tiny",
+                            "prompt",
+                            prompts.get(c),
+                            "max_tokens",
+                            MAX_TOKENS,
+                            "temperature",
+                            0));
                     boolean hangsUp = c % 3 == 0;
                     int delay = 2 + rnd.nextInt(80);
-                    outputs.add(CompletableFuture.supplyAsync(() -> hangsUp ? hangUpAfter(body, delay) : complete(body), pool));
+                    outputs.add(CompletableFuture.supplyAsync(
+                            () -> hangsUp ? hangUpAfter(body, delay) : complete(body), pool));
                 }
                 for (int c = 0; c < CLIENTS; c++) {
                     String text = outputs.get(c).get(120, TimeUnit.SECONDS);
@@ -85,9 +99,15 @@ class FencingSystemTest {
                         leftEarly++;
                         continue;
                     }
-                    String expected = TextGenerator.generate(reference, reference.tokenizer().encode(prompts.get(c)), SamplingParams.greedy(MAX_TOKENS),
-                            PrefillOptions.DEFAULT).text();
-                    assertThat(text).as("round %d client %d: output equals the single-engine reference", round, c).isEqualTo(expected);
+                    String expected = TextGenerator.generate(
+                                    reference,
+                                    reference.tokenizer().encode(prompts.get(c)),
+                                    SamplingParams.greedy(MAX_TOKENS),
+                                    PrefillOptions.DEFAULT)
+                            .text();
+                    assertThat(text)
+                            .as("round %d client %d: output equals the single-engine reference", round, c)
+                            .isEqualTo(expected);
                     completed++;
                 }
             }
@@ -100,12 +120,22 @@ class FencingSystemTest {
             Thread.sleep(200);
             decode = JSON.readTree(LocalCluster.get(cluster.decodeUrl(0) + "/internal/status"));
             prefill = JSON.readTree(LocalCluster.get(cluster.prefillUrl(0) + "/internal/status"));
-        } while ((decode.get("usedBlocks").asInt() != decodeBefore.get("usedBlocks").asInt() || prefill.get("active").asInt() != 0) && System.nanoTime() < until);
-        assertThat(decode.get("usedBlocks").asInt()).as("decode blocks in use after all requests").isEqualTo(decodeBefore.get("usedBlocks").asInt());
-        assertThat(decode.get("fencedBlocks").asInt()).as("decode blocks still fenced").isZero();
-        assertThat(prefill.get("usedBlocks").asInt()).as("prefill blocks in use = its prefix cache").isEqualTo(prefill.get("cachedBlocks").asInt());
+        } while ((decode.get("usedBlocks").asInt()
+                                != decodeBefore.get("usedBlocks").asInt()
+                        || prefill.get("active").asInt() != 0)
+                && System.nanoTime() < until);
+        assertThat(decode.get("usedBlocks").asInt())
+                .as("decode blocks in use after all requests")
+                .isEqualTo(decodeBefore.get("usedBlocks").asInt());
+        assertThat(decode.get("fencedBlocks").asInt())
+                .as("decode blocks still fenced")
+                .isZero();
+        assertThat(prefill.get("usedBlocks").asInt())
+                .as("prefill blocks in use = its prefix cache")
+                .isEqualTo(prefill.get("cachedBlocks").asInt());
         String decodeLog = cluster.log("decode-0");
-        assertThat(decodeLog).as("some hang-ups did land mid-prefill (their blocks were fenced): the test exercised the fence")
+        assertThat(decodeLog)
+                .as("some hang-ups did land mid-prefill (their blocks were fenced): the test exercised the fence")
                 .contains("fenced until it confirms it stopped");
     }
 
@@ -124,7 +154,9 @@ class FencingSystemTest {
         byte[] b = body.getBytes(StandardCharsets.UTF_8);
         try (Socket s = new Socket("127.0.0.1", cluster.port)) {
             OutputStream out = s.getOutputStream();
-            out.write(("POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: " + b.length + "\r\n\r\n")
+            out.write(("POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: "
+                            + "application/json\r\nContent-Length: "
+                            + b.length + "\r\n\r\n")
                     .getBytes(StandardCharsets.US_ASCII));
             out.write(b);
             out.flush();

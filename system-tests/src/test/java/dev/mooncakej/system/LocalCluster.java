@@ -37,7 +37,9 @@ final class LocalCluster implements AutoCloseable {
     static Path projectRoot() {
         Path p = Path.of("").toAbsolutePath();
         while (p != null && !Files.exists(p.resolve("mooncakej"))) p = p.getParent();
-        if (p == null) throw new IllegalStateException("cannot find the project root above " + Path.of("").toAbsolutePath());
+        if (p == null)
+            throw new IllegalStateException(
+                    "cannot find the project root above " + Path.of("").toAbsolutePath());
         return p;
     }
 
@@ -45,23 +47,41 @@ final class LocalCluster implements AutoCloseable {
         return start(model, prefill, decode, java.util.Map.of(), extra);
     }
 
-    /** As above, with environment variables for every process (Spring's relaxed binding: MOONCAKEJ_DECODE_KVWAITMILLIS=...). */
-    static LocalCluster start(Path model, int prefill, int decode, java.util.Map<String, String> env, String... extra) throws Exception {
+    /**
+     * As above, with environment variables for every process (Spring's relaxed binding:
+     * MOONCAKEJ_DECODE_KVWAITMILLIS=...).
+     */
+    static LocalCluster start(Path model, int prefill, int decode, java.util.Map<String, String> env, String... extra)
+            throws Exception {
         int port = freeBasePort();
-        List<String> cmd = new ArrayList<>(List.of("bash", "mooncakej", "up", "--port", String.valueOf(port), "--model", model.toString(),
-                "--prefill", String.valueOf(prefill), "--decode", String.valueOf(decode)));
+        List<String> cmd = new ArrayList<>(List.of(
+                "bash",
+                "mooncakej",
+                "up",
+                "--port",
+                String.valueOf(port),
+                "--model",
+                model.toString(),
+                "--prefill",
+                String.valueOf(prefill),
+                "--decode",
+                String.valueOf(decode)));
         cmd.addAll(List.of(extra));
-        ProcessBuilder pb = new ProcessBuilder(cmd).directory(projectRoot().toFile()).redirectErrorStream(true);
+        ProcessBuilder pb =
+                new ProcessBuilder(cmd).directory(projectRoot().toFile()).redirectErrorStream(true);
         pb.environment().put("MOONCAKEJ_NO_BUILD", "1"); // the reactor has built the jars
         pb.environment().putAll(env);
         Process p = pb.start();
         LocalCluster c = new LocalCluster(port, model, p);
         CompletableFuture<Boolean> up = new CompletableFuture<>();
         Thread.ofVirtual().start(() -> {
-            try (BufferedReader r = new BufferedReader(new InputStreamReader(p.getInputStream(), StandardCharsets.UTF_8))) {
+            try (BufferedReader r =
+                    new BufferedReader(new InputStreamReader(p.getInputStream(), StandardCharsets.UTF_8))) {
                 String line;
                 while ((line = r.readLine()) != null) {
-                    synchronized (c.output) { c.output.add(line); }
+                    synchronized (c.output) {
+                        c.output.add(line);
+                    }
                     if (line.startsWith("Mooncake-J is up")) up.complete(true);
                 }
             } catch (IOException ignored) {
@@ -77,14 +97,23 @@ final class LocalCluster implements AutoCloseable {
         }
         if (!ok) {
             c.close();
-            throw new IllegalStateException("./mooncakej up did not come up; its output:\n" + String.join("\n", c.output));
+            throw new IllegalStateException(
+                    "./mooncakej up did not come up; its output:\n" + String.join("\n", c.output));
         }
         return c;
     }
 
-    String url() { return "http://127.0.0.1:" + port; }
-    String prefillUrl(int i) { return "http://127.0.0.1:" + (port + 10 + i); }
-    String decodeUrl(int i) { return "http://127.0.0.1:" + (port + 20 + i); }
+    String url() {
+        return "http://127.0.0.1:" + port;
+    }
+
+    String prefillUrl(int i) {
+        return "http://127.0.0.1:" + (port + 10 + i);
+    }
+
+    String decodeUrl(int i) {
+        return "http://127.0.0.1:" + (port + 20 + i);
+    }
 
     /** The log of one process of this cluster (conductor, prefill-0, decode-1, ...). */
     String log(String process) throws IOException {
@@ -93,14 +122,24 @@ final class LocalCluster implements AutoCloseable {
 
     /** POST a JSON body; returns the response. */
     static HttpResponse<String> post(String url, String body) throws IOException, InterruptedException {
-        return HttpClient.newHttpClient().send(HttpRequest.newBuilder(URI.create(url)).timeout(Duration.ofSeconds(60)).header("Content-Type", "application/json")
-                .POST(HttpRequest.BodyPublishers.ofString(body)).build(), HttpResponse.BodyHandlers.ofString());
+        return HttpClient.newHttpClient()
+                .send(
+                        HttpRequest.newBuilder(URI.create(url))
+                                .timeout(Duration.ofSeconds(60))
+                                .header("Content-Type", "application/json")
+                                .POST(HttpRequest.BodyPublishers.ofString(body))
+                                .build(),
+                        HttpResponse.BodyHandlers.ofString());
     }
 
     /** GET a URL; returns the body. */
     static String get(String url) throws IOException, InterruptedException {
-        HttpResponse<String> r = HttpClient.newHttpClient().send(HttpRequest.newBuilder(URI.create(url)).timeout(Duration.ofSeconds(10)).build(),
-                HttpResponse.BodyHandlers.ofString());
+        HttpResponse<String> r = HttpClient.newHttpClient()
+                .send(
+                        HttpRequest.newBuilder(URI.create(url))
+                                .timeout(Duration.ofSeconds(10))
+                                .build(),
+                        HttpResponse.BodyHandlers.ofString());
         return r.body();
     }
 
@@ -114,7 +153,10 @@ final class LocalCluster implements AutoCloseable {
     }
 
     private static boolean allFree(int base) {
-        for (int p : new int[]{base, base + 10, base + 11, base + 12, base + 20, base + 21, base + 22, base + 30, base + 31, base + 32, base + 40, base + 41, base + 42}) {
+        for (int p : new int[] {
+            base, base + 10, base + 11, base + 12, base + 20, base + 21, base + 22, base + 30, base + 31, base + 32,
+            base + 40, base + 41, base + 42
+        }) {
             try (ServerSocket s = new ServerSocket(p)) {
                 s.setReuseAddress(true);
             } catch (IOException e) {

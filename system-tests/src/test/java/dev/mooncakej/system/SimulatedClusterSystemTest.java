@@ -46,6 +46,7 @@ class SimulatedClusterSystemTest {
     private static final String MODEL = "mooncakej-tiny";
     /** KV blocks of 32 tokens per decode worker: three 1,020-token generations fit in one, not four. */
     private static final int DECODE_BLOCKS = 100;
+
     private static Path dir;
     private static LocalCluster cluster;
     private static OpenAIClient openai;
@@ -55,9 +56,20 @@ class SimulatedClusterSystemTest {
         dir = Files.createTempDirectory("mooncakej-sim");
         Path model = dir.resolve("tiny.gguf");
         ModelGenerator.generate(ModelGenerator.Preset.TINY, model);
-        cluster = LocalCluster.start(model, 2, 2, Map.of("MOONCAKEJ_DECODE_KVBLOCKS", String.valueOf(DECODE_BLOCKS)),
-                "--engine", "simulated", "--sim-time-scale", "0.1");
-        openai = OpenAIOkHttpClient.builder().baseUrl(cluster.url() + "/v1").apiKey("not-needed").timeout(Duration.ofSeconds(60)).build();
+        cluster = LocalCluster.start(
+                model,
+                2,
+                2,
+                Map.of("MOONCAKEJ_DECODE_KVBLOCKS", String.valueOf(DECODE_BLOCKS)),
+                "--engine",
+                "simulated",
+                "--sim-time-scale",
+                "0.1");
+        openai = OpenAIOkHttpClient.builder()
+                .baseUrl(cluster.url() + "/v1")
+                .apiKey("not-needed")
+                .timeout(Duration.ofSeconds(60))
+                .build();
     }
 
     @AfterAll
@@ -71,33 +83,60 @@ class SimulatedClusterSystemTest {
         assertThat(cluster.log("prefill-0")).contains("SimulatedEngine engine");
         assertThat(cluster.log("decode-1")).contains("SimulatedEngine engine");
         for (int i = 0; i < 4; i++) { // enough requests that both decode workers take some
-            ChatCompletion chat = openai.chat().completions().create(ChatCompletionCreateParams.builder()
-                    .model(MODEL).addUserMessage("Hello there " + i).maxCompletionTokens(8).temperature(0.0).build());
+            ChatCompletion chat = openai.chat()
+                    .completions()
+                    .create(ChatCompletionCreateParams.builder()
+                            .model(MODEL)
+                            .addUserMessage("Hello there " + i)
+                            .maxCompletionTokens(8)
+                            .temperature(0.0)
+                            .build());
             assertThat(chat.choices().get(0).finishReason().asString()).isIn("length", "stop");
             assertThat(chat.usage().orElseThrow().completionTokens()).isBetween(1L, 8L);
             StringBuilder streamed = new StringBuilder();
-            try (StreamResponse<ChatCompletionChunk> s = openai.chat().completions().createStreaming(ChatCompletionCreateParams.builder()
-                    .model(MODEL).addUserMessage("Hello there " + i).maxCompletionTokens(8).temperature(0.0).build())) {
-                s.stream().forEach(c -> c.choices().forEach(ch -> ch.delta().content().ifPresent(streamed::append)));
+            try (StreamResponse<ChatCompletionChunk> s = openai.chat()
+                    .completions()
+                    .createStreaming(ChatCompletionCreateParams.builder()
+                            .model(MODEL)
+                            .addUserMessage("Hello there " + i)
+                            .maxCompletionTokens(8)
+                            .temperature(0.0)
+                            .build())) {
+                s.stream()
+                        .forEach(c ->
+                                c.choices().forEach(ch -> ch.delta().content().ifPresent(streamed::append)));
             }
-            assertThat(streamed.toString()).as("the simulated engine is deterministic: streamed = not streamed")
+            assertThat(streamed.toString())
+                    .as("the simulated engine is deterministic: streamed = not streamed")
                     .isEqualTo(chat.choices().get(0).message().content().orElseThrow());
         }
-        Completion comp = openai.completions().create(CompletionCreateParams.builder().model(MODEL).prompt("The quick brown fox")
-                .maxTokens(6).temperature(0.0).build());
+        Completion comp = openai.completions()
+                .create(CompletionCreateParams.builder()
+                        .model(MODEL)
+                        .prompt("The quick brown fox")
+                        .maxTokens(6)
+                        .temperature(0.0)
+                        .build());
         StringBuilder compStreamed = new StringBuilder();
-        try (StreamResponse<Completion> s = openai.completions().createStreaming(CompletionCreateParams.builder().model(MODEL)
-                .prompt("The quick brown fox").maxTokens(6).temperature(0.0).build())) {
+        try (StreamResponse<Completion> s = openai.completions()
+                .createStreaming(CompletionCreateParams.builder()
+                        .model(MODEL)
+                        .prompt("The quick brown fox")
+                        .maxTokens(6)
+                        .temperature(0.0)
+                        .build())) {
             s.stream().forEach(c -> c.choices().forEach(ch -> compStreamed.append(ch.text())));
         }
         assertThat(compStreamed.toString()).isEqualTo(comp.choices().get(0).text());
         assertThat(comp.usage().orElseThrow().completionTokens()).isEqualTo(6);
-        for (String p : List.of("decode-0", "decode-1")) assertThat(cluster.log(p)).as("%s took requests", p).contains("decoding reservation");
+        for (String p : List.of("decode-0", "decode-1"))
+            assertThat(cluster.log(p)).as("%s took requests", p).contains("decoding reservation");
     }
 
     @Test
     @Order(2)
-    void aPrefillTaskWhoseTargetNamesAFileOutsideTheShmDirectoryOrALinkIsRefusedAndTheFileIsUntouched() throws Exception {
+    void aPrefillTaskWhoseTargetNamesAFileOutsideTheShmDirectoryOrALinkIsRefusedAndTheFileIsUntouched()
+            throws Exception {
         Path victim = Files.writeString(dir.resolve("victim.bin"), "precious ".repeat(20_000));
         byte[] before = Files.readAllBytes(victim);
         String prefill = cluster.prefillUrl(0) + "/internal/prefill";
@@ -106,13 +145,18 @@ class SimulatedClusterSystemTest {
         // a real decode worker's published descriptor, as an attacker on the host could copy it
         Path published;
         try (var files = Files.list(shm)) {
-            published = files.filter(f -> f.getFileName().toString().matches("mooncakej-decode-.*\\.json")).findFirst().orElseThrow();
+            published = files.filter(f -> f.getFileName().toString().matches("mooncakej-decode-.*\\.json"))
+                    .findFirst()
+                    .orElseThrow();
         }
         JsonNode entry = JSON.readTree(Files.readString(published));
         List<Path> planted = new ArrayList<>();
         try {
             // 1. the old way: a descriptor in the task body naming the victim file
-            String withDescriptor = task("decode-x", "\"descriptor\":" + JSON.writeValueAsString("{\"name\":\"decode-x\",\"shmFile\":\"" + victim + "\"}") + ",");
+            String withDescriptor = task(
+                    "decode-x",
+                    "\"descriptor\":"
+                            + JSON.writeValueAsString("{\"name\":\"decode-x\",\"shmFile\":\"" + victim + "\"}") + ",");
             HttpResponse<String> r1 = LocalCluster.post(prefill, withDescriptor);
             assertThat(r1.statusCode()).isEqualTo(400);
             assertThat(r1.body()).contains("unknown field 'descriptor'");
@@ -133,7 +177,11 @@ class SimulatedClusterSystemTest {
             assertThat(r4.statusCode()).as(r4.body()).isEqualTo(503);
             assertThat(r4.body()).contains("not published");
             // 5. a registry entry that is itself a link to a descriptor elsewhere
-            Path elsewhere = plant(dir, tag + "c", entry, shm.resolve("mooncakej-" + tag + "c.seg").toString());
+            Path elsewhere = plant(
+                    dir,
+                    tag + "c",
+                    entry,
+                    shm.resolve("mooncakej-" + tag + "c.seg").toString());
             Path linkedEntry = shm.resolve("mooncakej-" + tag + "c.json");
             Files.createSymbolicLink(linkedEntry, elsewhere);
             planted.add(linkedEntry);
@@ -143,7 +191,13 @@ class SimulatedClusterSystemTest {
             for (Path p : planted) Files.deleteIfExists(p);
         }
         assertThat(Files.readAllBytes(victim)).as("the victim file").isEqualTo(before);
-        Completion ok = openai.completions().create(CompletionCreateParams.builder().model(MODEL).prompt("still serving").maxTokens(3).temperature(0.0).build());
+        Completion ok = openai.completions()
+                .create(CompletionCreateParams.builder()
+                        .model(MODEL)
+                        .prompt("still serving")
+                        .maxTokens(3)
+                        .temperature(0.0)
+                        .build());
         assertThat(ok.usage().orElseThrow().completionTokens()).isEqualTo(3);
     }
 
@@ -163,8 +217,10 @@ class SimulatedClusterSystemTest {
     }
 
     private static String task(String segment, String extra) {
-        return "{\"reservationId\":77,\"tokens\":[1,2,3,4,5,6,7,8,9,10],\"blockKeys\":[],\"kv\":{\"segment\":" + JSON.writeValueAsString(segment) + ","
-                + extra + "\"blockOffsets\":[0],\"layerBytes\":32768},\"sampling\":{\"temperature\":0,\"topP\":1,\"topK\":0,\"seed\":null,\"logprobs\":false}}";
+        return "{\"reservationId\":77,\"tokens\":[1,2,3,4,5,6,7,8,9,10],\"blockKeys\":[],\"kv\":{\"segment\":"
+                + JSON.writeValueAsString(segment) + "," + extra
+                + "\"blockOffsets\":[0],\"layerBytes\":32768},\"sampling\":{\"temperature\":0,\"topP\":1,\"topK\":0"
+                + ",\"seed\":null,\"logprobs\":false}}";
     }
 
     @Test
@@ -174,14 +230,17 @@ class SimulatedClusterSystemTest {
         List<CompletableFuture<HttpResponse<String>>> results = new ArrayList<>();
         try (var pool = Executors.newVirtualThreadPerTaskExecutor()) {
             for (int i = 0; i < clients; i++) {
-                String body = JSON.writeValueAsString(Map.of("model", MODEL, "prompt", "long story number " + i, "max_tokens", maxTokens, "temperature", 0));
-                results.add(CompletableFuture.supplyAsync(() -> {
-                    try {
-                        return LocalCluster.post(cluster.url() + "/v1/completions", body);
-                    } catch (Exception e) {
-                        throw new IllegalStateException(e);
-                    }
-                }, pool));
+                String body = JSON.writeValueAsString(Map.of(
+                        "model", MODEL, "prompt", "long story number " + i, "max_tokens", maxTokens, "temperature", 0));
+                results.add(CompletableFuture.supplyAsync(
+                        () -> {
+                            try {
+                                return LocalCluster.post(cluster.url() + "/v1/completions", body);
+                            } catch (Exception e) {
+                                throw new IllegalStateException(e);
+                            }
+                        },
+                        pool));
             }
         }
         int completed = 0, refused = 0;
@@ -194,7 +253,9 @@ class SimulatedClusterSystemTest {
             }
             assertThat(r.statusCode()).as(r.body()).isEqualTo(200);
             JsonNode c = JSON.readTree(r.body());
-            assertThat(c.get("choices").get(0).get("finish_reason").asString()).as("no KV cache full midway").isEqualTo("length");
+            assertThat(c.get("choices").get(0).get("finish_reason").asString())
+                    .as("no KV cache full midway")
+                    .isEqualTo("length");
             assertThat(c.get("usage").get("completion_tokens").asInt()).isEqualTo(maxTokens);
             completed++;
         }
@@ -207,7 +268,9 @@ class SimulatedClusterSystemTest {
             do {
                 st = JSON.readTree(LocalCluster.get(url));
             } while (st.get("usedBlocks").asInt() != 0 && System.nanoTime() < until);
-            assertThat(st.get("usedBlocks").asInt()).as("decode worker %d's pool after the burst", d).isZero();
+            assertThat(st.get("usedBlocks").asInt())
+                    .as("decode worker %d's pool after the burst", d)
+                    .isZero();
         }
     }
 }

@@ -32,16 +32,35 @@ class TcpServingSystemTest {
         Path dir = Files.createTempDirectory("mooncakej-tcp");
         Path model = dir.resolve("tiny.gguf");
         ModelGenerator.generate(ModelGenerator.Preset.TINY, model);
-        try (LocalCluster cluster = LocalCluster.start(model, 1, 1, "--kv-transports", "tcp"); LlamaEngine reference = new LlamaEngine(LlamaEngine.Config.of(model))) {
-            OpenAIClient openai = OpenAIOkHttpClient.builder().baseUrl(cluster.url() + "/v1").apiKey("not-needed").timeout(Duration.ofSeconds(60)).build();
+        try (LocalCluster cluster = LocalCluster.start(model, 1, 1, "--kv-transports", "tcp");
+                LlamaEngine reference = new LlamaEngine(LlamaEngine.Config.of(model))) {
+            OpenAIClient openai = OpenAIOkHttpClient.builder()
+                    .baseUrl(cluster.url() + "/v1")
+                    .apiKey("not-needed")
+                    .timeout(Duration.ofSeconds(60))
+                    .build();
             Random rnd = new Random(5);
             StringBuilder longPrompt = new StringBuilder();
-            while (reference.tokenizer().encode(longPrompt.toString()).length < 700) longPrompt.append("w").append(rnd.nextInt(500)).append(' ');
-            String[] prompts = {"Hello there", "The quick brown fox jumps", longPrompt.toString(), longPrompt.toString()};
+            while (reference.tokenizer().encode(longPrompt.toString()).length < 700)
+                longPrompt.append("w").append(rnd.nextInt(500)).append(' ');
+            String[] prompts = {"Hello there", "The quick brown fox jumps", longPrompt.toString(), longPrompt.toString()
+            };
             for (String prompt : prompts) {
-                TextGenerator.Result alone = TextGenerator.generate(reference, reference.tokenizer().encode(prompt), SamplingParams.greedy(16), PrefillOptions.DEFAULT);
-                Completion c = openai.completions().create(CompletionCreateParams.builder().model("mooncakej-tiny").prompt(prompt).maxTokens(16).temperature(0.0).build());
-                assertThat(c.choices().get(0).text()).as("prompt of %d chars over tcp", prompt.length()).isEqualTo(alone.text());
+                TextGenerator.Result alone = TextGenerator.generate(
+                        reference,
+                        reference.tokenizer().encode(prompt),
+                        SamplingParams.greedy(16),
+                        PrefillOptions.DEFAULT);
+                Completion c = openai.completions()
+                        .create(CompletionCreateParams.builder()
+                                .model("mooncakej-tiny")
+                                .prompt(prompt)
+                                .maxTokens(16)
+                                .temperature(0.0)
+                                .build());
+                assertThat(c.choices().get(0).text())
+                        .as("prompt of %d chars over tcp", prompt.length())
+                        .isEqualTo(alone.text());
             }
             String log = Files.readString(LocalCluster.projectRoot().resolve(".cache/logs/prefill-0.log"));
             assertThat(log).contains("over tcp").doesNotContain("over shm");

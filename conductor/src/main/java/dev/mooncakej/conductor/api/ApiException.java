@@ -28,8 +28,13 @@ public final class ApiException extends RuntimeException {
         return new ApiException(400, "invalid_request_error", param, code, message, null);
     }
 
-    public int status() { return status; }
-    public Integer retryAfterSeconds() { return retryAfterSeconds; }
+    public int status() {
+        return status;
+    }
+
+    public Integer retryAfterSeconds() {
+        return retryAfterSeconds;
+    }
 
     public Map<String, Object> body() {
         Map<String, Object> e = new LinkedHashMap<>();

@@ -6,5 +6,6 @@ public sealed interface GenerationEvent {
     record Delta(String text, int token, float logprob) implements GenerationEvent {}
 
     /** The end: why, and the usage. */
-    record Done(String finishReason, int promptTokens, int completionTokens, int cachedTokens) implements GenerationEvent {}
+    record Done(String finishReason, int promptTokens, int completionTokens, int cachedTokens)
+            implements GenerationEvent {}
 }

@@ -9,5 +9,13 @@ import java.util.List;
  * @param chat          true for /v1/chat/completions (chunks and messages), false for /v1/completions
  * @param promptTokens  the rendered, tokenized prompt
  */
-public record GenerationRequest(boolean chat, String model, int[] promptTokens, int maxTokens, Sampling sampling,
-                                List<String> stop, boolean stream, boolean includeUsage, String requestId) {}
+public record GenerationRequest(
+        boolean chat,
+        String model,
+        int[] promptTokens,
+        int maxTokens,
+        Sampling sampling,
+        List<String> stop,
+        boolean stream,
+        boolean includeUsage,
+        String requestId) {}

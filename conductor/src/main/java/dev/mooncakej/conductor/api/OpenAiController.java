@@ -45,21 +45,31 @@ public class OpenAiController {
 
     @GetMapping("/v1/models")
     public Map<String, Object> models() {
-        return Map.of("object", "list", "data", List.of(Map.of("id", model.name(), "object", "model", "created", created, "owned_by", "mooncakej")));
+        return Map.of(
+                "object",
+                "list",
+                "data",
+                List.of(Map.of("id", model.name(), "object", "model", "created", created, "owned_by", "mooncakej")));
     }
 
     @PostMapping("/v1/chat/completions")
-    public Mono<ResponseEntity<?>> chat(@RequestBody(required = false) String body, @RequestHeader(value = "X-Request-Id", required = false) String rid) {
+    public Mono<ResponseEntity<?>> chat(
+            @RequestBody(required = false) String body,
+            @RequestHeader(value = "X-Request-Id", required = false) String rid) {
         return complete(body, true, rid);
     }
 
     @PostMapping("/v1/completions")
-    public Mono<ResponseEntity<?>> completions(@RequestBody(required = false) String body, @RequestHeader(value = "X-Request-Id", required = false) String rid) {
+    public Mono<ResponseEntity<?>> completions(
+            @RequestBody(required = false) String body,
+            @RequestHeader(value = "X-Request-Id", required = false) String rid) {
         return complete(body, false, rid);
     }
 
     private Mono<ResponseEntity<?>> complete(String body, boolean chat, String rid) {
-        String requestId = rid != null && rid.matches("[A-Za-z0-9._-]{1,64}") ? rid : UUID.randomUUID().toString();
+        String requestId = rid != null && rid.matches("[A-Za-z0-9._-]{1,64}")
+                ? rid
+                : UUID.randomUUID().toString();
         GenerationRequest g;
         try {
             g = parser.parse(body, chat, requestId);
@@ -78,10 +88,21 @@ public class OpenAiController {
                         .doOnCancel(() -> metrics.countOutcome("cancelled"))
                         .onErrorResume(e -> {
                             metrics.countOutcome("error");
-                            ApiException api = e instanceof ApiException a ? a : new ApiException(500, "server_error", null, "internal_error", "the request failed: " + e.getMessage(), null);
+                            ApiException api = e instanceof ApiException a
+                                    ? a
+                                    : new ApiException(
+                                            500,
+                                            "server_error",
+                                            null,
+                                            "internal_error",
+                                            "the request failed: " + e.getMessage(),
+                                            null);
                             return Flux.just(sse(json(api.body())), sse("[DONE]"));
                         });
-                return ResponseEntity.ok().header("X-Request-Id", requestId).contentType(MediaType.TEXT_EVENT_STREAM).body(sse);
+                return ResponseEntity.ok()
+                        .header("X-Request-Id", requestId)
+                        .contentType(MediaType.TEXT_EVENT_STREAM)
+                        .body(sse);
             });
         } else {
             response = started.flatMap(Flux::collectList).map(list -> {
@@ -89,28 +110,43 @@ public class OpenAiController {
                 return ResponseEntity.ok().header("X-Request-Id", requestId).body(full(g, id, now, list));
             });
         }
-        return response
-                .onErrorResume(ApiException.class, e -> {
+        return response.onErrorResume(ApiException.class, e -> {
                     metrics.countOutcome(e.status() == 429 ? "rejected" : "error");
                     return Mono.just(error(e, requestId));
                 })
                 .onErrorResume(e -> {
                     LOG.error("[{}] request failed", requestId, e);
                     metrics.countOutcome("error");
-                    return Mono.just(error(new ApiException(500, "server_error", null, "internal_error", "the request failed: " + e.getMessage(), null), requestId));
+                    return Mono.just(error(
+                            new ApiException(
+                                    500,
+                                    "server_error",
+                                    null,
+                                    "internal_error",
+                                    "the request failed: " + e.getMessage(),
+                                    null),
+                            requestId));
                 });
     }
 
-    private Flux<ServerSentEvent<String>> streamChunks(GenerationRequest g, String id, long now, Flux<GenerationEvent> events) {
+    private Flux<ServerSentEvent<String>> streamChunks(
+            GenerationRequest g, String id, long now, Flux<GenerationEvent> events) {
         List<ServerSentEvent<String>> head = new ArrayList<>();
         if (g.chat()) head.add(sse(json(chunk(g, id, now, Map.of("role", "assistant", "content", ""), null, null))));
         Flux<ServerSentEvent<String>> body = events.concatMap(ev -> switch (ev) {
-            case GenerationEvent.Delta d -> d.text().isEmpty() && !g.sampling().logprobs() ? Flux.empty()
-                    : Flux.just(sse(json(g.chat() ? chunk(g, id, now, Map.of("content", d.text()), null, logprobs(g, List.of(d)))
-                            : textChunk(g, id, now, d.text(), null, logprobs(g, List.of(d))))));
+            case GenerationEvent.Delta d ->
+                d.text().isEmpty() && !g.sampling().logprobs()
+                        ? Flux.empty()
+                        : Flux.just(sse(json(
+                                g.chat()
+                                        ? chunk(g, id, now, Map.of("content", d.text()), null, logprobs(g, List.of(d)))
+                                        : textChunk(g, id, now, d.text(), null, logprobs(g, List.of(d))))));
             case GenerationEvent.Done done -> {
                 List<ServerSentEvent<String>> tail = new ArrayList<>();
-                tail.add(sse(json(g.chat() ? chunk(g, id, now, Map.of(), done.finishReason(), null) : textChunk(g, id, now, "", done.finishReason(), null))));
+                tail.add(sse(json(
+                        g.chat()
+                                ? chunk(g, id, now, Map.of(), done.finishReason(), null)
+                                : textChunk(g, id, now, "", done.finishReason(), null))));
                 if (g.includeUsage()) {
                     Map<String, Object> u = new LinkedHashMap<>();
                     u.put("id", id);
@@ -128,7 +164,8 @@ public class OpenAiController {
         return Flux.fromIterable(head).concatWith(body);
     }
 
-    private Map<String, Object> chunk(GenerationRequest g, String id, long now, Map<String, Object> delta, String finish, Object logprobs) {
+    private Map<String, Object> chunk(
+            GenerationRequest g, String id, long now, Map<String, Object> delta, String finish, Object logprobs) {
         Map<String, Object> choice = new LinkedHashMap<>();
         choice.put("index", 0);
         choice.put("delta", delta);
@@ -143,7 +180,8 @@ public class OpenAiController {
         return m;
     }
 
-    private Map<String, Object> textChunk(GenerationRequest g, String id, long now, String text, String finish, Object logprobs) {
+    private Map<String, Object> textChunk(
+            GenerationRequest g, String id, long now, String text, String finish, Object logprobs) {
         Map<String, Object> choice = new LinkedHashMap<>();
         choice.put("text", text);
         choice.put("index", 0);
@@ -179,8 +217,7 @@ public class OpenAiController {
             message.put("content", text.toString());
             message.put("refusal", null);
             choice.put("message", message);
-        }
-        else choice.put("text", text.toString());
+        } else choice.put("text", text.toString());
         choice.put("logprobs", logprobs(g, deltas));
         choice.put("finish_reason", done.finishReason());
         Map<String, Object> m = new LinkedHashMap<>();
@@ -235,7 +272,9 @@ public class OpenAiController {
     }
 
     private static ResponseEntity<?> error(ApiException e, String requestId) {
-        ResponseEntity.BodyBuilder b = ResponseEntity.status(e.status()).header("X-Request-Id", requestId).contentType(MediaType.APPLICATION_JSON);
+        ResponseEntity.BodyBuilder b = ResponseEntity.status(e.status())
+                .header("X-Request-Id", requestId)
+                .contentType(MediaType.APPLICATION_JSON);
         if (e.retryAfterSeconds() != null) b.header(HttpHeaders.RETRY_AFTER, String.valueOf(e.retryAfterSeconds()));
         return b.body(e.body());
     }
@@ -243,6 +282,9 @@ public class OpenAiController {
     @ExceptionHandler(Exception.class)
     public ResponseEntity<?> unexpected(Exception e) {
         LOG.error("unexpected error", e);
-        return error(new ApiException(500, "server_error", null, "internal_error", "the request failed: " + e.getMessage(), null), "-");
+        return error(
+                new ApiException(
+                        500, "server_error", null, "internal_error", "the request failed: " + e.getMessage(), null),
+                "-");
     }
 }

@@ -32,41 +32,67 @@ public class RequestParser {
         try {
             root = JSON.readTree(body == null ? "" : body);
         } catch (JacksonException e) {
-            throw ApiException.invalid(null, "invalid_json", "the request body is not valid JSON (" + firstLine(e.getOriginalMessage()) + "); expected a JSON object");
+            throw ApiException.invalid(
+                    null,
+                    "invalid_json",
+                    "the request body is not valid JSON (" + firstLine(e.getOriginalMessage())
+                            + "); expected a JSON object");
         }
-        if (root == null || !root.isObject()) throw ApiException.invalid(null, "invalid_json", "the request body must be a JSON object");
+        if (root == null || !root.isObject())
+            throw ApiException.invalid(null, "invalid_json", "the request body must be a JSON object");
         String m = requiredString(root, "model");
         if (!m.equals(model.name())) {
-            throw ApiException.invalid("model", "model_not_found", "the model '" + m + "' does not exist; this server serves '" + model.name() + "' (see GET /v1/models)");
+            throw ApiException.invalid(
+                    "model",
+                    "model_not_found",
+                    "the model '" + m + "' does not exist; this server serves '" + model.name()
+                            + "' (see GET /v1/models)");
         }
         int[] tokens = chat ? chatPrompt(root) : completionPrompt(root);
-        if (tokens.length == 0) throw ApiException.invalid(chat ? "messages" : "prompt", "the prompt is empty after tokenization; send at least one token");
+        if (tokens.length == 0)
+            throw ApiException.invalid(
+                    chat ? "messages" : "prompt", "the prompt is empty after tokenization; send at least one token");
         if (tokens.length >= model.contextLength()) {
-            throw ApiException.invalid(chat ? "messages" : "prompt", "context_length_exceeded",
-                    "the prompt has " + tokens.length + " tokens; this model's context is " + model.contextLength() + " tokens, and at least one must be left to generate");
+            throw ApiException.invalid(
+                    chat ? "messages" : "prompt",
+                    "context_length_exceeded",
+                    "the prompt has " + tokens.length + " tokens; this model's context is " + model.contextLength()
+                            + " tokens, and at least one must be left to generate");
         }
         int room = model.contextLength() - tokens.length;
-        Integer maxTokens = optionalInt(root, chat && root.has("max_completion_tokens") ? "max_completion_tokens" : "max_tokens");
+        Integer maxTokens =
+                optionalInt(root, chat && root.has("max_completion_tokens") ? "max_completion_tokens" : "max_tokens");
         String maxName = chat && root.has("max_completion_tokens") ? "max_completion_tokens" : "max_tokens";
         int max = maxTokens == null ? Math.min(props.defaultMaxTokens(), room) : maxTokens;
         if (max < 1 || max > room) {
-            throw ApiException.invalid(maxName, maxName + "=" + max + " is out of range: expected 1.." + room + " (context " + model.contextLength() + " minus " + tokens.length + " prompt tokens)");
+            throw ApiException.invalid(
+                    maxName,
+                    maxName + "=" + max + " is out of range: expected 1.." + room + " (context " + model.contextLength()
+                            + " minus " + tokens.length + " prompt tokens)");
         }
         Double temperature = optionalNumber(root, "temperature");
-        if (temperature != null && (temperature < 0 || temperature > 2)) throw ApiException.invalid("temperature", "temperature=" + temperature + " is out of range: expected 0..2");
+        if (temperature != null && (temperature < 0 || temperature > 2))
+            throw ApiException.invalid("temperature", "temperature=" + temperature + " is out of range: expected 0..2");
         Double topP = optionalNumber(root, "top_p");
-        if (topP != null && (topP <= 0 || topP > 1)) throw ApiException.invalid("top_p", "top_p=" + topP + " is out of range: expected a number in (0, 1]");
+        if (topP != null && (topP <= 0 || topP > 1))
+            throw ApiException.invalid("top_p", "top_p=" + topP + " is out of range: expected a number in (0, 1]");
         Integer n = optionalInt(root, "n");
-        if (n != null && n != 1) throw ApiException.invalid("n", "n=" + n + " is not supported: this server returns one choice per request (n=1)");
+        if (n != null && n != 1)
+            throw ApiException.invalid(
+                    "n", "n=" + n + " is not supported: this server returns one choice per request (n=1)");
         Long seed = root.has("seed") && !root.get("seed").isNull() ? requireLong(root, "seed") : null;
         boolean stream = optionalBool(root, "stream");
         boolean includeUsage = false;
         if (root.has("stream_options") && !root.get("stream_options").isNull()) {
             JsonNode so = root.get("stream_options");
-            if (!so.isObject()) throw ApiException.invalid("stream_options", "stream_options must be an object like {\"include_usage\": true}");
+            if (!so.isObject())
+                throw ApiException.invalid(
+                        "stream_options", "stream_options must be an object like {\"include_usage\": true}");
             includeUsage = optionalBool(so, "include_usage");
         }
-        boolean logprobs = chat ? optionalBool(root, "logprobs") : root.has("logprobs") && !root.get("logprobs").isNull() && optionalInt(root, "logprobs") > 0;
+        boolean logprobs = chat
+                ? optionalBool(root, "logprobs")
+                : root.has("logprobs") && !root.get("logprobs").isNull() && optionalInt(root, "logprobs") > 0;
         List<String> stop = stops(root);
         float t = temperature == null ? 1f : temperature.floatValue();
         Sampling sampling = new Sampling(t, topP == null ? 1f : topP.floatValue(), 0, seed, logprobs);
@@ -75,21 +101,25 @@ public class RequestParser {
 
     private int[] chatPrompt(JsonNode root) {
         JsonNode msgs = root.get("messages");
-        if (msgs == null || !msgs.isArray() || msgs.isEmpty()) throw ApiException.invalid("messages", "messages must be a non-empty array of {\"role\", \"content\"} objects");
+        if (msgs == null || !msgs.isArray() || msgs.isEmpty())
+            throw ApiException.invalid(
+                    "messages", "messages must be a non-empty array of {\"role\", \"content\"} objects");
         List<ChatTemplate.Message> list = new ArrayList<>();
         for (int i = 0; i < msgs.size(); i++) {
             JsonNode msg = msgs.get(i);
             String p = "messages[" + i + "]";
             if (!msg.isObject()) throw ApiException.invalid(p, p + " must be an object with role and content");
             JsonNode role = msg.get("role");
-            if (role == null || !role.isString()) throw ApiException.invalid(p + ".role", p + ".role must be a string (system, user, assistant)");
+            if (role == null || !role.isString())
+                throw ApiException.invalid(p + ".role", p + ".role must be a string (system, user, assistant)");
             list.add(new ChatTemplate.Message(role.asString(), content(msg.get("content"), p + ".content")));
         }
         ChatTemplate tpl = model.chatTemplate();
         String text;
         if (tpl == null) {
             StringBuilder sb = new StringBuilder();
-            for (ChatTemplate.Message msg : list) sb.append(msg.role()).append(": ").append(msg.content()).append('\n');
+            for (ChatTemplate.Message msg : list)
+                sb.append(msg.role()).append(": ").append(msg.content()).append('\n');
             text = sb.append("assistant: ").toString();
         } else {
             try {
@@ -107,8 +137,14 @@ public class RequestParser {
         if (c.isArray()) { // content parts: text only
             StringBuilder sb = new StringBuilder();
             for (JsonNode part : c) {
-                if (!part.isObject() || !"text".equals(part.path("type").asString("")) || !part.path("text").isString()) {
-                    throw ApiException.invalid(param, param + " parts must be {\"type\": \"text\", \"text\": \"...\"}; this model reads text only");
+                if (!part.isObject()
+                        || !"text".equals(part.path("type").asString(""))
+                        || !part.path("text").isString()) {
+                    throw ApiException.invalid(
+                            param,
+                            param
+                                    + " parts must be {\"type\": \"text\", \"text\": \"...\"}; this model reads text "
+                                    + "only");
                 }
                 sb.append(part.get("text").asString());
             }
@@ -119,25 +155,37 @@ public class RequestParser {
 
     private int[] completionPrompt(JsonNode root) {
         JsonNode p = root.get("prompt");
-        if (p == null || p.isNull()) throw ApiException.invalid("prompt", "prompt is required: a string, or an array with one string");
+        if (p == null || p.isNull())
+            throw ApiException.invalid("prompt", "prompt is required: a string, or an array with one string");
         if (p.isString()) return withBos(model.tokenizer().encode(p.asString()));
-        if (p.isArray() && p.size() == 1 && p.get(0).isString()) return withBos(model.tokenizer().encode(p.get(0).asString()));
+        if (p.isArray() && p.size() == 1 && p.get(0).isString())
+            return withBos(model.tokenizer().encode(p.get(0).asString()));
         if (p.isArray() && !p.isEmpty() && p.get(0).isNumber()) {
             int[] ids = new int[p.size()];
             for (int i = 0; i < ids.length; i++) {
                 JsonNode t = p.get(i);
-                if (!t.isInt() || t.asInt() < 0 || t.asInt() >= model.tokenizer().vocabSize()) {
-                    throw ApiException.invalid("prompt", "prompt[" + i + "]=" + t + " is not a token id: expected an integer in 0.." + (model.tokenizer().vocabSize() - 1));
+                if (!t.isInt()
+                        || t.asInt() < 0
+                        || t.asInt() >= model.tokenizer().vocabSize()) {
+                    throw ApiException.invalid(
+                            "prompt",
+                            "prompt[" + i + "]=" + t + " is not a token id: expected an integer in 0.."
+                                    + (model.tokenizer().vocabSize() - 1));
                 }
                 ids[i] = t.asInt();
             }
             return ids;
         }
-        throw ApiException.invalid("prompt", "prompt must be a string, an array with one string, or an array of token ids (batches of prompts are not supported)");
+        throw ApiException.invalid(
+                "prompt",
+                "prompt must be a string, an array with one string, or an array of token ids (batches of prompts are "
+                        + "not supported)");
     }
 
     private int[] withBos(int[] ids) {
-        if (!model.tokenizer().addBos() || model.tokenizer().bos() < 0 || (ids.length > 0 && ids[0] == model.tokenizer().bos())) return ids;
+        if (!model.tokenizer().addBos()
+                || model.tokenizer().bos() < 0
+                || (ids.length > 0 && ids[0] == model.tokenizer().bos())) return ids;
         int[] out = new int[ids.length + 1];
         out[0] = model.tokenizer().bos();
         System.arraycopy(ids, 0, out, 1, ids.length);
@@ -149,12 +197,15 @@ public class RequestParser {
         if (s == null || s.isNull()) return List.of();
         List<String> out = new ArrayList<>();
         if (s.isString()) out.add(s.asString());
-        else if (s.isArray()) for (JsonNode x : s) {
-            if (!x.isString()) throw ApiException.invalid("stop", "stop must be a string or an array of up to 4 strings");
-            out.add(x.asString());
-        }
+        else if (s.isArray())
+            for (JsonNode x : s) {
+                if (!x.isString())
+                    throw ApiException.invalid("stop", "stop must be a string or an array of up to 4 strings");
+                out.add(x.asString());
+            }
         else throw ApiException.invalid("stop", "stop must be a string or an array of up to 4 strings");
-        if (out.size() > 4) throw ApiException.invalid("stop", "stop has " + out.size() + " sequences: expected at most 4");
+        if (out.size() > 4)
+            throw ApiException.invalid("stop", "stop has " + out.size() + " sequences: expected at most 4");
         for (String x : out) if (x.isEmpty()) throw ApiException.invalid("stop", "stop sequences must not be empty");
         return out;
     }
@@ -162,20 +213,25 @@ public class RequestParser {
     private static String requiredString(JsonNode root, String name) {
         JsonNode v = root.get(name);
         if (v == null || v.isNull()) throw ApiException.invalid(name, name + " is required");
-        if (!v.isString()) throw ApiException.invalid(name, name + " must be a string, got " + v.getNodeType().name().toLowerCase());
+        if (!v.isString())
+            throw ApiException.invalid(
+                    name,
+                    name + " must be a string, got " + v.getNodeType().name().toLowerCase());
         return v.asString();
     }
 
     private static Integer optionalInt(JsonNode root, String name) {
         JsonNode v = root.get(name);
         if (v == null || v.isNull()) return null;
-        if (!v.isIntegralNumber() || !v.canConvertToInt()) throw ApiException.invalid(name, name + " must be an integer, got " + v);
+        if (!v.isIntegralNumber() || !v.canConvertToInt())
+            throw ApiException.invalid(name, name + " must be an integer, got " + v);
         return v.asInt();
     }
 
     private static long requireLong(JsonNode root, String name) {
         JsonNode v = root.get(name);
-        if (!v.isIntegralNumber() || !v.canConvertToLong()) throw ApiException.invalid(name, name + " must be an integer, got " + v);
+        if (!v.isIntegralNumber() || !v.canConvertToLong())
+            throw ApiException.invalid(name, name + " must be an integer, got " + v);
         return v.asLong();
     }
 

@@ -22,7 +22,8 @@ public class ClusterController {
     private final Leadership leadership;
     private final ConductorCluster cluster;
 
-    public ClusterController(LiveScheduler scheduler, WorkerMembership membership, Leadership leadership, ConductorCluster cluster) {
+    public ClusterController(
+            LiveScheduler scheduler, WorkerMembership membership, Leadership leadership, ConductorCluster cluster) {
         this.scheduler = scheduler;
         this.membership = membership;
         this.leadership = leadership;
@@ -35,7 +36,10 @@ public class ClusterController {
         KvEvents events = InternalJson.decode(body, KvEvents.class);
         if (events.worker() == null) throw new IllegalArgumentException("KvEvents without its worker");
         if (!leadership.leader()) return ResponseEntity.status(409).build();
-        scheduler.applyKvEvents(events.worker(), events.stored() == null ? new long[0] : events.stored(), events.evicted() == null ? new long[0] : events.evicted());
+        scheduler.applyKvEvents(
+                events.worker(),
+                events.stored() == null ? new long[0] : events.stored(),
+                events.evicted() == null ? new long[0] : events.evicted());
         return ResponseEntity.noContent().build();
     }
 
@@ -44,7 +48,8 @@ public class ClusterController {
     public ResponseEntity<Void> load(@RequestBody(required = false) String body) {
         LoadReport report = InternalJson.decode(body, LoadReport.class);
         if (report.worker() == null || report.running() < 0 || report.kvTokens() < 0) {
-            throw new IllegalArgumentException("LoadReport " + body + ": expected a worker URL and non-negative running and kvTokens");
+            throw new IllegalArgumentException(
+                    "LoadReport " + body + ": expected a worker URL and non-negative running and kvTokens");
         }
         if (!leadership.leader()) return ResponseEntity.status(409).build();
         scheduler.applyDecodeLoad(report.worker(), report.running(), report.kvTokens());
@@ -53,8 +58,10 @@ public class ClusterController {
 
     @org.springframework.web.bind.annotation.ExceptionHandler(IllegalArgumentException.class)
     public ResponseEntity<String> badRequest(IllegalArgumentException e) {
-        return ResponseEntity.badRequest().contentType(org.springframework.http.MediaType.APPLICATION_JSON)
-                .body(InternalJson.encode(new dev.mooncakej.kvcache.wire.WorkerMessages.WorkerError("bad_request", e.getMessage())));
+        return ResponseEntity.badRequest()
+                .contentType(org.springframework.http.MediaType.APPLICATION_JSON)
+                .body(InternalJson.encode(
+                        new dev.mooncakej.kvcache.wire.WorkerMessages.WorkerError("bad_request", e.getMessage())));
     }
 
     @GetMapping("/internal/leader")

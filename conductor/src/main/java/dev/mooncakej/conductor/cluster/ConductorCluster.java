@@ -39,50 +39,89 @@ public class ConductorCluster implements SmartLifecycle {
     private volatile double lastRebuildSeconds;
     private volatile boolean elected;
 
-    public ConductorCluster(Environment env, WorkerMembership membership, Leadership leadership, MeterRegistry meters, ClusterSettings settings) {
+    public ConductorCluster(
+            Environment env,
+            WorkerMembership membership,
+            Leadership leadership,
+            MeterRegistry meters,
+            ClusterSettings settings) {
         this.env = env;
         this.settings = settings;
         this.membership = membership;
         this.leadership = leadership;
-        Gauge.builder("mooncakej.conductor.leader", leadership, l -> l.leader() ? 1 : 0).description("1 on the leader conductor, 0 on a standby").register(meters);
-        Gauge.builder("mooncakej.conductor.rebuild.seconds", this, c -> c.lastRebuildSeconds).description("time the last scheduler rebuild took").register(meters);
+        Gauge.builder("mooncakej.conductor.leader", leadership, l -> l.leader() ? 1 : 0)
+                .description("1 on the leader conductor, 0 on a standby")
+                .register(meters);
+        Gauge.builder("mooncakej.conductor.rebuild.seconds", this, c -> c.lastRebuildSeconds)
+                .description("time the last scheduler rebuild took")
+                .register(meters);
     }
 
-    public ClusterSettings settings() { return settings; }
-    public EtcdCluster etcd() { return etcd; }
+    public ClusterSettings settings() {
+        return settings;
+    }
+
+    public EtcdCluster etcd() {
+        return etcd;
+    }
 
     @Override
     public void start() {
         running = true;
         if (!settings.enabled()) return;
-        String self = settings.advertiseUrl(env.getProperty("local.server.port", Integer.class, env.getProperty("server.port", Integer.class, 8000)));
+        String self = settings.advertiseUrl(env.getProperty(
+                "local.server.port", Integer.class, env.getProperty("server.port", Integer.class, 8000)));
         leadership.set(false, "waiting to be elected leader through etcd");
         etcd = settings.connect();
         try {
             etcd.watchMembers(m -> {
                 members.set(m);
-                if (elected) Thread.ofVirtual().start(this::rebuild); // (rebuild is serialized; the last one sees the latest members)
+                if (elected)
+                    Thread.ofVirtual()
+                            .start(this::rebuild); // (rebuild is serialized; the last one sees the latest members)
             });
         } catch (Exception e) {
-            throw new IllegalStateException("cannot read the workers from etcd at " + settings.etcdEndpoints() + " (" + e.getMessage() + "): check mooncakej.cluster.etcd-endpoints", e);
+            throw new IllegalStateException(
+                    "cannot read the workers from etcd at " + settings.etcdEndpoints() + " (" + e.getMessage()
+                            + "): check mooncakej.cluster.etcd-endpoints",
+                    e);
         }
-        etcd.campaign(ELECTION, self, () -> {
-            long t0 = System.nanoTime();
-            elected = true; // from here on, membership changes rebuild too
-            rebuild();
-            leadership.set(true, null);
-            LOG.info("leader conductor at {}: serving after a {} ms rebuild", self, Math.round((System.nanoTime() - t0) / 1e6));
-        }, () -> {
-            elected = false;
-            leadership.set(false, "leadership lost to another conductor; campaigning again");
-        });
-        LOG.info("conductor {} in cluster mode (etcd {}, lease TTL {} s): campaigning for leadership", self, settings.etcdEndpoints(), settings.leaseTtlSeconds());
+        etcd.campaign(
+                ELECTION,
+                self,
+                () -> {
+                    long t0 = System.nanoTime();
+                    elected = true; // from here on, membership changes rebuild too
+                    rebuild();
+                    leadership.set(true, null);
+                    LOG.info(
+                            "leader conductor at {}: serving after a {} ms rebuild",
+                            self,
+                            Math.round((System.nanoTime() - t0) / 1e6));
+                },
+                () -> {
+                    elected = false;
+                    leadership.set(false, "leadership lost to another conductor; campaigning again");
+                });
+        LOG.info(
+                "conductor {} in cluster mode (etcd {}, lease TTL {} s): campaigning for leadership",
+                self,
+                settings.etcdEndpoints(),
+                settings.leaseTtlSeconds());
     }
 
     private synchronized void rebuild() {
         Map<String, Member> m = members.get();
-        List<String> prefill = m.values().stream().filter(x -> x.role().equals("prefill")).map(Member::url).sorted().toList();
-        List<String> decode = m.values().stream().filter(x -> x.role().equals("decode")).map(Member::url).sorted().toList();
+        List<String> prefill = m.values().stream()
+                .filter(x -> x.role().equals("prefill"))
+                .map(Member::url)
+                .sorted()
+                .toList();
+        List<String> decode = m.values().stream()
+                .filter(x -> x.role().equals("decode"))
+                .map(Member::url)
+                .sorted()
+                .toList();
         lastRebuildSeconds = membership.setMembers(prefill, decode, true);
     }
 
@@ -98,5 +137,7 @@ public class ConductorCluster implements SmartLifecycle {
     }
 
     @Override
-    public boolean isRunning() { return running; }
+    public boolean isRunning() {
+        return running;
+    }
 }

@@ -18,6 +18,8 @@ public class LeaderHealth implements HealthIndicator {
 
     @Override
     public Health health() {
-        return leadership.leader() ? Health.up().build() : Health.outOfService().withDetail("role", "standby conductor").build();
+        return leadership.leader()
+                ? Health.up().build()
+                : Health.outOfService().withDetail("role", "standby conductor").build();
     }
 }

@@ -16,7 +16,11 @@ public class Leadership {
         this.leader = leader;
     }
 
-    public boolean leader() { return leader; }
+    public boolean leader() {
+        return leader;
+    }
 
-    public String standbyReason() { return standbyReason; }
+    public String standbyReason() {
+        return standbyReason;
+    }
 }

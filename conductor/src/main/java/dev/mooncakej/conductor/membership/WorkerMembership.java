@@ -37,7 +37,12 @@ public class WorkerMembership implements SmartLifecycle {
     private volatile List<String> memberDecode = List.of();
     private volatile boolean running;
 
-    public WorkerMembership(LiveScheduler scheduler, WorkerClient workers, WorkerGuard guard, ConductorProperties props, ClusterSettings cluster) {
+    public WorkerMembership(
+            LiveScheduler scheduler,
+            WorkerClient workers,
+            WorkerGuard guard,
+            ConductorProperties props,
+            ClusterSettings cluster) {
         this.scheduler = scheduler;
         this.workers = workers;
         this.props = props;
@@ -64,8 +69,14 @@ public class WorkerMembership implements SmartLifecycle {
 
     private synchronized double refresh(boolean seedNow) {
         long t0 = System.nanoTime();
-        List<WorkerEndpoint> prefill = memberPrefill.stream().filter(u -> !openBreakers.contains(u)).map(this::endpoint).toList();
-        List<WorkerEndpoint> decode = memberDecode.stream().filter(u -> !openBreakers.contains(u)).map(this::endpoint).toList();
+        List<WorkerEndpoint> prefill = memberPrefill.stream()
+                .filter(u -> !openBreakers.contains(u))
+                .map(this::endpoint)
+                .toList();
+        List<WorkerEndpoint> decode = memberDecode.stream()
+                .filter(u -> !openBreakers.contains(u))
+                .map(this::endpoint)
+                .toList();
         List<WorkerEndpoint> joined = scheduler.setWorkers(prefill, decode);
         Runnable seed = () -> seed(joined);
         if (seedNow) seed.run();
@@ -82,7 +93,10 @@ public class WorkerMembership implements SmartLifecycle {
                 int n = keys == null ? 0 : scheduler.seed(w.url(), keys);
                 if (n > 0) LOG.info("prefix index seeded with {} blocks of {}", n, w.url());
             } catch (RuntimeException e) {
-                LOG.warn("could not read the prefix index of {} ({}); it fills again as requests run", w.url(), e.getMessage());
+                LOG.warn(
+                        "could not read the prefix index of {} ({}); it fills again as requests run",
+                        w.url(),
+                        e.getMessage());
             }
         }
     }
@@ -104,7 +118,9 @@ public class WorkerMembership implements SmartLifecycle {
     }
 
     /** Workers out of scheduling because their breaker is open. */
-    public Set<String> openBreakers() { return Set.copyOf(openBreakers); }
+    public Set<String> openBreakers() {
+        return Set.copyOf(openBreakers);
+    }
 
     /** The URLs of the workers the scheduler uses now. */
     public List<String> workerUrls(boolean prefill) {
@@ -112,8 +128,12 @@ public class WorkerMembership implements SmartLifecycle {
     }
 
     @Override
-    public void stop() { running = false; }
+    public void stop() {
+        running = false;
+    }
 
     @Override
-    public boolean isRunning() { return running; }
+    public boolean isRunning() {
+        return running;
+    }
 }

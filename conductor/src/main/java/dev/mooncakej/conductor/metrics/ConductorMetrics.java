@@ -11,11 +11,18 @@ import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
 import org.springframework.stereotype.Component;
 
-/** The conductor's meters: latencies as the client sees them, tokens, KV moved, rejections by reason, requests by outcome. */
+/**
+ * The conductor's meters: latencies as the client sees them, tokens, KV moved, rejections by reason, requests by
+ * outcome.
+ */
 @Component
 public class ConductorMetrics {
-    /** Why requests are turned away: the scheduler's two reasons, every decode worker full, no worker, a standby conductor. */
-    public static final List<String> REJECT_REASONS = List.of("ttft_slo", "decode_load", "kv_full", "no_workers", "standby");
+    /**
+     * Why requests are turned away: the scheduler's two reasons, every decode worker full, no worker, a standby
+     * conductor.
+     */
+    public static final List<String> REJECT_REASONS =
+            List.of("ttft_slo", "decode_load", "kv_full", "no_workers", "standby");
 
     public final Timer ttft;
     public final Timer tbt;
@@ -30,23 +37,52 @@ public class ConductorMetrics {
 
     public ConductorMetrics(MeterRegistry meters, ConductorProperties props) {
         this.meters = meters;
-        this.ttft = Timer.builder("mooncakej.ttft").description("time to first token, as the client sees it").publishPercentileHistogram().register(meters);
-        this.tbt = Timer.builder("mooncakej.tbt").description("time between tokens, as the client sees it").publishPercentileHistogram().register(meters);
-        this.e2e = Timer.builder("mooncakej.e2e").description("end-to-end request latency").publishPercentileHistogram().register(meters);
-        this.promptTokens = DistributionSummary.builder("mooncakej.prompt.tokens").register(meters);
-        this.cachedTokens = DistributionSummary.builder("mooncakej.prompt.cached.tokens").register(meters);
-        this.kvBytes = Counter.builder("mooncakej.kv.transferred.bytes").description("KV bytes moved from prefill to decode workers").register(meters);
-        this.kvTime = Timer.builder("mooncakej.kv.transferred.time").description("KV transfer time per request (prefill worker to decode worker)").register(meters);
+        this.ttft = Timer.builder("mooncakej.ttft")
+                .description("time to first token, as the client sees it")
+                .publishPercentileHistogram()
+                .register(meters);
+        this.tbt = Timer.builder("mooncakej.tbt")
+                .description("time between tokens, as the client sees it")
+                .publishPercentileHistogram()
+                .register(meters);
+        this.e2e = Timer.builder("mooncakej.e2e")
+                .description("end-to-end request latency")
+                .publishPercentileHistogram()
+                .register(meters);
+        this.promptTokens =
+                DistributionSummary.builder("mooncakej.prompt.tokens").register(meters);
+        this.cachedTokens =
+                DistributionSummary.builder("mooncakej.prompt.cached.tokens").register(meters);
+        this.kvBytes = Counter.builder("mooncakej.kv.transferred.bytes")
+                .description("KV bytes moved from prefill to decode workers")
+                .register(meters);
+        this.kvTime = Timer.builder("mooncakej.kv.transferred.time")
+                .description("KV transfer time per request (prefill worker to decode worker)")
+                .register(meters);
         for (String reason : REJECT_REASONS) rejected(reason); // registered up front, so dashboards see zeros
-        Gauge.builder("mooncakej.slo.ttft.seconds", props, ConductorProperties::ttftSloSeconds).description("TTFT SLO the scheduler admits against").register(meters);
-        Gauge.builder("mooncakej.slo.tbt.seconds", props, ConductorProperties::tbtSloSeconds).description("TBT SLO the scheduler admits against").register(meters);
+        Gauge.builder("mooncakej.slo.ttft.seconds", props, ConductorProperties::ttftSloSeconds)
+                .description("TTFT SLO the scheduler admits against")
+                .register(meters);
+        Gauge.builder("mooncakej.slo.tbt.seconds", props, ConductorProperties::tbtSloSeconds)
+                .description("TBT SLO the scheduler admits against")
+                .register(meters);
     }
 
     public Counter rejected(String reason) {
-        return rejections.computeIfAbsent(reason, r -> Counter.builder("mooncakej.rejections").description("requests turned away, by reason").tag("reason", r).register(meters));
+        return rejections.computeIfAbsent(
+                reason,
+                r -> Counter.builder("mooncakej.rejections")
+                        .description("requests turned away, by reason")
+                        .tag("reason", r)
+                        .register(meters));
     }
 
     public void countOutcome(String outcome) {
-        outcomes.computeIfAbsent(outcome, o -> Counter.builder("mooncakej.requests").tag("outcome", o).register(meters)).increment();
+        outcomes.computeIfAbsent(
+                        outcome,
+                        o -> Counter.builder("mooncakej.requests")
+                                .tag("outcome", o)
+                                .register(meters))
+                .increment();
     }
 }

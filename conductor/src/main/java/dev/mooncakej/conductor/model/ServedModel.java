@@ -26,21 +26,41 @@ public class ServedModel {
     public ServedModel(ConductorProperties props) {
         this.file = GgufFile.open(Path.of(props.model()));
         LlamaConfig cfg = LlamaConfig.from(file);
-        String fileName = file.has("general.name") ? file.getString("general.name") : Path.of(props.model()).getFileName().toString();
+        String fileName = file.has("general.name")
+                ? file.getString("general.name")
+                : Path.of(props.model()).getFileName().toString();
         this.name = props.modelName() != null && !props.modelName().isBlank() ? props.modelName() : fileName;
         this.contextLength = cfg.contextLength();
         this.tokenizer = Tokenizer.from(file);
         String tpl = file.has("tokenizer.chat_template") ? file.getString("tokenizer.chat_template") : null;
-        this.chatTemplate = tpl == null ? null : new ChatTemplate(tpl,
-                tokenizer.bos() >= 0 ? tokenizer.tokenText(tokenizer.bos()) : "", tokenizer.eos() >= 0 ? tokenizer.tokenText(tokenizer.eos()) : "");
+        this.chatTemplate = tpl == null
+                ? null
+                : new ChatTemplate(
+                        tpl,
+                        tokenizer.bos() >= 0 ? tokenizer.tokenText(tokenizer.bos()) : "",
+                        tokenizer.eos() >= 0 ? tokenizer.tokenText(tokenizer.eos()) : "");
         this.blockKeys = new BlockKeys(fileName + "@" + file.fileSize(), props.blockTokens());
     }
 
-    public String name() { return name; }
-    public int contextLength() { return contextLength; }
-    public Tokenizer tokenizer() { return tokenizer; }
-    public ChatTemplate chatTemplate() { return chatTemplate; }
-    public BlockKeys blockKeys() { return blockKeys; }
+    public String name() {
+        return name;
+    }
+
+    public int contextLength() {
+        return contextLength;
+    }
+
+    public Tokenizer tokenizer() {
+        return tokenizer;
+    }
+
+    public ChatTemplate chatTemplate() {
+        return chatTemplate;
+    }
+
+    public BlockKeys blockKeys() {
+        return blockKeys;
+    }
 
     @PreDestroy
     public void close() {

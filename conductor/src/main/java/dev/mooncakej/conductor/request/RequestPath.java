@@ -50,8 +50,14 @@ public class RequestPath {
     private final Leadership leadership;
     private final ConductorMetrics metrics;
 
-    public RequestPath(ServedModel model, ConductorProperties props, LiveScheduler scheduler, WorkerClient workers, WorkerMembership membership,
-                       Leadership leadership, ConductorMetrics metrics) {
+    public RequestPath(
+            ServedModel model,
+            ConductorProperties props,
+            LiveScheduler scheduler,
+            WorkerClient workers,
+            WorkerMembership membership,
+            Leadership leadership,
+            ConductorMetrics metrics) {
         this.model = model;
         this.props = props;
         this.scheduler = scheduler;
@@ -69,15 +75,24 @@ public class RequestPath {
     public Mono<Flux<GenerationEvent>> generate(GenerationRequest g) {
         if (!leadership.leader()) {
             metrics.rejected("standby").increment();
-            return Mono.error(new ApiException(503, "service_unavailable", null, "standby",
-                    "this conductor is a standby (" + leadership.standbyReason() + "); send requests to the leader", props.retryAfterSeconds()));
+            return Mono.error(new ApiException(
+                    503,
+                    "service_unavailable",
+                    null,
+                    "standby",
+                    "this conductor is a standby (" + leadership.standbyReason() + "); send requests to the leader",
+                    props.retryAfterSeconds()));
         }
         if (!scheduler.ready()) {
             metrics.rejected("no_workers").increment();
             var open = membership.openBreakers();
-            String why = open.isEmpty() ? "no prefill or decode worker is configured or registered; start some (./mooncakej up) and retry"
-                    : "no prefill or decode worker is available: " + open + " failed repeatedly and are out of scheduling until their circuit breakers let trial calls through; retry";
-            return Mono.error(new ApiException(503, "service_unavailable", null, "no_workers", why, props.retryAfterSeconds()));
+            String why = open.isEmpty()
+                    ? "no prefill or decode worker is configured or registered; start some (./mooncakej up) and retry"
+                    : "no prefill or decode worker is available: " + open
+                            + " failed repeatedly and are out of scheduling until their circuit breakers let trial "
+                            + "calls through; retry";
+            return Mono.error(
+                    new ApiException(503, "service_unavailable", null, "no_workers", why, props.retryAfterSeconds()));
         }
         long reservation = ThreadLocalRandom.current().nextLong() & Long.MAX_VALUE;
         long start = System.nanoTime();
@@ -89,54 +104,83 @@ public class RequestPath {
             choice = scheduler.choose(keys, tokens.length, tokens.length + g.maxTokens());
         } catch (IllegalStateException e) { // membership changed to empty between the check and the choice
             metrics.rejected("no_workers").increment();
-            return Mono.error(new ApiException(503, "service_unavailable", null, "no_workers", e.getMessage(), props.retryAfterSeconds()));
+            return Mono.error(new ApiException(
+                    503, "service_unavailable", null, "no_workers", e.getMessage(), props.retryAfterSeconds()));
         }
         if (!choice.decision().accepted()) {
-            metrics.rejected(Decision.TTFT_SLO.equals(choice.decision().rejectReason()) ? "ttft_slo" : "decode_load").increment();
-            return Mono.error(new ApiException(429, "rate_limit_exceeded", null, "overloaded",
-                    "the cluster is overloaded (" + choice.decision().rejectReason() + "); retry after " + props.retryAfterSeconds() + " s", props.retryAfterSeconds()));
+            metrics.rejected(Decision.TTFT_SLO.equals(choice.decision().rejectReason()) ? "ttft_slo" : "decode_load")
+                    .increment();
+            return Mono.error(new ApiException(
+                    429,
+                    "rate_limit_exceeded",
+                    null,
+                    "overloaded",
+                    "the cluster is overloaded (" + choice.decision().rejectReason() + "); retry after "
+                            + props.retryAfterSeconds() + " s",
+                    props.retryAfterSeconds()));
         }
         AtomicBoolean prefillAccounted = new AtomicBoolean();
         Runnable prefillFailed = () -> {
             if (prefillAccounted.compareAndSet(false, true)) scheduler.prefillEnded(choice, tokens.length, 0, 0, false);
         };
-        java.util.concurrent.atomic.AtomicReference<WorkerEndpoint> asked = new java.util.concurrent.atomic.AtomicReference<>();
-        Runnable reserveCancelled = () -> { // the client left while a decode worker was reserving: that reservation must not linger
-            prefillFailed.run();
-            WorkerEndpoint w = asked.get();
-            if (w != null) workers.cancel(w.url(), reservation).subscribe();
-        };
-        return reserve(reservation, g, choice.decodeCandidates(), 0, asked).doOnError(e -> prefillFailed.run()).doOnCancel(reserveCancelled).flatMap(res -> {
-            WorkerEndpoint decode = res.endpoint();
-            WorkerEndpoint prefill = choice.prefill();
-            prefill.started();
-            PrefillTask task = new PrefillTask(reservation, tokens, keys, res.response().kv(), g.sampling());
-            return workers.prefill(prefill.url(), task, g.requestId())
-                    .map(pr -> pr.validate(reservation, tokens.length, model.tokenizer().vocabSize()))
-                    .doFinally(s -> prefill.ended())
-                    .doOnCancel(() -> {
-                        prefillFailed.run();
-                        workers.cancel(decode.url(), reservation).subscribe();
-                    })
-                    .onErrorResume(e -> {
-                        prefillFailed.run();
-                        return workers.cancel(decode.url(), reservation).then(Mono.error(asApiError(e, g)));
-                    })
-                    .map(pr -> {
-                        prefillAccounted.set(true);
-                        double decodeStart = scheduler.prefillEnded(choice, tokens.length, pr.cachedTokens(), pr.prefillSeconds(), true);
-                        metrics.cachedTokens.record(pr.cachedTokens());
-                        metrics.kvBytes.increment(pr.kvBytes());
-                        metrics.kvTime.record(Duration.ofNanos((long) (pr.kvSeconds() * 1e9)));
-                        LOG.info("[{}] prefill on {}: {} prompt tokens, {} cached, {} ms compute, {} KV bytes in {} ms to {}", g.requestId(), prefill.url(),
-                                tokens.length, pr.cachedTokens(), Math.round(pr.prefillSeconds() * 1000), pr.kvBytes(), Math.round(pr.kvSeconds() * 1000), decode.url());
-                        return relay(g, reservation, decode, pr, start).doFinally(sig -> scheduler.decodeEnded(choice, tokens.length, decodeStart));
-                    });
-        });
+        java.util.concurrent.atomic.AtomicReference<WorkerEndpoint> asked =
+                new java.util.concurrent.atomic.AtomicReference<>();
+        Runnable reserveCancelled =
+                () -> { // the client left while a decode worker was reserving: that reservation must not linger
+                    prefillFailed.run();
+                    WorkerEndpoint w = asked.get();
+                    if (w != null) workers.cancel(w.url(), reservation).subscribe();
+                };
+        return reserve(reservation, g, choice.decodeCandidates(), 0, asked)
+                .doOnError(e -> prefillFailed.run())
+                .doOnCancel(reserveCancelled)
+                .flatMap(res -> {
+                    WorkerEndpoint decode = res.endpoint();
+                    WorkerEndpoint prefill = choice.prefill();
+                    prefill.started();
+                    PrefillTask task = new PrefillTask(
+                            reservation, tokens, keys, res.response().kv(), g.sampling());
+                    return workers.prefill(prefill.url(), task, g.requestId())
+                            .map(pr -> pr.validate(
+                                    reservation,
+                                    tokens.length,
+                                    model.tokenizer().vocabSize()))
+                            .doFinally(s -> prefill.ended())
+                            .doOnCancel(() -> {
+                                prefillFailed.run();
+                                workers.cancel(decode.url(), reservation).subscribe();
+                            })
+                            .onErrorResume(e -> {
+                                prefillFailed.run();
+                                return workers.cancel(decode.url(), reservation).then(Mono.error(asApiError(e, g)));
+                            })
+                            .map(pr -> {
+                                prefillAccounted.set(true);
+                                double decodeStart = scheduler.prefillEnded(
+                                        choice, tokens.length, pr.cachedTokens(), pr.prefillSeconds(), true);
+                                metrics.cachedTokens.record(pr.cachedTokens());
+                                metrics.kvBytes.increment(pr.kvBytes());
+                                metrics.kvTime.record(Duration.ofNanos((long) (pr.kvSeconds() * 1e9)));
+                                LOG.info(
+                                        "[{}] prefill on {}: {} prompt tokens, {} cached, {} ms compute, {} KV bytes "
+                                                + "in {} ms to {}",
+                                        g.requestId(),
+                                        prefill.url(),
+                                        tokens.length,
+                                        pr.cachedTokens(),
+                                        Math.round(pr.prefillSeconds() * 1000),
+                                        pr.kvBytes(),
+                                        Math.round(pr.kvSeconds() * 1000),
+                                        decode.url());
+                                return relay(g, reservation, decode, pr, start)
+                                        .doFinally(sig -> scheduler.decodeEnded(choice, tokens.length, decodeStart));
+                            });
+                });
     }
 
     /** The first token, then the decode worker's tokens, as text events; releases the reservation however it ends. */
-    private Flux<GenerationEvent> relay(GenerationRequest g, long reservation, WorkerEndpoint decode, PrefillResult pr, long start) {
+    private Flux<GenerationEvent> relay(
+            GenerationRequest g, long reservation, WorkerEndpoint decode, PrefillResult pr, long start) {
         int promptLength = g.promptTokens().length;
         int cached = pr.cachedTokens();
         int vocab = model.tokenizer().vocabSize();
@@ -155,43 +199,68 @@ public class RequestPath {
         }
         decode.started();
         return source.concatMap(ev -> {
-            if (finished.get()) return Flux.<GenerationEvent>empty();
-            if (ev.finish() != null) {
-                finished.set(true);
-                if (ev.finish().startsWith("error")) {
-                    return Flux.<GenerationEvent>error(new ApiException(500, "server_error", null, "decode_failed", "the decode worker failed: " + ev.finish(), null));
-                }
-                return done(text.flush(), ev.finish().equals("length") ? "length" : "stop", promptLength, produced.get(), cached, start);
-            }
-            if (ev.token() < 0 || ev.token() >= vocab) {
-                finished.set(true);
-                workers.cancel(decode.url(), reservation).subscribe();
-                return Flux.<GenerationEvent>error(new ApiException(502, "server_error", null, "bad_worker_answer",
-                        "the decode worker sent token " + ev.token() + ", outside the vocabulary of " + vocab, null));
-            }
-            if (model.tokenizer().isEndOfGeneration(ev.token())) {
-                finished.set(true);
-                return done(text.flush(), "stop", promptLength, produced.get(), cached, start);
-            }
-            long now = System.nanoTime();
-            if (produced.getAndIncrement() == 0) metrics.ttft.record(Duration.ofNanos(now - start));
-            else metrics.tbt.record(Duration.ofNanos(now - lastTokenAt.get()));
-            lastTokenAt.set(now);
-            Flux<GenerationEvent> out = Flux.just(new GenerationEvent.Delta(text.add(ev.token()), ev.token(), ev.logprob()));
-            if (text.stopped()) {
-                finished.set(true);
-                return out.concatWith(done("", "stop", promptLength, produced.get(), cached, start));
-            }
-            if (produced.get() >= g.maxTokens()) {
-                finished.set(true);
-                return out.concatWith(done(text.flush(), "length", promptLength, produced.get(), cached, start));
-            }
-            return out;
-        }).takeUntil(ev -> ev instanceof GenerationEvent.Done)
+                    if (finished.get()) return Flux.<GenerationEvent>empty();
+                    if (ev.finish() != null) {
+                        finished.set(true);
+                        if (ev.finish().startsWith("error")) {
+                            return Flux.<GenerationEvent>error(new ApiException(
+                                    500,
+                                    "server_error",
+                                    null,
+                                    "decode_failed",
+                                    "the decode worker failed: " + ev.finish(),
+                                    null));
+                        }
+                        return done(
+                                text.flush(),
+                                ev.finish().equals("length") ? "length" : "stop",
+                                promptLength,
+                                produced.get(),
+                                cached,
+                                start);
+                    }
+                    if (ev.token() < 0 || ev.token() >= vocab) {
+                        finished.set(true);
+                        workers.cancel(decode.url(), reservation).subscribe();
+                        return Flux.<GenerationEvent>error(new ApiException(
+                                502,
+                                "server_error",
+                                null,
+                                "bad_worker_answer",
+                                "the decode worker sent token " + ev.token() + ", outside the vocabulary of " + vocab,
+                                null));
+                    }
+                    if (model.tokenizer().isEndOfGeneration(ev.token())) {
+                        finished.set(true);
+                        return done(text.flush(), "stop", promptLength, produced.get(), cached, start);
+                    }
+                    long now = System.nanoTime();
+                    if (produced.getAndIncrement() == 0) metrics.ttft.record(Duration.ofNanos(now - start));
+                    else metrics.tbt.record(Duration.ofNanos(now - lastTokenAt.get()));
+                    lastTokenAt.set(now);
+                    Flux<GenerationEvent> out =
+                            Flux.just(new GenerationEvent.Delta(text.add(ev.token()), ev.token(), ev.logprob()));
+                    if (text.stopped()) {
+                        finished.set(true);
+                        return out.concatWith(done("", "stop", promptLength, produced.get(), cached, start));
+                    }
+                    if (produced.get() >= g.maxTokens()) {
+                        finished.set(true);
+                        return out.concatWith(
+                                done(text.flush(), "length", promptLength, produced.get(), cached, start));
+                    }
+                    return out;
+                })
+                .takeUntil(ev -> ev instanceof GenerationEvent.Done)
                 .doFinally(signal -> {
                     decode.ended();
                     if (!finished.get()) {
-                        LOG.info("[{}] ended early ({}); releasing reservation {} on {}", g.requestId(), signal, reservation, decode.url());
+                        LOG.info(
+                                "[{}] ended early ({}); releasing reservation {} on {}",
+                                g.requestId(),
+                                signal,
+                                reservation,
+                                decode.url());
                         workers.cancel(decode.url(), reservation).subscribe();
                     }
                 });
@@ -204,26 +273,50 @@ public class RequestPath {
             return new ApiException(400, "invalid_request_error", null, "rejected_by_worker", we.getMessage(), null);
         }
         if (e instanceof IllegalArgumentException) { // a worker's answer that does not validate
-            return new ApiException(502, "server_error", null, "bad_worker_answer", "the prefill worker's answer was refused: " + e.getMessage(), null);
+            return new ApiException(
+                    502,
+                    "server_error",
+                    null,
+                    "bad_worker_answer",
+                    "the prefill worker's answer was refused: " + e.getMessage(),
+                    null);
         }
-        return new ApiException(503, "service_unavailable", null, "prefill_failed", "the prefill failed: " + e.getMessage(), props.retryAfterSeconds());
+        return new ApiException(
+                503,
+                "service_unavailable",
+                null,
+                "prefill_failed",
+                "the prefill failed: " + e.getMessage(),
+                props.retryAfterSeconds());
     }
 
     private Flux<GenerationEvent> done(String tail, String reason, int prompt, int completion, int cached, long start) {
         metrics.e2e.record(Duration.ofNanos(System.nanoTime() - start));
         Flux<GenerationEvent> d = Flux.just(new GenerationEvent.Done(reason, prompt, completion, cached));
-        return tail.isEmpty() ? d : Flux.<GenerationEvent>just(new GenerationEvent.Delta(tail, -1, 0f)).concatWith(d);
+        return tail.isEmpty()
+                ? d
+                : Flux.<GenerationEvent>just(new GenerationEvent.Delta(tail, -1, 0f))
+                        .concatWith(d);
     }
 
     private record Reserved(WorkerEndpoint endpoint, ReserveResponse response) {}
 
     /** Tries decode workers in order until one has room; 429 when none has. Each answer is checked. */
-    private Mono<Reserved> reserve(long reservation, GenerationRequest g, List<WorkerEndpoint> candidates, int i,
-                                   java.util.concurrent.atomic.AtomicReference<WorkerEndpoint> asked) {
+    private Mono<Reserved> reserve(
+            long reservation,
+            GenerationRequest g,
+            List<WorkerEndpoint> candidates,
+            int i,
+            java.util.concurrent.atomic.AtomicReference<WorkerEndpoint> asked) {
         if (i >= candidates.size()) {
             metrics.rejected("kv_full").increment();
-            return Mono.error(new ApiException(429, "rate_limit_exceeded", null, "overloaded",
-                    "every decode worker's KV cache is full; retry after " + props.retryAfterSeconds() + " s", props.retryAfterSeconds()));
+            return Mono.error(new ApiException(
+                    429,
+                    "rate_limit_exceeded",
+                    null,
+                    "overloaded",
+                    "every decode worker's KV cache is full; retry after " + props.retryAfterSeconds() + " s",
+                    props.retryAfterSeconds()));
         }
         WorkerEndpoint w = candidates.get(i);
         asked.set(w);
@@ -233,10 +326,17 @@ public class RequestPath {
                 .switchIfEmpty(Mono.defer(() -> reserve(reservation, g, candidates, i + 1, asked)))
                 .onErrorResume(e -> !(e instanceof ApiException), e -> {
                     LOG.warn("[{}] decode worker {} failed: {}", g.requestId(), w.url(), e.getMessage());
-                    if (e instanceof IllegalArgumentException) workers.cancel(w.url(), reservation).subscribe();
-                    return i + 1 < candidates.size() ? reserve(reservation, g, candidates, i + 1, asked)
-                            : Mono.error(new ApiException(503, "service_unavailable", null, "worker_unavailable",
-                                    "no decode worker is reachable (" + e.getMessage() + ")", props.retryAfterSeconds()));
+                    if (e instanceof IllegalArgumentException)
+                        workers.cancel(w.url(), reservation).subscribe();
+                    return i + 1 < candidates.size()
+                            ? reserve(reservation, g, candidates, i + 1, asked)
+                            : Mono.error(new ApiException(
+                                    503,
+                                    "service_unavailable",
+                                    null,
+                                    "worker_unavailable",
+                                    "no decode worker is reachable (" + e.getMessage() + ")",
+                                    props.retryAfterSeconds()));
                 });
     }
 
@@ -248,9 +348,11 @@ public class RequestPath {
         if (r.reservationId() != reservation) bad = "reservation " + r.reservationId() + ", expected " + reservation;
         else if (r.blockTokens() != bt) bad = r.blockTokens() + " tokens per block, the conductor uses " + bt;
         else if (r.kv() == null || r.kv().segment() == null || r.kv().blockOffsets() == null) bad = "no KV target";
-        else if (r.kv().blockOffsets().length != blocks) bad = r.kv().blockOffsets().length + " block offsets for " + promptTokens + " tokens, expected " + blocks;
+        else if (r.kv().blockOffsets().length != blocks)
+            bad = r.kv().blockOffsets().length + " block offsets for " + promptTokens + " tokens, expected " + blocks;
         else if (r.kv().layerBytes() <= 0) bad = "layer bytes " + r.kv().layerBytes();
-        if (bad != null) throw new IllegalArgumentException("decode worker " + url + " answered the reservation with " + bad);
+        if (bad != null)
+            throw new IllegalArgumentException("decode worker " + url + " answered the reservation with " + bad);
         return r;
     }
 }

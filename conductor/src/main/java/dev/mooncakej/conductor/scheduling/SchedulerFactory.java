@@ -31,7 +31,17 @@ public class SchedulerFactory {
     }
 
     static SchedulerConfig config(ConductorProperties props) {
-        return new SchedulerConfig(PrefillPolicy.parse(props.policy()), AdmissionMode.parse(props.admission()), props.ttftSloSeconds(),
-                props.tbtSloSeconds(), 1.5, props.blockTokens(), INITIAL_GUESS, 1e12, props.decodeKvTokens(), 10, 1);
+        return new SchedulerConfig(
+                PrefillPolicy.parse(props.policy()),
+                AdmissionMode.parse(props.admission()),
+                props.ttftSloSeconds(),
+                props.tbtSloSeconds(),
+                1.5,
+                props.blockTokens(),
+                INITIAL_GUESS,
+                1e12,
+                props.decodeKvTokens(),
+                10,
+                1);
     }
 }

@@ -28,54 +28,88 @@ public class WorkerClient {
 
     public WorkerClient(ConductorProperties props, WorkerGuard guard) {
         this.guard = guard;
-        this.web = WebClient.builder().codecs(c -> c.defaultCodecs().maxInMemorySize(16 << 20)).build();
+        this.web = WebClient.builder()
+                .codecs(c -> c.defaultCodecs().maxInMemorySize(16 << 20))
+                .build();
         this.timeout = Duration.ofMillis(props.workerTimeoutMillis());
     }
 
     /** Reserve KV on a decode worker; empty when it has no room. */
     public Mono<ReserveResponse> reserve(String decodeUrl, ReserveRequest req, String requestId) {
-        return guard.once(decodeUrl, post(decodeUrl + "/internal/reserve", req, requestId)
-                .exchangeToMono(r -> {
-                    if (r.statusCode().value() == HttpStatus.TOO_MANY_REQUESTS.value()) return r.releaseBody().then(Mono.empty());
-                    if (r.statusCode().isError()) return error(r, decodeUrl);
-                    return r.bodyToMono(String.class).map(b -> InternalJson.decode(b, ReserveResponse.class));
-                })
-                .timeout(timeout));
+        return guard.once(
+                decodeUrl,
+                post(decodeUrl + "/internal/reserve", req, requestId)
+                        .exchangeToMono(r -> {
+                            if (r.statusCode().value() == HttpStatus.TOO_MANY_REQUESTS.value())
+                                return r.releaseBody().then(Mono.empty());
+                            if (r.statusCode().isError()) return error(r, decodeUrl);
+                            return r.bodyToMono(String.class).map(b -> InternalJson.decode(b, ReserveResponse.class));
+                        })
+                        .timeout(timeout));
     }
 
     public Mono<PrefillResult> prefill(String prefillUrl, PrefillTask task, String requestId) {
-        return guard.once(prefillUrl, post(prefillUrl + "/internal/prefill", task, requestId)
-                .exchangeToMono(r -> r.statusCode().isError() ? error(r, prefillUrl) : r.bodyToMono(String.class).map(b -> InternalJson.decode(b, PrefillResult.class)))
-                .timeout(timeout));
+        return guard.once(
+                prefillUrl,
+                post(prefillUrl + "/internal/prefill", task, requestId)
+                        .exchangeToMono(r -> r.statusCode().isError()
+                                ? error(r, prefillUrl)
+                                : r.bodyToMono(String.class).map(b -> InternalJson.decode(b, PrefillResult.class)))
+                        .timeout(timeout));
     }
 
     /** The token stream, one JSON object per line; a line that does not decode fails the stream. */
     public Flux<TokenEvent> decode(String decodeUrl, DecodeTask task, String requestId) {
-        return guard.stream(decodeUrl, post(decodeUrl + "/internal/decode", task, requestId).accept(MediaType.APPLICATION_NDJSON)
-                .exchangeToFlux(r -> r.statusCode().isError() ? error(r, decodeUrl).flux().cast(TokenEvent.class)
-                        : r.bodyToFlux(String.class).filter(line -> !line.isBlank()).map(line -> InternalJson.decode(line, TokenEvent.class)))
-                .timeout(timeout));
+        return guard.stream(
+                decodeUrl,
+                post(decodeUrl + "/internal/decode", task, requestId)
+                        .accept(MediaType.APPLICATION_NDJSON)
+                        .exchangeToFlux(r -> r.statusCode().isError()
+                                ? error(r, decodeUrl).flux().cast(TokenEvent.class)
+                                : r.bodyToFlux(String.class)
+                                        .filter(line -> !line.isBlank())
+                                        .map(line -> InternalJson.decode(line, TokenEvent.class)))
+                        .timeout(timeout));
     }
 
     /** The block keys a prefill worker holds in its prefix cache (to rebuild the global index after a failover). */
     public Mono<long[]> kvIndex(String prefillUrl) {
-        return guard.idempotent(prefillUrl, web.get().uri(prefillUrl + "/internal/kv-index").retrieve().bodyToMono(String.class)
-                .map(b -> InternalJson.decode(b, KvIndex.class).blockKeys()).timeout(Duration.ofSeconds(5)));
+        return guard.idempotent(
+                prefillUrl,
+                web.get()
+                        .uri(prefillUrl + "/internal/kv-index")
+                        .retrieve()
+                        .bodyToMono(String.class)
+                        .map(b -> InternalJson.decode(b, KvIndex.class).blockKeys())
+                        .timeout(Duration.ofSeconds(5)));
     }
 
     /** Best effort: drop a reservation that will not be used (the decode worker frees or fences its blocks). */
     public Mono<Void> cancel(String decodeUrl, long reservationId) {
-        return guard.idempotent(decodeUrl, web.delete().uri(decodeUrl + "/internal/reservations/" + reservationId).retrieve().toBodilessEntity()
-                .timeout(Duration.ofSeconds(5))).onErrorResume(e -> Mono.empty()).then();
+        return guard.idempotent(
+                        decodeUrl,
+                        web.delete()
+                                .uri(decodeUrl + "/internal/reservations/" + reservationId)
+                                .retrieve()
+                                .toBodilessEntity()
+                                .timeout(Duration.ofSeconds(5)))
+                .onErrorResume(e -> Mono.empty())
+                .then();
     }
 
     private WebClient.RequestHeadersSpec<?> post(String url, Object message, String requestId) {
-        return web.post().uri(url).header("X-Request-Id", requestId).contentType(MediaType.APPLICATION_JSON).bodyValue(InternalJson.encode(message));
+        return web.post()
+                .uri(url)
+                .header("X-Request-Id", requestId)
+                .contentType(MediaType.APPLICATION_JSON)
+                .bodyValue(InternalJson.encode(message));
     }
 
     private static <T> Mono<T> error(org.springframework.web.reactive.function.client.ClientResponse r, String url) {
         int status = r.statusCode().value();
-        return r.bodyToMono(String.class).map(b -> InternalJson.decode(b, WorkerError.class)).defaultIfEmpty(new WorkerError("http_" + status, "no body"))
+        return r.bodyToMono(String.class)
+                .map(b -> InternalJson.decode(b, WorkerError.class))
+                .defaultIfEmpty(new WorkerError("http_" + status, "no body"))
                 .onErrorResume(e -> Mono.just(new WorkerError("http_" + status, "unreadable error body")))
                 .flatMap(e -> Mono.error(new WorkerException(url, status, e.code(), e.message())));
     }
@@ -91,7 +125,12 @@ public class WorkerClient {
             this.code = code;
         }
 
-        public int status() { return status; }
-        public String code() { return code; }
+        public int status() {
+            return status;
+        }
+
+        public String code() {
+            return code;
+        }
     }
 }

@@ -42,7 +42,9 @@ public class WorkerGuard {
     }
 
     /** Who hears breaker transitions (the scheduler's membership). */
-    public void onTransition(BiConsumer<String, CircuitBreaker.State> listener) { this.onTransition = listener; }
+    public void onTransition(BiConsumer<String, CircuitBreaker.State> listener) {
+        this.onTransition = listener;
+    }
 
     public CircuitBreaker breaker(String url) {
         return byUrl.computeIfAbsent(url, u -> {
@@ -57,12 +59,14 @@ public class WorkerGuard {
 
     /** A non-idempotent call with one answer: breaker and time limit, no retry. */
     public <T> Mono<T> once(String url, Mono<T> call) {
-        return call.transformDeferred(TimeLimiterOperator.of(limiter)).transformDeferred(CircuitBreakerOperator.of(breaker(url)));
+        return call.transformDeferred(TimeLimiterOperator.of(limiter))
+                .transformDeferred(CircuitBreakerOperator.of(breaker(url)));
     }
 
     /** An idempotent call: breaker, time limit, and retries with backoff. */
     public <T> Mono<T> idempotent(String url, Mono<T> call) {
-        return call.transformDeferred(TimeLimiterOperator.of(limiter)).transformDeferred(CircuitBreakerOperator.of(breaker(url)))
+        return call.transformDeferred(TimeLimiterOperator.of(limiter))
+                .transformDeferred(CircuitBreakerOperator.of(breaker(url)))
                 .transformDeferred(RetryOperator.of(retry));
     }
 

@@ -15,13 +15,14 @@ import java.util.regex.Pattern;
  */
 final class BpeTrainer {
     private static final Pattern GPT2 = Pattern.compile(
-            "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+", Pattern.UNICODE_CHARACTER_CLASS);
+            "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+",
+            Pattern.UNICODE_CHARACTER_CLASS);
 
     final List<String> tokens = new ArrayList<>();
     final List<String> merges = new ArrayList<>();
 
     BpeTrainer(String corpus, int maxMerges) {
-        for (int b = 0; b < 256; b++) tokens.add(BytePairTokenizer.encodeBytes(new byte[]{(byte) b}));
+        for (int b = 0; b < 256; b++) tokens.add(BytePairTokenizer.encodeBytes(new byte[] {(byte) b}));
         Map<List<String>, Integer> words = new LinkedHashMap<>();
         Matcher m = GPT2.matcher(corpus);
         while (m.find()) {

@@ -23,31 +23,126 @@ import java.util.SplittableRandom;
  */
 public final class ModelGenerator {
 
-    public enum Preset { TINY, SMALL }
+    public enum Preset {
+        TINY,
+        SMALL
+    }
 
     /** What to generate; {@link #preset(Preset)} fills the defaults. */
-    public record Spec(String name, String architecture, int embedding, int layers, int heads, int kvHeads,
-                       int feedForward, int contextLength, int merges, GgmlType weightType, boolean tiedOutput,
-                       long seed, String tokenizer) {
-        public Spec withArchitecture(String arch) { return new Spec(name, arch, embedding, layers, heads, kvHeads, feedForward, contextLength, merges, weightType, tiedOutput, seed, tokenizer); }
-        public Spec withWeightType(GgmlType t) { return new Spec(name, architecture, embedding, layers, heads, kvHeads, feedForward, contextLength, merges, t, tiedOutput, seed, tokenizer); }
-        public Spec withSeed(long s) { return new Spec(name, architecture, embedding, layers, heads, kvHeads, feedForward, contextLength, merges, weightType, tiedOutput, s, tokenizer); }
+    public record Spec(
+            String name,
+            String architecture,
+            int embedding,
+            int layers,
+            int heads,
+            int kvHeads,
+            int feedForward,
+            int contextLength,
+            int merges,
+            GgmlType weightType,
+            boolean tiedOutput,
+            long seed,
+            String tokenizer) {
+        public Spec withArchitecture(String arch) {
+            return new Spec(
+                    name,
+                    arch,
+                    embedding,
+                    layers,
+                    heads,
+                    kvHeads,
+                    feedForward,
+                    contextLength,
+                    merges,
+                    weightType,
+                    tiedOutput,
+                    seed,
+                    tokenizer);
+        }
+
+        public Spec withWeightType(GgmlType t) {
+            return new Spec(
+                    name,
+                    architecture,
+                    embedding,
+                    layers,
+                    heads,
+                    kvHeads,
+                    feedForward,
+                    contextLength,
+                    merges,
+                    t,
+                    tiedOutput,
+                    seed,
+                    tokenizer);
+        }
+
+        public Spec withSeed(long s) {
+            return new Spec(
+                    name,
+                    architecture,
+                    embedding,
+                    layers,
+                    heads,
+                    kvHeads,
+                    feedForward,
+                    contextLength,
+                    merges,
+                    weightType,
+                    tiedOutput,
+                    s,
+                    tokenizer);
+        }
         /** {@code gpt2} (byte-level BPE, the default) or {@code llama} (SentencePiece with byte fallback). */
-        public Spec withTokenizer(String tok) { return new Spec(name, architecture, embedding, layers, heads, kvHeads, feedForward, contextLength, merges, weightType, tiedOutput, seed, tok); }
-        public Spec withTiedOutput(boolean tied) { return new Spec(name, architecture, embedding, layers, heads, kvHeads, feedForward, contextLength, merges, weightType, tied, seed, tokenizer); }
+        public Spec withTokenizer(String tok) {
+            return new Spec(
+                    name,
+                    architecture,
+                    embedding,
+                    layers,
+                    heads,
+                    kvHeads,
+                    feedForward,
+                    contextLength,
+                    merges,
+                    weightType,
+                    tiedOutput,
+                    seed,
+                    tok);
+        }
+
+        public Spec withTiedOutput(boolean tied) {
+            return new Spec(
+                    name,
+                    architecture,
+                    embedding,
+                    layers,
+                    heads,
+                    kvHeads,
+                    feedForward,
+                    contextLength,
+                    merges,
+                    weightType,
+                    tied,
+                    seed,
+                    tokenizer);
+        }
     }
 
     public static final String CHAT_TEMPLATE =
-            "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n' }}{% endfor %}"
-            + "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}";
+            "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + "
+                    + "'<|im_end|>' + '\\n' }}{% endfor %}"
+                    + "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}";
     public static final String[] SPECIAL_TOKENS = {"<|endoftext|>", "<|im_start|>", "<|im_end|>"};
 
     private ModelGenerator() {}
 
     public static Spec preset(Preset p) {
         return switch (p) {
-            case TINY -> new Spec("mooncakej-tiny", "llama", 64, 2, 4, 2, 192, 2048, 256, GgmlType.F32, false, 42, "gpt2");
-            case SMALL -> new Spec("mooncakej-small", "llama", 512, 8, 8, 4, 1536, 4096, 768, GgmlType.Q8_0, false, 42, "gpt2");
+            case TINY ->
+                new Spec("mooncakej-tiny", "llama", 64, 2, 4, 2, 192, 2048, 256, GgmlType.F32, false, 42, "gpt2");
+            case SMALL ->
+                new Spec("mooncakej-small", "llama", 512, 8, 8, 4, 1536, 4096, 768, GgmlType.Q8_0, false, 42, "gpt2");
         };
     }
 
@@ -76,9 +171,12 @@ public final class ModelGenerator {
                 .putU32(a + ".rope.dimension_count", hd)
                 .putString("tokenizer.ggml.model", s.tokenizer())
                 .putStrings("tokenizer.ggml.tokens", v.tokens.toArray(new String[0]))
-                .putI32s("tokenizer.ggml.token_type", v.types.stream().mapToInt(Integer::intValue).toArray());
+                .putI32s(
+                        "tokenizer.ggml.token_type",
+                        v.types.stream().mapToInt(Integer::intValue).toArray());
         if (v.merges != null) {
-            w.putString("tokenizer.ggml.pre", "gpt-2").putStrings("tokenizer.ggml.merges", v.merges.toArray(new String[0]));
+            w.putString("tokenizer.ggml.pre", "gpt-2")
+                    .putStrings("tokenizer.ggml.merges", v.merges.toArray(new String[0]));
         } else {
             float[] sc = new float[vocab];
             for (int i = 0; i < vocab; i++) sc[i] = v.scores.get(i);
@@ -165,16 +263,17 @@ public final class ModelGenerator {
         return v;
     }
 
-    private static void matrix(GgufWriter w, String name, int rows, int cols, double std, GgmlType t, SplittableRandom rnd) {
+    private static void matrix(
+            GgufWriter w, String name, int rows, int cols, double std, GgmlType t, SplittableRandom rnd) {
         float[] v = new float[rows * cols];
         for (int i = 0; i < v.length; i++) v[i] = (float) (rnd.nextGaussian() * std);
-        w.addTensor(name, new long[]{cols, rows}, t, Quantizer.encode(v, t));
+        w.addTensor(name, new long[] {cols, rows}, t, Quantizer.encode(v, t));
     }
 
     private static void vector(GgufWriter w, String name, int n, double mean, double std, SplittableRandom rnd) {
         float[] v = new float[n];
         for (int i = 0; i < n; i++) v[i] = (float) (mean + rnd.nextGaussian() * std);
-        w.addTensor(name, new long[]{n}, GgmlType.F32, Quantizer.encode(v, GgmlType.F32));
+        w.addTensor(name, new long[] {n}, GgmlType.F32, Quantizer.encode(v, GgmlType.F32));
     }
 
     static String corpus() {

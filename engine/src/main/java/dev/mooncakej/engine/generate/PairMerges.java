@@ -21,12 +21,16 @@ final class PairMerges {
             Map<String, Integer> pairs = new HashMap<>();
             for (Map.Entry<List<String>, Integer> e : words.entrySet()) {
                 List<String> s = e.getKey();
-                for (int i = 0; i + 1 < s.size(); i++) pairs.merge(s.get(i) + "\u0000" + s.get(i + 1), e.getValue(), Integer::sum);
+                for (int i = 0; i + 1 < s.size(); i++)
+                    pairs.merge(s.get(i) + "\u0000" + s.get(i + 1), e.getValue(), Integer::sum);
             }
             String best = null;
             int bestCount = 1; // a pair seen once is not worth a token
             for (Map.Entry<String, Integer> e : pairs.entrySet()) {
-                if (e.getValue() > bestCount || (e.getValue() == bestCount && best != null && e.getKey().compareTo(best) < 0)) {
+                if (e.getValue() > bestCount
+                        || (e.getValue() == bestCount
+                                && best != null
+                                && e.getKey().compareTo(best) < 0)) {
                     best = e.getKey();
                     bestCount = e.getValue();
                 }

@@ -11,9 +11,15 @@ public final class Quantizer {
     public static byte[] encode(float[] x, GgmlType type) {
         ByteBuffer out = ByteBuffer.allocate((int) type.byteSize(x.length)).order(ByteOrder.LITTLE_ENDIAN);
         switch (type) {
-            case F32 -> { for (float v : x) out.putFloat(v); }
-            case F16 -> { for (float v : x) out.putShort(Float.floatToFloat16(v)); }
-            case BF16 -> { for (float v : x) out.putShort((short) (Float.floatToRawIntBits(roundBf16(v)) >>> 16)); }
+            case F32 -> {
+                for (float v : x) out.putFloat(v);
+            }
+            case F16 -> {
+                for (float v : x) out.putShort(Float.floatToFloat16(v));
+            }
+            case BF16 -> {
+                for (float v : x) out.putShort((short) (Float.floatToRawIntBits(roundBf16(v)) >>> 16));
+            }
             case Q8_0 -> {
                 for (int b = 0; b < x.length / 32; b++) {
                     float amax = 0;
@@ -29,7 +35,10 @@ public final class Quantizer {
                     float amax = 0, max = 0;
                     for (int j = 0; j < 32; j++) {
                         float v = x[b * 32 + j];
-                        if (Math.abs(v) > amax) { amax = Math.abs(v); max = v; }
+                        if (Math.abs(v) > amax) {
+                            amax = Math.abs(v);
+                            max = v;
+                        }
                     }
                     float d = max / -8f;
                     float id = d != 0 ? 1f / d : 0f;

@@ -29,9 +29,17 @@ public enum GgmlType {
         this.bytesPerBlock = bytesPerBlock;
     }
 
-    public int id() { return id; }
-    public int blockSize() { return blockSize; }
-    public int bytesPerBlock() { return bytesPerBlock; }
+    public int id() {
+        return id;
+    }
+
+    public int blockSize() {
+        return blockSize;
+    }
+
+    public int bytesPerBlock() {
+        return bytesPerBlock;
+    }
 
     /** Bytes taken by {@code elements} values; elements must be a multiple of the block size. */
     public long byteSize(long elements) {
@@ -49,12 +57,32 @@ public enum GgmlType {
     /** Names of GGML types this engine does not read, for error messages. */
     static String nameOfUnsupported(int id) {
         return switch (id) {
-            case 3 -> "Q4_1"; case 6 -> "Q5_0"; case 7 -> "Q5_1"; case 9 -> "Q8_1";
-            case 10 -> "Q2_K"; case 11 -> "Q3_K"; case 12 -> "Q4_K"; case 13 -> "Q5_K"; case 14 -> "Q6_K";
-            case 15 -> "Q8_K"; case 16 -> "IQ2_XXS"; case 17 -> "IQ2_XS"; case 18 -> "IQ3_XXS";
-            case 19 -> "IQ1_S"; case 20 -> "IQ4_NL"; case 21 -> "IQ3_S"; case 22 -> "IQ2_S"; case 23 -> "IQ4_XS";
-            case 24 -> "I8"; case 25 -> "I16"; case 26 -> "I32"; case 27 -> "I64"; case 28 -> "F64";
-            case 29 -> "IQ1_M"; case 34 -> "TQ1_0"; case 35 -> "TQ2_0";
+            case 3 -> "Q4_1";
+            case 6 -> "Q5_0";
+            case 7 -> "Q5_1";
+            case 9 -> "Q8_1";
+            case 10 -> "Q2_K";
+            case 11 -> "Q3_K";
+            case 12 -> "Q4_K";
+            case 13 -> "Q5_K";
+            case 14 -> "Q6_K";
+            case 15 -> "Q8_K";
+            case 16 -> "IQ2_XXS";
+            case 17 -> "IQ2_XS";
+            case 18 -> "IQ3_XXS";
+            case 19 -> "IQ1_S";
+            case 20 -> "IQ4_NL";
+            case 21 -> "IQ3_S";
+            case 22 -> "IQ2_S";
+            case 23 -> "IQ4_XS";
+            case 24 -> "I8";
+            case 25 -> "I16";
+            case 26 -> "I32";
+            case 27 -> "I64";
+            case 28 -> "F64";
+            case 29 -> "IQ1_M";
+            case 34 -> "TQ1_0";
+            case 35 -> "TQ2_0";
             default -> "unknown type id " + id;
         };
     }

@@ -40,7 +40,8 @@ public final class GgufFile implements AutoCloseable {
     private static final ValueLayout.OfLong I64 = ValueLayout.JAVA_LONG_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
     private static final ValueLayout.OfShort I16 = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
     private static final ValueLayout.OfFloat F32 = ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
-    private static final ValueLayout.OfDouble F64 = ValueLayout.JAVA_DOUBLE_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+    private static final ValueLayout.OfDouble F64 =
+            ValueLayout.JAVA_DOUBLE_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
     private static final int MAX_DIMS = 4;
 
     private final Path path;
@@ -58,7 +59,10 @@ public final class GgufFile implements AutoCloseable {
         this.file = file;
         int magic = i32("magic");
         if (magic != MAGIC) {
-            throw bad("magic", String.format("expected the bytes 'GGUF' at offset 0, found 0x%08x; is this a GGUF model file?", magic));
+            throw bad(
+                    "magic",
+                    String.format(
+                            "expected the bytes 'GGUF' at offset 0, found 0x%08x; is this a GGUF model file?", magic));
         }
         this.version = i32("version");
         if (version != 3 && version != 2) {
@@ -71,8 +75,10 @@ public final class GgufFile implements AutoCloseable {
             String key = string("metadata key #" + i);
             int typeId = i32("metadata '" + key + "' type");
             GgufValueType type = GgufValueType.byId(typeId);
-            if (type == null) throw bad("metadata '" + key + "' type", "expected a value type id 0..12, found " + typeId);
-            if (md.put(key, value(key, type)) != null) throw bad("metadata '" + key + "'", "appears twice; keys must be unique");
+            if (type == null)
+                throw bad("metadata '" + key + "' type", "expected a value type id 0..12, found " + typeId);
+            if (md.put(key, value(key, type)) != null)
+                throw bad("metadata '" + key + "'", "appears twice; keys must be unique");
         }
         this.metadata = Collections.unmodifiableMap(md);
         long alignment = 32;
@@ -88,28 +94,38 @@ public final class GgufFile implements AutoCloseable {
             String name = string("tensor #" + t + " name");
             String field = "tensor '" + name + "'";
             int nDims = i32(field + " n_dims");
-            if (nDims < 1 || nDims > MAX_DIMS) throw bad(field + " n_dims", "expected 1.." + MAX_DIMS + ", found " + nDims);
+            if (nDims < 1 || nDims > MAX_DIMS)
+                throw bad(field + " n_dims", "expected 1.." + MAX_DIMS + ", found " + nDims);
             long[] dims = new long[nDims];
             long elements = 1;
             for (int d = 0; d < nDims; d++) {
                 dims[d] = i64(field + " dims[" + d + "]");
                 if (dims[d] <= 0 || dims[d] > file.byteSize() * 2) {
-                    throw bad(field + " dims[" + d + "]", "expected a positive size that fits the file, found " + dims[d]);
+                    throw bad(
+                            field + " dims[" + d + "]",
+                            "expected a positive size that fits the file, found " + dims[d]);
                 }
                 elements = Math.multiplyExact(elements, dims[d]);
             }
             int typeId = i32(field + " type");
             GgmlType type = GgmlType.byId(typeId);
             if (type == null) {
-                throw bad(field + " type", "type " + GgmlType.nameOfUnsupported(typeId)
-                        + " is not supported; expected one of F32, F16, BF16, Q8_0, Q4_0 (re-quantize the model to one of them)");
+                throw bad(
+                        field + " type",
+                        "type " + GgmlType.nameOfUnsupported(typeId)
+                                + " is not supported; expected one of F32, F16, BF16, Q8_0, Q4_0 (re-quantize the "
+                                + "model to one of them)");
             }
             if (dims[0] % type.blockSize() != 0) {
-                throw bad(field + " dims[0]", "expected a multiple of " + type.blockSize() + " for " + type + ", found " + dims[0]);
+                throw bad(
+                        field + " dims[0]",
+                        "expected a multiple of " + type.blockSize() + " for " + type + ", found " + dims[0]);
             }
             long offset = i64(field + " offset");
             if (offset < 0 || offset % alignment != 0) {
-                throw bad(field + " offset", "expected a non-negative multiple of the alignment " + alignment + ", found " + offset);
+                throw bad(
+                        field + " offset",
+                        "expected a non-negative multiple of the alignment " + alignment + ", found " + offset);
             }
             infos[t] = new Info(name, dims, type, offset);
         }
@@ -119,10 +135,13 @@ public final class GgufFile implements AutoCloseable {
             long size = info.type().byteSize(elementsOf(info.dims()));
             long start = dataStart + info.offset();
             if (start < 0 || start > file.byteSize() || size > file.byteSize() - start) {
-                throw bad("tensor '" + info.name() + "' data", "expected " + size + " bytes at file offset " + start
-                        + ", but the file has " + file.byteSize() + " bytes (truncated or corrupt file)");
+                throw bad(
+                        "tensor '" + info.name() + "' data",
+                        "expected " + size + " bytes at file offset " + start + ", but the file has " + file.byteSize()
+                                + " bytes (truncated or corrupt file)");
             }
-            if (ts.put(info.name(), new GgufTensor(info.name(), info.dims(), info.type(), file.asSlice(start, size))) != null) {
+            if (ts.put(info.name(), new GgufTensor(info.name(), info.dims(), info.type(), file.asSlice(start, size)))
+                    != null) {
                 throw bad("tensor '" + info.name() + "'", "appears twice; tensor names must be unique");
             }
         }
@@ -137,7 +156,11 @@ public final class GgufFile implements AutoCloseable {
             return new GgufFile(path, arena, seg);
         } catch (NoSuchFileException e) {
             arena.close();
-            throw new GgufFormatException(path, "file", "does not exist; pass the path of a .gguf model (or generate one: ./mooncakej model generate --preset tiny --out FILE.gguf)");
+            throw new GgufFormatException(
+                    path,
+                    "file",
+                    "does not exist; pass the path of a .gguf model (or generate one: ./mooncakej model generate "
+                            + "--preset tiny --out FILE.gguf)");
         } catch (IOException e) {
             arena.close();
             throw new GgufFormatException(path, "file", "cannot be read: " + e.getMessage());
@@ -147,14 +170,33 @@ public final class GgufFile implements AutoCloseable {
         }
     }
 
-    public Path path() { return path; }
-    public int version() { return version; }
-    public Map<String, Object> metadata() { return metadata; }
-    public Map<String, GgufTensor> tensors() { return tensors; }
-    public long dataStart() { return dataStart; }
-    public long fileSize() { return file.byteSize(); }
+    public Path path() {
+        return path;
+    }
 
-    public boolean has(String key) { return metadata.containsKey(key); }
+    public int version() {
+        return version;
+    }
+
+    public Map<String, Object> metadata() {
+        return metadata;
+    }
+
+    public Map<String, GgufTensor> tensors() {
+        return tensors;
+    }
+
+    public long dataStart() {
+        return dataStart;
+    }
+
+    public long fileSize() {
+        return file.byteSize();
+    }
+
+    public boolean has(String key) {
+        return metadata.containsKey(key);
+    }
 
     public GgufTensor tensor(String name) {
         GgufTensor t = tensors.get(name);
@@ -162,7 +204,9 @@ public final class GgufFile implements AutoCloseable {
         return t;
     }
 
-    public GgufTensor tensorOrNull(String name) { return tensors.get(name); }
+    public GgufTensor tensorOrNull(String name) {
+        return tensors.get(name);
+    }
 
     public String getString(String key) {
         Object v = require(key);
@@ -200,7 +244,8 @@ public final class GgufFile implements AutoCloseable {
     public <T> T getArray(String key, Class<T> arrayType) {
         Object v = require(key);
         if (arrayType.isInstance(v)) return arrayType.cast(v);
-        throw bad(key, "expected an array of " + arrayType.getComponentType().getSimpleName() + ", found " + describe(v));
+        throw bad(
+                key, "expected an array of " + arrayType.getComponentType().getSimpleName() + ", found " + describe(v));
     }
 
     public GgufFormatException bad(String field, String problem) {
@@ -215,7 +260,8 @@ public final class GgufFile implements AutoCloseable {
 
     private static String describe(Object v) {
         if (v == null) return "nothing";
-        if (v.getClass().isArray()) return "an array of " + v.getClass().getComponentType().getSimpleName();
+        if (v.getClass().isArray())
+            return "an array of " + v.getClass().getComponentType().getSimpleName();
         return v.getClass().getSimpleName() + " " + v;
     }
 
@@ -228,12 +274,26 @@ public final class GgufFile implements AutoCloseable {
 
     private void need(long n, String field) {
         if (n < 0 || pos + n > file.byteSize()) {
-            throw bad(field, "expected " + n + " more bytes at offset " + pos + " but the file ends at " + file.byteSize() + " (truncated file?)");
+            throw bad(
+                    field,
+                    "expected " + n + " more bytes at offset " + pos + " but the file ends at " + file.byteSize()
+                            + " (truncated file?)");
         }
     }
 
-    private int i32(String field) { need(4, field); int v = file.get(I32, pos); pos += 4; return v; }
-    private long i64(String field) { need(8, field); long v = file.get(I64, pos); pos += 8; return v; }
+    private int i32(String field) {
+        need(4, field);
+        int v = file.get(I32, pos);
+        pos += 4;
+        return v;
+    }
+
+    private long i64(String field) {
+        need(8, field);
+        long v = file.get(I64, pos);
+        pos += 8;
+        return v;
+    }
 
     private long count(String field, int minBytesEach) {
         long n = i64(field);
@@ -251,8 +311,12 @@ public final class GgufFile implements AutoCloseable {
         byte[] bytes = file.asSlice(pos, len).toArray(ValueLayout.JAVA_BYTE);
         pos += len;
         try {
-            return StandardCharsets.UTF_8.newDecoder().onMalformedInput(CodingErrorAction.REPORT)
-                    .onUnmappableCharacter(CodingErrorAction.REPORT).decode(java.nio.ByteBuffer.wrap(bytes)).toString();
+            return StandardCharsets.UTF_8
+                    .newDecoder()
+                    .onMalformedInput(CodingErrorAction.REPORT)
+                    .onUnmappableCharacter(CodingErrorAction.REPORT)
+                    .decode(java.nio.ByteBuffer.wrap(bytes))
+                    .toString();
         } catch (CharacterCodingException e) {
             throw bad(field, "expected UTF-8 text, found invalid bytes");
         }
@@ -261,16 +325,45 @@ public final class GgufFile implements AutoCloseable {
     private Object value(String key, GgufValueType type) {
         String field = "metadata '" + key + "'";
         return switch (type) {
-            case UINT8 -> { need(1, field); yield (int) (file.get(ValueLayout.JAVA_BYTE, pos++) & 0xFF); }
-            case INT8 -> { need(1, field); yield (int) file.get(ValueLayout.JAVA_BYTE, pos++); }
-            case BOOL -> { need(1, field); yield file.get(ValueLayout.JAVA_BYTE, pos++) != 0; }
-            case UINT16 -> { need(2, field); int v = file.get(I16, pos) & 0xFFFF; pos += 2; yield v; }
-            case INT16 -> { need(2, field); int v = file.get(I16, pos); pos += 2; yield v; }
+            case UINT8 -> {
+                need(1, field);
+                yield (int) (file.get(ValueLayout.JAVA_BYTE, pos++) & 0xFF);
+            }
+            case INT8 -> {
+                need(1, field);
+                yield (int) file.get(ValueLayout.JAVA_BYTE, pos++);
+            }
+            case BOOL -> {
+                need(1, field);
+                yield file.get(ValueLayout.JAVA_BYTE, pos++) != 0;
+            }
+            case UINT16 -> {
+                need(2, field);
+                int v = file.get(I16, pos) & 0xFFFF;
+                pos += 2;
+                yield v;
+            }
+            case INT16 -> {
+                need(2, field);
+                int v = file.get(I16, pos);
+                pos += 2;
+                yield v;
+            }
             case UINT32 -> Integer.toUnsignedLong(i32(field));
             case INT32 -> i32(field);
-            case FLOAT32 -> { need(4, field); float v = file.get(F32, pos); pos += 4; yield v; }
+            case FLOAT32 -> {
+                need(4, field);
+                float v = file.get(F32, pos);
+                pos += 4;
+                yield v;
+            }
             case UINT64, INT64 -> i64(field);
-            case FLOAT64 -> { need(8, field); double v = file.get(F64, pos); pos += 8; yield v; }
+            case FLOAT64 -> {
+                need(8, field);
+                double v = file.get(F64, pos);
+                pos += 8;
+                yield v;
+            }
             case STRING -> string(field);
             case ARRAY -> array(key);
         };
@@ -285,13 +378,54 @@ public final class GgufFile implements AutoCloseable {
         }
         int n = Math.toIntExact(count(field + " count", item.minBytes()));
         switch (item) {
-            case STRING -> { String[] a = new String[n]; for (int i = 0; i < n; i++) a[i] = string(field + "[" + i + "]"); return a; }
-            case INT32, UINT32 -> { int[] a = new int[n]; for (int i = 0; i < n; i++) a[i] = i32(field); return a; }
-            case INT64, UINT64 -> { long[] a = new long[n]; for (int i = 0; i < n; i++) a[i] = i64(field); return a; }
-            case FLOAT32 -> { float[] a = new float[n]; need(4L * n, field); for (int i = 0; i < n; i++) { a[i] = file.get(F32, pos); pos += 4; } return a; }
-            case FLOAT64 -> { double[] a = new double[n]; need(8L * n, field); for (int i = 0; i < n; i++) { a[i] = file.get(F64, pos); pos += 8; } return a; }
-            case INT16, UINT16 -> { short[] a = new short[n]; need(2L * n, field); for (int i = 0; i < n; i++) { a[i] = file.get(I16, pos); pos += 2; } return a; }
-            default -> { need(n, field); byte[] a = file.asSlice(pos, n).toArray(ValueLayout.JAVA_BYTE); pos += n; return a; }
+            case STRING -> {
+                String[] a = new String[n];
+                for (int i = 0; i < n; i++) a[i] = string(field + "[" + i + "]");
+                return a;
+            }
+            case INT32, UINT32 -> {
+                int[] a = new int[n];
+                for (int i = 0; i < n; i++) a[i] = i32(field);
+                return a;
+            }
+            case INT64, UINT64 -> {
+                long[] a = new long[n];
+                for (int i = 0; i < n; i++) a[i] = i64(field);
+                return a;
+            }
+            case FLOAT32 -> {
+                float[] a = new float[n];
+                need(4L * n, field);
+                for (int i = 0; i < n; i++) {
+                    a[i] = file.get(F32, pos);
+                    pos += 4;
+                }
+                return a;
+            }
+            case FLOAT64 -> {
+                double[] a = new double[n];
+                need(8L * n, field);
+                for (int i = 0; i < n; i++) {
+                    a[i] = file.get(F64, pos);
+                    pos += 8;
+                }
+                return a;
+            }
+            case INT16, UINT16 -> {
+                short[] a = new short[n];
+                need(2L * n, field);
+                for (int i = 0; i < n; i++) {
+                    a[i] = file.get(I16, pos);
+                    pos += 2;
+                }
+                return a;
+            }
+            default -> {
+                need(n, field);
+                byte[] a = file.asSlice(pos, n).toArray(ValueLayout.JAVA_BYTE);
+                pos += n;
+                return a;
+            }
         }
     }
 

@@ -19,8 +19,12 @@ public record GgufTensor(String name, long[] dims, GgmlType type, MemorySegment 
     }
 
     /** Size of the fastest dimension (the input width of a matrix). */
-    public int cols() { return Math.toIntExact(dims[0]); }
+    public int cols() {
+        return Math.toIntExact(dims[0]);
+    }
 
     /** Product of the other dimensions (the output rows of a matrix). */
-    public int rows() { return Math.toIntExact(elementCount() / dims[0]); }
+    public int rows() {
+        return Math.toIntExact(elementCount() / dims[0]);
+    }
 }

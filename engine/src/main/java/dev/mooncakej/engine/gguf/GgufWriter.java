@@ -20,26 +20,59 @@ public final class GgufWriter {
     public static final int ALIGNMENT = 32;
 
     private record Kv(String key, GgufValueType type, Object value) {}
+
     private record Tensor(String name, long[] dims, GgmlType type, byte[] data) {}
 
     private final List<Kv> kvs = new ArrayList<>();
     private final List<Tensor> tensors = new ArrayList<>();
 
-    public GgufWriter putString(String key, String v) { kvs.add(new Kv(key, GgufValueType.STRING, v)); return this; }
-    public GgufWriter putU32(String key, long v) { kvs.add(new Kv(key, GgufValueType.UINT32, v)); return this; }
-    public GgufWriter putI32(String key, int v) { kvs.add(new Kv(key, GgufValueType.INT32, v)); return this; }
-    public GgufWriter putF32(String key, float v) { kvs.add(new Kv(key, GgufValueType.FLOAT32, v)); return this; }
-    public GgufWriter putBool(String key, boolean v) { kvs.add(new Kv(key, GgufValueType.BOOL, v)); return this; }
-    public GgufWriter putStrings(String key, String[] v) { kvs.add(new Kv(key, GgufValueType.ARRAY, v)); return this; }
-    public GgufWriter putI32s(String key, int[] v) { kvs.add(new Kv(key, GgufValueType.ARRAY, v)); return this; }
-    public GgufWriter putF32s(String key, float[] v) { kvs.add(new Kv(key, GgufValueType.ARRAY, v)); return this; }
+    public GgufWriter putString(String key, String v) {
+        kvs.add(new Kv(key, GgufValueType.STRING, v));
+        return this;
+    }
+
+    public GgufWriter putU32(String key, long v) {
+        kvs.add(new Kv(key, GgufValueType.UINT32, v));
+        return this;
+    }
+
+    public GgufWriter putI32(String key, int v) {
+        kvs.add(new Kv(key, GgufValueType.INT32, v));
+        return this;
+    }
+
+    public GgufWriter putF32(String key, float v) {
+        kvs.add(new Kv(key, GgufValueType.FLOAT32, v));
+        return this;
+    }
+
+    public GgufWriter putBool(String key, boolean v) {
+        kvs.add(new Kv(key, GgufValueType.BOOL, v));
+        return this;
+    }
+
+    public GgufWriter putStrings(String key, String[] v) {
+        kvs.add(new Kv(key, GgufValueType.ARRAY, v));
+        return this;
+    }
+
+    public GgufWriter putI32s(String key, int[] v) {
+        kvs.add(new Kv(key, GgufValueType.ARRAY, v));
+        return this;
+    }
+
+    public GgufWriter putF32s(String key, float[] v) {
+        kvs.add(new Kv(key, GgufValueType.ARRAY, v));
+        return this;
+    }
 
     /** Adds a tensor; {@code dims} fastest first ({@code [in, out]} for a matrix {@code W[out][in]}). */
     public GgufWriter addTensor(String name, long[] dims, GgmlType type, byte[] data) {
         long elements = 1;
         for (long d : dims) elements *= d;
         if (type.byteSize(elements) != data.length) {
-            throw new IllegalArgumentException("tensor " + name + ": expected " + type.byteSize(elements) + " bytes of " + type + ", got " + data.length);
+            throw new IllegalArgumentException("tensor " + name + ": expected " + type.byteSize(elements) + " bytes of "
+                    + type + ", got " + data.length);
         }
         tensors.add(new Tensor(name, dims.clone(), type, data));
         return this;
@@ -79,9 +112,18 @@ public final class GgufWriter {
             case BOOL -> s.u8((Boolean) v ? 1 : 0);
             case ARRAY -> {
                 switch (v) {
-                    case String[] a -> { s.u32(GgufValueType.STRING.id()).u64(a.length); for (String x : a) s.str(x); }
-                    case int[] a -> { s.u32(GgufValueType.INT32.id()).u64(a.length); for (int x : a) s.u32(x); }
-                    case float[] a -> { s.u32(GgufValueType.FLOAT32.id()).u64(a.length); for (float x : a) s.u32(Float.floatToRawIntBits(x)); }
+                    case String[] a -> {
+                        s.u32(GgufValueType.STRING.id()).u64(a.length);
+                        for (String x : a) s.str(x);
+                    }
+                    case int[] a -> {
+                        s.u32(GgufValueType.INT32.id()).u64(a.length);
+                        for (int x : a) s.u32(x);
+                    }
+                    case float[] a -> {
+                        s.u32(GgufValueType.FLOAT32.id()).u64(a.length);
+                        for (float x : a) s.u32(Float.floatToRawIntBits(x));
+                    }
                     default -> throw new IllegalArgumentException("unsupported array " + v.getClass());
                 }
             }
@@ -95,13 +137,46 @@ public final class GgufWriter {
         private final ByteBuffer buf = ByteBuffer.allocate(8).order(ByteOrder.LITTLE_ENDIAN);
         private long written;
 
-        Sink(OutputStream os) { this.os = os; }
+        Sink(OutputStream os) {
+            this.os = os;
+        }
 
-        Sink u8(int v) throws IOException { os.write(v); written++; return this; }
-        Sink u32(int v) throws IOException { buf.clear(); buf.putInt(v); os.write(buf.array(), 0, 4); written += 4; return this; }
-        Sink u64(long v) throws IOException { buf.clear(); buf.putLong(v); os.write(buf.array(), 0, 8); written += 8; return this; }
-        Sink str(String s) throws IOException { byte[] b = s.getBytes(StandardCharsets.UTF_8); u64(b.length); return bytes(b); }
-        Sink bytes(byte[] b) throws IOException { os.write(b); written += b.length; return this; }
-        void pad(int alignment) throws IOException { while (written % alignment != 0) u8(0); }
+        Sink u8(int v) throws IOException {
+            os.write(v);
+            written++;
+            return this;
+        }
+
+        Sink u32(int v) throws IOException {
+            buf.clear();
+            buf.putInt(v);
+            os.write(buf.array(), 0, 4);
+            written += 4;
+            return this;
+        }
+
+        Sink u64(long v) throws IOException {
+            buf.clear();
+            buf.putLong(v);
+            os.write(buf.array(), 0, 8);
+            written += 8;
+            return this;
+        }
+
+        Sink str(String s) throws IOException {
+            byte[] b = s.getBytes(StandardCharsets.UTF_8);
+            u64(b.length);
+            return bytes(b);
+        }
+
+        Sink bytes(byte[] b) throws IOException {
+            os.write(b);
+            written += b.length;
+            return this;
+        }
+
+        void pad(int alignment) throws IOException {
+            while (written % alignment != 0) u8(0);
+        }
     }
 }

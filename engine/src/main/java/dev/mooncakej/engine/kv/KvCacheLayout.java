@@ -19,7 +19,8 @@ package dev.mooncakej.engine.kv;
 public record KvCacheLayout(int layers, int kvHeads, int headDim, int blockTokens) {
     public KvCacheLayout {
         if (layers < 1 || kvHeads < 1 || headDim < 1) {
-            throw new IllegalArgumentException("layers, kvHeads and headDim must be positive: " + layers + ", " + kvHeads + ", " + headDim);
+            throw new IllegalArgumentException(
+                    "layers, kvHeads and headDim must be positive: " + layers + ", " + kvHeads + ", " + headDim);
         }
         if (blockTokens < 1 || blockTokens > 4096) {
             throw new IllegalArgumentException("kv block size must be 1..4096 tokens, got " + blockTokens);
@@ -27,15 +28,25 @@ public record KvCacheLayout(int layers, int kvHeads, int headDim, int blockToken
     }
 
     /** Floats of K (or V) per token per layer. */
-    public int kvDim() { return kvHeads * headDim; }
+    public int kvDim() {
+        return kvHeads * headDim;
+    }
 
-    public long layerBytes() { return 2L * blockTokens * kvDim() * Float.BYTES; }
+    public long layerBytes() {
+        return 2L * blockTokens * kvDim() * Float.BYTES;
+    }
 
-    public long blockBytes() { return layers * layerBytes(); }
+    public long blockBytes() {
+        return layers * layerBytes();
+    }
 
     /** Offset of K of in-block token {@code t} within a layer range. */
-    public long keyOffset(int t) { return (long) t * kvDim() * Float.BYTES; }
+    public long keyOffset(int t) {
+        return (long) t * kvDim() * Float.BYTES;
+    }
 
     /** Offset of V of in-block token {@code t} within a layer range. */
-    public long valueOffset(int t) { return ((long) blockTokens + t) * kvDim() * Float.BYTES; }
+    public long valueOffset(int t) {
+        return ((long) blockTokens + t) * kvDim() * Float.BYTES;
+    }
 }

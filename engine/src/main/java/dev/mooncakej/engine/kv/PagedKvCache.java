@@ -37,16 +37,25 @@ public final class PagedKvCache implements AutoCloseable {
         this.arena = memory == null ? Arena.ofShared() : null;
         long bytes = layout.blockBytes() * blocks;
         this.slab = memory == null ? arena.allocate(bytes, 64) : memory.apply(bytes);
-        if (slab.byteSize() < bytes) throw new IllegalArgumentException("kv cache memory of " + slab.byteSize() + " bytes: expected " + bytes);
+        if (slab.byteSize() < bytes)
+            throw new IllegalArgumentException("kv cache memory of " + slab.byteSize() + " bytes: expected " + bytes);
         this.refCounts = new int[blocks];
         this.freeStack = new int[blocks];
         for (int i = 0; i < blocks; i++) freeStack[i] = blocks - 1 - i; // hand out low ids first
         this.freeTop = blocks;
     }
 
-    public KvCacheLayout layout() { return layout; }
-    public int capacity() { return capacity; }
-    public MemorySegment slab() { return slab; }
+    public KvCacheLayout layout() {
+        return layout;
+    }
+
+    public int capacity() {
+        return capacity;
+    }
+
+    public MemorySegment slab() {
+        return slab;
+    }
 
     /** A fresh block with reference count 1, or {@link #NO_BLOCK} when none is free. */
     public synchronized int allocate() {
@@ -71,13 +80,18 @@ public final class PagedKvCache implements AutoCloseable {
     }
 
     public synchronized int refCount(int id) {
-        if (id < 0 || id >= capacity) throw new IllegalArgumentException("block id " + id + " out of range [0, " + capacity + ")");
+        if (id < 0 || id >= capacity)
+            throw new IllegalArgumentException("block id " + id + " out of range [0, " + capacity + ")");
         return refCounts[id];
     }
 
-    public synchronized int freeBlocks() { return freeTop; }
+    public synchronized int freeBlocks() {
+        return freeTop;
+    }
 
-    public synchronized int usedBlocks() { return capacity - freeTop; }
+    public synchronized int usedBlocks() {
+        return capacity - freeTop;
+    }
 
     /** The whole block (all layers): one contiguous range of the slab. */
     public MemorySegment block(int id) {
@@ -88,7 +102,8 @@ public final class PagedKvCache implements AutoCloseable {
     /** One layer of one block: one contiguous range of the slab, what a layer-wise transfer moves. */
     public MemorySegment layer(int id, int layer) {
         checkRange(id);
-        if (layer < 0 || layer >= layout.layers()) throw new IllegalArgumentException("layer " + layer + " out of range [0, " + layout.layers() + ")");
+        if (layer < 0 || layer >= layout.layers())
+            throw new IllegalArgumentException("layer " + layer + " out of range [0, " + layout.layers() + ")");
         return slab.asSlice(layerOffset(id, layer), layout.layerBytes());
     }
 
@@ -118,12 +133,16 @@ public final class PagedKvCache implements AutoCloseable {
     }
 
     private void check(int id) {
-        if (id < 0 || id >= capacity) throw new IllegalArgumentException("block id " + id + " out of range [0, " + capacity + ")");
-        if (refCounts[id] <= 0) throw new IllegalStateException("block " + id + " is not allocated (reference count " + refCounts[id] + ")");
+        if (id < 0 || id >= capacity)
+            throw new IllegalArgumentException("block id " + id + " out of range [0, " + capacity + ")");
+        if (refCounts[id] <= 0)
+            throw new IllegalStateException(
+                    "block " + id + " is not allocated (reference count " + refCounts[id] + ")");
     }
 
     private void checkRange(int id) {
-        if (id < 0 || id >= capacity) throw new IllegalArgumentException("block id " + id + " out of range [0, " + capacity + ")");
+        if (id < 0 || id >= capacity)
+            throw new IllegalArgumentException("block id " + id + " out of range [0, " + capacity + ")");
     }
 
     @Override

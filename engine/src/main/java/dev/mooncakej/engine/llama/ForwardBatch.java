@@ -37,8 +37,13 @@ public final class ForwardBatch {
         size++;
     }
 
-    public int size() { return size; }
-    public int capacity() { return capacity; }
+    public int size() {
+        return size;
+    }
+
+    public int capacity() {
+        return capacity;
+    }
 
     public int logitRows() {
         int n = 0;

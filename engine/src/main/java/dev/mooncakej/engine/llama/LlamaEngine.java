@@ -32,20 +32,35 @@ public final class LlamaEngine implements InferenceEngine {
         public static final int DEFAULT_BLOCK_TOKENS = 32;
 
         public Config {
-            if (blockTokens < 1 || blockTokens > 4096) throw new IllegalArgumentException("engine.block-tokens must be 1..4096, got " + blockTokens);
+            if (blockTokens < 1 || blockTokens > 4096)
+                throw new IllegalArgumentException("engine.block-tokens must be 1..4096, got " + blockTokens);
             if (kvBlocks < 0) throw new IllegalArgumentException("engine.kv-blocks must be >= 0, got " + kvBlocks);
-            if (maxRows < 1 || maxRows > 8192) throw new IllegalArgumentException("engine.max-batch-tokens must be 1..8192, got " + maxRows);
-            if (threads < 1 || threads > 1024) throw new IllegalArgumentException("engine.threads must be 1..1024, got " + threads);
+            if (maxRows < 1 || maxRows > 8192)
+                throw new IllegalArgumentException("engine.max-batch-tokens must be 1..8192, got " + maxRows);
+            if (threads < 1 || threads > 1024)
+                throw new IllegalArgumentException("engine.threads must be 1..1024, got " + threads);
         }
 
         public static Config of(Path model) {
-            return new Config(model, DEFAULT_BLOCK_TOKENS, 0, 128, Runtime.getRuntime().availableProcessors());
+            return new Config(
+                    model, DEFAULT_BLOCK_TOKENS, 0, 128, Runtime.getRuntime().availableProcessors());
         }
 
-        public Config withBlockTokens(int b) { return new Config(model, b, kvBlocks, maxRows, threads); }
-        public Config withKvBlocks(int n) { return new Config(model, blockTokens, n, maxRows, threads); }
-        public Config withMaxRows(int n) { return new Config(model, blockTokens, kvBlocks, n, threads); }
-        public Config withThreads(int n) { return new Config(model, blockTokens, kvBlocks, maxRows, n); }
+        public Config withBlockTokens(int b) {
+            return new Config(model, b, kvBlocks, maxRows, threads);
+        }
+
+        public Config withKvBlocks(int n) {
+            return new Config(model, blockTokens, n, maxRows, threads);
+        }
+
+        public Config withMaxRows(int n) {
+            return new Config(model, blockTokens, kvBlocks, n, threads);
+        }
+
+        public Config withThreads(int n) {
+            return new Config(model, blockTokens, kvBlocks, maxRows, n);
+        }
     }
 
     private final GgufFile file;
@@ -75,40 +90,85 @@ public final class LlamaEngine implements InferenceEngine {
             this.config = LlamaConfig.from(f);
             this.tokenizer = Tokenizer.from(f);
             String tpl = f.has("tokenizer.chat_template") ? f.getString("tokenizer.chat_template") : null;
-            this.chatTemplate = tpl == null ? null : new ChatTemplate(tpl,
-                    tokenizer.bos() >= 0 ? tokenizer.tokenText(tokenizer.bos()) : "",
-                    tokenizer.eos() >= 0 ? tokenizer.tokenText(tokenizer.eos()) : "");
-            int blocks = cfg.kvBlocks() > 0 ? cfg.kvBlocks() : 4 * ((config.contextLength() + cfg.blockTokens() - 1) / cfg.blockTokens());
-            this.cache = new PagedKvCache(new KvCacheLayout(config.layers(), config.kvHeads(), config.headDim(), cfg.blockTokens()), blocks, kvMemory);
+            this.chatTemplate = tpl == null
+                    ? null
+                    : new ChatTemplate(
+                            tpl,
+                            tokenizer.bos() >= 0 ? tokenizer.tokenText(tokenizer.bos()) : "",
+                            tokenizer.eos() >= 0 ? tokenizer.tokenText(tokenizer.eos()) : "");
+            int blocks = cfg.kvBlocks() > 0
+                    ? cfg.kvBlocks()
+                    : 4 * ((config.contextLength() + cfg.blockTokens() - 1) / cfg.blockTokens());
+            this.cache = new PagedKvCache(
+                    new KvCacheLayout(config.layers(), config.kvHeads(), config.headDim(), cfg.blockTokens()),
+                    blocks,
+                    kvMemory);
             this.executor = new ParallelExecutor(cfg.threads());
             this.model = new LlamaModel(f, config, cache, cfg.maxRows(), executor);
             this.batch = new ForwardBatch(cfg.maxRows());
             this.logits = new float[cfg.maxRows() * config.vocab()];
-            String name = f.has("general.name") ? f.getString("general.name") : cfg.model().getFileName().toString();
-            this.info = new ModelInfo(name + "@" + Long.toHexString(f.fileSize()) + "-" + Integer.toHexString(f.tensors().keySet().hashCode()),
-                    name, config.architecture(), config.vocab(), config.contextLength(), config.layers(), cfg.blockTokens(),
-                    cache.layout().layerBytes(), blocks);
+            String name = f.has("general.name")
+                    ? f.getString("general.name")
+                    : cfg.model().getFileName().toString();
+            this.info = new ModelInfo(
+                    name + "@" + Long.toHexString(f.fileSize()) + "-"
+                            + Integer.toHexString(f.tensors().keySet().hashCode()),
+                    name,
+                    config.architecture(),
+                    config.vocab(),
+                    config.contextLength(),
+                    config.layers(),
+                    cfg.blockTokens(),
+                    cache.layout().layerBytes(),
+                    blocks);
         } catch (RuntimeException e) {
             f.close();
             throw e;
         }
     }
 
-    public LlamaConfig config() { return config; }
-    public GgufFile file() { return file; }
-    public int threads() { return executor.threads(); }
+    public LlamaConfig config() {
+        return config;
+    }
 
-    @Override public ModelInfo info() { return info; }
-    @Override public Tokenizer tokenizer() { return tokenizer; }
-    @Override public ChatTemplate chatTemplate() { return chatTemplate; }
-    @Override public PagedKvCache kvCache() { return cache; }
+    public GgufFile file() {
+        return file;
+    }
+
+    public int threads() {
+        return executor.threads();
+    }
+
+    @Override
+    public ModelInfo info() {
+        return info;
+    }
+
+    @Override
+    public Tokenizer tokenizer() {
+        return tokenizer;
+    }
+
+    @Override
+    public ChatTemplate chatTemplate() {
+        return chatTemplate;
+    }
+
+    @Override
+    public PagedKvCache kvCache() {
+        return cache;
+    }
 
     @Override
     public synchronized boolean prefill(Sequence seq, int[] tokens, PrefillOptions options, float[] out) {
         int start = seq.length();
         int n = tokens.length;
-        if (start >= n) throw new IllegalArgumentException("nothing to prefill: " + start + " of " + n + " tokens are already cached (keep at least one token uncached)");
-        if (n > config.contextLength()) throw new IllegalArgumentException("prompt of " + n + " tokens exceeds the context of " + config.contextLength());
+        if (start >= n)
+            throw new IllegalArgumentException("nothing to prefill: " + start + " of " + n
+                    + " tokens are already cached (keep at least one token uncached)");
+        if (n > config.contextLength())
+            throw new IllegalArgumentException(
+                    "prompt of " + n + " tokens exceeds the context of " + config.contextLength());
         if (!seq.reserve(n)) return false;
         int chunk = Math.min(options.chunkTokens(), model.maxRows());
         int vocab = config.vocab();

@@ -3,9 +3,9 @@ package dev.mooncakej.engine.llama;
 import dev.mooncakej.engine.gguf.GgufFile;
 import dev.mooncakej.engine.kv.KvCacheLayout;
 import dev.mooncakej.engine.kv.PagedKvCache;
+import dev.mooncakej.engine.tensor.LaneMath;
 import dev.mooncakej.engine.tensor.MatMul;
 import dev.mooncakej.engine.tensor.ParallelExecutor;
-import dev.mooncakej.engine.tensor.LaneMath;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
@@ -23,7 +23,8 @@ import jdk.incubator.vector.VectorSpecies;
  * as ggml computes them, RMSNorm with a double sum, activations prepared per weight type).
  */
 public final class LlamaModel implements AutoCloseable {
-    private static final VectorSpecies<Float> F = FloatVector.SPECIES_PREFERRED.length() > 16 ? FloatVector.SPECIES_512 : FloatVector.SPECIES_PREFERRED;
+    private static final VectorSpecies<Float> F =
+            FloatVector.SPECIES_PREFERRED.length() > 16 ? FloatVector.SPECIES_512 : FloatVector.SPECIES_PREFERRED;
     private static final ValueLayout.OfFloat F32 = ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
 
     private final LlamaConfig c;
@@ -37,14 +38,14 @@ public final class LlamaModel implements AutoCloseable {
     private final AttentionTask attention;
 
     // activations, row-major [rows][...]
-    private final float[] x;     // [R][E] residual stream
-    private final float[] xb;    // [R][E] normed
-    private final float[] q;     // [R][H*hd]
-    private final float[] k;     // [R][Hkv*hd]
-    private final float[] v;     // [R][Hkv*hd]
-    private final float[] att;   // [R][H*hd]
-    private final float[] hb;    // [R][FF]
-    private final float[] hb2;   // [R][FF]
+    private final float[] x; // [R][E] residual stream
+    private final float[] xb; // [R][E] normed
+    private final float[] q; // [R][H*hd]
+    private final float[] k; // [R][Hkv*hd]
+    private final float[] v; // [R][Hkv*hd]
+    private final float[] att; // [R][H*hd]
+    private final float[] hb; // [R][FF]
+    private final float[] hb2; // [R][FF]
     private final float[] ropeCos; // [ropeDim/2] scratch
     private final float[] ropeSin; // [ropeDim/2] scratch
 
@@ -74,9 +75,17 @@ public final class LlamaModel implements AutoCloseable {
         this.attention = new AttentionTask(executor.threads(), c.contextLength());
     }
 
-    public LlamaConfig config() { return c; }
-    public int maxRows() { return maxRows; }
-    public PagedKvCache cache() { return cache; }
+    public LlamaConfig config() {
+        return c;
+    }
+
+    public int maxRows() {
+        return maxRows;
+    }
+
+    public PagedKvCache cache() {
+        return cache;
+    }
 
     /**
      * Runs the batch; writes logits of the rows that want them, in row order, to
@@ -85,13 +94,16 @@ public final class LlamaModel implements AutoCloseable {
     public void forward(ForwardBatch b, float[] logits, LayerListener listener) {
         int rows = b.size;
         if (rows == 0) return;
-        if (rows > maxRows) throw new IllegalArgumentException("batch of " + rows + " rows exceeds the engine's " + maxRows);
+        if (rows > maxRows)
+            throw new IllegalArgumentException("batch of " + rows + " rows exceeds the engine's " + maxRows);
         int e = c.embedding();
         for (int r = 0; r < rows; r++) {
             int t = b.tokens[r];
-            if (t < 0 || t >= c.vocab()) throw new IllegalArgumentException("token id " + t + " out of range [0, " + c.vocab() + ")");
+            if (t < 0 || t >= c.vocab())
+                throw new IllegalArgumentException("token id " + t + " out of range [0, " + c.vocab() + ")");
             int pos = b.positions[r];
-            if (pos < 0 || pos >= c.contextLength()) throw new IllegalArgumentException("position " + pos + " out of range [0, " + c.contextLength() + ")");
+            if (pos < 0 || pos >= c.contextLength())
+                throw new IllegalArgumentException("position " + pos + " out of range [0, " + c.contextLength() + ")");
             int blk = pos / layout.blockTokens();
             if (b.tables[r] == null || blk >= b.tables[r].length || b.tables[r][blk] < 0) {
                 throw new IllegalStateException("row " + r + ": no KV block allocated for position " + pos);
@@ -157,8 +169,13 @@ public final class LlamaModel implements AutoCloseable {
             int base = off + h * hd;
             for (int i = 0; i < half; i++) {
                 int i0, i1;
-                if (c.ropeNeox()) { i0 = base + i; i1 = base + i + half; }
-                else { i0 = base + 2 * i; i1 = i0 + 1; }
+                if (c.ropeNeox()) {
+                    i0 = base + i;
+                    i1 = base + i + half;
+                } else {
+                    i0 = base + 2 * i;
+                    i1 = i0 + 1;
+                }
                 float x0 = vec[i0], x1 = vec[i1];
                 vec[i0] = x0 * ropeCos[i] - x1 * ropeSin[i];
                 vec[i1] = x0 * ropeSin[i] + x1 * ropeCos[i];
@@ -228,7 +245,8 @@ public final class LlamaModel implements AutoCloseable {
             FloatVector acc = FloatVector.zero(F);
             int upper = F.loopBound(n);
             for (; i < upper; i += F.length()) {
-                acc = FloatVector.fromArray(F, a, ao + i).fma(FloatVector.fromMemorySegment(F, slab, so + 4L * i, ByteOrder.LITTLE_ENDIAN), acc);
+                acc = FloatVector.fromArray(F, a, ao + i)
+                        .fma(FloatVector.fromMemorySegment(F, slab, so + 4L * i, ByteOrder.LITTLE_ENDIAN), acc);
             }
             sum = LaneMath.sum(acc);
         }
@@ -242,7 +260,8 @@ public final class LlamaModel implements AutoCloseable {
             int upper = F.loopBound(n);
             for (; i < upper; i += F.length()) {
                 FloatVector vv = FloatVector.fromMemorySegment(F, slab, so + 4L * i, ByteOrder.LITTLE_ENDIAN);
-                vv.fma(FloatVector.broadcast(F, alpha), FloatVector.fromArray(F, out, oo + i)).intoArray(out, oo + i);
+                vv.fma(FloatVector.broadcast(F, alpha), FloatVector.fromArray(F, out, oo + i))
+                        .intoArray(out, oo + i);
             }
         }
         for (; i < n; i++) out[oo + i] += alpha * slab.get(F32, so + 4L * i);

@@ -7,20 +7,20 @@ import dev.mooncakej.engine.tensor.WeightMatrix;
 
 /** The tensors of a Llama-family model, checked for shape and exposed in place from the mapped file. */
 public final class LlamaWeights {
-    final WeightMatrix tokenEmbedding;   // [vocab][E]
-    final float[] outputNorm;            // [E]
-    final WeightMatrix output;           // [vocab][E] (the embedding when tied)
-    final float[][] attnNorm;            // [L][E]
-    final WeightMatrix[] wq;             // [L] of [H*hd][E]
-    final WeightMatrix[] wk;             // [L] of [Hkv*hd][E]
-    final WeightMatrix[] wv;             // [L] of [Hkv*hd][E]
-    final WeightMatrix[] wo;             // [L] of [E][H*hd]
-    final float[][] bq, bk, bv;          // [L][H*hd], [L][Hkv*hd] (qwen2 only, else null)
-    final float[][] ffnNorm;             // [L][E]
-    final WeightMatrix[] wGate;          // [L] of [FF][E]
-    final WeightMatrix[] wUp;            // [L] of [FF][E]
-    final WeightMatrix[] wDown;          // [L] of [E][FF]
-    final float[] ropeFreqFactors;       // [ropeDim/2] or null
+    final WeightMatrix tokenEmbedding; // [vocab][E]
+    final float[] outputNorm; // [E]
+    final WeightMatrix output; // [vocab][E] (the embedding when tied)
+    final float[][] attnNorm; // [L][E]
+    final WeightMatrix[] wq; // [L] of [H*hd][E]
+    final WeightMatrix[] wk; // [L] of [Hkv*hd][E]
+    final WeightMatrix[] wv; // [L] of [Hkv*hd][E]
+    final WeightMatrix[] wo; // [L] of [E][H*hd]
+    final float[][] bq, bk, bv; // [L][H*hd], [L][Hkv*hd] (qwen2 only, else null)
+    final float[][] ffnNorm; // [L][E]
+    final WeightMatrix[] wGate; // [L] of [FF][E]
+    final WeightMatrix[] wUp; // [L] of [FF][E]
+    final WeightMatrix[] wDown; // [L] of [E][FF]
+    final float[] ropeFreqFactors; // [ropeDim/2] or null
 
     LlamaWeights(GgufFile f, LlamaConfig c) {
         int e = c.embedding();
@@ -28,9 +28,15 @@ public final class LlamaWeights {
         outputNorm = vector(f, "output_norm.weight", e);
         output = f.tensorOrNull("output.weight") != null ? matrix(f, "output.weight", c.vocab(), e) : tokenEmbedding;
         int n = c.layers();
-        attnNorm = new float[n][]; ffnNorm = new float[n][];
-        wq = new WeightMatrix[n]; wk = new WeightMatrix[n]; wv = new WeightMatrix[n]; wo = new WeightMatrix[n];
-        wGate = new WeightMatrix[n]; wUp = new WeightMatrix[n]; wDown = new WeightMatrix[n];
+        attnNorm = new float[n][];
+        ffnNorm = new float[n][];
+        wq = new WeightMatrix[n];
+        wk = new WeightMatrix[n];
+        wv = new WeightMatrix[n];
+        wo = new WeightMatrix[n];
+        wGate = new WeightMatrix[n];
+        wUp = new WeightMatrix[n];
+        wDown = new WeightMatrix[n];
         bq = c.qkvBias() ? new float[n][] : null;
         bk = c.qkvBias() ? new float[n][] : null;
         bv = c.qkvBias() ? new float[n][] : null;
@@ -51,13 +57,16 @@ public final class LlamaWeights {
             wUp[l] = matrix(f, p + "ffn_up.weight", c.feedForward(), e);
             wDown[l] = matrix(f, p + "ffn_down.weight", e, c.feedForward());
         }
-        ropeFreqFactors = f.tensorOrNull("rope_freqs.weight") != null ? vector(f, "rope_freqs.weight", c.ropeDim() / 2) : null;
+        ropeFreqFactors =
+                f.tensorOrNull("rope_freqs.weight") != null ? vector(f, "rope_freqs.weight", c.ropeDim() / 2) : null;
     }
 
     private static WeightMatrix matrix(GgufFile f, String name, int rows, int cols) {
         GgufTensor t = f.tensor(name);
         if (t.dims().length != 2 || t.dims()[0] != cols || t.dims()[1] != rows) {
-            throw f.bad("tensor '" + name + "' dims", "expected [" + cols + ", " + rows + "], found " + java.util.Arrays.toString(t.dims()));
+            throw f.bad(
+                    "tensor '" + name + "' dims",
+                    "expected [" + cols + ", " + rows + "], found " + java.util.Arrays.toString(t.dims()));
         }
         return new WeightMatrix(t);
     }
@@ -65,7 +74,9 @@ public final class LlamaWeights {
     private static float[] vector(GgufFile f, String name, int size) {
         GgufTensor t = f.tensor(name);
         if (t.elementCount() != size) {
-            throw f.bad("tensor '" + name + "' dims", "expected " + size + " elements, found " + java.util.Arrays.toString(t.dims()));
+            throw f.bad(
+                    "tensor '" + name + "' dims",
+                    "expected " + size + " elements, found " + java.util.Arrays.toString(t.dims()));
         }
         if (t.type() != GgmlType.F32 && t.type() != GgmlType.F16 && t.type() != GgmlType.BF16) {
             throw f.bad("tensor '" + name + "' type", "expected F32, F16 or BF16 for a vector, found " + t.type());

@@ -15,7 +15,10 @@ public final class Sampler {
 
     public Sampler(SamplingParams params, int vocab) {
         this.params = params;
-        this.random = new SplittableRandom(params.seed() != null ? params.seed() : System.nanoTime() ^ Thread.currentThread().threadId());
+        this.random = new SplittableRandom(
+                params.seed() != null
+                        ? params.seed()
+                        : System.nanoTime() ^ Thread.currentThread().threadId());
         this.order = params.greedy() ? null : new int[vocab];
         this.probs = params.greedy() ? null : new float[vocab];
     }
@@ -44,7 +47,10 @@ public final class Sampler {
                 double cum = 0;
                 for (int i = 0; i < n; i++) {
                     cum += probs[order[i]];
-                    if (cum >= params.topP()) { n = i + 1; break; }
+                    if (cum >= params.topP()) {
+                        n = i + 1;
+                        break;
+                    }
                 }
             }
         }
@@ -62,7 +68,10 @@ public final class Sampler {
         int best = 0;
         float bv = logits[off];
         for (int i = 1; i < vocab; i++) {
-            if (logits[off + i] > bv) { bv = logits[off + i]; best = i; }
+            if (logits[off + i] > bv) {
+                bv = logits[off + i];
+                best = i;
+            }
         }
         return best;
     }
@@ -80,7 +89,9 @@ public final class Sampler {
         // heap sort on order[] by probs, descending; in place, no allocation
         for (int i = n / 2 - 1; i >= 0; i--) siftDown(i, n);
         for (int end = n - 1; end > 0; end--) {
-            int t = order[0]; order[0] = order[end]; order[end] = t;
+            int t = order[0];
+            order[0] = order[end];
+            order[end] = t;
             siftDown(0, end);
         }
     }
@@ -92,7 +103,9 @@ public final class Sampler {
             if (l < n && less(order[l], order[m])) m = l;
             if (r < n && less(order[r], order[m])) m = r;
             if (m == i) return;
-            int t = order[i]; order[i] = order[m]; order[m] = t;
+            int t = order[i];
+            order[i] = order[m];
+            order[m] = t;
             i = m;
         }
     }

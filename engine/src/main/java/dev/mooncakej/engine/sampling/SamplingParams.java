@@ -13,10 +13,11 @@ import java.util.List;
  * @param stop         stop sequences: generation ends before the first occurrence, which is not returned
  * @param logprobs     whether to report the log-probability of each chosen token
  */
-public record SamplingParams(float temperature, float topP, int topK, Long seed, int maxTokens, List<String> stop,
-                             boolean logprobs) {
+public record SamplingParams(
+        float temperature, float topP, int topK, Long seed, int maxTokens, List<String> stop, boolean logprobs) {
     public SamplingParams {
-        if (!(temperature >= 0 && temperature <= 100)) throw new IllegalArgumentException("temperature must be in [0, 100], got " + temperature);
+        if (!(temperature >= 0 && temperature <= 100))
+            throw new IllegalArgumentException("temperature must be in [0, 100], got " + temperature);
         if (!(topP > 0 && topP <= 1)) throw new IllegalArgumentException("top_p must be in (0, 1], got " + topP);
         if (topK < 0) throw new IllegalArgumentException("top_k must be >= 0, got " + topK);
         if (maxTokens < 1) throw new IllegalArgumentException("max_tokens must be >= 1, got " + maxTokens);
@@ -30,5 +31,7 @@ public record SamplingParams(float temperature, float topP, int topK, Long seed,
         return new SamplingParams(0f, 1f, 0, null, maxTokens, List.of(), false);
     }
 
-    public boolean greedy() { return temperature == 0f; }
+    public boolean greedy() {
+        return temperature == 0f;
+    }
 }

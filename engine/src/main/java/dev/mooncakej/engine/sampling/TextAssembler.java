@@ -16,7 +16,7 @@ public final class TextAssembler {
     private final List<String> stops;
     private final int holdBack;
     private final ByteArrayOutputStream bytes = new ByteArrayOutputStream();
-    private int emitted;          // chars of text already handed out
+    private int emitted; // chars of text already handed out
     private boolean stopped;
 
     public TextAssembler(Tokenizer tokenizer, List<String> stops) {
@@ -25,7 +25,9 @@ public final class TextAssembler {
         this.holdBack = stops.stream().mapToInt(String::length).max().orElse(1) - 1;
     }
 
-    public boolean stopped() { return stopped; }
+    public boolean stopped() {
+        return stopped;
+    }
 
     /** All text released so far. */
     public String released() {

@@ -16,9 +16,13 @@ import java.util.List;
  */
 public final class TextGenerator {
 
-    public enum FinishReason { STOP, LENGTH }
+    public enum FinishReason {
+        STOP,
+        LENGTH
+    }
 
-    public record Result(int[] promptTokens, List<Integer> tokens, String text, FinishReason finishReason, List<Float> logprobs) {}
+    public record Result(
+            int[] promptTokens, List<Integer> tokens, String text, FinishReason finishReason, List<Float> logprobs) {}
 
     private TextGenerator() {}
 
@@ -48,8 +52,10 @@ public final class TextGenerator {
                 if (lps != null) lps.add(Sampler.logprob(cur, curOff, vocab, t));
                 stop.add(t);
                 if (stop.stopped()) return new Result(prompt, out, stop.released(), FinishReason.STOP, lps);
-                if (out.size() >= params.maxTokens()) return new Result(prompt, out, text(stop), FinishReason.LENGTH, lps);
-                if (seq.length() >= engine.info().contextLength()) return new Result(prompt, out, text(stop), FinishReason.LENGTH, lps);
+                if (out.size() >= params.maxTokens())
+                    return new Result(prompt, out, text(stop), FinishReason.LENGTH, lps);
+                if (seq.length() >= engine.info().contextLength())
+                    return new Result(prompt, out, text(stop), FinishReason.LENGTH, lps);
                 batch.clear();
                 batch.add(seq, t);
                 engine.decode(batch);

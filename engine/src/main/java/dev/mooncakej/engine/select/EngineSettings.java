@@ -3,8 +3,8 @@ package dev.mooncakej.engine.select;
 import dev.mooncakej.engine.gguf.GgufFile;
 import dev.mooncakej.engine.llama.LlamaConfig;
 import dev.mooncakej.engine.llama.LlamaEngine;
-import dev.mooncakej.engine.sim.Sleeper;
 import dev.mooncakej.engine.sim.SimulatedEngine;
+import dev.mooncakej.engine.sim.Sleeper;
 import dev.mooncakej.engine.spi.InferenceEngine;
 import dev.mooncakej.kvcache.cost.CostProfile;
 import java.lang.foreign.MemorySegment;
@@ -23,36 +23,50 @@ import java.util.function.LongFunction;
  * @param keyPrefix  for messages, e.g. {@code mooncakej.decode.}
  * @param maxRows    rows of one forward pass: the prefill chunk or the decode batch
  */
-public record EngineSettings(String keyPrefix, String kind, Path model, int blockTokens, int kvBlocks, int maxRows, int threads,
-                             String simProfile, double simTimeScale) {
+public record EngineSettings(
+        String keyPrefix,
+        String kind,
+        Path model,
+        int blockTokens,
+        int kvBlocks,
+        int maxRows,
+        int threads,
+        String simProfile,
+        double simTimeScale) {
     public static final String LLAMA = "llama";
     public static final String SIMULATED = "simulated";
 
     public EngineSettings {
         kind = kind == null ? LLAMA : kind.toLowerCase(Locale.ROOT);
-        if (!kind.equals(LLAMA) && !kind.equals(SIMULATED)) throw new IllegalArgumentException(keyPrefix + "engine=" + kind + ": expected llama or simulated");
+        if (!kind.equals(LLAMA) && !kind.equals(SIMULATED))
+            throw new IllegalArgumentException(keyPrefix + "engine=" + kind + ": expected llama or simulated");
         simProfile = simProfile == null ? "llama3-70b-8xa800" : simProfile;
         profile(keyPrefix, simProfile);
-        if (!(simTimeScale >= 0) || simTimeScale > 1000) throw new IllegalArgumentException(keyPrefix + "sim-time-scale=" + simTimeScale + ": expected 0..1000 (1 = the profile's real time, 0.01 = 100 times faster)");
+        if (!(simTimeScale >= 0) || simTimeScale > 1000)
+            throw new IllegalArgumentException(keyPrefix + "sim-time-scale=" + simTimeScale
+                    + ": expected 0..1000 (1 = the profile's real time, 0.01 = 100 times faster)");
     }
 
     /** The cost profiles a simulated engine can take, by name. */
     public static CostProfile profile(String keyPrefix, String name) {
         return switch (name) {
             case "llama3-70b-8xa800" -> CostProfile.llama3_70bOn8xA800();
-            default -> throw new IllegalArgumentException(keyPrefix + "sim-profile=" + name + ": expected llama3-70b-8xa800");
+            default ->
+                throw new IllegalArgumentException(keyPrefix + "sim-profile=" + name + ": expected llama3-70b-8xa800");
         };
     }
 
     /** Builds the engine with its KV slab from {@code kvMemory} (the worker's transfer segment). */
     public InferenceEngine create(LongFunction<MemorySegment> kvMemory) {
-        if (kind.equals(LLAMA)) return new LlamaEngine(new LlamaEngine.Config(model, blockTokens, kvBlocks, maxRows, threads), kvMemory);
+        if (kind.equals(LLAMA))
+            return new LlamaEngine(new LlamaEngine.Config(model, blockTokens, kvBlocks, maxRows, threads), kvMemory);
         int context;
         try (GgufFile f = GgufFile.open(model)) {
             context = LlamaConfig.from(f).contextLength();
         }
         int blocks = kvBlocks > 0 ? kvBlocks : Math.max(1, 4 * context / blockTokens);
-        SimulatedEngine.Config c = new SimulatedEngine.Config(model, profile(keyPrefix, simProfile), simTimeScale, 4, 4096, blockTokens, blocks, context);
+        SimulatedEngine.Config c = new SimulatedEngine.Config(
+                model, profile(keyPrefix, simProfile), simTimeScale, 4, 4096, blockTokens, blocks, context);
         return new SimulatedEngine(c, Sleeper.REAL, kvMemory);
     }
 }

@@ -1,6 +1,5 @@
 package dev.mooncakej.engine.sim;
 
-import dev.mooncakej.kvcache.cost.CostProfile;
 import dev.mooncakej.engine.gguf.GgufFile;
 import dev.mooncakej.engine.kv.KvCacheLayout;
 import dev.mooncakej.engine.kv.PagedKvCache;
@@ -11,6 +10,7 @@ import dev.mooncakej.engine.spi.PrefillOptions;
 import dev.mooncakej.engine.spi.Sequence;
 import dev.mooncakej.engine.tokenizer.ChatTemplate;
 import dev.mooncakej.engine.tokenizer.Tokenizer;
+import dev.mooncakej.kvcache.cost.CostProfile;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.file.Path;
@@ -28,24 +28,46 @@ import java.nio.file.Path;
  */
 public final class SimulatedEngine implements InferenceEngine {
 
-    public record Config(Path tokenizerModel, CostProfile profile, double timeScale, int layers, long kvBytesPerToken,
-                         int blockTokens, int kvBlocks, int contextLength) {
+    public record Config(
+            Path tokenizerModel,
+            CostProfile profile,
+            double timeScale,
+            int layers,
+            long kvBytesPerToken,
+            int blockTokens,
+            int kvBlocks,
+            int contextLength) {
         public Config {
-            if (!(timeScale >= 0)) throw new IllegalArgumentException("simulated time scale must be >= 0, got " + timeScale);
+            if (!(timeScale >= 0))
+                throw new IllegalArgumentException("simulated time scale must be >= 0, got " + timeScale);
             if (layers < 1) throw new IllegalArgumentException("simulated layers must be >= 1, got " + layers);
             if (kvBytesPerToken <= 0 || kvBytesPerToken % (16L * layers) != 0) {
-                throw new IllegalArgumentException("simulated kv bytes per token must be a positive multiple of 16 x layers (" + 16 * layers + "), got " + kvBytesPerToken);
+                throw new IllegalArgumentException(
+                        "simulated kv bytes per token must be a positive multiple of 16 x layers (" + 16 * layers
+                                + "), got " + kvBytesPerToken);
             }
-            if (contextLength < 1) throw new IllegalArgumentException("simulated context length must be >= 1, got " + contextLength);
+            if (contextLength < 1)
+                throw new IllegalArgumentException("simulated context length must be >= 1, got " + contextLength);
         }
 
         public static Config of(Path tokenizerModel, CostProfile profile) {
             return new Config(tokenizerModel, profile, 1.0, 4, 4096, 32, 1024, 32768);
         }
 
-        public Config withTimeScale(double s) { return new Config(tokenizerModel, profile, s, layers, kvBytesPerToken, blockTokens, kvBlocks, contextLength); }
-        public Config withKv(int l, long bytesPerToken) { return new Config(tokenizerModel, profile, timeScale, l, bytesPerToken, blockTokens, kvBlocks, contextLength); }
-        public Config withBlocks(int tokens, int blocks) { return new Config(tokenizerModel, profile, timeScale, layers, kvBytesPerToken, tokens, blocks, contextLength); }
+        public Config withTimeScale(double s) {
+            return new Config(
+                    tokenizerModel, profile, s, layers, kvBytesPerToken, blockTokens, kvBlocks, contextLength);
+        }
+
+        public Config withKv(int l, long bytesPerToken) {
+            return new Config(
+                    tokenizerModel, profile, timeScale, l, bytesPerToken, blockTokens, kvBlocks, contextLength);
+        }
+
+        public Config withBlocks(int tokens, int blocks) {
+            return new Config(
+                    tokenizerModel, profile, timeScale, layers, kvBytesPerToken, tokens, blocks, contextLength);
+        }
     }
 
     private static final long GOLDEN = 0x9E3779B97F4A7C15L;
@@ -77,12 +99,23 @@ public final class SimulatedEngine implements InferenceEngine {
         try (GgufFile f = GgufFile.open(cfg.tokenizerModel())) {
             this.tokenizer = Tokenizer.from(f);
             String tpl = f.has("tokenizer.chat_template") ? f.getString("tokenizer.chat_template") : null;
-            this.chatTemplate = tpl == null ? null : new ChatTemplate(tpl, "", tokenizer.eos() >= 0 ? tokenizer.tokenText(tokenizer.eos()) : "");
+            this.chatTemplate = tpl == null
+                    ? null
+                    : new ChatTemplate(tpl, "", tokenizer.eos() >= 0 ? tokenizer.tokenText(tokenizer.eos()) : "");
         }
         int kvDim = (int) (cfg.kvBytesPerToken() / (8L * cfg.layers()));
-        this.cache = new PagedKvCache(new KvCacheLayout(cfg.layers(), 1, kvDim, cfg.blockTokens()), cfg.kvBlocks(), kvMemory);
-        this.info = new ModelInfo("simulated:" + cfg.profile().name(), "simulated-" + cfg.profile().name(), "simulated",
-                tokenizer.vocabSize(), cfg.contextLength(), cfg.layers(), cfg.blockTokens(), cache.layout().layerBytes(), cfg.kvBlocks());
+        this.cache = new PagedKvCache(
+                new KvCacheLayout(cfg.layers(), 1, kvDim, cfg.blockTokens()), cfg.kvBlocks(), kvMemory);
+        this.info = new ModelInfo(
+                "simulated:" + cfg.profile().name(),
+                "simulated-" + cfg.profile().name(),
+                "simulated",
+                tokenizer.vocabSize(),
+                cfg.contextLength(),
+                cfg.layers(),
+                cfg.blockTokens(),
+                cache.layout().layerBytes(),
+                cfg.kvBlocks());
         int n = 0;
         int[] ids = new int[tokenizer.vocabSize()];
         for (int i = 0; i < ids.length; i++) if (tokenizer.tokenType(i) == Tokenizer.TYPE_NORMAL) ids[n++] = i;
@@ -90,19 +123,40 @@ public final class SimulatedEngine implements InferenceEngine {
         this.scratch = new float[tokenizer.vocabSize()];
     }
 
-    public CostProfile profile() { return cfg.profile(); }
+    public CostProfile profile() {
+        return cfg.profile();
+    }
 
-    @Override public ModelInfo info() { return info; }
-    @Override public Tokenizer tokenizer() { return tokenizer; }
-    @Override public ChatTemplate chatTemplate() { return chatTemplate; }
-    @Override public PagedKvCache kvCache() { return cache; }
+    @Override
+    public ModelInfo info() {
+        return info;
+    }
+
+    @Override
+    public Tokenizer tokenizer() {
+        return tokenizer;
+    }
+
+    @Override
+    public ChatTemplate chatTemplate() {
+        return chatTemplate;
+    }
+
+    @Override
+    public PagedKvCache kvCache() {
+        return cache;
+    }
 
     @Override
     public synchronized boolean prefill(Sequence seq, int[] tokens, PrefillOptions options, float[] logits) {
         int start = seq.length();
         int n = tokens.length;
-        if (start >= n) throw new IllegalArgumentException("nothing to prefill: " + start + " of " + n + " tokens are already cached (keep at least one token uncached)");
-        if (n > cfg.contextLength()) throw new IllegalArgumentException("prompt of " + n + " tokens exceeds the context of " + cfg.contextLength());
+        if (start >= n)
+            throw new IllegalArgumentException("nothing to prefill: " + start + " of " + n
+                    + " tokens are already cached (keep at least one token uncached)");
+        if (n > cfg.contextLength())
+            throw new IllegalArgumentException(
+                    "prompt of " + n + " tokens exceeds the context of " + cfg.contextLength());
         if (!seq.reserve(n)) return false;
         long h = 0;
         for (int p = 0; p < start; p++) h = chain(h, tokens[p]);
@@ -140,7 +194,10 @@ public final class SimulatedEngine implements InferenceEngine {
             Sequence s = batch.sequence(i);
             boolean ok = s.length() < cfg.contextLength() && s.reserve(s.length() + 1);
             batch.setOk(i, ok);
-            if (ok) { active++; context += s.length() + 1; }
+            if (ok) {
+                active++;
+                context += s.length() + 1;
+            }
         }
         sleeper.sleep((long) (cfg.profile().decodeStepSeconds(active, context) * cfg.timeScale() * 1e9));
         for (int i = 0; i < batch.size(); i++) {

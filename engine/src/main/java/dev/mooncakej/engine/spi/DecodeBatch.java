@@ -37,13 +37,39 @@ public final class DecodeBatch {
         return size++;
     }
 
-    public int size() { return size; }
-    public int capacity() { return capacity; }
-    public int vocab() { return vocab; }
-    public Sequence sequence(int row) { return sequences[row]; }
-    public int token(int row) { return tokens[row]; }
-    public boolean ok(int row) { return ok[row]; }
-    public void setOk(int row, boolean v) { ok[row] = v; }
-    public float[] logits() { return logits; }
-    public int logitsOffset(int row) { return row * vocab; }
+    public int size() {
+        return size;
+    }
+
+    public int capacity() {
+        return capacity;
+    }
+
+    public int vocab() {
+        return vocab;
+    }
+
+    public Sequence sequence(int row) {
+        return sequences[row];
+    }
+
+    public int token(int row) {
+        return tokens[row];
+    }
+
+    public boolean ok(int row) {
+        return ok[row];
+    }
+
+    public void setOk(int row, boolean v) {
+        ok[row] = v;
+    }
+
+    public float[] logits() {
+        return logits;
+    }
+
+    public int logitsOffset(int row) {
+        return row * vocab;
+    }
 }

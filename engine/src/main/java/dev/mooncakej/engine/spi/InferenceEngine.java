@@ -21,7 +21,9 @@ public interface InferenceEngine extends AutoCloseable {
 
     PagedKvCache kvCache();
 
-    default Sequence newSequence() { return new Sequence(kvCache(), info().contextLength()); }
+    default Sequence newSequence() {
+        return new Sequence(kvCache(), info().contextLength());
+    }
 
     /**
      * Computes K/V for {@code tokens[seq.length() ..]} (the positions before are reused from the

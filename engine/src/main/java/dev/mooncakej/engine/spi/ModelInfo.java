@@ -7,8 +7,18 @@ package dev.mooncakej.engine.spi;
  * @param blockTokens     tokens per KV block
  * @param kvLayerBytes    bytes of one layer of one KV block (the unit of layer-wise transfer)
  */
-public record ModelInfo(String id, String name, String architecture, int vocabSize, int contextLength,
-                        int layers, int blockTokens, long kvLayerBytes, int kvBlocks) {
+public record ModelInfo(
+        String id,
+        String name,
+        String architecture,
+        int vocabSize,
+        int contextLength,
+        int layers,
+        int blockTokens,
+        long kvLayerBytes,
+        int kvBlocks) {
 
-    public long kvBlockBytes() { return kvLayerBytes * layers; }
+    public long kvBlockBytes() {
+        return kvLayerBytes * layers;
+    }
 }

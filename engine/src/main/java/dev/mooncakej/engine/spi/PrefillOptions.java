@@ -11,13 +11,21 @@ public record PrefillOptions(int chunkTokens, ChunkLayerListener layers, LogitsS
     public static final PrefillOptions DEFAULT = new PrefillOptions(256, null, null);
 
     public PrefillOptions {
-        if (chunkTokens < 1) throw new IllegalArgumentException("prefill chunk size must be >= 1 token, got " + chunkTokens);
+        if (chunkTokens < 1)
+            throw new IllegalArgumentException("prefill chunk size must be >= 1 token, got " + chunkTokens);
     }
 
-    public static PrefillOptions chunked(int chunkTokens) { return new PrefillOptions(chunkTokens, null, null); }
+    public static PrefillOptions chunked(int chunkTokens) {
+        return new PrefillOptions(chunkTokens, null, null);
+    }
 
-    public PrefillOptions withLayers(ChunkLayerListener l) { return new PrefillOptions(chunkTokens, l, allLogits); }
-    public PrefillOptions withAllLogits(LogitsSink s) { return new PrefillOptions(chunkTokens, layers, s); }
+    public PrefillOptions withLayers(ChunkLayerListener l) {
+        return new PrefillOptions(chunkTokens, l, allLogits);
+    }
+
+    public PrefillOptions withAllLogits(LogitsSink s) {
+        return new PrefillOptions(chunkTokens, layers, s);
+    }
 
     /** After layer {@code layer} of the chunk covering positions [from, to), whose K/V is now stored. */
     @FunctionalInterface

@@ -23,16 +23,31 @@ public final class Sequence {
     }
 
     /** The live block table; entries at and past {@link #blockCount()} are {@link PagedKvCache#NO_BLOCK}. */
-    public int[] blockTable() { return table; }
-    public int blockCount() { return blocks; }
-    public int length() { return length; }
-    public int blockTokens() { return blockTokens; }
-    public int maxTokens() { return table.length * blockTokens; }
+    public int[] blockTable() {
+        return table;
+    }
+
+    public int blockCount() {
+        return blocks;
+    }
+
+    public int length() {
+        return length;
+    }
+
+    public int blockTokens() {
+        return blockTokens;
+    }
+
+    public int maxTokens() {
+        return table.length * blockTokens;
+    }
 
     /** Marks the first {@code tokens} positions as holding valid K/V. */
     public void setLength(int tokens) {
         if (tokens < 0 || tokens > blocks * blockTokens) {
-            throw new IllegalArgumentException("length " + tokens + " not covered by " + blocks + " blocks of " + blockTokens);
+            throw new IllegalArgumentException(
+                    "length " + tokens + " not covered by " + blocks + " blocks of " + blockTokens);
         }
         this.length = tokens;
     }
@@ -42,8 +57,11 @@ public final class Sequence {
      * on each: the first {@code count} ids of {@code blockIds} cover tokens [0, count * blockTokens).
      */
     public void adoptPrefix(int[] blockIds, int count) {
-        if (blocks != 0) throw new IllegalStateException("adoptPrefix needs an empty sequence, this one has " + blocks + " blocks");
-        if (count > table.length) throw new IllegalArgumentException(count + " prefix blocks exceed the context of " + table.length + " blocks");
+        if (blocks != 0)
+            throw new IllegalStateException("adoptPrefix needs an empty sequence, this one has " + blocks + " blocks");
+        if (count > table.length)
+            throw new IllegalArgumentException(
+                    count + " prefix blocks exceed the context of " + table.length + " blocks");
         for (int i = 0; i < count; i++) {
             cache.retain(blockIds[i]);
             table[blocks++] = blockIds[i];
@@ -53,7 +71,8 @@ public final class Sequence {
 
     /** Appends a block the caller allocated (reference count handed over to this sequence). */
     public void appendOwnedBlock(int id) {
-        if (blocks == table.length) throw new IllegalStateException("sequence is at its context limit of " + table.length + " blocks");
+        if (blocks == table.length)
+            throw new IllegalStateException("sequence is at its context limit of " + table.length + " blocks");
         table[blocks++] = id;
     }
 

@@ -38,11 +38,23 @@ public final class LaneMath {
      */
     public static float sum(FloatVector v) {
         switch (L) {
-            case 16 -> { v = v.add(v.rearrange(X8)); v = v.add(v.rearrange(X4)); v = v.add(v.rearrange(X2)); v = v.add(v.rearrange(X1)); }
-            case 8 -> { v = v.add(v.rearrange(X4)); v = v.add(v.rearrange(X2)); v = v.add(v.rearrange(X1)); }
-            case 4 -> { v = v.add(v.rearrange(X2)); v = v.add(v.rearrange(X1)); }
+            case 16 -> {
+                v = v.add(v.rearrange(X8));
+                v = v.add(v.rearrange(X4));
+                v = v.add(v.rearrange(X2));
+                v = v.add(v.rearrange(X1));
+            }
+            case 8 -> {
+                v = v.add(v.rearrange(X4));
+                v = v.add(v.rearrange(X2));
+                v = v.add(v.rearrange(X1));
+            }
+            case 4 -> {
+                v = v.add(v.rearrange(X2));
+                v = v.add(v.rearrange(X1));
+            }
             case 2 -> v = v.add(v.rearrange(X1));
-            default -> { }
+            default -> {}
         }
         return v.lane(0);
     }
@@ -81,7 +93,9 @@ public final class LaneMath {
         for (; i < n; i++) x[i] = x[i] / (exp(-x[i]) + 1f) * y[i];
     }
 
-    /** {@code s[i] = e^(s[i] - max)} for i in [0, n); returns the sum of the results, added in index order in double. */
+    /**
+     * {@code s[i] = e^(s[i] - max)} for i in [0, n); returns the sum of the results, added in index order in double.
+     */
     public static double expShifted(float[] s, int n, float max) {
         int i = 0;
         FloatVector m = FloatVector.broadcast(F, max);

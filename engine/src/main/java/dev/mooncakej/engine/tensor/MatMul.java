@@ -19,8 +19,8 @@ public final class MatMul implements ParallelExecutor.RangeTask {
 
     private final ParallelExecutor executor;
     private final PreparedInput prepared;
-    private final float[][] rowBuffers;  // [worker][WEIGHT_BLOCK * maxCols]
-    private final float[][] dots;        // [worker][4]
+    private final float[][] rowBuffers; // [worker][WEIGHT_BLOCK * maxCols]
+    private final float[][] dots; // [worker][4]
     private WeightMatrix w;
     private float[] out;
     private float[] bias;
@@ -97,12 +97,22 @@ public final class MatMul implements ParallelExecutor.RangeTask {
             for (; r + 3 < nRows; r += 4) {
                 // a 2x4 register tile measured no faster and is past C2's inlining budget (it then allocates)
                 for (int o = ob; o < oe; o++) {
-                    WeightMatrix.dot4(wbuf, (o - ob) * cols, x, r * cols, (r + 1) * cols, (r + 2) * cols, (r + 3) * cols, cols, d);
+                    WeightMatrix.dot4(
+                            wbuf,
+                            (o - ob) * cols,
+                            x,
+                            r * cols,
+                            (r + 1) * cols,
+                            (r + 2) * cols,
+                            (r + 3) * cols,
+                            cols,
+                            d);
                     for (int k = 0; k < 4; k++) store((r + k) * rows + o, d[k], o);
                 }
             }
             for (; r < nRows; r++) {
-                for (int o = ob; o < oe; o++) store(r * rows + o, WeightMatrix.dot(wbuf, (o - ob) * cols, x, r * cols, cols), o);
+                for (int o = ob; o < oe; o++)
+                    store(r * rows + o, WeightMatrix.dot(wbuf, (o - ob) * cols, x, r * cols, cols), o);
             }
         }
     }

@@ -42,7 +42,9 @@ public final class ParallelExecutor implements AutoCloseable {
         }
     }
 
-    public int threads() { return threads; }
+    public int threads() {
+        return threads;
+    }
 
     /** Runs {@code task} over [0, n), split into {@code threads} contiguous parts; returns when all are done. */
     public void run(int n, RangeTask task) {

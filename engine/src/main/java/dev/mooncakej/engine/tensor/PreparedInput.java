@@ -12,7 +12,12 @@ package dev.mooncakej.engine.tensor;
  * Every kernel then takes the same float dot product of a dequantized weight row with these values.
  */
 public final class PreparedInput {
-    public enum Kind { F32, F16, BF16, Q8_0 }
+    public enum Kind {
+        F32,
+        F16,
+        BF16,
+        Q8_0
+    }
 
     final float[] values;
     private Kind kind;
@@ -33,8 +38,12 @@ public final class PreparedInput {
         int n = rows * cols;
         switch (kind) {
             case F32 -> System.arraycopy(x, 0, values, 0, n);
-            case F16 -> { for (int i = 0; i < n; i++) values[i] = Float.float16ToFloat(Float.floatToFloat16(x[i])); }
-            case BF16 -> { for (int i = 0; i < n; i++) values[i] = roundToBf16(x[i]); }
+            case F16 -> {
+                for (int i = 0; i < n; i++) values[i] = Float.float16ToFloat(Float.floatToFloat16(x[i]));
+            }
+            case BF16 -> {
+                for (int i = 0; i < n; i++) values[i] = roundToBf16(x[i]);
+            }
             case Q8_0 -> quantizeQ8(x, n);
         }
         return this;
@@ -46,7 +55,9 @@ public final class PreparedInput {
     }
 
     /** Forgets what is held, after its source changed. */
-    public void invalidate() { this.source = null; }
+    public void invalidate() {
+        this.source = null;
+    }
 
     private void quantizeQ8(float[] x, int n) {
         for (int b = 0, blocks = n / 32; b < blocks; b++) {

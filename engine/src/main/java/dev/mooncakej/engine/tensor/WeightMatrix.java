@@ -23,10 +23,12 @@ import jdk.incubator.vector.VectorSpecies;
 public final class WeightMatrix {
     static final ValueLayout.OfFloat F32 = ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
     static final ValueLayout.OfShort I16 = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
-    static final VectorSpecies<Float> F = FloatVector.SPECIES_PREFERRED.length() > 16 ? FloatVector.SPECIES_512 : FloatVector.SPECIES_PREFERRED;
+    static final VectorSpecies<Float> F =
+            FloatVector.SPECIES_PREFERRED.length() > 16 ? FloatVector.SPECIES_512 : FloatVector.SPECIES_PREFERRED;
     static final int L = F.length();
     /** Byte species with as many lanes as {@link #F}, for int8 -> float conversion. */
     static final VectorSpecies<Byte> B = VectorSpecies.of(byte.class, VectorShape.forBitSize(L * 8));
+
     private static final VectorSpecies<Byte> B16 = ByteVector.SPECIES_128;
 
     private final String name;
@@ -48,15 +50,30 @@ public final class WeightMatrix {
         this.cols = cols;
         this.rowBytes = type.byteSize(cols);
         if (data.byteSize() != rowBytes * rows) {
-            throw new IllegalArgumentException(name + ": expected " + rowBytes * rows + " bytes, found " + data.byteSize());
+            throw new IllegalArgumentException(
+                    name + ": expected " + rowBytes * rows + " bytes, found " + data.byteSize());
         }
     }
 
-    public String name() { return name; }
-    public GgmlType type() { return type; }
-    public int rows() { return rows; }
-    public int cols() { return cols; }
-    public MemorySegment data() { return data; }
+    public String name() {
+        return name;
+    }
+
+    public GgmlType type() {
+        return type;
+    }
+
+    public int rows() {
+        return rows;
+    }
+
+    public int cols() {
+        return cols;
+    }
+
+    public MemorySegment data() {
+        return data;
+    }
 
     /** The input form this matrix's kernel consumes. */
     public PreparedInput.Kind inputKind() {
@@ -86,7 +103,9 @@ public final class WeightMatrix {
     }
 
     /** True when {@link #dot(int, PreparedInput, int)} can compute a row without a dequantized copy. */
-    public boolean fusedDot() { return type == GgmlType.F32 || type == GgmlType.Q8_0 || type == GgmlType.Q4_0; }
+    public boolean fusedDot() {
+        return type == GgmlType.F32 || type == GgmlType.Q8_0 || type == GgmlType.Q4_0;
+    }
 
     /**
      * The canonical dot product every kernel reproduces: vector chunks of {@code L} lanes fused
@@ -152,7 +171,10 @@ public final class WeightMatrix {
             s2 += wi * x[x2 + i];
             s3 += wi * x[x3 + i];
         }
-        out[0] = s0; out[1] = s1; out[2] = s2; out[3] = s3;
+        out[0] = s0;
+        out[1] = s1;
+        out[2] = s2;
+        out[3] = s3;
     }
 
     /** Dequantizes row {@code o} into {@code out[outOffset ..]} (embedding look-up, batched matmul). */
@@ -183,7 +205,9 @@ public final class WeightMatrix {
             FloatVector d = FloatVector.broadcast(F, Float.float16ToFloat(data.get(I16, bo)));
             for (int p = 0; p < 32; p += L) {
                 ((FloatVector) ByteVector.fromMemorySegment(B, data, bo + 2 + p, ByteOrder.LITTLE_ENDIAN)
-                        .convertShape(VectorOperators.B2F, F, 0)).mul(d).intoArray(out, outOffset + b * 32 + p);
+                                .convertShape(VectorOperators.B2F, F, 0))
+                        .mul(d)
+                        .intoArray(out, outOffset + b * 32 + p);
             }
         }
     }
@@ -196,8 +220,12 @@ public final class WeightMatrix {
             ByteVector lo = q.and((byte) 0x0F).sub((byte) 8);
             ByteVector hi = q.lanewise(VectorOperators.LSHR, 4).and((byte) 0x0F).sub((byte) 8);
             for (int p = 0; p < 16 / L; p++) {
-                ((FloatVector) lo.convertShape(VectorOperators.B2F, F, p)).mul(d).intoArray(out, outOffset + b * 32 + p * L);
-                ((FloatVector) hi.convertShape(VectorOperators.B2F, F, p)).mul(d).intoArray(out, outOffset + b * 32 + 16 + p * L);
+                ((FloatVector) lo.convertShape(VectorOperators.B2F, F, p))
+                        .mul(d)
+                        .intoArray(out, outOffset + b * 32 + p * L);
+                ((FloatVector) hi.convertShape(VectorOperators.B2F, F, p))
+                        .mul(d)
+                        .intoArray(out, outOffset + b * 32 + 16 + p * L);
             }
         }
     }
@@ -207,11 +235,14 @@ public final class WeightMatrix {
         int i = 0;
         int upper = F.loopBound(cols);
         for (; i + L < upper; i += 2 * L) {
-            a0 = FloatVector.fromMemorySegment(F, data, off + 4L * i, ByteOrder.LITTLE_ENDIAN).fma(FloatVector.fromArray(F, x, xo + i), a0);
-            a1 = FloatVector.fromMemorySegment(F, data, off + 4L * (i + L), ByteOrder.LITTLE_ENDIAN).fma(FloatVector.fromArray(F, x, xo + i + L), a1);
+            a0 = FloatVector.fromMemorySegment(F, data, off + 4L * i, ByteOrder.LITTLE_ENDIAN)
+                    .fma(FloatVector.fromArray(F, x, xo + i), a0);
+            a1 = FloatVector.fromMemorySegment(F, data, off + 4L * (i + L), ByteOrder.LITTLE_ENDIAN)
+                    .fma(FloatVector.fromArray(F, x, xo + i + L), a1);
         }
         if (i < upper) {
-            a0 = FloatVector.fromMemorySegment(F, data, off + 4L * i, ByteOrder.LITTLE_ENDIAN).fma(FloatVector.fromArray(F, x, xo + i), a0);
+            a0 = FloatVector.fromMemorySegment(F, data, off + 4L * i, ByteOrder.LITTLE_ENDIAN)
+                    .fma(FloatVector.fromArray(F, x, xo + i), a0);
             i += L;
         }
         float s = LaneMath.sum(a0.add(a1));
@@ -228,10 +259,14 @@ public final class WeightMatrix {
             FloatVector d = FloatVector.broadcast(F, Float.float16ToFloat(data.get(I16, bo)));
             int xb = xo + (b << 5);
             for (int p = 0; p < 32; p += 2 * L) {
-                FloatVector w0 = ((FloatVector) ByteVector.fromMemorySegment(B, data, bo + 2 + p, ByteOrder.LITTLE_ENDIAN)
-                        .convertShape(VectorOperators.B2F, F, 0)).mul(d);
-                FloatVector w1 = ((FloatVector) ByteVector.fromMemorySegment(B, data, bo + 2 + p + L, ByteOrder.LITTLE_ENDIAN)
-                        .convertShape(VectorOperators.B2F, F, 0)).mul(d);
+                FloatVector w0 = ((FloatVector)
+                                ByteVector.fromMemorySegment(B, data, bo + 2 + p, ByteOrder.LITTLE_ENDIAN)
+                                        .convertShape(VectorOperators.B2F, F, 0))
+                        .mul(d);
+                FloatVector w1 = ((FloatVector)
+                                ByteVector.fromMemorySegment(B, data, bo + 2 + p + L, ByteOrder.LITTLE_ENDIAN)
+                                        .convertShape(VectorOperators.B2F, F, 0))
+                        .mul(d);
                 a0 = w0.fma(FloatVector.fromArray(F, x, xb + p), a0);
                 a1 = w1.fma(FloatVector.fromArray(F, x, xb + p + L), a1);
             }

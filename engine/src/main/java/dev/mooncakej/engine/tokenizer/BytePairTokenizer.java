@@ -17,9 +17,14 @@ import java.util.regex.Pattern;
  * lowest merge rank (leftmost first on ties) until no merge applies.
  */
 public final class BytePairTokenizer implements Tokenizer {
-    static final String GPT2_PATTERN = "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+";
-    static final String LLAMA3_PATTERN = "(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
-    static final String QWEN2_PATTERN = "(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+    static final String GPT2_PATTERN =
+            "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+";
+    static final String LLAMA3_PATTERN =
+            "(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| "
+                    + "?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+    static final String QWEN2_PATTERN =
+            "(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| "
+                    + "?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
 
     private static final char[] BYTE_TO_CHAR = new char[256];
     private static final int[] CHAR_TO_BYTE = new int[512];
@@ -48,16 +53,20 @@ public final class BytePairTokenizer implements Tokenizer {
             String m = merges[i];
             int sp = m.indexOf(' ', 1);
             if (sp <= 0 || sp == m.length() - 1) {
-                throw f.bad("tokenizer.ggml.merges[" + i + "]", "expected two symbols separated by one space, found '" + m + "'");
+                throw f.bad(
+                        "tokenizer.ggml.merges[" + i + "]",
+                        "expected two symbols separated by one space, found '" + m + "'");
             }
             mergeRanks.putIfAbsent(m, i);
         }
         String pre = f.has("tokenizer.ggml.pre") ? f.getString("tokenizer.ggml.pre") : "gpt-2";
-        this.pretokenizer = Pattern.compile(switch (pre) {
-            case "llama-bpe", "llama3", "smaug-bpe" -> LLAMA3_PATTERN;
-            case "qwen2", "deepseek-llm" -> QWEN2_PATTERN;
-            default -> GPT2_PATTERN;
-        }, Pattern.UNICODE_CHARACTER_CLASS);
+        this.pretokenizer = Pattern.compile(
+                switch (pre) {
+                    case "llama-bpe", "llama3", "smaug-bpe" -> LLAMA3_PATTERN;
+                    case "qwen2", "deepseek-llm" -> QWEN2_PATTERN;
+                    default -> GPT2_PATTERN;
+                },
+                Pattern.UNICODE_CHARACTER_CLASS);
         this.tokenBytes = new byte[vocab.tokens.length][];
         for (int i = 0; i < vocab.tokens.length; i++) tokenBytes[i] = bytesOf(i);
     }
@@ -84,14 +93,45 @@ public final class BytePairTokenizer implements Tokenizer {
         return sb.toString();
     }
 
-    @Override public int vocabSize() { return vocab.tokens.length; }
-    @Override public byte[] tokenBytes(int id) { return tokenBytes[id]; }
-    @Override public String tokenText(int id) { return vocab.tokens[id]; }
-    @Override public int tokenType(int id) { return vocab.types[id]; }
-    @Override public int bos() { return vocab.bos; }
-    @Override public int eos() { return vocab.eos; }
-    @Override public boolean addBos() { return vocab.addBos; }
-    @Override public boolean isEndOfGeneration(int id) { return vocab.isEndOfGeneration(id); }
+    @Override
+    public int vocabSize() {
+        return vocab.tokens.length;
+    }
+
+    @Override
+    public byte[] tokenBytes(int id) {
+        return tokenBytes[id];
+    }
+
+    @Override
+    public String tokenText(int id) {
+        return vocab.tokens[id];
+    }
+
+    @Override
+    public int tokenType(int id) {
+        return vocab.types[id];
+    }
+
+    @Override
+    public int bos() {
+        return vocab.bos;
+    }
+
+    @Override
+    public int eos() {
+        return vocab.eos;
+    }
+
+    @Override
+    public boolean addBos() {
+        return vocab.addBos;
+    }
+
+    @Override
+    public boolean isEndOfGeneration(int id) {
+        return vocab.isEndOfGeneration(id);
+    }
 
     @Override
     public int[] encode(String text) {
@@ -132,7 +172,10 @@ public final class BytePairTokenizer implements Tokenizer {
             int best = -1, bestRank = Integer.MAX_VALUE;
             for (int i = 0; i + 1 < symbols.size(); i++) {
                 Integer r = mergeRanks.get(symbols.get(i) + " " + symbols.get(i + 1));
-                if (r != null && r < bestRank) { bestRank = r; best = i; }
+                if (r != null && r < bestRank) {
+                    bestRank = r;
+                    best = i;
+                }
             }
             if (best < 0) break;
             symbols.set(best, symbols.get(best) + symbols.get(best + 1));
@@ -141,7 +184,10 @@ public final class BytePairTokenizer implements Tokenizer {
         IntList ids = new IntList();
         for (String s : symbols) {
             Integer id = vocab.ids.get(s);
-            if (id != null) { ids.add(id); continue; }
+            if (id != null) {
+                ids.add(id);
+                continue;
+            }
             for (int i = 0; i < s.length(); i++) { // fall back to single byte-symbols
                 Integer b = vocab.ids.get(String.valueOf(s.charAt(i)));
                 ids.add(b != null ? b : Math.max(vocab.unknown, 0));

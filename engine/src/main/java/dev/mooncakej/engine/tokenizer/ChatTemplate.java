@@ -25,24 +25,34 @@ public final class ChatTemplate {
         this.template = template;
         this.bosToken = bosToken == null ? "" : bosToken;
         this.eosToken = eosToken == null ? "" : eosToken;
-        this.jinjava = new Jinjava(JinjavaConfig.newBuilder().withTrimBlocks(true).withLstripBlocks(true)
-                .withFailOnUnknownTokens(false).build());
+        this.jinjava = new Jinjava(JinjavaConfig.newBuilder()
+                .withTrimBlocks(true)
+                .withLstripBlocks(true)
+                .withFailOnUnknownTokens(false)
+                .build());
     }
 
-    public String template() { return template; }
+    public String template() {
+        return template;
+    }
 
     /** Renders the conversation; fails with a message naming the template problem. */
     public String render(List<Message> messages, boolean addGenerationPrompt) {
-        List<Map<String, Object>> msgs = messages.stream().map(m -> Map.<String, Object>of("role", m.role(), "content", m.content())).toList();
+        List<Map<String, Object>> msgs = messages.stream()
+                .map(m -> Map.<String, Object>of("role", m.role(), "content", m.content()))
+                .toList();
         Map<String, Object> ctx = new HashMap<>();
         ctx.put("messages", msgs);
         ctx.put("add_generation_prompt", addGenerationPrompt);
         ctx.put("bos_token", bosToken);
         ctx.put("eos_token", eosToken);
         RenderResult r = jinjava.renderForResult(template, ctx);
-        List<TemplateError> fatal = r.getErrors().stream().filter(e -> e.getSeverity() == TemplateError.ErrorType.FATAL).toList();
+        List<TemplateError> fatal = r.getErrors().stream()
+                .filter(e -> e.getSeverity() == TemplateError.ErrorType.FATAL)
+                .toList();
         if (!fatal.isEmpty()) {
-            throw new IllegalArgumentException("chat template failed to render: " + fatal.get(0).getMessage());
+            throw new IllegalArgumentException(
+                    "chat template failed to render: " + fatal.get(0).getMessage());
         }
         return r.getOutput();
     }

@@ -14,7 +14,11 @@ final class IntList {
         for (int v : vs) add(v);
     }
 
-    int size() { return n; }
+    int size() {
+        return n;
+    }
 
-    int[] toArray() { return java.util.Arrays.copyOf(a, n); }
+    int[] toArray() {
+        return java.util.Arrays.copyOf(a, n);
+    }
 }

@@ -22,7 +22,8 @@ public final class SentencePieceTokenizer implements Tokenizer {
 
     SentencePieceTokenizer(Vocabulary vocab, GgufFile f) {
         this.vocab = vocab;
-        this.addSpacePrefix = !f.has("tokenizer.ggml.add_space_prefix") || (Boolean) f.metadata().get("tokenizer.ggml.add_space_prefix");
+        this.addSpacePrefix = !f.has("tokenizer.ggml.add_space_prefix")
+                || (Boolean) f.metadata().get("tokenizer.ggml.add_space_prefix");
         for (int b = 0; b < 256; b++) {
             Integer id = vocab.ids.get(String.format("<0x%02X>", b));
             byteTokens[b] = id == null ? -1 : id;
@@ -35,19 +36,50 @@ public final class SentencePieceTokenizer implements Tokenizer {
         String s = vocab.tokens[id];
         return switch (vocab.types[id]) {
             case TYPE_CONTROL, TYPE_UNKNOWN -> new byte[0];
-            case TYPE_BYTE -> new byte[]{(byte) Integer.parseInt(s.substring(3, 5), 16)};
+            case TYPE_BYTE -> new byte[] {(byte) Integer.parseInt(s.substring(3, 5), 16)};
             default -> s.replace(SPACE, ' ').getBytes(StandardCharsets.UTF_8);
         };
     }
 
-    @Override public int vocabSize() { return vocab.tokens.length; }
-    @Override public byte[] tokenBytes(int id) { return tokenBytes[id]; }
-    @Override public String tokenText(int id) { return vocab.tokens[id]; }
-    @Override public int tokenType(int id) { return vocab.types[id]; }
-    @Override public int bos() { return vocab.bos; }
-    @Override public int eos() { return vocab.eos; }
-    @Override public boolean addBos() { return vocab.addBos; }
-    @Override public boolean isEndOfGeneration(int id) { return vocab.isEndOfGeneration(id); }
+    @Override
+    public int vocabSize() {
+        return vocab.tokens.length;
+    }
+
+    @Override
+    public byte[] tokenBytes(int id) {
+        return tokenBytes[id];
+    }
+
+    @Override
+    public String tokenText(int id) {
+        return vocab.tokens[id];
+    }
+
+    @Override
+    public int tokenType(int id) {
+        return vocab.types[id];
+    }
+
+    @Override
+    public int bos() {
+        return vocab.bos;
+    }
+
+    @Override
+    public int eos() {
+        return vocab.eos;
+    }
+
+    @Override
+    public boolean addBos() {
+        return vocab.addBos;
+    }
+
+    @Override
+    public boolean isEndOfGeneration(int id) {
+        return vocab.isEndOfGeneration(id);
+    }
 
     @Override
     public String decode(int[] ids, int from, int to) {
@@ -69,7 +101,11 @@ public final class SentencePieceTokenizer implements Tokenizer {
         List<int[]> parts = vocab.splitSpecials(text, plain);
         boolean prevSpecial = true;
         for (int i = 0; i < parts.size(); i++) {
-            if (parts.get(i)[0] >= 0) { out.add(parts.get(i)[0]); prevSpecial = true; continue; }
+            if (parts.get(i)[0] >= 0) {
+                out.add(parts.get(i)[0]);
+                prevSpecial = true;
+                continue;
+            }
             encodeFragment(addSpacePrefix && prevSpecial ? " " + plain.get(i) : plain.get(i), out);
             prevSpecial = false;
         }
@@ -86,12 +122,17 @@ public final class SentencePieceTokenizer implements Tokenizer {
         int n = sym.size();
         String[] s = sym.toArray(new String[0]);
         int[] prev = new int[n], next = new int[n];
-        for (int i = 0; i < n; i++) { prev[i] = i - 1; next[i] = i + 1 < n ? i + 1 : -1; }
-        PriorityQueue<Bigram> queue = new PriorityQueue<>((a, b) -> a.score != b.score ? Float.compare(b.score, a.score) : Integer.compare(a.left, b.left));
+        for (int i = 0; i < n; i++) {
+            prev[i] = i - 1;
+            next[i] = i + 1 < n ? i + 1 : -1;
+        }
+        PriorityQueue<Bigram> queue = new PriorityQueue<>(
+                (a, b) -> a.score != b.score ? Float.compare(b.score, a.score) : Integer.compare(a.left, b.left));
         for (int i = 1; i < n; i++) addBigram(queue, s, i - 1, i);
         while (!queue.isEmpty()) {
             Bigram bg = queue.poll();
-            if (s[bg.left] == null || s[bg.right] == null || s[bg.left].length() + s[bg.right].length() != bg.size) continue;
+            if (s[bg.left] == null || s[bg.right] == null || s[bg.left].length() + s[bg.right].length() != bg.size)
+                continue;
             s[bg.left] = s[bg.left] + s[bg.right];
             s[bg.right] = null;
             next[bg.left] = next[bg.right];
@@ -101,7 +142,10 @@ public final class SentencePieceTokenizer implements Tokenizer {
         }
         for (int i = 0; i >= 0 && i < n; i = next[i]) {
             Integer id = vocab.ids.get(s[i]);
-            if (id != null) { out.add(id); continue; }
+            if (id != null) {
+                out.add(id);
+                continue;
+            }
             for (byte b : s[i].getBytes(StandardCharsets.UTF_8)) {
                 int bt = byteTokens[b & 0xFF];
                 out.add(bt >= 0 ? bt : Math.max(vocab.unknown, 0));

@@ -38,7 +38,9 @@ public interface Tokenizer {
     /** True when the id ends generation (EOS, end-of-turn or another end-of-generation token). */
     boolean isEndOfGeneration(int id);
 
-    default String decode(int[] ids) { return decode(ids, 0, ids.length); }
+    default String decode(int[] ids) {
+        return decode(ids, 0, ids.length);
+    }
 
     default String decode(int[] ids, int from, int to) {
         java.io.ByteArrayOutputStream out = new java.io.ByteArrayOutputStream();
@@ -50,9 +52,14 @@ public interface Tokenizer {
     static Tokenizer from(GgufFile f) {
         String model = f.getString("tokenizer.ggml.model");
         return switch (model) {
-            case "gpt2" -> new BytePairTokenizer(Vocabulary.from(f), f.getArray("tokenizer.ggml.merges", String[].class), f);
+            case "gpt2" ->
+                new BytePairTokenizer(Vocabulary.from(f), f.getArray("tokenizer.ggml.merges", String[].class), f);
             case "llama" -> new SentencePieceTokenizer(Vocabulary.from(f), f);
-            default -> throw f.bad("tokenizer.ggml.model", "tokenizer '" + model + "' is not supported; expected 'gpt2' (byte-level BPE) or 'llama' (SentencePiece)");
+            default ->
+                throw f.bad(
+                        "tokenizer.ggml.model",
+                        "tokenizer '" + model
+                                + "' is not supported; expected 'gpt2' (byte-level BPE) or 'llama' (SentencePiece)");
         };
     }
 }

@@ -21,7 +21,8 @@ final class Vocabulary {
     /** Control and user-defined token strings, longest first, for splitting text around them. */
     final List<String> specials;
 
-    private Vocabulary(String[] tokens, int[] types, float[] scores, int bos, int eos, int eot, int unknown, boolean addBos) {
+    private Vocabulary(
+            String[] tokens, int[] types, float[] scores, int bos, int eos, int eot, int unknown, boolean addBos) {
         this.tokens = tokens;
         this.types = types;
         this.scores = scores;
@@ -34,7 +35,8 @@ final class Vocabulary {
         this.addBos = addBos;
         List<String> sp = new ArrayList<>();
         for (int i = 0; i < tokens.length; i++) {
-            if ((types[i] == Tokenizer.TYPE_CONTROL || types[i] == Tokenizer.TYPE_USER_DEFINED) && !tokens[i].isEmpty()) sp.add(tokens[i]);
+            if ((types[i] == Tokenizer.TYPE_CONTROL || types[i] == Tokenizer.TYPE_USER_DEFINED) && !tokens[i].isEmpty())
+                sp.add(tokens[i]);
         }
         sp.sort(Comparator.comparingInt(String::length).reversed());
         this.specials = List.copyOf(sp);
@@ -47,21 +49,29 @@ final class Vocabulary {
         if (f.has("tokenizer.ggml.token_type")) {
             types = f.getArray("tokenizer.ggml.token_type", int[].class);
             if (types.length != tokens.length) {
-                throw f.bad("tokenizer.ggml.token_type", "expected " + tokens.length + " entries (one per token), found " + types.length);
+                throw f.bad(
+                        "tokenizer.ggml.token_type",
+                        "expected " + tokens.length + " entries (one per token), found " + types.length);
             }
         } else {
             types = new int[tokens.length];
             java.util.Arrays.fill(types, Tokenizer.TYPE_NORMAL);
         }
-        float[] scores = f.has("tokenizer.ggml.scores") ? f.getArray("tokenizer.ggml.scores", float[].class) : new float[tokens.length];
+        float[] scores = f.has("tokenizer.ggml.scores")
+                ? f.getArray("tokenizer.ggml.scores", float[].class)
+                : new float[tokens.length];
         if (scores.length != tokens.length) {
-            throw f.bad("tokenizer.ggml.scores", "expected " + tokens.length + " entries (one per token), found " + scores.length);
+            throw f.bad(
+                    "tokenizer.ggml.scores",
+                    "expected " + tokens.length + " entries (one per token), found " + scores.length);
         }
         int bos = special(f, "tokenizer.ggml.bos_token_id", tokens.length);
         int eos = special(f, "tokenizer.ggml.eos_token_id", tokens.length);
         int eot = special(f, "tokenizer.ggml.eot_token_id", tokens.length);
         int unk = special(f, "tokenizer.ggml.unknown_token_id", tokens.length);
-        boolean addBos = f.has("tokenizer.ggml.add_bos_token") ? (Boolean) f.metadata().get("tokenizer.ggml.add_bos_token") : false;
+        boolean addBos = f.has("tokenizer.ggml.add_bos_token")
+                ? (Boolean) f.metadata().get("tokenizer.ggml.add_bos_token")
+                : false;
         return new Vocabulary(tokens, types, scores, bos, eos, eot, unk, addBos);
     }
 
@@ -81,9 +91,12 @@ final class Vocabulary {
         while (i < text.length()) {
             for (String s : specials) {
                 if (text.startsWith(s, i)) {
-                    if (i > start) { plainOut.add(text.substring(start, i)); parts.add(new int[]{-1}); }
+                    if (i > start) {
+                        plainOut.add(text.substring(start, i));
+                        parts.add(new int[] {-1});
+                    }
                     plainOut.add(null);
-                    parts.add(new int[]{ids.get(s)});
+                    parts.add(new int[] {ids.get(s)});
                     i += s.length();
                     start = i;
                     continue outer;
@@ -91,7 +104,10 @@ final class Vocabulary {
             }
             i++;
         }
-        if (start < text.length()) { plainOut.add(text.substring(start)); parts.add(new int[]{-1}); }
+        if (start < text.length()) {
+            plainOut.add(text.substring(start));
+            parts.add(new int[] {-1});
+        }
         return parts;
     }
 }

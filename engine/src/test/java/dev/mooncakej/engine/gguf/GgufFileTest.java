@@ -35,7 +35,16 @@ class GgufFileTest {
             assertThat(q.data().byteSize()).isEqualTo(64 * 64 * 4);
             assertThat(f.dataStart() % 32).isZero();
             for (GgufTensor t : f.tensors().values()) {
-                assertThat((t.data().address() - f.tensors().values().iterator().next().data().address()) % 32).as("alignment of " + t.name()).isZero();
+                assertThat((t.data().address()
+                                        - f.tensors()
+                                                .values()
+                                                .iterator()
+                                                .next()
+                                                .data()
+                                                .address())
+                                % 32)
+                        .as("alignment of " + t.name())
+                        .isZero();
             }
         }
     }
@@ -43,9 +52,17 @@ class GgufFileTest {
     @Test
     void writerAndReaderAgreeOnEveryValueType() {
         Path p = dir.resolve("values.gguf");
-        new GgufWriter().putString("s", "héllo").putU32("u", 4_000_000_000L).putI32("i", -5).putF32("f", 1.5f).putBool("b", true)
-                .putStrings("as", new String[]{"a", "", "ü"}).putI32s("ai", new int[]{1, -2}).putF32s("af", new float[]{0.25f})
-                .addTensor("t", new long[]{32, 2}, GgmlType.Q8_0, new byte[68]).write(p);
+        new GgufWriter()
+                .putString("s", "héllo")
+                .putU32("u", 4_000_000_000L)
+                .putI32("i", -5)
+                .putF32("f", 1.5f)
+                .putBool("b", true)
+                .putStrings("as", new String[] {"a", "", "ü"})
+                .putI32s("ai", new int[] {1, -2})
+                .putF32s("af", new float[] {0.25f})
+                .addTensor("t", new long[] {32, 2}, GgmlType.Q8_0, new byte[68])
+                .write(p);
         try (GgufFile f = GgufFile.open(p)) {
             assertThat(f.getString("s")).isEqualTo("héllo");
             assertThat(f.getLong("u")).isEqualTo(4_000_000_000L);
@@ -62,15 +79,20 @@ class GgufFileTest {
     @Test
     void missingFileSaysHowToGetOne() {
         assertThatThrownBy(() -> GgufFile.open(dir.resolve("nope.gguf")))
-                .isInstanceOf(GgufFormatException.class).hasMessageContaining("nope.gguf").hasMessageContaining("model generate");
+                .isInstanceOf(GgufFormatException.class)
+                .hasMessageContaining("nope.gguf")
+                .hasMessageContaining("model generate");
     }
 
     @Test
     void badMagicNamesTheField() throws IOException {
         Path p = dir.resolve("bad.gguf");
         Files.writeString(p, "this is not a model at all, just text");
-        assertThatThrownBy(() -> GgufFile.open(p)).isInstanceOf(GgufFormatException.class)
-                .hasMessageContaining(p.toString()).hasMessageContaining("magic").hasMessageContaining("GGUF");
+        assertThatThrownBy(() -> GgufFile.open(p))
+                .isInstanceOf(GgufFormatException.class)
+                .hasMessageContaining(p.toString())
+                .hasMessageContaining("magic")
+                .hasMessageContaining("GGUF");
     }
 
     @Test
@@ -78,7 +100,9 @@ class GgufFileTest {
         byte[] b = Files.readAllBytes(TestModels.tiny());
         ByteBuffer.wrap(b).order(ByteOrder.LITTLE_ENDIAN).putInt(4, 7);
         Path p = write("v7.gguf", b);
-        assertThatThrownBy(() -> GgufFile.open(p)).hasMessageContaining("version").hasMessageContaining("found 7");
+        assertThatThrownBy(() -> GgufFile.open(p))
+                .hasMessageContaining("version")
+                .hasMessageContaining("found 7");
     }
 
     @Test
@@ -88,10 +112,14 @@ class GgufFileTest {
         try (GgufFile f = GgufFile.open(TestModels.tiny())) {
             dataStart = f.dataStart();
         }
-        int[] cuts = {0, 3, 7, 15, 23, 40, 100, 1000, 5000, (int) dataStart - 1, (int) dataStart + 10, b.length / 2, b.length - 1};
+        int[] cuts = {
+            0, 3, 7, 15, 23, 40, 100, 1000, 5000, (int) dataStart - 1, (int) dataStart + 10, b.length / 2, b.length - 1
+        };
         for (int cut : cuts) {
             Path p = write("cut" + cut + ".gguf", Arrays.copyOf(b, cut));
-            assertThatThrownBy(() -> GgufFile.open(p)).as("cut at %d", cut).isInstanceOf(GgufFormatException.class)
+            assertThatThrownBy(() -> GgufFile.open(p))
+                    .as("cut at %d", cut)
+                    .isInstanceOf(GgufFormatException.class)
                     .hasMessageContaining(p.toString());
         }
     }
@@ -100,39 +128,52 @@ class GgufFileTest {
     void tensorDataPastTheEndIsReportedAsTruncated() throws IOException {
         byte[] b = Files.readAllBytes(TestModels.tiny());
         Path p = write("short.gguf", Arrays.copyOf(b, b.length - 100));
-        assertThatThrownBy(() -> GgufFile.open(p)).hasMessageContaining("output.weight").hasMessageContaining("truncated");
+        assertThatThrownBy(() -> GgufFile.open(p))
+                .hasMessageContaining("output.weight")
+                .hasMessageContaining("truncated");
     }
 
     @Test
     void unsupportedTensorTypeIsNamed() throws IOException {
         Path p = dir.resolve("q4k.gguf");
-        new GgufWriter().putString("general.architecture", "llama").addTensor("w", new long[]{32}, GgmlType.F32, new byte[128]).write(p);
+        new GgufWriter()
+                .putString("general.architecture", "llama")
+                .addTensor("w", new long[] {32}, GgmlType.F32, new byte[128])
+                .write(p);
         byte[] b = Files.readAllBytes(p);
         int at = indexOf(b, "w".getBytes(StandardCharsets.UTF_8), 60) + 1 + 4 + 8; // name, n_dims, dims[0]
         ByteBuffer.wrap(b).order(ByteOrder.LITTLE_ENDIAN).putInt(at, 12); // Q4_K
         Path bad = write("q4k-bad.gguf", b);
-        assertThatThrownBy(() -> GgufFile.open(bad)).hasMessageContaining("tensor 'w' type").hasMessageContaining("Q4_K")
+        assertThatThrownBy(() -> GgufFile.open(bad))
+                .hasMessageContaining("tensor 'w' type")
+                .hasMessageContaining("Q4_K")
                 .hasMessageContaining("F32, F16, BF16, Q8_0, Q4_0");
     }
 
     @Test
     void misalignedOrHugeOffsetsAreRefused() throws IOException {
         Path p = dir.resolve("off.gguf");
-        new GgufWriter().addTensor("w", new long[]{32}, GgmlType.F32, new byte[128]).write(p);
+        new GgufWriter()
+                .addTensor("w", new long[] {32}, GgmlType.F32, new byte[128])
+                .write(p);
         byte[] b = Files.readAllBytes(p);
         int at = indexOf(b, "w".getBytes(StandardCharsets.UTF_8), 20) + 1 + 4 + 8 + 4; // ... type, then offset
         ByteBuffer.wrap(b).order(ByteOrder.LITTLE_ENDIAN).putLong(at, 3);
         Path p1 = write("off3.gguf", b);
-        assertThatThrownBy(() -> GgufFile.open(p1)).hasMessageContaining("offset").hasMessageContaining("multiple of the alignment");
+        assertThatThrownBy(() -> GgufFile.open(p1))
+                .hasMessageContaining("offset")
+                .hasMessageContaining("multiple of the alignment");
         ByteBuffer.wrap(b).order(ByteOrder.LITTLE_ENDIAN).putLong(at, 1L << 40);
         Path p2 = write("offhuge.gguf", b);
-        assertThatThrownBy(() -> GgufFile.open(p2)).hasMessageContaining("tensor 'w' data").hasMessageContaining("truncated or corrupt");
+        assertThatThrownBy(() -> GgufFile.open(p2))
+                .hasMessageContaining("tensor 'w' data")
+                .hasMessageContaining("truncated or corrupt");
     }
 
     @Test
     void hugeStringLengthOrArrayCountIsRefusedWithoutAllocating() throws IOException {
         Path p = dir.resolve("s.gguf");
-        new GgufWriter().putStrings("k", new String[]{"x"}).write(p);
+        new GgufWriter().putStrings("k", new String[] {"x"}).write(p);
         byte[] b = Files.readAllBytes(p);
         ByteBuffer bb = ByteBuffer.wrap(b).order(ByteOrder.LITTLE_ENDIAN);
         int countAt = 24 + 8 + 1 + 4 + 4; // header, key length, "k", value type, item type
@@ -142,17 +183,26 @@ class GgufFileTest {
         bb.putLong(countAt, 1);
         bb.putLong(countAt + 8, 1L << 50); // the string's length
         Path p2 = write("len.gguf", b);
-        assertThatThrownBy(() -> GgufFile.open(p2)).hasMessageContaining("metadata 'k'[0]").hasMessageContaining("past the end");
+        assertThatThrownBy(() -> GgufFile.open(p2))
+                .hasMessageContaining("metadata 'k'[0]")
+                .hasMessageContaining("past the end");
     }
 
     @Test
     void unknownArchitectureIsNamedWithTheSupportedOnes() {
         Path p = dir.resolve("gpt.gguf");
-        new GgufWriter().putString("general.architecture", "gptneox").putStrings("tokenizer.ggml.tokens", new String[]{"a"})
-                .putString("tokenizer.ggml.model", "gpt2").putStrings("tokenizer.ggml.merges", new String[0]).write(p);
+        new GgufWriter()
+                .putString("general.architecture", "gptneox")
+                .putStrings("tokenizer.ggml.tokens", new String[] {"a"})
+                .putString("tokenizer.ggml.model", "gpt2")
+                .putStrings("tokenizer.ggml.merges", new String[0])
+                .write(p);
         assertThatThrownBy(() -> new LlamaEngine(LlamaEngine.Config.of(p)))
-                .hasMessageContaining(p.toString()).hasMessageContaining("general.architecture").hasMessageContaining("gptneox")
-                .hasMessageContaining("llama").hasMessageContaining("qwen2");
+                .hasMessageContaining(p.toString())
+                .hasMessageContaining("general.architecture")
+                .hasMessageContaining("gptneox")
+                .hasMessageContaining("llama")
+                .hasMessageContaining("qwen2");
     }
 
     @Test
@@ -160,11 +210,15 @@ class GgufFileTest {
         try (GgufFile f = GgufFile.open(TestModels.tiny())) {
             GgufWriter w = new GgufWriter();
             f.metadata().forEach((k, v) -> copy(w, k, v));
-            f.tensors().values().stream().filter(t -> !t.name().equals("blk.1.ffn_up.weight"))
-                    .forEach(t -> w.addTensor(t.name(), t.dims(), t.type(), t.data().toArray(java.lang.foreign.ValueLayout.JAVA_BYTE)));
+            f.tensors().values().stream()
+                    .filter(t -> !t.name().equals("blk.1.ffn_up.weight"))
+                    .forEach(t -> w.addTensor(
+                            t.name(), t.dims(), t.type(), t.data().toArray(java.lang.foreign.ValueLayout.JAVA_BYTE)));
             Path p = dir.resolve("missing.gguf");
             w.write(p);
-            assertThatThrownBy(() -> new LlamaEngine(LlamaEngine.Config.of(p))).hasMessageContaining("blk.1.ffn_up.weight").hasMessageContaining("missing");
+            assertThatThrownBy(() -> new LlamaEngine(LlamaEngine.Config.of(p)))
+                    .hasMessageContaining("blk.1.ffn_up.weight")
+                    .hasMessageContaining("missing");
         }
     }
 
@@ -183,9 +237,13 @@ class GgufFileTest {
             int flips = 1 + rnd.nextInt(4);
             for (int k = 0; k < flips; k++) b[rnd.nextInt((int) dataStart)] = (byte) rnd.nextInt(256);
             Path p = write("fuzz.gguf", b);
-            try (LlamaEngine e = new LlamaEngine(LlamaEngine.Config.of(p).withThreads(1).withKvBlocks(8))) {
+            try (LlamaEngine e =
+                    new LlamaEngine(LlamaEngine.Config.of(p).withThreads(1).withKvBlocks(8))) {
                 clean++;
-            } catch (GgufFormatException | IllegalArgumentException | IllegalStateException | ArithmeticException expected) {
+            } catch (GgufFormatException
+                    | IllegalArgumentException
+                    | IllegalStateException
+                    | ArithmeticException expected) {
                 assertThat(expected.getMessage()).isNotBlank();
                 refused++;
             }

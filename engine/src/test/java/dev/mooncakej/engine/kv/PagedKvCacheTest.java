@@ -20,7 +20,8 @@ class PagedKvCacheTest {
             assertThat(c.layerOffset(2, 1)).isEqualTo(2 * layout.blockBytes() + layout.layerBytes());
             assertThat(c.layer(2, 1).address()).isEqualTo(c.slab().address() + c.layerOffset(2, 1));
             assertThat(c.layer(3, 2).byteSize()).isEqualTo(layout.layerBytes());
-            assertThat(c.block(3).address() + c.block(3).byteSize()).isEqualTo(c.slab().address() + c.slab().byteSize());
+            assertThat(c.block(3).address() + c.block(3).byteSize())
+                    .isEqualTo(c.slab().address() + c.slab().byteSize());
         }
     }
 
@@ -46,14 +47,19 @@ class PagedKvCacheTest {
             assertThat(c.freeBlocks()).isEqualTo(1);
             assertThat(c.release(id)).isZero();
             assertThat(c.freeBlocks()).isEqualTo(2);
-            assertThatThrownBy(() -> c.release(id)).isInstanceOf(IllegalStateException.class).hasMessageContaining("not allocated");
-            assertThatThrownBy(() -> c.retain(7)).isInstanceOf(IllegalArgumentException.class).hasMessageContaining("out of range");
+            assertThatThrownBy(() -> c.release(id))
+                    .isInstanceOf(IllegalStateException.class)
+                    .hasMessageContaining("not allocated");
+            assertThatThrownBy(() -> c.retain(7))
+                    .isInstanceOf(IllegalArgumentException.class)
+                    .hasMessageContaining("out of range");
         }
     }
 
     @Test
     void exportAndImportMoveExactlyOneLayer() {
-        try (PagedKvCache c = new PagedKvCache(layout, 2); java.lang.foreign.Arena a = java.lang.foreign.Arena.ofConfined()) {
+        try (PagedKvCache c = new PagedKvCache(layout, 2);
+                java.lang.foreign.Arena a = java.lang.foreign.Arena.ofConfined()) {
             int src = c.allocate(), dst = c.allocate();
             var seg = c.layer(src, 1);
             for (long i = 0; i < seg.byteSize(); i++) seg.set(java.lang.foreign.ValueLayout.JAVA_BYTE, i, (byte) i);
@@ -61,14 +67,18 @@ class PagedKvCacheTest {
             c.exportLayer(src, 1, wire);
             c.importLayer(dst, 1, wire);
             assertThat(c.layer(dst, 1).mismatch(seg)).isEqualTo(-1);
-            assertThat(c.layer(dst, 0).toArray(java.lang.foreign.ValueLayout.JAVA_BYTE)).containsOnly((byte) 0);
-            assertThat(c.layer(dst, 2).toArray(java.lang.foreign.ValueLayout.JAVA_BYTE)).containsOnly((byte) 0);
+            assertThat(c.layer(dst, 0).toArray(java.lang.foreign.ValueLayout.JAVA_BYTE))
+                    .containsOnly((byte) 0);
+            assertThat(c.layer(dst, 2).toArray(java.lang.foreign.ValueLayout.JAVA_BYTE))
+                    .containsOnly((byte) 0);
         }
     }
 
     @Test
     void badLayoutValuesAreNamed() {
-        assertThatThrownBy(() -> new KvCacheLayout(1, 1, 1, 0)).hasMessageContaining("kv block size").hasMessageContaining("got 0");
+        assertThatThrownBy(() -> new KvCacheLayout(1, 1, 1, 0))
+                .hasMessageContaining("kv block size")
+                .hasMessageContaining("got 0");
         assertThatThrownBy(() -> new PagedKvCache(layout, 0)).hasMessageContaining("at least 1 block");
     }
 }

@@ -20,11 +20,15 @@ class ContinuousBatchingTest {
 
     @Test
     void batchOfEightSequencesOfDifferentLengthsDecodesLikeEachAlone() {
-        try (LlamaEngine engine = new LlamaEngine(LlamaEngine.Config.of(TestModels.tiny()).withKvBlocks(512))) {
+        try (LlamaEngine engine =
+                new LlamaEngine(LlamaEngine.Config.of(TestModels.tiny()).withKvBlocks(512))) {
             int vocab = engine.info().vocabSize();
             List<int[]> prompts = new ArrayList<>();
-            for (int i = 0; i < SEQUENCES; i++) prompts.add(engine.tokenizer().encode(TestPrompts.TWENTY.get(i * 2 + 1)));
-            assertThat(prompts.stream().mapToInt(p -> p.length).distinct().count()).as("distinct prompt lengths").isGreaterThan(4);
+            for (int i = 0; i < SEQUENCES; i++)
+                prompts.add(engine.tokenizer().encode(TestPrompts.TWENTY.get(i * 2 + 1)));
+            assertThat(prompts.stream().mapToInt(p -> p.length).distinct().count())
+                    .as("distinct prompt lengths")
+                    .isGreaterThan(4);
 
             int[][] alone = new int[SEQUENCES][STEPS];
             float[][] aloneLastLogits = new float[SEQUENCES][];
@@ -75,8 +79,11 @@ class ContinuousBatchingTest {
                     next[i] = Sampler.argmax(batch.logits(), batch.logitsOffset(rowOf[i]), vocab);
                     produced[i]++;
                     if (produced[i] == STEPS) {
-                        float[] l = java.util.Arrays.copyOfRange(batch.logits(), batch.logitsOffset(rowOf[i]), batch.logitsOffset(rowOf[i]) + vocab);
-                        assertThat(l).as("last logits of sequence %d, batched vs alone", i).containsExactly(aloneLastLogits[i]);
+                        float[] l = java.util.Arrays.copyOfRange(
+                                batch.logits(), batch.logitsOffset(rowOf[i]), batch.logitsOffset(rowOf[i]) + vocab);
+                        assertThat(l)
+                                .as("last logits of sequence %d, batched vs alone", i)
+                                .containsExactly(aloneLastLogits[i]);
                         seqs[i].release(); // leaves the batch
                     }
                 }
@@ -90,18 +97,22 @@ class ContinuousBatchingTest {
 
     @Test
     void aSequenceThatRunsOutOfKvBlocksIsReportedAndTheOthersGoOn() {
-        try (LlamaEngine engine = new LlamaEngine(LlamaEngine.Config.of(TestModels.tiny()).withBlockTokens(8).withKvBlocks(3))) {
+        try (LlamaEngine engine = new LlamaEngine(
+                LlamaEngine.Config.of(TestModels.tiny()).withBlockTokens(8).withKvBlocks(3))) {
             int vocab = engine.info().vocabSize();
             Sequence a = engine.newSequence();
             Sequence b = engine.newSequence();
-            engine.prefill(a, new int[]{1, 2, 3, 4, 5, 6, 7, 8}, PrefillOptions.DEFAULT, new float[vocab]); // 1 block, full
-            engine.prefill(b, new int[]{1, 2, 3}, PrefillOptions.DEFAULT, new float[vocab]);                // 1 block
+            engine.prefill(
+                    a, new int[] {1, 2, 3, 4, 5, 6, 7, 8}, PrefillOptions.DEFAULT, new float[vocab]); // 1 block, full
+            engine.prefill(b, new int[] {1, 2, 3}, PrefillOptions.DEFAULT, new float[vocab]); // 1 block
             Sequence c = engine.newSequence();
-            assertThat(engine.prefill(c, new int[20], PrefillOptions.DEFAULT, new float[vocab])).as("20 tokens need 3 blocks, 1 is free").isFalse();
+            assertThat(engine.prefill(c, new int[20], PrefillOptions.DEFAULT, new float[vocab]))
+                    .as("20 tokens need 3 blocks, 1 is free")
+                    .isFalse();
             c.release();
             assertThat(engine.kvCache().freeBlocks()).isEqualTo(1);
             DecodeBatch batch = new DecodeBatch(2, vocab);
-            batch.add(a, 9);   // needs a second block: takes the last free one
+            batch.add(a, 9); // needs a second block: takes the last free one
             batch.add(b, 9);
             engine.decode(batch);
             assertThat(batch.ok(0)).isTrue();

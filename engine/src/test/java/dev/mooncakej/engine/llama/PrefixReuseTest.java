@@ -20,16 +20,22 @@ class PrefixReuseTest {
 
     @BeforeAll
     static void load() {
-        engine = new LlamaEngine(LlamaEngine.Config.of(TestModels.tiny()).withBlockTokens(BLOCK).withKvBlocks(256));
-        prompt = engine.tokenizer().encode("Mooncake separates the prefill stage from the decode stage. When two requests share "
-                + "the same beginning, such as a long system prompt, the cache of that prefix can be reused instead of computed "
-                + "again. Reuse trades storage for computation, and the scheduler knows where every prefix lives.");
+        engine = new LlamaEngine(
+                LlamaEngine.Config.of(TestModels.tiny()).withBlockTokens(BLOCK).withKvBlocks(256));
+        prompt = engine.tokenizer()
+                .encode("Mooncake separates the prefill stage from the decode stage. When two requests share "
+                        + "the same beginning, such as a long system prompt, the cache of that prefix can be "
+                        + "reused instead of computed "
+                        + "again. Reuse trades storage for computation, and the scheduler knows where every "
+                        + "prefix lives.");
         assertThat(prompt.length).isGreaterThan(4 * BLOCK);
     }
 
     @AfterAll
     static void close() {
-        assertThat(engine.kvCache().usedBlocks()).as("blocks leaked by the tests").isZero();
+        assertThat(engine.kvCache().usedBlocks())
+                .as("blocks leaked by the tests")
+                .isZero();
         engine.close();
     }
 
@@ -37,7 +43,8 @@ class PrefixReuseTest {
         float[] logits = new float[engine.info().vocabSize()];
         Sequence s = engine.newSequence();
         try {
-            assertThat(engine.prefill(s, prompt, PrefillOptions.chunked(chunk), logits)).isTrue();
+            assertThat(engine.prefill(s, prompt, PrefillOptions.chunked(chunk), logits))
+                    .isTrue();
         } finally {
             s.release();
         }
@@ -74,14 +81,21 @@ class PrefixReuseTest {
         long layerBytes = cache.layout().layerBytes();
         int layers = cache.layout().layers();
         try (Arena arena = Arena.ofConfined();
-             LlamaEngine other = new LlamaEngine(LlamaEngine.Config.of(TestModels.tiny()).withBlockTokens(BLOCK).withKvBlocks(64))) {
+                LlamaEngine other = new LlamaEngine(LlamaEngine.Config.of(TestModels.tiny())
+                        .withBlockTokens(BLOCK)
+                        .withKvBlocks(64))) {
             MemorySegment wire = arena.allocate(prefixBlocks * layers * layerBytes);
             Sequence source = engine.newSequence();
             try {
-                engine.prefill(source, java.util.Arrays.copyOf(prompt, prefixBlocks * BLOCK + 1), PrefillOptions.DEFAULT, new float[full.length]);
+                engine.prefill(
+                        source,
+                        java.util.Arrays.copyOf(prompt, prefixBlocks * BLOCK + 1),
+                        PrefillOptions.DEFAULT,
+                        new float[full.length]);
                 for (int b = 0; b < prefixBlocks; b++) {
                     for (int l = 0; l < layers; l++) {
-                        cache.exportLayer(source.blockTable()[b], l, wire.asSlice((b * layers + l) * layerBytes, layerBytes));
+                        cache.exportLayer(
+                                source.blockTable()[b], l, wire.asSlice((b * layers + l) * layerBytes, layerBytes));
                     }
                 }
             } finally {
@@ -91,7 +105,8 @@ class PrefixReuseTest {
             for (int b = 0; b < prefixBlocks; b++) {
                 imported[b] = other.kvCache().allocate();
                 for (int l = 0; l < layers; l++) {
-                    other.kvCache().importLayer(imported[b], l, wire.asSlice((b * layers + l) * layerBytes, layerBytes));
+                    other.kvCache()
+                            .importLayer(imported[b], l, wire.asSlice((b * layers + l) * layerBytes, layerBytes));
                 }
             }
             Sequence target = other.newSequence();
@@ -111,7 +126,7 @@ class PrefixReuseTest {
     @Test
     void chunkedPrefillGivesTheSameLogitsWhateverTheChunkSize() {
         float[] full = fullPrefill(256);
-        for (int chunk : new int[]{1, 7, 16, 33}) {
+        for (int chunk : new int[] {1, 7, 16, 33}) {
             assertClose(fullPrefill(chunk), full, 1e-5f);
         }
     }
@@ -122,7 +137,16 @@ class PrefixReuseTest {
         Sequence s = engine.newSequence();
         try {
             int[] p = java.util.Arrays.copyOf(prompt, 40);
-            engine.prefill(s, p, PrefillOptions.chunked(16).withLayers((from, to, layer) -> seen.append(from).append('-').append(to).append(':').append(layer).append(' ')),
+            engine.prefill(
+                    s,
+                    p,
+                    PrefillOptions.chunked(16)
+                            .withLayers((from, to, layer) -> seen.append(from)
+                                    .append('-')
+                                    .append(to)
+                                    .append(':')
+                                    .append(layer)
+                                    .append(' ')),
                     new float[engine.info().vocabSize()]);
         } finally {
             s.release();

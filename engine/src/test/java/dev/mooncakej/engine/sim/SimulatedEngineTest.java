@@ -1,6 +1,5 @@
 package dev.mooncakej.engine.sim;
 
-import dev.mooncakej.kvcache.cost.CostProfile;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import static org.assertj.core.data.Offset.offset;
@@ -10,6 +9,7 @@ import dev.mooncakej.engine.sampling.Sampler;
 import dev.mooncakej.engine.spi.DecodeBatch;
 import dev.mooncakej.engine.spi.PrefillOptions;
 import dev.mooncakej.engine.spi.Sequence;
+import dev.mooncakej.kvcache.cost.CostProfile;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.util.ArrayList;
@@ -34,7 +34,8 @@ class SimulatedEngineTest {
         // decode: weights over HBM + compute per sequence + KV read per context token
         double hbm = 8 * 2.039e12;
         assertThat(p.decodeStepSeconds(1, 0)).isCloseTo(140e9 / hbm + 140e9 / g, offset(1e-12));
-        assertThat(p.decodeStepSeconds(64, 64 * 8192L)).isCloseTo(140e9 / hbm + 64 * 140e9 / g + 64 * 8192.0 * 327_680 / hbm, offset(1e-12));
+        assertThat(p.decodeStepSeconds(64, 64 * 8192L))
+                .isCloseTo(140e9 / hbm + 64 * 140e9 / g + 64 * 8192.0 * 327_680 / hbm, offset(1e-12));
         assertThat(p.decodeStepSeconds(0, 0)).isZero();
     }
 
@@ -42,12 +43,17 @@ class SimulatedEngineTest {
     void sleepsTheModelledTimeLayerByLayerAndStepByStep() {
         List<Long> sleeps = new ArrayList<>();
         CostProfile p = new CostProfile("t", 0.001, 1e-5, 1e-9, 0.002, 1e-4, 1e-7, 64);
-        try (SimulatedEngine e = new SimulatedEngine(SimulatedEngine.Config.of(TestModels.tiny(), p).withKv(2, 64), sleeps::add)) {
+        try (SimulatedEngine e = new SimulatedEngine(
+                SimulatedEngine.Config.of(TestModels.tiny(), p).withKv(2, 64), sleeps::add)) {
             Sequence s = e.newSequence();
             int[] prompt = new int[100];
             for (int i = 0; i < prompt.length; i++) prompt[i] = 10 + i % 50;
             List<String> layers = new ArrayList<>();
-            e.prefill(s, prompt, PrefillOptions.chunked(60).withLayers((from, to, l) -> layers.add(from + "-" + to + ":" + l)), new float[e.info().vocabSize()]);
+            e.prefill(
+                    s,
+                    prompt,
+                    PrefillOptions.chunked(60).withLayers((from, to, l) -> layers.add(from + "-" + to + ":" + l)),
+                    new float[e.info().vocabSize()]);
             assertThat(layers).containsExactly("0-60:0", "0-60:1", "60-100:0", "60-100:1");
             assertThat(sleeps).hasSize(4);
             assertThat(sleeps.get(0)).isEqualTo((long) (p.prefillSeconds(60, 0) * 1e9 / 2));
@@ -55,7 +61,11 @@ class SimulatedEngineTest {
             sleeps.clear();
             DecodeBatch b = new DecodeBatch(2, e.info().vocabSize());
             Sequence s2 = e.newSequence();
-            e.prefill(s2, new int[]{5, 6, 7}, PrefillOptions.DEFAULT, new float[e.info().vocabSize()]);
+            e.prefill(
+                    s2,
+                    new int[] {5, 6, 7},
+                    PrefillOptions.DEFAULT,
+                    new float[e.info().vocabSize()]);
             sleeps.clear();
             b.add(s, 11);
             b.add(s2, 12);
@@ -68,9 +78,13 @@ class SimulatedEngineTest {
 
     @Test
     void tokensAreDeterministicAndKvCarriesAVerifiablePattern() {
-        try (SimulatedEngine e = new SimulatedEngine(SimulatedEngine.Config.of(TestModels.tiny(), CostProfile.llama3_70bOn8xA800()).withTimeScale(0).withBlocks(16, 64))) {
+        try (SimulatedEngine e =
+                new SimulatedEngine(SimulatedEngine.Config.of(TestModels.tiny(), CostProfile.llama3_70bOn8xA800())
+                        .withTimeScale(0)
+                        .withBlocks(16, 64))) {
             int vocab = e.info().vocabSize();
-            int[] prompt = e.tokenizer().encode("the same prompt gives the same tokens, and the KV says which prompt it was");
+            int[] prompt =
+                    e.tokenizer().encode("the same prompt gives the same tokens, and the KV says which prompt it was");
             int[] first = run(e, prompt, 10);
             assertThat(run(e, prompt, 10)).containsExactly(first);
             for (int t : first) assertThat(e.tokenizer().isEndOfGeneration(t)).isFalse();
@@ -90,14 +104,28 @@ class SimulatedEngineTest {
             try (Arena arena = Arena.ofConfined()) {
                 int blocks = s.blockCount();
                 MemorySegment wire = arena.allocate(blocks * e.info().kvBlockBytes());
-                for (int i = 0; i < blocks; i++) e.kvCache().exportBlock(s.blockTable()[i], wire.asSlice(i * e.info().kvBlockBytes(), e.info().kvBlockBytes()));
+                for (int i = 0; i < blocks; i++)
+                    e.kvCache()
+                            .exportBlock(
+                                    s.blockTable()[i],
+                                    wire.asSlice(
+                                            i * e.info().kvBlockBytes(),
+                                            e.info().kvBlockBytes()));
                 Sequence r = e.newSequence();
                 assertThat(r.reserve(all.length)).isTrue();
-                for (int i = 0; i < blocks; i++) e.kvCache().importBlock(r.blockTable()[i], wire.asSlice(i * e.info().kvBlockBytes(), e.info().kvBlockBytes()));
+                for (int i = 0; i < blocks; i++)
+                    e.kvCache()
+                            .importBlock(
+                                    r.blockTable()[i],
+                                    wire.asSlice(
+                                            i * e.info().kvBlockBytes(),
+                                            e.info().kvBlockBytes()));
                 assertThat(e.verify(r, all)).isEqualTo(-1);
                 int[] other = all.clone();
                 other[20]++;
-                assertThat(e.verify(r, other)).as("a different token at 20 is detected").isEqualTo(20);
+                assertThat(e.verify(r, other))
+                        .as("a different token at 20 is detected")
+                        .isEqualTo(20);
                 r.release();
             }
             s.release();
@@ -107,10 +135,13 @@ class SimulatedEngineTest {
 
     @Test
     void badConfigurationIsNamed() {
-        assertThatThrownBy(() -> SimulatedEngine.Config.of(TestModels.tiny(), CostProfile.llama3_70bOn8xA800()).withKv(3, 100))
-                .hasMessageContaining("kv bytes per token").hasMessageContaining("100");
+        assertThatThrownBy(() -> SimulatedEngine.Config.of(TestModels.tiny(), CostProfile.llama3_70bOn8xA800())
+                        .withKv(3, 100))
+                .hasMessageContaining("kv bytes per token")
+                .hasMessageContaining("100");
         assertThatThrownBy(() -> new CostProfile("x", -1, 0, 0, 0, 0, 0, 8)).hasMessageContaining(">= 0");
-        assertThatThrownBy(() -> CostProfile.llama3_70bOn8xA800().prefillSeconds(10, 11)).hasMessageContaining("cached tokens 11");
+        assertThatThrownBy(() -> CostProfile.llama3_70bOn8xA800().prefillSeconds(10, 11))
+                .hasMessageContaining("cached tokens 11");
     }
 
     private static int[] run(SimulatedEngine e, int[] prompt, int n) {

@@ -20,7 +20,9 @@ class LaneMathTest {
             for (int i = 0; i < L; i++) {
                 float ref = (float) Math.exp(in[i]);
                 assertThat(out[i]).as("exp(%s)", in[i]).isEqualTo(LaneMath.exp(in[i]));
-                assertThat(Math.abs(out[i] - ref)).as("exp(%s) = %s vs %s", in[i], out[i], ref).isLessThanOrEqualTo(3 * Math.ulp(ref));
+                assertThat(Math.abs(out[i] - ref))
+                        .as("exp(%s) = %s vs %s", in[i], out[i], ref)
+                        .isLessThanOrEqualTo(3 * Math.ulp(ref));
             }
         }
         assertThat(LaneMath.exp(0f)).isEqualTo(1f);
@@ -50,9 +52,15 @@ class LaneMathTest {
             expect[i] = (float) (g[i] / (1 + Math.exp(-g[i])) * u[i]);
         }
         LaneMath.swiglu(g, u, n);
-        for (int i = 0; i < n; i++) assertThat(g[i]).isCloseTo(expect[i], org.assertj.core.data.Offset.offset(1e-5f * Math.max(1, Math.abs(expect[i]))));
+        for (int i = 0; i < n; i++)
+            assertThat(g[i])
+                    .isCloseTo(
+                            expect[i], org.assertj.core.data.Offset.offset(1e-5f * Math.max(1, Math.abs(expect[i]))));
         float[] s = {1f, 2f, 3f, -50f, 0.5f};
         double sum = LaneMath.expShifted(s, s.length, 3f);
-        assertThat(sum).isCloseTo(Math.exp(-2) + Math.exp(-1) + 1 + Math.exp(-53) + Math.exp(-2.5), org.assertj.core.data.Offset.offset(1e-6));
+        assertThat(sum)
+                .isCloseTo(
+                        Math.exp(-2) + Math.exp(-1) + 1 + Math.exp(-53) + Math.exp(-2.5),
+                        org.assertj.core.data.Offset.offset(1e-6));
     }
 }

@@ -28,7 +28,8 @@ class TokenizerTest {
     @Test
     void sentencePieceRoundTripsRandomUnicodeExactly() {
         Path p = dir.resolve("spm.gguf");
-        ModelGenerator.generate(ModelGenerator.preset(ModelGenerator.Preset.TINY).withTokenizer("llama"), p);
+        ModelGenerator.generate(
+                ModelGenerator.preset(ModelGenerator.Preset.TINY).withTokenizer("llama"), p);
         try (GgufFile f = GgufFile.open(p)) {
             Tokenizer t = Tokenizer.from(f);
             assertThat(t).isInstanceOf(SentencePieceTokenizer.class);
@@ -44,7 +45,9 @@ class TokenizerTest {
         for (int i = 0; i < 300; i++) {
             StringBuilder sb = new StringBuilder();
             int n = 1 + rnd.nextInt(40);
-            for (int k = 0; k < n; k++) sb.appendCodePoint(alphabet.codePointAt(alphabet.offsetByCodePoints(0, rnd.nextInt(alphabet.codePointCount(0, alphabet.length())))));
+            for (int k = 0; k < n; k++)
+                sb.appendCodePoint(alphabet.codePointAt(
+                        alphabet.offsetByCodePoints(0, rnd.nextInt(alphabet.codePointCount(0, alphabet.length())))));
             String s = sb.toString();
             assertThat(t.decode(t.encode(s))).as("round trip of %s", s).isEqualTo(s);
         }
@@ -54,7 +57,8 @@ class TokenizerTest {
     void specialTokensAreParsedOnlyWhenAsked() {
         try (GgufFile f = GgufFile.open(TestModels.tiny())) {
             Tokenizer t = Tokenizer.from(f);
-            int imStart = java.util.Arrays.asList(f.getArray("tokenizer.ggml.tokens", String[].class)).indexOf("<|im_start|>");
+            int imStart = java.util.Arrays.asList(f.getArray("tokenizer.ggml.tokens", String[].class))
+                    .indexOf("<|im_start|>");
             int[] parsed = t.encodeWithSpecials("<|im_start|>user\nhi");
             assertThat(parsed[0]).isEqualTo(imStart);
             assertThat(t.tokenType(imStart)).isEqualTo(Tokenizer.TYPE_CONTROL);
@@ -68,34 +72,54 @@ class TokenizerTest {
     void chatTemplateRendersChatMlWithJinjava() {
         try (GgufFile f = GgufFile.open(TestModels.tiny())) {
             ChatTemplate tpl = new ChatTemplate(f.getString("tokenizer.chat_template"), "", "<|endoftext|>");
-            String out = tpl.render(List.of(new ChatTemplate.Message("system", "Be brief."), new ChatTemplate.Message("user", "Hi")), true);
-            assertThat(out).isEqualTo("<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n");
-            assertThat(tpl.render(List.of(new ChatTemplate.Message("user", "Hi")), false)).isEqualTo("<|im_start|>user\nHi<|im_end|>\n");
+            String out = tpl.render(
+                    List.of(new ChatTemplate.Message("system", "Be brief."), new ChatTemplate.Message("user", "Hi")),
+                    true);
+            assertThat(out)
+                    .isEqualTo("<|im_start|>system\nBe "
+                            + "brief.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n");
+            assertThat(tpl.render(List.of(new ChatTemplate.Message("user", "Hi")), false))
+                    .isEqualTo("<|im_start|>user\nHi<|im_end|>\n");
         }
     }
 
     @Test
     void realWorldTemplateFeaturesRender() {
         // Llama-2 style: bos_token, conditionals on roles, loop.first, strip filter, trim_blocks
-        String tpl = "{{ bos_token }}{% for m in messages %}{% if m['role'] == 'user' %}[INST] {{ m['content'] | trim }} [/INST]"
-                + "{% elif m['role'] == 'assistant' %} {{ m['content'] }}{{ eos_token }}{% endif %}{% endfor %}";
+        String tpl =
+                "{{ bos_token }}{% for m in messages %}{% if m['role'] == 'user' %}[INST] {{ m['content'] | trim }} "
+                        + "[/INST]"
+                        + "{% elif m['role'] == 'assistant' %} {{ m['content'] }}{{ eos_token }}{% endif %}{% endfor "
+                        + "%}";
         ChatTemplate t = new ChatTemplate(tpl, "<s>", "</s>");
-        assertThat(t.render(List.of(new ChatTemplate.Message("user", "  hi "), new ChatTemplate.Message("assistant", "yo"),
-                new ChatTemplate.Message("user", "again")), true)).isEqualTo("<s>[INST] hi [/INST] yo</s>[INST] again [/INST]");
+        assertThat(t.render(
+                        List.of(
+                                new ChatTemplate.Message("user", "  hi "),
+                                new ChatTemplate.Message("assistant", "yo"),
+                                new ChatTemplate.Message("user", "again")),
+                        true))
+                .isEqualTo("<s>[INST] hi [/INST] yo</s>[INST] again [/INST]");
     }
 
     @Test
     void brokenTemplateFailsWithTheReason() {
         ChatTemplate t = new ChatTemplate("{% for m in messages %}{{ m['content'] }", "", "");
-        assertThatThrownBy(() -> t.render(List.of(new ChatTemplate.Message("user", "x")), true)).hasMessageContaining("chat template");
+        assertThatThrownBy(() -> t.render(List.of(new ChatTemplate.Message("user", "x")), true))
+                .hasMessageContaining("chat template");
     }
 
     @Test
     void unknownTokenizerModelIsNamed() {
         Path p = dir.resolve("wp.gguf");
-        new dev.mooncakej.engine.gguf.GgufWriter().putString("tokenizer.ggml.model", "bert").putStrings("tokenizer.ggml.tokens", new String[]{"a"}).write(p);
+        new dev.mooncakej.engine.gguf.GgufWriter()
+                .putString("tokenizer.ggml.model", "bert")
+                .putStrings("tokenizer.ggml.tokens", new String[] {"a"})
+                .write(p);
         try (GgufFile f = GgufFile.open(p)) {
-            assertThatThrownBy(() -> Tokenizer.from(f)).hasMessageContaining("tokenizer.ggml.model").hasMessageContaining("bert").hasMessageContaining("gpt2");
+            assertThatThrownBy(() -> Tokenizer.from(f))
+                    .hasMessageContaining("tokenizer.ggml.model")
+                    .hasMessageContaining("bert")
+                    .hasMessageContaining("gpt2");
         }
     }
 }

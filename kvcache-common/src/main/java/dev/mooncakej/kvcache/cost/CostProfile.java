@@ -5,25 +5,42 @@ package dev.mooncakej.kvcache.cost;
  * scheduler's estimators start from it).
  *
  * <pre>
- * prefill(n, p) = prefillBase + perToken * (n - p) + perTokenSquared * (n^2 - p^2)     n input tokens, p cached
- * decodeStep(b, c) = decodeBase + perSequence * b + perContextToken * c                b sequences, c context tokens in all
+ * prefill(n, p)    = prefillBase + perToken * (n - p) + perTokenSquared * (n^2 - p^2)
+ *                     (n input tokens, p of them cached)
+ * decodeStep(b, c) = decodeBase + perSequence * b + perContextToken * c
+ *                     (b sequences, c context tokens in all)
  * </pre>
  *
  * @param kvBytesPerToken  bytes of K and V of one token over all layers
  */
-public record CostProfile(String name, double prefillBase, double prefillPerToken, double prefillPerTokenSquared,
-                          double decodeBase, double decodePerSequence, double decodePerContextToken, long kvBytesPerToken) {
+public record CostProfile(
+        String name,
+        double prefillBase,
+        double prefillPerToken,
+        double prefillPerTokenSquared,
+        double decodeBase,
+        double decodePerSequence,
+        double decodePerContextToken,
+        long kvBytesPerToken) {
 
     public CostProfile {
-        if (prefillBase < 0 || prefillPerToken < 0 || prefillPerTokenSquared < 0 || decodeBase < 0 || decodePerSequence < 0 || decodePerContextToken < 0) {
+        if (prefillBase < 0
+                || prefillPerToken < 0
+                || prefillPerTokenSquared < 0
+                || decodeBase < 0
+                || decodePerSequence < 0
+                || decodePerContextToken < 0) {
             throw new IllegalArgumentException("cost profile '" + name + "': every coefficient must be >= 0");
         }
-        if (kvBytesPerToken <= 0) throw new IllegalArgumentException("cost profile '" + name + "': kv bytes per token must be > 0, got " + kvBytesPerToken);
+        if (kvBytesPerToken <= 0)
+            throw new IllegalArgumentException(
+                    "cost profile '" + name + "': kv bytes per token must be > 0, got " + kvBytesPerToken);
     }
 
     /** Seconds to prefill {@code input} tokens of which the first {@code cached} have their KV already. */
     public double prefillSeconds(int input, int cached) {
-        if (cached < 0 || cached > input) throw new IllegalArgumentException("cached tokens " + cached + " must be in [0, " + input + "]");
+        if (cached < 0 || cached > input)
+            throw new IllegalArgumentException("cached tokens " + cached + " must be in [0, " + input + "]");
         double n = input, p = cached;
         return prefillBase + prefillPerToken * (n - p) + prefillPerTokenSquared * (n * n - p * p);
     }
@@ -48,8 +65,15 @@ public record CostProfile(String name, double prefillBase, double prefillPerToke
         double flops = 8 * 312e12 * ASSUMED_MFU;
         double hbm = 8 * 2.039e12;
         long kvPerToken = (long) (l * (2 * d / gqa) * s);
-        return new CostProfile("llama3-70b-8xa800", 0.005, l * b * d * d / flops, l * a * d / flops,
-                70e9 * 2 / hbm, 2 * 70e9 / flops, kvPerToken / hbm, kvPerToken);
+        return new CostProfile(
+                "llama3-70b-8xa800",
+                0.005,
+                l * b * d * d / flops,
+                l * a * d / flops,
+                70e9 * 2 / hbm,
+                2 * 70e9 / flops,
+                kvPerToken / hbm,
+                kvPerToken);
     }
 
     /** Model FLOPs utilisation assumed for prefill on A800 (a typical figure for large-batch prefill). */

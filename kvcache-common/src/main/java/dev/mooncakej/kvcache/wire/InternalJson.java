@@ -24,16 +24,23 @@ public final class InternalJson {
 
     /** Decodes {@code text} as a {@code type}; throws naming the bad or unknown field. */
     public static <T> T decode(String text, Class<T> type) {
-        if (text == null || text.isBlank()) throw new IllegalArgumentException("empty " + type.getSimpleName() + ": expected a JSON object");
+        if (text == null || text.isBlank())
+            throw new IllegalArgumentException("empty " + type.getSimpleName() + ": expected a JSON object");
         try {
             T v = JSON.readValue(text, type);
-            if (v == null) throw new IllegalArgumentException("null " + type.getSimpleName() + ": expected a JSON object");
+            if (v == null)
+                throw new IllegalArgumentException("null " + type.getSimpleName() + ": expected a JSON object");
             return v;
         } catch (UnrecognizedPropertyException e) {
-            throw new IllegalArgumentException(type.getSimpleName() + " has an unknown field '" + e.getPropertyName() + "' (at " + e.getPathReference()
-                    + "); expected only " + e.getKnownPropertyIds(), e);
+            throw new IllegalArgumentException(
+                    type.getSimpleName() + " has an unknown field '" + e.getPropertyName() + "' (at "
+                            + e.getPathReference() + "); expected only " + e.getKnownPropertyIds(),
+                    e);
         } catch (JacksonException e) {
-            throw new IllegalArgumentException("malformed " + type.getSimpleName() + ": " + e.getOriginalMessage() + " (at " + e.getPathReference() + ")", e);
+            throw new IllegalArgumentException(
+                    "malformed " + type.getSimpleName() + ": " + e.getOriginalMessage() + " (at " + e.getPathReference()
+                            + ")",
+                    e);
         }
     }
 }

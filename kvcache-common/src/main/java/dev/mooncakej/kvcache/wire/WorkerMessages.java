@@ -34,20 +34,39 @@ public final class WorkerMessages {
     public record PrefillTask(long reservationId, int[] tokens, long[] blockKeys, KvTarget kv, Sampling sampling) {}
 
     /** Prefill worker -> conductor: the first token, once all the KV has reached the decode worker. */
-    public record PrefillResult(long reservationId, int firstToken, float firstLogprob, int cachedTokens,
-                                double prefillSeconds, long kvBytes, double kvSeconds) {
+    public record PrefillResult(
+            long reservationId,
+            int firstToken,
+            float firstLogprob,
+            int cachedTokens,
+            double prefillSeconds,
+            long kvBytes,
+            double kvSeconds) {
         /**
          * Checks what a prefill worker answered before anything uses it; a bad value fails this request
          * alone. Returns this.
          */
         public PrefillResult validate(long expectedReservation, int promptTokens, int vocabSize) {
-            if (reservationId != expectedReservation) throw new IllegalArgumentException("prefill result for reservation " + reservationId + ": expected " + expectedReservation);
-            if (firstToken < 0 || firstToken >= vocabSize) throw new IllegalArgumentException("prefill result first token " + firstToken + ": expected 0.." + (vocabSize - 1));
-            if (cachedTokens < 0 || cachedTokens >= promptTokens) throw new IllegalArgumentException("prefill result cached tokens " + cachedTokens + ": expected 0.." + (promptTokens - 1));
-            if (!(prefillSeconds >= 0) || !(kvSeconds >= 0) || kvBytes < 0 || Double.isInfinite(prefillSeconds) || Double.isInfinite(kvSeconds)) {
-                throw new IllegalArgumentException("prefill result times " + prefillSeconds + " s / " + kvSeconds + " s, " + kvBytes + " bytes: expected finite, non-negative values");
+            if (reservationId != expectedReservation)
+                throw new IllegalArgumentException(
+                        "prefill result for reservation " + reservationId + ": expected " + expectedReservation);
+            if (firstToken < 0 || firstToken >= vocabSize)
+                throw new IllegalArgumentException(
+                        "prefill result first token " + firstToken + ": expected 0.." + (vocabSize - 1));
+            if (cachedTokens < 0 || cachedTokens >= promptTokens)
+                throw new IllegalArgumentException(
+                        "prefill result cached tokens " + cachedTokens + ": expected 0.." + (promptTokens - 1));
+            if (!(prefillSeconds >= 0)
+                    || !(kvSeconds >= 0)
+                    || kvBytes < 0
+                    || Double.isInfinite(prefillSeconds)
+                    || Double.isInfinite(kvSeconds)) {
+                throw new IllegalArgumentException("prefill result times " + prefillSeconds + " s / " + kvSeconds
+                        + " s, " + kvBytes + " bytes: expected finite, non-negative values");
             }
-            if (Float.isNaN(firstLogprob) || firstLogprob > 0) throw new IllegalArgumentException("prefill result logprob " + firstLogprob + ": expected a number <= 0");
+            if (Float.isNaN(firstLogprob) || firstLogprob > 0)
+                throw new IllegalArgumentException(
+                        "prefill result logprob " + firstLogprob + ": expected a number <= 0");
             return this;
         }
     }
@@ -57,8 +76,13 @@ public final class WorkerMessages {
 
     /** Decode worker -> conductor, one JSON object per line: a token, or the end ({@code finish} set). */
     public record TokenEvent(int token, float logprob, String finish) {
-        public static TokenEvent token(int id, float logprob) { return new TokenEvent(id, logprob, null); }
-        public static TokenEvent end(String reason) { return new TokenEvent(-1, 0f, reason); }
+        public static TokenEvent token(int id, float logprob) {
+            return new TokenEvent(id, logprob, null);
+        }
+
+        public static TokenEvent end(String reason) {
+            return new TokenEvent(-1, 0f, reason);
+        }
     }
 
     /** Prefill worker -> conductor: every block key in its prefix cache (pulled by a new leader). */
@@ -71,8 +95,17 @@ public final class WorkerMessages {
     public record LoadReport(String worker, int running, long kvTokens) {}
 
     /** A worker's load and pool, for scheduling and dashboards. */
-    public record WorkerStatus(String role, String model, int blockTokens, int freeBlocks, int usedBlocks,
-                               int capacityBlocks, int active, int queued, int cachedBlocks, int fencedBlocks) {}
+    public record WorkerStatus(
+            String role,
+            String model,
+            int blockTokens,
+            int freeBlocks,
+            int usedBlocks,
+            int capacityBlocks,
+            int active,
+            int queued,
+            int cachedBlocks,
+            int fencedBlocks) {}
 
     /** Error body of the internal API. */
     public record WorkerError(String code, String message) {}

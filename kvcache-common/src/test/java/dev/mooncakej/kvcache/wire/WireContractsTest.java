@@ -32,36 +32,63 @@ class WireContractsTest {
 
     @Test
     void jsonMessagesHaveTheirPublishedForm() {
-        roundTrips(new ReserveRequest(42, 100, 16), "{\"reservationId\":42,\"promptTokens\":100,\"maxTokens\":16}", ReserveRequest.class);
-        roundTrips(new ReserveResponse(42, new KvTarget("decode-h-1", new long[] {0, 65536}, 8192), 4, 32),
-                "{\"reservationId\":42,\"kv\":{\"segment\":\"decode-h-1\",\"blockOffsets\":[0,65536],\"layerBytes\":8192},\"blocks\":4,\"blockTokens\":32}",
+        roundTrips(
+                new ReserveRequest(42, 100, 16),
+                "{\"reservationId\":42,\"promptTokens\":100,\"maxTokens\":16}",
+                ReserveRequest.class);
+        roundTrips(
+                new ReserveResponse(42, new KvTarget("decode-h-1", new long[] {0, 65536}, 8192), 4, 32),
+                "{\"reservationId\":42,\"kv\":{\"segment\":\"decode-h-1\",\"blockOffsets\":[0,65536],\"layerBytes\":8"
+                        + "192},\"blocks\":4,\"blockTokens\":32}",
                 ReserveResponse.class);
-        roundTrips(new PrefillTask(42, new int[] {1, 2, 3}, new long[] {-5}, new KvTarget("d", new long[] {0}, 64), GREEDY),
-                "{\"reservationId\":42,\"tokens\":[1,2,3],\"blockKeys\":[-5],\"kv\":{\"segment\":\"d\",\"blockOffsets\":[0],\"layerBytes\":64},"
-                        + "\"sampling\":{\"temperature\":0.0,\"topP\":1.0,\"topK\":0,\"seed\":7,\"logprobs\":false}}", PrefillTask.class);
-        roundTrips(new PrefillResult(42, 9, -0.5f, 32, 0.25, 4096, 0.001),
-                "{\"reservationId\":42,\"firstToken\":9,\"firstLogprob\":-0.5,\"cachedTokens\":32,\"prefillSeconds\":0.25,\"kvBytes\":4096,\"kvSeconds\":0.001}",
+        roundTrips(
+                new PrefillTask(
+                        42, new int[] {1, 2, 3}, new long[] {-5}, new KvTarget("d", new long[] {0}, 64), GREEDY),
+                "{\"reservationId\":42,\"tokens\":[1,2,3],\"blockKeys\":[-5],\"kv\":{\"segment\":\"d\",\"blockOffset"
+                        + "s\":[0],\"layerBytes\":64},"
+                        + "\"sampling\":{\"temperature\":0.0,\"topP\":1.0,\"topK\":0,\"seed\":7,\"logprobs\":false}}",
+                PrefillTask.class);
+        roundTrips(
+                new PrefillResult(42, 9, -0.5f, 32, 0.25, 4096, 0.001),
+                "{\"reservationId\":42,\"firstToken\":9,\"firstLogprob\":-0.5,\"cachedTokens\":32,\"prefillSeconds\":"
+                        + "0.25,\"kvBytes\":4096,\"kvSeconds\":0.001}",
                 PrefillResult.class);
-        roundTrips(new DecodeTask(42, 9, 100, 16, GREEDY),
+        roundTrips(
+                new DecodeTask(42, 9, 100, 16, GREEDY),
                 "{\"reservationId\":42,\"firstToken\":9,\"promptTokens\":100,\"maxTokens\":16,"
-                        + "\"sampling\":{\"temperature\":0.0,\"topP\":1.0,\"topK\":0,\"seed\":7,\"logprobs\":false}}", DecodeTask.class);
+                        + "\"sampling\":{\"temperature\":0.0,\"topP\":1.0,\"topK\":0,\"seed\":7,\"logprobs\":false}}",
+                DecodeTask.class);
         roundTrips(TokenEvent.token(5, -1.25f), "{\"token\":5,\"logprob\":-1.25,\"finish\":null}", TokenEvent.class);
         roundTrips(TokenEvent.end("length"), "{\"token\":-1,\"logprob\":0.0,\"finish\":\"length\"}", TokenEvent.class);
-        roundTrips(new LoadReport("http://d:8200", 3, 4096), "{\"worker\":\"http://d:8200\",\"running\":3,\"kvTokens\":4096}", LoadReport.class);
-        roundTrips(new KvEvents("http://p:8100", new long[] {1, 2}, new long[] {3}), "{\"worker\":\"http://p:8100\",\"stored\":[1,2],\"evicted\":[3]}", KvEvents.class);
+        roundTrips(
+                new LoadReport("http://d:8200", 3, 4096),
+                "{\"worker\":\"http://d:8200\",\"running\":3,\"kvTokens\":4096}",
+                LoadReport.class);
+        roundTrips(
+                new KvEvents("http://p:8100", new long[] {1, 2}, new long[] {3}),
+                "{\"worker\":\"http://p:8100\",\"stored\":[1,2],\"evicted\":[3]}",
+                KvEvents.class);
         roundTrips(new KvIndex("p", new long[] {7}), "{\"worker\":\"p\",\"blockKeys\":[7]}", KvIndex.class);
     }
 
     @Test
     void anUnknownFieldIsRefusedByName() {
-        String withDescriptor = "{\"reservationId\":1,\"tokens\":[1],\"blockKeys\":[],\"kv\":{\"segment\":\"d\",\"descriptor\":\"{\\\"shmFile\\\":\\\"/etc/passwd\\\"}\","
-                + "\"blockOffsets\":[0],\"layerBytes\":64},\"sampling\":{\"temperature\":0,\"topP\":1,\"topK\":0,\"seed\":null,\"logprobs\":false}}";
-        assertThatThrownBy(() -> InternalJson.decode(withDescriptor, PrefillTask.class)).isInstanceOf(IllegalArgumentException.class)
+        String withDescriptor =
+                "{\"reservationId\":1,\"tokens\":[1],\"blockKeys\":[],\"kv\":{\"segment\":\"d\",\"descriptor\":\""
+                        + "{\\\"shmFile\\\":\\\"/etc/passwd\\\"}\","
+                        + "\"blockOffsets\":[0],\"layerBytes\":64},\"sampling\":{\"temperature\":0,\"topP\":1,\"top"
+                        + "K\":0,\"seed\":null,\"logprobs\":false}}";
+        assertThatThrownBy(() -> InternalJson.decode(withDescriptor, PrefillTask.class))
+                .isInstanceOf(IllegalArgumentException.class)
                 .hasMessageContaining("unknown field 'descriptor'");
-        assertThatThrownBy(() -> InternalJson.decode("{\"reservationId\":null,\"promptTokens\":1,\"maxTokens\":1}", ReserveRequest.class))
-                .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("ReserveRequest");
-        assertThatThrownBy(() -> InternalJson.decode("", ReserveRequest.class)).hasMessageContaining("empty ReserveRequest");
-        assertThatThrownBy(() -> InternalJson.decode("[1]", ReserveRequest.class)).hasMessageContaining("malformed ReserveRequest");
+        assertThatThrownBy(() -> InternalJson.decode(
+                        "{\"reservationId\":null,\"promptTokens\":1,\"maxTokens\":1}", ReserveRequest.class))
+                .isInstanceOf(IllegalArgumentException.class)
+                .hasMessageContaining("ReserveRequest");
+        assertThatThrownBy(() -> InternalJson.decode("", ReserveRequest.class))
+                .hasMessageContaining("empty ReserveRequest");
+        assertThatThrownBy(() -> InternalJson.decode("[1]", ReserveRequest.class))
+                .hasMessageContaining("malformed ReserveRequest");
     }
 
     @Test
@@ -71,9 +98,13 @@ class WireContractsTest {
                 .isEqualTo("020100000000000008070605040302012c01000000000000");
         assertThat(hex.formatHex(KvControl.claim(1, "prefill-a").encode()))
                 .isEqualTo("0101000000000000010000000000000000000000000000000970726566696c6c2d61");
-        assertThat(hex.formatHex(KvControl.abort(2).encode())).isEqualTo("030100000000000002000000000000000000000000000000");
-        assertThat(hex.formatHex(KvControl.stopped(2).encode())).isEqualTo("040100000000000002000000000000000000000000000000");
-        for (KvControl m : new KvControl[] {KvControl.commit(9, 1), KvControl.claim(9, "x"), KvControl.abort(9), KvControl.stopped(9)}) {
+        assertThat(hex.formatHex(KvControl.abort(2).encode()))
+                .isEqualTo("030100000000000002000000000000000000000000000000");
+        assertThat(hex.formatHex(KvControl.stopped(2).encode()))
+                .isEqualTo("040100000000000002000000000000000000000000000000");
+        for (KvControl m : new KvControl[] {
+            KvControl.commit(9, 1), KvControl.claim(9, "x"), KvControl.abort(9), KvControl.stopped(9)
+        }) {
             assertThat(KvControl.decode(m.encode())).isEqualTo(m);
         }
     }
@@ -90,7 +121,8 @@ class WireContractsTest {
         byte[] trailing = java.util.Arrays.copyOf(KvControl.abort(1).encode(), 25);
         assertThatThrownBy(() -> KvControl.decode(trailing)).hasMessageContaining("25 bytes");
         byte[] shortName = KvControl.claim(1, "abc").encode();
-        assertThatThrownBy(() -> KvControl.decode(java.util.Arrays.copyOf(shortName, shortName.length - 1))).hasMessageContaining("name length");
+        assertThatThrownBy(() -> KvControl.decode(java.util.Arrays.copyOf(shortName, shortName.length - 1)))
+                .hasMessageContaining("name length");
         assertThatThrownBy(() -> KvControl.claim(1, "../x")).hasMessageContaining("segment name");
         assertThatThrownBy(() -> KvControl.commit(1, 0)).hasMessageContaining(">= 1");
     }
@@ -100,10 +132,15 @@ class WireContractsTest {
         PrefillResult ok = new PrefillResult(1, 5, -0.1f, 0, 0.1, 10, 0.01);
         assertThat(ok.validate(1, 10, 100)).isSameAs(ok);
         assertThatThrownBy(() -> ok.validate(2, 10, 100)).hasMessageContaining("reservation 1");
-        assertThatThrownBy(() -> new PrefillResult(1, 100, 0f, 0, 0.1, 10, 0.01).validate(1, 10, 100)).hasMessageContaining("first token 100");
-        assertThatThrownBy(() -> new PrefillResult(1, -1, 0f, 0, 0.1, 10, 0.01).validate(1, 10, 100)).hasMessageContaining("first token -1");
-        assertThatThrownBy(() -> new PrefillResult(1, 5, 0f, 10, 0.1, 10, 0.01).validate(1, 10, 100)).hasMessageContaining("cached tokens 10");
-        assertThatThrownBy(() -> new PrefillResult(1, 5, 0f, 0, Double.NaN, 10, 0.01).validate(1, 10, 100)).hasMessageContaining("times");
-        assertThatThrownBy(() -> new PrefillResult(1, 5, Float.NaN, 0, 0.1, 10, 0.01).validate(1, 10, 100)).hasMessageContaining("logprob");
+        assertThatThrownBy(() -> new PrefillResult(1, 100, 0f, 0, 0.1, 10, 0.01).validate(1, 10, 100))
+                .hasMessageContaining("first token 100");
+        assertThatThrownBy(() -> new PrefillResult(1, -1, 0f, 0, 0.1, 10, 0.01).validate(1, 10, 100))
+                .hasMessageContaining("first token -1");
+        assertThatThrownBy(() -> new PrefillResult(1, 5, 0f, 10, 0.1, 10, 0.01).validate(1, 10, 100))
+                .hasMessageContaining("cached tokens 10");
+        assertThatThrownBy(() -> new PrefillResult(1, 5, 0f, 0, Double.NaN, 10, 0.01).validate(1, 10, 100))
+                .hasMessageContaining("times");
+        assertThatThrownBy(() -> new PrefillResult(1, 5, Float.NaN, 0, 0.1, 10, 0.01).validate(1, 10, 100))
+                .hasMessageContaining("logprob");
     }
 }

@@ -18,11 +18,13 @@ public final class DescriptorJson {
         try {
             SegmentDescriptor d = JSON.readValue(json, SegmentDescriptor.class);
             if (d.name() == null || d.transports() == null || d.buffers() == null || d.length() <= 0) {
-                throw new IllegalArgumentException("segment descriptor from " + source + " lacks name, transports, buffers or length");
+                throw new IllegalArgumentException(
+                        "segment descriptor from " + source + " lacks name, transports, buffers or length");
             }
             return d;
         } catch (JacksonException e) {
-            throw new IllegalArgumentException("malformed segment descriptor from " + source + ": " + e.getOriginalMessage(), e);
+            throw new IllegalArgumentException(
+                    "malformed segment descriptor from " + source + ": " + e.getOriginalMessage(), e);
         }
     }
 }

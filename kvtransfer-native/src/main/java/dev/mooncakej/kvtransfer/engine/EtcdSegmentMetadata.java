@@ -37,7 +37,8 @@ public final class EtcdSegmentMetadata implements SegmentMetadata {
     private final Duration timeout;
     private final Map<String, SegmentDescriptor> cache = new ConcurrentHashMap<>();
     private final Map<String, SegmentDescriptor> mine = new ConcurrentHashMap<>();
-    private final List<BiConsumer<String, SegmentDescriptor>> listeners = new java.util.concurrent.CopyOnWriteArrayList<>();
+    private final List<BiConsumer<String, SegmentDescriptor>> listeners =
+            new java.util.concurrent.CopyOnWriteArrayList<>();
     private final Watch.Watcher watcher;
     private volatile long lease;
     private volatile AutoCloseable keepAlive;
@@ -48,31 +49,55 @@ public final class EtcdSegmentMetadata implements SegmentMetadata {
      * @param ttlSeconds lease TTL: how long a dead process's segments stay visible
      */
     public EtcdSegmentMetadata(List<String> endpoints, String prefix, long ttlSeconds, Duration timeout) {
-        if (endpoints.isEmpty()) throw new IllegalArgumentException("transfer metadata etcd endpoints: expected at least one URL like http://127.0.0.1:2379");
-        if (ttlSeconds < 1) throw new IllegalArgumentException("transfer metadata lease TTL " + ttlSeconds + ": expected >= 1 second");
-        if (prefix == null || prefix.isEmpty()) throw new IllegalArgumentException("transfer metadata prefix: expected a non-empty key prefix such as mooncakej/");
-        this.client = Client.builder().endpoints(endpoints.toArray(String[]::new)).build();
+        if (endpoints.isEmpty())
+            throw new IllegalArgumentException(
+                    "transfer metadata etcd endpoints: expected at least one URL like http://127.0.0.1:2379");
+        if (ttlSeconds < 1)
+            throw new IllegalArgumentException("transfer metadata lease TTL " + ttlSeconds + ": expected >= 1 second");
+        if (prefix == null || prefix.isEmpty())
+            throw new IllegalArgumentException(
+                    "transfer metadata prefix: expected a non-empty key prefix such as mooncakej/");
+        this.client =
+                Client.builder().endpoints(endpoints.toArray(String[]::new)).build();
         this.prefix = prefix + "ram/";
         this.ttlSeconds = ttlSeconds;
         this.timeout = timeout;
         try {
-            for (KeyValue kv : client.getKVClient().get(bytes(this.prefix), GetOption.builder().isPrefix(true).build()).get(timeout.toMillis(), TimeUnit.MILLISECONDS).getKvs()) {
-                accept(kv.getKey().toString(StandardCharsets.UTF_8), kv.getValue().toString(StandardCharsets.UTF_8));
+            for (KeyValue kv : client.getKVClient()
+                    .get(bytes(this.prefix), GetOption.builder().isPrefix(true).build())
+                    .get(timeout.toMillis(), TimeUnit.MILLISECONDS)
+                    .getKvs()) {
+                accept(
+                        kv.getKey().toString(StandardCharsets.UTF_8),
+                        kv.getValue().toString(StandardCharsets.UTF_8));
             }
         } catch (Exception e) {
             client.close();
-            throw new IllegalStateException("cannot reach etcd at " + endpoints + " within " + timeout.toMillis() + " ms (" + e + "): check transfer metadata endpoints", e);
+            throw new IllegalStateException(
+                    "cannot reach etcd at " + endpoints + " within " + timeout.toMillis() + " ms (" + e
+                            + "): check transfer metadata endpoints",
+                    e);
         }
-        this.watcher = client.getWatchClient().watch(bytes(this.prefix), WatchOption.builder().isPrefix(true).build(), Watch.listener(resp -> {
-            for (WatchEvent ev : resp.getEvents()) {
-                String key = ev.getKeyValue().getKey().toString(StandardCharsets.UTF_8);
-                if (ev.getEventType() == WatchEvent.EventType.PUT) accept(key, ev.getKeyValue().getValue().toString(StandardCharsets.UTF_8));
-                else if (ev.getEventType() == WatchEvent.EventType.DELETE) {
-                    String name = key.substring(this.prefix.length());
-                    if (cache.remove(name) != null) listeners.forEach(l -> l.accept(name, null));
-                }
-            }
-        }, err -> LOG.fine("etcd watch interrupted (it resumes by itself): " + err)));
+        this.watcher = client.getWatchClient()
+                .watch(
+                        bytes(this.prefix),
+                        WatchOption.builder().isPrefix(true).build(),
+                        Watch.listener(
+                                resp -> {
+                                    for (WatchEvent ev : resp.getEvents()) {
+                                        String key = ev.getKeyValue().getKey().toString(StandardCharsets.UTF_8);
+                                        if (ev.getEventType() == WatchEvent.EventType.PUT)
+                                            accept(
+                                                    key,
+                                                    ev.getKeyValue().getValue().toString(StandardCharsets.UTF_8));
+                                        else if (ev.getEventType() == WatchEvent.EventType.DELETE) {
+                                            String name = key.substring(this.prefix.length());
+                                            if (cache.remove(name) != null)
+                                                listeners.forEach(l -> l.accept(name, null));
+                                        }
+                                    }
+                                },
+                                err -> LOG.fine("etcd watch interrupted (it resumes by itself): " + err)));
     }
 
     private void accept(String key, String json) {
@@ -88,21 +113,27 @@ public final class EtcdSegmentMetadata implements SegmentMetadata {
 
     private synchronized long lease() throws Exception {
         if (lease != 0) return lease;
-        long id = client.getLeaseClient().grant(ttlSeconds).get(timeout.toMillis(), TimeUnit.MILLISECONDS).getID();
+        long id = client.getLeaseClient()
+                .grant(ttlSeconds)
+                .get(timeout.toMillis(), TimeUnit.MILLISECONDS)
+                .getID();
         lease = id;
         keepAlive = client.getLeaseClient().keepAlive(id, new StreamObserver<>() {
-            @Override public void onNext(LeaseKeepAliveResponse r) {}
+            @Override
+            public void onNext(LeaseKeepAliveResponse r) {}
 
             @Override
             public void onError(Throwable t) {
-                LOG.warning("etcd lease " + id + " keep-alive failed (" + t.getMessage() + "): re-publishing under a new lease");
+                LOG.warning("etcd lease " + id + " keep-alive failed (" + t.getMessage()
+                        + "): re-publishing under a new lease");
                 synchronized (EtcdSegmentMetadata.this) {
                     if (lease == id) lease = 0;
                 }
                 Thread.ofVirtual().start(EtcdSegmentMetadata.this::republish);
             }
 
-            @Override public void onCompleted() {}
+            @Override
+            public void onCompleted() {}
         });
         return id;
     }
@@ -126,7 +157,11 @@ public final class EtcdSegmentMetadata implements SegmentMetadata {
     private volatile boolean closed;
 
     private void put(SegmentDescriptor d) throws Exception {
-        client.getKVClient().put(bytes(prefix + d.name()), bytes(DescriptorJson.write(d)), PutOption.builder().withLeaseId(lease()).build())
+        client.getKVClient()
+                .put(
+                        bytes(prefix + d.name()),
+                        bytes(DescriptorJson.write(d)),
+                        PutOption.builder().withLeaseId(lease()).build())
                 .get(timeout.toMillis(), TimeUnit.MILLISECONDS);
     }
 
@@ -137,7 +172,8 @@ public final class EtcdSegmentMetadata implements SegmentMetadata {
         try {
             put(d);
         } catch (Exception e) {
-            LOG.warning("cannot publish segment '" + d.name() + "' to etcd now (" + e + "); retrying in the background");
+            LOG.warning(
+                    "cannot publish segment '" + d.name() + "' to etcd now (" + e + "); retrying in the background");
             Thread.ofVirtual().start(this::republish);
         }
     }
@@ -147,7 +183,10 @@ public final class EtcdSegmentMetadata implements SegmentMetadata {
         SegmentDescriptor d = cache.get(name);
         if (d != null) return Optional.of(d);
         try {
-            List<KeyValue> kvs = client.getKVClient().get(bytes(prefix + name)).get(timeout.toMillis(), TimeUnit.MILLISECONDS).getKvs();
+            List<KeyValue> kvs = client.getKVClient()
+                    .get(bytes(prefix + name))
+                    .get(timeout.toMillis(), TimeUnit.MILLISECONDS)
+                    .getKvs();
             if (kvs.isEmpty()) return Optional.empty();
             accept(prefix + name, kvs.get(0).getValue().toString(StandardCharsets.UTF_8));
             return Optional.ofNullable(cache.get(name));

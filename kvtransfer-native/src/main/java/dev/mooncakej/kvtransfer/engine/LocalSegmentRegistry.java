@@ -35,16 +35,20 @@ public final class LocalSegmentRegistry implements SegmentMetadata {
     private final List<BiConsumer<String, SegmentDescriptor>> listeners = new CopyOnWriteArrayList<>();
 
     public LocalSegmentRegistry(Path dir) {
-        if (!Files.isDirectory(dir)) throw new IllegalArgumentException("segment registry directory " + dir + " does not exist");
+        if (!Files.isDirectory(dir))
+            throw new IllegalArgumentException("segment registry directory " + dir + " does not exist");
         this.dir = dir;
     }
 
-    public Path directory() { return dir; }
+    public Path directory() {
+        return dir;
+    }
 
     @Override
     public void publish(SegmentDescriptor d) {
         Path target = SegmentFiles.descriptorFile(dir, d.name());
-        Path tmp = dir.resolve(target.getFileName() + "." + ProcessHandle.current().pid() + ".tmp");
+        Path tmp =
+                dir.resolve(target.getFileName() + "." + ProcessHandle.current().pid() + ".tmp");
         String body = "{\"pid\":" + ProcessHandle.current().pid() + ",\"descriptor\":" + DescriptorJson.write(d) + "}";
         try {
             Files.deleteIfExists(tmp);
@@ -52,7 +56,8 @@ public final class LocalSegmentRegistry implements SegmentMetadata {
             Files.writeString(tmp, body, StandardCharsets.UTF_8);
             Files.move(tmp, target, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
         } catch (IOException e) {
-            throw new UncheckedIOException("cannot publish segment '" + d.name() + "' in " + dir + ": " + e.getMessage(), e);
+            throw new UncheckedIOException(
+                    "cannot publish segment '" + d.name() + "' in " + dir + ": " + e.getMessage(), e);
         }
         cache.remove(d.name());
         listeners.forEach(l -> l.accept(d.name(), d));
@@ -64,7 +69,11 @@ public final class LocalSegmentRegistry implements SegmentMetadata {
         Path f = SegmentFiles.descriptorFile(dir, name);
         try {
             SegmentFiles.requireRegular(f);
-            long modified = Files.getLastModifiedTime(f, LinkOption.NOFOLLOW_LINKS).toMillis(), size = Files.size(f);
+            long
+                    modified =
+                            Files.getLastModifiedTime(f, LinkOption.NOFOLLOW_LINKS)
+                                    .toMillis(),
+                    size = Files.size(f);
             Cached c = cache.get(name);
             if (c == null || c.modified != modified || c.size != size) {
                 c = read(f, name, modified, size);
@@ -77,7 +86,8 @@ public final class LocalSegmentRegistry implements SegmentMetadata {
         } catch (NoSuchFileException e) {
             return Optional.empty();
         } catch (IOException | RuntimeException e) {
-            java.util.logging.Logger.getLogger(LocalSegmentRegistry.class.getName()).warning("segment '" + name + "' refused: " + e.getMessage());
+            java.util.logging.Logger.getLogger(LocalSegmentRegistry.class.getName())
+                    .warning("segment '" + name + "' refused: " + e.getMessage());
             return Optional.empty();
         }
     }
@@ -85,11 +95,17 @@ public final class LocalSegmentRegistry implements SegmentMetadata {
     private Cached read(Path f, String name, long modified, long size) throws IOException {
         if (size > 1 << 20) throw new IOException(f + " has " + size + " bytes: expected a descriptor under 1 MiB");
         JsonNode root = JSON.readTree(Files.readString(f, StandardCharsets.UTF_8));
-        if (!root.path("pid").canConvertToLong() || !root.has("descriptor")) throw new IOException(f + ": expected {\"pid\":..., \"descriptor\":{...}}");
+        if (!root.path("pid").canConvertToLong() || !root.has("descriptor"))
+            throw new IOException(f + ": expected {\"pid\":..., \"descriptor\":{...}}");
         SegmentDescriptor d = DescriptorJson.read(root.get("descriptor").toString(), f.toString());
-        if (!d.name().equals(name)) throw new IOException(f + " describes segment '" + d.name() + "', not '" + name + "'");
-        if (d.shmFile() != null && !Path.of(d.shmFile()).normalize().equals(SegmentFiles.segmentFile(dir, name).normalize())) {
-            throw new IOException(f + " names the segment file " + d.shmFile() + ": expected " + SegmentFiles.segmentFile(dir, name));
+        if (!d.name().equals(name))
+            throw new IOException(f + " describes segment '" + d.name() + "', not '" + name + "'");
+        if (d.shmFile() != null
+                && !Path.of(d.shmFile())
+                        .normalize()
+                        .equals(SegmentFiles.segmentFile(dir, name).normalize())) {
+            throw new IOException(
+                    f + " names the segment file " + d.shmFile() + ": expected " + SegmentFiles.segmentFile(dir, name));
         }
         return new Cached(modified, size, d, root.get("pid").asLong());
     }
@@ -97,7 +113,8 @@ public final class LocalSegmentRegistry implements SegmentMetadata {
     @Override
     public void remove(String name) {
         try {
-            if (Files.deleteIfExists(SegmentFiles.descriptorFile(dir, name))) listeners.forEach(l -> l.accept(name, null));
+            if (Files.deleteIfExists(SegmentFiles.descriptorFile(dir, name)))
+                listeners.forEach(l -> l.accept(name, null));
         } catch (IOException | RuntimeException ignored) {
             // best effort: a stale entry reads as absent once its owner is gone
         }

@@ -13,5 +13,7 @@ final class Peer {
         this.transport = transport;
     }
 
-    String name() { return descriptor.name(); }
+    String name() {
+        return descriptor.name();
+    }
 }

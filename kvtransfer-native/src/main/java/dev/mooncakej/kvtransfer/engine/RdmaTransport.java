@@ -60,8 +60,13 @@ final class RdmaTransport implements Transport {
     private volatile Completion completion;
     private volatile boolean closed;
 
-    private RdmaTransport(VerbsLib verbs, List<VerbsLib.Device> devices, MemorySegment segment, String self, int maxEndpoints,
-                          BiFunction<String, byte[], byte[]> rpc) {
+    private RdmaTransport(
+            VerbsLib verbs,
+            List<VerbsLib.Device> devices,
+            MemorySegment segment,
+            String self,
+            int maxEndpoints,
+            BiFunction<String, byte[], byte[]> rpc) {
         this.verbs = verbs;
         this.devices = devices;
         this.self = self;
@@ -83,7 +88,12 @@ final class RdmaTransport implements Transport {
      * Opens every device of the verbs library and registers the segment on each; null (with the
      * reason logged by the caller) when the library is missing or has no device.
      */
-    static RdmaTransport open(TransferConfig config, MemorySegment segment, String self, BiFunction<String, byte[], byte[]> rpc, StringBuilder why) {
+    static RdmaTransport open(
+            TransferConfig config,
+            MemorySegment segment,
+            String self,
+            BiFunction<String, byte[], byte[]> rpc,
+            StringBuilder why) {
         try {
             VerbsLib verbs = new VerbsLib(config.verbsLibrary());
             List<VerbsLib.Device> devices = verbs.openAll(4096, GID_INDEX);
@@ -92,7 +102,9 @@ final class RdmaTransport implements Transport {
                 return null;
             }
             RdmaTransport t = new RdmaTransport(verbs, devices, segment, self, config.maxEndpoints(), rpc);
-            why.append(devices.size()).append(" device(s): ").append(devices.stream().map(VerbsLib.Device::name).toList());
+            why.append(devices.size())
+                    .append(" device(s): ")
+                    .append(devices.stream().map(VerbsLib.Device::name).toList());
             return t;
         } catch (RuntimeException | LinkageError e) {
             why.append("cannot use ").append(config.verbsLibrary()).append(": ").append(e.getMessage());
@@ -100,11 +112,16 @@ final class RdmaTransport implements Transport {
         }
     }
 
-    @Override public String name() { return "rdma"; }
+    @Override
+    public String name() {
+        return "rdma";
+    }
 
     List<SegmentDescriptor.Device> descriptorDevices() {
         List<SegmentDescriptor.Device> out = new ArrayList<>();
-        for (VerbsLib.Device d : devices) out.add(new SegmentDescriptor.Device(d.name(), d.lid(), HexFormat.of().formatHex(d.gid())));
+        for (VerbsLib.Device d : devices)
+            out.add(new SegmentDescriptor.Device(
+                    d.name(), d.lid(), HexFormat.of().formatHex(d.gid())));
         return out;
     }
 
@@ -114,11 +131,15 @@ final class RdmaTransport implements Transport {
         return out;
     }
 
-    Map<String, List<List<String>>> topologyMatrix() { return topology.matrix(); }
+    Map<String, List<List<String>>> topologyMatrix() {
+        return topology.matrix();
+    }
 
     @Override
     public boolean canReach(SegmentDescriptor local, SegmentDescriptor peer) {
-        return !devices.isEmpty() && peer.transports().contains("rdma") && !peer.devices().isEmpty();
+        return !devices.isEmpty()
+                && peer.transports().contains("rdma")
+                && !peer.devices().isEmpty();
     }
 
     @Override
@@ -133,7 +154,10 @@ final class RdmaTransport implements Transport {
             String remoteName = buf == null ? null : remoteTopology.select(buf.location(), s.attempt);
             int remote = remoteName == null ? -1 : indexOfRemote(d, remoteName);
             if (local < 0 || remote < 0 || buf.rkeys().size() <= remote) {
-                completion.failed(s, "no rdma path to '" + d.name() + "' for [" + s.remoteOffset + ", +" + s.length() + ")", true);
+                completion.failed(
+                        s,
+                        "no rdma path to '" + d.name() + "' for [" + s.remoteOffset + ", +" + s.length() + ")",
+                        true);
                 continue;
             }
             String key = d.name() + "@" + localName + "/" + remoteName;
@@ -141,7 +165,8 @@ final class RdmaTransport implements Transport {
             try {
                 ep = pool.get(key, k -> new Endpoint(k, local, d, remoteName));
             } catch (RuntimeException e) {
-                completion.failed(s, "rdma handshake with '" + d.name() + "' (" + key + ") failed: " + e.getMessage(), true);
+                completion.failed(
+                        s, "rdma handshake with '" + d.name() + "' (" + key + ") failed: " + e.getMessage(), true);
                 continue;
             }
             ep.post(s, d.baseAddress() + s.remoteOffset, buf.rkeys().get(remote));
@@ -154,11 +179,14 @@ final class RdmaTransport implements Transport {
     }
 
     private static int indexOfRemote(SegmentDescriptor d, String device) {
-        for (int i = 0; i < d.devices().size(); i++) if (d.devices().get(i).name().equals(device)) return i;
+        for (int i = 0; i < d.devices().size(); i++)
+            if (d.devices().get(i).name().equals(device)) return i;
         return -1;
     }
 
-    /** The passive side of a handshake: a QP on the requested device, connected to the caller's; returns our numbers. */
+    /**
+     * The passive side of a handshake: a QP on the requested device, connected to the caller's; returns our numbers.
+     */
     byte[] accept(byte[] request) {
         Handshake h = JSON.readValue(request, Handshake.class);
         int i = indexOf(h.target());
@@ -168,7 +196,8 @@ final class RdmaTransport implements Transport {
         verbs.connect(d, qp, h.qpn(), h.lid(), HexFormat.of().parseHex(h.gid()), GID_INDEX);
         MemorySegment old = passive.put(h.segment() + "@" + h.device() + "/" + h.target(), qp);
         if (old != null) verbs.destroyQp(old);
-        return JSON.writeValueAsBytes(new Handshake(self, d.name(), h.device(), d.lid(), HexFormat.of().formatHex(d.gid()), VerbsLib.qpNum(qp)));
+        return JSON.writeValueAsBytes(new Handshake(
+                self, d.name(), h.device(), d.lid(), HexFormat.of().formatHex(d.gid()), VerbsLib.qpNum(qp)));
     }
 
     /** One RC queue pair to one device of one peer, with work requests prepared once and reused. */
@@ -192,7 +221,15 @@ final class RdmaTransport implements Transport {
             this.qp = verbs.createRcQp(d, MAX_WR);
             this.qpn = VerbsLib.qpNum(qp);
             try {
-                byte[] reply = rpc.apply(peer.name(), JSON.writeValueAsBytes(new Handshake(self, d.name(), remoteDevice, d.lid(), HexFormat.of().formatHex(d.gid()), qpn)));
+                byte[] reply = rpc.apply(
+                        peer.name(),
+                        JSON.writeValueAsBytes(new Handshake(
+                                self,
+                                d.name(),
+                                remoteDevice,
+                                d.lid(),
+                                HexFormat.of().formatHex(d.gid()),
+                                qpn)));
                 Handshake h = JSON.readValue(reply, Handshake.class);
                 verbs.connect(d, qp, h.qpn(), h.lid(), HexFormat.of().parseHex(h.gid()), GID_INDEX);
             } catch (RuntimeException e) {
@@ -205,7 +242,10 @@ final class RdmaTransport implements Transport {
             this.bad = arena.allocate(ADDRESS);
             for (int i = 0; i < CHAIN; i++) { // fixed parts, once
                 MemorySegment wr = wrs.asSlice(i * wl.byteSize(), wl.byteSize());
-                wr.set(ADDRESS, WR_SG_LIST, sges.asSlice(i * VerbsLayouts.IBV_SGE.byteSize(), VerbsLayouts.IBV_SGE.byteSize()));
+                wr.set(
+                        ADDRESS,
+                        WR_SG_LIST,
+                        sges.asSlice(i * VerbsLayouts.IBV_SGE.byteSize(), VerbsLayouts.IBV_SGE.byteSize()));
                 wr.set(JAVA_INT, WR_NUM_SGE, 1);
                 wr.set(JAVA_INT, WR_SEND_FLAGS, VerbsLib.SEND_SIGNALED);
             }
@@ -307,13 +347,17 @@ final class RdmaTransport implements Transport {
                     if (status == 0) completion.done(s);
                     else {
                         if (ep != null) ep.breakEndpoint();
-                        completion.failed(s, "rdma work completion status " + status + " on " + (ep == null ? "?" : ep.key), true);
+                        completion.failed(
+                                s,
+                                "rdma work completion status " + status + " on " + (ep == null ? "?" : ep.key),
+                                true);
                     }
                 }
                 got += Math.max(0, n);
             }
             if (got > 0) idle = 0;
-            else if (++idle > 64) LockSupport.parkNanos(posted.isEmpty() ? 1_000_000 : 20_000); // back off instead of spinning a core
+            else if (++idle > 64)
+                LockSupport.parkNanos(posted.isEmpty() ? 1_000_000 : 20_000); // back off instead of spinning a core
         }
     }
 
@@ -323,8 +367,14 @@ final class RdmaTransport implements Transport {
     private static final long WR_NUM_SGE = off(VerbsLayouts.IBV_SEND_WR, "num_sge");
     private static final long WR_OPCODE = off(VerbsLayouts.IBV_SEND_WR, "opcode");
     private static final long WR_SEND_FLAGS = off(VerbsLayouts.IBV_SEND_WR, "send_flags");
-    private static final long WR_REMOTE_ADDR = VerbsLayouts.IBV_SEND_WR.byteOffset(MemoryLayout.PathElement.groupElement("wr"), MemoryLayout.PathElement.groupElement("rdma"), MemoryLayout.PathElement.groupElement("remote_addr"));
-    private static final long WR_RKEY = VerbsLayouts.IBV_SEND_WR.byteOffset(MemoryLayout.PathElement.groupElement("wr"), MemoryLayout.PathElement.groupElement("rdma"), MemoryLayout.PathElement.groupElement("rkey"));
+    private static final long WR_REMOTE_ADDR = VerbsLayouts.IBV_SEND_WR.byteOffset(
+            MemoryLayout.PathElement.groupElement("wr"),
+            MemoryLayout.PathElement.groupElement("rdma"),
+            MemoryLayout.PathElement.groupElement("remote_addr"));
+    private static final long WR_RKEY = VerbsLayouts.IBV_SEND_WR.byteOffset(
+            MemoryLayout.PathElement.groupElement("wr"),
+            MemoryLayout.PathElement.groupElement("rdma"),
+            MemoryLayout.PathElement.groupElement("rkey"));
     private static final long SGE_ADDR = off(VerbsLayouts.IBV_SGE, "addr");
     private static final long SGE_LENGTH = off(VerbsLayouts.IBV_SGE, "length");
     private static final long SGE_LKEY = off(VerbsLayouts.IBV_SGE, "lkey");
@@ -337,7 +387,9 @@ final class RdmaTransport implements Transport {
 
     private static int numaNode(String device) {
         try {
-            return Integer.parseInt(java.nio.file.Files.readString(java.nio.file.Path.of("/sys/class/infiniband", device, "device/numa_node")).trim());
+            return Integer.parseInt(java.nio.file.Files.readString(
+                            java.nio.file.Path.of("/sys/class/infiniband", device, "device/numa_node"))
+                    .trim());
         } catch (Exception e) {
             return -1;
         }

@@ -18,9 +18,18 @@ import java.util.Map;
  * @param topology    memory location to [preferred devices, secondary devices]
  * @param buffers     registered ranges; a remote request must fall inside one of them
  */
-public record SegmentDescriptor(String name, String hostId, String rpcHost, int rpcPort, String shmFile, long baseAddress, long length,
-                                List<String> transports, List<Device> devices, Map<String, List<List<String>>> topology,
-                                List<Buffer> buffers) {
+public record SegmentDescriptor(
+        String name,
+        String hostId,
+        String rpcHost,
+        int rpcPort,
+        String shmFile,
+        long baseAddress,
+        long length,
+        List<String> transports,
+        List<Device> devices,
+        Map<String, List<List<String>>> topology,
+        List<Buffer> buffers) {
 
     /** An RDMA device as peers need it for the queue-pair handshake. */
     public record Device(String name, int lid, String gid) {}

@@ -24,7 +24,8 @@ final class SegmentFiles {
     }
 
     static String checkName(String name) {
-        if (!isName(name)) throw new IllegalArgumentException("segment name '" + name + "': expected 1-64 of [A-Za-z0-9._-]");
+        if (!isName(name))
+            throw new IllegalArgumentException("segment name '" + name + "': expected 1-64 of [A-Za-z0-9._-]");
         return name;
     }
 
@@ -43,7 +44,8 @@ final class SegmentFiles {
     static Path trustedSegmentFile(Path dir, String name, String claimed) throws IOException {
         Path p = segmentFile(dir, name);
         if (claimed != null && !Path.of(claimed).normalize().equals(p.normalize())) {
-            throw new IOException("segment '" + name + "' names the file " + claimed + ": only " + p + " (the shm directory, by segment name) is opened");
+            throw new IOException("segment '" + name + "' names the file " + claimed + ": only " + p
+                    + " (the shm directory, by segment name) is opened");
         }
         requireRegular(p);
         return p;

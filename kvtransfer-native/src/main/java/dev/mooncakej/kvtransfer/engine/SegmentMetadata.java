@@ -38,7 +38,10 @@ public interface SegmentMetadata extends AutoCloseable {
             listeners.forEach(l -> l.accept(d.name(), d));
         }
 
-        @Override public Optional<SegmentDescriptor> lookup(String name) { return Optional.ofNullable(map.get(name)); }
+        @Override
+        public Optional<SegmentDescriptor> lookup(String name) {
+            return Optional.ofNullable(map.get(name));
+        }
 
         @Override
         public void remove(String name) {

@@ -4,7 +4,6 @@ import java.io.IOException;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.nio.channels.FileChannel;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 import java.util.List;
@@ -32,10 +31,20 @@ final class ShmTransport implements Transport {
     ShmTransport(int threads, Path dir) {
         this.threads = threads;
         this.dir = dir;
-        this.copiers = threads > 1 ? Executors.newFixedThreadPool(threads - 1, r -> Thread.ofPlatform().daemon().name("transfer-shm-copy").unstarted(r)) : null;
+        this.copiers = threads > 1
+                ? Executors.newFixedThreadPool(
+                        threads - 1,
+                        r -> Thread.ofPlatform()
+                                .daemon()
+                                .name("transfer-shm-copy")
+                                .unstarted(r))
+                : null;
     }
 
-    @Override public String name() { return "shm"; }
+    @Override
+    public String name() {
+        return "shm";
+    }
 
     /** One copy per request, or one per copy thread for large ones: small copies cost more per byte than large ones. */
     @Override
@@ -45,8 +54,11 @@ final class ShmTransport implements Transport {
 
     @Override
     public boolean canReach(SegmentDescriptor local, SegmentDescriptor peer) {
-        return peer.transports().contains("shm") && local.transports().contains("shm") && local.hostId().equals(peer.hostId())
-                && peer.shmFile() != null && trusted(peer) != null;
+        return peer.transports().contains("shm")
+                && local.transports().contains("shm")
+                && local.hostId().equals(peer.hostId())
+                && peer.shmFile() != null
+                && trusted(peer) != null;
     }
 
     @Override
@@ -55,7 +67,12 @@ final class ShmTransport implements Transport {
         try {
             remote = map(peer.descriptor);
         } catch (IOException | RuntimeException e) {
-            for (Slice s : slices) completion.failed(s, "cannot map the segment file " + peer.descriptor.shmFile() + " of '" + peer.name() + "': " + e.getMessage(), true);
+            for (Slice s : slices)
+                completion.failed(
+                        s,
+                        "cannot map the segment file " + peer.descriptor.shmFile() + " of '" + peer.name() + "': "
+                                + e.getMessage(),
+                        true);
             return;
         }
         long total = 0;
@@ -85,7 +102,11 @@ final class ShmTransport implements Transport {
             Slice s = slices.get(i);
             try {
                 if (s.remoteOffset < 0 || s.remoteOffset > remote.byteSize() - s.length()) {
-                    completion.failed(s, "remote range [" + s.remoteOffset + ", +" + s.length() + ") is outside the mapped segment of " + remote.byteSize() + " bytes", false);
+                    completion.failed(
+                            s,
+                            "remote range [" + s.remoteOffset + ", +" + s.length()
+                                    + ") is outside the mapped segment of " + remote.byteSize() + " bytes",
+                            false);
                     continue;
                 }
                 if (s.write) MemorySegment.copy(s.local, 0, remote, s.remoteOffset, s.length());
@@ -97,7 +118,10 @@ final class ShmTransport implements Transport {
         }
     }
 
-    /** The peer's segment file if it is the one its name derives in our shm directory, a regular file and no link; else null. */
+    /**
+     * The peer's segment file if it is the one its name derives in our shm directory, a regular file and no link; else
+     * null.
+     */
     private Path trusted(SegmentDescriptor peer) {
         try {
             return SegmentFiles.trustedSegmentFile(dir, peer.name(), peer.shmFile());
@@ -113,9 +137,11 @@ final class ShmTransport implements Transport {
             m = mapped.get(peer.name());
             if (m != null && m.byteSize() == peer.length()) return m;
             Path file = SegmentFiles.trustedSegmentFile(dir, peer.name(), peer.shmFile());
-            try (FileChannel ch = FileChannel.open(file, StandardOpenOption.READ, StandardOpenOption.WRITE, java.nio.file.LinkOption.NOFOLLOW_LINKS)) {
+            try (FileChannel ch = FileChannel.open(
+                    file, StandardOpenOption.READ, StandardOpenOption.WRITE, java.nio.file.LinkOption.NOFOLLOW_LINKS)) {
                 SegmentFiles.requireRegular(file); // re-checked on the open file's path (no swap for a link in between)
-                if (ch.size() < peer.length()) throw new IOException("the file has " + ch.size() + " bytes, the descriptor says " + peer.length());
+                if (ch.size() < peer.length())
+                    throw new IOException("the file has " + ch.size() + " bytes, the descriptor says " + peer.length());
                 m = ch.map(FileChannel.MapMode.READ_WRITE, 0, peer.length(), arena);
             }
             mapped.put(peer.name(), m);

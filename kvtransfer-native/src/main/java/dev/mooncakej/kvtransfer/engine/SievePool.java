@@ -70,9 +70,17 @@ final class SievePool<K, V> {
         return true;
     }
 
-    synchronized int size() { return map.size(); }
-    synchronized long evictions() { return evictions; }
-    synchronized boolean contains(K key) { return map.containsKey(key); }
+    synchronized int size() {
+        return map.size();
+    }
+
+    synchronized long evictions() {
+        return evictions;
+    }
+
+    synchronized boolean contains(K key) {
+        return map.containsKey(key);
+    }
 
     private V evictOne() {
         Node<K, V> h = hand != null ? hand : oldest;

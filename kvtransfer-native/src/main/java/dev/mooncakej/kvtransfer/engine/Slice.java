@@ -18,7 +18,14 @@ final class Slice {
     int attempt;
     int path;
 
-    Slice(TransferBatch batch, int request, boolean write, MemorySegment local, long remoteOffset, String location, Peer peer) {
+    Slice(
+            TransferBatch batch,
+            int request,
+            boolean write,
+            MemorySegment local,
+            long remoteOffset,
+            String location,
+            Peer peer) {
         this.batch = batch;
         this.request = request;
         this.write = write;
@@ -28,5 +35,7 @@ final class Slice {
         this.peer = peer;
     }
 
-    long length() { return local.byteSize(); }
+    long length() {
+        return local.byteSize();
+    }
 }

@@ -38,7 +38,10 @@ final class TcpTransport implements Transport {
         this.pool = new SievePool<>(config.maxEndpoints(), Endpoint::retire);
     }
 
-    @Override public String name() { return "tcp"; }
+    @Override
+    public String name() {
+        return "tcp";
+    }
 
     @Override
     public boolean canReach(SegmentDescriptor local, SegmentDescriptor peer) {
@@ -46,9 +49,17 @@ final class TcpTransport implements Transport {
     }
 
     /** Connections opened so far (lazy connection and retry tests). */
-    long connects() { return connects.get(); }
-    int endpoints() { return pool.size(); }
-    long evictions() { return pool.evictions(); }
+    long connects() {
+        return connects.get();
+    }
+
+    int endpoints() {
+        return pool.size();
+    }
+
+    long evictions() {
+        return pool.evictions();
+    }
 
     @Override
     public void submit(Peer peer, List<Slice> slices, Completion completion) {
@@ -129,7 +140,8 @@ final class TcpTransport implements Transport {
         private void sendLoop() {
             try {
                 SocketChannel c = SocketChannel.open();
-                c.socket().connect(new InetSocketAddress(peer.rpcHost(), peer.rpcPort()), (int) Math.min(Integer.MAX_VALUE, config.timeout().toMillis()));
+                c.socket().connect(new InetSocketAddress(peer.rpcHost(), peer.rpcPort()), (int)
+                        Math.min(Integer.MAX_VALUE, config.timeout().toMillis()));
                 c.setOption(StandardSocketOptions.TCP_NODELAY, true);
                 auth.answer(c);
                 ByteBuffer ok = ByteBuffer.allocate(1);
@@ -144,7 +156,8 @@ final class TcpTransport implements Transport {
                     ch = c;
                 }
                 Thread.ofPlatform().daemon().name("transfer-recv-" + key).start(this::readLoop);
-                ByteBuffer header = ByteBuffer.allocateDirect(Wire.HEADER + Wire.ENTRY * MAX_GROUP_SLICES).order(ByteOrder.LITTLE_ENDIAN);
+                ByteBuffer header = ByteBuffer.allocateDirect(Wire.HEADER + Wire.ENTRY * MAX_GROUP_SLICES)
+                        .order(ByteOrder.LITTLE_ENDIAN);
                 ByteBuffer[] bufs = new ByteBuffer[MAX_GROUP_SLICES + 1];
                 List<Slice> batch = new ArrayList<>(MAX_GROUP_SLICES);
                 // one method call per group: compiled by its invocation count, early, instead of this
@@ -153,7 +166,8 @@ final class TcpTransport implements Transport {
                     // next group
                 }
             } catch (IOException e) {
-                fail("tcp connection to " + peer.name() + " at " + peer.rpcHost() + ":" + peer.rpcPort() + " failed: " + describe(e));
+                fail("tcp connection to " + peer.name() + " at " + peer.rpcHost() + ":" + peer.rpcPort() + " failed: "
+                        + describe(e));
             } catch (InterruptedException e) {
                 Thread.currentThread().interrupt();
                 fail("interrupted");
@@ -161,7 +175,8 @@ final class TcpTransport implements Transport {
         }
 
         /** Waits for sendable slices, sends them as one group; false when the endpoint is done. */
-        private boolean sendGroup(ByteBuffer header, ByteBuffer[] bufs, List<Slice> batch) throws IOException, InterruptedException {
+        private boolean sendGroup(ByteBuffer header, ByteBuffer[] bufs, List<Slice> batch)
+                throws IOException, InterruptedException {
             batch.clear();
             Group g;
             synchronized (this) {
@@ -178,7 +193,9 @@ final class TcpTransport implements Transport {
                 }
                 boolean write = queue.peek().write;
                 long bytes = 0;
-                while (!queue.isEmpty() && batch.size() < MAX_GROUP_SLICES && queue.peek().write == write
+                while (!queue.isEmpty()
+                        && batch.size() < MAX_GROUP_SLICES
+                        && queue.peek().write == write
                         && (batch.isEmpty() || bytes + queue.peek().length() <= MAX_GROUP_BYTES)) {
                     Slice s = queue.poll();
                     bytes += s.length();
@@ -201,7 +218,8 @@ final class TcpTransport implements Transport {
         }
 
         private void readLoop() {
-            ByteBuffer header = ByteBuffer.allocateDirect(Wire.HEADER + MAX_GROUP_SLICES).order(ByteOrder.LITTLE_ENDIAN);
+            ByteBuffer header =
+                    ByteBuffer.allocateDirect(Wire.HEADER + MAX_GROUP_SLICES).order(ByteOrder.LITTLE_ENDIAN);
             ByteBuffer[] bufs = new ByteBuffer[MAX_GROUP_SLICES];
             try {
                 while (true) readReply(header, bufs); // one call per reply (see sendGroup)
@@ -218,14 +236,19 @@ final class TcpTransport implements Transport {
             synchronized (this) {
                 g = inflight.peek();
             }
-            if (g == null || !Wire.wellFormed(header) || Wire.group(header) != g.id || Wire.count(header) != g.slices.length) {
-                throw new IOException("unexpected reply (group " + Wire.group(header) + ", expected " + (g == null ? "none" : g.id) + ")");
+            if (g == null
+                    || !Wire.wellFormed(header)
+                    || Wire.group(header) != g.id
+                    || Wire.count(header) != g.slices.length) {
+                throw new IOException("unexpected reply (group " + Wire.group(header) + ", expected "
+                        + (g == null ? "none" : g.id) + ")");
             }
             header.clear().limit(g.slices.length);
             Wire.readFully(ch, header);
             if (!g.write) {
                 int n = 0;
-                for (int i = 0; i < g.slices.length; i++) if (header.get(i) == Wire.OK) bufs[n++] = g.slices[i].local.asByteBuffer();
+                for (int i = 0; i < g.slices.length; i++)
+                    if (header.get(i) == Wire.OK) bufs[n++] = g.slices[i].local.asByteBuffer();
                 Wire.readFully(ch, bufs, 0, n);
                 java.util.Arrays.fill(bufs, 0, n, null);
             }
@@ -236,7 +259,12 @@ final class TcpTransport implements Transport {
             for (int i = 0; i < g.slices.length; i++) {
                 Slice s = g.slices[i];
                 if (header.get(i) == Wire.OK) completion.done(s);
-                else completion.failed(s, "remote range [" + s.remoteOffset + ", +" + s.length() + ") is not inside a registered buffer of '" + peer.name() + "'", false);
+                else
+                    completion.failed(
+                            s,
+                            "remote range [" + s.remoteOffset + ", +" + s.length()
+                                    + ") is not inside a registered buffer of '" + peer.name() + "'",
+                            false);
             }
         }
 

@@ -43,23 +43,30 @@ public final class Topology {
     /** This machine's NUMA nodes, from sysfs (1 when unknown). */
     public static int numaNodes() {
         try (var s = Files.list(Path.of("/sys/devices/system/node"))) {
-            return (int) Math.max(1, s.filter(p -> p.getFileName().toString().matches("node\\d+")).count());
+            return (int) Math.max(
+                    1,
+                    s.filter(p -> p.getFileName().toString().matches("node\\d+"))
+                            .count());
         } catch (IOException e) {
             return 1;
         }
     }
 
-    public Map<String, List<List<String>>> matrix() { return matrix; }
+    public Map<String, List<List<String>>> matrix() {
+        return matrix;
+    }
 
     /** The device for a slice of memory at {@code location} on its {@code attempt}-th try, or null with no device. */
     public String select(String location, int attempt) {
         List<List<String>> entry = matrix.get(location);
-        if (entry == null) entry = matrix.isEmpty() ? null : matrix.values().iterator().next(); // "*" or unknown: any
+        if (entry == null)
+            entry = matrix.isEmpty() ? null : matrix.values().iterator().next(); // "*" or unknown: any
         if (entry == null) return null;
         List<String> pref = entry.get(0), sec = entry.get(1);
         int all = pref.size() + sec.size();
         if (all == 0) return null;
-        if (attempt == 0 && !pref.isEmpty()) return pref.get(ThreadLocalRandom.current().nextInt(pref.size()));
+        if (attempt == 0 && !pref.isEmpty())
+            return pref.get(ThreadLocalRandom.current().nextInt(pref.size()));
         int k = Math.floorMod(attempt - 1, all);
         return k < pref.size() ? pref.get(k) : sec.get(k - pref.size());
     }

@@ -12,7 +12,13 @@ import java.util.concurrent.atomic.AtomicIntegerArray;
  */
 public final class TransferBatch {
     /** State of one request: WAITING until final. */
-    public enum Status { WAITING, COMPLETED, FAILED, INVALID, TIMEOUT }
+    public enum Status {
+        WAITING,
+        COMPLETED,
+        FAILED,
+        INVALID,
+        TIMEOUT
+    }
 
     private static final Status[] STATUSES = Status.values();
 
@@ -33,13 +39,25 @@ public final class TransferBatch {
         if (n == 0) done.complete(this);
     }
 
-    public int size() { return status.length(); }
-    public Status status(int i) { return STATUSES[status.get(i)]; }
+    public int size() {
+        return status.length();
+    }
+
+    public Status status(int i) {
+        return STATUSES[status.get(i)];
+    }
     /** Why a request did not complete (null when it did or is still waiting). */
-    public String reason(int i) { return reason[i]; }
+    public String reason(int i) {
+        return reason[i];
+    }
     /** Bytes of request i moved so far. */
-    public synchronized long transferredBytes(int i) { return bytes[i]; }
-    public CompletableFuture<TransferBatch> done() { return done; }
+    public synchronized long transferredBytes(int i) {
+        return bytes[i];
+    }
+
+    public CompletableFuture<TransferBatch> done() {
+        return done;
+    }
 
     public boolean allCompleted() {
         for (int i = 0; i < size(); i++) if (status.get(i) != Status.COMPLETED.ordinal()) return false;
@@ -54,11 +72,15 @@ public final class TransferBatch {
         return "all " + size() + " requests completed";
     }
 
-    void expectSlices(int i, int n) { slicesLeft.set(i, n); }
+    void expectSlices(int i, int n) {
+        slicesLeft.set(i, n);
+    }
 
     /** One slice of request i finished well; completes the request when it was the last. */
     void sliceDone(int i, long n) {
-        synchronized (this) { bytes[i] += n; }
+        synchronized (this) {
+            bytes[i] += n;
+        }
         if (slicesLeft.decrementAndGet(i) == 0) finish(i, Status.COMPLETED, null);
     }
 
@@ -70,7 +92,9 @@ public final class TransferBatch {
         return true;
     }
 
-    boolean isFinal(int i) { return status.get(i) != Status.WAITING.ordinal(); }
+    boolean isFinal(int i) {
+        return status.get(i) != Status.WAITING.ordinal();
+    }
 
     /** The deadline passed: every request still waiting times out. */
     void expire(String why) {

@@ -24,28 +24,54 @@ import java.util.List;
  * @param downgradeAfter    consecutive transport errors with one peer before the next transport is used
  * @param verbsLibrary      the libibverbs to load for rdma ({@code libibverbs.so.1}; tests point it at a fake provider)
  */
-public record TransferConfig(List<String> transports, Path shmDir, String listenHost, int listenPort, String advertiseHost,
-                             String secret, int sliceBytes, int fragmentLimit, int connectionsPerPeer, int maxEndpoints,
-                             int retryLimit, Duration timeout, int copyThreads, int downgradeAfter, String verbsLibrary) {
+public record TransferConfig(
+        List<String> transports,
+        Path shmDir,
+        String listenHost,
+        int listenPort,
+        String advertiseHost,
+        String secret,
+        int sliceBytes,
+        int fragmentLimit,
+        int connectionsPerPeer,
+        int maxEndpoints,
+        int retryLimit,
+        Duration timeout,
+        int copyThreads,
+        int downgradeAfter,
+        String verbsLibrary) {
     public static final List<String> ALL_TRANSPORTS = List.of("rdma", "shm", "tcp");
 
     public TransferConfig {
         transports = List.copyOf(transports);
-        if (transports.isEmpty()) throw new IllegalArgumentException("transfer transports: expected a non-empty subset of " + ALL_TRANSPORTS);
+        if (transports.isEmpty())
+            throw new IllegalArgumentException("transfer transports: expected a non-empty subset of " + ALL_TRANSPORTS);
         for (String t : transports) {
-            if (!ALL_TRANSPORTS.contains(t)) throw new IllegalArgumentException("transfer transport '" + t + "': expected one of " + ALL_TRANSPORTS);
+            if (!ALL_TRANSPORTS.contains(t))
+                throw new IllegalArgumentException("transfer transport '" + t + "': expected one of " + ALL_TRANSPORTS);
         }
         require(sliceBytes >= 4096 && sliceBytes <= (64 << 20), "slice-bytes", sliceBytes, "4096..67108864");
         require(fragmentLimit >= 0 && fragmentLimit <= sliceBytes, "fragment-limit", fragmentLimit, "0..slice-bytes");
-        require(connectionsPerPeer >= 1 && connectionsPerPeer <= 64, "connections-per-peer", connectionsPerPeer, "1..64");
-        require(maxEndpoints >= connectionsPerPeer, "max-endpoints", maxEndpoints, ">= connections-per-peer (" + connectionsPerPeer + ")");
+        require(
+                connectionsPerPeer >= 1 && connectionsPerPeer <= 64,
+                "connections-per-peer",
+                connectionsPerPeer,
+                "1..64");
+        require(
+                maxEndpoints >= connectionsPerPeer,
+                "max-endpoints",
+                maxEndpoints,
+                ">= connections-per-peer (" + connectionsPerPeer + ")");
         require(retryLimit >= 0 && retryLimit <= 64, "retry-limit", retryLimit, "0..64");
         require(copyThreads >= 1 && copyThreads <= 64, "copy-threads", copyThreads, "1..64");
         require(downgradeAfter >= 1, "downgrade-after", downgradeAfter, ">= 1");
         require(listenPort >= 0 && listenPort <= 65535, "listen-port", listenPort, "0..65535");
-        if (timeout == null || timeout.isNegative() || timeout.isZero()) throw new IllegalArgumentException("transfer timeout '" + timeout + "': expected a positive duration");
+        if (timeout == null || timeout.isNegative() || timeout.isZero())
+            throw new IllegalArgumentException("transfer timeout '" + timeout + "': expected a positive duration");
         new dev.mooncakej.kvtransfer.PeerAuth(secret); // validates the secret with its own message
-        if (verbsLibrary == null || verbsLibrary.isBlank()) throw new IllegalArgumentException("transfer verbs-library: expected a library name or path such as libibverbs.so.1");
+        if (verbsLibrary == null || verbsLibrary.isBlank())
+            throw new IllegalArgumentException(
+                    "transfer verbs-library: expected a library name or path such as libibverbs.so.1");
     }
 
     private static void require(boolean ok, String key, long value, String expected) {
@@ -54,16 +80,173 @@ public record TransferConfig(List<String> transports, Path shmDir, String listen
 
     /** Loopback defaults: every transport, ephemeral port, 64 KiB slices, 30 s timeout. */
     public static TransferConfig defaults(String secret, Path shmDir) {
-        return new TransferConfig(ALL_TRANSPORTS, shmDir, "127.0.0.1", 0, "127.0.0.1", secret, 64 * 1024, 16 * 1024, 2, 256, 4,
-                Duration.ofSeconds(30), 2, 3, "libibverbs.so.1");
+        return new TransferConfig(
+                ALL_TRANSPORTS,
+                shmDir,
+                "127.0.0.1",
+                0,
+                "127.0.0.1",
+                secret,
+                64 * 1024,
+                16 * 1024,
+                2,
+                256,
+                4,
+                Duration.ofSeconds(30),
+                2,
+                3,
+                "libibverbs.so.1");
     }
 
-    public TransferConfig withTransports(List<String> t) { return new TransferConfig(t, shmDir, listenHost, listenPort, advertiseHost, secret, sliceBytes, fragmentLimit, connectionsPerPeer, maxEndpoints, retryLimit, timeout, copyThreads, downgradeAfter, verbsLibrary); }
-    public TransferConfig withListen(String host, int port, String advertise) { return new TransferConfig(transports, shmDir, host, port, advertise, secret, sliceBytes, fragmentLimit, connectionsPerPeer, maxEndpoints, retryLimit, timeout, copyThreads, downgradeAfter, verbsLibrary); }
-    public TransferConfig withSlicing(int slice, int fragment) { return new TransferConfig(transports, shmDir, listenHost, listenPort, advertiseHost, secret, slice, Math.min(fragment, slice), connectionsPerPeer, maxEndpoints, retryLimit, timeout, copyThreads, downgradeAfter, verbsLibrary); }
-    public TransferConfig withConnections(int perPeer, int max) { return new TransferConfig(transports, shmDir, listenHost, listenPort, advertiseHost, secret, sliceBytes, fragmentLimit, perPeer, max, retryLimit, timeout, copyThreads, downgradeAfter, verbsLibrary); }
-    public TransferConfig withTimeout(Duration t) { return new TransferConfig(transports, shmDir, listenHost, listenPort, advertiseHost, secret, sliceBytes, fragmentLimit, connectionsPerPeer, maxEndpoints, retryLimit, t, copyThreads, downgradeAfter, verbsLibrary); }
-    public TransferConfig withRetry(int retries, int downgrade) { return new TransferConfig(transports, shmDir, listenHost, listenPort, advertiseHost, secret, sliceBytes, fragmentLimit, connectionsPerPeer, maxEndpoints, retries, timeout, copyThreads, downgrade, verbsLibrary); }
-    public TransferConfig withCopyThreads(int n) { return new TransferConfig(transports, shmDir, listenHost, listenPort, advertiseHost, secret, sliceBytes, fragmentLimit, connectionsPerPeer, maxEndpoints, retryLimit, timeout, n, downgradeAfter, verbsLibrary); }
-    public TransferConfig withVerbsLibrary(String lib) { return new TransferConfig(transports, shmDir, listenHost, listenPort, advertiseHost, secret, sliceBytes, fragmentLimit, connectionsPerPeer, maxEndpoints, retryLimit, timeout, copyThreads, downgradeAfter, lib); }
+    public TransferConfig withTransports(List<String> t) {
+        return new TransferConfig(
+                t,
+                shmDir,
+                listenHost,
+                listenPort,
+                advertiseHost,
+                secret,
+                sliceBytes,
+                fragmentLimit,
+                connectionsPerPeer,
+                maxEndpoints,
+                retryLimit,
+                timeout,
+                copyThreads,
+                downgradeAfter,
+                verbsLibrary);
+    }
+
+    public TransferConfig withListen(String host, int port, String advertise) {
+        return new TransferConfig(
+                transports,
+                shmDir,
+                host,
+                port,
+                advertise,
+                secret,
+                sliceBytes,
+                fragmentLimit,
+                connectionsPerPeer,
+                maxEndpoints,
+                retryLimit,
+                timeout,
+                copyThreads,
+                downgradeAfter,
+                verbsLibrary);
+    }
+
+    public TransferConfig withSlicing(int slice, int fragment) {
+        return new TransferConfig(
+                transports,
+                shmDir,
+                listenHost,
+                listenPort,
+                advertiseHost,
+                secret,
+                slice,
+                Math.min(fragment, slice),
+                connectionsPerPeer,
+                maxEndpoints,
+                retryLimit,
+                timeout,
+                copyThreads,
+                downgradeAfter,
+                verbsLibrary);
+    }
+
+    public TransferConfig withConnections(int perPeer, int max) {
+        return new TransferConfig(
+                transports,
+                shmDir,
+                listenHost,
+                listenPort,
+                advertiseHost,
+                secret,
+                sliceBytes,
+                fragmentLimit,
+                perPeer,
+                max,
+                retryLimit,
+                timeout,
+                copyThreads,
+                downgradeAfter,
+                verbsLibrary);
+    }
+
+    public TransferConfig withTimeout(Duration t) {
+        return new TransferConfig(
+                transports,
+                shmDir,
+                listenHost,
+                listenPort,
+                advertiseHost,
+                secret,
+                sliceBytes,
+                fragmentLimit,
+                connectionsPerPeer,
+                maxEndpoints,
+                retryLimit,
+                t,
+                copyThreads,
+                downgradeAfter,
+                verbsLibrary);
+    }
+
+    public TransferConfig withRetry(int retries, int downgrade) {
+        return new TransferConfig(
+                transports,
+                shmDir,
+                listenHost,
+                listenPort,
+                advertiseHost,
+                secret,
+                sliceBytes,
+                fragmentLimit,
+                connectionsPerPeer,
+                maxEndpoints,
+                retries,
+                timeout,
+                copyThreads,
+                downgrade,
+                verbsLibrary);
+    }
+
+    public TransferConfig withCopyThreads(int n) {
+        return new TransferConfig(
+                transports,
+                shmDir,
+                listenHost,
+                listenPort,
+                advertiseHost,
+                secret,
+                sliceBytes,
+                fragmentLimit,
+                connectionsPerPeer,
+                maxEndpoints,
+                retryLimit,
+                timeout,
+                n,
+                downgradeAfter,
+                verbsLibrary);
+    }
+
+    public TransferConfig withVerbsLibrary(String lib) {
+        return new TransferConfig(
+                transports,
+                shmDir,
+                listenHost,
+                listenPort,
+                advertiseHost,
+                secret,
+                sliceBytes,
+                fragmentLimit,
+                connectionsPerPeer,
+                maxEndpoints,
+                retryLimit,
+                timeout,
+                copyThreads,
+                downgradeAfter,
+                lib);
+    }
 }

@@ -51,7 +51,9 @@ public final class TransferEngine implements AutoCloseable {
     private final Map<String, Peer> peers = new ConcurrentHashMap<>();
     private final Map<String, Control> control = new ConcurrentHashMap<>();
     /** Unfinished batches in submission order; every batch has the same timeout, so deadlines are in order too. */
-    private final java.util.concurrent.ConcurrentLinkedQueue<TransferBatch> pending = new java.util.concurrent.ConcurrentLinkedQueue<>();
+    private final java.util.concurrent.ConcurrentLinkedQueue<TransferBatch> pending =
+            new java.util.concurrent.ConcurrentLinkedQueue<>();
+
     private final ScheduledExecutorService timer;
     private final TransferServer server;
     private final String hostId;
@@ -67,7 +69,8 @@ public final class TransferEngine implements AutoCloseable {
      * @param segmentBytes  size of this process's segment (register ranges of it with {@link #allocate})
      */
     public TransferEngine(String name, SegmentMetadata metadata, long segmentBytes, TransferConfig config) {
-        if (name == null || !name.matches("[A-Za-z0-9._-]{1,64}")) throw new IllegalArgumentException("segment name '" + name + "': expected 1-64 of [A-Za-z0-9._-]");
+        if (name == null || !name.matches("[A-Za-z0-9._-]{1,64}"))
+            throw new IllegalArgumentException("segment name '" + name + "': expected 1-64 of [A-Za-z0-9._-]");
         if (segmentBytes <= 0) throw new IllegalArgumentException("segment size must be positive, got " + segmentBytes);
         this.name = name;
         this.metadata = metadata;
@@ -77,16 +80,24 @@ public final class TransferEngine implements AutoCloseable {
         this.shmFile = SegmentFiles.segmentFile(config.shmDir(), name);
         try {
             Files.deleteIfExists(shmFile); // never through a link left in its place: a fresh file, owner-only (0600)
-            Files.createFile(shmFile, java.nio.file.attribute.PosixFilePermissions.asFileAttribute(java.nio.file.attribute.PosixFilePermissions.fromString("rw-------")));
+            Files.createFile(
+                    shmFile,
+                    java.nio.file.attribute.PosixFilePermissions.asFileAttribute(
+                            java.nio.file.attribute.PosixFilePermissions.fromString("rw-------")));
         } catch (IOException e) {
             arena.close();
-            throw new UncheckedIOException("cannot create the segment file " + shmFile + " (" + e.getMessage() + "): check transfer shm-dir", e);
+            throw new UncheckedIOException(
+                    "cannot create the segment file " + shmFile + " (" + e.getMessage() + "): check transfer shm-dir",
+                    e);
         }
-        try (FileChannel ch = FileChannel.open(shmFile, StandardOpenOption.READ, StandardOpenOption.WRITE, java.nio.file.LinkOption.NOFOLLOW_LINKS)) {
+        try (FileChannel ch = FileChannel.open(
+                shmFile, StandardOpenOption.READ, StandardOpenOption.WRITE, java.nio.file.LinkOption.NOFOLLOW_LINKS)) {
             this.segment = ch.map(FileChannel.MapMode.READ_WRITE, 0, segmentBytes, arena);
         } catch (IOException e) {
             arena.close();
-            throw new UncheckedIOException("cannot create the segment file " + shmFile + " (" + e.getMessage() + "): check transfer shm-dir", e);
+            throw new UncheckedIOException(
+                    "cannot create the segment file " + shmFile + " (" + e.getMessage() + "): check transfer shm-dir",
+                    e);
         }
         String rdma = "not enabled";
         for (String t : config.transports()) {
@@ -97,43 +108,72 @@ public final class TransferEngine implements AutoCloseable {
                     StringBuilder why = new StringBuilder();
                     RdmaTransport r = RdmaTransport.open(config, segment, name, this::handshake, why);
                     rdma = why.toString();
-                    if (r == null) LOG.info("transfer engine '" + name + "': rdma unavailable (" + rdma + "), falling back to the other transports");
+                    if (r == null)
+                        LOG.info("transfer engine '" + name + "': rdma unavailable (" + rdma
+                                + "), falling back to the other transports");
                     else transports.put(t, r);
                 }
                 default -> throw new IllegalArgumentException("transfer transport '" + t + "'");
             }
         }
         this.rdmaStatus = rdma;
-        this.timer = Executors.newSingleThreadScheduledExecutor(r -> Thread.ofPlatform().daemon().name("transfer-timer-" + name).unstarted(r));
+        this.timer = Executors.newSingleThreadScheduledExecutor(
+                r -> Thread.ofPlatform().daemon().name("transfer-timer-" + name).unstarted(r));
         long tick = Math.max(1, Math.min(50, config.timeout().toMillis() / 10));
         timer.scheduleWithFixedDelay(this::expireOverdue, tick, tick, TimeUnit.MILLISECONDS);
-        this.server = new TransferServer(config.listenHost(), config.listenPort(), auth, segment, () -> self, p -> notifyHandler.apply(p));
+        this.server = new TransferServer(
+                config.listenHost(), config.listenPort(), auth, segment, () -> self, p -> notifyHandler.apply(p));
         if (transports.get("rdma") instanceof RdmaTransport r) server.onHandshake(r::accept);
         publish();
         this.watch = metadata.watch((peer, d) -> {
             Peer old = peers.remove(peer);
-            if (old != null && (d == null || !d.equals(old.descriptor))) transports.values().forEach(t -> t.forget(peer));
+            if (old != null && (d == null || !d.equals(old.descriptor)))
+                transports.values().forEach(t -> t.forget(peer));
         });
     }
 
-    public String name() { return name; }
-    public MemorySegment segment() { return segment; }
-    public SegmentDescriptor descriptor() { return self; }
-    public TransferConfig config() { return config; }
+    public String name() {
+        return name;
+    }
+
+    public MemorySegment segment() {
+        return segment;
+    }
+
+    public SegmentDescriptor descriptor() {
+        return self;
+    }
+
+    public TransferConfig config() {
+        return config;
+    }
     /** Why rdma is or is not in use (e.g. "no device: errno 38 (ENOSYS ...)"). */
-    public String rdmaStatus() { return rdmaStatus; }
+    public String rdmaStatus() {
+        return rdmaStatus;
+    }
     /** Port of the tcp transport and control channel. */
-    public int port() { return server.port(); }
-    public long bytesReceived() { return server.bytesIn(); }
-    public long bytesServed() { return server.bytesOut(); }
+    public int port() {
+        return server.port();
+    }
+
+    public long bytesReceived() {
+        return server.bytesIn();
+    }
+
+    public long bytesServed() {
+        return server.bytesOut();
+    }
     /** Connections closed because a peer failed the challenge or sent a malformed group. */
-    public long refusedConnections() { return server.refused(); }
+    public long refusedConnections() {
+        return server.refused();
+    }
 
     /** Registers a fresh 64-byte-aligned range of this segment at {@code location} and publishes it. */
     public synchronized MemorySegment allocate(long bytes, String location) {
         long off = (next + 63) & ~63L;
         if (bytes <= 0 || off + bytes > segment.byteSize()) {
-            throw new IllegalArgumentException("cannot register " + bytes + " bytes: the segment has " + (segment.byteSize() - off) + " left (raise its size)");
+            throw new IllegalArgumentException("cannot register " + bytes + " bytes: the segment has "
+                    + (segment.byteSize() - off) + " left (raise its size)");
         }
         next = off + bytes;
         buffers.add(new SegmentDescriptor.Buffer(off, bytes, location, List.of()));
@@ -145,7 +185,8 @@ public final class TransferEngine implements AutoCloseable {
     public synchronized void unregister(MemorySegment buffer) {
         long off = offsetOf(buffer);
         if (!buffers.removeIf(b -> b.offset() == off && b.length() == buffer.byteSize())) {
-            throw new IllegalArgumentException("no registered buffer at offset " + off + " of " + buffer.byteSize() + " bytes");
+            throw new IllegalArgumentException(
+                    "no registered buffer at offset " + off + " of " + buffer.byteSize() + " bytes");
         }
         publish();
     }
@@ -153,7 +194,9 @@ public final class TransferEngine implements AutoCloseable {
     /** Offset of memory inside this segment (what a request's local offset is). */
     public long offsetOf(MemorySegment memory) {
         long off = memory.address() - segment.address();
-        if (off < 0 || off + memory.byteSize() > segment.byteSize()) throw new IllegalArgumentException("memory at 0x" + Long.toHexString(memory.address()) + " is not inside segment '" + name + "'");
+        if (off < 0 || off + memory.byteSize() > segment.byteSize())
+            throw new IllegalArgumentException(
+                    "memory at 0x" + Long.toHexString(memory.address()) + " is not inside segment '" + name + "'");
         return off;
     }
 
@@ -162,11 +205,22 @@ public final class TransferEngine implements AutoCloseable {
         List<SegmentDescriptor.Buffer> bufs = buffers;
         if (rdma != null) { // the whole segment is one memory region per device: every buffer has the same rkeys
             List<Integer> rkeys = rdma.rkeys();
-            bufs = buffers.stream().map(b -> new SegmentDescriptor.Buffer(b.offset(), b.length(), b.location(), rkeys)).toList();
+            bufs = buffers.stream()
+                    .map(b -> new SegmentDescriptor.Buffer(b.offset(), b.length(), b.location(), rkeys))
+                    .toList();
         }
-        self = new SegmentDescriptor(name, hostId, config.advertiseHost(), server == null ? 0 : server.port(), shmFile.toString(), segment.address(),
-                segment.byteSize(), List.copyOf(transports.keySet()), rdma == null ? List.of() : rdma.descriptorDevices(),
-                rdma == null ? Topology.of(Map.of(), Topology.numaNodes()).matrix() : rdma.topologyMatrix(), bufs);
+        self = new SegmentDescriptor(
+                name,
+                hostId,
+                config.advertiseHost(),
+                server == null ? 0 : server.port(),
+                shmFile.toString(),
+                segment.address(),
+                segment.byteSize(),
+                List.copyOf(transports.keySet()),
+                rdma == null ? List.of() : rdma.descriptorDevices(),
+                rdma == null ? Topology.of(Map.of(), Topology.numaNodes()).matrix() : rdma.topologyMatrix(),
+                bufs);
         if (server != null) metadata.publish(self);
     }
 
@@ -183,9 +237,13 @@ public final class TransferEngine implements AutoCloseable {
      * The tcp fence's barrier: read {@link #writeGroupsAccepted()} after a guard stops permitting a
      * range; once {@link #writesLandedThrough} that number, no tcp byte aimed at the range can land.
      */
-    public long writeGroupsAccepted() { return server.writeGroupsAccepted(); }
+    public long writeGroupsAccepted() {
+        return server.writeGroupsAccepted();
+    }
 
-    public boolean writesLandedThrough(long seq) { return server.writesLandedThrough(seq); }
+    public boolean writesLandedThrough(long seq) {
+        return server.writesLandedThrough(seq);
+    }
 
     /** Handles notifications from peers (after their writes completed); returns a status byte. */
     public void onNotify(Function<byte[], Byte> handler) {
@@ -234,18 +292,30 @@ public final class TransferEngine implements AutoCloseable {
             TransferRequest r = requests.get(i);
             Peer peer = peer(r.target());
             if (peer == null) {
-                batch.finish(i, TransferBatch.Status.FAILED, metadata.lookup(r.target()).isPresent()
-                        ? "no common transport with segment '" + r.target() + "' (ours: " + transports.keySet() + ")"
-                        : "segment '" + r.target() + "' is not published");
+                batch.finish(
+                        i,
+                        TransferBatch.Status.FAILED,
+                        metadata.lookup(r.target()).isPresent()
+                                ? "no common transport with segment '" + r.target() + "' (ours: " + transports.keySet()
+                                        + ")"
+                                : "segment '" + r.target() + "' is not published");
                 continue;
             }
             SegmentDescriptor.Buffer localBuf = me.bufferOf(r.localOffset(), r.length());
             if (r.length() <= 0 || localBuf == null) {
-                batch.finish(i, TransferBatch.Status.INVALID, "local range [" + r.localOffset() + ", +" + r.length() + ") is not inside a registered buffer of this segment '" + name + "'");
+                batch.finish(
+                        i,
+                        TransferBatch.Status.INVALID,
+                        "local range [" + r.localOffset() + ", +" + r.length()
+                                + ") is not inside a registered buffer of this segment '" + name + "'");
                 continue;
             }
             if (!peer.descriptor.registered(r.targetOffset(), r.length())) {
-                batch.finish(i, TransferBatch.Status.INVALID, "remote range [" + r.targetOffset() + ", +" + r.length() + ") is not inside a registered buffer of '" + r.target() + "'");
+                batch.finish(
+                        i,
+                        TransferBatch.Status.INVALID,
+                        "remote range [" + r.targetOffset() + ", +" + r.length()
+                                + ") is not inside a registered buffer of '" + r.target() + "'");
                 continue;
             }
             List<Slice> out = byPeer.computeIfAbsent(peer, k -> new ArrayList<>());
@@ -253,8 +323,14 @@ public final class TransferEngine implements AutoCloseable {
             long pos = 0, len = r.length(), slice = peer.transport.sliceBytes(len, config);
             while (pos < len) {
                 long n = len - pos <= slice + Math.min(slice, config.fragmentLimit()) ? len - pos : slice;
-                out.add(new Slice(batch, i, r.opcode() == TransferRequest.Opcode.WRITE, segment.asSlice(r.localOffset() + pos, n),
-                        r.targetOffset() + pos, localBuf.location(), peer));
+                out.add(new Slice(
+                        batch,
+                        i,
+                        r.opcode() == TransferRequest.Opcode.WRITE,
+                        segment.asSlice(r.localOffset() + pos, n),
+                        r.targetOffset() + pos,
+                        localBuf.location(),
+                        peer));
                 pos += n;
                 count++;
             }
@@ -274,7 +350,9 @@ public final class TransferEngine implements AutoCloseable {
         TransferBatch b;
         while ((b = pending.peek()) != null && (b.done().isDone() || now - b.deadlineNanos >= 0)) {
             pending.poll();
-            if (!b.done().isDone()) b.expire("not finished within the transfer timeout of " + config.timeout().toMillis() + " ms");
+            if (!b.done().isDone())
+                b.expire("not finished within the transfer timeout of "
+                        + config.timeout().toMillis() + " ms");
         }
     }
 
@@ -304,7 +382,8 @@ public final class TransferEngine implements AutoCloseable {
                     if (peer.transport == used && peer.consecutiveErrors.get() >= config.downgradeAfter()) {
                         Transport next = negotiate(peer.descriptor, used);
                         if (next != null) {
-                            LOG.warning("transfer to '" + peer.name() + "': " + peer.consecutiveErrors.get() + " errors on " + used.name() + " (" + reason + "), downgrading to " + next.name());
+                            LOG.warning("transfer to '" + peer.name() + "': " + peer.consecutiveErrors.get()
+                                    + " errors on " + used.name() + " (" + reason + "), downgrading to " + next.name());
                             peer.transport = next;
                             peer.consecutiveErrors.set(0);
                         }
@@ -313,7 +392,8 @@ public final class TransferEngine implements AutoCloseable {
             }
             if (s.batch.isFinal(s.request)) return;
             if (s.attempt >= config.retryLimit()) {
-                s.batch.finish(s.request, TransferBatch.Status.FAILED, reason + " (after " + (s.attempt + 1) + " attempts)");
+                s.batch.finish(
+                        s.request, TransferBatch.Status.FAILED, reason + " (after " + (s.attempt + 1) + " attempts)");
                 return;
             }
             s.attempt++;
@@ -326,31 +406,44 @@ public final class TransferEngine implements AutoCloseable {
      * status byte; used after a batch of writes completed ("the KV of request r is there").
      */
     public byte notify(String segmentName, byte[] payload, Duration timeout) throws IOException {
-        if (payload.length < 1 || payload.length > Wire.MAX_NOTIFY) throw new IllegalArgumentException("notification of " + payload.length + " bytes: expected 1.." + Wire.MAX_NOTIFY);
-        SegmentDescriptor d = metadata.lookup(segmentName).orElseThrow(() -> new IOException("segment '" + segmentName + "' is not published"));
+        if (payload.length < 1 || payload.length > Wire.MAX_NOTIFY)
+            throw new IllegalArgumentException(
+                    "notification of " + payload.length + " bytes: expected 1.." + Wire.MAX_NOTIFY);
+        SegmentDescriptor d = metadata.lookup(segmentName)
+                .orElseThrow(() -> new IOException("segment '" + segmentName + "' is not published"));
         Control c = control.computeIfAbsent(segmentName, k -> new Control());
         synchronized (c) {
             IOException last = null;
             for (int attempt = 0; attempt < 2; attempt++) { // a pooled connection may have gone stale: one fresh retry
                 try {
-                    if (c.ch == null || !c.ch.isOpen() || c.port != d.rpcPort() || !d.rpcHost().equals(c.host)) c.open(d, timeout);
+                    if (c.ch == null
+                            || !c.ch.isOpen()
+                            || c.port != d.rpcPort()
+                            || !d.rpcHost().equals(c.host)) c.open(d, timeout);
                     return c.call(Wire.NOTIFY, payload, timeout)[0];
                 } catch (IOException e) {
                     last = e;
                     c.close();
                 }
             }
-            throw new IOException("notification to '" + segmentName + "' at " + d.rpcHost() + ":" + d.rpcPort() + " failed: " + last.getMessage(), last);
+            throw new IOException(
+                    "notification to '" + segmentName + "' at " + d.rpcHost() + ":" + d.rpcPort() + " failed: "
+                            + last.getMessage(),
+                    last);
         }
     }
 
     /** The rdma transport's queue-pair handshake with a peer, over the control channel. */
     private byte[] handshake(String segmentName, byte[] request) {
         try {
-            SegmentDescriptor d = metadata.lookup(segmentName).orElseThrow(() -> new IOException("segment '" + segmentName + "' is not published"));
+            SegmentDescriptor d = metadata.lookup(segmentName)
+                    .orElseThrow(() -> new IOException("segment '" + segmentName + "' is not published"));
             Control c = control.computeIfAbsent(segmentName, k -> new Control());
             synchronized (c) {
-                if (c.ch == null || !c.ch.isOpen() || c.port != d.rpcPort() || !d.rpcHost().equals(c.host)) c.open(d, config.timeout());
+                if (c.ch == null
+                        || !c.ch.isOpen()
+                        || c.port != d.rpcPort()
+                        || !d.rpcHost().equals(c.host)) c.open(d, config.timeout());
                 byte[] r;
                 try {
                     r = c.call(Wire.HANDSHAKE, request, config.timeout());
@@ -392,18 +485,30 @@ public final class TransferEngine implements AutoCloseable {
             port = d.rpcPort();
         }
 
-        /** Sends a control message; NOTIFY answers one status byte, HANDSHAKE a status and a payload (returned after it). */
+        /**
+         * Sends a control message; NOTIFY answers one status byte, HANDSHAKE a status and a payload (returned after
+         * it).
+         */
         byte[] call(byte op, byte[] payload, Duration timeout) throws IOException {
-            ByteBuffer out = ByteBuffer.allocate(Wire.HEADER + Wire.ENTRY + payload.length).order(ByteOrder.LITTLE_ENDIAN);
-            Wire.putHeader(out, op, 1, 0).putLong(0).putLong(0).putLong(payload.length).put(payload).flip();
+            ByteBuffer out = ByteBuffer.allocate(Wire.HEADER + Wire.ENTRY + payload.length)
+                    .order(ByteOrder.LITTLE_ENDIAN);
+            Wire.putHeader(out, op, 1, 0)
+                    .putLong(0)
+                    .putLong(0)
+                    .putLong(payload.length)
+                    .put(payload)
+                    .flip();
             SocketChannel c = ch;
-            var watchdog = timer.schedule(() -> {
-                try {
-                    c.close();
-                } catch (IOException ignored) {
-                    // closing
-                }
-            }, timeout.toMillis(), TimeUnit.MILLISECONDS);
+            var watchdog = timer.schedule(
+                    () -> {
+                        try {
+                            c.close();
+                        } catch (IOException ignored) {
+                            // closing
+                        }
+                    },
+                    timeout.toMillis(),
+                    TimeUnit.MILLISECONDS);
             try {
                 Wire.writeFully(c, new ByteBuffer[] {out}, 1);
                 ByteBuffer reply = ByteBuffer.allocate(Wire.HEADER + 1).order(ByteOrder.LITTLE_ENDIAN);
@@ -438,9 +543,17 @@ public final class TransferEngine implements AutoCloseable {
     }
 
     /** Diagnostics for tests and metrics: connections the tcp transport opened, endpoints pooled now. */
-    public long tcpConnects() { return transports.get("tcp") instanceof TcpTransport t ? t.connects() : 0; }
-    public int tcpEndpoints() { return transports.get("tcp") instanceof TcpTransport t ? t.endpoints() : 0; }
-    public long tcpEvictions() { return transports.get("tcp") instanceof TcpTransport t ? t.evictions() : 0; }
+    public long tcpConnects() {
+        return transports.get("tcp") instanceof TcpTransport t ? t.connects() : 0;
+    }
+
+    public int tcpEndpoints() {
+        return transports.get("tcp") instanceof TcpTransport t ? t.endpoints() : 0;
+    }
+
+    public long tcpEvictions() {
+        return transports.get("tcp") instanceof TcpTransport t ? t.evictions() : 0;
+    }
 
     private static String hostId() {
         try {

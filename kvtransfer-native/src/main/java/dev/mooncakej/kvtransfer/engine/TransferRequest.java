@@ -8,5 +8,8 @@ package dev.mooncakej.kvtransfer.engine;
  * @param targetOffset  offset in the remote segment's address space
  */
 public record TransferRequest(Opcode opcode, long localOffset, String target, long targetOffset, long length) {
-    public enum Opcode { READ, WRITE }
+    public enum Opcode {
+        READ,
+        WRITE
+    }
 }

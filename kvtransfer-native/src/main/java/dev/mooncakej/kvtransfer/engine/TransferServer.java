@@ -33,21 +33,33 @@ final class TransferServer implements AutoCloseable {
     private final Supplier<SegmentDescriptor> self;
     private final Function<byte[], Byte> notify;
     private volatile WriteGuard writeGuard = (off, len) -> true;
-    private volatile Function<byte[], byte[]> handshake = p -> { throw new IllegalStateException("rdma is not enabled here"); };
+    private volatile Function<byte[], byte[]> handshake = p -> {
+        throw new IllegalStateException("rdma is not enabled here");
+    };
     private final Set<SocketChannel> open = ConcurrentHashMap.newKeySet();
     private final AtomicLong bytesIn = new AtomicLong();
     private final AtomicLong bytesOut = new AtomicLong();
     private final AtomicLong refused = new AtomicLong();
     /** WRITE groups get a number before their fence check; those whose data is still landing are listed. */
     private final AtomicLong writeGroups = new AtomicLong();
-    private final java.util.concurrent.ConcurrentSkipListSet<Long> writesLanding = new java.util.concurrent.ConcurrentSkipListSet<>();
+
+    private final java.util.concurrent.ConcurrentSkipListSet<Long> writesLanding =
+            new java.util.concurrent.ConcurrentSkipListSet<>();
     private volatile boolean closed;
     /** Closes connections that have not answered the challenge in time (a silent peer holds no thread for long). */
-    private final java.util.concurrent.ScheduledExecutorService authTimer = java.util.concurrent.Executors.newSingleThreadScheduledExecutor(
-            r -> Thread.ofPlatform().daemon().name("transfer-auth-timeout").unstarted(r));
+    private final java.util.concurrent.ScheduledExecutorService authTimer =
+            java.util.concurrent.Executors.newSingleThreadScheduledExecutor(r ->
+                    Thread.ofPlatform().daemon().name("transfer-auth-timeout").unstarted(r));
+
     static final long AUTH_TIMEOUT_MILLIS = 5000;
 
-    TransferServer(String host, int port, PeerAuth auth, MemorySegment segment, Supplier<SegmentDescriptor> self, Function<byte[], Byte> notify) {
+    TransferServer(
+            String host,
+            int port,
+            PeerAuth auth,
+            MemorySegment segment,
+            Supplier<SegmentDescriptor> self,
+            Function<byte[], Byte> notify) {
         this.auth = auth;
         this.segment = segment;
         this.self = self;
@@ -56,27 +68,48 @@ final class TransferServer implements AutoCloseable {
             server = ServerSocketChannel.open();
             server.bind(new InetSocketAddress(host, port), 128);
         } catch (IOException e) {
-            throw new IllegalStateException("transfer engine cannot listen on " + host + ":" + port + " (" + e.getMessage() + "): pick a free port", e);
+            throw new IllegalStateException(
+                    "transfer engine cannot listen on " + host + ":" + port + " (" + e.getMessage()
+                            + "): pick a free port",
+                    e);
         }
         Thread.ofPlatform().daemon().name("transfer-accept-" + port()).start(this::acceptLoop);
     }
 
-    int port() { return server.socket().getLocalPort(); }
-    void onHandshake(Function<byte[], byte[]> h) { handshake = h; }
-    void guardWrites(WriteGuard g) { writeGuard = g; }
+    int port() {
+        return server.socket().getLocalPort();
+    }
+
+    void onHandshake(Function<byte[], byte[]> h) {
+        handshake = h;
+    }
+
+    void guardWrites(WriteGuard g) {
+        writeGuard = g;
+    }
 
     /** The number of the last WRITE group accepted so far (read after fencing a range: later groups see the fence). */
-    long writeGroupsAccepted() { return writeGroups.get(); }
+    long writeGroupsAccepted() {
+        return writeGroups.get();
+    }
 
     /** True when every WRITE group numbered up to {@code seq} has finished landing (or was dropped). */
     boolean writesLandedThrough(long seq) {
         Long first = writesLanding.isEmpty() ? null : writesLanding.first();
         return first == null || first > seq;
     }
-    long bytesIn() { return bytesIn.get(); }
-    long bytesOut() { return bytesOut.get(); }
+
+    long bytesIn() {
+        return bytesIn.get();
+    }
+
+    long bytesOut() {
+        return bytesOut.get();
+    }
     /** Connections closed for a failed challenge or a malformed group. */
-    long refused() { return refused.get(); }
+    long refused() {
+        return refused.get();
+    }
 
     private void acceptLoop() {
         while (!closed) {
@@ -93,13 +126,16 @@ final class TransferServer implements AutoCloseable {
     private void serve(SocketChannel ch) {
         try (ch) {
             ch.setOption(StandardSocketOptions.TCP_NODELAY, true);
-            var deadline = authTimer.schedule(() -> {
-                try {
-                    ch.close();
-                } catch (IOException ignored) {
-                    // closing
-                }
-            }, AUTH_TIMEOUT_MILLIS, java.util.concurrent.TimeUnit.MILLISECONDS);
+            var deadline = authTimer.schedule(
+                    () -> {
+                        try {
+                            ch.close();
+                        } catch (IOException ignored) {
+                            // closing
+                        }
+                    },
+                    AUTH_TIMEOUT_MILLIS,
+                    java.util.concurrent.TimeUnit.MILLISECONDS);
             boolean proved;
             try {
                 proved = auth.challenge(ch);
@@ -108,7 +144,8 @@ final class TransferServer implements AutoCloseable {
             }
             if (!proved) {
                 refused.incrementAndGet();
-                LOG.warning("transfer peer " + ch.getRemoteAddress() + " failed the cluster-secret challenge: connection closed");
+                LOG.warning("transfer peer " + ch.getRemoteAddress()
+                        + " failed the cluster-secret challenge: connection closed");
                 return;
             }
             ch.write(ByteBuffer.wrap(new byte[] {Wire.AUTH_OK}));
@@ -127,8 +164,10 @@ final class TransferServer implements AutoCloseable {
     private static final class Conn {
         final SocketChannel ch;
         final ByteBuffer header = ByteBuffer.allocateDirect(Wire.HEADER).order(ByteOrder.LITTLE_ENDIAN);
-        final ByteBuffer entries = ByteBuffer.allocateDirect(Wire.ENTRY * Wire.MAX_ENTRIES).order(ByteOrder.LITTLE_ENDIAN);
-        final ByteBuffer reply = ByteBuffer.allocateDirect(Wire.HEADER + Wire.MAX_ENTRIES).order(ByteOrder.LITTLE_ENDIAN);
+        final ByteBuffer entries =
+                ByteBuffer.allocateDirect(Wire.ENTRY * Wire.MAX_ENTRIES).order(ByteOrder.LITTLE_ENDIAN);
+        final ByteBuffer reply =
+                ByteBuffer.allocateDirect(Wire.HEADER + Wire.MAX_ENTRIES).order(ByteOrder.LITTLE_ENDIAN);
         final ByteBuffer scratch = ByteBuffer.allocateDirect(64 * 1024);
         final ByteBuffer[] data = new ByteBuffer[Wire.MAX_ENTRIES + 1];
         final long[] off = new long[Wire.MAX_ENTRIES];
@@ -156,10 +195,17 @@ final class TransferServer implements AutoCloseable {
         int count = Wire.count(header);
         int group = Wire.group(header);
         boolean control = op == Wire.NOTIFY || op == Wire.HANDSHAKE;
-        if (!Wire.wellFormed(header) || op < Wire.WRITE || op > Wire.HANDSHAKE || count < 1 || count > Wire.MAX_ENTRIES
+        if (!Wire.wellFormed(header)
+                || op < Wire.WRITE
+                || op > Wire.HANDSHAKE
+                || count < 1
+                || count > Wire.MAX_ENTRIES
                 || (control && count != 1)) {
-            malformed(ch, "group header magic 0x" + Integer.toHexString(magic) + " op " + op + " count " + count
-                    + ": expected magic 0x" + Integer.toHexString(Wire.MAGIC) + ", op 1-4, count 1-" + Wire.MAX_ENTRIES);
+            malformed(
+                    ch,
+                    "group header magic 0x" + Integer.toHexString(magic) + " op " + op + " count " + count
+                            + ": expected magic 0x" + Integer.toHexString(Wire.MAGIC) + ", op 1-4, count 1-"
+                            + Wire.MAX_ENTRIES);
             return false;
         }
         entries.clear().limit(count * Wire.ENTRY);
@@ -192,7 +238,8 @@ final class TransferServer implements AutoCloseable {
                 malformed(ch, "entry length " + len[i] + ": expected 1.." + max);
                 return false;
             }
-            ok[i] = control || me.registered(off[i], len[i]) && (op != Wire.WRITE || writeGuard.permits(off[i], len[i]));
+            ok[i] = control
+                    || me.registered(off[i], len[i]) && (op != Wire.WRITE || writeGuard.permits(off[i], len[i]));
         }
         reply.clear();
         Wire.putHeader(reply, op, count, group);
@@ -240,8 +287,12 @@ final class TransferServer implements AutoCloseable {
         return true;
     }
 
-    /** Reads a WRITE group's data: runs of valid entries scatter straight into the segment, invalid ones are dropped. */
-    private void receive(SocketChannel ch, int count, long[] off, long[] len, boolean[] ok, ByteBuffer[] data, ByteBuffer scratch) throws IOException {
+    /**
+     * Reads a WRITE group's data: runs of valid entries scatter straight into the segment, invalid ones are dropped.
+     */
+    private void receive(
+            SocketChannel ch, int count, long[] off, long[] len, boolean[] ok, ByteBuffer[] data, ByteBuffer scratch)
+            throws IOException {
         int i = 0;
         while (i < count) {
             if (!ok[i]) {

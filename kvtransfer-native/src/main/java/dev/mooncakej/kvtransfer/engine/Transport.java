@@ -16,8 +16,13 @@ interface Transport extends AutoCloseable {
     /** Starts moving the slices (all for the same peer); returns at once or after copying. */
     void submit(Peer peer, List<Slice> slices, Completion completion);
 
-    /** Slice size for a request of this length (network transports stripe fixed slices; a memory copy wants few large ones). */
-    default long sliceBytes(long requestLength, TransferConfig config) { return config.sliceBytes(); }
+    /**
+     * Slice size for a request of this length (network transports stripe fixed slices; a memory copy wants few large
+     * ones).
+     */
+    default long sliceBytes(long requestLength, TransferConfig config) {
+        return config.sliceBytes();
+    }
 
     /** Drops cached state about a peer (its segment went away or changed). */
     default void forget(String peer) {}
@@ -28,7 +33,10 @@ interface Transport extends AutoCloseable {
     interface Completion {
         void done(Slice s);
 
-        /** @param transportError the path is at fault (retry elsewhere, count towards downgrade); false: the request itself is bad */
+        /**
+         * @param transportError the path is at fault (retry elsewhere, count towards downgrade); false: the request
+         * itself is bad
+         */
         void failed(Slice s, String reason, boolean transportError);
     }
 }

@@ -40,17 +40,36 @@ final class Wire {
 
     /** Writes a group header (16 bytes, see above) at the buffer's position: the one encoder of every side. */
     static ByteBuffer putHeader(ByteBuffer b, byte op, int count, int group) {
-        return b.putInt(MAGIC).put(op).put((byte) 0).put((byte) 0).put((byte) 0).putInt(count).putInt(group);
+        return b.putInt(MAGIC)
+                .put(op)
+                .put((byte) 0)
+                .put((byte) 0)
+                .put((byte) 0)
+                .putInt(count)
+                .putInt(group);
     }
 
     /** Fields of a group header at offset 0 of {@code b} (absolute reads: a flyweight over the buffer). */
-    static int magic(ByteBuffer b) { return b.getInt(0); }
-    static byte op(ByteBuffer b) { return b.get(4); }
-    static int count(ByteBuffer b) { return b.getInt(8); }
-    static int group(ByteBuffer b) { return b.getInt(12); }
+    static int magic(ByteBuffer b) {
+        return b.getInt(0);
+    }
+
+    static byte op(ByteBuffer b) {
+        return b.get(4);
+    }
+
+    static int count(ByteBuffer b) {
+        return b.getInt(8);
+    }
+
+    static int group(ByteBuffer b) {
+        return b.getInt(12);
+    }
 
     /** True when the header's magic is ours and its three padding bytes are zero. */
-    static boolean wellFormed(ByteBuffer b) { return magic(b) == MAGIC && b.get(5) == 0 && b.get(6) == 0 && b.get(7) == 0; }
+    static boolean wellFormed(ByteBuffer b) {
+        return magic(b) == MAGIC && b.get(5) == 0 && b.get(6) == 0 && b.get(7) == 0;
+    }
 
     static void readFully(SocketChannel ch, ByteBuffer b) throws IOException {
         while (b.hasRemaining()) {

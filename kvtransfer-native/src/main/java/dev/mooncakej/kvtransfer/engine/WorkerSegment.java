@@ -44,7 +44,9 @@ public final class WorkerSegment implements AutoCloseable {
         int removed = 0;
         try (var files = Files.list(dir)) {
             for (Path f : (Iterable<Path>) files::iterator) {
-                var m = java.util.regex.Pattern.compile("mooncakej-" + java.util.regex.Pattern.quote(role) + "-.*-(\\d+)\\.(seg|json)").matcher(f.getFileName().toString());
+                var m = java.util.regex.Pattern.compile(
+                                "mooncakej-" + java.util.regex.Pattern.quote(role) + "-.*-(\\d+)\\.(seg|json)")
+                        .matcher(f.getFileName().toString());
                 if (!m.matches()) continue;
                 long pid = Long.parseLong(m.group(1));
                 if (ProcessHandle.of(pid).isPresent()) continue;
@@ -65,18 +67,42 @@ public final class WorkerSegment implements AutoCloseable {
      * The transfer settings of a worker, validated; a bad value names its key under {@code keyPrefix}
      * (e.g. {@code mooncakej.decode.kv-}).
      */
-    public static TransferConfig config(String keyPrefix, String transports, String shmDir, String host, int port, String secret, long timeoutMillis) {
-        List<String> ts = Arrays.stream(transports.split(",")).map(String::trim).filter(s -> !s.isEmpty()).toList();
+    public static TransferConfig config(
+            String keyPrefix,
+            String transports,
+            String shmDir,
+            String host,
+            int port,
+            String secret,
+            long timeoutMillis) {
+        List<String> ts = Arrays.stream(transports.split(","))
+                .map(String::trim)
+                .filter(s -> !s.isEmpty())
+                .toList();
         for (String t : ts) {
-            if (!TransferConfig.ALL_TRANSPORTS.contains(t)) throw new IllegalArgumentException(keyPrefix + "transports=" + transports + ": expected a comma-separated subset of " + TransferConfig.ALL_TRANSPORTS);
+            if (!TransferConfig.ALL_TRANSPORTS.contains(t))
+                throw new IllegalArgumentException(keyPrefix + "transports=" + transports
+                        + ": expected a comma-separated subset of " + TransferConfig.ALL_TRANSPORTS);
         }
-        if (ts.isEmpty()) throw new IllegalArgumentException(keyPrefix + "transports is empty: expected a comma-separated subset of " + TransferConfig.ALL_TRANSPORTS);
-        if (!ts.contains("tcp")) throw new IllegalArgumentException(keyPrefix + "transports=" + transports + ": expected tcp among them (notifications and the fallback path use it)");
-        if (!Files.isDirectory(Path.of(shmDir))) throw new IllegalArgumentException(keyPrefix + "shm-dir=" + shmDir + ": no such directory; expected a tmpfs directory such as /dev/shm");
-        if (port < 0 || port > 65535) throw new IllegalArgumentException(keyPrefix + "port=" + port + ": expected 0..65535");
-        if (timeoutMillis < 1) throw new IllegalArgumentException(keyPrefix + "timeout-millis=" + timeoutMillis + ": expected a positive number of milliseconds");
+        if (ts.isEmpty())
+            throw new IllegalArgumentException(keyPrefix + "transports is empty: expected a comma-separated subset of "
+                    + TransferConfig.ALL_TRANSPORTS);
+        if (!ts.contains("tcp"))
+            throw new IllegalArgumentException(keyPrefix + "transports=" + transports
+                    + ": expected tcp among them (notifications and the fallback path use it)");
+        if (!Files.isDirectory(Path.of(shmDir)))
+            throw new IllegalArgumentException(keyPrefix + "shm-dir=" + shmDir
+                    + ": no such directory; expected a tmpfs directory such as /dev/shm");
+        if (port < 0 || port > 65535)
+            throw new IllegalArgumentException(keyPrefix + "port=" + port + ": expected 0..65535");
+        if (timeoutMillis < 1)
+            throw new IllegalArgumentException(
+                    keyPrefix + "timeout-millis=" + timeoutMillis + ": expected a positive number of milliseconds");
         try {
-            return TransferConfig.defaults(secret, Path.of(shmDir)).withTransports(ts).withListen(host, port, host).withTimeout(Duration.ofMillis(timeoutMillis));
+            return TransferConfig.defaults(secret, Path.of(shmDir))
+                    .withTransports(ts)
+                    .withListen(host, port, host)
+                    .withTimeout(Duration.ofMillis(timeoutMillis));
         } catch (IllegalArgumentException e) {
             throw new IllegalArgumentException(keyPrefix + "*: " + e.getMessage(), e);
         }
@@ -86,18 +112,23 @@ public final class WorkerSegment implements AutoCloseable {
      * Where a worker publishes and looks up segments: etcd in a cluster (under its own lease), else the
      * host-local registry in the shm directory. These are the only sources of descriptors a worker trusts.
      */
-    public static SegmentMetadata metadata(List<String> etcdEndpoints, String prefix, long leaseTtlSeconds, Path shmDir) {
-        return etcdEndpoints.isEmpty() ? new LocalSegmentRegistry(shmDir)
+    public static SegmentMetadata metadata(
+            List<String> etcdEndpoints, String prefix, long leaseTtlSeconds, Path shmDir) {
+        return etcdEndpoints.isEmpty()
+                ? new LocalSegmentRegistry(shmDir)
                 : new EtcdSegmentMetadata(etcdEndpoints, prefix, leaseTtlSeconds, Duration.ofSeconds(5));
     }
 
-    public String name() { return name; }
+    public String name() {
+        return name;
+    }
 
     /** What the inference engine calls for its KV slab: creates the transfer engine and registers the slab. */
     public LongFunction<MemorySegment> kvMemory() {
         return bytes -> {
             synchronized (this) {
-                if (engine != null) throw new IllegalStateException("the KV memory of segment '" + name + "' was already allocated");
+                if (engine != null)
+                    throw new IllegalStateException("the KV memory of segment '" + name + "' was already allocated");
                 engine = new TransferEngine(name, metadata, bytes, config);
                 return engine.allocate(bytes, "cpu:0");
             }
@@ -111,7 +142,9 @@ public final class WorkerSegment implements AutoCloseable {
         return e;
     }
 
-    public SegmentMetadata metadata() { return metadata; }
+    public SegmentMetadata metadata() {
+        return metadata;
+    }
 
     @Override
     public void close() {

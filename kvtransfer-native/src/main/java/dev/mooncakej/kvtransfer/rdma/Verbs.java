@@ -25,7 +25,8 @@ public final class Verbs {
 
     private static final Linker LINKER = Linker.nativeLinker();
     private static final StructLayout CALL_STATE = Linker.Option.captureStateLayout();
-    private static final VarHandle ERRNO = CALL_STATE.varHandle(java.lang.foreign.MemoryLayout.PathElement.groupElement("errno"));
+    private static final VarHandle ERRNO =
+            CALL_STATE.varHandle(java.lang.foreign.MemoryLayout.PathElement.groupElement("errno"));
 
     private Verbs() {}
 
@@ -36,20 +37,26 @@ public final class Verbs {
             try {
                 lib = SymbolLookup.libraryLookup("libibverbs.so.1", arena);
             } catch (IllegalArgumentException e) {
-                return new Probe(false, 0, "libibverbs.so.1 is not installed (apt-get install rdma-core ibverbs-providers)");
+                return new Probe(
+                        false, 0, "libibverbs.so.1 is not installed (apt-get install rdma-core ibverbs-providers)");
             }
             Optional<MemorySegment> getList = lib.find("ibv_get_device_list");
             Optional<MemorySegment> freeList = lib.find("ibv_free_device_list");
-            if (getList.isEmpty() || freeList.isEmpty()) return new Probe(false, 0, "libibverbs.so.1 lacks ibv_get_device_list");
-            MethodHandle get = LINKER.downcallHandle(getList.get(), FunctionDescriptor.of(ADDRESS, ADDRESS), Linker.Option.captureCallState("errno"));
+            if (getList.isEmpty() || freeList.isEmpty())
+                return new Probe(false, 0, "libibverbs.so.1 lacks ibv_get_device_list");
+            MethodHandle get = LINKER.downcallHandle(
+                    getList.get(), FunctionDescriptor.of(ADDRESS, ADDRESS), Linker.Option.captureCallState("errno"));
             MethodHandle free = LINKER.downcallHandle(freeList.get(), FunctionDescriptor.ofVoid(ADDRESS));
             MemorySegment state = arena.allocate(CALL_STATE);
             MemorySegment num = arena.allocate(JAVA_INT);
             MemorySegment list = (MemorySegment) get.invokeExact(state, num);
             if (list.equals(MemorySegment.NULL)) {
                 int errno = (int) ERRNO.get(state, 0L);
-                return new Probe(false, 0, "ibv_get_device_list failed with errno " + errno + (errno == 38
-                        ? " (ENOSYS: this kernel has no InfiniBand/RDMA support)" : ""));
+                return new Probe(
+                        false,
+                        0,
+                        "ibv_get_device_list failed with errno " + errno
+                                + (errno == 38 ? " (ENOSYS: this kernel has no InfiniBand/RDMA support)" : ""));
             }
             int n = num.get(ValueLayout.JAVA_INT, 0);
             free.invokeExact(list);

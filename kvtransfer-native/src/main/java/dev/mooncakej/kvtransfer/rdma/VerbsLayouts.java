@@ -34,95 +34,254 @@ public final class VerbsLayouts {
     private VerbsLayouts() {}
 
     public static final StructLayout IBV_SGE = structLayout(
-            JAVA_LONG.withName("addr"), JAVA_INT.withName("length"), JAVA_INT.withName("lkey")).withName("ibv_sge");
+                    JAVA_LONG.withName("addr"), JAVA_INT.withName("length"), JAVA_INT.withName("lkey"))
+            .withName("ibv_sge");
 
     public static final StructLayout IBV_MR = structLayout(
-            ADDRESS.withName("context"), ADDRESS.withName("pd"), ADDRESS.withName("addr"), JAVA_LONG.withName("length"),
-            JAVA_INT.withName("handle"), JAVA_INT.withName("lkey"), JAVA_INT.withName("rkey"), paddingLayout(4)).withName("ibv_mr");
+                    ADDRESS.withName("context"),
+                    ADDRESS.withName("pd"),
+                    ADDRESS.withName("addr"),
+                    JAVA_LONG.withName("length"),
+                    JAVA_INT.withName("handle"),
+                    JAVA_INT.withName("lkey"),
+                    JAVA_INT.withName("rkey"),
+                    paddingLayout(4))
+            .withName("ibv_mr");
 
     public static final StructLayout IBV_WC = structLayout(
-            JAVA_LONG.withName("wr_id"), JAVA_INT.withName("status"), JAVA_INT.withName("opcode"), JAVA_INT.withName("vendor_err"),
-            JAVA_INT.withName("byte_len"), JAVA_INT.withName("imm_data"), JAVA_INT.withName("qp_num"), JAVA_INT.withName("src_qp"),
-            JAVA_INT.withName("wc_flags"), JAVA_SHORT.withName("pkey_index"), JAVA_SHORT.withName("slid"), JAVA_BYTE.withName("sl"),
-            JAVA_BYTE.withName("dlid_path_bits"), paddingLayout(2)).withName("ibv_wc");
+                    JAVA_LONG.withName("wr_id"),
+                    JAVA_INT.withName("status"),
+                    JAVA_INT.withName("opcode"),
+                    JAVA_INT.withName("vendor_err"),
+                    JAVA_INT.withName("byte_len"),
+                    JAVA_INT.withName("imm_data"),
+                    JAVA_INT.withName("qp_num"),
+                    JAVA_INT.withName("src_qp"),
+                    JAVA_INT.withName("wc_flags"),
+                    JAVA_SHORT.withName("pkey_index"),
+                    JAVA_SHORT.withName("slid"),
+                    JAVA_BYTE.withName("sl"),
+                    JAVA_BYTE.withName("dlid_path_bits"),
+                    paddingLayout(2))
+            .withName("ibv_wc");
 
     public static final StructLayout IBV_SEND_WR = structLayout(
-            JAVA_LONG.withName("wr_id"), ADDRESS.withName("next"), ADDRESS.withName("sg_list"), JAVA_INT.withName("num_sge"),
-            JAVA_INT.withName("opcode"), JAVA_INT.withName("send_flags"), JAVA_INT.withName("imm_data"),
-            unionLayout(
-                    structLayout(JAVA_LONG.withName("remote_addr"), JAVA_INT.withName("rkey"), paddingLayout(4)).withName("rdma"),
-                    structLayout(JAVA_LONG.withName("remote_addr"), JAVA_LONG.withName("compare_add"), JAVA_LONG.withName("swap"),
-                            JAVA_INT.withName("rkey"), paddingLayout(4)).withName("atomic"),
-                    structLayout(ADDRESS.withName("ah"), JAVA_INT.withName("remote_qpn"), JAVA_INT.withName("remote_qkey")).withName("ud")
-            ).withName("wr"),
-            JAVA_INT.withName("qp_type_xrc_remote_srqn"), paddingLayout(4),
-            paddingLayout(48) /* union { bind_mw; tso; } */).withName("ibv_send_wr");
+                    JAVA_LONG.withName("wr_id"),
+                    ADDRESS.withName("next"),
+                    ADDRESS.withName("sg_list"),
+                    JAVA_INT.withName("num_sge"),
+                    JAVA_INT.withName("opcode"),
+                    JAVA_INT.withName("send_flags"),
+                    JAVA_INT.withName("imm_data"),
+                    unionLayout(
+                                    structLayout(
+                                                    JAVA_LONG.withName("remote_addr"),
+                                                    JAVA_INT.withName("rkey"),
+                                                    paddingLayout(4))
+                                            .withName("rdma"),
+                                    structLayout(
+                                                    JAVA_LONG.withName("remote_addr"),
+                                                    JAVA_LONG.withName("compare_add"),
+                                                    JAVA_LONG.withName("swap"),
+                                                    JAVA_INT.withName("rkey"),
+                                                    paddingLayout(4))
+                                            .withName("atomic"),
+                                    structLayout(
+                                                    ADDRESS.withName("ah"),
+                                                    JAVA_INT.withName("remote_qpn"),
+                                                    JAVA_INT.withName("remote_qkey"))
+                                            .withName("ud"))
+                            .withName("wr"),
+                    JAVA_INT.withName("qp_type_xrc_remote_srqn"),
+                    paddingLayout(4),
+                    paddingLayout(48) /* union { bind_mw; tso; } */)
+            .withName("ibv_send_wr");
 
     private static final MemoryLayout PTHREAD_MUTEX = paddingLayout(40);
     private static final MemoryLayout PTHREAD_COND = paddingLayout(48);
 
     public static final StructLayout IBV_QP = structLayout(
-            ADDRESS.withName("context"), ADDRESS.withName("qp_context"), ADDRESS.withName("pd"), ADDRESS.withName("send_cq"),
-            ADDRESS.withName("recv_cq"), ADDRESS.withName("srq"), JAVA_INT.withName("handle"), JAVA_INT.withName("qp_num"),
-            JAVA_INT.withName("state"), JAVA_INT.withName("qp_type"), PTHREAD_MUTEX, PTHREAD_COND,
-            JAVA_INT.withName("events_completed"), paddingLayout(4)).withName("ibv_qp");
+                    ADDRESS.withName("context"),
+                    ADDRESS.withName("qp_context"),
+                    ADDRESS.withName("pd"),
+                    ADDRESS.withName("send_cq"),
+                    ADDRESS.withName("recv_cq"),
+                    ADDRESS.withName("srq"),
+                    JAVA_INT.withName("handle"),
+                    JAVA_INT.withName("qp_num"),
+                    JAVA_INT.withName("state"),
+                    JAVA_INT.withName("qp_type"),
+                    PTHREAD_MUTEX,
+                    PTHREAD_COND,
+                    JAVA_INT.withName("events_completed"),
+                    paddingLayout(4))
+            .withName("ibv_qp");
 
     /** The ops table of ibv_context, in header order; the transport calls the inline verbs through it. */
     public static final List<String> CONTEXT_OPS = List.of(
-            "_compat_query_device", "_compat_query_port", "_compat_alloc_pd", "_compat_dealloc_pd", "_compat_reg_mr",
-            "_compat_rereg_mr", "_compat_dereg_mr", "alloc_mw", "bind_mw", "dealloc_mw", "_compat_create_cq", "poll_cq",
-            "req_notify_cq", "_compat_cq_event", "_compat_resize_cq", "_compat_destroy_cq", "_compat_create_srq",
-            "_compat_modify_srq", "_compat_query_srq", "_compat_destroy_srq", "post_srq_recv", "_compat_create_qp",
-            "_compat_query_qp", "_compat_modify_qp", "_compat_destroy_qp", "post_send", "post_recv", "_compat_create_ah",
-            "_compat_destroy_ah", "_compat_attach_mcast", "_compat_detach_mcast", "_compat_async_event");
+            "_compat_query_device",
+            "_compat_query_port",
+            "_compat_alloc_pd",
+            "_compat_dealloc_pd",
+            "_compat_reg_mr",
+            "_compat_rereg_mr",
+            "_compat_dereg_mr",
+            "alloc_mw",
+            "bind_mw",
+            "dealloc_mw",
+            "_compat_create_cq",
+            "poll_cq",
+            "req_notify_cq",
+            "_compat_cq_event",
+            "_compat_resize_cq",
+            "_compat_destroy_cq",
+            "_compat_create_srq",
+            "_compat_modify_srq",
+            "_compat_query_srq",
+            "_compat_destroy_srq",
+            "post_srq_recv",
+            "_compat_create_qp",
+            "_compat_query_qp",
+            "_compat_modify_qp",
+            "_compat_destroy_qp",
+            "post_send",
+            "post_recv",
+            "_compat_create_ah",
+            "_compat_destroy_ah",
+            "_compat_attach_mcast",
+            "_compat_detach_mcast",
+            "_compat_async_event");
 
     public static final StructLayout IBV_CONTEXT_OPS = structLayout(opsFields()).withName("ibv_context_ops");
 
     public static final StructLayout IBV_CONTEXT = structLayout(
-            ADDRESS.withName("device"), IBV_CONTEXT_OPS.withName("ops"), JAVA_INT.withName("cmd_fd"), JAVA_INT.withName("async_fd"),
-            JAVA_INT.withName("num_comp_vectors"), paddingLayout(4), PTHREAD_MUTEX, ADDRESS.withName("abi_compat")).withName("ibv_context");
+                    ADDRESS.withName("device"),
+                    IBV_CONTEXT_OPS.withName("ops"),
+                    JAVA_INT.withName("cmd_fd"),
+                    JAVA_INT.withName("async_fd"),
+                    JAVA_INT.withName("num_comp_vectors"),
+                    paddingLayout(4),
+                    PTHREAD_MUTEX,
+                    ADDRESS.withName("abi_compat"))
+            .withName("ibv_context");
 
     /** union ibv_gid: 16 raw bytes, or subnet prefix and interface id (8-byte aligned). */
-    private static final MemoryLayout IBV_GID = unionLayout(sequenceLayout(16, JAVA_BYTE).withName("raw"),
-            structLayout(JAVA_LONG.withName("subnet_prefix"), JAVA_LONG.withName("interface_id")).withName("global"));
+    private static final MemoryLayout IBV_GID = unionLayout(
+            sequenceLayout(16, JAVA_BYTE).withName("raw"),
+            structLayout(JAVA_LONG.withName("subnet_prefix"), JAVA_LONG.withName("interface_id"))
+                    .withName("global"));
 
     public static final StructLayout IBV_GLOBAL_ROUTE = structLayout(
-            IBV_GID.withName("dgid"), JAVA_INT.withName("flow_label"), JAVA_BYTE.withName("sgid_index"), JAVA_BYTE.withName("hop_limit"),
-            JAVA_BYTE.withName("traffic_class"), paddingLayout(1)).withName("ibv_global_route");
+                    IBV_GID.withName("dgid"),
+                    JAVA_INT.withName("flow_label"),
+                    JAVA_BYTE.withName("sgid_index"),
+                    JAVA_BYTE.withName("hop_limit"),
+                    JAVA_BYTE.withName("traffic_class"),
+                    paddingLayout(1))
+            .withName("ibv_global_route");
 
     public static final StructLayout IBV_AH_ATTR = structLayout(
-            IBV_GLOBAL_ROUTE.withName("grh"), JAVA_SHORT.withName("dlid"), JAVA_BYTE.withName("sl"), JAVA_BYTE.withName("src_path_bits"),
-            JAVA_BYTE.withName("static_rate"), JAVA_BYTE.withName("is_global"), JAVA_BYTE.withName("port_num"), paddingLayout(1)).withName("ibv_ah_attr");
+                    IBV_GLOBAL_ROUTE.withName("grh"),
+                    JAVA_SHORT.withName("dlid"),
+                    JAVA_BYTE.withName("sl"),
+                    JAVA_BYTE.withName("src_path_bits"),
+                    JAVA_BYTE.withName("static_rate"),
+                    JAVA_BYTE.withName("is_global"),
+                    JAVA_BYTE.withName("port_num"),
+                    paddingLayout(1))
+            .withName("ibv_ah_attr");
 
     public static final StructLayout IBV_QP_CAP = structLayout(
-            JAVA_INT.withName("max_send_wr"), JAVA_INT.withName("max_recv_wr"), JAVA_INT.withName("max_send_sge"),
-            JAVA_INT.withName("max_recv_sge"), JAVA_INT.withName("max_inline_data")).withName("ibv_qp_cap");
+                    JAVA_INT.withName("max_send_wr"),
+                    JAVA_INT.withName("max_recv_wr"),
+                    JAVA_INT.withName("max_send_sge"),
+                    JAVA_INT.withName("max_recv_sge"),
+                    JAVA_INT.withName("max_inline_data"))
+            .withName("ibv_qp_cap");
 
     public static final StructLayout IBV_QP_ATTR = structLayout(
-            JAVA_INT.withName("qp_state"), JAVA_INT.withName("cur_qp_state"), JAVA_INT.withName("path_mtu"), JAVA_INT.withName("path_mig_state"),
-            JAVA_INT.withName("qkey"), JAVA_INT.withName("rq_psn"), JAVA_INT.withName("sq_psn"), JAVA_INT.withName("dest_qp_num"),
-            JAVA_INT.withName("qp_access_flags"), IBV_QP_CAP.withName("cap"), IBV_AH_ATTR.withName("ah_attr"), IBV_AH_ATTR.withName("alt_ah_attr"),
-            JAVA_SHORT.withName("pkey_index"), JAVA_SHORT.withName("alt_pkey_index"), JAVA_BYTE.withName("en_sqd_async_notify"),
-            JAVA_BYTE.withName("sq_draining"), JAVA_BYTE.withName("max_rd_atomic"), JAVA_BYTE.withName("max_dest_rd_atomic"),
-            JAVA_BYTE.withName("min_rnr_timer"), JAVA_BYTE.withName("port_num"), JAVA_BYTE.withName("timeout"), JAVA_BYTE.withName("retry_cnt"),
-            JAVA_BYTE.withName("rnr_retry"), JAVA_BYTE.withName("alt_port_num"), JAVA_BYTE.withName("alt_timeout"), paddingLayout(1),
-            JAVA_INT.withName("rate_limit"), paddingLayout(4)).withName("ibv_qp_attr");
+                    JAVA_INT.withName("qp_state"),
+                    JAVA_INT.withName("cur_qp_state"),
+                    JAVA_INT.withName("path_mtu"),
+                    JAVA_INT.withName("path_mig_state"),
+                    JAVA_INT.withName("qkey"),
+                    JAVA_INT.withName("rq_psn"),
+                    JAVA_INT.withName("sq_psn"),
+                    JAVA_INT.withName("dest_qp_num"),
+                    JAVA_INT.withName("qp_access_flags"),
+                    IBV_QP_CAP.withName("cap"),
+                    IBV_AH_ATTR.withName("ah_attr"),
+                    IBV_AH_ATTR.withName("alt_ah_attr"),
+                    JAVA_SHORT.withName("pkey_index"),
+                    JAVA_SHORT.withName("alt_pkey_index"),
+                    JAVA_BYTE.withName("en_sqd_async_notify"),
+                    JAVA_BYTE.withName("sq_draining"),
+                    JAVA_BYTE.withName("max_rd_atomic"),
+                    JAVA_BYTE.withName("max_dest_rd_atomic"),
+                    JAVA_BYTE.withName("min_rnr_timer"),
+                    JAVA_BYTE.withName("port_num"),
+                    JAVA_BYTE.withName("timeout"),
+                    JAVA_BYTE.withName("retry_cnt"),
+                    JAVA_BYTE.withName("rnr_retry"),
+                    JAVA_BYTE.withName("alt_port_num"),
+                    JAVA_BYTE.withName("alt_timeout"),
+                    paddingLayout(1),
+                    JAVA_INT.withName("rate_limit"),
+                    paddingLayout(4))
+            .withName("ibv_qp_attr");
 
     public static final StructLayout IBV_QP_INIT_ATTR = structLayout(
-            ADDRESS.withName("qp_context"), ADDRESS.withName("send_cq"), ADDRESS.withName("recv_cq"), ADDRESS.withName("srq"),
-            IBV_QP_CAP.withName("cap"), JAVA_INT.withName("qp_type"), JAVA_INT.withName("sq_sig_all"), paddingLayout(4)).withName("ibv_qp_init_attr");
+                    ADDRESS.withName("qp_context"),
+                    ADDRESS.withName("send_cq"),
+                    ADDRESS.withName("recv_cq"),
+                    ADDRESS.withName("srq"),
+                    IBV_QP_CAP.withName("cap"),
+                    JAVA_INT.withName("qp_type"),
+                    JAVA_INT.withName("sq_sig_all"),
+                    paddingLayout(4))
+            .withName("ibv_qp_init_attr");
 
     public static final StructLayout IBV_PORT_ATTR = structLayout(
-            JAVA_INT.withName("state"), JAVA_INT.withName("max_mtu"), JAVA_INT.withName("active_mtu"), JAVA_INT.withName("gid_tbl_len"),
-            JAVA_INT.withName("port_cap_flags"), JAVA_INT.withName("max_msg_sz"), JAVA_INT.withName("bad_pkey_cntr"), JAVA_INT.withName("qkey_viol_cntr"),
-            JAVA_SHORT.withName("pkey_tbl_len"), JAVA_SHORT.withName("lid"), JAVA_SHORT.withName("sm_lid"), JAVA_BYTE.withName("lmc"),
-            JAVA_BYTE.withName("max_vl_num"), JAVA_BYTE.withName("sm_sl"), JAVA_BYTE.withName("subnet_timeout"), JAVA_BYTE.withName("init_type_reply"),
-            JAVA_BYTE.withName("active_width"), JAVA_BYTE.withName("active_speed"), JAVA_BYTE.withName("phys_state"), JAVA_BYTE.withName("link_layer"),
-            JAVA_BYTE.withName("flags"), JAVA_SHORT.withName("port_cap_flags2"), paddingLayout(2)).withName("ibv_port_attr");
+                    JAVA_INT.withName("state"),
+                    JAVA_INT.withName("max_mtu"),
+                    JAVA_INT.withName("active_mtu"),
+                    JAVA_INT.withName("gid_tbl_len"),
+                    JAVA_INT.withName("port_cap_flags"),
+                    JAVA_INT.withName("max_msg_sz"),
+                    JAVA_INT.withName("bad_pkey_cntr"),
+                    JAVA_INT.withName("qkey_viol_cntr"),
+                    JAVA_SHORT.withName("pkey_tbl_len"),
+                    JAVA_SHORT.withName("lid"),
+                    JAVA_SHORT.withName("sm_lid"),
+                    JAVA_BYTE.withName("lmc"),
+                    JAVA_BYTE.withName("max_vl_num"),
+                    JAVA_BYTE.withName("sm_sl"),
+                    JAVA_BYTE.withName("subnet_timeout"),
+                    JAVA_BYTE.withName("init_type_reply"),
+                    JAVA_BYTE.withName("active_width"),
+                    JAVA_BYTE.withName("active_speed"),
+                    JAVA_BYTE.withName("phys_state"),
+                    JAVA_BYTE.withName("link_layer"),
+                    JAVA_BYTE.withName("flags"),
+                    JAVA_SHORT.withName("port_cap_flags2"),
+                    paddingLayout(2))
+            .withName("ibv_port_attr");
 
     /** Every layout checked against the C headers, by C struct name. */
-    public static final List<StructLayout> ALL = List.of(IBV_SGE, IBV_MR, IBV_WC, IBV_SEND_WR, IBV_QP, IBV_CONTEXT_OPS, IBV_CONTEXT,
-            IBV_GLOBAL_ROUTE, IBV_AH_ATTR, IBV_QP_CAP, IBV_QP_ATTR, IBV_QP_INIT_ATTR, IBV_PORT_ATTR);
+    public static final List<StructLayout> ALL = List.of(
+            IBV_SGE,
+            IBV_MR,
+            IBV_WC,
+            IBV_SEND_WR,
+            IBV_QP,
+            IBV_CONTEXT_OPS,
+            IBV_CONTEXT,
+            IBV_GLOBAL_ROUTE,
+            IBV_AH_ATTR,
+            IBV_QP_CAP,
+            IBV_QP_ATTR,
+            IBV_QP_INIT_ATTR,
+            IBV_PORT_ATTR);
 
     private static MemoryLayout[] opsFields() {
         List<MemoryLayout> f = new ArrayList<>();

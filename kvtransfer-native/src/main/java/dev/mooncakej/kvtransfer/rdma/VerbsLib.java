@@ -27,9 +27,20 @@ public final class VerbsLib {
     public static final int ACCESS_LOCAL_WRITE = 1, ACCESS_REMOTE_WRITE = 2, ACCESS_REMOTE_READ = 4;
     public static final int QPT_RC = 2;
     public static final int QPS_INIT = 1, QPS_RTR = 2, QPS_RTS = 3;
-    public static final int QP_STATE = 1, QP_ACCESS_FLAGS = 1 << 3, QP_PKEY_INDEX = 1 << 4, QP_PORT = 1 << 5, QP_AV = 1 << 7,
-            QP_PATH_MTU = 1 << 8, QP_TIMEOUT = 1 << 9, QP_RETRY_CNT = 1 << 10, QP_RNR_RETRY = 1 << 11, QP_RQ_PSN = 1 << 12,
-            QP_MAX_QP_RD_ATOMIC = 1 << 13, QP_MIN_RNR_TIMER = 1 << 15, QP_SQ_PSN = 1 << 16, QP_MAX_DEST_RD_ATOMIC = 1 << 17,
+    public static final int QP_STATE = 1,
+            QP_ACCESS_FLAGS = 1 << 3,
+            QP_PKEY_INDEX = 1 << 4,
+            QP_PORT = 1 << 5,
+            QP_AV = 1 << 7,
+            QP_PATH_MTU = 1 << 8,
+            QP_TIMEOUT = 1 << 9,
+            QP_RETRY_CNT = 1 << 10,
+            QP_RNR_RETRY = 1 << 11,
+            QP_RQ_PSN = 1 << 12,
+            QP_MAX_QP_RD_ATOMIC = 1 << 13,
+            QP_MIN_RNR_TIMER = 1 << 15,
+            QP_SQ_PSN = 1 << 16,
+            QP_MAX_DEST_RD_ATOMIC = 1 << 17,
             QP_DEST_QPN = 1 << 20;
     public static final int WR_RDMA_WRITE = 0, WR_RDMA_READ = 4, SEND_SIGNALED = 2;
 
@@ -39,12 +50,28 @@ public final class VerbsLib {
 
     private final Arena arena = Arena.ofShared();
     private final String library;
-    private final MethodHandle getDeviceList, freeDeviceList, getDeviceName, openDevice, closeDevice, allocPd, deallocPd, regMr, deregMr,
-            createCq, destroyCq, createQp, destroyQp, modifyQp, queryPort, queryGid;
+    private final MethodHandle getDeviceList,
+            freeDeviceList,
+            getDeviceName,
+            openDevice,
+            closeDevice,
+            allocPd,
+            deallocPd,
+            regMr,
+            deregMr,
+            createCq,
+            destroyCq,
+            createQp,
+            destroyQp,
+            modifyQp,
+            queryPort,
+            queryGid;
 
     public VerbsLib(String library) {
         this.library = library;
-        SymbolLookup lib = library.contains("/") ? SymbolLookup.libraryLookup(java.nio.file.Path.of(library), arena) : SymbolLookup.libraryLookup(library, arena);
+        SymbolLookup lib = library.contains("/")
+                ? SymbolLookup.libraryLookup(java.nio.file.Path.of(library), arena)
+                : SymbolLookup.libraryLookup(library, arena);
         Linker.Option errno = Linker.Option.captureCallState("errno");
         getDeviceList = bind(lib, "ibv_get_device_list", FunctionDescriptor.of(ADDRESS, ADDRESS), errno);
         freeDeviceList = bind(lib, "ibv_free_device_list", FunctionDescriptor.ofVoid(ADDRESS));
@@ -55,7 +82,11 @@ public final class VerbsLib {
         deallocPd = bind(lib, "ibv_dealloc_pd", FunctionDescriptor.of(JAVA_INT, ADDRESS));
         regMr = bind(lib, "ibv_reg_mr", FunctionDescriptor.of(ADDRESS, ADDRESS, ADDRESS, JAVA_LONG, JAVA_INT), errno);
         deregMr = bind(lib, "ibv_dereg_mr", FunctionDescriptor.of(JAVA_INT, ADDRESS));
-        createCq = bind(lib, "ibv_create_cq", FunctionDescriptor.of(ADDRESS, ADDRESS, JAVA_INT, ADDRESS, ADDRESS, JAVA_INT), errno);
+        createCq = bind(
+                lib,
+                "ibv_create_cq",
+                FunctionDescriptor.of(ADDRESS, ADDRESS, JAVA_INT, ADDRESS, ADDRESS, JAVA_INT),
+                errno);
         destroyCq = bind(lib, "ibv_destroy_cq", FunctionDescriptor.of(JAVA_INT, ADDRESS));
         createQp = bind(lib, "ibv_create_qp", FunctionDescriptor.of(ADDRESS, ADDRESS, ADDRESS), errno);
         destroyQp = bind(lib, "ibv_destroy_qp", FunctionDescriptor.of(JAVA_INT, ADDRESS));
@@ -65,12 +96,20 @@ public final class VerbsLib {
     }
 
     private static MethodHandle bind(SymbolLookup lib, String name, FunctionDescriptor fd, Linker.Option... opts) {
-        MemorySegment sym = lib.find(name).orElseThrow(() -> new IllegalStateException("the verbs library lacks " + name));
+        MemorySegment sym =
+                lib.find(name).orElseThrow(() -> new IllegalStateException("the verbs library lacks " + name));
         return LINKER.downcallHandle(sym, fd, opts);
     }
 
     /** An opened device: context, protection domain, one completion queue, port 1's LID and GID. */
-    public record Device(String name, MemorySegment context, MemorySegment pd, MemorySegment cq, int lid, byte[] gid, int activeMtu) {}
+    public record Device(
+            String name,
+            MemorySegment context,
+            MemorySegment pd,
+            MemorySegment cq,
+            int lid,
+            byte[] gid,
+            int activeMtu) {}
 
     /** Opens every device (empty when there is none; the reason is then in {@link Verbs#probe()}). */
     public List<Device> openAll(int cqEntries, int gidIndex) {
@@ -95,19 +134,28 @@ public final class VerbsLib {
     }
 
     private Device open(MemorySegment dev, int cqEntries, int gidIndex, Arena tmp) throws Throwable {
-        String name = ((MemorySegment) getDeviceName.invokeExact(dev)).reinterpret(256).getString(0);
+        String name = ((MemorySegment) getDeviceName.invokeExact(dev))
+                .reinterpret(256)
+                .getString(0);
         MemorySegment state = tmp.allocate(CALL_STATE);
-        MemorySegment ctx = check((MemorySegment) openDevice.invokeExact(state, dev), "ibv_open_device(" + name + ")", state);
+        MemorySegment ctx =
+                check((MemorySegment) openDevice.invokeExact(state, dev), "ibv_open_device(" + name + ")", state);
         MemorySegment pd = check((MemorySegment) allocPd.invokeExact(state, ctx), "ibv_alloc_pd(" + name + ")", state);
-        MemorySegment cq = check((MemorySegment) createCq.invokeExact(state, ctx, cqEntries, MemorySegment.NULL, MemorySegment.NULL, 0), "ibv_create_cq(" + name + ")", state);
+        MemorySegment cq = check(
+                (MemorySegment) createCq.invokeExact(state, ctx, cqEntries, MemorySegment.NULL, MemorySegment.NULL, 0),
+                "ibv_create_cq(" + name + ")",
+                state);
         MemorySegment port = tmp.allocate(VerbsLayouts.IBV_PORT_ATTR);
         int rc = (int) queryPort.invokeExact(ctx, (byte) 1, port);
         if (rc != 0) throw new IllegalStateException("ibv_query_port(" + name + ", 1) failed: " + rc);
         MemorySegment gid = tmp.allocate(16, 8);
         rc = (int) queryGid.invokeExact(ctx, (byte) 1, gidIndex, gid);
         if (rc != 0) throw new IllegalStateException("ibv_query_gid(" + name + ", 1, " + gidIndex + ") failed: " + rc);
-        int lid = Short.toUnsignedInt(port.get(java.lang.foreign.ValueLayout.JAVA_SHORT, VerbsLayouts.IBV_PORT_ATTR.byteOffset(MemoryLayout.PathElement.groupElement("lid"))));
-        int mtu = port.get(JAVA_INT, VerbsLayouts.IBV_PORT_ATTR.byteOffset(MemoryLayout.PathElement.groupElement("active_mtu")));
+        int lid = Short.toUnsignedInt(port.get(
+                java.lang.foreign.ValueLayout.JAVA_SHORT,
+                VerbsLayouts.IBV_PORT_ATTR.byteOffset(MemoryLayout.PathElement.groupElement("lid"))));
+        int mtu = port.get(
+                JAVA_INT, VerbsLayouts.IBV_PORT_ATTR.byteOffset(MemoryLayout.PathElement.groupElement("active_mtu")));
         return new Device(name, ctx, pd, cq, lid, gid.toArray(JAVA_BYTE), mtu);
     }
 
@@ -115,8 +163,14 @@ public final class VerbsLib {
     public MemorySegment registerMemory(Device d, MemorySegment memory) {
         try (Arena tmp = Arena.ofConfined()) {
             MemorySegment state = tmp.allocate(CALL_STATE);
-            MemorySegment mr = (MemorySegment) regMr.invokeExact(state, d.pd(), memory, memory.byteSize(), ACCESS_LOCAL_WRITE | ACCESS_REMOTE_WRITE | ACCESS_REMOTE_READ);
-            return check(mr, "ibv_reg_mr(" + d.name() + ", " + memory.byteSize() + " bytes)", state).reinterpret(VerbsLayouts.IBV_MR.byteSize());
+            MemorySegment mr = (MemorySegment) regMr.invokeExact(
+                    state,
+                    d.pd(),
+                    memory,
+                    memory.byteSize(),
+                    ACCESS_LOCAL_WRITE | ACCESS_REMOTE_WRITE | ACCESS_REMOTE_READ);
+            return check(mr, "ibv_reg_mr(" + d.name() + ", " + memory.byteSize() + " bytes)", state)
+                    .reinterpret(VerbsLayouts.IBV_MR.byteSize());
         } catch (RuntimeException e) {
             throw e;
         } catch (Throwable t) {
@@ -124,8 +178,13 @@ public final class VerbsLib {
         }
     }
 
-    public static int lkey(MemorySegment mr) { return mr.get(JAVA_INT, VerbsLayouts.IBV_MR.byteOffset(MemoryLayout.PathElement.groupElement("lkey"))); }
-    public static int rkey(MemorySegment mr) { return mr.get(JAVA_INT, VerbsLayouts.IBV_MR.byteOffset(MemoryLayout.PathElement.groupElement("rkey"))); }
+    public static int lkey(MemorySegment mr) {
+        return mr.get(JAVA_INT, VerbsLayouts.IBV_MR.byteOffset(MemoryLayout.PathElement.groupElement("lkey")));
+    }
+
+    public static int rkey(MemorySegment mr) {
+        return mr.get(JAVA_INT, VerbsLayouts.IBV_MR.byteOffset(MemoryLayout.PathElement.groupElement("rkey")));
+    }
 
     /** An RC queue pair on the device's PD and CQ, in RESET. */
     public MemorySegment createRcQp(Device d, int maxSendWr) {
@@ -135,10 +194,10 @@ public final class VerbsLib {
             attr.set(ADDRESS, l.byteOffset(MemoryLayout.PathElement.groupElement("send_cq")), d.cq());
             attr.set(ADDRESS, l.byteOffset(MemoryLayout.PathElement.groupElement("recv_cq")), d.cq());
             long cap = l.byteOffset(MemoryLayout.PathElement.groupElement("cap"));
-            attr.set(JAVA_INT, cap, maxSendWr);      // max_send_wr
-            attr.set(JAVA_INT, cap + 4, 1);          // max_recv_wr
-            attr.set(JAVA_INT, cap + 8, 1);          // max_send_sge
-            attr.set(JAVA_INT, cap + 12, 1);         // max_recv_sge
+            attr.set(JAVA_INT, cap, maxSendWr); // max_send_wr
+            attr.set(JAVA_INT, cap + 4, 1); // max_recv_wr
+            attr.set(JAVA_INT, cap + 8, 1); // max_send_sge
+            attr.set(JAVA_INT, cap + 12, 1); // max_recv_sge
             attr.set(JAVA_INT, l.byteOffset(MemoryLayout.PathElement.groupElement("qp_type")), QPT_RC);
             MemorySegment state = tmp.allocate(CALL_STATE);
             MemorySegment qp = (MemorySegment) createQp.invokeExact(state, d.pd(), attr);
@@ -150,7 +209,9 @@ public final class VerbsLib {
         }
     }
 
-    public static int qpNum(MemorySegment qp) { return qp.get(JAVA_INT, VerbsLayouts.IBV_QP.byteOffset(MemoryLayout.PathElement.groupElement("qp_num"))); }
+    public static int qpNum(MemorySegment qp) {
+        return qp.get(JAVA_INT, VerbsLayouts.IBV_QP.byteOffset(MemoryLayout.PathElement.groupElement("qp_num")));
+    }
 
     /**
      * RESET -> INIT -> RTR -> RTS against the peer's queue pair (its number, LID and GID), the
@@ -185,7 +246,11 @@ public final class VerbsLib {
                 a.set(JAVA_BYTE, grh + off(VerbsLayouts.IBV_GLOBAL_ROUTE, "sgid_index"), (byte) gidIndex);
                 a.set(JAVA_BYTE, grh + off(VerbsLayouts.IBV_GLOBAL_ROUTE, "hop_limit"), (byte) 64);
             }
-            modify(qp, a, QP_STATE | QP_AV | QP_PATH_MTU | QP_DEST_QPN | QP_RQ_PSN | QP_MAX_DEST_RD_ATOMIC | QP_MIN_RNR_TIMER, "RTR");
+            modify(
+                    qp,
+                    a,
+                    QP_STATE | QP_AV | QP_PATH_MTU | QP_DEST_QPN | QP_RQ_PSN | QP_MAX_DEST_RD_ATOMIC | QP_MIN_RNR_TIMER,
+                    "RTR");
 
             a.fill((byte) 0);
             a.set(JAVA_INT, off(l, "qp_state"), QPS_RTS);
@@ -205,7 +270,8 @@ public final class VerbsLib {
         } catch (Throwable t) {
             throw new IllegalStateException(t);
         }
-        if (rc != 0) throw new IllegalStateException("ibv_modify_qp to " + to + " failed: " + rc + " (qp " + qpNum(qp) + ")");
+        if (rc != 0)
+            throw new IllegalStateException("ibv_modify_qp to " + to + " failed: " + rc + " (qp " + qpNum(qp) + ")");
     }
 
     private static long off(StructLayout l, String field) {
@@ -222,7 +288,9 @@ public final class VerbsLib {
 
     public void close(Device d, List<MemorySegment> mrs) {
         try {
-            for (MemorySegment mr : mrs) { int ignored = (int) deregMr.invokeExact(mr); }
+            for (MemorySegment mr : mrs) {
+                int ignored = (int) deregMr.invokeExact(mr);
+            }
             int a = (int) destroyCq.invokeExact(d.cq());
             int b = (int) deallocPd.invokeExact(d.pd());
             int c = (int) closeDevice.invokeExact(d.context());
@@ -232,9 +300,12 @@ public final class VerbsLib {
     }
 
     private static MemorySegment check(MemorySegment r, String what, MemorySegment state) {
-        if (r.equals(MemorySegment.NULL)) throw new IllegalStateException(what + " failed with errno " + (int) ERRNO.get(state, 0L));
+        if (r.equals(MemorySegment.NULL))
+            throw new IllegalStateException(what + " failed with errno " + (int) ERRNO.get(state, 0L));
         return r;
     }
 
-    public String library() { return library; }
+    public String library() {
+        return library;
+    }
 }

@@ -19,9 +19,12 @@ import java.util.concurrent.ConcurrentHashMap;
 public final class VerbsOps {
     private static final Linker LINKER = Linker.nativeLinker();
     private static final long OPS = VerbsLayouts.IBV_CONTEXT.byteOffset(MemoryLayout.PathElement.groupElement("ops"));
-    private static final long POST_SEND = OPS + VerbsLayouts.IBV_CONTEXT_OPS.byteOffset(MemoryLayout.PathElement.groupElement("post_send"));
-    private static final long POLL_CQ = OPS + VerbsLayouts.IBV_CONTEXT_OPS.byteOffset(MemoryLayout.PathElement.groupElement("poll_cq"));
-    private static final long QP_CONTEXT = VerbsLayouts.IBV_QP.byteOffset(MemoryLayout.PathElement.groupElement("context"));
+    private static final long POST_SEND =
+            OPS + VerbsLayouts.IBV_CONTEXT_OPS.byteOffset(MemoryLayout.PathElement.groupElement("post_send"));
+    private static final long POLL_CQ =
+            OPS + VerbsLayouts.IBV_CONTEXT_OPS.byteOffset(MemoryLayout.PathElement.groupElement("poll_cq"));
+    private static final long QP_CONTEXT =
+            VerbsLayouts.IBV_QP.byteOffset(MemoryLayout.PathElement.groupElement("context"));
     private static final long CQ_CONTEXT = 0; // struct ibv_cq { struct ibv_context *context; ... }
     private static final FunctionDescriptor POST_SEND_FN = FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, ADDRESS);
     private static final FunctionDescriptor POLL_CQ_FN = FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT, ADDRESS);
@@ -52,7 +55,8 @@ public final class VerbsOps {
     }
 
     private static MethodHandle handle(MemorySegment fn, FunctionDescriptor fd) {
-        if (fn.equals(MemorySegment.NULL)) throw new IllegalStateException("the provider's ops table has no function for this verb");
+        if (fn.equals(MemorySegment.NULL))
+            throw new IllegalStateException("the provider's ops table has no function for this verb");
         return HANDLES.computeIfAbsent(fn.address(), a -> LINKER.downcallHandle(fn, fd, Linker.Option.critical(false)));
     }
 }

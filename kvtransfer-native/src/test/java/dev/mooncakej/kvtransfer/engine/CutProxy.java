@@ -37,13 +37,19 @@ final class CutProxy implements AutoCloseable {
         });
     }
 
-    int port() { return server.getLocalPort(); }
-    int connections() { return accepted.get(); }
+    int port() {
+        return server.getLocalPort();
+    }
+
+    int connections() {
+        return accepted.get();
+    }
 
     private void pump(Socket from, Socket to, long limit) {
         byte[] buf = new byte[64 * 1024];
         long moved = 0;
-        try (InputStream in = from.getInputStream(); OutputStream out = to.getOutputStream()) {
+        try (InputStream in = from.getInputStream();
+                OutputStream out = to.getOutputStream()) {
             int n;
             while ((n = in.read(buf)) > 0) {
                 if (moved + n > limit) {

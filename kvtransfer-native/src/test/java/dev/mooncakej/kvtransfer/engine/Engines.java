@@ -15,7 +15,9 @@ final class Engines {
     private Engines() {}
 
     static TransferConfig config(String transport, Path shm) {
-        return TransferConfig.defaults(SECRET, shm).withTransports(List.of(transport)).withTimeout(Duration.ofSeconds(20));
+        return TransferConfig.defaults(SECRET, shm)
+                .withTransports(List.of(transport))
+                .withTimeout(Duration.ofSeconds(20));
     }
 
     static void fillRandom(MemorySegment m, long seed) {
@@ -33,8 +35,14 @@ final class Engines {
 
     /** A child JVM running a main class of the test classpath, with the project's JVM flags. */
     static ProcessBuilder childJvm(Class<?> main, String... args) {
-        List<String> cmd = new java.util.ArrayList<>(List.of(ProcessHandle.current().info().command().orElse("java"),
-                "--enable-native-access=ALL-UNNAMED", "--sun-misc-unsafe-memory-access=allow", "-Xmx256m", "-cp", System.getProperty("java.class.path"), main.getName()));
+        List<String> cmd = new java.util.ArrayList<>(List.of(
+                ProcessHandle.current().info().command().orElse("java"),
+                "--enable-native-access=ALL-UNNAMED",
+                "--sun-misc-unsafe-memory-access=allow",
+                "-Xmx256m",
+                "-cp",
+                System.getProperty("java.class.path"),
+                main.getName()));
         cmd.addAll(List.of(args));
         return new ProcessBuilder(cmd).redirectError(ProcessBuilder.Redirect.INHERIT);
     }

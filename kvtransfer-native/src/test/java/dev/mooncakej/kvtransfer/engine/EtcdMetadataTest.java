@@ -29,22 +29,38 @@ class EtcdMetadataTest {
     @Test
     void registrationLookupWatchAndLeaseExpiryOfAKilledProcess() throws Exception {
         try (EtcdProcess etcd = new EtcdProcess();
-             EtcdSegmentMetadata md = new EtcdSegmentMetadata(List.of(etcd.url()), "mooncakej-test/", 2, Duration.ofSeconds(5))) {
+                EtcdSegmentMetadata md =
+                        new EtcdSegmentMetadata(List.of(etcd.url()), "mooncakej-test/", 2, Duration.ofSeconds(5))) {
             List<String> events = new CopyOnWriteArrayList<>();
             md.watch((name, d) -> events.add(name + (d == null ? ":gone" : ":" + d.rpcPort())));
-            Process peer = Engines.childJvm(PeerMain.class, "etcd-peer", String.valueOf(1 << 20), shm.toString(), "127.0.0.1", etcd.url()).start();
+            Process peer = Engines.childJvm(
+                            PeerMain.class,
+                            "etcd-peer",
+                            String.valueOf(1 << 20),
+                            shm.toString(),
+                            "127.0.0.1",
+                            etcd.url())
+                    .start();
             try {
-                SegmentDescriptor printed = DescriptorJson.read(new BufferedReader(new InputStreamReader(peer.getInputStream())).readLine(), "the peer");
+                SegmentDescriptor printed = DescriptorJson.read(
+                        new BufferedReader(new InputStreamReader(peer.getInputStream())).readLine(), "the peer");
                 SegmentDescriptor found = await(() -> md.lookup("etcd-peer").orElse(null), "lookup");
                 assertThat(found).isEqualTo(printed);
-                await(() -> events.contains("etcd-peer:" + printed.rpcPort()) ? true : null, "watch event for the registration");
+                await(
+                        () -> events.contains("etcd-peer:" + printed.rpcPort()) ? true : null,
+                        "watch event for the registration");
                 // a transfer through the looked-up descriptor
-                TransferConfig cfg = TransferConfig.defaults(Engines.SECRET, shm).withTransports(List.of("tcp"));
+                TransferConfig cfg =
+                        TransferConfig.defaults(Engines.SECRET, shm).withTransports(List.of("tcp"));
                 try (TransferEngine a = new TransferEngine("reader", md, 1 << 20, cfg)) {
                     MemorySegment local = a.allocate(4096, "cpu:0");
-                    a.transfer(List.of(new TransferRequest(TransferRequest.Opcode.READ, a.offsetOf(local), "etcd-peer", 1000, 4096)));
-                    for (int i = 0; i < 4096; i++) assertThat(local.get(ValueLayout.JAVA_BYTE, i)).isEqualTo((byte) ((1000 + i) * 31L % 251));
-                    assertThat(md.lookup("reader")).as("our own segment is in etcd too").isPresent();
+                    a.transfer(List.of(new TransferRequest(
+                            TransferRequest.Opcode.READ, a.offsetOf(local), "etcd-peer", 1000, 4096)));
+                    for (int i = 0; i < 4096; i++)
+                        assertThat(local.get(ValueLayout.JAVA_BYTE, i)).isEqualTo((byte) ((1000 + i) * 31L % 251));
+                    assertThat(md.lookup("reader"))
+                            .as("our own segment is in etcd too")
+                            .isPresent();
                 }
                 long killed = System.nanoTime();
                 peer.destroyForcibly().waitFor();
@@ -61,9 +77,13 @@ class EtcdMetadataTest {
 
     @Test
     void badSettingsAndAnUnreachableEtcdAreClearErrors() {
-        assertThatThrownBy(() -> new EtcdSegmentMetadata(List.of(), "p/", 2, Duration.ofSeconds(1))).hasMessageContaining("endpoints");
-        assertThatThrownBy(() -> new EtcdSegmentMetadata(List.of("http://127.0.0.1:1"), "p/", 0, Duration.ofSeconds(1))).hasMessageContaining("TTL 0");
-        assertThatThrownBy(() -> new EtcdSegmentMetadata(List.of("http://127.0.0.1:1"), "p/", 2, Duration.ofMillis(500))).hasMessageContaining("cannot reach etcd");
+        assertThatThrownBy(() -> new EtcdSegmentMetadata(List.of(), "p/", 2, Duration.ofSeconds(1)))
+                .hasMessageContaining("endpoints");
+        assertThatThrownBy(() -> new EtcdSegmentMetadata(List.of("http://127.0.0.1:1"), "p/", 0, Duration.ofSeconds(1)))
+                .hasMessageContaining("TTL 0");
+        assertThatThrownBy(
+                        () -> new EtcdSegmentMetadata(List.of("http://127.0.0.1:1"), "p/", 2, Duration.ofMillis(500)))
+                .hasMessageContaining("cannot reach etcd");
     }
 
     static <T> T await(java.util.function.Supplier<T> f, String what) throws InterruptedException {

@@ -29,10 +29,34 @@ public final class EtcdProcess implements AutoCloseable {
         this.peerPort = peerPort;
         this.dataDir = dataDir;
         String c = "http://127.0.0.1:" + clientPort, p = "http://127.0.0.1:" + peerPort;
-        process = new ProcessBuilder("etcd", "--name", "n1", "--data-dir", dataDir.toString(), "--listen-client-urls", c, "--advertise-client-urls", c,
-                "--listen-peer-urls", p, "--initial-advertise-peer-urls", p, "--initial-cluster", "n1=" + p, "--initial-cluster-state", "new",
-                "--heartbeat-interval", "10", "--election-timeout", "100", "--log-level", "warn")
-                .redirectErrorStream(true).redirectOutput(dataDir.resolveSibling(dataDir.getFileName() + ".log").toFile()).start();
+        process = new ProcessBuilder(
+                        "etcd",
+                        "--name",
+                        "n1",
+                        "--data-dir",
+                        dataDir.toString(),
+                        "--listen-client-urls",
+                        c,
+                        "--advertise-client-urls",
+                        c,
+                        "--listen-peer-urls",
+                        p,
+                        "--initial-advertise-peer-urls",
+                        p,
+                        "--initial-cluster",
+                        "n1=" + p,
+                        "--initial-cluster-state",
+                        "new",
+                        "--heartbeat-interval",
+                        "10",
+                        "--election-timeout",
+                        "100",
+                        "--log-level",
+                        "warn")
+                .redirectErrorStream(true)
+                .redirectOutput(
+                        dataDir.resolveSibling(dataDir.getFileName() + ".log").toFile())
+                .start();
         awaitHealthy();
     }
 
@@ -41,15 +65,23 @@ public final class EtcdProcess implements AutoCloseable {
         return new EtcdProcess(clientPort, peerPort, dataDir);
     }
 
-    public String url() { return "http://127.0.0.1:" + clientPort; }
+    public String url() {
+        return "http://127.0.0.1:" + clientPort;
+    }
 
     private void awaitHealthy() throws Exception {
         HttpClient http = HttpClient.newHttpClient();
         long until = System.nanoTime() + 20_000_000_000L;
         while (System.nanoTime() < until) {
-            if (!process.isAlive()) throw new IllegalStateException("etcd exited with " + process.exitValue() + "; is etcd-server installed (apt-get install etcd-server)?");
+            if (!process.isAlive())
+                throw new IllegalStateException("etcd exited with " + process.exitValue()
+                        + "; is etcd-server installed (apt-get install etcd-server)?");
             try {
-                var r = http.send(HttpRequest.newBuilder(URI.create(url() + "/health")).timeout(Duration.ofSeconds(1)).build(), HttpResponse.BodyHandlers.ofString());
+                var r = http.send(
+                        HttpRequest.newBuilder(URI.create(url() + "/health"))
+                                .timeout(Duration.ofSeconds(1))
+                                .build(),
+                        HttpResponse.BodyHandlers.ofString());
                 if (r.body().contains("\"health\":\"true\"")) return;
             } catch (IOException e) {
                 // not yet

@@ -22,15 +22,30 @@ final class FakeVerbs {
         try (InputStream in = FakeVerbs.class.getResourceAsStream("/fake-verbs/fake_libibverbs.c")) {
             Files.copy(in, src);
         }
-        Process cc = new ProcessBuilder("gcc", "-shared", "-fPIC", "-O1", "-Wall", "-Werror", "-o", lib.toString(), src.toString(), "-lpthread")
-                .redirectErrorStream(true).start();
+        Process cc = new ProcessBuilder(
+                        "gcc",
+                        "-shared",
+                        "-fPIC",
+                        "-O1",
+                        "-Wall",
+                        "-Werror",
+                        "-o",
+                        lib.toString(),
+                        src.toString(),
+                        "-lpthread")
+                .redirectErrorStream(true)
+                .start();
         String out = new String(cc.getInputStream().readAllBytes());
-        if (cc.waitFor() != 0) throw new IllegalStateException("gcc could not build the fake verbs provider (needs gcc and libibverbs-dev): " + out);
+        if (cc.waitFor() != 0)
+            throw new IllegalStateException(
+                    "gcc could not build the fake verbs provider (needs gcc and libibverbs-dev): " + out);
         built = lib;
         return lib;
     }
 
     static TransferConfig config(java.nio.file.Path shm) throws Exception {
-        return Engines.config("rdma", shm).withTransports(java.util.List.of("rdma", "tcp")).withVerbsLibrary(library().toString());
+        return Engines.config("rdma", shm)
+                .withTransports(java.util.List.of("rdma", "tcp"))
+                .withVerbsLibrary(library().toString());
     }
 }

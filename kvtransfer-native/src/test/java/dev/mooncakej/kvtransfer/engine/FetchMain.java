@@ -16,21 +16,32 @@ public final class FetchMain {
     public static void main(String[] args) throws Exception {
         String host = args[0];
         long bytes = Long.parseLong(args[1]);
-        SegmentDescriptor peer = DescriptorJson.read(new java.io.BufferedReader(new java.io.InputStreamReader(System.in)).readLine(), "stdin");
+        SegmentDescriptor peer = DescriptorJson.read(
+                new java.io.BufferedReader(new java.io.InputStreamReader(System.in)).readLine(), "stdin");
         SegmentMetadata md = new SegmentMetadata.Embedded();
         md.publish(peer);
-        TransferConfig cfg = TransferConfig.defaults(Engines.SECRET, Path.of(System.getProperty("java.io.tmpdir"))).withTransports(List.of("tcp")).withListen(host, 0, host);
-        try (TransferEngine e = new TransferEngine("fetch-" + ProcessHandle.current().pid(), md, bytes, cfg)) {
+        TransferConfig cfg = TransferConfig.defaults(Engines.SECRET, Path.of(System.getProperty("java.io.tmpdir")))
+                .withTransports(List.of("tcp"))
+                .withListen(host, 0, host);
+        try (TransferEngine e =
+                new TransferEngine("fetch-" + ProcessHandle.current().pid(), md, bytes, cfg)) {
             MemorySegment local = e.allocate(bytes, "cpu:0");
             long chunk = 1 << 20, span = peer.buffers().get(0).length() / chunk * chunk;
             List<TransferRequest> reqs = new ArrayList<>();
-            for (long o = 0; o < bytes; o += chunk) reqs.add(new TransferRequest(TransferRequest.Opcode.READ, e.offsetOf(local) + o, peer.name(), o % span, Math.min(chunk, bytes - o)));
+            for (long o = 0; o < bytes; o += chunk)
+                reqs.add(new TransferRequest(
+                        TransferRequest.Opcode.READ,
+                        e.offsetOf(local) + o,
+                        peer.name(),
+                        o % span,
+                        Math.min(chunk, bytes - o)));
             long t0 = System.nanoTime();
             e.transfer(reqs);
             double s = (System.nanoTime() - t0) / 1e9;
             for (long o = 0; o < bytes; o++) {
                 long remote = o % span;
-                if (local.get(ValueLayout.JAVA_BYTE, o) != (byte) (remote * 31 % 251)) throw new IllegalStateException("byte " + o + " differs from the peer's pattern");
+                if (local.get(ValueLayout.JAVA_BYTE, o) != (byte) (remote * 31 % 251))
+                    throw new IllegalStateException("byte " + o + " differs from the peer's pattern");
             }
             System.out.println(bytes + " " + s);
         }

@@ -36,8 +36,12 @@ class NetnsTransferTest {
     @Test
     void transferAcrossAVethPairAndABandwidthCapThatTheEngineMeasures() throws Exception {
         boolean root = "root".equals(System.getProperty("user.name"));
-        boolean ip = new java.io.File("/usr/sbin/ip").canExecute() || new java.io.File("/sbin/ip").canExecute() || new java.io.File("/usr/bin/ip").canExecute();
-        if (!root || !ip) System.out.println("[skip] network-namespace test: needs root and iproute2 (root=" + root + ", ip=" + ip + ")");
+        boolean ip = new java.io.File("/usr/sbin/ip").canExecute()
+                || new java.io.File("/sbin/ip").canExecute()
+                || new java.io.File("/usr/bin/ip").canExecute();
+        if (!root || !ip)
+            System.out.println(
+                    "[skip] network-namespace test: needs root and iproute2 (root=" + root + ", ip=" + ip + ")");
         Assumptions.assumeTrue(root && ip, "needs root and iproute2");
         String tag = Integer.toHexString(ThreadLocalRandom.current().nextInt(0x10000, 0xfffff));
         String nsA = "mcj-a-" + tag, nsB = "mcj-b-" + tag, vA = "mcja" + tag, vB = "mcjb" + tag;
@@ -56,7 +60,8 @@ class NetnsTransferTest {
                 sh("ip", "-n", nv[0], "link", "set", nv[1], "up");
                 sh("ip", "-n", nv[0], "link", "set", "lo", "up");
             }
-            ProcessBuilder peerPb = Engines.childJvm(PeerMain.class, "ns-peer", String.valueOf(32L << 20), shm.toString(), ipB);
+            ProcessBuilder peerPb =
+                    Engines.childJvm(PeerMain.class, "ns-peer", String.valueOf(32L << 20), shm.toString(), ipB);
             peerPb.command().addAll(0, List.of("ip", "netns", "exec", nsB));
             Process peer = peerPb.start();
             procs.add(peer);
@@ -67,10 +72,16 @@ class NetnsTransferTest {
             System.out.printf("across the veth pair, uncapped: %.3f GB/s%n", free / 1e9);
 
             long rateBytes = 50_000_000; // 400 Mbit/s
-            sh("ip", "netns", "exec", nsB, "tc", "qdisc", "add", "dev", vB, "root", "tbf", "rate", "400mbit", "burst", "256kb", "latency", "100ms");
+            sh(
+                    "ip", "netns", "exec", nsB, "tc", "qdisc", "add", "dev", vB, "root", "tbf", "rate", "400mbit",
+                    "burst", "256kb", "latency", "100ms");
             double capped = fetch(nsA, ipA, descriptor, 64L << 20, procs);
-            System.out.printf("with tc tbf rate 400mbit (%.1f MB/s): the engine measured %.1f MB/s (%.2f of the cap)%n", rateBytes / 1e6, capped / 1e6, capped / rateBytes);
-            assertThat(capped / rateBytes).as("measured bandwidth against the tbf cap").isBetween(0.75, 1.05);
+            System.out.printf(
+                    "with tc tbf rate 400mbit (%.1f MB/s): the engine measured %.1f MB/s (%.2f of the cap)%n",
+                    rateBytes / 1e6, capped / 1e6, capped / rateBytes);
+            assertThat(capped / rateBytes)
+                    .as("measured bandwidth against the tbf cap")
+                    .isBetween(0.75, 1.05);
             assertThat(free).as("uncapped is well above the cap").isGreaterThan(3.0 * rateBytes);
         } finally {
             for (Process p : procs) p.destroyForcibly().waitFor();
@@ -80,7 +91,8 @@ class NetnsTransferTest {
     }
 
     /** Runs FetchMain in namespace ns; returns its bytes per second. */
-    private static double fetch(String ns, String host, String descriptor, long bytes, List<Process> procs) throws Exception {
+    private static double fetch(String ns, String host, String descriptor, long bytes, List<Process> procs)
+            throws Exception {
         ProcessBuilder pb = Engines.childJvm(FetchMain.class, host, String.valueOf(bytes));
         pb.command().addAll(0, List.of("ip", "netns", "exec", ns));
         Process p = pb.start();
@@ -90,7 +102,9 @@ class NetnsTransferTest {
         }
         String line = new BufferedReader(new InputStreamReader(p.getInputStream())).readLine();
         assertThat(p.waitFor(120, TimeUnit.SECONDS)).isTrue();
-        assertThat(p.exitValue()).as("fetch process (byte-for-byte check inside)").isZero();
+        assertThat(p.exitValue())
+                .as("fetch process (byte-for-byte check inside)")
+                .isZero();
         String[] parts = line.trim().split(" ");
         return Long.parseLong(parts[0]) / Double.parseDouble(parts[1]);
     }

@@ -44,7 +44,8 @@ class RdmaTransportTest {
     void descriptorsCarryDevicesKeysAndTopologyAndFailedCompletionsAreRetriedOnTheOtherDevice() throws Throwable {
         SegmentMetadata md = new SegmentMetadata.Embedded();
         TransferConfig cfg = FakeVerbs.config(shm).withRetry(4, 100);
-        try (TransferEngine a = new TransferEngine("a", md, 8 << 20, cfg); TransferEngine b = new TransferEngine("b", md, 8 << 20, cfg)) {
+        try (TransferEngine a = new TransferEngine("a", md, 8 << 20, cfg);
+                TransferEngine b = new TransferEngine("b", md, 8 << 20, cfg)) {
             MemorySegment abuf = a.allocate(4 << 20, "cpu:0");
             b.allocate(4 << 20, "cpu:0");
             SegmentDescriptor d = b.descriptor();
@@ -52,26 +53,39 @@ class RdmaTransportTest {
             assertThat(d.devices()).extracting(SegmentDescriptor.Device::name).containsExactly("fakeib0", "fakeib1");
             assertThat(d.devices()).extracting(SegmentDescriptor.Device::lid).containsExactly(1, 2);
             assertThat(d.buffers().get(0).rkeys()).hasSize(2).doesNotHaveDuplicates();
-            assertThat(d.topology().get("cpu:0").get(0)).as("preferred devices of cpu:0").containsExactlyInAnyOrder("fakeib0", "fakeib1");
+            assertThat(d.topology().get("cpu:0").get(0))
+                    .as("preferred devices of cpu:0")
+                    .containsExactlyInAnyOrder("fakeib0", "fakeib1");
             assertThat(a.rdmaStatus()).contains("2 device(s)");
 
             Engines.fillRandom(abuf, 21);
             long posted0 = call("fake_verbs_posted", -1);
             call("fake_verbs_fail", 3); // the next three work requests complete with IBV_WC_RETRY_EXC_ERR
             List<TransferRequest> reqs = new ArrayList<>();
-            for (long o = 0; o < (4 << 20); o += 256 * 1024) reqs.add(new TransferRequest(TransferRequest.Opcode.WRITE, o, "b", o, 256 * 1024));
+            for (long o = 0; o < (4 << 20); o += 256 * 1024)
+                reqs.add(new TransferRequest(TransferRequest.Opcode.WRITE, o, "b", o, 256 * 1024));
             TransferBatch r = a.submit(reqs).done().get(30, TimeUnit.SECONDS);
             assertThat(r.allCompleted()).as(r.firstProblem()).isTrue();
-            assertThat(a.transportFor("b")).as("three failed completions do not downgrade below the threshold").isEqualTo("rdma");
-            assertThat(Engines.crc(b.segment().asSlice(b.offsetOf(b.segment().asSlice(0, 4 << 20)), 4 << 20))).isEqualTo(Engines.crc(abuf));
+            assertThat(a.transportFor("b"))
+                    .as("three failed completions do not downgrade below the threshold")
+                    .isEqualTo("rdma");
+            assertThat(Engines.crc(b.segment().asSlice(b.offsetOf(b.segment().asSlice(0, 4 << 20)), 4 << 20)))
+                    .isEqualTo(Engines.crc(abuf));
             long posted = call("fake_verbs_posted", -1) - posted0;
-            assertThat(posted).as("64 slices of 64 KiB plus the 3 failed ones posted again").isEqualTo(64 + 3);
+            assertThat(posted)
+                    .as("64 slices of 64 KiB plus the 3 failed ones posted again")
+                    .isEqualTo(64 + 3);
             // and READ back into another local range
             MemorySegment back = a.segment().asSlice(4 << 20, 4 << 20);
-            TransferBatch rr = a.submit(List.of(new TransferRequest(TransferRequest.Opcode.READ, 4 << 20, "b", 0, 4 << 20))).done().get(30, TimeUnit.SECONDS);
+            TransferBatch rr = a.submit(
+                            List.of(new TransferRequest(TransferRequest.Opcode.READ, 4 << 20, "b", 0, 4 << 20)))
+                    .done()
+                    .get(30, TimeUnit.SECONDS);
             assertThat(rr.status(0)).as("local range not registered yet").isEqualTo(TransferBatch.Status.INVALID);
             MemorySegment reg = a.allocate(4 << 20, "cpu:0");
-            rr = a.submit(List.of(new TransferRequest(TransferRequest.Opcode.READ, a.offsetOf(reg), "b", 0, 4 << 20))).done().get(30, TimeUnit.SECONDS);
+            rr = a.submit(List.of(new TransferRequest(TransferRequest.Opcode.READ, a.offsetOf(reg), "b", 0, 4 << 20)))
+                    .done()
+                    .get(30, TimeUnit.SECONDS);
             assertThat(rr.allCompleted()).as(rr.firstProblem()).isTrue();
             assertThat(Engines.crc(reg)).isEqualTo(Engines.crc(abuf));
             assertThat(back.address()).isEqualTo(reg.address());
@@ -81,16 +95,19 @@ class RdmaTransportTest {
     @Test
     void withoutADeviceRdmaReportsWhyAndNegotiationFallsBack() throws Exception {
         SegmentMetadata md = new SegmentMetadata.Embedded();
-        TransferConfig real = TransferConfig.defaults(Engines.SECRET, shm); // rdma, shm, tcp against the system's libibverbs
-        try (TransferEngine a = new TransferEngine("a", md, 1 << 20, real); TransferEngine b = new TransferEngine("b", md, 1 << 20, real)) {
+        TransferConfig real =
+                TransferConfig.defaults(Engines.SECRET, shm); // rdma, shm, tcp against the system's libibverbs
+        try (TransferEngine a = new TransferEngine("a", md, 1 << 20, real);
+                TransferEngine b = new TransferEngine("b", md, 1 << 20, real)) {
             System.out.println("rdma on this machine: " + a.rdmaStatus());
             assertThat(a.rdmaStatus()).containsAnyOf("errno", "no RDMA device", "not installed");
             assertThat(a.descriptor().transports()).doesNotContain("rdma").contains("shm", "tcp");
             assertThat(a.openSegment("b")).isEqualTo("shm");
         }
         // a peer with (fake) devices and one without: no common rdma, so shm on the same host
-        try (TransferEngine a = new TransferEngine("a", md, 1 << 20, FakeVerbs.config(shm).withTransports(List.of("rdma", "shm", "tcp")));
-             TransferEngine b = new TransferEngine("b", md, 1 << 20, real)) {
+        try (TransferEngine a = new TransferEngine(
+                        "a", md, 1 << 20, FakeVerbs.config(shm).withTransports(List.of("rdma", "shm", "tcp")));
+                TransferEngine b = new TransferEngine("b", md, 1 << 20, real)) {
             assertThat(a.descriptor().transports()).contains("rdma");
             assertThat(a.openSegment("b")).isEqualTo("shm");
             assertThat(b.openSegment("a")).isEqualTo("shm");

@@ -21,31 +21,43 @@ import org.junit.jupiter.api.io.TempDir;
 class SegmentTrustTest {
     @TempDir
     Path shm;
+
     @TempDir
     Path elsewhere;
 
     @Test
     void theHostRegistryReadsDescriptorsByNameOnlyAndOnlyOfLiveOwners() throws Exception {
         LocalSegmentRegistry reg = new LocalSegmentRegistry(shm);
-        try (TransferEngine e = new TransferEngine("decode-a", reg, 1 << 16, Engines.config("shm", shm).withTransports(List.of("shm", "tcp")))) {
+        try (TransferEngine e = new TransferEngine(
+                "decode-a", reg, 1 << 16, Engines.config("shm", shm).withTransports(List.of("shm", "tcp")))) {
             e.allocate(4096, "cpu:0");
             Path file = shm.resolve("mooncakej-decode-a.json");
-            assertThat(PosixFilePermissions.toString(Files.getPosixFilePermissions(file))).isEqualTo("rw-------");
-            assertThat(PosixFilePermissions.toString(Files.getPosixFilePermissions(shm.resolve("mooncakej-decode-a.seg")))).isEqualTo("rw-------");
+            assertThat(PosixFilePermissions.toString(Files.getPosixFilePermissions(file)))
+                    .isEqualTo("rw-------");
+            assertThat(PosixFilePermissions.toString(
+                            Files.getPosixFilePermissions(shm.resolve("mooncakej-decode-a.seg"))))
+                    .isEqualTo("rw-------");
             LocalSegmentRegistry other = new LocalSegmentRegistry(shm); // another process's view of the same host
-            assertThat(other.lookup("decode-a")).hasValueSatisfying(d -> assertThat(d.buffers()).hasSize(1));
+            assertThat(other.lookup("decode-a"))
+                    .hasValueSatisfying(d -> assertThat(d.buffers()).hasSize(1));
             assertThat(other.lookup("../decode-a")).isEmpty();
             assertThat(other.lookup("decode-a/../../x")).isEmpty();
 
             String json = Files.readString(file);
             // a descriptor that names a segment file outside the directory is refused
-            Files.writeString(shm.resolve("mooncakej-evil.json"), json.replace("\"name\":\"decode-a\"", "\"name\":\"evil\"")
-                    .replace(shm.resolve("mooncakej-decode-a.seg").toString(), elsewhere.resolve("victim").toString()));
+            Files.writeString(
+                    shm.resolve("mooncakej-evil.json"),
+                    json.replace("\"name\":\"decode-a\"", "\"name\":\"evil\"")
+                            .replace(
+                                    shm.resolve("mooncakej-decode-a.seg").toString(),
+                                    elsewhere.resolve("victim").toString()));
             assertThat(other.lookup("evil")).isEmpty();
             // a descriptor file that is a link is refused, even to a valid descriptor
             Path real = elsewhere.resolve("d.json");
-            Files.writeString(real, json.replace("\"name\":\"decode-a\"", "\"name\":\"linked\"")
-                    .replace("mooncakej-decode-a.seg", "mooncakej-linked.seg"));
+            Files.writeString(
+                    real,
+                    json.replace("\"name\":\"decode-a\"", "\"name\":\"linked\"")
+                            .replace("mooncakej-decode-a.seg", "mooncakej-linked.seg"));
             Files.createSymbolicLink(shm.resolve("mooncakej-linked.json"), real);
             assertThat(other.lookup("linked")).isEmpty();
             // a descriptor that says it is another segment is refused
@@ -54,12 +66,17 @@ class SegmentTrustTest {
             // an owner that is gone: absent, and the entry is removed
             long dead = 4_000_000;
             while (ProcessHandle.of(dead).isPresent()) dead++;
-            Files.writeString(shm.resolve("mooncakej-gone.json"), json.replaceFirst("\"pid\":\\d+", "\"pid\":" + dead)
-                    .replace("\"name\":\"decode-a\"", "\"name\":\"gone\"").replace("mooncakej-decode-a.seg", "mooncakej-gone.seg"));
+            Files.writeString(
+                    shm.resolve("mooncakej-gone.json"),
+                    json.replaceFirst("\"pid\":\\d+", "\"pid\":" + dead)
+                            .replace("\"name\":\"decode-a\"", "\"name\":\"gone\"")
+                            .replace("mooncakej-decode-a.seg", "mooncakej-gone.seg"));
             assertThat(other.lookup("gone")).isEmpty();
             assertThat(shm.resolve("mooncakej-gone.json")).doesNotExist();
         }
-        assertThat(shm.resolve("mooncakej-decode-a.json")).as("removed on close").doesNotExist();
+        assertThat(shm.resolve("mooncakej-decode-a.json"))
+                .as("removed on close")
+                .doesNotExist();
     }
 
     @Test
@@ -67,49 +84,65 @@ class SegmentTrustTest {
         LocalSegmentRegistry reg = new LocalSegmentRegistry(shm);
         Path victim = Files.writeString(elsewhere.resolve("victim"), "x".repeat(1 << 16));
         byte[] before = Files.readAllBytes(victim);
-        try (TransferEngine writer = new TransferEngine("writer", reg, 1 << 16, Engines.config("shm", shm).withTransports(List.of("shm", "tcp")));
-             TransferEngine target = new TransferEngine("target", reg, 1 << 16, Engines.config("shm", shm).withTransports(List.of("shm", "tcp")))) {
+        try (TransferEngine writer = new TransferEngine(
+                        "writer", reg, 1 << 16, Engines.config("shm", shm).withTransports(List.of("shm", "tcp")));
+                TransferEngine target = new TransferEngine(
+                        "target", reg, 1 << 16, Engines.config("shm", shm).withTransports(List.of("shm", "tcp")))) {
             MemorySegment src = writer.allocate(4096, "cpu:0");
             target.allocate(1 << 15, "cpu:0");
             Engines.fillRandom(src, 1);
             // a legitimate write works over shm
-            writer.transfer(List.of(new TransferRequest(TransferRequest.Opcode.WRITE, writer.offsetOf(src), "target", 64, 4096)));
+            writer.transfer(List.of(
+                    new TransferRequest(TransferRequest.Opcode.WRITE, writer.offsetOf(src), "target", 64, 4096)));
             assertThat(writer.transportFor("target")).isEqualTo("shm");
             // the target's segment file replaced by a link to the victim: a fresh engine refuses to map it over shm
             Path seg = shm.resolve("mooncakej-target.seg");
             Path moved = shm.resolve("moved.seg");
             Files.move(seg, moved);
             Files.createSymbolicLink(seg, victim);
-            try (TransferEngine fresh = new TransferEngine("fresh", reg, 1 << 16, Engines.config("shm", shm).withTransports(List.of("shm", "tcp")))) {
+            try (TransferEngine fresh = new TransferEngine(
+                    "fresh", reg, 1 << 16, Engines.config("shm", shm).withTransports(List.of("shm", "tcp")))) {
                 MemorySegment s2 = fresh.allocate(4096, "cpu:0");
                 Engines.fillRandom(s2, 2);
-                fresh.transfer(List.of(new TransferRequest(TransferRequest.Opcode.WRITE, fresh.offsetOf(s2), "target", 64, 4096)));
-                assertThat(fresh.transportFor("target")).as("no shm through a link: tcp instead").isEqualTo("tcp");
+                fresh.transfer(List.of(
+                        new TransferRequest(TransferRequest.Opcode.WRITE, fresh.offsetOf(s2), "target", 64, 4096)));
+                assertThat(fresh.transportFor("target"))
+                        .as("no shm through a link: tcp instead")
+                        .isEqualTo("tcp");
             }
             Files.delete(seg);
             Files.move(moved, seg);
         }
-        assertThat(Files.readAllBytes(victim)).as("the file the link pointed at").isEqualTo(before);
+        assertThat(Files.readAllBytes(victim))
+                .as("the file the link pointed at")
+                .isEqualTo(before);
     }
 
     @Test
     void tcpWritesLandOnlyWhereTheReceiversGuardPermits() throws Exception {
         SegmentMetadata md = new SegmentMetadata.Embedded();
         try (TransferEngine d = new TransferEngine("d", md, 1 << 16, Engines.config("tcp", shm));
-             TransferEngine p = new TransferEngine("p", md, 1 << 16, Engines.config("tcp", shm))) {
+                TransferEngine p = new TransferEngine("p", md, 1 << 16, Engines.config("tcp", shm))) {
             MemorySegment dst = d.allocate(1 << 15, "cpu:0");
             MemorySegment src = p.allocate(8192, "cpu:0");
             Engines.fillRandom(src, 3);
             long base = d.offsetOf(dst);
             d.guardWrites((off, len) -> off >= base + 4096); // the first 4 KiB is fenced
             long accepted = d.writeGroupsAccepted();
-            TransferBatch refused = p.submit(List.of(new TransferRequest(TransferRequest.Opcode.WRITE, p.offsetOf(src), "d", base, 4096))).done().join();
+            TransferBatch refused = p.submit(List.of(
+                            new TransferRequest(TransferRequest.Opcode.WRITE, p.offsetOf(src), "d", base, 4096)))
+                    .done()
+                    .join();
             assertThat(refused.status(0)).isEqualTo(TransferBatch.Status.INVALID);
-            assertThat(dst.asSlice(0, 4096).toArray(java.lang.foreign.ValueLayout.JAVA_BYTE)).containsOnly((byte) 0);
-            p.transfer(List.of(new TransferRequest(TransferRequest.Opcode.WRITE, p.offsetOf(src), "d", base + 4096, 4096)));
+            assertThat(dst.asSlice(0, 4096).toArray(java.lang.foreign.ValueLayout.JAVA_BYTE))
+                    .containsOnly((byte) 0);
+            p.transfer(List.of(
+                    new TransferRequest(TransferRequest.Opcode.WRITE, p.offsetOf(src), "d", base + 4096, 4096)));
             assertThat(Engines.crc(dst.asSlice(4096, 4096))).isEqualTo(Engines.crc(src.asSlice(0, 4096)));
             assertThat(d.writeGroupsAccepted()).isGreaterThan(accepted);
-            assertThat(d.writesLandedThrough(d.writeGroupsAccepted())).as("nothing is landing once both replies are in").isTrue();
+            assertThat(d.writesLandedThrough(d.writeGroupsAccepted()))
+                    .as("nothing is landing once both replies are in")
+                    .isTrue();
         }
     }
 

@@ -16,13 +16,17 @@ class SievePoolTest {
     void theEnginesEndpointPoolConnectsLazilyAndStaysWithinItsCap() throws Exception {
         SegmentMetadata md = new SegmentMetadata.Embedded();
         TransferConfig cfg = Engines.config("tcp", shm).withConnections(1, 2);
-        try (TransferEngine a = new TransferEngine("a", md, 1 << 20, cfg); TransferEngine p0 = new TransferEngine("p0", md, 1 << 20, cfg);
-             TransferEngine p1 = new TransferEngine("p1", md, 1 << 20, cfg); TransferEngine p2 = new TransferEngine("p2", md, 1 << 20, cfg)) {
+        try (TransferEngine a = new TransferEngine("a", md, 1 << 20, cfg);
+                TransferEngine p0 = new TransferEngine("p0", md, 1 << 20, cfg);
+                TransferEngine p1 = new TransferEngine("p1", md, 1 << 20, cfg);
+                TransferEngine p2 = new TransferEngine("p2", md, 1 << 20, cfg)) {
             var buf = a.allocate(1 << 20, "cpu:0");
             Engines.fillRandom(buf, 4);
             for (TransferEngine p : List.of(p0, p1, p2)) p.allocate(1 << 20, "cpu:0");
             assertThat(a.openSegment("p0")).isEqualTo("tcp");
-            assertThat(a.tcpConnects()).as("opening a segment connects nothing yet").isZero();
+            assertThat(a.tcpConnects())
+                    .as("opening a segment connects nothing yet")
+                    .isZero();
             for (int round = 0; round < 3; round++) {
                 for (String peer : List.of("p0", "p1", "p2")) {
                     a.transfer(List.of(new TransferRequest(TransferRequest.Opcode.WRITE, 0, peer, 0, 1 << 20)));
@@ -30,7 +34,8 @@ class SievePoolTest {
                 }
             }
             assertThat(a.tcpEvictions()).as("three peers through a pool of two").isPositive();
-            for (TransferEngine p : List.of(p0, p1, p2)) assertThat(Engines.crc(p.segment())).isEqualTo(Engines.crc(buf));
+            for (TransferEngine p : List.of(p0, p1, p2))
+                assertThat(Engines.crc(p.segment())).isEqualTo(Engines.crc(buf));
         }
     }
 
@@ -66,7 +71,14 @@ class SievePoolTest {
 
     @Test
     void topologyPrefersLocalDevicesThenWalksAllOnRetry() {
-        Topology t = Topology.of(new java.util.LinkedHashMap<>(Map.of("mlx5_0", 0)) {{ put("mlx5_1", 0); put("mlx5_2", 1); }}, 2);
+        Topology t = Topology.of(
+                new java.util.LinkedHashMap<>(Map.of("mlx5_0", 0)) {
+                    {
+                        put("mlx5_1", 0);
+                        put("mlx5_2", 1);
+                    }
+                },
+                2);
         assertThat(t.matrix().get("cpu:0")).containsExactly(List.of("mlx5_0", "mlx5_1"), List.of("mlx5_2"));
         assertThat(t.matrix().get("cpu:1")).containsExactly(List.of("mlx5_2"), List.of("mlx5_0", "mlx5_1"));
         for (int i = 0; i < 20; i++) assertThat(t.select("cpu:0", 0)).isIn("mlx5_0", "mlx5_1");

@@ -47,7 +47,8 @@ class TransferContractTest {
     private static void requireTransport(String transport) {
         if (transport.equals("rdma")) {
             Verbs.Probe p = Verbs.probe();
-            if (!p.available()) System.out.println("[skip] rdma contract: " + p.reason() + "; no RDMA device on this machine");
+            if (!p.available())
+                System.out.println("[skip] rdma contract: " + p.reason() + "; no RDMA device on this machine");
             Assumptions.assumeTrue(p.available(), "rdma: " + p.reason());
         }
     }
@@ -58,7 +59,8 @@ class TransferContractTest {
         requireTransport(transport);
         SegmentMetadata md = new SegmentMetadata.Embedded();
         TransferConfig cfg = config(transport).withSlicing(64 * 1024, 16 * 1024);
-        try (TransferEngine a = new TransferEngine("prefill-0", md, 2L * BUF, cfg); TransferEngine b = new TransferEngine("decode-0", md, 2L * BUF, cfg)) {
+        try (TransferEngine a = new TransferEngine("prefill-0", md, 2L * BUF, cfg);
+                TransferEngine b = new TransferEngine("decode-0", md, 2L * BUF, cfg)) {
             assertThat(a.openSegment("decode-0")).isEqualTo(negotiated(transport));
             MemorySegment abuf = a.allocate(BUF, "cpu:0");
             MemorySegment bbuf = b.allocate(BUF, "cpu:0");
@@ -78,7 +80,12 @@ class TransferContractTest {
                         int len = rnd.nextInt(4) == 0 ? 1 + rnd.nextInt(100) : 1 + rnd.nextInt(200 * 1024);
                         int lo = disjoint(rnd, used, 0, len), ro = disjoint(rnd, used, 1, len);
                         boolean write = rnd.nextBoolean();
-                        batch.add(new TransferRequest(write ? TransferRequest.Opcode.WRITE : TransferRequest.Opcode.READ, aBase + lo, "decode-0", bBase + ro, len));
+                        batch.add(new TransferRequest(
+                                write ? TransferRequest.Opcode.WRITE : TransferRequest.Opcode.READ,
+                                aBase + lo,
+                                "decode-0",
+                                bBase + ro,
+                                len));
                         if (write) System.arraycopy(expectA, lo, expectB, ro, len);
                         else System.arraycopy(expectB, ro, expectA, lo, len);
                     }
@@ -86,7 +93,9 @@ class TransferContractTest {
                 }
                 for (var f : inflight) {
                     TransferBatch done = f.join();
-                    assertThat(done.allCompleted()).as("round %d over %s: %s", round, transport, done.firstProblem()).isTrue();
+                    assertThat(done.allCompleted())
+                            .as("round %d over %s: %s", round, transport, done.firstProblem())
+                            .isTrue();
                 }
             }
             assertThat(Engines.crc(bbuf)).as("checksum of decode-0's buffer").isEqualTo(Engines.crc(expectB));
@@ -114,12 +123,14 @@ class TransferContractTest {
         SegmentMetadata md = new SegmentMetadata.Embedded();
         TransferConfig cfg = config(transport).withCopyThreads(2);
         long size = 64L << 20;
-        try (TransferEngine a = new TransferEngine("a", md, size, cfg); TransferEngine b = new TransferEngine("b", md, size, cfg)) {
+        try (TransferEngine a = new TransferEngine("a", md, size, cfg);
+                TransferEngine b = new TransferEngine("b", md, size, cfg)) {
             MemorySegment abuf = a.allocate(size, "cpu:0");
             b.allocate(size, "cpu:0");
             Engines.fillRandom(abuf, 5);
             List<TransferRequest> reqs = new ArrayList<>();
-            for (long o = 0; o < size; o += 1 << 20) reqs.add(new TransferRequest(TransferRequest.Opcode.WRITE, o, "b", o, 1 << 20));
+            for (long o = 0; o < size; o += 1 << 20)
+                reqs.add(new TransferRequest(TransferRequest.Opcode.WRITE, o, "b", o, 1 << 20));
             TransferBatch r = a.submit(reqs).done().join();
             assertThat(r.allCompleted()).as(r.firstProblem()).isTrue();
             assertThat(r.transferredBytes(3)).isEqualTo(1 << 20);
@@ -133,18 +144,24 @@ class TransferContractTest {
         requireTransport(transport);
         SegmentMetadata md = new SegmentMetadata.Embedded();
         TransferConfig cfg = config(transport);
-        try (TransferEngine a = new TransferEngine("a", md, 2L * BUF, cfg); TransferEngine b = new TransferEngine("b", md, 2L * BUF, cfg)) {
+        try (TransferEngine a = new TransferEngine("a", md, 2L * BUF, cfg);
+                TransferEngine b = new TransferEngine("b", md, 2L * BUF, cfg)) {
             assertThat(a.openSegment("b")).isEqualTo(negotiated(transport));
             MemorySegment abuf = a.allocate(BUF, "cpu:0");
             abuf.fill((byte) 7);
             b.allocate(4096, "cpu:0"); // only [0, 4096) of b is registered
             TransferBatch r = a.submit(List.of(
-                    new TransferRequest(TransferRequest.Opcode.WRITE, 0, "b", 4000, 200),          // past the buffer's end
-                    new TransferRequest(TransferRequest.Opcode.WRITE, 0, "b", 1L << 20, 16),       // unregistered range
-                    new TransferRequest(TransferRequest.Opcode.READ, BUF + 64, "b", 0, 64),        // local range not registered
-                    new TransferRequest(TransferRequest.Opcode.READ, 0, "nobody", 0, 64),          // unknown segment
-                    new TransferRequest(TransferRequest.Opcode.WRITE, 0, "b", -8, 16),             // negative offset
-                    new TransferRequest(TransferRequest.Opcode.WRITE, 0, "b", 0, 4096))).done().join();
+                            new TransferRequest(
+                                    TransferRequest.Opcode.WRITE, 0, "b", 4000, 200), // past the buffer's end
+                            new TransferRequest(
+                                    TransferRequest.Opcode.WRITE, 0, "b", 1L << 20, 16), // unregistered range
+                            new TransferRequest(
+                                    TransferRequest.Opcode.READ, BUF + 64, "b", 0, 64), // local range not registered
+                            new TransferRequest(TransferRequest.Opcode.READ, 0, "nobody", 0, 64), // unknown segment
+                            new TransferRequest(TransferRequest.Opcode.WRITE, 0, "b", -8, 16), // negative offset
+                            new TransferRequest(TransferRequest.Opcode.WRITE, 0, "b", 0, 4096)))
+                    .done()
+                    .join();
             assertThat(r.status(0)).isEqualTo(TransferBatch.Status.INVALID);
             assertThat(r.reason(0)).contains("not inside a registered buffer of 'b'");
             assertThat(r.status(1)).isEqualTo(TransferBatch.Status.INVALID);
@@ -156,9 +173,14 @@ class TransferContractTest {
             assertThat(r.status(5)).as(r.reason(5)).isEqualTo(TransferBatch.Status.COMPLETED);
             MemorySegment bseg = b.segment();
             assertThat(bseg.asSlice(0, 4096).toArray(ValueLayout.JAVA_BYTE)).containsOnly((byte) 7);
-            assertThat(bseg.asSlice(4096, bseg.byteSize() - 4096).toArray(ValueLayout.JAVA_BYTE)).as("memory outside the registered buffer").containsOnly((byte) 0);
-            assertThat(a.segment().asSlice(BUF, BUF).toArray(ValueLayout.JAVA_BYTE)).as("unregistered local memory").containsOnly((byte) 0);
+            assertThat(bseg.asSlice(4096, bseg.byteSize() - 4096).toArray(ValueLayout.JAVA_BYTE))
+                    .as("memory outside the registered buffer")
+                    .containsOnly((byte) 0);
+            assertThat(a.segment().asSlice(BUF, BUF).toArray(ValueLayout.JAVA_BYTE))
+                    .as("unregistered local memory")
+                    .containsOnly((byte) 0);
         }
-        assertThatThrownBy(() -> new TransferEngine("bad name!", new SegmentMetadata.Embedded(), 1024, cfg)).hasMessageContaining("bad name!");
+        assertThatThrownBy(() -> new TransferEngine("bad name!", new SegmentMetadata.Embedded(), 1024, cfg))
+                .hasMessageContaining("bad name!");
     }
 }

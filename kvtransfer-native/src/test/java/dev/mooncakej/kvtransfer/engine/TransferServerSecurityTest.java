@@ -34,8 +34,15 @@ class TransferServerSecurityTest {
     }
 
     private static ByteBuffer group(byte op, int groupId, long[][] entries, byte[] data) {
-        ByteBuffer b = ByteBuffer.allocate(Wire.HEADER + Wire.ENTRY * entries.length + (data == null ? 0 : data.length)).order(ByteOrder.LITTLE_ENDIAN);
-        b.putInt(Wire.MAGIC).put(op).put((byte) 0).put((byte) 0).put((byte) 0).putInt(entries.length).putInt(groupId);
+        ByteBuffer b = ByteBuffer.allocate(Wire.HEADER + Wire.ENTRY * entries.length + (data == null ? 0 : data.length))
+                .order(ByteOrder.LITTLE_ENDIAN);
+        b.putInt(Wire.MAGIC)
+                .put(op)
+                .put((byte) 0)
+                .put((byte) 0)
+                .put((byte) 0)
+                .putInt(entries.length)
+                .putInt(groupId);
         for (long[] e : entries) b.putLong(0).putLong(e[0]).putLong(e[1]);
         if (data != null) b.put(data);
         return b.flip();
@@ -43,7 +50,8 @@ class TransferServerSecurityTest {
 
     @Test
     void aPeerWithoutTheSecretIsClosedAndWritesNothing() throws Exception {
-        try (TransferEngine e = new TransferEngine("d", new SegmentMetadata.Embedded(), 1 << 20, Engines.config("tcp", shm))) {
+        try (TransferEngine e =
+                new TransferEngine("d", new SegmentMetadata.Embedded(), 1 << 20, Engines.config("tcp", shm))) {
             e.allocate(1 << 20, "cpu:0");
             try (SocketChannel ch = connect(e, "some-other-secret-0123456789")) {
                 ch.write(group(Wire.WRITE, 0, new long[][] {{0, 4}}, new byte[] {1, 2, 3, 4}));
@@ -64,9 +72,11 @@ class TransferServerSecurityTest {
 
     @Test
     void anEntryPastABufferIsInvalidAndAMalformedGroupClosesOnlyItsConnection() throws Exception {
-        try (TransferEngine e = new TransferEngine("d", new SegmentMetadata.Embedded(), 1 << 20, Engines.config("tcp", shm))) {
+        try (TransferEngine e =
+                new TransferEngine("d", new SegmentMetadata.Embedded(), 1 << 20, Engines.config("tcp", shm))) {
             MemorySegment buf = e.allocate(4096, "cpu:0");
-            try (SocketChannel good = connect(e, Engines.SECRET); SocketChannel bad = connect(e, Engines.SECRET)) {
+            try (SocketChannel good = connect(e, Engines.SECRET);
+                    SocketChannel bad = connect(e, Engines.SECRET)) {
                 ByteBuffer ok = ByteBuffer.allocate(1);
                 Wire.readFully(good, ok);
                 Wire.readFully(bad, ok.clear());
@@ -77,7 +87,8 @@ class TransferServerSecurityTest {
                 ByteBuffer reply = ByteBuffer.allocate(Wire.HEADER + 3).order(ByteOrder.LITTLE_ENDIAN);
                 Wire.readFully(good, reply);
                 assertThat(reply.getInt(12)).isEqualTo(7);
-                assertThat(new byte[] {reply.get(16), reply.get(17), reply.get(18)}).containsExactly(Wire.OK, Wire.INVALID, Wire.INVALID);
+                assertThat(new byte[] {reply.get(16), reply.get(17), reply.get(18)})
+                        .containsExactly(Wire.OK, Wire.INVALID, Wire.INVALID);
                 // a malformed group on the other connection: count 5000
                 ByteBuffer junk = group(Wire.READ, 1, new long[][] {{0, 16}}, null);
                 junk.putInt(8, 5000);
@@ -96,16 +107,20 @@ class TransferServerSecurityTest {
                 assertThat(back.get(16)).isEqualTo(Wire.OK);
                 for (int i = 17; i < 33; i++) assertThat(back.get(i)).isEqualTo((byte) 9);
             }
-            assertThat(buf.asSlice(16, 4096 - 16).toArray(ValueLayout.JAVA_BYTE)).as("the invalid entry wrote nothing").containsOnly((byte) 0);
-            assertThat(e.segment().asSlice(4096, (1 << 20) - 4096).toArray(ValueLayout.JAVA_BYTE)).containsOnly((byte) 0);
+            assertThat(buf.asSlice(16, 4096 - 16).toArray(ValueLayout.JAVA_BYTE))
+                    .as("the invalid entry wrote nothing")
+                    .containsOnly((byte) 0);
+            assertThat(e.segment().asSlice(4096, (1 << 20) - 4096).toArray(ValueLayout.JAVA_BYTE))
+                    .containsOnly((byte) 0);
             assertThat(e.refusedConnections()).isEqualTo(1);
         }
     }
 
     @Test
     void aPeerThatNeverAnswersTheChallengeIsClosedAfterTheAuthTimeout() throws Exception {
-        try (TransferEngine e = new TransferEngine("d", new SegmentMetadata.Embedded(), 4096, Engines.config("tcp", shm));
-             SocketChannel silent = SocketChannel.open(new InetSocketAddress("127.0.0.1", e.port()))) {
+        try (TransferEngine e =
+                        new TransferEngine("d", new SegmentMetadata.Embedded(), 4096, Engines.config("tcp", shm));
+                SocketChannel silent = SocketChannel.open(new InetSocketAddress("127.0.0.1", e.port()))) {
             ByteBuffer challenge = ByteBuffer.allocate(PeerAuth.CHALLENGE_BYTES);
             Wire.readFully(silent, challenge); // then say nothing
             long t0 = System.nanoTime();
@@ -117,7 +132,11 @@ class TransferServerSecurityTest {
             }
             double s = (System.nanoTime() - t0) / 1e9;
             assertThat(got).as("closed").isEqualTo(-1);
-            assertThat(s).as("after the auth timeout").isBetween(TransferServer.AUTH_TIMEOUT_MILLIS / 1000.0 - 0.5, TransferServer.AUTH_TIMEOUT_MILLIS / 1000.0 + 5);
+            assertThat(s)
+                    .as("after the auth timeout")
+                    .isBetween(
+                            TransferServer.AUTH_TIMEOUT_MILLIS / 1000.0 - 0.5,
+                            TransferServer.AUTH_TIMEOUT_MILLIS / 1000.0 + 5);
         }
     }
 
@@ -125,14 +144,19 @@ class TransferServerSecurityTest {
     void notificationsReachTheHandlerOnlyWithTheSecret() throws Exception {
         SegmentMetadata md = new SegmentMetadata.Embedded();
         try (TransferEngine d = new TransferEngine("d", md, 4096, Engines.config("tcp", shm));
-             TransferEngine p = new TransferEngine("p", md, 4096, Engines.config("tcp", shm))) {
+                TransferEngine p = new TransferEngine("p", md, 4096, Engines.config("tcp", shm))) {
             d.onNotify(payload -> (byte) (payload.length == 3 && payload[0] == 'k' ? 0 : 2));
-            assertThat(p.notify("d", new byte[] {'k', 'v', '!'}, java.time.Duration.ofSeconds(5))).isEqualTo((byte) 0);
-            assertThat(p.notify("d", new byte[] {'x'}, java.time.Duration.ofSeconds(5))).isEqualTo((byte) 2);
+            assertThat(p.notify("d", new byte[] {'k', 'v', '!'}, java.time.Duration.ofSeconds(5)))
+                    .isEqualTo((byte) 0);
+            assertThat(p.notify("d", new byte[] {'x'}, java.time.Duration.ofSeconds(5)))
+                    .isEqualTo((byte) 2);
         }
-        TransferConfig other = TransferConfig.defaults("another-secret-abcdefghijkl", shm).withTransports(List.of("tcp"));
-        try (TransferEngine d = new TransferEngine("d", md, 4096, Engines.config("tcp", shm)); TransferEngine p = new TransferEngine("p", md, 4096, other)) {
-            org.assertj.core.api.Assertions.assertThatThrownBy(() -> p.notify("d", new byte[] {'k'}, java.time.Duration.ofSeconds(5)))
+        TransferConfig other =
+                TransferConfig.defaults("another-secret-abcdefghijkl", shm).withTransports(List.of("tcp"));
+        try (TransferEngine d = new TransferEngine("d", md, 4096, Engines.config("tcp", shm));
+                TransferEngine p = new TransferEngine("p", md, 4096, other)) {
+            org.assertj.core.api.Assertions.assertThatThrownBy(
+                            () -> p.notify("d", new byte[] {'k'}, java.time.Duration.ofSeconds(5)))
                     .hasMessageContaining("notification to 'd'");
         }
     }

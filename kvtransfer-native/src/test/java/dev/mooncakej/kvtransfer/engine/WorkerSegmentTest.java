@@ -9,7 +9,10 @@ import java.util.List;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
-/** A worker's segment: its KV memory is the registered buffer; stale files of dead workers are swept; bad settings are named. */
+/**
+ * A worker's segment: its KV memory is the registered buffer; stale files of dead workers are swept; bad settings are
+ * named.
+ */
 class WorkerSegmentTest {
     @TempDir
     Path shm;
@@ -19,18 +22,28 @@ class WorkerSegmentTest {
         long dead = 4_000_000; // above any pid this kernel hands out (pid_max is at most 4194304)
         while (ProcessHandle.of(dead).isPresent()) dead++;
         Path stale = Files.writeString(shm.resolve("mooncakej-decode-somehost-" + dead + ".seg"), "x");
-        Path live = Files.writeString(shm.resolve("mooncakej-decode-somehost-" + ProcessHandle.current().pid() + ".seg"), "x");
+        Path live = Files.writeString(
+                shm.resolve(
+                        "mooncakej-decode-somehost-" + ProcessHandle.current().pid() + ".seg"),
+                "x");
         Path other = Files.writeString(shm.resolve("mooncakej-prefill-somehost-" + dead + ".seg"), "x");
-        TransferConfig cfg = WorkerSegment.config("mooncakej.decode.kv-", "shm,tcp", shm.toString(), "127.0.0.1", 0, Engines.SECRET, 5000);
+        TransferConfig cfg = WorkerSegment.config(
+                "mooncakej.decode.kv-", "shm,tcp", shm.toString(), "127.0.0.1", 0, Engines.SECRET, 5000);
         try (WorkerSegment w = new WorkerSegment("decode", cfg, new SegmentMetadata.Embedded())) {
             assertThat(stale).as("a dead decode worker's file").doesNotExist();
             assertThat(live).as("a live process's file").exists();
             assertThat(other).as("another role's file").exists();
             var slab = w.kvMemory().apply(1 << 20);
-            assertThat(w.engine().descriptor().registered(w.engine().offsetOf(slab), 1 << 20)).isTrue();
-            assertThat(w.name()).startsWith("decode-").endsWith("-" + ProcessHandle.current().pid());
+            assertThat(w.engine().descriptor().registered(w.engine().offsetOf(slab), 1 << 20))
+                    .isTrue();
+            assertThat(w.name())
+                    .startsWith("decode-")
+                    .endsWith("-" + ProcessHandle.current().pid());
             assertThatThrownBy(() -> w.kvMemory().apply(10)).hasMessageContaining("already allocated");
         }
-        assertThat(List.of(shm.toFile().list())).noneMatch(n -> n.contains("-" + ProcessHandle.current().pid() + ".seg") && n.startsWith("mooncakej-decode-") && !n.contains("somehost"));
+        assertThat(List.of(shm.toFile().list()))
+                .noneMatch(n -> n.contains("-" + ProcessHandle.current().pid() + ".seg")
+                        && n.startsWith("mooncakej-decode-")
+                        && !n.contains("somehost"));
     }
 }

@@ -39,17 +39,22 @@ class VerbsDispatchTest {
               *bad = NULL; return 0;
             }
             static int fake_poll_cq(struct ibv_cq *c, int n, struct ibv_wc *wc) {
-              seen_cq = c; seen_n = n; wc[0].wr_id = 4242; wc[0].status = IBV_WC_SUCCESS; wc[0].byte_len = 65536; wc[0].qp_num = 77;
+              seen_cq = c; seen_n = n;
+              wc[0].wr_id = 4242; wc[0].status = IBV_WC_SUCCESS; wc[0].byte_len = 65536; wc[0].qp_num = 77;
               return 1;
             }
-            static void init(void) { ctx.ops.post_send = fake_post_send; ctx.ops.poll_cq = fake_poll_cq; qp.context = &ctx; qp.qp_num = 77; cq.context = &ctx; }
+            static void init(void) {
+              ctx.ops.post_send = fake_post_send; ctx.ops.poll_cq = fake_poll_cq;
+              qp.context = &ctx; qp.qp_num = 77; cq.context = &ctx;
+            }
             struct ibv_qp *fake_qp(void) { init(); return &qp; }
             struct ibv_cq *fake_cq(void) { init(); return &cq; }
             uint64_t seen(int what) {
               switch (what) {
                 case 0: return (uint64_t) seen_qp; case 1: return (uint64_t) seen_wr; case 2: return seen_wr_id;
-                case 3: return seen_remote_addr; case 4: return seen_rkey; case 5: return seen_lkey; case 6: return seen_len;
-                case 7: return seen_sge_addr; case 8: return (uint64_t) seen_num_sge; case 9: return (uint64_t) seen_opcode;
+                case 3: return seen_remote_addr; case 4: return seen_rkey; case 5: return seen_lkey;
+                case 6: return seen_len; case 7: return seen_sge_addr; case 8: return (uint64_t) seen_num_sge;
+                case 9: return (uint64_t) seen_opcode;
                 case 10: return (uint64_t) seen_cq; case 11: return (uint64_t) seen_n; default: return 0;
               }
             }
@@ -62,20 +67,29 @@ class VerbsDispatchTest {
     void postSendAndPollCqGoThroughTheProvidersOpsTableWithTheRightArguments() throws Throwable {
         Path src = dir.resolve("fake.c"), lib = dir.resolve("libfakeverbs.so");
         Files.writeString(src, FAKE_PROVIDER);
-        Process cc = new ProcessBuilder("gcc", "-shared", "-fPIC", "-O1", "-o", lib.toString(), src.toString()).redirectErrorStream(true).start();
+        Process cc = new ProcessBuilder("gcc", "-shared", "-fPIC", "-O1", "-o", lib.toString(), src.toString())
+                .redirectErrorStream(true)
+                .start();
         String out = new String(cc.getInputStream().readAllBytes());
         assertThat(cc.waitFor()).as("gcc: %s", out).isZero();
         try (Arena arena = Arena.ofConfined()) {
             SymbolLookup fake = SymbolLookup.libraryLookup(lib, arena);
             Linker linker = Linker.nativeLinker();
-            MethodHandle fakeQp = linker.downcallHandle(fake.find("fake_qp").orElseThrow(), FunctionDescriptor.of(ValueLayout.ADDRESS));
-            MethodHandle fakeCq = linker.downcallHandle(fake.find("fake_cq").orElseThrow(), FunctionDescriptor.of(ValueLayout.ADDRESS));
-            MethodHandle seen = linker.downcallHandle(fake.find("seen").orElseThrow(), FunctionDescriptor.of(ValueLayout.JAVA_LONG, ValueLayout.JAVA_INT));
+            MethodHandle fakeQp = linker.downcallHandle(
+                    fake.find("fake_qp").orElseThrow(), FunctionDescriptor.of(ValueLayout.ADDRESS));
+            MethodHandle fakeCq = linker.downcallHandle(
+                    fake.find("fake_cq").orElseThrow(), FunctionDescriptor.of(ValueLayout.ADDRESS));
+            MethodHandle seen = linker.downcallHandle(
+                    fake.find("seen").orElseThrow(),
+                    FunctionDescriptor.of(ValueLayout.JAVA_LONG, ValueLayout.JAVA_INT));
             MemorySegment qp = (MemorySegment) fakeQp.invokeExact();
 
             MemorySegment buffer = arena.allocate(65536, 64);
             MemorySegment sge = arena.allocate(VerbsLayouts.IBV_SGE);
-            sge.set(ValueLayout.JAVA_LONG, VerbsLayouts.IBV_SGE.byteOffset(PathElement.groupElement("addr")), buffer.address());
+            sge.set(
+                    ValueLayout.JAVA_LONG,
+                    VerbsLayouts.IBV_SGE.byteOffset(PathElement.groupElement("addr")),
+                    buffer.address());
             sge.set(ValueLayout.JAVA_INT, VerbsLayouts.IBV_SGE.byteOffset(PathElement.groupElement("length")), 65536);
             sge.set(ValueLayout.JAVA_INT, VerbsLayouts.IBV_SGE.byteOffset(PathElement.groupElement("lkey")), 0x1234);
             MemorySegment wr = arena.allocate(VerbsLayouts.IBV_SEND_WR);
@@ -84,8 +98,20 @@ class VerbsDispatchTest {
             wr.set(ValueLayout.ADDRESS, l.byteOffset(PathElement.groupElement("sg_list")), sge);
             wr.set(ValueLayout.JAVA_INT, l.byteOffset(PathElement.groupElement("num_sge")), 1);
             wr.set(ValueLayout.JAVA_INT, l.byteOffset(PathElement.groupElement("opcode")), 0); // IBV_WR_RDMA_WRITE
-            wr.set(ValueLayout.JAVA_LONG, l.byteOffset(PathElement.groupElement("wr"), PathElement.groupElement("rdma"), PathElement.groupElement("remote_addr")), 0x7f00_1000L);
-            wr.set(ValueLayout.JAVA_INT, l.byteOffset(PathElement.groupElement("wr"), PathElement.groupElement("rdma"), PathElement.groupElement("rkey")), 0xBEEF);
+            wr.set(
+                    ValueLayout.JAVA_LONG,
+                    l.byteOffset(
+                            PathElement.groupElement("wr"),
+                            PathElement.groupElement("rdma"),
+                            PathElement.groupElement("remote_addr")),
+                    0x7f00_1000L);
+            wr.set(
+                    ValueLayout.JAVA_INT,
+                    l.byteOffset(
+                            PathElement.groupElement("wr"),
+                            PathElement.groupElement("rdma"),
+                            PathElement.groupElement("rkey")),
+                    0xBEEF);
             MemorySegment bad = arena.allocate(ValueLayout.ADDRESS);
 
             assertThat(VerbsOps.postSend(qp, wr, bad)).isZero();
@@ -106,9 +132,12 @@ class VerbsDispatchTest {
             assertThat((long) seen.invokeExact(10)).as("cq pointer").isEqualTo(cq.address());
             assertThat((long) seen.invokeExact(11)).as("entries asked for").isEqualTo(4L);
             var w = VerbsLayouts.IBV_WC;
-            assertThat(wc.get(ValueLayout.JAVA_LONG, w.byteOffset(PathElement.groupElement("wr_id")))).isEqualTo(4242L);
-            assertThat(wc.get(ValueLayout.JAVA_INT, w.byteOffset(PathElement.groupElement("byte_len")))).isEqualTo(65536);
-            assertThat(wc.get(ValueLayout.JAVA_INT, w.byteOffset(PathElement.groupElement("qp_num")))).isEqualTo(77);
+            assertThat(wc.get(ValueLayout.JAVA_LONG, w.byteOffset(PathElement.groupElement("wr_id"))))
+                    .isEqualTo(4242L);
+            assertThat(wc.get(ValueLayout.JAVA_INT, w.byteOffset(PathElement.groupElement("byte_len"))))
+                    .isEqualTo(65536);
+            assertThat(wc.get(ValueLayout.JAVA_INT, w.byteOffset(PathElement.groupElement("qp_num"))))
+                    .isEqualTo(77);
         }
     }
 

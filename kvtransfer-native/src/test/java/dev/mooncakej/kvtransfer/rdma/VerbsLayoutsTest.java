@@ -33,24 +33,40 @@ class VerbsLayoutsTest {
     @Test
     void everyLayoutMatchesTheCHeaders() throws Exception {
         Path header = Path.of("/usr/include/infiniband/verbs.h");
-        assertThat(header).as("rdma-core headers (apt-get install libibverbs-dev; ./mooncakej test installs them)").exists();
+        assertThat(header)
+                .as("rdma-core headers (apt-get install libibverbs-dev; ./mooncakej test installs them)")
+                .exists();
         Map<String, Long> expected = new LinkedHashMap<>();
-        StringBuilder c = new StringBuilder("#include <infiniband/verbs.h>\n#include <stddef.h>\n#include <stdio.h>\nint main(void) {\n");
+        StringBuilder c = new StringBuilder(
+                "#include <infiniband/verbs.h>\n#include <stddef.h>\n#include <stdio.h>\nint main(void) {\n");
         for (StructLayout s : VerbsLayouts.ALL) {
             String struct = s.name().orElseThrow();
             expected.put(struct, s.byteSize());
-            c.append("  printf(\"%s %zu\\n\", \"").append(struct).append("\", sizeof(struct ").append(struct).append("));\n");
+            c.append("  printf(\"%s %zu\\n\", \"")
+                    .append(struct)
+                    .append("\", sizeof(struct ")
+                    .append(struct)
+                    .append("));\n");
             List<String[]> fields = new ArrayList<>();
             collect(s, "", 0, fields, expected, struct);
             for (String[] f : fields) {
-                c.append("  printf(\"%s %zu\\n\", \"").append(struct).append('.').append(f[0]).append("\", offsetof(struct ")
-                        .append(struct).append(", ").append(f[1]).append("));\n");
+                c.append("  printf(\"%s %zu\\n\", \"")
+                        .append(struct)
+                        .append('.')
+                        .append(f[0])
+                        .append("\", offsetof(struct ")
+                        .append(struct)
+                        .append(", ")
+                        .append(f[1])
+                        .append("));\n");
             }
         }
         c.append("  return 0;\n}\n");
         Path src = dir.resolve("layouts.c"), bin = dir.resolve("layouts");
         Files.writeString(src, c);
-        Process cc = new ProcessBuilder("gcc", "-o", bin.toString(), src.toString()).redirectErrorStream(true).start();
+        Process cc = new ProcessBuilder("gcc", "-o", bin.toString(), src.toString())
+                .redirectErrorStream(true)
+                .start();
         String ccOut = new String(cc.getInputStream().readAllBytes());
         assertThat(cc.waitFor()).as("gcc: %s", ccOut).isZero();
         Process run = new ProcessBuilder(bin.toString()).start();
@@ -62,21 +78,24 @@ class VerbsLayoutsTest {
         assertThat(run.waitFor()).isZero();
         int checked = 0;
         for (Map.Entry<String, Long> e : expected.entrySet()) {
-            assertThat(actual.get(e.getKey())).as("C value of %s (Java layout says %d)", e.getKey(), e.getValue()).isEqualTo(e.getValue());
+            assertThat(actual.get(e.getKey()))
+                    .as("C value of %s (Java layout says %d)", e.getKey(), e.getValue())
+                    .isEqualTo(e.getValue());
             checked++;
         }
         System.out.println("verbs layouts: " + checked + " sizes and offsets match the C headers");
         assertThat(checked).isGreaterThan(100);
     }
 
-    private static void collect(GroupLayout g, String prefix, long base, List<String[]> out, Map<String, Long> expected, String struct) {
+    private static void collect(
+            GroupLayout g, String prefix, long base, List<String[]> out, Map<String, Long> expected, String struct) {
         for (MemoryLayout m : g.memberLayouts()) {
             if (m.name().isEmpty()) continue; // padding
             String name = m.name().get();
             String javaPath = prefix + name;
             String cPath = C_PATHS.getOrDefault(name, javaPath);
             long offset = base + g.byteOffset(MemoryLayout.PathElement.groupElement(name));
-            out.add(new String[]{javaPath, cPath});
+            out.add(new String[] {javaPath, cPath});
             expected.put(struct + "." + javaPath, offset);
             if (m instanceof GroupLayout inner) collect(inner, javaPath + ".", offset, out, expected, struct);
         }
