@@ -46,6 +46,8 @@ class SimulatedClusterSystemTest {
     private static final String MODEL = "mooncakej-tiny";
     /** KV blocks of 32 tokens per decode worker: three 1,020-token generations fit in one, not four. */
     private static final int DECODE_BLOCKS = 100;
+    /** mooncakej.decode.kv-wait-millis: a reservation that has not started decoding by then is dropped. */
+    private static final long KV_WAIT_MILLIS = 4000;
 
     private static Path dir;
     private static LocalCluster cluster;
@@ -60,11 +62,15 @@ class SimulatedClusterSystemTest {
                 model,
                 2,
                 2,
-                Map.of("MOONCAKEJ_DECODE_KVBLOCKS", String.valueOf(DECODE_BLOCKS)),
+                Map.of(
+                        "MOONCAKEJ_DECODE_KVBLOCKS",
+                        String.valueOf(DECODE_BLOCKS),
+                        "MOONCAKEJ_DECODE_KVWAITMILLIS",
+                        String.valueOf(KV_WAIT_MILLIS)),
                 "--engine",
                 "simulated",
                 "--sim-time-scale",
-                "0.1");
+                "0.4");
         openai = OpenAIOkHttpClient.builder()
                 .baseUrl(cluster.url() + "/v1")
                 .apiKey("not-needed")
@@ -272,5 +278,54 @@ class SimulatedClusterSystemTest {
                     .as("decode worker %d's pool after the burst", d)
                     .isZero();
         }
+    }
+
+    @Test
+    @Order(4)
+    void underSteadyLoadAReservationNobodyUsesIsReleasedWithinKvWaitMillis() throws Exception {
+        String body = JSON.writeValueAsString(Map.of(
+                "model", MODEL, "prompt", "a long answer", "max_tokens", 2000, "temperature", 0, "stream", true));
+        CompletableFuture<HttpResponse<String>> stream = CompletableFuture.supplyAsync(() -> {
+            try {
+                return LocalCluster.post(cluster.url() + "/v1/completions", body);
+            } catch (Exception e) {
+                throw new IllegalStateException(e);
+            }
+        });
+        int busy = -1;
+        long until = System.nanoTime() + TimeUnit.SECONDS.toNanos(20);
+        while (busy < 0 && System.nanoTime() < until) {
+            for (int d = 0; d < 2 && busy < 0; d++) {
+                if (status(d).get("active").asInt() > 0) busy = d;
+            }
+            Thread.sleep(20);
+        }
+        assertThat(busy).as("a decode worker is busy with the long stream").isGreaterThanOrEqualTo(0);
+        int before = status(busy).get("usedBlocks").asInt();
+        HttpResponse<String> r = LocalCluster.post(
+                cluster.decodeUrl(busy) + "/internal/reserve",
+                "{\"reservationId\":4242,\"promptTokens\":64,\"maxTokens\":64}");
+        assertThat(r.statusCode()).as(r.body()).isEqualTo(200);
+        long t0 = System.nanoTime();
+        assertThat(status(busy).get("usedBlocks").asInt()).isEqualTo(before + 4);
+        JsonNode st;
+        do {
+            Thread.sleep(50);
+            st = status(busy);
+            assertThat(st.get("active").asInt())
+                    .as("the batch stays busy meanwhile")
+                    .isPositive();
+        } while (st.get("usedBlocks").asInt() != before
+                && System.nanoTime() - t0 < TimeUnit.MILLISECONDS.toNanos(KV_WAIT_MILLIS + 1000));
+        long took = TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - t0);
+        assertThat(st.get("usedBlocks").asInt())
+                .as("blocks after the unused reservation was reaped (%d ms)", took)
+                .isEqualTo(before);
+        assertThat(took).isLessThanOrEqualTo(KV_WAIT_MILLIS + 1000);
+        assertThat(stream.get(60, TimeUnit.SECONDS).statusCode()).isEqualTo(200);
+    }
+
+    private static JsonNode status(int decode) throws Exception {
+        return JSON.readTree(LocalCluster.get(cluster.decodeUrl(decode) + "/internal/status"));
     }
 }
