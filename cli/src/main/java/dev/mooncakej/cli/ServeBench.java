@@ -4,6 +4,8 @@ import dev.mooncakej.engine.generate.ModelGenerator;
 import dev.mooncakej.engine.gguf.GgufFile;
 import dev.mooncakej.engine.tokenizer.Tokenizer;
 import dev.mooncakej.kvcache.BlockKeys;
+import dev.mooncakej.kvcache.wire.InternalJson;
+import dev.mooncakej.kvcache.wire.WorkerMessages;
 import java.io.BufferedReader;
 import java.io.InputStream;
 import java.io.InputStreamReader;
@@ -280,40 +282,26 @@ final class ServeBench implements Runnable {
         return o;
     }
 
-    /** What the conductor does for one request, done here: reserve, prefill, decode (greedy). */
+    /** What the conductor does for one request, done here with the same messages: reserve, prefill, decode (greedy). */
     private void directRequest(String prefillUrl, String decodeUrl, int[] ids, long[] blockKeys, int max)
             throws Exception {
         long id = System.nanoTime() & Long.MAX_VALUE;
-        JsonNode res = JSON.readTree(post(
-                decodeUrl + "/internal/reserve",
-                Map.of("requestId", id, "promptTokens", ids.length, "maxTokens", max)));
-        Map<String, Object> sampling = new LinkedHashMap<>();
-        sampling.put("temperature", 0);
-        sampling.put("topP", 1);
-        sampling.put("topK", 0);
-        sampling.put("seed", null);
-        sampling.put("logprobs", false);
-        Map<String, Object> task = new LinkedHashMap<>();
-        task.put("requestId", id);
-        task.put("tokens", ids);
-        task.put("blockKeys", blockKeys);
-        task.put("kv", res.get("kv"));
-        task.put("sampling", sampling);
-        JsonNode pr = JSON.readTree(post(prefillUrl + "/internal/prefill", task));
-        Map<String, Object> dt = new LinkedHashMap<>();
-        dt.put("requestId", id);
-        dt.put("firstToken", pr.get("firstToken").asInt());
-        dt.put("promptTokens", ids.length);
-        dt.put("maxTokens", max);
-        dt.put("sampling", sampling);
-        post(decodeUrl + "/internal/decode", dt); // NDJSON, read to the end
+        var sampling = new WorkerMessages.Sampling(0f, 1f, 0, null, false);
+        var res = InternalJson.decode(
+                post(decodeUrl + "/internal/reserve", new WorkerMessages.ReserveRequest(id, ids.length, max)),
+                WorkerMessages.ReserveResponse.class);
+        var pr = InternalJson.decode(
+                post(prefillUrl + "/internal/prefill", new WorkerMessages.PrefillTask(id, ids, blockKeys, res.kv(), sampling)),
+                WorkerMessages.PrefillResult.class);
+        // NDJSON, read to the end
+        post(decodeUrl + "/internal/decode", new WorkerMessages.DecodeTask(id, pr.firstToken(), ids.length, max, sampling));
     }
 
     private String post(String url, Object body) throws Exception {
         HttpResponse<String> r = http.send(
                 HttpRequest.newBuilder(URI.create(url))
                         .header("Content-Type", "application/json")
-                        .POST(HttpRequest.BodyPublishers.ofString(JSON.writeValueAsString(body)))
+                        .POST(HttpRequest.BodyPublishers.ofString(InternalJson.encode(body)))
                         .build(),
                 HttpResponse.BodyHandlers.ofString());
         if (r.statusCode() != 200)
