@@ -291,10 +291,14 @@ final class ServeBench implements Runnable {
                 post(decodeUrl + "/internal/reserve", new WorkerMessages.ReserveRequest(id, ids.length, max)),
                 WorkerMessages.ReserveResponse.class);
         var pr = InternalJson.decode(
-                post(prefillUrl + "/internal/prefill", new WorkerMessages.PrefillTask(id, ids, blockKeys, res.kv(), sampling)),
+                post(
+                        prefillUrl + "/internal/prefill",
+                        new WorkerMessages.PrefillTask(id, ids, blockKeys, res.kv(), sampling)),
                 WorkerMessages.PrefillResult.class);
         // NDJSON, read to the end
-        post(decodeUrl + "/internal/decode", new WorkerMessages.DecodeTask(id, pr.firstToken(), ids.length, max, sampling));
+        post(
+                decodeUrl + "/internal/decode",
+                new WorkerMessages.DecodeTask(id, pr.firstToken(), ids.length, max, sampling));
     }
 
     private String post(String url, Object body) throws Exception {
