@@ -16,6 +16,8 @@ final class SegmentSpace {
     final long capacity;
     private final TreeMap<Long, Long> free = new TreeMap<>(); // offset -> length
     private long used;
+    /** Its worker manages the memory (a prefix cache in its KV slab): the master only records what it holds. */
+    boolean heldOnly;
 
     SegmentSpace(String name, String client, Tier tier, long base, long capacity) {
         this.name = name;

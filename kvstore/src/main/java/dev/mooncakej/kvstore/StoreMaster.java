@@ -52,6 +52,12 @@ public final class StoreMaster {
     public record Get(List<Replica> replicas, long leaseUntilMillis) {}
 
     private static final class Entry {
+        /**
+         * Replicas the workers hold in their own memory (their prefix caches): reported, never allocated or evicted
+         * here.
+         */
+        final List<Replica> held = new ArrayList<>(1);
+
         final long key;
         final long length;
         final Tier tier;
@@ -119,8 +125,10 @@ public final class StoreMaster {
         int dropped = 0;
         for (Iterator<Entry> it = entries.values().iterator(); it.hasNext(); ) {
             Entry e = it.next();
-            if (e.replicas.removeIf(r -> r.segment().equals(segment))) dropped++;
-            if (e.replicas.isEmpty()) it.remove();
+            boolean a = e.replicas.removeIf(r -> r.segment().equals(segment));
+            boolean b = e.held.removeIf(r -> r.segment().equals(segment));
+            if (a || b) dropped++;
+            if (e.replicas.isEmpty() && e.held.isEmpty()) it.remove();
         }
         return dropped;
     }
@@ -143,6 +151,46 @@ public final class StoreMaster {
                     .toList()) unmountSegment(seg);
         }
         return gone;
+    }
+
+    // ---- replicas a worker holds in its own memory ----
+
+    /**
+     * A worker reports that its own memory (e.g. the KV slab of its prefix cache) holds {@code key}
+     * at [offset, offset + length) of {@code segment}: a readable replica the master neither
+     * allocated nor evicts (the worker evicts it and reports {@link #released}). The segment must be
+     * mounted by that client.
+     */
+    public synchronized void held(String client, String segment, long key, long offset, long length, Tier tier) {
+        SegmentSpace s = segments.get(segment);
+        if (s == null || !s.client.equals(client))
+            throw new IllegalArgumentException("segment " + segment + " is not mounted by " + client);
+        if (offset < s.base || length <= 0 || offset > s.base + s.capacity - length) {
+            throw new IllegalArgumentException(
+                    "held range [" + offset + ", +" + length + ") of key " + key + " is outside segment " + segment);
+        }
+        Entry e = entries.computeIfAbsent(key, k -> {
+            Entry n = new Entry(k, length, tier);
+            n.complete = true;
+            return n;
+        });
+        e.held.removeIf(r -> r.segment().equals(segment));
+        e.held.add(new Replica(segment, offset, length, tier, ReplicaState.COMPLETE));
+        e.lastUse = clock.getAsLong();
+    }
+
+    /** A worker no longer holds {@code key} in {@code segment}. */
+    public synchronized void released(String segment, long key) {
+        Entry e = entries.get(key);
+        if (e == null) return;
+        e.held.removeIf(r -> r.segment().equals(segment));
+        if (e.held.isEmpty() && e.replicas.isEmpty()) entries.remove(key);
+    }
+
+    /** Mounts a segment whose memory its worker manages itself: only {@link #held} replicas live in it. */
+    public synchronized void mountHeldSegment(String client, String segment, Tier tier, long base, long capacity) {
+        mountSegment(client, segment, tier, base, capacity);
+        segments.get(segment).heldOnly = true;
     }
 
     // ---- two-phase put ----
@@ -195,7 +243,10 @@ public final class StoreMaster {
         long now = clock.getAsLong();
         e.leaseUntil = Math.max(e.leaseUntil, now + config.leaseTtlMillis());
         e.lastUse = now;
-        return new Get(List.copyOf(e.replicas), e.leaseUntil);
+        List<Replica> all = new ArrayList<>(e.replicas.size() + e.held.size());
+        all.addAll(e.held); // a worker's own memory first: its prefix cache is the hottest copy
+        all.addAll(e.replicas);
+        return new Get(List.copyOf(all), e.leaseUntil);
     }
 
     /** Whether {@code key} is stored; a yes grants a read lease too (as Mooncake's ExistKey does). */
@@ -294,7 +345,8 @@ public final class StoreMaster {
         long now = clock.getAsLong();
         List<Entry> candidates = new ArrayList<>();
         for (Entry e : entries.values()) {
-            if (e.tier == tier && e.complete && !e.hardPin && e.leaseUntil <= now) candidates.add(e);
+            if (e.tier == tier && e.complete && !e.hardPin && e.leaseUntil <= now && !e.replicas.isEmpty())
+                candidates.add(e);
         }
         candidates.sort(Comparator.comparingLong(e -> e.lastUse));
         long freed = 0;
@@ -339,11 +391,11 @@ public final class StoreMaster {
     /** Segments of the tier to try, in order: preferred ones, then by the strategy. */
     private List<SegmentSpace> candidates(ReplicateConfig cfg) {
         List<SegmentSpace> all = new ArrayList<>();
-        for (SegmentSpace s : segments.values()) if (s.tier == cfg.tier()) all.add(s);
+        for (SegmentSpace s : segments.values()) if (s.tier == cfg.tier() && !s.heldOnly) all.add(s);
         List<SegmentSpace> out = new ArrayList<>(all.size());
         for (String p : cfg.preferred()) {
             SegmentSpace s = segments.get(p);
-            if (s != null && s.tier == cfg.tier()) out.add(s);
+            if (s != null && s.tier == cfg.tier() && !s.heldOnly) out.add(s);
         }
         all.removeAll(out);
         if (all.isEmpty()) return out;
@@ -365,9 +417,11 @@ public final class StoreMaster {
         return out;
     }
 
+    /** Frees the replicas the master allocated; the entry stays while a worker still holds the block. */
     private void drop(Entry e) {
         release(e);
-        entries.remove(e.key);
+        e.replicas.clear();
+        if (e.held.isEmpty()) entries.remove(e.key);
     }
 
     private void release(Entry e) {
@@ -381,13 +435,13 @@ public final class StoreMaster {
 
     public synchronized long capacity(Tier tier) {
         long c = 0;
-        for (SegmentSpace s : segments.values()) if (s.tier == tier) c += s.capacity;
+        for (SegmentSpace s : segments.values()) if (s.tier == tier && !s.heldOnly) c += s.capacity;
         return c;
     }
 
     public synchronized long used(Tier tier) {
         long u = 0;
-        for (SegmentSpace s : segments.values()) if (s.tier == tier) u += s.used();
+        for (SegmentSpace s : segments.values()) if (s.tier == tier && !s.heldOnly) u += s.used();
         return u;
     }
 

@@ -243,4 +243,37 @@ class StoreMasterTest {
         assertThatThrownBy(() -> new StoreConfig(1, 0, 0.9, 0.05, 1, 1, AllocationStrategy.RANDOM, 1))
                 .hasMessageContaining("mooncakej.store.soft-pin-ttl-millis=0");
     }
+
+    @Test
+    void replicasAWorkerHoldsInItsOwnMemoryAreReadableNeverAllocatedOverAndNeverEvictedByTheMaster() {
+        StoreMaster m = master(StoreConfig.defaults().withWatermark(0.5, 0.5));
+        m.mountHeldSegment("prefill-a", "slab-a", Tier.DRAM, 0, 100 * BLOCK);
+        m.mountSegment("prefill-b", "pool-b", Tier.DRAM, 0, 2 * BLOCK);
+        m.held("prefill-a", "slab-a", 42, 5 * BLOCK, BLOCK, Tier.DRAM);
+        assertThat(m.get(42).replicas()).singleElement().satisfies(r -> {
+            assertThat(r.segment()).isEqualTo("slab-a");
+            assertThat(r.offset()).isEqualTo(5 * BLOCK);
+        });
+        assertThat(m.capacity(Tier.DRAM)).as("only the allocatable pool counts").isEqualTo(2 * BLOCK);
+        var put = m.putStart(43, BLOCK, ReplicateConfig.preferring("slab-a"));
+        assertThat(put.replicas())
+                .as("the master never allocates in a worker-managed segment")
+                .singleElement()
+                .extracting(Replica::segment)
+                .isEqualTo("pool-b");
+        m.putEnd(43);
+        put(m, 44, ReplicateConfig.DEFAULT);
+        now.addAndGet(20_000);
+        m.tick();
+        assertThat(m.exists(42)).as("held replicas are the worker's to evict").isTrue();
+        m.released("slab-a", 42);
+        assertThat(m.exists(42)).isFalse();
+        assertThatThrownBy(() -> m.held("prefill-b", "slab-a", 1, 0, BLOCK, Tier.DRAM))
+                .hasMessageContaining("not mounted by prefill-b");
+        assertThatThrownBy(() -> m.held("prefill-a", "slab-a", 1, 100 * BLOCK, BLOCK, Tier.DRAM))
+                .hasMessageContaining("outside segment");
+        m.held("prefill-a", "slab-a", 50, 0, BLOCK, Tier.DRAM);
+        assertThat(m.unmountSegment("slab-a")).isEqualTo(1);
+        assertThat(m.exists(50)).isFalse();
+    }
 }
