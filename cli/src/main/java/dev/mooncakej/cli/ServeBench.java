@@ -293,7 +293,7 @@ final class ServeBench implements Runnable {
         var pr = InternalJson.decode(
                 post(
                         prefillUrl + "/internal/prefill",
-                        new WorkerMessages.PrefillTask(id, ids, blockKeys, res.kv(), sampling)),
+                        new WorkerMessages.PrefillTask(id, ids, blockKeys, 0, res.kv(), sampling)),
                 WorkerMessages.PrefillResult.class);
         // NDJSON, read to the end
         post(

@@ -57,17 +57,10 @@ public record ConductorProperties(
             throw new IllegalArgumentException(
                     "mooncakej.conductor.model-name is blank: expected the model id clients send (or leave it unset "
                             + "for the GGUF file's name)");
-        policy = policy == null ? "cache-aware" : policy;
+        policy = policy == null ? "kvcache-centric" : policy;
         admission = admission == null ? "none" : admission;
         try {
-            if (PrefillPolicy.parse(policy) == PrefillPolicy.KVCACHE_CENTRIC) {
-                throw new IllegalArgumentException(
-                        "mooncakej.conductor.policy=kvcache-centric needs prefill workers that fetch a prefix from "
-                                + "each other, "
-                                + "(the transfer engine can move the blocks; the fetch between prefill workers is "
-                                + "not built yet); use cache-aware, least-loaded, longest-prefix, "
-                                + "round-robin or random (the simulator runs kvcache-centric)");
-            }
+            PrefillPolicy.parse(policy);
             AdmissionMode.parse(admission);
         } catch (IllegalArgumentException e) {
             throw new IllegalArgumentException(

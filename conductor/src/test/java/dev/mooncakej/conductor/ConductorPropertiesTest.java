@@ -39,16 +39,15 @@ class ConductorPropertiesTest {
         assertThatThrownBy(() -> props(model, List.of(), "fastest", null, null))
                 .hasMessageContaining("mooncakej.conductor.policy")
                 .hasMessageContaining("fastest");
-        assertThatThrownBy(() -> props(model, List.of(), "kvcache-centric", null, null))
-                .hasMessageContaining("kvcache-centric")
-                .hasMessageContaining("cache-aware");
+        assertThat(props(model, List.of(), "kvcache-centric", null, null).policy())
+                .isEqualTo("kvcache-centric");
         assertThatThrownBy(() -> props(model, List.of(), null, "maybe", null))
                 .hasMessageContaining("mooncakej.conductor.admission")
                 .hasMessageContaining("maybe");
         assertThatThrownBy(() -> props(model, List.of(), null, null, -1.0))
                 .hasMessageContaining("mooncakej.conductor.ttft-slo-seconds=-1.0");
         ConductorProperties ok = props(model, List.of(), null, null, null);
-        assertThat(ok.policy()).isEqualTo("cache-aware");
+        assertThat(ok.policy()).as("Algorithm 1 is the default").isEqualTo("kvcache-centric");
         assertThat(ok.admission()).isEqualTo("none");
         assertThat(ok.ttftSloSeconds()).isEqualTo(30.0);
     }

@@ -11,6 +11,8 @@ public final class PrefillMetrics {
     final Timer kvTime;
     final Counter kvBytes;
     final DistributionSummary cachedTokens;
+    final Counter fetchedTokens;
+    final Timer fetchTime;
 
     public PrefillMetrics(MeterRegistry meters) {
         this.prefillTime = Timer.builder("mooncakej.prefill.time")
@@ -26,6 +28,13 @@ public final class PrefillMetrics {
                 .register(meters);
         this.cachedTokens = DistributionSummary.builder("mooncakej.prefill.cached.tokens")
                 .description("prompt tokens reused from the prefix cache")
+                .register(meters);
+        this.fetchedTokens = Counter.builder("mooncakej.prefill.fetched.tokens")
+                .description("prompt tokens whose KV was fetched from another worker through the pool")
+                .register(meters);
+        this.fetchTime = Timer.builder("mooncakej.prefill.fetch.time")
+                .description("time to fetch a prefix from the pool (replica lookup and reads)")
+                .publishPercentileHistogram()
                 .register(meters);
     }
 }

@@ -22,7 +22,8 @@ public record PrefillProperties(
         String kvShmDir,
         String engine,
         String simProfile,
-        Double simTimeScale) {
+        Double simTimeScale,
+        String conductorUrl) {
 
     public PrefillProperties {
         if (model == null || model.isBlank())
@@ -47,6 +48,10 @@ public record PrefillProperties(
         kvTransports = kvTransports == null ? "rdma,shm,tcp" : kvTransports;
         kvShmDir = kvShmDir == null ? "/dev/shm" : kvShmDir;
         simTimeScale = simTimeScale == null ? 1.0 : simTimeScale;
+        if (conductorUrl != null && !conductorUrl.matches("https?://[A-Za-z0-9.:\\[\\]_-]+(:\\d+)?")) {
+            throw new IllegalArgumentException(
+                    "mooncakej.prefill.conductor-url=" + conductorUrl + ": expected a URL like http://127.0.0.1:8000");
+        }
         if (chunkTokens < 1 || chunkTokens > 8192)
             throw new IllegalArgumentException("mooncakej.prefill.chunk-tokens=" + chunkTokens + ": expected 1..8192");
         if (blockTokens < 1 || blockTokens > 4096)

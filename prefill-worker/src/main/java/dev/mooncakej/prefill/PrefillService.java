@@ -6,11 +6,16 @@ import dev.mooncakej.engine.sampling.SamplingParams;
 import dev.mooncakej.engine.spi.InferenceEngine;
 import dev.mooncakej.engine.spi.PrefillOptions;
 import dev.mooncakej.engine.spi.Sequence;
+import dev.mooncakej.kvcache.wire.InternalJson;
 import dev.mooncakej.kvcache.wire.KvControl;
+import dev.mooncakej.kvcache.wire.PoolPin;
 import dev.mooncakej.kvcache.wire.WorkerMessages.KvTarget;
 import dev.mooncakej.kvcache.wire.WorkerMessages.PrefillResult;
 import dev.mooncakej.kvcache.wire.WorkerMessages.PrefillTask;
 import dev.mooncakej.kvcache.wire.WorkerMessages.Sampling;
+import dev.mooncakej.kvcache.wire.WorkerMessages.StoreGet;
+import dev.mooncakej.kvcache.wire.WorkerMessages.StoreReplica;
+import dev.mooncakej.kvcache.wire.WorkerMessages.StoreReplicas;
 import dev.mooncakej.kvcache.wire.WorkerMessages.WorkerStatus;
 import dev.mooncakej.kvtransfer.engine.TransferBatch;
 import dev.mooncakej.kvtransfer.engine.TransferEngine;
@@ -157,9 +162,16 @@ public final class PrefillService {
                 throw new IllegalStateException(
                         "the decode worker refused the claim of reservation " + id + " (" + statusName(claim) + ")");
             int layers = engine.info().layers();
-            int[] prefix = pool.longestPrefix(keys, (n - 1) / bt); // keep at least one token to compute
+            int limit = (n - 1) / bt; // keep at least one token to compute
+            int[] local = pool.longestPrefix(keys, limit);
+            int[] prefix = local;
+            if (Math.min(task.poolPrefixBlocks(), limit) > local.length && store != null) {
+                prefix = fetch(keys, local, Math.min(task.poolPrefixBlocks(), limit), id);
+            }
             seq.adoptPrefix(prefix, prefix.length);
+            for (int b = local.length; b < prefix.length; b++) cache.release(prefix[b]); // the sequence holds them now
             int cached = prefix.length * bt;
+            int fetched = (prefix.length - local.length) * bt;
             if (prefix.length > 0) job.inflight.add(write(kv, seq, 0, prefix.length, 0, layers, bytes));
             float[] logits = new float[vocab];
             PrefillOptions opts = PrefillOptions.chunked(props.chunkTokens()).withLayers((from, to, layer) -> {
@@ -193,8 +205,10 @@ public final class PrefillService {
             metrics.kvTime.record(Duration.ofNanos(System.nanoTime() - tk));
             metrics.kvBytes.increment(bytes[0]);
             metrics.cachedTokens.record(cached);
-            for (int b = prefix.length; b < keys.length; b++) pool.put(keys[b], seq.blockTable()[b]);
-            return new PrefillResult(id, first, lp, cached, prefillSeconds, bytes[0], kvSeconds);
+            // computed blocks, and fetched ones (a local replica now: hot prefixes replicate themselves)
+            for (int b = local.length; b < keys.length; b++) pool.put(keys[b], seq.blockTable()[b]);
+            if (fetched > 0) metrics.fetchedTokens.increment(fetched);
+            return new PrefillResult(id, first, lp, cached, fetched, prefillSeconds, bytes[0], kvSeconds);
         } catch (Aborted e) {
             throw new IllegalStateException(e.getMessage());
         } finally {
@@ -217,8 +231,121 @@ public final class PrefillService {
         }
     }
 
+    /**
+     * Reads blocks [{@code local.length}, {@code want}) of the prefix from the workers that hold them:
+     * their places come from the store master (under a read lease), each is READ through the transfer
+     * engine into a block of this worker's own. Returns the local ids followed by the fetched ones, as
+     * far as every block arrived whole within the lease; anything less is recomputed instead (the
+     * blocks that did not make it go back to the pool).
+     */
+    private int[] fetch(long[] keys, int[] local, int want, long reservation) {
+        long t0 = System.nanoTime();
+        long[] wanted = java.util.Arrays.copyOfRange(keys, local.length, want);
+        String answer = store.post("/internal/store/get", InternalJson.encode(new StoreGet(wanted)));
+        if (answer == null) {
+            LOG.info("reservation {}: the store master did not answer; recomputing the prefix", reservation);
+            return local;
+        }
+        StoreReplicas got = InternalJson.decode(answer, StoreReplicas.class);
+        long blockBytes = cache.layout().blockBytes();
+        // one holder: the first that has the first missing block, for as long a run as it has
+        String holder = null;
+        List<Long> runKeys = new ArrayList<>(), runOffsets = new ArrayList<>();
+        for (int i = 0; i < wanted.length && i < got.replicas().size() && runKeys.size() < PoolPin.MAX_KEYS; i++) {
+            String h = holder;
+            StoreReplica from = got.replicas().get(i).stream()
+                    .filter(r -> !r.segment().equals(transfer.name())
+                            && r.length() == blockBytes
+                            && (h == null || r.segment().equals(h)))
+                    .findFirst()
+                    .orElse(null);
+            if (from == null) break;
+            holder = from.segment();
+            runKeys.add(wanted[i]);
+            runOffsets.add(from.offset());
+        }
+        if (holder == null) return local;
+        long pinId = java.util.concurrent.ThreadLocalRandom.current().nextLong();
+        int pinned;
+        try {
+            pinned = Byte.toUnsignedInt(transfer.notify(
+                    holder,
+                    PoolPin.pin(
+                                    pinId,
+                                    runKeys.stream().mapToLong(Long::longValue).toArray(),
+                                    runOffsets.stream()
+                                            .mapToLong(Long::longValue)
+                                            .toArray())
+                            .encode(),
+                    Duration.ofMillis(props.kvTimeoutMillis())));
+        } catch (IOException | RuntimeException e) {
+            LOG.info(
+                    "reservation {}: the holder {} of the prefix did not answer ({}); recomputing",
+                    reservation,
+                    holder,
+                    e.getMessage());
+            return local;
+        }
+        List<TransferRequest> reads = new ArrayList<>();
+        List<Integer> ids = new ArrayList<>();
+        for (int i = 0; i < Math.min(pinned, runKeys.size()); i++) {
+            int id = cache.allocate();
+            if (id == PagedKvCache.NO_BLOCK) break;
+            ids.add(id);
+            reads.add(new TransferRequest(
+                    TransferRequest.Opcode.READ,
+                    transfer.offsetOf(cache.block(id)),
+                    holder,
+                    runOffsets.get(i),
+                    blockBytes));
+        }
+        int ok = 0;
+        try {
+            if (!reads.isEmpty()) {
+                TransferBatch b = transfer.submit(reads).done().join();
+                while (ok < reads.size() && b.status(ok) == TransferBatch.Status.COMPLETED) ok++;
+                if (ok < reads.size()) {
+                    LOG.info(
+                            "reservation {}: {} of {} pool blocks arrived from {} ({}); recomputing the rest",
+                            reservation,
+                            ok,
+                            reads.size(),
+                            holder,
+                            b.firstProblem());
+                }
+            }
+        } finally {
+            final String h = holder;
+            Thread.ofVirtual()
+                    .start(
+                            () -> { // best effort: an unanswered unpin lapses by itself
+                                try {
+                                    transfer.notify(
+                                            h,
+                                            PoolPin.unpin(pinId).encode(),
+                                            Duration.ofMillis(props.kvTimeoutMillis()));
+                                } catch (IOException | RuntimeException ignored) {
+                                    // the pin lapses after the holder's timeout
+                                }
+                            });
+        }
+        for (int i = ok; i < ids.size(); i++) cache.release(ids.get(i));
+        int[] prefix = java.util.Arrays.copyOf(local, local.length + ok);
+        for (int i = 0; i < ok; i++) prefix[local.length + i] = ids.get(i);
+        if (ok > 0) metrics.fetchTime.record(Duration.ofNanos(System.nanoTime() - t0));
+        return prefix;
+    }
+
+    private volatile LeaderLink store;
+
+    /** Where to ask for the replicas of a prefix (the store master on the leader conductor). */
+    void useStore(LeaderLink link) {
+        this.store = link;
+    }
+
     /** ABORT from a decode worker: the job stops at its next layer; STOPPED follows once its writes ended. */
     byte onControl(byte[] payload) {
+        if (PoolPin.isPoolPin(payload)) return onPoolPin(payload);
         KvControl m;
         try {
             m = KvControl.decode(payload);
@@ -235,6 +362,23 @@ public final class PrefillService {
             LOG.info("reservation {} aborted by its decode worker: stopping the prefill", m.reservationId());
             return KvControl.STOPPING;
         }
+    }
+
+    /** A reader's pin of blocks in this worker's prefix cache (it is about to copy them), or its unpin. */
+    private byte onPoolPin(byte[] payload) {
+        PoolPin m;
+        try {
+            m = PoolPin.decode(payload);
+        } catch (IllegalArgumentException e) {
+            LOG.warn("refused a malformed pool pin message: {}", e.getMessage());
+            return KvControl.MALFORMED;
+        }
+        if (m.type() == PoolPin.UNPIN) {
+            pool.unpin(m.pinId());
+            return 0;
+        }
+        long expires = System.nanoTime() + java.util.concurrent.TimeUnit.MILLISECONDS.toNanos(props.kvTimeoutMillis());
+        return (byte) pool.pin(m.pinId(), m.keys(), m.offsets(), this::blockOffset, expires);
     }
 
     private void stopped(Job job, long id) {
@@ -302,12 +446,22 @@ public final class PrefillService {
         return pool.keys();
     }
 
-    void recordKvEvents() {
-        pool.recordEvents();
+    /** Where the KV slab starts in this worker's transfer segment, and its size (what the store master is told). */
+    long slabOffset() {
+        return transfer.offsetOf(cache.slab());
     }
 
-    long[][] drainKvEvents() {
-        return pool.drainEvents();
+    long slabBytes() {
+        return cache.slab().byteSize();
+    }
+
+    long blockBytes() {
+        return cache.layout().blockBytes();
+    }
+
+    /** The segment offset of a KV block (a replica's place as the store master records it). */
+    long blockOffset(int blockId) {
+        return transfer.offsetOf(cache.block(blockId));
     }
 
     /** Waits until no prefill is running or queued, up to {@code timeout}; true when drained. */

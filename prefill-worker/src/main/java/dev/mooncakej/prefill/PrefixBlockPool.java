@@ -14,6 +14,7 @@ final class PrefixBlockPool {
     private final PagedKvCache cache;
     private final LinkedHashMap<Long, Integer> blocks = new LinkedHashMap<>(1024, 0.75f, true); // access order = LRU
     private final java.util.ArrayList<Long> stored = new java.util.ArrayList<>();
+    private final java.util.ArrayList<Integer> storedIds = new java.util.ArrayList<>();
     private final java.util.ArrayList<Long> evicted = new java.util.ArrayList<>();
     private boolean recordEvents;
 
@@ -38,11 +39,67 @@ final class PrefixBlockPool {
         if (blocks.containsKey(key)) return;
         cache.retain(blockId);
         blocks.put(key, blockId);
-        if (recordEvents) stored.add(key);
+        if (recordEvents) {
+            stored.add(key);
+            storedIds.add(blockId);
+        }
+    }
+
+    /** Pins readers hold (pin id -> blocks retained, and when the pin lapses). */
+    private final Map<Long, int[]> pins = new java.util.HashMap<>();
+
+    private final Map<Long, Long> pinExpiry = new java.util.HashMap<>();
+
+    /**
+     * Pins the leading blocks of {@code keys} that this pool holds at the given offsets (a reader is
+     * about to copy them): each gets a reference, so eviction passes it by, until {@link #unpin} or
+     * {@code expiresAtNanos}. Returns how many leading blocks were pinned.
+     */
+    synchronized int pin(
+            long pinId,
+            long[] keys,
+            long[] offsets,
+            java.util.function.IntToLongFunction offsetOf,
+            long expiresAtNanos) {
+        sweepPins(System.nanoTime());
+        if (pins.containsKey(pinId)) return 0;
+        int n = 0;
+        int[] ids = new int[keys.length];
+        while (n < keys.length) {
+            Integer id = blocks.get(keys[n]);
+            if (id == null || offsetOf.applyAsLong(id) != offsets[n]) break;
+            cache.retain(id);
+            ids[n++] = id;
+        }
+        if (n > 0) {
+            pins.put(pinId, java.util.Arrays.copyOf(ids, n));
+            pinExpiry.put(pinId, expiresAtNanos);
+        }
+        return n;
+    }
+
+    synchronized void unpin(long pinId) {
+        int[] ids = pins.remove(pinId);
+        pinExpiry.remove(pinId);
+        if (ids != null) for (int id : ids) cache.release(id);
+    }
+
+    synchronized int pinned() {
+        return pins.size();
+    }
+
+    private void sweepPins(long now) {
+        for (var it = pinExpiry.entrySet().iterator(); it.hasNext(); ) {
+            var e = it.next();
+            if (now - e.getValue() < 0) continue;
+            it.remove();
+            for (int id : pins.remove(e.getKey())) cache.release(id);
+        }
     }
 
     /** Evicts up to {@code wanted} unreferenced blocks, oldest first; returns how many were freed. */
     synchronized int evict(int wanted) {
+        sweepPins(System.nanoTime());
         int freed = 0;
         for (Iterator<Map.Entry<Long, Integer>> it = blocks.entrySet().iterator(); it.hasNext() && freed < wanted; ) {
             Map.Entry<Long, Integer> e = it.next();
@@ -73,14 +130,41 @@ final class PrefixBlockPool {
         recordEvents = true;
     }
 
-    /** Keys stored and evicted since the last call: {stored, evicted}. */
-    synchronized long[][] drainEvents() {
-        long[][] out = {
-            stored.stream().mapToLong(Long::longValue).toArray(),
-            evicted.stream().mapToLong(Long::longValue).toArray()
-        };
+    /** Keys stored (with their block ids) and evicted since the last call. */
+    synchronized Events drainEvents() {
+        Events out = new Events(
+                stored.stream().mapToLong(Long::longValue).toArray(),
+                storedIds.stream().mapToInt(Integer::intValue).toArray(),
+                evicted.stream().mapToLong(Long::longValue).toArray());
         stored.clear();
+        storedIds.clear();
         evicted.clear();
         return out;
+    }
+
+    /**
+     * Every cached key with its block id (a full report, e.g. to a new store master), and the event
+     * lists cleared: what is stored or evicted after this comes with the next drain.
+     */
+    synchronized Events snapshotAndReset() {
+        recordEvents = true;
+        stored.clear();
+        storedIds.clear();
+        evicted.clear();
+        long[] keys = new long[blocks.size()];
+        int[] ids = new int[blocks.size()];
+        int i = 0;
+        for (var e : blocks.entrySet()) {
+            keys[i] = e.getKey();
+            ids[i++] = e.getValue();
+        }
+        return new Events(keys, ids, new long[0]);
+    }
+
+    /** Cache changes: keys stored at block ids, keys evicted. */
+    record Events(long[] stored, int[] storedIds, long[] evicted) {
+        boolean isEmpty() {
+            return stored.length == 0 && evicted.length == 0;
+        }
     }
 }

@@ -40,6 +40,7 @@ class PrefillConfigKeysTest {
                 "engine|gpu|mooncakej.prefill.engine=gpu",
                 "sim-profile|h100|mooncakej.prefill.sim-profile=h100",
                 "sim-time-scale|-1|mooncakej.prefill.sim-time-scale=-1",
+                "conductor-url|localhost:8000|mooncakej.prefill.conductor-url=localhost:8000",
                 "kv-timeout-millis|0|mooncakej.prefill.kv-timeout-millis=0",
             })
     void aBadValueNamesItsKey(String key, String value, String expected) throws Exception {

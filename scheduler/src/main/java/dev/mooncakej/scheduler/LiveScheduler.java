@@ -201,6 +201,12 @@ public final class LiveScheduler {
         scheduler.prefill(slot).uncache(evicted);
     }
 
+    /** A prefill worker's cache is gone (it stopped heartbeating): its blocks leave the index; it stays a member. */
+    public synchronized void forget(String workerUrl) {
+        Integer slot = prefillSlots.get(workerUrl);
+        if (slot != null) scheduler.prefill(slot).uncacheAll();
+    }
+
     /** Seeds a joined prefill worker's view with the blocks it reports holding (after a failover or a join). */
     public synchronized int seed(String workerUrl, long[] keys) {
         Integer slot = prefillSlots.get(workerUrl);

@@ -69,7 +69,7 @@ public final class PrefillInstance {
     }
 
     /** Every block leaves this cache and the global index (the instance is leaving). */
-    void uncacheAll() {
+    public void uncacheAll() {
         for (long b : lru.keySet()) index.remove(b, id);
         lru.clear();
     }

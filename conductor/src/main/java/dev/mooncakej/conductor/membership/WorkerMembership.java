@@ -33,6 +33,9 @@ public class WorkerMembership implements SmartLifecycle {
     private final ClusterSettings cluster;
     private final Map<String, WorkerEndpoint> endpoints = new ConcurrentHashMap<>();
     private final Set<String> openBreakers = ConcurrentHashMap.newKeySet();
+    /** Workers the store master found silent (no heartbeat for its liveness TTL): out until they report again. */
+    private final Set<String> silent = ConcurrentHashMap.newKeySet();
+
     private volatile List<String> memberPrefill = List.of();
     private volatile List<String> memberDecode = List.of();
     private volatile boolean running;
@@ -70,11 +73,11 @@ public class WorkerMembership implements SmartLifecycle {
     private synchronized double refresh(boolean seedNow) {
         long t0 = System.nanoTime();
         List<WorkerEndpoint> prefill = memberPrefill.stream()
-                .filter(u -> !openBreakers.contains(u))
+                .filter(u -> !openBreakers.contains(u) && !silent.contains(u))
                 .map(this::endpoint)
                 .toList();
         List<WorkerEndpoint> decode = memberDecode.stream()
-                .filter(u -> !openBreakers.contains(u))
+                .filter(u -> !openBreakers.contains(u) && !silent.contains(u))
                 .map(this::endpoint)
                 .toList();
         List<WorkerEndpoint> joined = scheduler.setWorkers(prefill, decode);
@@ -114,6 +117,12 @@ public class WorkerMembership implements SmartLifecycle {
     private void breakerChanged(String url, CircuitBreaker.State state) {
         boolean out = state == CircuitBreaker.State.OPEN || state == CircuitBreaker.State.FORCED_OPEN;
         boolean changed = out ? openBreakers.add(url) : openBreakers.remove(url);
+        if (changed) Thread.ofVirtual().start(() -> refresh(false));
+    }
+
+    /** The store master's liveness: a worker silent for its TTL leaves scheduling; its next report brings it back. */
+    public void liveness(String url, boolean alive) {
+        boolean changed = alive ? silent.remove(url) : silent.add(url);
         if (changed) Thread.ofVirtual().start(() -> refresh(false));
     }
 

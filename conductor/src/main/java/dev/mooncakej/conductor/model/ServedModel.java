@@ -19,6 +19,7 @@ public class ServedModel {
     private final GgufFile file;
     private final String name;
     private final int contextLength;
+    private final long kvBytesPerToken;
     private final Tokenizer tokenizer;
     private final ChatTemplate chatTemplate;
     private final BlockKeys blockKeys;
@@ -31,6 +32,7 @@ public class ServedModel {
                 : Path.of(props.model()).getFileName().toString();
         this.name = props.modelName() != null && !props.modelName().isBlank() ? props.modelName() : fileName;
         this.contextLength = cfg.contextLength();
+        this.kvBytesPerToken = 2L * cfg.layers() * cfg.kvHeads() * cfg.headDim() * Float.BYTES;
         this.tokenizer = Tokenizer.from(file);
         String tpl = file.has("tokenizer.chat_template") ? file.getString("tokenizer.chat_template") : null;
         this.chatTemplate = tpl == null
@@ -44,6 +46,11 @@ public class ServedModel {
 
     public String name() {
         return name;
+    }
+
+    /** Bytes of K and V of one token over all layers, as the workers' KV cache holds them (F32). */
+    public long kvBytesPerToken() {
+        return kvBytesPerToken;
     }
 
     public int contextLength() {

@@ -138,8 +138,15 @@ public class RequestPath {
                     WorkerEndpoint decode = res.endpoint();
                     WorkerEndpoint prefill = choice.prefill();
                     prefill.started();
+                    Decision d = choice.decision();
+                    int poolPrefix = d.fetchFrom() >= 0 ? d.prefixBlocks() : 0; // Algorithm 1's fetch branch
                     PrefillTask task = new PrefillTask(
-                            reservation, tokens, keys, res.response().kv(), g.sampling());
+                            reservation,
+                            tokens,
+                            keys,
+                            poolPrefix,
+                            res.response().kv(),
+                            g.sampling());
                     return workers.prefill(prefill.url(), task, g.requestId())
                             .map(pr -> pr.validate(
                                     reservation,

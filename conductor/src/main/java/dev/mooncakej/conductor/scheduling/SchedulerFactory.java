@@ -1,6 +1,7 @@
 package dev.mooncakej.conductor.scheduling;
 
 import dev.mooncakej.conductor.ConductorProperties;
+import dev.mooncakej.conductor.model.ServedModel;
 import dev.mooncakej.kvcache.cost.CostProfile;
 import dev.mooncakej.scheduler.AdmissionMode;
 import dev.mooncakej.scheduler.ClusterScheduler;
@@ -21,16 +22,25 @@ public class SchedulerFactory {
      * The prefill-time model starts from a rough guess for a CPU worker and is refitted from the
      * workers' reports; KV moves between prefill workers are not priced yet (no prefix fetch).
      */
-    static final CostProfile INITIAL_GUESS = new CostProfile("live-initial", 0.01, 1e-4, 0, 0.005, 0.001, 1e-7, 1);
+    static CostProfile initialGuess(long kvBytesPerToken) {
+        return new CostProfile("live-initial", 0.01, 1e-4, 0, 0.005, 0.001, 1e-7, kvBytesPerToken);
+    }
+
+    /**
+     * What a prefix fetch between prefill workers is priced at until it is measured: about one
+     * memory copy on a host (shm); across hosts the network is slower, which only makes the scheduler
+     * fetch less often than it could.
+     */
+    static final double INITIAL_FETCH_BYTES_PER_SECOND = 5e9;
 
     @Bean
-    LiveScheduler liveScheduler(ConductorProperties props) {
-        ClusterScheduler core = new ClusterScheduler(config(props), 0, 0, 0);
+    LiveScheduler liveScheduler(ConductorProperties props, ServedModel model) {
+        ClusterScheduler core = new ClusterScheduler(config(props, model.kvBytesPerToken()), 0, 0, 0);
         core.spreadDecodeTies(true); // idle or just-joined decode workers take traffic in turn
         return new LiveScheduler(core, () -> System.nanoTime() / 1e9);
     }
 
-    static SchedulerConfig config(ConductorProperties props) {
+    static SchedulerConfig config(ConductorProperties props, long kvBytesPerToken) {
         return new SchedulerConfig(
                 PrefillPolicy.parse(props.policy()),
                 AdmissionMode.parse(props.admission()),
@@ -38,8 +48,8 @@ public class SchedulerFactory {
                 props.tbtSloSeconds(),
                 1.5,
                 props.blockTokens(),
-                INITIAL_GUESS,
-                1e12,
+                initialGuess(kvBytesPerToken),
+                INITIAL_FETCH_BYTES_PER_SECOND,
                 props.decodeKvTokens(),
                 10,
                 1);

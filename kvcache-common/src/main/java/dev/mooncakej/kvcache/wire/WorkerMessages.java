@@ -30,15 +30,25 @@ public final class WorkerMessages {
      */
     public record KvTarget(String segment, long[] blockOffsets, long layerBytes) {}
 
-    /** Conductor -> prefill worker: compute the prompt's KV and write it into reservation {@code reservationId}. */
-    public record PrefillTask(long reservationId, int[] tokens, long[] blockKeys, KvTarget kv, Sampling sampling) {}
+    /**
+     * Conductor -> prefill worker: compute the prompt's KV and write it into reservation
+     * {@code reservationId}. {@code poolPrefixBlocks}: how many leading blocks of {@code blockKeys} the
+     * conductor found in the KV pool (Algorithm 1's fetch branch); the worker fetches those it lacks
+     * from their holders, looking their places up in the store master itself (0: reuse only its own).
+     */
+    public record PrefillTask(
+            long reservationId, int[] tokens, long[] blockKeys, int poolPrefixBlocks, KvTarget kv, Sampling sampling) {}
 
-    /** Prefill worker -> conductor: the first token, once all the KV has reached the decode worker. */
+    /**
+     * Prefill worker -> conductor: the first token, once all the KV has reached the decode worker.
+     * {@code cachedTokens} were reused, of which {@code fetchedTokens} came from another worker through the pool.
+     */
     public record PrefillResult(
             long reservationId,
             int firstToken,
             float firstLogprob,
             int cachedTokens,
+            int fetchedTokens,
             double prefillSeconds,
             long kvBytes,
             double kvSeconds) {
@@ -56,6 +66,9 @@ public final class WorkerMessages {
             if (cachedTokens < 0 || cachedTokens >= promptTokens)
                 throw new IllegalArgumentException(
                         "prefill result cached tokens " + cachedTokens + ": expected 0.." + (promptTokens - 1));
+            if (fetchedTokens < 0 || fetchedTokens > cachedTokens)
+                throw new IllegalArgumentException(
+                        "prefill result fetched tokens " + fetchedTokens + ": expected 0.." + cachedTokens);
             if (!(prefillSeconds >= 0)
                     || !(kvSeconds >= 0)
                     || kvBytes < 0
@@ -93,6 +106,29 @@ public final class WorkerMessages {
 
     /** Decode worker -> leader conductor, pushed every second in a cluster: requests running and KV tokens held. */
     public record LoadReport(String worker, int running, long kvTokens) {}
+
+    /**
+     * Worker -> store master (on the leader conductor): this worker contributes a segment. {@code heldOnly}:
+     * the worker manages that memory itself (its prefix cache in the KV slab) and only reports what it holds.
+     */
+    public record StoreMount(String client, String segment, String tier, long base, long capacity, boolean heldOnly) {}
+
+    /**
+     * Worker -> store master, pushed with every change (and as a heartbeat): blocks that entered its
+     * memory ({@code storedKeys[i]} at {@code storedOffsets[i]} of {@code segment}, {@code blockBytes}
+     * each) and blocks it dropped.
+     */
+    public record StoreHeld(
+            String client, String segment, long[] storedKeys, long[] storedOffsets, long blockBytes, long[] released) {}
+
+    /** Worker -> store master: the replicas of these keys, under a read lease. */
+    public record StoreGet(long[] keys) {}
+
+    /** One replica as the store master names it: segment, byte range in it, tier. */
+    public record StoreReplica(String segment, long offset, long length, String tier) {}
+
+    /** Store master -> worker: per key (in order) its readable replicas (empty: not stored), and the lease's end. */
+    public record StoreReplicas(java.util.List<java.util.List<StoreReplica>> replicas, long leaseUntilMillis) {}
 
     /** A worker's load and pool, for scheduling and dashboards. */
     public record WorkerStatus(

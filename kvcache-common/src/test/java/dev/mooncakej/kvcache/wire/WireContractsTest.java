@@ -43,15 +43,15 @@ class WireContractsTest {
                 ReserveResponse.class);
         roundTrips(
                 new PrefillTask(
-                        42, new int[] {1, 2, 3}, new long[] {-5}, new KvTarget("d", new long[] {0}, 64), GREEDY),
-                "{\"reservationId\":42,\"tokens\":[1,2,3],\"blockKeys\":[-5],\"kv\":{\"segment\":\"d\",\"blockOffset"
-                        + "s\":[0],\"layerBytes\":64},"
+                        42, new int[] {1, 2, 3}, new long[] {-5}, 1, new KvTarget("d", new long[] {0}, 64), GREEDY),
+                "{\"reservationId\":42,\"tokens\":[1,2,3],\"blockKeys\":[-5],\"poolPrefixBlocks\":1,"
+                        + "\"kv\":{\"segment\":\"d\",\"blockOffsets\":[0],\"layerBytes\":64},"
                         + "\"sampling\":{\"temperature\":0.0,\"topP\":1.0,\"topK\":0,\"seed\":7,\"logprobs\":false}}",
                 PrefillTask.class);
         roundTrips(
-                new PrefillResult(42, 9, -0.5f, 32, 0.25, 4096, 0.001),
-                "{\"reservationId\":42,\"firstToken\":9,\"firstLogprob\":-0.5,\"cachedTokens\":32,\"prefillSeconds\":"
-                        + "0.25,\"kvBytes\":4096,\"kvSeconds\":0.001}",
+                new PrefillResult(42, 9, -0.5f, 32, 16, 0.25, 4096, 0.001),
+                "{\"reservationId\":42,\"firstToken\":9,\"firstLogprob\":-0.5,\"cachedTokens\":32,\"fetchedTokens\":16,"
+                        + "\"prefillSeconds\":0.25,\"kvBytes\":4096,\"kvSeconds\":0.001}",
                 PrefillResult.class);
         roundTrips(
                 new DecodeTask(42, 9, 100, 16, GREEDY),
@@ -129,18 +129,20 @@ class WireContractsTest {
 
     @Test
     void aPrefillResultIsCheckedBeforeUse() {
-        PrefillResult ok = new PrefillResult(1, 5, -0.1f, 0, 0.1, 10, 0.01);
+        PrefillResult ok = new PrefillResult(1, 5, -0.1f, 0, 0, 0.1, 10, 0.01);
         assertThat(ok.validate(1, 10, 100)).isSameAs(ok);
         assertThatThrownBy(() -> ok.validate(2, 10, 100)).hasMessageContaining("reservation 1");
-        assertThatThrownBy(() -> new PrefillResult(1, 100, 0f, 0, 0.1, 10, 0.01).validate(1, 10, 100))
+        assertThatThrownBy(() -> new PrefillResult(1, 100, 0f, 0, 0, 0.1, 10, 0.01).validate(1, 10, 100))
                 .hasMessageContaining("first token 100");
-        assertThatThrownBy(() -> new PrefillResult(1, -1, 0f, 0, 0.1, 10, 0.01).validate(1, 10, 100))
+        assertThatThrownBy(() -> new PrefillResult(1, -1, 0f, 0, 0, 0.1, 10, 0.01).validate(1, 10, 100))
                 .hasMessageContaining("first token -1");
-        assertThatThrownBy(() -> new PrefillResult(1, 5, 0f, 10, 0.1, 10, 0.01).validate(1, 10, 100))
+        assertThatThrownBy(() -> new PrefillResult(1, 5, 0f, 10, 0, 0.1, 10, 0.01).validate(1, 10, 100))
                 .hasMessageContaining("cached tokens 10");
-        assertThatThrownBy(() -> new PrefillResult(1, 5, 0f, 0, Double.NaN, 10, 0.01).validate(1, 10, 100))
+        assertThatThrownBy(() -> new PrefillResult(1, 5, 0f, 0, 0, Double.NaN, 10, 0.01).validate(1, 10, 100))
                 .hasMessageContaining("times");
-        assertThatThrownBy(() -> new PrefillResult(1, 5, Float.NaN, 0, 0.1, 10, 0.01).validate(1, 10, 100))
+        assertThatThrownBy(() -> new PrefillResult(1, 5, 0f, 4, 5, 0.1, 10, 0.01).validate(1, 10, 100))
+                .hasMessageContaining("fetched tokens 5");
+        assertThatThrownBy(() -> new PrefillResult(1, 5, Float.NaN, 0, 0, 0.1, 10, 0.01).validate(1, 10, 100))
                 .hasMessageContaining("logprob");
     }
 }

@@ -1,0 +1,104 @@
+package dev.mooncakej.conductor.store;
+
+import dev.mooncakej.conductor.membership.WorkerMembership;
+import dev.mooncakej.kvstore.StoreMaster;
+import dev.mooncakej.kvstore.Tier;
+import dev.mooncakej.scheduler.LiveScheduler;
+import io.micrometer.core.instrument.FunctionCounter;
+import io.micrometer.core.instrument.Gauge;
+import io.micrometer.core.instrument.MeterRegistry;
+import java.util.List;
+import java.util.concurrent.Executors;
+import java.util.concurrent.ScheduledExecutorService;
+import java.util.concurrent.TimeUnit;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+import org.springframework.context.SmartLifecycle;
+import org.springframework.stereotype.Component;
+
+/**
+ * The store master in the conductor: built from {@code mooncakej.store.*}, ticked twice a second
+ * (puts that never ended reclaimed, tiers over their watermark evicted, silent workers' segments
+ * unmounted and their blocks dropped from the scheduler's prefix index too), exported as meters.
+ */
+@Component
+public class StoreHost implements SmartLifecycle {
+    private static final Logger LOG = LoggerFactory.getLogger(StoreHost.class);
+    static final long TICK_MILLIS = 500;
+
+    private final StoreMaster master;
+    private final LiveScheduler scheduler;
+    private volatile ScheduledExecutorService ticker;
+
+    private final WorkerMembership membership;
+
+    public StoreHost(
+            StoreProperties props, LiveScheduler scheduler, WorkerMembership membership, MeterRegistry meters) {
+        this.membership = membership;
+        this.master = new StoreMaster(props.config(), System::currentTimeMillis);
+        this.scheduler = scheduler;
+        for (Tier t : Tier.values()) {
+            String tier = t.name().toLowerCase(java.util.Locale.ROOT);
+            Gauge.builder("mooncakej.store.capacity.bytes", master, m -> m.capacity(t))
+                    .tag("tier", tier)
+                    .description("bytes the store master can allocate in, by tier")
+                    .register(meters);
+            Gauge.builder("mooncakej.store.used.bytes", master, m -> m.used(t))
+                    .tag("tier", tier)
+                    .register(meters);
+        }
+        Gauge.builder("mooncakej.store.blocks", master, StoreMaster::size)
+                .description("blocks the store knows of")
+                .register(meters);
+        FunctionCounter.builder("mooncakej.store.evictions", master, StoreMaster::evictions)
+                .register(meters);
+        FunctionCounter.builder("mooncakej.store.reclaimed.puts", master, StoreMaster::reclaimedPuts)
+                .register(meters);
+        FunctionCounter.builder("mooncakej.store.lease.refusals", master, StoreMaster::busyRemovals)
+                .description("removals refused because a reader held a lease")
+                .register(meters);
+    }
+
+    /** A worker reported (its heartbeat): it is alive. */
+    void heard(String client) {
+        membership.liveness(client, true);
+    }
+
+    public StoreMaster master() {
+        return master;
+    }
+
+    @Override
+    public void start() {
+        ticker = Executors.newSingleThreadScheduledExecutor(
+                r -> Thread.ofPlatform().daemon().name("store-tick").unstarted(r));
+        ticker.scheduleWithFixedDelay(this::tick, TICK_MILLIS, TICK_MILLIS, TimeUnit.MILLISECONDS);
+    }
+
+    void tick() {
+        try {
+            master.tick();
+            List<String> gone = master.expireClients();
+            for (String client : gone) {
+                LOG.warn(
+                        "store client {} stopped heartbeating: its segments are unmounted and its blocks dropped",
+                        client);
+                scheduler.forget(client);
+                membership.liveness(client, false);
+            }
+        } catch (RuntimeException e) {
+            LOG.warn("store housekeeping failed: {}", e.getMessage());
+        }
+    }
+
+    @Override
+    public void stop() {
+        if (ticker != null) ticker.shutdownNow();
+        ticker = null;
+    }
+
+    @Override
+    public boolean isRunning() {
+        return ticker != null;
+    }
+}
