@@ -4,12 +4,16 @@ import dev.mooncakej.kvcache.wire.InternalJson;
 import dev.mooncakej.kvcache.wire.WorkerMessages.DecodeTask;
 import dev.mooncakej.kvcache.wire.WorkerMessages.ReserveRequest;
 import dev.mooncakej.kvcache.wire.WorkerMessages.ReserveResponse;
+import dev.mooncakej.kvcache.wire.WorkerMessages.TokenEvent;
 import dev.mooncakej.kvcache.wire.WorkerMessages.WorkerError;
+import java.nio.charset.StandardCharsets;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
+import org.springframework.core.io.buffer.DataBufferFactory;
 import org.springframework.http.HttpStatus;
 import org.springframework.http.MediaType;
 import org.springframework.http.ResponseEntity;
+import org.springframework.http.server.reactive.ServerHttpResponse;
 import org.springframework.web.bind.annotation.DeleteMapping;
 import org.springframework.web.bind.annotation.ExceptionHandler;
 import org.springframework.web.bind.annotation.GetMapping;
@@ -19,6 +23,7 @@ import org.springframework.web.bind.annotation.RequestBody;
 import org.springframework.web.bind.annotation.RequestHeader;
 import org.springframework.web.bind.annotation.RestController;
 import reactor.core.publisher.Flux;
+import reactor.core.publisher.Mono;
 
 /** The decode worker's internal API, called by the conductor; bodies in and out through {@link InternalJson}. */
 @RestController
@@ -55,15 +60,23 @@ public class DecodeController {
         return ResponseEntity.ok(InternalJson.encode(r));
     }
 
+    /**
+     * The token stream, one JSON line per event, each flushed as it is made (a plain flux of strings
+     * would be buffered: only an encoder that declares NDJSON a streaming type flushes per element).
+     */
     @PostMapping(value = "/internal/decode", produces = MediaType.APPLICATION_NDJSON_VALUE)
-    public Flux<String> decode(
+    public Mono<Void> decode(
             @RequestBody(required = false) String body,
-            @RequestHeader(value = "X-Request-Id", required = false) String rid) {
+            @RequestHeader(value = "X-Request-Id", required = false) String rid,
+            ServerHttpResponse response) {
         DecodeTask task = InternalJson.decode(body, DecodeTask.class);
         LOG.info("[{}] decoding reservation {} (up to {} tokens)", rid, task.reservationId(), task.maxTokens());
-        return service.decode(task)
-                .map(ev -> InternalJson.encode(ev) + "\n")
-                .doOnCancel(() -> LOG.info("[{}] client of reservation {} went away", rid, task.reservationId()));
+        Flux<TokenEvent> events = service.decode(task);
+        response.getHeaders().setContentType(MediaType.APPLICATION_NDJSON);
+        DataBufferFactory buffers = response.bufferFactory();
+        return response.writeAndFlushWith(events.map(ev ->
+                        Mono.just(buffers.wrap((InternalJson.encode(ev) + "\n").getBytes(StandardCharsets.UTF_8))))
+                .doOnCancel(() -> LOG.info("[{}] client of reservation {} went away", rid, task.reservationId())));
     }
 
     @DeleteMapping("/internal/reservations/{id}")

@@ -223,7 +223,8 @@ class SimulatedClusterSystemTest {
     }
 
     private static String task(String segment, String extra) {
-        return "{\"reservationId\":77,\"tokens\":[1,2,3,4,5,6,7,8,9,10],\"blockKeys\":[],\"kv\":{\"segment\":"
+        return "{\"reservationId\":77,\"tokens\":[1,2,3,4,5,6,7,8,9,10],\"blockKeys\":[],\"poolPrefixBlocks\":0,\"k"
+                + "v\":{\"segment\":"
                 + JSON.writeValueAsString(segment) + "," + extra
                 + "\"blockOffsets\":[0],\"layerBytes\":32768},\"sampling\":{\"temperature\":0,\"topP\":1,\"topK\":0"
                 + ",\"seed\":null,\"logprobs\":false}}";
@@ -327,5 +328,34 @@ class SimulatedClusterSystemTest {
 
     private static JsonNode status(int decode) throws Exception {
         return JSON.readTree(LocalCluster.get(cluster.decodeUrl(decode) + "/internal/status"));
+    }
+
+    @Test
+    @Order(5)
+    void tokensReachTheClientAsTheyAreMadeNotInABurstAtTheEnd() throws Exception {
+        String body = JSON.writeValueAsString(
+                Map.of("model", MODEL, "prompt", "count slowly", "max_tokens", 300, "temperature", 0, "stream", true));
+        long t0 = System.nanoTime();
+        HttpResponse<java.io.InputStream> r = java.net.http.HttpClient.newHttpClient()
+                .send(
+                        java.net.http.HttpRequest.newBuilder(java.net.URI.create(cluster.url() + "/v1/completions"))
+                                .header("Content-Type", "application/json")
+                                .POST(java.net.http.HttpRequest.BodyPublishers.ofString(body))
+                                .build(),
+                        HttpResponse.BodyHandlers.ofInputStream());
+        List<Long> arrivals = new ArrayList<>();
+        try (var in = new java.io.BufferedReader(
+                new java.io.InputStreamReader(r.body(), java.nio.charset.StandardCharsets.UTF_8))) {
+            String line;
+            while ((line = in.readLine()) != null)
+                if (line.startsWith("data:") && !line.contains("[DONE]")) arrivals.add(System.nanoTime() - t0);
+        }
+        assertThat(arrivals).hasSizeGreaterThan(100);
+        long first = arrivals.get(0), half = arrivals.get(arrivals.size() / 2), last = arrivals.getLast();
+        assertThat(half - first)
+                .as(
+                        "the middle chunk came %d ms after the first, the last %d ms after it: streamed, not buffered",
+                        (half - first) / 1_000_000, (last - first) / 1_000_000)
+                .isGreaterThan((last - first) / 4);
     }
 }
