@@ -201,6 +201,12 @@ public final class LiveScheduler {
         scheduler.prefill(slot).uncache(evicted);
     }
 
+    /** The URL of the prefill worker in a scheduler slot (a decision's fetch source), or "?" once it left. */
+    public synchronized String prefillUrl(int slot) {
+        WorkerEndpoint w = prefillBySlot.get(slot);
+        return w == null ? "?" : w.url();
+    }
+
     /** A prefill worker's cache is gone (it stopped heartbeating): its blocks leave the index; it stays a member. */
     public synchronized void forget(String workerUrl) {
         Integer slot = prefillSlots.get(workerUrl);

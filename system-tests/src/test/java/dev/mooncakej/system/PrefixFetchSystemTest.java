@@ -217,6 +217,10 @@ class PrefixFetchSystemTest {
             assertThat(resp.statusCode())
                     .as("request %d after the holder died: %s", i, resp.body())
                     .isEqualTo(200);
+            assertThat(resp.headers().firstValue("x-mooncakej-prefill"))
+                    .as("the worker that served it")
+                    .contains(cluster.prefillUrl(1));
+            assertThat(resp.headers().firstValue("x-mooncakej-decode")).contains(cluster.decodeUrl(0));
         }
     }
 }

@@ -343,6 +343,11 @@ class SimulatedClusterSystemTest {
                                 .POST(java.net.http.HttpRequest.BodyPublishers.ofString(body))
                                 .build(),
                         HttpResponse.BodyHandlers.ofInputStream());
+        assertThat(r.headers().firstValue("x-mooncakej-prefill"))
+                .as("a stream names its prefill worker")
+                .hasValueSatisfying(u -> assertThat(u).isIn(cluster.prefillUrl(0), cluster.prefillUrl(1)));
+        assertThat(r.headers().firstValue("x-mooncakej-decode"))
+                .hasValueSatisfying(u -> assertThat(u).isIn(cluster.decodeUrl(0), cluster.decodeUrl(1)));
         List<Long> arrivals = new ArrayList<>();
         try (var in = new java.io.BufferedReader(
                 new java.io.InputStreamReader(r.body(), java.nio.charset.StandardCharsets.UTF_8))) {

@@ -2,6 +2,7 @@ package dev.mooncakej.conductor.api;
 
 import dev.mooncakej.conductor.metrics.ConductorMetrics;
 import dev.mooncakej.conductor.model.ServedModel;
+import dev.mooncakej.conductor.request.Generation;
 import dev.mooncakej.conductor.request.RequestPath;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
@@ -27,6 +28,11 @@ import tools.jackson.databind.json.JsonMapper;
 /** The OpenAI-compatible API: {@code /v1/models}, {@code /v1/completions}, {@code /v1/chat/completions}. */
 @RestController
 public class OpenAiController {
+    /** Response headers naming the workers that served a request (streams too). */
+    public static final String PREFILL_HEADER = "x-mooncakej-prefill";
+
+    public static final String DECODE_HEADER = "x-mooncakej-decode";
+
     private static final Logger LOG = LoggerFactory.getLogger(OpenAiController.class);
     private static final JsonMapper JSON = JsonMapper.builder().build();
 
@@ -79,11 +85,11 @@ public class OpenAiController {
         }
         String id = (chat ? "chatcmpl-" : "cmpl-") + requestId.replace("-", "");
         long now = System.currentTimeMillis() / 1000;
-        Mono<Flux<GenerationEvent>> started = service.generate(g);
+        Mono<Generation> started = service.generate(g);
         Mono<ResponseEntity<?>> response;
         if (g.stream()) {
-            response = started.map(events -> {
-                Flux<ServerSentEvent<String>> sse = streamChunks(g, id, now, events)
+            response = started.map(gen -> {
+                Flux<ServerSentEvent<String>> sse = streamChunks(g, id, now, gen.events())
                         .doOnComplete(() -> metrics.countOutcome("ok"))
                         .doOnCancel(() -> metrics.countOutcome("cancelled"))
                         .onErrorResume(e -> {
@@ -101,14 +107,20 @@ public class OpenAiController {
                         });
                 return ResponseEntity.ok()
                         .header("X-Request-Id", requestId)
+                        .header(PREFILL_HEADER, gen.prefill())
+                        .header(DECODE_HEADER, gen.decode())
                         .contentType(MediaType.TEXT_EVENT_STREAM)
                         .body(sse);
             });
         } else {
-            response = started.flatMap(Flux::collectList).map(list -> {
+            response = started.flatMap(gen -> gen.events().collectList().map(list -> {
                 metrics.countOutcome("ok");
-                return ResponseEntity.ok().header("X-Request-Id", requestId).body(full(g, id, now, list));
-            });
+                return ResponseEntity.ok()
+                        .header("X-Request-Id", requestId)
+                        .header(PREFILL_HEADER, gen.prefill())
+                        .header(DECODE_HEADER, gen.decode())
+                        .body(full(g, id, now, list));
+            }));
         }
         return response.onErrorResume(ApiException.class, e -> {
                     metrics.countOutcome(e.status() == 429 ? "rejected" : "error");

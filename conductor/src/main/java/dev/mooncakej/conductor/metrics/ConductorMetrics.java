@@ -34,6 +34,7 @@ public class ConductorMetrics {
     private final MeterRegistry meters;
     private final Map<String, Counter> rejections = new ConcurrentHashMap<>();
     private final Map<String, Counter> outcomes = new ConcurrentHashMap<>();
+    private final Map<String, Counter> hits = new ConcurrentHashMap<>();
 
     public ConductorMetrics(MeterRegistry meters, ConductorProperties props) {
         this.meters = meters;
@@ -60,11 +61,25 @@ public class ConductorMetrics {
                 .description("KV transfer time per request (prefill worker to decode worker)")
                 .register(meters);
         for (String reason : REJECT_REASONS) rejected(reason); // registered up front, so dashboards see zeros
+        prefixHit(0, 0);
         Gauge.builder("mooncakej.slo.ttft.seconds", props, ConductorProperties::ttftSloSeconds)
                 .description("TTFT SLO the scheduler admits against")
                 .register(meters);
         Gauge.builder("mooncakej.slo.tbt.seconds", props, ConductorProperties::tbtSloSeconds)
                 .description("TBT SLO the scheduler admits against")
+                .register(meters);
+    }
+
+    /** Prompt tokens reused, by where their KV came from: the chosen worker's own cache, or the pool (fetched). */
+    public void prefixHit(int localTokens, int poolTokens) {
+        hits.computeIfAbsent("local", this::hitCounter).increment(localTokens);
+        hits.computeIfAbsent("pool", this::hitCounter).increment(poolTokens);
+    }
+
+    private Counter hitCounter(String source) {
+        return Counter.builder("mooncakej.prefix.hit.tokens")
+                .description("prompt tokens reused, by where their KV came from")
+                .tag("source", source)
                 .register(meters);
     }
 

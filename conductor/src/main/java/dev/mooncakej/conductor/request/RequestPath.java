@@ -72,7 +72,7 @@ public class RequestPath {
      * text events (starting with that token). Errors up to that point (overload 429, no worker 503,
      * bad worker answer) fail the Mono, so the HTTP status can still say so.
      */
-    public Mono<Flux<GenerationEvent>> generate(GenerationRequest g) {
+    public Mono<Generation> generate(GenerationRequest g) {
         if (!leadership.leader()) {
             metrics.rejected("standby").increment();
             return Mono.error(new ApiException(
@@ -166,21 +166,29 @@ public class RequestPath {
                                 double decodeStart = scheduler.prefillEnded(
                                         choice, tokens.length, pr.cachedTokens(), pr.prefillSeconds(), true);
                                 metrics.cachedTokens.record(pr.cachedTokens());
+                                metrics.prefixHit(pr.cachedTokens() - pr.fetchedTokens(), pr.fetchedTokens());
                                 metrics.kvBytes.increment(pr.kvBytes());
                                 metrics.kvTime.record(Duration.ofNanos((long) (pr.kvSeconds() * 1e9)));
                                 LOG.info(
-                                        "[{}] prefill on {}: {} prompt tokens, {} cached, {} ms compute, {} KV bytes "
-                                                + "in {} ms to {}",
+                                        "[{}] prefill on {} ({}): {} prompt tokens, {} cached ({} fetched{}), {} ms "
+                                                + "compute, {} KV bytes in {} ms to {}",
                                         g.requestId(),
                                         prefill.url(),
+                                        d.fetchFrom() >= 0 ? "prefix from the pool" : "local prefix",
                                         tokens.length,
                                         pr.cachedTokens(),
+                                        pr.fetchedTokens(),
+                                        d.fetchFrom() >= 0 ? " from " + scheduler.prefillUrl(d.fetchFrom()) : "",
                                         Math.round(pr.prefillSeconds() * 1000),
                                         pr.kvBytes(),
                                         Math.round(pr.kvSeconds() * 1000),
                                         decode.url());
-                                return relay(g, reservation, decode, pr, start)
-                                        .doFinally(sig -> scheduler.decodeEnded(choice, tokens.length, decodeStart));
+                                return new Generation(
+                                        prefill.url(),
+                                        decode.url(),
+                                        relay(g, reservation, decode, pr, start)
+                                                .doFinally(sig ->
+                                                        scheduler.decodeEnded(choice, tokens.length, decodeStart)));
                             });
                 });
     }

@@ -1,0 +1,11 @@
+package dev.mooncakej.conductor.request;
+
+import dev.mooncakej.conductor.api.GenerationEvent;
+import reactor.core.publisher.Flux;
+
+/**
+ * A request once its first token is known: where it was served (the prefill and decode workers,
+ * returned to the client as {@code x-mooncakej-prefill} and {@code x-mooncakej-decode}) and the
+ * text events, starting with that token.
+ */
+public record Generation(String prefill, String decode, Flux<GenerationEvent> events) {}
