@@ -290,6 +290,10 @@ public final class PrefillService {
         List<Integer> ids = new ArrayList<>();
         for (int i = 0; i < Math.min(pinned, runKeys.size()); i++) {
             int id = cache.allocate();
+            if (id == PagedKvCache.NO_BLOCK && pool.evict(Math.min(pinned, runKeys.size()) - i) > 0) {
+                id = cache.allocate(); // room from the least recently used cached blocks, as a computed prefill
+                // would take
+            }
             if (id == PagedKvCache.NO_BLOCK) break;
             ids.add(id);
             reads.add(new TransferRequest(

@@ -199,7 +199,7 @@ class ClusterSystemTest {
                     () -> leaderInfo(a).path("leader").asBoolean()
                             && leaderInfo(a).path("prefill").size() == 2
                             && leaderInfo(a).path("decode").size() == 2,
-                    120,
+                    240,
                     "conductor A leading with 2 prefill and 2 decode workers",
                     a,
                     p0,

@@ -167,16 +167,26 @@ class PrefixFetchSystemTest {
                 .as("greedy output with the fetched prefix")
                 .isEqualTo(expected(p, 8))
                 .isEqualTo(first.tokens());
-        // a recompute of a prompt as long, on the same worker
-        int[] q = tokens(prompt(2));
-        Direct recomputed = direct(1, q, 0, 8);
-        assertThat(recomputed.prefill().cachedTokens()).isZero();
-        assertThat(fetched.prefill().prefillSeconds())
+        // fetched versus recomputed, best of three each (fresh prompts of the same length: a noisy 2-core machine)
+        double bestFetched = fetched.prefill().prefillSeconds(), bestRecomputed = Double.MAX_VALUE;
+        for (int trial = 0; trial < 3; trial++) {
+            int[] held = tokens(prompt(10 + trial));
+            direct(0, held, 0, 1); // computed on worker 0 ...
+            long[] heldKeys = blockKeys.keys(held);
+            long wait = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
+            while (heldReplicas(heldKeys) < heldKeys.length && System.nanoTime() < wait) Thread.sleep(50);
+            Direct f = direct(1, held, heldKeys.length, 1); // ... fetched by worker 1
+            assertThat(f.prefill().fetchedTokens()).isGreaterThan(1000);
+            bestFetched = Math.min(bestFetched, f.prefill().prefillSeconds());
+            Direct rc = direct(1, tokens(prompt(20 + trial)), 0, 1); // a prompt as long that nobody holds
+            assertThat(rc.prefill().cachedTokens()).isZero();
+            bestRecomputed = Math.min(bestRecomputed, rc.prefill().prefillSeconds());
+        }
+        assertThat(bestFetched)
                 .as(
-                        "prefill with the prefix fetched (%.1f ms) vs recomputed (%.1f ms)",
-                        fetched.prefill().prefillSeconds() * 1e3,
-                        recomputed.prefill().prefillSeconds() * 1e3)
-                .isLessThan(recomputed.prefill().prefillSeconds());
+                        "prefill with the prefix fetched (best %.1f ms) vs recomputed (best %.1f ms)",
+                        bestFetched * 1e3, bestRecomputed * 1e3)
+                .isLessThan(bestRecomputed);
         assertThat(LocalCluster.get(cluster.prefillUrl(1) + "/actuator/prometheus"))
                 .contains("mooncakej_prefill_fetched_tokens_total");
 

@@ -116,7 +116,11 @@ public final class WorkerSegment implements AutoCloseable {
             List<String> etcdEndpoints, String prefix, long leaseTtlSeconds, Path shmDir) {
         return etcdEndpoints.isEmpty()
                 ? new LocalSegmentRegistry(shmDir)
-                : new EtcdSegmentMetadata(etcdEndpoints, prefix, leaseTtlSeconds, Duration.ofSeconds(5));
+                : new EtcdSegmentMetadata(
+                        etcdEndpoints,
+                        prefix,
+                        leaseTtlSeconds,
+                        Duration.ofSeconds(30)); // a busy host's first etcd call can be slow
     }
 
     public String name() {
