@@ -47,7 +47,16 @@ class FencingSystemTest {
         Path model = dir.resolve("tiny.gguf");
         ModelGenerator.generate(ModelGenerator.Preset.TINY, model);
         cluster = LocalCluster.start(
-                model, 2, 1, Map.of("MOONCAKEJ_DECODE_KVBLOCKS", "640"), "--kv-transports", "shm,tcp");
+                model,
+                2,
+                1,
+                Map.of(
+                        "MOONCAKEJ_DECODE_KVBLOCKS",
+                        "640",
+                        "MOONCAKEJ_CONDUCTOR_TTFTSLOSECONDS",
+                        "3600") /* not an admission test */,
+                "--kv-transports",
+                "shm,tcp");
         reference = new LlamaEngine(LlamaEngine.Config.of(model));
     }
 

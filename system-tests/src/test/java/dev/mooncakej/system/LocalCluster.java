@@ -125,7 +125,7 @@ final class LocalCluster implements AutoCloseable {
         return HttpClient.newHttpClient()
                 .send(
                         HttpRequest.newBuilder(URI.create(url))
-                                .timeout(Duration.ofSeconds(60))
+                                .timeout(Duration.ofSeconds(180))
                                 .header("Content-Type", "application/json")
                                 .POST(HttpRequest.BodyPublishers.ofString(body))
                                 .build(),
