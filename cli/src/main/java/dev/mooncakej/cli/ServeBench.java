@@ -78,14 +78,7 @@ final class ServeBench implements Runnable {
     public void run() {
         Process cluster = null;
         try {
-            if (model == null) {
-                model = Machine.projectRoot().resolve(".cache/models/mooncakej-small.gguf");
-                if (!Files.exists(model)) {
-                    Files.createDirectories(model.getParent());
-                    System.err.println("generating the small model (8 layers, width 512, Q8_0)...");
-                    ModelGenerator.generate(ModelGenerator.Preset.SMALL, model);
-                }
-            }
+            if (model == null) model = smallModel();
             if (port == null) {
                 port = 18600;
                 System.err.println("starting a cluster: ./mooncakej up --port " + port + " --model " + model);
@@ -328,7 +321,18 @@ final class ServeBench implements Runnable {
         }
     }
 
-    private static void waitUp(Process p) throws Exception {
+    /** The generated small model (8 layers, width 512, Q8_0), made once under .cache/models. */
+    static Path smallModel() throws java.io.IOException {
+        Path m = Machine.projectRoot().resolve(".cache/models/mooncakej-small.gguf");
+        if (!Files.exists(m)) {
+            Files.createDirectories(m.getParent());
+            System.err.println("generating the small model (8 layers, width 512, Q8_0)...");
+            ModelGenerator.generate(ModelGenerator.Preset.SMALL, m);
+        }
+        return m;
+    }
+
+    static void waitUp(Process p) throws Exception {
         try (BufferedReader r = new BufferedReader(new InputStreamReader(p.getInputStream(), StandardCharsets.UTF_8))) {
             String line;
             while ((line = r.readLine()) != null) {

@@ -252,7 +252,7 @@ final class TransferBench implements Runnable {
                 n);
     }
 
-    private static String human(long b) {
+    static String human(long b) {
         return b % (1 << 20) == 0 ? (b >> 20) + " MiB" : b % 1024 == 0 ? (b >> 10) + " KiB" : b + " B";
     }
 

@@ -26,7 +26,8 @@ public record ConductorProperties(
         String admission,
         Double ttftSloSeconds,
         Double tbtSloSeconds,
-        Long decodeKvTokens) {
+        Long decodeKvTokens,
+        Double kvcacheBalancingThreshold) {
 
     public ConductorProperties {
         if (model == null || model.isBlank())
@@ -78,6 +79,11 @@ public record ConductorProperties(
         if (!(tbtSloSeconds > 0))
             throw new IllegalArgumentException(
                     "mooncakej.conductor.tbt-slo-seconds=" + tbtSloSeconds + ": expected a positive number of seconds");
+        kvcacheBalancingThreshold = kvcacheBalancingThreshold == null ? 1.0 : kvcacheBalancingThreshold;
+        if (!(kvcacheBalancingThreshold >= 1))
+            throw new IllegalArgumentException("mooncakej.conductor.kvcache-balancing-threshold="
+                    + kvcacheBalancingThreshold + ": expected a number >= 1 (fetch a longer prefix only when it is "
+                    + "this many times the local one, and cheaper than computing it)");
         if (decodeKvTokens < 1)
             throw new IllegalArgumentException(
                     "mooncakej.conductor.decode-kv-tokens=" + decodeKvTokens + ": expected a positive token count");

@@ -36,6 +36,7 @@ class ConductorConfigKeysTest {
                 "ttft-slo-seconds|0|mooncakej.conductor.ttft-slo-seconds=0",
                 "tbt-slo-seconds|-0.1|mooncakej.conductor.tbt-slo-seconds=-0.1",
                 "decode-kv-tokens|0|mooncakej.conductor.decode-kv-tokens=0",
+                "kvcache-balancing-threshold|0.5|mooncakej.conductor.kvcache-balancing-threshold=0.5",
             })
     void aBadConductorValueNamesItsKey(String key, String value, String expected) throws Exception {
         Map<String, String> props = new HashMap<>(

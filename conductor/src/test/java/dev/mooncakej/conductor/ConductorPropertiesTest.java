@@ -23,6 +23,7 @@ class ConductorPropertiesTest {
                 admission,
                 ttft,
                 null,
+                null,
                 null);
     }
 

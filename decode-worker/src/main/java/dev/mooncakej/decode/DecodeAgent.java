@@ -109,6 +109,7 @@ public final class DecodeAgent implements SmartLifecycle {
                 r.sink.tryEmitNext(TokenEvent.end("error: context exhausted"));
                 continue;
             }
+            r.fed(r.next); // its KV is in the sequence now
             int off = batch.logitsOffset(i);
             int t = r.sampler.sample(batch.logits(), off, vocab);
             r.next = t;

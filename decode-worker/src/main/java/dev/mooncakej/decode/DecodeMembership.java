@@ -1,10 +1,14 @@
 package dev.mooncakej.decode;
 
 import dev.mooncakej.cluster.ClusterSettings;
+import dev.mooncakej.cluster.LeaderLink;
 import dev.mooncakej.cluster.Member;
 import dev.mooncakej.cluster.WorkerPresence;
 import dev.mooncakej.kvcache.wire.InternalJson;
 import dev.mooncakej.kvcache.wire.WorkerMessages.LoadReport;
+import dev.mooncakej.kvstore.client.PoolSegment;
+import dev.mooncakej.kvstore.client.StoreClient;
+import dev.mooncakej.kvtransfer.engine.WorkerSegment;
 import java.time.Duration;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -31,7 +35,20 @@ public class DecodeMembership implements SmartLifecycle {
 
     private final DecodeAgent agent;
 
-    public DecodeMembership(Environment env, DecodeService service, DecodeAgent agent, ClusterSettings settings) {
+    private final DecodeProperties props;
+    private final WorkerSegment segment;
+    private volatile PoolSegment pool;
+    private volatile Thread poolThread;
+
+    public DecodeMembership(
+            Environment env,
+            DecodeService service,
+            DecodeAgent agent,
+            ClusterSettings settings,
+            DecodeProperties props,
+            WorkerSegment segment) {
+        this.props = props;
+        this.segment = segment;
         this.env = env;
         this.agent = agent;
         this.service = service;
@@ -41,8 +58,13 @@ public class DecodeMembership implements SmartLifecycle {
     @Override
     public void start() {
         running = true;
-        if (!settings.enabled()) return;
         int port = env.getProperty("local.server.port", Integer.class, 8200);
+        if (!settings.enabled()) {
+            if (props.conductorUrl() != null)
+                joinPool(new LeaderLink(props::conductorUrl), "http://" + props.kvHost() + ":" + port);
+            else LOG.info("no conductor to put finished sequences through (mooncakej.decode.conductor-url is not set)");
+            return;
+        }
         var status = service.status(0);
         presence = WorkerPresence.start(
                 settings,
@@ -53,6 +75,8 @@ public class DecodeMembership implements SmartLifecycle {
                         status.model(),
                         status.capacityBlocks()));
         String self = presence.self().url();
+        WorkerPresence p = presence;
+        joinPool(new LeaderLink(p::leaderUrl), self);
         pusher = Thread.ofPlatform().daemon().name("load-push").start(() -> {
             while (running) {
                 try {
@@ -73,9 +97,24 @@ public class DecodeMembership implements SmartLifecycle {
 
     private volatile Thread pusher;
 
+    /** Contributes this worker's pool DRAM (if any) to the store master, and puts finished sequences there. */
+    private void joinPool(LeaderLink link, String self) {
+        StoreClient store = new StoreClient(link::post);
+        if (segment.poolMemory() == null) {
+            LOG.info(
+                    "no KV pool DRAM on this worker (mooncakej.store.dram-bytes=0); finished sequences are not pooled");
+            return;
+        }
+        pool = new PoolSegment(service.transfer(), segment.poolMemory(), store, self);
+        service.useStore(store, pool, self);
+        poolThread = Thread.ofPlatform().daemon().name("pool-heartbeat").start(pool);
+    }
+
     @Override
     public void stop() {
         running = false;
+        if (pool != null) pool.stop();
+        if (poolThread != null) poolThread.interrupt();
         if (pusher != null) pusher.interrupt();
         if (presence != null) presence.deregister();
         try {

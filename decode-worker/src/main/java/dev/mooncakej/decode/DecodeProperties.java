@@ -26,7 +26,8 @@ public record DecodeProperties(
         Long kvTimeoutMillis,
         String engine,
         String simProfile,
-        Double simTimeScale) {
+        Double simTimeScale,
+        String conductorUrl) {
 
     public DecodeProperties {
         if (model == null || model.isBlank())
@@ -52,6 +53,10 @@ public record DecodeProperties(
         kvShmDir = kvShmDir == null ? "/dev/shm" : kvShmDir;
         kvTimeoutMillis = kvTimeoutMillis == null ? 30_000L : kvTimeoutMillis;
         simTimeScale = simTimeScale == null ? 1.0 : simTimeScale;
+        if (conductorUrl != null && !conductorUrl.matches("https?://[A-Za-z0-9.:\\[\\]_-]+(:\\d+)?")) {
+            throw new IllegalArgumentException(
+                    "mooncakej.decode.conductor-url=" + conductorUrl + ": expected a URL like http://127.0.0.1:8000");
+        }
         // validates engine and sim-* now, naming the bad key
         new EngineSettings(
                 "mooncakej.decode.",

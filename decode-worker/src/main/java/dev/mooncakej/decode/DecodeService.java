@@ -6,18 +6,25 @@ import dev.mooncakej.engine.sampling.Sampler;
 import dev.mooncakej.engine.sampling.SamplingParams;
 import dev.mooncakej.engine.spi.InferenceEngine;
 import dev.mooncakej.engine.spi.Sequence;
+import dev.mooncakej.kvcache.BlockKeys;
 import dev.mooncakej.kvcache.wire.KvControl;
 import dev.mooncakej.kvcache.wire.WorkerMessages.DecodeTask;
 import dev.mooncakej.kvcache.wire.WorkerMessages.KvTarget;
 import dev.mooncakej.kvcache.wire.WorkerMessages.ReserveResponse;
+import dev.mooncakej.kvcache.wire.WorkerMessages.SequenceKeys;
+import dev.mooncakej.kvcache.wire.WorkerMessages.StorePutStarted;
 import dev.mooncakej.kvcache.wire.WorkerMessages.TokenEvent;
 import dev.mooncakej.kvcache.wire.WorkerMessages.WorkerStatus;
+import dev.mooncakej.kvstore.client.PoolSegment;
+import dev.mooncakej.kvstore.client.StoreClient;
 import dev.mooncakej.kvtransfer.engine.TransferEngine;
 import dev.mooncakej.kvtransfer.engine.WorkerSegment;
 import java.io.IOException;
 import java.time.Duration;
+import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
+import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.TimeUnit;
@@ -177,6 +184,8 @@ public final class DecodeService {
 
     /** The tcp write fence: every block the range touches must belong to a CLAIMED reservation. */
     private boolean writePermitted(long offset, long length) {
+        PoolSegment p = pool;
+        if (p != null && p.contains(offset, length)) return true; // the KV pool's DRAM: the master places writers
         long rel = offset - slabOffset;
         if (rel < 0 || length <= 0) return false;
         long first = rel / blockBytes, last = (rel + length - 1) / blockBytes;
@@ -202,6 +211,7 @@ public final class DecodeService {
             else if (task.maxTokens() < 1 || task.maxTokens() > r.maxTokens)
                 bad = "max tokens " + task.maxTokens() + ": expected 1.." + r.maxTokens + " (as reserved)";
             else if (task.sampling() == null) bad = "sampling is missing";
+            else if (task.keys() != null) bad = checkKeys(task.keys(), r.promptTokens, vocab);
             if (bad != null) {
                 dropLocked(r, "bad decode task");
                 throw new IllegalArgumentException("decode task of reservation " + r.id + ": " + bad);
@@ -237,6 +247,98 @@ public final class DecodeService {
         return flux;
     }
 
+    private String checkKeys(SequenceKeys k, int promptTokens, int vocab) {
+        int bt = engine.info().blockTokens();
+        if (k.blockTokens() != bt)
+            return "keys of " + k.blockTokens() + "-token blocks: this worker's blocks have " + bt;
+        if (k.promptKeys() == null || k.promptKeys().length != promptTokens / bt)
+            return "prompt keys: expected " + promptTokens / bt + " (one per full block)";
+        if (k.tailTokens() == null || k.tailTokens().length != promptTokens % bt)
+            return "tail tokens: expected " + promptTokens % bt + " (the prompt after its last full block)";
+        for (int t : k.tailTokens()) if (t < 0 || t >= vocab) return "tail token " + t + ": expected 0.." + (vocab - 1);
+        return null;
+    }
+
+    private volatile StoreClient store;
+    private volatile PoolSegment pool;
+    private volatile String storeClient;
+    private final AtomicLong pooledBlocks = new AtomicLong();
+
+    /** Where finished sequences go: the store master, and this worker's pool segment (null: none). */
+    void useStore(StoreClient store, PoolSegment pool, String client) {
+        this.pool = pool;
+        this.storeClient = client;
+        this.store = store;
+    }
+
+    /** Blocks of finished sequences this worker put into the KV pool. */
+    public long pooledBlocks() {
+        return pooledBlocks.get();
+    }
+
+    /**
+     * A finished sequence's full blocks (prompt and generated text) go into the KV pool, keyed by
+     * continuing the prompt's keys over the tokens fed since: retained here, then copied off the agent
+     * thread into replicas the master allocates (this worker's own pool first) and ended, or revoked
+     * when a copy fails; blocks the pool already holds are skipped.
+     */
+    private void putBack(Reservation r) {
+        StoreClient st = store;
+        SequenceKeys k = r.task == null ? null : r.task.keys();
+        if (st == null || pool == null || k == null) return;
+        int bt = engine.info().blockTokens();
+        int[] after = new int[k.tailTokens().length + r.fedCount];
+        System.arraycopy(k.tailTokens(), 0, after, 0, k.tailTokens().length);
+        System.arraycopy(r.fed, 0, after, k.tailTokens().length, r.fedCount);
+        long[] keys = new BlockKeys(k.seed(), bt).extend(k.promptKeys(), after, after.length);
+        int full = Math.min(keys.length, Math.min(r.seq.length() / bt, r.seq.blockCount()));
+        if (full == 0) return;
+        int[] ids = java.util.Arrays.copyOf(r.seq.blockTable(), full);
+        for (int id : ids) cache.retain(id); // outlive the reservation until copied
+        long[] put = java.util.Arrays.copyOf(keys, full);
+        Thread.ofVirtual().name("pool-put-" + r.id).start(() -> {
+            try {
+                putBlocks(st, put, ids);
+            } catch (RuntimeException e) {
+                LOG.info("putting reservation {}'s blocks into the KV pool failed: {}", r.id, e.getMessage());
+            } finally {
+                for (int id : ids) cache.release(id);
+            }
+        });
+    }
+
+    private void putBlocks(StoreClient st, long[] keys, int[] ids) {
+        StorePutStarted started = st.putStart(storeClient, keys, blockBytes, pool.name());
+        if (started == null) return;
+        List<Long> written = new ArrayList<>(), failed = new ArrayList<>();
+        List<CompletableFuture<Boolean>> copies = new ArrayList<>();
+        List<Long> copying = new ArrayList<>();
+        for (int i = 0; i < keys.length; i++) {
+            if (!"started".equals(started.status().get(i)) || started.replicas().get(i) == null) continue;
+            copies.add(pool.write(cache.block(ids[i]), started.replicas().get(i)));
+            copying.add(keys[i]);
+        }
+        for (int i = 0; i < copies.size(); i++) {
+            boolean ok;
+            try {
+                ok = copies.get(i).get(props.kvTimeoutMillis(), TimeUnit.MILLISECONDS);
+            } catch (Exception e) {
+                ok = false;
+            }
+            (ok ? written : failed).add(copying.get(i));
+        }
+        if (!written.isEmpty())
+            st.putEnd(written.stream().mapToLong(Long::longValue).toArray());
+        if (!failed.isEmpty())
+            st.putRevoke(failed.stream().mapToLong(Long::longValue).toArray());
+        pooledBlocks.addAndGet(written.size());
+        LOG.debug(
+                "{} blocks into the KV pool ({} failed, {} already there)",
+                written.size(),
+                failed.size(),
+                keys.length - copying.size());
+    }
+
     /** Drops a reservation wherever it is (idempotent); false when it is not here. */
     public boolean cancel(long reservationId) {
         Reservation r = reservations.get(reservationId);
@@ -254,6 +356,7 @@ public final class DecodeService {
             r.sink.tryEmitNext(TokenEvent.end(reason));
             r.sink.tryEmitComplete();
         }
+        if ("stop".equals(reason) || "length".equals(reason)) putBack(r);
         synchronized (r) {
             releaseLocked(r, reason);
         }

@@ -3,6 +3,7 @@ package dev.mooncakej.decode;
 import dev.mooncakej.cluster.ClusterSettings;
 import dev.mooncakej.engine.kv.PagedKvCache;
 import dev.mooncakej.engine.spi.InferenceEngine;
+import dev.mooncakej.kvstore.client.WorkerStoreSettings;
 import dev.mooncakej.kvtransfer.engine.TransferEngine;
 import dev.mooncakej.kvtransfer.engine.WorkerSegment;
 import io.micrometer.core.instrument.Counter;
@@ -24,7 +25,7 @@ public class DecodeWorkerConfig {
     private static final Logger LOG = LoggerFactory.getLogger(DecodeWorkerConfig.class);
 
     @Bean(destroyMethod = "close")
-    WorkerSegment decodeSegment(DecodeProperties props, ClusterSettings cluster) {
+    WorkerSegment decodeSegment(DecodeProperties props, ClusterSettings cluster, WorkerStoreSettings store) {
         return new WorkerSegment(
                 "decode",
                 props.transferConfig(),
@@ -32,7 +33,14 @@ public class DecodeWorkerConfig {
                         cluster.etcdEndpoints(),
                         cluster.prefix(),
                         cluster.leaseTtlSeconds(),
-                        Path.of(props.kvShmDir())));
+                        Path.of(props.kvShmDir())),
+                store.dramBytes());
+    }
+
+    /** {@code mooncakej.store.dram-bytes}: the DRAM this worker contributes to the KV pool. */
+    @Bean
+    WorkerStoreSettings workerStoreSettings(org.springframework.core.env.Environment env) {
+        return WorkerStoreSettings.from(env::getProperty);
     }
 
     @Bean(destroyMethod = "close")
@@ -70,6 +78,9 @@ public class DecodeWorkerConfig {
                 .description("blocks of dropped reservations waiting for their writer to stop")
                 .register(meters);
         Gauge.builder("mooncakej.decode.batch.size", agent, DecodeAgent::activeCount)
+                .register(meters);
+        Gauge.builder("mooncakej.decode.pool.put.blocks", service, DecodeService::pooledBlocks)
+                .description("blocks of finished sequences put into the KV pool")
                 .register(meters);
         Gauge.builder("mooncakej.kv.received.bytes", transfer, TransferEngine::bytesReceived)
                 .register(meters);

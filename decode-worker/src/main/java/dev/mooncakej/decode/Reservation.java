@@ -55,6 +55,16 @@ final class Reservation {
     Sinks.Many<TokenEvent> sink;
     int next;
     int produced;
+    /** Tokens fed to the model since the prompt (their KV is in this sequence), for the pool's keys. */
+    int[] fed = new int[0];
+
+    int fedCount;
+
+    void fed(int token) {
+        if (fedCount == fed.length) fed = java.util.Arrays.copyOf(fed, Math.max(16, fed.length * 2));
+        fed[fedCount++] = token;
+    }
+
     long lastTokenAt;
 
     Reservation(long id, Sequence seq, int promptTokens, int maxTokens) {

@@ -42,6 +42,7 @@ class DecodeConfigKeysTest {
                 "sim-profile|h100|mooncakej.decode.sim-profile=h100",
                 "sim-time-scale|-1|mooncakej.decode.sim-time-scale=-1",
                 "kv-timeout-millis|0|mooncakej.decode.kv-timeout-millis=0",
+                "conductor-url|localhost:8000|mooncakej.decode.conductor-url=localhost:8000",
             })
     void aBadValueNamesItsKey(String key, String value, String expected) throws Exception {
         Path model = Files.writeString(dir.resolve("m.gguf"), "x");

@@ -73,7 +73,8 @@ class DecodeServiceTest {
                 5000L,
                 "simulated",
                 null,
-                timeScale);
+                timeScale,
+                null);
         segment = new WorkerSegment("decode", props.transferConfig(), metadata);
         engine = props.engineSettings().create(segment.kvMemory());
         service = new DecodeService(props, engine, segment);

@@ -22,10 +22,18 @@ public final class BlockKeys {
     private final LongHashFunction hash;
 
     public BlockKeys(String modelId, int blockTokens) {
+        this(
+                LongHashFunction.xx3()
+                        .hashBytes(
+                                ("mooncakej-block-v1|" + modelId + "|" + blockTokens).getBytes(StandardCharsets.UTF_8)),
+                blockTokens);
+    }
+
+    /** Keys with a known seed (a worker continuing the keys the conductor computed). */
+    public BlockKeys(long seed, int blockTokens) {
         if (blockTokens < 1) throw new IllegalArgumentException("block tokens must be >= 1, got " + blockTokens);
         this.blockTokens = blockTokens;
-        this.seed = LongHashFunction.xx3()
-                .hashBytes(("mooncakej-block-v1|" + modelId + "|" + blockTokens).getBytes(StandardCharsets.UTF_8));
+        this.seed = seed;
         this.hash = LongHashFunction.xx3(seed);
     }
 
@@ -39,13 +47,23 @@ public final class BlockKeys {
 
     /** Keys of the full blocks of {@code tokens}. */
     public long[] keys(int[] tokens) {
-        int n = tokens.length / blockTokens;
-        long[] keys = new long[n];
+        return extend(new long[0], tokens, tokens.length);
+    }
+
+    /**
+     * The keys of a longer sequence: {@code prefix} are the keys of its first {@code prefix.length}
+     * full blocks, {@code after} its tokens from there on (the first {@code afterLength} of them);
+     * returns {@code prefix} followed by the keys of the full blocks {@code after} completes.
+     */
+    public long[] extend(long[] prefix, int[] after, int afterLength) {
+        int n = afterLength / blockTokens;
+        long[] keys = java.util.Arrays.copyOf(prefix, prefix.length + n);
         ByteBuffer buf = ByteBuffer.allocate(8 + 4 * blockTokens).order(ByteOrder.LITTLE_ENDIAN);
-        for (int b = 0; b < n; b++) {
+        for (int j = 0; j < n; j++) {
+            int b = prefix.length + j;
             buf.clear();
             if (b > 0) buf.putLong(keys[b - 1]);
-            for (int t = 0; t < blockTokens; t++) buf.putInt(tokens[b * blockTokens + t]);
+            for (int t = 0; t < blockTokens; t++) buf.putInt(after[j * blockTokens + t]);
             keys[b] = hash.hashBytes(buf.array(), 0, buf.position());
         }
         return keys;

@@ -32,6 +32,18 @@ class BlockKeysTest {
         assertThat(new BlockKeys("m", 3).keys(new int[] {1, 2, 3})).hasSize(1);
     }
 
+    @Test
+    void aSequenceContinuedFromItsPromptKeysHasTheKeysOfTheWholeSequence() {
+        BlockKeys k = new BlockKeys("m", 4);
+        int[] all = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14};
+        long[] prompt = k.keys(java.util.Arrays.copyOf(all, 6)); // one full block, two tokens after it
+        long[] whole = new BlockKeys(k.seed(), 4).extend(prompt, java.util.Arrays.copyOfRange(all, 4, 14), 10);
+        assertThat(whole).containsExactly(k.keys(all));
+        assertThat(whole).hasSize(3);
+        assertThat(new BlockKeys(k.seed(), 4).extend(prompt, new int[] {5, 6, 99, 8}, 4)[1])
+                .isNotEqualTo(k.keys(all)[1]);
+    }
+
     /** Test vectors, also printed in docs/hashing.md. */
     static final class Vectors {
         static final String SEED = "678721d829b4204c";

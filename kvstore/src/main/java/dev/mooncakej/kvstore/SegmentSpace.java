@@ -28,9 +28,13 @@ final class SegmentSpace {
         free.put(base, capacity);
     }
 
+    /** Bytes in use: allocated ranges, or (held-only) the blocks its worker reports holding. */
     long used() {
-        return used;
+        return heldOnly ? heldBytes : used;
     }
+
+    /** Bytes of the held replicas its worker reported (held-only segments). */
+    long heldBytes;
 
     double freeRatio() {
         return 1.0 - (double) used / capacity;

@@ -68,6 +68,8 @@ public final class StoreMaster {
         long softPinUntil;
         boolean hardPin;
         long lastUse;
+        /** What {@link #get} hands out, built on first read after a change (reads far outnumber changes). */
+        List<Replica> view;
 
         Entry(long key, long length, Tier tier) {
             this.key = key;
@@ -82,6 +84,10 @@ public final class StoreMaster {
     private final Map<Long, Entry> entries = new HashMap<>();
     private final Map<String, SegmentSpace> segments = new LinkedHashMap<>();
     private final Map<String, Long> clientsSeen = new HashMap<>();
+    /** Keys whose last allocated replica went (evicted, removed, reclaimed, unmounted) since the last drain. */
+    private final List<Long> poolRemoved = new ArrayList<>();
+
+    private final List<Long> poolAdded = new ArrayList<>();
     private long evictions, reclaimedPuts, busyRemovals;
 
     /** @param clockMillis milliseconds (wall time in a service, a test's own clock in tests) */
@@ -127,7 +133,9 @@ public final class StoreMaster {
             Entry e = it.next();
             boolean a = e.replicas.removeIf(r -> r.segment().equals(segment));
             boolean b = e.held.removeIf(r -> r.segment().equals(segment));
+            if (a || b) e.view = null;
             if (a || b) dropped++;
+            if (a && e.replicas.isEmpty()) poolRemoved.add(e.key);
             if (e.replicas.isEmpty() && e.held.isEmpty()) it.remove();
         }
         return dropped;
@@ -174,8 +182,10 @@ public final class StoreMaster {
             n.complete = true;
             return n;
         });
-        e.held.removeIf(r -> r.segment().equals(segment));
+        if (e.held.removeIf(r -> r.segment().equals(segment))) s.heldBytes -= length;
         e.held.add(new Replica(segment, offset, length, tier, ReplicaState.COMPLETE));
+        e.view = null;
+        s.heldBytes += length;
         e.lastUse = clock.getAsLong();
     }
 
@@ -183,8 +193,23 @@ public final class StoreMaster {
     public synchronized void released(String segment, long key) {
         Entry e = entries.get(key);
         if (e == null) return;
-        e.held.removeIf(r -> r.segment().equals(segment));
+        if (e.held.removeIf(r -> r.segment().equals(segment))) {
+            e.view = null;
+            SegmentSpace s = segments.get(segment);
+            if (s != null) s.heldBytes -= e.length;
+        }
         if (e.held.isEmpty() && e.replicas.isEmpty()) entries.remove(key);
+    }
+
+    /** Whether any segment of {@code client} holds {@code key} (in any tier). */
+    public synchronized boolean heldBy(String client, long key) {
+        Entry e = entries.get(key);
+        if (e == null) return false;
+        for (Replica r : e.held) {
+            SegmentSpace s = segments.get(r.segment());
+            if (s != null && s.client.equals(client)) return true;
+        }
+        return false;
     }
 
     /** Mounts a segment whose memory its worker manages itself: only {@link #held} replicas live in it. */
@@ -208,6 +233,7 @@ public final class StoreMaster {
         if (got.isEmpty()) return new PutStart(PutStatus.NO_SPACE, List.of());
         Entry e = new Entry(key, length, cfg.tier());
         e.replicas.addAll(got);
+        e.view = null;
         e.putStartedAt = now;
         e.lastUse = now;
         e.hardPin = cfg.hardPin();
@@ -221,7 +247,9 @@ public final class StoreMaster {
         Entry e = entries.get(key);
         if (e == null || e.complete) return false;
         e.replicas.replaceAll(r -> r.withState(ReplicaState.COMPLETE));
+        e.view = null;
         e.complete = true;
+        poolAdded.add(key);
         e.lastUse = clock.getAsLong();
         return true;
     }
@@ -238,20 +266,31 @@ public final class StoreMaster {
 
     /** The complete replicas of {@code key} under a fresh read lease, or null when it is not stored. */
     public synchronized Get get(long key) {
+        Entry e = lease(key);
+        if (e == null) return null;
+        List<Replica> v = e.view;
+        if (v == null) {
+            List<Replica> all = new ArrayList<>(e.replicas.size() + e.held.size());
+            all.addAll(e.held); // a worker's own memory first: its prefix cache is the hottest copy
+            all.addAll(e.replicas);
+            v = e.view = List.copyOf(all);
+        }
+        return new Get(v, e.leaseUntil);
+    }
+
+    /** The readable entry of {@code key} with its lease renewed, or null. */
+    private Entry lease(long key) {
         Entry e = entries.get(key);
         if (e == null || !e.complete) return null;
         long now = clock.getAsLong();
         e.leaseUntil = Math.max(e.leaseUntil, now + config.leaseTtlMillis());
         e.lastUse = now;
-        List<Replica> all = new ArrayList<>(e.replicas.size() + e.held.size());
-        all.addAll(e.held); // a worker's own memory first: its prefix cache is the hottest copy
-        all.addAll(e.replicas);
-        return new Get(List.copyOf(all), e.leaseUntil);
+        return e;
     }
 
     /** Whether {@code key} is stored; a yes grants a read lease too (as Mooncake's ExistKey does). */
     public synchronized boolean exists(long key) {
-        return get(key) != null;
+        return lease(key) != null;
     }
 
     /** How many leading keys of {@code keys} are stored (a prefix lookup), leasing each of them. */
@@ -420,7 +459,9 @@ public final class StoreMaster {
     /** Frees the replicas the master allocated; the entry stays while a worker still holds the block. */
     private void drop(Entry e) {
         release(e);
+        if (!e.replicas.isEmpty() && e.complete) poolRemoved.add(e.key);
         e.replicas.clear();
+        e.view = null;
         if (e.held.isEmpty()) entries.remove(e.key);
     }
 
@@ -432,6 +473,31 @@ public final class StoreMaster {
     }
 
     // ---- what it holds ----
+
+    /**
+     * Keys that became readable in allocated memory and keys whose allocated replicas all went, since
+     * the last call (what the scheduler's view of the pool follows); a key may be in both, in that order.
+     */
+    public synchronized PoolChanges drainPoolChanges() {
+        PoolChanges c = new PoolChanges(
+                poolAdded.stream().mapToLong(Long::longValue).toArray(),
+                poolRemoved.stream().mapToLong(Long::longValue).toArray());
+        poolAdded.clear();
+        poolRemoved.clear();
+        return c;
+    }
+
+    public record PoolChanges(long[] added, long[] removed) {}
+
+    /** One segment's use, for per-worker meters. */
+    public record SegmentUse(String segment, String client, Tier tier, long capacity, long used, boolean heldOnly) {}
+
+    public synchronized List<SegmentUse> segmentUse() {
+        List<SegmentUse> out = new ArrayList<>(segments.size());
+        for (SegmentSpace s : segments.values())
+            out.add(new SegmentUse(s.name, s.client, s.tier, s.capacity, s.used(), s.heldOnly));
+        return out;
+    }
 
     public synchronized long capacity(Tier tier) {
         long c = 0;

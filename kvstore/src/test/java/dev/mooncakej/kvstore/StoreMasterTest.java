@@ -276,4 +276,53 @@ class StoreMasterTest {
         assertThat(m.unmountSegment("slab-a")).isEqualTo(1);
         assertThat(m.exists(50)).isFalse();
     }
+
+    @Test
+    void theSchedulersViewOfThePoolFollowsPutsEvictionsAndRemovals() {
+        StoreMaster m = master(StoreConfig.defaults());
+        m.mountSegment("w1", "seg-a:pool", Tier.DRAM, 0, 10 * BLOCK);
+        m.putStart(1, BLOCK, ReplicateConfig.DEFAULT);
+        m.putStart(2, BLOCK, ReplicateConfig.DEFAULT);
+        assertThat(m.drainPoolChanges().added()).as("not before put end").isEmpty();
+        m.putEnd(1);
+        m.putRevoke(2);
+        var c = m.drainPoolChanges();
+        assertThat(c.added()).containsExactly(1);
+        assertThat(c.removed()).as("a revoked put was never readable").isEmpty();
+        now.addAndGet(10_001); // past the lease of nobody: remove it
+        assertThat(m.remove(1, false)).isEqualTo(RemoveStatus.REMOVED);
+        assertThat(m.drainPoolChanges().removed()).containsExactly(1);
+        put(m, 3, ReplicateConfig.DEFAULT);
+        m.unmountSegment("seg-a:pool");
+        assertThat(m.drainPoolChanges().removed()).as("its segment went").containsExactly(3);
+    }
+
+    @Test
+    void aWorkerHoldsABlockWhileAnyOfItsTiersDoesAndItsSegmentsShowTheirUse() {
+        StoreMaster m = master(StoreConfig.defaults());
+        m.mountHeldSegment("w1", "p1", Tier.DRAM, 0, 10 * BLOCK);
+        m.mountHeldSegment("w1", "p1:ssd", Tier.SSD, 0, 100 * BLOCK);
+        m.mountHeldSegment("w2", "p2", Tier.DRAM, 0, 10 * BLOCK);
+        m.held("w1", "p1", 5, BLOCK, BLOCK, Tier.DRAM);
+        m.held("w1", "p1:ssd", 5, 0, BLOCK, Tier.SSD); // demoted: both tiers for a moment
+        m.released("p1", 5);
+        assertThat(m.heldBy("w1", 5)).as("still on its SSD").isTrue();
+        assertThat(m.heldBy("w2", 5)).isFalse();
+        assertThat(m.get(5).replicas())
+                .singleElement()
+                .extracting(Replica::tier)
+                .isEqualTo(Tier.SSD);
+        assertThat(m.segmentUse())
+                .filteredOn(u -> u.segment().equals("p1:ssd"))
+                .singleElement()
+                .satisfies(u -> {
+                    assertThat(u.used()).isEqualTo(BLOCK);
+                    assertThat(u.capacity()).isEqualTo(100 * BLOCK);
+                    assertThat(u.heldOnly()).isTrue();
+                });
+        m.released("p1:ssd", 5);
+        assertThat(m.heldBy("w1", 5)).isFalse();
+        assertThat(m.get(5)).isNull();
+        assertThat(m.segmentUse()).allSatisfy(u -> assertThat(u.used()).isZero());
+    }
 }

@@ -1,8 +1,11 @@
 package dev.mooncakej.prefill;
 
 import dev.mooncakej.cluster.ClusterSettings;
+import dev.mooncakej.cluster.LeaderLink;
 import dev.mooncakej.cluster.Member;
 import dev.mooncakej.cluster.WorkerPresence;
+import dev.mooncakej.kvstore.client.PoolSegment;
+import dev.mooncakej.kvstore.client.StoreClient;
 import java.time.Duration;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -29,6 +32,8 @@ public class PrefillMembership implements SmartLifecycle {
 
     private final PrefillProperties props;
     private volatile StoreReporter reporter;
+    private volatile PoolSegment pool;
+    private volatile Thread poolThread;
 
     public PrefillMembership(
             Environment env, PrefillService service, ClusterSettings settings, PrefillProperties props) {
@@ -67,12 +72,19 @@ public class PrefillMembership implements SmartLifecycle {
         service.useStore(link);
         reporter = new StoreReporter(service, self, link);
         pusher = Thread.ofPlatform().daemon().name("store-report").start(reporter);
+        if (service.segment().poolMemory() != null) { // DRAM the master may allocate in (mooncakej.store.dram-bytes)
+            pool = new PoolSegment(
+                    service.transfer(), service.segment().poolMemory(), new StoreClient(link::post), self);
+            poolThread = Thread.ofPlatform().daemon().name("pool-heartbeat").start(pool);
+        }
     }
 
     @Override
     public void stop() {
         running = false;
         if (reporter != null) reporter.stop();
+        if (pool != null) pool.stop();
+        if (poolThread != null) poolThread.interrupt();
         if (pusher != null) pusher.interrupt();
         if (presence == null) return;
         presence.deregister(); // no new work is scheduled here from now on

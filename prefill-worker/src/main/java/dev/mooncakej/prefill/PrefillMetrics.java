@@ -13,6 +13,7 @@ public final class PrefillMetrics {
     final DistributionSummary cachedTokens;
     final Counter fetchedTokens;
     final Timer fetchTime;
+    final Counter ssdTokens;
 
     public PrefillMetrics(MeterRegistry meters) {
         this.prefillTime = Timer.builder("mooncakej.prefill.time")
@@ -31,6 +32,9 @@ public final class PrefillMetrics {
                 .register(meters);
         this.fetchedTokens = Counter.builder("mooncakej.prefill.fetched.tokens")
                 .description("prompt tokens whose KV was fetched from another worker through the pool")
+                .register(meters);
+        this.ssdTokens = Counter.builder("mooncakej.prefill.ssd.tokens")
+                .description("prompt tokens whose KV was read back from this worker's SSD tier")
                 .register(meters);
         this.fetchTime = Timer.builder("mooncakej.prefill.fetch.time")
                 .description("time to fetch a prefix from the pool (replica lookup and reads)")

@@ -1,22 +1,23 @@
 package dev.mooncakej.prefill;
 
+import dev.mooncakej.cluster.LeaderLink;
 import dev.mooncakej.engine.kv.PagedKvCache;
 import dev.mooncakej.engine.sampling.Sampler;
 import dev.mooncakej.engine.sampling.SamplingParams;
 import dev.mooncakej.engine.spi.InferenceEngine;
 import dev.mooncakej.engine.spi.PrefillOptions;
 import dev.mooncakej.engine.spi.Sequence;
-import dev.mooncakej.kvcache.wire.InternalJson;
 import dev.mooncakej.kvcache.wire.KvControl;
 import dev.mooncakej.kvcache.wire.PoolPin;
 import dev.mooncakej.kvcache.wire.WorkerMessages.KvTarget;
 import dev.mooncakej.kvcache.wire.WorkerMessages.PrefillResult;
 import dev.mooncakej.kvcache.wire.WorkerMessages.PrefillTask;
 import dev.mooncakej.kvcache.wire.WorkerMessages.Sampling;
-import dev.mooncakej.kvcache.wire.WorkerMessages.StoreGet;
 import dev.mooncakej.kvcache.wire.WorkerMessages.StoreReplica;
 import dev.mooncakej.kvcache.wire.WorkerMessages.StoreReplicas;
 import dev.mooncakej.kvcache.wire.WorkerMessages.WorkerStatus;
+import dev.mooncakej.kvstore.client.SsdTier;
+import dev.mooncakej.kvstore.client.StoreClient;
 import dev.mooncakej.kvtransfer.engine.TransferBatch;
 import dev.mooncakej.kvtransfer.engine.TransferEngine;
 import dev.mooncakej.kvtransfer.engine.TransferRequest;
@@ -75,13 +76,28 @@ public final class PrefillService {
     private final Map<Long, Job> jobs = new ConcurrentHashMap<>();
     private final PrefillMetrics metrics;
 
+    private final SsdTier ssd;
+    private final WorkerSegment segment;
+
     public PrefillService(
             PrefillProperties props, InferenceEngine engine, WorkerSegment segment, PrefillMetrics metrics) {
+        this(props, engine, segment, metrics, null);
+    }
+
+    /** @param ssd this worker's SSD tier, or null: cold prefix blocks go there instead of being dropped */
+    public PrefillService(
+            PrefillProperties props,
+            InferenceEngine engine,
+            WorkerSegment segment,
+            PrefillMetrics metrics,
+            SsdTier ssd) {
         this.props = props;
         this.engine = engine;
         this.cache = engine.kvCache();
         this.transfer = segment.engine();
-        this.pool = new PrefixBlockPool(cache);
+        this.segment = segment;
+        this.ssd = ssd;
+        this.pool = new PrefixBlockPool(cache, ssd);
         this.metrics = metrics;
     }
 
@@ -96,6 +112,19 @@ public final class PrefillService {
 
     PrefixBlockPool pool() {
         return pool;
+    }
+
+    TransferEngine transfer() {
+        return transfer;
+    }
+
+    /** The SSD tier, or null. */
+    SsdTier ssd() {
+        return ssd;
+    }
+
+    WorkerSegment segment() {
+        return segment;
     }
 
     int queued() {
@@ -164,6 +193,7 @@ public final class PrefillService {
             int layers = engine.info().layers();
             int limit = (n - 1) / bt; // keep at least one token to compute
             int[] local = pool.longestPrefix(keys, limit);
+            int fromSsd = pool.lastPromoted();
             int[] prefix = local;
             if (Math.min(task.poolPrefixBlocks(), limit) > local.length && store != null) {
                 prefix = fetch(keys, local, Math.min(task.poolPrefixBlocks(), limit), id);
@@ -208,6 +238,7 @@ public final class PrefillService {
             // computed blocks, and fetched ones (a local replica now: hot prefixes replicate themselves)
             for (int b = local.length; b < keys.length; b++) pool.put(keys[b], seq.blockTable()[b]);
             if (fetched > 0) metrics.fetchedTokens.increment(fetched);
+            if (fromSsd > 0) metrics.ssdTokens.increment((long) fromSsd * bt);
             return new PrefillResult(id, first, lp, cached, fetched, prefillSeconds, bytes[0], kvSeconds);
         } catch (Aborted e) {
             throw new IllegalStateException(e.getMessage());
@@ -232,106 +263,126 @@ public final class PrefillService {
     }
 
     /**
-     * Reads blocks [{@code local.length}, {@code want}) of the prefix from the workers that hold them:
-     * their places come from the store master (under a read lease), each is READ through the transfer
-     * engine into a block of this worker's own. Returns the local ids followed by the fetched ones, as
-     * far as every block arrived whole within the lease; anything less is recomputed instead (the
+     * Reads blocks [{@code local.length}, {@code want}) of the prefix from wherever the pool holds them:
+     * their places come from the store master (under a read lease); each key's replica is another
+     * worker's prefix cache (pinned at that holder first, so it cannot be evicted while copied) or
+     * memory the master allocated (a decode worker's pool, kept by the lease); each block is READ
+     * through the transfer engine into a block of this worker's own. Returns the local ids followed by
+     * the fetched ones, as far as every block arrived whole; anything less is recomputed instead (the
      * blocks that did not make it go back to the pool).
      */
     private int[] fetch(long[] keys, int[] local, int want, long reservation) {
         long t0 = System.nanoTime();
         long[] wanted = java.util.Arrays.copyOfRange(keys, local.length, want);
-        String answer = store.post("/internal/store/get", InternalJson.encode(new StoreGet(wanted)));
-        if (answer == null) {
+        StoreReplicas got = store.get(wanted);
+        if (got == null) {
             LOG.info("reservation {}: the store master did not answer; recomputing the prefix", reservation);
             return local;
         }
-        StoreReplicas got = InternalJson.decode(answer, StoreReplicas.class);
         long blockBytes = cache.layout().blockBytes();
-        // one holder: the first that has the first missing block, for as long a run as it has
-        String holder = null;
-        List<Long> runKeys = new ArrayList<>(), runOffsets = new ArrayList<>();
-        for (int i = 0; i < wanted.length && i < got.replicas().size() && runKeys.size() < PoolPin.MAX_KEYS; i++) {
-            String h = holder;
-            StoreReplica from = got.replicas().get(i).stream()
-                    .filter(r -> !r.segment().equals(transfer.name())
-                            && r.length() == blockBytes
-                            && (h == null || r.segment().equals(h)))
-                    .findFirst()
-                    .orElse(null);
-            if (from == null) break;
-            holder = from.segment();
-            runKeys.add(wanted[i]);
-            runOffsets.add(from.offset());
+        List<StoreReplica> chosen = new ArrayList<>();
+        String prev = null;
+        for (int i = 0; i < wanted.length && i < got.replicas().size(); i++) {
+            StoreReplica pick = null;
+            for (StoreReplica r : got.replicas().get(i)) {
+                if (StoreClient.transferSegment(r.segment()).equals(transfer.name())
+                        || r.length() != blockBytes
+                        || !"dram".equals(r.tier())) continue; // its own copies, and SSD ones, are not read remotely
+                if (pick == null || r.segment().equals(prev)) pick = r; // one source for as long a run as it has
+            }
+            if (pick == null) break;
+            chosen.add(pick);
+            prev = pick.segment();
         }
-        if (holder == null) return local;
-        long pinId = java.util.concurrent.ThreadLocalRandom.current().nextLong();
-        int pinned;
-        try {
-            pinned = Byte.toUnsignedInt(transfer.notify(
-                    holder,
-                    PoolPin.pin(
-                                    pinId,
-                                    runKeys.stream().mapToLong(Long::longValue).toArray(),
-                                    runOffsets.stream()
-                                            .mapToLong(Long::longValue)
-                                            .toArray())
-                            .encode(),
-                    Duration.ofMillis(props.kvTimeoutMillis())));
-        } catch (IOException | RuntimeException e) {
-            LOG.info(
-                    "reservation {}: the holder {} of the prefix did not answer ({}); recomputing",
-                    reservation,
-                    holder,
-                    e.getMessage());
-            return local;
+        if (chosen.isEmpty()) return local;
+        // pin what lies in other workers' prefix caches, per holder; the run ends where a pin fell short
+        int usable = chosen.size();
+        java.util.Map<String, List<Integer>> byHolder = new java.util.LinkedHashMap<>();
+        for (int i = 0; i < chosen.size(); i++) {
+            if (!StoreClient.allocated(chosen.get(i).segment()))
+                byHolder.computeIfAbsent(chosen.get(i).segment(), h -> new ArrayList<>())
+                        .add(i);
+        }
+        java.util.Map<String, Long> pins = new java.util.LinkedHashMap<>();
+        for (var e : byHolder.entrySet()) {
+            List<Integer> idx =
+                    e.getValue().stream().filter(i -> i < chosen.size()).toList();
+            if (idx.isEmpty() || idx.getFirst() >= usable) continue;
+            int n = Math.min(idx.size(), PoolPin.MAX_KEYS);
+            long pinId = java.util.concurrent.ThreadLocalRandom.current().nextLong();
+            long[] pk = new long[n], po = new long[n];
+            for (int j = 0; j < n; j++) {
+                pk[j] = wanted[idx.get(j)];
+                po[j] = chosen.get(idx.get(j)).offset();
+            }
+            int pinned;
+            try {
+                pinned = Byte.toUnsignedInt(transfer.notify(
+                        e.getKey(), PoolPin.pin(pinId, pk, po).encode(), Duration.ofMillis(props.kvTimeoutMillis())));
+                pins.put(e.getKey(), pinId);
+            } catch (IOException | RuntimeException ex) {
+                LOG.info(
+                        "reservation {}: the holder {} of the prefix did not answer ({}); recomputing from there",
+                        reservation,
+                        e.getKey(),
+                        ex.getMessage());
+                pinned = 0;
+            }
+            if (pinned < idx.size()) usable = Math.min(usable, idx.get(pinned));
         }
         List<TransferRequest> reads = new ArrayList<>();
         List<Integer> ids = new ArrayList<>();
-        for (int i = 0; i < Math.min(pinned, runKeys.size()); i++) {
+        for (int i = 0; i < usable; i++) {
             int id = cache.allocate();
-            if (id == PagedKvCache.NO_BLOCK && pool.evict(Math.min(pinned, runKeys.size()) - i) > 0) {
+            if (id == PagedKvCache.NO_BLOCK && pool.evict(usable - i) > 0) {
                 id = cache.allocate(); // room from the least recently used cached blocks, as a computed prefill
                 // would take
             }
             if (id == PagedKvCache.NO_BLOCK) break;
             ids.add(id);
+            StoreReplica from = chosen.get(i);
             reads.add(new TransferRequest(
                     TransferRequest.Opcode.READ,
                     transfer.offsetOf(cache.block(id)),
-                    holder,
-                    runOffsets.get(i),
+                    StoreClient.transferSegment(from.segment()),
+                    from.offset(),
                     blockBytes));
         }
         int ok = 0;
         try {
+            for (var e : pins.keySet()) transfer.openSegment(e);
+            for (StoreReplica r : chosen.subList(0, Math.min(usable, chosen.size())))
+                transfer.openSegment(StoreClient.transferSegment(r.segment()));
             if (!reads.isEmpty()) {
                 TransferBatch b = transfer.submit(reads).done().join();
                 while (ok < reads.size() && b.status(ok) == TransferBatch.Status.COMPLETED) ok++;
                 if (ok < reads.size()) {
                     LOG.info(
-                            "reservation {}: {} of {} pool blocks arrived from {} ({}); recomputing the rest",
+                            "reservation {}: {} of {} pool blocks arrived ({}); recomputing the rest",
                             reservation,
                             ok,
                             reads.size(),
-                            holder,
                             b.firstProblem());
                 }
             }
+        } catch (IllegalArgumentException e) { // a source this worker's metadata does not know
+            LOG.info("reservation {}: {}; recomputing the prefix", reservation, e.getMessage());
+            ok = 0;
         } finally {
-            final String h = holder;
-            Thread.ofVirtual()
-                    .start(
-                            () -> { // best effort: an unanswered unpin lapses by itself
-                                try {
-                                    transfer.notify(
-                                            h,
-                                            PoolPin.unpin(pinId).encode(),
-                                            Duration.ofMillis(props.kvTimeoutMillis()));
-                                } catch (IOException | RuntimeException ignored) {
-                                    // the pin lapses after the holder's timeout
-                                }
-                            });
+            for (var e : pins.entrySet()) {
+                Thread.ofVirtual()
+                        .start(
+                                () -> { // best effort: an unanswered unpin lapses by itself
+                                    try {
+                                        transfer.notify(
+                                                e.getKey(),
+                                                PoolPin.unpin(e.getValue()).encode(),
+                                                Duration.ofMillis(props.kvTimeoutMillis()));
+                                    } catch (IOException | RuntimeException ignored) {
+                                        // the pin lapses after the holder's timeout
+                                    }
+                                });
+            }
         }
         for (int i = ok; i < ids.size(); i++) cache.release(ids.get(i));
         int[] prefix = java.util.Arrays.copyOf(local, local.length + ok);
@@ -340,11 +391,11 @@ public final class PrefillService {
         return prefix;
     }
 
-    private volatile LeaderLink store;
+    private volatile StoreClient store;
 
     /** Where to ask for the replicas of a prefix (the store master on the leader conductor). */
     void useStore(LeaderLink link) {
-        this.store = link;
+        this.store = new StoreClient(link::post);
     }
 
     /** ABORT from a decode worker: the job stops at its next layer; STOPPED follows once its writes ended. */

@@ -3,7 +3,10 @@ package dev.mooncakej.prefill;
 import dev.mooncakej.cluster.ClusterSettings;
 import dev.mooncakej.engine.kv.PagedKvCache;
 import dev.mooncakej.engine.spi.InferenceEngine;
+import dev.mooncakej.kvstore.client.SsdTier;
+import dev.mooncakej.kvstore.client.WorkerStoreSettings;
 import dev.mooncakej.kvtransfer.engine.WorkerSegment;
+import io.micrometer.core.instrument.FunctionCounter;
 import io.micrometer.core.instrument.Gauge;
 import io.micrometer.core.instrument.MeterRegistry;
 import java.nio.file.Path;
@@ -22,7 +25,7 @@ public class PrefillWorkerConfig {
     private static final Logger LOG = LoggerFactory.getLogger(PrefillWorkerConfig.class);
 
     @Bean(destroyMethod = "close")
-    WorkerSegment prefillSegment(PrefillProperties props, ClusterSettings cluster) {
+    WorkerSegment prefillSegment(PrefillProperties props, ClusterSettings cluster, WorkerStoreSettings store) {
         return new WorkerSegment(
                 "prefill",
                 props.transferConfig(),
@@ -30,7 +33,14 @@ public class PrefillWorkerConfig {
                         cluster.etcdEndpoints(),
                         cluster.prefix(),
                         cluster.leaseTtlSeconds(),
-                        Path.of(props.kvShmDir())));
+                        Path.of(props.kvShmDir())),
+                store.dramBytes());
+    }
+
+    /** {@code mooncakej.store.*} on this worker: its pool DRAM and its SSD tier. */
+    @Bean
+    WorkerStoreSettings workerStoreSettings(org.springframework.core.env.Environment env) {
+        return WorkerStoreSettings.from(env::getProperty);
     }
 
     @Bean(destroyMethod = "close")
@@ -40,8 +50,19 @@ public class PrefillWorkerConfig {
 
     @Bean
     PrefillService prefillService(
-            PrefillProperties props, InferenceEngine engine, WorkerSegment segment, MeterRegistry meters) {
-        PrefillService service = new PrefillService(props, engine, segment, new PrefillMetrics(meters));
+            PrefillProperties props,
+            InferenceEngine engine,
+            WorkerSegment segment,
+            MeterRegistry meters,
+            WorkerStoreSettings store) {
+        SsdTier ssd = store.ssdDir() == null
+                ? null
+                : new SsdTier(
+                        store.ssdDir(),
+                        segment.name(),
+                        store.ssdBytes(),
+                        engine.kvCache().layout().blockBytes());
+        PrefillService service = new PrefillService(props, engine, segment, new PrefillMetrics(meters), ssd);
         service.attach();
         PagedKvCache cache = engine.kvCache();
         Gauge.builder("mooncakej.kv.blocks.used", cache, PagedKvCache::usedBlocks)
@@ -54,6 +75,28 @@ public class PrefillWorkerConfig {
                 .register(meters);
         Gauge.builder("mooncakej.prefill.queue", service, PrefillService::queued)
                 .register(meters);
+        // exported with or without a tier (0 without), so dashboards and alerts need no special case
+        Gauge.builder(
+                        "mooncakej.prefill.ssd.blocks",
+                        service,
+                        x -> x.ssd() == null ? 0 : x.ssd().size())
+                .description("KV blocks in this worker's SSD tier")
+                .register(meters);
+        FunctionCounter.builder(
+                        "mooncakej.prefill.ssd.reads",
+                        service,
+                        x -> x.ssd() == null ? 0 : x.ssd().reads())
+                .description("blocks read back from the SSD tier (promoted)")
+                .register(meters);
+        FunctionCounter.builder(
+                        "mooncakej.prefill.ssd.writes",
+                        service,
+                        x -> x.ssd() == null ? 0 : x.ssd().writes())
+                .description("blocks written to the SSD tier (demoted instead of dropped)")
+                .register(meters);
+        if (ssd != null) {
+            LOG.info("SSD tier: {} bytes in {}", ssd.capacityBytes(), store.ssdDir());
+        }
         LOG.info(
                 "prefill worker ready: {} engine, model {}, {} KV blocks of {} tokens",
                 engine.getClass().getSimpleName(),

@@ -1,6 +1,7 @@
 package dev.mooncakej.prefill;
 
 import dev.mooncakej.engine.kv.PagedKvCache;
+import dev.mooncakej.kvstore.client.SsdTier;
 import java.util.Iterator;
 import java.util.LinkedHashMap;
 import java.util.Map;
@@ -17,12 +18,24 @@ final class PrefixBlockPool {
     private final java.util.ArrayList<Integer> storedIds = new java.util.ArrayList<>();
     private final java.util.ArrayList<Long> evicted = new java.util.ArrayList<>();
     private boolean recordEvents;
+    private final SsdTier ssd;
+    private int lastPromoted;
 
     PrefixBlockPool(PagedKvCache cache) {
-        this.cache = cache;
+        this(cache, null);
     }
 
-    /** Ids of the longest cached prefix of {@code keys} (at most {@code limit} blocks), marked recently used. */
+    /** @param ssd where evicted blocks go instead of being dropped (null: dropped) */
+    PrefixBlockPool(PagedKvCache cache, SsdTier ssd) {
+        this.cache = cache;
+        this.ssd = ssd;
+    }
+
+    /**
+     * Ids of the longest cached prefix of {@code keys} (at most {@code limit} blocks), marked recently
+     * used. Blocks past the DRAM run that the SSD tier holds are read back into free blocks (promoted)
+     * and cached again, as far as there is room.
+     */
     synchronized int[] longestPrefix(long[] keys, int limit) {
         int n = 0;
         int[] ids = new int[Math.min(keys.length, limit)];
@@ -31,7 +44,34 @@ final class PrefixBlockPool {
             if (id == null) break;
             ids[n++] = id;
         }
+        int dram = n;
+        while (ssd != null && n < ids.length && ssd.contains(keys[n])) {
+            int id = cache.allocate();
+            if (id == PagedKvCache.NO_BLOCK && evictUnless(1, ids, n) > 0) id = cache.allocate();
+            if (id == PagedKvCache.NO_BLOCK) break;
+            if (!ssd.load(keys[n], cache.block(id))) {
+                cache.release(id);
+                break;
+            }
+            blocks.put(keys[n], id); // the pool's reference is the allocation's
+            if (recordEvents) {
+                stored.add(keys[n]);
+                storedIds.add(id);
+            }
+            ids[n++] = id;
+        }
+        lastPromoted = n - dram;
         return java.util.Arrays.copyOf(ids, n);
+    }
+
+    /** Blocks the last {@link #longestPrefix} read back from the SSD tier (for a meter: concurrent calls may mix). */
+    synchronized int lastPromoted() {
+        return lastPromoted;
+    }
+
+    /** Whether this worker holds {@code key} in DRAM or on its SSD tier. */
+    synchronized boolean holds(long key) {
+        return blocks.containsKey(key) || (ssd != null && ssd.contains(key));
     }
 
     /** Caches a computed full block under its key (takes a reference); keeps the first one on a race. */
@@ -97,13 +137,27 @@ final class PrefixBlockPool {
         }
     }
 
-    /** Evicts up to {@code wanted} unreferenced blocks, oldest first; returns how many were freed. */
+    /**
+     * Evicts up to {@code wanted} unreferenced blocks, oldest first (each written to the SSD tier first,
+     * if there is one); returns how many were freed.
+     */
     synchronized int evict(int wanted) {
+        return evictUnless(wanted, new int[0], 0);
+    }
+
+    private int evictUnless(int wanted, int[] keep, int keepCount) {
         sweepPins(System.nanoTime());
         int freed = 0;
         for (Iterator<Map.Entry<Long, Integer>> it = blocks.entrySet().iterator(); it.hasNext() && freed < wanted; ) {
             Map.Entry<Long, Integer> e = it.next();
-            if (cache.refCount(e.getValue()) == 1) { // only this pool holds it
+            if (cache.refCount(e.getValue()) == 1 && !contains(keep, keepCount, e.getValue())) { // only we hold it
+                if (ssd != null) {
+                    try {
+                        ssd.store(e.getKey(), cache.block(e.getValue())); // demoted, not dropped
+                    } catch (RuntimeException ignored) {
+                        // a failing disk only loses the block, as without the tier
+                    }
+                }
                 cache.release(e.getValue());
                 if (recordEvents) evicted.add(e.getKey());
                 it.remove();
@@ -111,6 +165,11 @@ final class PrefixBlockPool {
             }
         }
         return freed;
+    }
+
+    private static boolean contains(int[] ids, int n, int id) {
+        for (int i = 0; i < n; i++) if (ids[i] == id) return true;
+        return false;
     }
 
     synchronized int size() {

@@ -1,8 +1,11 @@
 package dev.mooncakej.prefill;
 
+import dev.mooncakej.cluster.LeaderLink;
 import dev.mooncakej.kvcache.wire.InternalJson;
 import dev.mooncakej.kvcache.wire.WorkerMessages.StoreHeld;
 import dev.mooncakej.kvcache.wire.WorkerMessages.StoreMount;
+import dev.mooncakej.kvstore.client.SsdTier;
+import dev.mooncakej.kvstore.client.StoreClient;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -70,6 +73,22 @@ final class StoreReporter implements Runnable {
                                         offsets,
                                         service.blockBytes(),
                                         ev.evicted())));
+        SsdTier ssd = service.ssd();
+        if (ssd != null && ok) { // after the DRAM report: a block demoted in between is held throughout
+            String seg = service.name() + StoreClient.SSD_SUFFIX;
+            if (full)
+                ok = null
+                        != link.post(
+                                "/internal/store/mount",
+                                InternalJson.encode(new StoreMount(self, seg, "ssd", 0, ssd.capacityBytes(), true)));
+            SsdTier.Changes c = full ? ssd.snapshot() : ssd.drain();
+            ok = ok
+                    && null
+                            != link.post(
+                                    "/internal/store/held",
+                                    InternalJson.encode(new StoreHeld(
+                                            self, seg, c.stored(), c.offsets(), service.blockBytes(), c.evicted())));
+        }
         if (full && ok) LOG.info("store master has this worker's {} cached blocks", ev.stored().length);
         full = !ok;
     }

@@ -57,8 +57,26 @@ public final class ClusterScheduler {
         this.tD = cfg.initialDecodeSeconds();
     }
 
-    /** The prefix index holds one bit per prefill instance. */
-    public static final int MAX_PREFILL = 64;
+    /** The prefix index holds one bit per prefill instance, and one for the KV pool. */
+    public static final int MAX_PREFILL = 63;
+
+    /**
+     * A decision's {@code fetchFrom} when the prefix comes from memory the KV pool allocated (e.g. the
+     * finished sequences decode workers put there), not from a prefill instance's cache.
+     */
+    public static final int POOL = 63;
+
+    /** The blocks the KV pool holds in memory it allocated (bounded by the store master, which reports them). */
+    private final PrefillInstance pool = new PrefillInstance(POOL, 0, index);
+
+    /** The pool's view: {@link PrefillInstance#cache} and {@link PrefillInstance#uncache} as the store reports. */
+    public PrefillInstance pool() {
+        return pool;
+    }
+
+    private PrefillInstance source(int slot) {
+        return slot == POOL ? pool : prefill[slot];
+    }
 
     public SchedulerConfig config() {
         return cfg;
@@ -190,6 +208,13 @@ public final class ClusterScheduler {
                 bestInst = i;
             }
         }
+        long holders = 1L << POOL; // the pool, and every instance: a prefix may come from several holders
+        for (int k = 0; k < prefillCount; k++) holders |= 1L << activePrefill[k];
+        int poolLen = Math.min(index.prefixLengthAny(blocks, holders), usable);
+        if (poolLen > bestLen) {
+            bestLen = poolLen;
+            bestInst = POOL;
+        }
         int p = -1, prefixBlocks = 0, fetchFrom = -1, fetchBlocks = 0;
         double ttft = Double.POSITIVE_INFINITY, tq = 0, tp = 0, tt = 0;
         switch (cfg.policy()) {
@@ -228,16 +253,20 @@ public final class ClusterScheduler {
                     int i = activePrefill[k];
                     int local = Math.min(prefixLengths[i], usable);
                     int len = local;
-                    double transfer = 0;
+                    double queue = prefill[i].queueSeconds(now);
+                    double t = queue + prefillModel.seconds(inputTokens, (long) local * bt);
                     if (i != bestInst
-                            && bestLen > 0
+                            && bestLen > local
                             && (local == 0 || (double) bestLen / local > cfg.balancingThreshold())) {
-                        len = bestLen;
-                        transfer = transferSeconds(bestLen - local);
+                        // fetch the longer prefix when that is cheaper than computing it (FAST section 4.2)
+                        double fetched = transferSeconds(bestLen - local)
+                                + queue
+                                + prefillModel.seconds(inputTokens, (long) bestLen * bt);
+                        if (fetched < t) {
+                            t = fetched;
+                            len = bestLen;
+                        }
                     }
-                    double t = transfer
-                            + prefill[i].queueSeconds(now)
-                            + prefillModel.seconds(inputTokens, (long) len * bt);
                     if (t < ttft) {
                         ttft = t;
                         p = i;
@@ -365,7 +394,8 @@ public final class ClusterScheduler {
         pi.busyUntil = Math.max(pi.busyUntil, now) + dec.transferSeconds() + dec.prefillSeconds();
         pi.queued++;
         pi.touch(blocks, Math.min(dec.prefixBlocks() - dec.fetchBlocks(), blocks.length));
-        if (dec.fetchFrom() >= 0) prefill[dec.fetchFrom()].touch(blocks, dec.prefixBlocks());
+        if (dec.fetchFrom() >= 0 && source(dec.fetchFrom()) != null)
+            source(dec.fetchFrom()).touch(blocks, dec.prefixBlocks());
         // bookkeeping at the choice (FAST 4.1): the instance will hold these blocks once its FIFO reaches
         // this request, before any later request routed to it runs
         pi.cache(blocks);

@@ -201,8 +201,18 @@ public final class LiveScheduler {
         scheduler.prefill(slot).uncache(evicted);
     }
 
+    /**
+     * Blocks that became readable in, or all left, memory the KV pool allocated (the store master's
+     * report): the scheduler's view of the pool, a fetch source like a prefill worker's cache.
+     */
+    public synchronized void applyPoolChanges(long[] added, long[] removed) {
+        scheduler.pool().cache(added);
+        scheduler.pool().uncache(removed);
+    }
+
     /** The URL of the prefill worker in a scheduler slot (a decision's fetch source), or "?" once it left. */
     public synchronized String prefillUrl(int slot) {
+        if (slot == ClusterScheduler.POOL) return "the KV pool";
         WorkerEndpoint w = prefillBySlot.get(slot);
         return w == null ? "?" : w.url();
     }

@@ -36,6 +36,13 @@ public final class PrefixIndex {
         }
     }
 
+    /** How many leading blocks of {@code blocks} some holder in {@code mask} (one bit per holder) has. */
+    public int prefixLengthAny(long[] blocks, long mask) {
+        int n = 0;
+        while (n < blocks.length && (holders.get(blocks[n]) & mask) != 0) n++;
+        return n;
+    }
+
     public int size() {
         return holders.size();
     }

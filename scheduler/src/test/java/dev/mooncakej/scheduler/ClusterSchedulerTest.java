@@ -44,6 +44,42 @@ class ClusterSchedulerTest {
     }
 
     @Test
+    void aPrefixThatOnlyThePoolCompletesIsFetchedFromItWhenThatIsCheaperThanComputing() {
+        ClusterScheduler s = new ClusterScheduler(cfg(PrefillPolicy.KVCACHE_CENTRIC, AdmissionMode.NONE), 1, 1, 0);
+        s.prefill(0).cache(first(3)); // turn 1's prompt on the prefill instance
+        s.pool().cache(first(8)); // turn 1's prompt and answer, put by a decode worker
+        Decision d = s.decide(PROMPT, N, 0);
+        assertThat(d.fetchFrom()).isEqualTo(ClusterScheduler.POOL);
+        assertThat(d.prefixBlocks()).isEqualTo(8);
+        assertThat(d.fetchBlocks()).isEqualTo(5);
+        // a prefix spread over holders (3 blocks on the instance, the rest in the pool) is one fetch from the pool
+        ClusterScheduler two = new ClusterScheduler(cfg(PrefillPolicy.KVCACHE_CENTRIC, AdmissionMode.NONE), 2, 1, 0);
+        two.prefill(0).cache(first(3));
+        two.pool().cache(new long[] {PROMPT[3], PROMPT[4], PROMPT[5], PROMPT[6]});
+        two.prefill(1).busyUntil = 100;
+        assertThat(two.decide(PROMPT, N, 0).prefixBlocks()).isEqualTo(7); // 7 / 3 over the threshold of 2
+        two.pool().uncache(new long[] {PROMPT[5], PROMPT[6]});
+        assertThat(two.decide(PROMPT, N, 0).prefixBlocks())
+                .as("5 / 3: within the threshold")
+                .isEqualTo(3);
+        s.pool().uncache(first(8));
+        assertThat(s.decide(PROMPT, N, 0).fetchFrom()).as("gone from the pool").isEqualTo(-1);
+    }
+
+    @Test
+    void aFetchDearerThanComputingItsBlocksIsNotTaken() {
+        // 1 kB/s: moving the prefix would take far longer than computing it
+        SchedulerConfig slow = new SchedulerConfig(
+                PrefillPolicy.KVCACHE_CENTRIC, AdmissionMode.NONE, 30, 0.1, 1.0, BT, PROFILE, 1e3, 1_000_000, 1.0, 1);
+        ClusterScheduler s = new ClusterScheduler(slow, 1, 1, 0);
+        s.prefill(0).cache(first(3));
+        s.pool().cache(first(8));
+        Decision d = s.decide(PROMPT, N, 0);
+        assertThat(d.fetchFrom()).isEqualTo(-1);
+        assertThat(d.prefixBlocks()).isEqualTo(3);
+    }
+
+    @Test
     void kvcacheCentricRecomputesWhenTheLocalPrefixIsWithinTheThreshold() {
         ClusterScheduler s = new ClusterScheduler(cfg(PrefillPolicy.KVCACHE_CENTRIC, AdmissionMode.NONE), 2, 1, 0);
         s.prefill(0).cache(first(9));

@@ -171,6 +171,49 @@ class ClusterSystemTest {
         return s;
     }
 
+    /** The block keys a prefill worker's cache holds (what it reports to the store master). */
+    private static long[] kvIndex(ClusterProcess prefill) throws Exception {
+        String body = HTTP.send(
+                        HttpRequest.newBuilder(URI.create(prefill.url() + "/internal/kv-index"))
+                                .timeout(Duration.ofSeconds(5))
+                                .build(),
+                        HttpResponse.BodyHandlers.ofString())
+                .body();
+        return dev.mooncakej.kvcache.wire.InternalJson.decode(
+                        body, dev.mooncakej.kvcache.wire.WorkerMessages.KvIndex.class)
+                .blockKeys();
+    }
+
+    /** Whether the conductor's store master lists a replica of every key in that worker's segment. */
+    private static boolean indexed(ClusterProcess conductor, ClusterProcess prefill, long[] keys) {
+        if (keys.length == 0) return true;
+        try {
+            String segment = JSON.readTree(HTTP.send(
+                                    HttpRequest.newBuilder(URI.create(prefill.url() + "/internal/kv-index"))
+                                            .timeout(Duration.ofSeconds(5))
+                                            .build(),
+                                    HttpResponse.BodyHandlers.ofString())
+                            .body())
+                    .path("worker")
+                    .asString();
+            HttpResponse<String> r = HTTP.send(
+                    HttpRequest.newBuilder(URI.create(conductor.url() + "/internal/store/get"))
+                            .timeout(Duration.ofSeconds(5))
+                            .header("Content-Type", "application/json")
+                            .POST(HttpRequest.BodyPublishers.ofString(dev.mooncakej.kvcache.wire.InternalJson.encode(
+                                    new dev.mooncakej.kvcache.wire.WorkerMessages.StoreGet(keys))))
+                            .build(),
+                    HttpResponse.BodyHandlers.ofString());
+            if (r.statusCode() != 200) return false;
+            var got = dev.mooncakej.kvcache.wire.InternalJson.decode(
+                    r.body(), dev.mooncakej.kvcache.wire.WorkerMessages.StoreReplicas.class);
+            return got.replicas().stream()
+                    .allMatch(rs -> rs.stream().anyMatch(x -> x.segment().equals(segment)));
+        } catch (Exception e) {
+            return false;
+        }
+    }
+
     private static long count(ClusterProcess decode, List<Stream> streams) {
         String log = decode.logText();
         return streams.stream()
@@ -304,6 +347,17 @@ class ClusterSystemTest {
                     () -> leaderInfo(b).path("leader").asBoolean(),
                     (int) FAILOVER_BOUND_SECONDS + 5,
                     "conductor B elected",
+                    b);
+            // the new leader's store index is what the workers hold (rebuilt from their full reports, not
+            // inherited: a new master starts empty), block for block and worker for worker
+            long[] heldBy0 = kvIndex(p0), heldBy1 = kvIndex(p1);
+            assertThat(heldBy0.length + heldBy1.length)
+                    .as("blocks the prefill workers hold")
+                    .isGreaterThan(2);
+            await(
+                    () -> indexed(b, p0, heldBy0) && indexed(b, p1, heldBy1),
+                    10,
+                    "conductor B's store index to hold every block the workers hold",
                     b);
             HttpResponse<String> again = complete(b, longPrompt.toString(), 4);
             double failover = (System.nanoTime() - t0) / 1e9;

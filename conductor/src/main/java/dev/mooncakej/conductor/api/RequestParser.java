@@ -22,9 +22,15 @@ public class RequestParser {
     private final ServedModel model;
     private final ConductorProperties props;
 
-    public RequestParser(ServedModel model, ConductorProperties props) {
+    private final AnswerTokens answers;
+    /** Marks an assistant answer's place in a rendered template; the nonce keeps user text from forging one. */
+    private final String marker =
+            "\uE000mooncakej-answer-" + Long.toHexString(new java.security.SecureRandom().nextLong());
+
+    public RequestParser(ServedModel model, ConductorProperties props, AnswerTokens answers) {
         this.model = model;
         this.props = props;
+        this.answers = answers;
     }
 
     public GenerationRequest parse(String body, boolean chat, String requestId) {
@@ -105,6 +111,8 @@ public class RequestParser {
             throw ApiException.invalid(
                     "messages", "messages must be a non-empty array of {\"role\", \"content\"} objects");
         List<ChatTemplate.Message> list = new ArrayList<>();
+        List<int[]> spliced = new ArrayList<>();
+        List<ChatTemplate.Message> plain = new ArrayList<>();
         for (int i = 0; i < msgs.size(); i++) {
             JsonNode msg = msgs.get(i);
             String p = "messages[" + i + "]";
@@ -112,23 +120,59 @@ public class RequestParser {
             JsonNode role = msg.get("role");
             if (role == null || !role.isString())
                 throw ApiException.invalid(p + ".role", p + ".role must be a string (system, user, assistant)");
-            list.add(new ChatTemplate.Message(role.asString(), content(msg.get("content"), p + ".content")));
+            String content = content(msg.get("content"), p + ".content");
+            plain.add(new ChatTemplate.Message(role.asString(), content));
+            int[] ids = "assistant".equals(role.asString()) ? answers.lookup(content) : null;
+            if (ids != null) { // an answer generated here: its place in the text gets the generated ids
+                content = marker + spliced.size() + "\uE000";
+                spliced.add(ids);
+            }
+            list.add(new ChatTemplate.Message(role.asString(), content));
         }
+        int[] ids = spliced.isEmpty() ? null : encodeSpliced(render(list), spliced);
+        return withBos(ids != null ? ids : model.tokenizer().encodeWithSpecials(render(plain)));
+    }
+
+    private String render(List<ChatTemplate.Message> list) {
         ChatTemplate tpl = model.chatTemplate();
-        String text;
         if (tpl == null) {
             StringBuilder sb = new StringBuilder();
             for (ChatTemplate.Message msg : list)
                 sb.append(msg.role()).append(": ").append(msg.content()).append('\n');
-            text = sb.append("assistant: ").toString();
-        } else {
-            try {
-                text = tpl.render(list, true);
-            } catch (IllegalArgumentException e) {
-                throw ApiException.invalid("messages", e.getMessage());
-            }
+            return sb.append("assistant: ").toString();
         }
-        return withBos(model.tokenizer().encodeWithSpecials(text));
+        try {
+            return tpl.render(list, true);
+        } catch (IllegalArgumentException e) {
+            throw ApiException.invalid("messages", e.getMessage());
+        }
+    }
+
+    /**
+     * Tokenizes the rendered text, with each answer marker replaced by the ids generated for that
+     * answer; null when the template did not keep a marker as it was (the caller renders the text).
+     */
+    private int[] encodeSpliced(String text, List<int[]> spliced) {
+        List<int[]> parts = new ArrayList<>();
+        int from = 0;
+        for (int k = 0; k < spliced.size(); k++) {
+            String m = marker + k + "\uE000";
+            int at = text.indexOf(m, from);
+            if (at < 0) return null; // the template changed it
+            parts.add(model.tokenizer().encodeWithSpecials(text.substring(from, at)));
+            parts.add(spliced.get(k));
+            from = at + m.length();
+        }
+        parts.add(model.tokenizer().encodeWithSpecials(text.substring(from)));
+        int n = 0;
+        for (int[] p : parts) n += p.length;
+        int[] out = new int[n];
+        int o = 0;
+        for (int[] p : parts) {
+            System.arraycopy(p, 0, out, o, p.length);
+            o += p.length;
+        }
+        return out;
     }
 
     private static String content(JsonNode c, String param) {

@@ -1,6 +1,7 @@
 package dev.mooncakej.conductor.request;
 
 import dev.mooncakej.conductor.ConductorProperties;
+import dev.mooncakej.conductor.api.AnswerTokens;
 import dev.mooncakej.conductor.api.ApiException;
 import dev.mooncakej.conductor.api.GenerationEvent;
 import dev.mooncakej.conductor.api.GenerationRequest;
@@ -15,11 +16,13 @@ import dev.mooncakej.kvcache.wire.WorkerMessages.PrefillResult;
 import dev.mooncakej.kvcache.wire.WorkerMessages.PrefillTask;
 import dev.mooncakej.kvcache.wire.WorkerMessages.ReserveRequest;
 import dev.mooncakej.kvcache.wire.WorkerMessages.ReserveResponse;
+import dev.mooncakej.kvcache.wire.WorkerMessages.SequenceKeys;
 import dev.mooncakej.kvcache.wire.WorkerMessages.TokenEvent;
 import dev.mooncakej.scheduler.Decision;
 import dev.mooncakej.scheduler.LiveScheduler;
 import dev.mooncakej.scheduler.WorkerEndpoint;
 import java.time.Duration;
+import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.ThreadLocalRandom;
 import java.util.concurrent.atomic.AtomicBoolean;
@@ -50,6 +53,8 @@ public class RequestPath {
     private final Leadership leadership;
     private final ConductorMetrics metrics;
 
+    private final AnswerTokens answers;
+
     public RequestPath(
             ServedModel model,
             ConductorProperties props,
@@ -57,7 +62,9 @@ public class RequestPath {
             WorkerClient workers,
             WorkerMembership membership,
             Leadership leadership,
-            ConductorMetrics metrics) {
+            ConductorMetrics metrics,
+            AnswerTokens answers) {
+        this.answers = answers;
         this.model = model;
         this.props = props;
         this.scheduler = scheduler;
@@ -193,6 +200,18 @@ public class RequestPath {
                 });
     }
 
+    /** What the decode worker needs to key a finished sequence's blocks for the KV pool (the next turn reuses them). */
+    private SequenceKeys sequenceKeys(GenerationRequest g) {
+        var bk = model.blockKeys();
+        int[] tokens = g.promptTokens();
+        long[] keys = bk.keys(tokens);
+        return new SequenceKeys(
+                bk.seed(),
+                bk.blockTokens(),
+                keys,
+                java.util.Arrays.copyOfRange(tokens, keys.length * bk.blockTokens(), tokens.length));
+    }
+
     /** The first token, then the decode worker's tokens, as text events; releases the reservation however it ends. */
     private Flux<GenerationEvent> relay(
             GenerationRequest g, long reservation, WorkerEndpoint decode, PrefillResult pr, long start) {
@@ -204,12 +223,23 @@ public class RequestPath {
         AtomicBoolean finished = new AtomicBoolean();
         TextAssembler text = new TextAssembler(model.tokenizer(), g.stop());
         TokenEvent first = TokenEvent.token(pr.firstToken(), pr.firstLogprob());
+        // a chat answer's ids by its text, so the next turn reuses them (and their KV in the pool)
+        StringBuilder said = g.chat() ? new StringBuilder() : null;
+        List<Integer> saidIds = g.chat() ? new ArrayList<>() : null;
+        java.util.function.Function<String, String> ended = tail -> {
+            if (said != null)
+                answers.remember(
+                        said.append(tail).toString(),
+                        saidIds.stream().mapToInt(Integer::intValue).toArray());
+            return tail;
+        };
         Flux<TokenEvent> source;
         if (model.tokenizer().isEndOfGeneration(pr.firstToken()) || g.maxTokens() == 1) {
             workers.cancel(decode.url(), reservation).subscribe();
             source = Flux.just(first);
         } else {
-            DecodeTask dt = new DecodeTask(reservation, pr.firstToken(), promptLength, g.maxTokens(), g.sampling());
+            DecodeTask dt = new DecodeTask(
+                    reservation, pr.firstToken(), promptLength, g.maxTokens(), g.sampling(), sequenceKeys(g));
             source = Flux.concat(Flux.just(first), workers.decode(decode.url(), dt, g.requestId()));
         }
         decode.started();
@@ -227,7 +257,7 @@ public class RequestPath {
                                     null));
                         }
                         return done(
-                                text.flush(),
+                                ended.apply(text.flush()),
                                 ev.finish().equals("length") ? "length" : "stop",
                                 promptLength,
                                 produced.get(),
@@ -247,14 +277,18 @@ public class RequestPath {
                     }
                     if (model.tokenizer().isEndOfGeneration(ev.token())) {
                         finished.set(true);
-                        return done(text.flush(), "stop", promptLength, produced.get(), cached, start);
+                        return done(ended.apply(text.flush()), "stop", promptLength, produced.get(), cached, start);
                     }
                     long now = System.nanoTime();
                     if (produced.getAndIncrement() == 0) metrics.ttft.record(Duration.ofNanos(now - start));
                     else metrics.tbt.record(Duration.ofNanos(now - lastTokenAt.get()));
                     lastTokenAt.set(now);
-                    Flux<GenerationEvent> out =
-                            Flux.just(new GenerationEvent.Delta(text.add(ev.token()), ev.token(), ev.logprob()));
+                    String piece = text.add(ev.token());
+                    if (said != null) {
+                        said.append(piece);
+                        saidIds.add(ev.token());
+                    }
+                    Flux<GenerationEvent> out = Flux.just(new GenerationEvent.Delta(piece, ev.token(), ev.logprob()));
                     if (text.stopped()) {
                         finished.set(true);
                         return out.concatWith(done("", "stop", promptLength, produced.get(), cached, start));
@@ -262,7 +296,7 @@ public class RequestPath {
                     if (produced.get() >= g.maxTokens()) {
                         finished.set(true);
                         return out.concatWith(
-                                done(text.flush(), "length", promptLength, produced.get(), cached, start));
+                                done(ended.apply(text.flush()), "length", promptLength, produced.get(), cached, start));
                     }
                     return out;
                 })

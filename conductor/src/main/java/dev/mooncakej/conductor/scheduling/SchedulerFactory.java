@@ -33,9 +33,16 @@ public class SchedulerFactory {
      */
     static final double INITIAL_FETCH_BYTES_PER_SECOND = 5e9;
 
+    /**
+     * The prefix index's bound per prefill worker (its least recently used blocks leave beyond it): far
+     * above what a worker's KV slab holds, so only a misreporting worker meets it.
+     */
+    static final int INDEX_BLOCKS_PER_WORKER = 1 << 20;
+
     @Bean
     LiveScheduler liveScheduler(ConductorProperties props, ServedModel model) {
-        ClusterScheduler core = new ClusterScheduler(config(props, model.kvBytesPerToken()), 0, 0, 0);
+        ClusterScheduler core =
+                new ClusterScheduler(config(props, model.kvBytesPerToken()), 0, 0, INDEX_BLOCKS_PER_WORKER);
         core.spreadDecodeTies(true); // idle or just-joined decode workers take traffic in turn
         return new LiveScheduler(core, () -> System.nanoTime() / 1e9);
     }
@@ -46,7 +53,7 @@ public class SchedulerFactory {
                 AdmissionMode.parse(props.admission()),
                 props.ttftSloSeconds(),
                 props.tbtSloSeconds(),
-                1.5,
+                props.kvcacheBalancingThreshold(),
                 props.blockTokens(),
                 initialGuess(kvBytesPerToken),
                 INITIAL_FETCH_BYTES_PER_SECOND,

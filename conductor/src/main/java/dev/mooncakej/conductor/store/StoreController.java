@@ -2,13 +2,18 @@ package dev.mooncakej.conductor.store;
 
 import dev.mooncakej.conductor.leadership.Leadership;
 import dev.mooncakej.kvcache.wire.InternalJson;
+import dev.mooncakej.kvcache.wire.WorkerMessages.StoreAnswers;
 import dev.mooncakej.kvcache.wire.WorkerMessages.StoreGet;
 import dev.mooncakej.kvcache.wire.WorkerMessages.StoreHeld;
+import dev.mooncakej.kvcache.wire.WorkerMessages.StoreKeys;
 import dev.mooncakej.kvcache.wire.WorkerMessages.StoreMount;
+import dev.mooncakej.kvcache.wire.WorkerMessages.StorePut;
+import dev.mooncakej.kvcache.wire.WorkerMessages.StorePutStarted;
 import dev.mooncakej.kvcache.wire.WorkerMessages.StoreReplica;
 import dev.mooncakej.kvcache.wire.WorkerMessages.StoreReplicas;
 import dev.mooncakej.kvcache.wire.WorkerMessages.WorkerError;
 import dev.mooncakej.kvstore.Replica;
+import dev.mooncakej.kvstore.ReplicateConfig;
 import dev.mooncakej.kvstore.StoreMaster;
 import dev.mooncakej.kvstore.Tier;
 import dev.mooncakej.scheduler.LiveScheduler;
@@ -45,6 +50,7 @@ public class StoreController {
     @PostMapping("/internal/store/mount")
     public ResponseEntity<Void> mount(@RequestBody(required = false) String body) {
         StoreMount m = InternalJson.decode(body, StoreMount.class);
+        segmentName(m.segment());
         if (!leadership.leader()) return ResponseEntity.status(409).build();
         Tier tier = tier(m.tier());
         if (m.heldOnly()) master.mountHeldSegment(m.client(), m.segment(), tier, m.base(), m.capacity());
@@ -65,19 +71,22 @@ public class StoreController {
         if (!leadership.leader()) return ResponseEntity.status(409).build();
         master.heartbeat(h.client());
         host.heard(h.client());
+        Tier tier = h.segment() != null && h.segment().endsWith(":ssd") ? Tier.SSD : Tier.DRAM;
         for (int i = 0; i < stored.length; i++)
-            master.held(h.client(), h.segment(), stored[i], offsets[i], h.blockBytes(), Tier.DRAM);
+            master.held(h.client(), h.segment(), stored[i], offsets[i], h.blockBytes(), tier);
         for (long k : released) master.released(h.segment(), k);
-        scheduler.applyKvEvents(h.client(), stored, released);
+        // the scheduler counts a block as the worker's while any of its tiers holds it
+        long[] gone = java.util.Arrays.stream(released)
+                .filter(k -> !master.heldBy(h.client(), k))
+                .toArray();
+        scheduler.applyKvEvents(h.client(), stored, gone);
         return ResponseEntity.noContent().build();
     }
 
     @PostMapping(value = "/internal/store/get", produces = MediaType.APPLICATION_JSON_VALUE)
     public ResponseEntity<String> get(@RequestBody(required = false) String body) {
         StoreGet g = InternalJson.decode(body, StoreGet.class);
-        if (g.keys() == null || g.keys().length > 65536)
-            throw new IllegalArgumentException(
-                    "StoreGet of " + (g.keys() == null ? "no" : g.keys().length) + " keys: expected 1..65536");
+        checkKeys(g.keys(), "StoreGet");
         if (!leadership.leader()) return ResponseEntity.status(409).build();
         List<List<StoreReplica>> out = new ArrayList<>(g.keys().length);
         long lease = 0;
@@ -88,12 +97,102 @@ public class StoreController {
             }
             lease = Math.max(lease, got.leaseUntilMillis());
             List<StoreReplica> rs = new ArrayList<>(got.replicas().size());
-            for (Replica r : got.replicas())
-                rs.add(new StoreReplica(
-                        r.segment(), r.offset(), r.length(), r.tier().name().toLowerCase(Locale.ROOT)));
+            for (Replica r : got.replicas()) rs.add(wire(r));
             out.add(rs);
         }
         return ResponseEntity.ok(InternalJson.encode(new StoreReplicas(out, lease)));
+    }
+
+    /**
+     * Two-phase put, phase one: one replica per key in a pool segment (the writer's own first when it
+     * names one), PROCESSING until {@code put-end}; the writer moves the bytes through its transfer engine.
+     */
+    @PostMapping(value = "/internal/store/put-start", produces = MediaType.APPLICATION_JSON_VALUE)
+    public ResponseEntity<String> putStart(@RequestBody(required = false) String body) {
+        StorePut p = InternalJson.decode(body, StorePut.class);
+        checkKeys(p.keys(), "StorePut");
+        if (p.blockBytes() <= 0 || p.blockBytes() > (1L << 30))
+            throw new IllegalArgumentException("StorePut blockBytes " + p.blockBytes() + ": expected 1..1073741824");
+        List<String> preferred = p.preferredSegment() == null ? List.of() : List.of(segmentName(p.preferredSegment()));
+        if (!leadership.leader()) return ResponseEntity.status(409).build();
+        ReplicateConfig cfg = new ReplicateConfig(1, Tier.DRAM, false, false, preferred);
+        List<String> status = new ArrayList<>(p.keys().length);
+        List<StoreReplica> where = new ArrayList<>(p.keys().length);
+        for (var started : master.putStart(p.keys(), p.blockBytes(), cfg)) {
+            status.add(started.status().name().toLowerCase(Locale.ROOT));
+            where.add(
+                    started.replicas().isEmpty()
+                            ? null
+                            : wire(started.replicas().getFirst()));
+        }
+        return ResponseEntity.ok(InternalJson.encode(new StorePutStarted(status, where)));
+    }
+
+    @PostMapping(value = "/internal/store/put-end", produces = MediaType.APPLICATION_JSON_VALUE)
+    public ResponseEntity<String> putEnd(@RequestBody(required = false) String body) {
+        StoreKeys k = keys(body);
+        if (!leadership.leader()) return ResponseEntity.status(409).build();
+        ResponseEntity<String> out = flags(master.putEnd(k.keys()));
+        host.syncPool(); // the next request may use them
+        return out;
+    }
+
+    @PostMapping(value = "/internal/store/put-revoke", produces = MediaType.APPLICATION_JSON_VALUE)
+    public ResponseEntity<String> putRevoke(@RequestBody(required = false) String body) {
+        StoreKeys k = keys(body);
+        if (!leadership.leader()) return ResponseEntity.status(409).build();
+        return flags(master.putRevoke(k.keys()));
+    }
+
+    @PostMapping(value = "/internal/store/exists", produces = MediaType.APPLICATION_JSON_VALUE)
+    public ResponseEntity<String> exists(@RequestBody(required = false) String body) {
+        StoreKeys k = keys(body);
+        if (!leadership.leader()) return ResponseEntity.status(409).build();
+        return flags(master.exists(k.keys()));
+    }
+
+    @PostMapping(value = "/internal/store/remove", produces = MediaType.APPLICATION_JSON_VALUE)
+    public ResponseEntity<String> remove(@RequestBody(required = false) String body) {
+        StoreKeys k = keys(body);
+        if (!leadership.leader()) return ResponseEntity.status(409).build();
+        List<String> out = master.remove(k.keys(), k.force()).stream()
+                .map(r -> r.name().toLowerCase(Locale.ROOT))
+                .toList();
+        host.syncPool();
+        return ResponseEntity.ok(InternalJson.encode(new StoreAnswers(out)));
+    }
+
+    private static StoreKeys keys(String body) {
+        StoreKeys k = InternalJson.decode(body, StoreKeys.class);
+        checkKeys(k.keys(), "StoreKeys");
+        return k;
+    }
+
+    private static ResponseEntity<String> flags(boolean[] b) {
+        List<String> out = new ArrayList<>(b.length);
+        for (boolean x : b) out.add(String.valueOf(x));
+        return ResponseEntity.ok(InternalJson.encode(new StoreAnswers(out)));
+    }
+
+    static final int MAX_KEYS = 65536;
+
+    private static void checkKeys(long[] keys, String what) {
+        if (keys == null || keys.length == 0 || keys.length > MAX_KEYS)
+            throw new IllegalArgumentException(
+                    what + " of " + (keys == null ? "no" : keys.length) + " keys: expected 1.." + MAX_KEYS);
+    }
+
+    /** A segment as the master names it: a transfer segment's name, {@code :pool} or {@code :ssd} for its tiers. */
+    static String segmentName(String s) {
+        if (s == null || !s.matches("[A-Za-z0-9._-]{1,64}(:pool|:ssd)?"))
+            throw new IllegalArgumentException("segment '" + s
+                    + "': expected a segment name of 1-64 [A-Za-z0-9._-], optionally with :pool or :ssd");
+        return s;
+    }
+
+    private static StoreReplica wire(Replica r) {
+        return new StoreReplica(
+                r.segment(), r.offset(), r.length(), r.tier().name().toLowerCase(Locale.ROOT));
     }
 
     private static Tier tier(String t) {

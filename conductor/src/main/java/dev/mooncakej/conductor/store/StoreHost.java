@@ -7,6 +7,8 @@ import dev.mooncakej.scheduler.LiveScheduler;
 import io.micrometer.core.instrument.FunctionCounter;
 import io.micrometer.core.instrument.Gauge;
 import io.micrometer.core.instrument.MeterRegistry;
+import io.micrometer.core.instrument.MultiGauge;
+import io.micrometer.core.instrument.Tags;
 import java.util.List;
 import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledExecutorService;
@@ -31,6 +33,7 @@ public class StoreHost implements SmartLifecycle {
     private volatile ScheduledExecutorService ticker;
 
     private final WorkerMembership membership;
+    private final MultiGauge segmentCapacity, segmentUsed;
 
     public StoreHost(
             StoreProperties props, LiveScheduler scheduler, WorkerMembership membership, MeterRegistry meters) {
@@ -49,6 +52,12 @@ public class StoreHost implements SmartLifecycle {
         }
         Gauge.builder("mooncakej.store.blocks", master, StoreMaster::size)
                 .description("blocks the store knows of")
+                .register(meters);
+        segmentCapacity = MultiGauge.builder("mooncakej.store.segment.capacity.bytes")
+                .description("bytes each worker's segment contributes to the pool, by tier")
+                .register(meters);
+        segmentUsed = MultiGauge.builder("mooncakej.store.segment.used.bytes")
+                .description("bytes in use in each worker's segment (allocated, or its cached blocks)")
                 .register(meters);
         FunctionCounter.builder("mooncakej.store.evictions", master, StoreMaster::evictions)
                 .register(meters);
@@ -75,9 +84,37 @@ public class StoreHost implements SmartLifecycle {
         ticker.scheduleWithFixedDelay(this::tick, TICK_MILLIS, TICK_MILLIS, TimeUnit.MILLISECONDS);
     }
 
+    /** What the pool holds in memory it allocated goes to the scheduler's view of it. */
+    void syncPool() {
+        StoreMaster.PoolChanges c = master.drainPoolChanges();
+        if (c.added().length > 0 || c.removed().length > 0) scheduler.applyPoolChanges(c.added(), c.removed());
+    }
+
+    private void meterSegments() {
+        var use = master.segmentUse();
+        segmentCapacity.register(
+                use.stream().map(u -> MultiGauge.Row.of(tags(u), u.capacity())).toList(), true);
+        segmentUsed.register(
+                use.stream().map(u -> MultiGauge.Row.of(tags(u), u.used())).toList(), true);
+    }
+
+    private static Tags tags(StoreMaster.SegmentUse u) {
+        return Tags.of(
+                "segment",
+                u.segment(),
+                "worker",
+                u.client(),
+                "tier",
+                u.tier().name().toLowerCase(java.util.Locale.ROOT),
+                "kind",
+                u.heldOnly() ? "prefix-cache" : "pool");
+    }
+
     void tick() {
         try {
             master.tick();
+            syncPool();
+            meterSegments();
             List<String> gone = master.expireClients();
             for (String client : gone) {
                 LOG.warn(
@@ -86,6 +123,7 @@ public class StoreHost implements SmartLifecycle {
                 scheduler.forget(client);
                 membership.liveness(client, false);
             }
+            if (!gone.isEmpty()) syncPool();
         } catch (RuntimeException e) {
             LOG.warn("store housekeeping failed: {}", e.getMessage());
         }

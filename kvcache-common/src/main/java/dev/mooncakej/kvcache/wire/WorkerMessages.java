@@ -84,8 +84,23 @@ public final class WorkerMessages {
         }
     }
 
-    /** Conductor -> decode worker: start decoding reservation {@code reservationId} after {@code firstToken}. */
-    public record DecodeTask(long reservationId, int firstToken, int promptTokens, int maxTokens, Sampling sampling) {}
+    /**
+     * Conductor -> decode worker: start decoding reservation {@code reservationId} after {@code firstToken}.
+     * {@code keys}, when set, lets the decode worker put the finished sequence's full blocks (prompt and
+     * generated text) into the KV pool, so the next turn of the conversation reuses its whole history.
+     */
+    public record DecodeTask(
+            long reservationId, int firstToken, int promptTokens, int maxTokens, Sampling sampling, SequenceKeys keys) {
+        public DecodeTask(long reservationId, int firstToken, int promptTokens, int maxTokens, Sampling sampling) {
+            this(reservationId, firstToken, promptTokens, maxTokens, sampling, null);
+        }
+    }
+
+    /**
+     * How to continue a prompt's block keys over the generated tokens: the hash seed and block size the
+     * conductor keyed the prompt with, the keys of its full blocks, and the tokens after the last full block.
+     */
+    public record SequenceKeys(long seed, int blockTokens, long[] promptKeys, int[] tailTokens) {}
 
     /** Decode worker -> conductor, one JSON object per line: a token, or the end ({@code finish} set). */
     public record TokenEvent(int token, float logprob, String finish) {
@@ -124,8 +139,24 @@ public final class WorkerMessages {
     /** Worker -> store master: the replicas of these keys, under a read lease. */
     public record StoreGet(long[] keys) {}
 
-    /** One replica as the store master names it: segment, byte range in it, tier. */
+    /**
+     * One replica as the store master names it: segment, byte range in it, tier. A segment name with a
+     * {@code :pool} suffix is memory the master allocates in (protected by the read lease alone); without
+     * it, a worker's own prefix cache (the reader pins the blocks at their holder before copying).
+     */
     public record StoreReplica(String segment, long offset, long length, String tier) {}
+
+    /** Writer -> store master: start putting these keys ({@code blockBytes} each), preferring a segment. */
+    public record StorePut(String client, long[] keys, long blockBytes, String preferredSegment) {}
+
+    /** Store master -> writer: per key a status (started, exists, no_space) and, when started, where to write. */
+    public record StorePutStarted(java.util.List<String> status, java.util.List<StoreReplica> replicas) {}
+
+    /** Any client -> store master: keys to end, revoke, test or remove ({@code force}: remove despite leases). */
+    public record StoreKeys(long[] keys, boolean force) {}
+
+    /** Store master -> client: one answer per key (true/false, or a remove status name). */
+    public record StoreAnswers(java.util.List<String> answers) {}
 
     /** Store master -> worker: per key (in order) its readable replicas (empty: not stored), and the lease's end. */
     public record StoreReplicas(java.util.List<java.util.List<StoreReplica>> replicas, long leaseUntilMillis) {}

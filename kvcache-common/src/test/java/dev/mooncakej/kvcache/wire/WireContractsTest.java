@@ -13,8 +13,15 @@ import dev.mooncakej.kvcache.wire.WorkerMessages.PrefillTask;
 import dev.mooncakej.kvcache.wire.WorkerMessages.ReserveRequest;
 import dev.mooncakej.kvcache.wire.WorkerMessages.ReserveResponse;
 import dev.mooncakej.kvcache.wire.WorkerMessages.Sampling;
+import dev.mooncakej.kvcache.wire.WorkerMessages.SequenceKeys;
+import dev.mooncakej.kvcache.wire.WorkerMessages.StoreAnswers;
+import dev.mooncakej.kvcache.wire.WorkerMessages.StoreKeys;
+import dev.mooncakej.kvcache.wire.WorkerMessages.StorePut;
+import dev.mooncakej.kvcache.wire.WorkerMessages.StorePutStarted;
+import dev.mooncakej.kvcache.wire.WorkerMessages.StoreReplica;
 import dev.mooncakej.kvcache.wire.WorkerMessages.TokenEvent;
 import java.util.HexFormat;
+import java.util.List;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -56,8 +63,29 @@ class WireContractsTest {
         roundTrips(
                 new DecodeTask(42, 9, 100, 16, GREEDY),
                 "{\"reservationId\":42,\"firstToken\":9,\"promptTokens\":100,\"maxTokens\":16,"
-                        + "\"sampling\":{\"temperature\":0.0,\"topP\":1.0,\"topK\":0,\"seed\":7,\"logprobs\":false}}",
+                        + "\"sampling\":{\"temperature\":0.0,\"topP\":1.0,\"topK\":0,\"seed\":7,\"logprobs\":false},"
+                        + "\"keys\":null}",
                 DecodeTask.class);
+        roundTrips(
+                new DecodeTask(42, 9, 5, 16, GREEDY, new SequenceKeys(-7, 4, new long[] {11}, new int[] {3})),
+                "{\"reservationId\":42,\"firstToken\":9,\"promptTokens\":5,\"maxTokens\":16,"
+                        + "\"sampling\":{\"temperature\":0.0,\"topP\":1.0,\"topK\":0,\"seed\":7,\"logprobs\":false},"
+                        + "\"keys\":{\"seed\":-7,\"blockTokens\":4,\"promptKeys\":[11],\"tailTokens\":[3]}}",
+                DecodeTask.class);
+        roundTrips(
+                new StorePut("http://d:8200", new long[] {1, 2}, 4096, "decode-h-1:pool"),
+                "{\"client\":\"http://d:8200\",\"keys\":[1,2],\"blockBytes\":4096,"
+                        + "\"preferredSegment\":\"decode-h-1:pool\"}",
+                StorePut.class);
+        roundTrips(
+                new StorePutStarted(
+                        List.of("started", "exists"),
+                        java.util.Arrays.asList(new StoreReplica("d:pool", 64, 4096, "dram"), null)),
+                "{\"status\":[\"started\",\"exists\"],\"replicas\":[{\"segment\":\"d:pool\",\"offset\":64,"
+                        + "\"length\":4096,\"tier\":\"dram\"},null]}",
+                StorePutStarted.class);
+        roundTrips(new StoreKeys(new long[] {5}, true), "{\"keys\":[5],\"force\":true}", StoreKeys.class);
+        roundTrips(new StoreAnswers(List.of("busy")), "{\"answers\":[\"busy\"]}", StoreAnswers.class);
         roundTrips(TokenEvent.token(5, -1.25f), "{\"token\":5,\"logprob\":-1.25,\"finish\":null}", TokenEvent.class);
         roundTrips(TokenEvent.end("length"), "{\"token\":-1,\"logprob\":0.0,\"finish\":\"length\"}", TokenEvent.class);
         roundTrips(

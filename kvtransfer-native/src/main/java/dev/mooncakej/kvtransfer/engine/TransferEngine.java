@@ -569,6 +569,28 @@ public final class TransferEngine implements AutoCloseable {
 
     private final java.util.concurrent.atomic.AtomicBoolean closed = new java.util.concurrent.atomic.AtomicBoolean();
 
+    /**
+     * Unmaps the segment once no transport thread still holds it (a socket read into it in progress
+     * ends when its channel closes, which takes a moment): tried for up to a second, then left to the
+     * collector rather than failing the close.
+     */
+    private void closeArena() {
+        for (int attempt = 0; ; attempt++) {
+            try {
+                arena.close();
+                return;
+            } catch (IllegalStateException busy) {
+                if (attempt >= 100) return;
+                try {
+                    Thread.sleep(10);
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                    return;
+                }
+            }
+        }
+    }
+
     /** Idempotent: a second call does nothing. */
     @Override
     public void close() {
@@ -587,7 +609,7 @@ public final class TransferEngine implements AutoCloseable {
         server.close();
         timer.shutdownNow();
         transports.values().forEach(Transport::close);
-        arena.close();
+        closeArena();
         try {
             Files.deleteIfExists(shmFile);
         } catch (IOException ignored) {

@@ -19,8 +19,20 @@ public final class WorkerSegment implements AutoCloseable {
     private final TransferConfig config;
     private final SegmentMetadata metadata;
     private volatile TransferEngine engine;
+    private final long poolBytes;
+    private volatile MemorySegment pool;
 
     public WorkerSegment(String role, TransferConfig config, SegmentMetadata metadata) {
+        this(role, config, metadata, 0);
+    }
+
+    /**
+     * @param poolBytes DRAM beside the KV slab that this worker contributes to the KV pool (0: none); in
+     *     the same registered segment, so peers reach it as they reach the slab
+     */
+    public WorkerSegment(String role, TransferConfig config, SegmentMetadata metadata, long poolBytes) {
+        if (poolBytes < 0) throw new IllegalArgumentException("pool bytes " + poolBytes + ": expected >= 0");
+        this.poolBytes = poolBytes;
         String host;
         try {
             host = InetAddress.getLocalHost().getHostName();
@@ -133,8 +145,10 @@ public final class WorkerSegment implements AutoCloseable {
             synchronized (this) {
                 if (engine != null)
                     throw new IllegalStateException("the KV memory of segment '" + name + "' was already allocated");
-                engine = new TransferEngine(name, metadata, bytes, config);
-                return engine.allocate(bytes, "cpu:0");
+                engine = new TransferEngine(name, metadata, bytes + (poolBytes > 0 ? poolBytes + 64 : 0), config);
+                MemorySegment slab = engine.allocate(bytes, "cpu:0");
+                if (poolBytes > 0) pool = engine.allocate(poolBytes, "cpu:0");
+                return slab;
             }
         };
     }
@@ -144,6 +158,11 @@ public final class WorkerSegment implements AutoCloseable {
         TransferEngine e = engine;
         if (e == null) throw new IllegalStateException("segment '" + name + "' has no memory yet");
         return e;
+    }
+
+    /** The KV pool's DRAM in this segment, or null when the worker contributes none. */
+    public MemorySegment poolMemory() {
+        return pool;
     }
 
     public SegmentMetadata metadata() {

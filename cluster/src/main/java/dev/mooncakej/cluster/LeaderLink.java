@@ -1,4 +1,4 @@
-package dev.mooncakej.prefill;
+package dev.mooncakej.cluster;
 
 import java.net.URI;
 import java.net.http.HttpClient;
@@ -9,19 +9,19 @@ import java.util.function.Supplier;
 
 /**
  * POSTs internal JSON to the leader conductor (the store master's host): its URL from etcd in a
- * cluster, or {@code mooncakej.prefill.conductor-url} on one host.
+ * cluster, or the worker's {@code conductor-url} on one host.
  */
-final class LeaderLink {
+public final class LeaderLink {
     private final Supplier<String> leaderUrl;
     private final HttpClient http =
             HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(2)).build();
 
-    LeaderLink(Supplier<String> leaderUrl) {
+    public LeaderLink(Supplier<String> leaderUrl) {
         this.leaderUrl = leaderUrl;
     }
 
     /** The answer's body on a 2xx, else null (no leader, a standby's 409, a refused message, unreachable). */
-    String post(String path, String json) {
+    public String post(String path, String json) {
         String base = leaderUrl.get();
         if (base == null) return null;
         try {
