@@ -67,6 +67,9 @@ final class FetchBench implements Runnable {
         Process cluster = null;
         try {
             if (model == null) model = ServeBench.smallModel();
+            try (var f = dev.mooncakej.engine.gguf.GgufFile.open(model)) {
+                vocab = dev.mooncakej.engine.tokenizer.Tokenizer.from(f).vocabSize();
+            }
             System.err.println("starting a cluster: ./mooncakej up --prefill 2 --decode 1 --port " + port);
             ProcessBuilder pb = new ProcessBuilder(
                             "bash",
@@ -140,9 +143,11 @@ final class FetchBench implements Runnable {
         }
     }
 
-    private static int[] ids(SplittableRandom rnd, int n) {
+    private int vocab;
+
+    private int[] ids(SplittableRandom rnd, int n) {
         int[] out = new int[n];
-        for (int i = 0; i < n; i++) out[i] = 3 + rnd.nextInt(700);
+        for (int i = 0; i < n; i++) out[i] = 3 + rnd.nextInt(vocab - 3);
         return out;
     }
 

@@ -195,8 +195,11 @@ public final class PrefillService {
             int[] local = pool.longestPrefix(keys, limit);
             int fromSsd = pool.lastPromoted();
             int[] prefix = local;
+            double fetchSeconds = 0;
             if (Math.min(task.poolPrefixBlocks(), limit) > local.length && store != null) {
+                long tf = System.nanoTime();
                 prefix = fetch(keys, local, Math.min(task.poolPrefixBlocks(), limit), id);
+                fetchSeconds = (System.nanoTime() - tf) / 1e9; // lookup, pins and reads: what a fetch costs
             }
             seq.adoptPrefix(prefix, prefix.length);
             for (int b = local.length; b < prefix.length; b++) cache.release(prefix[b]); // the sequence holds them now
@@ -239,7 +242,16 @@ public final class PrefillService {
             for (int b = local.length; b < keys.length; b++) pool.put(keys[b], seq.blockTable()[b]);
             if (fetched > 0) metrics.fetchedTokens.increment(fetched);
             if (fromSsd > 0) metrics.ssdTokens.increment((long) fromSsd * bt);
-            return new PrefillResult(id, first, lp, cached, fetched, prefillSeconds, bytes[0], kvSeconds);
+            return new PrefillResult(
+                    id,
+                    first,
+                    lp,
+                    cached,
+                    fetched,
+                    prefillSeconds,
+                    bytes[0],
+                    kvSeconds,
+                    fetched > 0 ? fetchSeconds : 0);
         } catch (Aborted e) {
             throw new IllegalStateException(e.getMessage());
         } finally {

@@ -55,6 +55,21 @@ public final class ClusterScheduler {
         this.prefixLengths = new int[MAX_PREFILL];
         this.random = new SplittableRandom(cfg.seed());
         this.tD = cfg.initialDecodeSeconds();
+        this.bandwidth = cfg.bandwidthBytesPerSecond();
+    }
+
+    /** Bytes per second a prefix fetch moves at: the configured figure until measurements replace it. */
+    private double bandwidth;
+
+    public double bandwidthBytesPerSecond() {
+        return bandwidth;
+    }
+
+    /** The measured bandwidth of prefix fetches (the live conductor's estimate from what fetches took). */
+    public void setBandwidthBytesPerSecond(double bytesPerSecond) {
+        if (!(bytesPerSecond > 0) || Double.isInfinite(bytesPerSecond))
+            throw new IllegalArgumentException("bandwidth " + bytesPerSecond + ": expected a positive number");
+        this.bandwidth = bytesPerSecond;
     }
 
     /** The prefix index holds one bit per prefill instance, and one for the KV pool. */
@@ -177,7 +192,7 @@ public final class ClusterScheduler {
 
     /** Seconds to move {@code blocks} blocks of KV between instances. */
     public double transferSeconds(long blocks) {
-        return blocks * (double) cfg.blockTokens() * profile.kvBytesPerToken() / cfg.bandwidthBytesPerSecond();
+        return blocks * (double) cfg.blockTokens() * profile.kvBytesPerToken() / bandwidth;
     }
 
     /**

@@ -174,6 +174,20 @@ public final class LiveScheduler {
         return now;
     }
 
+    /**
+     * A prefill fetched {@code tokens} tokens' KV from the pool in {@code seconds} (lookup, pins and
+     * reads): the fetch price Algorithm 1 uses follows it (an exponentially weighted mean of bytes per
+     * second, weight 0.2 for the newest).
+     */
+    public synchronized void fetched(int tokens, double seconds) {
+        if (tokens <= 0 || !(seconds > 0) || Double.isInfinite(seconds)) return;
+        double bw = tokens * (double) scheduler.config().profile().kvBytesPerToken() / seconds;
+        double next = fetches++ == 0 ? bw : 0.8 * scheduler.bandwidthBytesPerSecond() + 0.2 * bw;
+        scheduler.setBandwidthBytesPerSecond(Math.max(1e6, Math.min(1e12, next)));
+    }
+
+    private long fetches;
+
     /** The decode of a request that started at {@code decodeStart} ended holding {@code contextTokens}. */
     public synchronized void decodeEnded(Choice c, int contextTokens, double decodeStart) {
         boolean same = scheduler.decode(c.decision().decode()) == c.decodeInstance();

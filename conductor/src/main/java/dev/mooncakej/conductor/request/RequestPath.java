@@ -173,6 +173,7 @@ public class RequestPath {
                                 double decodeStart = scheduler.prefillEnded(
                                         choice, tokens.length, pr.cachedTokens(), pr.prefillSeconds(), true);
                                 metrics.cachedTokens.record(pr.cachedTokens());
+                                scheduler.fetched(pr.fetchedTokens(), pr.fetchSeconds()); // the fetch price follows
                                 metrics.prefixHit(pr.cachedTokens() - pr.fetchedTokens(), pr.fetchedTokens());
                                 metrics.kvBytes.increment(pr.kvBytes());
                                 metrics.kvTime.record(Duration.ofNanos((long) (pr.kvSeconds() * 1e9)));

@@ -50,6 +50,12 @@ public class StoreHost implements SmartLifecycle {
                     .tag("tier", tier)
                     .register(meters);
         }
+        Gauge.builder(
+                        "mooncakej.scheduler.fetch.bandwidth.bytes",
+                        scheduler,
+                        s -> s.core().bandwidthBytesPerSecond())
+                .description("bytes per second Algorithm 1 prices a prefix fetch at (measured from fetches)")
+                .register(meters);
         Gauge.builder("mooncakej.store.blocks", master, StoreMaster::size)
                 .description("blocks the store knows of")
                 .register(meters);

@@ -51,7 +51,29 @@ public final class WorkerMessages {
             int fetchedTokens,
             double prefillSeconds,
             long kvBytes,
-            double kvSeconds) {
+            double kvSeconds,
+            double fetchSeconds) {
+        public PrefillResult(
+                long reservationId,
+                int firstToken,
+                float firstLogprob,
+                int cachedTokens,
+                int fetchedTokens,
+                double prefillSeconds,
+                long kvBytes,
+                double kvSeconds) {
+            this(
+                    reservationId,
+                    firstToken,
+                    firstLogprob,
+                    cachedTokens,
+                    fetchedTokens,
+                    prefillSeconds,
+                    kvBytes,
+                    kvSeconds,
+                    0);
+        }
+
         /**
          * Checks what a prefill worker answered before anything uses it; a bad value fails this request
          * alone. Returns this.
@@ -71,6 +93,8 @@ public final class WorkerMessages {
                         "prefill result fetched tokens " + fetchedTokens + ": expected 0.." + cachedTokens);
             if (!(prefillSeconds >= 0)
                     || !(kvSeconds >= 0)
+                    || !(fetchSeconds >= 0)
+                    || Double.isInfinite(fetchSeconds)
                     || kvBytes < 0
                     || Double.isInfinite(prefillSeconds)
                     || Double.isInfinite(kvSeconds)) {

@@ -58,7 +58,7 @@ class WireContractsTest {
         roundTrips(
                 new PrefillResult(42, 9, -0.5f, 32, 16, 0.25, 4096, 0.001),
                 "{\"reservationId\":42,\"firstToken\":9,\"firstLogprob\":-0.5,\"cachedTokens\":32,\"fetchedTokens\":16,"
-                        + "\"prefillSeconds\":0.25,\"kvBytes\":4096,\"kvSeconds\":0.001}",
+                        + "\"prefillSeconds\":0.25,\"kvBytes\":4096,\"kvSeconds\":0.001,\"fetchSeconds\":0.0}",
                 PrefillResult.class);
         roundTrips(
                 new DecodeTask(42, 9, 100, 16, GREEDY),
