@@ -302,7 +302,10 @@ public final class PrefillService {
                         || !"dram".equals(r.tier())) continue; // its own copies, and SSD ones, are not read remotely
                 if (pick == null || r.segment().equals(prev)) pick = r; // one source for as long a run as it has
             }
-            if (pick == null) break;
+            if (pick == null) {
+                promoteAt(wanted, got, i, reservation); // on another worker's SSD: have it read them back
+                break;
+            }
             chosen.add(pick);
             prev = pick.segment();
         }
@@ -403,6 +406,45 @@ public final class PrefillService {
         return prefix;
     }
 
+    /**
+     * Where the run of readable replicas ends at blocks another worker keeps on its SSD tier (which
+     * only its owner reads), asks that owner to promote them (and the SSD blocks after them at the
+     * same owner) into DRAM: this request computes them, the next one fetches them.
+     */
+    private void promoteAt(long[] wanted, StoreReplicas got, int from, long reservation) {
+        String owner = null;
+        List<Long> keys = new ArrayList<>(), offsets = new ArrayList<>();
+        for (int i = from; i < wanted.length && i < got.replicas().size() && keys.size() < PoolPin.MAX_KEYS; i++) {
+            String o = owner;
+            StoreReplica r = got.replicas().get(i).stream()
+                    .filter(x -> "ssd".equals(x.tier())
+                            && !StoreClient.transferSegment(x.segment()).equals(transfer.name())
+                            && (o == null || x.segment().equals(o)))
+                    .findFirst()
+                    .orElse(null);
+            if (r == null) break;
+            owner = r.segment();
+            keys.add(wanted[i]);
+            offsets.add(r.offset());
+        }
+        if (owner == null) return;
+        String target = StoreClient.transferSegment(owner);
+        long[] k = keys.stream().mapToLong(Long::longValue).toArray();
+        long[] o = offsets.stream().mapToLong(Long::longValue).toArray();
+        Thread.ofVirtual().start(() -> {
+            try {
+                transfer.notify(target, PoolPin.promote(k, o).encode(), Duration.ofMillis(props.kvTimeoutMillis()));
+                LOG.info(
+                        "reservation {}: asked {} to promote {} blocks from its SSD tier",
+                        reservation,
+                        target,
+                        k.length);
+            } catch (IOException | RuntimeException e) {
+                LOG.info("reservation {}: {} did not take the promotion ({})", reservation, target, e.getMessage());
+            }
+        });
+    }
+
     private volatile StoreClient store;
 
     /** Where to ask for the replicas of a prefix (the store master on the leader conductor). */
@@ -443,6 +485,11 @@ public final class PrefillService {
         if (m.type() == PoolPin.UNPIN) {
             pool.unpin(m.pinId());
             return 0;
+        }
+        if (m.type() == PoolPin.PROMOTE) { // read back off the control thread; the next report tells the master
+            int n = ssd == null ? 0 : m.keys().length;
+            if (n > 0) Thread.ofVirtual().name("ssd-promote").start(() -> pool.promote(m.keys(), m.offsets()));
+            return (byte) n;
         }
         long expires = System.nanoTime() + java.util.concurrent.TimeUnit.MILLISECONDS.toNanos(props.kvTimeoutMillis());
         return (byte) pool.pin(m.pinId(), m.keys(), m.offsets(), this::blockOffset, expires);

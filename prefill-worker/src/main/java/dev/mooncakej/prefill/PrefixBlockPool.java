@@ -69,6 +69,34 @@ final class PrefixBlockPool {
         return lastPromoted;
     }
 
+    /**
+     * Reads blocks of the SSD tier back into DRAM (a remote reader asked: other workers read DRAM
+     * replicas only), each only if the tier holds it at the given offset and there is room without
+     * evicting what is pinned; returns how many were promoted.
+     */
+    synchronized int promote(long[] keys, long[] ssdOffsets) {
+        if (ssd == null) return 0;
+        int n = 0;
+        for (int i = 0; i < keys.length; i++) {
+            if (blocks.containsKey(keys[i])) continue;
+            if (ssd.offsetOf(keys[i]) != ssdOffsets[i]) continue;
+            int id = cache.allocate();
+            if (id == PagedKvCache.NO_BLOCK && evict(1) > 0) id = cache.allocate();
+            if (id == PagedKvCache.NO_BLOCK) break;
+            if (!ssd.load(keys[i], cache.block(id))) {
+                cache.release(id);
+                continue;
+            }
+            blocks.put(keys[i], id);
+            if (recordEvents) {
+                stored.add(keys[i]);
+                storedIds.add(id);
+            }
+            n++;
+        }
+        return n;
+    }
+
     /** Whether this worker holds {@code key} in DRAM or on its SSD tier. */
     synchronized boolean holds(long key) {
         return blocks.containsKey(key) || (ssd != null && ssd.contains(key));

@@ -74,6 +74,12 @@ public final class SsdTier implements AutoCloseable {
         return bySlot.containsKey(key);
     }
 
+    /** Where the tier keeps {@code key} in its file, or -1. */
+    public synchronized long offsetOf(long key) {
+        Integer slot = bySlot.get(key);
+        return slot == null ? -1 : (long) slot * blockBytes;
+    }
+
     public synchronized int size() {
         return bySlot.size();
     }
