@@ -88,6 +88,7 @@ final class FetchBench implements Runnable {
                     .directory(Machine.projectRoot().toFile())
                     .redirectErrorStream(true);
             pb.environment().put("MOONCAKEJ_NO_BUILD", "1");
+            pb.environment().put("MOONCAKEJ_CLUSTER_SECRET", ServeBench.SECRET);
             cluster = pb.start();
             ServeBench.waitUp(cluster);
             SplittableRandom rnd = new SplittableRandom(7);
@@ -184,6 +185,7 @@ final class FetchBench implements Runnable {
                 WorkerMessages.PrefillResult.class);
         http.send(
                 HttpRequest.newBuilder(URI.create(decode + "/internal/reservations/" + id))
+                        .header(dev.mooncakej.kvcache.wire.ClusterCredential.HEADER, ServeBench.CREDENTIAL.value())
                         .DELETE()
                         .build(),
                 HttpResponse.BodyHandlers.discarding()); // the KV arrived; no decode needed for TTFT
@@ -194,6 +196,7 @@ final class FetchBench implements Runnable {
         HttpResponse<String> r = http.send(
                 HttpRequest.newBuilder(URI.create(url))
                         .timeout(Duration.ofSeconds(120))
+                        .header(dev.mooncakej.kvcache.wire.ClusterCredential.HEADER, ServeBench.CREDENTIAL.value())
                         .header("Content-Type", "application/json")
                         .POST(HttpRequest.BodyPublishers.ofString(InternalJson.encode(body)))
                         .build(),

@@ -87,6 +87,7 @@ final class ServeBench implements Runnable {
                         .directory(Machine.projectRoot().toFile())
                         .redirectErrorStream(true);
                 pb.environment().put("MOONCAKEJ_NO_BUILD", "1");
+                pb.environment().put("MOONCAKEJ_CLUSTER_SECRET", SECRET); // the workers' internal routes need it
                 cluster = pb.start();
                 waitUp(cluster);
             }
@@ -294,9 +295,19 @@ final class ServeBench implements Runnable {
                 new WorkerMessages.DecodeTask(id, pr.firstToken(), ids.length, max, sampling));
     }
 
+    /** The cluster secret of the cluster this benchmark starts (given to --port: MOONCAKEJ_CLUSTER_SECRET). */
+    static final String SECRET = System.getenv()
+            .getOrDefault(
+                    "MOONCAKEJ_CLUSTER_SECRET",
+                    "bench-" + Long.toHexString(new java.security.SecureRandom().nextLong()) + "-secret");
+
+    static final dev.mooncakej.kvcache.wire.ClusterCredential CREDENTIAL =
+            dev.mooncakej.kvcache.wire.ClusterCredential.of(SECRET);
+
     private String post(String url, Object body) throws Exception {
         HttpResponse<String> r = http.send(
                 HttpRequest.newBuilder(URI.create(url))
+                        .header(dev.mooncakej.kvcache.wire.ClusterCredential.HEADER, CREDENTIAL.value())
                         .header("Content-Type", "application/json")
                         .POST(HttpRequest.BodyPublishers.ofString(InternalJson.encode(body)))
                         .build(),

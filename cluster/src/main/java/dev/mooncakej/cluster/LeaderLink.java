@@ -13,11 +13,13 @@ import java.util.function.Supplier;
  */
 public final class LeaderLink {
     private final Supplier<String> leaderUrl;
+    private final dev.mooncakej.kvcache.wire.ClusterCredential credential;
     private final HttpClient http =
             HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(2)).build();
 
-    public LeaderLink(Supplier<String> leaderUrl) {
+    public LeaderLink(Supplier<String> leaderUrl, dev.mooncakej.kvcache.wire.ClusterCredential credential) {
         this.leaderUrl = leaderUrl;
+        this.credential = credential;
     }
 
     /** The answer's body on a 2xx, else null (no leader, a standby's 409, a refused message, unreachable). */
@@ -29,6 +31,7 @@ public final class LeaderLink {
                     HttpRequest.newBuilder(URI.create(base + path))
                             .timeout(Duration.ofSeconds(2))
                             .header("Content-Type", "application/json")
+                            .header(dev.mooncakej.kvcache.wire.ClusterCredential.HEADER, credential.value())
                             .POST(HttpRequest.BodyPublishers.ofString(json))
                             .build(),
                     HttpResponse.BodyHandlers.ofString());

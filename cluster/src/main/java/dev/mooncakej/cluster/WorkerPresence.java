@@ -22,16 +22,21 @@ public final class WorkerPresence implements AutoCloseable {
     private volatile String leader;
     private volatile long leaderCheckedAt;
 
-    private WorkerPresence(EtcdCluster etcd, Member self) {
+    private final dev.mooncakej.kvcache.wire.ClusterCredential credential;
+
+    private WorkerPresence(EtcdCluster etcd, Member self, dev.mooncakej.kvcache.wire.ClusterCredential credential) {
         this.etcd = etcd;
         this.self = self;
+        this.credential = credential;
     }
 
     /** Connects to etcd and registers; a worker that cannot reach etcd now keeps trying in the background. */
-    public static WorkerPresence start(ClusterSettings settings, Member self) {
+    /** @param credential what its calls to the leader's internal routes carry */
+    public static WorkerPresence start(
+            ClusterSettings settings, Member self, dev.mooncakej.kvcache.wire.ClusterCredential credential) {
         EtcdCluster etcd = settings.connect();
         etcd.register(self);
-        return new WorkerPresence(etcd, self);
+        return new WorkerPresence(etcd, self, credential);
     }
 
     public Member self() {
@@ -50,6 +55,7 @@ public final class WorkerPresence implements AutoCloseable {
                     HttpRequest.newBuilder(URI.create(url + path))
                             .timeout(Duration.ofSeconds(2))
                             .header("Content-Type", "application/json")
+                            .header(dev.mooncakej.kvcache.wire.ClusterCredential.HEADER, credential.value())
                             .POST(HttpRequest.BodyPublishers.ofString(json))
                             .build(),
                     HttpResponse.BodyHandlers.discarding());

@@ -75,6 +75,11 @@ class CircuitBreakerTest {
                 .send(
                         HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + env.getProperty("local.server.port")
                                         + "/internal/leader"))
+                                .header(
+                                        dev.mooncakej.kvcache.wire.ClusterCredential.HEADER,
+                                        dev.mooncakej.kvcache.wire.ClusterCredential.of(
+                                                        "conductor-test-secret-0123456789")
+                                                .value())
                                 .build(),
                         HttpResponse.BodyHandlers.ofString())
                 .body();

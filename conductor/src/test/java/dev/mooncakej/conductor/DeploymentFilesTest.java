@@ -27,10 +27,22 @@ class DeploymentFilesTest {
 
     @Test
     void composeValidatesWithDockerCompose() throws Exception {
-        Process p = new ProcessBuilder("docker-compose", "-f", "docker/compose.yaml", "config")
+        // without a secret of the user's the stack does not start (it ships no default)
+        ProcessBuilder none = new ProcessBuilder("docker-compose", "-f", "docker/compose.yaml", "config")
                 .directory(root().toFile())
-                .redirectErrorStream(true)
-                .start();
+                .redirectErrorStream(true);
+        none.environment().remove("MOONCAKEJ_KV_SECRET");
+        Process refused = none.start();
+        String why = new String(refused.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+        assertThat(refused.waitFor())
+                .as("docker-compose config without a secret: %s", why)
+                .isNotZero();
+        assertThat(why).contains("MOONCAKEJ_KV_SECRET");
+        ProcessBuilder pb = new ProcessBuilder("docker-compose", "-f", "docker/compose.yaml", "config")
+                .directory(root().toFile())
+                .redirectErrorStream(true);
+        pb.environment().put("MOONCAKEJ_KV_SECRET", "a-secret-the-user-chose-0123456789");
+        Process p = pb.start();
         String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
         assertThat(p.waitFor()).as("docker-compose config: %s", out).isZero();
         Map<String, Object> doc = new Yaml().load(out);

@@ -36,6 +36,7 @@ public class DecodeMembership implements SmartLifecycle {
     private final DecodeAgent agent;
 
     private final DecodeProperties props;
+    private final dev.mooncakej.kvcache.wire.ClusterCredential credential;
     private final WorkerSegment segment;
     private volatile PoolSegment pool;
     private volatile Thread poolThread;
@@ -46,7 +47,9 @@ public class DecodeMembership implements SmartLifecycle {
             DecodeAgent agent,
             ClusterSettings settings,
             DecodeProperties props,
-            WorkerSegment segment) {
+            WorkerSegment segment,
+            dev.mooncakej.kvcache.wire.ClusterCredential credential) {
+        this.credential = credential;
         this.props = props;
         this.segment = segment;
         this.env = env;
@@ -61,7 +64,7 @@ public class DecodeMembership implements SmartLifecycle {
         int port = env.getProperty("local.server.port", Integer.class, 8200);
         if (!settings.enabled()) {
             if (props.conductorUrl() != null)
-                joinPool(new LeaderLink(props::conductorUrl), "http://" + props.kvHost() + ":" + port);
+                joinPool(new LeaderLink(props::conductorUrl, credential), "http://" + props.kvHost() + ":" + port);
             else LOG.info("no conductor to put finished sequences through (mooncakej.decode.conductor-url is not set)");
             return;
         }
@@ -69,14 +72,11 @@ public class DecodeMembership implements SmartLifecycle {
         presence = WorkerPresence.start(
                 settings,
                 new Member(
-                        "decode",
-                        service.name(),
-                        settings.advertiseUrl(port),
-                        status.model(),
-                        status.capacityBlocks()));
+                        "decode", service.name(), settings.advertiseUrl(port), status.model(), status.capacityBlocks()),
+                credential);
         String self = presence.self().url();
         WorkerPresence p = presence;
-        joinPool(new LeaderLink(p::leaderUrl), self);
+        joinPool(new LeaderLink(p::leaderUrl, credential), self);
         pusher = Thread.ofPlatform().daemon().name("load-push").start(() -> {
             while (running) {
                 try {

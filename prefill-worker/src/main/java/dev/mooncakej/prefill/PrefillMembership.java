@@ -35,8 +35,15 @@ public class PrefillMembership implements SmartLifecycle {
     private volatile PoolSegment pool;
     private volatile Thread poolThread;
 
+    private final dev.mooncakej.kvcache.wire.ClusterCredential credential;
+
     public PrefillMembership(
-            Environment env, PrefillService service, ClusterSettings settings, PrefillProperties props) {
+            Environment env,
+            PrefillService service,
+            ClusterSettings settings,
+            PrefillProperties props,
+            dev.mooncakej.kvcache.wire.ClusterCredential credential) {
+        this.credential = credential;
         this.props = props;
         this.env = env;
         this.service = service;
@@ -58,13 +65,14 @@ public class PrefillMembership implements SmartLifecycle {
                             service.name(),
                             settings.advertiseUrl(port),
                             status.model(),
-                            status.capacityBlocks()));
+                            status.capacityBlocks()),
+                    credential);
             self = presence.self().url();
             WorkerPresence p = presence;
-            link = new LeaderLink(p::leaderUrl);
+            link = new LeaderLink(p::leaderUrl, credential);
         } else if (props.conductorUrl() != null) {
             self = "http://" + props.kvHost() + ":" + port;
-            link = new LeaderLink(props::conductorUrl);
+            link = new LeaderLink(props::conductorUrl, credential);
         } else {
             LOG.info("no conductor to report the prefix cache to (mooncakej.prefill.conductor-url is not set)");
             return;

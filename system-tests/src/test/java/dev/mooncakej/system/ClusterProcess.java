@@ -24,6 +24,16 @@ final class ClusterProcess implements AutoCloseable {
         this.process = process;
     }
 
+    static final String SECRET = "cluster-test-secret-" + Long.toHexString(System.nanoTime());
+    static final dev.mooncakej.kvcache.wire.ClusterCredential CREDENTIAL =
+            dev.mooncakej.kvcache.wire.ClusterCredential.of(SECRET);
+
+    /** A request to one of these processes, with the cluster credential (internal routes need it). */
+    static java.net.http.HttpRequest.Builder request(String url) {
+        return java.net.http.HttpRequest.newBuilder(java.net.URI.create(url))
+                .header(dev.mooncakej.kvcache.wire.ClusterCredential.HEADER, CREDENTIAL.value());
+    }
+
     static ClusterProcess start(String name, String jar, Path logDir, String... args) throws IOException {
         int port = freePort();
         Path root = LocalCluster.projectRoot();
@@ -41,10 +51,12 @@ final class ClusterProcess implements AutoCloseable {
                 "--server.port=" + port));
         cmd.addAll(List.of(args));
         Path log = logDir.resolve(name + ".log");
-        Process p = new ProcessBuilder(cmd)
-                .redirectErrorStream(true)
-                .redirectOutput(log.toFile())
-                .start();
+        ProcessBuilder pb = new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(log.toFile());
+        // the cluster secret in the environment, as a deployment hands it over (never on a command line)
+        pb.environment().put("MOONCAKEJ_CLUSTER_SECRET", SECRET);
+        pb.environment().put("MOONCAKEJ_PREFILL_KVSECRET", SECRET);
+        pb.environment().put("MOONCAKEJ_DECODE_KVSECRET", SECRET);
+        Process p = pb.start();
         return new ClusterProcess(name, port, log, p);
     }
 

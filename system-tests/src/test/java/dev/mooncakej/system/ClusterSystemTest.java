@@ -49,7 +49,6 @@ class ClusterSystemTest {
 
     private Path dir;
     private EtcdProcess etcd;
-    private String secret = "cluster-test-secret-0123456789";
     private Path model;
 
     private String[] clusterArgs() {
@@ -70,7 +69,6 @@ class ClusterSystemTest {
     private ClusterProcess worker(String role, String name) throws Exception {
         List<String> a = new ArrayList<>(List.of(clusterArgs()));
         a.add("--mooncakej." + role + ".model=" + model);
-        a.add("--mooncakej." + role + ".kv-secret=" + secret);
         a.add("--mooncakej." + role + ".threads=1");
         return ClusterProcess.start(
                 name, role + "-worker/target/mooncakej-" + role + "-worker.jar", dir, a.toArray(String[]::new));
@@ -79,7 +77,7 @@ class ClusterSystemTest {
     private static JsonNode leaderInfo(ClusterProcess c) {
         try {
             return JSON.readTree(HTTP.send(
-                            HttpRequest.newBuilder(URI.create(c.url() + "/internal/leader"))
+                            ClusterProcess.request(c.url() + "/internal/leader")
                                     .timeout(Duration.ofSeconds(3))
                                     .build(),
                             HttpResponse.BodyHandlers.ofString())
@@ -174,7 +172,7 @@ class ClusterSystemTest {
     /** The block keys a prefill worker's cache holds (what it reports to the store master). */
     private static long[] kvIndex(ClusterProcess prefill) throws Exception {
         String body = HTTP.send(
-                        HttpRequest.newBuilder(URI.create(prefill.url() + "/internal/kv-index"))
+                        ClusterProcess.request(prefill.url() + "/internal/kv-index")
                                 .timeout(Duration.ofSeconds(5))
                                 .build(),
                         HttpResponse.BodyHandlers.ofString())
@@ -189,7 +187,7 @@ class ClusterSystemTest {
         if (keys.length == 0) return true;
         try {
             String segment = JSON.readTree(HTTP.send(
-                                    HttpRequest.newBuilder(URI.create(prefill.url() + "/internal/kv-index"))
+                                    ClusterProcess.request(prefill.url() + "/internal/kv-index")
                                             .timeout(Duration.ofSeconds(5))
                                             .build(),
                                     HttpResponse.BodyHandlers.ofString())
@@ -197,7 +195,7 @@ class ClusterSystemTest {
                     .path("worker")
                     .asString();
             HttpResponse<String> r = HTTP.send(
-                    HttpRequest.newBuilder(URI.create(conductor.url() + "/internal/store/get"))
+                    ClusterProcess.request(conductor.url() + "/internal/store/get")
                             .timeout(Duration.ofSeconds(5))
                             .header("Content-Type", "application/json")
                             .POST(HttpRequest.BodyPublishers.ofString(dev.mooncakej.kvcache.wire.InternalJson.encode(

@@ -43,6 +43,7 @@ class ComposeStackTest {
     @Container
     static final ComposeContainer STACK = new ComposeContainer(
                     new File(LocalCluster.projectRoot().toFile(), "docker/compose.yaml"))
+            .withEnv("MOONCAKEJ_KV_SECRET", "compose-test-" + Long.toHexString(System.nanoTime())) // no default ships
             .withExposedService(
                     "conductor",
                     8000,

@@ -71,6 +71,12 @@ final class LocalCluster implements AutoCloseable {
                 new ProcessBuilder(cmd).directory(projectRoot().toFile()).redirectErrorStream(true);
         pb.environment().put("MOONCAKEJ_NO_BUILD", "1"); // the reactor has built the jars
         pb.environment().putAll(env);
+        // the cluster secret, as a user hands it to up: in the environment (the test signs its internal calls)
+        String secret =
+                env.getOrDefault("MOONCAKEJ_KV_SECRET", "test-cluster-secret-" + Long.toHexString(System.nanoTime()));
+        pb.environment().put("MOONCAKEJ_CLUSTER_SECRET", secret);
+        credential = dev.mooncakej.kvcache.wire.ClusterCredential.of(secret);
+        LocalCluster.secret = secret;
         Process p = pb.start();
         LocalCluster c = new LocalCluster(port, model, p);
         CompletableFuture<Boolean> up = new CompletableFuture<>();
@@ -120,11 +126,25 @@ final class LocalCluster implements AutoCloseable {
         return Files.readString(projectRoot().resolve(".cache/logs/" + process + ".log"));
     }
 
-    /** POST a JSON body; returns the response. */
+    /** The secret of the most recently started cluster (a test checks it leaks nowhere). */
+    static volatile String secret;
+
+    /** The credential of the most recently started cluster (tests run one cluster at a time). */
+    static volatile dev.mooncakej.kvcache.wire.ClusterCredential credential;
+
+    /** A request builder that carries the cluster credential to internal routes (as the services' own calls do). */
+    static HttpRequest.Builder request(String url) {
+        HttpRequest.Builder b = HttpRequest.newBuilder(URI.create(url));
+        if (url.contains("/internal/") && credential != null)
+            b.header(dev.mooncakej.kvcache.wire.ClusterCredential.HEADER, credential.value());
+        return b;
+    }
+
+    /** POST a JSON body; returns the response. Internal routes get the cluster credential. */
     static HttpResponse<String> post(String url, String body) throws IOException, InterruptedException {
         return HttpClient.newHttpClient()
                 .send(
-                        HttpRequest.newBuilder(URI.create(url))
+                        request(url)
                                 .timeout(Duration.ofSeconds(180))
                                 .header("Content-Type", "application/json")
                                 .POST(HttpRequest.BodyPublishers.ofString(body))
@@ -135,11 +155,7 @@ final class LocalCluster implements AutoCloseable {
     /** GET a URL; returns the body. */
     static String get(String url) throws IOException, InterruptedException {
         HttpResponse<String> r = HttpClient.newHttpClient()
-                .send(
-                        HttpRequest.newBuilder(URI.create(url))
-                                .timeout(Duration.ofSeconds(10))
-                                .build(),
-                        HttpResponse.BodyHandlers.ofString());
+                .send(request(url).timeout(Duration.ofSeconds(10)).build(), HttpResponse.BodyHandlers.ofString());
         return r.body();
     }
 

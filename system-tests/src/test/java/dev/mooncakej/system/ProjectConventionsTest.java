@@ -42,7 +42,15 @@ class ProjectConventionsTest {
     @Test
     void springIsADependencyOfTheThreeAppsOnly() throws IOException {
         for (String module : List.of(
-                "kvcache-common", "engine", "scheduler", "kvtransfer-native", "cluster", "simulator", "bench", "cli")) {
+                "kvcache-common",
+                "engine",
+                "scheduler",
+                "kvtransfer-native",
+                "kvstore",
+                "cluster",
+                "simulator",
+                "bench",
+                "cli")) {
             assertThat(dependencies(module))
                     .as("%s/pom.xml", module)
                     .noneMatch(d -> d.contains("<groupId>org.springframework"));

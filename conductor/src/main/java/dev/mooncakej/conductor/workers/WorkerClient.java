@@ -26,10 +26,12 @@ public class WorkerClient {
 
     private final WorkerGuard guard;
 
-    public WorkerClient(ConductorProperties props, WorkerGuard guard) {
+    public WorkerClient(
+            ConductorProperties props, WorkerGuard guard, dev.mooncakej.kvcache.wire.ClusterCredential credential) {
         this.guard = guard;
         this.web = WebClient.builder()
                 .codecs(c -> c.defaultCodecs().maxInMemorySize(16 << 20))
+                .defaultHeader(dev.mooncakej.kvcache.wire.ClusterCredential.HEADER, credential.value())
                 .build();
         this.timeout = Duration.ofMillis(props.workerTimeoutMillis());
     }
