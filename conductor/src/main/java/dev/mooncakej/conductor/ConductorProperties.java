@@ -27,7 +27,12 @@ public record ConductorProperties(
         Double ttftSloSeconds,
         Double tbtSloSeconds,
         Long decodeKvTokens,
-        Double kvcacheBalancingThreshold) {
+        Double kvcacheBalancingThreshold,
+        String apiKeysFile,
+        Integer apiKeyMaxConcurrent,
+        Integer apiKeyRequestsPerMinute,
+        Long apiKeyTokensPerMinute,
+        Long maxBodyBytes) {
 
     public ConductorProperties {
         if (model == null || model.isBlank())
@@ -80,6 +85,18 @@ public record ConductorProperties(
             throw new IllegalArgumentException(
                     "mooncakej.conductor.tbt-slo-seconds=" + tbtSloSeconds + ": expected a positive number of seconds");
         kvcacheBalancingThreshold = kvcacheBalancingThreshold == null ? 1.0 : kvcacheBalancingThreshold;
+        apiKeysFile = apiKeysFile == null || apiKeysFile.isBlank() ? null : apiKeysFile;
+        maxBodyBytes = maxBodyBytes == null ? 4L << 20 : maxBodyBytes;
+        if (maxBodyBytes < 1024 || maxBodyBytes > (15L << 20))
+            throw new IllegalArgumentException("mooncakej.conductor.max-body-bytes=" + maxBodyBytes
+                    + ": expected 1024..15728640 (the codec buffers at most 16 MiB)");
+        apiKeyMaxConcurrent = apiKeyMaxConcurrent == null ? 16 : apiKeyMaxConcurrent;
+        apiKeyRequestsPerMinute = apiKeyRequestsPerMinute == null ? 600 : apiKeyRequestsPerMinute;
+        apiKeyTokensPerMinute = apiKeyTokensPerMinute == null ? 2_000_000L : apiKeyTokensPerMinute;
+        if (apiKeyMaxConcurrent < 1 || apiKeyRequestsPerMinute < 1 || apiKeyTokensPerMinute < 1)
+            throw new IllegalArgumentException("mooncakej.conductor.api-key-max-concurrent=" + apiKeyMaxConcurrent
+                    + ", api-key-requests-per-minute=" + apiKeyRequestsPerMinute + ", api-key-tokens-per-minute="
+                    + apiKeyTokensPerMinute + ": expected positive limits");
         if (!(kvcacheBalancingThreshold >= 1))
             throw new IllegalArgumentException("mooncakej.conductor.kvcache-balancing-threshold="
                     + kvcacheBalancingThreshold + ": expected a number >= 1 (fetch a longer prefix only when it is "

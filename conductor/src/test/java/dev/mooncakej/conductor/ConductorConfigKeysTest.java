@@ -37,6 +37,9 @@ class ConductorConfigKeysTest {
                 "tbt-slo-seconds|-0.1|mooncakej.conductor.tbt-slo-seconds=-0.1",
                 "decode-kv-tokens|0|mooncakej.conductor.decode-kv-tokens=0",
                 "kvcache-balancing-threshold|0.5|mooncakej.conductor.kvcache-balancing-threshold=0.5",
+                "api-key-max-concurrent|0|mooncakej.conductor.api-key-max-concurrent=0",
+                "max-body-bytes|10|mooncakej.conductor.max-body-bytes=10",
+                "api-key-tokens-per-minute|-5|api-key-tokens-per-minute=-5",
             })
     void aBadConductorValueNamesItsKey(String key, String value, String expected) throws Exception {
         Map<String, String> props = new HashMap<>(

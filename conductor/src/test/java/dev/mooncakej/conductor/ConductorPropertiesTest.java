@@ -24,6 +24,11 @@ class ConductorPropertiesTest {
                 ttft,
                 null,
                 null,
+                null,
+                null,
+                null,
+                null,
+                null,
                 null);
     }
 

@@ -37,6 +37,15 @@ public final class BlockKeys {
         this.hash = LongHashFunction.xx3(seed);
     }
 
+    /**
+     * The keys of one tenant: the same chain under a seed derived from this one and {@code salt}
+     * (docs/hashing.md), so equal prompts of two tenants share no key.
+     */
+    public BlockKeys salted(String salt) {
+        long s = LongHashFunction.xx3(seed).hashBytes(("mooncakej-salt-v1|" + salt).getBytes(StandardCharsets.UTF_8));
+        return new BlockKeys(s, blockTokens);
+    }
+
     public long seed() {
         return seed;
     }

@@ -12,9 +12,15 @@ import javax.crypto.Mac;
 import javax.crypto.spec.SecretKeySpec;
 
 /**
- * The challenge a KV receiver puts to every connection before any frame: it sends 32 random bytes,
- * the sender answers HMAC-SHA256(cluster secret, challenge), and the receiver compares in constant
- * time. A peer without the secret is closed before it can write anything.
+ * The mutual handshake of every transfer connection, before any frame. The server (the segment's
+ * owner) sends a 32-byte nonce Ns and nothing else; the client sends its nonce Nc, its own segment
+ * name, the name of the segment it means to reach, and
+ * {@code tagC = HMAC-SHA256(secret, "mooncakej-transfer-v2|client" | Ns | Nc | client | target)}.
+ * The server closes the connection, having sent nothing but Ns, unless the target is itself and
+ * tagC is right; then it answers {@code tagS}, the same HMAC with "server", which the client checks
+ * before it sends or accepts a single frame. Both nonces, both roles and both names are bound, so
+ * neither tag answers any other connection: a fake server learns nothing it could replay to a real
+ * one, and a fake client gets nothing. Tags are compared in constant time.
  */
 public final class PeerAuth {
     public static final int CHALLENGE_BYTES = 32;
@@ -31,28 +37,76 @@ public final class PeerAuth {
         this.secret = secret.getBytes(StandardCharsets.UTF_8);
     }
 
-    /** Receiver side: challenge the peer; true when it proved it holds the secret. */
-    public boolean challenge(SocketChannel ch) throws IOException {
-        byte[] nonce = new byte[CHALLENGE_BYTES];
-        RANDOM.nextBytes(nonce);
-        writeFully(ch, ByteBuffer.wrap(nonce));
+    /**
+     * Server side: the proven client's segment name, or null (the caller closes the connection; it
+     * has been sent nothing but a nonce).
+     */
+    public String accept(SocketChannel ch, String self) throws IOException {
+        byte[] ns = new byte[CHALLENGE_BYTES];
+        RANDOM.nextBytes(ns);
+        writeFully(ch, ByteBuffer.wrap(ns));
+        ByteBuffer head = ByteBuffer.allocate(CHALLENGE_BYTES + 1);
+        readFully(ch, head);
+        byte[] nc = java.util.Arrays.copyOf(head.array(), CHALLENGE_BYTES);
+        String client = readName(ch, head.get(CHALLENGE_BYTES));
+        ByteBuffer tlen = ByteBuffer.allocate(1);
+        readFully(ch, tlen);
+        String target = readName(ch, tlen.get(0));
+        ByteBuffer tag = ByteBuffer.allocate(CHALLENGE_BYTES);
+        readFully(ch, tag);
+        if (client == null || target == null) return null;
+        boolean ok = MessageDigest.isEqual(tag.array(), tag("client", ns, nc, client, target));
+        if (!ok || !target.equals(self)) return null;
+        writeFully(ch, ByteBuffer.wrap(tag("server", ns, nc, client, target)));
+        return client;
+    }
+
+    /** Client side: proves itself to {@code target} and checks that the server proved it too. */
+    public void connect(SocketChannel ch, String self, String target) throws IOException {
+        ByteBuffer ns = ByteBuffer.allocate(CHALLENGE_BYTES);
+        readFully(ch, ns);
+        byte[] nc = new byte[CHALLENGE_BYTES];
+        RANDOM.nextBytes(nc);
+        byte[] c = self.getBytes(StandardCharsets.UTF_8), t = target.getBytes(StandardCharsets.UTF_8);
+        if (c.length > 255 || t.length > 255) throw new IOException("segment name too long for the handshake");
+        ByteBuffer out = ByteBuffer.allocate(CHALLENGE_BYTES + 2 + c.length + t.length + CHALLENGE_BYTES);
+        out.put(nc).put((byte) c.length).put(c).put((byte) t.length).put(t);
+        out.put(tag("client", ns.array(), nc, self, target)).flip();
+        writeFully(ch, out);
         ByteBuffer answer = ByteBuffer.allocate(CHALLENGE_BYTES);
-        readFully(ch, answer);
-        return MessageDigest.isEqual(answer.array(), hmac(nonce));
+        try {
+            readFully(ch, answer);
+        } catch (EOFException e) {
+            throw new IOException("the transfer peer '" + target + "' refused the handshake (a different cluster "
+                    + "secret, or it is not that segment)");
+        }
+        if (!MessageDigest.isEqual(answer.array(), tag("server", ns.array(), nc, self, target)))
+            throw new IOException("the transfer peer claiming to be '" + target
+                    + "' did not prove the cluster secret: connection closed, nothing sent");
     }
 
-    /** Sender side: answer the receiver's challenge. */
-    public void answer(SocketChannel ch) throws IOException {
-        ByteBuffer nonce = ByteBuffer.allocate(CHALLENGE_BYTES);
-        readFully(ch, nonce);
-        writeFully(ch, ByteBuffer.wrap(hmac(nonce.array())));
+    private static String readName(SocketChannel ch, byte len) throws IOException {
+        int n = Byte.toUnsignedInt(len);
+        if (n < 1 || n > 64) return null;
+        ByteBuffer b = ByteBuffer.allocate(n);
+        readFully(ch, b);
+        String s = new String(b.array(), StandardCharsets.UTF_8);
+        return s.matches("[A-Za-z0-9._-]{1,64}") ? s : null;
     }
 
-    private byte[] hmac(byte[] nonce) {
+    private byte[] tag(String role, byte[] ns, byte[] nc, String client, String target) {
         try {
             Mac mac = Mac.getInstance("HmacSHA256");
             mac.init(new SecretKeySpec(secret, "HmacSHA256"));
-            return mac.doFinal(nonce);
+            mac.update(("mooncakej-transfer-v2|" + role).getBytes(StandardCharsets.UTF_8));
+            mac.update(ns);
+            mac.update(nc);
+            byte[] c = client.getBytes(StandardCharsets.UTF_8), t = target.getBytes(StandardCharsets.UTF_8);
+            mac.update((byte) c.length);
+            mac.update(c);
+            mac.update((byte) t.length);
+            mac.update(t);
+            return mac.doFinal();
         } catch (GeneralSecurityException e) {
             throw new IllegalStateException("HmacSHA256 is not available in this JDK", e);
         }

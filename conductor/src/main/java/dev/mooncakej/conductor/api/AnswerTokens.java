@@ -22,8 +22,13 @@ public class AnswerTokens {
     private long chars;
 
     public synchronized void remember(String text, int[] ids) {
+        remember(null, text, ids);
+    }
+
+    /** As above, for one tenant's requests ({@code salt}: its block-key salt; null: the shared space). */
+    public synchronized void remember(String salt, String text, int[] ids) {
         if (text.isEmpty() || ids.length == 0 || text.length() > MAX_CHARS / 16) return;
-        int[] old = answers.put(text, ids.clone());
+        int[] old = answers.put(key(salt, text), ids.clone());
         if (old == null) chars += text.length();
         for (Iterator<Map.Entry<String, int[]>> it = answers.entrySet().iterator();
                 it.hasNext() && (answers.size() > MAX_ANSWERS || chars > MAX_CHARS); ) {
@@ -34,8 +39,17 @@ public class AnswerTokens {
 
     /** The ids generated for exactly this answer text, or null. */
     public synchronized int[] lookup(String text) {
-        int[] ids = answers.get(text);
+        return lookup(null, text);
+    }
+
+    /** The ids generated for exactly this answer text in this tenant's requests, or null. */
+    public synchronized int[] lookup(String salt, String text) {
+        int[] ids = answers.get(key(salt, text));
         return ids == null ? null : ids.clone();
+    }
+
+    private static String key(String salt, String text) {
+        return salt == null ? text : salt + '\u0000' + text;
     }
 
     synchronized int size() {

@@ -8,6 +8,7 @@ import java.util.List;
  *
  * @param chat          true for /v1/chat/completions (chunks and messages), false for /v1/completions
  * @param promptTokens  the rendered, tokenized prompt
+ * @param salt          the tenant's block-key salt (its API key's), or null
  */
 public record GenerationRequest(
         boolean chat,
@@ -18,4 +19,5 @@ public record GenerationRequest(
         List<String> stop,
         boolean stream,
         boolean includeUsage,
-        String requestId) {}
+        String requestId,
+        String salt) {}

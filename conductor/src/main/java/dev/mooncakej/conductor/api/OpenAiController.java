@@ -42,7 +42,18 @@ public class OpenAiController {
     private final ConductorMetrics metrics;
     private final long created = System.currentTimeMillis() / 1000;
 
-    public OpenAiController(ServedModel model, RequestParser parser, RequestPath service, ConductorMetrics metrics) {
+    private final ApiKeys keys;
+    private final dev.mooncakej.conductor.ConductorProperties props;
+
+    public OpenAiController(
+            ServedModel model,
+            RequestParser parser,
+            RequestPath service,
+            ConductorMetrics metrics,
+            ApiKeys keys,
+            dev.mooncakej.conductor.ConductorProperties props) {
+        this.keys = keys;
+        this.props = props;
         this.model = model;
         this.parser = parser;
         this.service = service;
@@ -50,39 +61,82 @@ public class OpenAiController {
     }
 
     @GetMapping("/v1/models")
-    public Map<String, Object> models() {
-        return Map.of(
+    public ResponseEntity<?> models(@RequestHeader(value = "Authorization", required = false) String auth) {
+        try {
+            keys.authenticate(auth);
+        } catch (ApiException e) {
+            return error(e, "-");
+        }
+        return ResponseEntity.ok(Map.of(
                 "object",
                 "list",
                 "data",
-                List.of(Map.of("id", model.name(), "object", "model", "created", created, "owned_by", "mooncakej")));
+                List.of(Map.of("id", model.name(), "object", "model", "created", created, "owned_by", "mooncakej"))));
     }
 
     @PostMapping("/v1/chat/completions")
     public Mono<ResponseEntity<?>> chat(
             @RequestBody(required = false) String body,
-            @RequestHeader(value = "X-Request-Id", required = false) String rid) {
-        return complete(body, true, rid);
+            @RequestHeader(value = "X-Request-Id", required = false) String rid,
+            @RequestHeader(value = "Authorization", required = false) String auth) {
+        return complete(body, true, rid, auth);
     }
 
     @PostMapping("/v1/completions")
     public Mono<ResponseEntity<?>> completions(
             @RequestBody(required = false) String body,
-            @RequestHeader(value = "X-Request-Id", required = false) String rid) {
-        return complete(body, false, rid);
+            @RequestHeader(value = "X-Request-Id", required = false) String rid,
+            @RequestHeader(value = "Authorization", required = false) String auth) {
+        return complete(body, false, rid, auth);
     }
 
-    private Mono<ResponseEntity<?>> complete(String body, boolean chat, String rid) {
+    private Mono<ResponseEntity<?>> complete(String body, boolean chat, String rid, String auth) {
         String requestId = rid != null && rid.matches("[A-Za-z0-9._-]{1,64}")
                 ? rid
                 : UUID.randomUUID().toString();
-        GenerationRequest g;
+        ApiKeys.Tenant tenant;
         try {
-            g = parser.parse(body, chat, requestId);
+            tenant = keys.authenticate(auth); // before the body is even parsed
         } catch (ApiException e) {
-            metrics.countOutcome("bad_request");
+            metrics.countOutcome("unauthorized");
             return Mono.just(error(e, requestId));
         }
+        // templates and tokenization off the event loop, on a bounded pool: a burst of long prompts
+        // queues there (or is refused with 503 when the queue is full) instead of stalling every stream
+        return Mono.fromCallable(() -> {
+                    GenerationRequest g = parser.parse(body, chat, requestId, tenant == null ? null : tenant.salt());
+                    Runnable release = keys.admit(tenant, (long) g.promptTokens().length + g.maxTokens());
+                    return new Admitted(g, release);
+                })
+                .subscribeOn(TOKENIZERS)
+                .flatMap(a -> generate(a.g(), chat, requestId, a.release()))
+                .onErrorResume(ApiException.class, e -> {
+                    metrics.countOutcome(e.status() == 429 ? "rejected" : "bad_request");
+                    return Mono.just(error(e, requestId));
+                })
+                .onErrorResume(java.util.concurrent.RejectedExecutionException.class, e -> {
+                    metrics.countOutcome("rejected");
+                    return Mono.just(error(
+                            new ApiException(
+                                    503,
+                                    "service_unavailable",
+                                    null,
+                                    "overloaded",
+                                    "too many prompts are waiting to be tokenized; retry",
+                                    1),
+                            requestId));
+                });
+    }
+
+    private record Admitted(GenerationRequest g, Runnable release) {}
+
+    /** Where prompts are rendered and tokenized: as many threads as cores, at most 256 prompts queued. */
+    private static final reactor.core.scheduler.Scheduler TOKENIZERS =
+            reactor.core.scheduler.Schedulers.newBoundedElastic(
+                    Runtime.getRuntime().availableProcessors(), 256, "tokenize", 60, true);
+
+    /** Runs an admitted request; {@code release} frees its key's concurrency slot once its response has ended. */
+    private Mono<ResponseEntity<?>> generate(GenerationRequest g, boolean chat, String requestId, Runnable release) {
         String id = (chat ? "chatcmpl-" : "cmpl-") + requestId.replace("-", "");
         long now = System.currentTimeMillis() / 1000;
         Mono<Generation> started = service.generate(g);
@@ -90,10 +144,12 @@ public class OpenAiController {
         if (g.stream()) {
             response = started.map(gen -> {
                 Flux<ServerSentEvent<String>> sse = streamChunks(g, id, now, gen.events())
+                        .doFinally(s -> release.run())
                         .doOnComplete(() -> metrics.countOutcome("ok"))
                         .doOnCancel(() -> metrics.countOutcome("cancelled"))
                         .onErrorResume(e -> {
                             metrics.countOutcome("error");
+                            if (!(e instanceof ApiException)) LOG.error("[{}] stream failed", requestId, e);
                             ApiException api = e instanceof ApiException a
                                     ? a
                                     : new ApiException(
@@ -101,7 +157,8 @@ public class OpenAiController {
                                             "server_error",
                                             null,
                                             "internal_error",
-                                            "the request failed: " + e.getMessage(),
+                                            "the request failed (request " + requestId
+                                                    + "; the conductor's log says why)",
                                             null);
                             return Flux.just(sse(json(api.body())), sse("[DONE]"));
                         });
@@ -122,6 +179,8 @@ public class OpenAiController {
                         .body(full(g, id, now, list));
             }));
         }
+        if (!g.stream()) response = response.doFinally(s -> release.run());
+        else response = response.doOnError(e -> release.run()).doOnCancel(release);
         return response.onErrorResume(ApiException.class, e -> {
                     metrics.countOutcome(e.status() == 429 ? "rejected" : "error");
                     return Mono.just(error(e, requestId));
@@ -135,7 +194,7 @@ public class OpenAiController {
                                     "server_error",
                                     null,
                                     "internal_error",
-                                    "the request failed: " + e.getMessage(),
+                                    "the request failed (request " + requestId + "; the conductor's log says why)",
                                     null),
                             requestId));
                 });
@@ -293,10 +352,20 @@ public class OpenAiController {
 
     @ExceptionHandler(Exception.class)
     public ResponseEntity<?> unexpected(Exception e) {
+        for (Throwable t = e; t != null; t = t.getCause()) {
+            if (t instanceof ApiException a) return error(a, "-"); // e.g. the body limit, met while reading it
+            if (t instanceof org.springframework.core.io.buffer.DataBufferLimitException)
+                return error(BodyLimitFilter.tooLarge(-1, props.maxBodyBytes()), "-");
+        }
         LOG.error("unexpected error", e);
         return error(
                 new ApiException(
-                        500, "server_error", null, "internal_error", "the request failed: " + e.getMessage(), null),
+                        500,
+                        "server_error",
+                        null,
+                        "internal_error",
+                        "the request failed; the conductor's log says why",
+                        null),
                 "-");
     }
 }

@@ -34,6 +34,11 @@ public class RequestParser {
     }
 
     public GenerationRequest parse(String body, boolean chat, String requestId) {
+        return parse(body, chat, requestId, null);
+    }
+
+    /** As above, for a tenant whose block keys (and remembered answers) are salted with {@code salt}. */
+    public GenerationRequest parse(String body, boolean chat, String requestId, String salt) {
         JsonNode root;
         try {
             root = JSON.readTree(body == null ? "" : body);
@@ -46,6 +51,7 @@ public class RequestParser {
         }
         if (root == null || !root.isObject())
             throw ApiException.invalid(null, "invalid_json", "the request body must be a JSON object");
+        refuseUnsupported(root, chat);
         String m = requiredString(root, "model");
         if (!m.equals(model.name())) {
             throw ApiException.invalid(
@@ -54,7 +60,7 @@ public class RequestParser {
                     "the model '" + m + "' does not exist; this server serves '" + model.name()
                             + "' (see GET /v1/models)");
         }
-        int[] tokens = chat ? chatPrompt(root) : completionPrompt(root);
+        int[] tokens = chat ? chatPrompt(root, salt) : completionPrompt(root);
         if (tokens.length == 0)
             throw ApiException.invalid(
                     chat ? "messages" : "prompt", "the prompt is empty after tokenization; send at least one token");
@@ -102,10 +108,48 @@ public class RequestParser {
         List<String> stop = stops(root);
         float t = temperature == null ? 1f : temperature.floatValue();
         Sampling sampling = new Sampling(t, topP == null ? 1f : topP.floatValue(), 0, seed, logprobs);
-        return new GenerationRequest(chat, m, tokens, max, sampling, stop, stream, includeUsage, requestId);
+        return new GenerationRequest(chat, m, tokens, max, sampling, stop, stream, includeUsage, requestId, salt);
     }
 
-    private int[] chatPrompt(JsonNode root) {
+    /**
+     * OpenAI parameters this server knows but does not implement: refused by name rather than ignored
+     * (a client relying on tools or a JSON schema must not get free text back and think it worked).
+     */
+    static final List<String> UNSUPPORTED = List.of(
+            "tools",
+            "tool_choice",
+            "functions",
+            "function_call",
+            "parallel_tool_calls",
+            "logit_bias",
+            "audio",
+            "modalities",
+            "prediction",
+            "web_search_options",
+            "reasoning_effort",
+            "suffix");
+
+    private static void refuseUnsupported(JsonNode root, boolean chat) {
+        for (String p : UNSUPPORTED) {
+            if (root.has(p) && !root.get(p).isNull())
+                throw ApiException.invalid(p, "unsupported_parameter", p + " is not supported by this server");
+        }
+        JsonNode rf = root.get("response_format");
+        if (rf != null
+                && !rf.isNull()
+                && !(rf.isObject() && "text".equals(rf.path("type").asString(""))))
+            throw ApiException.invalid(
+                    "response_format",
+                    "unsupported_parameter",
+                    "response_format other than {\"type\": \"text\"} is not supported by this server");
+        if (!chat && root.has("echo") && root.get("echo").asBoolean(false))
+            throw ApiException.invalid("echo", "unsupported_parameter", "echo is not supported by this server");
+        JsonNode bestOf = root.get("best_of");
+        if (!chat && bestOf != null && !bestOf.isNull() && bestOf.asInt(1) != 1)
+            throw ApiException.invalid("best_of", "unsupported_parameter", "best_of other than 1 is not supported");
+    }
+
+    private int[] chatPrompt(JsonNode root, String salt) {
         JsonNode msgs = root.get("messages");
         if (msgs == null || !msgs.isArray() || msgs.isEmpty())
             throw ApiException.invalid(
@@ -122,15 +166,28 @@ public class RequestParser {
                 throw ApiException.invalid(p + ".role", p + ".role must be a string (system, user, assistant)");
             String content = content(msg.get("content"), p + ".content");
             plain.add(new ChatTemplate.Message(role.asString(), content));
-            int[] ids = "assistant".equals(role.asString()) ? answers.lookup(content) : null;
-            if (ids != null) { // an answer generated here: its place in the text gets the generated ids
-                content = marker + spliced.size() + "\uE000";
-                spliced.add(ids);
-            }
-            list.add(new ChatTemplate.Message(role.asString(), content));
+            int[] ids = "assistant".equals(role.asString()) ? answers.lookup(salt, content) : null;
+            // its place in the text gets the ids generated for it (an answer of this server's), or its
+            // text encoded as text: special-token text a user writes never becomes a control token
+            spliced.add(ids != null ? ids : model.tokenizer().encode(content));
+            list.add(new ChatTemplate.Message(role.asString(), marker + (spliced.size() - 1) + "\uE000"));
         }
-        int[] ids = spliced.isEmpty() ? null : encodeSpliced(render(list), spliced);
-        return withBos(ids != null ? ids : model.tokenizer().encodeWithSpecials(render(plain)));
+        int[] ids = encodeSpliced(render(list), spliced);
+        if (ids == null) // the template did not keep the markers as they were: its whole text, specials escaped
+        ids = model.tokenizer().encodeWithSpecials(render(escaped(plain)));
+        return withBos(ids);
+    }
+
+    /** Messages whose special-token text is broken up, so the tokenizer reads it as text. */
+    private List<ChatTemplate.Message> escaped(List<ChatTemplate.Message> msgs) {
+        List<ChatTemplate.Message> out = new ArrayList<>(msgs.size());
+        for (ChatTemplate.Message m : msgs) {
+            String c = m.content();
+            for (String special : model.specialTokenTexts())
+                c = c.replace(special, special.charAt(0) + "\u200B" + special.substring(1));
+            out.add(new ChatTemplate.Message(m.role(), c));
+        }
+        return out;
     }
 
     private String render(List<ChatTemplate.Message> list) {

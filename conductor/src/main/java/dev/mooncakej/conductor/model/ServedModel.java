@@ -42,6 +42,8 @@ public class ServedModel {
                         tokenizer.bos() >= 0 ? tokenizer.tokenText(tokenizer.bos()) : "",
                         tokenizer.eos() >= 0 ? tokenizer.tokenText(tokenizer.eos()) : "");
         this.blockKeys = new BlockKeys(fileName + "@" + file.fileSize(), props.blockTokens());
+        org.slf4j.LoggerFactory.getLogger(ServedModel.class)
+                .info("serving model {}, context {} tokens, from {}", name, contextLength, props.model());
     }
 
     public String name() {
@@ -67,6 +69,30 @@ public class ServedModel {
 
     public BlockKeys blockKeys() {
         return blockKeys;
+    }
+
+    private java.util.List<String> specialTexts;
+
+    /** The text of every control and user-defined token (what a prompt must not smuggle in as text). */
+    public synchronized java.util.List<String> specialTokenTexts() {
+        if (specialTexts == null) {
+            java.util.List<String> out = new java.util.ArrayList<>();
+            for (int id = 0; id < tokenizer.vocabSize(); id++) {
+                int type = tokenizer.tokenType(id);
+                String text = tokenizer.tokenText(id);
+                if ((type == 3 || type == 4) && text != null && text.length() > 1) out.add(text);
+            }
+            specialTexts = java.util.List.copyOf(out);
+        }
+        return specialTexts;
+    }
+
+    private final java.util.concurrent.ConcurrentHashMap<String, BlockKeys> salted =
+            new java.util.concurrent.ConcurrentHashMap<>();
+
+    /** The block keys of a tenant whose prefixes nobody else may share ({@code salt}; null: the shared keys). */
+    public BlockKeys blockKeys(String salt) {
+        return salt == null ? blockKeys : salted.computeIfAbsent(salt, blockKeys::salted);
     }
 
     @PreDestroy

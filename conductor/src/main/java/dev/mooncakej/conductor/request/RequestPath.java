@@ -104,7 +104,7 @@ public class RequestPath {
         long reservation = ThreadLocalRandom.current().nextLong() & Long.MAX_VALUE;
         long start = System.nanoTime();
         int[] tokens = g.promptTokens();
-        long[] keys = model.blockKeys().keys(tokens);
+        long[] keys = model.blockKeys(g.salt()).keys(tokens);
         metrics.promptTokens.record(tokens.length);
         LiveScheduler.Choice choice;
         try {
@@ -203,7 +203,7 @@ public class RequestPath {
 
     /** What the decode worker needs to key a finished sequence's blocks for the KV pool (the next turn reuses them). */
     private SequenceKeys sequenceKeys(GenerationRequest g) {
-        var bk = model.blockKeys();
+        var bk = model.blockKeys(g.salt());
         int[] tokens = g.promptTokens();
         long[] keys = bk.keys(tokens);
         return new SequenceKeys(
@@ -230,6 +230,7 @@ public class RequestPath {
         java.util.function.Function<String, String> ended = tail -> {
             if (said != null)
                 answers.remember(
+                        g.salt(),
                         said.append(tail).toString(),
                         saidIds.stream().mapToInt(Integer::intValue).toArray());
             return tail;
@@ -320,7 +321,7 @@ public class RequestPath {
         if (e instanceof ApiException) return e;
         LOG.warn("[{}] prefill failed: {}", g.requestId(), e.getMessage());
         if (e instanceof WorkerClient.WorkerException we && we.status() == 400) {
-            return new ApiException(400, "invalid_request_error", null, "rejected_by_worker", we.getMessage(), null);
+            return new ApiException(400, "invalid_request_error", null, "rejected_by_worker", we.workerMessage(), null);
         }
         if (e instanceof IllegalArgumentException) { // a worker's answer that does not validate
             return new ApiException(
@@ -328,7 +329,8 @@ public class RequestPath {
                     "server_error",
                     null,
                     "bad_worker_answer",
-                    "the prefill worker's answer was refused: " + e.getMessage(),
+                    "the prefill worker's answer was refused (request " + g.requestId()
+                            + "; the conductor's log says why)",
                     null);
         }
         return new ApiException(
@@ -336,7 +338,7 @@ public class RequestPath {
                 "service_unavailable",
                 null,
                 "prefill_failed",
-                "the prefill failed: " + e.getMessage(),
+                "the prefill failed (request " + g.requestId() + "; the conductor's log says why); retry",
                 props.retryAfterSeconds());
     }
 

@@ -121,10 +121,18 @@ public class WorkerClient {
         private final int status;
         private final String code;
 
+        private final String workerMessage;
+
         public WorkerException(String url, int status, String code, String message) {
             super(url + " answered " + status + " (" + code + "): " + message);
             this.status = status;
             this.code = code;
+            this.workerMessage = message;
+        }
+
+        /** What the worker said, without where it is (safe to pass on to a client). */
+        public String workerMessage() {
+            return workerMessage;
         }
 
         public int status() {

@@ -26,7 +26,25 @@ class AnswerTokensTest {
         Path m = dir.resolve("tiny.gguf");
         ModelGenerator.generate(ModelGenerator.Preset.TINY, m);
         props = new ConductorProperties(
-                m.toString(), null, List.of(), List.of(), null, null, null, null, null, null, null, null, null, null);
+                m.toString(),
+                null,
+                List.of(),
+                List.of(),
+                null,
+                null,
+                null,
+                null,
+                null,
+                null,
+                null,
+                null,
+                null,
+                null,
+                null,
+                null,
+                null,
+                null,
+                null);
         model = new ServedModel(props);
     }
 

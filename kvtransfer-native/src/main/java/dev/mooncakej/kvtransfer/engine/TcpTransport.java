@@ -32,6 +32,9 @@ final class TcpTransport implements Transport {
     private final AtomicInteger stripe = new AtomicInteger();
     private final AtomicLong connects = new AtomicLong();
 
+    /** This engine's segment name, which its handshakes prove (set once, before the first connection). */
+    volatile String self = "";
+
     TcpTransport(TransferConfig config, PeerAuth auth) {
         this.config = config;
         this.auth = auth;
@@ -143,7 +146,7 @@ final class TcpTransport implements Transport {
                 c.socket().connect(new InetSocketAddress(peer.rpcHost(), peer.rpcPort()), (int)
                         Math.min(Integer.MAX_VALUE, config.timeout().toMillis()));
                 c.setOption(StandardSocketOptions.TCP_NODELAY, true);
-                auth.answer(c);
+                auth.connect(c, self, peer.name());
                 ByteBuffer ok = ByteBuffer.allocate(1);
                 Wire.readFully(c, ok);
                 if (ok.get(0) != Wire.AUTH_OK) throw new IOException("peer refused the cluster secret");

@@ -102,7 +102,11 @@ public final class TransferEngine implements AutoCloseable {
         String rdma = "not enabled";
         for (String t : config.transports()) {
             switch (t) {
-                case "tcp" -> transports.put(t, new TcpTransport(config, auth));
+                case "tcp" -> {
+                    TcpTransport tcp = new TcpTransport(config, auth);
+                    tcp.self = name;
+                    transports.put(t, tcp);
+                }
                 case "shm" -> transports.put(t, new ShmTransport(config.copyThreads(), config.shmDir()));
                 case "rdma" -> {
                     StringBuilder why = new StringBuilder();
@@ -472,7 +476,7 @@ public final class TransferEngine implements AutoCloseable {
             try {
                 c.socket().connect(new InetSocketAddress(d.rpcHost(), d.rpcPort()), (int) timeout.toMillis());
                 c.setOption(StandardSocketOptions.TCP_NODELAY, true);
-                auth.answer(c);
+                auth.connect(c, name, d.name());
                 ByteBuffer one = ByteBuffer.allocate(1);
                 Wire.readFully(c, one);
                 if (one.get(0) != Wire.AUTH_OK) throw new IOException("peer refused the cluster secret");

@@ -111,10 +111,22 @@ final class TransferServer implements AutoCloseable {
         return refused.get();
     }
 
+    /** Connections that have not finished the handshake, at most {@link #MAX_HANDSHAKING} at a time. */
+    private final java.util.concurrent.atomic.AtomicInteger handshaking =
+            new java.util.concurrent.atomic.AtomicInteger();
+
+    static final int MAX_HANDSHAKING = 64;
+
     private void acceptLoop() {
         while (!closed) {
             try {
                 SocketChannel ch = server.accept();
+                if (handshaking.incrementAndGet() > MAX_HANDSHAKING) { // unproven connections are capped
+                    handshaking.decrementAndGet();
+                    refused.incrementAndGet();
+                    ch.close();
+                    continue;
+                }
                 open.add(ch);
                 Thread.ofPlatform().daemon().name("transfer-serve").start(() -> serve(ch));
             } catch (IOException e) {
@@ -138,9 +150,10 @@ final class TransferServer implements AutoCloseable {
                     java.util.concurrent.TimeUnit.MILLISECONDS);
             boolean proved;
             try {
-                proved = auth.challenge(ch);
+                proved = auth.accept(ch, self.get().name()) != null;
             } finally {
                 deadline.cancel(false);
+                handshaking.decrementAndGet();
             }
             if (!proved) {
                 refused.incrementAndGet();

@@ -168,7 +168,7 @@ class TransferFaultTest {
                 try {
                     while (true) {
                         SocketChannel ch = stall.accept();
-                        auth.challenge(ch);
+                        auth.accept(ch, "mute");
                         ch.write(ByteBuffer.wrap(new byte[] {Wire.AUTH_OK}));
                         // then read nothing and answer nothing
                     }

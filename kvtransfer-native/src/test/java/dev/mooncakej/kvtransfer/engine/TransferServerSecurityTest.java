@@ -29,7 +29,11 @@ class TransferServerSecurityTest {
 
     private static SocketChannel connect(TransferEngine e, String secret) throws Exception {
         SocketChannel ch = SocketChannel.open(new InetSocketAddress("127.0.0.1", e.port()));
-        new PeerAuth(secret).answer(ch);
+        try {
+            new PeerAuth(secret).connect(ch, "client-" + ProcessHandle.current().pid(), e.name());
+        } catch (java.io.IOException refused) {
+            // the server closed it: what follows shows it takes nothing from this peer
+        }
         return ch;
     }
 
@@ -54,7 +58,11 @@ class TransferServerSecurityTest {
                 new TransferEngine("d", new SegmentMetadata.Embedded(), 1 << 20, Engines.config("tcp", shm))) {
             e.allocate(1 << 20, "cpu:0");
             try (SocketChannel ch = connect(e, "some-other-secret-0123456789")) {
-                ch.write(group(Wire.WRITE, 0, new long[][] {{0, 4}}, new byte[] {1, 2, 3, 4}));
+                try {
+                    ch.write(group(Wire.WRITE, 0, new long[][] {{0, 4}}, new byte[] {1, 2, 3, 4}));
+                } catch (java.io.IOException closed) {
+                    // already closed
+                }
                 ByteBuffer in = ByteBuffer.allocate(64);
                 int n = 0;
                 try {
@@ -158,6 +166,97 @@ class TransferServerSecurityTest {
             org.assertj.core.api.Assertions.assertThatThrownBy(
                             () -> p.notify("d", new byte[] {'k'}, java.time.Duration.ofSeconds(5)))
                     .hasMessageContaining("notification to 'd'");
+        }
+    }
+
+    @Test
+    void anUnprovenPeerSeesOnlyANonceAndUnprovenConnectionsAreCapped() throws Exception {
+        try (TransferEngine e =
+                new TransferEngine("d", new SegmentMetadata.Embedded(), 1 << 20, Engines.config("tcp", shm))) {
+            e.allocate(1 << 20, "cpu:0");
+            // a peer that sends garbage instead of proving the secret: 32 random bytes, then the end
+            try (SocketChannel ch = SocketChannel.open(new InetSocketAddress("127.0.0.1", e.port()))) {
+                ch.write(ByteBuffer.wrap(new byte[100]));
+                ByteBuffer in = ByteBuffer.allocate(4096);
+                int total = 0, n;
+                ch.socket().setSoTimeout(5000);
+                try {
+                    while ((n = ch.read(in)) > 0) total += n;
+                } catch (java.io.IOException reset) {
+                    // closed
+                }
+                assertThat(total).as("bytes an unproven peer saw").isEqualTo(PeerAuth.CHALLENGE_BYTES);
+            }
+            // connections that never finish the handshake: beyond the cap, closed at once
+            java.util.List<SocketChannel> stalled = new java.util.ArrayList<>();
+            try {
+                for (int i = 0; i < TransferServer.MAX_HANDSHAKING; i++)
+                    stalled.add(SocketChannel.open(new InetSocketAddress("127.0.0.1", e.port())));
+                Thread.sleep(300);
+                long refusedBefore = e.refusedConnections();
+                try (SocketChannel over = SocketChannel.open(new InetSocketAddress("127.0.0.1", e.port()))) {
+                    ByteBuffer one = ByteBuffer.allocate(64);
+                    int n;
+                    try {
+                        n = over.read(one);
+                    } catch (java.io.IOException reset) {
+                        n = -1;
+                    }
+                    assertThat(n)
+                            .as("the connection over the cap gets not even a nonce")
+                            .isEqualTo(-1);
+                }
+                assertThat(e.refusedConnections()).isGreaterThan(refusedBefore);
+            } finally {
+                for (SocketChannel s : stalled) s.close();
+            }
+        }
+    }
+
+    @Test
+    void aFakeServerWithoutTheSecretGetsNothingItCouldAnswerAnotherServerWith() throws Exception {
+        try (TransferEngine real = new TransferEngine(
+                        "real", new SegmentMetadata.Embedded(), 1 << 20, Engines.config("tcp", shm));
+                java.nio.channels.ServerSocketChannel fake = java.nio.channels.ServerSocketChannel.open()) {
+            real.allocate(1 << 20, "cpu:0");
+            fake.bind(new InetSocketAddress("127.0.0.1", 0));
+            // a client of the cluster's that connects to the fake (say its descriptor was forged)
+            java.util.concurrent.CompletableFuture<byte[]> captured = new java.util.concurrent.CompletableFuture<>();
+            Thread.ofVirtual().start(() -> {
+                try (SocketChannel victim = fake.accept();
+                        SocketChannel toReal = SocketChannel.open(new InetSocketAddress("127.0.0.1", real.port()))) {
+                    // relay the real server's nonce, so the client's proof is over it
+                    ByteBuffer ns = ByteBuffer.allocate(PeerAuth.CHALLENGE_BYTES);
+                    while (ns.hasRemaining()) toReal.read(ns);
+                    victim.write(ns.flip());
+                    ByteBuffer proof = ByteBuffer.allocate(512);
+                    victim.socket().setSoTimeout(3000);
+                    victim.read(proof);
+                    byte[] got = java.util.Arrays.copyOf(proof.array(), proof.position());
+                    toReal.write(ByteBuffer.wrap(got)); // and replay it to the real server
+                    ByteBuffer answer = ByteBuffer.allocate(64);
+                    toReal.socket().setSoTimeout(3000);
+                    int n;
+                    try {
+                        n = toReal.read(answer);
+                    } catch (java.io.IOException closed) {
+                        n = -1;
+                    }
+                    captured.complete(n > 0 ? java.util.Arrays.copyOf(answer.array(), n) : new byte[0]);
+                } catch (Exception ex) {
+                    captured.completeExceptionally(ex);
+                }
+            });
+            try (SocketChannel c = SocketChannel.open(
+                    new InetSocketAddress("127.0.0.1", fake.socket().getLocalPort()))) {
+                org.assertj.core.api.Assertions.assertThatThrownBy(
+                                () -> new PeerAuth(Engines.SECRET).connect(c, "client", "fake"))
+                        .as("the client gets no proof from the fake, and stops")
+                        .isInstanceOf(java.io.IOException.class);
+            }
+            assertThat(captured.get(10, TimeUnit.SECONDS))
+                    .as("what the real server answered the relayed proof (meant for 'fake')")
+                    .isEmpty();
         }
     }
 }

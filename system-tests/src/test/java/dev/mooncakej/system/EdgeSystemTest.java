@@ -21,25 +21,32 @@ import tools.jackson.databind.JsonNode;
 import tools.jackson.databind.json.JsonMapper;
 
 /**
- * The internal plane as an attacker on the network meets it ({@code ./mooncakej up}): every route
+ * The service's edges as an attacker or a careless client meets them ({@code ./mooncakej up}, a
+ * 64 KiB body limit). The internal plane: every route
  * each running app has registered (read from its own route listing, so a route added later cannot
  * be missed) that belongs to the internal plane refuses a caller without the cluster credential, and
  * one with a wrong one; the listing itself is internal; the secret is on no process's command line
- * and in no log of any process {@code up} starts.
+ * and in no log of any process {@code up} starts. The OpenAI endpoint: a body over the limit gets 413
+ * (declared or not), each known but unsupported parameter 400 naming it, special-token text in a
+ * message is tokenized as text, and a route or method not served gets an OpenAI error body.
  */
 @Timeout(value = 5, unit = TimeUnit.MINUTES)
-class InternalPlaneSystemTest {
+class EdgeSystemTest {
     private static final JsonMapper JSON = JsonMapper.builder().build();
     private static final HttpClient HTTP =
             HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(3)).build();
     private static LocalCluster cluster;
+    private static dev.mooncakej.engine.tokenizer.Tokenizer tokenizer;
 
     @BeforeAll
     static void up() throws Exception {
         Path dir = Files.createTempDirectory("mooncakej-plane");
         Path model = dir.resolve("tiny.gguf");
         ModelGenerator.generate(ModelGenerator.Preset.TINY, model);
-        cluster = LocalCluster.start(model, 1, 1);
+        cluster = LocalCluster.start(model, 1, 1, java.util.Map.of("MOONCAKEJ_CONDUCTOR_MAXBODYBYTES", "65536"));
+        try (var f = dev.mooncakej.engine.gguf.GgufFile.open(model)) {
+            tokenizer = dev.mooncakej.engine.tokenizer.Tokenizer.from(f);
+        }
     }
 
     @AfterAll
@@ -137,5 +144,105 @@ class InternalPlaneSystemTest {
         assertThat(ours).allSatisfy(c -> assertThat(c).doesNotContain(secret));
         for (String log : List.of("conductor", "prefill-0", "decode-0"))
             assertThat(cluster.log(log)).as("%s's log", log).doesNotContain(secret);
+    }
+
+    private static HttpResponse<String> post(String path, String body) throws Exception {
+        return HTTP.send(
+                HttpRequest.newBuilder(java.net.URI.create(cluster.url() + path))
+                        .timeout(Duration.ofSeconds(60))
+                        .header("Content-Type", "application/json")
+                        .POST(HttpRequest.BodyPublishers.ofString(body))
+                        .build(),
+                HttpResponse.BodyHandlers.ofString());
+    }
+
+    private static JsonNode error(HttpResponse<String> r) {
+        return JSON.readTree(r.body()).path("error");
+    }
+
+    @Test
+    void aBodyOverTheLimitGets413DeclaredOrNot() throws Exception {
+        String big = "{\"model\":\"mooncakej-tiny\",\"prompt\":\"" + "x".repeat(100_000) + "\",\"max_tokens\":1}";
+        HttpResponse<String> declared = post("/v1/completions", big);
+        assertThat(declared.statusCode()).isEqualTo(413);
+        assertThat(error(declared).path("code").asString()).isEqualTo("request_too_large");
+        assertThat(error(declared).path("message").asString()).contains("65536");
+        HttpResponse<String> chunked = HTTP.send(
+                HttpRequest.newBuilder(java.net.URI.create(cluster.url() + "/v1/completions"))
+                        .header("Content-Type", "application/json")
+                        .POST(HttpRequest.BodyPublishers.ofInputStream(() -> new java.io.ByteArrayInputStream(
+                                big.getBytes(java.nio.charset.StandardCharsets.UTF_8))))
+                        .build(),
+                HttpResponse.BodyHandlers.ofString());
+        assertThat(chunked.statusCode()).as(chunked.body()).isEqualTo(413);
+        assertThat(error(chunked).path("code").asString()).isEqualTo("request_too_large");
+        // and the service keeps serving
+        assertThat(post("/v1/completions", "{\"model\":\"mooncakej-tiny\",\"prompt\":\"hi\",\"max_tokens\":1}")
+                        .statusCode())
+                .isEqualTo(200);
+    }
+
+    @Test
+    void eachUnsupportedParameterGets400NamingIt() throws Exception {
+        String base = "\"model\":\"mooncakej-tiny\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]";
+        for (String[] p : new String[][] {
+            {"tools", "[{\"type\":\"function\",\"function\":{\"name\":\"f\"}}]"},
+            {"tool_choice", "\"auto\""},
+            {"functions", "[]"},
+            {"function_call", "\"auto\""},
+            {"response_format", "{\"type\":\"json_object\"}"},
+            {"logit_bias", "{\"5\":10}"},
+            {"n", "2"},
+            {"audio", "{}"},
+            {"modalities", "[\"text\",\"audio\"]"},
+        }) {
+            HttpResponse<String> r = post("/v1/chat/completions", "{" + base + ",\"" + p[0] + "\":" + p[1] + "}");
+            assertThat(r.statusCode()).as("%s: %s", p[0], r.body()).isEqualTo(400);
+            assertThat(error(r).path("param").asString()).as(p[0]).isEqualTo(p[0]);
+        }
+        HttpResponse<String> text =
+                post("/v1/chat/completions", "{" + base + ",\"max_tokens\":1,\"response_format\":{\"type\":\"text\"}}");
+        assertThat(text.statusCode())
+                .as("response_format text is what it does anyway")
+                .isEqualTo(200);
+    }
+
+    @Test
+    void specialTokenTextInAMessageIsText() throws Exception {
+        String special = "<|im_end|>";
+        int empty = promptTokens("");
+        int withSpecial = promptTokens(special);
+        assertThat(withSpecial - empty)
+                .as("tokens of the message '%s'", special)
+                .isEqualTo(tokenizer.encode(special).length)
+                .isGreaterThan(1);
+    }
+
+    private static int promptTokens(String content) throws Exception {
+        HttpResponse<String> r = post(
+                "/v1/chat/completions",
+                JSON.writeValueAsString(java.util.Map.of(
+                        "model",
+                        "mooncakej-tiny",
+                        "max_tokens",
+                        1,
+                        "messages",
+                        List.of(java.util.Map.of("role", "user", "content", content)))));
+        assertThat(r.statusCode()).as(r.body()).isEqualTo(200);
+        return JSON.readTree(r.body()).path("usage").path("prompt_tokens").asInt();
+    }
+
+    @Test
+    void aRouteOrMethodNotServedGetsAnOpenAiErrorBody() throws Exception {
+        HttpResponse<String> embeddings = post("/v1/embeddings", "{\"model\":\"mooncakej-tiny\",\"input\":\"hi\"}");
+        assertThat(embeddings.statusCode()).isEqualTo(404);
+        assertThat(error(embeddings).path("code").asString()).isEqualTo("not_found");
+        HttpResponse<String> get = HTTP.send(
+                HttpRequest.newBuilder(java.net.URI.create(cluster.url() + "/v1/completions"))
+                        .build(),
+                HttpResponse.BodyHandlers.ofString());
+        assertThat(get.statusCode()).isEqualTo(405);
+        assertThat(error(get).path("code").asString()).isEqualTo("method_not_allowed");
+        assertThat(get.body()).doesNotContain("Exception").doesNotContain("127.0.0.1:" + (cluster.port + 10));
     }
 }

@@ -1,0 +1,76 @@
+package dev.mooncakej.conductor.api;
+
+import dev.mooncakej.conductor.ConductorProperties;
+import java.nio.charset.StandardCharsets;
+import java.util.concurrent.atomic.AtomicLong;
+import org.springframework.core.Ordered;
+import org.springframework.core.io.buffer.DataBuffer;
+import org.springframework.http.HttpStatus;
+import org.springframework.http.MediaType;
+import org.springframework.http.server.reactive.ServerHttpRequestDecorator;
+import org.springframework.stereotype.Component;
+import org.springframework.web.server.ServerWebExchange;
+import org.springframework.web.server.WebFilter;
+import org.springframework.web.server.WebFilterChain;
+import reactor.core.publisher.Flux;
+import reactor.core.publisher.Mono;
+import tools.jackson.databind.json.JsonMapper;
+
+/**
+ * The OpenAI endpoint's request body limit ({@code mooncakej.conductor.max-body-bytes}): a body
+ * declared larger gets 413 with an OpenAI error body before a byte of it is read; a body that grows
+ * past the limit without declaring its length fails the same way as soon as it does.
+ */
+@Component
+public class BodyLimitFilter implements WebFilter, Ordered {
+    private static final JsonMapper JSON = JsonMapper.builder().build();
+    private final long limit;
+
+    public BodyLimitFilter(ConductorProperties props) {
+        this.limit = props.maxBodyBytes();
+    }
+
+    static ApiException tooLarge(long bytes, long limit) {
+        return new ApiException(
+                413,
+                "invalid_request_error",
+                null,
+                "request_too_large",
+                "the request body " + (bytes >= 0 ? "has " + bytes + " bytes" : "is larger than the limit")
+                        + "; this server accepts at most " + limit + " (mooncakej.conductor.max-body-bytes)",
+                null);
+    }
+
+    @Override
+    public Mono<Void> filter(ServerWebExchange exchange, WebFilterChain chain) {
+        if (!exchange.getRequest().getPath().value().startsWith("/v1/")) return chain.filter(exchange);
+        long declared = exchange.getRequest().getHeaders().getContentLength();
+        if (declared > limit) {
+            var response = exchange.getResponse();
+            response.setStatusCode(HttpStatus.PAYLOAD_TOO_LARGE);
+            response.getHeaders().setContentType(MediaType.APPLICATION_JSON);
+            byte[] body =
+                    JSON.writeValueAsString(tooLarge(declared, limit).body()).getBytes(StandardCharsets.UTF_8);
+            return response.writeWith(Mono.just(response.bufferFactory().wrap(body)));
+        }
+        AtomicLong seen = new AtomicLong();
+        var counted = new ServerHttpRequestDecorator(exchange.getRequest()) {
+            @Override
+            public Flux<DataBuffer> getBody() {
+                return super.getBody().map(b -> {
+                    if (seen.addAndGet(b.readableByteCount()) > limit) {
+                        org.springframework.core.io.buffer.DataBufferUtils.release(b);
+                        throw tooLarge(-1, limit);
+                    }
+                    return b;
+                });
+            }
+        };
+        return chain.filter(exchange.mutate().request(counted).build());
+    }
+
+    @Override
+    public int getOrder() {
+        return Ordered.HIGHEST_PRECEDENCE + 10;
+    }
+}
