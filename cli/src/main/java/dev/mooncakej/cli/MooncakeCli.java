@@ -9,7 +9,13 @@ import picocli.CommandLine.Command;
         mixinStandardHelpOptions = true,
         version = "mooncakej 0.1.0",
         description = "Mooncake-J: KVCache-centric disaggregated LLM serving.",
-        subcommands = {ModelCommand.class, BenchCommand.class, SimulateCommand.class, TraceCommand.class})
+        subcommands = {
+            ModelCommand.class,
+            BenchCommand.class,
+            SimulateCommand.class,
+            TraceCommand.class,
+            SoakCommand.class
+        })
 public final class MooncakeCli implements Runnable {
 
     @CommandLine.Spec

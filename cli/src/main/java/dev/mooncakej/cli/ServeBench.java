@@ -344,23 +344,28 @@ final class ServeBench implements Runnable {
     }
 
     static void waitUp(Process p) throws Exception {
-        try (BufferedReader r = new BufferedReader(new InputStreamReader(p.getInputStream(), StandardCharsets.UTF_8))) {
-            String line;
-            while ((line = r.readLine()) != null) {
-                if (line.startsWith("Mooncake-J is up")) {
-                    Thread.ofVirtual()
-                            .start(
-                                    () -> { // keep draining the launcher's output
-                                        try {
-                                            r.transferTo(java.io.Writer.nullWriter());
-                                        } catch (java.io.IOException ignored) {
-                                            // ended
+        // not closed on return: the launcher keeps writing (a worker that exits, its shutdown), and a
+        // closed pipe would end it with SIGPIPE, taking the whole cluster down
+        BufferedReader r = new BufferedReader(new InputStreamReader(p.getInputStream(), StandardCharsets.UTF_8));
+        String line;
+        while ((line = r.readLine()) != null) {
+            if (line.startsWith("Mooncake-J is up")) {
+                Thread.ofVirtual()
+                        .start(
+                                () -> { // keep draining the launcher's output
+                                    try (r) {
+                                        String more;
+                                        while ((more = r.readLine()) != null) {
+                                            if (more.startsWith("mooncakej:")) System.err.println("\n" + more);
                                         }
-                                    });
-                    return;
-                }
+                                    } catch (java.io.IOException ignored) {
+                                        // ended
+                                    }
+                                });
+                return;
             }
         }
+        r.close();
         throw new IllegalStateException("./mooncakej up did not come up (see .cache/logs/)");
     }
 

@@ -32,6 +32,7 @@ class DeploymentFilesTest {
                 .directory(root().toFile())
                 .redirectErrorStream(true);
         none.environment().remove("MOONCAKEJ_KV_SECRET");
+        none.environment().put("GRAFANA_ADMIN_PASSWORD", "a-password-of-the-users");
         Process refused = none.start();
         String why = new String(refused.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
         assertThat(refused.waitFor())
@@ -42,6 +43,7 @@ class DeploymentFilesTest {
                 .directory(root().toFile())
                 .redirectErrorStream(true);
         pb.environment().put("MOONCAKEJ_KV_SECRET", "a-secret-the-user-chose-0123456789");
+        pb.environment().put("GRAFANA_ADMIN_PASSWORD", "a-password-of-the-users");
         Process p = pb.start();
         String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
         assertThat(p.waitFor()).as("docker-compose config: %s", out).isZero();
@@ -51,6 +53,13 @@ class DeploymentFilesTest {
         assertThat(services)
                 .containsKeys(
                         "etcd", "conductor", "prefill-0", "prefill-1", "decode-0", "decode-1", "prometheus", "grafana");
+        String compose = Files.readString(root().resolve("docker/compose.yaml"));
+        assertThat(compose)
+                .as("Grafana signs users in; Prometheus and Grafana on this host only; workers get shm")
+                .contains("GF_AUTH_ANONYMOUS_ENABLED: \"false\"")
+                .contains("127.0.0.1:9090:9090")
+                .contains("127.0.0.1:3000:3000")
+                .contains("shm_size:");
         for (String df : List.of("conductor", "prefill-worker", "decode-worker")) {
             String text = Files.readString(root().resolve("docker/" + df + ".Dockerfile"));
             assertThat(text)
@@ -100,9 +109,35 @@ class DeploymentFilesTest {
                 assertThat((List<String>) c.get("args")).contains("--server.port=" + port);
                 assertThat(((Map<String, Object>) pod.get("securityContext")).get("runAsNonRoot"))
                         .isEqualTo(true);
+                assertThat(pod.get("securityContext").toString()).contains("RuntimeDefault");
+                assertThat(probe.get("path")).as("%s readiness", name).isEqualTo("/actuator/health/readiness");
+                Map<String, Object> live =
+                        (Map<String, Object>) ((Map<String, Object>) c.get("livenessProbe")).get("httpGet");
+                assertThat(live.get("path"))
+                        .as("%s liveness: a standby conductor is alive, not restarted", name)
+                        .isEqualTo("/actuator/health/liveness");
+                Map<String, Object> sc = (Map<String, Object>) c.get("securityContext");
+                assertThat(sc)
+                        .as("%s securityContext", name)
+                        .containsEntry("allowPrivilegeEscalation", false)
+                        .containsEntry("readOnlyRootFilesystem", true);
+                assertThat(sc.get("capabilities").toString()).contains("ALL");
+                assertThat(((Map<String, Object>) c.get("resources")).get("limits"))
+                        .as("%s limits", name)
+                        .isNotNull();
+                if (!name.equals("conductor"))
+                    assertThat(pod.get("volumes").toString())
+                            .as("%s /dev/shm", name)
+                            .contains("medium=Memory");
             }
         }
         assertThat(deployments).containsExactlyInAnyOrder("etcd", "conductor", "prefill-worker", "decode-worker");
+        assertThat(docs)
+                .as("a NetworkPolicy for the workers")
+                .anySatisfy(d -> assertThat(d.get("kind")).isEqualTo("NetworkPolicy"));
+        assertThat(docs)
+                .as("no Secret ships with a value")
+                .noneSatisfy(d -> assertThat(d.get("kind")).isEqualTo("Secret"));
     }
 
     @Test

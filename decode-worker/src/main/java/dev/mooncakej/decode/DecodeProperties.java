@@ -108,4 +108,10 @@ public record DecodeProperties(
                 simProfile,
                 simTimeScale);
     }
+
+    /** The record's text with the secret left out (it must never reach a log). */
+    @Override
+    public String toString() {
+        return dev.mooncakej.kvcache.Redacted.toString(this, "kvSecret");
+    }
 }

@@ -97,4 +97,10 @@ public record PrefillProperties(
                 simProfile,
                 simTimeScale);
     }
+
+    /** The record's text with the secret left out (it must never reach a log). */
+    @Override
+    public String toString() {
+        return dev.mooncakej.kvcache.Redacted.toString(this, "kvSecret");
+    }
 }

@@ -7,6 +7,7 @@ import java.net.URI;
 import java.net.http.HttpClient;
 import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
+import java.nio.charset.StandardCharsets;
 import java.time.Duration;
 import org.junit.jupiter.api.Test;
 import org.testcontainers.containers.ComposeContainer;
@@ -44,6 +45,7 @@ class ComposeStackTest {
     static final ComposeContainer STACK = new ComposeContainer(
                     new File(LocalCluster.projectRoot().toFile(), "docker/compose.yaml"))
             .withEnv("MOONCAKEJ_KV_SECRET", "compose-test-" + Long.toHexString(System.nanoTime())) // no default ships
+            .withEnv("GRAFANA_ADMIN_PASSWORD", "compose-test-grafana")
             .withExposedService(
                     "conductor",
                     8000,
@@ -63,6 +65,12 @@ class ComposeStackTest {
                 "http://" + STACK.getServiceHost("grafana", 3000) + ":" + STACK.getServicePort("grafana", 3000);
         HttpResponse<String> dash = http.send(
                 HttpRequest.newBuilder(URI.create(grafana + "/api/dashboards/uid/mooncakej"))
+                        .header(
+                                "Authorization",
+                                "Basic "
+                                        + java.util.Base64.getEncoder()
+                                                .encodeToString(
+                                                        "admin:compose-test-grafana".getBytes(StandardCharsets.UTF_8)))
                         .build(),
                 HttpResponse.BodyHandlers.ofString());
         assertThat(dash.body()).contains("Mooncake-J");

@@ -59,7 +59,12 @@ public final class SsdTier implements AutoCloseable {
         try (var files = Files.list(dir)) {
             for (Path f : (Iterable<Path>) files::iterator) {
                 var m = p.matcher(f.getFileName().toString());
-                if (m.matches() && ProcessHandle.of(Long.parseLong(m.group(1))).isEmpty()) Files.deleteIfExists(f);
+                if (m.matches()
+                        && ProcessHandle.of(Long.parseLong(m.group(1))).isEmpty()
+                        && Files.isRegularFile(f, java.nio.file.LinkOption.NOFOLLOW_LINKS)
+                        && Files.getOwner(f, java.nio.file.LinkOption.NOFOLLOW_LINKS)
+                                .getName()
+                                .equals(System.getProperty("user.name"))) Files.deleteIfExists(f);
             }
         } catch (IOException | RuntimeException ignored) {
             // best effort: a directory that cannot be listed fails with its own message when the file is made

@@ -249,4 +249,10 @@ public record TransferConfig(
                 downgradeAfter,
                 lib);
     }
+
+    /** The record's text with the secret left out (it must never reach a log). */
+    @Override
+    public String toString() {
+        return dev.mooncakej.kvcache.Redacted.toString(this, "secret");
+    }
 }

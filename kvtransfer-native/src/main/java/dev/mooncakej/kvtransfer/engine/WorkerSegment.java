@@ -62,6 +62,7 @@ public final class WorkerSegment implements AutoCloseable {
                 if (!m.matches()) continue;
                 long pid = Long.parseLong(m.group(1));
                 if (ProcessHandle.of(pid).isPresent()) continue;
+                if (!deadSegmentFileOfOurs(f)) continue;
                 try {
                     Files.deleteIfExists(f);
                     removed++;
@@ -73,6 +74,21 @@ public final class WorkerSegment implements AutoCloseable {
             // best effort: an unreadable directory fails later with its own message
         }
         return removed;
+    }
+
+    /**
+     * Whether a file the sweep found may be deleted: a regular file (never through a link) owned by
+     * the user this worker runs as, as its own segment files are; anything else is left alone.
+     */
+    static boolean deadSegmentFileOfOurs(Path f) {
+        try {
+            return Files.isRegularFile(f, java.nio.file.LinkOption.NOFOLLOW_LINKS)
+                    && Files.getOwner(f, java.nio.file.LinkOption.NOFOLLOW_LINKS)
+                            .getName()
+                            .equals(System.getProperty("user.name"));
+        } catch (java.io.IOException | RuntimeException e) {
+            return false;
+        }
     }
 
     /**

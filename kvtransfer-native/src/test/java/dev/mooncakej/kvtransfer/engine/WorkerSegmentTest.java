@@ -27,12 +27,17 @@ class WorkerSegmentTest {
                         "mooncakej-decode-somehost-" + ProcessHandle.current().pid() + ".seg"),
                 "x");
         Path other = Files.writeString(shm.resolve("mooncakej-prefill-somehost-" + dead + ".seg"), "x");
+        // a link named like a dead worker's file: the sweep proves what it deletes, and this is no segment file
+        Path target = Files.writeString(shm.resolve("precious.bin"), "keep me");
+        Path link = Files.createSymbolicLink(shm.resolve("mooncakej-decode-otherhost-" + dead + ".seg"), target);
         TransferConfig cfg = WorkerSegment.config(
                 "mooncakej.decode.kv-", "shm,tcp", shm.toString(), "127.0.0.1", 0, Engines.SECRET, 5000);
         try (WorkerSegment w = new WorkerSegment("decode", cfg, new SegmentMetadata.Embedded())) {
             assertThat(stale).as("a dead decode worker's file").doesNotExist();
             assertThat(live).as("a live process's file").exists();
             assertThat(other).as("another role's file").exists();
+            assertThat(Files.isSymbolicLink(link)).as("a link is never swept").isTrue();
+            assertThat(Files.readString(target)).isEqualTo("keep me");
             var slab = w.kvMemory().apply(1 << 20);
             assertThat(w.engine().descriptor().registered(w.engine().offsetOf(slab), 1 << 20))
                     .isTrue();

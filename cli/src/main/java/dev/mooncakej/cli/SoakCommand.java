@@ -1,0 +1,311 @@
+package dev.mooncakej.cli;
+
+import dev.mooncakej.kvcache.wire.ClusterCredential;
+import java.io.BufferedReader;
+import java.io.InputStreamReader;
+import java.net.URI;
+import java.net.http.HttpClient;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.SplittableRandom;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicLong;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+import tools.jackson.databind.JsonNode;
+import tools.jackson.databind.json.JsonMapper;
+
+/**
+ * A soak against a simulated-engine cluster it starts ({@code ./mooncakej up --engine simulated},
+ * loopback): clients send streamed and whole completions, some hang up mid-stream, and a decode
+ * worker is SIGKILLed and restarted halfway. Every request must end complete or with a clean error
+ * (a status and an OpenAI error body, or an error event); the client's counts by outcome must equal
+ * the conductor's ({@code mooncakej_requests_total}) exactly, and once idle no decode worker may hold a
+ * KV block or a reservation and no prefill worker a job. Prints progress, then one JSON object.
+ */
+@Command(
+        name = "soak",
+        description = "Soak a simulated-engine cluster (streams, hang-ups, a worker restart) and reconcile every "
+                + "request with the services' counts.")
+final class SoakCommand implements Runnable {
+    private static final JsonMapper JSON = JsonMapper.builder().build();
+
+    @Option(names = "--minutes", description = "how long to run (default 1)")
+    Double minutes;
+
+    @Option(names = "--seconds", description = "how long to run, in seconds (overrides --minutes; the CI soak)")
+    Integer seconds;
+
+    @Option(names = "--clients", defaultValue = "8")
+    int clients;
+
+    @Option(names = "--port", defaultValue = "18800")
+    int port;
+
+    @Option(names = "--json")
+    boolean json;
+
+    private volatile Process restartedWorker;
+
+    private final HttpClient http =
+            HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(5)).build();
+    private final Map<String, AtomicLong> seen = new ConcurrentHashMap<>();
+    private final List<String> unclean = java.util.Collections.synchronizedList(new ArrayList<>());
+
+    private void count(String outcome) {
+        seen.computeIfAbsent(outcome, k -> new AtomicLong()).incrementAndGet();
+    }
+
+    @Override
+    public void run() {
+        long runMillis = seconds != null ? seconds * 1000L : (long) ((minutes == null ? 1 : minutes) * 60_000);
+        if (runMillis < 5000) throw new IllegalArgumentException("--seconds: expected at least 5");
+        if (clients < 1 || clients > 256)
+            throw new IllegalArgumentException("--clients " + clients + ": expected 1..256");
+        Process cluster = null;
+        try {
+            Path model = Machine.projectRoot().resolve(".cache/models/mooncakej-tiny.gguf");
+            if (!java.nio.file.Files.exists(model)) {
+                java.nio.file.Files.createDirectories(model.getParent());
+                dev.mooncakej.engine.generate.ModelGenerator.generate(
+                        dev.mooncakej.engine.generate.ModelGenerator.Preset.TINY, model);
+            }
+            System.err.println(
+                    "soak: starting ./mooncakej up --engine simulated --prefill 1 --decode 2 --port " + port);
+            ProcessBuilder pb = new ProcessBuilder(
+                            "bash",
+                            "mooncakej",
+                            "up",
+                            "--port",
+                            String.valueOf(port),
+                            "--model",
+                            model.toString(),
+                            "--prefill",
+                            "1",
+                            "--decode",
+                            "2",
+                            "--engine",
+                            "simulated",
+                            "--sim-time-scale",
+                            "0.05")
+                    .directory(Machine.projectRoot().toFile())
+                    .redirectErrorStream(true);
+            pb.environment().put("MOONCAKEJ_NO_BUILD", "1");
+            pb.environment().put("MOONCAKEJ_CLUSTER_SECRET", ServeBench.SECRET);
+            cluster = pb.start();
+            ServeBench.waitUp(cluster);
+            String base = "http://127.0.0.1:" + port;
+            long t0 = System.nanoTime(), until = t0 + TimeUnit.MILLISECONDS.toNanos(runMillis);
+            AtomicLong sent = new AtomicLong();
+            List<Thread> ts = new ArrayList<>();
+            for (int c = 0; c < clients; c++) {
+                long seed = c;
+                ts.add(Thread.ofVirtual().start(() -> client(base, new SplittableRandom(seed), until, sent)));
+            }
+            boolean restarted = false;
+            while (System.nanoTime() < until) {
+                Thread.sleep(1000);
+                double done = (System.nanoTime() - t0) / (double) (until - t0);
+                System.err.printf("\rsoak: %3.0f%%, %d requests, %s", done * 100, sent.get(), seen);
+                if (!restarted && done >= 0.5) {
+                    restarted = true;
+                    restart(port + 21);
+                }
+            }
+            for (Thread t : ts) t.join(TimeUnit.SECONDS.toMillis(120));
+            System.err.println();
+            Thread.sleep(1500); // pooled blocks are released, reports land
+            Map<String, Object> out = new LinkedHashMap<>();
+            out.put("command", "./mooncakej soak --seconds " + runMillis / 1000 + " --clients " + clients);
+            out.put("machine", Machine.describe());
+            out.put("requests", sent.get());
+            Map<String, Long> client = new java.util.TreeMap<>();
+            seen.forEach((k, v) -> client.put(k, v.get()));
+            out.put("client_outcomes", client);
+            Map<String, Long> conductor = outcomes(get(base + "/actuator/prometheus"));
+            out.put("conductor_outcomes", conductor);
+            long total = client.values().stream().mapToLong(Long::longValue).sum();
+            List<String> problems = new ArrayList<>(unclean.subList(0, Math.min(10, unclean.size())));
+            if (total != sent.get())
+                problems.add("client outcomes sum to " + total + " of " + sent.get() + " requests");
+            for (String k : List.of("ok", "cancelled", "rejected", "error")) {
+                long a = client.getOrDefault(k, 0L), b = conductor.getOrDefault(k, 0L);
+                if (a != b) problems.add(k + ": client " + a + ", conductor " + b);
+            }
+            for (int d = 0; d < 2; d++) {
+                JsonNode st = JSON.readTree(internal("http://127.0.0.1:" + (port + 20 + d) + "/internal/status"));
+                if (st.path("usedBlocks").asInt() != 0 || st.path("active").asInt() != 0)
+                    problems.add("decode-" + d + " still holds "
+                            + st.path("usedBlocks").asInt() + " blocks, "
+                            + st.path("active").asInt() + " requests");
+            }
+            JsonNode p = JSON.readTree(internal("http://127.0.0.1:" + (port + 10) + "/internal/status"));
+            if (p.path("active").asInt() != 0 || p.path("queued").asInt() != 0)
+                problems.add("prefill-0 still has " + p.path("active").asInt() + " jobs");
+            out.put("restarted_worker", "decode-1");
+            out.put("unclean_endings", unclean.size());
+            out.put("problems", problems);
+            out.put("reconciled", problems.isEmpty());
+            if (json) System.out.println(JSON.writeValueAsString(out));
+            else out.forEach((k, v) -> System.out.printf("%-20s %s%n", k, v));
+            if (!problems.isEmpty()) throw new IllegalStateException("the soak did not reconcile: " + problems);
+        } catch (IllegalStateException e) {
+            throw e;
+        } catch (Exception e) {
+            throw new IllegalStateException("soak failed: " + e, e);
+        } finally {
+            if (restartedWorker != null) {
+                restartedWorker.destroy();
+                try {
+                    if (!restartedWorker.waitFor(30, TimeUnit.SECONDS)) restartedWorker.destroyForcibly();
+                } catch (InterruptedException ignored) {
+                    Thread.currentThread().interrupt();
+                }
+            }
+            if (cluster != null) {
+                cluster.destroy();
+                try {
+                    cluster.waitFor(60, TimeUnit.SECONDS);
+                } catch (InterruptedException ignored) {
+                    Thread.currentThread().interrupt();
+                }
+            }
+        }
+    }
+
+    /** One client: a mix of whole and streamed completions, some streams hung up after two chunks. */
+    private void client(String base, SplittableRandom rnd, long until, AtomicLong sent) {
+        while (System.nanoTime() < until) {
+            int kind = rnd.nextInt(10);
+            boolean stream = kind >= 4, hangUp = kind >= 8;
+            String body = JSON.writeValueAsString(Map.of(
+                    "model",
+                    "mooncakej-tiny",
+                    "prompt",
+                    "soak " + rnd.nextInt(50) + " " + "word ".repeat(rnd.nextInt(1, 60)),
+                    "max_tokens",
+                    hangUp ? 1000 : rnd.nextInt(2, 40),
+                    "stream",
+                    stream));
+            sent.incrementAndGet();
+            try {
+                HttpRequest req = HttpRequest.newBuilder(URI.create(base + "/v1/completions"))
+                        .timeout(Duration.ofSeconds(120))
+                        .header("Content-Type", "application/json")
+                        .POST(HttpRequest.BodyPublishers.ofString(body))
+                        .build();
+                if (!stream) {
+                    HttpResponse<String> r = http.send(req, HttpResponse.BodyHandlers.ofString());
+                    classify(r.statusCode(), r.body(), false, false);
+                    continue;
+                }
+                HttpResponse<java.io.InputStream> r = http.send(req, HttpResponse.BodyHandlers.ofInputStream());
+                if (r.statusCode() != 200) {
+                    classify(r.statusCode(), new String(r.body().readAllBytes(), StandardCharsets.UTF_8), false, false);
+                    continue;
+                }
+                int chunks = 0;
+                boolean done = false, error = false;
+                try (BufferedReader in = new BufferedReader(new InputStreamReader(r.body(), StandardCharsets.UTF_8))) {
+                    String line;
+                    while ((line = in.readLine()) != null) {
+                        if (!line.startsWith("data:")) continue;
+                        String data = line.substring(5).trim();
+                        if (data.equals("[DONE]")) done = true;
+                        else if (data.contains("\"error\"")) error = true;
+                        else if (++chunks == 2 && hangUp) break; // the client goes away
+                    }
+                }
+                if (hangUp && !done && !error) count("cancelled");
+                else classify(200, "", error, !done);
+            } catch (Exception e) {
+                count("error");
+                unclean.add("a request ended with " + e.getClass().getSimpleName());
+            }
+        }
+    }
+
+    private void classify(int status, String body, boolean errorEvent, boolean cut) {
+        if (status == 200 && !errorEvent && !cut) count("ok");
+        else if (status == 200) {
+            count("error");
+            if (cut && !errorEvent) unclean.add("a stream ended without [DONE] or an error event");
+        } else if (status == 429) count("rejected");
+        else {
+            count("error");
+            if (!body.contains("\"error\"")) unclean.add("HTTP " + status + " without an OpenAI error body");
+        }
+    }
+
+    private static final Pattern OUTCOME =
+            Pattern.compile("mooncakej_requests_total\\{[^}]*outcome=\"([a-z_]+)\"[^}]*} ([0-9.E]+)");
+
+    private static Map<String, Long> outcomes(String metrics) {
+        Map<String, Long> out = new java.util.TreeMap<>();
+        Matcher m = OUTCOME.matcher(metrics);
+        while (m.find()) out.merge(m.group(1), (long) Double.parseDouble(m.group(2)), Long::sum);
+        return out;
+    }
+
+    /** SIGKILLs the worker on {@code httpPort} and starts it again with the same command and environment. */
+    private void restart(int httpPort) throws Exception {
+        ProcessHandle worker = ProcessHandle.allProcesses()
+                .filter(h -> h.info().commandLine().orElse("").contains("--server.port=" + httpPort + " "))
+                .findFirst()
+                .orElseThrow(() -> new IllegalStateException("no worker on port " + httpPort));
+        List<String> cmd = new ArrayList<>();
+        cmd.add(worker.info().command().orElseThrow());
+        cmd.addAll(List.of(worker.info().arguments().orElseThrow()));
+        System.err.println("\nsoak: SIGKILL and restart of the worker on port " + httpPort);
+        worker.destroyForcibly();
+        long gone = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
+        while (worker.isAlive() && System.nanoTime() < gone) Thread.sleep(50);
+        ProcessBuilder pb = new ProcessBuilder(cmd)
+                .redirectErrorStream(true)
+                .redirectOutput(ProcessBuilder.Redirect.appendTo(Machine.projectRoot()
+                        .resolve(".cache/logs/decode-1.log")
+                        .toFile()));
+        pb.environment().put("MOONCAKEJ_CLUSTER_SECRET", ServeBench.SECRET);
+        pb.environment().put("MOONCAKEJ_DECODE_KVSECRET", ServeBench.SECRET);
+        restartedWorker = pb.start(); // not up's child: stopped by this command when it ends
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(120);
+        while (System.nanoTime() < deadline) {
+            try {
+                if (get("http://127.0.0.1:" + httpPort + "/actuator/health").contains("UP")) return;
+            } catch (Exception notYet) {
+                // starting
+            }
+            Thread.sleep(500);
+        }
+        throw new IllegalStateException("the restarted worker on port " + httpPort + " did not come up in 120 s");
+    }
+
+    private String get(String url) throws Exception {
+        return http.send(
+                        HttpRequest.newBuilder(URI.create(url))
+                                .timeout(Duration.ofSeconds(10))
+                                .build(),
+                        HttpResponse.BodyHandlers.ofString())
+                .body();
+    }
+
+    private String internal(String url) throws Exception {
+        return http.send(
+                        HttpRequest.newBuilder(URI.create(url))
+                                .timeout(Duration.ofSeconds(10))
+                                .header(ClusterCredential.HEADER, ServeBench.CREDENTIAL.value())
+                                .build(),
+                        HttpResponse.BodyHandlers.ofString())
+                .body();
+    }
+}
