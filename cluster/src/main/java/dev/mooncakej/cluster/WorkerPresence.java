@@ -72,7 +72,7 @@ public final class WorkerPresence implements AutoCloseable {
     public String leaderUrl() {
         long now = System.nanoTime();
         if (leader == null || now - leaderCheckedAt > 1_000_000_000L) {
-            leader = etcd.leader("conductor").orElse(null);
+            leader = etcd.leader("conductor").filter(Member::plainUrl).orElse(null);
             leaderCheckedAt = now;
         }
         return leader;

@@ -244,5 +244,13 @@ class EdgeSystemTest {
         assertThat(get.statusCode()).isEqualTo(405);
         assertThat(error(get).path("code").asString()).isEqualTo("method_not_allowed");
         assertThat(get.body()).doesNotContain("Exception").doesNotContain("127.0.0.1:" + (cluster.port + 10));
+        HttpResponse<String> form = HTTP.send(
+                HttpRequest.newBuilder(java.net.URI.create(cluster.url() + "/v1/completions"))
+                        .header("Content-Type", "application/x-www-form-urlencoded")
+                        .POST(HttpRequest.BodyPublishers.ofString("prompt=hi"))
+                        .build(),
+                HttpResponse.BodyHandlers.ofString());
+        assertThat(form.statusCode()).isEqualTo(415);
+        assertThat(error(form).path("code").asString()).isEqualTo("unsupported_media_type");
     }
 }

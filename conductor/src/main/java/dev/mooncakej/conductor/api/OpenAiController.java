@@ -74,7 +74,7 @@ public class OpenAiController {
                 List.of(Map.of("id", model.name(), "object", "model", "created", created, "owned_by", "mooncakej"))));
     }
 
-    @PostMapping("/v1/chat/completions")
+    @PostMapping(value = "/v1/chat/completions", consumes = MediaType.APPLICATION_JSON_VALUE)
     public Mono<ResponseEntity<?>> chat(
             @RequestBody(required = false) String body,
             @RequestHeader(value = "X-Request-Id", required = false) String rid,
@@ -82,7 +82,7 @@ public class OpenAiController {
         return complete(body, true, rid, auth);
     }
 
-    @PostMapping("/v1/completions")
+    @PostMapping(value = "/v1/completions", consumes = MediaType.APPLICATION_JSON_VALUE)
     public Mono<ResponseEntity<?>> completions(
             @RequestBody(required = false) String body,
             @RequestHeader(value = "X-Request-Id", required = false) String rid,

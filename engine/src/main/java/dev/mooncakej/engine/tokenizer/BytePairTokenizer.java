@@ -152,10 +152,27 @@ public final class BytePairTokenizer implements Tokenizer {
         return out.toArray();
     }
 
+    /**
+     * The longest pre-token piece merged as one (BPE is quadratic in a piece's length): a longer one,
+     * which no natural text has (a word of 256 characters), is merged in runs of this many characters,
+     * so a prompt of one enormous "word" costs linear time instead of hours.
+     */
+    static final int MAX_PIECE_CHARS = 256;
+
     private void encodePlain(String text, IntList out) {
         Matcher m = pretokenizer.matcher(text);
         while (m.find()) {
             String piece = m.group();
+            if (piece.length() > MAX_PIECE_CHARS) {
+                for (int from = 0; from < piece.length(); ) {
+                    int to = Math.min(piece.length(), from + MAX_PIECE_CHARS);
+                    if (to < piece.length() && Character.isHighSurrogate(piece.charAt(to - 1)))
+                        to--; // whole code points
+                    out.addAll(bpe(encodeBytes(piece.substring(from, to).getBytes(StandardCharsets.UTF_8))));
+                    from = to;
+                }
+                continue;
+            }
             int[] ids = cache.get(piece);
             if (ids == null) {
                 ids = bpe(encodeBytes(piece.getBytes(StandardCharsets.UTF_8)));

@@ -23,6 +23,22 @@ class TokenizerTest {
         }
     }
 
+    /** A hang guard, not a speed target: merged whole, such a piece would take hours. */
+    @Test
+    @org.junit.jupiter.api.Timeout(value = 60, unit = java.util.concurrent.TimeUnit.SECONDS)
+    void aPromptOfOneEnormousWordIsTokenizedInRunsAndStillRoundTrips() {
+        try (GgufFile f = GgufFile.open(TestModels.tiny())) {
+            Tokenizer t = Tokenizer.from(f);
+            StringBuilder sb = new StringBuilder();
+            Random rnd = new Random(3);
+            while (sb.length() < 200_000) sb.append((char) ('a' + rnd.nextInt(26))); // letters only: one piece
+            String word = sb.toString();
+            int[] ids = t.encode(word);
+            assertThat(t.decode(ids)).isEqualTo(word);
+            assertThat(ids.length).isLessThanOrEqualTo(word.length());
+        }
+    }
+
     private static final String ALPHABET = "abcxyzABC 0123 \t\n.,;'\"!?éüß日本語€🙂<>|";
 
     @Test
