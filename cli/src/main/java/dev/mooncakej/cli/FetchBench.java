@@ -70,27 +70,8 @@ final class FetchBench implements Runnable {
             try (var f = dev.mooncakej.engine.gguf.GgufFile.open(model)) {
                 vocab = dev.mooncakej.engine.tokenizer.Tokenizer.from(f).vocabSize();
             }
-            System.err.println("starting a cluster: ./mooncakej up --prefill 2 --decode 1 --port " + port);
-            ProcessBuilder pb = new ProcessBuilder(
-                            "bash",
-                            "mooncakej",
-                            "up",
-                            "--port",
-                            String.valueOf(port),
-                            "--model",
-                            model.toString(),
-                            "--prefill",
-                            "2",
-                            "--decode",
-                            "1",
-                            "--kv-transports",
-                            transports)
-                    .directory(Machine.projectRoot().toFile())
-                    .redirectErrorStream(true);
-            pb.environment().put("MOONCAKEJ_NO_BUILD", "1");
-            pb.environment().put("MOONCAKEJ_CLUSTER_SECRET", ServeBench.SECRET);
-            cluster = pb.start();
-            ServeBench.waitUp(cluster);
+            cluster = ClusterLauncher.start(
+                    port, model, "--prefill", "2", "--decode", "1", "--kv-transports", transports);
             SplittableRandom rnd = new SplittableRandom(7);
             double[] fetched = new double[trials], recomputed = new double[trials];
             int[] fetchedTokens = new int[trials];
@@ -133,14 +114,7 @@ final class FetchBench implements Runnable {
         } catch (Exception e) {
             throw new IllegalStateException("fetch benchmark failed: " + e.getMessage(), e);
         } finally {
-            if (cluster != null) {
-                cluster.destroy();
-                try {
-                    cluster.waitFor(30, TimeUnit.SECONDS);
-                } catch (InterruptedException ignored) {
-                    Thread.currentThread().interrupt();
-                }
-            }
+            ClusterLauncher.stop(cluster);
         }
     }
 

@@ -81,15 +81,7 @@ final class ServeBench implements Runnable {
             if (model == null) model = smallModel();
             if (port == null) {
                 port = 18600;
-                System.err.println("starting a cluster: ./mooncakej up --port " + port + " --model " + model);
-                ProcessBuilder pb = new ProcessBuilder(
-                                "bash", "mooncakej", "up", "--port", String.valueOf(port), "--model", model.toString())
-                        .directory(Machine.projectRoot().toFile())
-                        .redirectErrorStream(true);
-                pb.environment().put("MOONCAKEJ_NO_BUILD", "1");
-                pb.environment().put("MOONCAKEJ_CLUSTER_SECRET", SECRET); // the workers' internal routes need it
-                cluster = pb.start();
-                waitUp(cluster);
+                cluster = ClusterLauncher.start(port, model);
             }
             String base = "http://127.0.0.1:" + port;
             String name = JSON.readTree(get(base + "/v1/models"))
@@ -138,14 +130,7 @@ final class ServeBench implements Runnable {
         } catch (Exception e) {
             throw new IllegalStateException("serve benchmark failed: " + e.getMessage(), e);
         } finally {
-            if (cluster != null) {
-                cluster.destroy();
-                try {
-                    cluster.waitFor(30, TimeUnit.SECONDS);
-                } catch (InterruptedException ignored) {
-                    Thread.currentThread().interrupt();
-                }
-            }
+            ClusterLauncher.stop(cluster);
         }
     }
 

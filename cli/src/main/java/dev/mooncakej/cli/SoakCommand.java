@@ -80,30 +80,17 @@ final class SoakCommand implements Runnable {
                 dev.mooncakej.engine.generate.ModelGenerator.generate(
                         dev.mooncakej.engine.generate.ModelGenerator.Preset.TINY, model);
             }
-            System.err.println(
-                    "soak: starting ./mooncakej up --engine simulated --prefill 1 --decode 2 --port " + port);
-            ProcessBuilder pb = new ProcessBuilder(
-                            "bash",
-                            "mooncakej",
-                            "up",
-                            "--port",
-                            String.valueOf(port),
-                            "--model",
-                            model.toString(),
-                            "--prefill",
-                            "1",
-                            "--decode",
-                            "2",
-                            "--engine",
-                            "simulated",
-                            "--sim-time-scale",
-                            "0.05")
-                    .directory(Machine.projectRoot().toFile())
-                    .redirectErrorStream(true);
-            pb.environment().put("MOONCAKEJ_NO_BUILD", "1");
-            pb.environment().put("MOONCAKEJ_CLUSTER_SECRET", ServeBench.SECRET);
-            cluster = pb.start();
-            ServeBench.waitUp(cluster);
+            cluster = ClusterLauncher.start(
+                    port,
+                    model,
+                    "--prefill",
+                    "1",
+                    "--decode",
+                    "2",
+                    "--engine",
+                    "simulated",
+                    "--sim-time-scale",
+                    "0.05");
             String base = "http://127.0.0.1:" + port;
             long t0 = System.nanoTime(), until = t0 + TimeUnit.MILLISECONDS.toNanos(runMillis);
             AtomicLong sent = new AtomicLong();
@@ -164,22 +151,8 @@ final class SoakCommand implements Runnable {
         } catch (Exception e) {
             throw new IllegalStateException("soak failed: " + e, e);
         } finally {
-            if (restartedWorker != null) {
-                restartedWorker.destroy();
-                try {
-                    if (!restartedWorker.waitFor(30, TimeUnit.SECONDS)) restartedWorker.destroyForcibly();
-                } catch (InterruptedException ignored) {
-                    Thread.currentThread().interrupt();
-                }
-            }
-            if (cluster != null) {
-                cluster.destroy();
-                try {
-                    cluster.waitFor(60, TimeUnit.SECONDS);
-                } catch (InterruptedException ignored) {
-                    Thread.currentThread().interrupt();
-                }
-            }
+            ClusterLauncher.stop(restartedWorker); // not up's child
+            ClusterLauncher.stop(cluster);
         }
     }
 

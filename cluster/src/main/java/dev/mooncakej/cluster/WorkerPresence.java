@@ -1,10 +1,5 @@
 package dev.mooncakej.cluster;
 
-import java.net.URI;
-import java.net.http.HttpClient;
-import java.net.http.HttpRequest;
-import java.net.http.HttpResponse;
-import java.time.Duration;
 import java.util.logging.Logger;
 
 /**
@@ -17,21 +12,21 @@ public final class WorkerPresence implements AutoCloseable {
 
     private final EtcdCluster etcd;
     private final Member self;
-    private final HttpClient http =
-            HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(2)).build();
     private volatile String leader;
     private volatile long leaderCheckedAt;
-
-    private final dev.mooncakej.kvcache.wire.ClusterCredential credential;
 
     private WorkerPresence(EtcdCluster etcd, Member self, dev.mooncakej.kvcache.wire.ClusterCredential credential) {
         this.etcd = etcd;
         this.self = self;
-        this.credential = credential;
+        this.link = new LeaderLink(this::leaderUrl, credential);
     }
 
-    /** Connects to etcd and registers; a worker that cannot reach etcd now keeps trying in the background. */
-    /** @param credential what its calls to the leader's internal routes carry */
+    private final LeaderLink link;
+
+    /**
+     * Connects to etcd and registers; a worker that cannot reach etcd now keeps trying in the
+     * background. {@code credential}: what its calls to the leader's internal routes carry.
+     */
     public static WorkerPresence start(
             ClusterSettings settings, Member self, dev.mooncakej.kvcache.wire.ClusterCredential credential) {
         EtcdCluster etcd = settings.connect();
@@ -48,24 +43,10 @@ public final class WorkerPresence implements AutoCloseable {
      * did not take it (the caller keeps or drops the update; a new leader pulls the full state anyway).
      */
     public boolean postToLeader(String path, String json) {
-        String url = leaderUrl();
-        if (url == null) return false;
-        try {
-            HttpResponse<Void> r = http.send(
-                    HttpRequest.newBuilder(URI.create(url + path))
-                            .timeout(Duration.ofSeconds(2))
-                            .header("Content-Type", "application/json")
-                            .header(dev.mooncakej.kvcache.wire.ClusterCredential.HEADER, credential.value())
-                            .POST(HttpRequest.BodyPublishers.ofString(json))
-                            .build(),
-                    HttpResponse.BodyHandlers.discarding());
-            if (r.statusCode() / 100 == 2) return true;
-            leader = null; // 409: not the leader (any more)
-            return false;
-        } catch (Exception e) {
-            leader = null;
-            return false;
-        }
+        if (leaderUrl() == null) return false;
+        if (link.post(path, json) != null) return true;
+        leader = null; // a 409 (not the leader any more), or unreachable: look it up again
+        return false;
     }
 
     /** The leader conductor's URL, looked up in etcd (cached for a second). */
