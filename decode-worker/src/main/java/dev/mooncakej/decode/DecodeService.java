@@ -113,20 +113,40 @@ public final class DecodeService {
         if (maxTokens < 1) throw new IllegalArgumentException("max tokens " + maxTokens + ": expected >= 1");
         if (draining) return null;
         int total = (int) Math.min((long) promptTokens + maxTokens, ctx);
+        Reservation known = reservations.get(reservationId);
+        if (known != null) return again(known, promptTokens, total - promptTokens);
         Sequence seq = engine.newSequence();
         if (!seq.reserve(total)) {
             seq.release();
             return null;
         }
         Reservation r = new Reservation(reservationId, seq, promptTokens, total - promptTokens);
-        if (reservations.putIfAbsent(reservationId, r) != null) {
+        Reservation raced = reservations.putIfAbsent(reservationId, r);
+        if (raced != null) {
             seq.release();
-            throw new IllegalArgumentException("reservation " + reservationId + " already exists");
+            return again(raced, promptTokens, total - promptTokens);
         }
+        return answer(r);
+    }
+
+    /**
+     * The same reservation asked for again (the conductor retried a reserve whose answer it lost on
+     * the way): the same answer while nothing has been written into it; anything else is refused.
+     */
+    private ReserveResponse again(Reservation r, int promptTokens, int maxTokens) {
+        synchronized (r) {
+            if (r.state != State.RESERVED || r.promptTokens != promptTokens || r.maxTokens != maxTokens)
+                throw new IllegalArgumentException("reservation " + r.id + " already exists");
+            return answer(r);
+        }
+    }
+
+    private ReserveResponse answer(Reservation r) {
+        Sequence seq = r.seq;
         long[] offsets = new long[r.promptBlocks];
         for (int b = 0; b < offsets.length; b++) offsets[b] = transfer.offsetOf(cache.block(seq.blockTable()[b]));
         return new ReserveResponse(
-                reservationId,
+                r.id,
                 new KvTarget(transfer.name(), offsets, cache.layout().layerBytes()),
                 seq.blockCount(),
                 seq.blockTokens());

@@ -147,6 +147,21 @@ class DecodeServiceTest {
     }
 
     @Test
+    void aRepeatedReserveGetsTheSameReservationUntilItsWriterClaimsIt() throws Exception {
+        start(8, 30_000, 0);
+        ReserveResponse first = service.reserve(1, 100, 28);
+        ReserveResponse again = service.reserve(1, 100, 28); // the conductor retried: the answer was lost
+        assertThat(again.kv().blockOffsets()).containsExactly(first.kv().blockOffsets());
+        assertThat(engine.kvCache().freeBlocks()).as("nothing reserved twice").isEqualTo(4);
+        org.assertj.core.api.Assertions.assertThatThrownBy(() -> service.reserve(1, 50, 28))
+                .hasMessageContaining("already exists");
+        send(KvControl.claim(1, "writer-1"));
+        org.assertj.core.api.Assertions.assertThatThrownBy(() -> service.reserve(1, 100, 28))
+                .as("once a writer claimed it, a reserve is no repeat")
+                .hasMessageContaining("already exists");
+    }
+
+    @Test
     void aFencedReservationIsFreedWhenItsWriterAnswersThatNothingWritesIt() throws Exception {
         start(4, 30_000, 0);
         abortAnswer = KvControl.OK;

@@ -36,9 +36,13 @@ public class WorkerClient {
         this.timeout = Duration.ofMillis(props.workerTimeoutMillis());
     }
 
-    /** Reserve KV on a decode worker; empty when it has no room. */
+    /**
+     * Reserve KV on a decode worker; empty when it has no room. Retried like an idempotent call: the
+     * decode worker answers a repeated reservation id with the same reservation (a connection that
+     * failed after the request went out loses nothing and leaks nothing).
+     */
     public Mono<ReserveResponse> reserve(String decodeUrl, ReserveRequest req, String requestId) {
-        return guard.once(
+        return guard.idempotent(
                 decodeUrl,
                 post(decodeUrl + "/internal/reserve", req, requestId)
                         .exchangeToMono(r -> {
