@@ -4,11 +4,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.mooncakej.conductor.ConductorProperties;
 import dev.mooncakej.conductor.model.ServedModel;
-import dev.mooncakej.engine.generate.ModelGenerator;
-import java.nio.file.Files;
-import java.nio.file.Path;
 import java.util.Arrays;
-import java.util.List;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 
@@ -22,29 +18,7 @@ class AnswerTokensTest {
 
     @BeforeAll
     static void load() throws Exception {
-        Path dir = Files.createTempDirectory("mooncakej-answers");
-        Path m = dir.resolve("tiny.gguf");
-        ModelGenerator.generate(ModelGenerator.Preset.TINY, m);
-        props = new ConductorProperties(
-                m.toString(),
-                null,
-                List.of(),
-                List.of(),
-                null,
-                null,
-                null,
-                null,
-                null,
-                null,
-                null,
-                null,
-                null,
-                null,
-                null,
-                null,
-                null,
-                null,
-                null);
+        props = ApiFixtures.props();
         model = new ServedModel(props);
     }
 

@@ -7,7 +7,6 @@ import dev.mooncakej.conductor.ConductorProperties;
 import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.List;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -16,37 +15,9 @@ class ApiKeysTest {
     @TempDir
     Path dir;
 
-    private static Path model;
-
     private ApiKeys keys(String file, Integer maxConcurrent, Long tokensPerMinute) throws Exception {
         Path f = Files.writeString(dir.resolve("keys"), file);
-        synchronized (ApiKeysTest.class) {
-            if (model == null) {
-                model = Files.createTempDirectory("mooncakej-keys").resolve("tiny.gguf");
-                dev.mooncakej.engine.generate.ModelGenerator.generate(
-                        dev.mooncakej.engine.generate.ModelGenerator.Preset.TINY, model);
-            }
-        }
-        ConductorProperties props = new ConductorProperties(
-                model.toString(),
-                null,
-                List.of(),
-                List.of(),
-                null,
-                null,
-                null,
-                null,
-                null,
-                null,
-                null,
-                null,
-                null,
-                null,
-                f.toString(),
-                maxConcurrent,
-                null,
-                tokensPerMinute,
-                null);
+        ConductorProperties props = ApiFixtures.props(f.toString(), maxConcurrent, tokensPerMinute);
         return new ApiKeys(props, new SimpleMeterRegistry());
     }
 

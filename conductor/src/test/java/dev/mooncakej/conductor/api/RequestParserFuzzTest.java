@@ -4,10 +4,6 @@ import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.mooncakej.conductor.ConductorProperties;
 import dev.mooncakej.conductor.model.ServedModel;
-import dev.mooncakej.engine.generate.ModelGenerator;
-import java.nio.file.Files;
-import java.nio.file.Path;
-import java.util.List;
 import net.jqwik.api.Arbitraries;
 import net.jqwik.api.Arbitrary;
 import net.jqwik.api.ForAll;
@@ -26,28 +22,7 @@ class RequestParserFuzzTest {
 
     @BeforeContainer
     static void load() throws Exception {
-        Path m = Files.createTempDirectory("mooncakej-fuzz").resolve("tiny.gguf");
-        ModelGenerator.generate(ModelGenerator.Preset.TINY, m);
-        ConductorProperties props = new ConductorProperties(
-                m.toString(),
-                null,
-                List.of(),
-                List.of(),
-                null,
-                null,
-                null,
-                null,
-                null,
-                null,
-                null,
-                null,
-                null,
-                null,
-                null,
-                null,
-                null,
-                null,
-                null);
+        ConductorProperties props = ApiFixtures.props();
         model = new ServedModel(props);
         parser = new RequestParser(model, props, new AnswerTokens());
     }
