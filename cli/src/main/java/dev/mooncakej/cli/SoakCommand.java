@@ -104,7 +104,7 @@ final class SoakCommand implements Runnable {
                 Thread.sleep(1000);
                 double done = (System.nanoTime() - t0) / (double) (until - t0);
                 System.err.printf("\rsoak: %3.0f%%, %d requests, %s", done * 100, sent.get(), seen);
-                if (!restarted && done >= 0.5) {
+                if (!restarted && done >= 0.3) { // early: a restart takes 30-40 s on a loaded 2-core host
                     restarted = true;
                     restart(port + 21);
                 }
@@ -129,6 +129,53 @@ final class SoakCommand implements Runnable {
                 long a = client.getOrDefault(k, 0L), b = conductor.getOrDefault(k, 0L);
                 if (a != b) problems.add(k + ": client " + a + ", conductor " + b);
             }
+            // each decode worker ended exactly the decodes the conductor saw it take (the restarted one:
+            // those it took after its restart; its counts started at zero, the conductor's did not)
+            Map<String, Long> accepted = outcomes(get(base + "/actuator/prometheus"), ACCEPTED);
+            Map<String, Object> workers = new LinkedHashMap<>();
+            for (int d = 0; d < 2; d++) {
+                int wport = port + 20 + d;
+                long own =
+                        outcomes(get("http://127.0.0.1:" + wport + "/actuator/prometheus"), DECODE_OUTCOME)
+                                .values()
+                                .stream()
+                                .mapToLong(Long::longValue)
+                                .sum();
+                long took = accepted.entrySet().stream()
+                                .filter(e -> e.getKey().endsWith(":" + wport))
+                                .mapToLong(Map.Entry::getValue)
+                                .sum()
+                        - (d == 1 ? acceptedBeforeRestart : 0);
+                workers.put(
+                        "decode-" + d,
+                        d == 1
+                                ? Map.of(
+                                        "conductor_accepted_before_restart",
+                                        acceptedBeforeRestart,
+                                        "conductor_accepted_after",
+                                        took,
+                                        "worker_ended_after",
+                                        own)
+                                : Map.of("conductor_accepted", took, "worker_ended", own));
+                if (own != took)
+                    problems.add("decode-" + d + ": the conductor saw it take " + took + " decodes, it ended " + own);
+            }
+            out.put("decode_workers", workers);
+            // the store: every read lease lapses and every put ends (within the lease TTL, 5 s by default)
+            long leaseDeadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(15);
+            String metrics = get(base + "/actuator/prometheus");
+            while ((gauge(metrics, "mooncakej_store_leased_blocks") > 0
+                            || gauge(metrics, "mooncakej_store_unfinished_puts") > 0)
+                    && System.nanoTime() < leaseDeadline) {
+                Thread.sleep(500);
+                metrics = get(base + "/actuator/prometheus");
+            }
+            long leased = gauge(metrics, "mooncakej_store_leased_blocks"),
+                    unfinished = gauge(metrics, "mooncakej_store_unfinished_puts");
+            out.put("store", Map.of("leased_blocks", leased, "unfinished_puts", unfinished));
+            if (leased != 0 || unfinished != 0)
+                problems.add("the store still has " + leased + " leased blocks and " + unfinished
+                        + " unfinished puts 15 s after the last request");
             for (int d = 0; d < 2; d++) {
                 JsonNode st = JSON.readTree(internal("http://127.0.0.1:" + (port + 20 + d) + "/internal/status"));
                 if (st.path("usedBlocks").asInt() != 0 || st.path("active").asInt() != 0)
@@ -223,9 +270,27 @@ final class SoakCommand implements Runnable {
     private static final Pattern OUTCOME =
             Pattern.compile("mooncakej_requests_total\\{[^}]*outcome=\"([a-z_]+)\"[^}]*} ([0-9.E]+)");
 
+    private static final Pattern DECODE_OUTCOME =
+            Pattern.compile("mooncakej_decode_requests_total\\{[^}]*outcome=\"([a-z_]+)\"[^}]*} ([0-9.E]+)");
+    private static final Pattern ACCEPTED =
+            Pattern.compile("mooncakej_worker_decodes_accepted_total\\{[^}]*worker=\"([^\"]+)\"[^}]*} ([0-9.E]+)");
+
+    /** A gauge's value in Prometheus text (-1 when it is missing: the soak then reports it). */
+    private static long gauge(String metrics, String name) {
+        Matcher m = Pattern.compile("(?m)^" + name + "(\\{[^}]*})? ([0-9.E]+)$").matcher(metrics);
+        return m.find() ? (long) Double.parseDouble(m.group(2)) : -1;
+    }
+
+    /** The decodes the conductor saw the restarted worker take before it was killed. */
+    private volatile long acceptedBeforeRestart;
+
     private static Map<String, Long> outcomes(String metrics) {
+        return outcomes(metrics, OUTCOME);
+    }
+
+    private static Map<String, Long> outcomes(String metrics, Pattern p) {
         Map<String, Long> out = new java.util.TreeMap<>();
-        Matcher m = OUTCOME.matcher(metrics);
+        Matcher m = p.matcher(metrics);
         while (m.find()) out.merge(m.group(1), (long) Double.parseDouble(m.group(2)), Long::sum);
         return out;
     }
@@ -243,6 +308,12 @@ final class SoakCommand implements Runnable {
         worker.destroyForcibly();
         long gone = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
         while (worker.isAlive() && System.nanoTime() < gone) Thread.sleep(50);
+        // dead, it takes nothing more: what the conductor counted for it so far is the baseline
+        String conductorMetrics = get("http://127.0.0.1:" + (httpPort - 21) + "/actuator/prometheus");
+        acceptedBeforeRestart = outcomes(conductorMetrics, ACCEPTED).entrySet().stream()
+                .filter(e -> e.getKey().endsWith(":" + httpPort))
+                .mapToLong(Map.Entry::getValue)
+                .sum();
         ProcessBuilder pb = new ProcessBuilder(cmd)
                 .redirectErrorStream(true)
                 .redirectOutput(ProcessBuilder.Redirect.appendTo(Machine.projectRoot()

@@ -12,8 +12,27 @@ import java.util.List;
  * @param prefix          key prefix in etcd (default {@code mooncakej/})
  * @param leaseTtlSeconds how long a dead process stays visible (default 5)
  * @param advertiseHost   the host other services use to reach this one (default: this host's name)
+ * @param etcdUser        etcd user when etcd has authentication on
+ * @param etcdPassword    its password (from the environment, MOONCAKEJ_ETCD_PASSWORD in the profiles)
+ * @param etcdPasswordFile a file holding that password instead (a mounted secret)
+ * @param etcdCaFile      PEM CA of etcd's server certificate (https endpoints)
+ * @param etcdCertFile    PEM client certificate for etcd
+ * @param etcdKeyFile     its PKCS#8 PEM key
+ * @param tlsBundle       the Spring SSL bundle of the internal HTTP plane (empty: plain http): each
+ *                        service serves with it and calls the others over https trusting it
  */
-public record ClusterSettings(List<String> etcdEndpoints, String prefix, Long leaseTtlSeconds, String advertiseHost) {
+public record ClusterSettings(
+        List<String> etcdEndpoints,
+        String prefix,
+        Long leaseTtlSeconds,
+        String advertiseHost,
+        String etcdUser,
+        String etcdPassword,
+        String etcdPasswordFile,
+        String etcdCaFile,
+        String etcdCertFile,
+        String etcdKeyFile,
+        String tlsBundle) {
     public ClusterSettings {
         etcdEndpoints = etcdEndpoints == null
                 ? List.of()
@@ -35,7 +54,45 @@ public record ClusterSettings(List<String> etcdEndpoints, String prefix, Long le
     }
 
     public static ClusterSettings embedded() {
-        return new ClusterSettings(List.of(), null, null, null);
+        return of(List.of(), null, null, null);
+    }
+
+    /** Plain etcd (no TLS, no etcd authentication) and plain internal http. */
+    public static ClusterSettings of(List<String> etcdEndpoints, String prefix, Long leaseTtlSeconds, String host) {
+        return new ClusterSettings(
+                etcdEndpoints, prefix, leaseTtlSeconds, host, null, null, null, null, null, null, null);
+    }
+
+    /** Whether the internal HTTP plane runs over TLS ({@code mooncakej.cluster.tls-bundle} is set). */
+    public boolean tls() {
+        return tlsBundle != null && !tlsBundle.isBlank();
+    }
+
+    /** How to reach etcd (null in the single-host mode); the password read from its file when one is named. */
+    public dev.mooncakej.kvtransfer.engine.EtcdAccess etcd() {
+        if (!enabled()) return null;
+        String password = etcdPassword;
+        if (etcdPasswordFile != null && !etcdPasswordFile.isBlank()) {
+            try {
+                password = java.nio.file.Files.readString(java.nio.file.Path.of(etcdPasswordFile))
+                        .strip();
+            } catch (java.io.IOException | RuntimeException e) {
+                throw new IllegalArgumentException("mooncakej.cluster.etcd-password-file=" + etcdPasswordFile
+                        + ": cannot be read (" + e.getClass().getSimpleName() + "); expected a file holding the"
+                        + " etcd password");
+            }
+        }
+        return new dev.mooncakej.kvtransfer.engine.EtcdAccess(
+                etcdEndpoints, etcdUser, password, path(etcdCaFile), path(etcdCertFile), path(etcdKeyFile));
+    }
+
+    private static java.nio.file.Path path(String f) {
+        return f == null || f.isBlank() ? null : java.nio.file.Path.of(f);
+    }
+
+    @Override
+    public String toString() {
+        return dev.mooncakej.kvcache.Redacted.toString(this, "etcdPassword");
     }
 
     public boolean enabled() {
@@ -52,11 +109,14 @@ public record ClusterSettings(List<String> etcdEndpoints, String prefix, Long le
                 host = "127.0.0.1";
             }
         }
-        return "http://" + host + ":" + port;
+        return (tls() ? "https://" : "http://") + host + ":" + port;
     }
 
     /** Connects (validating the endpoints, naming the key on a bad one). */
     public EtcdCluster connect() {
-        return new EtcdCluster(etcdEndpoints, prefix, leaseTtlSeconds, Duration.ofSeconds(5));
+        if (!enabled())
+            throw new IllegalArgumentException(
+                    "mooncakej.cluster.etcd-endpoints: expected at least one URL like http://127.0.0.1:2379");
+        return new EtcdCluster(etcd(), prefix, leaseTtlSeconds, Duration.ofSeconds(5));
     }
 }

@@ -10,10 +10,8 @@ import io.etcd.jetcd.options.PutOption;
 import io.etcd.jetcd.options.WatchOption;
 import io.etcd.jetcd.watch.WatchEvent;
 import io.grpc.stub.StreamObserver;
-import java.net.URI;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
-import java.util.List;
 import java.util.Map;
 import java.util.Optional;
 import java.util.TreeMap;
@@ -44,37 +42,19 @@ public final class EtcdCluster implements AutoCloseable {
     private volatile long electionLease;
 
     /**
-     * @param endpoints  etcd client URLs (http://host:port)
+     * @param etcd       how to reach etcd (endpoints checked there, TLS, authentication)
      * @param prefix     key prefix, e.g. {@code mooncakej/}
      * @param ttlSeconds lease TTL: a dead process leaves the cluster after this
      */
-    public EtcdCluster(List<String> endpoints, String prefix, long ttlSeconds, Duration timeout) {
-        if (endpoints == null || endpoints.isEmpty())
-            throw new IllegalArgumentException(
-                    "mooncakej.cluster.etcd-endpoints: expected at least one URL like http://127.0.0.1:2379");
-        for (String e : endpoints) {
-            URI u;
-            try {
-                u = URI.create(e);
-            } catch (IllegalArgumentException bad) {
-                throw new IllegalArgumentException(
-                        "mooncakej.cluster.etcd-endpoints: '" + e + "' is not a URL; expected http://host:port", bad);
-            }
-            if (!"http".equals(u.getScheme()) && !"https".equals(u.getScheme())
-                    || u.getHost() == null
-                    || u.getPort() < 1) {
-                throw new IllegalArgumentException(
-                        "mooncakej.cluster.etcd-endpoints: '" + e + "': expected http://host:port");
-            }
-        }
+    public EtcdCluster(
+            dev.mooncakej.kvtransfer.engine.EtcdAccess etcd, String prefix, long ttlSeconds, Duration timeout) {
         if (prefix == null || prefix.isBlank() || !prefix.endsWith("/"))
             throw new IllegalArgumentException(
                     "mooncakej.cluster.prefix='" + prefix + "': expected a key prefix ending in /, such as mooncakej/");
         if (ttlSeconds < 1 || ttlSeconds > 3600)
             throw new IllegalArgumentException(
                     "mooncakej.cluster.lease-ttl-seconds=" + ttlSeconds + ": expected 1..3600");
-        this.client =
-                Client.builder().endpoints(endpoints.toArray(String[]::new)).build();
+        this.client = etcd.client();
         this.prefix = prefix;
         this.ttlSeconds = ttlSeconds;
         this.timeout = timeout;

@@ -14,12 +14,12 @@ import java.util.function.Supplier;
 public final class LeaderLink {
     private final Supplier<String> leaderUrl;
     private final dev.mooncakej.kvcache.wire.ClusterCredential credential;
-    private final HttpClient http =
-            HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(2)).build();
+    private final HttpClient http;
 
-    public LeaderLink(Supplier<String> leaderUrl, dev.mooncakej.kvcache.wire.ClusterCredential credential) {
+    public LeaderLink(Supplier<String> leaderUrl, InternalHttp internal) {
         this.leaderUrl = leaderUrl;
-        this.credential = credential;
+        this.credential = internal.credential();
+        this.http = internal.newClient(Duration.ofSeconds(2));
     }
 
     /** The answer's body on a 2xx, else null (no leader, a standby's 409, a refused message, unreachable). */

@@ -15,23 +15,22 @@ public final class WorkerPresence implements AutoCloseable {
     private volatile String leader;
     private volatile long leaderCheckedAt;
 
-    private WorkerPresence(EtcdCluster etcd, Member self, dev.mooncakej.kvcache.wire.ClusterCredential credential) {
+    private WorkerPresence(EtcdCluster etcd, Member self, InternalHttp internal) {
         this.etcd = etcd;
         this.self = self;
-        this.link = new LeaderLink(this::leaderUrl, credential);
+        this.link = new LeaderLink(this::leaderUrl, internal);
     }
 
     private final LeaderLink link;
 
     /**
      * Connects to etcd and registers; a worker that cannot reach etcd now keeps trying in the
-     * background. {@code credential}: what its calls to the leader's internal routes carry.
+     * background. {@code internal}: what its calls to the leader's internal routes carry.
      */
-    public static WorkerPresence start(
-            ClusterSettings settings, Member self, dev.mooncakej.kvcache.wire.ClusterCredential credential) {
+    public static WorkerPresence start(ClusterSettings settings, Member self, InternalHttp internal) {
         EtcdCluster etcd = settings.connect();
         etcd.register(self);
-        return new WorkerPresence(etcd, self, credential);
+        return new WorkerPresence(etcd, self, internal);
     }
 
     public Member self() {

@@ -33,7 +33,7 @@ class EtcdClusterTest {
     void membersAppearLeaveAndComeBackAfterAnEtcdRestart() throws Exception {
         EtcdProcess etcd = new EtcdProcess();
         try {
-            ClusterSettings s = new ClusterSettings(List.of(etcd.url()), "test/", 2L, "127.0.0.1");
+            ClusterSettings s = ClusterSettings.of(List.of(etcd.url()), "test/", 2L, "127.0.0.1");
             AtomicReference<Map<String, Member>> seen = new AtomicReference<>(Map.of());
             try (EtcdCluster conductor = s.connect();
                     EtcdCluster w1 = s.connect();
@@ -70,7 +70,7 @@ class EtcdClusterTest {
     @Test
     void theNextCandidateLeadsWhenTheLeadersLeaseEnds() throws Exception {
         try (EtcdProcess etcd = new EtcdProcess()) {
-            ClusterSettings s = new ClusterSettings(List.of(etcd.url()), "test/", 2L, null);
+            ClusterSettings s = ClusterSettings.of(List.of(etcd.url()), "test/", 2L, null);
             EtcdCluster a = s.connect();
             EtcdCluster b = s.connect();
             CountDownLatch aLeads = new CountDownLatch(1), bLeads = new CountDownLatch(1);
@@ -92,7 +92,7 @@ class EtcdClusterTest {
     @Test
     void aLeaderWhoseLeaseIsGoneStepsDownInsteadOfLeadingTwice() throws Exception {
         try (EtcdProcess etcd = new EtcdProcess()) {
-            ClusterSettings s = new ClusterSettings(List.of(etcd.url()), "test/", 2L, null);
+            ClusterSettings s = ClusterSettings.of(List.of(etcd.url()), "test/", 2L, null);
             try (EtcdCluster a = s.connect();
                     EtcdCluster b = s.connect()) {
                 CountDownLatch aLeads = new CountDownLatch(1),
@@ -113,13 +113,14 @@ class EtcdClusterTest {
 
     @Test
     void badSettingsNameTheirKey() {
-        assertThatThrownBy(() -> new ClusterSettings(List.of("not a url"), null, null, null).connect())
+        assertThatThrownBy(() -> ClusterSettings.of(List.of("not a url"), null, null, null)
+                        .connect())
                 .hasMessageContaining("mooncakej.cluster.etcd-endpoints");
-        assertThatThrownBy(() -> new ClusterSettings(List.of("http://h:1"), "noslash", null, null))
+        assertThatThrownBy(() -> ClusterSettings.of(List.of("http://h:1"), "noslash", null, null))
                 .hasMessageContaining("mooncakej.cluster.prefix");
-        assertThatThrownBy(() -> new ClusterSettings(List.of("http://h:1"), null, 0L, null))
+        assertThatThrownBy(() -> ClusterSettings.of(List.of("http://h:1"), null, 0L, null))
                 .hasMessageContaining("mooncakej.cluster.lease-ttl-seconds");
-        assertThatThrownBy(() -> new ClusterSettings(List.of(), null, null, "bad host!"))
+        assertThatThrownBy(() -> ClusterSettings.of(List.of(), null, null, "bad host!"))
                 .hasMessageContaining("mooncakej.cluster.advertise-host");
         assertThatThrownBy(() -> new Member("cook", "n", "http://h:1", "m", 1)).hasMessageContaining("cook");
         assertThat(ClusterSettings.embedded().enabled()).isFalse();

@@ -92,7 +92,7 @@ class DeploymentFilesTest {
                         .as("the ConfigMap embeds config/kubernetes.yaml unchanged")
                         .isEqualTo(Files.readString(root().resolve("config/kubernetes.yaml")));
             }
-            if ("Deployment".equals(d.get("kind"))) {
+            if ("Deployment".equals(d.get("kind")) || "StatefulSet".equals(d.get("kind"))) {
                 String name = (String) ((Map<String, Object>) d.get("metadata")).get("name");
                 deployments.add(name);
                 Map<String, Object> pod = (Map<String, Object>)
@@ -111,6 +111,14 @@ class DeploymentFilesTest {
                         .isEqualTo(true);
                 assertThat(pod.get("securityContext").toString()).contains("RuntimeDefault");
                 assertThat(probe.get("path")).as("%s readiness", name).isEqualTo("/actuator/health/readiness");
+                assertThat(probe.get("scheme")).as("%s serves TLS only", name).isEqualTo("HTTPS");
+                assertThat(d.get("kind"))
+                        .as("%s: a stable DNS name per pod, the name its TLS certificate holds", name)
+                        .isEqualTo("StatefulSet");
+                assertThat(c.get("env").toString()).contains("ADVERTISE_HOST");
+                assertThat(pod.get("volumes").toString())
+                        .as("%s TLS files", name)
+                        .contains("mooncakej-tls");
                 Map<String, Object> live =
                         (Map<String, Object>) ((Map<String, Object>) c.get("livenessProbe")).get("httpGet");
                 assertThat(live.get("path"))

@@ -37,6 +37,10 @@ class ProfilesTest {
                                 "0123456789abcdef0123",
                                 "POD_IP",
                                 "10.1.2.3",
+                                "ADVERTISE_HOST",
+                                "conductor-0.conductor-pods.mooncakej.svc.cluster.local",
+                                "MOONCAKEJ_TLS_DIR",
+                                "/etc/mooncakej/tls",
                                 "mooncakej.conductor.model",
                                 model)));
         for (var ps : new YamlPropertySourceLoader()
@@ -55,17 +59,27 @@ class ProfilesTest {
                 assertThat(c.prefillWorkers()).containsExactly("http://127.0.0.1:8010");
             }
             case "cluster" -> {
-                assertThat(cluster.etcdEndpoints()).containsExactly("http://127.0.0.1:2379");
+                assertThat(cluster.etcdEndpoints()).containsExactly("https://127.0.0.1:2379");
                 assertThat(c.admission()).isEqualTo("early-rejection");
             }
             default -> {
-                assertThat(cluster.etcdEndpoints()).containsExactly("http://etcd:2379");
-                assertThat(cluster.advertiseHost()).isEqualTo("10.1.2.3");
+                assertThat(cluster.etcdEndpoints()).containsExactly("https://etcd:2379");
+                assertThat(cluster.advertiseHost()).isEqualTo("conductor-0.conductor-pods.mooncakej.svc.cluster.local");
                 assertThat(b.bind("mooncakej.decode.kv-transports", String.class)
                                 .get())
                         .isEqualTo("rdma,tcp");
             }
         }
         assertThat(List.of(cluster.prefix())).containsExactly("mooncakej/");
+        if (!profile.equals("single-host")) { // the cluster profiles: TLS for the internal plane and for etcd
+            assertThat(cluster.tls()).isTrue();
+            assertThat(b.bind("server.ssl.bundle", String.class).get()).isEqualTo(cluster.tlsBundle());
+            assertThat(b.bind("spring.ssl.bundle.pem." + cluster.tlsBundle() + ".truststore.certificate", String.class)
+                            .get())
+                    .endsWith("/etc/mooncakej/tls/ca.crt");
+            assertThat(cluster.etcdCaFile()).isEqualTo("/etc/mooncakej/tls/ca.crt");
+            assertThat(cluster.etcdCertFile()).isEqualTo("/etc/mooncakej/tls/tls.crt");
+            assertThat(cluster.advertiseUrl(8000)).startsWith("https://");
+        }
     }
 }

@@ -36,7 +36,7 @@ public class DecodeMembership implements SmartLifecycle {
     private final DecodeAgent agent;
 
     private final DecodeProperties props;
-    private final dev.mooncakej.kvcache.wire.ClusterCredential credential;
+    private final dev.mooncakej.cluster.InternalHttp internal;
     private final WorkerSegment segment;
     private volatile PoolSegment pool;
     private volatile Thread poolThread;
@@ -48,8 +48,8 @@ public class DecodeMembership implements SmartLifecycle {
             ClusterSettings settings,
             DecodeProperties props,
             WorkerSegment segment,
-            dev.mooncakej.kvcache.wire.ClusterCredential credential) {
-        this.credential = credential;
+            dev.mooncakej.cluster.InternalHttp internal) {
+        this.internal = internal;
         this.props = props;
         this.segment = segment;
         this.env = env;
@@ -64,7 +64,7 @@ public class DecodeMembership implements SmartLifecycle {
         int port = env.getProperty("local.server.port", Integer.class, 8200);
         if (!settings.enabled()) {
             if (props.conductorUrl() != null)
-                joinPool(new LeaderLink(props::conductorUrl, credential), "http://" + props.kvHost() + ":" + port);
+                joinPool(new LeaderLink(props::conductorUrl, internal), "http://" + props.kvHost() + ":" + port);
             else LOG.info("no conductor to put finished sequences through (mooncakej.decode.conductor-url is not set)");
             return;
         }
@@ -73,10 +73,10 @@ public class DecodeMembership implements SmartLifecycle {
                 settings,
                 new Member(
                         "decode", service.name(), settings.advertiseUrl(port), status.model(), status.capacityBlocks()),
-                credential);
+                internal);
         String self = presence.self().url();
         WorkerPresence p = presence;
-        joinPool(new LeaderLink(p::leaderUrl, credential), self);
+        joinPool(new LeaderLink(p::leaderUrl, internal), self);
         pusher = Thread.ofPlatform().daemon().name("load-push").start(() -> {
             while (running) {
                 try {

@@ -220,6 +220,21 @@ public final class StoreMaster {
 
     // ---- two-phase put ----
 
+    /** Blocks a reader's lease holds now (each lapses by its TTL; a soak checks none outlives it). */
+    public synchronized int leasedBlocks() {
+        long now = clock.getAsLong();
+        int n = 0;
+        for (Entry e : entries.values()) if (e.leaseUntil > now) n++;
+        return n;
+    }
+
+    /** Puts started and neither ended nor revoked (a writer that died is reclaimed by the put timeout). */
+    public synchronized int unfinishedPuts() {
+        int n = 0;
+        for (Entry e : entries.values()) if (!e.complete) n++;
+        return n;
+    }
+
     public synchronized PutStart putStart(long key, long length, ReplicateConfig cfg) {
         if (length <= 0)
             throw new IllegalArgumentException("put of " + length + " bytes for key " + key + ": expected > 0");

@@ -35,15 +35,15 @@ public class PrefillMembership implements SmartLifecycle {
     private volatile PoolSegment pool;
     private volatile Thread poolThread;
 
-    private final dev.mooncakej.kvcache.wire.ClusterCredential credential;
+    private final dev.mooncakej.cluster.InternalHttp internal;
 
     public PrefillMembership(
             Environment env,
             PrefillService service,
             ClusterSettings settings,
             PrefillProperties props,
-            dev.mooncakej.kvcache.wire.ClusterCredential credential) {
-        this.credential = credential;
+            dev.mooncakej.cluster.InternalHttp internal) {
+        this.internal = internal;
         this.props = props;
         this.env = env;
         this.service = service;
@@ -66,13 +66,13 @@ public class PrefillMembership implements SmartLifecycle {
                             settings.advertiseUrl(port),
                             status.model(),
                             status.capacityBlocks()),
-                    credential);
+                    internal);
             self = presence.self().url();
             WorkerPresence p = presence;
-            link = new LeaderLink(p::leaderUrl, credential);
+            link = new LeaderLink(p::leaderUrl, internal);
         } else if (props.conductorUrl() != null) {
             self = "http://" + props.kvHost() + ":" + port;
-            link = new LeaderLink(props::conductorUrl, credential);
+            link = new LeaderLink(props::conductorUrl, internal);
         } else {
             LOG.info("no conductor to report the prefix cache to (mooncakej.prefill.conductor-url is not set)");
             return;

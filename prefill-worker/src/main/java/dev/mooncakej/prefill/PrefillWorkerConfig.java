@@ -30,10 +30,7 @@ public class PrefillWorkerConfig {
                 "prefill",
                 props.transferConfig(),
                 WorkerSegment.metadata(
-                        cluster.etcdEndpoints(),
-                        cluster.prefix(),
-                        cluster.leaseTtlSeconds(),
-                        Path.of(props.kvShmDir())),
+                        cluster.etcd(), cluster.prefix(), cluster.leaseTtlSeconds(), Path.of(props.kvShmDir())),
                 store.dramBytes());
     }
 

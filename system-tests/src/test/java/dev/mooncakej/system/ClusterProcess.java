@@ -35,6 +35,12 @@ final class ClusterProcess implements AutoCloseable {
     }
 
     static ClusterProcess start(String name, String jar, Path logDir, String... args) throws IOException {
+        return start(name, jar, logDir, java.util.Map.of(), args);
+    }
+
+    /** As {@link #start(String, String, Path, String...)}, with more environment (a profile's variables). */
+    static ClusterProcess start(String name, String jar, Path logDir, java.util.Map<String, String> env, String... args)
+            throws IOException {
         int port = freePort();
         Path root = LocalCluster.projectRoot();
         List<String> cmd = new ArrayList<>(List.of(
@@ -56,6 +62,7 @@ final class ClusterProcess implements AutoCloseable {
         pb.environment().put("MOONCAKEJ_CLUSTER_SECRET", SECRET);
         pb.environment().put("MOONCAKEJ_PREFILL_KVSECRET", SECRET);
         pb.environment().put("MOONCAKEJ_DECODE_KVSECRET", SECRET);
+        pb.environment().putAll(env);
         Process p = pb.start();
         return new ClusterProcess(name, port, log, p);
     }

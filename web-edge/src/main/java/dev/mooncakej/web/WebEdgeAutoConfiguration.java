@@ -1,19 +1,26 @@
 package dev.mooncakej.web;
 
 import dev.mooncakej.cluster.ClusterSettings;
+import dev.mooncakej.cluster.InternalHttp;
 import dev.mooncakej.kvcache.wire.ClusterCredential;
+import org.springframework.beans.factory.ObjectProvider;
 import org.springframework.boot.autoconfigure.AutoConfiguration;
 import org.springframework.boot.context.properties.bind.Binder;
+import org.springframework.boot.ssl.NoSuchSslBundleException;
+import org.springframework.boot.ssl.SslBundles;
 import org.springframework.context.annotation.Bean;
 import org.springframework.core.env.Environment;
 
 /**
  * What every service's web edge needs, once: the cluster credential (from {@code
  * mooncakej.cluster.secret} or {@code mooncakej.cluster.secret-file}; start-up fails naming the key
- * when neither holds a secret), the filter that checks it on the internal plane, and {@code
- * mooncakej.cluster.*} bound to {@link ClusterSettings} (empty: single-host mode).
+ * when neither holds a secret), the filter that checks it on the internal plane, {@code
+ * mooncakej.cluster.*} bound to {@link ClusterSettings} (empty: single-host mode), and the internal
+ * plane's callers' {@link InternalHttp}: with {@code mooncakej.cluster.tls-bundle} set, the service
+ * must serve with the same Spring SSL bundle ({@code server.ssl.bundle}) and calls its peers over
+ * https trusting that bundle.
  */
-@AutoConfiguration
+@AutoConfiguration(afterName = "org.springframework.boot.autoconfigure.ssl.SslAutoConfiguration")
 public class WebEdgeAutoConfiguration {
     @Bean
     ClusterCredential clusterCredential(Environment env) {
@@ -28,5 +35,25 @@ public class WebEdgeAutoConfiguration {
     @Bean
     ClusterSettings clusterSettings(Environment env) {
         return Binder.get(env).bind("mooncakej.cluster", ClusterSettings.class).orElseGet(ClusterSettings::embedded);
+    }
+
+    @Bean
+    InternalHttp internalHttp(
+            ClusterCredential credential, ClusterSettings cluster, Environment env, ObjectProvider<SslBundles> ssl) {
+        if (!cluster.tls()) return InternalHttp.plain(credential);
+        String bundle = cluster.tlsBundle();
+        if (!bundle.equals(env.getProperty("server.ssl.bundle")))
+            throw new IllegalArgumentException("mooncakej.cluster.tls-bundle=" + bundle + " but server.ssl.bundle="
+                    + env.getProperty("server.ssl.bundle") + ": expected the service to serve with the same bundle"
+                    + " (it advertises https:// to its peers)");
+        SslBundles bundles = ssl.getIfAvailable();
+        try {
+            if (bundles == null) throw new NoSuchSslBundleException(bundle, "no SSL bundles are configured");
+            return new InternalHttp(credential, bundles.getBundle(bundle).createSslContext());
+        } catch (NoSuchSslBundleException e) {
+            throw new IllegalArgumentException("mooncakej.cluster.tls-bundle=" + bundle
+                    + ": no such SSL bundle; expected spring.ssl.bundle.pem." + bundle
+                    + ".keystore/truststore (config/cluster.yaml shows one)");
+        }
     }
 }

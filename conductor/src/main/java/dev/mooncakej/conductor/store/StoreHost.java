@@ -56,6 +56,12 @@ public class StoreHost implements SmartLifecycle {
                         s -> s.core().bandwidthBytesPerSecond())
                 .description("bytes per second Algorithm 1 prices a prefix fetch at (measured from fetches)")
                 .register(meters);
+        Gauge.builder("mooncakej.store.leased.blocks", master, StoreMaster::leasedBlocks)
+                .description("blocks under a reader's lease now")
+                .register(meters);
+        Gauge.builder("mooncakej.store.unfinished.puts", master, StoreMaster::unfinishedPuts)
+                .description("puts started and not yet ended or revoked")
+                .register(meters);
         Gauge.builder("mooncakej.store.blocks", master, StoreMaster::size)
                 .description("blocks the store knows of")
                 .register(meters);

@@ -26,13 +26,27 @@ public class WorkerClient {
 
     private final WorkerGuard guard;
 
+    private final io.micrometer.core.instrument.MeterRegistry meters;
+
     public WorkerClient(
-            ConductorProperties props, WorkerGuard guard, dev.mooncakej.kvcache.wire.ClusterCredential credential) {
+            ConductorProperties props,
+            WorkerGuard guard,
+            dev.mooncakej.cluster.InternalHttp internal,
+            io.micrometer.core.instrument.MeterRegistry meters) {
         this.guard = guard;
-        this.web = WebClient.builder()
+        this.meters = meters;
+        WebClient.Builder b = WebClient.builder()
                 .codecs(c -> c.defaultCodecs().maxInMemorySize(16 << 20))
-                .defaultHeader(dev.mooncakej.kvcache.wire.ClusterCredential.HEADER, credential.value())
-                .build();
+                .defaultHeader(
+                        dev.mooncakej.kvcache.wire.ClusterCredential.HEADER,
+                        internal.credential().value());
+        if (internal.tls() != null) { // https workers: their certificates and host names verified against the CA
+            var netty =
+                    new io.netty.handler.ssl.JdkSslContext(internal.tls(), true, io.netty.handler.ssl.ClientAuth.NONE);
+            b.clientConnector(new org.springframework.http.client.reactive.ReactorClientHttpConnector(
+                    reactor.netty.http.client.HttpClient.create().secure(spec -> spec.sslContext(netty))));
+        }
+        this.web = b.build();
         this.timeout = Duration.ofMillis(props.workerTimeoutMillis());
     }
 
@@ -70,11 +84,17 @@ public class WorkerClient {
                 decodeUrl,
                 post(decodeUrl + "/internal/decode", task, requestId)
                         .accept(MediaType.APPLICATION_NDJSON)
-                        .exchangeToFlux(r -> r.statusCode().isError()
-                                ? error(r, decodeUrl).flux().cast(TokenEvent.class)
-                                : r.bodyToFlux(String.class)
-                                        .filter(line -> !line.isBlank())
-                                        .map(line -> InternalJson.decode(line, TokenEvent.class)))
+                        .exchangeToFlux(r -> {
+                            if (r.statusCode().isError())
+                                return error(r, decodeUrl).flux().cast(TokenEvent.class);
+                            // the worker took the task: it ends it (stop, length, cancelled or error) and
+                            // counts that ending, so the two counts reconcile (./mooncakej soak checks it)
+                            meters.counter("mooncakej.worker.decodes.accepted", "worker", decodeUrl)
+                                    .increment();
+                            return r.bodyToFlux(String.class)
+                                    .filter(line -> !line.isBlank())
+                                    .map(line -> InternalJson.decode(line, TokenEvent.class));
+                        })
                         .timeout(timeout));
     }
 

@@ -114,8 +114,51 @@ public final class SentencePieceTokenizer implements Tokenizer {
 
     private record Bigram(int left, int right, float score, int size) {}
 
+    /**
+     * The longest run of text merged as one: SentencePiece has no pre-tokenizer, so a whole prompt
+     * would be one merge problem (its symbol list and bigram queue as large as the prompt). Longer
+     * text is merged in runs of at most this many chars, cut where a word starts (before a space
+     * that follows a non-space, where no vocabulary token spans), or hard at the limit for a run with
+     * no word start (which no natural text has).
+     */
+    static final int MAX_RUN_CHARS = 4096;
+
     private void encodeFragment(String fragment, IntList out) {
         String text = fragment.replace(' ', SPACE);
+        for (String run : runs(text, MAX_RUN_CHARS)) mergeRun(run, out);
+    }
+
+    /** {@code text} cut into runs of at most {@code max} chars, at word starts where there is one. */
+    static List<String> runs(String text, int max) {
+        if (text.length() <= max) return List.of(text);
+        List<String> runs = new ArrayList<>();
+        int from = 0;
+        while (text.length() - from > max) {
+            int cut = -1;
+            for (int i = from + max; i > from; i--)
+                if (text.charAt(i) == SPACE && text.charAt(i - 1) != SPACE) {
+                    cut = i;
+                    break;
+                }
+            if (cut < 0) {
+                cut = from + max;
+                if (Character.isHighSurrogate(text.charAt(cut - 1))) cut--; // whole code points
+            }
+            runs.add(text.substring(from, cut));
+            from = cut;
+        }
+        runs.add(text.substring(from));
+        return runs;
+    }
+
+    /** Encodes {@code text} (spaces already as U+2581) as one merge problem, for tests of the run limit. */
+    int[] encodeAsOneRun(String text) {
+        IntList out = new IntList();
+        mergeRun((addSpacePrefix ? " " + text : text).replace(' ', SPACE), out);
+        return out.toArray();
+    }
+
+    private void mergeRun(String text, IntList out) {
         // symbols as a linked list over code points
         List<String> sym = new ArrayList<>();
         text.codePoints().forEach(cp -> sym.add(new String(Character.toChars(cp))));

@@ -56,6 +56,43 @@ class TokenizerTest {
         }
     }
 
+    /**
+     * SentencePiece merges a long prompt in runs cut at word starts, so the merge work and memory are
+     * bounded per run; natural text tokenizes exactly as it would merged whole, and a run without any
+     * word start is cut at the limit and still round-trips.
+     */
+    @Test
+    void sentencePieceMergesALongPromptInRunsCutAtWordStarts() {
+        Path p = dir.resolve("spm-long.gguf");
+        ModelGenerator.generate(
+                ModelGenerator.preset(ModelGenerator.Preset.TINY).withTokenizer("llama"), p);
+        try (GgufFile f = GgufFile.open(p)) {
+            SentencePieceTokenizer t = (SentencePieceTokenizer) Tokenizer.from(f);
+            Random rnd = new Random(5);
+            StringBuilder sb = new StringBuilder();
+            while (sb.length() < 5 * SentencePieceTokenizer.MAX_RUN_CHARS) {
+                for (int k = 1 + rnd.nextInt(9); k > 0; k--) sb.append((char) ('a' + rnd.nextInt(26)));
+                sb.append(rnd.nextInt(10) == 0 ? ".  " : " ");
+            }
+            String text = sb.toString();
+            List<String> runs =
+                    SentencePieceTokenizer.runs(text.replace(' ', '\u2581'), SentencePieceTokenizer.MAX_RUN_CHARS);
+            assertThat(runs).hasSizeGreaterThan(4);
+            assertThat(String.join("", runs)).isEqualTo(text.replace(' ', '\u2581'));
+            for (String r : runs) assertThat(r.length()).isLessThanOrEqualTo(SentencePieceTokenizer.MAX_RUN_CHARS);
+            for (String r : runs.subList(1, runs.size())) assertThat(r).startsWith("\u2581"); // each starts a word
+            assertThat(t.encode(text)).isEqualTo(t.encodeAsOneRun(text));
+            assertThat(t.decode(t.encode(text))).isEqualTo(text);
+
+            String word = "x".repeat(3 * SentencePieceTokenizer.MAX_RUN_CHARS + 7) + "🙂".repeat(3000);
+            assertThat(SentencePieceTokenizer.runs(word, SentencePieceTokenizer.MAX_RUN_CHARS))
+                    .allSatisfy(r -> assertThat(r.length()).isLessThanOrEqualTo(SentencePieceTokenizer.MAX_RUN_CHARS))
+                    .allSatisfy(r ->
+                            assertThat(Character.isLowSurrogate(r.charAt(0))).isFalse());
+            assertThat(t.decode(t.encode(word))).isEqualTo(word);
+        }
+    }
+
     private static void assertRoundTrips(Tokenizer t, String alphabet) {
         Random rnd = new Random(99);
         for (int i = 0; i < 300; i++) {

@@ -49,16 +49,22 @@ public final class EtcdSegmentMetadata implements SegmentMetadata {
      * @param ttlSeconds lease TTL: how long a dead process's segments stay visible
      */
     public EtcdSegmentMetadata(List<String> endpoints, String prefix, long ttlSeconds, Duration timeout) {
-        if (endpoints.isEmpty())
-            throw new IllegalArgumentException(
-                    "transfer metadata etcd endpoints: expected at least one URL like http://127.0.0.1:2379");
+        this(EtcdAccess.plain(endpoints), prefix, ttlSeconds, timeout);
+    }
+
+    /**
+     * @param etcd       how to reach etcd (endpoints, TLS, authentication)
+     * @param prefix     key prefix, e.g. {@code mooncakej/}
+     * @param ttlSeconds lease TTL: how long a dead process's segments stay visible
+     */
+    public EtcdSegmentMetadata(EtcdAccess etcd, String prefix, long ttlSeconds, Duration timeout) {
+        List<String> endpoints = etcd.endpoints();
         if (ttlSeconds < 1)
             throw new IllegalArgumentException("transfer metadata lease TTL " + ttlSeconds + ": expected >= 1 second");
         if (prefix == null || prefix.isEmpty())
             throw new IllegalArgumentException(
                     "transfer metadata prefix: expected a non-empty key prefix such as mooncakej/");
-        this.client =
-                Client.builder().endpoints(endpoints.toArray(String[]::new)).build();
+        this.client = etcd.client();
         this.prefix = prefix + "ram/";
         this.ttlSeconds = ttlSeconds;
         this.timeout = timeout;

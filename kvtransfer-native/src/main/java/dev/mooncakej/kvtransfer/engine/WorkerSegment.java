@@ -140,12 +140,11 @@ public final class WorkerSegment implements AutoCloseable {
      * Where a worker publishes and looks up segments: etcd in a cluster (under its own lease), else the
      * host-local registry in the shm directory. These are the only sources of descriptors a worker trusts.
      */
-    public static SegmentMetadata metadata(
-            List<String> etcdEndpoints, String prefix, long leaseTtlSeconds, Path shmDir) {
-        return etcdEndpoints.isEmpty()
+    public static SegmentMetadata metadata(EtcdAccess etcd, String prefix, long leaseTtlSeconds, Path shmDir) {
+        return etcd == null
                 ? new LocalSegmentRegistry(shmDir)
                 : new EtcdSegmentMetadata(
-                        etcdEndpoints,
+                        etcd,
                         prefix,
                         leaseTtlSeconds,
                         Duration.ofSeconds(30)); // a busy host's first etcd call can be slow

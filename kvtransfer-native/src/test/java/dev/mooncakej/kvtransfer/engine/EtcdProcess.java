@@ -12,47 +12,76 @@ import java.time.Duration;
 
 /**
  * A real etcd (Debian's etcd-server, installed by {@code ./mooncakej test}) started as a child process
- * on loopback with free ports and a temporary data directory; ready when /health answers.
+ * on loopback with free ports and a temporary data directory; ready when /health answers. {@link
+ * #tls} starts it as the cluster profiles expect it: https only, client certificates required.
  */
 public final class EtcdProcess implements AutoCloseable {
     private final Process process;
     private final Path dataDir;
     private final int clientPort;
     private final int peerPort;
+    private final int healthPort;
+    private final Path tlsDir;
 
     public EtcdProcess() throws Exception {
-        this(freePort(), freePort(), Files.createTempDirectory("etcd-test"));
+        this(freePort(), freePort(), Files.createTempDirectory("etcd-test"), null);
     }
 
-    private EtcdProcess(int clientPort, int peerPort, Path dataDir) throws Exception {
+    /**
+     * etcd serving clients over TLS only, with {@code tlsDir/tls.crt} and {@code tls.key} (its server
+     * certificate, valid for 127.0.0.1), trusting {@code tlsDir/ca.crt} and requiring a client
+     * certificate signed by it ({@code --client-cert-auth}); health on a separate plain loopback port.
+     */
+    public static EtcdProcess tls(Path tlsDir) throws Exception {
+        return new EtcdProcess(freePort(), freePort(), Files.createTempDirectory("etcd-tls-test"), tlsDir);
+    }
+
+    private EtcdProcess(int clientPort, int peerPort, Path dataDir, Path tlsDir) throws Exception {
         this.clientPort = clientPort;
         this.peerPort = peerPort;
         this.dataDir = dataDir;
-        String c = "http://127.0.0.1:" + clientPort, p = "http://127.0.0.1:" + peerPort;
-        process = new ProcessBuilder(
-                        "etcd",
-                        "--name",
-                        "n1",
-                        "--data-dir",
-                        dataDir.toString(),
-                        "--listen-client-urls",
-                        c,
-                        "--advertise-client-urls",
-                        c,
-                        "--listen-peer-urls",
-                        p,
-                        "--initial-advertise-peer-urls",
-                        p,
-                        "--initial-cluster",
-                        "n1=" + p,
-                        "--initial-cluster-state",
-                        "new",
-                        "--heartbeat-interval",
-                        "10",
-                        "--election-timeout",
-                        "100",
-                        "--log-level",
-                        "warn")
+        this.tlsDir = tlsDir;
+        this.healthPort = tlsDir == null ? clientPort : freePort();
+        String c = (tlsDir == null ? "http" : "https") + "://127.0.0.1:" + clientPort,
+                p = "http://127.0.0.1:" + peerPort;
+        java.util.List<String> tlsArgs = tlsDir == null
+                ? java.util.List.of()
+                : java.util.List.of(
+                        "--cert-file",
+                        tlsDir.resolve("tls.crt").toString(),
+                        "--key-file",
+                        tlsDir.resolve("tls.key").toString(),
+                        "--trusted-ca-file",
+                        tlsDir.resolve("ca.crt").toString(),
+                        "--client-cert-auth",
+                        "--listen-metrics-urls",
+                        "http://127.0.0.1:" + healthPort);
+        java.util.List<String> cmd = new java.util.ArrayList<>(java.util.List.of(
+                "etcd",
+                "--name",
+                "n1",
+                "--data-dir",
+                dataDir.toString(),
+                "--listen-client-urls",
+                c,
+                "--advertise-client-urls",
+                c,
+                "--listen-peer-urls",
+                p,
+                "--initial-advertise-peer-urls",
+                p,
+                "--initial-cluster",
+                "n1=" + p,
+                "--initial-cluster-state",
+                "new",
+                "--heartbeat-interval",
+                "10",
+                "--election-timeout",
+                "100",
+                "--log-level",
+                "warn"));
+        cmd.addAll(tlsArgs);
+        process = new ProcessBuilder(cmd)
                 .redirectErrorStream(true)
                 .redirectOutput(
                         dataDir.resolveSibling(dataDir.getFileName() + ".log").toFile())
@@ -62,11 +91,11 @@ public final class EtcdProcess implements AutoCloseable {
 
     /** Starts etcd again on the same ports and data (after {@link #stop}). */
     public EtcdProcess restart() throws Exception {
-        return new EtcdProcess(clientPort, peerPort, dataDir);
+        return new EtcdProcess(clientPort, peerPort, dataDir, tlsDir);
     }
 
     public String url() {
-        return "http://127.0.0.1:" + clientPort;
+        return (tlsDir == null ? "http" : "https") + "://127.0.0.1:" + clientPort;
     }
 
     private void awaitHealthy() throws Exception {
@@ -78,7 +107,7 @@ public final class EtcdProcess implements AutoCloseable {
                         + "; is etcd-server installed (apt-get install etcd-server)?");
             try {
                 var r = http.send(
-                        HttpRequest.newBuilder(URI.create(url() + "/health"))
+                        HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + healthPort + "/health"))
                                 .timeout(Duration.ofSeconds(1))
                                 .build(),
                         HttpResponse.BodyHandlers.ofString());
