@@ -14,7 +14,8 @@ import picocli.CommandLine.Command;
             BenchCommand.class,
             SimulateCommand.class,
             TraceCommand.class,
-            SoakCommand.class
+            SoakCommand.class,
+            ReplayCommand.class
         })
 public final class MooncakeCli implements Runnable {
 

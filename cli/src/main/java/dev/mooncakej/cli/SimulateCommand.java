@@ -59,6 +59,22 @@ final class SimulateCommand implements Runnable {
     @Option(names = "--speed", defaultValue = "1")
     double speed;
 
+    @Option(names = "--requests", defaultValue = "0", description = "the first N requests of the trace (0: all)")
+    int requests;
+
+    @Option(
+            names = "--length-scale",
+            defaultValue = "1",
+            description =
+                    "prompt and output lengths scaled by this, as ./mooncakej replay does (a hash id: 512 x this)")
+    double lengthScale;
+
+    @Option(
+            names = "--max-input",
+            defaultValue = "0",
+            description = "prompts cut to at most this many tokens after scaling (0: none), as ./mooncakej replay does")
+    int maxInput;
+
     @Option(
             names = "--cache-blocks",
             defaultValue = "6000",
@@ -109,6 +125,22 @@ final class SimulateCommand implements Runnable {
             arity = "1",
             description = "colocated baseline: prefix caching on or off")
     boolean prefixCaching;
+
+    @Option(
+            names = "--cache-aware-routing",
+            defaultValue = "false",
+            arity = "1",
+            description = "colocated baseline: route to the least queued work plus this prompt's uncached prefill")
+    boolean cacheAwareRouting;
+
+    @Option(names = "--noise", defaultValue = "0.1", description = "P/D: sigma of the true times' log-normal noise")
+    double noise;
+
+    @Option(
+            names = "--estimate-factor",
+            defaultValue = "1",
+            description = "P/D: the scheduler's starting estimates are the profile's times times this (then learnt)")
+    double estimateFactor;
 
     @Option(
             names = "--plot",
@@ -170,6 +202,22 @@ final class SimulateCommand implements Runnable {
         List<TraceRequest> reqs;
         if (c.trace != null) {
             reqs = Traces.read(c.trace, c.speed);
+            if (c.requests < 0) throw new IllegalArgumentException("--requests " + c.requests + ": expected >= 0");
+            if (c.requests > 0 && c.requests < reqs.size()) reqs = reqs.subList(0, c.requests);
+            if (!(c.lengthScale > 0 && c.lengthScale <= 1))
+                throw new IllegalArgumentException("--length-scale " + c.lengthScale + ": expected a factor in (0, 1]");
+            if (c.maxInput < 0) throw new IllegalArgumentException("--max-input " + c.maxInput + ": expected >= 0");
+            if (c.lengthScale != 1 || c.maxInput > 0) {
+                double f = c.lengthScale;
+                reqs = reqs.stream()
+                        .map(r -> new TraceRequest(
+                                r.index(),
+                                r.arrival(),
+                                ReplayCommand.scaledInput(r.inputTokens(), f, c.maxInput),
+                                Math.max(1, (int) Math.round(r.outputTokens() * f)),
+                                r.blocks()))
+                        .toList();
+            }
         } else if (c.poisson != null && c.poisson.length == 7) {
             double[] p = c.poisson;
             reqs = Traces.poisson(
@@ -186,6 +234,10 @@ final class SimulateCommand implements Runnable {
             throw new IllegalArgumentException(
                     "give --trace FILE, or --poisson RATE,COUNT,IN_MIN,IN_MAX,OUT_MIN,OUT_MAX,CACHE_RATIO");
         }
+        // a hash id spans 512 tokens of the trace, 512 x length-scale once scaled
+        int bt = c.trace != null && c.lengthScale != 1
+                ? Math.max(1, (int) Math.round(c.blockTokens * c.lengthScale))
+                : c.blockTokens;
         CostProfile profile = CostProfile.llama3_70bOn8xA800();
         double td =
                 profile.decodeStepSeconds(16, 16 * 8192L) * 200; // first guess: 200 tokens at a mid batch; then learnt
@@ -195,7 +247,7 @@ final class SimulateCommand implements Runnable {
                 seconds(c.ttftSlo, "--ttft-slo"),
                 seconds(c.tbtSlo, "--tbt-slo"),
                 c.threshold,
-                c.blockTokens,
+                bt,
                 profile,
                 c.bandwidthGbps * 1e9 / 8,
                 (long) (c.decodeKvGb * 1e9 / profile.kvBytesPerToken()),
@@ -207,19 +259,23 @@ final class SimulateCommand implements Runnable {
             return new dev.mooncakej.simulator.ColocatedSimulation(
                             profile,
                             c.colocated,
-                            c.blockTokens,
-                            2048,
+                            bt,
+                            c.chunkTokens,
                             c.chunkedPrefill,
                             c.prefixCaching,
                             c.cacheBlocks,
                             sc.decodeKvTokens(),
                             sc.ttftSlo(),
-                            sc.tbtSlo())
+                            sc.tbtSlo(),
+                            c.cacheAwareRouting)
                     .run(reqs);
         }
-        Simulation sim =
-                new Simulation(new SimulationConfig(sc, c.prefill, c.decode, c.cacheBlocks, c.chunkTokens), reqs, n -> {
-                    if (!c.json) System.err.printf("\r%d / %d requests", n, reqs.size());
+        int total = reqs.size();
+        Simulation sim = new Simulation(
+                new SimulationConfig(sc, c.prefill, c.decode, c.cacheBlocks, c.chunkTokens, c.noise, c.estimateFactor),
+                reqs,
+                n -> {
+                    if (!c.json) System.err.printf("\r%d / %d requests", n, total);
                 });
         long t0 = System.nanoTime();
         SimulationResult r = sim.run();

@@ -97,9 +97,20 @@ public final class DecodeAgent implements SmartLifecycle {
         activeCount = active.size();
         if (active.isEmpty()) return work;
         batch.clear();
-        for (Reservation r : active) batch.add(r.seq, r.next);
+        long context = 0;
+        for (Reservation r : active) {
+            batch.add(r.seq, r.next);
+            context += r.seq.length();
+        }
+        long t0 = System.nanoTime();
         engine.decode(batch);
         long now = System.nanoTime();
+        synchronized (stepStats) { // what the conductor's TBT fit learns from (pushed with the load)
+            stepStats[0]++;
+            stepStats[1] += now - t0;
+            stepStats[2] += active.size();
+            stepStats[3] += context;
+        }
         int vocab = engine.info().vocabSize();
         for (int i = 0; i < active.size(); i++) {
             Reservation r = active.get(i);
@@ -121,6 +132,19 @@ public final class DecodeAgent implements SmartLifecycle {
             r.sink.tryEmitNext(TokenEvent.token(t, lp));
         }
         return work + active.size();
+    }
+
+    /** Steps since the last {@link #drainSteps}: count, nanoseconds, batch sum, context sum. */
+    private final long[] stepStats = new long[4];
+
+    /** The steps since the last call (and resets them): what the load report carries to the conductor. */
+    public dev.mooncakej.kvcache.wire.WorkerMessages.DecodeSteps drainSteps() {
+        synchronized (stepStats) {
+            var s = new dev.mooncakej.kvcache.wire.WorkerMessages.DecodeSteps(
+                    (int) stepStats[0], stepStats[1] / 1e9, stepStats[2], stepStats[3]);
+            java.util.Arrays.fill(stepStats, 0);
+            return s;
+        }
     }
 
     private void idle(int work) {

@@ -63,9 +63,14 @@ public class DecodeMembership implements SmartLifecycle {
         running = true;
         int port = env.getProperty("local.server.port", Integer.class, 8200);
         if (!settings.enabled()) {
-            if (props.conductorUrl() != null)
-                joinPool(new LeaderLink(props::conductorUrl, internal), "http://" + props.kvHost() + ":" + port);
-            else LOG.info("no conductor to put finished sequences through (mooncakej.decode.conductor-url is not set)");
+            if (props.conductorUrl() != null) {
+                String self = "http://" + props.kvHost() + ":" + port;
+                LeaderLink link = new LeaderLink(props::conductorUrl, internal);
+                joinPool(link, self);
+                pushLoad(self, json -> link.post("/internal/load", json) != null);
+            } else
+                LOG.info("no conductor to report load to or put finished sequences through"
+                        + " (mooncakej.decode.conductor-url is not set)");
             return;
         }
         var status = service.status(0);
@@ -77,15 +82,25 @@ public class DecodeMembership implements SmartLifecycle {
         String self = presence.self().url();
         WorkerPresence p = presence;
         joinPool(new LeaderLink(p::leaderUrl, internal), self);
+        pushLoad(self, json -> presence.postToLeader("/internal/load", json));
+    }
+
+    /**
+     * Every second, this worker's load to the conductor: running requests, KV in use and its
+     * capacity, and the decode steps since the last report (the conductor's TBT fit learns from them).
+     */
+    private void pushLoad(String self, java.util.function.Predicate<String> post) {
         pusher = Thread.ofPlatform().daemon().name("load-push").start(() -> {
             while (running) {
                 try {
                     Thread.sleep(1000);
                     var st = service.status(agent.activeCount());
-                    presence.postToLeader(
-                            "/internal/load",
-                            InternalJson.encode(
-                                    new LoadReport(self, st.active(), (long) st.usedBlocks() * st.blockTokens())));
+                    post.test(InternalJson.encode(new LoadReport(
+                            self,
+                            st.active(),
+                            (long) st.usedBlocks() * st.blockTokens(),
+                            (long) st.capacityBlocks() * st.blockTokens(),
+                            agent.drainSteps())));
                 } catch (InterruptedException e) {
                     return;
                 } catch (RuntimeException e) {

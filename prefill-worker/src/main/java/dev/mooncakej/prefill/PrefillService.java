@@ -12,6 +12,7 @@ import dev.mooncakej.kvcache.wire.PoolPin;
 import dev.mooncakej.kvcache.wire.WorkerMessages.KvTarget;
 import dev.mooncakej.kvcache.wire.WorkerMessages.PrefillResult;
 import dev.mooncakej.kvcache.wire.WorkerMessages.PrefillTask;
+import dev.mooncakej.kvcache.wire.WorkerMessages.PrefillTimes;
 import dev.mooncakej.kvcache.wire.WorkerMessages.Sampling;
 import dev.mooncakej.kvcache.wire.WorkerMessages.StoreReplica;
 import dev.mooncakej.kvcache.wire.WorkerMessages.StoreReplicas;
@@ -54,6 +55,10 @@ public final class PrefillService {
         final String target;
         final List<CompletableFuture<TransferBatch>> inflight = Collections.synchronizedList(new ArrayList<>());
         volatile boolean aborted;
+        /** Its KV writes: how many ended, their summed time, and the writes in flight when each started. */
+        final java.util.concurrent.atomic.AtomicLong writes = new java.util.concurrent.atomic.AtomicLong(),
+                writeNanos = new java.util.concurrent.atomic.AtomicLong(),
+                concurrencySum = new java.util.concurrent.atomic.AtomicLong();
 
         Job(String target) {
             this.target = target;
@@ -205,22 +210,26 @@ public final class PrefillService {
             for (int b = local.length; b < prefix.length; b++) cache.release(prefix[b]); // the sequence holds them now
             int cached = prefix.length * bt;
             int fetched = (prefix.length - local.length) * bt;
-            if (prefix.length > 0) job.inflight.add(write(kv, seq, 0, prefix.length, 0, layers, bytes));
+            if (prefix.length > 0) job.inflight.add(write(job, kv, seq, 0, prefix.length, 0, layers, bytes));
             float[] logits = new float[vocab];
             PrefillOptions opts = PrefillOptions.chunked(props.chunkTokens()).withLayers((from, to, layer) -> {
                 if (job.aborted) throw new Aborted(id);
                 // blocks this chunk completed; the last chunk also sends the final partial block
                 int first = from / bt, end = to == n ? (to + bt - 1) / bt : to / bt;
-                if (end > first) job.inflight.add(write(kv, seq, first, end, layer, layer + 1, bytes));
+                if (end > first) job.inflight.add(write(job, kv, seq, first, end, layer, layer + 1, bytes));
             });
             boolean ok;
+            long waitFrom = System.nanoTime(), computeFrom;
             synchronized (this) { // one prefill at a time on this engine; eviction and retry under the same lock
+                computeFrom = System.nanoTime();
                 ok = engine.prefill(seq, tokens, opts, logits);
                 if (!ok) {
                     pool.evict(blocks);
                     ok = engine.prefill(seq, tokens, opts, logits);
                 }
             }
+            double computeSeconds = (System.nanoTime() - computeFrom) / 1e9,
+                    queueSeconds = (computeFrom - waitFrom) / 1e9;
             if (!ok) throw new IllegalStateException("no free KV blocks on this prefill worker for " + n + " tokens");
             double prefillSeconds = (System.nanoTime() - t0) / 1e9;
             metrics.prefillTime.record(Duration.ofNanos(System.nanoTime() - t0));
@@ -251,7 +260,13 @@ public final class PrefillService {
                     prefillSeconds,
                     bytes[0],
                     kvSeconds,
-                    fetched > 0 ? fetchSeconds : 0);
+                    fetched > 0 ? fetchSeconds : 0,
+                    new PrefillTimes(
+                            computeSeconds,
+                            queueSeconds,
+                            (int) job.writes.get(),
+                            job.writeNanos.get() / 1e9,
+                            job.writes.get() == 0 ? 0 : (double) job.concurrencySum.get() / job.writes.get()));
         } catch (Aborted e) {
             throw new IllegalStateException(e.getMessage());
         } finally {
@@ -524,8 +539,11 @@ public final class PrefillService {
     }
 
     /** WRITEs layers [l0, l1) of blocks [b0, b1) of the sequence to the reserved blocks. */
+    /** KV writes in flight from this worker now (the source's share in a path's congestion). */
+    private final AtomicInteger writesInFlight = new AtomicInteger();
+
     private CompletableFuture<TransferBatch> write(
-            KvTarget kv, Sequence seq, int b0, int b1, int l0, int l1, long[] bytes) {
+            Job job, KvTarget kv, Sequence seq, int b0, int b1, int l0, int l1, long[] bytes) {
         long layerBytes = cache.layout().layerBytes();
         List<TransferRequest> reqs = new ArrayList<>((b1 - b0) * (l1 - l0));
         for (int b = b0; b < b1; b++) {
@@ -539,7 +557,14 @@ public final class PrefillService {
                 bytes[0] += layerBytes;
             }
         }
-        return transfer.submit(reqs).done();
+        int concurrency = writesInFlight.incrementAndGet();
+        long t0 = System.nanoTime();
+        return transfer.submit(reqs).done().whenComplete((b, e) -> {
+            writesInFlight.decrementAndGet();
+            job.writes.incrementAndGet();
+            job.writeNanos.addAndGet(System.nanoTime() - t0);
+            job.concurrencySum.addAndGet(concurrency);
+        });
     }
 
     private void awaitWrites(Job job, long id) throws IOException {

@@ -29,6 +29,7 @@ public final class ClusterScheduler {
     private final int cacheBlocksPerInstance;
     private final PrefixIndex index = new PrefixIndex();
     private PrefillTimeModel prefillModel;
+    private DecodeStepModel decodeModel;
     private final CostProfile profile;
     private final int[] prefixLengths;
     private final SplittableRandom random;
@@ -49,6 +50,7 @@ public final class ClusterScheduler {
         this.cfg = cfg;
         this.profile = cfg.profile();
         this.prefillModel = PrefillTimeModel.of(profile);
+        this.decodeModel = DecodeStepModel.of(profile);
         this.cacheBlocksPerInstance = cacheBlocksPerInstance;
         for (int i = 0; i < prefillInstances; i++) addPrefill();
         for (int i = 0; i < decodeInstances; i++) addDecode();
@@ -170,6 +172,38 @@ public final class ClusterScheduler {
 
     public double decodeSecondsEstimate() {
         return tD;
+    }
+
+    private double ttftOverhead;
+
+    /**
+     * What a request's TTFT has beyond its queue, prefill and fetch (the live conductor learns it: the
+     * calls to the workers, the KV's last layers and the commit); 0 in the simulator.
+     */
+    public double ttftOverheadSeconds() {
+        return ttftOverhead;
+    }
+
+    public void setTtftOverheadSeconds(double s) {
+        if (!(s >= 0) || Double.isInfinite(s))
+            throw new IllegalArgumentException("TTFT overhead " + s + " s: expected a finite value >= 0");
+        this.ttftOverhead = s;
+    }
+
+    public DecodeStepModel decodeModel() {
+        return decodeModel;
+    }
+
+    /** The decode-step (TBT) model every decode load uses from now on (the live conductor's fit). */
+    public void setDecodeModel(DecodeStepModel m) {
+        if (!(m.base() >= 0 && m.perSequence() >= 0 && m.perContextToken() >= 0))
+            throw new IllegalArgumentException("a decode-step model needs non-negative coefficients: " + m);
+        this.decodeModel = m;
+    }
+
+    /** A decode instance's KV capacity as its worker reports it (tokens). */
+    public void setDecodeCapacity(int d, long kvTokens) {
+        if (d >= 0 && d < decodeSlots && decode[d] != null && kvTokens > 0) decode[d].kvCapacityTokens = kvTokens;
     }
 
     public PrefillTimeModel prefillModel() {
@@ -297,7 +331,7 @@ public final class ClusterScheduler {
         tt = fetchBlocks > 0 ? transferSeconds(fetchBlocks) : 0;
         tq = prefill[p].queueSeconds(now);
         tp = prefillModel.seconds(inputTokens, (long) prefixBlocks * bt);
-        ttft = tt + tq + tp;
+        ttft = tt + tq + tp + ttftOverhead;
 
         int d = -1;
         double tbt = Double.POSITIVE_INFINITY, best = Double.POSITIVE_INFINITY;
@@ -305,8 +339,11 @@ public final class ClusterScheduler {
         for (int k = 0; k < decodeCount; k++) { // the instance whose load stays lowest with this request
             int i = activeDecode[(start + k) % decodeCount]; // equal loads (idle instances) go round in turn
             DecodeInstance di = decode[i];
-            double t = profile.decodeStepSeconds(
-                    di.running + di.externalRunning + 1, di.contextTokens + di.externalKvTokens + inputTokens);
+            // requests placed here but still in prefill count as they will decode here (as the live
+            // conductor's reservations do): a burst spreads instead of herding onto one instance
+            double t = decodeModel.seconds(
+                    di.running + di.externalRunning + di.incoming() + 1,
+                    di.contextTokens + di.externalKvTokens + di.incomingTokenSum + inputTokens);
             double load = Math.max(
                     t / cfg.tbtSlo(), (double) (di.kvTokens + di.externalKvTokens + kvTokens) / di.kvCapacityTokens);
             if (load < best || spreadDecodeTies && load == best && di.incoming() < decode[d].incoming()) {
@@ -353,7 +390,7 @@ public final class ClusterScheduler {
         int n = di.predictedAt(t, tD) + 1;
         long held = di.predictedTokensAt(t, tD);
         return Math.max(
-                profile.decodeStepSeconds(n, held + inputTokens) / cfg.tbtSlo(),
+                decodeModel.seconds(n, held + inputTokens) / cfg.tbtSlo(),
                 (double) (held + kvTokens) / di.kvCapacityTokens);
     }
 
@@ -365,7 +402,7 @@ public final class ClusterScheduler {
     public double chosenLoadNow(int d, int inputTokens, int kvTokens) {
         DecodeInstance di = decode[d];
         return Math.max(
-                profile.decodeStepSeconds(di.running + 1, di.contextTokens + inputTokens) / cfg.tbtSlo(),
+                decodeModel.seconds(di.running + 1, di.contextTokens + inputTokens) / cfg.tbtSlo(),
                 (double) (di.kvTokens + kvTokens) / di.kvCapacityTokens);
     }
 
@@ -381,7 +418,7 @@ public final class ClusterScheduler {
             max = Math.max(
                     max,
                     Math.max(
-                            profile.decodeStepSeconds(di.running, di.contextTokens) / cfg.tbtSlo(),
+                            decodeModel.seconds(di.running, di.contextTokens) / cfg.tbtSlo(),
                             (double) di.kvTokens / di.kvCapacityTokens));
         }
         return max;
@@ -395,7 +432,7 @@ public final class ClusterScheduler {
         DecodeInstance di = decode[d];
         if (!di.fits(inputTokens)) return false;
         return cfg.admission() != AdmissionMode.NONE
-                || profile.decodeStepSeconds(di.running + 1, di.contextTokens + inputTokens) <= cfg.tbtSlo();
+                || decodeModel.seconds(di.running + 1, di.contextTokens + inputTokens) <= cfg.tbtSlo();
     }
 
     // ---- the cluster view, updated by the caller ----
@@ -423,6 +460,17 @@ public final class ClusterScheduler {
         if (pi == null) return; // the instance left meanwhile
         pi.queued--;
         pi.busySeconds += busySeconds;
+    }
+
+    /**
+     * The queue estimate corrected by what happened: a prefill predicted to end at {@code
+     * predictedEnd} ended at {@code now}, so the instance's FIFO (every request behind it) runs that
+     * much later or earlier; an instance with nothing queued is free now.
+     */
+    public void correctQueue(Decision dec, double predictedEnd, double now) {
+        PrefillInstance pi = prefill[dec.prefill()];
+        if (pi == null) return;
+        pi.busyUntil = pi.queued <= 0 ? now : Math.max(now, pi.busyUntil + (now - predictedEnd));
     }
 
     /**

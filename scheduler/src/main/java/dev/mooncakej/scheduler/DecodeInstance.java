@@ -7,7 +7,7 @@ package dev.mooncakej.scheduler;
  */
 public final class DecodeInstance {
     final int id;
-    final long kvCapacityTokens;
+    long kvCapacityTokens;
     int running;
     /**
      * Requests and KV the worker reports beyond what this scheduler placed (e.g. placed by a conductor that failed

@@ -30,18 +30,13 @@ public final class LiveScheduler {
             DecodeInstance decodeInstance,
             int kvTokens) {}
 
-    private static final int FIT_WINDOW = 256;
-    private static final int REFIT_EVERY = 16;
-
     private final ClusterScheduler scheduler;
     private final DoubleSupplier clock;
     private final Map<String, Integer> prefillSlots = new HashMap<>();
     private final Map<String, Integer> decodeSlots = new HashMap<>();
     private final Map<Integer, WorkerEndpoint> prefillBySlot = new HashMap<>();
     private final Map<Integer, WorkerEndpoint> decodeBySlot = new HashMap<>();
-    private final long[] sampleN = new long[FIT_WINDOW], sampleP = new long[FIT_WINDOW];
-    private final double[] sampleT = new double[FIT_WINDOW];
-    private long samples;
+    private final OnlineFits fits;
     private volatile List<WorkerEndpoint> prefill = List.of();
     private volatile List<WorkerEndpoint> decode = List.of();
 
@@ -51,6 +46,7 @@ public final class LiveScheduler {
             throw new IllegalArgumentException("the live scheduler starts from an empty core");
         this.scheduler = emptyScheduler;
         this.clock = clock;
+        this.fits = new OnlineFits(emptyScheduler);
     }
 
     public List<WorkerEndpoint> prefillWorkers() {
@@ -71,7 +67,7 @@ public final class LiveScheduler {
 
     public long fitSamples() {
         synchronized (this) {
-            return samples;
+            return fits.prefillSamples();
         }
     }
 
@@ -147,31 +143,162 @@ public final class LiveScheduler {
     }
 
     /**
-     * The prefill ended (ok: the request went on to decode); its compute time refines the regression.
-     * Returns the decode start time to hand back to {@link #decodeEnded}.
+     * What the live estimators hear as requests run: the prediction and the outcome of each TTFT and
+     * TBT (the conductor exports their errors as metrics).
      */
+    public interface Observer {
+        void ttft(double predictedSeconds, double actualSeconds);
+
+        void tbt(double predictedSeconds, double actualSeconds);
+    }
+
+    private volatile Observer observer = new Observer() {
+        @Override
+        public void ttft(double predictedSeconds, double actualSeconds) {}
+
+        @Override
+        public void tbt(double predictedSeconds, double actualSeconds) {}
+    };
+
+    public void observe(Observer o) {
+        this.observer = o;
+    }
+
+    private final PredictionErrors ttftErrors = new PredictionErrors(128), tbtErrors = new PredictionErrors(128);
+
+    /** The TTFT predictions' relative error quantile {@code q} over the last 128 requests (NaN: none yet). */
+    public synchronized double ttftError(double q) {
+        return ttftErrors.quantile(q);
+    }
+
+    /** The TBT predictions' relative error quantile {@code q} over the last 128 requests (NaN: none yet). */
+    public synchronized double tbtError(double q) {
+        return tbtErrors.quantile(q);
+    }
+
+    public synchronized long ttftSamples() {
+        return ttftErrors.count();
+    }
+
+    /** As {@link #prefillEnded(Choice, int, int, double, double, boolean)} with no queue wait reported. */
     public synchronized double prefillEnded(Choice c, int inputTokens, int cachedTokens, double seconds, boolean ok) {
+        return prefillEnded(c, inputTokens, cachedTokens, seconds, 0, ok);
+    }
+
+    /**
+     * The prefill ended (ok: the request went on to decode). Its compute time ({@code computeSeconds},
+     * the worker's own measure without its queue wait, which the scheduler models apart) refines the
+     * prefill-time regression; the instance's queue estimate is corrected by when it really ended; the
+     * TTFT prediction is compared with what happened. Returns the decode start time to hand back to
+     * {@link #decodeEnded}.
+     */
+    public synchronized double prefillEnded(
+            Choice c, int inputTokens, int cachedTokens, double computeSeconds, double queueSeconds, boolean ok) {
         double now = clock.getAsDouble();
-        if (scheduler.prefill(c.decision().prefill()) == c.prefillInstance())
-            scheduler.onPrefillDone(c.decision(), seconds);
+        boolean sameInstance = scheduler.prefill(c.decision().prefill()) == c.prefillInstance();
+        if (sameInstance) scheduler.onPrefillDone(c.decision(), computeSeconds);
         if (scheduler.decode(c.decision().decode()) == c.decodeInstance())
             scheduler.onLeftPrefill(c.decision(), c.scheduledAt(), inputTokens, c.kvTokens(), ok, now);
         if (!ok) return now;
-        int i = (int) (samples++ % FIT_WINDOW);
-        sampleN[i] = inputTokens;
-        sampleP[i] = cachedTokens;
-        sampleT[i] = seconds;
-        if (samples >= REFIT_EVERY && samples % REFIT_EVERY == 0) {
-            int n = (int) Math.min(samples, FIT_WINDOW);
+        if (sameInstance)
+            scheduler.correctQueue(c.decision(), c.scheduledAt() + c.decision().ttft(), now);
+        ttftErrors.add(c.decision().ttft(), now - c.scheduledAt());
+        observer.ttft(c.decision().ttft(), now - c.scheduledAt());
+        fits.prefill(inputTokens, cachedTokens, computeSeconds);
+        return now;
+    }
+
+    /**
+     * A decode worker's steps since its last report: {@code count} steps took {@code seconds} in all,
+     * over {@code batchSum} sequences and {@code contextSum} context tokens (summed per step). The
+     * mean step is one sample of the TBT model.
+     */
+    public synchronized void decodeSteps(int count, double seconds, long batchSum, long contextSum) {
+        fits.decodeSteps(count, seconds, batchSum, contextSum);
+    }
+
+    public long decodeStepSamples() {
+        synchronized (this) {
+            return fits.stepSamples();
+        }
+    }
+
+    private final Map<String, PathSamples> paths = new HashMap<>();
+
+    /** The last samples of one transfer path and its fitted model (null until they determine one). */
+    private static final class PathSamples {
+        final long[] writes = new long[64], bytes = new long[64];
+        final double[] concurrency = new double[64], seconds = new double[64];
+        long n;
+        PathModel model;
+        double ewmaBandwidth;
+    }
+
+    /**
+     * A prefill's KV writes to its decode worker: {@code writes} writes of {@code bytes} in all took
+     * {@code seconds} summed, with {@code concurrency} writes in flight from the source on average.
+     * Fits the path's bandwidth and congestion term; kept across membership changes.
+     */
+    public synchronized void kvWrites(
+            String source, String destination, int writes, long bytes, double seconds, double concurrency) {
+        if (writes <= 0 || bytes <= 0 || !(seconds > 0)) return;
+        PathSamples p = paths.computeIfAbsent(source + " -> " + destination, k -> new PathSamples());
+        int i = (int) (p.n++ % 64);
+        p.writes[i] = writes;
+        p.bytes[i] = bytes;
+        p.concurrency[i] = concurrency;
+        p.seconds[i] = seconds;
+        double bw = bytes / seconds;
+        p.ewmaBandwidth = p.n == 1 ? bw : 0.8 * p.ewmaBandwidth + 0.2 * bw;
+        if (p.n >= 8 && p.n % 4 == 0) {
+            int n = (int) Math.min(p.n, 64);
             try {
-                PrefillTimeModel m = PrefillTimeModel.fit(
-                        Arrays.copyOf(sampleN, n), Arrays.copyOf(sampleP, n), Arrays.copyOf(sampleT, n));
-                if (m.c1() >= 0 && m.c2() >= 0) scheduler.setPrefillModel(m);
+                PathModel m = PathModel.fit(
+                        Arrays.copyOf(p.writes, n),
+                        Arrays.copyOf(p.bytes, n),
+                        Arrays.copyOf(p.concurrency, n),
+                        Arrays.copyOf(p.seconds, n));
+                if (m.perByte() > 0 && m.perByteCongestion() >= 0) p.model = m;
             } catch (IllegalArgumentException notYet) {
-                // the samples do not determine a fit yet (e.g. all the same length): keep the current model
+                // one size and one concurrency so far
             }
         }
-        return now;
+    }
+
+    /** Each transfer path's measured bandwidth (bytes per second, one write in flight; EWMA until a fit). */
+    public synchronized Map<String, Double> pathBandwidths() {
+        Map<String, Double> out = new java.util.TreeMap<>();
+        paths.forEach((k, p) -> out.put(k, p.model != null ? p.model.bandwidth(1) : p.ewmaBandwidth));
+        return out;
+    }
+
+    /** Each decode worker's KV capacity as the scheduler counts it (tokens; reported by the worker). */
+    public synchronized Map<String, Long> decodeCapacities() {
+        Map<String, Long> out = new java.util.TreeMap<>();
+        decodeSlots.forEach((url, slot) -> out.put(url, scheduler.decode(slot).kvCapacityTokens()));
+        return out;
+    }
+
+    /** A transfer path's fitted model, or null while its samples do not determine one. */
+    public synchronized PathModel pathModel(String source, String destination) {
+        PathSamples p = paths.get(source + " -> " + destination);
+        return p == null ? null : p.model;
+    }
+
+    private long overheads;
+
+    /**
+     * A request's TTFT was {@code ttftSeconds}, of which its prefill worker accounted for {@code
+     * workerSeconds} (its wait, fetch, compute, KV writes and commit): the rest (the calls to the
+     * workers, the reservation) is the TTFT overhead the scheduler adds to every prediction, an
+     * exponentially weighted mean (weight 0.1 for the newest).
+     */
+    public synchronized void ttftOverhead(double ttftSeconds, double workerSeconds) {
+        double o = ttftSeconds - workerSeconds;
+        if (!Double.isFinite(o)) return;
+        o = Math.max(0, o);
+        double prev = scheduler.ttftOverheadSeconds();
+        scheduler.setTtftOverheadSeconds(overheads++ == 0 ? o : 0.9 * prev + 0.1 * o);
     }
 
     /**
@@ -190,9 +317,19 @@ public final class LiveScheduler {
 
     /** The decode of a request that started at {@code decodeStart} ended holding {@code contextTokens}. */
     public synchronized void decodeEnded(Choice c, int contextTokens, double decodeStart) {
+        decodeEnded(c, contextTokens, decodeStart, 0);
+    }
+
+    /** As above, after {@code tokens} generated tokens: the mean TBT is compared with the decision's prediction. */
+    public synchronized void decodeEnded(Choice c, int contextTokens, double decodeStart, int tokens) {
+        double now = clock.getAsDouble();
         boolean same = scheduler.decode(c.decision().decode()) == c.decodeInstance();
-        scheduler.onDecodeEnd(
-                same ? c.decision().decode() : -1, decodeStart, clock.getAsDouble(), contextTokens, c.kvTokens());
+        scheduler.onDecodeEnd(same ? c.decision().decode() : -1, decodeStart, now, contextTokens, c.kvTokens());
+        if (tokens > 1 && Double.isFinite(c.decision().tbt())) {
+            double actual = (now - decodeStart) / (tokens - 1);
+            tbtErrors.add(c.decision().tbt(), actual);
+            observer.tbt(c.decision().tbt(), actual);
+        }
     }
 
     public double now() {
@@ -201,8 +338,15 @@ public final class LiveScheduler {
 
     /** A decode worker's pushed load (running requests, KV tokens held). */
     public synchronized void applyDecodeLoad(String workerUrl, int running, long kvTokens) {
+        applyDecodeLoad(workerUrl, running, kvTokens, 0);
+    }
+
+    /** As above, with the KV capacity the worker has ({@code capacityTokens}, 0: not reported). */
+    public synchronized void applyDecodeLoad(String workerUrl, int running, long kvTokens, long capacityTokens) {
         Integer slot = decodeSlots.get(workerUrl);
-        if (slot != null) scheduler.onDecodeReport(slot, running, kvTokens);
+        if (slot == null) return;
+        scheduler.onDecodeReport(slot, running, kvTokens);
+        scheduler.setDecodeCapacity(slot, capacityTokens);
     }
 
     /**

@@ -315,4 +315,21 @@ class ClusterSchedulerTest {
         for (int r = 0; r < 3; r++)
             assertThat(s.decide(new long[0], 100, 0).decode()).isZero();
     }
+
+    /**
+     * A burst placed before any of it reaches decode spreads over the decode instances (requests still
+     * in prefill count where they will decode), in the simulator's configuration (no tie spreading) as
+     * in the live one.
+     */
+    @Test
+    void aBurstSpreadsOverDecodeInstancesBeforeAnyOfItDecodes() {
+        ClusterScheduler s = new ClusterScheduler(cfg(PrefillPolicy.CACHE_AWARE, AdmissionMode.NONE), 2, 4, 0);
+        int[] per = new int[4];
+        for (int i = 0; i < 16; i++) {
+            Decision d = s.decide(new long[0], 2000, 0);
+            s.onScheduled(d, new long[0], 2000, 0);
+            per[d.decode()]++;
+        }
+        assertThat(per).containsExactly(4, 4, 4, 4);
+    }
 }

@@ -10,18 +10,20 @@ import java.util.List;
 import java.util.PriorityQueue;
 
 /**
- * The colocated baseline in the style of vLLM, on the same cost profile: every instance runs prefill
- * and decode interleaved, one iteration at a time. With chunked prefill, an iteration is one decode
- * step for the running batch plus one prefill chunk of at most {@code chunkTokens}; without it, a
- * waiting prefill runs whole while the batch waits. Prefix caching (per-instance LRU of blocks) is on
- * or off. Requests go to the instance with the least work queued. Nothing is rejected at arrival;
- * a request that does not fit in KV waits.
+ * The colocated baseline as vLLM runs it, on the same cost profile: every instance runs prefill and
+ * decode in one forward pass per iteration. With chunked prefill, an iteration carries the running
+ * batch's decode tokens and one prefill chunk of at most {@code chunkTokens}, and costs one pass
+ * ({@link #iterationSeconds}: the fixed per-pass cost once, plus each part's token and attention
+ * work); without it, a waiting prefill runs whole while the batch waits. Prefix caching (per-instance
+ * LRU of blocks) is on or off. Requests go to the instance with the least work queued or, with
+ * cache-aware routing, to the one where queued work plus this prompt's uncached prefill is least.
+ * Nothing is rejected at arrival; a request that does not fit in KV waits.
  */
 public final class ColocatedSimulation {
     private final CostProfile profile;
     private final PrefillTimeModel model;
     private final int instances, blockTokens, chunkTokens, cacheBlocks;
-    private final boolean chunked, prefixCaching;
+    private final boolean chunked, prefixCaching, cacheAwareRouting;
     private final long kvCapacityTokens;
     private final double ttftSlo, tbtSlo;
 
@@ -36,6 +38,35 @@ public final class ColocatedSimulation {
             long kvCapacityTokens,
             double ttftSlo,
             double tbtSlo) {
+        this(
+                profile,
+                instances,
+                blockTokens,
+                chunkTokens,
+                chunked,
+                prefixCaching,
+                cacheBlocks,
+                kvCapacityTokens,
+                ttftSlo,
+                tbtSlo,
+                false);
+    }
+
+    public ColocatedSimulation(
+            CostProfile profile,
+            int instances,
+            int blockTokens,
+            int chunkTokens,
+            boolean chunked,
+            boolean prefixCaching,
+            int cacheBlocks,
+            long kvCapacityTokens,
+            double ttftSlo,
+            double tbtSlo,
+            boolean cacheAwareRouting) {
+        if (chunkTokens < 1)
+            throw new IllegalArgumentException("--chunk-tokens " + chunkTokens + ": expected at least 1 token");
+        this.cacheAwareRouting = cacheAwareRouting;
         this.profile = profile;
         this.model = PrefillTimeModel.of(profile);
         this.instances = instances;
@@ -90,6 +121,27 @@ public final class ColocatedSimulation {
 
     private record Event(double time, long seq, int type, int target) {}
 
+    /**
+     * One forward pass carrying prefill tokens {@code [from, to)} of one prompt and one decode token for
+     * each of {@code batch} sequences over {@code context} tokens: the fixed per-pass cost (reading the
+     * weights) once, the larger of the two parts' fixed costs, plus the prefill chunk's token and
+     * attention work and the batch's per-sequence and per-context work.
+     */
+    public double iterationSeconds(long from, long to, int batch, long context) {
+        boolean prefill = to > from, decode = batch > 0;
+        if (!prefill && !decode) return 0;
+        double t = 0, fixed = 0;
+        if (prefill) {
+            t += model.c1() * (to - from) + model.c2() * ((double) to * to - (double) from * from);
+            fixed = model.c0();
+        }
+        if (decode) {
+            t += profile.decodePerSequence() * batch + profile.decodePerContextToken() * context;
+            fixed = Math.max(fixed, profile.decodeBase());
+        }
+        return t + fixed;
+    }
+
     public SimulationResult run(List<TraceRequest> trace) {
         PriorityQueue<Event> events = new PriorityQueue<>(
                 (a, b) -> a.time != b.time ? Double.compare(a.time, b.time) : Long.compare(a.seq, b.seq));
@@ -107,9 +159,16 @@ public final class ColocatedSimulation {
             if (e.type == 0) { // arrival: least queued work
                 TraceRequest r = trace.get(e.target);
                 int best = 0;
-                for (int i = 1; i < instances; i++)
-                    if (inst[i].queuedWork + inst[i].running.size() * 0.01
-                            < inst[best].queuedWork + inst[best].running.size() * 0.01) best = i;
+                double bestCost = Double.POSITIVE_INFINITY;
+                for (int i = 0; i < instances; i++) {
+                    double cost = inst[i].queuedWork + inst[i].running.size() * 0.01;
+                    if (cacheAwareRouting) // what this prompt would cost there, its cached prefix reused
+                    cost += model.seconds(r.inputTokens(), inst[i].cachedPrefix(r.blocks(), r.inputTokens()));
+                    if (cost < bestCost) {
+                        bestCost = cost;
+                        best = i;
+                    }
+                }
                 Instance in = inst[best];
                 Req q = new Req(r);
                 q.prefixTokens = in.cachedPrefix(r.blocks(), r.inputTokens());
@@ -126,7 +185,6 @@ public final class ColocatedSimulation {
             }
             // iteration on instance e.target
             Instance in = inst[e.target];
-            double step = 0;
             Req pre = null;
             long chunk = 0;
             Req head = in.waiting.peek();
@@ -135,14 +193,13 @@ public final class ColocatedSimulation {
                 chunk = chunked
                         ? Math.min(chunkTokens, head.r.inputTokens() - head.computed)
                         : head.r.inputTokens() - head.computed;
-                step += model.seconds(head.computed + chunk, head.computed);
             }
             boolean decodeNow = chunked || pre == null;
-            if (decodeNow && !in.running.isEmpty()) {
-                long ctx = 0;
-                for (Req q : in.running) ctx += q.r.inputTokens() + q.produced;
-                step += profile.decodeStepSeconds(in.running.size(), ctx);
-            }
+            int batch = decodeNow ? in.running.size() : 0;
+            long ctx = 0;
+            if (batch > 0) for (Req q : in.running) ctx += q.r.inputTokens() + q.produced;
+            double step = iterationSeconds(
+                    pre == null ? 0 : pre.computed, pre == null ? 0 : pre.computed + chunk, batch, ctx);
             if (step == 0) {
                 in.busy = false;
                 continue;

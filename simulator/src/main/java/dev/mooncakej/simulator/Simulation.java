@@ -3,6 +3,8 @@ package dev.mooncakej.simulator;
 import dev.mooncakej.kvcache.cost.CostProfile;
 import dev.mooncakej.scheduler.ClusterScheduler;
 import dev.mooncakej.scheduler.Decision;
+import dev.mooncakej.scheduler.DecodeStepModel;
+import dev.mooncakej.scheduler.OnlineFits;
 import dev.mooncakej.scheduler.PrefillTimeModel;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
@@ -13,10 +15,15 @@ import java.util.function.IntConsumer;
 
 /**
  * Discrete-event simulation on virtual time that drives the real {@link ClusterScheduler}: requests
- * arrive from a trace; prefill instances run their FIFO queues in chunks (time from the cost
- * profile, plus any prefix fetch); the KV streams layer by layer, overlapped with the prefill; decode
- * instances run continuous batching, one step for every running request, step time from the profile,
- * KV capacity enforced through the scheduler's reservations.
+ * arrive from a trace; prefill instances run their FIFO queues in chunks; the KV streams layer by
+ * layer, overlapped with the prefill; decode instances run continuous batching, one step for every
+ * running request, KV capacity enforced through the scheduler's reservations.
+ *
+ * <p>The ground truth is not the scheduler's estimate: true times come from the cost profile with
+ * log-normal noise ({@link SimulationConfig#noise}), a prefix fetch shares its source's bandwidth
+ * with the other fetches from it, and the scheduler learns prefill and step times online from what
+ * happened ({@link OnlineFits}, the live conductor's code), its queue estimate corrected at each
+ * prefill end, starting from the profile times {@link SimulationConfig#estimateFactor}.
  */
 public final class Simulation {
     private static final int ARRIVAL = 0, PREFILL_DONE = 1, DECODE_STEP = 2, SAMPLE = 3;
@@ -27,7 +34,7 @@ public final class Simulation {
     private static final class Job {
         final TraceRequest r;
         Decision d;
-        double scheduledAt, prefillSeconds, firstTokenAt, decodeStart, lastTokenAt;
+        double scheduledAt, prefillSeconds, computeSeconds, firstTokenAt, decodeStart, lastTokenAt;
         int produced;
         double[] gaps;
 
@@ -39,7 +46,11 @@ public final class Simulation {
     private final SimulationConfig cfg;
     private final ClusterScheduler scheduler;
     private final CostProfile profile;
-    private final PrefillTimeModel model;
+    private final PrefillTimeModel truePrefill;
+    private final DecodeStepModel trueStep;
+    private final OnlineFits fits;
+    private final java.util.SplittableRandom noise;
+    private final java.util.Map<Integer, Integer> fetchesFrom = new java.util.HashMap<>();
     private final PriorityQueue<Event> events = new PriorityQueue<>(
             (a, b) -> a.time != b.time ? Double.compare(a.time, b.time) : Long.compare(a.seq, b.seq));
     private long seq;
@@ -64,7 +75,17 @@ public final class Simulation {
         this.progress = progress;
         this.scheduler = new ClusterScheduler(cfg.scheduler(), cfg.prefill(), cfg.decode(), cfg.cacheBlocks());
         this.profile = cfg.scheduler().profile();
-        this.model = scheduler.prefillModel();
+        this.truePrefill = PrefillTimeModel.of(profile);
+        this.trueStep = DecodeStepModel.of(profile);
+        this.fits = new OnlineFits(scheduler);
+        this.noise = new java.util.SplittableRandom(cfg.scheduler().seed() * 31 + 7);
+        double f = cfg.estimateFactor();
+        if (f != 1) {
+            scheduler.setPrefillModel(
+                    new PrefillTimeModel(truePrefill.c0() * f, truePrefill.c1() * f, truePrefill.c2() * f));
+            scheduler.setDecodeModel(new DecodeStepModel(
+                    trueStep.base() * f, trueStep.perSequence() * f, trueStep.perContextToken() * f));
+        }
         for (int i = 0; i < cfg.prefill(); i++) prefillQueues.add(new ArrayDeque<>());
         this.prefillRunning = new Job[cfg.prefill()];
         for (int i = 0; i < cfg.decode(); i++) decodeRunning.add(new ArrayList<>());
@@ -142,17 +163,34 @@ public final class Simulation {
         prefillRunning[p] = j;
         int n = j.r.inputTokens(), bt = cfg.scheduler().blockTokens();
         long done = Math.min((long) j.d.prefixBlocks() * bt, n - 1L);
-        double seconds = j.d.transferSeconds();
+        double fetch = 0;
+        if (j.d.fetchBlocks() > 0) { // the source's bandwidth is shared by every fetch from it
+            int k = fetchesFrom.merge(j.d.fetchFrom(), 1, Integer::sum);
+            fetch = (double) j.d.fetchBlocks()
+                    * bt
+                    * profile.kvBytesPerToken()
+                    / (scheduler.config().bandwidthBytesPerSecond() / k);
+        }
+        double compute = 0;
         for (long from = done; from < n; from += cfg.chunkTokens())
-            seconds += model.seconds(Math.min(n, from + cfg.chunkTokens()), from);
-        j.prefillSeconds = seconds;
-        push(now + seconds, PREFILL_DONE, p);
+            compute += truePrefill.seconds(Math.min(n, from + cfg.chunkTokens()), from);
+        compute *= noise();
+        j.computeSeconds = compute;
+        j.prefillSeconds = fetch + compute;
+        push(now + j.prefillSeconds, PREFILL_DONE, p);
     }
 
     private void prefillDone(int p, double now) {
         Job j = prefillRunning[p];
         prefillRunning[p] = null;
+        if (j.d.fetchBlocks() > 0) fetchesFrom.merge(j.d.fetchFrom(), -1, Integer::sum);
         scheduler.onPrefillDone(j.d, j.prefillSeconds);
+        // what the live conductor does with a prefill's report: correct the queue, learn compute time
+        scheduler.correctQueue(j.d, j.scheduledAt + j.d.ttft(), now);
+        fits.prefill(
+                j.r.inputTokens(),
+                Math.min((long) j.d.prefixBlocks() * cfg.scheduler().blockTokens(), j.r.inputTokens() - 1L),
+                j.computeSeconds);
         int d = j.d.decode();
         boolean admitted = scheduler.decodeAdmits(d, j.r.inputTokens());
         scheduler.onLeftPrefill(j.d, j.scheduledAt, j.r.inputTokens(), admitted, now);
@@ -181,7 +219,16 @@ public final class Simulation {
             return;
         }
         decodeStepping[d] = true;
-        push(now + profile.decodeStepSeconds(running.size(), scheduler.decode(d).contextTokens()), DECODE_STEP, d);
+        long context = scheduler.decode(d).contextTokens();
+        double step = trueStep.seconds(running.size(), context) * noise();
+        fits.decodeSteps(1, step, running.size(), context); // as a decode worker reports its steps
+        push(now + step, DECODE_STEP, d);
+    }
+
+    /** A log-normal factor of mean 1 and sigma {@link SimulationConfig#noise} (1 without noise). */
+    private double noise() {
+        double s = cfg.noise();
+        return s == 0 ? 1 : Math.exp(s * noise.nextGaussian() - s * s / 2);
     }
 
     private void decodeStep(int d, double now) {

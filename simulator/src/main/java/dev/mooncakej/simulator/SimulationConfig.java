@@ -7,9 +7,30 @@ import dev.mooncakej.scheduler.SchedulerConfig;
  *
  * @param cacheBlocks  prefix-cache capacity of each prefill instance, in blocks (0: unbounded)
  * @param chunkTokens  prefill chunk size (each chunk pays the fixed prefill cost once)
+ * @param noise        spread of the true times around the cost profile: each prefill and each decode
+ *                     step takes the profile's time times a log-normal factor of mean 1 and this sigma
+ * @param estimateFactor the scheduler's starting estimates are the profile's times times this (1: the
+ *                     profile; the scheduler then learns the true times online, as the live one does)
  */
-public record SimulationConfig(SchedulerConfig scheduler, int prefill, int decode, int cacheBlocks, int chunkTokens) {
+public record SimulationConfig(
+        SchedulerConfig scheduler,
+        int prefill,
+        int decode,
+        int cacheBlocks,
+        int chunkTokens,
+        double noise,
+        double estimateFactor) {
+    /** No noise, estimates starting from the profile (times a test can compute by hand; simulate adds noise). */
+    public SimulationConfig(SchedulerConfig scheduler, int prefill, int decode, int cacheBlocks, int chunkTokens) {
+        this(scheduler, prefill, decode, cacheBlocks, chunkTokens, 0, 1.0);
+    }
+
     public SimulationConfig {
+        if (!(noise >= 0 && noise <= 2))
+            throw new IllegalArgumentException("--noise " + noise + ": expected a sigma in 0..2 (0.1: 10%)");
+        if (!(estimateFactor > 0 && estimateFactor <= 100))
+            throw new IllegalArgumentException(
+                    "--estimate-factor " + estimateFactor + ": expected a factor in (0, 100]");
         if (prefill < 1 || prefill > 64)
             throw new IllegalArgumentException("--prefill " + prefill + ": expected 1..64 instances");
         if (decode < 1) throw new IllegalArgumentException("--decode " + decode + ": expected at least 1 instance");

@@ -47,12 +47,23 @@ public class ClusterController {
     @PostMapping("/internal/load")
     public ResponseEntity<Void> load(@RequestBody(required = false) String body) {
         LoadReport report = InternalJson.decode(body, LoadReport.class);
-        if (report.worker() == null || report.running() < 0 || report.kvTokens() < 0) {
-            throw new IllegalArgumentException(
-                    "LoadReport " + body + ": expected a worker URL and non-negative running and kvTokens");
+        var steps = report.steps();
+        if (report.worker() == null
+                || report.running() < 0
+                || report.kvTokens() < 0
+                || report.capacityTokens() < 0
+                || steps != null
+                        && (steps.count() < 0
+                                || !(steps.seconds() >= 0)
+                                || Double.isInfinite(steps.seconds())
+                                || steps.batchSum() < 0
+                                || steps.contextSum() < 0)) {
+            throw new IllegalArgumentException("LoadReport " + body + ": expected a worker URL, non-negative"
+                    + " running, kvTokens and capacityTokens, and steps with non-negative finite values");
         }
         if (!leadership.leader()) return ResponseEntity.status(409).build();
-        scheduler.applyDecodeLoad(report.worker(), report.running(), report.kvTokens());
+        scheduler.applyDecodeLoad(report.worker(), report.running(), report.kvTokens(), report.capacityTokens());
+        if (steps != null) scheduler.decodeSteps(steps.count(), steps.seconds(), steps.batchSum(), steps.contextSum());
         return ResponseEntity.noContent().build();
     }
 

@@ -170,8 +170,27 @@ public class RequestPath {
                             })
                             .map(pr -> {
                                 prefillAccounted.set(true);
-                                double decodeStart = scheduler.prefillEnded(
-                                        choice, tokens.length, pr.cachedTokens(), pr.prefillSeconds(), true);
+                                var times = pr.times(); // the worker's compute time apart from its queue wait
+                                double decodeStart = times == null
+                                        ? scheduler.prefillEnded(
+                                                choice, tokens.length, pr.cachedTokens(), pr.prefillSeconds(), true)
+                                        : scheduler.prefillEnded(
+                                                choice,
+                                                tokens.length,
+                                                pr.cachedTokens(),
+                                                times.computeSeconds(),
+                                                times.queueSeconds(),
+                                                true);
+                                scheduler.ttftOverhead(
+                                        decodeStart - choice.scheduledAt(), pr.prefillSeconds() + pr.kvSeconds());
+                                if (times != null)
+                                    scheduler.kvWrites(
+                                            prefill.url(),
+                                            decode.url(),
+                                            times.kvWrites(),
+                                            pr.kvBytes(),
+                                            times.kvWriteSeconds(),
+                                            times.kvWriteConcurrency());
                                 metrics.cachedTokens.record(pr.cachedTokens());
                                 scheduler.fetched(pr.fetchedTokens(), pr.fetchSeconds()); // the fetch price follows
                                 metrics.prefixHit(pr.cachedTokens() - pr.fetchedTokens(), pr.fetchedTokens());
@@ -179,7 +198,8 @@ public class RequestPath {
                                 metrics.kvTime.record(Duration.ofNanos((long) (pr.kvSeconds() * 1e9)));
                                 LOG.info(
                                         "[{}] prefill on {} ({}): {} prompt tokens, {} cached ({} fetched{}), {} ms "
-                                                + "compute, {} KV bytes in {} ms to {}",
+                                                + "compute, {} KV bytes in {} ms to {}; TTFT {} ms (predicted {} ms:"
+                                                + " queue {}, prefill {}, fetch {})",
                                         g.requestId(),
                                         prefill.url(),
                                         d.fetchFrom() >= 0 ? "prefix from the pool" : "local prefix",
@@ -190,13 +210,19 @@ public class RequestPath {
                                         Math.round(pr.prefillSeconds() * 1000),
                                         pr.kvBytes(),
                                         Math.round(pr.kvSeconds() * 1000),
-                                        decode.url());
+                                        decode.url(),
+                                        Math.round((decodeStart - choice.scheduledAt()) * 1000),
+                                        Math.round(d.ttft() * 1000),
+                                        Math.round(d.queueSeconds() * 1000),
+                                        Math.round(d.prefillSeconds() * 1000),
+                                        Math.round(d.transferSeconds() * 1000));
+                                AtomicInteger produced = new AtomicInteger();
                                 return new Generation(
                                         prefill.url(),
                                         decode.url(),
-                                        relay(g, reservation, decode, pr, start)
-                                                .doFinally(sig ->
-                                                        scheduler.decodeEnded(choice, tokens.length, decodeStart)));
+                                        relay(g, reservation, decode, pr, start, produced)
+                                                .doFinally(sig -> scheduler.decodeEnded(
+                                                        choice, tokens.length, decodeStart, produced.get())));
                             });
                 });
     }
@@ -215,12 +241,16 @@ public class RequestPath {
 
     /** The first token, then the decode worker's tokens, as text events; releases the reservation however it ends. */
     private Flux<GenerationEvent> relay(
-            GenerationRequest g, long reservation, WorkerEndpoint decode, PrefillResult pr, long start) {
+            GenerationRequest g,
+            long reservation,
+            WorkerEndpoint decode,
+            PrefillResult pr,
+            long start,
+            AtomicInteger produced) {
         int promptLength = g.promptTokens().length;
         int cached = pr.cachedTokens();
         int vocab = model.tokenizer().vocabSize();
         AtomicLong lastTokenAt = new AtomicLong();
-        AtomicInteger produced = new AtomicInteger();
         AtomicBoolean finished = new AtomicBoolean();
         TextAssembler text = new TextAssembler(model.tokenizer(), g.stop());
         TokenEvent first = TokenEvent.token(pr.firstToken(), pr.firstLogprob());

@@ -52,7 +52,31 @@ public final class WorkerMessages {
             double prefillSeconds,
             long kvBytes,
             double kvSeconds,
-            double fetchSeconds) {
+            double fetchSeconds,
+            PrefillTimes times) {
+        public PrefillResult(
+                long reservationId,
+                int firstToken,
+                float firstLogprob,
+                int cachedTokens,
+                int fetchedTokens,
+                double prefillSeconds,
+                long kvBytes,
+                double kvSeconds,
+                double fetchSeconds) {
+            this(
+                    reservationId,
+                    firstToken,
+                    firstLogprob,
+                    cachedTokens,
+                    fetchedTokens,
+                    prefillSeconds,
+                    kvBytes,
+                    kvSeconds,
+                    fetchSeconds,
+                    null);
+        }
+
         public PrefillResult(
                 long reservationId,
                 int firstToken,
@@ -104,7 +128,33 @@ public final class WorkerMessages {
             if (Float.isNaN(firstLogprob) || firstLogprob > 0)
                 throw new IllegalArgumentException(
                         "prefill result logprob " + firstLogprob + ": expected a number <= 0");
+            if (times != null) times.validate();
             return this;
+        }
+    }
+
+    /**
+     * What a prefill worker measured apart: {@code computeSeconds} the engine's prefill alone (the
+     * basis of the conductor's prefill-time fit), {@code queueSeconds} its wait for the engine behind
+     * other prefills, and its KV writes to the decode worker ({@code kvWrites} writes taking {@code
+     * kvWriteSeconds} summed, {@code kvWriteConcurrency} writes in flight on average when each started).
+     */
+    public record PrefillTimes(
+            double computeSeconds,
+            double queueSeconds,
+            int kvWrites,
+            double kvWriteSeconds,
+            double kvWriteConcurrency) {
+        void validate() {
+            if (!(computeSeconds >= 0)
+                    || !(queueSeconds >= 0)
+                    || !(kvWriteSeconds >= 0)
+                    || !(kvWriteConcurrency >= 0)
+                    || kvWrites < 0
+                    || Double.isInfinite(computeSeconds + queueSeconds + kvWriteSeconds + kvWriteConcurrency))
+                throw new IllegalArgumentException("prefill result times compute " + computeSeconds + " s, queue "
+                        + queueSeconds + " s, " + kvWrites + " writes in " + kvWriteSeconds + " s at concurrency "
+                        + kvWriteConcurrency + ": expected finite, non-negative values");
         }
     }
 
@@ -144,7 +194,18 @@ public final class WorkerMessages {
     public record KvEvents(String worker, long[] stored, long[] evicted) {}
 
     /** Decode worker -> leader conductor, pushed every second in a cluster: requests running and KV tokens held. */
-    public record LoadReport(String worker, int running, long kvTokens) {}
+    public record LoadReport(String worker, int running, long kvTokens, long capacityTokens, DecodeSteps steps) {
+        public LoadReport(String worker, int running, long kvTokens) {
+            this(worker, running, kvTokens, 0, null);
+        }
+    }
+
+    /**
+     * A decode worker's steps since its last report: {@code count} steps taking {@code seconds} in all,
+     * over {@code batchSum} sequences and {@code contextSum} context tokens summed per step (the
+     * conductor fits TBT as a function of batch and context from these).
+     */
+    public record DecodeSteps(int count, double seconds, long batchSum, long contextSum) {}
 
     /**
      * Worker -> store master (on the leader conductor): this worker contributes a segment. {@code heldOnly}:

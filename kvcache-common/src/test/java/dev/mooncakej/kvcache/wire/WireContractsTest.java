@@ -3,6 +3,7 @@ package dev.mooncakej.kvcache.wire;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
+import dev.mooncakej.kvcache.wire.WorkerMessages.DecodeSteps;
 import dev.mooncakej.kvcache.wire.WorkerMessages.DecodeTask;
 import dev.mooncakej.kvcache.wire.WorkerMessages.KvEvents;
 import dev.mooncakej.kvcache.wire.WorkerMessages.KvIndex;
@@ -10,6 +11,7 @@ import dev.mooncakej.kvcache.wire.WorkerMessages.KvTarget;
 import dev.mooncakej.kvcache.wire.WorkerMessages.LoadReport;
 import dev.mooncakej.kvcache.wire.WorkerMessages.PrefillResult;
 import dev.mooncakej.kvcache.wire.WorkerMessages.PrefillTask;
+import dev.mooncakej.kvcache.wire.WorkerMessages.PrefillTimes;
 import dev.mooncakej.kvcache.wire.WorkerMessages.ReserveRequest;
 import dev.mooncakej.kvcache.wire.WorkerMessages.ReserveResponse;
 import dev.mooncakej.kvcache.wire.WorkerMessages.Sampling;
@@ -58,7 +60,16 @@ class WireContractsTest {
         roundTrips(
                 new PrefillResult(42, 9, -0.5f, 32, 16, 0.25, 4096, 0.001),
                 "{\"reservationId\":42,\"firstToken\":9,\"firstLogprob\":-0.5,\"cachedTokens\":32,\"fetchedTokens\":16,"
-                        + "\"prefillSeconds\":0.25,\"kvBytes\":4096,\"kvSeconds\":0.001,\"fetchSeconds\":0.0}",
+                        + "\"prefillSeconds\":0.25,\"kvBytes\":4096,\"kvSeconds\":0.001,\"fetchSeconds\":0.0,"
+                        + "\"times\":null}",
+                PrefillResult.class);
+        roundTrips(
+                new PrefillResult(
+                        42, 9, -0.5f, 32, 16, 0.25, 4096, 0.001, 0.0, new PrefillTimes(0.2, 0.04, 12, 0.003, 1.5)),
+                "{\"reservationId\":42,\"firstToken\":9,\"firstLogprob\":-0.5,\"cachedTokens\":32,\"fetchedTokens\":16,"
+                        + "\"prefillSeconds\":0.25,\"kvBytes\":4096,\"kvSeconds\":0.001,\"fetchSeconds\":0.0,"
+                        + "\"times\":{\"computeSeconds\":0.2,\"queueSeconds\":0.04,\"kvWrites\":12,"
+                        + "\"kvWriteSeconds\":0.003,\"kvWriteConcurrency\":1.5}}",
                 PrefillResult.class);
         roundTrips(
                 new DecodeTask(42, 9, 100, 16, GREEDY),
@@ -90,7 +101,12 @@ class WireContractsTest {
         roundTrips(TokenEvent.end("length"), "{\"token\":-1,\"logprob\":0.0,\"finish\":\"length\"}", TokenEvent.class);
         roundTrips(
                 new LoadReport("http://d:8200", 3, 4096),
-                "{\"worker\":\"http://d:8200\",\"running\":3,\"kvTokens\":4096}",
+                "{\"worker\":\"http://d:8200\",\"running\":3,\"kvTokens\":4096,\"capacityTokens\":0,\"steps\":null}",
+                LoadReport.class);
+        roundTrips(
+                new LoadReport("http://d:8200", 3, 4096, 32768, new DecodeSteps(40, 0.5, 120, 90000)),
+                "{\"worker\":\"http://d:8200\",\"running\":3,\"kvTokens\":4096,\"capacityTokens\":32768,"
+                        + "\"steps\":{\"count\":40,\"seconds\":0.5,\"batchSum\":120,\"contextSum\":90000}}",
                 LoadReport.class);
         roundTrips(
                 new KvEvents("http://p:8100", new long[] {1, 2}, new long[] {3}),
