@@ -143,6 +143,17 @@ final class SimulateCommand implements Runnable {
     double estimateFactor;
 
     @Option(
+            names = "--capacity",
+            description = "FAST Fig. 1: sweep these speed factors (comma-separated) and report, per TBT SLO of 100,"
+                    + " 200 and 300 ms, the highest at which --attainment of requests meet both SLOs, for P/D and"
+                    + " each colocated variant on as many instances",
+            split = ",")
+    double[] capacity;
+
+    @Option(names = "--attainment", defaultValue = "0.9", description = "--capacity: the SLO attainment target")
+    double attainment;
+
+    @Option(
             names = "--plot",
             description = "also write charts (PNG and SVG) into this folder: prefill and decode load over time for the "
                     + "three admission modes, and the effective request ratio at TBT SLOs of 100, 200 and "
@@ -151,6 +162,10 @@ final class SimulateCommand implements Runnable {
 
     @Override
     public void run() {
+        if (capacity != null) {
+            capacitySweep();
+            return;
+        }
         SimulationResult r = run(this);
         Map<String, Object> out = toMap(r, this);
         if (plot != null) plots();
@@ -196,6 +211,63 @@ final class SimulateCommand implements Runnable {
                 new double[][] {slos, colo});
         dev.mooncakej.simulator.Plots.effectiveRatio(series, "speed " + speed, plot);
         System.err.println("charts written to " + plot);
+    }
+
+    /** FAST Fig. 1: the highest swept speed meeting the attainment target, per system and TBT SLO. */
+    private void capacitySweep() {
+        if (!(attainment > 0 && attainment <= 1))
+            throw new IllegalArgumentException("--attainment " + attainment + ": expected a share in (0, 1]");
+        double[] speeds = capacity.clone();
+        java.util.Arrays.sort(speeds);
+        double savedSpeed = speed;
+        String savedTbt = tbtSlo;
+        Integer savedColocated = colocated;
+        boolean savedChunked = chunkedPrefill, savedCaching = prefixCaching;
+        double[] slos = {100, 200, 300};
+        String[][] systems = {
+            {"P/D " + prefill + "P+" + decode + "D (" + policy + ")", null, null},
+            {"colocated x" + (prefill + decode) + ", chunked prefill, prefix caching", "true", "true"},
+            {"colocated x" + (prefill + decode) + ", no chunked prefill", "false", "true"},
+            {"colocated x" + (prefill + decode) + ", no prefix caching", "true", "false"}
+        };
+        Map<String, Object> out = new LinkedHashMap<>();
+        Map<String, double[][]> series = new LinkedHashMap<>();
+        for (String[] sys : systems) {
+            colocated = sys[1] == null ? null : prefill + decode;
+            chunkedPrefill = sys[1] == null || Boolean.parseBoolean(sys[1]);
+            prefixCaching = sys[2] == null || Boolean.parseBoolean(sys[2]);
+            Map<String, Object> bySlo = new LinkedHashMap<>();
+            double[] cap = new double[slos.length];
+            for (int i = 0; i < slos.length; i++) {
+                tbtSlo = (int) slos[i] + "ms";
+                double best = 0;
+                Map<String, Double> ratios = new LinkedHashMap<>();
+                for (double s : speeds) {
+                    speed = s;
+                    double r = run(this).effectiveRequestRatio();
+                    ratios.put(String.valueOf(s), Math.round(r * 1000) / 1000.0);
+                    System.err.printf("\rcapacity: %s, TBT SLO %s, speed %s: %.3f  ", sys[0], tbtSlo, s, r);
+                    if (r >= attainment) best = s;
+                    else break; // past the capacity: higher loads only meet fewer
+                }
+                cap[i] = best;
+                bySlo.put(tbtSlo, Map.of("capacity_speed", best, "attainment_by_speed", ratios));
+            }
+            out.put(sys[0], bySlo);
+            series.put(sys[0], new double[][] {slos, cap});
+        }
+        speed = savedSpeed;
+        tbtSlo = savedTbt;
+        colocated = savedColocated;
+        chunkedPrefill = savedChunked;
+        prefixCaching = savedCaching;
+        System.err.println();
+        if (plot != null) {
+            dev.mooncakej.simulator.Plots.capacity(series, "attainment " + attainment + ", TTFT SLO " + ttftSlo, plot);
+            System.err.println("chart written to " + plot);
+        }
+        if (json) System.out.println(JsonMapper.builder().build().writeValueAsString(out));
+        else out.forEach((k, v) -> System.out.printf("%-56s %s%n", k, v));
     }
 
     static SimulationResult run(SimulateCommand c) {

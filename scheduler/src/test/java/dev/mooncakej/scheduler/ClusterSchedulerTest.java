@@ -323,13 +323,16 @@ class ClusterSchedulerTest {
      */
     @Test
     void aBurstSpreadsOverDecodeInstancesBeforeAnyOfItDecodes() {
-        ClusterScheduler s = new ClusterScheduler(cfg(PrefillPolicy.CACHE_AWARE, AdmissionMode.NONE), 2, 4, 0);
-        int[] per = new int[4];
-        for (int i = 0; i < 16; i++) {
-            Decision d = s.decide(new long[0], 2000, 0);
-            s.onScheduled(d, new long[0], 2000, 0);
-            per[d.decode()]++;
+        for (boolean live : new boolean[] {false, true}) { // the simulator's setting, then the live conductor's
+            ClusterScheduler s = new ClusterScheduler(cfg(PrefillPolicy.CACHE_AWARE, AdmissionMode.NONE), 2, 4, 0);
+            s.spreadDecodeTies(live);
+            int[] per = new int[4];
+            for (int i = 0; i < 16; i++) {
+                Decision d = s.decide(new long[0], 2000, 0);
+                s.onScheduled(d, new long[0], 2000, 0);
+                per[d.decode()]++;
+            }
+            assertThat(per).as(live ? "live" : "simulated").containsExactly(4, 4, 4, 4);
         }
-        assertThat(per).containsExactly(4, 4, 4, 4);
     }
 }

@@ -55,6 +55,23 @@ public final class Plots {
         save(chart, dir, "effective-ratio-vs-tbt-slo");
     }
 
+    /**
+     * Effective request capacity against the TBT SLO (FAST Fig. 1): per system, the highest load (the
+     * trace's speed factor) at which the share of requests meeting both SLOs reaches the target.
+     */
+    public static void capacity(Map<String, double[][]> series, String subtitle, Path dir) {
+        XYChart chart = new XYChartBuilder()
+                .width(700)
+                .height(420)
+                .title("Effective request capacity (" + subtitle + ")")
+                .xAxisTitle("TBT SLO (ms)")
+                .yAxisTitle("highest speed factor meeting the SLO target")
+                .build();
+        series.forEach((name, xy) -> chart.addSeries(name, xy[0], xy[1]));
+        chart.getStyler().setYAxisMin(0.0);
+        save(chart, dir, "capacity-vs-tbt-slo");
+    }
+
     private static void save(XYChart chart, Path dir, String name) {
         try {
             Files.createDirectories(dir);
