@@ -20,6 +20,10 @@ for p in random round-robin least-loaded longest-prefix cache-aware kvcache-cent
 done
 
 echo
+./mooncakej simulate --trace "$TRACE" --prefill 16 --decode 16 --speed 2 --all-policies --plot docs/img/policies \
+  --json >/dev/null 2>&1   # the bar chart of the table above
+
+echo
 echo "### Admission (8P+8D): rejected (after prefill), wasted prefill s, goodput"
 echo "| speed | KV per decode | TTFT SLO | none | early-rejection | predictive | totals vs none (early / predictive) |"
 echo "| --- | --- | --- | --- | --- | --- | --- |"

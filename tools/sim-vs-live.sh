@@ -4,13 +4,13 @@
 # policy (with early rejection) and each admission mode (with kvcache-centric), starts
 # ./mooncakej up --engine simulated --prefill 2 --decode 2, replays the trace's first N requests, runs
 # simulate with the same options, and prints one markdown row per configuration.
-#   tools/sim-vs-live.sh [TRACE] [N]      (defaults: ../shared/traces/conversation_trace.jsonl, 200)
+#   [SCALE=0.2] [ONLY=policy:admission] tools/sim-vs-live.sh [TRACE] [N]   (defaults: the conversation trace, 200)
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 TRACE="${1:-../shared/traces/conversation_trace.jsonl}"
 N="${2:-200}"
-SCALE=0.2 PORT=18600
+SCALE="${SCALE:-0.2}" PORT=18600   # SCALE: the cluster's --sim-time-scale (1: real model time)
 COMMON=(--trace "$TRACE" --requests "$N" --speed 0.3 --length-scale 0.0625 --max-input 1900 --json)
 # the live cluster's geometry as simulate sees it: 32-token blocks (a hash id at this length scale),
 # a prefill cache of 1024 such blocks, 8192 tokens of decode KV (2.68 GB of LLaMA3-70B KV)
@@ -41,5 +41,6 @@ print(f"| {p} | {a} | {s['ttft_mean_s']:.3f} | {l['ttft_mean_s']:.3f} | {gap:+.0
       f"| {s['prefix_hit_ratio_tokens']:.3f} | {l['prefix_hit_ratio_tokens']:.3f} | {err if err is None else round(err, 2)} |")
 PY
 }
+if [ -n "${ONLY:-}" ]; then run "${ONLY%%:*}" "${ONLY#*:}"; exit 0; fi   # ONLY=policy:admission, one row
 for policy in random round-robin least-loaded longest-prefix cache-aware kvcache-centric; do run "$policy" early-rejection; done
 for admission in none predictive-early-rejection; do run kvcache-centric "$admission"; done

@@ -285,20 +285,23 @@ public final class LiveScheduler {
         return p == null ? null : p.model;
     }
 
-    private long overheads;
+    private final double[] overheads = new double[32];
+    private long overheadSamples;
 
     /**
      * A request's TTFT was {@code ttftSeconds}, of which its prefill worker accounted for {@code
      * workerSeconds} (its wait, fetch, compute, KV writes and commit): the rest (the calls to the
-     * workers, the reservation) is the TTFT overhead the scheduler adds to every prediction, an
-     * exponentially weighted mean (weight 0.1 for the newest).
+     * workers, the reservation) is the TTFT overhead the scheduler adds to every prediction, the median
+     * of the last 32 (a cold start's first seconds-long request does not stay in it).
      */
     public synchronized void ttftOverhead(double ttftSeconds, double workerSeconds) {
         double o = ttftSeconds - workerSeconds;
         if (!Double.isFinite(o)) return;
-        o = Math.max(0, o);
-        double prev = scheduler.ttftOverheadSeconds();
-        scheduler.setTtftOverheadSeconds(overheads++ == 0 ? o : 0.9 * prev + 0.1 * o);
+        overheads[(int) (overheadSamples++ % overheads.length)] = Math.max(0, o);
+        int k = (int) Math.min(overheadSamples, overheads.length);
+        double[] sorted = Arrays.copyOf(overheads, k);
+        Arrays.sort(sorted);
+        scheduler.setTtftOverheadSeconds(sorted[k / 2]);
     }
 
     /**

@@ -49,6 +49,15 @@ public final class OnlineFits {
         step[i] = seconds / count;
         if (steps >= 8 && steps % 8 == 0) {
             int k = (int) Math.min(steps, WINDOW);
+            double lo = Double.POSITIVE_INFINITY, hi = 0;
+            for (int j = 0; j < k; j++) {
+                lo = Math.min(lo, batch[j]);
+                hi = Math.max(hi, batch[j]);
+            }
+            if (hi - lo < MIN_BATCH_SPAN) { // batch sizes too alike to separate the terms: rescale the model
+                core.setDecodeModel(rescaled(core.decodeModel(), k));
+                return;
+            }
             try {
                 DecodeStepModel m =
                         DecodeStepModel.fit(Arrays.copyOf(batch, k), Arrays.copyOf(context, k), Arrays.copyOf(step, k));
@@ -60,6 +69,27 @@ public final class OnlineFits {
                 // one batch size and context so far: keep the current model
             }
         }
+    }
+
+    /**
+     * The smallest spread of batch sizes in the window that a three-term TBT fit is trusted on: below
+     * it (a lightly loaded worker, batch 1 or 2 all along) the three terms are not separable, and a
+     * free fit extrapolates wildly to the next batch size (seen: every request refused after its
+     * prefill at a quarter load). There the current model's shape is kept and only its scale follows
+     * the measurements.
+     */
+    static final double MIN_BATCH_SPAN = 4;
+
+    /** The model scaled so that its mean prediction over the window equals the mean measured step. */
+    private DecodeStepModel rescaled(DecodeStepModel m, int k) {
+        double predicted = 0, measured = 0;
+        for (int j = 0; j < k; j++) {
+            predicted += m.base() + m.perSequence() * batch[j] + m.perContextToken() * context[j];
+            measured += step[j];
+        }
+        if (!(predicted > 0) || !(measured > 0)) return m;
+        double f = Math.max(0.2, Math.min(5, measured / predicted));
+        return new DecodeStepModel(m.base() * f, m.perSequence() * f, m.perContextToken() * f);
     }
 
     public long prefillSamples() {

@@ -178,4 +178,36 @@ class EstimatorsTest {
         s.prefillEnded(c, 1000, 0, 0.1, 0, true);
         assertThat(s.choose(new long[0], 1000, 1010).decision().queueSeconds()).isZero();
     }
+
+    /**
+     * A lightly loaded decode worker reports batch 1 or 2 only: the three TBT terms are not separable,
+     * so the model keeps its shape and follows the measured scale (a free fit extrapolated to a larger
+     * batch refused every request after its prefill at a quarter load in the simulator).
+     */
+    @Test
+    void aTbtFitFromOneBatchSizeOnlyRescalesTheModel() {
+        LiveScheduler s = live();
+        DecodeStepModel before = s.core().decodeModel();
+        for (int i = 0; i < 64; i++) {
+            int batch = 1 + rnd.nextInt(2);
+            long ctx = batch * (200L + rnd.nextInt(4000));
+            double sec = noisy(2 * before.seconds(batch, ctx)); // the worker is twice as slow as guessed
+            s.decodeSteps(1, sec, batch, ctx);
+        }
+        DecodeStepModel after = s.core().decodeModel();
+        assertThat(after.perSequence() / after.base()).isCloseTo(before.perSequence() / before.base(), within(1e-9));
+        assertThat(after.seconds(16, 16_000))
+                .isCloseTo(2 * before.seconds(16, 16_000), within(0.2 * before.seconds(16, 16_000)));
+    }
+
+    @Test
+    void theTtftOverheadIsTheMedianOfRecentRequestsNotAColdStartOutlier() {
+        LiveScheduler s = live();
+        s.ttftOverhead(2.7, 0.05); // the first request after start-up: 2.65 s outside the worker
+        for (int i = 0; i < 20; i++) s.ttftOverhead(0.08 + 0.001 * i, 0.05);
+        assertThat(s.core().ttftOverheadSeconds()).isCloseTo(0.04, within(0.006));
+        var c = s.choose(new long[0], 1000, 1010);
+        assertThat(c.decision().ttft())
+                .isCloseTo(c.decision().queueSeconds() + c.decision().prefillSeconds() + 0.04, within(0.006));
+    }
 }
