@@ -116,7 +116,7 @@ final class ReplayCommand implements Runnable {
             String name = model != null ? model : firstModel(base);
             String secret = System.getenv("MOONCAKEJ_CLUSTER_SECRET");
             ClusterCredential cred = secret == null || secret.isBlank() ? null : ClusterCredential.of(secret);
-            JsonNode leader = cred == null ? null : JSON.readTree(internal(base + "/internal/leader", cred));
+            JsonNode leader = cred == null ? null : JSON.readTree(Http.get(http, base + "/internal/leader", cred));
             double busyBefore = prefillBusy(leader);
             int blockTokens = Math.max(1, (int) Math.round(TRACE_BLOCK_TOKENS * lengthScale));
             ConcurrentLinkedQueue<Outcome> outcomes = new ConcurrentLinkedQueue<>();
@@ -150,7 +150,7 @@ final class ReplayCommand implements Runnable {
             sampler.join(3000);
             if (!json) System.err.println();
             double busy = prefillBusy(leader) - busyBefore;
-            JsonNode est = cred == null ? null : JSON.readTree(internal(base + "/internal/estimators", cred));
+            JsonNode est = cred == null ? null : JSON.readTree(Http.get(http, base + "/internal/estimators", cred));
             System.out.println(render(report(
                     List.copyOf(outcomes), reqs.size(), wall, busy, leader, est, decodeLoads, ttftLimit, tbtLimit)));
         } catch (InterruptedException e) {
@@ -358,7 +358,7 @@ final class ReplayCommand implements Runnable {
             while (!done.await(1, TimeUnit.SECONDS)) {
                 double[] l = new double[urls.size()];
                 for (int i = 0; i < l.length; i++) {
-                    JsonNode st = JSON.readTree(internal(urls.get(i) + "/internal/status", cred));
+                    JsonNode st = JSON.readTree(Http.get(http, urls.get(i) + "/internal/status", cred));
                     l[i] = st.path("usedBlocks").asDouble()
                             / Math.max(1, st.path("capacityBlocks").asDouble());
                 }
@@ -379,14 +379,14 @@ final class ReplayCommand implements Runnable {
         if (leader == null) return 0;
         double s = 0;
         for (JsonNode u : leader.path("prefill")) {
-            Matcher m = PREFILL_SUM.matcher(get(u.asString() + "/actuator/prometheus"));
+            Matcher m = PREFILL_SUM.matcher(Http.get(http, u.asString() + "/actuator/prometheus"));
             if (m.find()) s += Double.parseDouble(m.group(2));
         }
         return s;
     }
 
     private String firstModel(URI base) throws Exception {
-        String id = JSON.readTree(get(base + "/v1/models"))
+        String id = JSON.readTree(Http.get(http, base + "/v1/models"))
                 .path("data")
                 .path(0)
                 .path("id")
@@ -394,24 +394,5 @@ final class ReplayCommand implements Runnable {
         if (id == null || id.isEmpty())
             throw new IllegalStateException(base + "/v1/models lists no model; give --model NAME");
         return id;
-    }
-
-    private String get(String url) throws Exception {
-        return http.send(
-                        HttpRequest.newBuilder(URI.create(url))
-                                .timeout(Duration.ofSeconds(10))
-                                .build(),
-                        HttpResponse.BodyHandlers.ofString())
-                .body();
-    }
-
-    private String internal(String url, ClusterCredential cred) throws java.io.IOException, InterruptedException {
-        return http.send(
-                        HttpRequest.newBuilder(URI.create(url))
-                                .timeout(Duration.ofSeconds(10))
-                                .header(ClusterCredential.HEADER, cred.value())
-                                .build(),
-                        HttpResponse.BodyHandlers.ofString())
-                .body();
     }
 }

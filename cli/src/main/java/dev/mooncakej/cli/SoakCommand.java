@@ -1,6 +1,5 @@
 package dev.mooncakej.cli;
 
-import dev.mooncakej.kvcache.wire.ClusterCredential;
 import java.io.BufferedReader;
 import java.io.InputStreamReader;
 import java.net.URI;
@@ -119,7 +118,7 @@ final class SoakCommand implements Runnable {
             Map<String, Long> client = new java.util.TreeMap<>();
             seen.forEach((k, v) -> client.put(k, v.get()));
             out.put("client_outcomes", client);
-            Map<String, Long> conductor = outcomes(get(base + "/actuator/prometheus"));
+            Map<String, Long> conductor = outcomes(Http.get(http, base + "/actuator/prometheus"));
             out.put("conductor_outcomes", conductor);
             long total = client.values().stream().mapToLong(Long::longValue).sum();
             List<String> problems = new ArrayList<>(unclean.subList(0, Math.min(10, unclean.size())));
@@ -131,16 +130,16 @@ final class SoakCommand implements Runnable {
             }
             // each decode worker ended exactly the decodes the conductor saw it take (the restarted one:
             // those it took after its restart; its counts started at zero, the conductor's did not)
-            Map<String, Long> accepted = outcomes(get(base + "/actuator/prometheus"), ACCEPTED);
+            Map<String, Long> accepted = outcomes(Http.get(http, base + "/actuator/prometheus"), ACCEPTED);
             Map<String, Object> workers = new LinkedHashMap<>();
             for (int d = 0; d < 2; d++) {
                 int wport = port + 20 + d;
-                long own =
-                        outcomes(get("http://127.0.0.1:" + wport + "/actuator/prometheus"), DECODE_OUTCOME)
-                                .values()
-                                .stream()
-                                .mapToLong(Long::longValue)
-                                .sum();
+                long own = outcomes(
+                                Http.get(http, "http://127.0.0.1:" + wport + "/actuator/prometheus"), DECODE_OUTCOME)
+                        .values()
+                        .stream()
+                        .mapToLong(Long::longValue)
+                        .sum();
                 long took = accepted.entrySet().stream()
                                 .filter(e -> e.getKey().endsWith(":" + wport))
                                 .mapToLong(Map.Entry::getValue)
@@ -163,12 +162,12 @@ final class SoakCommand implements Runnable {
             out.put("decode_workers", workers);
             // the store: every read lease lapses and every put ends (within the lease TTL, 5 s by default)
             long leaseDeadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(15);
-            String metrics = get(base + "/actuator/prometheus");
+            String metrics = Http.get(http, base + "/actuator/prometheus");
             while ((gauge(metrics, "mooncakej_store_leased_blocks") > 0
                             || gauge(metrics, "mooncakej_store_unfinished_puts") > 0)
                     && System.nanoTime() < leaseDeadline) {
                 Thread.sleep(500);
-                metrics = get(base + "/actuator/prometheus");
+                metrics = Http.get(http, base + "/actuator/prometheus");
             }
             long leased = gauge(metrics, "mooncakej_store_leased_blocks"),
                     unfinished = gauge(metrics, "mooncakej_store_unfinished_puts");
@@ -177,13 +176,15 @@ final class SoakCommand implements Runnable {
                 problems.add("the store still has " + leased + " leased blocks and " + unfinished
                         + " unfinished puts 15 s after the last request");
             for (int d = 0; d < 2; d++) {
-                JsonNode st = JSON.readTree(internal("http://127.0.0.1:" + (port + 20 + d) + "/internal/status"));
+                JsonNode st = JSON.readTree(Http.get(
+                        http, "http://127.0.0.1:" + (port + 20 + d) + "/internal/status", ServeBench.CREDENTIAL));
                 if (st.path("usedBlocks").asInt() != 0 || st.path("active").asInt() != 0)
                     problems.add("decode-" + d + " still holds "
                             + st.path("usedBlocks").asInt() + " blocks, "
                             + st.path("active").asInt() + " requests");
             }
-            JsonNode p = JSON.readTree(internal("http://127.0.0.1:" + (port + 10) + "/internal/status"));
+            JsonNode p = JSON.readTree(
+                    Http.get(http, "http://127.0.0.1:" + (port + 10) + "/internal/status", ServeBench.CREDENTIAL));
             if (p.path("active").asInt() != 0 || p.path("queued").asInt() != 0)
                 problems.add("prefill-0 still has " + p.path("active").asInt() + " jobs");
             out.put("restarted_worker", "decode-1");
@@ -309,7 +310,7 @@ final class SoakCommand implements Runnable {
         long gone = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
         while (worker.isAlive() && System.nanoTime() < gone) Thread.sleep(50);
         // dead, it takes nothing more: what the conductor counted for it so far is the baseline
-        String conductorMetrics = get("http://127.0.0.1:" + (httpPort - 21) + "/actuator/prometheus");
+        String conductorMetrics = Http.get(http, "http://127.0.0.1:" + (httpPort - 21) + "/actuator/prometheus");
         acceptedBeforeRestart = outcomes(conductorMetrics, ACCEPTED).entrySet().stream()
                 .filter(e -> e.getKey().endsWith(":" + httpPort))
                 .mapToLong(Map.Entry::getValue)
@@ -325,31 +326,13 @@ final class SoakCommand implements Runnable {
         long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(120);
         while (System.nanoTime() < deadline) {
             try {
-                if (get("http://127.0.0.1:" + httpPort + "/actuator/health").contains("UP")) return;
+                if (Http.get(http, "http://127.0.0.1:" + httpPort + "/actuator/health")
+                        .contains("UP")) return;
             } catch (Exception notYet) {
                 // starting
             }
             Thread.sleep(500);
         }
         throw new IllegalStateException("the restarted worker on port " + httpPort + " did not come up in 120 s");
-    }
-
-    private String get(String url) throws Exception {
-        return http.send(
-                        HttpRequest.newBuilder(URI.create(url))
-                                .timeout(Duration.ofSeconds(10))
-                                .build(),
-                        HttpResponse.BodyHandlers.ofString())
-                .body();
-    }
-
-    private String internal(String url) throws Exception {
-        return http.send(
-                        HttpRequest.newBuilder(URI.create(url))
-                                .timeout(Duration.ofSeconds(10))
-                                .header(ClusterCredential.HEADER, ServeBench.CREDENTIAL.value())
-                                .build(),
-                        HttpResponse.BodyHandlers.ofString())
-                .body();
     }
 }

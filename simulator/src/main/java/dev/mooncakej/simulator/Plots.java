@@ -86,17 +86,10 @@ public final class Plots {
                 new java.util.ArrayList<>(meanTtft.keySet()),
                 new java.util.ArrayList<>(meanTtft.values()));
         chart.getStyler().setLegendVisible(false);
-        try {
-            Files.createDirectories(dir);
-            BitmapEncoder.saveBitmap(chart, dir.resolve("ttft-by-policy").toString(), BitmapEncoder.BitmapFormat.PNG);
-            VectorGraphicsEncoder.saveVectorGraphic(
-                    chart, dir.resolve("ttft-by-policy").toString(), VectorGraphicsEncoder.VectorGraphicsFormat.SVG);
-        } catch (IOException e) {
-            throw new UncheckedIOException("cannot write the chart ttft-by-policy into " + dir, e);
-        }
+        save(chart, dir, "ttft-by-policy");
     }
 
-    private static void save(XYChart chart, Path dir, String name) {
+    private static void save(org.knowm.xchart.internal.chartpart.Chart<?, ?> chart, Path dir, String name) {
         try {
             Files.createDirectories(dir);
             BitmapEncoder.saveBitmap(chart, dir.resolve(name).toString(), BitmapEncoder.BitmapFormat.PNG);
