@@ -15,7 +15,8 @@ import picocli.CommandLine.Command;
             SimulateCommand.class,
             TraceCommand.class,
             SoakCommand.class,
-            ReplayCommand.class
+            ReplayCommand.class,
+            RdmaCommand.class
         })
 public final class MooncakeCli implements Runnable {
 

@@ -251,7 +251,9 @@ final class SoakCommand implements Runnable {
                 else classify(200, "", error, !done);
             } catch (Exception e) {
                 count("error");
-                unclean.add("a request ended with " + e.getClass().getSimpleName());
+                unclean.add("a request (stream " + stream + ") ended with "
+                        + e.getClass().getSimpleName() + ": " + e.getMessage()
+                        + (e.getCause() == null ? "" : " caused by " + e.getCause()));
             }
         }
     }

@@ -23,6 +23,7 @@ public record DecodeProperties(
         String kvSecret,
         String kvTransports,
         String kvShmDir,
+        java.util.Map<String, String> kvRdma,
         Long kvTimeoutMillis,
         String engine,
         String simProfile,
@@ -88,12 +89,12 @@ public record DecodeProperties(
             throw new IllegalArgumentException("mooncakej.decode.kv-port=" + kvPort + ": expected 0..65535");
         // validates the kv-* keys now, naming the bad one (fields are not assigned yet in a compact constructor)
         dev.mooncakej.kvtransfer.engine.WorkerSegment.config(
-                "mooncakej.decode.kv-", kvTransports, kvShmDir, kvHost, kvPort, kvSecret, kvTimeoutMillis);
+                "mooncakej.decode.kv-", kvTransports, kvShmDir, kvHost, kvPort, kvSecret, kvTimeoutMillis, kvRdma);
     }
 
     dev.mooncakej.kvtransfer.engine.TransferConfig transferConfig() {
         return dev.mooncakej.kvtransfer.engine.WorkerSegment.config(
-                "mooncakej.decode.kv-", kvTransports, kvShmDir, kvHost, kvPort, kvSecret, kvTimeoutMillis);
+                "mooncakej.decode.kv-", kvTransports, kvShmDir, kvHost, kvPort, kvSecret, kvTimeoutMillis, kvRdma);
     }
 
     EngineSettings engineSettings() {

@@ -70,6 +70,7 @@ class DecodeServiceTest {
                 SECRET,
                 "tcp",
                 dir.toString(),
+                null,
                 5000L,
                 "simulated",
                 null,

@@ -20,6 +20,7 @@ public record PrefillProperties(
         String kvSecret,
         String kvTransports,
         String kvShmDir,
+        java.util.Map<String, String> kvRdma,
         String engine,
         String simProfile,
         Double simTimeScale,
@@ -67,7 +68,7 @@ public record PrefillProperties(
                     "mooncakej.prefill.kv-host=" + kvHost + ": expected a host name or address");
         // validates the kv-* keys now, naming the bad one (fields are not assigned yet in a compact constructor)
         dev.mooncakej.kvtransfer.engine.WorkerSegment.config(
-                "mooncakej.prefill.kv-", kvTransports, kvShmDir, kvHost, kvPort, kvSecret, kvTimeoutMillis);
+                "mooncakej.prefill.kv-", kvTransports, kvShmDir, kvHost, kvPort, kvSecret, kvTimeoutMillis, kvRdma);
         new EngineSettings(
                 "mooncakej.prefill.",
                 engine,
@@ -82,7 +83,7 @@ public record PrefillProperties(
 
     dev.mooncakej.kvtransfer.engine.TransferConfig transferConfig() {
         return dev.mooncakej.kvtransfer.engine.WorkerSegment.config(
-                "mooncakej.prefill.kv-", kvTransports, kvShmDir, kvHost, kvPort, kvSecret, kvTimeoutMillis);
+                "mooncakej.prefill.kv-", kvTransports, kvShmDir, kvHost, kvPort, kvSecret, kvTimeoutMillis, kvRdma);
     }
 
     EngineSettings engineSettings() {

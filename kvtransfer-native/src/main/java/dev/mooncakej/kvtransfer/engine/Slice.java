@@ -16,6 +16,9 @@ final class Slice {
     final String location;
     final Peer peer;
     int attempt;
+    /** Of the attempts, how many followed another request's failure (a flush) rather than its own. */
+    int swept;
+
     int path;
 
     Slice(

@@ -23,6 +23,7 @@ import java.util.List;
  * @param copyThreads       shm copy threads for large batches
  * @param downgradeAfter    consecutive transport errors with one peer before the next transport is used
  * @param verbsLibrary      the libibverbs to load for rdma ({@code libibverbs.so.1}; tests point it at a fake provider)
+ * @param rdma              port, GID, service level and queue settings of the rdma transport
  */
 public record TransferConfig(
         List<String> transports,
@@ -39,7 +40,8 @@ public record TransferConfig(
         Duration timeout,
         int copyThreads,
         int downgradeAfter,
-        String verbsLibrary) {
+        String verbsLibrary,
+        dev.mooncakej.kvtransfer.rdma.RdmaSettings rdma) {
     public static final List<String> ALL_TRANSPORTS = List.of("rdma", "shm", "tcp");
 
     public TransferConfig {
@@ -69,6 +71,7 @@ public record TransferConfig(
         if (timeout == null || timeout.isNegative() || timeout.isZero())
             throw new IllegalArgumentException("transfer timeout '" + timeout + "': expected a positive duration");
         new dev.mooncakej.kvtransfer.PeerAuth(secret); // validates the secret with its own message
+        if (rdma == null) rdma = dev.mooncakej.kvtransfer.rdma.RdmaSettings.DEFAULTS;
         if (verbsLibrary == null || verbsLibrary.isBlank())
             throw new IllegalArgumentException(
                     "transfer verbs-library: expected a library name or path such as libibverbs.so.1");
@@ -95,7 +98,8 @@ public record TransferConfig(
                 Duration.ofSeconds(30),
                 2,
                 3,
-                "libibverbs.so.1");
+                "libibverbs.so.1",
+                dev.mooncakej.kvtransfer.rdma.RdmaSettings.DEFAULTS);
     }
 
     public TransferConfig withTransports(List<String> t) {
@@ -114,7 +118,8 @@ public record TransferConfig(
                 timeout,
                 copyThreads,
                 downgradeAfter,
-                verbsLibrary);
+                verbsLibrary,
+                rdma);
     }
 
     public TransferConfig withListen(String host, int port, String advertise) {
@@ -133,7 +138,8 @@ public record TransferConfig(
                 timeout,
                 copyThreads,
                 downgradeAfter,
-                verbsLibrary);
+                verbsLibrary,
+                rdma);
     }
 
     public TransferConfig withSlicing(int slice, int fragment) {
@@ -152,7 +158,8 @@ public record TransferConfig(
                 timeout,
                 copyThreads,
                 downgradeAfter,
-                verbsLibrary);
+                verbsLibrary,
+                rdma);
     }
 
     public TransferConfig withConnections(int perPeer, int max) {
@@ -171,7 +178,8 @@ public record TransferConfig(
                 timeout,
                 copyThreads,
                 downgradeAfter,
-                verbsLibrary);
+                verbsLibrary,
+                rdma);
     }
 
     public TransferConfig withTimeout(Duration t) {
@@ -190,7 +198,8 @@ public record TransferConfig(
                 t,
                 copyThreads,
                 downgradeAfter,
-                verbsLibrary);
+                verbsLibrary,
+                rdma);
     }
 
     public TransferConfig withRetry(int retries, int downgrade) {
@@ -209,7 +218,8 @@ public record TransferConfig(
                 timeout,
                 copyThreads,
                 downgrade,
-                verbsLibrary);
+                verbsLibrary,
+                rdma);
     }
 
     public TransferConfig withCopyThreads(int n) {
@@ -228,7 +238,8 @@ public record TransferConfig(
                 timeout,
                 n,
                 downgradeAfter,
-                verbsLibrary);
+                verbsLibrary,
+                rdma);
     }
 
     public TransferConfig withVerbsLibrary(String lib) {
@@ -247,7 +258,28 @@ public record TransferConfig(
                 timeout,
                 copyThreads,
                 downgradeAfter,
-                lib);
+                lib,
+                rdma);
+    }
+
+    public TransferConfig withRdma(dev.mooncakej.kvtransfer.rdma.RdmaSettings r) {
+        return new TransferConfig(
+                transports,
+                shmDir,
+                listenHost,
+                listenPort,
+                advertiseHost,
+                secret,
+                sliceBytes,
+                fragmentLimit,
+                connectionsPerPeer,
+                maxEndpoints,
+                retryLimit,
+                timeout,
+                copyThreads,
+                downgradeAfter,
+                verbsLibrary,
+                r);
     }
 
     /** The record's text with the secret left out (it must never reach a log). */

@@ -110,7 +110,7 @@ public final class TransferEngine implements AutoCloseable {
                 case "shm" -> transports.put(t, new ShmTransport(config.copyThreads(), config.shmDir()));
                 case "rdma" -> {
                     StringBuilder why = new StringBuilder();
-                    RdmaTransport r = RdmaTransport.open(config, segment, name, this::handshake, why);
+                    RdmaTransport r = RdmaTransport.open(config, name, this::handshake, why);
                     rdma = why.toString();
                     if (r == null)
                         LOG.info("transfer engine '" + name + "': rdma unavailable (" + rdma
@@ -155,6 +155,21 @@ public final class TransferEngine implements AutoCloseable {
     public String rdmaStatus() {
         return rdmaStatus;
     }
+    /** rdma devices currently unusable (port down, CQ or device error); 0 without rdma. */
+    public int rdmaDevicesDown() {
+        return transports.get("rdma") instanceof RdmaTransport r ? r.devicesDown() : 0;
+    }
+
+    /** rdma work requests failed explicitly because no completion came within drain-millis. */
+    public long rdmaForcedFailures() {
+        return transports.get("rdma") instanceof RdmaTransport r ? r.forcedFailures() : 0;
+    }
+
+    /** rdma memory regions registered (registered buffers times devices); what a peer's rkeys can reach. */
+    public int rdmaMemoryRegions() {
+        return transports.get("rdma") instanceof RdmaTransport r ? r.memoryRegions() : 0;
+    }
+
     /** Port of the tcp transport and control channel. */
     public int port() {
         return server.port();
@@ -179,10 +194,13 @@ public final class TransferEngine implements AutoCloseable {
             throw new IllegalArgumentException("cannot register " + bytes + " bytes: the segment has "
                     + (segment.byteSize() - off) + " left (raise its size)");
         }
+        MemorySegment memory = segment.asSlice(off, bytes);
+        // rdma: only registered buffers are memory regions, so a peer reaches these ranges and nothing else
+        List<Integer> rkeys = transports.get("rdma") instanceof RdmaTransport r ? r.register(memory) : List.of();
         next = off + bytes;
-        buffers.add(new SegmentDescriptor.Buffer(off, bytes, location, List.of()));
+        buffers.add(new SegmentDescriptor.Buffer(off, bytes, location, rkeys));
         publish();
-        return segment.asSlice(off, bytes);
+        return memory;
     }
 
     /** Unregisters a buffer returned by {@link #allocate}; peers' requests to it are invalid from now on. */
@@ -193,6 +211,7 @@ public final class TransferEngine implements AutoCloseable {
                     "no registered buffer at offset " + off + " of " + buffer.byteSize() + " bytes");
         }
         publish();
+        if (transports.get("rdma") instanceof RdmaTransport r) r.deregister(segment.asSlice(off, buffer.byteSize()));
     }
 
     /** Offset of memory inside this segment (what a request's local offset is). */
@@ -206,13 +225,7 @@ public final class TransferEngine implements AutoCloseable {
 
     private synchronized void publish() {
         RdmaTransport rdma = transports.get("rdma") instanceof RdmaTransport r ? r : null;
-        List<SegmentDescriptor.Buffer> bufs = buffers;
-        if (rdma != null) { // the whole segment is one memory region per device: every buffer has the same rkeys
-            List<Integer> rkeys = rdma.rkeys();
-            bufs = buffers.stream()
-                    .map(b -> new SegmentDescriptor.Buffer(b.offset(), b.length(), b.location(), rkeys))
-                    .toList();
-        }
+        List<SegmentDescriptor.Buffer> bufs = List.copyOf(buffers);
         self = new SegmentDescriptor(
                 name,
                 hostId,
@@ -366,6 +379,9 @@ public final class TransferEngine implements AutoCloseable {
         if (!b.allCompleted()) throw new IOException("transfer failed: " + b.firstProblem());
     }
 
+    /** Times one slice may be swept up by other requests' failures before it fails itself. */
+    static final int MAX_SWEEPS = 32;
+
     private final class Completion implements Transport.Completion {
         @Override
         public void done(Slice s) {
@@ -394,8 +410,23 @@ public final class TransferEngine implements AutoCloseable {
                     }
                 }
             }
+            retry(s, peer, reason);
+        }
+
+        @Override
+        public void swept(Slice s, String reason) {
             if (s.batch.isFinal(s.request)) return;
-            if (s.attempt >= config.retryLimit()) {
+            if (++s.swept > MAX_SWEEPS) {
+                s.batch.finish(s.request, TransferBatch.Status.FAILED, reason + " (swept up " + s.swept + " times)");
+                return;
+            }
+            s.attempt++; // another path, but not one of the request's own retries
+            s.peer.transport.submit(s.peer, List.of(s), this);
+        }
+
+        private void retry(Slice s, Peer peer, String reason) {
+            if (s.batch.isFinal(s.request)) return;
+            if (s.attempt - s.swept >= config.retryLimit()) {
                 s.batch.finish(
                         s.request, TransferBatch.Status.FAILED, reason + " (after " + (s.attempt + 1) + " attempts)");
                 return;

@@ -38,5 +38,14 @@ interface Transport extends AutoCloseable {
          * itself is bad
          */
         void failed(Slice s, String reason, boolean transportError);
+
+        /**
+         * A slice swept up by another failure (flushed from a queue pair that broke, queued on an
+         * endpoint that closed): retried elsewhere like a transport error, but not counted towards a
+         * downgrade, so one broken path with much in flight does not look like many errors.
+         */
+        default void swept(Slice s, String reason) {
+            failed(s, reason, true);
+        }
     }
 }

@@ -7,6 +7,7 @@ import java.nio.file.Path;
 import java.time.Duration;
 import java.util.Arrays;
 import java.util.List;
+import java.util.Map;
 import java.util.function.LongFunction;
 
 /**
@@ -103,6 +104,24 @@ public final class WorkerSegment implements AutoCloseable {
             int port,
             String secret,
             long timeoutMillis) {
+        return config(keyPrefix, transports, shmDir, host, port, secret, timeoutMillis, Map.of());
+    }
+
+    /**
+     * As above, with the rdma keys ({@code <keyPrefix>rdma.port}, {@code ...rdma.gid-index}, ...; see
+     * {@link dev.mooncakej.kvtransfer.rdma.RdmaSettings#KEYS}), each validated by name.
+     */
+    public static TransferConfig config(
+            String keyPrefix,
+            String transports,
+            String shmDir,
+            String host,
+            int port,
+            String secret,
+            long timeoutMillis,
+            Map<String, String> rdma) {
+        dev.mooncakej.kvtransfer.rdma.RdmaSettings rdmaSettings =
+                dev.mooncakej.kvtransfer.rdma.RdmaSettings.fromKeys(keyPrefix + "rdma.", rdma);
         List<String> ts = Arrays.stream(transports.split(","))
                 .map(String::trim)
                 .filter(s -> !s.isEmpty())
@@ -130,7 +149,8 @@ public final class WorkerSegment implements AutoCloseable {
             return TransferConfig.defaults(secret, Path.of(shmDir))
                     .withTransports(ts)
                     .withListen(host, port, host)
-                    .withTimeout(Duration.ofMillis(timeoutMillis));
+                    .withTimeout(Duration.ofMillis(timeoutMillis))
+                    .withRdma(rdmaSettings);
         } catch (IllegalArgumentException e) {
             throw new IllegalArgumentException(keyPrefix + "*: " + e.getMessage(), e);
         }

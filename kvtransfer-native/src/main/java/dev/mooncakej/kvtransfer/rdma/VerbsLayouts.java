@@ -267,6 +267,45 @@ public final class VerbsLayouts {
                     paddingLayout(2))
             .withName("ibv_port_attr");
 
+    /** ibv_device_attr (ibv_query_device): the limits queue sizes and read depth are taken from. */
+    public static final StructLayout IBV_DEVICE_ATTR = structLayout(
+                    sequenceLayout(64, JAVA_BYTE).withName("fw_ver"),
+                    JAVA_LONG.withName("node_guid"),
+                    JAVA_LONG.withName("sys_image_guid"),
+                    JAVA_LONG.withName("max_mr_size"),
+                    JAVA_LONG.withName("page_size_cap"),
+                    JAVA_INT.withName("vendor_id"),
+                    JAVA_INT.withName("vendor_part_id"),
+                    JAVA_INT.withName("hw_ver"),
+                    JAVA_INT.withName("max_qp"),
+                    JAVA_INT.withName("max_qp_wr"),
+                    JAVA_INT.withName("device_cap_flags"),
+                    JAVA_INT.withName("max_sge"),
+                    JAVA_INT.withName("max_sge_rd"),
+                    JAVA_INT.withName("max_cq"),
+                    JAVA_INT.withName("max_cqe"),
+                    JAVA_INT.withName("max_mr"),
+                    JAVA_INT.withName("max_pd"),
+                    JAVA_INT.withName("max_qp_rd_atom"),
+                    JAVA_INT.withName("max_ee_rd_atom"),
+                    JAVA_INT.withName("max_res_rd_atom"),
+                    JAVA_INT.withName("max_qp_init_rd_atom"),
+                    paddingLayout(4 * 15),
+                    JAVA_INT.withName("max_srq_sge"),
+                    JAVA_SHORT.withName("max_pkeys"),
+                    JAVA_BYTE.withName("local_ca_ack_delay"),
+                    JAVA_BYTE.withName("phys_port_cnt"),
+                    paddingLayout(4))
+            .withName("ibv_device_attr");
+
+    /** ibv_async_event: the element (cq, qp or port number, by event type) and the event type. */
+    public static final StructLayout IBV_ASYNC_EVENT = structLayout(
+                    unionLayout(ADDRESS.withName("cq"), ADDRESS.withName("qp"), JAVA_INT.withName("port_num"))
+                            .withName("element"),
+                    JAVA_INT.withName("event_type"),
+                    paddingLayout(4))
+            .withName("ibv_async_event");
+
     /** Every layout checked against the C headers, by C struct name. */
     public static final List<StructLayout> ALL = List.of(
             IBV_SGE,
@@ -281,7 +320,9 @@ public final class VerbsLayouts {
             IBV_QP_CAP,
             IBV_QP_ATTR,
             IBV_QP_INIT_ATTR,
-            IBV_PORT_ATTR);
+            IBV_PORT_ATTR,
+            IBV_DEVICE_ATTR,
+            IBV_ASYNC_EVENT);
 
     private static MemoryLayout[] opsFields() {
         List<MemoryLayout> f = new ArrayList<>();

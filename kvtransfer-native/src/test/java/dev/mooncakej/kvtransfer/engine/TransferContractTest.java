@@ -23,11 +23,19 @@ import org.junit.jupiter.params.provider.ValueSource;
  * READs and WRITEs (sizes from 1 byte to several slices, several batches in flight at once) verified
  * by checksum; requests outside registered memory refused with the memory around them unchanged.
  * rdma runs only where a device exists; this machine has none (no InfiniBand in its kernel), so it
- * prints why it skipped.
+ * prints why it skipped. {@code rdma-fake} runs the rdma transport against the fake verbs provider,
+ * {@code rdma-fake-faults} the same with transport errors injected at {@value #FAULTS_PER_MILLION} per
+ * million work requests (each puts its queue pair in error and flushes the work behind it; seeded, so
+ * a run repeats): no byte lost or duplicated, every request completed or reported, and afterwards no
+ * queue pair, memory region or transport thread left.
  */
 @Timeout(value = 120, unit = TimeUnit.SECONDS)
 class TransferContractTest {
     private static final int BUF = 4 << 20;
+    static final int FAULTS_PER_MILLION = 5000;
+
+    private String running;
+    private long qps0, mrs0;
 
     @TempDir
     Path shm;
@@ -36,12 +44,33 @@ class TransferContractTest {
      * The engine settings for a contract case: {@code rdma-fake} is the rdma transport against the fake
      * verbs provider (a mock of the device, which this machine cannot have; see {@link FakeVerbs}).
      */
-    private TransferConfig config(String transport) throws Exception {
-        return transport.equals("rdma-fake") ? FakeVerbs.config(shm) : Engines.config(transport, shm);
+    private TransferConfig config(String transport) throws Throwable {
+        running = transport;
+        if (!transport.startsWith("rdma-fake")) return Engines.config(transport, shm);
+        qps0 = FakeVerbs.stat("live_qps");
+        mrs0 = FakeVerbs.stat("live_mrs");
+        if (transport.equals("rdma-fake")) return FakeVerbs.config(shm);
+        FakeVerbs.inject(20261202, FAULTS_PER_MILLION);
+        return FakeVerbs.config(shm).withRetry(6, 1_000_000); // stays on rdma: the faults are rdma's to handle
+    }
+
+    @org.junit.jupiter.api.AfterEach
+    void nothingLeft() throws Throwable {
+        if (running == null || !running.startsWith("rdma-fake")) return;
+        long injected = FakeVerbs.stat("injected");
+        FakeVerbs.inject(0, 0);
+        System.out.println(running + ": " + injected + " injected failures so far, " + FakeVerbs.stat("flushed")
+                + " flushed work requests");
+        assertThat(FakeVerbs.stat("live_qps")).as("queue pairs left").isEqualTo(qps0);
+        assertThat(FakeVerbs.stat("live_mrs")).as("memory regions left").isEqualTo(mrs0);
+        assertThat(Thread.getAllStackTraces().keySet())
+                .extracting(Thread::getName)
+                .filteredOn(n -> n.startsWith("transfer-rdma"))
+                .isEmpty();
     }
 
     private static String negotiated(String transport) {
-        return transport.equals("rdma-fake") ? "rdma" : transport;
+        return transport.startsWith("rdma-fake") ? "rdma" : transport;
     }
 
     private static void requireTransport(String transport) {
@@ -54,8 +83,8 @@ class TransferContractTest {
     }
 
     @ParameterizedTest(name = "{0}")
-    @ValueSource(strings = {"tcp", "shm", "rdma", "rdma-fake"})
-    void randomBatchesArriveIntact(String transport) throws Exception {
+    @ValueSource(strings = {"tcp", "shm", "rdma", "rdma-fake", "rdma-fake-faults"})
+    void randomBatchesArriveIntact(String transport) throws Throwable {
         requireTransport(transport);
         SegmentMetadata md = new SegmentMetadata.Embedded();
         TransferConfig cfg = config(transport).withSlicing(64 * 1024, 16 * 1024);
@@ -117,8 +146,8 @@ class TransferContractTest {
     }
 
     @ParameterizedTest(name = "{0}")
-    @ValueSource(strings = {"tcp", "shm", "rdma", "rdma-fake"})
-    void aLargeBatchMovesEveryByte(String transport) throws Exception {
+    @ValueSource(strings = {"tcp", "shm", "rdma", "rdma-fake", "rdma-fake-faults"})
+    void aLargeBatchMovesEveryByte(String transport) throws Throwable {
         requireTransport(transport);
         SegmentMetadata md = new SegmentMetadata.Embedded();
         TransferConfig cfg = config(transport).withCopyThreads(2);
@@ -140,7 +169,7 @@ class TransferContractTest {
 
     @ParameterizedTest(name = "{0}")
     @ValueSource(strings = {"tcp", "shm", "rdma", "rdma-fake"})
-    void requestsOutsideRegisteredMemoryAreInvalidAndTouchNothing(String transport) throws Exception {
+    void requestsOutsideRegisteredMemoryAreInvalidAndTouchNothing(String transport) throws Throwable {
         requireTransport(transport);
         SegmentMetadata md = new SegmentMetadata.Embedded();
         TransferConfig cfg = config(transport);
