@@ -228,56 +228,107 @@ final class ServeBench implements Runnable {
             keys = new BlockKeys(fileName + "@" + f.fileSize(), 32);
         }
         long[] blockKeys = keys.keys(ids); // computed once: the conductor's side of this work is inside what it adds
-        long[] via = new long[overheadRequests], direct = new long[overheadRequests];
+        // what the decode worker needs to put the finished sequence into the KV pool, as the conductor sends it
+        sequenceKeys = new WorkerMessages.SequenceKeys(
+                keys.seed(),
+                keys.blockTokens(),
+                blockKeys,
+                Arrays.copyOfRange(ids, blockKeys.length * keys.blockTokens(), ids.length));
+        long[] via = new long[overheadRequests],
+                direct = new long[overheadRequests],
+                proxied = new long[overheadRequests];
         String body =
                 JSON.writeValueAsString(Map.of("model", name, "prompt", prompt, "max_tokens", 8, "temperature", 0));
-        for (int i = -20; i < overheadRequests; i++) { // 20 warm-up rounds (JIT)
-            long t0 = System.nanoTime();
-            HttpResponse<String> r = http.send(
-                    HttpRequest.newBuilder(URI.create(base + "/v1/completions"))
-                            .header("Content-Type", "application/json")
-                            .POST(HttpRequest.BodyPublishers.ofString(body))
-                            .build(),
-                    HttpResponse.BodyHandlers.ofString());
-            long a = System.nanoTime() - t0;
-            if (r.statusCode() != 200)
-                throw new IllegalStateException("conductor answered " + r.statusCode() + ": " + r.body());
-            t0 = System.nanoTime();
-            directRequest(prefillUrl, decodeUrl, ids, blockKeys, 8);
-            long b = System.nanoTime() - t0;
-            if (i >= 0) {
-                via[i] = a;
-                direct[i] = b;
+        NginxHop nginx = null;
+        if (NginxHop.available()) nginx = NginxHop.start(port + 5, port + 10, port + 20);
+        else System.err.println("nginx is not installed (apt-get install nginx): no proxy-hop anchor in this run");
+        try {
+            java.util.Random order = new java.util.Random(42);
+            for (int i = -20; i < overheadRequests; i++) { // 20 warm-up rounds (JIT)
+                // the three paths in a random order each round, with a pause between requests, so neither the
+                // order nor what one request leaves running (its KV pool put) favours a path
+                List<Integer> paths = new ArrayList<>(List.of(0, 1, 2));
+                if (nginx == null) paths.remove(Integer.valueOf(2));
+                java.util.Collections.shuffle(paths, order);
+                long a = 0, b = 0, c = 0;
+                for (int path : paths) {
+                    Thread.sleep(20);
+                    long t0 = System.nanoTime();
+                    if (path == 0) {
+                        HttpResponse<String> r = http.send(
+                                HttpRequest.newBuilder(URI.create(base + "/v1/completions"))
+                                        .header("Content-Type", "application/json")
+                                        .POST(HttpRequest.BodyPublishers.ofString(body))
+                                        .build(),
+                                HttpResponse.BodyHandlers.ofString());
+                        a = System.nanoTime() - t0;
+                        if (r.statusCode() != 200)
+                            throw new IllegalStateException("conductor answered " + r.statusCode() + ": " + r.body());
+                    } else if (path == 1) {
+                        directRequest(prefillUrl, decodeUrl, ids, blockKeys, 8);
+                        b = System.nanoTime() - t0;
+                    } else { // the same direct path with one reverse-proxy hop in front of each worker
+                        directRequest(nginx.prefillUrl(), nginx.decodeUrl(), ids, blockKeys, 8);
+                        c = System.nanoTime() - t0;
+                    }
+                }
+                if (i >= 0) {
+                    via[i] = a;
+                    direct[i] = b;
+                    proxied[i] = c;
+                }
             }
+        } finally {
+            if (nginx != null) nginx.close();
         }
         Arrays.sort(via);
         Arrays.sort(direct);
+        Arrays.sort(proxied);
         double viaMs = via[overheadRequests / 2] / 1e6, directMs = direct[overheadRequests / 2] / 1e6;
         Map<String, Object> o = new LinkedHashMap<>();
         o.put("requests", overheadRequests);
         o.put("through_conductor_p50_ms", Math.round(viaMs * 100) / 100.0);
         o.put("direct_to_workers_p50_ms", Math.round(directMs * 100) / 100.0);
         o.put("conductor_overhead_p50_ms", Math.round((viaMs - directMs) * 100) / 100.0);
+        if (nginx != null) {
+            double proxiedMs = proxied[overheadRequests / 2] / 1e6, hop = proxiedMs - directMs;
+            o.put("through_nginx_p50_ms", Math.round(proxiedMs * 100) / 100.0);
+            o.put("nginx_hop_p50_ms", Math.round(hop * 100) / 100.0);
+            o.put(
+                    "conductor_overhead_to_nginx_hop",
+                    hop > 0 ? Math.round((viaMs - directMs) / hop * 100) / 100.0 : null);
+            o.put("target_ratio", 1.5);
+        }
         return o;
     }
 
     /** What the conductor does for one request, done here with the same messages: reserve, prefill, decode (greedy). */
+    private WorkerMessages.SequenceKeys sequenceKeys;
+
     private void directRequest(String prefillUrl, String decodeUrl, int[] ids, long[] blockKeys, int max)
             throws Exception {
         long id = System.nanoTime() & Long.MAX_VALUE;
         var sampling = new WorkerMessages.Sampling(0f, 1f, 0, null, false);
+        long t0 = System.nanoTime();
         var res = InternalJson.decode(
                 post(decodeUrl + "/internal/reserve", new WorkerMessages.ReserveRequest(id, ids.length, max)),
                 WorkerMessages.ReserveResponse.class);
+
+        long t1 = System.nanoTime();
         var pr = InternalJson.decode(
                 post(
                         prefillUrl + "/internal/prefill",
                         new WorkerMessages.PrefillTask(id, ids, blockKeys, 0, res.kv(), sampling)),
                 WorkerMessages.PrefillResult.class);
+        long t2 = System.nanoTime();
         // NDJSON, read to the end
         post(
                 decodeUrl + "/internal/decode",
-                new WorkerMessages.DecodeTask(id, pr.firstToken(), ids.length, max, sampling));
+                new WorkerMessages.DecodeTask(id, pr.firstToken(), ids.length, max, sampling, sequenceKeys));
+        if (Boolean.getBoolean("mooncakej.bench.trace"))
+            System.err.printf(
+                    "direct via %s: reserve %d us, prefill %d us, decode %d us%n",
+                    decodeUrl, (t1 - t0) / 1000, (t2 - t1) / 1000, (System.nanoTime() - t2) / 1000);
     }
 
     /** The cluster secret of the cluster this benchmark starts (given to --port: MOONCAKEJ_CLUSTER_SECRET). */

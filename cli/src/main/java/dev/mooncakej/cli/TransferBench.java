@@ -63,6 +63,13 @@ final class TransferBench implements Runnable {
     @Option(names = "--concurrency", defaultValue = "64", description = "batches in flight")
     int concurrency;
 
+    @Option(
+            names = "--batch",
+            defaultValue = "1",
+            description = "requests per batch, at neighbouring offsets (the KV blocks of one request, as a worker "
+                    + "sends them)")
+    int batch;
+
     @Option(names = "--threads", defaultValue = "2", description = "submitting threads")
     int threads;
 
@@ -127,6 +134,7 @@ final class TransferBench implements Runnable {
             throw new IllegalArgumentException("--request " + request + ": expected 1..--total");
         if (concurrency < 1 || threads < 1)
             throw new IllegalArgumentException("--concurrency and --threads must be >= 1");
+        if (batch < 1 || batch > 1024) throw new IllegalArgumentException("--batch " + batch + ": expected 1..1024");
         Map<String, Object> out = new LinkedHashMap<>();
         out.put("machine", Machine.describe());
         out.put("transport", transport);
@@ -134,6 +142,7 @@ final class TransferBench implements Runnable {
         out.put("slice_bytes", slice);
         out.put("request_bytes", request);
         out.put("concurrency", concurrency);
+        out.put("requests_per_batch", batch);
         out.put("threads", threads);
         out.put("connections", connections);
         out.put("buffer_bytes", buffer);
@@ -192,11 +201,11 @@ final class TransferBench implements Runnable {
             b.allocate(buf, "cpu:0").fill((byte) 0); // touch every page now, not during the run
             String target = b.name();
             long slots = buf / requestBytes;
-            long n = Math.max(1, total / requestBytes);
+            long n = Math.max(1, total / (requestBytes * batch));
             String label = transport + " " + human(requestBytes) + " requests";
             // warm-up: the same concurrent pattern (at least one pass over the buffer), so the JIT has
             // compiled the path before the timed run: on 2 shared cores that takes several GB of traffic
-            long warm = warmup == null ? n : Math.max(0, warmup / requestBytes);
+            long warm = warmup == null ? n : Math.max(0, warmup / (requestBytes * batch));
             if (warm > 0) loop(a, target, requestBytes, slots, Math.max(Math.min(n, slots), warm), "warm-up " + label);
             return loop(a, target, requestBytes, slots, n, label);
         }
@@ -219,24 +228,26 @@ final class TransferBench implements Runnable {
                 long i;
                 while ((i = next.getAndIncrement()) < n) {
                     window.acquireUninterruptibly();
-                    long off = (i % slots) * requestBytes;
                     long s0 = System.nanoTime();
-                    a.submit(List.of(new TransferRequest(TransferRequest.Opcode.WRITE, off, target, off, requestBytes)))
-                            .done()
-                            .whenComplete((r, e) -> {
-                                lat.recordValue((System.nanoTime() - s0) / 1000);
-                                if (e != null || !r.allCompleted()) failed.incrementAndGet();
-                                long d = done.incrementAndGet();
-                                if (d % Math.max(1, n / 10) == 0) {
-                                    System.err.printf(
-                                            "\r%s: %d%% (%.2f GB/s so far)%s",
-                                            label,
-                                            Math.round(d * 100.0 / n),
-                                            d * requestBytes / ((System.nanoTime() - t0) / 1e9) / 1e9,
-                                            Boolean.getBoolean("mooncakej.bench.trace") ? "\n" : "");
-                                }
-                                window.release();
-                            });
+                    List<TransferRequest> reqs = new java.util.ArrayList<>(batch);
+                    for (int k = 0; k < batch; k++) {
+                        long off = ((i * batch + k) % slots) * requestBytes;
+                        reqs.add(new TransferRequest(TransferRequest.Opcode.WRITE, off, target, off, requestBytes));
+                    }
+                    a.submit(reqs).done().whenComplete((r, e) -> {
+                        lat.recordValue((System.nanoTime() - s0) / 1000);
+                        if (e != null || !r.allCompleted()) failed.incrementAndGet();
+                        long d = done.incrementAndGet();
+                        if (d % Math.max(1, n / 10) == 0) {
+                            System.err.printf(
+                                    "\r%s: %d%% (%.2f GB/s so far)%s",
+                                    label,
+                                    Math.round(d * 100.0 / n),
+                                    d * requestBytes * batch / ((System.nanoTime() - t0) / 1e9) / 1e9,
+                                    Boolean.getBoolean("mooncakej.bench.trace") ? "\n" : "");
+                        }
+                        window.release();
+                    });
                 }
             });
         }
@@ -246,7 +257,7 @@ final class TransferBench implements Runnable {
         System.err.println();
         if (failed.get() > 0) throw new IOException(failed.get() + " of " + n + " batches did not complete");
         return new Run(
-                n * requestBytes / s / 1e9,
+                n * requestBytes * batch / s / 1e9,
                 lat.getValueAtPercentile(50) / 1000.0,
                 lat.getValueAtPercentile(99) / 1000.0,
                 n);

@@ -126,6 +126,7 @@ public class RequestPath {
                             + props.retryAfterSeconds() + " s",
                     props.retryAfterSeconds()));
         }
+        long scheduledAt = System.nanoTime();
         AtomicBoolean prefillAccounted = new AtomicBoolean();
         Runnable prefillFailed = () -> {
             if (prefillAccounted.compareAndSet(false, true)) scheduler.prefillEnded(choice, tokens.length, 0, 0, false);
@@ -142,6 +143,7 @@ public class RequestPath {
                 .doOnError(e -> prefillFailed.run())
                 .doOnCancel(reserveCancelled)
                 .flatMap(res -> {
+                    long reservedAt = System.nanoTime();
                     WorkerEndpoint decode = res.endpoint();
                     WorkerEndpoint prefill = choice.prefill();
                     prefill.started();
@@ -169,6 +171,7 @@ public class RequestPath {
                                 return workers.cancel(decode.url(), reservation).then(Mono.error(asApiError(e, g)));
                             })
                             .map(pr -> {
+                                long prefilledAt = System.nanoTime();
                                 prefillAccounted.set(true);
                                 var times = pr.times(); // the worker's compute time apart from its queue wait
                                 double decodeStart = times == null
@@ -199,7 +202,8 @@ public class RequestPath {
                                 LOG.info(
                                         "[{}] prefill on {} ({}): {} prompt tokens, {} cached ({} fetched{}), {} ms "
                                                 + "compute, {} KV bytes in {} ms to {}; TTFT {} ms (predicted {} ms:"
-                                                + " queue {}, prefill {}, fetch {})",
+                                                + " queue {}, prefill {}, fetch {}; here: scheduled in {} us, reserved"
+                                                + " in {} us, prefill call {} us)",
                                         g.requestId(),
                                         prefill.url(),
                                         d.fetchFrom() >= 0 ? "prefix from the pool" : "local prefix",
@@ -215,14 +219,25 @@ public class RequestPath {
                                         Math.round(d.ttft() * 1000),
                                         Math.round(d.queueSeconds() * 1000),
                                         Math.round(d.prefillSeconds() * 1000),
-                                        Math.round(d.transferSeconds() * 1000));
+                                        Math.round(d.transferSeconds() * 1000),
+                                        (scheduledAt - start) / 1000,
+                                        (reservedAt - scheduledAt) / 1000,
+                                        (prefilledAt - reservedAt) / 1000);
                                 AtomicInteger produced = new AtomicInteger();
                                 return new Generation(
                                         prefill.url(),
                                         decode.url(),
                                         relay(g, reservation, decode, pr, start, produced)
-                                                .doFinally(sig -> scheduler.decodeEnded(
-                                                        choice, tokens.length, decodeStart, produced.get())));
+                                                .doFinally(sig -> {
+                                                    scheduler.decodeEnded(
+                                                            choice, tokens.length, decodeStart, produced.get());
+                                                    LOG.debug(
+                                                            "[{}] {} tokens relayed in {} us ({} us since scheduling)",
+                                                            g.requestId(),
+                                                            produced.get(),
+                                                            (System.nanoTime() - prefilledAt) / 1000,
+                                                            (System.nanoTime() - start) / 1000);
+                                                }));
                             });
                 });
     }

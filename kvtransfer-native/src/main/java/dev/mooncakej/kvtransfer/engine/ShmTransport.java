@@ -15,11 +15,25 @@ import java.util.concurrent.Future;
 
 /**
  * The shm transport, for peers on the same host: the peer's segment is a shared-memory file that this
- * process maps once, so a transfer is one memory copy. Batches of at least {@link #PARALLEL_BYTES}
- * are split over {@code copyThreads} threads (the submitting thread takes one share).
+ * process maps once, so a transfer is a memory copy. Batches of at least {@link #PARALLEL_BYTES} are
+ * split over {@code copyThreads} threads (the submitting thread takes one share); smaller ones are
+ * copied by the submitting thread. Either way the slices of a batch are sorted by address and those
+ * adjacent on both sides (the neighbouring KV blocks of one request) are merged into one copy of up
+ * to {@link #MAX_RUN} bytes.
  */
 final class ShmTransport implements Transport {
     static final long PARALLEL_BYTES = 4L << 20;
+    /** The longest run of adjacent slices copied at once. */
+    static final long MAX_RUN = 4L << 20;
+
+    private record Job(MemorySegment remote, Slice slice, Completion completion) {}
+
+    private static final java.util.Comparator<Job> ORDER = java.util.Comparator.<Job>comparingLong(
+                    j -> j.slice().local.address())
+            .thenComparingLong(j -> j.slice().remoteOffset);
+
+    /** Memory copies made by every shm transport of this process (a run of merged slices is one). */
+    static final java.util.concurrent.atomic.LongAdder COPIES = new java.util.concurrent.atomic.LongAdder();
 
     private final Arena arena = Arena.ofShared();
     private final Map<String, MemorySegment> mapped = new ConcurrentHashMap<>();
@@ -31,6 +45,7 @@ final class ShmTransport implements Transport {
     ShmTransport(int threads, Path dir) {
         this.threads = threads;
         this.dir = dir;
+
         this.copiers = threads > 1
                 ? Executors.newFixedThreadPool(
                         threads - 1,
@@ -77,17 +92,33 @@ final class ShmTransport implements Transport {
         }
         long total = 0;
         for (Slice s : slices) total += s.length();
-        if (copiers == null || total < PARALLEL_BYTES || slices.size() < 2) {
-            copy(remote, slices, 0, slices.size(), completion);
+        if (slices.size() == 1) {
+            copy(remote, slices, 0, 1, completion);
             return;
         }
-        int parts = Math.min(threads, slices.size());
+        java.util.ArrayList<Job> jobs = new java.util.ArrayList<>(slices.size());
+        for (Slice s : slices) jobs.add(new Job(remote, s, completion));
+        jobs.sort(ORDER);
+        if (copiers == null || total < PARALLEL_BYTES) {
+            copyRuns(jobs); // on this thread, adjacent slices merged
+            return;
+        }
+        // a large batch: cut into one share of bytes per copy thread, runs merged in each
+        int parts = Math.min(threads, jobs.size());
+        int[] cut = new int[parts + 1];
+        long acc = 0;
+        for (int i = 0, p = 1; i < jobs.size() && p < parts; i++) {
+            acc += jobs.get(i).slice().length();
+            if (acc >= total * p / parts) cut[p++] = i + 1;
+        }
+        cut[parts] = jobs.size();
+        for (int p = 1; p < parts; p++) if (cut[p] < cut[p - 1]) cut[p] = cut[p - 1];
         Future<?>[] futures = new Future<?>[parts - 1];
         for (int p = 1; p < parts; p++) {
-            int from = p * slices.size() / parts, to = (p + 1) * slices.size() / parts;
-            futures[p - 1] = copiers.submit(() -> copy(remote, slices, from, to, completion));
+            List<Job> share = jobs.subList(cut[p], cut[p + 1]);
+            futures[p - 1] = copiers.submit(() -> copyRuns(share));
         }
-        copy(remote, slices, 0, slices.size() / parts, completion);
+        copyRuns(jobs.subList(cut[0], cut[1]));
         for (Future<?> f : futures) {
             try {
                 f.get();
@@ -95,6 +126,63 @@ final class ShmTransport implements Transport {
                 // each copy reports its own slices; nothing else to do
             }
         }
+    }
+
+    /** Copies sorted jobs, each run of adjacent ones (up to MAX_RUN bytes) at once. */
+    private static void copyRuns(List<Job> sorted) {
+        if (sorted.isEmpty()) return;
+        int from = 0;
+        long run = sorted.get(0).slice().length();
+        for (int i = 1; i <= sorted.size(); i++) {
+            if (i < sorted.size()
+                    && adjacent(sorted.get(i - 1), sorted.get(i))
+                    && run + sorted.get(i).slice().length() <= MAX_RUN) {
+                run += sorted.get(i).slice().length();
+                continue;
+            }
+            copyRun(sorted.subList(from, i), run);
+            from = i;
+            if (i < sorted.size()) run = sorted.get(i).slice().length();
+        }
+    }
+
+    /** Whether {@code b} continues {@code a} on both sides, in the same direction, to the same peer. */
+    private static boolean adjacent(Job a, Job b) {
+        Slice x = a.slice(), y = b.slice();
+        return a.remote() == b.remote()
+                && x.write == y.write
+                && x.local.address() + x.length() == y.local.address()
+                && x.remoteOffset + x.length() == y.remoteOffset;
+    }
+
+    /** One copy for a run of adjacent slices (each checked on its own when the run cannot be copied whole). */
+    private static void copyRun(List<Job> run, long bytes) {
+        Job first = run.get(0);
+        MemorySegment remote = first.remote();
+        Slice s0 = first.slice();
+        if (run.size() > 1 && s0.remoteOffset >= 0 && s0.remoteOffset <= remote.byteSize() - bytes) {
+            try {
+                MemorySegment local =
+                        MemorySegment.ofAddress(s0.local.address()).reinterpret(bytes);
+                if (s0.write) MemorySegment.copy(local, 0, remote, s0.remoteOffset, bytes);
+                else MemorySegment.copy(remote, s0.remoteOffset, local, 0, bytes);
+                COPIES.increment();
+            } catch (RuntimeException e) {
+                for (Job j : run) copy(j.remote(), List.of(j.slice()), 0, 1, j.completion()); // each on its own
+                return;
+            }
+            RuntimeException thrown = null;
+            for (Job j : run) { // every slice is reported, whatever one completion callback throws
+                try {
+                    j.completion().done(j.slice());
+                } catch (RuntimeException e) {
+                    thrown = e;
+                }
+            }
+            if (thrown != null) throw thrown;
+            return;
+        }
+        for (Job j : run) copy(j.remote(), List.of(j.slice()), 0, 1, j.completion());
     }
 
     private static void copy(MemorySegment remote, List<Slice> slices, int from, int to, Completion completion) {
@@ -111,6 +199,7 @@ final class ShmTransport implements Transport {
                 }
                 if (s.write) MemorySegment.copy(s.local, 0, remote, s.remoteOffset, s.length());
                 else MemorySegment.copy(remote, s.remoteOffset, s.local, 0, s.length());
+                COPIES.increment();
                 completion.done(s);
             } catch (RuntimeException e) {
                 completion.failed(s, "shm copy failed: " + e, true);
