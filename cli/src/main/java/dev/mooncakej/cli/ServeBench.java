@@ -68,8 +68,28 @@ final class ServeBench implements Runnable {
     @Option(names = "--overhead-requests", defaultValue = "100")
     int overheadRequests;
 
+    @Option(
+            names = "--overhead-warmup",
+            defaultValue = "200",
+            description = "rounds before the overhead is measured (a fresh conductor runs its request path "
+                    + "interpreted or C1-compiled for the first few hundred requests)")
+    int overheadWarmup;
+
     @Option(names = "--json")
     boolean json;
+
+    @Option(
+            names = "--sustain",
+            description = "instead: the requests per second one conductor sustains with simulated-engine workers "
+                    + "at a p99 overhead of at most 5 ms (open-loop load at each of --rates, through the conductor "
+                    + "and straight to the workers in turn)")
+    boolean sustain;
+
+    @Option(names = "--rates", split = ",", defaultValue = "5,10,20,40,80", description = "requests per second")
+    int[] rates;
+
+    @Option(names = "--step-seconds", defaultValue = "8", description = "seconds of load per rate and path")
+    int stepSeconds;
 
     private final HttpClient http =
             HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(5)).build();
@@ -81,7 +101,14 @@ final class ServeBench implements Runnable {
             if (model == null) model = smallModel();
             if (port == null) {
                 port = 18600;
-                cluster = ClusterLauncher.start(port, model);
+                cluster = sustain
+                        ? ClusterLauncher.start(port, model, "--engine", "simulated", "--sim-time-scale", "0.01")
+                        : ClusterLauncher.start(port, model);
+            }
+            if (sustain) {
+                Map<String, Object> r = sustained("http://127.0.0.1:" + port, promptOf(promptTokens));
+                System.out.println(json ? JSON.writeValueAsString(r) : r.toString());
+                return;
             }
             String base = "http://127.0.0.1:" + port;
             String name = JSON.readTree(get(base + "/v1/models"))
@@ -217,23 +244,9 @@ final class ServeBench implements Runnable {
     /** Median latency of one non-streamed request through the conductor vs straight to the workers. */
     private Map<String, Object> overhead(String base, String name, String prompt) throws Exception {
         String prefillUrl = "http://127.0.0.1:" + (port + 10), decodeUrl = "http://127.0.0.1:" + (port + 20);
-        int[] ids;
-        BlockKeys keys;
-        try (GgufFile f = GgufFile.open(model)) {
-            Tokenizer tok = Tokenizer.from(f);
-            ids = tok.encode(prompt);
-            String fileName = f.has("general.name")
-                    ? f.getString("general.name")
-                    : model.getFileName().toString();
-            keys = new BlockKeys(fileName + "@" + f.fileSize(), 32);
-        }
-        long[] blockKeys = keys.keys(ids); // computed once: the conductor's side of this work is inside what it adds
-        // what the decode worker needs to put the finished sequence into the KV pool, as the conductor sends it
-        sequenceKeys = new WorkerMessages.SequenceKeys(
-                keys.seed(),
-                keys.blockTokens(),
-                blockKeys,
-                Arrays.copyOfRange(ids, blockKeys.length * keys.blockTokens(), ids.length));
+        prepareDirect(prompt);
+        int[] ids = promptIds;
+        long[] blockKeys = promptKeys;
         long[] via = new long[overheadRequests],
                 direct = new long[overheadRequests],
                 proxied = new long[overheadRequests];
@@ -244,7 +257,7 @@ final class ServeBench implements Runnable {
         else System.err.println("nginx is not installed (apt-get install nginx): no proxy-hop anchor in this run");
         try {
             java.util.Random order = new java.util.Random(42);
-            for (int i = -20; i < overheadRequests; i++) { // 20 warm-up rounds (JIT)
+            for (int i = -overheadWarmup; i < overheadRequests; i++) { // warm-up rounds (JIT)
                 // the three paths in a random order each round, with a pause between requests, so neither the
                 // order nor what one request leaves running (its KV pool put) favours a path
                 List<Integer> paths = new ArrayList<>(List.of(0, 1, 2));
@@ -304,6 +317,113 @@ final class ServeBench implements Runnable {
 
     /** What the conductor does for one request, done here with the same messages: reserve, prefill, decode (greedy). */
     private WorkerMessages.SequenceKeys sequenceKeys;
+
+    private int[] promptIds;
+    private long[] promptKeys;
+
+    /** The prompt's ids, block keys and sequence keys, computed once: the conductor's side of this work counts. */
+    private void prepareDirect(String prompt) throws Exception {
+        BlockKeys keys;
+        try (GgufFile f = GgufFile.open(model)) {
+            Tokenizer tok = Tokenizer.from(f);
+            promptIds = tok.encode(prompt);
+            String fileName = f.has("general.name")
+                    ? f.getString("general.name")
+                    : model.getFileName().toString();
+            keys = new BlockKeys(fileName + "@" + f.fileSize(), 32);
+        }
+        promptKeys = keys.keys(promptIds);
+        // what the decode worker needs to put the finished sequence into the KV pool, as the conductor sends it
+        sequenceKeys = new WorkerMessages.SequenceKeys(
+                keys.seed(),
+                keys.blockTokens(),
+                promptKeys,
+                Arrays.copyOfRange(promptIds, promptKeys.length * keys.blockTokens(), promptIds.length));
+    }
+
+    /**
+     * Open-loop load at each rate, {@code stepSeconds} through the conductor and then as long straight to
+     * the workers at the same rate; the overhead at a percentile is the difference of the two paths' latency
+     * percentiles. Stops after the first rate whose p99 overhead is over 5 ms.
+     */
+    private Map<String, Object> sustained(String base, String prompt) throws Exception {
+        prepareDirect(prompt);
+        String prefillUrl = "http://127.0.0.1:" + (port + 10), decodeUrl = "http://127.0.0.1:" + (port + 20);
+        String name = JSON.readTree(get(base + "/v1/models"))
+                .get("data")
+                .get(0)
+                .get("id")
+                .asString();
+        String body =
+                JSON.writeValueAsString(Map.of("model", name, "prompt", prompt, "max_tokens", 8, "temperature", 0));
+        java.util.concurrent.Callable<Void> viaConductor = () -> {
+            HttpResponse<String> r = http.send(
+                    HttpRequest.newBuilder(URI.create(base + "/v1/completions"))
+                            .header("Content-Type", "application/json")
+                            .POST(HttpRequest.BodyPublishers.ofString(body))
+                            .build(),
+                    HttpResponse.BodyHandlers.ofString());
+            if (r.statusCode() != 200) throw new IllegalStateException("conductor answered " + r.statusCode());
+            return null;
+        };
+        java.util.concurrent.Callable<Void> direct = () -> {
+            directRequest(prefillUrl, decodeUrl, promptIds, promptKeys, 8);
+            return null;
+        };
+        openLoop(viaConductor, 20, 10); // warm-up (JIT) on both paths
+        openLoop(direct, 20, 10);
+        List<Map<String, Object>> steps = new ArrayList<>();
+        int sustained = 0;
+        for (int rate : rates) {
+            System.err.printf("%d requests/s through the conductor, then straight to the workers ...%n", rate);
+            long[] c = openLoop(viaConductor, rate, stepSeconds), d = openLoop(direct, rate, stepSeconds);
+            Map<String, Object> step = new LinkedHashMap<>();
+            step.put("rate", rate);
+            step.put("conductor_p50_ms", ms(c[0]));
+            step.put("conductor_p99_ms", ms(c[1]));
+            step.put("direct_p50_ms", ms(d[0]));
+            step.put("direct_p99_ms", ms(d[1]));
+            step.put("overhead_p50_ms", ms(c[0] - d[0]));
+            step.put("overhead_p99_ms", ms(c[1] - d[1]));
+            step.put("errors", c[2] + d[2]);
+            steps.add(step);
+            if (c[1] - d[1] <= 5000 && c[2] == 0) sustained = rate;
+            else break;
+        }
+        Map<String, Object> out = new LinkedHashMap<>();
+        out.put(
+                "command",
+                "./mooncakej bench serve --sustain --rates " + Arrays.toString(rates) + " --step-seconds "
+                        + stepSeconds);
+        out.put("machine", Machine.describe());
+        out.put("engine", "simulated (LLaMA3-70B on 8xA800 profile, time x 0.01)");
+        out.put("steps", steps);
+        out.put("sustained_rps_at_p99_overhead_le_5ms", sustained);
+        return out;
+    }
+
+    /** Sends a request every 1/rate s for the given seconds (each on its own thread); p50 and p99 in us, errors. */
+    private static long[] openLoop(java.util.concurrent.Callable<Void> call, int rate, int seconds) throws Exception {
+        org.HdrHistogram.Histogram h = new org.HdrHistogram.ConcurrentHistogram(3);
+        java.util.concurrent.atomic.AtomicLong errors = new java.util.concurrent.atomic.AtomicLong();
+        long interval = 1_000_000_000L / rate, t0 = System.nanoTime(), n = (long) rate * seconds;
+        try (var pool = java.util.concurrent.Executors.newVirtualThreadPerTaskExecutor()) {
+            for (long i = 0; i < n; i++) {
+                long at = t0 + i * interval, wait = at - System.nanoTime();
+                if (wait > 0) java.util.concurrent.locks.LockSupport.parkNanos(wait);
+                pool.submit(() -> {
+                    long s0 = System.nanoTime();
+                    try {
+                        call.call();
+                        h.recordValue((System.nanoTime() - s0) / 1000);
+                    } catch (Exception e) {
+                        errors.incrementAndGet();
+                    }
+                });
+            }
+        }
+        return new long[] {h.getValueAtPercentile(50), h.getValueAtPercentile(99), errors.get()};
+    }
 
     private void directRequest(String prefillUrl, String decodeUrl, int[] ids, long[] blockKeys, int max)
             throws Exception {
