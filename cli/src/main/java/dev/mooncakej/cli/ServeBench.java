@@ -268,15 +268,8 @@ final class ServeBench implements Runnable {
                     Thread.sleep(20);
                     long t0 = System.nanoTime();
                     if (path == 0) {
-                        HttpResponse<String> r = http.send(
-                                HttpRequest.newBuilder(URI.create(base + "/v1/completions"))
-                                        .header("Content-Type", "application/json")
-                                        .POST(HttpRequest.BodyPublishers.ofString(body))
-                                        .build(),
-                                HttpResponse.BodyHandlers.ofString());
+                        complete(base, body);
                         a = System.nanoTime() - t0;
-                        if (r.statusCode() != 200)
-                            throw new IllegalStateException("conductor answered " + r.statusCode() + ": " + r.body());
                     } else if (path == 1) {
                         directRequest(prefillUrl, decodeUrl, ids, blockKeys, 8);
                         b = System.nanoTime() - t0;
@@ -316,6 +309,18 @@ final class ServeBench implements Runnable {
     }
 
     /** What the conductor does for one request, done here with the same messages: reserve, prefill, decode (greedy). */
+    /** One non-streamed completion through the conductor; anything but 200 is an error. */
+    private void complete(String base, String body) throws Exception {
+        HttpResponse<String> r = http.send(
+                HttpRequest.newBuilder(URI.create(base + "/v1/completions"))
+                        .header("Content-Type", "application/json")
+                        .POST(HttpRequest.BodyPublishers.ofString(body))
+                        .build(),
+                HttpResponse.BodyHandlers.ofString());
+        if (r.statusCode() != 200)
+            throw new IllegalStateException("conductor answered " + r.statusCode() + ": " + r.body());
+    }
+
     private WorkerMessages.SequenceKeys sequenceKeys;
 
     private int[] promptIds;
@@ -357,13 +362,7 @@ final class ServeBench implements Runnable {
         String body =
                 JSON.writeValueAsString(Map.of("model", name, "prompt", prompt, "max_tokens", 8, "temperature", 0));
         java.util.concurrent.Callable<Void> viaConductor = () -> {
-            HttpResponse<String> r = http.send(
-                    HttpRequest.newBuilder(URI.create(base + "/v1/completions"))
-                            .header("Content-Type", "application/json")
-                            .POST(HttpRequest.BodyPublishers.ofString(body))
-                            .build(),
-                    HttpResponse.BodyHandlers.ofString());
-            if (r.statusCode() != 200) throw new IllegalStateException("conductor answered " + r.statusCode());
+            complete(base, body);
             return null;
         };
         java.util.concurrent.Callable<Void> direct = () -> {

@@ -142,7 +142,6 @@ final class RdmaTransport implements Transport {
     private final VerbsLib verbs;
     private final RdmaSettings settings;
     private final List<Dev> devs = new ArrayList<>();
-    private final List<String> skipped;
     private final Topology topology;
     private final String self;
     private final BiFunction<String, byte[], byte[]> rpc;
@@ -164,13 +163,11 @@ final class RdmaTransport implements Transport {
             VerbsLib verbs,
             RdmaSettings settings,
             List<VerbsLib.Device> devices,
-            List<String> skipped,
             String self,
             int maxEndpoints,
             BiFunction<String, byte[], byte[]> rpc) {
         this.verbs = verbs;
         this.settings = settings;
-        this.skipped = List.copyOf(skipped);
         this.self = self;
         this.rpc = rpc;
         Map<String, Integer> numa = new LinkedHashMap<>();
@@ -214,7 +211,7 @@ final class RdmaTransport implements Transport {
                             : "no usable device: " + skipped);
             return null;
         }
-        RdmaTransport t = new RdmaTransport(verbs, config.rdma(), devices, skipped, self, config.maxEndpoints(), rpc);
+        RdmaTransport t = new RdmaTransport(verbs, config.rdma(), devices, self, config.maxEndpoints(), rpc);
         why.append(devices.size()).append(" device(s): ");
         List<String> parts = new ArrayList<>();
         for (VerbsLib.Device d : devices)
@@ -385,13 +382,6 @@ final class RdmaTransport implements Transport {
             verbs.destroyQp(e.getValue());
             return true;
         });
-    }
-
-    /** Queue pairs alive now, active and passive. */
-    int queuePairs() {
-        int n = passive.size();
-        for (Dev d : devs) for (Endpoint ep : d.endpoints) if (ep.qp != null) n++;
-        return n;
     }
 
     /** One RC queue pair to one device of one peer, with work requests prepared once and reused. */
@@ -883,9 +873,5 @@ final class RdmaTransport implements Transport {
         for (Region r : regions.values()) for (MemorySegment mr : r.mrs()) verbs.deregister(mr);
         regions.clear();
         for (Dev d : devs) verbs.close(d.d, List.of());
-    }
-
-    List<String> skipped() {
-        return skipped;
     }
 }

@@ -229,13 +229,13 @@ final class TransferServer implements AutoCloseable {
             writesLanding.add(seq);
         }
         try {
-            return serveEntries(c, op, count, group);
+            return serveEntries(c, op, count, group, seq);
         } finally {
             if (seq != 0) writesLanding.remove(seq);
         }
     }
 
-    private boolean serveEntries(Conn c, byte op, int count, int group) throws IOException {
+    private boolean serveEntries(Conn c, byte op, int count, int group, long seq) throws IOException {
         SocketChannel ch = c.ch;
         ByteBuffer entries = c.entries, reply = c.reply, scratch = c.scratch;
         ByteBuffer[] data = c.data;
@@ -283,6 +283,8 @@ final class TransferServer implements AutoCloseable {
         reply.flip();
         if (op == Wire.WRITE) {
             receive(ch, count, off, len, ok, data, scratch);
+            // landed before the writer hears so: once its reply is in, writesLandedThrough counts this group
+            writesLanding.remove(seq);
             Wire.writeFully(ch, new ByteBuffer[] {reply}, 1);
         } else {
             data[0] = reply;
