@@ -94,22 +94,8 @@ public final class WorkerSegment implements AutoCloseable {
 
     /**
      * The transfer settings of a worker, validated; a bad value names its key under {@code keyPrefix}
-     * (e.g. {@code mooncakej.decode.kv-}).
-     */
-    public static TransferConfig config(
-            String keyPrefix,
-            String transports,
-            String shmDir,
-            String host,
-            int port,
-            String secret,
-            long timeoutMillis) {
-        return config(keyPrefix, transports, shmDir, host, port, secret, timeoutMillis, Map.of());
-    }
-
-    /**
-     * As above, with the rdma keys ({@code <keyPrefix>rdma.port}, {@code ...rdma.gid-index}, ...; see
-     * {@link dev.mooncakej.kvtransfer.rdma.RdmaSettings#KEYS}), each validated by name.
+     * (e.g. {@code mooncakej.decode.kv-}), the rdma keys included ({@code <keyPrefix>rdma.port},
+     * {@code ...rdma.gid-index}, ...; see {@link dev.mooncakej.kvtransfer.rdma.RdmaSettings#KEYS}).
      */
     public static TransferConfig config(
             String keyPrefix,

@@ -73,6 +73,28 @@ class RdmaFaultTest {
         return reqs;
     }
 
+    interface Fault {
+        void inject() throws Throwable;
+    }
+
+    /**
+     * Connects a's endpoints to b with a small batch, then holds the fake's wire, submits {@code size}
+     * bytes of writes in slices of {@code slice}, injects the fault while that batch is surely in flight,
+     * lets the wire go, and returns the batch's outcome.
+     */
+    private static TransferBatch faultMidBatch(TransferEngine a, long size, int slice, Fault fault) throws Throwable {
+        assertThat(a.submit(writes("b", 1 << 20, 64 * 1024))
+                        .done()
+                        .get(30, TimeUnit.SECONDS)
+                        .allCompleted())
+                .isTrue();
+        FakeVerbs.pause(true);
+        CompletableFuture<TransferBatch> f = a.submit(writes("b", size, slice)).done();
+        fault.inject();
+        FakeVerbs.pause(false);
+        return f.get(60, TimeUnit.SECONDS);
+    }
+
     @Test
     void whenEveryWorkRequestFailsEveryRequestIsReportedFailedWithItsReason() throws Throwable {
         SegmentMetadata md = new SegmentMetadata.Embedded();
@@ -185,18 +207,8 @@ class RdmaFaultTest {
             MemorySegment abuf = a.allocate(size, "cpu:0");
             MemorySegment bbuf = b.allocate(size, "cpu:0");
             Engines.fillRandom(abuf, 8);
-            assertThat(a.submit(writes("b", 1 << 20, 64 * 1024))
-                            .done()
-                            .get(30, TimeUnit.SECONDS)
-                            .allCompleted())
-                    .isTrue(); // endpoints connected
             long flushed0 = FakeVerbs.stat("flushed");
-            FakeVerbs.pause(true); // the wire holds: the batch is surely in flight when the port goes down
-            CompletableFuture<TransferBatch> f =
-                    a.submit(writes("b", size, 16 * 1024)).done();
-            FakeVerbs.port(0, false);
-            FakeVerbs.pause(false);
-            TransferBatch r = f.get(60, TimeUnit.SECONDS);
+            TransferBatch r = faultMidBatch(a, size, 16 * 1024, () -> FakeVerbs.port(0, false));
             assertThat(r.allCompleted()).as(r.firstProblem()).isTrue();
             assertThat(Engines.crc(bbuf)).isEqualTo(Engines.crc(abuf));
             assertThat(FakeVerbs.stat("flushed") - flushed0)
@@ -226,19 +238,11 @@ class RdmaFaultTest {
             MemorySegment abuf = a.allocate(size, "cpu:0");
             MemorySegment bbuf = b.allocate(size, "cpu:0");
             Engines.fillRandom(abuf, 9);
-            assertThat(a.submit(writes("b", 1 << 20, 64 * 1024))
-                            .done()
-                            .get(30, TimeUnit.SECONDS)
-                            .allCompleted())
-                    .isTrue(); // endpoints connected
             long flushed0 = FakeVerbs.stat("flushed");
-            FakeVerbs.pause(true);
-            CompletableFuture<TransferBatch> f =
-                    a.submit(writes("b", size, 16 * 1024)).done();
-            FakeVerbs.qpFatalOnDevice(0);
-            FakeVerbs.qpFatalOnDevice(1);
-            FakeVerbs.pause(false);
-            TransferBatch r = f.get(60, TimeUnit.SECONDS);
+            TransferBatch r = faultMidBatch(a, size, 16 * 1024, () -> {
+                FakeVerbs.qpFatalOnDevice(0);
+                FakeVerbs.qpFatalOnDevice(1);
+            });
             assertThat(r.allCompleted()).as(r.firstProblem()).isTrue();
             assertThat(Engines.crc(bbuf)).isEqualTo(Engines.crc(abuf));
             assertThat(FakeVerbs.stat("flushed") - flushed0)
@@ -257,18 +261,9 @@ class RdmaFaultTest {
             MemorySegment abuf = a.allocate(size, "cpu:0");
             MemorySegment bbuf = b.allocate(size, "cpu:0");
             Engines.fillRandom(abuf, 13);
-            assertThat(a.submit(writes("b", 1 << 20, 64 * 1024))
-                            .done()
-                            .get(30, TimeUnit.SECONDS)
-                            .allCompleted())
-                    .isTrue();
-            FakeVerbs.pause(true);
-            CompletableFuture<TransferBatch> f =
-                    a.submit(writes("b", size, 16 * 1024)).done();
             cqBroken = true;
-            FakeVerbs.cqError(0); // fakeib0's CQs (a's and b's) can no longer be reaped
-            FakeVerbs.pause(false);
-            TransferBatch r = f.get(60, TimeUnit.SECONDS);
+            // fakeib0's CQs (a's and b's) can no longer be reaped
+            TransferBatch r = faultMidBatch(a, size, 16 * 1024, () -> FakeVerbs.cqError(0));
             assertThat(r.allCompleted()).as(r.firstProblem()).isTrue();
             assertThat(Engines.crc(bbuf)).isEqualTo(Engines.crc(abuf));
             assertThat(a.rdmaDevicesDown()).as("fakeib0 is out").isEqualTo(1);

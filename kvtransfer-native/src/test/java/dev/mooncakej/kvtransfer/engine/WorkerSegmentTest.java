@@ -6,6 +6,7 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
+import java.util.Map;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -31,7 +32,7 @@ class WorkerSegmentTest {
         Path target = Files.writeString(shm.resolve("precious.bin"), "keep me");
         Path link = Files.createSymbolicLink(shm.resolve("mooncakej-decode-otherhost-" + dead + ".seg"), target);
         TransferConfig cfg = WorkerSegment.config(
-                "mooncakej.decode.kv-", "shm,tcp", shm.toString(), "127.0.0.1", 0, Engines.SECRET, 5000);
+                "mooncakej.decode.kv-", "shm,tcp", shm.toString(), "127.0.0.1", 0, Engines.SECRET, 5000, Map.of());
         try (WorkerSegment w = new WorkerSegment("decode", cfg, new SegmentMetadata.Embedded())) {
             assertThat(stale).as("a dead decode worker's file").doesNotExist();
             assertThat(live).as("a live process's file").exists();
