@@ -87,7 +87,14 @@ class EdgeSystemTest {
                 .header("Content-Type", "application/json")
                 .method(route.method(), HttpRequest.BodyPublishers.ofString("{}"));
         if (credential != null) b.header(ClusterCredential.HEADER, credential);
-        return HTTP.send(b.build(), HttpResponse.BodyHandlers.ofString()).statusCode();
+        try {
+            return HTTP.send(b.build(), HttpResponse.BodyHandlers.ofString()).statusCode();
+        } catch (java.net.http.HttpTimeoutException e) {
+            throw new AssertionError(
+                    route.method() + " " + base + path + (credential == null ? " without" : " with")
+                            + " a credential: no answer in 10 s on a kept-alive connection (see KeepAliveReads)",
+                    e);
+        }
     }
 
     @Test

@@ -6,6 +6,7 @@ import dev.mooncakej.kvcache.wire.ClusterCredential;
 import org.springframework.beans.factory.ObjectProvider;
 import org.springframework.boot.autoconfigure.AutoConfiguration;
 import org.springframework.boot.context.properties.bind.Binder;
+import org.springframework.boot.reactor.netty.NettyServerCustomizer;
 import org.springframework.boot.ssl.NoSuchSslBundleException;
 import org.springframework.boot.ssl.SslBundles;
 import org.springframework.context.annotation.Bean;
@@ -18,7 +19,9 @@ import org.springframework.core.env.Environment;
  * mooncakej.cluster.*} bound to {@link ClusterSettings} (empty: single-host mode), and the internal
  * plane's callers' {@link InternalHttp}: with {@code mooncakej.cluster.tls-bundle} set, the service
  * must serve with the same Spring SSL bundle ({@code server.ssl.bundle}) and calls its peers over
- * https trusting that bundle.
+ * https trusting that bundle. Every HTTP/1.1 connection gets {@link KeepAliveReads}, which keeps a
+ * keep-alive connection reading after a queued request is answered synchronously (a Reactor Netty
+ * 1.3.6 defect that otherwise stalls the caller's next request).
  */
 @AutoConfiguration(afterName = "org.springframework.boot.autoconfigure.ssl.SslAutoConfiguration")
 public class WebEdgeAutoConfiguration {
@@ -30,6 +33,11 @@ public class WebEdgeAutoConfiguration {
     @Bean
     InternalPlaneFilter internalPlaneFilter(ClusterCredential credential) {
         return new InternalPlaneFilter(credential);
+    }
+
+    @Bean
+    NettyServerCustomizer keepAliveReads() {
+        return KeepAliveReads::install;
     }
 
     @Bean
