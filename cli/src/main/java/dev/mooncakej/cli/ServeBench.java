@@ -211,12 +211,7 @@ final class ServeBench implements Runnable {
                 "stream_options",
                 Map.of("include_usage", true)));
         long t0 = System.nanoTime(), last = -1;
-        HttpResponse<InputStream> r = http.send(
-                HttpRequest.newBuilder(URI.create(base + "/v1/completions"))
-                        .header("Content-Type", "application/json")
-                        .POST(HttpRequest.BodyPublishers.ofString(body))
-                        .build(),
-                HttpResponse.BodyHandlers.ofInputStream());
+        HttpResponse<InputStream> r = http.send(completions(base, body), HttpResponse.BodyHandlers.ofInputStream());
         if (r.statusCode() != 200)
             throw new IllegalStateException(
                     "status " + r.statusCode() + ": " + new String(r.body().readAllBytes(), StandardCharsets.UTF_8));
@@ -308,15 +303,17 @@ final class ServeBench implements Runnable {
         return o;
     }
 
-    /** What the conductor does for one request, done here with the same messages: reserve, prefill, decode (greedy). */
+    /** A POST of a JSON body to the conductor's {@code /v1/completions}. */
+    private static HttpRequest completions(String base, String body) {
+        return HttpRequest.newBuilder(URI.create(base + "/v1/completions"))
+                .header("Content-Type", "application/json")
+                .POST(HttpRequest.BodyPublishers.ofString(body))
+                .build();
+    }
+
     /** One non-streamed completion through the conductor; anything but 200 is an error. */
     private void complete(String base, String body) throws Exception {
-        HttpResponse<String> r = http.send(
-                HttpRequest.newBuilder(URI.create(base + "/v1/completions"))
-                        .header("Content-Type", "application/json")
-                        .POST(HttpRequest.BodyPublishers.ofString(body))
-                        .build(),
-                HttpResponse.BodyHandlers.ofString());
+        HttpResponse<String> r = http.send(completions(base, body), HttpResponse.BodyHandlers.ofString());
         if (r.statusCode() != 200)
             throw new IllegalStateException("conductor answered " + r.statusCode() + ": " + r.body());
     }
