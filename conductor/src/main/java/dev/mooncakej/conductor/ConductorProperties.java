@@ -32,7 +32,8 @@ public record ConductorProperties(
         Integer apiKeyMaxConcurrent,
         Integer apiKeyRequestsPerMinute,
         Long apiKeyTokensPerMinute,
-        Long maxBodyBytes) {
+        Long maxBodyBytes,
+        Boolean workerChannel) {
 
     public ConductorProperties {
         if (model == null || model.isBlank())
@@ -87,6 +88,7 @@ public record ConductorProperties(
         kvcacheBalancingThreshold = kvcacheBalancingThreshold == null ? 1.0 : kvcacheBalancingThreshold;
         apiKeysFile = apiKeysFile == null || apiKeysFile.isBlank() ? null : apiKeysFile;
         maxBodyBytes = maxBodyBytes == null ? 4L << 20 : maxBodyBytes;
+        workerChannel = workerChannel == null || workerChannel;
         if (maxBodyBytes < 1024 || maxBodyBytes > (15L << 20))
             throw new IllegalArgumentException("mooncakej.conductor.max-body-bytes=" + maxBodyBytes
                     + ": expected 1024..15728640 (the codec buffers at most 16 MiB)");

@@ -29,6 +29,7 @@ class ConductorPropertiesTest {
                 null,
                 null,
                 null,
+                null,
                 null);
     }
 

@@ -1,11 +1,13 @@
 package dev.mooncakej.decode;
 
+import dev.mooncakej.kvcache.wire.ControlFrame;
 import dev.mooncakej.kvcache.wire.InternalJson;
 import dev.mooncakej.kvcache.wire.WorkerMessages.DecodeTask;
+import dev.mooncakej.kvcache.wire.WorkerMessages.Release;
 import dev.mooncakej.kvcache.wire.WorkerMessages.ReserveRequest;
 import dev.mooncakej.kvcache.wire.WorkerMessages.ReserveResponse;
-import dev.mooncakej.kvcache.wire.WorkerMessages.TokenEvent;
 import dev.mooncakej.kvcache.wire.WorkerMessages.WorkerError;
+import dev.mooncakej.web.ChannelOps;
 import java.nio.charset.StandardCharsets;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -25,9 +27,12 @@ import org.springframework.web.bind.annotation.RestController;
 import reactor.core.publisher.Flux;
 import reactor.core.publisher.Mono;
 
-/** The decode worker's internal API, called by the conductor; bodies in and out through {@link InternalJson}. */
+/**
+ * The decode worker's internal API, called by the conductor; bodies in and out through {@link
+ * InternalJson}. The same operations are served on the control channel ({@link ChannelOps}).
+ */
 @RestController
-public class DecodeController {
+public class DecodeController implements ChannelOps {
     private static final Logger LOG = LoggerFactory.getLogger(DecodeController.class);
     private final DecodeService service;
     private final DecodeAgent agent;
@@ -41,6 +46,16 @@ public class DecodeController {
     public ResponseEntity<String> reserve(
             @RequestBody(required = false) String body,
             @RequestHeader(value = "X-Request-Id", required = false) String rid) {
+        try {
+            return ResponseEntity.ok(reserveJson(body, rid));
+        } catch (ChannelOps.Refused e) {
+            return ResponseEntity.status(HttpStatus.TOO_MANY_REQUESTS)
+                    .body(InternalJson.encode(e.refusal().error()));
+        }
+    }
+
+    /** A reservation as JSON; no room is a 429 refusal. */
+    private String reserveJson(String body, String rid) {
         ReserveRequest req = InternalJson.decode(body, ReserveRequest.class);
         ReserveResponse r = service.reserve(req.reservationId(), req.promptTokens(), req.maxTokens());
         LOG.info(
@@ -51,13 +66,12 @@ public class DecodeController {
                 req.promptTokens(),
                 req.maxTokens(),
                 r == null ? "KV full" : "ok");
-        if (r == null) {
-            return ResponseEntity.status(HttpStatus.TOO_MANY_REQUESTS)
-                    .body(InternalJson.encode(new WorkerError(
-                            "kv_full",
-                            "no free KV blocks for " + req.promptTokens() + " + " + req.maxTokens() + " tokens")));
-        }
-        return ResponseEntity.ok(InternalJson.encode(r));
+        if (r == null)
+            throw new ChannelOps.Refused(
+                    429,
+                    "kv_full",
+                    "no free KV blocks for " + req.promptTokens() + " + " + req.maxTokens() + " tokens");
+        return InternalJson.encode(r);
     }
 
     /**
@@ -69,14 +83,56 @@ public class DecodeController {
             @RequestBody(required = false) String body,
             @RequestHeader(value = "X-Request-Id", required = false) String rid,
             ServerHttpResponse response) {
-        DecodeTask task = InternalJson.decode(body, DecodeTask.class);
-        LOG.info("[{}] decoding reservation {} (up to {} tokens)", rid, task.reservationId(), task.maxTokens());
-        Flux<TokenEvent> events = service.decode(task);
+        Flux<String> lines = events(body, rid);
         response.getHeaders().setContentType(MediaType.APPLICATION_NDJSON);
         DataBufferFactory buffers = response.bufferFactory();
-        return response.writeAndFlushWith(events.map(ev ->
-                        Mono.just(buffers.wrap((InternalJson.encode(ev) + "\n").getBytes(StandardCharsets.UTF_8))))
-                .doOnCancel(() -> LOG.info("[{}] client of reservation {} went away", rid, task.reservationId())));
+        return response.writeAndFlushWith(
+                lines.map(line -> Mono.just(buffers.wrap((line + "\n").getBytes(StandardCharsets.UTF_8)))));
+    }
+
+    /** The token events of a decode task, each as JSON. */
+    private Flux<String> events(String body, String rid) {
+        DecodeTask task = InternalJson.decode(body, DecodeTask.class);
+        LOG.info("[{}] decoding reservation {} (up to {} tokens)", rid, task.reservationId(), task.maxTokens());
+        return service.decode(task)
+                .map(InternalJson::encode)
+                .doOnCancel(() -> LOG.info("[{}] client of reservation {} went away", rid, task.reservationId()));
+    }
+
+    // the control channel: the same operations as the routes above, over one connection per conductor
+
+    @Override
+    public boolean streams(int op) {
+        return op == ControlFrame.DECODE;
+    }
+
+    @Override
+    public Mono<String> call(int op, String json, String rid) {
+        return switch (op) {
+            case ControlFrame.RESERVE -> Mono.fromCallable(() -> reserveJson(json, rid));
+            case ControlFrame.RELEASE ->
+                Mono.fromCallable(() -> {
+                    long id = InternalJson.decode(json, Release.class).reservationId();
+                    if (!service.cancel(id)) throw new ChannelOps.Refused(404, "not_found", "no reservation " + id);
+                    return "{}";
+                });
+            default -> Mono.error(ChannelOps.unknown(op));
+        };
+    }
+
+    @Override
+    public Flux<String> stream(int op, String json, String rid) {
+        return op == ControlFrame.DECODE ? events(json, rid) : Flux.error(ChannelOps.unknown(op));
+    }
+
+    @Override
+    public ChannelOps.Refusal refusal(Throwable e) {
+        if (e instanceof IllegalArgumentException)
+            return new ChannelOps.Refusal(400, new WorkerError("bad_request", e.getMessage()));
+        if (e instanceof IllegalStateException)
+            return new ChannelOps.Refusal(409, new WorkerError("conflict", e.getMessage()));
+        LOG.warn("control channel call failed", e);
+        return new ChannelOps.Refusal(500, new WorkerError("internal_error", String.valueOf(e.getMessage())));
     }
 
     @DeleteMapping("/internal/reservations/{id}")

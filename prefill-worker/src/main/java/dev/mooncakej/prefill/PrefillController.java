@@ -1,10 +1,12 @@
 package dev.mooncakej.prefill;
 
+import dev.mooncakej.kvcache.wire.ControlFrame;
 import dev.mooncakej.kvcache.wire.InternalJson;
 import dev.mooncakej.kvcache.wire.WorkerMessages.KvIndex;
 import dev.mooncakej.kvcache.wire.WorkerMessages.PrefillResult;
 import dev.mooncakej.kvcache.wire.WorkerMessages.PrefillTask;
 import dev.mooncakej.kvcache.wire.WorkerMessages.WorkerError;
+import dev.mooncakej.web.ChannelOps;
 import java.io.IOException;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -20,9 +22,12 @@ import org.springframework.web.bind.annotation.RestController;
 import reactor.core.publisher.Mono;
 import reactor.core.scheduler.Schedulers;
 
-/** The prefill worker's internal API, called by the conductor. */
+/**
+ * The prefill worker's internal API, called by the conductor (over HTTP, or its control channel:
+ * {@link ChannelOps}).
+ */
 @RestController
-public class PrefillController {
+public class PrefillController implements ChannelOps {
     private static final Logger LOG = LoggerFactory.getLogger(PrefillController.class);
     private final PrefillService service;
 
@@ -34,6 +39,10 @@ public class PrefillController {
     public Mono<String> prefill(
             @RequestBody(required = false) String body,
             @RequestHeader(value = "X-Request-Id", required = false) String rid) {
+        return prefillJson(body, rid);
+    }
+
+    private Mono<String> prefillJson(String body, String rid) {
         PrefillTask task = InternalJson.decode(body, PrefillTask.class);
         return Mono.fromCallable(() -> {
                     PrefillResult r = service.prefill(task);
@@ -52,6 +61,38 @@ public class PrefillController {
                 })
                 .subscribeOn(Schedulers.boundedElastic())
                 .doOnError(e -> LOG.warn("[{}] prefill failed: {}", rid, e.getMessage()));
+    }
+
+    // the control channel: the prefill call over one connection per conductor
+
+    @Override
+    public boolean streams(int op) {
+        return false;
+    }
+
+    @Override
+    public Mono<String> call(int op, String json, String rid) {
+        return op == ControlFrame.PREFILL ? prefillJson(json, rid) : Mono.error(ChannelOps.unknown(op));
+    }
+
+    @Override
+    public reactor.core.publisher.Flux<String> stream(int op, String json, String rid) {
+        return reactor.core.publisher.Flux.error(ChannelOps.unknown(op));
+    }
+
+    @Override
+    public ChannelOps.Refusal refusal(Throwable e) {
+        ResponseEntity<String> r = e instanceof IllegalArgumentException x
+                ? badRequest(x)
+                : e instanceof IllegalStateException x
+                        ? unavailable(x)
+                        : e instanceof IOException x
+                                ? transfer(x)
+                                : error(
+                                        HttpStatus.INTERNAL_SERVER_ERROR,
+                                        "internal_error",
+                                        String.valueOf(e.getMessage()));
+        return new ChannelOps.Refusal(r.getStatusCode().value(), InternalJson.decode(r.getBody(), WorkerError.class));
     }
 
     @GetMapping(value = "/internal/status", produces = MediaType.APPLICATION_JSON_VALUE)

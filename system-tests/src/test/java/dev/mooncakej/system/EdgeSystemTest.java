@@ -4,6 +4,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.mooncakej.engine.generate.ModelGenerator;
 import dev.mooncakej.kvcache.wire.ClusterCredential;
+import dev.mooncakej.kvcache.wire.ControlFrame;
 import java.net.http.HttpClient;
 import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
@@ -28,7 +29,10 @@ import tools.jackson.databind.json.JsonMapper;
  * one with a wrong one; the listing itself is internal; the secret is on no process's command line
  * and in no log of any process {@code up} starts. The OpenAI endpoint: a body over the limit gets 413
  * (declared or not), each known but unsupported parameter 400 naming it, special-token text in a
- * message is tokenized as text, and a route or method not served gets an OpenAI error body.
+ * message is tokenized as text, and a route or method not served gets an OpenAI error body. The
+ * control channel (a WebSocket on {@code /internal/channel}): the conductor's worker calls go over it,
+ * not the HTTP routes; it refuses an upgrade without the credential, answers like the routes and closes
+ * on a frame that does not parse while the worker keeps serving.
  */
 @Timeout(value = 5, unit = TimeUnit.MINUTES)
 class EdgeSystemTest {
@@ -70,6 +74,11 @@ class EdgeSystemTest {
     }
 
     private static void collect(JsonNode n, List<Route> out) {
+        if (n.isObject()
+                && n.path("predicate").isString()
+                && n.path("predicate").asString().startsWith("/")
+                && n.path("details").isNull()) // a URL-mapped handler, such as the control channel's WebSocket
+        out.add(new Route("GET", n.get("predicate").asString()));
         if (n.isObject() && n.has("requestMappingConditions")) {
             JsonNode c = n.get("requestMappingConditions");
             List<String> methods = new ArrayList<>();
@@ -126,7 +135,7 @@ class EdgeSystemTest {
             assertThat(LocalCluster.get(base + (base.equals(cluster.url()) ? "/internal/leader" : "/internal/status")))
                     .contains("{");
         }
-        assertThat(internal).as("internal routes found across the three apps").isGreaterThanOrEqualTo(15);
+        assertThat(internal).as("internal routes found across the three apps").isGreaterThanOrEqualTo(17);
         // the public API still answers without it
         HttpResponse<String> models = HTTP.send(
                 HttpRequest.newBuilder(java.net.URI.create(cluster.url() + "/v1/models"))
@@ -151,6 +160,151 @@ class EdgeSystemTest {
         assertThat(ours).allSatisfy(c -> assertThat(c).doesNotContain(secret));
         for (String log : List.of("conductor", "prefill-0", "decode-0"))
             assertThat(cluster.log(log)).as("%s's log", log).doesNotContain(secret);
+    }
+
+    /** One counter or gauge summed over its series in a service's Prometheus page (0 when absent). */
+    private static double metric(String base, String name, String filter) throws Exception {
+        double sum = 0;
+        for (String line : LocalCluster.get(base + "/actuator/prometheus").split("\n"))
+            if ((line.startsWith(name + "{") || line.startsWith(name + " ")) && line.contains(filter))
+                sum += Double.parseDouble(line.substring(line.lastIndexOf(' ') + 1));
+        return sum;
+    }
+
+    @Test
+    void theConductorCallsItsWorkersOverTheirControlChannels() throws Exception {
+        String prefill = cluster.prefillUrl(0), decode = cluster.decodeUrl(0);
+        double prefillCalls = metric(prefill, "mooncakej_channel_calls_total", "");
+        double decodeCalls = metric(decode, "mooncakej_channel_calls_total", "");
+        double prefillRoute = metric(prefill, "http_server_requests_seconds_count", "uri=\"/internal/prefill\"");
+        double reserveRoute = metric(decode, "http_server_requests_seconds_count", "uri=\"/internal/reserve\"");
+        HttpResponse<String> r =
+                post("/v1/completions", "{\"model\":\"mooncakej-tiny\",\"prompt\":\"hello there\",\"max_tokens\":4}");
+        assertThat(r.statusCode()).as(r.body()).isEqualTo(200);
+        assertThat(metric(prefill, "mooncakej_channel_calls_total", ""))
+                .as("prefill calls on the prefill worker's channel")
+                .isGreaterThanOrEqualTo(prefillCalls + 1);
+        assertThat(metric(decode, "mooncakej_channel_calls_total", ""))
+                .as("reserve and decode (or release) calls on the decode worker's channel")
+                .isGreaterThanOrEqualTo(decodeCalls + 2);
+        assertThat(metric(prefill, "http_server_requests_seconds_count", "uri=\"/internal/prefill\""))
+                .as("POST /internal/prefill requests")
+                .isEqualTo(prefillRoute);
+        assertThat(metric(decode, "http_server_requests_seconds_count", "uri=\"/internal/reserve\""))
+                .as("POST /internal/reserve requests")
+                .isEqualTo(reserveRoute);
+        assertThat(metric(decode, "mooncakej_channel_open", ""))
+                .as("open channels")
+                .isGreaterThanOrEqualTo(1);
+    }
+
+    /** What a raw WebSocket client receives: whole binary frames, and how the channel closed. */
+    private static final class Frames implements java.net.http.WebSocket.Listener {
+        final java.util.concurrent.BlockingQueue<ControlFrame> frames =
+                new java.util.concurrent.LinkedBlockingQueue<>();
+        final java.util.concurrent.CompletableFuture<String> closed = new java.util.concurrent.CompletableFuture<>();
+        private final java.io.ByteArrayOutputStream part = new java.io.ByteArrayOutputStream();
+
+        @Override
+        public java.util.concurrent.CompletionStage<?> onBinary(
+                java.net.http.WebSocket ws, java.nio.ByteBuffer data, boolean last) {
+            byte[] b = new byte[data.remaining()];
+            data.get(b);
+            part.writeBytes(b);
+            if (last) {
+                frames.add(ControlFrame.decode(java.nio.ByteBuffer.wrap(part.toByteArray())));
+                part.reset();
+            }
+            ws.request(1);
+            return null;
+        }
+
+        @Override
+        public java.util.concurrent.CompletionStage<?> onClose(java.net.http.WebSocket ws, int status, String reason) {
+            closed.complete(status + " " + reason);
+            return null;
+        }
+
+        ControlFrame next() throws InterruptedException {
+            ControlFrame f = frames.poll(10, TimeUnit.SECONDS);
+            assertThat(f).as("a frame within 10 s").isNotNull();
+            return f;
+        }
+    }
+
+    private static void send(java.net.http.WebSocket ws, byte[] frame) throws Exception {
+        ws.sendBinary(java.nio.ByteBuffer.wrap(frame), true).get(10, TimeUnit.SECONDS);
+    }
+
+    @Test
+    void aControlChannelNeedsTheCredentialAnswersLikeItsRoutesAndClosesOnAFrameThatDoesNotParse() throws Exception {
+        java.net.URI ws = java.net.URI.create(cluster.decodeUrl(0).replace("http:", "ws:") + "/internal/channel");
+        for (String credential : new String[] {
+            null, ClusterCredential.of("some-other-cluster-secret").value()
+        }) {
+            var b = HTTP.newWebSocketBuilder();
+            if (credential != null) b.header(ClusterCredential.HEADER, credential);
+            try {
+                b.buildAsync(ws, new Frames()).get(10, TimeUnit.SECONDS);
+                throw new AssertionError(
+                        "the channel opened " + (credential == null ? "without" : "with a wrong") + " credential");
+            } catch (java.util.concurrent.ExecutionException e) {
+                assertThat(e.getCause()).isInstanceOf(java.net.http.WebSocketHandshakeException.class);
+                assertThat(((java.net.http.WebSocketHandshakeException) e.getCause())
+                                .getResponse()
+                                .statusCode())
+                        .isEqualTo(401);
+            }
+        }
+        Frames in = new Frames();
+        java.net.http.WebSocket s = HTTP.newWebSocketBuilder()
+                .header(ClusterCredential.HEADER, LocalCluster.credential.value())
+                .buildAsync(ws, in)
+                .get(10, TimeUnit.SECONDS);
+        send(
+                s,
+                ControlFrame.call(
+                                1,
+                                ControlFrame.RESERVE,
+                                "edge-1",
+                                "{\"reservationId\":777,\"promptTokens\":10," + "\"maxTokens\":4}")
+                        .encode());
+        ControlFrame reserved = in.next();
+        assertThat(reserved.kind()).as(reserved.text()).isEqualTo(ControlFrame.REPLY);
+        assertThat(reserved.call()).isEqualTo(1);
+        assertThat(reserved.text()).contains("\"reservationId\":777");
+        send(
+                s,
+                ControlFrame.call(2, ControlFrame.RELEASE, "edge-1", "{\"reservationId\":777}")
+                        .encode());
+        assertThat(in.next().kind()).isEqualTo(ControlFrame.REPLY);
+        send(
+                s,
+                ControlFrame.call(3, ControlFrame.RELEASE, "edge-1", "{\"reservationId\":777}")
+                        .encode());
+        ControlFrame again = in.next();
+        assertThat(again.kind()).isEqualTo(ControlFrame.ERROR);
+        assertThat(again.status()).as(again.text()).isEqualTo(404);
+        send(s, ControlFrame.call(4, ControlFrame.PREFILL, "edge-1", "{}").encode()); // a prefill worker's operation
+        ControlFrame unknown = in.next();
+        assertThat(unknown.status()).isEqualTo(404);
+        assertThat(unknown.text()).contains("operation 2 is not served");
+        send(
+                s,
+                ControlFrame.call(
+                                5,
+                                ControlFrame.RESERVE,
+                                "edge-1",
+                                "{\"reservationId\":1,\"promptTokens\":10,\"maxTokens\":4," + "\"nope\":2}")
+                        .encode());
+        ControlFrame bad = in.next();
+        assertThat(bad.status()).isEqualTo(400);
+        assertThat(bad.text()).contains("unknown field 'nope'");
+        send(s, new byte[] {1, 2, 3});
+        assertThat(in.closed.get(10, TimeUnit.SECONDS)).startsWith("1002").contains("expected at least 9");
+        assertThat(LocalCluster.get(cluster.decodeUrl(0) + "/internal/status"))
+                .as("still serving")
+                .contains("{");
     }
 
     private static HttpResponse<String> post(String path, String body) throws Exception {

@@ -40,6 +40,34 @@ public class WebEdgeAutoConfiguration {
         return KeepAliveReads::install;
     }
 
+    /**
+     * A worker's control channel on {@value ControlChannelEndpoint#PATH} (only a service with a
+     * {@link ChannelOps} bean serves one), before the annotated routes.
+     */
+    @Bean
+    @org.springframework.boot.autoconfigure.condition.ConditionalOnBean(ChannelOps.class)
+    org.springframework.web.reactive.HandlerMapping controlChannelMapping(
+            ChannelOps ops, ObjectProvider<io.micrometer.core.instrument.MeterRegistry> meters) {
+        var mapping = new org.springframework.web.reactive.handler.SimpleUrlHandlerMapping(java.util.Map.of(
+                ControlChannelEndpoint.PATH, new ControlChannelEndpoint(ops, meters.getIfAvailable())));
+        mapping.setOrder(-1);
+        return mapping;
+    }
+
+    /** WebSocket upgrades that take a whole control frame (a prefill task can be megabytes). */
+    @Bean
+    org.springframework.web.reactive.config.WebFluxConfigurer controlFrameSize() {
+        return new org.springframework.web.reactive.config.WebFluxConfigurer() {
+            @Override
+            public org.springframework.web.reactive.socket.server.WebSocketService getWebSocketService() {
+                return new org.springframework.web.reactive.socket.server.support.HandshakeWebSocketService(
+                        new org.springframework.web.reactive.socket.server.upgrade.ReactorNettyRequestUpgradeStrategy(
+                                () -> reactor.netty.http.server.WebsocketServerSpec.builder()
+                                        .maxFramePayloadLength(dev.mooncakej.kvcache.wire.ControlFrame.MAX_BYTES)));
+            }
+        };
+    }
+
     @Bean
     ClusterSettings clusterSettings(Environment env) {
         return Binder.get(env).bind("mooncakej.cluster", ClusterSettings.class).orElseGet(ClusterSettings::embedded);

@@ -1,16 +1,19 @@
 package dev.mooncakej.conductor.workers;
 
 import dev.mooncakej.conductor.ConductorProperties;
+import dev.mooncakej.kvcache.wire.ControlFrame;
 import dev.mooncakej.kvcache.wire.InternalJson;
 import dev.mooncakej.kvcache.wire.WorkerMessages.DecodeTask;
 import dev.mooncakej.kvcache.wire.WorkerMessages.KvIndex;
 import dev.mooncakej.kvcache.wire.WorkerMessages.PrefillResult;
 import dev.mooncakej.kvcache.wire.WorkerMessages.PrefillTask;
+import dev.mooncakej.kvcache.wire.WorkerMessages.Release;
 import dev.mooncakej.kvcache.wire.WorkerMessages.ReserveRequest;
 import dev.mooncakej.kvcache.wire.WorkerMessages.ReserveResponse;
 import dev.mooncakej.kvcache.wire.WorkerMessages.TokenEvent;
 import dev.mooncakej.kvcache.wire.WorkerMessages.WorkerError;
 import java.time.Duration;
+import java.util.concurrent.atomic.AtomicBoolean;
 import org.springframework.http.HttpStatus;
 import org.springframework.http.MediaType;
 import org.springframework.stereotype.Component;
@@ -18,13 +21,20 @@ import org.springframework.web.reactive.function.client.WebClient;
 import reactor.core.publisher.Flux;
 import reactor.core.publisher.Mono;
 
-/** Calls to the workers' internal API. A worker that answers with an error becomes a {@link WorkerException}. */
+/**
+ * Calls to the workers' internal API: over each worker's control channel ({@link WorkerChannels}, the
+ * default) or one HTTP exchange per call ({@code mooncakej.conductor.worker-channel=false}). A worker
+ * that answers with an error becomes a {@link WorkerException} either way.
+ */
 @Component
-public class WorkerClient {
+public class WorkerClient implements AutoCloseable {
     private final WebClient web;
     private final Duration timeout;
 
     private final WorkerGuard guard;
+
+    /** The control channels, or null when calls go over HTTP ({@code mooncakej.conductor.worker-channel=false}). */
+    private final WorkerChannels channels;
 
     private final io.micrometer.core.instrument.MeterRegistry meters;
 
@@ -40,13 +50,15 @@ public class WorkerClient {
                 .defaultHeader(
                         dev.mooncakej.kvcache.wire.ClusterCredential.HEADER,
                         internal.credential().value());
+        reactor.netty.http.client.HttpClient http = reactor.netty.http.client.HttpClient.create();
         if (internal.tls() != null) { // https workers: their certificates and host names verified against the CA
             var netty =
                     new io.netty.handler.ssl.JdkSslContext(internal.tls(), true, io.netty.handler.ssl.ClientAuth.NONE);
-            b.clientConnector(new org.springframework.http.client.reactive.ReactorClientHttpConnector(
-                    reactor.netty.http.client.HttpClient.create().secure(spec -> spec.sslContext(netty))));
+            http = http.secure(spec -> spec.sslContext(netty));
         }
+        b.clientConnector(new org.springframework.http.client.reactive.ReactorClientHttpConnector(http));
         this.web = b.build();
+        this.channels = props.workerChannel() ? new WorkerChannels(http, internal.credential()) : null;
         this.timeout = Duration.ofMillis(props.workerTimeoutMillis());
     }
 
@@ -56,6 +68,13 @@ public class WorkerClient {
      * failed after the request went out loses nothing and leaks nothing).
      */
     public Mono<ReserveResponse> reserve(String decodeUrl, ReserveRequest req, String requestId) {
+        if (channels != null)
+            return guard.idempotent(
+                    decodeUrl,
+                    channels.call(decodeUrl, ControlFrame.RESERVE, requestId, InternalJson.encode(req))
+                            .map(b -> InternalJson.decode(b, ReserveResponse.class))
+                            .onErrorResume(e -> e instanceof WorkerException w && w.status() == 429, e -> Mono.empty())
+                            .timeout(timeout));
         return guard.idempotent(
                 decodeUrl,
                 post(decodeUrl + "/internal/reserve", req, requestId)
@@ -69,6 +88,12 @@ public class WorkerClient {
     }
 
     public Mono<PrefillResult> prefill(String prefillUrl, PrefillTask task, String requestId) {
+        if (channels != null)
+            return guard.once(
+                    prefillUrl,
+                    channels.call(prefillUrl, ControlFrame.PREFILL, requestId, InternalJson.encode(task))
+                            .map(b -> InternalJson.decode(b, PrefillResult.class))
+                            .timeout(timeout));
         return guard.once(
                 prefillUrl,
                 post(prefillUrl + "/internal/prefill", task, requestId)
@@ -80,6 +105,20 @@ public class WorkerClient {
 
     /** The token stream, one JSON object per line; a line that does not decode fails the stream. */
     public Flux<TokenEvent> decode(String decodeUrl, DecodeTask task, String requestId) {
+        if (channels != null) {
+            AtomicBoolean accepted = new AtomicBoolean();
+            return guard.stream(
+                    decodeUrl,
+                    channels.stream(decodeUrl, ControlFrame.DECODE, requestId, InternalJson.encode(task))
+                            .map(line -> InternalJson.decode(line, TokenEvent.class))
+                            .doOnNext(ev -> {
+                                // the first item shows the worker took the task (as a 200 does on HTTP)
+                                if (accepted.compareAndSet(false, true))
+                                    meters.counter("mooncakej.worker.decodes.accepted", "worker", decodeUrl)
+                                            .increment();
+                            })
+                            .timeout(timeout));
+        }
         return guard.stream(
                 decodeUrl,
                 post(decodeUrl + "/internal/decode", task, requestId)
@@ -112,6 +151,17 @@ public class WorkerClient {
 
     /** Best effort: drop a reservation that will not be used (the decode worker frees or fences its blocks). */
     public Mono<Void> cancel(String decodeUrl, long reservationId) {
+        if (channels != null)
+            return guard.idempotent(
+                            decodeUrl,
+                            channels.call(
+                                            decodeUrl,
+                                            ControlFrame.RELEASE,
+                                            null,
+                                            InternalJson.encode(new Release(reservationId)))
+                                    .timeout(Duration.ofSeconds(5)))
+                    .onErrorResume(e -> Mono.empty())
+                    .then();
         return guard.idempotent(
                         decodeUrl,
                         web.delete()
@@ -138,6 +188,16 @@ public class WorkerClient {
                 .defaultIfEmpty(new WorkerError("http_" + status, "no body"))
                 .onErrorResume(e -> Mono.just(new WorkerError("http_" + status, "unreadable error body")))
                 .flatMap(e -> Mono.error(new WorkerException(url, status, e.code(), e.message())));
+    }
+
+    /** How many control channels are open (0 over HTTP). */
+    public int openChannels() {
+        return channels == null ? 0 : channels.open();
+    }
+
+    @Override
+    public void close() {
+        if (channels != null) channels.close();
     }
 
     /** A worker answered with an error. */

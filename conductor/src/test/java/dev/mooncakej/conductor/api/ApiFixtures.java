@@ -43,6 +43,7 @@ final class ApiFixtures {
                 maxConcurrent,
                 null,
                 tokensPerMinute,
+                null,
                 null);
     }
 

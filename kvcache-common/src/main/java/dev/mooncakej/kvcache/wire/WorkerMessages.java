@@ -259,6 +259,12 @@ public final class WorkerMessages {
             int cachedBlocks,
             int fencedBlocks) {}
 
+    /**
+     * Drop a reservation that will not be used (the control channel's form of {@code DELETE
+     * /internal/reservations/{id}}).
+     */
+    public record Release(long reservationId) {}
+
     /** Error body of the internal API. */
     public record WorkerError(String code, String message) {}
 }

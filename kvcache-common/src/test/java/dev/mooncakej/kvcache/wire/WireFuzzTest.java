@@ -34,6 +34,23 @@ class WireFuzzTest {
     void binaryControlFramesAreDecodedOrRefused(@ForAll @Size(max = 600) byte[] frame) {
         refusedOrDecoded(() -> PoolPin.decode(frame));
         refusedOrDecoded(() -> KvControl.decode(frame));
+        refusedOrDecoded(() -> ControlFrame.decode(java.nio.ByteBuffer.wrap(frame)));
+    }
+
+    @Property(tries = 3000)
+    void aChannelFrameWithOneByteChangedIsDecodedOrRefused(
+            @ForAll("calls") byte[] frame, @ForAll int position, @ForAll byte value) {
+        byte[] f = frame.clone();
+        f[Math.floorMod(position, f.length)] = value;
+        refusedOrDecoded(() -> ControlFrame.decode(java.nio.ByteBuffer.wrap(f)));
+    }
+
+    @Provide
+    Arbitrary<byte[]> calls() {
+        return Arbitraries.strings()
+                .ofMaxLength(40)
+                .map(rid -> ControlFrame.call(rid.length(), 1 + rid.length() % 4, rid, "{\"reservationId\":1}")
+                        .encode());
     }
 
     @Property(tries = 3000)

@@ -1,0 +1,179 @@
+package dev.mooncakej.conductor.workers;
+
+import dev.mooncakej.kvcache.wire.ClusterCredential;
+import dev.mooncakej.kvcache.wire.ControlFrame;
+import dev.mooncakej.kvcache.wire.InternalJson;
+import dev.mooncakej.kvcache.wire.WorkerMessages.WorkerError;
+import java.io.IOException;
+import java.net.URI;
+import java.nio.ByteBuffer;
+import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.atomic.AtomicLong;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+import org.springframework.http.HttpHeaders;
+import org.springframework.web.reactive.socket.WebSocketMessage;
+import org.springframework.web.reactive.socket.WebSocketSession;
+import org.springframework.web.reactive.socket.client.ReactorNettyWebSocketClient;
+import reactor.core.Disposable;
+import reactor.core.publisher.Flux;
+import reactor.core.publisher.Mono;
+import reactor.core.publisher.Sinks;
+
+/**
+ * The conductor's end of the control channels ({@link ControlFrame}): one WebSocket per worker, opened
+ * on first use with the cluster credential (wss when the cluster runs TLS), kept open, and shared by
+ * every call to that worker, so a call costs one frame each way instead of an HTTP exchange. A
+ * channel that closes or breaks fails every call still on it with an {@link IOException} (what a
+ * broken HTTP connection gives, so the same retries and breakers apply); the next call opens a new
+ * one. Cancelling a call sends a cancel frame (the worker stops that decode as if its HTTP caller had
+ * left).
+ */
+final class WorkerChannels implements AutoCloseable {
+    private static final Logger LOG = LoggerFactory.getLogger(WorkerChannels.class);
+
+    private final ReactorNettyWebSocketClient client;
+    private final String credential;
+    private final Map<String, Channel> byUrl = new ConcurrentHashMap<>();
+
+    WorkerChannels(reactor.netty.http.client.HttpClient http, ClusterCredential credential) {
+        this.client = new ReactorNettyWebSocketClient(
+                http,
+                () -> reactor.netty.http.client.WebsocketClientSpec.builder()
+                        .maxFramePayloadLength(ControlFrame.MAX_BYTES));
+        this.credential = credential.value();
+    }
+
+    /** The one answer to a call, as JSON; a worker's error answer is a {@link WorkerClient.WorkerException}. */
+    Mono<String> call(String url, int op, String requestId, String json) {
+        return exchange(url, op, requestId, json).next().map(ControlFrame::text);
+    }
+
+    /** The items of a streaming call, as JSON, until the worker ends the stream. */
+    Flux<String> stream(String url, int op, String requestId, String json) {
+        return exchange(url, op, requestId, json)
+                .takeWhile(f -> f.kind() == ControlFrame.ITEM)
+                .map(ControlFrame::text);
+    }
+
+    /** How many channels are open now. */
+    int open() {
+        return (int) byUrl.values().stream().filter(c -> c.session != null).count();
+    }
+
+    private Flux<ControlFrame> exchange(String url, int op, String requestId, String json) {
+        String rid = requestId == null ? "" : requestId.length() > 128 ? requestId.substring(0, 128) : requestId;
+        return Flux.defer(() -> {
+            Channel ch = byUrl.compute(url, (u, c) -> c == null || c.ended ? new Channel(u) : c);
+            return ch.ready.asMono().thenMany(Flux.defer(() -> ch.call(op, rid, json)));
+        });
+    }
+
+    @Override
+    public void close() {
+        byUrl.values().forEach(Channel::close);
+        byUrl.clear();
+    }
+
+    /** One worker's channel: its session, the calls waiting on it and the frames to send. */
+    private final class Channel {
+        final String url;
+        final Sinks.Empty<Void> ready = Sinks.empty();
+        final Sinks.Many<ControlFrame> outbound = Sinks.many().unicast().onBackpressureBuffer();
+        final Map<Long, Sinks.Many<ControlFrame>> pending = new ConcurrentHashMap<>();
+        final AtomicLong ids = new AtomicLong();
+        final Disposable connection;
+        volatile WebSocketSession session;
+        volatile boolean ended;
+        volatile Throwable why;
+
+        Channel(String url) {
+            this.url = url;
+            HttpHeaders headers = new HttpHeaders();
+            headers.set(ClusterCredential.HEADER, credential);
+            URI uri = URI.create(url.replaceFirst("^http", "ws") + "/internal/channel");
+            this.connection = client.execute(uri, headers, this::run).subscribe(v -> {}, e -> end(e), () -> end(null));
+        }
+
+        private Mono<Void> run(WebSocketSession s) {
+            session = s;
+            ready.tryEmitEmpty();
+            LOG.info("control channel to {} open", url);
+            Mono<Void> in = s.receive().doOnNext(this::route).then();
+            Mono<Void> out = s.send(outbound.asFlux().map(f -> s.binaryMessage(b -> b.wrap(f.encode()))));
+            return Mono.firstWithSignal(in, out);
+        }
+
+        private void route(WebSocketMessage m) {
+            var buf = m.getPayload();
+            byte[] bytes = new byte[buf.readableByteCount()];
+            buf.read(bytes);
+            ControlFrame f;
+            try {
+                if (m.getType() != WebSocketMessage.Type.BINARY)
+                    throw new IllegalArgumentException("a " + m.getType() + " message: expected binary frames");
+                f = ControlFrame.decode(ByteBuffer.wrap(bytes));
+                if (f.kind() == ControlFrame.CALL || f.kind() == ControlFrame.CANCEL)
+                    throw new IllegalArgumentException("frame kind " + f.kind() + " from a worker: expected answers");
+            } catch (IllegalArgumentException e) { // a worker that sends garbage gets no more calls on this channel
+                throw new IllegalStateException(
+                        "worker " + url + " broke the control channel protocol: " + e.getMessage());
+            }
+            Sinks.Many<ControlFrame> sink = f.ends() ? pending.remove(f.call()) : pending.get(f.call());
+            if (sink == null) return; // a call cancelled here whose answer was already on its way
+            if (f.kind() == ControlFrame.ERROR) {
+                WorkerError e;
+                try {
+                    e = InternalJson.decode(f.text(), WorkerError.class);
+                } catch (IllegalArgumentException bad) {
+                    e = new WorkerError("http_" + f.status(), "unreadable error body");
+                }
+                sink.tryEmitError(new WorkerClient.WorkerException(url, f.status(), e.code(), e.message()));
+                return;
+            }
+            sink.tryEmitNext(f);
+            if (f.ends()) sink.tryEmitComplete();
+        }
+
+        Flux<ControlFrame> call(int op, String rid, String json) {
+            long id = ids.incrementAndGet();
+            Sinks.Many<ControlFrame> answers = Sinks.many().unicast().onBackpressureBuffer();
+            pending.put(id, answers);
+            if (ended) { // ended between the lookup and now
+                pending.remove(id);
+                return Flux.error(broken());
+            }
+            send(ControlFrame.call(id, op, rid, json));
+            return answers.asFlux().doOnCancel(() -> {
+                if (pending.remove(id) != null) send(ControlFrame.cancel(id));
+            });
+        }
+
+        private void send(ControlFrame f) {
+            synchronized (outbound) { // emissions must not overlap
+                outbound.tryEmitNext(f);
+            }
+        }
+
+        private void end(Throwable e) {
+            ended = true;
+            why = e;
+            if (e != null) LOG.warn("control channel to {} failed: {}", url, e.toString());
+            else LOG.info("control channel to {} closed", url);
+            ready.tryEmitError(broken());
+            pending.values().forEach(s -> s.tryEmitError(broken()));
+            pending.clear();
+            byUrl.remove(url, this);
+        }
+
+        private IOException broken() {
+            return new IOException(
+                    "control channel to " + url + " " + (why == null ? "closed" : "failed: " + why.getMessage()), why);
+        }
+
+        void close() {
+            connection.dispose();
+        }
+    }
+}
