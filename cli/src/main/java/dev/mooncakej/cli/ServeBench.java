@@ -282,6 +282,15 @@ final class ServeBench implements Runnable {
         } finally {
             if (nginx != null) nginx.close();
         }
+        // per round, each path against the direct path of the same round: what drifts during the run (the
+        // other JVMs' collections, the VM's neighbours) cancels out of these
+        long[] viaPaired = new long[overheadRequests], proxiedPaired = new long[overheadRequests];
+        for (int i = 0; i < overheadRequests; i++) {
+            viaPaired[i] = via[i] - direct[i];
+            proxiedPaired[i] = proxied[i] - direct[i];
+        }
+        Arrays.sort(viaPaired);
+        Arrays.sort(proxiedPaired);
         Arrays.sort(via);
         Arrays.sort(direct);
         Arrays.sort(proxied);
@@ -298,6 +307,13 @@ final class ServeBench implements Runnable {
             o.put(
                     "conductor_overhead_to_nginx_hop",
                     hop > 0 ? Math.round((viaMs - directMs) / hop * 100) / 100.0 : null);
+            double pairedVia = viaPaired[overheadRequests / 2] / 1e6,
+                    pairedHop = proxiedPaired[overheadRequests / 2] / 1e6;
+            o.put("paired_conductor_overhead_p50_ms", Math.round(pairedVia * 100) / 100.0);
+            o.put("paired_nginx_hop_p50_ms", Math.round(pairedHop * 100) / 100.0);
+            o.put(
+                    "paired_conductor_overhead_to_nginx_hop",
+                    pairedHop > 0 ? Math.round(pairedVia / pairedHop * 100) / 100.0 : null);
             o.put("target_ratio", 1.5);
         }
         return o;

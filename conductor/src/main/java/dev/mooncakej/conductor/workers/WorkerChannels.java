@@ -37,6 +37,12 @@ final class WorkerChannels implements AutoCloseable {
     private final String credential;
     private final Map<String, Channel> byUrl = new ConcurrentHashMap<>();
 
+    /** Workers that answered the upgrade as a plain HTTP server (no channel there), until when (nanoTime). */
+    private final Map<String, Long> httpOnly = new ConcurrentHashMap<>();
+
+    /** How long a worker without a channel is called over HTTP before the conductor asks again. */
+    static final long RECHECK_NANOS = 60_000_000_000L;
+
     WorkerChannels(reactor.netty.http.client.HttpClient http, ClusterCredential credential) {
         this.client = new ReactorNettyWebSocketClient(
                 http,
@@ -55,6 +61,25 @@ final class WorkerChannels implements AutoCloseable {
         return exchange(url, op, requestId, json)
                 .takeWhile(f -> f.kind() == ControlFrame.ITEM)
                 .map(ControlFrame::text);
+    }
+
+    /**
+     * Whether {@code url} is a worker that serves no control channel (an older version during a
+     * rolling upgrade, a stand-in): its calls go over HTTP until {@link #RECHECK_NANOS} have passed.
+     */
+    boolean httpOnly(String url) {
+        Long until = httpOnly.get(url);
+        if (until == null) return false;
+        if (System.nanoTime() - until < 0) return true;
+        httpOnly.remove(url, until);
+        return false;
+    }
+
+    /** The worker answered the upgrade without switching protocols and not as a refusal: it has no channel. */
+    static final class NoChannel extends IOException {
+        NoChannel(String message) {
+            super(message);
+        }
     }
 
     /** How many channels are open now. */
@@ -159,12 +184,37 @@ final class WorkerChannels implements AutoCloseable {
         private void end(Throwable e) {
             ended = true;
             why = e;
+            if (session == null && served(e) == 0) { // it is not a channel server: HTTP for a while
+                httpOnly.put(url, System.nanoTime() + RECHECK_NANOS);
+                LOG.info("worker {} serves no control channel ({}): calling it over HTTP", url, e.getMessage());
+                NoChannel none = new NoChannel(url + " serves no control channel");
+                ready.tryEmitError(none);
+                pending.values().forEach(p -> p.tryEmitError(none));
+                pending.clear();
+                byUrl.remove(url, this);
+                return;
+            }
             if (e != null) LOG.warn("control channel to {} failed: {}", url, e.toString());
             else LOG.info("control channel to {} closed", url);
             ready.tryEmitError(broken());
             pending.values().forEach(s -> s.tryEmitError(broken()));
             pending.clear();
             byUrl.remove(url, this);
+        }
+
+        /**
+         * 0 when {@code e} is a handshake a server answered as plain HTTP (404, 405, 400, 200: no
+         * WebSocket there); otherwise its status, or -1. A 401 or 403 (a credential refused) and a 5xx are
+         * failures, never a reason to fall back.
+         */
+        private static int served(Throwable e) {
+            for (Throwable t = e; t != null; t = t.getCause())
+                if (t instanceof io.netty.handler.codec.http.websocketx.WebSocketClientHandshakeException h
+                        && h.response() != null) {
+                    int status = h.response().status().code();
+                    return status == 401 || status == 403 || status >= 500 ? status : 0;
+                }
+            return -1;
         }
 
         private IOException broken() {

@@ -68,73 +68,71 @@ public class WorkerClient implements AutoCloseable {
      * failed after the request went out loses nothing and leaks nothing).
      */
     public Mono<ReserveResponse> reserve(String decodeUrl, ReserveRequest req, String requestId) {
-        if (channels != null)
-            return guard.idempotent(
-                    decodeUrl,
-                    channels.call(decodeUrl, ControlFrame.RESERVE, requestId, InternalJson.encode(req))
-                            .map(b -> InternalJson.decode(b, ReserveResponse.class))
-                            .onErrorResume(e -> e instanceof WorkerException w && w.status() == 429, e -> Mono.empty())
-                            .timeout(timeout));
-        return guard.idempotent(
-                decodeUrl,
-                post(decodeUrl + "/internal/reserve", req, requestId)
-                        .exchangeToMono(r -> {
-                            if (r.statusCode().value() == HttpStatus.TOO_MANY_REQUESTS.value())
-                                return r.releaseBody().then(Mono.empty());
-                            if (r.statusCode().isError()) return error(r, decodeUrl);
-                            return r.bodyToMono(String.class).map(b -> InternalJson.decode(b, ReserveResponse.class));
-                        })
-                        .timeout(timeout));
+        Mono<ReserveResponse> http = post(decodeUrl + "/internal/reserve", req, requestId)
+                .exchangeToMono(r -> {
+                    if (r.statusCode().value() == HttpStatus.TOO_MANY_REQUESTS.value())
+                        return r.releaseBody().then(Mono.empty());
+                    if (r.statusCode().isError()) return error(r, decodeUrl);
+                    return r.bodyToMono(String.class).map(b -> InternalJson.decode(b, ReserveResponse.class));
+                });
+        Mono<ReserveResponse> call = overChannel(decodeUrl)
+                ? channels.call(decodeUrl, ControlFrame.RESERVE, requestId, InternalJson.encode(req))
+                        .map(b -> InternalJson.decode(b, ReserveResponse.class))
+                        .onErrorResume(e -> e instanceof WorkerException w && w.status() == 429, e -> Mono.empty())
+                        .onErrorResume(WorkerChannels.NoChannel.class, e -> http)
+                : http;
+        return guard.idempotent(decodeUrl, call.timeout(timeout));
+    }
+
+    /** Whether calls to {@code url} go over its control channel. */
+    private boolean overChannel(String url) {
+        return channels != null && !channels.httpOnly(url);
     }
 
     public Mono<PrefillResult> prefill(String prefillUrl, PrefillTask task, String requestId) {
-        if (channels != null)
-            return guard.once(
-                    prefillUrl,
-                    channels.call(prefillUrl, ControlFrame.PREFILL, requestId, InternalJson.encode(task))
-                            .map(b -> InternalJson.decode(b, PrefillResult.class))
-                            .timeout(timeout));
-        return guard.once(
-                prefillUrl,
-                post(prefillUrl + "/internal/prefill", task, requestId)
-                        .exchangeToMono(r -> r.statusCode().isError()
-                                ? error(r, prefillUrl)
-                                : r.bodyToMono(String.class).map(b -> InternalJson.decode(b, PrefillResult.class)))
-                        .timeout(timeout));
+        Mono<PrefillResult> http = post(prefillUrl + "/internal/prefill", task, requestId)
+                .exchangeToMono(r -> r.statusCode().isError()
+                        ? error(r, prefillUrl)
+                        : r.bodyToMono(String.class).map(b -> InternalJson.decode(b, PrefillResult.class)));
+        Mono<PrefillResult> call = overChannel(prefillUrl)
+                ? channels.call(prefillUrl, ControlFrame.PREFILL, requestId, InternalJson.encode(task))
+                        .map(b -> InternalJson.decode(b, PrefillResult.class))
+                        .onErrorResume(WorkerChannels.NoChannel.class, e -> http)
+                : http;
+        return guard.once(prefillUrl, call.timeout(timeout));
     }
 
-    /** The token stream, one JSON object per line; a line that does not decode fails the stream. */
+    /** The token stream (over HTTP, one JSON object per line); an event that does not decode fails the stream. */
     public Flux<TokenEvent> decode(String decodeUrl, DecodeTask task, String requestId) {
-        if (channels != null) {
-            AtomicBoolean accepted = new AtomicBoolean();
-            return guard.stream(
-                    decodeUrl,
-                    channels.stream(decodeUrl, ControlFrame.DECODE, requestId, InternalJson.encode(task))
-                            .map(line -> InternalJson.decode(line, TokenEvent.class))
-                            .doOnNext(ev -> {
-                                // the first item shows the worker took the task (as a 200 does on HTTP)
-                                if (accepted.compareAndSet(false, true))
-                                    meters.counter("mooncakej.worker.decodes.accepted", "worker", decodeUrl)
-                                            .increment();
-                            })
-                            .timeout(timeout));
+        Flux<TokenEvent> http = post(decodeUrl + "/internal/decode", task, requestId)
+                .accept(MediaType.APPLICATION_NDJSON)
+                .exchangeToFlux(r -> {
+                    if (r.statusCode().isError())
+                        return error(r, decodeUrl).flux().cast(TokenEvent.class);
+                    accepted(decodeUrl);
+                    return r.bodyToFlux(String.class)
+                            .filter(line -> !line.isBlank())
+                            .map(line -> InternalJson.decode(line, TokenEvent.class));
+                });
+        Flux<TokenEvent> call = http;
+        if (overChannel(decodeUrl)) {
+            AtomicBoolean taken = new AtomicBoolean();
+            call = channels.stream(decodeUrl, ControlFrame.DECODE, requestId, InternalJson.encode(task))
+                    .map(line -> InternalJson.decode(line, TokenEvent.class))
+                    .doOnNext(ev -> {
+                        if (taken.compareAndSet(false, true)) accepted(decodeUrl); // its first event: it took the task
+                    })
+                    .onErrorResume(WorkerChannels.NoChannel.class, e -> http);
         }
-        return guard.stream(
-                decodeUrl,
-                post(decodeUrl + "/internal/decode", task, requestId)
-                        .accept(MediaType.APPLICATION_NDJSON)
-                        .exchangeToFlux(r -> {
-                            if (r.statusCode().isError())
-                                return error(r, decodeUrl).flux().cast(TokenEvent.class);
-                            // the worker took the task: it ends it (stop, length, cancelled or error) and
-                            // counts that ending, so the two counts reconcile (./mooncakej soak checks it)
-                            meters.counter("mooncakej.worker.decodes.accepted", "worker", decodeUrl)
-                                    .increment();
-                            return r.bodyToFlux(String.class)
-                                    .filter(line -> !line.isBlank())
-                                    .map(line -> InternalJson.decode(line, TokenEvent.class));
-                        })
-                        .timeout(timeout));
+        return guard.stream(decodeUrl, call.timeout(timeout));
+    }
+
+    /**
+     * The worker took the task: it ends it (stop, length, cancelled or error) and counts that ending, so
+     * the two counts reconcile (./mooncakej soak checks it).
+     */
+    private void accepted(String decodeUrl) {
+        meters.counter("mooncakej.worker.decodes.accepted", "worker", decodeUrl).increment();
     }
 
     /** The block keys a prefill worker holds in its prefix cache (to rebuild the global index after a failover). */
@@ -151,24 +149,17 @@ public class WorkerClient implements AutoCloseable {
 
     /** Best effort: drop a reservation that will not be used (the decode worker frees or fences its blocks). */
     public Mono<Void> cancel(String decodeUrl, long reservationId) {
-        if (channels != null)
-            return guard.idempotent(
-                            decodeUrl,
-                            channels.call(
-                                            decodeUrl,
-                                            ControlFrame.RELEASE,
-                                            null,
-                                            InternalJson.encode(new Release(reservationId)))
-                                    .timeout(Duration.ofSeconds(5)))
-                    .onErrorResume(e -> Mono.empty())
-                    .then();
-        return guard.idempotent(
-                        decodeUrl,
-                        web.delete()
-                                .uri(decodeUrl + "/internal/reservations/" + reservationId)
-                                .retrieve()
-                                .toBodilessEntity()
-                                .timeout(Duration.ofSeconds(5)))
+        Mono<Void> http = web.delete()
+                .uri(decodeUrl + "/internal/reservations/" + reservationId)
+                .retrieve()
+                .toBodilessEntity()
+                .then();
+        Mono<Void> call = overChannel(decodeUrl)
+                ? channels.call(decodeUrl, ControlFrame.RELEASE, null, InternalJson.encode(new Release(reservationId)))
+                        .then()
+                        .onErrorResume(WorkerChannels.NoChannel.class, e -> http)
+                : http;
+        return guard.idempotent(decodeUrl, call.timeout(Duration.ofSeconds(5)))
                 .onErrorResume(e -> Mono.empty())
                 .then();
     }
