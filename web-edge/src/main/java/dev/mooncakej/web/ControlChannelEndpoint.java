@@ -4,6 +4,7 @@ import dev.mooncakej.kvcache.wire.ControlFrame;
 import io.micrometer.core.instrument.Counter;
 import io.micrometer.core.instrument.MeterRegistry;
 import java.nio.ByteBuffer;
+import java.util.List;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.atomic.AtomicInteger;
@@ -32,6 +33,7 @@ public final class ControlChannelEndpoint implements WebSocketHandler {
 
     private final ChannelOps ops;
     private final AtomicInteger open = new AtomicInteger();
+    private final java.util.Set<WebSocketSession> sessions = ConcurrentHashMap.newKeySet();
     private final Counter calls;
 
     public ControlChannelEndpoint(ChannelOps ops, MeterRegistry meters) {
@@ -56,6 +58,7 @@ public final class ControlChannelEndpoint implements WebSocketHandler {
     public Mono<Void> handle(WebSocketSession session) {
         Map<Long, Sinks.Empty<Void>> inFlight = new ConcurrentHashMap<>();
         open.incrementAndGet();
+        sessions.add(session);
         LOG.info(
                 "control channel {} opened from {}",
                 session.getId(),
@@ -68,9 +71,24 @@ public final class ControlChannelEndpoint implements WebSocketHandler {
                 .map(f -> session.binaryMessage(b -> b.wrap(f.encode())));
         return session.send(answers).doFinally(s -> {
             open.decrementAndGet();
+            sessions.remove(session);
             inFlight.values().forEach(c -> c.tryEmitEmpty()); // whatever still runs is cancelled
             LOG.info("control channel {} ended ({})", session.getId(), s);
         });
+    }
+
+    /**
+     * Closes every open channel as going away (the service is stopping, after its work has drained):
+     * their callers open new ones elsewhere instead of holding a connection the server's graceful
+     * shutdown would wait for.
+     */
+    public void closeAll(java.time.Duration wait) {
+        if (sessions.isEmpty()) return;
+        LOG.info("closing {} control channel(s): this service is stopping", sessions.size());
+        Flux.fromIterable(List.copyOf(sessions))
+                .flatMap(s -> s.close(CloseStatus.GOING_AWAY).onErrorResume(e -> Mono.empty()))
+                .then()
+                .block(wait);
     }
 
     /** Closes the channel with a protocol error that names what was wrong (at most 123 bytes, as a close allows). */

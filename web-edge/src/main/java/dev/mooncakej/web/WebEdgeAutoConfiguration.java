@@ -40,18 +40,56 @@ public class WebEdgeAutoConfiguration {
         return KeepAliveReads::install;
     }
 
+    /** A worker's control channel (only a service with a {@link ChannelOps} bean serves one). */
+    @Bean
+    @org.springframework.boot.autoconfigure.condition.ConditionalOnBean(ChannelOps.class)
+    ControlChannelEndpoint controlChannel(
+            ChannelOps ops, ObjectProvider<io.micrometer.core.instrument.MeterRegistry> meters) {
+        return new ControlChannelEndpoint(ops, meters.getIfAvailable());
+    }
+
+    /** {@value ControlChannelEndpoint#PATH}, before the annotated routes. */
+    @Bean
+    @org.springframework.boot.autoconfigure.condition.ConditionalOnBean(ChannelOps.class)
+    org.springframework.web.reactive.HandlerMapping controlChannelMapping(ControlChannelEndpoint channel) {
+        var mapping = new org.springframework.web.reactive.handler.SimpleUrlHandlerMapping(
+                java.util.Map.of(ControlChannelEndpoint.PATH, channel));
+        mapping.setOrder(-1);
+        return mapping;
+    }
+
     /**
-     * A worker's control channel on {@value ControlChannelEndpoint#PATH} (only a service with a
-     * {@link ChannelOps} bean serves one), before the annotated routes.
+     * Closes the open control channels when the service stops: after the worker's membership has
+     * deregistered and drained its work (that lifecycle's phase is the default, higher, so it stops
+     * first), before the web server's graceful shutdown, which would otherwise wait for them.
      */
     @Bean
     @org.springframework.boot.autoconfigure.condition.ConditionalOnBean(ChannelOps.class)
-    org.springframework.web.reactive.HandlerMapping controlChannelMapping(
-            ChannelOps ops, ObjectProvider<io.micrometer.core.instrument.MeterRegistry> meters) {
-        var mapping = new org.springframework.web.reactive.handler.SimpleUrlHandlerMapping(java.util.Map.of(
-                ControlChannelEndpoint.PATH, new ControlChannelEndpoint(ops, meters.getIfAvailable())));
-        mapping.setOrder(-1);
-        return mapping;
+    org.springframework.context.SmartLifecycle controlChannelsClosing(ControlChannelEndpoint channel) {
+        return new org.springframework.context.SmartLifecycle() {
+            private volatile boolean running;
+
+            @Override
+            public void start() {
+                running = true;
+            }
+
+            @Override
+            public void stop() {
+                running = false;
+                channel.closeAll(java.time.Duration.ofSeconds(2));
+            }
+
+            @Override
+            public boolean isRunning() {
+                return running;
+            }
+
+            @Override
+            public int getPhase() {
+                return DEFAULT_PHASE - 1;
+            }
+        };
     }
 
     /** WebSocket upgrades that take a whole control frame (a prefill task can be megabytes). */

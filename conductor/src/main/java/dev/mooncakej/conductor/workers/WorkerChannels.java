@@ -40,10 +40,23 @@ final class WorkerChannels implements AutoCloseable {
     /** Workers that answered the upgrade as a plain HTTP server (no channel there), until when (nanoTime). */
     private final Map<String, Long> httpOnly = new ConcurrentHashMap<>();
 
+    /** How long opening a channel may take. */
+    static final java.time.Duration HANDSHAKE_TIMEOUT = java.time.Duration.ofSeconds(10);
+
     /** How long a worker without a channel is called over HTTP before the conductor asks again. */
     static final long RECHECK_NANOS = 60_000_000_000L;
 
+    private final java.time.Duration handshakeTimeout;
+
     WorkerChannels(reactor.netty.http.client.HttpClient http, ClusterCredential credential) {
+        this(http, credential, HANDSHAKE_TIMEOUT);
+    }
+
+    WorkerChannels(
+            reactor.netty.http.client.HttpClient http,
+            ClusterCredential credential,
+            java.time.Duration handshakeTimeout) {
+        this.handshakeTimeout = handshakeTimeout;
         this.client = new ReactorNettyWebSocketClient(
                 http,
                 () -> reactor.netty.http.client.WebsocketClientSpec.builder()
@@ -119,6 +132,15 @@ final class WorkerChannels implements AutoCloseable {
             headers.set(ClusterCredential.HEADER, credential);
             URI uri = URI.create(url.replaceFirst("^http", "ws") + "/internal/channel");
             this.connection = client.execute(uri, headers, this::run).subscribe(v -> {}, e -> end(e), () -> end(null));
+            // a worker that takes the connection but never answers the upgrade (stopped, overloaded) must
+            // not hold every later call: they fail after this and the next one tries again
+            Mono.delay(handshakeTimeout).subscribe(t -> {
+                if (session == null && !ended) {
+                    connection.dispose();
+                    end(new java.util.concurrent.TimeoutException(
+                            "no answer to the upgrade in " + handshakeTimeout.toMillis() + " ms"));
+                }
+            });
         }
 
         private Mono<Void> run(WebSocketSession s) {

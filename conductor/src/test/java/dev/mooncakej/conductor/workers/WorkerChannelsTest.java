@@ -1,0 +1,205 @@
+package dev.mooncakej.conductor.workers;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import dev.mooncakej.kvcache.wire.ClusterCredential;
+import dev.mooncakej.kvcache.wire.ControlFrame;
+import dev.mooncakej.kvcache.wire.WorkerMessages.WorkerError;
+import io.netty.buffer.ByteBuf;
+import io.netty.buffer.Unpooled;
+import io.netty.handler.codec.http.websocketx.BinaryWebSocketFrame;
+import io.netty.handler.codec.http.websocketx.WebSocketFrame;
+import java.io.IOException;
+import java.net.ServerSocket;
+import java.nio.ByteBuffer;
+import java.time.Duration;
+import java.util.List;
+import java.util.Queue;
+import java.util.concurrent.ConcurrentLinkedQueue;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.function.Function;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Test;
+import reactor.core.publisher.Flux;
+import reactor.core.publisher.Mono;
+import reactor.netty.DisposableServer;
+import reactor.netty.http.server.HttpServer;
+
+/**
+ * The conductor's end of the control channel against a stand-in worker: a real Reactor Netty
+ * WebSocket server on loopback speaking {@link ControlFrame}s, whose behaviour each test sets
+ * (answers out of order, streams, closes the connection, never answers the upgrade, is a plain HTTP
+ * server). What a real worker answers is in EdgeSystemTest; here the failures a real worker rarely
+ * shows on demand.
+ */
+class WorkerChannelsTest {
+    private static final ClusterCredential CREDENTIAL = ClusterCredential.of("worker-channels-test-secret");
+    private final Queue<ControlFrame> received = new ConcurrentLinkedQueue<>();
+    private final Queue<String> credentials = new ConcurrentLinkedQueue<>();
+    private final AtomicInteger connections = new AtomicInteger();
+    private DisposableServer server;
+    private WorkerChannels channels;
+
+    @AfterEach
+    void down() {
+        if (channels != null) channels.close();
+        if (server != null) server.disposeNow();
+    }
+
+    private static ControlFrame frame(WebSocketFrame f) {
+        ByteBuf b = f.content();
+        byte[] bytes = new byte[b.readableBytes()];
+        b.readBytes(bytes);
+        return ControlFrame.decode(ByteBuffer.wrap(bytes));
+    }
+
+    /** A worker that answers each frame it receives with what {@code answer} gives (a close when that errors). */
+    private String worker(Function<ControlFrame, Flux<ControlFrame>> answer) {
+        server = HttpServer.create()
+                .host("127.0.0.1")
+                .port(0)
+                .route(r -> r.ws("/internal/channel", (in, out) -> {
+                    connections.incrementAndGet();
+                    credentials.add(String.valueOf(in.headers().get(ClusterCredential.HEADER)));
+                    return out.sendObject(in.aggregateFrames(ControlFrame.MAX_BYTES)
+                            .receiveFrames()
+                            .map(WorkerChannelsTest::frame)
+                            .doOnNext(received::add)
+                            .flatMap(answer)
+                            .map(f -> new BinaryWebSocketFrame(Unpooled.wrappedBuffer(f.encode()))));
+                }))
+                .bindNow();
+        channels =
+                new WorkerChannels(reactor.netty.http.client.HttpClient.create(), CREDENTIAL, Duration.ofMillis(500));
+        return "http://127.0.0.1:" + server.port();
+    }
+
+    /** What a call failed with (block() would wrap a checked exception). */
+    private static Throwable failure(Mono<String> call) {
+        return call.map(ok -> (Throwable) new AssertionError("answered " + ok))
+                .onErrorResume(Mono::just)
+                .block(Duration.ofSeconds(5));
+    }
+
+    @Test
+    void callsShareOneConnectionCarryTheCredentialAndGetTheirOwnAnswers() {
+        String url = worker(f -> f.kind() != ControlFrame.CALL
+                ? Flux.empty()
+                : Mono.delay(Duration.ofMillis(f.requestId().equals("slow") ? 300 : 0))
+                        .thenReturn(ControlFrame.reply(f.call(), "{\"answer\":\"" + f.requestId() + "\"}"))
+                        .flux());
+        Mono<String> slow = channels.call(url, ControlFrame.RESERVE, "slow", "{}");
+        Mono<String> fast = channels.call(url, ControlFrame.RESERVE, "fast", "{}");
+        List<String> answers = Flux.merge(slow, fast).collectList().block(Duration.ofSeconds(5));
+        assertThat(answers).containsExactly("{\"answer\":\"fast\"}", "{\"answer\":\"slow\"}");
+        assertThat(connections).hasValue(1);
+        assertThat(credentials).containsExactly(CREDENTIAL.value());
+        assertThat(channels.open()).isEqualTo(1);
+    }
+
+    @Test
+    void anErrorFrameIsTheWorkersErrorWithItsStatus() {
+        String url = worker(f -> Flux.just(ControlFrame.error(f.call(), 429, new WorkerError("kv_full", "no room"))));
+        assertThat(failure(channels.call(url, ControlFrame.RESERVE, "r", "{}")))
+                .isInstanceOfSatisfying(WorkerClient.WorkerException.class, e -> {
+                    assertThat(e.status()).isEqualTo(429);
+                    assertThat(e.code()).isEqualTo("kv_full");
+                    assertThat(e.workerMessage()).isEqualTo("no room");
+                });
+    }
+
+    @Test
+    void aStreamEndsAtItsEndFrameAndACancelledOneSendsACancelFrame() {
+        String url = worker(f -> f.kind() != ControlFrame.CALL
+                ? Flux.empty()
+                : f.requestId().equals("short")
+                        ? Flux.just(
+                                ControlFrame.item(f.call(), "1"),
+                                ControlFrame.item(f.call(), "2"),
+                                ControlFrame.end(f.call()))
+                        : Flux.interval(Duration.ofMillis(20))
+                                .map(i -> ControlFrame.item(f.call(), String.valueOf(i)))
+                                .takeUntil(x -> received.stream()
+                                        .anyMatch(r -> r.kind() == ControlFrame.CANCEL && r.call() == f.call())));
+        assertThat(channels.stream(url, ControlFrame.DECODE, "short", "{}")
+                        .collectList()
+                        .block(Duration.ofSeconds(5)))
+                .containsExactly("1", "2");
+        assertThat(channels.stream(url, ControlFrame.DECODE, "endless", "{}")
+                        .take(3)
+                        .collectList()
+                        .block(Duration.ofSeconds(5)))
+                .containsExactly("0", "1", "2");
+        long deadline = System.nanoTime() + 5_000_000_000L;
+        while (received.stream().noneMatch(r -> r.kind() == ControlFrame.CANCEL) && System.nanoTime() < deadline)
+            Thread.onSpinWait();
+        assertThat(received).anyMatch(r -> r.kind() == ControlFrame.CANCEL && r.call() == 2);
+    }
+
+    @Test
+    void aChannelThatBreaksFailsItsCallsWithAnIoExceptionAndTheNextCallOpensANewOne() {
+        AtomicInteger calls = new AtomicInteger();
+        String url = worker(f -> calls.incrementAndGet() == 1
+                ? Flux.error(new IllegalStateException("the worker drops the connection"))
+                : Flux.just(ControlFrame.reply(f.call(), "{}")));
+        assertThat(failure(channels.call(url, ControlFrame.PREFILL, "a", "{}")))
+                .isInstanceOf(IOException.class)
+                .hasMessageContaining("control channel to " + url);
+        assertThat(channels.call(url, ControlFrame.PREFILL, "b", "{}").block(Duration.ofSeconds(5)))
+                .isEqualTo("{}");
+        assertThat(connections).hasValue(2);
+    }
+
+    @Test
+    void aWorkerThatNeverAnswersTheUpgradeFailsTheCallAfterTheHandshakeTimeout() throws Exception {
+        channels =
+                new WorkerChannels(reactor.netty.http.client.HttpClient.create(), CREDENTIAL, Duration.ofMillis(300));
+        try (ServerSocket silent = new ServerSocket(0, 5, java.net.InetAddress.getLoopbackAddress())) {
+            String url = "http://127.0.0.1:" + silent.getLocalPort();
+            long t0 = System.nanoTime();
+            assertThat(failure(channels.call(url, ControlFrame.RESERVE, "r", "{}")))
+                    .isInstanceOf(IOException.class)
+                    .hasMessageContaining("no answer to the upgrade in 300 ms");
+            assertThat(Duration.ofNanos(System.nanoTime() - t0)).isLessThan(Duration.ofSeconds(4));
+        }
+    }
+
+    @Test
+    void aPlainHttpServerHasNoChannelButARefusedCredentialIsAFailure() {
+        server = HttpServer.create()
+                .host("127.0.0.1")
+                .port(0)
+                .route(r -> r.get(
+                        "/internal/channel",
+                        (req, res) -> res.status(req.requestHeaders().contains(ClusterCredential.HEADER) ? 404 : 401)
+                                .send()))
+                .bindNow();
+        channels = new WorkerChannels(reactor.netty.http.client.HttpClient.create(), CREDENTIAL);
+        String url = "http://127.0.0.1:" + server.port();
+        assertThat(channels.httpOnly(url)).isFalse();
+        assertThat(failure(channels.call(url, ControlFrame.RESERVE, "r", "{}")))
+                .isInstanceOf(WorkerChannels.NoChannel.class);
+        assertThat(channels.httpOnly(url)).as("calls go over HTTP for a while").isTrue();
+
+        WorkerChannels wrongSecret = new WorkerChannels(
+                reactor.netty.http.client.HttpClient.create(), ClusterCredential.of("another-cluster-secret"));
+        DisposableServer refusing = HttpServer.create()
+                .host("127.0.0.1")
+                .port(0)
+                .route(r ->
+                        r.get("/internal/channel", (req, res) -> res.status(401).send()))
+                .bindNow();
+        try {
+            String other = "http://127.0.0.1:" + refusing.port();
+            assertThat(failure(wrongSecret.call(other, ControlFrame.RESERVE, "r", "{}")))
+                    .isInstanceOf(IOException.class)
+                    .isNotInstanceOf(WorkerChannels.NoChannel.class);
+            assertThat(wrongSecret.httpOnly(other))
+                    .as("a 401 is no reason to fall back")
+                    .isFalse();
+        } finally {
+            wrongSecret.close();
+            refusing.disposeNow();
+        }
+    }
+}
