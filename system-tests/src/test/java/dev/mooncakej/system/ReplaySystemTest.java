@@ -135,6 +135,7 @@ class ReplaySystemTest {
                             .asLong())
                     .as("the capacity the worker reports, not the configured guess: " + est)
                     .isEqualTo(capacity);
+            System.out.println("TTFT prediction error after the run: " + est.path("ttft_error"));
             assertThat(est.path("ttft_error").path("p50").asDouble())
                     .as("TTFT prediction error after the run: " + est)
                     .isLessThan(TTFT_ERROR_BOUND);

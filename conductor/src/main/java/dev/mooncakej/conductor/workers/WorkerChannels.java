@@ -22,9 +22,10 @@ import reactor.core.publisher.Mono;
 import reactor.core.publisher.Sinks;
 
 /**
- * The conductor's end of the control channels ({@link ControlFrame}): one WebSocket per worker, opened
- * on first use with the cluster credential (wss when the cluster runs TLS), kept open, and shared by
- * every call to that worker, so a call costs one frame each way instead of an HTTP exchange. A
+ * The conductor's end of the control channels ({@link ControlFrame}): {@value #LANES} WebSockets per
+ * worker, each opened on first use with the cluster credential (wss when the cluster runs TLS), kept
+ * open, and shared by the calls to that worker in turn, so a call costs one frame each way instead of
+ * an HTTP exchange. A
  * channel that closes or breaks fails every call still on it with an {@link IOException} (what a
  * broken HTTP connection gives, so the same retries and breakers apply); the next call opens a new
  * one. Cancelling a call sends a cancel frame (the worker stops that decode as if its HTTP caller had
@@ -36,6 +37,11 @@ final class WorkerChannels implements AutoCloseable {
     private final ReactorNettyWebSocketClient client;
     private final String credential;
     private final Map<String, Channel> byUrl = new ConcurrentHashMap<>();
+
+    /** Connections per worker. */
+    static final int LANES = 4;
+
+    private final java.util.concurrent.atomic.AtomicInteger lanes = new java.util.concurrent.atomic.AtomicInteger();
 
     /** Workers that answered the upgrade as a plain HTTP server (no channel there), until when (nanoTime). */
     private final Map<String, Long> httpOnly = new ConcurrentHashMap<>();
@@ -103,7 +109,10 @@ final class WorkerChannels implements AutoCloseable {
     private Flux<ControlFrame> exchange(String url, int op, String requestId, String json) {
         String rid = requestId == null ? "" : requestId.length() > 128 ? requestId.substring(0, 128) : requestId;
         return Flux.defer(() -> {
-            Channel ch = byUrl.compute(url, (u, c) -> c == null || c.ended ? new Channel(u) : c);
+            // calls spread over a few connections (each on its own event loop at both ends), so one
+            // connection's frames (every token of every stream to that worker) do not queue the rest
+            String lane = url + "#" + Math.floorMod(lanes.getAndIncrement(), LANES);
+            Channel ch = byUrl.compute(lane, (k, c) -> c == null || c.ended ? new Channel(url, k) : c);
             return ch.ready.asMono().thenMany(Flux.defer(() -> ch.call(op, rid, json)));
         });
     }
@@ -116,7 +125,7 @@ final class WorkerChannels implements AutoCloseable {
 
     /** One worker's channel: its session, the calls waiting on it and the frames to send. */
     private final class Channel {
-        final String url;
+        final String url, key;
         final Sinks.Empty<Void> ready = Sinks.empty();
         final Sinks.Many<ControlFrame> outbound = Sinks.many().unicast().onBackpressureBuffer();
         final Map<Long, Sinks.Many<ControlFrame>> pending = new ConcurrentHashMap<>();
@@ -126,8 +135,9 @@ final class WorkerChannels implements AutoCloseable {
         volatile boolean ended;
         volatile Throwable why;
 
-        Channel(String url) {
+        Channel(String url, String key) {
             this.url = url;
+            this.key = key;
             HttpHeaders headers = new HttpHeaders();
             headers.set(ClusterCredential.HEADER, credential);
             URI uri = URI.create(url.replaceFirst("^http", "ws") + "/internal/channel");
@@ -213,7 +223,7 @@ final class WorkerChannels implements AutoCloseable {
                 ready.tryEmitError(none);
                 pending.values().forEach(p -> p.tryEmitError(none));
                 pending.clear();
-                byUrl.remove(url, this);
+                byUrl.remove(key, this);
                 return;
             }
             if (e != null) LOG.warn("control channel to {} failed: {}", url, e.toString());
@@ -221,7 +231,7 @@ final class WorkerChannels implements AutoCloseable {
             ready.tryEmitError(broken());
             pending.values().forEach(s -> s.tryEmitError(broken()));
             pending.clear();
-            byUrl.remove(url, this);
+            byUrl.remove(key, this);
         }
 
         /**
