@@ -23,9 +23,9 @@ import reactor.core.publisher.Sinks;
 
 /**
  * The conductor's end of the control channels ({@link ControlFrame}): {@value #LANES} WebSockets per
- * worker, each opened on first use with the cluster credential (wss when the cluster runs TLS), kept
- * open, and shared by the calls to that worker in turn, so a call costs one frame each way instead of
- * an HTTP exchange. A
+ * worker, each opened on first use with the cluster credential (wss when the cluster runs TLS) and
+ * kept open: one for the single-answer calls (reserve, prefill, release), the others shared in turn by
+ * decode streams. A call costs one frame each way instead of an HTTP exchange. A
  * channel that closes or breaks fails every call still on it with an {@link IOException} (what a
  * broken HTTP connection gives, so the same retries and breakers apply); the next call opens a new
  * one. Cancelling a call sends a cancel frame (the worker stops that decode as if its HTTP caller had
@@ -111,7 +111,10 @@ final class WorkerChannels implements AutoCloseable {
         return Flux.defer(() -> {
             // calls spread over a few connections (each on its own event loop at both ends), so one
             // connection's frames (every token of every stream to that worker) do not queue the rest
-            String lane = url + "#" + Math.floorMod(lanes.getAndIncrement(), LANES);
+            // single-answer calls (reserve, prefill, release) have a connection of their own, so an answer
+            // that the scheduler waits for never queues behind token frames; streams share the others
+            int n = op == ControlFrame.DECODE ? 1 + Math.floorMod(lanes.getAndIncrement(), LANES - 1) : 0;
+            String lane = url + "#" + n;
             Channel ch = byUrl.compute(lane, (k, c) -> c == null || c.ended ? new Channel(url, k) : c);
             return ch.ready.asMono().thenMany(Flux.defer(() -> ch.call(op, rid, json)));
         });

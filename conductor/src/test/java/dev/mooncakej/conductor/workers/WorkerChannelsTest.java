@@ -82,7 +82,7 @@ class WorkerChannelsTest {
     }
 
     @Test
-    void callsShareAFewConnectionsCarryTheCredentialAndGetTheirOwnAnswers() {
+    void callsAndStreamsShareAFewConnectionsCarryTheCredentialAndGetTheirOwnAnswers() {
         String url = worker(f -> f.kind() != ControlFrame.CALL
                 ? Flux.empty()
                 : Mono.delay(Duration.ofMillis(f.requestId().equals("slow") ? 300 : 0))
@@ -99,6 +99,13 @@ class WorkerChannelsTest {
                 .block(Duration.ofSeconds(5));
         assertThat(many).hasSize(40);
         for (int i = 0; i < 40; i++) assertThat(many).contains("{\"answer\":\"c" + i + "\"}");
+        assertThat(connections).as("single-answer calls share one connection").hasValue(1);
+        // streams go over the other connections, in turn
+        for (int i = 0; i < 2 * (WorkerChannels.LANES - 1); i++)
+            channels.stream(url, ControlFrame.DECODE, "s" + i, "{}")
+                    .take(1)
+                    .onErrorResume(e -> Flux.empty())
+                    .blockLast(Duration.ofSeconds(5));
         assertThat(connections).hasValue(WorkerChannels.LANES);
         assertThat(credentials).hasSize(WorkerChannels.LANES).containsOnly(CREDENTIAL.value());
         assertThat(channels.open()).isEqualTo(WorkerChannels.LANES);
