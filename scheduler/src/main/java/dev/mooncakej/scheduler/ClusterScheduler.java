@@ -463,6 +463,21 @@ public final class ClusterScheduler {
     }
 
     /**
+     * A request queued on its prefill instance never reached it (its decode reservation was refused or
+     * its client left first): it leaves the instance's FIFO, and the time it was expected to take
+     * leaves the queue estimate, which would otherwise keep it until the instance next ran dry. The
+     * blocks cached at the choice stay (whether the instance held them before is not known).
+     */
+    public void onPrefillAbandoned(Decision dec, double now) {
+        PrefillInstance pi = prefill[dec.prefill()];
+        if (pi == null) return;
+        pi.queued--;
+        pi.busyUntil = pi.queued <= 0
+                ? Math.min(pi.busyUntil, now)
+                : Math.max(now, pi.busyUntil - dec.transferSeconds() - dec.prefillSeconds());
+    }
+
+    /**
      * The queue estimate corrected by what happened: a prefill predicted to end at {@code
      * predictedEnd} ended at {@code now}, so the instance's FIFO (every request behind it) runs that
      * much later or earlier; an instance with nothing queued is free now.

@@ -209,6 +209,19 @@ public final class LiveScheduler {
     }
 
     /**
+     * The request never reached its prefill worker (no decode worker could reserve its KV, or its
+     * client left while one was reserving): it leaves the prefill instance's queue, with the time it
+     * was expected to take there, and its decode instance's expected load. Nothing is learnt from it.
+     */
+    public synchronized void prefillNotStarted(Choice c) {
+        double now = clock.getAsDouble();
+        if (scheduler.prefill(c.decision().prefill()) == c.prefillInstance())
+            scheduler.onPrefillAbandoned(c.decision(), now);
+        if (scheduler.decode(c.decision().decode()) == c.decodeInstance())
+            scheduler.onLeftPrefill(c.decision(), c.scheduledAt(), 0, c.kvTokens(), false, now);
+    }
+
+    /**
      * A decode worker's steps since its last report: {@code count} steps took {@code seconds} in all,
      * over {@code batchSum} sequences and {@code contextSum} context tokens (summed per step). The
      * mean step is one sample of the TBT model.

@@ -102,4 +102,26 @@ class LiveSchedulerTest {
                 .isFalse();
         assertThat(second.decision().rejectReason()).isEqualTo(Decision.DECODE_LOAD);
     }
+
+    @Test
+    void aRequestThatNeverReachedItsPrefillWorkerLeavesThatWorkersQueueEstimate() {
+        LiveScheduler s = scheduler();
+        s.setWorkers(List.of(w("p")), List.of(w("d")));
+        var running = s.choose(new long[0], 1000, 1100); // 0.01 + 1e-4 * 1000 = 0.11 s on the guess
+        var refused = s.choose(new long[0], 2000, 2100); // queued behind it: 0.21 s
+        assertThat(refused.decision().queueSeconds()).isCloseTo(0.11, org.assertj.core.data.Offset.offset(1e-9));
+        now.set(0.05);
+        s.prefillNotStarted(refused); // no decode worker could reserve its KV: 429, the prefill never ran
+        var next = s.choose(new long[0], 1000, 1100);
+        assertThat(next.decision().queueSeconds())
+                .as("only the running request's remaining 0.06 s, not the refused one's 0.21 s as well")
+                .isCloseTo(0.06, org.assertj.core.data.Offset.offset(1e-9));
+        s.prefillEnded(running, 1000, 0, 0.11, true);
+        s.prefillNotStarted(next); // its client left while reserving: the instance has nothing queued now
+        assertThat(s.core().prefill(0).queued()).isZero();
+        assertThat(s.core().prefill(0).queueSeconds(0.05)).isZero();
+        assertThat(s.core().decode(0).incoming())
+                .as("none of them is expected at the decode instance")
+                .isZero();
+    }
 }

@@ -127,9 +127,11 @@ public class RequestPath {
                     props.retryAfterSeconds()));
         }
         long scheduledAt = System.nanoTime();
-        AtomicBoolean prefillAccounted = new AtomicBoolean();
-        Runnable prefillFailed = () -> {
-            if (prefillAccounted.compareAndSet(false, true)) scheduler.prefillEnded(choice, tokens.length, 0, 0, false);
+        AtomicBoolean prefillAccounted = new AtomicBoolean(), prefillCalled = new AtomicBoolean();
+        Runnable prefillFailed = () -> { // one that never reached its prefill worker leaves that queue's estimate
+            if (!prefillAccounted.compareAndSet(false, true)) return;
+            if (prefillCalled.get()) scheduler.prefillEnded(choice, tokens.length, 0, 0, false);
+            else scheduler.prefillNotStarted(choice);
         };
         java.util.concurrent.atomic.AtomicReference<WorkerEndpoint> asked =
                 new java.util.concurrent.atomic.AtomicReference<>();
@@ -146,6 +148,7 @@ public class RequestPath {
                     long reservedAt = System.nanoTime();
                     WorkerEndpoint decode = res.endpoint();
                     WorkerEndpoint prefill = choice.prefill();
+                    prefillCalled.set(true);
                     prefill.started();
                     Decision d = choice.decision();
                     int poolPrefix = d.fetchFrom() >= 0 ? d.prefixBlocks() : 0; // Algorithm 1's fetch branch
