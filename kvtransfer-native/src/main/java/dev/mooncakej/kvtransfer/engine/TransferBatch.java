@@ -3,6 +3,7 @@ package dev.mooncakej.kvtransfer.engine;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicIntegerArray;
+import java.util.concurrent.atomic.AtomicLongArray;
 
 /**
  * A submitted batch: a future that completes when every request has a final status, and the statuses.
@@ -25,7 +26,7 @@ public final class TransferBatch {
     private final AtomicIntegerArray status;
     private final AtomicIntegerArray slicesLeft;
     private final String[] reason;
-    private final long[] bytes;
+    private final AtomicLongArray bytes;
     private final AtomicInteger open;
     private final CompletableFuture<TransferBatch> done = new CompletableFuture<>();
     volatile long deadlineNanos;
@@ -34,7 +35,7 @@ public final class TransferBatch {
         status = new AtomicIntegerArray(n);
         slicesLeft = new AtomicIntegerArray(n);
         reason = new String[n];
-        bytes = new long[n];
+        bytes = new AtomicLongArray(n);
         open = new AtomicInteger(n);
         if (n == 0) done.complete(this);
     }
@@ -51,8 +52,8 @@ public final class TransferBatch {
         return reason[i];
     }
     /** Bytes of request i moved so far. */
-    public synchronized long transferredBytes(int i) {
-        return bytes[i];
+    public long transferredBytes(int i) {
+        return bytes.get(i);
     }
 
     public CompletableFuture<TransferBatch> done() {
@@ -78,9 +79,7 @@ public final class TransferBatch {
 
     /** One slice of request i finished well; completes the request when it was the last. */
     void sliceDone(int i, long n) {
-        synchronized (this) {
-            bytes[i] += n;
-        }
+        bytes.addAndGet(i, n);
         if (slicesLeft.decrementAndGet(i) == 0) finish(i, Status.COMPLETED, null);
     }
 

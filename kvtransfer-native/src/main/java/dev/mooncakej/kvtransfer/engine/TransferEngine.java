@@ -385,7 +385,8 @@ public final class TransferEngine implements AutoCloseable {
     private final class Completion implements Transport.Completion {
         @Override
         public void done(Slice s) {
-            s.peer.consecutiveErrors.set(0);
+            if (s.peer.consecutiveErrors.get() != 0)
+                s.peer.consecutiveErrors.set(0); // no store per slice on the shared line
             s.batch.sliceDone(s.request, s.length());
         }
 
