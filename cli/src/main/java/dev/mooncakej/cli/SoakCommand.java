@@ -110,6 +110,20 @@ final class SoakCommand implements Runnable {
             }
             for (Thread t : ts) t.join(TimeUnit.SECONDS.toMillis(120));
             System.err.println();
+            List<String> stuck = new ArrayList<>(inFlight.values()); // still waiting after 120 s
+            for (String what : stuck) {
+                unclean.add("a request had not ended 120 s after the run: " + what);
+                String id = what.substring(0, what.indexOf(' '));
+                System.err.println("soak: the services' log lines of " + id + ":");
+                try (var logs = java.nio.file.Files.newDirectoryStream(
+                        Machine.projectRoot().resolve(".cache/logs"), "*.log")) {
+                    for (Path log : logs)
+                        try (var lines = java.nio.file.Files.lines(log)) {
+                            lines.filter(l -> l.contains(id))
+                                    .forEach(l -> System.err.println("  " + log.getFileName() + ": " + l));
+                        }
+                }
+            }
             Thread.sleep(1500); // pooled blocks are released, reports land
             Map<String, Object> out = new LinkedHashMap<>();
             out.put("command", "./mooncakej soak --seconds " + runMillis / 1000 + " --clients " + clients);
@@ -205,6 +219,9 @@ final class SoakCommand implements Runnable {
     }
 
     /** One client: a mix of whole and streamed completions, some streams hung up after two chunks. */
+    /** The requests each client is waiting on: its id and how far it got (what a hung one reports). */
+    private final Map<Thread, String> inFlight = new ConcurrentHashMap<>();
+
     private void client(String base, SplittableRandom rnd, long until, AtomicLong sent) {
         while (System.nanoTime() < until) {
             int kind = rnd.nextInt(10);
@@ -218,11 +235,14 @@ final class SoakCommand implements Runnable {
                     hangUp ? 1000 : rnd.nextInt(2, 40),
                     "stream",
                     stream));
-            sent.incrementAndGet();
+            String id = "soak-" + sent.incrementAndGet();
+            String what = id + " (stream " + stream + (hangUp ? ", hang-up" : "") + ")";
+            inFlight.put(Thread.currentThread(), what + ": no response yet");
             try {
                 HttpRequest req = HttpRequest.newBuilder(URI.create(base + "/v1/completions"))
                         .timeout(Duration.ofSeconds(120))
                         .header("Content-Type", "application/json")
+                        .header("X-Request-Id", id)
                         .POST(HttpRequest.BodyPublishers.ofString(body))
                         .build();
                 if (!stream) {
@@ -235,13 +255,18 @@ final class SoakCommand implements Runnable {
                     classify(r.statusCode(), new String(r.body().readAllBytes(), StandardCharsets.UTF_8), false, false);
                     continue;
                 }
-                int chunks = 0;
+                inFlight.put(Thread.currentThread(), what + ": status 200, no event yet");
+                int chunks = 0, events = 0;
                 boolean done = false, error = false;
                 try (BufferedReader in = new BufferedReader(new InputStreamReader(r.body(), StandardCharsets.UTF_8))) {
                     String line;
                     while ((line = in.readLine()) != null) {
                         if (!line.startsWith("data:")) continue;
                         String data = line.substring(5).trim();
+                        inFlight.put(
+                                Thread.currentThread(),
+                                what + ": status 200, " + ++events + " events, last "
+                                        + data.substring(0, Math.min(80, data.length())));
                         if (data.equals("[DONE]")) done = true;
                         else if (data.contains("\"error\"")) error = true;
                         else if (++chunks == 2 && hangUp) break; // the client goes away
@@ -251,9 +276,11 @@ final class SoakCommand implements Runnable {
                 else classify(200, "", error, !done);
             } catch (Exception e) {
                 count("error");
-                unclean.add("a request (stream " + stream + ") ended with "
+                unclean.add("a request " + what + " ended with "
                         + e.getClass().getSimpleName() + ": " + e.getMessage()
                         + (e.getCause() == null ? "" : " caused by " + e.getCause()));
+            } finally {
+                inFlight.remove(Thread.currentThread());
             }
         }
     }

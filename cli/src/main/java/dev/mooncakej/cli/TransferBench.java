@@ -74,6 +74,12 @@ final class TransferBench implements Runnable {
     int threads;
 
     @Option(
+            names = "--copy-threads",
+            defaultValue = "2",
+            description = "the engine's shm copy threads (the submitting thread counts as one)")
+    int copyThreads;
+
+    @Option(
             names = "--latency-request",
             defaultValue = "128KiB",
             converter = Size.class,
@@ -132,8 +138,8 @@ final class TransferBench implements Runnable {
             throw new IllegalArgumentException("--transport " + transport + ": expected tcp or shm");
         if (request < 1 || request > total)
             throw new IllegalArgumentException("--request " + request + ": expected 1..--total");
-        if (concurrency < 1 || threads < 1)
-            throw new IllegalArgumentException("--concurrency and --threads must be >= 1");
+        if (concurrency < 1 || threads < 1 || copyThreads < 1)
+            throw new IllegalArgumentException("--concurrency, --threads and --copy-threads must be >= 1");
         if (batch < 1 || batch > 1024) throw new IllegalArgumentException("--batch " + batch + ": expected 1..1024");
         Map<String, Object> out = new LinkedHashMap<>();
         out.put("machine", Machine.describe());
@@ -144,6 +150,7 @@ final class TransferBench implements Runnable {
         out.put("concurrency", concurrency);
         out.put("requests_per_batch", batch);
         out.put("threads", threads);
+        out.put("copy_threads", copyThreads);
         out.put("connections", connections);
         out.put("buffer_bytes", buffer);
         out.put("warmup_bytes", warmup == null ? total : warmup);
@@ -191,7 +198,7 @@ final class TransferBench implements Runnable {
         TransferConfig cfg = TransferConfig.defaults("bench-secret-" + System.nanoTime(), Path.of("/dev/shm"))
                 .withTransports(List.of(transport))
                 .withSlicing((int) slice, Math.min(16 * 1024, (int) slice))
-                .withCopyThreads(2)
+                .withCopyThreads(copyThreads)
                 .withConnections(connections, Math.max(connections, 256));
         SegmentMetadata md = new SegmentMetadata.Embedded();
         String tag = Long.toString(ProcessHandle.current().pid());
