@@ -218,10 +218,10 @@ final class SoakCommand implements Runnable {
         }
     }
 
-    /** One client: a mix of whole and streamed completions, some streams hung up after two chunks. */
     /** The requests each client is waiting on: its id and how far it got (what a hung one reports). */
     private final Map<Thread, String> inFlight = new ConcurrentHashMap<>();
 
+    /** One client: a mix of whole and streamed completions, some streams hung up after two chunks. */
     private void client(String base, SplittableRandom rnd, long until, AtomicLong sent) {
         while (System.nanoTime() < until) {
             int kind = rnd.nextInt(10);
