@@ -33,7 +33,9 @@ public record ConductorProperties(
         Integer apiKeyRequestsPerMinute,
         Long apiKeyTokensPerMinute,
         Long maxBodyBytes,
-        Boolean workerChannel) {
+        Boolean workerChannel,
+        Boolean apiKeyPublicMetrics,
+        List<String> modelAliases) {
 
     public ConductorProperties {
         if (model == null || model.isBlank())
@@ -89,6 +91,12 @@ public record ConductorProperties(
         apiKeysFile = apiKeysFile == null || apiKeysFile.isBlank() ? null : apiKeysFile;
         maxBodyBytes = maxBodyBytes == null ? 4L << 20 : maxBodyBytes;
         workerChannel = workerChannel == null || workerChannel;
+        apiKeyPublicMetrics = apiKeyPublicMetrics != null && apiKeyPublicMetrics;
+        modelAliases = modelAliases == null ? List.of() : List.copyOf(modelAliases);
+        for (String a : modelAliases)
+            if (a == null || !a.matches("[A-Za-z0-9._:/@+-]{1,128}"))
+                throw new IllegalArgumentException("mooncakej.conductor.model-aliases entry '" + a
+                        + "': expected 1-128 of [A-Za-z0-9._:/@+-] (another name clients may send as model)");
         if (maxBodyBytes < 1024 || maxBodyBytes > (15L << 20))
             throw new IllegalArgumentException("mooncakej.conductor.max-body-bytes=" + maxBodyBytes
                     + ": expected 1024..15728640 (the codec buffers at most 16 MiB)");

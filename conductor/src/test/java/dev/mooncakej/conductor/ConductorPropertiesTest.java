@@ -30,6 +30,8 @@ class ConductorPropertiesTest {
                 null,
                 null,
                 null,
+                null,
+                null,
                 null);
     }
 

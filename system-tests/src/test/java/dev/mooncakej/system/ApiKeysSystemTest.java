@@ -39,7 +39,7 @@ import tools.jackson.databind.json.JsonMapper;
 @Timeout(value = 5, unit = TimeUnit.MINUTES)
 class ApiKeysSystemTest {
     private static final JsonMapper JSON = JsonMapper.builder().build();
-    private static final HttpClient HTTP = HttpClient.newHttpClient();
+    private static final HttpClient HTTP = LeakCheckingClient.create();
     private static final String ALPHA = "sk-alpha-" + Long.toHexString(new Random().nextLong());
     private static final String BETA = "sk-beta-" + Long.toHexString(new Random().nextLong());
     private static LocalCluster cluster;
@@ -116,8 +116,22 @@ class ApiKeysSystemTest {
                 .timeout(Duration.ofSeconds(60))
                 .build();
         assertThatThrownBy(() -> bad.models().list()).isInstanceOf(UnauthorizedException.class);
-        assertThat(LocalCluster.get(cluster.url() + "/actuator/prometheus"))
-                .containsPattern("mooncakej_api_requests_total\\{[^}]*key=\"beta\"[^}]*outcome=\"admitted\"");
+        String publicPage = LocalCluster.get(cluster.url() + "/actuator/prometheus");
+        assertThat(publicPage)
+                .as("the public page has totals by outcome, no tenant")
+                .containsPattern("mooncakej_api_requests_total\\{[^}]*outcome=\"admitted\"")
+                .doesNotContain("key=\"beta\"")
+                .doesNotContain("key=\"alpha\"");
+        assertThat(LocalCluster.get(cluster.url() + "/internal/api-keys/metrics"))
+                .as("per-key meters on the credentialed plane")
+                .containsPattern("mooncakej_api_key_requests_total\\{[^}]*key=\"beta\"[^}]*outcome=\"admitted\"");
+        assertThat(HTTP.send(
+                                HttpRequest.newBuilder(java.net.URI.create(cluster.url() + "/internal/api-keys/metrics"))
+                                        .build(),
+                                HttpResponse.BodyHandlers.ofString())
+                        .statusCode())
+                .as("per-key meters without the credential")
+                .isEqualTo(401);
     }
 
     @Test

@@ -39,7 +39,7 @@ import tools.jackson.databind.json.JsonMapper;
 class ClusterSystemTest {
     private static final JsonMapper JSON = JsonMapper.builder().build();
     private static final HttpClient HTTP =
-            HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(3)).build();
+            LeakCheckingClient.wrap(HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(3)).build());
     private static final int TTL = 3;
     /**
      * docs/operations.md: a failover takes at most the lease TTL plus the rebuild (pulling every prefill worker's

@@ -54,7 +54,7 @@ class ComposeStackTest {
 
     @Test
     void theStackServesAndTheDashboardIsProvisioned() throws Exception {
-        HttpClient http = HttpClient.newHttpClient();
+        HttpClient http = LeakCheckingClient.create();
         String conductor =
                 "http://" + STACK.getServiceHost("conductor", 8000) + ":" + STACK.getServicePort("conductor", 8000);
         HttpResponse<String> models = http.send(

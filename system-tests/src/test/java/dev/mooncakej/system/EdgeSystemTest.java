@@ -38,7 +38,7 @@ import tools.jackson.databind.json.JsonMapper;
 class EdgeSystemTest {
     private static final JsonMapper JSON = JsonMapper.builder().build();
     private static final HttpClient HTTP =
-            HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(3)).build();
+            LeakCheckingClient.wrap(HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(3)).build());
     private static LocalCluster cluster;
     private static dev.mooncakej.engine.tokenizer.Tokenizer tokenizer;
 

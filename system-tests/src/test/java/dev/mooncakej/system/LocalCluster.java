@@ -153,7 +153,7 @@ final class LocalCluster implements AutoCloseable {
 
     /** POST a JSON body; returns the response. Internal routes get the cluster credential. */
     static HttpResponse<String> post(String url, String body) throws IOException, InterruptedException {
-        return HttpClient.newHttpClient()
+        return LeakCheckingClient.create()
                 .send(
                         request(url)
                                 .timeout(Duration.ofSeconds(180))
@@ -165,7 +165,7 @@ final class LocalCluster implements AutoCloseable {
 
     /** GET a URL; returns the body. */
     static String get(String url) throws IOException, InterruptedException {
-        HttpResponse<String> r = HttpClient.newHttpClient()
+        HttpResponse<String> r = LeakCheckingClient.create()
                 .send(request(url).timeout(Duration.ofSeconds(10)).build(), HttpResponse.BodyHandlers.ofString());
         return r.body();
     }

@@ -121,7 +121,7 @@ class ReplaySystemTest {
                     .as("the decode workers report their steps")
                     .isPositive();
             int port = Integer.parseInt(cluster.url().substring(cluster.url().lastIndexOf(':') + 1));
-            JsonNode status = JSON.readTree(java.net.http.HttpClient.newHttpClient()
+            JsonNode status = JSON.readTree(LeakCheckingClient.create()
                     .send(
                             LocalCluster.request("http://127.0.0.1:" + (port + 20) + "/internal/status")
                                     .build(),

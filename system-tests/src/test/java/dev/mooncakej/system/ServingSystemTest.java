@@ -57,7 +57,7 @@ class ServingSystemTest {
     private static OpenAIClient openai;
     private static LlamaEngine reference;
     private static final HttpClient HTTP =
-            HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(5)).build();
+            LeakCheckingClient.wrap(HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(5)).build());
 
     @BeforeAll
     static void up() throws Exception {

@@ -160,10 +160,10 @@ class TlsClusterSystemTest {
                         "--mooncakej." + role + ".kv-port=" + ClusterProcess.freePort(),
                         "--mooncakej." + role + ".kv-transports=shm,tcp"));
 
-            HttpClient https = HttpClient.newBuilder()
+            HttpClient https = LeakCheckingClient.wrap(HttpClient.newBuilder()
                     .sslContext(trusting(pki.resolve("ca.crt")))
                     .connectTimeout(Duration.ofSeconds(3))
-                    .build();
+                    .build());
             long until = System.nanoTime() + TimeUnit.SECONDS.toNanos(240);
             JsonNode info = leaderInfo(https, conductor.port);
             while (!(info.path("leader").asBoolean()
@@ -198,9 +198,9 @@ class TlsClusterSystemTest {
 
             // every service speaks TLS only: a plain http request gets no HTTP answer
             for (ClusterProcess p : all) {
-                HttpClient plain = HttpClient.newBuilder()
+                HttpClient plain = LeakCheckingClient.wrap(HttpClient.newBuilder()
                         .connectTimeout(Duration.ofSeconds(3))
-                        .build();
+                        .build());
                 var req = ClusterProcess.request("http://127.0.0.1:" + p.port + "/internal/status")
                         .timeout(Duration.ofSeconds(5))
                         .build();
@@ -214,9 +214,9 @@ class TlsClusterSystemTest {
                 assertThat(status).as(p.name + " over plain http").isNotEqualTo(200);
             }
             // a client that does not trust the cluster CA does not get through the handshake
-            HttpClient stranger = HttpClient.newBuilder()
+            HttpClient stranger = LeakCheckingClient.wrap(HttpClient.newBuilder()
                     .connectTimeout(Duration.ofSeconds(3))
-                    .build();
+                    .build());
             assertThatThrownBy(() -> stranger.send(
                             HttpRequest.newBuilder(URI.create("https://127.0.0.1:" + conductor.port + "/v1/models"))
                                     .build(),

@@ -27,9 +27,14 @@ public final class InternalPlaneFilter implements WebFilter, Ordered {
         this.credential = credential;
     }
 
-    /** Whether a path belongs to the internal plane. */
+    /**
+     * Whether a path belongs to the internal plane. Compared without regard to case, so a route that
+     * some day matches case-insensitively is still guarded; {@link CanonicalPathFilter} has already
+     * refused every path whose raw form differs from the one routing matches.
+     */
     public static boolean internal(String path) {
-        return path.startsWith("/internal/") || path.equals("/internal") || path.startsWith("/actuator/mappings");
+        String p = path.toLowerCase(java.util.Locale.ROOT);
+        return p.startsWith("/internal/") || p.equals("/internal") || p.startsWith("/actuator/mappings");
     }
 
     @Override
@@ -46,6 +51,6 @@ public final class InternalPlaneFilter implements WebFilter, Ordered {
 
     @Override
     public int getOrder() {
-        return Ordered.HIGHEST_PRECEDENCE;
+        return CanonicalPathFilter.ORDER + 1;
     }
 }

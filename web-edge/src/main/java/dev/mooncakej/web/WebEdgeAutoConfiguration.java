@@ -31,6 +31,11 @@ public class WebEdgeAutoConfiguration {
     }
 
     @Bean
+    CanonicalPathFilter canonicalPathFilter() {
+        return new CanonicalPathFilter();
+    }
+
+    @Bean
     InternalPlaneFilter internalPlaneFilter(ClusterCredential credential) {
         return new InternalPlaneFilter(credential);
     }
@@ -38,6 +43,32 @@ public class WebEdgeAutoConfiguration {
     @Bean
     NettyServerCustomizer keepAliveReads() {
         return KeepAliveReads::install;
+    }
+
+    /** {@code mooncakej.edge.*}: request and idle timeouts and the connection cap of this service's server. */
+    @Bean
+    ConnectionLimits connectionLimits(Environment env, ObjectProvider<io.micrometer.core.instrument.MeterRegistry> meters) {
+        ConnectionLimits.Settings d = ConnectionLimits.Settings.defaults();
+        var limits = new ConnectionLimits(new ConnectionLimits.Settings(
+                env.getProperty("mooncakej.edge.request-timeout", java.time.Duration.class, d.requestTimeout()),
+                env.getProperty("mooncakej.edge.idle-timeout", java.time.Duration.class, d.idleTimeout()),
+                env.getProperty("mooncakej.edge.max-connections", Integer.class, d.maxConnections())));
+        var registry = meters.getIfAvailable();
+        if (registry != null) {
+            io.micrometer.core.instrument.Gauge.builder("mooncakej.edge.connections.open", limits, ConnectionLimits::open)
+                    .description("HTTP connections open on this service")
+                    .register(registry);
+            io.micrometer.core.instrument.FunctionCounter.builder(
+                            "mooncakej.edge.connections.refused", limits, ConnectionLimits::refused)
+                    .description("connections closed on accept because mooncakej.edge.max-connections were open")
+                    .register(registry);
+        }
+        return limits;
+    }
+
+    @Bean
+    NettyServerCustomizer connectionLimitsCustomizer(ConnectionLimits limits) {
+        return limits::apply;
     }
 
     /** A worker's control channel (only a service with a {@link ChannelOps} bean serves one). */

@@ -28,8 +28,9 @@ public class AnswerTokens {
     /** As above, for one tenant's requests ({@code salt}: its block-key salt; null: the shared space). */
     public synchronized void remember(String salt, String text, int[] ids) {
         if (text.isEmpty() || ids.length == 0 || text.length() > MAX_CHARS / 16) return;
-        int[] old = answers.put(key(salt, text), ids.clone());
-        if (old == null) chars += text.length();
+        String key = key(salt, text);
+        int[] old = answers.put(key, ids.clone());
+        if (old == null) chars += key.length(); // what removal subtracts: the whole key, salt included
         for (Iterator<Map.Entry<String, int[]>> it = answers.entrySet().iterator();
                 it.hasNext() && (answers.size() > MAX_ANSWERS || chars > MAX_CHARS); ) {
             chars -= it.next().getKey().length();
@@ -54,5 +55,10 @@ public class AnswerTokens {
 
     synchronized int size() {
         return answers.size();
+    }
+
+    /** Characters held, as the bound counts them. */
+    synchronized long chars() {
+        return chars;
     }
 }

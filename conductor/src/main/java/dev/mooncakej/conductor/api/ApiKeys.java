@@ -25,36 +25,53 @@ import org.springframework.stereotype.Component;
 /**
  * API keys of the OpenAI endpoint ({@code mooncakej.conductor.api-keys-file}; none: the endpoint is
  * open, as before). Each line of the file: {@code KEY NAME [max-concurrent=N] [requests-per-minute=N]
- * [tokens-per-minute=N] [salt]}; KEY is the key itself or {@code sha256:HEX} of it. Only the hashes
- * are kept. Each key has its own limits (Resilience4j: a bulkhead for concurrent requests, rate
- * limiters for requests and tokens per minute), its own meters (by NAME, never the key), and with
- * {@code salt} its own block keys, so no other tenant can see its prefixes through cached tokens or
- * timing.
+ * [tokens-per-minute=N] [salt | salt=SECRET]}; KEY is the key itself or {@code sha256:HEX} of it. Only
+ * the hashes are kept. Each key has its own limits (Resilience4j: a bulkhead for concurrent requests,
+ * rate limiters for requests and tokens per minute) and with {@code salt} its own block keys, so no
+ * other tenant can see its prefixes through cached tokens or timing. A salt derives from a secret:
+ * the key's hash ({@code salt}) or the configured {@code SECRET} ({@code salt=SECRET}: several keys
+ * that share it share their cache), never from the tenant's name, which others may know.
+ *
+ * <p>Per-key meters (requests by outcome, tokens, concurrent requests) are kept in a registry of
+ * their own, read on the credentialed plane ({@code GET /internal/api-keys/metrics}); the public
+ * {@code /actuator/prometheus} has only the totals by outcome, unless {@code
+ * mooncakej.conductor.api-key-public-metrics=true} puts the per-key meters there too.
  */
 @Component
 public class ApiKeys {
-    /** A caller that presented a valid key. */
-    public record Tenant(String name, boolean salted) {
-        /** The salt of its block keys, or null (shared with every unsalted tenant). */
-        public String salt() {
-            return salted ? "tenant:" + name : null;
+    /** A caller that presented a valid key: its name (for meters and logs) and its block-key salt, or null. */
+    public record Tenant(String name, String salt) {
+        @Override
+        public String toString() {
+            return "Tenant[" + name + (salt == null ? "" : ", salted") + "]"; // the salt stays out of logs
         }
     }
 
-    private record Entry(Tenant tenant, Bulkhead concurrent, RateLimiter requests, RateLimiter tokens) {}
+    private record Entry(Tenant tenant, int maxConcurrent, Bulkhead concurrent, RateLimiter requests, RateLimiter tokens) {}
 
     private final Map<String, Entry> byHash = new HashMap<>();
-    private final MeterRegistry meters;
+    private final Map<Tenant, Entry> byTenant = new java.util.IdentityHashMap<>();
+    private final MeterRegistry publicMeters;
+    private final MeterRegistry tenantMeters;
     private final boolean enabled;
 
     public ApiKeys(ConductorProperties props, MeterRegistry meters) {
-        this.meters = meters;
+        this.publicMeters = meters;
+        this.tenantMeters = props.apiKeyPublicMetrics()
+                ? meters
+                : new io.micrometer.prometheusmetrics.PrometheusMeterRegistry(
+                        io.micrometer.prometheusmetrics.PrometheusConfig.DEFAULT);
         this.enabled = props.apiKeysFile() != null;
         if (enabled) load(props);
     }
 
     public boolean enabled() {
         return enabled;
+    }
+
+    /** The per-key meters in Prometheus' text format (the credentialed plane's view). */
+    public String tenantMetrics() {
+        return tenantMeters instanceof io.micrometer.prometheusmetrics.PrometheusMeterRegistry p ? p.scrape() : "";
     }
 
     private void load(ConductorProperties props) {
@@ -83,7 +100,7 @@ public class ApiKeys {
                 throw new IllegalArgumentException(where + " (" + f[1] + "): the key is shorter than 16 characters");
             int concurrent = props.apiKeyMaxConcurrent(), rpm = props.apiKeyRequestsPerMinute();
             long tpm = props.apiKeyTokensPerMinute();
-            boolean salted = false;
+            String salt = null;
             for (int k = 2; k < f.length; k++) {
                 String[] kv = f[k].split("=", 2);
                 try {
@@ -91,29 +108,42 @@ public class ApiKeys {
                         case "max-concurrent" -> concurrent = Integer.parseInt(kv[1]);
                         case "requests-per-minute" -> rpm = Integer.parseInt(kv[1]);
                         case "tokens-per-minute" -> tpm = Long.parseLong(kv[1]);
-                        case "salt" -> salted = true;
+                        case "salt" -> {
+                            if (kv.length == 2 && kv[1].length() < 16) throw new IllegalArgumentException();
+                            salt = "tenant:"
+                                    + sha256("mooncakej-tenant-salt\u0000" + (kv.length == 2 ? "secret:" + kv[1] : "key:" + hash));
+                        }
                         default -> throw new IllegalArgumentException();
                     }
                 } catch (RuntimeException e) {
-                    throw new IllegalArgumentException(where + " (" + f[1] + "): '" + f[k]
-                            + "': expected max-concurrent=N, requests-per-minute=N, tokens-per-minute=N or salt");
+                    throw new IllegalArgumentException(where + " (" + f[1] + "): '" + (f[k].startsWith("salt=") ? "salt=..." : f[k])
+                            + "': expected max-concurrent=N, requests-per-minute=N, tokens-per-minute=N, salt or"
+                            + " salt=SECRET (16 or more characters)");
                 }
             }
             if (concurrent < 1 || rpm < 1 || tpm < 1)
                 throw new IllegalArgumentException(where + " (" + f[1] + "): limits must be positive");
-            Tenant t = new Tenant(f[1], salted);
-            byHash.put(
-                    hash,
-                    new Entry(
-                            t,
-                            Bulkhead.of(
-                                    "key-" + t.name(),
-                                    BulkheadConfig.custom()
-                                            .maxConcurrentCalls(concurrent)
-                                            .maxWaitDuration(Duration.ZERO)
-                                            .build()),
-                            limiter("rpm-" + t.name(), rpm),
-                            limiter("tpm-" + t.name(), (int) Math.min(Integer.MAX_VALUE, tpm))));
+            Tenant t = new Tenant(f[1], salt);
+            Entry e = new Entry(
+                    t,
+                    concurrent,
+                    Bulkhead.of(
+                            "key-" + t.name(),
+                            BulkheadConfig.custom()
+                                    .maxConcurrentCalls(concurrent)
+                                    .maxWaitDuration(Duration.ZERO)
+                                    .build()),
+                    limiter("rpm-" + t.name(), rpm),
+                    limiter("tpm-" + t.name(), (int) Math.min(Integer.MAX_VALUE, tpm)));
+            byHash.put(hash, e);
+            byTenant.put(t, e);
+            io.micrometer.core.instrument.Gauge.builder(
+                            "mooncakej.api.key.concurrent",
+                            e,
+                            x -> x.maxConcurrent() - x.concurrent().getMetrics().getAvailableConcurrentCalls())
+                    .description("requests of an API key admitted and not yet ended")
+                    .tag("key", t.name())
+                    .register(tenantMeters);
         }
         if (byHash.isEmpty())
             throw new IllegalArgumentException("mooncakej.conductor.api-keys-file=" + file + ": holds no key");
@@ -138,10 +168,13 @@ public class ApiKeys {
         }
     }
 
-    /** The tenant of an {@code Authorization} header; 401 ({@code invalid_api_key}) without a valid key. */
+    /**
+     * The tenant of an {@code Authorization} header (the scheme {@code Bearer} in any case, as RFC 9110
+     * wants); 401 ({@code invalid_api_key}) without a valid key; null when the endpoint is open.
+     */
     public Tenant authenticate(String authorization) {
         if (!enabled) return null;
-        if (authorization == null || !authorization.startsWith("Bearer ")) {
+        if (authorization == null || !authorization.regionMatches(true, 0, "Bearer ", 0, 7)) {
             count("-", "unauthorized");
             throw new ApiException(
                     401,
@@ -161,16 +194,13 @@ public class ApiKeys {
     }
 
     /**
-     * Admits one request of {@code tokens} (prompt plus the most it may generate) for a tenant, or
-     * answers 429 with Retry-After; the returned runnable releases its concurrency slot (call it once
-     * the response has ended, streams included).
+     * Admits one request of a tenant against its concurrency and requests-per-minute limits, before
+     * its body is read, or answers 429 with Retry-After. The returned runnable releases the
+     * concurrency slot; it may be called any number of times (the first call releases).
      */
-    public Runnable admit(Tenant t, long tokens) {
+    public Runnable admit(Tenant t) {
         if (t == null) return () -> {};
-        Entry e = byHash.values().stream()
-                .filter(x -> x.tenant() == t)
-                .findFirst()
-                .orElseThrow();
+        Entry e = byTenant.get(t);
         if (!e.concurrent().tryAcquirePermission()) {
             count(t.name(), "limited");
             throw limited(t, "concurrent requests", 1);
@@ -180,17 +210,25 @@ public class ApiKeys {
             count(t.name(), "limited");
             throw limited(t, "requests per minute", retryAfter(e.requests()));
         }
-        if (!e.tokens().acquirePermission((int) Math.min(Integer.MAX_VALUE, Math.max(1, tokens)))) {
-            e.concurrent().onComplete();
-            count(t.name(), "limited");
-            throw limited(t, "tokens per minute", retryAfter(e.tokens()));
-        }
-        count(t.name(), "admitted");
-        meters.counter("mooncakej.api.tokens", "key", t.name()).increment(tokens);
         java.util.concurrent.atomic.AtomicBoolean released = new java.util.concurrent.atomic.AtomicBoolean();
         return () -> {
             if (released.compareAndSet(false, true)) e.concurrent().onComplete();
         };
+    }
+
+    /**
+     * Charges a tokenized request's tokens (prompt plus the most it may generate) to its tenant's
+     * tokens-per-minute limit, or answers 429 with Retry-After.
+     */
+    public void admitTokens(Tenant t, long tokens) {
+        if (t == null) return;
+        Entry e = byTenant.get(t);
+        if (!e.tokens().acquirePermission((int) Math.min(Integer.MAX_VALUE, Math.max(1, tokens)))) {
+            count(t.name(), "limited");
+            throw limited(t, "tokens per minute", retryAfter(e.tokens()));
+        }
+        count(t.name(), "admitted");
+        tenantMeters.counter("mooncakej.api.tokens", "key", t.name()).increment(tokens);
     }
 
     private static int retryAfter(RateLimiter r) {
@@ -210,10 +248,16 @@ public class ApiKeys {
 
     private void count(String key, String outcome) {
         Counter.builder("mooncakej.api.requests")
-                .description("requests on the OpenAI endpoint by API key name and outcome")
-                .tag("key", key)
+                .description("requests on the OpenAI endpoint with API keys, by outcome")
                 .tag("outcome", outcome)
-                .register(meters)
+                .register(publicMeters)
                 .increment();
+        if (!key.equals("-"))
+            Counter.builder("mooncakej.api.key.requests")
+                    .description("requests on the OpenAI endpoint by API key name and outcome")
+                    .tag("key", key)
+                    .tag("outcome", outcome)
+                    .register(tenantMeters)
+                    .increment();
     }
 }

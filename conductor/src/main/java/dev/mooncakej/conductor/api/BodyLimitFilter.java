@@ -1,12 +1,9 @@
 package dev.mooncakej.conductor.api;
 
 import dev.mooncakej.conductor.ConductorProperties;
-import java.nio.charset.StandardCharsets;
 import java.util.concurrent.atomic.AtomicLong;
 import org.springframework.core.Ordered;
 import org.springframework.core.io.buffer.DataBuffer;
-import org.springframework.http.HttpStatus;
-import org.springframework.http.MediaType;
 import org.springframework.http.server.reactive.ServerHttpRequestDecorator;
 import org.springframework.stereotype.Component;
 import org.springframework.web.server.ServerWebExchange;
@@ -14,7 +11,6 @@ import org.springframework.web.server.WebFilter;
 import org.springframework.web.server.WebFilterChain;
 import reactor.core.publisher.Flux;
 import reactor.core.publisher.Mono;
-import tools.jackson.databind.json.JsonMapper;
 
 /**
  * The OpenAI endpoint's request body limit ({@code mooncakej.conductor.max-body-bytes}): a body
@@ -23,7 +19,6 @@ import tools.jackson.databind.json.JsonMapper;
  */
 @Component
 public class BodyLimitFilter implements WebFilter, Ordered {
-    private static final JsonMapper JSON = JsonMapper.builder().build();
     private final long limit;
 
     public BodyLimitFilter(ConductorProperties props) {
@@ -45,14 +40,7 @@ public class BodyLimitFilter implements WebFilter, Ordered {
     public Mono<Void> filter(ServerWebExchange exchange, WebFilterChain chain) {
         if (!exchange.getRequest().getPath().value().startsWith("/v1/")) return chain.filter(exchange);
         long declared = exchange.getRequest().getHeaders().getContentLength();
-        if (declared > limit) {
-            var response = exchange.getResponse();
-            response.setStatusCode(HttpStatus.PAYLOAD_TOO_LARGE);
-            response.getHeaders().setContentType(MediaType.APPLICATION_JSON);
-            byte[] body =
-                    JSON.writeValueAsString(tooLarge(declared, limit).body()).getBytes(StandardCharsets.UTF_8);
-            return response.writeWith(Mono.just(response.bufferFactory().wrap(body)));
-        }
+        if (declared > limit) return ApiKeyFilter.write(exchange, tooLarge(declared, limit));
         AtomicLong seen = new AtomicLong();
         var counted = new ServerHttpRequestDecorator(exchange.getRequest()) {
             @Override

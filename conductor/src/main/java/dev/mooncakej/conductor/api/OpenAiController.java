@@ -21,6 +21,7 @@ import org.springframework.web.bind.annotation.PostMapping;
 import org.springframework.web.bind.annotation.RequestBody;
 import org.springframework.web.bind.annotation.RequestHeader;
 import org.springframework.web.bind.annotation.RestController;
+import org.springframework.web.server.ServerWebExchange;
 import reactor.core.publisher.Flux;
 import reactor.core.publisher.Mono;
 import tools.jackson.databind.json.JsonMapper;
@@ -61,55 +62,49 @@ public class OpenAiController {
     }
 
     @GetMapping("/v1/models")
-    public ResponseEntity<?> models(@RequestHeader(value = "Authorization", required = false) String auth) {
-        try {
-            keys.authenticate(auth);
-        } catch (ApiException e) {
-            return error(e, "-");
-        }
-        return ResponseEntity.ok(Map.of(
-                "object",
-                "list",
-                "data",
-                List.of(Map.of("id", model.name(), "object", "model", "created", created, "owned_by", "mooncakej"))));
+    public ResponseEntity<?> models() {
+        List<Map<String, Object>> data = new ArrayList<>();
+        for (String name : model.names())
+            data.add(Map.of("id", name, "object", "model", "created", created, "owned_by", "mooncakej"));
+        return ResponseEntity.ok(Map.of("object", "list", "data", data));
     }
 
     @PostMapping(value = "/v1/chat/completions", consumes = MediaType.APPLICATION_JSON_VALUE)
     public Mono<ResponseEntity<?>> chat(
             @RequestBody(required = false) String body,
             @RequestHeader(value = "X-Request-Id", required = false) String rid,
-            @RequestHeader(value = "Authorization", required = false) String auth) {
-        return complete(body, true, rid, auth);
+            ServerWebExchange exchange) {
+        return complete(body, true, rid, exchange.getAttribute(ApiKeyFilter.TENANT));
     }
 
     @PostMapping(value = "/v1/completions", consumes = MediaType.APPLICATION_JSON_VALUE)
     public Mono<ResponseEntity<?>> completions(
             @RequestBody(required = false) String body,
             @RequestHeader(value = "X-Request-Id", required = false) String rid,
-            @RequestHeader(value = "Authorization", required = false) String auth) {
-        return complete(body, false, rid, auth);
+            ServerWebExchange exchange) {
+        return complete(body, false, rid, exchange.getAttribute(ApiKeyFilter.TENANT));
     }
 
-    private Mono<ResponseEntity<?>> complete(String body, boolean chat, String rid, String auth) {
+    /**
+     * A request that passed the cheap checks from its headers ({@link ApiKeyFilter}: the key, its
+     * concurrency and request-rate limits, released when the exchange ends; {@link BodyLimitFilter}):
+     * parsed, checked for the model, bounded by context from its size, tokenized on the fair pool,
+     * charged to its key's token rate, then run.
+     */
+    private Mono<ResponseEntity<?>> complete(String body, boolean chat, String rid, ApiKeys.Tenant tenant) {
         String requestId = rid != null && rid.matches("[A-Za-z0-9._-]{1,64}")
                 ? rid
                 : UUID.randomUUID().toString();
-        ApiKeys.Tenant tenant;
-        try {
-            tenant = keys.authenticate(auth); // before the body is even parsed
-        } catch (ApiException e) {
-            metrics.countOutcome("unauthorized");
-            return Mono.just(error(e, requestId));
-        }
-        // templates and tokenization off the event loop, on a bounded pool: a burst of long prompts
-        // queues there (or is refused with 503 when the queue is full) instead of stalling every stream
-        return Mono.fromCallable(() -> {
+        // templates and tokenization off the event loop, on a bounded pool shared fairly between keys: a
+        // burst of long prompts queues there (or is refused with 503 when the queue is full) instead of
+        // stalling every stream or another key's requests
+        return tokenizers
+                .submit(tenant == null ? "-" : tenant.name(), () -> {
                     GenerationRequest g = parser.parse(body, chat, requestId, tenant == null ? null : tenant.salt());
-                    Runnable release = keys.admit(tenant, (long) g.promptTokens().length + g.maxTokens());
-                    return new Admitted(g, release);
+                    keys.admitTokens(tenant, (long) g.promptTokens().length + g.maxTokens());
+                    return g;
                 })
-                .subscribeOn(TOKENIZERS)
-                .flatMap(a -> generate(a.g(), chat, requestId, a.release()))
+                .flatMap(g -> generate(g, chat, requestId))
                 .onErrorResume(ApiException.class, e -> {
                     metrics.countOutcome(e.status() == 429 ? "rejected" : "bad_request");
                     return Mono.just(error(e, requestId));
@@ -128,15 +123,20 @@ public class OpenAiController {
                 });
     }
 
-    private record Admitted(GenerationRequest g, Runnable release) {}
+    /**
+     * Where prompts are rendered and tokenized: as many threads as cores, at most 256 prompts queued
+     * in all and 64 of one key, taken from the keys in turn.
+     */
+    private final FairTokenizerPool tokenizers =
+            new FairTokenizerPool(Runtime.getRuntime().availableProcessors(), 256, 64);
 
-    /** Where prompts are rendered and tokenized: as many threads as cores, at most 256 prompts queued. */
-    private static final reactor.core.scheduler.Scheduler TOKENIZERS =
-            reactor.core.scheduler.Schedulers.newBoundedElastic(
-                    Runtime.getRuntime().availableProcessors(), 256, "tokenize", 60, true);
+    @jakarta.annotation.PreDestroy
+    void closeTokenizers() {
+        tokenizers.close();
+    }
 
-    /** Runs an admitted request; {@code release} frees its key's concurrency slot once its response has ended. */
-    private Mono<ResponseEntity<?>> generate(GenerationRequest g, boolean chat, String requestId, Runnable release) {
+    /** Runs an admitted request (its key's slot is released by {@link ApiKeyFilter} when the exchange ends). */
+    private Mono<ResponseEntity<?>> generate(GenerationRequest g, boolean chat, String requestId) {
         String id = (chat ? "chatcmpl-" : "cmpl-") + requestId.replace("-", "");
         long now = System.currentTimeMillis() / 1000;
         Mono<Generation> started = service.generate(g);
@@ -144,7 +144,6 @@ public class OpenAiController {
         if (g.stream()) {
             response = started.map(gen -> {
                 Flux<ServerSentEvent<String>> sse = streamChunks(g, id, now, gen.events())
-                        .doFinally(s -> release.run())
                         .doOnComplete(() -> metrics.countOutcome("ok"))
                         .doOnCancel(() -> metrics.countOutcome("cancelled"))
                         .onErrorResume(e -> {
@@ -179,8 +178,6 @@ public class OpenAiController {
                         .body(full(g, id, now, list));
             }));
         }
-        if (!g.stream()) response = response.doFinally(s -> release.run());
-        else response = response.doOnError(e -> release.run()).doOnCancel(release);
         return response.onErrorResume(ApiException.class, e -> {
                     metrics.countOutcome(e.status() == 429 ? "rejected" : "error");
                     return Mono.just(error(e, requestId));

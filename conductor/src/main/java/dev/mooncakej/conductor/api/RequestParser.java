@@ -53,13 +53,18 @@ public class RequestParser {
             throw ApiException.invalid(null, "invalid_json", "the request body must be a JSON object");
         refuseUnsupported(root, chat);
         String m = requiredString(root, "model");
-        if (!m.equals(model.name())) {
-            throw ApiException.invalid(
+        if (!model.serves(m)) {
+            throw new ApiException(
+                    404,
+                    "invalid_request_error",
                     "model",
                     "model_not_found",
-                    "the model '" + m + "' does not exist; this server serves '" + model.name()
-                            + "' (see GET /v1/models)");
+                    "the model '" + clip(m) + "' does not exist; this server serves " + model.names()
+                            + " (see GET /v1/models)",
+                    null);
         }
+        Sampling sampling = sampling(root, chat);
+        boundByContext(root, chat);
         int[] tokens = chat ? chatPrompt(root, salt) : completionPrompt(root);
         if (tokens.length == 0)
             throw ApiException.invalid(
@@ -82,17 +87,10 @@ public class RequestParser {
                     maxName + "=" + max + " is out of range: expected 1.." + room + " (context " + model.contextLength()
                             + " minus " + tokens.length + " prompt tokens)");
         }
-        Double temperature = optionalNumber(root, "temperature");
-        if (temperature != null && (temperature < 0 || temperature > 2))
-            throw ApiException.invalid("temperature", "temperature=" + temperature + " is out of range: expected 0..2");
-        Double topP = optionalNumber(root, "top_p");
-        if (topP != null && (topP <= 0 || topP > 1))
-            throw ApiException.invalid("top_p", "top_p=" + topP + " is out of range: expected a number in (0, 1]");
         Integer n = optionalInt(root, "n");
         if (n != null && n != 1)
             throw ApiException.invalid(
                     "n", "n=" + n + " is not supported: this server returns one choice per request (n=1)");
-        Long seed = root.has("seed") && !root.get("seed").isNull() ? requireLong(root, "seed") : null;
         boolean stream = optionalBool(root, "stream");
         boolean includeUsage = false;
         if (root.has("stream_options") && !root.get("stream_options").isNull()) {
@@ -102,13 +100,129 @@ public class RequestParser {
                         "stream_options", "stream_options must be an object like {\"include_usage\": true}");
             includeUsage = optionalBool(so, "include_usage");
         }
-        boolean logprobs = chat
-                ? optionalBool(root, "logprobs")
-                : root.has("logprobs") && !root.get("logprobs").isNull() && optionalInt(root, "logprobs") > 0;
         List<String> stop = stops(root);
-        float t = temperature == null ? 1f : temperature.floatValue();
-        Sampling sampling = new Sampling(t, topP == null ? 1f : topP.floatValue(), 0, seed, logprobs);
         return new GenerationRequest(chat, m, tokens, max, sampling, stop, stream, includeUsage, requestId, salt);
+    }
+
+    /**
+     * The sampling parameters, each range-checked as OpenAI (and vLLM, for its extensions) documents
+     * them; a parameter whose value would change sampling in a way the sampler does not implement is
+     * refused by name (its neutral value is accepted): presence and frequency penalties,
+     * {@code repetition_penalty}, {@code min_p}, {@code top_logprobs} above 0, completions' {@code
+     * logprobs} above 1.
+     */
+    private static Sampling sampling(JsonNode root, boolean chat) {
+        Double temperature = range(root, "temperature", 0, 2, "0..2");
+        Double topP = optionalNumber(root, "top_p");
+        if (topP != null && (topP <= 0 || topP > 1))
+            throw ApiException.invalid("top_p", "top_p=" + topP + " is out of range: expected a number in (0, 1]");
+        Integer topK = optionalInt(root, "top_k");
+        if (topK != null && topK < -1)
+            throw ApiException.invalid("top_k", "top_k=" + topK + " is out of range: expected -1 or 0 (all) or >= 1");
+        neutral(root, "presence_penalty", -2, 2, "-2..2", 0);
+        neutral(root, "frequency_penalty", -2, 2, "-2..2", 0);
+        Double rp = optionalNumber(root, "repetition_penalty");
+        if (rp != null && !(rp > 0 && rp <= 2))
+            throw ApiException.invalid(
+                    "repetition_penalty", "repetition_penalty=" + rp + " is out of range: expected a number in (0, 2]");
+        if (rp != null && rp != 1)
+            throw unsupported("repetition_penalty", "repetition_penalty other than 1 is not supported by this server");
+        neutral(root, "min_p", 0, 1, "0..1", 0);
+        Long seed = root.has("seed") && !root.get("seed").isNull() ? requireLong(root, "seed") : null;
+        boolean logprobs;
+        if (chat) {
+            logprobs = optionalBool(root, "logprobs");
+            Integer top = optionalInt(root, "top_logprobs");
+            if (top != null && (top < 0 || top > 20))
+                throw ApiException.invalid("top_logprobs", "top_logprobs=" + top + " is out of range: expected 0..20");
+            if (top != null && !logprobs)
+                throw ApiException.invalid("top_logprobs", "top_logprobs needs logprobs: true");
+            if (top != null && top > 0)
+                throw unsupported(
+                        "top_logprobs",
+                        "top_logprobs above 0 is not supported by this server (it returns the chosen token's "
+                                + "log-probability; send top_logprobs 0 or leave it out)");
+        } else {
+            Integer lp = optionalInt(root, "logprobs");
+            if (lp != null && (lp < 0 || lp > 5))
+                throw ApiException.invalid("logprobs", "logprobs=" + lp + " is out of range: expected 0..5");
+            if (lp != null && lp > 1)
+                throw unsupported(
+                        "logprobs",
+                        "logprobs above 1 is not supported by this server (it returns the chosen token's "
+                                + "log-probability; send 0 or 1)");
+            logprobs = lp != null;
+        }
+        float t = temperature == null ? 1f : temperature.floatValue();
+        return new Sampling(
+                t, topP == null ? 1f : topP.floatValue(), topK == null ? 0 : Math.max(0, topK), seed, logprobs);
+    }
+
+    private static Double range(JsonNode root, String name, double min, double max, String expected) {
+        Double v = optionalNumber(root, name);
+        if (v != null && !(v >= min && v <= max))
+            throw ApiException.invalid(name, name + "=" + v + " is out of range: expected " + expected);
+        return v;
+    }
+
+    /** A parameter accepted only at its neutral value (range-checked first). */
+    private static void neutral(JsonNode root, String name, double min, double max, String expected, double neutral) {
+        Double v = range(root, name, min, max, expected);
+        if (v != null && v != neutral)
+            throw unsupported(name, name + " other than " + (neutral == 0 ? "0" : String.valueOf(neutral))
+                    + " is not supported by this server");
+    }
+
+    private static ApiException unsupported(String param, String message) {
+        return ApiException.invalid(param, "unsupported_parameter", message);
+    }
+
+    /**
+     * Refuses, before tokenizing, a prompt that cannot fit the context whatever its tokenization: one
+     * token stands for at most {@link ServedModel#maxTokenBytes()} bytes, so a text of B bytes has at
+     * least B / that many tokens. A multi-megabyte prompt is refused in microseconds.
+     */
+    private void boundByContext(JsonNode root, boolean chat) {
+        long bytes = 0;
+        if (chat) {
+            JsonNode msgs = root.get("messages");
+            if (msgs != null && msgs.isArray())
+                for (JsonNode msg : msgs) {
+                    JsonNode c = msg.get("content");
+                    if (c != null && c.isString()) bytes += utf8Length(c.asString());
+                    else if (c != null && c.isArray())
+                        for (JsonNode part : c) if (part.path("text").isString()) bytes += utf8Length(part.get("text").asString());
+                }
+        } else {
+            JsonNode p = root.get("prompt");
+            if (p != null && p.isString()) bytes = utf8Length(p.asString());
+            else if (p != null && p.isArray() && p.size() == 1 && p.get(0).isString()) bytes = utf8Length(p.get(0).asString());
+        }
+        long atLeast = bytes / model.maxTokenBytes();
+        if (atLeast >= model.contextLength())
+            throw ApiException.invalid(
+                    chat ? "messages" : "prompt",
+                    "context_length_exceeded",
+                    "the prompt has at least " + atLeast + " tokens (" + bytes + " bytes of text); this model's "
+                            + "context is " + model.contextLength() + " tokens");
+    }
+
+    private static long utf8Length(String s) {
+        long n = 0;
+        for (int i = 0; i < s.length(); i++) {
+            char c = s.charAt(i);
+            if (c < 0x80) n++;
+            else if (c < 0x800) n += 2;
+            else if (Character.isHighSurrogate(c)) {
+                n += 4;
+                i++;
+            } else n += 3;
+        }
+        return n;
+    }
+
+    private static String clip(String s) {
+        return s.length() <= 64 ? s : s.substring(0, 64) + "...";
     }
 
     /**
@@ -161,16 +275,14 @@ public class RequestParser {
             JsonNode msg = msgs.get(i);
             String p = "messages[" + i + "]";
             if (!msg.isObject()) throw ApiException.invalid(p, p + " must be an object with role and content");
-            JsonNode role = msg.get("role");
-            if (role == null || !role.isString())
-                throw ApiException.invalid(p + ".role", p + ".role must be a string (system, user, assistant)");
+            String role = role(msg, p);
             String content = content(msg.get("content"), p + ".content");
-            plain.add(new ChatTemplate.Message(role.asString(), content));
-            int[] ids = "assistant".equals(role.asString()) ? answers.lookup(salt, content) : null;
+            plain.add(new ChatTemplate.Message(role, content));
+            int[] ids = "assistant".equals(role) ? answers.lookup(salt, content) : null;
             // its place in the text gets the ids generated for it (an answer of this server's), or its
             // text encoded as text: special-token text a user writes never becomes a control token
             spliced.add(ids != null ? ids : model.tokenizer().encode(content));
-            list.add(new ChatTemplate.Message(role.asString(), marker + (spliced.size() - 1) + "\uE000"));
+            list.add(new ChatTemplate.Message(role, marker + (spliced.size() - 1) + "\uE000"));
         }
         int[] ids = encodeSpliced(render(list), spliced);
         if (ids == null) // the template did not keep the markers as they were: its whole text, specials escaped
@@ -232,8 +344,41 @@ public class RequestParser {
         return out;
     }
 
+    /**
+     * A message's role as the template gets it, with the fields that role requires: system, developer
+     * (rendered as system, as OpenAI treats it for models without a developer role), user and tool
+     * need content (tool also its tool_call_id); assistant needs content (its tool_calls belong to
+     * tool calling, which this server does not serve).
+     */
+    private static String role(JsonNode msg, String p) {
+        JsonNode r = msg.get("role");
+        if (r == null || !r.isString())
+            throw ApiException.invalid(
+                    p + ".role", p + ".role must be a string: system, developer, user, assistant or tool");
+        String role = r.asString();
+        switch (role) {
+            case "system", "developer", "user", "assistant", "tool" -> {}
+            default ->
+                throw ApiException.invalid(
+                        p + ".role",
+                        p + ".role '" + clip(role) + "' is not a role: expected system, developer, user, assistant or"
+                                + " tool");
+        }
+        if (msg.has("tool_calls") && !msg.get("tool_calls").isNull())
+            throw unsupported(p + ".tool_calls", p + ".tool_calls: tool calls are not supported by this server");
+        JsonNode c = msg.get("content");
+        if (c == null || c.isNull())
+            throw ApiException.invalid(p + ".content", p + ".content is required for a " + role + " message");
+        if (role.equals("tool")) {
+            JsonNode id = msg.get("tool_call_id");
+            if (id == null || !id.isString() || id.asString().isEmpty())
+                throw ApiException.invalid(
+                        p + ".tool_call_id", p + ".tool_call_id is required for a tool message (a string)");
+        }
+        return role.equals("developer") ? "system" : role;
+    }
+
     private static String content(JsonNode c, String param) {
-        if (c == null || c.isNull()) return "";
         if (c.isString()) return c.asString();
         if (c.isArray()) { // content parts: text only
             StringBuilder sb = new StringBuilder();

@@ -74,11 +74,11 @@ public class WorkerMembership implements SmartLifecycle {
         long t0 = System.nanoTime();
         List<WorkerEndpoint> prefill = memberPrefill.stream()
                 .filter(u -> !openBreakers.contains(u) && !silent.contains(u))
-                .map(this::endpoint)
+                .map(u -> endpoint(u, "prefill"))
                 .toList();
         List<WorkerEndpoint> decode = memberDecode.stream()
                 .filter(u -> !openBreakers.contains(u) && !silent.contains(u))
-                .map(this::endpoint)
+                .map(u -> endpoint(u, "decode"))
                 .toList();
         List<WorkerEndpoint> joined = scheduler.setWorkers(prefill, decode);
         Runnable seed = () -> seed(joined);
@@ -104,9 +104,20 @@ public class WorkerMembership implements SmartLifecycle {
         }
     }
 
-    /** The same endpoint object per URL across membership changes (its in-flight count carries over). */
-    private WorkerEndpoint endpoint(String url) {
-        return endpoints.computeIfAbsent(url, WorkerEndpoint::new);
+    private final Map<String, java.util.concurrent.atomic.AtomicInteger> nextId = new ConcurrentHashMap<>();
+
+    /**
+     * The same endpoint object per URL across membership changes (its in-flight count carries over),
+     * with a stable id given at first sight, {@code prefill-N} or {@code decode-N} in order of arrival
+     * (the configured lists' order in single-host mode): what clients see instead of an address.
+     */
+    private WorkerEndpoint endpoint(String url, String role) {
+        return endpoints.computeIfAbsent(
+                url,
+                u -> new WorkerEndpoint(
+                        u,
+                        role + "-" + nextId.computeIfAbsent(role, r -> new java.util.concurrent.atomic.AtomicInteger())
+                                .getAndIncrement()));
     }
 
     private static List<String> urls(List<WorkerEndpoint> ws) {

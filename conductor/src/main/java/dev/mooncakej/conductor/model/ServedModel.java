@@ -23,6 +23,8 @@ public class ServedModel {
     private final Tokenizer tokenizer;
     private final ChatTemplate chatTemplate;
     private final BlockKeys blockKeys;
+    private final java.util.List<String> names;
+    private final int maxTokenBytes;
 
     public ServedModel(ConductorProperties props) {
         this.file = GgufFile.open(Path.of(props.model()));
@@ -34,6 +36,13 @@ public class ServedModel {
         this.contextLength = cfg.contextLength();
         this.kvBytesPerToken = 2L * cfg.layers() * cfg.kvHeads() * cfg.headDim() * Float.BYTES;
         this.tokenizer = Tokenizer.from(file);
+        java.util.LinkedHashSet<String> all = new java.util.LinkedHashSet<>();
+        all.add(name);
+        all.addAll(props.modelAliases());
+        this.names = java.util.List.copyOf(all);
+        int longest = 1;
+        for (int id = 0; id < tokenizer.vocabSize(); id++) longest = Math.max(longest, tokenizer.tokenBytes(id).length);
+        this.maxTokenBytes = longest;
         String tpl = file.has("tokenizer.chat_template") ? file.getString("tokenizer.chat_template") : null;
         this.chatTemplate = tpl == null
                 ? null
@@ -48,6 +57,24 @@ public class ServedModel {
 
     public String name() {
         return name;
+    }
+
+    /** Every id clients may send as {@code model}: the name, then the configured aliases ({@code model-aliases}). */
+    public java.util.List<String> names() {
+        return names;
+    }
+
+    /** Whether a request's {@code model} names this model (its name or an alias). */
+    public boolean serves(String model) {
+        return names.contains(model);
+    }
+
+    /**
+     * The most bytes one token stands for: a text of B bytes has at least B / this many tokens
+     * (a cheap bound that refuses an over-context prompt before it is tokenized).
+     */
+    public int maxTokenBytes() {
+        return maxTokenBytes;
     }
 
     /** Bytes of K and V of one token over all layers, as the workers' KV cache holds them (F32). */

@@ -93,11 +93,13 @@ public class RequestPath {
         if (!scheduler.ready()) {
             metrics.rejected("no_workers").increment();
             var open = membership.openBreakers();
+            if (!open.isEmpty())
+                LOG.warn("[{}] no worker available; out of scheduling after repeated failures: {}", g.requestId(), open);
             String why = open.isEmpty()
                     ? "no prefill or decode worker is configured or registered; start some (./mooncakej up) and retry"
-                    : "no prefill or decode worker is available: " + open
+                    : "no prefill or decode worker is available: " + open.size()
                             + " failed repeatedly and are out of scheduling until their circuit breakers let trial "
-                            + "calls through; retry";
+                            + "calls through (request " + g.requestId() + "; the conductor's log names them); retry";
             return Mono.error(
                     new ApiException(503, "service_unavailable", null, "no_workers", why, props.retryAfterSeconds()));
         }
@@ -111,8 +113,14 @@ public class RequestPath {
             choice = scheduler.choose(keys, tokens.length, tokens.length + g.maxTokens());
         } catch (IllegalStateException e) { // membership changed to empty between the check and the choice
             metrics.rejected("no_workers").increment();
+            LOG.warn("[{}] no workers to choose from: {}", g.requestId(), e.getMessage());
             return Mono.error(new ApiException(
-                    503, "service_unavailable", null, "no_workers", e.getMessage(), props.retryAfterSeconds()));
+                    503,
+                    "service_unavailable",
+                    null,
+                    "no_workers",
+                    "no prefill or decode worker is available (request " + g.requestId() + "); retry",
+                    props.retryAfterSeconds()));
         }
         if (!choice.decision().accepted()) {
             metrics.rejected(Decision.TTFT_SLO.equals(choice.decision().rejectReason()) ? "ttft_slo" : "decode_load")
@@ -228,8 +236,8 @@ public class RequestPath {
                                         (prefilledAt - reservedAt) / 1000);
                                 AtomicInteger produced = new AtomicInteger();
                                 return new Generation(
-                                        prefill.url(),
-                                        decode.url(),
+                                        prefill.id(),
+                                        decode.id(),
                                         relay(g, reservation, decode, pr, start, produced)
                                                 .doFinally(sig -> {
                                                     scheduler.decodeEnded(
@@ -298,12 +306,14 @@ public class RequestPath {
                     if (ev.finish() != null) {
                         finished.set(true);
                         if (ev.finish().startsWith("error")) {
+                            LOG.warn("[{}] decode worker {} ended the stream with {}", g.requestId(), decode.id(), ev.finish());
                             return Flux.<GenerationEvent>error(new ApiException(
                                     500,
                                     "server_error",
                                     null,
                                     "decode_failed",
-                                    "the decode worker failed: " + ev.finish(),
+                                    "the decode worker failed (request " + g.requestId()
+                                            + "; the conductor's log says why)",
                                     null));
                         }
                         return done(
@@ -435,7 +445,8 @@ public class RequestPath {
                                     "service_unavailable",
                                     null,
                                     "worker_unavailable",
-                                    "no decode worker is reachable (" + e.getMessage() + ")",
+                                    "no decode worker is reachable (request " + g.requestId()
+                                            + "; the conductor's log says why); retry",
                                     props.retryAfterSeconds()));
                 });
     }

@@ -73,4 +73,17 @@ class AnswerTokensTest {
         assertThat(answers.lookup("answer " + (AnswerTokens.MAX_ANSWERS + 9)))
                 .containsExactly(AnswerTokens.MAX_ANSWERS + 9);
     }
+
+    @Test
+    void saltedEntriesAreCountedWithTheirSaltSoTheCharacterBoundHolds() {
+        AnswerTokens answers = new AnswerTokens();
+        String salt = "tenant:" + "0123456789abcdef".repeat(4);
+        String text = "x".repeat(1000);
+        for (int i = 0; i < AnswerTokens.MAX_ANSWERS * 3; i++) answers.remember(salt, text + i, new int[] {i});
+        long held = 0;
+        for (int i = AnswerTokens.MAX_ANSWERS * 3 - answers.size(); i < AnswerTokens.MAX_ANSWERS * 3; i++)
+            held += salt.length() + 1 + (text + i).length();
+        assertThat(answers.chars()).as("the count the bound uses").isEqualTo(held).isPositive();
+        assertThat(answers.chars()).isLessThanOrEqualTo(AnswerTokens.MAX_CHARS);
+    }
 }

@@ -44,6 +44,8 @@ final class ApiFixtures {
                 null,
                 tokensPerMinute,
                 null,
+                null,
+                null,
                 null);
     }
 

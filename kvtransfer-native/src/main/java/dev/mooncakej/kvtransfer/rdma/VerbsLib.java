@@ -85,9 +85,19 @@ public final class VerbsLib {
 
     public VerbsLib(String library) {
         this.library = library;
-        SymbolLookup lib = library.contains("/")
-                ? SymbolLookup.libraryLookup(java.nio.file.Path.of(library), arena)
-                : SymbolLookup.libraryLookup(library, arena);
+        SymbolLookup lib;
+        try {
+            lib = library.contains("/")
+                    ? SymbolLookup.libraryLookup(java.nio.file.Path.of(library), arena)
+                    : SymbolLookup.libraryLookup(library, arena);
+        } catch (IllegalArgumentException e) {
+            arena.close();
+            // not a configuration error: a machine without rdma-core's libibverbs has no RDMA, and the
+            // engine falls back to its other transports (an IllegalArgumentException would stop start-up)
+            throw new IllegalStateException(
+                    library + " cannot be loaded (" + e.getMessage()
+                            + "); install rdma-core and ibverbs-providers for RDMA");
+        }
         Linker.Option errno = Linker.Option.captureCallState("errno");
         getDeviceList = bind(lib, "ibv_get_device_list", FunctionDescriptor.of(ADDRESS, ADDRESS), errno);
         freeDeviceList = bind(lib, "ibv_free_device_list", FunctionDescriptor.ofVoid(ADDRESS));
