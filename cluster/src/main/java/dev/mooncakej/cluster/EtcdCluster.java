@@ -218,26 +218,48 @@ public final class EtcdCluster implements AutoCloseable {
         }
     }
 
+    /** The epoch of this process's leadership: the revision of its election key (0 before it is elected). */
+    private volatile long leaderEpoch;
+
+    /** When the election lease was last renewed (a keep-alive answered with a live TTL), System.nanoTime(). */
+    private volatile long electionRenewedAt;
+
+    /**
+     * The epoch of this conductor's current leadership: the etcd revision at which its candidacy
+     * became the leader, larger for every later leader; 0 when it does not lead.
+     */
+    public long leaderEpoch() {
+        return leaderEpoch;
+    }
+
     /**
      * Campaigns for leadership of {@code election} with {@code value} (e.g. this conductor's URL) in a
-     * background thread; calls {@code onLeader} once elected. Leadership lasts while this process keeps
-     * its lease alive: a dead leader's lease ends after the TTL and the next candidate is elected. A
-     * leader checks every half TTL that etcd still names it; if another value leads (its lease was
-     * lost, e.g. etcd was away longer than the TTL), {@code onLost} runs and it campaigns again, so
-     * two conductors never both keep serving as leader.
+     * background thread; calls {@code onLeader} once elected ({@link #leaderEpoch()} is set by then).
+     * Leadership lasts while this process keeps its lease alive: a dead leader's lease ends after the
+     * TTL and the next candidate is elected. A leader whose lease has not been renewed for half the TTL
+     * (etcd unreachable from here, while others may still reach it) stops leading before the lease
+     * can lapse: {@code onLost} runs and it campaigns again. It also checks every half TTL that etcd
+     * still names it. So two conductors never both lead: the next one is elected only after the lease
+     * lapsed, and this one stepped down half a TTL before.
      */
     public void campaign(String election, String value, Runnable onLeader, Runnable onLost) {
         campaigner = Thread.ofPlatform().daemon().name("etcd-campaign").start(() -> {
+            long halfTtl = TimeUnit.SECONDS.toNanos(ttlSeconds) / 2;
+            long check = Math.max(50, ttlSeconds * 1000L / 10);
             while (!closed) {
+                AutoCloseable renewal = null;
                 try {
                     long lease = client.getLeaseClient()
                             .grant(ttlSeconds)
                             .get(timeout.toMillis(), TimeUnit.MILLISECONDS)
                             .getID();
                     electionLease = lease;
-                    client.getLeaseClient().keepAlive(lease, new StreamObserver<>() {
+                    electionRenewedAt = System.nanoTime();
+                    renewal = client.getLeaseClient().keepAlive(lease, new StreamObserver<>() {
                         @Override
-                        public void onNext(LeaseKeepAliveResponse r) {}
+                        public void onNext(LeaseKeepAliveResponse r) {
+                            if (r.getTTL() > 0) electionRenewedAt = System.nanoTime();
+                        }
 
                         @Override
                         public void onError(Throwable t) {}
@@ -245,17 +267,38 @@ public final class EtcdCluster implements AutoCloseable {
                         @Override
                         public void onCompleted() {}
                     });
-                    client.getElectionClient()
+                    var won = client.getElectionClient()
                             .campaign(bytes(prefix + "election/" + election), lease, bytes(value))
                             .get();
-                    LOG.info("elected leader of '" + election + "' (" + value + ")");
+                    if (System.nanoTime() - electionRenewedAt > halfTtl) {
+                        LOG.warning("elected leader of '" + election + "' on a lease not renewed for half its TTL:"
+                                + " campaigning again");
+                        continue;
+                    }
+                    leaderEpoch = won.getLeader().getRevision();
+                    LOG.info("elected leader of '" + election + "' (" + value + "), epoch " + leaderEpoch);
                     onLeader.run();
-                    while (!closed) { // hold leadership while etcd names this candidate
-                        Thread.sleep(Math.max(200, ttlSeconds * 500));
-                        Optional<String> now = leader(election);
+                    long lastCheck = System.nanoTime();
+                    while (!closed) { // hold leadership while the lease is renewed and etcd names this candidate
+                        Thread.sleep(check);
+                        long silent = System.nanoTime() - electionRenewedAt;
+                        if (silent > halfTtl) {
+                            LOG.warning("leadership of '" + election + "': lease not renewed for "
+                                    + TimeUnit.NANOSECONDS.toMillis(silent) + " ms (TTL " + ttlSeconds
+                                    + " s): standing down before it can lapse, campaigning again");
+                            leaderEpoch = 0;
+                            onLost.run();
+                            break;
+                        }
+                        if (System.nanoTime() - lastCheck < halfTtl) continue;
+                        lastCheck = System.nanoTime();
+                        // bounded by the check interval: a query that hangs (etcd unreachable) must not hold
+                        // off the renewal check above, which is what stands this leader down in time
+                        Optional<String> now = leader(election, Duration.ofMillis(check));
                         if (now.isPresent() && !now.get().equals(value)) {
                             LOG.warning("leadership of '" + election + "' lost to " + now.get()
                                     + "; standing by and campaigning again");
+                            leaderEpoch = 0;
                             onLost.run();
                             break;
                         }
@@ -270,6 +313,16 @@ public final class EtcdCluster implements AutoCloseable {
                     } catch (InterruptedException ie) {
                         return;
                     }
+                } finally {
+                    if (renewal != null) {
+                        try {
+                            renewal.close(); // the next candidacy gets a lease of its own
+                        } catch (Exception ignored) {
+                            // closing
+                        }
+                        if (!closed) // best effort, not awaited: its key goes at once if etcd answers, else at its TTL
+                        client.getLeaseClient().revoke(electionLease);
+                    }
                 }
             }
         });
@@ -281,10 +334,15 @@ public final class EtcdCluster implements AutoCloseable {
 
     /** The current leader's value of {@code election}, if any. */
     public Optional<String> leader(String election) {
+        return leader(election, timeout);
+    }
+
+    /** As {@link #leader(String)}, waiting at most {@code wait} for etcd. */
+    public Optional<String> leader(String election, Duration wait) {
         try {
             var r = client.getElectionClient()
                     .leader(bytes(prefix + "election/" + election))
-                    .get(timeout.toMillis(), TimeUnit.MILLISECONDS);
+                    .get(wait.toMillis(), TimeUnit.MILLISECONDS);
             return Optional.of(r.getKv().getValue().toString(StandardCharsets.UTF_8));
         } catch (Exception e) {
             return Optional.empty();

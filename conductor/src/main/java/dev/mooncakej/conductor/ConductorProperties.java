@@ -35,7 +35,8 @@ public record ConductorProperties(
         Long maxBodyBytes,
         Boolean workerChannel,
         Boolean apiKeyPublicMetrics,
-        List<String> modelAliases) {
+        List<String> modelAliases,
+        Long stallTimeoutMillis) {
 
     public ConductorProperties {
         if (model == null || model.isBlank())
@@ -92,6 +93,11 @@ public record ConductorProperties(
         maxBodyBytes = maxBodyBytes == null ? 4L << 20 : maxBodyBytes;
         workerChannel = workerChannel == null || workerChannel;
         apiKeyPublicMetrics = apiKeyPublicMetrics != null && apiKeyPublicMetrics;
+        stallTimeoutMillis = stallTimeoutMillis == null ? 10_000L : stallTimeoutMillis;
+        if (stallTimeoutMillis < 200 || stallTimeoutMillis > 600_000)
+            throw new IllegalArgumentException("mooncakej.conductor.stall-timeout-millis=" + stallTimeoutMillis
+                    + ": expected 200..600000 (how long a worker may answer nothing before its calls fail and it"
+                    + " leaves scheduling)");
         modelAliases = modelAliases == null ? List.of() : List.copyOf(modelAliases);
         for (String a : modelAliases)
             if (a == null || !a.matches("[A-Za-z0-9._:/@+-]{1,128}"))

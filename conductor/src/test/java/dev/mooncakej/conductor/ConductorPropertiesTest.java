@@ -32,6 +32,7 @@ class ConductorPropertiesTest {
                 null,
                 null,
                 null,
+                null,
                 null);
     }
 

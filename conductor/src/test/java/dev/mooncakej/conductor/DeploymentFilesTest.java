@@ -77,6 +77,91 @@ class DeploymentFilesTest {
                 .contains("decode-1:8200");
     }
 
+    /**
+     * The file the compose services load (config/cluster.yaml, through SPRING_CONFIG_ADDITIONAL_LOCATION)
+     * and what compose gives them agree: every placeholder without a default is set in the service's
+     * environment, every file it names lies in a mounted directory, a TLS etcd client talks to an etcd
+     * that serves TLS, and Prometheus scrapes the https the services serve. Fails when either file
+     * changes without the other (as when the cluster profile moved to TLS and compose did not).
+     */
+    @Test
+    @SuppressWarnings("unchecked")
+    void composeProvidesEverythingTheProfileItLoadsNeeds() throws Exception {
+        ProcessBuilder pb = new ProcessBuilder("docker-compose", "-f", "docker/compose.yaml", "config")
+                .directory(root().toFile())
+                .redirectErrorStream(true);
+        pb.environment().put("MOONCAKEJ_KV_SECRET", "a-secret-the-user-chose-0123456789");
+        pb.environment().put("GRAFANA_ADMIN_PASSWORD", "a-password-of-the-users");
+        pb.environment().remove("MOONCAKEJ_TLS_DIR");
+        pb.environment().remove("TLS_DIR");
+        Process p = pb.start();
+        String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+        assertThat(p.waitFor()).as("docker-compose config: %s", out).isZero();
+        Map<String, Object> services =
+                (Map<String, Object>) ((Map<String, Object>) new Yaml().load(out)).get("services");
+        java.util.regex.Pattern placeholder =
+                java.util.regex.Pattern.compile("\\$\\{([A-Za-z_][A-Za-z0-9_]*)(:[^}]*)?}");
+        boolean tlsProfile = false;
+        for (String name : List.of("conductor", "prefill-0", "prefill-1", "decode-0", "decode-1")) {
+            Map<String, Object> svc = (Map<String, Object>) services.get(name);
+            Map<String, Object> env = (Map<String, Object>) svc.get("environment");
+            List<String[]> mounts = new ArrayList<>();
+            for (Object v : (List<Object>) svc.get("volumes")) {
+                String[] parts = v instanceof String str
+                        ? str.split(":")
+                        : new String[] {
+                            String.valueOf(((Map<String, Object>) v).get("source")),
+                            String.valueOf(((Map<String, Object>) v).get("target"))
+                        };
+                mounts.add(new String[] {parts[0], parts[1]});
+            }
+            String location = String.valueOf(env.get("SPRING_CONFIG_ADDITIONAL_LOCATION"));
+            assertThat(location).as("%s loads a profile", name).startsWith("file:");
+            String inContainer = location.substring("file:".length());
+            String[] mount = mounts.stream()
+                    .filter(m -> inContainer.startsWith(m[1] + "/"))
+                    .findFirst()
+                    .orElseThrow(() -> new AssertionError(name + ": " + inContainer + " is in no mounted directory"));
+            String profile = Files.readString(Path.of(mount[0] + inContainer.substring(mount[1].length())));
+            var m = placeholder.matcher(profile);
+            while (m.find()) {
+                String var = m.group(1);
+                if (m.group(2) != null) continue; // has a default
+                assertThat(env)
+                        .as("%s: %s needs ${%s}, which compose does not set", name, location, var)
+                        .containsKey(var);
+            }
+            // every file the profile names through a directory variable is inside a mount
+            var files = java.util.regex.Pattern.compile("\\$\\{([A-Z_]+)}/([A-Za-z0-9._-]+)")
+                    .matcher(profile);
+            while (files.find()) {
+                String dir = String.valueOf(env.get(files.group(1)));
+                assertThat(mounts.stream().anyMatch(mm -> mm[1].equals(dir)))
+                        .as(
+                                "%s: %s/%s (from ${%s}) lies in no mounted directory",
+                                name, dir, files.group(2), files.group(1))
+                        .isTrue();
+            }
+            if (profile.contains("etcd-ca-file")) {
+                tlsProfile = true;
+                assertThat(String.valueOf(env.get("ETCD_ENDPOINTS")))
+                        .as("%s: the profile talks TLS to etcd", name)
+                        .startsWith("https://");
+            }
+        }
+        if (tlsProfile) {
+            assertThat(String.valueOf(((Map<String, Object>) services.get("etcd")).get("command")))
+                    .as("etcd serves the TLS its clients expect")
+                    .contains("https://0.0.0.0:2379")
+                    .contains("--cert-file")
+                    .contains("--trusted-ca-file");
+            assertThat(Files.readString(root().resolve("docker/prometheus/prometheus.yml")))
+                    .as("Prometheus scrapes the https the services serve")
+                    .contains("scheme: https")
+                    .contains("ca_file:");
+        }
+    }
+
     @Test
     @SuppressWarnings("unchecked")
     void kubernetesManifestsAreConsistent() throws Exception {

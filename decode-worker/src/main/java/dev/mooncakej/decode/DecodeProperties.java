@@ -28,7 +28,8 @@ public record DecodeProperties(
         String engine,
         String simProfile,
         Double simTimeScale,
-        String conductorUrl) {
+        String conductorUrl,
+        Long fenceDeadlineMillis) {
 
     public DecodeProperties {
         if (model == null || model.isBlank())
@@ -50,6 +51,11 @@ public record DecodeProperties(
         kvHost = kvHost == null ? "127.0.0.1" : kvHost;
         kvPort = kvPort == null ? 0 : kvPort;
         kvWaitMillis = kvWaitMillis == null ? 30_000L : kvWaitMillis;
+        fenceDeadlineMillis = fenceDeadlineMillis == null ? 30_000L : fenceDeadlineMillis;
+        if (fenceDeadlineMillis < 100)
+            throw new IllegalArgumentException("mooncakej.decode.fence-deadline-millis=" + fenceDeadlineMillis
+                    + ": expected at least 100 (how long a fenced reservation's tcp writer may take to confirm it"
+                    + " stopped before it is cut off)");
         kvTransports = kvTransports == null ? "rdma,shm,tcp" : kvTransports;
         kvShmDir = kvShmDir == null ? "/dev/shm" : kvShmDir;
         kvTimeoutMillis = kvTimeoutMillis == null ? 30_000L : kvTimeoutMillis;

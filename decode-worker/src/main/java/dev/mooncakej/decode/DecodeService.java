@@ -169,7 +169,7 @@ public final class DecodeService {
                     if (r.state == State.RESERVED) {
                         r.state = State.CLAIMED;
                         r.writer = m.writer();
-                        setWritable(r, 1);
+                        setWritable(r, true);
                         return KvControl.OK;
                     }
                     return r.state == State.CLAIMED && m.writer().equals(r.writer)
@@ -179,7 +179,7 @@ public final class DecodeService {
                 case KvControl.COMMIT -> {
                     if (r.state == State.FENCED) return KvControl.FENCED;
                     if (r.state != State.CLAIMED || m.argument() != r.promptTokens) return KvControl.REJECTED;
-                    setWritable(r, 0);
+                    setWritable(r, false);
                     r.seq.setLength(r.promptTokens);
                     r.state = State.COMMITTED;
                     return KvControl.OK;
@@ -198,19 +198,33 @@ public final class DecodeService {
         }
     }
 
-    private void setWritable(Reservation r, int v) {
+    /** Writers by the segment name they prove, numbered from 1 (a block's writable mark is its writer's number). */
+    private final Map<String, Integer> writerIds = new ConcurrentHashMap<>();
+
+    private final java.util.concurrent.atomic.AtomicInteger lastWriterId =
+            new java.util.concurrent.atomic.AtomicInteger();
+
+    /** Opens (its writer's number) or closes (0) a reservation's prompt blocks to tcp writes. */
+    private void setWritable(Reservation r, boolean open) {
+        int v = open ? writerIds.computeIfAbsent(r.writer, w -> lastWriterId.incrementAndGet()) : 0;
         for (int b = 0; b < r.promptBlocks; b++) writable.set(r.seq.blockTable()[b], v);
     }
 
-    /** The tcp write fence: every block the range touches must belong to a CLAIMED reservation. */
-    private boolean writePermitted(long offset, long length) {
+    /**
+     * The tcp write fence: every block the range touches must belong to a CLAIMED reservation of this
+     * very writer (the segment name it proved in its handshake). A writer can therefore touch only its
+     * own reservations, and a fence waits only for its own writer's groups (a stalled writer holds no
+     * one else's blocks).
+     */
+    private boolean writePermitted(String writer, long offset, long length) {
         PoolSegment p = pool;
         if (p != null && p.contains(offset, length)) return true; // the KV pool's DRAM: the master places writers
+        Integer id = writerIds.get(writer);
         long rel = offset - slabOffset;
-        if (rel < 0 || length <= 0) return false;
+        if (id == null || rel < 0 || length <= 0) return false;
         long first = rel / blockBytes, last = (rel + length - 1) / blockBytes;
         if (last >= writable.length()) return false;
-        for (long b = first; b <= last; b++) if (writable.get((int) b) == 0) return false;
+        for (long b = first; b <= last; b++) if (writable.get((int) b) != id) return false;
         return true;
     }
 
@@ -388,7 +402,7 @@ public final class DecodeService {
         switch (r.state) {
             case RESERVED, COMMITTED -> releaseLocked(r, why);
             case CLAIMED -> {
-                setWritable(r, 0);
+                setWritable(r, false);
                 r.fenceSeq = transfer.writeGroupsAccepted(); // read after the guard closed: later groups are refused
                 r.state = State.FENCED;
                 r.fencedAt = System.nanoTime();
@@ -407,7 +421,7 @@ public final class DecodeService {
 
     /** A fenced reservation whose writer stopped is freed once the tcp groups accepted before the fence have landed. */
     private void releaseIfLandedLocked(Reservation r) {
-        if (r.state == State.FENCED && r.writerStopped && transfer.writesLandedThrough(r.fenceSeq)) {
+        if (r.state == State.FENCED && r.writerStopped && transfer.writesLandedThrough(r.writer, r.fenceSeq)) {
             releaseLocked(r, "its writer " + r.writer + " stopped");
         }
     }
@@ -415,7 +429,7 @@ public final class DecodeService {
     private void releaseLocked(Reservation r, String why) {
         if (r.state == State.RELEASED) return;
         if (r.state == State.FENCED) fencedBlocks.addAndGet(-r.seq.blockCount());
-        setWritable(r, 0);
+        setWritable(r, false);
         r.state = State.RELEASED;
         reservations.remove(r.id, r);
         r.seq.release();
@@ -444,6 +458,12 @@ public final class DecodeService {
                 }
                 if (r.state == State.FENCED && r.writerStopped) {
                     releaseIfLandedLocked(r);
+                } else if (r.state == State.FENCED
+                        && !r.cutOffTried
+                        && now - r.fencedAt > TimeUnit.MILLISECONDS.toNanos(props.fenceDeadlineMillis())) {
+                    r.cutOffTried = true;
+                    offload.accept(() -> cutOff(r));
+                    work++;
                 } else if (r.state == State.FENCED && !r.abortInFlight && now - r.nextAbortAt >= 0) {
                     r.abortInFlight = true;
                     offload.accept(() -> abortWriter(r));
@@ -483,6 +503,53 @@ public final class DecodeService {
                 r.writerStopped = true;
                 releaseIfLandedLocked(r);
             }
+        }
+    }
+
+    /**
+     * A fenced reservation's writer did not confirm it stopped within {@code fence-deadline-millis}
+     * (stalled, or cut off from this worker): a tcp writer's connections to this worker are closed,
+     * which drops its group in flight, and with no group of it landing the blocks are free (nothing it
+     * sends later can reach them: the guard permits its writes into its own claimed blocks only). A
+     * writer over shm or rdma writes without passing through here and cannot be cut off: its blocks
+     * stay fenced until it confirms or leaves the metadata, and the log says so.
+     */
+    private void cutOff(Reservation r) {
+        String writer;
+        synchronized (r) {
+            if (r.state != State.FENCED || r.writerStopped) return;
+            writer = r.writer;
+        }
+        String transport;
+        try {
+            transport = transfer.openSegment(writer);
+        } catch (RuntimeException e) {
+            transport = "gone"; // no longer published: nothing of it can write
+        }
+        if (!transport.equals("tcp") && !transport.equals("gone")) {
+            LOG.warn(
+                    "fenced reservation {}: its writer {} (over {}) has not confirmed it stopped in {} ms and cannot"
+                            + " be cut off; its {} blocks stay fenced until it confirms or leaves",
+                    r.id,
+                    writer,
+                    transport,
+                    props.fenceDeadlineMillis(),
+                    r.seq.blockCount());
+            return;
+        }
+        int closed = transfer.disconnectWriter(writer);
+        synchronized (r) {
+            if (r.state != State.FENCED) return;
+            LOG.warn(
+                    "fenced reservation {}: its writer {} did not confirm it stopped in {} ms: {} of its connections"
+                            + " closed, {} blocks freed",
+                    r.id,
+                    writer,
+                    props.fenceDeadlineMillis(),
+                    closed,
+                    r.seq.blockCount());
+            r.writerStopped = true;
+            releaseIfLandedLocked(r);
         }
     }
 

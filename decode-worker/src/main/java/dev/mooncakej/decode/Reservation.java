@@ -41,6 +41,8 @@ final class Reservation {
     State state = State.RESERVED;
     String writer;
     long fencedAt;
+    /** Whether the fence's deadline passed and the writer's cut-off was tried (once). */
+    boolean cutOffTried;
     /** tcp write groups accepted up to the fence: once they have landed, no tcp byte can reach these blocks. */
     long fenceSeq;
     /** The writer confirmed that nothing of it writes these blocks any more (or it is gone). */

@@ -75,6 +75,7 @@ class DecodeServiceTest {
                 "simulated",
                 null,
                 timeScale,
+                null,
                 null);
         segment = new WorkerSegment("decode", props.transferConfig(), metadata);
         engine = props.engineSettings().create(segment.kvMemory());

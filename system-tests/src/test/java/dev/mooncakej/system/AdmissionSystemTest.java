@@ -34,8 +34,8 @@ class AdmissionSystemTest {
 
     /** The statuses of a burst of BURST completions sent at once. */
     private static List<Integer> burst(LocalCluster cluster) throws Exception {
-        HttpClient http =
-                LeakCheckingClient.wrap(HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(5)).build());
+        HttpClient http = LeakCheckingClient.wrap(
+                HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(5)).build());
         StringBuilder ids = new StringBuilder();
         List<CompletableFuture<HttpResponse<String>>> calls = new ArrayList<>();
         for (int i = 0; i < BURST; i++) {

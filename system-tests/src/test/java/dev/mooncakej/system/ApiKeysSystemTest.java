@@ -126,7 +126,8 @@ class ApiKeysSystemTest {
                 .as("per-key meters on the credentialed plane")
                 .containsPattern("mooncakej_api_key_requests_total\\{[^}]*key=\"beta\"[^}]*outcome=\"admitted\"");
         assertThat(HTTP.send(
-                                HttpRequest.newBuilder(java.net.URI.create(cluster.url() + "/internal/api-keys/metrics"))
+                                HttpRequest.newBuilder(
+                                                java.net.URI.create(cluster.url() + "/internal/api-keys/metrics"))
                                         .build(),
                                 HttpResponse.BodyHandlers.ofString())
                         .statusCode())

@@ -38,8 +38,8 @@ import tools.jackson.databind.json.JsonMapper;
 @Timeout(value = 8, unit = TimeUnit.MINUTES)
 class ClusterSystemTest {
     private static final JsonMapper JSON = JsonMapper.builder().build();
-    private static final HttpClient HTTP =
-            LeakCheckingClient.wrap(HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(3)).build());
+    private static final HttpClient HTTP = LeakCheckingClient.wrap(
+            HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(3)).build());
     private static final int TTL = 3;
     /**
      * docs/operations.md: a failover takes at most the lease TTL plus the rebuild (pulling every prefill worker's

@@ -37,8 +37,8 @@ import tools.jackson.databind.json.JsonMapper;
 @Timeout(value = 5, unit = TimeUnit.MINUTES)
 class EdgeSystemTest {
     private static final JsonMapper JSON = JsonMapper.builder().build();
-    private static final HttpClient HTTP =
-            LeakCheckingClient.wrap(HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(3)).build());
+    private static final HttpClient HTTP = LeakCheckingClient.wrap(
+            HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(3)).build());
     private static LocalCluster cluster;
     private static dev.mooncakej.engine.tokenizer.Tokenizer tokenizer;
 
@@ -142,6 +142,93 @@ class EdgeSystemTest {
                         .build(),
                 HttpResponse.BodyHandlers.ofString());
         assertThat(models.statusCode()).isEqualTo(200);
+    }
+
+    /**
+     * The forms of one path that routing could read as the path itself, none of them the path as
+     * written: percent-encoded letters (lower- and upper-case hex), encoded and doubly encoded
+     * slashes, double encoding, {@code ;x} parameters, {@code //}, {@code /./}, {@code /x/../}, a
+     * trailing slash, mixed case, a backslash.
+     */
+    static List<String> encodings(String path) {
+        String[] seg = path.substring(1).split("/");
+        String first = seg[0], rest = path.substring(1 + first.length());
+        String hex = String.format("%%%02x", (int) first.charAt(0)), hexUpper = hex.toUpperCase(java.util.Locale.ROOT);
+        String lastSeg = seg[seg.length - 1];
+        String lastEncoded = path.substring(0, path.length() - lastSeg.length())
+                + String.format("%%%02X", (int) lastSeg.charAt(0))
+                + lastSeg.substring(1);
+        List<String> out = new ArrayList<>(List.of(
+                "/" + hex + first.substring(1) + rest,
+                "/" + hexUpper + first.substring(1) + rest,
+                lastEncoded,
+                "/%25" + hex.substring(1) + first.substring(1) + rest,
+                "/" + first + ";x" + rest,
+                path + ";x=1",
+                "/" + path,
+                "/./" + path.substring(1),
+                "/x/../" + path.substring(1),
+                path + "/",
+                "/" + first.toUpperCase(java.util.Locale.ROOT) + rest,
+                "/" + Character.toUpperCase(first.charAt(0)) + first.substring(1) + rest,
+                "/" + first + "\\" + rest.substring(Math.min(1, rest.length()))));
+        if (!rest.isEmpty()) {
+            out.add("/" + first + "%2F" + rest.substring(1));
+            out.add("/" + first + "%2f" + rest.substring(1));
+            out.add("/" + first + "%252F" + rest.substring(1));
+        }
+        return out;
+    }
+
+    @Test
+    void noEncodingOfAnInternalPathOpensItWithoutTheCredential() throws Exception {
+        int sent = 0;
+        for (String base : List.of(cluster.url(), cluster.prefillUrl(0), cluster.decodeUrl(0))) {
+            List<Route> routes = new ArrayList<>(routes(base));
+            routes.add(new Route("GET", "/actuator/mappings"));
+            for (Route r : routes) {
+                if (!r.pattern().startsWith("/internal") && !r.pattern().startsWith("/actuator/mappings")) continue;
+                String path = r.pattern().replaceAll("\\{[^}]+}", "1");
+                boolean channel = path.equals("/internal/channel");
+                List<String> forms = encodings(path);
+                assertThat(forms).hasSizeGreaterThanOrEqualTo(12);
+                for (String form : forms) {
+                    int status = channel
+                            ? RawHttp.status(
+                                    base,
+                                    "GET",
+                                    form,
+                                    null,
+                                    "Upgrade: websocket",
+                                    "Connection: Upgrade",
+                                    "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==",
+                                    "Sec-WebSocket-Version: 13")
+                            : RawHttp.status(base, r.method(), form, "{}");
+                    sent++;
+                    assertThat(status)
+                            .as("%s %s%s (route %s) without the credential", r.method(), base, form, r.pattern())
+                            .isNotEqualTo(101)
+                            .matches(st -> st < 200 || st > 299, "not a success");
+                }
+            }
+        }
+        assertThat(sent).as("requests sent").isGreaterThan(17 * 12);
+    }
+
+    @Test
+    void noEncodingOfAnOpenAiPathSkipsTheBodyLimit() throws Exception {
+        String big = "{\"model\":\"mooncakej-tiny\",\"prompt\":\"" + "x".repeat(100_000) + "\",\"max_tokens\":1}";
+        for (String path : List.of("/v1/completions", "/v1/chat/completions", "/v1/models"))
+            for (String form : encodings(path)) {
+                int status = RawHttp.status(cluster.url(), "POST", form, big);
+                assertThat(status)
+                        .as("POST %s with a body over the limit", form)
+                        .matches(st -> st < 200 || st > 299, "not a success")
+                        .isNotEqualTo(500);
+            }
+        assertThat(RawHttp.status(cluster.url(), "POST", "/v1/completions", big))
+                .as("the path as written: the body limit")
+                .isEqualTo(413);
     }
 
     @Test

@@ -24,8 +24,8 @@ import javax.net.ssl.SSLParameters;
  * internal data, not checked.
  */
 final class LeakCheckingClient extends HttpClient {
-    private static final Pattern LEAK = Pattern.compile(
-            "https?://|\\b[A-Za-z_$][\\w$]*(Exception|Throwable)\\b|\\b(java|javax|reactor|io\\.netty|org\\.springframework|dev\\.mooncakej)\\.[a-z]");
+    private static final Pattern LEAK = Pattern.compile("https?://|\\b[A-Za-z_$][\\w$]*(Exception|Throwable)\\b"
+            + "|\\b(java|javax|reactor|io\\.netty|org\\.springframework|dev\\.mooncakej)\\.[a-z]");
 
     private final HttpClient delegate;
 
@@ -70,8 +70,7 @@ final class LeakCheckingClient extends HttpClient {
     }
 
     @Override
-    public <T> CompletableFuture<HttpResponse<T>> sendAsync(
-            HttpRequest request, HttpResponse.BodyHandler<T> handler) {
+    public <T> CompletableFuture<HttpResponse<T>> sendAsync(HttpRequest request, HttpResponse.BodyHandler<T> handler) {
         return delegate.sendAsync(request, handler).thenApply(LeakCheckingClient::checked);
     }
 

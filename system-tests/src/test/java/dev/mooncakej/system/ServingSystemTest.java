@@ -56,8 +56,8 @@ class ServingSystemTest {
     private static LocalCluster cluster;
     private static OpenAIClient openai;
     private static LlamaEngine reference;
-    private static final HttpClient HTTP =
-            LeakCheckingClient.wrap(HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(5)).build());
+    private static final HttpClient HTTP = LeakCheckingClient.wrap(
+            HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(5)).build());
 
     @BeforeAll
     static void up() throws Exception {

@@ -32,8 +32,8 @@ public final class ConnectionLimits implements Function<HttpServer, HttpServer> 
                 throw new IllegalArgumentException("mooncakej.edge.idle-timeout=" + idleTimeout
                         + ": expected a positive duration such as 60s (a kept-alive connection idle this long closes)");
             if (maxConnections < 1 || maxConnections > 1_000_000)
-                throw new IllegalArgumentException("mooncakej.edge.max-connections=" + maxConnections
-                        + ": expected 1..1000000 open connections");
+                throw new IllegalArgumentException(
+                        "mooncakej.edge.max-connections=" + maxConnections + ": expected 1..1000000 open connections");
         }
 
         public static Settings defaults() {
@@ -64,7 +64,8 @@ public final class ConnectionLimits implements Function<HttpServer, HttpServer> 
     public HttpServer apply(HttpServer server) {
         return server.requestTimeout(settings.requestTimeout())
                 .idleTimeout(settings.idleTimeout())
-                .doOnChannelInit((observer, channel, remote) -> channel.pipeline().addFirst("mooncakej.cap", cap));
+                .doOnChannelInit(
+                        (observer, channel, remote) -> channel.pipeline().addFirst("mooncakej.cap", cap));
     }
 
     /** Counts connections; one over the cap is closed when it becomes active. */

@@ -64,6 +64,8 @@ public final class ControlChannelEndpoint implements WebSocketHandler {
                 session.getId(),
                 session.getHandshakeInfo().getRemoteAddress());
         Flux<WebSocketMessage> answers = session.receive()
+                // the conductor's pings (liveness, answered by the network stack) are no control frames
+                .filter(m -> m.getType() != WebSocketMessage.Type.PING && m.getType() != WebSocketMessage.Type.PONG)
                 .flatMap(
                         m -> Flux.defer(() -> answer(frame(m), inFlight))
                                 .onErrorResume(ProtocolViolation.class, e -> violated(session, e)),

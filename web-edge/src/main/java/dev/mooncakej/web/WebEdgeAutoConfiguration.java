@@ -47,7 +47,8 @@ public class WebEdgeAutoConfiguration {
 
     /** {@code mooncakej.edge.*}: request and idle timeouts and the connection cap of this service's server. */
     @Bean
-    ConnectionLimits connectionLimits(Environment env, ObjectProvider<io.micrometer.core.instrument.MeterRegistry> meters) {
+    ConnectionLimits connectionLimits(
+            Environment env, ObjectProvider<io.micrometer.core.instrument.MeterRegistry> meters) {
         ConnectionLimits.Settings d = ConnectionLimits.Settings.defaults();
         var limits = new ConnectionLimits(new ConnectionLimits.Settings(
                 env.getProperty("mooncakej.edge.request-timeout", java.time.Duration.class, d.requestTimeout()),
@@ -55,7 +56,8 @@ public class WebEdgeAutoConfiguration {
                 env.getProperty("mooncakej.edge.max-connections", Integer.class, d.maxConnections())));
         var registry = meters.getIfAvailable();
         if (registry != null) {
-            io.micrometer.core.instrument.Gauge.builder("mooncakej.edge.connections.open", limits, ConnectionLimits::open)
+            io.micrometer.core.instrument.Gauge.builder(
+                            "mooncakej.edge.connections.open", limits, ConnectionLimits::open)
                     .description("HTTP connections open on this service")
                     .register(registry);
             io.micrometer.core.instrument.FunctionCounter.builder(

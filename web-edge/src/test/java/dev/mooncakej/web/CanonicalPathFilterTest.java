@@ -9,8 +9,14 @@ class CanonicalPathFilterTest {
     @Test
     void routesAsWrittenAreCanonical() {
         for (String p : new String[] {
-            "/", "/v1/models", "/v1/chat/completions", "/internal/leader", "/actuator/prometheus", "/internal/leader/",
-            "/v1/models/meta-llama:Llama-3.1@q4_k_m", "/a.b/c..d/.e"
+            "/",
+            "/v1/models",
+            "/v1/chat/completions",
+            "/internal/leader",
+            "/actuator/prometheus",
+            "/internal/leader/",
+            "/v1/models/meta-llama:Llama-3.1@q4_k_m",
+            "/a.b/c..d/.e"
         }) assertThat(CanonicalPathFilter.problem(p)).as(p).isNull();
     }
 

@@ -37,7 +37,8 @@ public class ApiKeyFilter implements WebFilter, Ordered {
 
     @Override
     public Mono<Void> filter(ServerWebExchange exchange, WebFilterChain chain) {
-        if (!keys.enabled() || !exchange.getRequest().getPath().value().startsWith("/v1/")) return chain.filter(exchange);
+        if (!keys.enabled() || !exchange.getRequest().getPath().value().startsWith("/v1/"))
+            return chain.filter(exchange);
         ApiKeys.Tenant tenant;
         Runnable release;
         try {

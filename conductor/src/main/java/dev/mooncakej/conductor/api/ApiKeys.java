@@ -47,7 +47,8 @@ public class ApiKeys {
         }
     }
 
-    private record Entry(Tenant tenant, int maxConcurrent, Bulkhead concurrent, RateLimiter requests, RateLimiter tokens) {}
+    private record Entry(
+            Tenant tenant, int maxConcurrent, Bulkhead concurrent, RateLimiter requests, RateLimiter tokens) {}
 
     private final Map<String, Entry> byHash = new HashMap<>();
     private final Map<Tenant, Entry> byTenant = new java.util.IdentityHashMap<>();
@@ -111,14 +112,16 @@ public class ApiKeys {
                         case "salt" -> {
                             if (kv.length == 2 && kv[1].length() < 16) throw new IllegalArgumentException();
                             salt = "tenant:"
-                                    + sha256("mooncakej-tenant-salt\u0000" + (kv.length == 2 ? "secret:" + kv[1] : "key:" + hash));
+                                    + sha256("mooncakej-tenant-salt\u0000"
+                                            + (kv.length == 2 ? "secret:" + kv[1] : "key:" + hash));
                         }
                         default -> throw new IllegalArgumentException();
                     }
                 } catch (RuntimeException e) {
-                    throw new IllegalArgumentException(where + " (" + f[1] + "): '" + (f[k].startsWith("salt=") ? "salt=..." : f[k])
-                            + "': expected max-concurrent=N, requests-per-minute=N, tokens-per-minute=N, salt or"
-                            + " salt=SECRET (16 or more characters)");
+                    throw new IllegalArgumentException(
+                            where + " (" + f[1] + "): '" + (f[k].startsWith("salt=") ? "salt=..." : f[k])
+                                    + "': expected max-concurrent=N, requests-per-minute=N, tokens-per-minute=N,"
+                                    + " salt or salt=SECRET (16 or more characters)");
                 }
             }
             if (concurrent < 1 || rpm < 1 || tpm < 1)

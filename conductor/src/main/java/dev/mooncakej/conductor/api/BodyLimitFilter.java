@@ -15,10 +15,12 @@ import reactor.core.publisher.Mono;
 /**
  * The OpenAI endpoint's request body limit ({@code mooncakej.conductor.max-body-bytes}): a body
  * declared larger gets 413 with an OpenAI error body before a byte of it is read; a body that grows
- * past the limit without declaring its length fails the same way as soon as it does.
+ * past the limit without declaring its length fails the same way as soon as it does. The codecs that
+ * read bodies buffer up to the same limit ({@link #configureHttpMessageCodecs}); their own default
+ * (256 KiB) refused every body above it with a 413 that named the wrong limit.
  */
 @Component
-public class BodyLimitFilter implements WebFilter, Ordered {
+public class BodyLimitFilter implements WebFilter, Ordered, org.springframework.web.reactive.config.WebFluxConfigurer {
     private final long limit;
 
     public BodyLimitFilter(ConductorProperties props) {
@@ -55,6 +57,12 @@ public class BodyLimitFilter implements WebFilter, Ordered {
             }
         };
         return chain.filter(exchange.mutate().request(counted).build());
+    }
+
+    /** The codecs buffer what the limit lets through (and a little more, for the framing of a chunked body). */
+    @Override
+    public void configureHttpMessageCodecs(org.springframework.http.codec.ServerCodecConfigurer codecs) {
+        codecs.defaultCodecs().maxInMemorySize((int) Math.min(Integer.MAX_VALUE, limit + 1024));
     }
 
     @Override

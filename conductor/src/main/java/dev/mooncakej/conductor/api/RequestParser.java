@@ -169,8 +169,10 @@ public class RequestParser {
     private static void neutral(JsonNode root, String name, double min, double max, String expected, double neutral) {
         Double v = range(root, name, min, max, expected);
         if (v != null && v != neutral)
-            throw unsupported(name, name + " other than " + (neutral == 0 ? "0" : String.valueOf(neutral))
-                    + " is not supported by this server");
+            throw unsupported(
+                    name,
+                    name + " other than " + (neutral == 0 ? "0" : String.valueOf(neutral))
+                            + " is not supported by this server");
     }
 
     private static ApiException unsupported(String param, String message) {
@@ -191,12 +193,15 @@ public class RequestParser {
                     JsonNode c = msg.get("content");
                     if (c != null && c.isString()) bytes += utf8Length(c.asString());
                     else if (c != null && c.isArray())
-                        for (JsonNode part : c) if (part.path("text").isString()) bytes += utf8Length(part.get("text").asString());
+                        for (JsonNode part : c)
+                            if (part.path("text").isString())
+                                bytes += utf8Length(part.get("text").asString());
                 }
         } else {
             JsonNode p = root.get("prompt");
             if (p != null && p.isString()) bytes = utf8Length(p.asString());
-            else if (p != null && p.isArray() && p.size() == 1 && p.get(0).isString()) bytes = utf8Length(p.get(0).asString());
+            else if (p != null && p.isArray() && p.size() == 1 && p.get(0).isString())
+                bytes = utf8Length(p.get(0).asString());
         }
         long atLeast = bytes / model.maxTokenBytes();
         if (atLeast >= model.contextLength())

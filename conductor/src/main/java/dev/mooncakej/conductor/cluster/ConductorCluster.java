@@ -71,7 +71,7 @@ public class ConductorCluster implements SmartLifecycle {
         if (!settings.enabled()) return;
         String self = settings.advertiseUrl(env.getProperty(
                 "local.server.port", Integer.class, env.getProperty("server.port", Integer.class, 8000)));
-        leadership.set(false, "waiting to be elected leader through etcd");
+        leadership.set(false, "waiting to be elected leader through etcd", 0);
         etcd = settings.connect();
         try {
             etcd.watchMembers(m -> {
@@ -93,7 +93,7 @@ public class ConductorCluster implements SmartLifecycle {
                     long t0 = System.nanoTime();
                     elected = true; // from here on, membership changes rebuild too
                     rebuild();
-                    leadership.set(true, null);
+                    leadership.set(true, null, etcd.leaderEpoch());
                     LOG.info(
                             "leader conductor at {}: serving after a {} ms rebuild",
                             self,
@@ -101,7 +101,11 @@ public class ConductorCluster implements SmartLifecycle {
                 },
                 () -> {
                     elected = false;
-                    leadership.set(false, "leadership lost to another conductor; campaigning again");
+                    leadership.set(
+                            false,
+                            "leadership lost (another conductor leads, or this one cannot renew its lease in etcd);"
+                                    + " campaigning again",
+                            0);
                 });
         LOG.info(
                 "conductor {} in cluster mode (etcd {}, lease TTL {} s): campaigning for leadership",

@@ -33,6 +33,8 @@ public class WorkerMembership implements SmartLifecycle {
     private final ClusterSettings cluster;
     private final Map<String, WorkerEndpoint> endpoints = new ConcurrentHashMap<>();
     private final Set<String> openBreakers = ConcurrentHashMap.newKeySet();
+    /** Workers whose control channel answered nothing for the stall timeout: out until a channel opens again. */
+    private final Set<String> stalled = ConcurrentHashMap.newKeySet();
     /** Workers the store master found silent (no heartbeat for its liveness TTL): out until they report again. */
     private final Set<String> silent = ConcurrentHashMap.newKeySet();
 
@@ -51,6 +53,7 @@ public class WorkerMembership implements SmartLifecycle {
         this.props = props;
         this.cluster = cluster;
         guard.onTransition(this::breakerChanged);
+        workers.onStall(this::stall);
     }
 
     /** Single-host mode: the static worker lists (a cluster's conductor hears etcd instead). */
@@ -73,11 +76,11 @@ public class WorkerMembership implements SmartLifecycle {
     private synchronized double refresh(boolean seedNow) {
         long t0 = System.nanoTime();
         List<WorkerEndpoint> prefill = memberPrefill.stream()
-                .filter(u -> !openBreakers.contains(u) && !silent.contains(u))
+                .filter(u -> !openBreakers.contains(u) && !silent.contains(u) && !stalled.contains(u))
                 .map(u -> endpoint(u, "prefill"))
                 .toList();
         List<WorkerEndpoint> decode = memberDecode.stream()
-                .filter(u -> !openBreakers.contains(u) && !silent.contains(u))
+                .filter(u -> !openBreakers.contains(u) && !silent.contains(u) && !stalled.contains(u))
                 .map(u -> endpoint(u, "decode"))
                 .toList();
         List<WorkerEndpoint> joined = scheduler.setWorkers(prefill, decode);
@@ -116,8 +119,9 @@ public class WorkerMembership implements SmartLifecycle {
                 url,
                 u -> new WorkerEndpoint(
                         u,
-                        role + "-" + nextId.computeIfAbsent(role, r -> new java.util.concurrent.atomic.AtomicInteger())
-                                .getAndIncrement()));
+                        role + "-"
+                                + nextId.computeIfAbsent(role, r -> new java.util.concurrent.atomic.AtomicInteger())
+                                        .getAndIncrement()));
     }
 
     private static List<String> urls(List<WorkerEndpoint> ws) {
@@ -129,6 +133,17 @@ public class WorkerMembership implements SmartLifecycle {
         boolean out = state == CircuitBreaker.State.OPEN || state == CircuitBreaker.State.FORCED_OPEN;
         boolean changed = out ? openBreakers.add(url) : openBreakers.remove(url);
         if (changed) Thread.ofVirtual().start(() -> refresh(false));
+    }
+
+    /** A worker's control channel stalled (out of scheduling) or answers again (back in). */
+    private void stall(String url, boolean isStalled) {
+        boolean changed = isStalled ? stalled.add(url) : stalled.remove(url);
+        if (changed) Thread.ofVirtual().start(() -> refresh(false));
+    }
+
+    /** Workers out of scheduling because they answered nothing for the stall timeout. */
+    public Set<String> stalledWorkers() {
+        return Set.copyOf(stalled);
     }
 
     /** The store master's liveness: a worker silent for its TTL leaves scheduling; its next report brings it back. */

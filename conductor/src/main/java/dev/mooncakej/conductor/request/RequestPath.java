@@ -94,7 +94,8 @@ public class RequestPath {
             metrics.rejected("no_workers").increment();
             var open = membership.openBreakers();
             if (!open.isEmpty())
-                LOG.warn("[{}] no worker available; out of scheduling after repeated failures: {}", g.requestId(), open);
+                LOG.warn(
+                        "[{}] no worker available; out of scheduling after repeated failures: {}", g.requestId(), open);
             String why = open.isEmpty()
                     ? "no prefill or decode worker is configured or registered; start some (./mooncakej up) and retry"
                     : "no prefill or decode worker is available: " + open.size()
@@ -306,7 +307,11 @@ public class RequestPath {
                     if (ev.finish() != null) {
                         finished.set(true);
                         if (ev.finish().startsWith("error")) {
-                            LOG.warn("[{}] decode worker {} ended the stream with {}", g.requestId(), decode.id(), ev.finish());
+                            LOG.warn(
+                                    "[{}] decode worker {} ended the stream with {}",
+                                    g.requestId(),
+                                    decode.id(),
+                                    ev.finish());
                             return Flux.<GenerationEvent>error(new ApiException(
                                     500,
                                     "server_error",

@@ -30,6 +30,13 @@ import reactor.core.publisher.Sinks;
  * broken HTTP connection gives, so the same retries and breakers apply); the next call opens a new
  * one. Cancelling a call sends a cancel frame (the worker stops that decode as if its HTTP caller had
  * left).
+ *
+ * <p>Every open channel is pinged (a WebSocket ping, answered by the worker's network stack) every
+ * quarter of the stall timeout; a channel that hears nothing from its worker for the stall timeout
+ * ({@code mooncakej.conductor.stall-timeout-millis}) is ended, which fails its calls and streams
+ * within seconds instead of at their own timeouts, and the worker is reported stalled (out of
+ * scheduling) until a channel to it opens again: a stopped process (SIGSTOP) still accepts TCP
+ * connections but answers nothing.
  */
 final class WorkerChannels implements AutoCloseable {
     private static final Logger LOG = LoggerFactory.getLogger(WorkerChannels.class);
@@ -54,15 +61,33 @@ final class WorkerChannels implements AutoCloseable {
 
     private final java.time.Duration handshakeTimeout;
 
+    /** How long an open channel may hear nothing from its worker (pongs included) before it is ended. */
+    private final java.time.Duration stallTimeout;
+
+    /** Hears that a worker stalled (true: no answer for the stall timeout) or answers again (false). */
+    private volatile java.util.function.BiConsumer<String, Boolean> onStall = (u, s) -> {};
+
+    /** Workers reported stalled, with the probe that looks for them to answer again. */
+    private final Map<String, Disposable> stalled = new ConcurrentHashMap<>();
+
     WorkerChannels(reactor.netty.http.client.HttpClient http, ClusterCredential credential) {
-        this(http, credential, HANDSHAKE_TIMEOUT);
+        this(http, credential, HANDSHAKE_TIMEOUT, java.time.Duration.ofSeconds(10));
     }
 
     WorkerChannels(
             reactor.netty.http.client.HttpClient http,
             ClusterCredential credential,
             java.time.Duration handshakeTimeout) {
+        this(http, credential, handshakeTimeout, java.time.Duration.ofSeconds(10));
+    }
+
+    WorkerChannels(
+            reactor.netty.http.client.HttpClient http,
+            ClusterCredential credential,
+            java.time.Duration handshakeTimeout,
+            java.time.Duration stallTimeout) {
         this.handshakeTimeout = handshakeTimeout;
+        this.stallTimeout = stallTimeout;
         this.client = new ReactorNettyWebSocketClient(
                 http,
                 () -> reactor.netty.http.client.WebsocketClientSpec.builder()
@@ -120,8 +145,52 @@ final class WorkerChannels implements AutoCloseable {
         });
     }
 
+    /** Who hears that a worker stalled or answers again (the conductor's membership). */
+    void onStall(java.util.function.BiConsumer<String, Boolean> listener) {
+        this.onStall = listener;
+    }
+
+    /** Workers whose channel heard nothing for the stall timeout and that have not answered since. */
+    java.util.Set<String> stalledWorkers() {
+        return java.util.Set.copyOf(stalled.keySet());
+    }
+
+    /**
+     * A channel to {@code url} heard nothing for the stall timeout: the worker is reported stalled,
+     * and a probe opens a channel to it every stall timeout until one opens (it answers again).
+     */
+    private void stalled(String url) {
+        if (stalled.containsKey(url)) return;
+        Disposable probe = Flux.interval(stallTimeout, stallTimeout)
+                .concatMap(t -> Mono.defer(() -> {
+                            Channel ch =
+                                    byUrl.compute(url + "#0", (k, c) -> c == null || c.ended ? new Channel(url, k) : c);
+                            return ch.ready.asMono().then(Mono.just(true));
+                        })
+                        .onErrorReturn(false))
+                .filter(ok -> ok)
+                .next()
+                .subscribe(ok -> {
+                    if (stalled.remove(url) != null) {
+                        LOG.info("worker {} answers again: back in scheduling", url);
+                        onStall.accept(url, false);
+                    }
+                });
+        if (stalled.putIfAbsent(url, probe) != null) {
+            probe.dispose();
+            return;
+        }
+        LOG.warn(
+                "worker {} answered nothing for {} ms: out of scheduling until it answers again",
+                url,
+                stallTimeout.toMillis());
+        onStall.accept(url, true);
+    }
+
     @Override
     public void close() {
+        stalled.values().forEach(Disposable::dispose);
+        stalled.clear();
         byUrl.values().forEach(Channel::close);
         byUrl.clear();
     }
@@ -156,16 +225,32 @@ final class WorkerChannels implements AutoCloseable {
             });
         }
 
+        /** When this channel last heard its worker (any frame, pongs included), System.nanoTime(). */
+        volatile long heard = System.nanoTime();
+
         private Mono<Void> run(WebSocketSession s) {
             session = s;
+            heard = System.nanoTime();
             ready.tryEmitEmpty();
             LOG.info("control channel to {} open", url);
             Mono<Void> in = s.receive().doOnNext(this::route).then();
-            Mono<Void> out = s.send(outbound.asFlux().map(f -> s.binaryMessage(b -> b.wrap(f.encode()))));
+            java.time.Duration every = stallTimeout.dividedBy(4);
+            Flux<WebSocketMessage> pings = Flux.interval(every, every).handle((t, sink) -> {
+                long silent = System.nanoTime() - heard;
+                if (silent > stallTimeout.toNanos()) {
+                    stalled(url);
+                    sink.error(new java.util.concurrent.TimeoutException("the worker answered nothing for "
+                            + java.util.concurrent.TimeUnit.NANOSECONDS.toMillis(silent) + " ms"));
+                } else sink.next(s.pingMessage(f -> f.wrap(new byte[] {'p'})));
+            });
+            Mono<Void> out =
+                    s.send(Flux.merge(outbound.asFlux().map(f -> s.binaryMessage(b -> b.wrap(f.encode()))), pings));
             return Mono.firstWithSignal(in, out);
         }
 
         private void route(WebSocketMessage m) {
+            heard = System.nanoTime();
+            if (m.getType() == WebSocketMessage.Type.PONG || m.getType() == WebSocketMessage.Type.PING) return;
             var buf = m.getPayload();
             byte[] bytes = new byte[buf.readableByteCount()];
             buf.read(bytes);

@@ -30,6 +30,8 @@ import reactor.core.publisher.Mono;
 public class WorkerClient implements AutoCloseable {
     private final WebClient web;
     private final Duration timeout;
+    /** How long a reservation or a stream's next token may take before the call fails (never retried there). */
+    private final Duration stall;
 
     private final WorkerGuard guard;
 
@@ -58,14 +60,23 @@ public class WorkerClient implements AutoCloseable {
         }
         b.clientConnector(new org.springframework.http.client.reactive.ReactorClientHttpConnector(http));
         this.web = b.build();
-        this.channels = props.workerChannel() ? new WorkerChannels(http, internal.credential()) : null;
+        this.stall = Duration.ofMillis(props.stallTimeoutMillis());
+        this.channels = props.workerChannel()
+                ? new WorkerChannels(http, internal.credential(), WorkerChannels.HANDSHAKE_TIMEOUT, stall)
+                : null;
         this.timeout = Duration.ofMillis(props.workerTimeoutMillis());
     }
 
+    /** Hears that a worker's control channel stalled (true) or that it answers again (false). */
+    public void onStall(java.util.function.BiConsumer<String, Boolean> listener) {
+        if (channels != null) channels.onStall(listener);
+    }
+
     /**
-     * Reserve KV on a decode worker; empty when it has no room. Retried like an idempotent call: the
-     * decode worker answers a repeated reservation id with the same reservation (a connection that
-     * failed after the request went out loses nothing and leaks nothing).
+     * Reserve KV on a decode worker; empty when it has no room. Never retried on the same worker (a
+     * stalled one would hold the request for every retry): it fails after the stall timeout, and the
+     * request path asks the next decode worker. The decode worker answers a repeated reservation id
+     * with the same reservation, so a reservation that did land is released by the path's cancel.
      */
     public Mono<ReserveResponse> reserve(String decodeUrl, ReserveRequest req, String requestId) {
         Mono<ReserveResponse> http = post(decodeUrl + "/internal/reserve", req, requestId)
@@ -81,7 +92,7 @@ public class WorkerClient implements AutoCloseable {
                         .onErrorResume(e -> e instanceof WorkerException w && w.status() == 429, e -> Mono.empty())
                         .onErrorResume(WorkerChannels.NoChannel.class, e -> http)
                 : http;
-        return guard.idempotent(decodeUrl, call.timeout(timeout));
+        return guard.once(decodeUrl, call.timeout(stall));
     }
 
     /** Whether calls to {@code url} go over its control channel. */
@@ -124,7 +135,7 @@ public class WorkerClient implements AutoCloseable {
                     })
                     .onErrorResume(WorkerChannels.NoChannel.class, e -> http);
         }
-        return guard.stream(decodeUrl, call.timeout(timeout));
+        return guard.stream(decodeUrl, call.timeout(stall)); // each token within the stall timeout
     }
 
     /**

@@ -83,7 +83,10 @@ class AnswerTokensTest {
         long held = 0;
         for (int i = AnswerTokens.MAX_ANSWERS * 3 - answers.size(); i < AnswerTokens.MAX_ANSWERS * 3; i++)
             held += salt.length() + 1 + (text + i).length();
-        assertThat(answers.chars()).as("the count the bound uses").isEqualTo(held).isPositive();
+        assertThat(answers.chars())
+                .as("the count the bound uses")
+                .isEqualTo(held)
+                .isPositive();
         assertThat(answers.chars()).isLessThanOrEqualTo(AnswerTokens.MAX_CHARS);
     }
 }

@@ -46,6 +46,7 @@ final class ApiFixtures {
                 null,
                 null,
                 null,
+                null,
                 null);
     }
 

@@ -92,7 +92,9 @@ class ApiKeysTest {
         assertThat(registry.getMeters())
                 .as("public meters")
                 .allSatisfy(m -> assertThat(m.getId().getTag("key")).isNull());
-        assertThat(registry.find("mooncakej.api.requests").tag("outcome", "admitted").counter())
+        assertThat(registry.find("mooncakej.api.requests")
+                        .tag("outcome", "admitted")
+                        .counter())
                 .isNotNull();
         assertThat(k.tenantMetrics()).contains("key=\"alpha\"");
     }

@@ -71,7 +71,8 @@ class FairTokenizerPoolTest {
             Disposable gone = pool.submit("a", ran::incrementAndGet).subscribe();
             gone.dispose();
             gate.countDown();
-            assertThat(pool.submit("a", () -> "after").block(Duration.ofSeconds(5))).isEqualTo("after");
+            assertThat(pool.submit("a", () -> "after").block(Duration.ofSeconds(5)))
+                    .isEqualTo("after");
             assertThat(ran.get()).isZero();
             assertThat(pool.queued()).isZero();
         }

@@ -43,14 +43,17 @@ class OpenAiParityTest {
     @Test
     void rolesAreOpenAisWithTheirRequiredFields() {
         String p = "{\"model\":\"mooncakej-tiny\",\"messages\":[%s]}";
-        assertThat(refused(p.formatted("{\"role\":\"wizard\",\"content\":\"hi\"}"), true).getMessage())
+        assertThat(refused(p.formatted("{\"role\":\"wizard\",\"content\":\"hi\"}"), true)
+                        .getMessage())
                 .contains("messages[0].role")
                 .contains("wizard");
         assertThat(refused(p.formatted("{\"role\":\"user\"}"), true).getMessage())
                 .contains("messages[0].content is required");
-        assertThat(refused(p.formatted("{\"role\":\"system\",\"content\":null}"), true).getMessage())
+        assertThat(refused(p.formatted("{\"role\":\"system\",\"content\":null}"), true)
+                        .getMessage())
                 .contains("messages[0].content is required");
-        assertThat(refused(p.formatted("{\"role\":\"tool\",\"content\":\"42\"}"), true).getMessage())
+        assertThat(refused(p.formatted("{\"role\":\"tool\",\"content\":\"42\"}"), true)
+                        .getMessage())
                 .contains("tool_call_id");
         assertThat(refused(
                                 p.formatted(
@@ -69,8 +72,13 @@ class OpenAiParityTest {
     @Test
     void numericParametersAreRangeCheckedAndUnimplementedValuesRefusedByName() {
         String[][] outOfRange = {
-            {"temperature", "2.5"}, {"top_p", "0"}, {"presence_penalty", "9"}, {"frequency_penalty", "-3"},
-            {"repetition_penalty", "0"}, {"min_p", "1.5"}, {"top_k", "-2"}
+            {"temperature", "2.5"},
+            {"top_p", "0"},
+            {"presence_penalty", "9"},
+            {"frequency_penalty", "-3"},
+            {"repetition_penalty", "0"},
+            {"min_p", "1.5"},
+            {"top_k", "-2"}
         };
         for (String[] p : outOfRange) {
             ApiException e = refused(chat(",\"" + p[0] + "\":" + p[1]), true);
@@ -84,13 +92,16 @@ class OpenAiParityTest {
         };
         for (String[] p : unimplemented) {
             ApiException e = refused(chat(",\"" + p[0] + "\":" + p[1]), true);
-            assertThat(e.body().toString()).as(p[0]).contains("unsupported_parameter").contains("param=" + p[0]);
+            assertThat(e.body().toString())
+                    .as(p[0])
+                    .contains("unsupported_parameter")
+                    .contains("param=" + p[0]);
         }
-        assertThat(refused(chat(",\"logprobs\":true,\"top_logprobs\":3"), true).body().toString())
+        assertThat(refused(chat(",\"logprobs\":true,\"top_logprobs\":3"), true)
+                        .body()
+                        .toString())
                 .contains("unsupported_parameter");
-        assertThat(refused(
-                                "{\"model\":\"mooncakej-tiny\",\"prompt\":\"hi\",\"max_tokens\":2,\"logprobs\":3}",
-                                false)
+        assertThat(refused("{\"model\":\"mooncakej-tiny\",\"prompt\":\"hi\",\"max_tokens\":2,\"logprobs\":3}", false)
                         .body()
                         .toString())
                 .contains("unsupported_parameter");
@@ -102,7 +113,8 @@ class OpenAiParityTest {
                 "t");
         assertThat(g.sampling().topK()).isEqualTo(7);
         assertThat(g.sampling().logprobs()).isTrue();
-        assertThat(parser.parse(chat(",\"top_k\":-1"), true, "t").sampling().topK()).isZero();
+        assertThat(parser.parse(chat(",\"top_k\":-1"), true, "t").sampling().topK())
+                .isZero();
     }
 
     @Test

@@ -258,6 +258,23 @@ public final class TransferEngine implements AutoCloseable {
         return server.writeGroupsAccepted();
     }
 
+    /**
+     * As {@link #writesLandedThrough(long)}, for the groups of one writer only: with a guard that
+     * permits a range to its claimant alone, no other writer's group can touch that range.
+     */
+    public boolean writesLandedThrough(String writer, long seq) {
+        return server.writesLandedThrough(writer, seq);
+    }
+
+    /**
+     * Closes every tcp connection a writer has open to this engine's server: its group in flight is
+     * dropped and lands nothing more (a writer that stalled past its fence's deadline). Returns how many
+     * were closed. One-sided transports (shm, rdma) cannot be cut off this way.
+     */
+    public int disconnectWriter(String writer) {
+        return server.disconnect(writer);
+    }
+
     public boolean writesLandedThrough(long seq) {
         return server.writesLandedThrough(seq);
     }

@@ -9,7 +9,7 @@ import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.channels.ServerSocketChannel;
 import java.nio.channels.SocketChannel;
-import java.util.Set;
+import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.function.Function;
@@ -32,19 +32,23 @@ final class TransferServer implements AutoCloseable {
     private final MemorySegment segment;
     private final Supplier<SegmentDescriptor> self;
     private final Function<byte[], Byte> notify;
-    private volatile WriteGuard writeGuard = (off, len) -> true;
+    private volatile WriteGuard writeGuard = (writer, off, len) -> true;
     private volatile Function<byte[], byte[]> handshake = p -> {
         throw new IllegalStateException("rdma is not enabled here");
     };
-    private final Set<SocketChannel> open = ConcurrentHashMap.newKeySet();
+    /** Open connections, with the segment name each peer proved (null until it has). */
+    private final Map<SocketChannel, String> open = new ConcurrentHashMap<>();
+
     private final AtomicLong bytesIn = new AtomicLong();
     private final AtomicLong bytesOut = new AtomicLong();
     private final AtomicLong refused = new AtomicLong();
     /** WRITE groups get a number before their fence check; those whose data is still landing are listed. */
     private final AtomicLong writeGroups = new AtomicLong();
 
-    private final java.util.concurrent.ConcurrentSkipListSet<Long> writesLanding =
-            new java.util.concurrent.ConcurrentSkipListSet<>();
+    /** WRITE groups whose data is still landing, by number, with the writer that sent each. */
+    private final java.util.concurrent.ConcurrentSkipListMap<Long, String> writesLanding =
+            new java.util.concurrent.ConcurrentSkipListMap<>();
+
     private volatile boolean closed;
     /** Closes connections that have not answered the challenge in time (a silent peer holds no thread for long). */
     private final java.util.concurrent.ScheduledExecutorService authTimer =
@@ -95,8 +99,30 @@ final class TransferServer implements AutoCloseable {
 
     /** True when every WRITE group numbered up to {@code seq} has finished landing (or was dropped). */
     boolean writesLandedThrough(long seq) {
-        Long first = writesLanding.isEmpty() ? null : writesLanding.first();
-        return first == null || first > seq;
+        return writesLanding.headMap(seq, true).isEmpty();
+    }
+
+    /** True when every WRITE group of {@code writer} numbered up to {@code seq} has landed (or was dropped). */
+    boolean writesLandedThrough(String writer, long seq) {
+        return !writesLanding.headMap(seq, true).containsValue(writer);
+    }
+
+    /**
+     * Closes every connection of {@code writer}: a group it has in flight is dropped (its reader fails
+     * at once) and lands nothing more. Returns how many were closed.
+     */
+    int disconnect(String writer) {
+        int n = 0;
+        for (var e : open.entrySet()) {
+            if (!writer.equals(e.getValue())) continue;
+            try {
+                e.getKey().close();
+                n++;
+            } catch (IOException ignored) {
+                // closing
+            }
+        }
+        return n;
     }
 
     long bytesIn() {
@@ -127,7 +153,7 @@ final class TransferServer implements AutoCloseable {
                     ch.close();
                     continue;
                 }
-                open.add(ch);
+                open.put(ch, "");
                 Thread.ofPlatform().daemon().name("transfer-serve").start(() -> serve(ch));
             } catch (IOException e) {
                 if (!closed) LOG.log(Level.WARNING, "transfer accept failed", e);
@@ -148,21 +174,22 @@ final class TransferServer implements AutoCloseable {
                     },
                     AUTH_TIMEOUT_MILLIS,
                     java.util.concurrent.TimeUnit.MILLISECONDS);
-            boolean proved;
+            String peer;
             try {
-                proved = auth.accept(ch, self.get().name()) != null;
+                peer = auth.accept(ch, self.get().name());
             } finally {
                 deadline.cancel(false);
                 handshaking.decrementAndGet();
             }
-            if (!proved) {
+            if (peer == null) {
                 refused.incrementAndGet();
                 LOG.warning("transfer peer " + ch.getRemoteAddress()
                         + " failed the cluster-secret challenge: connection closed");
                 return;
             }
+            open.replace(ch, peer);
             ch.write(ByteBuffer.wrap(new byte[] {Wire.AUTH_OK}));
-            Conn c = new Conn(ch);
+            Conn c = new Conn(ch, peer);
             while (!closed && serveGroup(c)) {
                 // one method call per group: compiled early by its invocation count (see TcpTransport.sendGroup)
             }
@@ -186,9 +213,12 @@ final class TransferServer implements AutoCloseable {
         final long[] off = new long[Wire.MAX_ENTRIES];
         final long[] len = new long[Wire.MAX_ENTRIES];
         final boolean[] ok = new boolean[Wire.MAX_ENTRIES];
+        /** The segment name the peer proved in its handshake. */
+        final String peer;
 
-        Conn(SocketChannel ch) {
+        Conn(SocketChannel ch, String peer) {
             this.ch = ch;
+            this.peer = peer;
         }
     }
 
@@ -226,7 +256,7 @@ final class TransferServer implements AutoCloseable {
         long seq = 0;
         if (op == Wire.WRITE) {
             seq = writeGroups.incrementAndGet(); // numbered before the fence check below
-            writesLanding.add(seq);
+            writesLanding.put(seq, c.peer);
         }
         try {
             return serveEntries(c, op, count, group, seq);
@@ -252,7 +282,8 @@ final class TransferServer implements AutoCloseable {
                 return false;
             }
             ok[i] = control
-                    || me.registered(off[i], len[i]) && (op != Wire.WRITE || writeGuard.permits(off[i], len[i]));
+                    || me.registered(off[i], len[i])
+                            && (op != Wire.WRITE || writeGuard.permits(c.peer, off[i], len[i]));
         }
         reply.clear();
         Wire.putHeader(reply, op, count, group);
@@ -352,7 +383,7 @@ final class TransferServer implements AutoCloseable {
         } catch (IOException ignored) {
             // closing
         }
-        for (SocketChannel ch : open) {
+        for (SocketChannel ch : open.keySet()) {
             try {
                 ch.close();
             } catch (IOException ignored) {

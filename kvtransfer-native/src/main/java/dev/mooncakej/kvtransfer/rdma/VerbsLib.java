@@ -94,9 +94,8 @@ public final class VerbsLib {
             arena.close();
             // not a configuration error: a machine without rdma-core's libibverbs has no RDMA, and the
             // engine falls back to its other transports (an IllegalArgumentException would stop start-up)
-            throw new IllegalStateException(
-                    library + " cannot be loaded (" + e.getMessage()
-                            + "); install rdma-core and ibverbs-providers for RDMA");
+            throw new IllegalStateException(library + " cannot be loaded (" + e.getMessage()
+                    + "); install rdma-core and ibverbs-providers for RDMA");
         }
         Linker.Option errno = Linker.Option.captureCallState("errno");
         getDeviceList = bind(lib, "ibv_get_device_list", FunctionDescriptor.of(ADDRESS, ADDRESS), errno);

@@ -127,7 +127,7 @@ class SegmentTrustTest {
             MemorySegment src = p.allocate(8192, "cpu:0");
             Engines.fillRandom(src, 3);
             long base = d.offsetOf(dst);
-            d.guardWrites((off, len) -> off >= base + 4096); // the first 4 KiB is fenced
+            d.guardWrites((writer, off, len) -> off >= base + 4096); // the first 4 KiB is fenced
             long accepted = d.writeGroupsAccepted();
             TransferBatch refused = p.submit(List.of(
                             new TransferRequest(TransferRequest.Opcode.WRITE, p.offsetOf(src), "d", base, 4096)))
@@ -143,6 +143,76 @@ class SegmentTrustTest {
             assertThat(d.writesLandedThrough(d.writeGroupsAccepted()))
                     .as("nothing is landing once both replies are in")
                     .isTrue();
+        }
+    }
+
+    /**
+     * A writer stalled mid-group (a stopped process: its group's data never finishes arriving) holds
+     * only its own fences: another writer's groups land and are counted landed, a guard permits a
+     * range to its claimant only, and closing the stalled writer's connections drops its group.
+     */
+    @Test
+    @org.junit.jupiter.api.Timeout(60)
+    void aStalledWriterHoldsOnlyItsOwnFence() throws Exception {
+        SegmentMetadata md = new SegmentMetadata.Embedded();
+        try (TransferEngine d = new TransferEngine("d", md, 1 << 16, Engines.config("tcp", shm));
+                TransferEngine p = new TransferEngine("p", md, 1 << 16, Engines.config("tcp", shm))) {
+            MemorySegment dst = d.allocate(1 << 15, "cpu:0");
+            MemorySegment src = p.allocate(8192, "cpu:0");
+            Engines.fillRandom(src, 5);
+            long base = d.offsetOf(dst);
+            // the first 8 KiB are "stuck"'s claim, the next 8 KiB p's
+            d.guardWrites((writer, off, len) -> writer.equals("stuck")
+                    ? off >= base && off + len <= base + 8192
+                    : writer.equals("p") && off >= base + 8192 && off + len <= base + 16384);
+            try (java.nio.channels.SocketChannel stuck =
+                    java.nio.channels.SocketChannel.open(new java.net.InetSocketAddress("127.0.0.1", d.port()))) {
+                new dev.mooncakej.kvtransfer.PeerAuth(Engines.SECRET).connect(stuck, "stuck", "d");
+                ByteBuffer ok = ByteBuffer.allocate(1);
+                while (ok.hasRemaining()) stuck.read(ok);
+                assertThat(ok.get(0)).isEqualTo(Wire.AUTH_OK);
+                ByteBuffer group =
+                        ByteBuffer.allocate(Wire.HEADER + Wire.ENTRY + 1000).order(ByteOrder.LITTLE_ENDIAN);
+                Wire.putHeader(group, Wire.WRITE, 1, 1);
+                group.putLong(0).putLong(base).putLong(4096); // 4096 bytes announced, 1000 sent: then it stops
+                group.put(new byte[1000]).flip();
+                while (group.hasRemaining()) stuck.write(group);
+                long until = System.nanoTime() + 10_000_000_000L;
+                while (d.writesLandedThrough(d.writeGroupsAccepted()) && System.nanoTime() < until) Thread.sleep(5);
+                long stuckSeq = d.writeGroupsAccepted();
+                assertThat(d.writesLandedThrough(stuckSeq))
+                        .as("the stuck group is landing")
+                        .isFalse();
+                assertThat(d.writesLandedThrough("stuck", stuckSeq)).isFalse();
+
+                p.transfer(List.of(
+                        new TransferRequest(TransferRequest.Opcode.WRITE, p.offsetOf(src), "d", base + 8192, 8192)));
+                long after = d.writeGroupsAccepted();
+                assertThat(Engines.crc(dst.asSlice(8192, 8192))).isEqualTo(Engines.crc(src));
+                assertThat(d.writesLandedThrough("p", after))
+                        .as("p's groups have landed although stuck's has not")
+                        .isTrue();
+                assertThat(d.writesLandedThrough(after))
+                        .as("the barrier over every writer still waits for stuck's group")
+                        .isFalse();
+                TransferBatch intoOthers = p.submit(List.of(
+                                new TransferRequest(TransferRequest.Opcode.WRITE, p.offsetOf(src), "d", base, 4096)))
+                        .done()
+                        .join();
+                assertThat(intoOthers.status(0))
+                        .as("p writing into stuck's claim")
+                        .isEqualTo(TransferBatch.Status.INVALID);
+
+                assertThat(d.disconnectWriter("stuck"))
+                        .as("stuck's connections closed")
+                        .isEqualTo(1);
+                until = System.nanoTime() + 10_000_000_000L;
+                while (!d.writesLandedThrough("stuck", stuckSeq) && System.nanoTime() < until) Thread.sleep(5);
+                assertThat(d.writesLandedThrough("stuck", stuckSeq))
+                        .as("its group dropped")
+                        .isTrue();
+                assertThat(d.writesLandedThrough(d.writeGroupsAccepted())).isTrue();
+            }
         }
     }
 
