@@ -146,23 +146,46 @@ class StallSystemTest {
 
     @Test
     void aPrefillWorkerStoppedMidTransferHoldsItsFencedBlocksOnlyUntilTheDeadline() throws Exception {
-        ProcessHandle prefill0 = worker(cluster.port + 10);
+        ProcessHandle stopped = null;
         List<Thread> clients = new ArrayList<>();
+        java.util.concurrent.CountDownLatch hangUp = new java.util.concurrent.CountDownLatch(1);
         java.util.Random rnd = new java.util.Random(7);
         long stoppedAt;
         try {
             // 16 prefills of 200 tokens (a quarter second each at this time scale, 80 layers of KV writes)
-            // queue on the two prefill workers; their clients hang up after 2.5 s
+            // queue on the prefill workers; their clients hang up 1.5 s after one worker is stopped
             for (int c = 0; c < 16; c++) {
                 List<Integer> ids = new ArrayList<>(List.of(1 + c)); // the tiny model's vocabulary: 256
                 for (int i = 0; i < 199; i++) ids.add(1 + rnd.nextInt(250));
                 String body = JSON.writeValueAsString(
                         Map.of("model", "mooncakej-tiny", "prompt", ids, "max_tokens", 4, "stream", true));
-                clients.add(Thread.ofPlatform().start(() -> hangUpAfter(body, 2500)));
+                clients.add(Thread.ofPlatform().start(() -> hangUpWhen(body, hangUp)));
             }
-            Thread.sleep(1000);
-            signal(prefill0, "STOP"); // mid-prefill: its KV writes stop between (or in) layers
+            // the busier prefill worker (the scheduler may send them all to one) is stopped mid-prefill, once
+            // it has work: its KV writes stop between (or in) layers
+            int busiest = 0, most = 0;
+            long waitUntil = System.nanoTime() + 30_000_000_000L;
+            while (most == 0 && System.nanoTime() < waitUntil) {
+                Thread.sleep(100);
+                for (int i = 0; i < 2; i++) {
+                    var status = JSON.readTree(LocalCluster.get(cluster.prefillUrl(i) + "/internal/status"));
+                    int active =
+                            status.get("active").asInt() + status.get("queued").asInt();
+                    if (active > most) {
+                        most = active;
+                        busiest = i;
+                    }
+                }
+            }
+            assertThat(most)
+                    .as("prefills running or queued on the busier prefill worker")
+                    .isPositive();
+            Thread.sleep(300); // into its first prefill's layers
+            stopped = worker(cluster.port + 10 + busiest);
+            signal(stopped, "STOP");
             stoppedAt = System.nanoTime();
+            Thread.sleep(1500);
+            hangUp.countDown();
             for (Thread t : clients) t.join(30_000);
             int peak = 0;
             long until = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(FENCE_DEADLINE_MILLIS + 8000);
@@ -183,7 +206,7 @@ class StallSystemTest {
                     .contains("fenced until it confirms it stopped")
                     .contains("did not confirm it stopped in " + FENCE_DEADLINE_MILLIS + " ms");
         } finally {
-            signal(prefill0, "CONT");
+            if (stopped != null) signal(stopped, "CONT");
         }
         // and the cluster serves on
         long until = System.nanoTime() + 30_000_000_000L;
@@ -195,8 +218,8 @@ class StallSystemTest {
         assertThat(status).isEqualTo(200);
     }
 
-    /** Sends the request on a raw socket and closes it after {@code millis}, whatever has arrived. */
-    private static void hangUpAfter(String body, int millis) {
+    /** Sends the request on a raw socket and closes it when {@code hangUp} opens, whatever has arrived. */
+    private static void hangUpWhen(String body, java.util.concurrent.CountDownLatch hangUp) {
         byte[] b = body.getBytes(StandardCharsets.UTF_8);
         try (Socket s = new Socket("127.0.0.1", cluster.port)) {
             OutputStream out = s.getOutputStream();
@@ -205,7 +228,7 @@ class StallSystemTest {
                     .getBytes(StandardCharsets.US_ASCII));
             out.write(b);
             out.flush();
-            Thread.sleep(millis);
+            hangUp.await(60, TimeUnit.SECONDS);
         } catch (Exception e) {
             throw new IllegalStateException(e);
         }
