@@ -3,13 +3,8 @@ package dev.mooncakej.system;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.mooncakej.engine.generate.ModelGenerator;
+import dev.mooncakej.kvtransfer.engine.CutProxy;
 import dev.mooncakej.kvtransfer.engine.EtcdProcess;
-import java.io.IOException;
-import java.io.InputStream;
-import java.io.OutputStream;
-import java.net.InetSocketAddress;
-import java.net.ServerSocket;
-import java.net.Socket;
 import java.net.URI;
 import java.net.http.HttpClient;
 import java.net.http.HttpRequest;
@@ -19,7 +14,6 @@ import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.TimeUnit;
 import java.util.function.BooleanSupplier;
 import org.junit.jupiter.api.Test;
@@ -38,68 +32,6 @@ class OneLeaderSystemTest {
             HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(2)).build());
     private static final int TTL = 2;
     private static final String EPOCH = "X-Mooncakej-Leader-Epoch";
-
-    /** A TCP proxy whose traffic can be held (both directions) without closing its connections. */
-    private static final class PausableProxy implements AutoCloseable {
-        final ServerSocket server;
-        final int target;
-        volatile boolean paused, closed;
-        final List<Socket> sockets = new CopyOnWriteArrayList<>();
-
-        PausableProxy(int target) throws IOException {
-            this.target = target;
-            this.server = new ServerSocket();
-            server.bind(new InetSocketAddress("127.0.0.1", 0));
-            Thread.ofPlatform().daemon().start(this::accept);
-        }
-
-        String url() {
-            return "http://127.0.0.1:" + server.getLocalPort();
-        }
-
-        private void accept() {
-            while (!closed) {
-                try {
-                    Socket in = server.accept();
-                    Socket out = new Socket("127.0.0.1", target);
-                    sockets.add(in);
-                    sockets.add(out);
-                    Thread.ofPlatform().daemon().start(() -> pump(in, out));
-                    Thread.ofPlatform().daemon().start(() -> pump(out, in));
-                } catch (IOException e) {
-                    return;
-                }
-            }
-        }
-
-        private void pump(Socket from, Socket to) {
-            byte[] buf = new byte[16384];
-            try (InputStream in = from.getInputStream();
-                    OutputStream out = to.getOutputStream()) {
-                for (int n; (n = in.read(buf)) >= 0; ) {
-                    while (paused && !closed) Thread.sleep(5);
-                    out.write(buf, 0, n);
-                    out.flush();
-                }
-            } catch (IOException | InterruptedException e) {
-                // a side closed
-            } finally {
-                try {
-                    from.close();
-                    to.close();
-                } catch (IOException ignored) {
-                    // closing
-                }
-            }
-        }
-
-        @Override
-        public void close() throws IOException {
-            closed = true;
-            server.close();
-            for (Socket s : sockets) s.close();
-        }
-    }
 
     private static ClusterProcess conductor(String name, Path dir, Path model, String etcd) throws Exception {
         return ClusterProcess.start(
@@ -150,8 +82,8 @@ class OneLeaderSystemTest {
         Path model = dir.resolve("tiny.gguf");
         ModelGenerator.generate(ModelGenerator.Preset.TINY, model);
         try (EtcdProcess etcd = new EtcdProcess();
-                PausableProxy proxy = new PausableProxy(URI.create(etcd.url()).getPort());
-                ClusterProcess a = conductor("conductor-a", dir, model, proxy.url())) {
+                CutProxy proxy = new CutProxy(URI.create(etcd.url()).getPort(), Long.MAX_VALUE);
+                ClusterProcess a = conductor("conductor-a", dir, model, "http://127.0.0.1:" + proxy.port())) {
             await(() -> leads(a) == 1, 120, "conductor A leads");
             try (ClusterProcess b = conductor("conductor-b", dir, model, etcd.url())) {
                 await(() -> leads(b) == 0, 120, "conductor B stands by");
@@ -160,13 +92,13 @@ class OneLeaderSystemTest {
                 assertThat(epoch(b)).as("a standby's epoch").isZero();
 
                 List<int[]> samples = new ArrayList<>();
-                proxy.paused = true; // A is cut off from etcd; B still reaches it
+                proxy.pause(true); // A is cut off from etcd; B still reaches it
                 long until = System.nanoTime() + TimeUnit.SECONDS.toNanos(4L * TTL);
                 while (System.nanoTime() < until) {
                     samples.add(new int[] {leads(a), leads(b)});
                     Thread.sleep(50);
                 }
-                proxy.paused = false; // A reaches etcd again: B leads, A stays a standby
+                proxy.pause(false); // A reaches etcd again: B leads, A stays a standby
                 until = System.nanoTime() + TimeUnit.SECONDS.toNanos(2L * TTL);
                 while (System.nanoTime() < until) {
                     samples.add(new int[] {leads(a), leads(b)});

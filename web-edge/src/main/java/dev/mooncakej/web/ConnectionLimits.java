@@ -11,7 +11,9 @@ import reactor.netty.http.server.HttpServer;
 
 /**
  * Bounds what a client can hold on a service's HTTP server ({@code mooncakej.edge.*}, one set for each
- * service): the whole request (headers and body) must arrive within {@code request-timeout}, a
+ * service): the whole request (headers and body) must arrive within {@code request-timeout} (else 408
+ * and the connection closes; {@link RequestArrival}, not Reactor Netty's own request timeout, which
+ * keeps counting on an upgraded WebSocket and cut every control channel after that long), a
  * kept-alive connection idle for {@code idle-timeout} is closed, the TLS handshake (where the service
  * serves TLS) is Reactor Netty's, bounded at 10 s, and at most {@code max-connections} connections
  * are open at once: one more is closed as soon as it is accepted, before a byte of it is read. A
@@ -62,10 +64,15 @@ public final class ConnectionLimits implements Function<HttpServer, HttpServer> 
 
     @Override
     public HttpServer apply(HttpServer server) {
-        return server.requestTimeout(settings.requestTimeout())
-                .idleTimeout(settings.idleTimeout())
-                .doOnChannelInit(
-                        (observer, channel, remote) -> channel.pipeline().addFirst("mooncakej.cap", cap));
+        return server.idleTimeout(settings.idleTimeout()).doOnChannelInit((observer, channel, remote) -> {
+            channel.pipeline().addFirst("mooncakej.cap", cap);
+            if (channel.pipeline().get(reactor.netty.NettyPipeline.HttpCodec) != null)
+                channel.pipeline()
+                        .addAfter(
+                                reactor.netty.NettyPipeline.HttpCodec,
+                                RequestArrival.NAME,
+                                new RequestArrival(settings.requestTimeout()));
+        });
     }
 
     /** Counts connections; one over the cap is closed when it becomes active. */

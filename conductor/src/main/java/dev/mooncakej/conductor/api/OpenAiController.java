@@ -353,16 +353,6 @@ public class OpenAiController {
             if (t instanceof ApiException a) return error(a, "-"); // e.g. the body limit, met while reading it
             if (t instanceof org.springframework.core.io.buffer.DataBufferLimitException)
                 return error(BodyLimitFilter.tooLarge(-1, props.maxBodyBytes()), "-");
-            if (t.getClass().getName().equals("reactor.netty.http.server.RequestTimeoutException")) // package-private
-            return error(
-                        new ApiException(
-                                408,
-                                "invalid_request_error",
-                                null,
-                                "request_timeout",
-                                "the request did not arrive whole within mooncakej.edge.request-timeout; send it again",
-                                null),
-                        "-");
         }
         LOG.error("unexpected error", e);
         return error(

@@ -12,14 +12,18 @@ import java.util.concurrent.atomic.AtomicLong;
 /**
  * A TCP proxy for fault tests (this kernel has no netem): forwards every connection to the target,
  * and cuts the first one (closes both sides) once it has forwarded {@code cutAfter} bytes towards the
- * target, so a batch loses that connection mid-flight.
+ * target, so a batch loses that connection mid-flight ({@code Long.MAX_VALUE}: never). While {@link
+ * #pause paused} it holds every byte in both directions without closing anything: a partition, as a
+ * network that drops packets makes one.
  */
-final class CutProxy implements AutoCloseable {
+public final class CutProxy implements AutoCloseable {
     private final ServerSocket server;
     private final AtomicInteger accepted = new AtomicInteger();
     final AtomicLong cuts = new AtomicLong();
 
-    CutProxy(int targetPort, long cutAfter) throws IOException {
+    private volatile boolean paused;
+
+    public CutProxy(int targetPort, long cutAfter) throws IOException {
         server = new ServerSocket();
         server.bind(new InetSocketAddress("127.0.0.1", 0));
         Thread.ofPlatform().daemon().start(() -> {
@@ -37,8 +41,13 @@ final class CutProxy implements AutoCloseable {
         });
     }
 
-    int port() {
+    public int port() {
         return server.getLocalPort();
+    }
+
+    /** Holds (true) or passes again (false) every byte of every connection, in both directions. */
+    public void pause(boolean on) {
+        paused = on;
     }
 
     int connections() {
@@ -52,6 +61,7 @@ final class CutProxy implements AutoCloseable {
                 OutputStream out = to.getOutputStream()) {
             int n;
             while ((n = in.read(buf)) > 0) {
+                while (paused && !server.isClosed()) Thread.sleep(5);
                 if (moved + n > limit) {
                     out.write(buf, 0, (int) (limit - moved));
                     cuts.incrementAndGet();
@@ -62,6 +72,8 @@ final class CutProxy implements AutoCloseable {
             }
         } catch (IOException ignored) {
             // the other direction closed
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
         } finally {
             try {
                 from.close();
