@@ -135,7 +135,9 @@ public class WorkerClient implements AutoCloseable {
                     })
                     .onErrorResume(WorkerChannels.NoChannel.class, e -> http);
         }
-        return guard.stream(decodeUrl, call.timeout(stall)); // each token within the stall timeout
+        // the first event may wait for a batch slot (worker timeout); each later token comes within the stall
+        // timeout (a worker that stops answering altogether is caught sooner by its channel's pings)
+        return guard.stream(decodeUrl, call.timeout(Mono.delay(timeout), ev -> Mono.delay(stall)));
     }
 
     /**
