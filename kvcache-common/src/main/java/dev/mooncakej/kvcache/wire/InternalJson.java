@@ -33,14 +33,36 @@ public final class InternalJson {
             return v;
         } catch (UnrecognizedPropertyException e) {
             throw new IllegalArgumentException(
-                    type.getSimpleName() + " has an unknown field '" + e.getPropertyName() + "' (at "
-                            + e.getPathReference() + "); expected only " + e.getKnownPropertyIds(),
+                    type.getSimpleName() + " has an unknown field '" + e.getPropertyName() + "' (at " + jsonPath(e)
+                            + "); expected only " + e.getKnownPropertyIds(),
                     e);
         } catch (JacksonException e) {
             throw new IllegalArgumentException(
-                    "malformed " + type.getSimpleName() + ": " + e.getOriginalMessage() + " (at " + e.getPathReference()
-                            + ")",
+                    "malformed " + type.getSimpleName() + ": " + withoutPackages(e.getOriginalMessage()) + " (at "
+                            + jsonPath(e) + ")",
                     e);
         }
+    }
+
+    /** Where in the document the problem is, as a JSON path ({@code $.kv.descriptor}, {@code $.keys[3]}). */
+    static String jsonPath(JacksonException e) {
+        StringBuilder sb = new StringBuilder("$");
+        for (JacksonException.Reference r : e.getPath()) {
+            if (r.getPropertyName() != null) sb.append('.').append(r.getPropertyName());
+            else if (r.getIndex() >= 0) sb.append('[').append(r.getIndex()).append(']');
+        }
+        return sb.toString();
+    }
+
+    private static final java.util.regex.Pattern QUALIFIED =
+            java.util.regex.Pattern.compile("\\b(?:[a-z][a-z0-9_]*\\.)+([A-Z][\\w]*)(?:\\$([A-Z][\\w]*))?");
+
+    /**
+     * A parser's message with class names reduced to their simple names: an answer names the field and
+     * the expected form, never the code's packages (they would reach a peer's log, or a client).
+     */
+    static String withoutPackages(String message) {
+        if (message == null) return "parse error";
+        return QUALIFIED.matcher(message).replaceAll(m -> m.group(2) != null ? m.group(2) : m.group(1));
     }
 }

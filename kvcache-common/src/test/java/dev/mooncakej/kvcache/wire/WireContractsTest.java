@@ -124,11 +124,19 @@ class WireContractsTest {
                         + "K\":0,\"seed\":null,\"logprobs\":false}}";
         assertThatThrownBy(() -> InternalJson.decode(withDescriptor, PrefillTask.class))
                 .isInstanceOf(IllegalArgumentException.class)
-                .hasMessageContaining("unknown field 'descriptor'");
+                .hasMessageContaining("unknown field 'descriptor'")
+                .hasMessageContaining("(at $.kv.descriptor)")
+                .satisfies(e -> assertThat(e.getMessage())
+                        .as("no class or package names")
+                        .doesNotContain("dev.", "$K"));
         assertThatThrownBy(() -> InternalJson.decode(
                         "{\"reservationId\":null,\"promptTokens\":1,\"maxTokens\":1}", ReserveRequest.class))
                 .isInstanceOf(IllegalArgumentException.class)
-                .hasMessageContaining("ReserveRequest");
+                .hasMessageContaining("ReserveRequest")
+                .satisfies(e -> assertThat(e.getMessage()).doesNotContain("dev.mooncakej"));
+        assertThatThrownBy(() -> InternalJson.decode("{\"keys\":[1,\"x\"]}", StoreKeys.class))
+                .hasMessageContaining("$.keys[1]")
+                .satisfies(e -> assertThat(e.getMessage()).doesNotContain("dev.mooncakej"));
         assertThatThrownBy(() -> InternalJson.decode("", ReserveRequest.class))
                 .hasMessageContaining("empty ReserveRequest");
         assertThatThrownBy(() -> InternalJson.decode("[1]", ReserveRequest.class))
