@@ -31,7 +31,7 @@ class OneLeaderSystemTest {
     private static final HttpClient HTTP = LeakCheckingClient.wrap(
             HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(2)).build());
     private static final int TTL = 2;
-    private static final String EPOCH = "X-Mooncakej-Leader-Epoch";
+    private static final String EPOCH = "X-Mooncakej-Leader-Epoch"; // the wire contract, as a client sees it
 
     private static ClusterProcess conductor(String name, Path dir, Path model, String etcd) throws Exception {
         return ClusterProcess.start(

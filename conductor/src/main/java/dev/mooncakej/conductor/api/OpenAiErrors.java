@@ -1,18 +1,14 @@
 package dev.mooncakej.conductor.api;
 
-import java.nio.charset.StandardCharsets;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 import org.springframework.core.annotation.Order;
 import org.springframework.http.HttpStatus;
-import org.springframework.http.HttpStatusCode;
-import org.springframework.http.MediaType;
 import org.springframework.stereotype.Component;
 import org.springframework.web.server.ResponseStatusException;
 import org.springframework.web.server.ServerWebExchange;
 import org.springframework.web.server.WebExceptionHandler;
 import reactor.core.publisher.Mono;
-import tools.jackson.databind.json.JsonMapper;
 
 /**
  * Whatever no controller answered (a route that is not served, a method it does not take, a body
@@ -23,17 +19,12 @@ import tools.jackson.databind.json.JsonMapper;
 @Order(-2) // before Spring Boot's default error handler
 public class OpenAiErrors implements WebExceptionHandler {
     private static final Logger LOG = LoggerFactory.getLogger(OpenAiErrors.class);
-    private static final JsonMapper JSON = JsonMapper.builder().build();
 
     @Override
     public Mono<Void> handle(ServerWebExchange exchange, Throwable ex) {
         var response = exchange.getResponse();
         if (response.isCommitted()) return Mono.error(ex);
-        ApiException api = describe(exchange, ex);
-        response.setStatusCode(HttpStatusCode.valueOf(api.status()));
-        response.getHeaders().setContentType(MediaType.APPLICATION_JSON);
-        byte[] body = JSON.writeValueAsString(api.body()).getBytes(StandardCharsets.UTF_8);
-        return response.writeWith(Mono.just(response.bufferFactory().wrap(body)));
+        return ApiKeyFilter.write(exchange, describe(exchange, ex));
     }
 
     private static ApiException describe(ServerWebExchange exchange, Throwable ex) {

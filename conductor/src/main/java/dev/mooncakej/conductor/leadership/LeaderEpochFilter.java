@@ -18,7 +18,7 @@ import reactor.core.publisher.Mono;
 @Component
 public class LeaderEpochFilter implements WebFilter, Ordered {
     /** The header that carries a leadership epoch, on requests (the highest the caller heard) and answers. */
-    public static final String HEADER = "X-Mooncakej-Leader-Epoch";
+    public static final String HEADER = dev.mooncakej.cluster.LeaderLink.EPOCH_HEADER;
 
     private final Leadership leadership;
 

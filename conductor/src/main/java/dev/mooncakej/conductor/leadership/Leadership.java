@@ -15,10 +15,6 @@ public class Leadership {
     private volatile String standbyReason;
     private volatile long epoch = 1;
 
-    public void set(boolean leader, String standbyReason) {
-        set(leader, standbyReason, leader ? epoch : 0);
-    }
-
     public void set(boolean leader, String standbyReason, long epoch) {
         this.standbyReason = standbyReason;
         this.epoch = epoch;
