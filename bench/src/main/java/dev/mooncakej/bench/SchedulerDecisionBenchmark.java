@@ -21,7 +21,8 @@ import org.openjdk.jmh.annotations.State;
 import org.openjdk.jmh.annotations.Warmup;
 
 /**
- * One kvcache-centric scheduling decision with predictive admission on 64 prefill and 64 decode
+ * One kvcache-centric scheduling decision with predictive admission on 63 prefill (the prefix
+ * index's most: one bit each, one for the KV pool) and 64 decode
  * instances whose caches index 1,000,000 blocks, for a 32-block prompt whose prefix is partly cached
  * (SampleTime gives p99; -prof gc the allocation per decision).
  */
@@ -52,12 +53,12 @@ public class SchedulerDecisionBenchmark {
                 200_000,
                 60,
                 1);
-        scheduler = new ClusterScheduler(cfg, 64, 64, 0);
+        scheduler = new ClusterScheduler(cfg, ClusterScheduler.MAX_PREFILL, 64, 0);
         SplittableRandom rnd = new SplittableRandom(7);
         long id = 0;
-        // 1,000,000 indexed blocks: 64 instances x 15,625 blocks, as chains of 25 blocks sharing popular first blocks
-        for (int inst = 0; inst < 64; inst++) {
-            for (int c = 0; c < 625; c++) {
+        // ~1,000,000 indexed blocks: 63 instances x 15,875 blocks, as chains of 25 blocks sharing popular first blocks
+        for (int inst = 0; inst < ClusterScheduler.MAX_PREFILL; inst++) {
+            for (int c = 0; c < 635; c++) {
                 long[] chain = new long[25];
                 for (int b = 0; b < 25; b++) chain[b] = b < 2 ? rnd.nextInt(50) * 1000L + b : 10_000_000L + id++;
                 scheduler.prefill(inst).cache(chain);

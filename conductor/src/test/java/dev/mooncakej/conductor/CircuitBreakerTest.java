@@ -97,6 +97,7 @@ class CircuitBreakerTest {
 
     @Test
     void anOpenBreakerTakesTheWorkerOutUntilItRecovers() throws Exception {
+        ConductorFixtures.awaitAdmitted(Integer.parseInt(env.getProperty("local.server.port")));
         String brokenUrl = "http://127.0.0.1:" + broken.getAddress().getPort();
         requests(8);
         long until = System.nanoTime() + 5_000_000_000L;

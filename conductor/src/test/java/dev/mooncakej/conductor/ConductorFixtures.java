@@ -59,6 +59,25 @@ final class ConductorFixtures {
         return s;
     }
 
+    /**
+     * Waits until the conductor on {@code port} has admitted every listed worker (its routing health
+     * leaves UNKNOWN): a stand-in worker without a profile route is admitted unchecked, asynchronously.
+     */
+    static void awaitAdmitted(int port) throws IOException, InterruptedException {
+        long until = System.nanoTime() + java.util.concurrent.TimeUnit.SECONDS.toNanos(20);
+        while (System.nanoTime() < until) {
+            String b = HttpClient.newHttpClient()
+                    .send(
+                            HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + port + "/actuator/health/routing"))
+                                    .build(),
+                            HttpResponse.BodyHandlers.ofString())
+                    .body();
+            if (!b.contains("UNKNOWN")) return;
+            Thread.sleep(50);
+        }
+        throw new IllegalStateException("the conductor on port " + port + " did not admit its workers in 20 s");
+    }
+
     static HttpResponse<String> post(int port, String path, String body) throws IOException, InterruptedException {
         return HttpClient.newHttpClient()
                 .send(

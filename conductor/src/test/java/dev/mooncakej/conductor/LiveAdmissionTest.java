@@ -19,10 +19,21 @@ class LiveAdmissionTest {
     @Autowired
     Environment env;
 
+    private static final com.sun.net.httpserver.HttpServer stub = stub();
+
+    private static com.sun.net.httpserver.HttpServer stub() {
+        try {
+            return ConductorFixtures.jsonWorker("/internal/kv-index", () -> 200, () -> "{\"blockKeys\":[]}");
+        } catch (java.io.IOException e) {
+            throw new java.io.UncheckedIOException(e);
+        }
+    }
+
     @DynamicPropertySource
     static void props(DynamicPropertyRegistry r) throws Exception {
         String model = ConductorFixtures.model().toString();
-        int closed = ConductorFixtures.closedPort();
+        // stand-ins without a profile route (admitted unchecked); the request is refused before any call
+        int closed = stub.getAddress().getPort();
         r.add("mooncakej.conductor.model", () -> model);
         r.add("mooncakej.conductor.prefill-workers", () -> "http://127.0.0.1:" + closed);
         r.add("mooncakej.conductor.decode-workers", () -> "http://127.0.0.1:" + closed);
@@ -33,6 +44,7 @@ class LiveAdmissionTest {
 
     @Test
     void predictedTtftOverTheSloIs429AtArrival() throws Exception {
+        ConductorFixtures.awaitAdmitted(Integer.parseInt(env.getProperty("local.server.port")));
         HttpResponse<String> r = ConductorFixtures.post(
                 Integer.parseInt(env.getProperty("local.server.port")),
                 "/v1/completions",

@@ -10,7 +10,10 @@ import org.springframework.core.env.Environment;
 import org.springframework.test.context.DynamicPropertyRegistry;
 import org.springframework.test.context.DynamicPropertySource;
 
-/** With no reachable decode worker the conductor answers 503 with an OpenAI error body. */
+/**
+ * With no reachable worker the conductor answers 503 with an OpenAI error body: listed workers that
+ * never answered are not admitted (their profile was never read), so nothing is scheduled on them.
+ */
 @SpringBootTest(webEnvironment = SpringBootTest.WebEnvironment.RANDOM_PORT)
 class NoWorkerTest {
     @Autowired
@@ -36,7 +39,8 @@ class NoWorkerTest {
         assertThat(r.headers().firstValue("Retry-After")).isPresent();
         assertThat(r.body())
                 .contains("\"type\":\"service_unavailable\"")
-                .contains("\"code\":\"worker_unavailable\"")
+                .contains("\"code\":\"no_workers\"")
+                .contains("have not answered the conductor yet")
                 .doesNotContain("\tat ");
     }
 }

@@ -19,7 +19,7 @@ import org.springframework.test.context.DynamicPropertySource;
  */
 @SpringBootTest(webEnvironment = SpringBootTest.WebEnvironment.RANDOM_PORT)
 class OverloadTest {
-    private static HttpServer full;
+    private static HttpServer full, prefill;
 
     @Autowired
     Environment env;
@@ -27,10 +27,12 @@ class OverloadTest {
     @DynamicPropertySource
     static void props(DynamicPropertyRegistry r) throws Exception {
         full = ConductorFixtures.fullDecodeWorker();
-        int closed = ConductorFixtures.closedPort();
+        prefill = ConductorFixtures.jsonWorker("/internal/kv-index", () -> 200, () -> "{\"blockKeys\":[]}");
         String model = ConductorFixtures.model().toString();
         r.add("mooncakej.conductor.model", () -> model);
-        r.add("mooncakej.conductor.prefill-workers", () -> "http://127.0.0.1:" + closed);
+        r.add(
+                "mooncakej.conductor.prefill-workers",
+                () -> "http://127.0.0.1:" + prefill.getAddress().getPort());
         r.add(
                 "mooncakej.conductor.decode-workers",
                 () -> "http://127.0.0.1:" + full.getAddress().getPort());
@@ -39,6 +41,7 @@ class OverloadTest {
     @AfterAll
     static void stop() {
         full.stop(0);
+        prefill.stop(0);
     }
 
     private int port() {
@@ -47,6 +50,7 @@ class OverloadTest {
 
     @Test
     void fullKvCacheEverywhereIs429WithRetryAfter() throws Exception {
+        ConductorFixtures.awaitAdmitted(Integer.parseInt(env.getProperty("local.server.port")));
         HttpResponse<String> r = ConductorFixtures.post(
                 port(),
                 "/v1/chat/completions",

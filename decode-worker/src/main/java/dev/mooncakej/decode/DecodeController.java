@@ -142,6 +142,12 @@ public class DecodeController implements ChannelOps {
                 : ResponseEntity.notFound().build();
     }
 
+    /** This worker's block-key contract and the costs it measured at start-up (read by the conductor at admission). */
+    @GetMapping(value = "/internal/profile", produces = MediaType.APPLICATION_JSON_VALUE)
+    public String profile() {
+        return InternalJson.encode(service.profile());
+    }
+
     @GetMapping(value = "/internal/status", produces = MediaType.APPLICATION_JSON_VALUE)
     public String status() {
         return InternalJson.encode(service.status(agent.activeCount()));

@@ -29,7 +29,8 @@ public record DecodeProperties(
         String simProfile,
         Double simTimeScale,
         String conductorUrl,
-        Long fenceDeadlineMillis) {
+        Long fenceDeadlineMillis,
+        Double calibrationSeconds) {
 
     public DecodeProperties {
         if (model == null || model.isBlank())
@@ -44,6 +45,10 @@ public record DecodeProperties(
                             + ": expected the cluster secret that prefill and decode workers share (./mooncakej up "
                             + "makes a random one)");
         }
+        calibrationSeconds = calibrationSeconds == null ? 3.0 : calibrationSeconds;
+        if (!(calibrationSeconds >= 0 && calibrationSeconds <= 60))
+            throw new IllegalArgumentException("mooncakej.decode.calibration-seconds=" + calibrationSeconds
+                    + ": expected 0..60 (the start-up measurement of the engine; 0: none)");
         blockTokens = blockTokens == null ? LlamaEngine.Config.DEFAULT_BLOCK_TOKENS : blockTokens;
         kvBlocks = kvBlocks == null ? 0 : kvBlocks;
         maxBatch = maxBatch == null ? 32 : maxBatch;

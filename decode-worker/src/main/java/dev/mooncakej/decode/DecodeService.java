@@ -89,6 +89,31 @@ public final class DecodeService {
         return engine;
     }
 
+    private volatile dev.mooncakej.kvcache.wire.WorkerMessages.WorkerProfile profile;
+
+    /**
+     * Measures the engine (decode steps at a few batch sizes within {@code
+     * mooncakej.decode.calibration-seconds}) and keeps the profile the conductor reads at admission.
+     */
+    void calibrate() {
+        long t0 = System.nanoTime();
+        profile = dev.mooncakej.engine.spi.Calibration.profile(
+                "decode", engine, java.nio.file.Path.of(props.model()), 256, props.calibrationSeconds());
+        org.slf4j.LoggerFactory.getLogger(DecodeService.class)
+                .info(
+                        "calibrated the engine in {} ms: decode steps (batch, context, seconds) {}",
+                        (System.nanoTime() - t0) / 1_000_000,
+                        profile.decode().stream()
+                                .map(c ->
+                                        c.batch() + "/" + c.contextTokens() + ": " + String.format("%.4f", c.seconds()))
+                                .toList());
+    }
+
+    /** This worker's block-key contract and measured costs ({@code GET /internal/profile}). */
+    public dev.mooncakej.kvcache.wire.WorkerMessages.WorkerProfile profile() {
+        return profile;
+    }
+
     public TransferEngine transfer() {
         return transfer;
     }

@@ -47,7 +47,9 @@ public class DecodeWorkerConfig {
 
     @Bean
     DecodeService decodeService(DecodeProperties props, InferenceEngine engine, WorkerSegment segment) {
-        return new DecodeService(props, engine, segment);
+        DecodeService service = new DecodeService(props, engine, segment);
+        service.calibrate(); // before the decode agent runs a step
+        return service;
     }
 
     @Bean

@@ -76,7 +76,8 @@ class DecodeServiceTest {
                 null,
                 timeScale,
                 null,
-                null);
+                null,
+                0.0);
         segment = new WorkerSegment("decode", props.transferConfig(), metadata);
         engine = props.engineSettings().create(segment.kvMemory());
         service = new DecodeService(props, engine, segment);

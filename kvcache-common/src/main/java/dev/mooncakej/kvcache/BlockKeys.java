@@ -21,11 +21,13 @@ public final class BlockKeys {
     private final int blockTokens;
     private final LongHashFunction hash;
 
+    /** The version of the key derivation: part of the seed, and of the contract a worker states at admission. */
+    public static final String VERSION = "mooncakej-block-v1";
+
     public BlockKeys(String modelId, int blockTokens) {
         this(
                 LongHashFunction.xx3()
-                        .hashBytes(
-                                ("mooncakej-block-v1|" + modelId + "|" + blockTokens).getBytes(StandardCharsets.UTF_8)),
+                        .hashBytes((VERSION + "|" + modelId + "|" + blockTokens).getBytes(StandardCharsets.UTF_8)),
                 blockTokens);
     }
 

@@ -100,6 +100,12 @@ public class PrefillController implements ChannelOps {
         return InternalJson.encode(service.status());
     }
 
+    /** This worker's block-key contract and the costs it measured at start-up (read by the conductor at admission). */
+    @GetMapping(value = "/internal/profile", produces = MediaType.APPLICATION_JSON_VALUE)
+    public String profile() {
+        return InternalJson.encode(service.profile());
+    }
+
     /** Every block key in the prefix cache: a newly elected conductor rebuilds its global index from these. */
     @GetMapping(value = "/internal/kv-index", produces = MediaType.APPLICATION_JSON_VALUE)
     public String kvIndex() {

@@ -24,7 +24,8 @@ public record PrefillProperties(
         String engine,
         String simProfile,
         Double simTimeScale,
-        String conductorUrl) {
+        String conductorUrl,
+        Double calibrationSeconds) {
 
     public PrefillProperties {
         if (model == null || model.isBlank())
@@ -39,6 +40,10 @@ public record PrefillProperties(
                             + ": expected the cluster secret that prefill and decode workers share (./mooncakej up "
                             + "makes a random one)");
         }
+        calibrationSeconds = calibrationSeconds == null ? 3.0 : calibrationSeconds;
+        if (!(calibrationSeconds >= 0 && calibrationSeconds <= 60))
+            throw new IllegalArgumentException("mooncakej.prefill.calibration-seconds=" + calibrationSeconds
+                    + ": expected 0..60 (the start-up measurement of the engine; 0: none)");
         blockTokens = blockTokens == null ? LlamaEngine.Config.DEFAULT_BLOCK_TOKENS : blockTokens;
         kvBlocks = kvBlocks == null ? 0 : kvBlocks;
         chunkTokens = chunkTokens == null ? 256 : chunkTokens;

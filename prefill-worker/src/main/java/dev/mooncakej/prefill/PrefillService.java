@@ -111,6 +111,35 @@ public final class PrefillService {
         transfer.onNotify(this::onControl);
     }
 
+    private volatile dev.mooncakej.kvcache.wire.WorkerMessages.WorkerProfile profile;
+
+    /**
+     * Measures the engine (a few prefill lengths within {@code mooncakej.prefill.calibration-seconds})
+     * and keeps the profile the conductor reads at admission. Called once, before serving.
+     */
+    void calibrate() {
+        long t0 = System.nanoTime();
+        synchronized (this) { // the engine's prefill lock
+            profile = dev.mooncakej.engine.spi.Calibration.profile(
+                    "prefill",
+                    engine,
+                    java.nio.file.Path.of(props.model()),
+                    props.chunkTokens(),
+                    props.calibrationSeconds());
+        }
+        LOG.info(
+                "calibrated the engine in {} ms: prefill (tokens, seconds) {}",
+                (System.nanoTime() - t0) / 1_000_000,
+                profile.prefill().stream()
+                        .map(c -> c.inputTokens() + ": " + String.format("%.4f", c.seconds()))
+                        .toList());
+    }
+
+    /** This worker's block-key contract and measured costs ({@code GET /internal/profile}). */
+    public dev.mooncakej.kvcache.wire.WorkerMessages.WorkerProfile profile() {
+        return profile;
+    }
+
     public InferenceEngine engine() {
         return engine;
     }
@@ -190,6 +219,7 @@ public final class PrefillService {
         Sequence seq = engine.newSequence();
         long t0 = System.nanoTime();
         long[] bytes = {0};
+        Production mine = new Production();
         try {
             byte claim = control(kv.segment(), KvControl.claim(id, transfer.name()));
             if (claim != KvControl.OK)
@@ -197,7 +227,7 @@ public final class PrefillService {
                         "the decode worker refused the claim of reservation " + id + " (" + statusName(claim) + ")");
             int layers = engine.info().layers();
             int limit = (n - 1) / bt; // keep at least one token to compute
-            int[] local = pool.longestPrefix(keys, limit);
+            int[] local = singleFlight(keys, limit, mine, id);
             int fromSsd = pool.lastPromoted();
             int[] prefix = local;
             double fetchSeconds = 0;
@@ -231,6 +261,10 @@ public final class PrefillService {
             double computeSeconds = (System.nanoTime() - computeFrom) / 1e9,
                     queueSeconds = (computeFrom - waitFrom) / 1e9;
             if (!ok) throw new IllegalStateException("no free KV blocks on this prefill worker for " + n + " tokens");
+            // computed blocks, and fetched ones (a local replica now: hot prefixes replicate themselves),
+            // cached as soon as they hold their KV: requests waiting for them go on now
+            for (int b = local.length; b < keys.length; b++) pool.put(keys[b], seq.blockTable()[b]);
+            mine.end();
             double prefillSeconds = (System.nanoTime() - t0) / 1e9;
             metrics.prefillTime.record(Duration.ofNanos(System.nanoTime() - t0));
             Sampler sampler = new Sampler(sp, vocab);
@@ -247,8 +281,6 @@ public final class PrefillService {
             metrics.kvTime.record(Duration.ofNanos(System.nanoTime() - tk));
             metrics.kvBytes.increment(bytes[0]);
             metrics.cachedTokens.record(cached);
-            // computed blocks, and fetched ones (a local replica now: hot prefixes replicate themselves)
-            for (int b = local.length; b < keys.length; b++) pool.put(keys[b], seq.blockTable()[b]);
             if (fetched > 0) metrics.fetchedTokens.increment(fetched);
             if (fromSsd > 0) metrics.ssdTokens.increment((long) fromSsd * bt);
             return new PrefillResult(
@@ -270,6 +302,7 @@ public final class PrefillService {
         } catch (Aborted e) {
             throw new IllegalStateException(e.getMessage());
         } finally {
+            mine.end(); // a failed prefill: whoever waited for its blocks computes them itself
             // never hand blocks back, nor tell the decode worker we stopped, while a write may still run
             for (var f : List.copyOf(job.inflight)) {
                 try {
@@ -465,6 +498,65 @@ public final class PrefillService {
     /** Where to ask for the replicas of a prefix (the store master on the leader conductor). */
     void useStore(LeaderLink link) {
         this.store = new StoreClient(link::post);
+    }
+
+    /** The blocks one prefill here is producing (computing, or fetching from the pool), by key. */
+    private final class Production {
+        final CompletableFuture<Void> done = new CompletableFuture<>();
+        final List<Long> keys = new ArrayList<>();
+
+        /** Its blocks are cached (or never will be): they leave the registry, and whoever waited goes on. */
+        void end() {
+            if (done.isDone()) return;
+            synchronized (producing) {
+                for (long k : keys) producing.remove(k, this);
+            }
+            done.complete(null);
+        }
+    }
+
+    /** Blocks some prefill on this worker is producing now, by key. */
+    private final Map<Long, Production> producing = new java.util.HashMap<>();
+
+    /**
+     * The local prefix of {@code keys} once the blocks other prefills here are producing are cached:
+     * a request whose next blocks are being computed or fetched on this worker waits for them (up
+     * to the KV timeout) instead of computing them again; then it registers the blocks it will
+     * produce itself. Waits only on prefills registered before it, which never wait on it: no cycle.
+     */
+    private int[] singleFlight(long[] keys, int limit, Production mine, long reservation) {
+        long until = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(props.kvTimeoutMillis());
+        int waited = 0;
+        while (true) {
+            int[] local = pool.longestPrefix(keys, limit);
+            Production other = null;
+            synchronized (producing) {
+                for (int b = local.length; b < Math.min(keys.length, limit) && other == null; b++)
+                    other = producing.get(keys[b]);
+                if (other == null || System.nanoTime() >= until) {
+                    for (int b = local.length; b < keys.length; b++) {
+                        if (producing.putIfAbsent(keys[b], mine) == null) mine.keys.add(keys[b]);
+                    }
+                    if (waited > 0)
+                        LOG.info(
+                                "reservation {}: waited for {} prefill(s) here producing its prefix; {} blocks cached"
+                                        + " now",
+                                reservation,
+                                waited,
+                                local.length);
+                    return local;
+                }
+            }
+            waited++;
+            try {
+                other.done.get(Math.max(1, until - System.nanoTime()), TimeUnit.NANOSECONDS);
+            } catch (java.util.concurrent.TimeoutException | java.util.concurrent.ExecutionException e) {
+                // the deadline passed: compute what is still missing
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                throw new IllegalStateException("interrupted while waiting for a prefix in production", e);
+            }
+        }
     }
 
     /** ABORT from a decode worker: the job stops at its next layer; STOPPED follows once its writes ended. */

@@ -61,6 +61,7 @@ public class PrefillWorkerConfig {
                         engine.kvCache().layout().blockBytes());
         PrefillService service = new PrefillService(props, engine, segment, new PrefillMetrics(meters), ssd);
         service.attach();
+        service.calibrate();
         PagedKvCache cache = engine.kvCache();
         Gauge.builder("mooncakej.kv.blocks.used", cache, PagedKvCache::usedBlocks)
                 .tag("role", "prefill")

@@ -28,10 +28,21 @@ public final class ClusterScheduler {
     private int decodeSlots;
     private final int cacheBlocksPerInstance;
     private final PrefixIndex index = new PrefixIndex();
+    /** The blocks prefill instances will hold once their queued requests ran (counted on, not fetched from). */
+    private final PrefixIndex pendingIndex = new PrefixIndex();
+
     private PrefillTimeModel prefillModel;
     private DecodeStepModel decodeModel;
     private final CostProfile profile;
     private final int[] prefixLengths;
+    /** Per instance, the prefix it holds or will hold (what a request routed there reuses). */
+    private final int[] localLengths;
+    /**
+     * Measured fetch bandwidth per path, source slot (a prefill instance or {@link #POOL}) by
+     * destination slot, bytes per second; 0 where nothing was measured (the cluster-wide figure then).
+     */
+    private final double[][] pathBandwidth = new double[MAX_PREFILL + 1][MAX_PREFILL];
+
     private final SplittableRandom random;
     private int roundRobin;
     private double tD;
@@ -55,6 +66,7 @@ public final class ClusterScheduler {
         for (int i = 0; i < prefillInstances; i++) addPrefill();
         for (int i = 0; i < decodeInstances; i++) addDecode();
         this.prefixLengths = new int[MAX_PREFILL];
+        this.localLengths = new int[MAX_PREFILL];
         this.random = new SplittableRandom(cfg.seed());
         this.tD = cfg.initialDecodeSeconds();
         this.bandwidth = cfg.bandwidthBytesPerSecond();
@@ -124,7 +136,7 @@ public final class ClusterScheduler {
         if (slot == MAX_PREFILL)
             throw new IllegalStateException(
                     "the scheduler has " + MAX_PREFILL + " prefill instances, the most its prefix index can hold");
-        prefill[slot] = new PrefillInstance(slot, cacheBlocksPerInstance, index);
+        prefill[slot] = new PrefillInstance(slot, cacheBlocksPerInstance, index, pendingIndex);
         int k = prefillCount++;
         while (k > 0 && activePrefill[k - 1] > slot) {
             activePrefill[k] = activePrefill[k - 1];
@@ -230,6 +242,27 @@ public final class ClusterScheduler {
     }
 
     /**
+     * Seconds to move {@code blocks} blocks from {@code from} (a prefill slot or {@link #POOL}) to
+     * prefill slot {@code to}: the path's measured bandwidth where there is one, else the cluster's.
+     */
+    public double transferSeconds(long blocks, int from, int to) {
+        double bw = pathBandwidth[from][to];
+        return blocks * (double) cfg.blockTokens() * profile.kvBytesPerToken() / (bw > 0 ? bw : bandwidth);
+    }
+
+    /** The measured fetch bandwidth of one path (0: none measured; the cluster's figure applies). */
+    public double pathBandwidth(int from, int to) {
+        return pathBandwidth[from][to];
+    }
+
+    /** Sets one path's fetch bandwidth (the live conductor's estimate from that path's fetches). */
+    public void setPathBandwidth(int from, int to, double bytesPerSecond) {
+        if (!(bytesPerSecond > 0) || Double.isInfinite(bytesPerSecond))
+            throw new IllegalArgumentException("bandwidth " + bytesPerSecond + ": expected a positive number");
+        pathBandwidth[from][to] = bytesPerSecond;
+    }
+
+    /**
      * Decides where a request of {@code inputTokens} tokens with prefix-block keys {@code blocks} goes, or rejects it.
      */
     public Decision decide(long[] blocks, int inputTokens, double now) {
@@ -248,6 +281,7 @@ public final class ClusterScheduler {
                     + " decode instances: it needs one of each");
         int slots = activePrefill[prefillCount - 1] + 1;
         index.prefixLengths(blocks, slots, prefixLengths);
+        index.prefixLengths(blocks, slots, localLengths, pendingIndex);
         int bestLen = 0, bestInst = -1;
         for (int k = 0; k < prefillCount; k++) {
             int i = activePrefill[k];
@@ -279,7 +313,7 @@ public final class ClusterScheduler {
                 int best = -1;
                 for (int k = 0; k < prefillCount; k++) {
                     int i = activePrefill[k];
-                    int l = Math.min(prefixLengths[i], usable);
+                    int l = Math.min(localLengths[i], usable);
                     if (l > best || (l == best && prefill[i].queueSeconds(now) < prefill[p].queueSeconds(now))) {
                         best = l;
                         p = i;
@@ -289,7 +323,7 @@ public final class ClusterScheduler {
             case CACHE_AWARE -> {
                 for (int k = 0; k < prefillCount; k++) {
                     int i = activePrefill[k];
-                    int l = Math.min(prefixLengths[i], usable);
+                    int l = Math.min(localLengths[i], usable);
                     double t = prefill[i].queueSeconds(now) + prefillModel.seconds(inputTokens, (long) l * bt);
                     if (t < ttft) {
                         ttft = t;
@@ -300,7 +334,7 @@ public final class ClusterScheduler {
             case KVCACHE_CENTRIC -> {
                 for (int k = 0; k < prefillCount; k++) {
                     int i = activePrefill[k];
-                    int local = Math.min(prefixLengths[i], usable);
+                    int local = Math.min(localLengths[i], usable);
                     int len = local;
                     double queue = prefill[i].queueSeconds(now);
                     double t = queue + prefillModel.seconds(inputTokens, (long) local * bt);
@@ -308,7 +342,7 @@ public final class ClusterScheduler {
                             && bestLen > local
                             && (local == 0 || (double) bestLen / local > cfg.balancingThreshold())) {
                         // fetch the longer prefix when that is cheaper than computing it (FAST section 4.2)
-                        double fetched = transferSeconds(bestLen - local)
+                        double fetched = transferSeconds(bestLen - local, bestInst, i)
                                 + queue
                                 + prefillModel.seconds(inputTokens, (long) bestLen * bt);
                         if (fetched < t) {
@@ -325,10 +359,8 @@ public final class ClusterScheduler {
                 }
             }
         }
-        prefixBlocks = cfg.policy() == PrefillPolicy.KVCACHE_CENTRIC
-                ? Math.min(prefixLengths[p], usable) + fetchBlocks
-                : Math.min(prefixLengths[p], usable);
-        tt = fetchBlocks > 0 ? transferSeconds(fetchBlocks) : 0;
+        prefixBlocks = Math.min(localLengths[p], usable) + fetchBlocks;
+        tt = fetchBlocks > 0 ? transferSeconds(fetchBlocks, fetchFrom, p) : 0;
         tq = prefill[p].queueSeconds(now);
         tp = prefillModel.seconds(inputTokens, (long) prefixBlocks * bt);
         ttft = tt + tq + tp + ttftOverhead;
@@ -344,8 +376,11 @@ public final class ClusterScheduler {
             double t = decodeModel.seconds(
                     di.running + di.externalRunning + di.incoming() + 1,
                     di.contextTokens + di.externalKvTokens + di.incomingTokenSum + inputTokens);
+            // the KV term counts what requests still in prefill reserved here too: without it a burst,
+            // when KV binds, piles onto one instance, which admission then refuses
             double load = Math.max(
-                    t / cfg.tbtSlo(), (double) (di.kvTokens + di.externalKvTokens + kvTokens) / di.kvCapacityTokens);
+                    t / cfg.tbtSlo(),
+                    (double) (di.kvTokens + di.externalKvTokens + di.incomingKvSum + kvTokens) / di.kvCapacityTokens);
             if (load < best || spreadDecodeTies && load == best && di.incoming() < decode[d].incoming()) {
                 best = load;
                 tbt = t;
@@ -442,24 +477,37 @@ public final class ClusterScheduler {
      * instance.
      */
     public void onScheduled(Decision dec, long[] blocks, int inputTokens, double now) {
+        onScheduled(dec, blocks, inputTokens, inputTokens, now);
+    }
+
+    /** As above, the request reserving {@code kvTokens} of KV on its decode instance (prompt plus max tokens). */
+    public void onScheduled(Decision dec, long[] blocks, int inputTokens, int kvTokens, double now) {
         PrefillInstance pi = prefill[dec.prefill()];
-        pi.busyUntil = Math.max(pi.busyUntil, now) + dec.transferSeconds() + dec.prefillSeconds();
+        double seconds = dec.transferSeconds() + dec.prefillSeconds();
+        pi.busyUntil = Math.max(pi.busyUntil, now) + seconds;
+        pi.pendingSeconds += seconds;
         pi.queued++;
         pi.touch(blocks, Math.min(dec.prefixBlocks() - dec.fetchBlocks(), blocks.length));
         if (dec.fetchFrom() >= 0 && source(dec.fetchFrom()) != null)
             source(dec.fetchFrom()).touch(blocks, dec.prefixBlocks());
-        // bookkeeping at the choice (FAST 4.1): the instance will hold these blocks once its FIFO reaches
-        // this request, before any later request routed to it runs
-        pi.cache(blocks);
-        decode[dec.decode()].expect(now + dec.ttft(), inputTokens);
+        // bookkeeping at the choice (FAST 4.1), as blocks the instance *will* hold once its FIFO reaches
+        // this request: later requests routed there count on them, no other instance fetches them yet
+        pi.willHold(blocks);
+        decode[dec.decode()].expect(now + dec.ttft(), inputTokens, kvTokens);
     }
 
-    /** The prefill finished (its blocks entered the instance's cache when it was scheduled). */
-    public void onPrefillDone(Decision dec, double busySeconds) {
+    /**
+     * The prefill ended after {@code busySeconds} on its instance: it leaves the instance's FIFO, and
+     * the blocks it was to produce are held there now ({@code produced}), or were never made.
+     */
+    public void onPrefillDone(Decision dec, long[] blocks, double busySeconds, boolean produced) {
         PrefillInstance pi = prefill[dec.prefill()];
         if (pi == null) return; // the instance left meanwhile
         pi.queued--;
+        pi.pendingSeconds = pi.queued <= 0 ? 0 : pi.pendingSeconds - dec.transferSeconds() - dec.prefillSeconds();
         pi.busySeconds += busySeconds;
+        if (produced) pi.cache(blocks);
+        else pi.producedOrDropped(blocks);
     }
 
     /**
@@ -468,24 +516,53 @@ public final class ClusterScheduler {
      * leaves the queue estimate, which would otherwise keep it until the instance next ran dry. The
      * blocks cached at the choice stay (whether the instance held them before is not known).
      */
-    public void onPrefillAbandoned(Decision dec, double now) {
+    public void onPrefillAbandoned(Decision dec, long[] blocks, double now) {
         PrefillInstance pi = prefill[dec.prefill()];
         if (pi == null) return;
         pi.queued--;
-        pi.busyUntil = pi.queued <= 0
-                ? Math.min(pi.busyUntil, now)
-                : Math.max(now, pi.busyUntil - dec.transferSeconds() - dec.prefillSeconds());
+        double seconds = dec.transferSeconds() + dec.prefillSeconds();
+        pi.pendingSeconds = pi.queued <= 0 ? 0 : pi.pendingSeconds - seconds;
+        pi.busyUntil = pi.queued <= 0 ? Math.min(pi.busyUntil, now) : Math.max(now, pi.busyUntil - seconds);
+        pi.producedOrDropped(blocks);
     }
 
     /**
-     * The queue estimate corrected by what happened: a prefill predicted to end at {@code
-     * predictedEnd} ended at {@code now}, so the instance's FIFO (every request behind it) runs that
-     * much later or earlier; an instance with nothing queued is free now.
+     * The queue estimate corrected by what happened (call after {@link #onPrefillDone}): a prefill
+     * ended at {@code now}, so the requests still queued on its instance start now and end after
+     * their predicted seconds. (Adding each ended request's lateness to the estimate instead counts
+     * one request's lateness again for every request queued behind it.) An empty instance is free now.
      */
-    public void correctQueue(Decision dec, double predictedEnd, double now) {
+    public void correctQueue(Decision dec, double now) {
         PrefillInstance pi = prefill[dec.prefill()];
         if (pi == null) return;
-        pi.busyUntil = pi.queued <= 0 ? now : Math.max(now, pi.busyUntil + (now - predictedEnd));
+        pi.busyUntil = now + (pi.queued <= 0 ? 0 : Math.max(0, pi.pendingSeconds));
+    }
+
+    /**
+     * The reservation of a scheduled request landed on decode instance {@code to} instead of the
+     * decision's: its expected arrival and KV move there. Returns the decision with that instance.
+     */
+    public Decision movedDecode(Decision dec, double scheduledAt, int to, int inputTokens, int kvTokens) {
+        if (to == dec.decode() || decode[to] == null) return dec;
+        DecodeInstance from = decode[dec.decode()];
+        double arrival = scheduledAt + dec.ttft(); // what identifies the expectation (as in onLeftPrefill)
+        if (from != null) from.arrived(arrival);
+        decode[to].expect(arrival, inputTokens, kvTokens);
+        return new Decision(
+                dec.accepted(),
+                dec.rejectReason(),
+                dec.prefill(),
+                to,
+                dec.prefixBlocks(),
+                dec.fetchFrom(),
+                dec.fetchBlocks(),
+                dec.transferSeconds(),
+                dec.queueSeconds(),
+                dec.prefillSeconds(),
+                dec.ttft(),
+                dec.tbt(),
+                dec.prefillLoad(),
+                dec.decodeLoad());
     }
 
     /**

@@ -21,8 +21,11 @@ public final class DecodeInstance {
     private double[] starts = new double[64];
     private double[] incoming = new double[64];
     private long[] incomingTokens = new long[64];
+    private long[] incomingKv = new long[64];
     private int incomingCount;
     long incomingTokenSum;
+    /** KV reserved here by requests still in prefill (a live request reserves prompt plus max tokens). */
+    long incomingKvSum;
 
     DecodeInstance(int id, long kvCapacityTokens) {
         this.id = id;
@@ -62,22 +65,31 @@ public final class DecodeInstance {
         return kvTokens + tokens <= kvCapacityTokens;
     }
 
-    void expect(double arrival, long tokens) {
+    public long incomingKvTokens() {
+        return incomingKvSum;
+    }
+
+    void expect(double arrival, long tokens, long kv) {
         if (incomingCount == incoming.length) {
             incoming = java.util.Arrays.copyOf(incoming, incomingCount * 2);
             incomingTokens = java.util.Arrays.copyOf(incomingTokens, incomingCount * 2);
+            incomingKv = java.util.Arrays.copyOf(incomingKv, incomingCount * 2);
         }
         incoming[incomingCount] = arrival;
+        incomingKv[incomingCount] = kv;
         incomingTokens[incomingCount++] = tokens;
         incomingTokenSum += tokens;
+        incomingKvSum += kv;
     }
 
     void arrived(double predictedArrival) {
         for (int i = 0; i < incomingCount; i++) {
             if (incoming[i] == predictedArrival) {
                 incomingTokenSum -= incomingTokens[i];
+                incomingKvSum -= incomingKv[i];
                 incoming[i] = incoming[--incomingCount];
                 incomingTokens[i] = incomingTokens[incomingCount];
+                incomingKv[i] = incomingKv[incomingCount];
                 return;
             }
         }

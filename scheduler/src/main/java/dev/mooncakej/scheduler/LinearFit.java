@@ -31,6 +31,83 @@ final class LinearFit {
     }
 
     /**
+     * As {@link #solveRelative}, each sample weighted by {@code w[i]} (its squared relative error
+     * counts that much), and every coefficient kept >= 0: of the fits over each subset of the
+     * features (the others held at 0) whose coefficients are all non-negative, the one with the least
+     * weighted error. A term the samples cannot pin down (a negative fitted c2 from noise at short
+     * lengths) is dropped instead of refusing the whole fit, which would leave the estimator on its
+     * old model. Throws when no subset is determined by the samples.
+     */
+    static double[] solveRelativeNonNegative(double[][] x, double[] y, double[] w, String what) {
+        int k = x[0].length;
+        double[] best = null;
+        double bestErr = Double.POSITIVE_INFINITY;
+        for (int mask : subsetsByPreference(k)) {
+            int cols = Integer.bitCount(mask);
+            int m = 0;
+            for (int i = 0; i < y.length; i++) if (y[i] > 0 && w[i] > 0) m++;
+            if (m < cols) continue;
+            double[][] xs = new double[m][cols];
+            double[] ys = new double[m];
+            for (int i = 0, j = 0; i < y.length; i++) {
+                if (!(y[i] > 0 && w[i] > 0)) continue;
+                double r = Math.sqrt(w[i]) / y[i];
+                for (int c = 0, d = 0; c < k; c++) if ((mask & (1 << c)) != 0) xs[j][d++] = x[i][c] * r;
+                ys[j++] = Math.sqrt(w[i]);
+            }
+            double[] sub;
+            try {
+                sub = solve(xs, ys, what);
+            } catch (IllegalArgumentException notDetermined) {
+                continue;
+            }
+            double[] c = new double[k];
+            boolean ok = true;
+            for (int a = 0, d = 0; a < k; a++) {
+                if ((mask & (1 << a)) == 0) continue;
+                c[a] = sub[d++];
+                if (!(c[a] >= 0) || !Double.isFinite(c[a])) ok = false;
+            }
+            if (!ok) continue;
+            double err = 0;
+            for (int i = 0; i < y.length; i++) {
+                if (!(y[i] > 0 && w[i] > 0)) continue;
+                double pred = 0;
+                for (int a = 0; a < k; a++) pred += c[a] * x[i][a];
+                double e = (pred - y[i]) / y[i];
+                err += w[i] * e * e;
+            }
+            if (err < bestErr * (1 - 1e-9) - 1e-12) { // ties (e.g. two lengths fit exactly): the earlier subset stays
+                bestErr = err;
+                best = c;
+            }
+        }
+        if (best == null)
+            throw new IllegalArgumentException(what + " samples do not determine a fit (need varied inputs)");
+        return best;
+    }
+
+    /**
+     * Feature subsets in the order ties are settled: all features, then fewer, lower-order features
+     * first (the features are ordered constant, linear, quadratic): with samples at two lengths only,
+     * every two-term fit is exact, and a line extrapolates to longer prompts far better than a parabola.
+     */
+    static int[] subsetsByPreference(int k) {
+        Integer[] masks = new Integer[(1 << k) - 1];
+        for (int m = 1; m < 1 << k; m++) masks[m - 1] = m;
+        java.util.Arrays.sort(
+                masks,
+                (a, b) -> Integer.bitCount(a) != Integer.bitCount(b)
+                        ? Integer.bitCount(b) - Integer.bitCount(a)
+                        : Integer.compare(Integer.highestOneBit(a), Integer.highestOneBit(b)) != 0
+                                ? Integer.compare(Integer.highestOneBit(a), Integer.highestOneBit(b))
+                                : Integer.compare(a, b));
+        int[] out = new int[masks.length];
+        for (int i = 0; i < out.length; i++) out[i] = masks[i];
+        return out;
+    }
+
+    /**
      * The coefficients {@code c} minimising {@code sum (x[i] . c - y[i])^2}; {@code what} names the
      * estimator in the error when the samples do not determine them (e.g. all of one length).
      */

@@ -28,7 +28,10 @@ public final class LiveScheduler {
             double scheduledAt,
             PrefillInstance prefillInstance,
             DecodeInstance decodeInstance,
-            int kvTokens) {}
+            int kvTokens,
+            long[] blocks,
+            int inputTokens,
+            boolean probe) {}
 
     private final ClusterScheduler scheduler;
     private final DoubleSupplier clock;
@@ -47,6 +50,7 @@ public final class LiveScheduler {
         this.scheduler = emptyScheduler;
         this.clock = clock;
         this.fits = new OnlineFits(emptyScheduler);
+        emptyScheduler.setTtftOverheadSeconds(WARM_HOP_SECONDS); // until the first request measures it
     }
 
     public List<WorkerEndpoint> prefillWorkers() {
@@ -121,10 +125,19 @@ public final class LiveScheduler {
      * A decision; rejected ones are returned too (the caller answers 429). {@code kvTokens}: what the request reserves
      * on decode.
      */
-    public synchronized Choice choose(long[] blockKeys, int inputTokens, int kvTokens) {
+    public Choice choose(long[] blockKeys, int inputTokens, int kvTokens) {
+        return choose(blockKeys, inputTokens, kvTokens, false);
+    }
+
+    /**
+     * As above; {@code probe}: the conductor's own start-up request through the path (it warms the
+     * hop; its times, taken while the cluster warms, are left out of the estimators and of the
+     * prediction-error figures users judge by).
+     */
+    public synchronized Choice choose(long[] blockKeys, int inputTokens, int kvTokens, boolean probe) {
         double now = clock.getAsDouble();
         Decision d = scheduler.decide(blockKeys, inputTokens, kvTokens, now);
-        if (d.accepted()) scheduler.onScheduled(d, blockKeys, inputTokens, now);
+        if (d.accepted()) scheduler.onScheduled(d, blockKeys, inputTokens, kvTokens, now);
         WorkerEndpoint first = decodeBySlot.get(d.decode());
         List<WorkerEndpoint> candidates = new ArrayList<>();
         candidates.add(first);
@@ -139,7 +152,33 @@ public final class LiveScheduler {
                 now,
                 scheduler.prefill(d.prefill()),
                 scheduler.decode(d.decode()),
-                kvTokens);
+                kvTokens,
+                blockKeys,
+                inputTokens,
+                probe);
+    }
+
+    /**
+     * The request's KV was reserved on {@code decode}: when that is not the decided instance (it was
+     * full, or failed), the request's expected load moves there. Returns the choice to go on with.
+     */
+    public synchronized Choice reservedOn(Choice c, WorkerEndpoint decode) {
+        Integer slot = decodeSlots.get(decode.url());
+        if (slot == null
+                || slot == c.decision().decode()
+                || scheduler.decode(c.decision().decode()) != c.decodeInstance()) return c;
+        Decision moved = scheduler.movedDecode(c.decision(), c.scheduledAt(), slot, c.inputTokens(), c.kvTokens());
+        return new Choice(
+                moved,
+                c.prefill(),
+                c.decodeCandidates(),
+                c.scheduledAt(),
+                c.prefillInstance(),
+                scheduler.decode(slot),
+                c.kvTokens(),
+                c.blocks(),
+                c.inputTokens(),
+                c.probe());
     }
 
     /**
@@ -196,15 +235,19 @@ public final class LiveScheduler {
             Choice c, int inputTokens, int cachedTokens, double computeSeconds, double queueSeconds, boolean ok) {
         double now = clock.getAsDouble();
         boolean sameInstance = scheduler.prefill(c.decision().prefill()) == c.prefillInstance();
-        if (sameInstance) scheduler.onPrefillDone(c.decision(), computeSeconds);
+        if (sameInstance) { // a failed prefill ended too: the requests behind it start now
+            scheduler.onPrefillDone(c.decision(), c.blocks(), computeSeconds, ok);
+            scheduler.correctQueue(c.decision(), now);
+        }
         if (scheduler.decode(c.decision().decode()) == c.decodeInstance())
             scheduler.onLeftPrefill(c.decision(), c.scheduledAt(), inputTokens, c.kvTokens(), ok, now);
         if (!ok) return now;
-        if (sameInstance)
-            scheduler.correctQueue(c.decision(), c.scheduledAt() + c.decision().ttft(), now);
-        ttftErrors.add(c.decision().ttft(), now - c.scheduledAt());
-        observer.ttft(c.decision().ttft(), now - c.scheduledAt());
-        fits.prefill(inputTokens, cachedTokens, computeSeconds);
+        if (!c.probe()) {
+            ttftErrors.add(c.decision().ttft(), now - c.scheduledAt());
+            observer.ttft(c.decision().ttft(), now - c.scheduledAt());
+        }
+        // a probe ran while the cluster was warming (several at once, on cold paths): its times teach nothing
+        if (!c.probe()) fits.prefill(inputTokens, cachedTokens, computeSeconds);
         return now;
     }
 
@@ -216,9 +259,20 @@ public final class LiveScheduler {
     public synchronized void prefillNotStarted(Choice c) {
         double now = clock.getAsDouble();
         if (scheduler.prefill(c.decision().prefill()) == c.prefillInstance())
-            scheduler.onPrefillAbandoned(c.decision(), now);
+            scheduler.onPrefillAbandoned(c.decision(), c.blocks(), now);
         if (scheduler.decode(c.decision().decode()) == c.decodeInstance())
             scheduler.onLeftPrefill(c.decision(), c.scheduledAt(), 0, c.kvTokens(), false, now);
+    }
+
+    /**
+     * A worker's start-up measurement of its engine (its profile at admission): the estimators take
+     * its prefills and decode steps as samples, so predictions fit this cluster from the first request.
+     */
+    public synchronized void calibrate(dev.mooncakej.kvcache.wire.WorkerMessages.WorkerProfile profile) {
+        if (profile.prefill() != null)
+            for (var c : profile.prefill()) fits.seedPrefill(c.inputTokens(), c.cachedTokens(), c.seconds());
+        if (profile.decode() != null)
+            for (var c : profile.decode()) fits.seedDecode(c.batch(), (double) c.contextTokens(), c.seconds());
     }
 
     /**
@@ -299,6 +353,10 @@ public final class LiveScheduler {
     }
 
     private final double[] overheads = new double[32];
+
+    /** What the hop (reservation, the calls, the commit) costs on one host, warm: the overhead's starting point. */
+    static final double WARM_HOP_SECONDS = 0.01;
+
     private long overheadSamples;
 
     /**
@@ -310,6 +368,11 @@ public final class LiveScheduler {
     public synchronized void ttftOverhead(double ttftSeconds, double workerSeconds) {
         double o = ttftSeconds - workerSeconds;
         if (!Double.isFinite(o)) return;
+        if (overheadSamples == 0) { // the first request's hop is cold (JIT, connections): a median of one
+            // would carry it into the next predictions, so it starts among estimates of a warm hop
+            for (int i = 0; i < 3; i++) overheads[i] = Math.max(0, Math.min(o, WARM_HOP_SECONDS));
+            overheadSamples = 3;
+        }
         overheads[(int) (overheadSamples++ % overheads.length)] = Math.max(0, o);
         int k = (int) Math.min(overheadSamples, overheads.length);
         double[] sorted = Arrays.copyOf(overheads, k);
@@ -323,10 +386,23 @@ public final class LiveScheduler {
      * second, weight 0.2 for the newest).
      */
     public synchronized void fetched(int tokens, double seconds) {
+        fetched(null, tokens, seconds);
+    }
+
+    /**
+     * As above, for the fetch of choice {@code c} (null: path unknown): its path (source to the
+     * prefill instance) learns its own bandwidth too, which that path's fetch decisions then use.
+     */
+    public synchronized void fetched(Choice c, int tokens, double seconds) {
         if (tokens <= 0 || !(seconds > 0) || Double.isInfinite(seconds)) return;
         double bw = tokens * (double) scheduler.config().profile().kvBytesPerToken() / seconds;
         double next = fetches++ == 0 ? bw : 0.8 * scheduler.bandwidthBytesPerSecond() + 0.2 * bw;
         scheduler.setBandwidthBytesPerSecond(Math.max(1e6, Math.min(1e12, next)));
+        if (c == null || c.decision().fetchFrom() < 0) return;
+        if (scheduler.prefill(c.decision().prefill()) != c.prefillInstance()) return; // the instance left
+        int from = c.decision().fetchFrom(), to = c.decision().prefill();
+        double old = scheduler.pathBandwidth(from, to);
+        scheduler.setPathBandwidth(from, to, Math.max(1e6, Math.min(1e12, old > 0 ? 0.8 * old + 0.2 * bw : bw)));
     }
 
     private long fetches;
@@ -341,7 +417,7 @@ public final class LiveScheduler {
         double now = clock.getAsDouble();
         boolean same = scheduler.decode(c.decision().decode()) == c.decodeInstance();
         scheduler.onDecodeEnd(same ? c.decision().decode() : -1, decodeStart, now, contextTokens, c.kvTokens());
-        if (tokens > 1 && Double.isFinite(c.decision().tbt())) {
+        if (tokens > 1 && !c.probe() && Double.isFinite(c.decision().tbt())) {
             double actual = (now - decodeStart) / (tokens - 1);
             tbtErrors.add(c.decision().tbt(), actual);
             observer.tbt(c.decision().tbt(), actual);

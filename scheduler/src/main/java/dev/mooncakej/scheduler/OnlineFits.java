@@ -4,17 +4,34 @@ import java.util.Arrays;
 
 /**
  * The scheduler's online learning, shared by the live conductor and the simulator: measured prefill
- * compute times refit the prefill-time model (every 16 samples, over the last 256), measured decode
- * steps refit the TBT model (every 8, over the last 256), and each new fit replaces the core's model
- * when its coefficients are usable. Not thread-safe (the caller's lock guards it).
+ * compute times refit the prefill-time model and measured decode steps the TBT model, continuously
+ * (after every sample; decode steps every sample for the first {@value #EVERY_SAMPLE_STEPS}, then
+ * every 8th, as the simulator reports every step), over the last {@value #WINDOW} samples weighted
+ * by age (each older sample counts {@value #DECAY} times the next; 0.99 let the fit of the nearly
+ * collinear n and n^2 terms follow the noise, 15% off at 2,000 tokens in HonestSimulationTest),
+ * keeping every coefficient >= 0.
+ * A worker's start-up calibration enters as samples like any other ({@link #seedPrefill},
+ * {@link #seedDecode}), so the first request is predicted from this cluster's engines, and the
+ * measurements of real traffic outweigh them as they come. Not thread-safe (the caller's lock).
  */
 public final class OnlineFits {
     static final int WINDOW = 256;
+    static final double DECAY = 0.999;
+    static final int EVERY_SAMPLE_STEPS = 64;
     private final ClusterScheduler core;
     private final long[] n = new long[WINDOW], p = new long[WINDOW];
-    private final double[] t = new double[WINDOW];
+    private final double[] t = new double[WINDOW], tw = new double[WINDOW];
     private long prefills;
     private final double[] batch = new double[WINDOW], context = new double[WINDOW], step = new double[WINDOW];
+    private final double[] sw = new double[WINDOW];
+
+    /**
+     * A start-up measurement's weight against a sample of real traffic: measured while every process
+     * of the cluster was starting (JIT, the other workers calibrating), it guides the first
+     * predictions and yields to the first real samples.
+     */
+    static final double SEED_WEIGHT = 0.25;
+
     private long steps;
 
     public OnlineFits(ClusterScheduler core) {
@@ -23,51 +40,92 @@ public final class OnlineFits {
 
     /** A prefill of {@code inputTokens} with {@code cachedTokens} reused took {@code seconds} of compute. */
     public void prefill(long inputTokens, long cachedTokens, double seconds) {
-        if (!(seconds > 0) || Double.isInfinite(seconds)) return;
+        addPrefill(inputTokens, cachedTokens, seconds, 1);
+    }
+
+    private void addPrefill(long inputTokens, long cachedTokens, double seconds, double weight) {
+        if (!(seconds > 0) || Double.isInfinite(seconds) || inputTokens <= cachedTokens) return;
         int i = (int) (prefills++ % WINDOW);
         n[i] = inputTokens;
         p[i] = cachedTokens;
         t[i] = seconds;
-        if (prefills >= 16 && prefills % 16 == 0) {
-            int k = (int) Math.min(prefills, WINDOW);
-            try {
-                PrefillTimeModel m =
-                        PrefillTimeModel.fit(Arrays.copyOf(n, k), Arrays.copyOf(p, k), Arrays.copyOf(t, k));
-                if (m.c1() >= 0 && m.c2() >= 0) core.setPrefillModel(m);
-            } catch (IllegalArgumentException notYet) {
-                // the samples do not determine a fit yet (e.g. all the same length): keep the current model
-            }
+        tw[i] = weight;
+        refitPrefill();
+    }
+
+    /** A worker's start-up measurement of one prefill (a sample of weight {@value #SEED_WEIGHT}). */
+    public void seedPrefill(long inputTokens, long cachedTokens, double seconds) {
+        addPrefill(inputTokens, cachedTokens, seconds, SEED_WEIGHT);
+    }
+
+    /** A worker's start-up measurement of a decode step. */
+    public void seedDecode(double batchSize, double contextTokens, double seconds) {
+        if (!(seconds > 0) || !(batchSize > 0) || Double.isInfinite(seconds)) return;
+        addStep(batchSize, contextTokens, seconds, SEED_WEIGHT);
+        refitDecode();
+    }
+
+    /** The weight of each slot of a ring holding {@code total} samples so far: its own, decayed by age. */
+    private static double[] weights(long total, double[] own) {
+        int k = (int) Math.min(total, WINDOW);
+        double[] w = new double[k];
+        for (int j = 0; j < k; j++) {
+            long age =
+                    ((total - 1) % WINDOW - j + WINDOW) % WINDOW; // the newest sample is in slot (total - 1) % WINDOW
+            w[j] = own[j] * Math.pow(DECAY, age);
         }
+        return w;
+    }
+
+    private void refitPrefill() {
+        int k = (int) Math.min(prefills, WINDOW);
+        if (k < 1) return;
+        double[][] x = new double[k][];
+        for (int i = 0; i < k; i++) x[i] = new double[] {1, n[i] - p[i], (double) n[i] * n[i] - (double) p[i] * p[i]};
+        try {
+            double[] c =
+                    LinearFit.solveRelativeNonNegative(x, Arrays.copyOf(t, k), weights(prefills, tw), "prefill-time");
+            core.setPrefillModel(new PrefillTimeModel(c[0], c[1], c[2]));
+        } catch (IllegalArgumentException notYet) {
+            // the samples do not determine a fit yet: keep the current model
+        }
+    }
+
+    private void addStep(double b, double c, double s, double weight) {
+        int i = (int) (steps++ % WINDOW);
+        sw[i] = weight;
+        batch[i] = b;
+        context[i] = c;
+        step[i] = s;
     }
 
     /** {@code count} steps over {@code batchSum} sequences and {@code contextSum} tokens took {@code seconds}. */
     public void decodeSteps(int count, double seconds, long batchSum, long contextSum) {
         if (count <= 0 || !(seconds > 0) || batchSum <= 0 || Double.isInfinite(seconds)) return;
-        int i = (int) (steps++ % WINDOW);
-        batch[i] = (double) batchSum / count;
-        context[i] = (double) contextSum / count;
-        step[i] = seconds / count;
-        if (steps >= 8 && steps % 8 == 0) {
-            int k = (int) Math.min(steps, WINDOW);
-            double lo = Double.POSITIVE_INFINITY, hi = 0;
-            for (int j = 0; j < k; j++) {
-                lo = Math.min(lo, batch[j]);
-                hi = Math.max(hi, batch[j]);
-            }
-            if (hi - lo < MIN_BATCH_SPAN) { // batch sizes too alike to separate the terms: rescale the model
-                core.setDecodeModel(rescaled(core.decodeModel(), k));
-                return;
-            }
-            try {
-                DecodeStepModel m =
-                        DecodeStepModel.fit(Arrays.copyOf(batch, k), Arrays.copyOf(context, k), Arrays.copyOf(step, k));
-                if (m.base() >= 0 && m.perSequence() >= 0 && m.perContextToken() >= 0) core.setDecodeModel(m);
-                else if (m.base() > 0 || m.perSequence() > 0) // a fit with a negative term: keep what is positive
-                core.setDecodeModel(new DecodeStepModel(
-                        Math.max(0, m.base()), Math.max(0, m.perSequence()), Math.max(0, m.perContextToken())));
-            } catch (IllegalArgumentException notYet) {
-                // one batch size and context so far: keep the current model
-            }
+        addStep((double) batchSum / count, (double) contextSum / count, seconds / count, 1);
+        if (steps <= EVERY_SAMPLE_STEPS || steps % 8 == 0) refitDecode();
+    }
+
+    private void refitDecode() {
+        int k = (int) Math.min(steps, WINDOW);
+        if (k < 1) return;
+        double lo = Double.POSITIVE_INFINITY, hi = 0;
+        for (int j = 0; j < k; j++) {
+            lo = Math.min(lo, batch[j]);
+            hi = Math.max(hi, batch[j]);
+        }
+        if (hi - lo < MIN_BATCH_SPAN) { // batch sizes too alike to separate the terms: rescale the model
+            core.setDecodeModel(rescaled(core.decodeModel(), k));
+            return;
+        }
+        double[][] x = new double[k][];
+        for (int i = 0; i < k; i++) x[i] = new double[] {1, batch[i], context[i]};
+        try {
+            double[] c =
+                    LinearFit.solveRelativeNonNegative(x, Arrays.copyOf(step, k), weights(steps, sw), "decode-step");
+            core.setDecodeModel(new DecodeStepModel(c[0], c[1], c[2]));
+        } catch (IllegalArgumentException notYet) {
+            // not determined yet: keep the current model
         }
     }
 

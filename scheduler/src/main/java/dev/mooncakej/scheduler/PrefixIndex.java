@@ -17,10 +17,20 @@ public final class PrefixIndex {
 
     /** Per instance, how many leading blocks of {@code blocks} it holds; written into {@code out}. */
     public void prefixLengths(long[] blocks, int instances, int[] out) {
+        prefixLengths(blocks, instances, out, null);
+    }
+
+    /**
+     * As above, a block counting for an instance when this index or {@code also} (null: none) has it
+     * for that instance (held, or to be held).
+     */
+    public void prefixLengths(long[] blocks, int instances, int[] out, PrefixIndex also) {
         java.util.Arrays.fill(out, 0, instances, 0);
         long alive = instances == 64 ? -1L : (1L << instances) - 1;
         for (int i = 0; i < blocks.length && alive != 0; i++) {
-            long now = holders.get(blocks[i]) & alive;
+            long bits = holders.get(blocks[i]);
+            if (also != null && also.holders.size() > 0) bits |= also.holders.get(blocks[i]);
+            long now = bits & alive;
             long dropped = alive & ~now;
             while (dropped != 0) {
                 int inst = Long.numberOfTrailingZeros(dropped);

@@ -206,7 +206,7 @@ class ClusterSchedulerTest {
     void predictionCountsRequestsStillInPrefill() {
         ClusterScheduler s = new ClusterScheduler(
                 cfg(PrefillPolicy.LEAST_LOADED, AdmissionMode.PREDICTIVE_EARLY_REJECTION), 1, 1, 0);
-        for (int i = 0; i < 150; i++) s.decode(0).expect(0.5, 1000); // 150 arrive at decode at t = 0.5 s
+        for (int i = 0; i < 150; i++) s.decode(0).expect(0.5, 1000, 1000); // 150 arrive at decode at t = 0.5 s
         assertThat(s.chosenLoadAt(1.0, 0, 1000, 1000))
                 .isCloseTo(PROFILE.decodeStepSeconds(151, 151_000) / 0.1, offset(1e-9));
         assertThat(s.chosenLoadAt(0.4, 0, 1000, 1000))

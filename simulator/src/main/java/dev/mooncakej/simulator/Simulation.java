@@ -184,9 +184,9 @@ public final class Simulation {
         Job j = prefillRunning[p];
         prefillRunning[p] = null;
         if (j.d.fetchBlocks() > 0) fetchesFrom.merge(j.d.fetchFrom(), -1, Integer::sum);
-        scheduler.onPrefillDone(j.d, j.prefillSeconds);
+        scheduler.onPrefillDone(j.d, j.r.blocks(), j.prefillSeconds, true);
         // what the live conductor does with a prefill's report: correct the queue, learn compute time
-        scheduler.correctQueue(j.d, j.scheduledAt + j.d.ttft(), now);
+        scheduler.correctQueue(j.d, now);
         fits.prefill(
                 j.r.inputTokens(),
                 Math.min((long) j.d.prefixBlocks() * cfg.scheduler().blockTokens(), j.r.inputTokens() - 1L),

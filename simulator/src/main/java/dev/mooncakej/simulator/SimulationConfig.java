@@ -31,8 +31,9 @@ public record SimulationConfig(
         if (!(estimateFactor > 0 && estimateFactor <= 100))
             throw new IllegalArgumentException(
                     "--estimate-factor " + estimateFactor + ": expected a factor in (0, 100]");
-        if (prefill < 1 || prefill > 64)
-            throw new IllegalArgumentException("--prefill " + prefill + ": expected 1..64 instances");
+        if (prefill < 1 || prefill > dev.mooncakej.scheduler.ClusterScheduler.MAX_PREFILL)
+            throw new IllegalArgumentException("--prefill " + prefill + ": expected 1.."
+                    + dev.mooncakej.scheduler.ClusterScheduler.MAX_PREFILL + " instances");
         if (decode < 1) throw new IllegalArgumentException("--decode " + decode + ": expected at least 1 instance");
         if (cacheBlocks < 0)
             throw new IllegalArgumentException("--cache-blocks " + cacheBlocks + ": expected >= 0 (0: unbounded)");

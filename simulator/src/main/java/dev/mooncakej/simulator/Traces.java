@@ -15,7 +15,7 @@ import tools.jackson.databind.JsonNode;
 import tools.jackson.databind.json.JsonMapper;
 
 /**
- * Reads Mooncake trace JSONL ({@code {"timestamp": ms, "input_length": N, "output_length": M,
+ * Reads Mooncake trace JSONL, plain or gzipped ({@code {"timestamp": ms, "input_length": N, "output_length": M,
  * "hash_ids": [...]}} per line, timestamps sorted) with a speed factor, and makes Poisson workloads.
  * A bad line fails with its number, the field and the expected form.
  */
@@ -29,7 +29,7 @@ public final class Traces {
             throw new IllegalArgumentException(
                     "--speed " + speed + ": expected a positive factor (2 replays twice as fast)");
         List<TraceRequest> out = new ArrayList<>();
-        try (BufferedReader r = Files.newBufferedReader(file, StandardCharsets.UTF_8)) {
+        try (BufferedReader r = open(file)) {
             String line;
             int no = 0;
             double last = Double.NEGATIVE_INFINITY;
@@ -111,6 +111,14 @@ public final class Traces {
             out.add(new TraceRequest(i, t, in, outLen, ids));
         }
         return out;
+    }
+
+    /** The file's lines; a name ending in .gz is read through gunzip (the published traces compress 4:1). */
+    private static BufferedReader open(Path file) throws IOException {
+        if (!file.getFileName().toString().endsWith(".gz"))
+            return Files.newBufferedReader(file, StandardCharsets.UTF_8);
+        return new BufferedReader(new java.io.InputStreamReader(
+                new java.util.zip.GZIPInputStream(Files.newInputStream(file)), StandardCharsets.UTF_8));
     }
 
     private static double number(Path file, int no, JsonNode n, String field) {

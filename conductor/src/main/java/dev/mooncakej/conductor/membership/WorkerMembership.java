@@ -4,6 +4,7 @@ import dev.mooncakej.cluster.ClusterSettings;
 import dev.mooncakej.conductor.ConductorProperties;
 import dev.mooncakej.conductor.workers.WorkerClient;
 import dev.mooncakej.conductor.workers.WorkerGuard;
+import dev.mooncakej.kvcache.wire.WorkerMessages.WorkerProfile;
 import dev.mooncakej.scheduler.LiveScheduler;
 import dev.mooncakej.scheduler.WorkerEndpoint;
 import io.github.resilience4j.circuitbreaker.CircuitBreaker;
@@ -20,8 +21,11 @@ import org.springframework.stereotype.Component;
 /**
  * Which workers the scheduler uses: the cluster's members (the static lists of
  * {@code mooncakej.conductor.*-workers}, or etcd membership through {@code ConductorCluster}) less
- * those whose circuit breaker is open. A change adds and removes instances in the running scheduler;
- * a prefill worker that joins has its view seeded from the block keys it reports holding.
+ * those whose circuit breaker is open. A member is admitted once its profile ({@code GET
+ * /internal/profile}) keeps the block-key contract ({@link BlockKeyContract}; a worker that breaks it
+ * is refused by name, logged, and shown in the routing health) and its start-up measurements have
+ * seeded the estimators. A change adds and removes instances in the running scheduler; a prefill
+ * worker that joins has its view seeded from the block keys it reports holding.
  */
 @Component
 public class WorkerMembership implements SmartLifecycle {
@@ -38,16 +42,36 @@ public class WorkerMembership implements SmartLifecycle {
     /** Workers the store master found silent (no heartbeat for its liveness TTL): out until they report again. */
     private final Set<String> silent = ConcurrentHashMap.newKeySet();
 
+    /** Members whose profile kept the contract (or that have no profile route), with the profile (or null). */
+    private final Map<String, java.util.Optional<WorkerProfile>> admitted = new ConcurrentHashMap<>();
+    /** Members refused at admission, with why. */
+    private final Map<String, String> refused = new ConcurrentHashMap<>();
+    /** Members whose admission is under way (their profile is being asked for). */
+    private final Set<String> admitting = ConcurrentHashMap.newKeySet();
+    /** Admitted members whose warm-up requests are running: still pending for the routing health. */
+    private final Set<String> warming = ConcurrentHashMap.newKeySet();
+
+    private volatile Runnable warmUp = () -> {};
+
+    /** What runs after a worker is admitted, before it counts as ready: the request path's warm-up. */
+    public void onAdmitted(Runnable warmUp) {
+        this.warmUp = warmUp;
+    }
+
+    private final dev.mooncakej.conductor.model.ServedModel model;
+
     private volatile List<String> memberPrefill = List.of();
     private volatile List<String> memberDecode = List.of();
-    private volatile boolean running;
+    private volatile boolean running, stopped;
 
     public WorkerMembership(
             LiveScheduler scheduler,
             WorkerClient workers,
             WorkerGuard guard,
             ConductorProperties props,
-            ClusterSettings cluster) {
+            ClusterSettings cluster,
+            dev.mooncakej.conductor.model.ServedModel model) {
+        this.model = model;
         this.scheduler = scheduler;
         this.workers = workers;
         this.props = props;
@@ -68,19 +92,116 @@ public class WorkerMembership implements SmartLifecycle {
      * prefill workers' block keys before returning (a newly elected leader), else in the background.
      */
     public double setMembers(List<String> prefillUrls, List<String> decodeUrls, boolean seedNow) {
+        long t0 = System.nanoTime();
         memberPrefill = List.copyOf(prefillUrls);
         memberDecode = List.copyOf(decodeUrls);
-        return refresh(seedNow);
+        Set<String> members = new java.util.HashSet<>(prefillUrls);
+        members.addAll(decodeUrls);
+        admitted.keySet().retainAll(members); // one that leaves and comes back is checked again
+        refused.keySet().retainAll(members);
+        if (seedNow) { // a newly elected leader: admit the members it can reach before it answers
+            for (String u : prefillUrls)
+                if (!admitted.containsKey(u) && !refused.containsKey(u)) admitOnce(u, "prefill");
+            for (String u : decodeUrls) if (!admitted.containsKey(u) && !refused.containsKey(u)) admitOnce(u, "decode");
+        }
+        for (String u : prefillUrls) admitLater(u, "prefill");
+        for (String u : decodeUrls) admitLater(u, "decode");
+        refresh(seedNow);
+        return (System.nanoTime() - t0) / 1e9;
+    }
+
+    /** Asks a member for its profile until it answers (or leaves); admits or refuses it. */
+    private void admitLater(String url, String role) {
+        if (admitted.containsKey(url) || refused.containsKey(url) || !admitting.add(url)) return;
+        Thread.ofVirtual().name("admit-" + role).start(() -> {
+            try {
+                long wait = 100;
+                while (!stopped) {
+                    if (!(role.equals("prefill") ? memberPrefill : memberDecode).contains(url)) return;
+                    if (admitOnce(url, role)) {
+                        warming.add(url);
+                        try {
+                            refresh(false);
+                            if (admitted.containsKey(url)) warmUp.run();
+                        } finally {
+                            warming.remove(url);
+                        }
+                        return;
+                    }
+                    Thread.sleep(wait);
+                    wait = Math.min(2000, wait * 2);
+                }
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            } finally {
+                admitting.remove(url);
+            }
+        });
+    }
+
+    /** One attempt: true when the worker answered (admitted or refused), false when it could not be reached. */
+    private boolean admitOnce(String url, String role) {
+        WorkerProfile p;
+        try {
+            p = workers.profile(url).block(Duration.ofSeconds(6));
+        } catch (RuntimeException e) {
+            LOG.debug("no profile from {} yet ({})", url, e.getMessage());
+            return false;
+        }
+        if (p == null) {
+            LOG.warn("{} worker {} states no block-key contract (no /internal/profile); admitted unchecked", role, url);
+            admitted.put(url, java.util.Optional.empty());
+            return true;
+        }
+        String why = BlockKeyContract.mismatch(p, role, model.blockKeys(), model.keyIdentity());
+        if (why != null) {
+            refused.put(url, why);
+            LOG.error("{} worker {} refused: {}", role, url, why);
+            return true;
+        }
+        scheduler.calibrate(p);
+        workers.warm(url);
+        admitted.put(url, java.util.Optional.of(p));
+        LOG.info(
+                "{} worker {} admitted: block keys {} x {} tokens, {} prefill and {} decode-step measurements",
+                role,
+                url,
+                p.hashVersion(),
+                p.blockTokens(),
+                p.prefill() == null ? 0 : p.prefill().size(),
+                p.decode() == null ? 0 : p.decode().size());
+        return true;
+    }
+
+    /** Members refused at admission, with why (shown in the routing health). */
+    public Map<String, String> refusedWorkers() {
+        return Map.copyOf(refused);
+    }
+
+    /** Members whose admission has not finished (not reachable yet). */
+    public Set<String> pendingWorkers() {
+        Set<String> out = new java.util.TreeSet<>(memberPrefill);
+        out.addAll(memberDecode);
+        out.removeAll(admitted.keySet());
+        out.removeAll(refused.keySet());
+        out.addAll(warming);
+        return out;
     }
 
     private synchronized double refresh(boolean seedNow) {
         long t0 = System.nanoTime();
         List<WorkerEndpoint> prefill = memberPrefill.stream()
-                .filter(u -> !openBreakers.contains(u) && !silent.contains(u) && !stalled.contains(u))
+                .filter(u -> admitted.containsKey(u)
+                        && !openBreakers.contains(u)
+                        && !silent.contains(u)
+                        && !stalled.contains(u))
                 .map(u -> endpoint(u, "prefill"))
                 .toList();
         List<WorkerEndpoint> decode = memberDecode.stream()
-                .filter(u -> !openBreakers.contains(u) && !silent.contains(u) && !stalled.contains(u))
+                .filter(u -> admitted.containsKey(u)
+                        && !openBreakers.contains(u)
+                        && !silent.contains(u)
+                        && !stalled.contains(u))
                 .map(u -> endpoint(u, "decode"))
                 .toList();
         List<WorkerEndpoint> joined = scheduler.setWorkers(prefill, decode);
@@ -165,6 +286,7 @@ public class WorkerMembership implements SmartLifecycle {
     @Override
     public void stop() {
         running = false;
+        stopped = true;
     }
 
     @Override

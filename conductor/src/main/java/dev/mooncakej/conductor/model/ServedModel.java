@@ -50,7 +50,7 @@ public class ServedModel {
                         tpl,
                         tokenizer.bos() >= 0 ? tokenizer.tokenText(tokenizer.bos()) : "",
                         tokenizer.eos() >= 0 ? tokenizer.tokenText(tokenizer.eos()) : "");
-        this.blockKeys = new BlockKeys(fileName + "@" + file.fileSize(), props.blockTokens());
+        this.blockKeys = new BlockKeys(file.keyIdentity(), props.blockTokens());
         org.slf4j.LoggerFactory.getLogger(ServedModel.class)
                 .info("serving model {}, context {} tokens, from {}", name, contextLength, props.model());
     }
@@ -92,6 +92,11 @@ public class ServedModel {
 
     public ChatTemplate chatTemplate() {
         return chatTemplate;
+    }
+
+    /** The model identity the block keys derive from (name and file size). */
+    public String keyIdentity() {
+        return file.keyIdentity();
     }
 
     public BlockKeys blockKeys() {

@@ -54,6 +54,7 @@ public class RequestPath {
     private final ConductorMetrics metrics;
 
     private final AnswerTokens answers;
+    private final dev.mooncakej.conductor.membership.RoutingHealthIndicator routing;
 
     public RequestPath(
             ServedModel model,
@@ -63,8 +64,11 @@ public class RequestPath {
             WorkerMembership membership,
             Leadership leadership,
             ConductorMetrics metrics,
-            AnswerTokens answers) {
+            AnswerTokens answers,
+            dev.mooncakej.conductor.membership.RoutingHealthIndicator routing) {
+        this.routing = routing;
         this.answers = answers;
+        membership.onAdmitted(this::warmUp);
         this.model = model;
         this.props = props;
         this.scheduler = scheduler;
@@ -96,11 +100,17 @@ public class RequestPath {
             if (!open.isEmpty())
                 LOG.warn(
                         "[{}] no worker available; out of scheduling after repeated failures: {}", g.requestId(), open);
-            String why = open.isEmpty()
-                    ? "no prefill or decode worker is configured or registered; start some (./mooncakej up) and retry"
-                    : "no prefill or decode worker is available: " + open.size()
-                            + " failed repeatedly and are out of scheduling until their circuit breakers let trial "
-                            + "calls through (request " + g.requestId() + "; the conductor's log names them); retry";
+            var pending = membership.pendingWorkers();
+            String why = !pending.isEmpty() && open.isEmpty()
+                    ? pending.size() + " listed worker(s) have not answered the conductor yet (admission reads each"
+                            + " worker's profile first; the conductor's log names them); retry"
+                    : open.isEmpty()
+                            ? "no prefill or decode worker is configured or registered; start some"
+                                    + " (./mooncakej up) and retry"
+                            : "no prefill or decode worker is available: " + open.size()
+                                    + " failed repeatedly and are out of scheduling until their circuit breakers let"
+                                    + " trial calls through (request " + g.requestId()
+                                    + "; the conductor's log names them); retry";
             return Mono.error(
                     new ApiException(503, "service_unavailable", null, "no_workers", why, props.retryAfterSeconds()));
         }
@@ -111,7 +121,11 @@ public class RequestPath {
         metrics.promptTokens.record(tokens.length);
         LiveScheduler.Choice choice;
         try {
-            choice = scheduler.choose(keys, tokens.length, tokens.length + g.maxTokens());
+            choice = scheduler.choose(
+                    keys,
+                    tokens.length,
+                    tokens.length + g.maxTokens(),
+                    g.requestId().startsWith(PROBE));
         } catch (IllegalStateException e) { // membership changed to empty between the check and the choice
             metrics.rejected("no_workers").increment();
             LOG.warn("[{}] no workers to choose from: {}", g.requestId(), e.getMessage());
@@ -137,10 +151,13 @@ public class RequestPath {
         }
         long scheduledAt = System.nanoTime();
         AtomicBoolean prefillAccounted = new AtomicBoolean(), prefillCalled = new AtomicBoolean();
+        // the choice as it stands: the reservation may land on another decode worker than decided
+        java.util.concurrent.atomic.AtomicReference<LiveScheduler.Choice> current =
+                new java.util.concurrent.atomic.AtomicReference<>(choice);
         Runnable prefillFailed = () -> { // one that never reached its prefill worker leaves that queue's estimate
             if (!prefillAccounted.compareAndSet(false, true)) return;
-            if (prefillCalled.get()) scheduler.prefillEnded(choice, tokens.length, 0, 0, false);
-            else scheduler.prefillNotStarted(choice);
+            if (prefillCalled.get()) scheduler.prefillEnded(current.get(), tokens.length, 0, 0, false);
+            else scheduler.prefillNotStarted(current.get());
         };
         java.util.concurrent.atomic.AtomicReference<WorkerEndpoint> asked =
                 new java.util.concurrent.atomic.AtomicReference<>();
@@ -156,11 +173,15 @@ public class RequestPath {
                 .flatMap(res -> {
                     long reservedAt = System.nanoTime();
                     WorkerEndpoint decode = res.endpoint();
-                    WorkerEndpoint prefill = choice.prefill();
+                    LiveScheduler.Choice ch = scheduler.reservedOn(choice, decode);
+                    current.set(ch);
+                    WorkerEndpoint prefill = ch.prefill();
                     prefillCalled.set(true);
                     prefill.started();
-                    Decision d = choice.decision();
-                    int poolPrefix = d.fetchFrom() >= 0 ? d.prefixBlocks() : 0; // Algorithm 1's fetch branch
+                    Decision d = ch.decision();
+                    // every block the scheduler counts on (fetched, or believed held or in production
+                    // there): the worker waits for its own in-flight blocks and asks the pool for the rest
+                    int poolPrefix = d.prefixBlocks();
                     PrefillTask task = new PrefillTask(
                             reservation,
                             tokens,
@@ -188,16 +209,17 @@ public class RequestPath {
                                 var times = pr.times(); // the worker's compute time apart from its queue wait
                                 double decodeStart = times == null
                                         ? scheduler.prefillEnded(
-                                                choice, tokens.length, pr.cachedTokens(), pr.prefillSeconds(), true)
+                                                ch, tokens.length, pr.cachedTokens(), pr.prefillSeconds(), true)
                                         : scheduler.prefillEnded(
-                                                choice,
+                                                ch,
                                                 tokens.length,
                                                 pr.cachedTokens(),
                                                 times.computeSeconds(),
                                                 times.queueSeconds(),
                                                 true);
+                                if (!ch.probe()) // a probe's hop is cold by design: not what a request pays
                                 scheduler.ttftOverhead(
-                                        decodeStart - choice.scheduledAt(), pr.prefillSeconds() + pr.kvSeconds());
+                                            decodeStart - ch.scheduledAt(), pr.prefillSeconds() + pr.kvSeconds());
                                 if (times != null)
                                     scheduler.kvWrites(
                                             prefill.url(),
@@ -207,7 +229,11 @@ public class RequestPath {
                                             times.kvWriteSeconds(),
                                             times.kvWriteConcurrency());
                                 metrics.cachedTokens.record(pr.cachedTokens());
-                                scheduler.fetched(pr.fetchedTokens(), pr.fetchSeconds()); // the fetch price follows
+                                routing.observe( // what was routed for against what the worker reused
+                                        prefill.url(),
+                                        Math.min((long) d.prefixBlocks() * props.blockTokens(), tokens.length - 1L),
+                                        pr.cachedTokens());
+                                scheduler.fetched(ch, pr.fetchedTokens(), pr.fetchSeconds()); // the fetch price follows
                                 metrics.prefixHit(pr.cachedTokens() - pr.fetchedTokens(), pr.fetchedTokens());
                                 metrics.kvBytes.increment(pr.kvBytes());
                                 metrics.kvTime.record(Duration.ofNanos((long) (pr.kvSeconds() * 1e9)));
@@ -227,7 +253,7 @@ public class RequestPath {
                                         pr.kvBytes(),
                                         Math.round(pr.kvSeconds() * 1000),
                                         decode.url(),
-                                        Math.round((decodeStart - choice.scheduledAt()) * 1000),
+                                        Math.round((decodeStart - ch.scheduledAt()) * 1000),
                                         Math.round(d.ttft() * 1000),
                                         Math.round(d.queueSeconds() * 1000),
                                         Math.round(d.prefillSeconds() * 1000),
@@ -242,7 +268,7 @@ public class RequestPath {
                                         relay(g, reservation, decode, pr, start, produced)
                                                 .doFinally(sig -> {
                                                     scheduler.decodeEnded(
-                                                            choice, tokens.length, decodeStart, produced.get());
+                                                            ch, tokens.length, decodeStart, produced.get());
                                                     LOG.debug(
                                                             "[{}] {} tokens relayed in {} us ({} us since scheduling)",
                                                             g.requestId(),
@@ -252,6 +278,55 @@ public class RequestPath {
                                                 }));
                             });
                 });
+    }
+
+    /** The request id prefix of the conductor's own start-up requests ({@link #warmUp}). */
+    static final String PROBE = "probe-";
+
+    /**
+     * Sends the conductor's own requests through the whole path once workers were admitted: two
+     * rounds of one per prefill worker (at least two), each round all at once, so the queue estimate
+     * spreads them over the prefill workers. Every connection, handler and KV path they take is then
+     * warm (a cluster's first user request paid 0.3-0.5 s for it here, 10-20x its prediction). Their
+     * times (several at once, on cold paths) teach the estimators nothing and count in no
+     * prediction-error figure. Prompts use their own salt (no key of theirs matches a user's). Best
+     * effort: failures are logged.
+     */
+    public synchronized void warmUp() { // one warm-up at a time: concurrent ones measure each other
+        if (!scheduler.ready()) return;
+        int n = Math.max(2, scheduler.prefillWorkers().size());
+        int vocab = model.tokenizer().vocabSize();
+        String salt = "probe-" + Long.toHexString(ThreadLocalRandom.current().nextLong());
+        long t0 = System.nanoTime();
+        int count = 0;
+        // two rounds of short prompts, each round all at once (spread over the prefill workers)
+        for (int length : new int[] {48, 96}) {
+            int len = Math.min(length, Math.max(2, model.contextLength() / 4));
+            List<Mono<Long>> runs = new ArrayList<>();
+            for (int i = 0; i < n; i++, count++) {
+                int[] prompt = new int[len + i];
+                for (int j = 0; j < prompt.length; j++) prompt[j] = (int) ((j * 2654435761L + 31L * count + 7) % vocab);
+                GenerationRequest g = new GenerationRequest(
+                        false,
+                        model.name(),
+                        prompt,
+                        3,
+                        new dev.mooncakej.kvcache.wire.WorkerMessages.Sampling(0f, 1f, 0, 1L, false),
+                        List.of(),
+                        false,
+                        false,
+                        PROBE + count,
+                        salt);
+                runs.add(generate(g).flatMapMany(Generation::events).count());
+            }
+            try {
+                Flux.merge(runs).then().block(Duration.ofSeconds(30));
+            } catch (RuntimeException e) {
+                LOG.info("warming the request path: {} (the first requests pay for the cold path)", e.getMessage());
+                return;
+            }
+        }
+        LOG.info("warmed the request path with {} requests in {} ms", count, (System.nanoTime() - t0) / 1_000_000);
     }
 
     /** What the decode worker needs to key a finished sequence's blocks for the KV pool (the next turn reuses them). */

@@ -47,6 +47,12 @@ public class SchedulerFactory {
         return new LiveScheduler(core, () -> System.nanoTime() / 1e9);
     }
 
+    /** The routing-health window: hits that stop for this long on a worker turn routing degraded. */
+    @Bean
+    dev.mooncakej.scheduler.RoutingHealth routingHealth() {
+        return new dev.mooncakej.scheduler.RoutingHealth(20);
+    }
+
     static SchedulerConfig config(ConductorProperties props, long kvBytesPerToken) {
         return new SchedulerConfig(
                 PrefillPolicy.parse(props.policy()),

@@ -145,6 +145,16 @@ final class WorkerChannels implements AutoCloseable {
         });
     }
 
+    /** Opens every lane to {@code url} now (an admitted worker's first request then pays no handshake). */
+    Mono<Void> open(String url) {
+        return reactor.core.publisher.Flux.range(0, LANES)
+                .flatMap(n -> {
+                    Channel ch = byUrl.compute(url + "#" + n, (k, c) -> c == null || c.ended ? new Channel(url, k) : c);
+                    return ch.ready.asMono();
+                })
+                .then();
+    }
+
     /** Who hears that a worker stalled or answers again (the conductor's membership). */
     void onStall(java.util.function.BiConsumer<String, Boolean> listener) {
         this.onStall = listener;

@@ -148,6 +148,30 @@ public class WorkerClient implements AutoCloseable {
         meters.counter("mooncakej.worker.decodes.accepted", "worker", decodeUrl).increment();
     }
 
+    /**
+     * A worker's profile (its block-key contract and start-up measurements), asked once at admission,
+     * outside the circuit breaker (a worker still starting must not open it); empty when the worker
+     * has no profile route (404).
+     */
+    public Mono<dev.mooncakej.kvcache.wire.WorkerMessages.WorkerProfile> profile(String url) {
+        return web.get()
+                .uri(url + "/internal/profile")
+                .exchangeToMono(r -> r.statusCode().value() == 404
+                        ? Mono.<String>empty()
+                        : r.statusCode().isError() ? error(r, url) : r.bodyToMono(String.class))
+                .map(b -> InternalJson.decode(b, dev.mooncakej.kvcache.wire.WorkerMessages.WorkerProfile.class))
+                .timeout(Duration.ofSeconds(5));
+    }
+
+    /** Opens the control channel's connections to a just-admitted worker (best effort; HTTP: nothing). */
+    public void warm(String url) {
+        if (channels == null) return;
+        channels.open(url)
+                .timeout(Duration.ofSeconds(5))
+                .onErrorResume(e -> Mono.empty())
+                .subscribe();
+    }
+
     /** The block keys a prefill worker holds in its prefix cache (to rebuild the global index after a failover). */
     public Mono<long[]> kvIndex(String prefillUrl) {
         return guard.idempotent(

@@ -194,6 +194,24 @@ public final class GgufFile implements AutoCloseable {
         return file.byteSize();
     }
 
+    /**
+     * The model identity block keys derive from ({@code BlockKeys}): the model's name (general.name,
+     * else the file name) and the file's size. The conductor and every worker compute it from their
+     * own copy; two copies of one file agree, two different files do not.
+     */
+    public String keyIdentity() {
+        return (has("general.name")
+                        ? getString("general.name")
+                        : path.getFileName().toString()) + "@" + fileSize();
+    }
+
+    /** {@link #keyIdentity()} of the GGUF file at {@code model}. */
+    public static String keyIdentity(Path model) {
+        try (GgufFile f = open(model)) {
+            return f.keyIdentity();
+        }
+    }
+
     public boolean has(String key) {
         return metadata.containsKey(key);
     }

@@ -267,4 +267,28 @@ public final class WorkerMessages {
 
     /** Error body of the internal API. */
     public record WorkerError(String code, String message) {}
+
+    /**
+     * What a worker tells the conductor that admits it ({@code GET /internal/profile}): its block-key
+     * contract (the hash version, block size and key seed of its model, which must equal the
+     * conductor's, or no key it holds ever matches one the conductor computes) and its costs as it
+     * measured them at start-up (a few prefill lengths, a few decode batch sizes), which the
+     * conductor's estimators start from.
+     */
+    public record WorkerProfile(
+            String role,
+            String model,
+            String hashVersion,
+            int blockTokens,
+            long keySeed,
+            int contextLength,
+            long kvCapacityTokens,
+            java.util.List<PrefillCost> prefill,
+            java.util.List<StepCost> decode) {}
+
+    /** A measured prefill: {@code inputTokens} with {@code cachedTokens} reused took {@code seconds} of compute. */
+    public record PrefillCost(int inputTokens, int cachedTokens, double seconds) {}
+
+    /** A measured decode step over {@code batch} sequences attending to {@code contextTokens} tokens. */
+    public record StepCost(int batch, long contextTokens, double seconds) {}
 }
