@@ -366,12 +366,22 @@ public final class LiveScheduler {
      * of the last 32 (a cold start's first seconds-long request does not stay in it).
      */
     public synchronized void ttftOverhead(double ttftSeconds, double workerSeconds) {
+        ttftOverhead(ttftSeconds, workerSeconds, false);
+    }
+
+    private double probeOverhead = Double.POSITIVE_INFINITY;
+
+    /**
+     * As above; a {@code probe}'s hop (the conductor's warm-up, partly cold) only sets the overhead
+     * until the first request measures it: the fastest probe's, the warmest the path has been.
+     */
+    public synchronized void ttftOverhead(double ttftSeconds, double workerSeconds, boolean probe) {
         double o = ttftSeconds - workerSeconds;
         if (!Double.isFinite(o)) return;
-        if (overheadSamples == 0) { // the first request's hop is cold (JIT, connections): a median of one
-            // would carry it into the next predictions, so it starts among estimates of a warm hop
-            for (int i = 0; i < 3; i++) overheads[i] = Math.max(0, Math.min(o, WARM_HOP_SECONDS));
-            overheadSamples = 3;
+        if (probe) {
+            probeOverhead = Math.min(probeOverhead, Math.max(0, o));
+            if (overheadSamples == 0) scheduler.setTtftOverheadSeconds(probeOverhead);
+            return;
         }
         overheads[(int) (overheadSamples++ % overheads.length)] = Math.max(0, o);
         int k = (int) Math.min(overheadSamples, overheads.length);

@@ -30,7 +30,7 @@ public final class OnlineFits {
      * of the cluster was starting (JIT, the other workers calibrating), it guides the first
      * predictions and yields to the first real samples.
      */
-    static final double SEED_WEIGHT = 0.25;
+    static final double SEED_WEIGHT = 0.05;
 
     private long steps;
 

@@ -217,9 +217,10 @@ public class RequestPath {
                                                 times.computeSeconds(),
                                                 times.queueSeconds(),
                                                 true);
-                                if (!ch.probe()) // a probe's hop is cold by design: not what a request pays
-                                scheduler.ttftOverhead(
-                                            decodeStart - ch.scheduledAt(), pr.prefillSeconds() + pr.kvSeconds());
+                                scheduler.ttftOverhead( // a probe's only until a request measures it
+                                        decodeStart - ch.scheduledAt(),
+                                        pr.prefillSeconds() + pr.kvSeconds(),
+                                        ch.probe());
                                 if (times != null)
                                     scheduler.kvWrites(
                                             prefill.url(),
@@ -284,7 +285,7 @@ public class RequestPath {
     static final String PROBE = "probe-";
 
     /**
-     * Sends the conductor's own requests through the whole path once workers were admitted: two
+     * Sends the conductor's own requests through the whole path once workers were admitted: four
      * rounds of one per prefill worker (at least two), each round all at once, so the queue estimate
      * spreads them over the prefill workers. Every connection, handler and KV path they take is then
      * warm (a cluster's first user request paid 0.3-0.5 s for it here, 10-20x its prediction). Their
@@ -299,8 +300,8 @@ public class RequestPath {
         String salt = "probe-" + Long.toHexString(ThreadLocalRandom.current().nextLong());
         long t0 = System.nanoTime();
         int count = 0;
-        // two rounds of short prompts, each round all at once (spread over the prefill workers)
-        for (int length : new int[] {48, 96}) {
+        // four rounds of short prompts, each round all at once (spread over the prefill workers)
+        for (int length : new int[] {48, 96, 48, 96}) {
             int len = Math.min(length, Math.max(2, model.contextLength() / 4));
             List<Mono<Long>> runs = new ArrayList<>();
             for (int i = 0; i < n; i++, count++) {
