@@ -281,7 +281,20 @@ public final class LiveScheduler {
      * mean step is one sample of the TBT model.
      */
     public synchronized void decodeSteps(int count, double seconds, long batchSum, long contextSum) {
+        if (clock.getAsDouble() < coldStepsUntil) return; // steps of the warm-up's cold decodes
         fits.decodeSteps(count, seconds, batchSum, contextSum);
+    }
+
+    private double coldStepsUntil = Double.NEGATIVE_INFINITY;
+
+    /**
+     * Decode steps reported for the next {@code seconds} (replacing any earlier setting) are not
+     * learnt from: they ran the
+     * conductor's warm-up on cold paths (seen: steps 5x the warm ones, and a TBT model that refused
+     * every request after). Decode workers report their steps about once a second.
+     */
+    public synchronized void ignoreStepsFor(double seconds) {
+        coldStepsUntil = clock.getAsDouble() + seconds;
     }
 
     public long decodeStepSamples() {

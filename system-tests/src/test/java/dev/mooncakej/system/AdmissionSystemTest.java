@@ -64,7 +64,16 @@ class AdmissionSystemTest {
                 model,
                 1,
                 1,
-                Map.of("MOONCAKEJ_DECODE_KVBLOCKS", "2048", "MOONCAKEJ_CONDUCTOR_TBTSLOSECONDS", "0.012"),
+                // no start-up calibration: the SLO is set against the conductor's starting step estimate
+                Map.of(
+                        "MOONCAKEJ_DECODE_KVBLOCKS",
+                        "2048",
+                        "MOONCAKEJ_CONDUCTOR_TBTSLOSECONDS",
+                        "0.012",
+                        "MOONCAKEJ_DECODE_CALIBRATIONSECONDS",
+                        "0",
+                        "MOONCAKEJ_PREFILL_CALIBRATIONSECONDS",
+                        "0"),
                 "--engine",
                 "simulated",
                 "--sim-time-scale",

@@ -320,13 +320,16 @@ public class RequestPath {
                         salt);
                 runs.add(generate(g).flatMapMany(Generation::events).count());
             }
+            scheduler.ignoreStepsFor(60); // until the warm-up ends (then 2.5 s more, below)
             try {
                 Flux.merge(runs).then().block(Duration.ofSeconds(30));
             } catch (RuntimeException e) {
+                scheduler.ignoreStepsFor(2.5);
                 LOG.info("warming the request path: {} (the first requests pay for the cold path)", e.getMessage());
                 return;
             }
         }
+        scheduler.ignoreStepsFor(2.5); // the decode workers' next reports hold the probes' cold steps
         LOG.info("warmed the request path with {} requests in {} ms", count, (System.nanoTime() - t0) / 1_000_000);
     }
 
