@@ -80,12 +80,22 @@ public final class OnlineFits {
     private void refitPrefill() {
         int k = (int) Math.min(prefills, WINDOW);
         if (k < 1) return;
+        long longest = 0, shortest = Long.MAX_VALUE;
+        for (int i = 0; i < k; i++) {
+            longest = Math.max(longest, n[i] - p[i]);
+            shortest = Math.min(shortest, n[i] - p[i]);
+        }
+        // the attention (n^2) term only where the lengths can tell it from the noise; else a straight line
+        boolean quadratic = longest >= MIN_QUADRATIC_TOKENS && longest >= 4 * shortest;
         double[][] x = new double[k][];
-        for (int i = 0; i < k; i++) x[i] = new double[] {1, n[i] - p[i], (double) n[i] * n[i] - (double) p[i] * p[i]};
+        for (int i = 0; i < k; i++)
+            x[i] = quadratic
+                    ? new double[] {1, n[i] - p[i], (double) n[i] * n[i] - (double) p[i] * p[i]}
+                    : new double[] {1, n[i] - p[i]};
         try {
             double[] c =
                     LinearFit.solveRelativeNonNegative(x, Arrays.copyOf(t, k), weights(prefills, tw), "prefill-time");
-            core.setPrefillModel(new PrefillTimeModel(c[0], c[1], c[2]));
+            core.setPrefillModel(new PrefillTimeModel(c[0], c[1], quadratic ? c[2] : 0));
         } catch (IllegalArgumentException notYet) {
             // the samples do not determine a fit yet: keep the current model
         }
@@ -137,6 +147,15 @@ public final class OnlineFits {
      * the measurements.
      */
     static final double MIN_BATCH_SPAN = 4;
+
+    /**
+     * The longest prefill (new tokens) the window must hold, four times its shortest, before the
+     * prefill fit has an attention (n^2) term: over short prompts that term is below the noise of a
+     * shared machine, and a free fit of 9- to 24-token prompts that took 0.04 to 1.7 s (a start-up under
+     * load) put 80 s on a 954-token prompt and refused it (ClusterSystemTest). Below it the fit is a
+     * straight line, which extrapolates at the per-token cost measured.
+     */
+    static final long MIN_QUADRATIC_TOKENS = 256;
 
     /** The model scaled so that its mean prediction over the window equals the mean measured step. */
     private DecodeStepModel rescaled(DecodeStepModel m, int k) {

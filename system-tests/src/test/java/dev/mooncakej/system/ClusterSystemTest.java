@@ -337,6 +337,7 @@ class ClusterSystemTest {
                 longPrompt.append("w").append(rnd.nextInt(900)).append(' ');
             String first = complete(a, longPrompt.toString(), 4).body();
             assertThat(JSON.readTree(first).path("usage").path("prompt_tokens").asInt())
+                    .as("prompt tokens of the long prompt's answer: %s", first)
                     .isGreaterThan(64);
             Thread.sleep(2 * 200 + 300); // the prefill worker's pushed events reach the leader (pushed every 200 ms)
             long t0 = System.nanoTime();

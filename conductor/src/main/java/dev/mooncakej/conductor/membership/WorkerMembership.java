@@ -99,6 +99,9 @@ public class WorkerMembership implements SmartLifecycle {
         members.addAll(decodeUrls);
         admitted.keySet().retainAll(members); // one that leaves and comes back is checked again
         refused.keySet().retainAll(members);
+        // ids are given in the members' order at first sight, not in the (racing) order of admission
+        for (String u : prefillUrls) endpoint(u, "prefill");
+        for (String u : decodeUrls) endpoint(u, "decode");
         if (seedNow) { // a newly elected leader: admit the members it can reach before it answers
             for (String u : prefillUrls)
                 if (!admitted.containsKey(u) && !refused.containsKey(u)) admitOnce(u, "prefill");

@@ -140,6 +140,17 @@ public class RequestPath {
         if (!choice.decision().accepted()) {
             metrics.rejected(Decision.TTFT_SLO.equals(choice.decision().rejectReason()) ? "ttft_slo" : "decode_load")
                     .increment();
+            LOG.info( // what the refusal rested on, for whoever reads why a request got 429
+                    "[{}] refused: {} ({} prompt tokens, predicted TTFT {} ms: queue {}, prefill {}, fetch {}; "
+                            + "predicted TBT {} ms)",
+                    g.requestId(),
+                    choice.decision().rejectReason(),
+                    tokens.length,
+                    Math.round(choice.decision().ttft() * 1000),
+                    Math.round(choice.decision().queueSeconds() * 1000),
+                    Math.round(choice.decision().prefillSeconds() * 1000),
+                    Math.round(choice.decision().transferSeconds() * 1000),
+                    Math.round(choice.decision().tbt() * 1000));
             return Mono.error(new ApiException(
                     429,
                     "rate_limit_exceeded",

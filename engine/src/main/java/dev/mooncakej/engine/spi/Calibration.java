@@ -62,10 +62,11 @@ public final class Calibration {
 
     /**
      * Prefill samples within {@code budgetSeconds} (0: none), lengths 16, 64, 256, 1024 (up to
-     * {@code maxTokens} and half the context): passes over the lengths until the budget is spent, a
-     * length skipped where its expected time would overrun it, the fastest run of each length kept
-     * when it ran at least twice (the first passes also warm the JIT, which the first requests then do
-     * not pay).
+     * {@code maxTokens} and half the context): a first 16-token run that warms the JIT and is not
+     * kept, then passes over the lengths until the budget is spent, a length skipped where its
+     * expected time would overrun it, the fastest run of each length kept. The two shortest lengths
+     * are measured even past the budget (a start-up slowed by other processes starting must still give
+     * the estimator a slope, not one point to extrapolate from).
      */
     public static List<PrefillSample> prefill(
             InferenceEngine engine, int chunkTokens, int maxTokens, double budgetSeconds) {
@@ -81,6 +82,7 @@ public final class Calibration {
         float[] logits = new float[info.vocabSize()];
         PrefillOptions opts = PrefillOptions.chunked(chunkTokens);
         long t0 = System.nanoTime();
+        if (run(engine, prompt(lengths.get(0), info.vocabSize()), opts, logits) < 0) return out; // the JIT's
         for (int pass = 0; pass < 20; pass++) {
             boolean ran = false;
             for (int i = 0; i < lengths.size(); i++) {
@@ -89,7 +91,8 @@ public final class Calibration {
                 double expect = Double.isFinite(best[i])
                         ? best[i]
                         : i > 0 && Double.isFinite(best[i - 1]) ? best[i - 1] * 4 : 0;
-                if (spent + expect > budgetSeconds || (i > 0 && !Double.isFinite(best[i - 1]))) break;
+                boolean owed = pass == 0 && i < 2; // the two shortest, once, whatever the budget
+                if (!owed && spent + expect > budgetSeconds || (i > 0 && !Double.isFinite(best[i - 1]))) break;
                 double s = run(engine, prompt(lengths.get(i), info.vocabSize()), opts, logits);
                 if (s < 0) break; // no room in the KV pool
                 best[i] = Math.min(best[i], s);
@@ -98,8 +101,7 @@ public final class Calibration {
             }
             if (!ran) break;
         }
-        // a length run once was measured cold (JIT, the other processes starting): not kept
-        for (int i = 0; i < lengths.size(); i++) if (runs[i] >= 2) out.add(new PrefillSample(lengths.get(i), best[i]));
+        for (int i = 0; i < lengths.size(); i++) if (runs[i] >= 1) out.add(new PrefillSample(lengths.get(i), best[i]));
         return out;
     }
 
