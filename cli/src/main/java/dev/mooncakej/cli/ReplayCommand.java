@@ -55,6 +55,12 @@ final class ReplayCommand implements Runnable {
     @Option(names = "--requests", defaultValue = "0", description = "the first N requests of the trace (0: all)")
     int requests;
 
+    @Option(
+            names = "--offset",
+            defaultValue = "0",
+            description = "skip the first N requests; arrivals count from the first one replayed")
+    int offset;
+
     @Option(names = "--speed", defaultValue = "1", description = "arrivals this many times faster than the trace")
     double speed;
 
@@ -103,13 +109,11 @@ final class ReplayCommand implements Runnable {
         if (!(timeScale > 0)) throw new IllegalArgumentException("--time-scale " + timeScale + ": expected > 0");
         if (!(lengthScale > 0 && lengthScale <= 1))
             throw new IllegalArgumentException("--length-scale " + lengthScale + ": expected a factor in (0, 1]");
-        if (requests < 0) throw new IllegalArgumentException("--requests " + requests + ": expected >= 0");
         if (maxInput < 0) throw new IllegalArgumentException("--max-input " + maxInput + ": expected >= 0 (0: none)");
         URI base = URI.create(target.endsWith("/") ? target.substring(0, target.length() - 1) : target);
         if (!"http".equals(base.getScheme()) && !"https".equals(base.getScheme()))
             throw new IllegalArgumentException("--target " + target + ": expected http://host:port");
-        List<TraceRequest> reqs = Traces.read(trace, speed);
-        if (requests > 0 && requests < reqs.size()) reqs = reqs.subList(0, requests);
+        List<TraceRequest> reqs = Traces.window(Traces.read(trace, speed), offset, requests);
         double ttftLimit = SimulateCommand.seconds(ttftSlo, "--ttft-slo");
         double tbtLimit = SimulateCommand.seconds(tbtSlo, "--tbt-slo");
         try {
@@ -192,7 +196,10 @@ final class ReplayCommand implements Runnable {
     }
 
     private Outcome send(URI base, String name, TraceRequest r, int blockTokens) throws Exception {
-        int[] ids = prompt(r, blockTokens, lengthScale, maxInput, 16, 200); // ids every model here has
+        // the request's own text keyed by its place in the whole trace: windows at other offsets do not share it
+        TraceRequest whole =
+                new TraceRequest(r.index() + offset, r.arrival(), r.inputTokens(), r.outputTokens(), r.blocks());
+        int[] ids = prompt(whole, blockTokens, lengthScale, maxInput, 16, 200); // ids every model here has
         int maxTokens = Math.max(1, (int) Math.round(r.outputTokens() * lengthScale));
         Map<String, Object> body = new LinkedHashMap<>();
         body.put("model", name);

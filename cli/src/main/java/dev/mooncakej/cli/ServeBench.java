@@ -516,7 +516,10 @@ final class ServeBench implements Runnable {
         // closed pipe would end it with SIGPIPE, taking the whole cluster down
         BufferedReader r = new BufferedReader(new InputStreamReader(p.getInputStream(), StandardCharsets.UTF_8));
         String line;
+        java.util.ArrayDeque<String> last = new java.util.ArrayDeque<>(); // what it said before it gave up
         while ((line = r.readLine()) != null) {
+            last.addLast(line);
+            if (last.size() > 40) last.removeFirst();
             if (line.startsWith("Mooncake-J is up")) {
                 Thread.ofVirtual()
                         .start(
@@ -534,7 +537,8 @@ final class ServeBench implements Runnable {
             }
         }
         r.close();
-        throw new IllegalStateException("./mooncakej up did not come up (see .cache/logs/)");
+        throw new IllegalStateException(
+                "./mooncakej up did not come up (see .cache/logs/); it said:\n" + String.join("\n", last));
     }
 
     private static double ms(long micros) {

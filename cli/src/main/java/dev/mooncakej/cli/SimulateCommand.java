@@ -63,6 +63,19 @@ final class SimulateCommand implements Runnable {
     int requests;
 
     @Option(
+            names = "--hop",
+            defaultValue = "0ms",
+            description = "the request path's own time before a first token reaches the client, added to every"
+                    + " TTFT (live: the conductor's estimator ttft_overhead_seconds, GET /internal/estimators)")
+    String hop;
+
+    @Option(
+            names = "--offset",
+            defaultValue = "0",
+            description = "skip the first N requests of the trace; arrivals count from the first one simulated")
+    int offset;
+
+    @Option(
             names = "--length-scale",
             defaultValue = "1",
             description =
@@ -128,10 +141,25 @@ final class SimulateCommand implements Runnable {
 
     @Option(
             names = "--cache-aware-routing",
-            defaultValue = "false",
+            defaultValue = "true",
             arity = "1",
-            description = "colocated baseline: route to the least queued work plus this prompt's uncached prefill")
+            description = "colocated baseline: route to the least queued work plus this prompt's uncached prefill"
+                    + " (default true, as vLLM deployments behind a cache-aware router run)")
     boolean cacheAwareRouting;
+
+    @Option(
+            names = "--colocated-chunk-tokens",
+            defaultValue = "2048",
+            description = "colocated baseline: tokens of one forward pass with chunked prefill (vLLM's"
+                    + " max_num_batched_tokens on its OpenAI server: 2048)")
+    int colocatedChunkTokens;
+
+    @Option(
+            names = "--colocated-admission",
+            defaultValue = "true",
+            arity = "1",
+            description = "colocated baseline: reject at arrival a request predicted over the TTFT SLO, as P/D does")
+    boolean colocatedAdmission;
 
     @Option(names = "--noise", defaultValue = "0.1", description = "P/D: sigma of the true times' log-normal noise")
     double noise;
@@ -303,9 +331,7 @@ final class SimulateCommand implements Runnable {
     static SimulationResult run(SimulateCommand c) {
         List<TraceRequest> reqs;
         if (c.trace != null) {
-            reqs = Traces.read(c.trace, c.speed);
-            if (c.requests < 0) throw new IllegalArgumentException("--requests " + c.requests + ": expected >= 0");
-            if (c.requests > 0 && c.requests < reqs.size()) reqs = reqs.subList(0, c.requests);
+            reqs = Traces.window(Traces.read(c.trace, c.speed), c.offset, c.requests);
             if (!(c.lengthScale > 0 && c.lengthScale <= 1))
                 throw new IllegalArgumentException("--length-scale " + c.lengthScale + ": expected a factor in (0, 1]");
             if (c.maxInput < 0) throw new IllegalArgumentException("--max-input " + c.maxInput + ": expected >= 0");
@@ -362,19 +388,28 @@ final class SimulateCommand implements Runnable {
                             profile,
                             c.colocated,
                             bt,
-                            c.chunkTokens,
+                            c.colocatedChunkTokens,
                             c.chunkedPrefill,
                             c.prefixCaching,
                             c.cacheBlocks,
                             sc.decodeKvTokens(),
                             sc.ttftSlo(),
                             sc.tbtSlo(),
-                            c.cacheAwareRouting)
+                            c.cacheAwareRouting,
+                            c.colocatedAdmission)
                     .run(reqs);
         }
         int total = reqs.size();
         Simulation sim = new Simulation(
-                new SimulationConfig(sc, c.prefill, c.decode, c.cacheBlocks, c.chunkTokens, c.noise, c.estimateFactor),
+                new SimulationConfig(
+                        sc,
+                        c.prefill,
+                        c.decode,
+                        c.cacheBlocks,
+                        c.chunkTokens,
+                        c.noise,
+                        c.estimateFactor,
+                        seconds(c.hop, "--hop")),
                 reqs,
                 n -> {
                     if (!c.json) System.err.printf("\r%d / %d requests", n, total);

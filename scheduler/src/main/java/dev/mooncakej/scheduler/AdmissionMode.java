@@ -12,6 +12,15 @@ public enum AdmissionMode {
     /** At arrival, with the decode load predicted for the moment this request's prefill would end. */
     PREDICTIVE_EARLY_REJECTION;
 
+    /** This mode's rule. */
+    public dev.mooncakej.scheduler.admission.AdmissionRule rule() {
+        return switch (this) {
+            case NONE -> new dev.mooncakej.scheduler.admission.NoAdmission();
+            case EARLY_REJECTION -> new dev.mooncakej.scheduler.admission.EarlyRejection();
+            case PREDICTIVE_EARLY_REJECTION -> new dev.mooncakej.scheduler.admission.PredictiveEarlyRejection();
+        };
+    }
+
     public String cliName() {
         return name().toLowerCase(Locale.ROOT).replace('_', '-');
     }

@@ -44,7 +44,76 @@ public final class ClusterScheduler {
     private final double[][] pathBandwidth = new double[MAX_PREFILL + 1][MAX_PREFILL];
 
     private final SplittableRandom random;
-    private int roundRobin;
+    private final dev.mooncakej.scheduler.policy.PrefillSelector selector;
+    private final dev.mooncakej.scheduler.admission.AdmissionRule admission;
+    private final dev.mooncakej.scheduler.policy.PrefillChoice choice =
+            new dev.mooncakej.scheduler.policy.PrefillChoice();
+    private final View view = new View();
+
+    /** The cluster as the prefill policy sees it during one decision. */
+    private final class View implements dev.mooncakej.scheduler.policy.PrefillView {
+        private int usable, inputTokens, bestLen, bestInst;
+        private double now;
+
+        void set(int usable, int inputTokens, double now, int bestLen, int bestInst) {
+            this.usable = usable;
+            this.inputTokens = inputTokens;
+            this.now = now;
+            this.bestLen = bestLen;
+            this.bestInst = bestInst;
+        }
+
+        @Override
+        public int count() {
+            return prefillCount;
+        }
+
+        @Override
+        public int instance(int k) {
+            return activePrefill[k];
+        }
+
+        @Override
+        public double queueSeconds(int i) {
+            return prefill[i].queueSeconds(now);
+        }
+
+        @Override
+        public int localBlocks(int i) {
+            return Math.min(localLengths[i], usable);
+        }
+
+        @Override
+        public double prefillSeconds(int cachedBlocks) {
+            return prefillModel.seconds(inputTokens, (long) cachedBlocks * cfg.blockTokens());
+        }
+
+        @Override
+        public int bestBlocks() {
+            return bestLen;
+        }
+
+        @Override
+        public int bestHolder() {
+            return bestInst;
+        }
+
+        @Override
+        public double transferSeconds(int blocks, int from, int to) {
+            return ClusterScheduler.this.transferSeconds(blocks, from, to);
+        }
+
+        @Override
+        public double balancingThreshold() {
+            return cfg.balancingThreshold();
+        }
+
+        @Override
+        public int nextInt(int bound) {
+            return random.nextInt(bound);
+        }
+    }
+
     private double tD;
     private long decodesSeen;
 
@@ -68,6 +137,8 @@ public final class ClusterScheduler {
         this.prefixLengths = new int[MAX_PREFILL];
         this.localLengths = new int[MAX_PREFILL];
         this.random = new SplittableRandom(cfg.seed());
+        this.selector = cfg.policy().create();
+        this.admission = cfg.admission().rule();
         this.tD = cfg.initialDecodeSeconds();
         this.bandwidth = cfg.bandwidthBytesPerSecond();
     }
@@ -298,67 +369,11 @@ public final class ClusterScheduler {
             bestLen = poolLen;
             bestInst = POOL;
         }
-        int p = -1, prefixBlocks = 0, fetchFrom = -1, fetchBlocks = 0;
-        double ttft = Double.POSITIVE_INFINITY, tq = 0, tp = 0, tt = 0;
-        switch (cfg.policy()) {
-            case RANDOM -> p = activePrefill[random.nextInt(prefillCount)];
-            case ROUND_ROBIN -> p = activePrefill[roundRobin++ % prefillCount];
-            case LEAST_LOADED -> {
-                for (int k = 0; k < prefillCount; k++) {
-                    int i = activePrefill[k];
-                    if (p < 0 || prefill[i].queueSeconds(now) < prefill[p].queueSeconds(now)) p = i;
-                }
-            }
-            case LONGEST_PREFIX -> {
-                int best = -1;
-                for (int k = 0; k < prefillCount; k++) {
-                    int i = activePrefill[k];
-                    int l = Math.min(localLengths[i], usable);
-                    if (l > best || (l == best && prefill[i].queueSeconds(now) < prefill[p].queueSeconds(now))) {
-                        best = l;
-                        p = i;
-                    }
-                }
-            }
-            case CACHE_AWARE -> {
-                for (int k = 0; k < prefillCount; k++) {
-                    int i = activePrefill[k];
-                    int l = Math.min(localLengths[i], usable);
-                    double t = prefill[i].queueSeconds(now) + prefillModel.seconds(inputTokens, (long) l * bt);
-                    if (t < ttft) {
-                        ttft = t;
-                        p = i;
-                    }
-                }
-            }
-            case KVCACHE_CENTRIC -> {
-                for (int k = 0; k < prefillCount; k++) {
-                    int i = activePrefill[k];
-                    int local = Math.min(localLengths[i], usable);
-                    int len = local;
-                    double queue = prefill[i].queueSeconds(now);
-                    double t = queue + prefillModel.seconds(inputTokens, (long) local * bt);
-                    if (i != bestInst
-                            && bestLen > local
-                            && (local == 0 || (double) bestLen / local > cfg.balancingThreshold())) {
-                        // fetch the longer prefix when that is cheaper than computing it (FAST section 4.2)
-                        double fetched = transferSeconds(bestLen - local, bestInst, i)
-                                + queue
-                                + prefillModel.seconds(inputTokens, (long) bestLen * bt);
-                        if (fetched < t) {
-                            t = fetched;
-                            len = bestLen;
-                        }
-                    }
-                    if (t < ttft) {
-                        ttft = t;
-                        p = i;
-                        fetchBlocks = len - local;
-                        fetchFrom = fetchBlocks > 0 ? bestInst : -1;
-                    }
-                }
-            }
-        }
+        view.set(usable, inputTokens, now, bestLen, bestInst);
+        selector.choose(view, choice);
+        int p = choice.instance, fetchFrom = choice.fetchFrom, fetchBlocks = choice.fetchBlocks;
+        int prefixBlocks;
+        double ttft, tq, tp, tt;
         prefixBlocks = Math.min(localLengths[p], usable) + fetchBlocks;
         tt = fetchBlocks > 0 ? transferSeconds(fetchBlocks, fetchFrom, p) : 0;
         tq = prefill[p].queueSeconds(now);
@@ -388,14 +403,10 @@ public final class ClusterScheduler {
             }
         }
         double prefillLoad = ttft / cfg.ttftSlo();
-        double decodeLoad = switch (cfg.admission()) {
-            case NONE -> 0;
-            case EARLY_REJECTION -> chosenLoadNow(d, inputTokens, kvTokens);
-            case PREDICTIVE_EARLY_REJECTION -> chosenLoadAt(now + ttft, d, inputTokens, kvTokens);
-        };
+        double decodeLoad = admission.decodeLoad(this, now, ttft, d, inputTokens, kvTokens);
         String reject = null;
         if (prefillLoad >= 1) reject = Decision.TTFT_SLO;
-        else if (cfg.admission() != AdmissionMode.NONE && decodeLoad >= 1) reject = Decision.DECODE_LOAD;
+        else if (admission.checksAtArrival() && decodeLoad >= 1) reject = Decision.DECODE_LOAD;
         return new Decision(
                 reject == null,
                 reject,
@@ -466,7 +477,7 @@ public final class ClusterScheduler {
     public boolean decodeAdmits(int d, int inputTokens) {
         DecodeInstance di = decode[d];
         if (!di.fits(inputTokens)) return false;
-        return cfg.admission() != AdmissionMode.NONE
+        return admission.checksAtArrival()
                 || decodeModel.seconds(di.running + 1, di.contextTokens + inputTokens) <= cfg.tbtSlo();
     }
 

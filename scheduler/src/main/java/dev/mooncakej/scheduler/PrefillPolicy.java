@@ -18,6 +18,18 @@ public enum PrefillPolicy {
     /** Algorithm 1: global prefix index; per instance min of transfer(missing prefix) + queue + prefill. */
     KVCACHE_CENTRIC;
 
+    /** A new instance of this policy's class (one per scheduler: a policy may keep state). */
+    public dev.mooncakej.scheduler.policy.PrefillSelector create() {
+        return switch (this) {
+            case RANDOM -> new dev.mooncakej.scheduler.policy.RandomSelector();
+            case ROUND_ROBIN -> new dev.mooncakej.scheduler.policy.RoundRobinSelector();
+            case LEAST_LOADED -> new dev.mooncakej.scheduler.policy.LeastLoadedSelector();
+            case LONGEST_PREFIX -> new dev.mooncakej.scheduler.policy.LongestPrefixSelector();
+            case CACHE_AWARE -> new dev.mooncakej.scheduler.policy.CacheAwareSelector();
+            case KVCACHE_CENTRIC -> new dev.mooncakej.scheduler.policy.KvCacheCentricSelector();
+        };
+    }
+
     public String cliName() {
         return name().toLowerCase(Locale.ROOT).replace('_', '-');
     }

@@ -17,13 +17,23 @@ import java.util.PriorityQueue;
  * work); without it, a waiting prefill runs whole while the batch waits. Prefix caching (per-instance
  * LRU of blocks) is on or off. Requests go to the instance with the least work queued or, with
  * cache-aware routing, to the one where queued work plus this prompt's uncached prefill is least.
- * Nothing is rejected at arrival; a request that does not fit in KV waits.
+ * With TTFT admission a request predicted over the TTFT SLO is rejected at arrival (as P/D does);
+ * a request that does not fit in KV waits. The fair baseline (simulate's default for --colocated):
+ * vLLM's chunk of {@value #VLLM_CHUNK_TOKENS} tokens, cache-aware routing, TTFT admission, and the
+ * same cost profile (decode at its assumed HBM efficiency) as P/D.
  */
 public final class ColocatedSimulation {
     private final CostProfile profile;
     private final PrefillTimeModel model;
     private final int instances, blockTokens, chunkTokens, cacheBlocks;
-    private final boolean chunked, prefixCaching, cacheAwareRouting;
+    private final boolean chunked, prefixCaching, cacheAwareRouting, ttftAdmission;
+
+    /**
+     * vLLM's default token budget of one forward pass with chunked prefill (max_num_batched_tokens) on
+     * its OpenAI server, 2,048 (its V0 default was 512): what the fair baseline chunks prompts by.
+     */
+    public static final int VLLM_CHUNK_TOKENS = 2048;
+
     private final long kvCapacityTokens;
     private final double ttftSlo, tbtSlo;
 
@@ -64,6 +74,40 @@ public final class ColocatedSimulation {
             double ttftSlo,
             double tbtSlo,
             boolean cacheAwareRouting) {
+        this(
+                profile,
+                instances,
+                blockTokens,
+                chunkTokens,
+                chunked,
+                prefixCaching,
+                cacheBlocks,
+                kvCapacityTokens,
+                ttftSlo,
+                tbtSlo,
+                cacheAwareRouting,
+                false);
+    }
+
+    /**
+     * As above; with {@code ttftAdmission} a request whose predicted TTFT on the instance it is routed to
+     * (the prefill work queued there plus its own uncached prefill) is over the TTFT SLO is rejected at
+     * arrival, the same check the P/D scheduler makes in every admission mode.
+     */
+    public ColocatedSimulation(
+            CostProfile profile,
+            int instances,
+            int blockTokens,
+            int chunkTokens,
+            boolean chunked,
+            boolean prefixCaching,
+            int cacheBlocks,
+            long kvCapacityTokens,
+            double ttftSlo,
+            double tbtSlo,
+            boolean cacheAwareRouting,
+            boolean ttftAdmission) {
+        this.ttftAdmission = ttftAdmission;
         if (chunkTokens < 1)
             throw new IllegalArgumentException("--chunk-tokens " + chunkTokens + ": expected at least 1 token");
         this.cacheAwareRouting = cacheAwareRouting;
@@ -150,7 +194,7 @@ public final class ColocatedSimulation {
         for (int i = 0; i < instances; i++) inst[i] = new Instance();
         for (TraceRequest r : trace) events.add(new Event(r.arrival(), seq[0]++, 0, r.index()));
         List<Double> ttfts = new ArrayList<>(), tbts = new ArrayList<>();
-        int good = 0, completed = 0;
+        int good = 0, completed = 0, rejected = 0;
         double busySeconds = 0, now = 0;
         long hitTokens = 0, allTokens = 0;
         while (!events.isEmpty()) {
@@ -170,8 +214,13 @@ public final class ColocatedSimulation {
                     }
                 }
                 Instance in = inst[best];
+                long cachedThere = in.cachedPrefix(r.blocks(), r.inputTokens());
+                if (ttftAdmission && in.queuedWork + model.seconds(r.inputTokens(), cachedThere) > ttftSlo) {
+                    rejected++;
+                    continue;
+                }
                 Req q = new Req(r);
-                q.prefixTokens = in.cachedPrefix(r.blocks(), r.inputTokens());
+                q.prefixTokens = cachedThere;
                 q.computed = q.prefixTokens;
                 hitTokens += q.prefixTokens;
                 allTokens += r.inputTokens();
@@ -254,8 +303,8 @@ public final class ColocatedSimulation {
         return new SimulationResult(
                 n,
                 completed,
-                0,
-                0,
+                rejected,
+                rejected,
                 0,
                 Simulation.mean(t),
                 Simulation.percentile(t, 0.9),

@@ -86,6 +86,7 @@ public final class Simulation {
             scheduler.setDecodeModel(new DecodeStepModel(
                     trueStep.base() * f, trueStep.perSequence() * f, trueStep.perContextToken() * f));
         }
+        if (cfg.hopSeconds() > 0) scheduler.setTtftOverheadSeconds(cfg.hopSeconds());
         for (int i = 0; i < cfg.prefill(); i++) prefillQueues.add(new ArrayDeque<>());
         this.prefillRunning = new Job[cfg.prefill()];
         for (int i = 0; i < cfg.decode(); i++) decodeRunning.add(new ArrayList<>());
@@ -198,7 +199,7 @@ public final class Simulation {
             rejectedAfterPrefill++;
             wasted += j.prefillSeconds;
         } else {
-            j.firstTokenAt = now;
+            j.firstTokenAt = now + cfg.hopSeconds(); // the request path's hop before the client sees it
             j.decodeStart = now;
             j.lastTokenAt = now;
             j.produced = 1; // the prefill's token

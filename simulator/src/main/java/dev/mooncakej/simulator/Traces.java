@@ -131,4 +131,25 @@ public final class Traces {
     private static IllegalArgumentException bad(Path file, int line, String field, String problem) {
         return new IllegalArgumentException(file + ":" + line + ": " + field + " " + problem);
     }
+
+    /**
+     * Requests {@code offset} .. {@code offset + count - 1} of a trace ({@code count} 0: to the end),
+     * renumbered from 0 and with arrivals counted from the first one's, so a window from the middle of
+     * a trace starts at once; an offset past the end is refused by name.
+     */
+    public static List<TraceRequest> window(List<TraceRequest> all, int offset, int count) {
+        if (offset < 0) throw new IllegalArgumentException("--offset " + offset + ": expected >= 0");
+        if (count < 0) throw new IllegalArgumentException("--requests " + count + ": expected >= 0 (0: all)");
+        if (offset >= all.size())
+            throw new IllegalArgumentException(
+                    "--offset " + offset + ": the trace has only " + all.size() + " requests");
+        int end = count == 0 ? all.size() : (int) Math.min(all.size(), (long) offset + count);
+        double t0 = all.get(offset).arrival();
+        List<TraceRequest> out = new java.util.ArrayList<>(end - offset);
+        for (int i = offset; i < end; i++) {
+            TraceRequest r = all.get(i);
+            out.add(new TraceRequest(i - offset, r.arrival() - t0, r.inputTokens(), r.outputTokens(), r.blocks()));
+        }
+        return out;
+    }
 }

@@ -51,6 +51,30 @@ class SimulationTest {
     }
 
     @Test
+    void theRequestPathHopIsInEveryTtftAndInThePrediction() {
+        TraceRequest r = new TraceRequest(0, 0, 1000, 5, new long[] {1, 2, 3, 4, 5, 6, 7, 8, 9, 10});
+        SimulationConfig c = cfg(1, 30);
+        SimulationConfig hop = new SimulationConfig(
+                c.scheduler(), c.prefill(), c.decode(), c.cacheBlocks(), c.chunkTokens(), 0, 1, 0.25);
+        Simulation sim = new Simulation(hop, List.of(r), null);
+        assertThat(sim.scheduler().ttftOverheadSeconds()).isEqualTo(0.25);
+        SimulationResult res = sim.run();
+        assertThat(res.ttftMeanSeconds()).isCloseTo(2.0 + 0.25, offset(1e-9));
+        // a 1,900-token prompt: 2.9 s predicted without the hop, 3.15 s with it, over a 3 s SLO
+        TraceRequest longer = new TraceRequest(0, 0, 1900, 5, new long[] {1});
+        assertThat(new Simulation(cfg(1, 3), List.of(longer), null).run().rejectedAtArrival())
+                .isZero();
+        SimulationConfig tight = cfg(1, 3);
+        assertThat(new Simulation(
+                                new SimulationConfig(tight.scheduler(), 1, 1, 0, tight.chunkTokens(), 0, 1, 0.25),
+                                List.of(longer),
+                                null)
+                        .run()
+                        .rejectedAtArrival())
+                .isEqualTo(1);
+    }
+
+    @Test
     void aRepeatedPrefixIsReusedAndQueueingDelaysTheSecond() {
         long[] blocks = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10};
         List<TraceRequest> t =

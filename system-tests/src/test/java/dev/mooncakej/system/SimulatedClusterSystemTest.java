@@ -222,11 +222,12 @@ class SimulatedClusterSystemTest {
         return f;
     }
 
+    /** A prefill task; its layout: 32-token blocks of 16 bytes per token per layer (the simulated engine's). */
     private static String task(String segment, String extra) {
         return "{\"reservationId\":77,\"tokens\":[1,2,3,4,5,6,7,8,9,10],\"blockKeys\":[],\"poolPrefixBlocks\":0,\"k"
                 + "v\":{\"segment\":"
                 + JSON.writeValueAsString(segment) + "," + extra
-                + "\"blockOffsets\":[0],\"layerBytes\":32768},\"sampling\":{\"temperature\":0,\"topP\":1,\"topK\":0"
+                + "\"blockOffsets\":[0],\"layerBytes\":512},\"sampling\":{\"temperature\":0,\"topP\":1,\"topK\":0"
                 + ",\"seed\":null,\"logprobs\":false}}";
     }
 

@@ -165,6 +165,15 @@ public class WorkerMembership implements SmartLifecycle {
         scheduler.calibrate(p);
         workers.warm(url);
         admitted.put(url, java.util.Optional.of(p));
+        int before = model.contextLength();
+        model.workersContext(admitted.values().stream()
+                .flatMap(java.util.Optional::stream)
+                .mapToInt(WorkerProfile::contextLength)
+                .filter(c -> c > 0)
+                .min()
+                .orElse(0));
+        if (model.contextLength() != before)
+            LOG.info("context now {} tokens (the admitted workers' smallest)", model.contextLength());
         LOG.info(
                 "{} worker {} admitted: block keys {} x {} tokens, {} prefill and {} decode-step measurements",
                 role,

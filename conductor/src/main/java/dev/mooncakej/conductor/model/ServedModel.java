@@ -82,8 +82,26 @@ public class ServedModel {
         return kvBytesPerToken;
     }
 
+    /**
+     * The context a prompt and its completion must fit: the smallest the admitted workers state in
+     * their profiles (a simulated engine models its profile's context, not the tokenizer file's), else
+     * the model file's.
+     */
     public int contextLength() {
+        int w = workersContext;
+        return w > 0 ? w : contextLength;
+    }
+
+    /** The model file's own context length. */
+    public int fileContextLength() {
         return contextLength;
+    }
+
+    private volatile int workersContext;
+
+    /** The admitted workers' smallest stated context (0: none stated). */
+    public void workersContext(int tokens) {
+        this.workersContext = Math.max(0, tokens);
     }
 
     public Tokenizer tokenizer() {

@@ -1,7 +1,5 @@
 package dev.mooncakej.engine.select;
 
-import dev.mooncakej.engine.gguf.GgufFile;
-import dev.mooncakej.engine.llama.LlamaConfig;
 import dev.mooncakej.engine.llama.LlamaEngine;
 import dev.mooncakej.engine.sim.SimulatedEngine;
 import dev.mooncakej.engine.sim.Sleeper;
@@ -49,24 +47,52 @@ public record EngineSettings(
 
     /** The cost profiles a simulated engine can take, by name. */
     public static CostProfile profile(String keyPrefix, String name) {
+        return shape(keyPrefix, name).cost();
+    }
+
+    /**
+     * A modelled model and hardware: its cost profile and the shape the simulated engine takes from it
+     * (layers, context length; KV bytes per token are the profile's). FAST Table 1's LLaMA3-70B: 80
+     * layers, a 128k context (the traces' longest setting, REFERENCE.md).
+     */
+    public record SimShape(CostProfile cost, int layers, int contextLength) {}
+
+    public static SimShape shape(String keyPrefix, String name) {
         return switch (name) {
-            case "llama3-70b-8xa800" -> CostProfile.llama3_70bOn8xA800();
+            case "llama3-70b-8xa800" -> new SimShape(CostProfile.llama3_70bOn8xA800(), 80, 131_072);
             default ->
                 throw new IllegalArgumentException(keyPrefix + "sim-profile=" + name + ": expected llama3-70b-8xa800");
         };
+    }
+
+    /**
+     * Bytes per token the simulated engine really stores and moves: 16 per layer (the checkable
+     * pattern), not the profile's (320 KiB for LLaMA3-70B would not fit this machine): transfers carry
+     * {@code 16 x layers / profile bytes} of the modelled bytes, and the modelled KV capacity is counted
+     * in tokens ({@code kv-blocks}).
+     */
+    public static long storedBytesPerToken(SimShape s) {
+        return 16L * s.layers();
     }
 
     /** Builds the engine with its KV slab from {@code kvMemory} (the worker's transfer segment). */
     public InferenceEngine create(LongFunction<MemorySegment> kvMemory) {
         if (kind.equals(LLAMA))
             return new LlamaEngine(new LlamaEngine.Config(model, blockTokens, kvBlocks, maxRows, threads), kvMemory);
-        int context;
-        try (GgufFile f = GgufFile.open(model)) {
-            context = LlamaConfig.from(f).contextLength();
-        }
-        int blocks = kvBlocks > 0 ? kvBlocks : Math.max(1, 4 * context / blockTokens);
+        SimShape shape = shape(keyPrefix, simProfile);
+        int context = shape.contextLength();
+        // default KV: one modelled context (the longest prompt fits), 168 MB of slab at 80 layers; a modelled
+        // capacity (8xA800: about 1.6M tokens) is set with kv-blocks (./mooncakej up --kv-blocks)
+        int blocks = kvBlocks > 0 ? kvBlocks : Math.max(1, context / blockTokens);
         SimulatedEngine.Config c = new SimulatedEngine.Config(
-                model, profile(keyPrefix, simProfile), simTimeScale, 4, 4096, blockTokens, blocks, context);
+                model,
+                shape.cost(),
+                simTimeScale,
+                shape.layers(),
+                storedBytesPerToken(shape),
+                blockTokens,
+                blocks,
+                context);
         return new SimulatedEngine(c, Sleeper.REAL, kvMemory);
     }
 }

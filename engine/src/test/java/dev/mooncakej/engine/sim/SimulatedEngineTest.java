@@ -32,7 +32,7 @@ class SimulatedEngineTest {
         double inc = 0.005 + 80 * (4 * (n * n - 4096.0 * 4096) * 8192 + 22 * 4096 * 8192.0 * 8192) / g;
         assertThat(p.prefillSeconds(8192, 4096)).isCloseTo(inc, offset(1e-9));
         // decode: weights over HBM + compute per sequence + KV read per context token
-        double hbm = 8 * 2.039e12;
+        double hbm = 8 * 2.039e12 * CostProfile.ASSUMED_MBU; // HBM at the assumed utilisation
         assertThat(p.decodeStepSeconds(1, 0)).isCloseTo(140e9 / hbm + 140e9 / g, offset(1e-12));
         assertThat(p.decodeStepSeconds(64, 64 * 8192L))
                 .isCloseTo(140e9 / hbm + 64 * 140e9 / g + 64 * 8192.0 * 327_680 / hbm, offset(1e-12));
