@@ -21,7 +21,8 @@ COMMON=(--trace "$TRACE" --requests "$N" --offset "$OFFSET" --speed "$SPEED" --l
 # the live cluster's geometry as simulate sees it: 32-token blocks, 256-token prefill chunks, a prefix
 # cache of one modelled context (4096 blocks) per prefill worker, 4096 x 32 tokens of decode KV per
 # decode worker (42.9 GB of LLaMA3-70B KV), early rejection off (admission none)
-SIM=(--prefill 4 --decode 2 --block-tokens 32 --chunk-tokens 256 --cache-blocks 4096 --decode-kv-gb 42.95)
+# (simulate scales the trace's 512-token hash ids by --length-scale itself: 32-token blocks)
+SIM=(--prefill 4 --decode 2 --chunk-tokens 256 --cache-blocks 4096 --decode-kv-gb 42.95)
 MODEL="$ROOT/.cache/models/mooncakej-tiny.gguf"
 [ -f "$MODEL" ] || ./mooncakej model generate --preset tiny --out "$MODEL" >/dev/null
 export MOONCAKEJ_CLUSTER_SECRET="policy-live-$(od -An -N8 -tx8 /dev/urandom | tr -d ' ')"
@@ -42,7 +43,8 @@ live_run() { # policy run -> the replay's JSON in $OUT/live-<policy>-<run>.json
 }
 for policy in $POLICIES; do
   for run in $(seq 1 "$RUNS"); do live_run "$policy" "$run"; done
-  hop=$(python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print(round(d.get('estimators',{}).get('ttft_overhead_seconds',0)*1000,1))" "$OUT/live-$policy-1.json" 2>/dev/null || echo 0)
+  # the live hop (wall seconds) in model seconds: divided by the time scale
+  hop=$(python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print(round(d.get('estimators',{}).get('ttft_overhead_seconds',0)*1000/float(sys.argv[2]),1))" "$OUT/live-$policy-1.json" "$SCALE" 2>/dev/null || echo 0)
   ./mooncakej simulate --policy "$policy" --admission none --hop "${hop}ms" "${SIM[@]}" "${COMMON[@]}" 2>/dev/null \
     | tail -1 > "$OUT/sim-$policy.json"
 done

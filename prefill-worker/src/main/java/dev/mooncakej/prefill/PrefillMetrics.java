@@ -17,7 +17,8 @@ public final class PrefillMetrics {
 
     public PrefillMetrics(MeterRegistry meters) {
         this.prefillTime = Timer.builder("mooncakej.prefill.time")
-                .description("prefill compute time per request")
+                .description("prefill time per request on the engine (compute and prefix fetch, not the wait behind"
+                        + " other prefills): its sum over time is the worker's busy time")
                 .publishPercentileHistogram()
                 .register(meters);
         this.kvTime = Timer.builder("mooncakej.kv.transfer.time")

@@ -266,7 +266,8 @@ public final class PrefillService {
             for (int b = local.length; b < keys.length; b++) pool.put(keys[b], seq.blockTable()[b]);
             mine.end();
             double prefillSeconds = (System.nanoTime() - t0) / 1e9;
-            metrics.prefillTime.record(Duration.ofNanos(System.nanoTime() - t0));
+            // the engine's busy time (what utilisation is made of), not the wait for it behind other prefills
+            metrics.prefillTime.record(Duration.ofNanos((long) ((computeSeconds + fetchSeconds) * 1e9)));
             Sampler sampler = new Sampler(sp, vocab);
             int first = sampler.sample(logits, 0, logits.length);
             float lp = s.logprobs() ? Sampler.logprob(logits, 0, logits.length, first) : 0f;
