@@ -47,31 +47,6 @@ public final class ColocatedSimulation {
             int cacheBlocks,
             long kvCapacityTokens,
             double ttftSlo,
-            double tbtSlo) {
-        this(
-                profile,
-                instances,
-                blockTokens,
-                chunkTokens,
-                chunked,
-                prefixCaching,
-                cacheBlocks,
-                kvCapacityTokens,
-                ttftSlo,
-                tbtSlo,
-                false);
-    }
-
-    public ColocatedSimulation(
-            CostProfile profile,
-            int instances,
-            int blockTokens,
-            int chunkTokens,
-            boolean chunked,
-            boolean prefixCaching,
-            int cacheBlocks,
-            long kvCapacityTokens,
-            double ttftSlo,
             double tbtSlo,
             boolean cacheAwareRouting) {
         this(
