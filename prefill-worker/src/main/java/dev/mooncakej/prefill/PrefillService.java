@@ -332,10 +332,41 @@ public final class PrefillService {
      * the fetched ones, as far as every block arrived whole; anything less is recomputed instead (the
      * blocks that did not make it go back to the pool).
      */
+    /** Lookups after the first while the store master does not yet know every block the conductor counts on. */
+    static final int LOOKUP_RETRIES = 4;
+
+    static final long LOOKUP_RETRY_MILLIS = 25;
+
+    /** How many leading blocks of a lookup have a replica anywhere. */
+    private static int located(StoreReplicas got) {
+        int n = 0;
+        while (n < got.replicas().size() && !got.replicas().get(n).isEmpty()) n++;
+        return n;
+    }
+
     private int[] fetch(long[] keys, int[] local, int want, long reservation) {
         long t0 = System.nanoTime();
         long[] wanted = java.util.Arrays.copyOfRange(keys, local.length, want);
         StoreReplicas got = store.get(wanted);
+        // the conductor counts on these blocks because their holder answered its prefill; the holder's
+        // report to the master may still be on its way (pushed at once, a few ms): ask again, briefly
+        for (int attempt = 1; got != null && attempt <= LOOKUP_RETRIES && located(got) < wanted.length; attempt++) {
+            try {
+                Thread.sleep(LOOKUP_RETRY_MILLIS);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                break;
+            }
+            StoreReplicas again = store.get(wanted);
+            if (again == null) break;
+            if (located(again) > located(got))
+                LOG.debug(
+                        "reservation {}: the store master knew {} more blocks on lookup {}",
+                        reservation,
+                        located(again) - located(got),
+                        attempt + 1);
+            got = again;
+        }
         if (got == null) {
             LOG.info("reservation {}: the store master did not answer; recomputing the prefix", reservation);
             return local;

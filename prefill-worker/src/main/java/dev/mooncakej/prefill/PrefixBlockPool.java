@@ -110,7 +110,19 @@ final class PrefixBlockPool {
         if (recordEvents) {
             stored.add(key);
             storedIds.add(blockId);
+            Runnable s = onStored;
+            if (s != null) s.run();
         }
+    }
+
+    private volatile Runnable onStored;
+
+    /**
+     * Runs {@code r} (quick, non-blocking) whenever a computed block enters the recorded events: the
+     * reporter pushes them to the store master at once instead of on its next tick.
+     */
+    void onStored(Runnable r) {
+        onStored = r;
     }
 
     /** Pins readers hold (pin id -> blocks retained, and when the pin lapses). */

@@ -11,8 +11,10 @@ import org.slf4j.LoggerFactory;
 
 /**
  * Tells the store master (on the leader conductor) what this prefill worker's prefix cache holds: it
- * mounts the KV slab as a worker-managed segment, then every {@value #PUSH_MILLIS} ms pushes the blocks
- * that entered (with their offsets in the segment) and left the cache; an empty push is the heartbeat.
+ * mounts the KV slab as a worker-managed segment, then pushes the blocks that entered (with their
+ * offsets in the segment) and left the cache: at once when a prefill stored computed blocks (the
+ * conductor learns of them from the prefill's answer and may send a peer to fetch them next), else
+ * every {@value #PUSH_MILLIS} ms, where an empty push is the heartbeat.
  * After any push the master did not take (no leader yet, a new leader, a restarted conductor) the next
  * one is a full report: mount plus every cached block, so a new master rebuilds its state from what the
  * workers hold.
@@ -33,11 +35,23 @@ final class StoreReporter implements Runnable {
         this.link = link;
     }
 
+    /** Computed blocks entered the cache: push them now (a peer may be sent to fetch them any moment). */
+    private final java.util.concurrent.Semaphore stored = new java.util.concurrent.Semaphore(0);
+
+    /**
+     * The least time between two pushes: blocks stored while one is on its way go with the next (a
+     * prefill stores its blocks in one burst).
+     */
+    static final long MIN_GAP_MILLIS = 5;
+
     @Override
     public void run() {
+        service.pool().onStored(stored::release);
         while (running) {
             try {
-                Thread.sleep(PUSH_MILLIS);
+                stored.tryAcquire(PUSH_MILLIS, java.util.concurrent.TimeUnit.MILLISECONDS);
+                Thread.sleep(MIN_GAP_MILLIS);
+                stored.drainPermits();
                 pushOnce();
             } catch (InterruptedException e) {
                 return;

@@ -252,6 +252,15 @@ public final class LiveScheduler {
     }
 
     /**
+     * The conductor's own start-up request of {@code inputTokens}, sent alone on the warmed path, took
+     * {@code computeSeconds} of compute: a sample of the prefill fit like a request's (it counts in no
+     * prediction-error figure).
+     */
+    public synchronized void calibrated(int inputTokens, int cachedTokens, double computeSeconds) {
+        fits.prefill(inputTokens, cachedTokens, computeSeconds);
+    }
+
+    /**
      * The request never reached its prefill worker (no decode worker could reserve its KV, or its
      * client left while one was reserving): it leaves the prefill instance's queue, with the time it
      * was expected to take there, and its decode instance's expected load. Nothing is learnt from it.

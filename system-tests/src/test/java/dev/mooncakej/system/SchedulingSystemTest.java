@@ -23,8 +23,9 @@ import tools.jackson.databind.JsonNode;
 import tools.jackson.databind.json.JsonMapper;
 
 /**
- * Issue 24 on the built-in engine, {@code up --prefill 2 --decode 1}: (1) the first ten requests to a
- * freshly started cluster are predicted from the workers' start-up calibration (TTFT prediction error
+ * Issue 24 on the built-in engine (the small model), {@code up --prefill 2 --decode 1}: (1) the first ten
+ * requests to a freshly started cluster are predicted from the workers' start-up calibration and the
+ * conductor's lone start-up requests (TTFT prediction error
  * p50 <= 0.35 from the estimator metric; before, the estimators started from LLaMA3-70B coefficients
  * and refit every 16 prefills); (2) after a prefix was computed on one worker, eight concurrent
  * requests sharing it report it cached on whichever worker serves them (before, the scheduler marked
@@ -36,18 +37,17 @@ import tools.jackson.databind.json.JsonMapper;
 class SchedulingSystemTest {
     private static final JsonMapper JSON = JsonMapper.builder().build();
     /**
-     * The issue asks for 0.35; measured here 0.16-0.44 over runs (tiny prompts of 20-60 ms TTFT on a
-     * shared 2-core machine, where a few ms of jitter are 20%): 0.35 is not met reliably yet, so the
-     * test holds a bound that separates calibrated from blind starts (blind: 0.97; a CI run under
-     * load measured 0.54) and prints the figure; the 0.35 target is a benchmark (docs/BENCHMARKS.md).
+     * The issue's bound. On the small model (its prompts take 30-900 ms of compute) the first ten
+     * measured 0.14 here; on the tiny one (20-60 ms TTFTs, where the hop's jitter of a few ms on a
+     * shared 2-core machine is 20-50%) 0.22-0.61, which says more about the machine than the estimator.
      */
-    static final double FIRST_TEN_ERROR_BOUND = 0.75;
+    static final double FIRST_TEN_ERROR_BOUND = 0.35;
 
     private static final int PREFIX = 640, SUFFIX = 192, CONCURRENT = 8, MAX_TOKENS = 6;
 
     private static JsonNode complete(LocalCluster c, Object prompt, Map<String, String> headersOut) throws Exception {
         String body = JSON.writeValueAsString(
-                Map.of("model", "mooncakej-tiny", "prompt", prompt, "max_tokens", MAX_TOKENS, "temperature", 0));
+                Map.of("model", "mooncakej-small", "prompt", prompt, "max_tokens", MAX_TOKENS, "temperature", 0));
         HttpResponse<String> r = LocalCluster.post(c.url() + "/v1/completions", body);
         assertThat(r.statusCode()).as(r.body()).isEqualTo(200);
         if (headersOut != null)
@@ -58,7 +58,7 @@ class SchedulingSystemTest {
 
     private static int[] ids(Random rnd, int n) {
         int[] t = new int[n];
-        for (int i = 0; i < n; i++) t[i] = 3 + rnd.nextInt(250); // the tiny model's vocabulary is 256
+        for (int i = 0; i < n; i++) t[i] = 3 + rnd.nextInt(250); // within the small model's vocabulary of 768
         return t;
     }
 
@@ -80,8 +80,8 @@ class SchedulingSystemTest {
     @Test
     void predictionsAreRightFromTheFirstRequestAndConcurrentRequestsShareAPrefixInFlight() throws Exception {
         Path dir = Files.createTempDirectory("mooncakej-scheduling");
-        Path model = dir.resolve("tiny.gguf");
-        ModelGenerator.generate(ModelGenerator.Preset.TINY, model);
+        Path model = dir.resolve("small.gguf");
+        ModelGenerator.generate(ModelGenerator.Preset.SMALL, model);
         Random rnd = new Random(24);
         int[] prefix = ids(rnd, PREFIX);
         List<int[]> prompts = new ArrayList<>();
@@ -96,6 +96,10 @@ class SchedulingSystemTest {
             double p50 = metric(cluster, "mooncakej_estimator_ttft_error{quantile=\"0.5\"");
             System.out.println("first ten requests: TTFT prediction error " + est.path("ttft_error")
                     + ", prefill model " + est.path("prefill"));
+            cluster.log("conductor") // each request's prediction beside its TTFT, and what it was made of
+                    .lines()
+                    .filter(l -> l.contains(" TTFT ") || l.contains("warmed"))
+                    .forEach(l -> System.out.println(l.substring(l.indexOf(" : ") + 3)));
             assertThat(est.path("ttft_error").path("samples").asLong())
                     .as("the conductor's own warm-up requests are not counted")
                     .isEqualTo(lengths.length);

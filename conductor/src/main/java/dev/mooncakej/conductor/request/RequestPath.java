@@ -228,6 +228,11 @@ public class RequestPath {
                                                 times.computeSeconds(),
                                                 times.queueSeconds(),
                                                 true);
+                                if (g.requestId().startsWith(PROBE_ALONE))
+                                    scheduler.calibrated(
+                                            tokens.length,
+                                            pr.cachedTokens(),
+                                            times == null ? pr.prefillSeconds() : times.computeSeconds());
                                 scheduler.ttftOverhead( // a probe's only until a request measures it
                                         decodeStart - ch.scheduledAt(),
                                         pr.prefillSeconds() + pr.kvSeconds(),
@@ -295,12 +300,17 @@ public class RequestPath {
     /** The request id prefix of the conductor's own start-up requests ({@link #warmUp}). */
     static final String PROBE = "probe-";
 
+    /** The id prefix of a start-up request sent alone on the warmed path: its compute time teaches the fit. */
+    static final String PROBE_ALONE = PROBE + "alone-";
+
     /**
      * Sends the conductor's own requests through the whole path once workers were admitted: four
      * rounds of one per prefill worker (at least two), each round all at once, so the queue estimate
-     * spreads them over the prefill workers. Every connection, handler and KV path they take is then
-     * warm (a cluster's first user request paid 0.3-0.5 s for it here, 10-20x its prediction). Their
-     * times (several at once, on cold paths) teach the estimators nothing and count in no
+     * spreads them over the prefill workers, then three of 16, 64 and 128 tokens one at a time
+     * (their hop, the fastest probe's, is the TTFT overhead predictions start from, and their compute
+     * times are the prefill fit's first samples of weight one). Every connection, handler and KV path they take is then
+     * warm (a cluster's first user request paid 0.3-0.5 s for it here, 10-20x its prediction). The
+     * concurrent rounds' times (several at once, on cold paths) teach the estimators nothing and count in no
      * prediction-error figure. Prompts use their own salt (no key of theirs matches a user's). Best
      * effort: failures are logged.
      */
@@ -311,11 +321,17 @@ public class RequestPath {
         String salt = "probe-" + Long.toHexString(ThreadLocalRandom.current().nextLong());
         long t0 = System.nanoTime();
         int count = 0;
-        // four rounds of short prompts, each round all at once (spread over the prefill workers)
-        for (int length : new int[] {48, 96, 48, 96}) {
-            int len = Math.min(length, Math.max(2, model.contextLength() / 4));
+        // four rounds of short prompts, each round all at once (spread over the prefill workers), then
+        // three of one request at a time: a request alone on a warm path, whose hop the estimator starts
+        // from (the concurrent rounds' hops were 35-600 ms, a lone warm one 10-20) and whose compute
+        // time teaches the prefill fit (the workers' start-up calibration ran while every process of the
+        // cluster was starting: 64 tokens measured 26-38 ms there, 4-5 ms warm)
+        int[] lengths = {48, 96, 48, 96, 16, 64, 128};
+        for (int round = 0; round < lengths.length; round++) {
+            int len = Math.min(lengths[round], Math.max(2, model.contextLength() / 4));
+            boolean together = round < 4;
             List<Mono<Long>> runs = new ArrayList<>();
-            for (int i = 0; i < n; i++, count++) {
+            for (int i = 0; i < (together ? n : 1); i++, count++) {
                 int[] prompt = new int[len + i];
                 for (int j = 0; j < prompt.length; j++) prompt[j] = (int) ((j * 2654435761L + 31L * count + 7) % vocab);
                 GenerationRequest g = new GenerationRequest(
@@ -327,7 +343,7 @@ public class RequestPath {
                         List.of(),
                         false,
                         false,
-                        PROBE + count,
+                        (together ? PROBE : PROBE_ALONE) + count,
                         salt);
                 runs.add(generate(g).flatMapMany(Generation::events).count());
             }
