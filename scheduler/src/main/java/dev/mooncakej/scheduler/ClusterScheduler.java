@@ -1,6 +1,11 @@
 package dev.mooncakej.scheduler;
 
 import dev.mooncakej.kvcache.cost.CostProfile;
+import dev.mooncakej.scheduler.admission.AdmissionRule;
+import dev.mooncakej.scheduler.admission.DecodeLoads;
+import dev.mooncakej.scheduler.policy.PrefillChoice;
+import dev.mooncakej.scheduler.policy.PrefillSelector;
+import dev.mooncakej.scheduler.policy.PrefillView;
 import java.util.SplittableRandom;
 
 /**
@@ -8,7 +13,7 @@ import java.util.SplittableRandom;
  * the simulator and the live conductor run the same decisions. It holds the cluster view (prefill
  * queues and caches, decode batches and KV) that callers update through the {@code on*} methods.
  */
-public final class ClusterScheduler {
+public final class ClusterScheduler implements DecodeLoads {
     private int decodeTurn;
     private boolean spreadDecodeTies;
     private final SchedulerConfig cfg;
@@ -44,14 +49,13 @@ public final class ClusterScheduler {
     private final double[][] pathBandwidth = new double[MAX_PREFILL + 1][MAX_PREFILL];
 
     private final SplittableRandom random;
-    private final dev.mooncakej.scheduler.policy.PrefillSelector selector;
-    private final dev.mooncakej.scheduler.admission.AdmissionRule admission;
-    private final dev.mooncakej.scheduler.policy.PrefillChoice choice =
-            new dev.mooncakej.scheduler.policy.PrefillChoice();
+    private final PrefillSelector selector;
+    private final AdmissionRule admission;
+    private final PrefillChoice choice = new PrefillChoice();
     private final View view = new View();
 
     /** The cluster as the prefill policy sees it during one decision. */
-    private final class View implements dev.mooncakej.scheduler.policy.PrefillView {
+    private final class View implements PrefillView {
         private int usable, inputTokens, bestLen, bestInst;
         private double now;
 
@@ -431,6 +435,7 @@ public final class ClusterScheduler {
      * prefill will have ended by then, and this request; the larger of step time over the TBT SLO and
      * their KV over the instance's capacity.
      */
+    @Override
     public double chosenLoadAt(double t, int d, int inputTokens, int kvTokens) {
         DecodeInstance di = decode[d];
         int n = di.predictedAt(t, tD) + 1;
@@ -445,6 +450,7 @@ public final class ClusterScheduler {
      * the larger of step time over the TBT SLO and KV over capacity. It lags: requests still in
      * prefill, and decodes that will have ended by the time this request arrives, are not counted.
      */
+    @Override
     public double chosenLoadNow(int d, int inputTokens, int kvTokens) {
         DecodeInstance di = decode[d];
         return Math.max(

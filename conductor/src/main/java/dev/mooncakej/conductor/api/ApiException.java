@@ -1,5 +1,6 @@
 package dev.mooncakej.conductor.api;
 
+import dev.mooncakej.conductor.request.RequestFailure;
 import java.util.LinkedHashMap;
 import java.util.Map;
 
@@ -26,6 +27,29 @@ public final class ApiException extends RuntimeException {
 
     public static ApiException invalid(String param, String code, String message) {
         return new ApiException(400, "invalid_request_error", param, code, message, null);
+    }
+
+    /** The one HTTP rendering of each way the request path can fail (the path knows nothing of HTTP). */
+    public static ApiException of(RequestFailure f) {
+        return switch (f.kind()) {
+            case STANDBY ->
+                new ApiException(503, "service_unavailable", null, "standby", f.getMessage(), f.retryAfterSeconds());
+            case NO_WORKERS ->
+                new ApiException(503, "service_unavailable", null, "no_workers", f.getMessage(), f.retryAfterSeconds());
+            case OVERLOADED, KV_FULL ->
+                new ApiException(429, "rate_limit_exceeded", null, "overloaded", f.getMessage(), f.retryAfterSeconds());
+            case WORKER_UNAVAILABLE ->
+                new ApiException(
+                        503, "service_unavailable", null, "worker_unavailable", f.getMessage(), f.retryAfterSeconds());
+            case PREFILL_FAILED ->
+                new ApiException(
+                        503, "service_unavailable", null, "prefill_failed", f.getMessage(), f.retryAfterSeconds());
+            case DECODE_FAILED -> new ApiException(500, "server_error", null, "decode_failed", f.getMessage(), null);
+            case BAD_WORKER_ANSWER ->
+                new ApiException(502, "server_error", null, "bad_worker_answer", f.getMessage(), null);
+            case REJECTED_BY_WORKER ->
+                new ApiException(400, "invalid_request_error", null, "rejected_by_worker", f.getMessage(), null);
+        };
     }
 
     public int status() {

@@ -3,6 +3,9 @@ package dev.mooncakej.conductor.api;
 import dev.mooncakej.conductor.metrics.ConductorMetrics;
 import dev.mooncakej.conductor.model.ServedModel;
 import dev.mooncakej.conductor.request.Generation;
+import dev.mooncakej.conductor.request.GenerationEvent;
+import dev.mooncakej.conductor.request.GenerationRequest;
+import dev.mooncakej.conductor.request.RequestFailure;
 import dev.mooncakej.conductor.request.RequestPath;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
@@ -139,11 +142,11 @@ public class OpenAiController {
     private Mono<ResponseEntity<?>> generate(GenerationRequest g, boolean chat, String requestId) {
         String id = (chat ? "chatcmpl-" : "cmpl-") + requestId.replace("-", "");
         long now = System.currentTimeMillis() / 1000;
-        Mono<Generation> started = service.generate(g);
+        Mono<Generation> started = service.generate(g).onErrorMap(RequestFailure.class, ApiException::of);
         Mono<ResponseEntity<?>> response;
         if (g.stream()) {
             response = started.map(gen -> {
-                Flux<ServerSentEvent<String>> sse = streamChunks(g, id, now, gen.events())
+                Flux<ServerSentEvent<String>> sse = streamChunks(g, id, now, events(gen))
                         .doOnComplete(() -> metrics.countOutcome("ok"))
                         .doOnCancel(() -> metrics.countOutcome("cancelled"))
                         .onErrorResume(e -> {
@@ -169,7 +172,7 @@ public class OpenAiController {
                         .body(sse);
             });
         } else {
-            response = started.flatMap(gen -> gen.events().collectList().map(list -> {
+            response = started.flatMap(gen -> events(gen).collectList().map(list -> {
                 metrics.countOutcome("ok");
                 return ResponseEntity.ok()
                         .header("X-Request-Id", requestId)
@@ -195,6 +198,11 @@ public class OpenAiController {
                                     null),
                             requestId));
                 });
+    }
+
+    /** A generation's events, its failures rendered for the client. */
+    private static Flux<GenerationEvent> events(Generation gen) {
+        return gen.events().onErrorMap(RequestFailure.class, ApiException::of);
     }
 
     private Flux<ServerSentEvent<String>> streamChunks(

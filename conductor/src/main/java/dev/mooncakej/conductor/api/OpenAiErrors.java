@@ -1,5 +1,6 @@
 package dev.mooncakej.conductor.api;
 
+import dev.mooncakej.conductor.request.RequestFailure;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 import org.springframework.core.annotation.Order;
@@ -28,7 +29,10 @@ public class OpenAiErrors implements WebExceptionHandler {
     }
 
     private static ApiException describe(ServerWebExchange exchange, Throwable ex) {
-        for (Throwable t = ex; t != null; t = t.getCause()) if (t instanceof ApiException a) return a;
+        for (Throwable t = ex; t != null; t = t.getCause()) {
+            if (t instanceof ApiException a) return a;
+            if (t instanceof RequestFailure f) return ApiException.of(f);
+        }
         String route = exchange.getRequest().getMethod() + " "
                 + exchange.getRequest().getPath().value();
         if (ex instanceof ResponseStatusException rse) {

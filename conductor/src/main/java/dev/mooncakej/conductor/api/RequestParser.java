@@ -2,6 +2,8 @@ package dev.mooncakej.conductor.api;
 
 import dev.mooncakej.conductor.ConductorProperties;
 import dev.mooncakej.conductor.model.ServedModel;
+import dev.mooncakej.conductor.request.AnswerTokens;
+import dev.mooncakej.conductor.request.GenerationRequest;
 import dev.mooncakej.engine.tokenizer.ChatTemplate;
 import dev.mooncakej.kvcache.wire.WorkerMessages.Sampling;
 import java.util.ArrayList;

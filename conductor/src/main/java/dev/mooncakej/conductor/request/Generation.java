@@ -1,6 +1,5 @@
 package dev.mooncakej.conductor.request;
 
-import dev.mooncakej.conductor.api.GenerationEvent;
 import reactor.core.publisher.Flux;
 
 /**

@@ -1,10 +1,6 @@
 package dev.mooncakej.conductor.request;
 
 import dev.mooncakej.conductor.ConductorProperties;
-import dev.mooncakej.conductor.api.AnswerTokens;
-import dev.mooncakej.conductor.api.ApiException;
-import dev.mooncakej.conductor.api.GenerationEvent;
-import dev.mooncakej.conductor.api.GenerationRequest;
 import dev.mooncakej.conductor.leadership.Leadership;
 import dev.mooncakej.conductor.membership.WorkerMembership;
 import dev.mooncakej.conductor.metrics.ConductorMetrics;
@@ -86,11 +82,8 @@ public class RequestPath {
     public Mono<Generation> generate(GenerationRequest g) {
         if (!leadership.leader()) {
             metrics.rejected("standby").increment();
-            return Mono.error(new ApiException(
-                    503,
-                    "service_unavailable",
-                    null,
-                    "standby",
+            return Mono.error(new RequestFailure(
+                    RequestFailure.Kind.STANDBY,
                     "this conductor is a standby (" + leadership.standbyReason() + "); send requests to the leader",
                     props.retryAfterSeconds()));
         }
@@ -111,8 +104,7 @@ public class RequestPath {
                                     + " failed repeatedly and are out of scheduling until their circuit breakers let"
                                     + " trial calls through (request " + g.requestId()
                                     + "; the conductor's log names them); retry";
-            return Mono.error(
-                    new ApiException(503, "service_unavailable", null, "no_workers", why, props.retryAfterSeconds()));
+            return Mono.error(new RequestFailure(RequestFailure.Kind.NO_WORKERS, why, props.retryAfterSeconds()));
         }
         long reservation = ThreadLocalRandom.current().nextLong() & Long.MAX_VALUE;
         long start = System.nanoTime();
@@ -129,11 +121,8 @@ public class RequestPath {
         } catch (IllegalStateException e) { // membership changed to empty between the check and the choice
             metrics.rejected("no_workers").increment();
             LOG.warn("[{}] no workers to choose from: {}", g.requestId(), e.getMessage());
-            return Mono.error(new ApiException(
-                    503,
-                    "service_unavailable",
-                    null,
-                    "no_workers",
+            return Mono.error(new RequestFailure(
+                    RequestFailure.Kind.NO_WORKERS,
                     "no prefill or decode worker is available (request " + g.requestId() + "); retry",
                     props.retryAfterSeconds()));
         }
@@ -151,11 +140,8 @@ public class RequestPath {
                     Math.round(choice.decision().prefillSeconds() * 1000),
                     Math.round(choice.decision().transferSeconds() * 1000),
                     Math.round(choice.decision().tbt() * 1000));
-            return Mono.error(new ApiException(
-                    429,
-                    "rate_limit_exceeded",
-                    null,
-                    "overloaded",
+            return Mono.error(new RequestFailure(
+                    RequestFailure.Kind.OVERLOADED,
                     "the cluster is overloaded (" + choice.decision().rejectReason() + "); retry after "
                             + props.retryAfterSeconds() + " s",
                     props.retryAfterSeconds()));
@@ -212,7 +198,7 @@ public class RequestPath {
                             })
                             .onErrorResume(e -> {
                                 prefillFailed.run();
-                                return workers.cancel(decode.url(), reservation).then(Mono.error(asApiError(e, g)));
+                                return workers.cancel(decode.url(), reservation).then(Mono.error(asFailure(e, g)));
                             })
                             .map(pr -> {
                                 long prefilledAt = System.nanoTime();
@@ -418,11 +404,8 @@ public class RequestPath {
                                     g.requestId(),
                                     decode.id(),
                                     ev.finish());
-                            return Flux.<GenerationEvent>error(new ApiException(
-                                    500,
-                                    "server_error",
-                                    null,
-                                    "decode_failed",
+                            return Flux.<GenerationEvent>error(new RequestFailure(
+                                    RequestFailure.Kind.DECODE_FAILED,
                                     "the decode worker failed (request " + g.requestId()
                                             + "; the conductor's log says why)",
                                     null));
@@ -438,11 +421,8 @@ public class RequestPath {
                     if (ev.token() < 0 || ev.token() >= vocab) {
                         finished.set(true);
                         workers.cancel(decode.url(), reservation).subscribe();
-                        return Flux.<GenerationEvent>error(new ApiException(
-                                502,
-                                "server_error",
-                                null,
-                                "bad_worker_answer",
+                        return Flux.<GenerationEvent>error(new RequestFailure(
+                                RequestFailure.Kind.BAD_WORKER_ANSWER,
                                 "the decode worker sent token " + ev.token() + ", outside the vocabulary of " + vocab,
                                 null));
                     }
@@ -486,27 +466,21 @@ public class RequestPath {
                 });
     }
 
-    private Throwable asApiError(Throwable e, GenerationRequest g) {
-        if (e instanceof ApiException) return e;
+    private Throwable asFailure(Throwable e, GenerationRequest g) {
+        if (e instanceof RequestFailure) return e;
         LOG.warn("[{}] prefill failed: {}", g.requestId(), e.getMessage());
         if (e instanceof WorkerClient.WorkerException we && we.status() == 400) {
-            return new ApiException(400, "invalid_request_error", null, "rejected_by_worker", we.workerMessage(), null);
+            return new RequestFailure(RequestFailure.Kind.REJECTED_BY_WORKER, we.workerMessage(), null);
         }
         if (e instanceof IllegalArgumentException) { // a worker's answer that does not validate
-            return new ApiException(
-                    502,
-                    "server_error",
-                    null,
-                    "bad_worker_answer",
+            return new RequestFailure(
+                    RequestFailure.Kind.BAD_WORKER_ANSWER,
                     "the prefill worker's answer was refused (request " + g.requestId()
                             + "; the conductor's log says why)",
                     null);
         }
-        return new ApiException(
-                503,
-                "service_unavailable",
-                null,
-                "prefill_failed",
+        return new RequestFailure(
+                RequestFailure.Kind.PREFILL_FAILED,
                 "the prefill failed (request " + g.requestId() + "; the conductor's log says why); retry",
                 props.retryAfterSeconds());
     }
@@ -531,11 +505,8 @@ public class RequestPath {
             java.util.concurrent.atomic.AtomicReference<WorkerEndpoint> asked) {
         if (i >= candidates.size()) {
             metrics.rejected("kv_full").increment();
-            return Mono.error(new ApiException(
-                    429,
-                    "rate_limit_exceeded",
-                    null,
-                    "overloaded",
+            return Mono.error(new RequestFailure(
+                    RequestFailure.Kind.KV_FULL,
                     "every decode worker's KV cache is full; retry after " + props.retryAfterSeconds() + " s",
                     props.retryAfterSeconds()));
         }
@@ -545,17 +516,14 @@ public class RequestPath {
         return workers.reserve(w.url(), new ReserveRequest(reservation, prompt, g.maxTokens()), g.requestId())
                 .map(r -> new Reserved(w, checked(r, reservation, prompt, w.url())))
                 .switchIfEmpty(Mono.defer(() -> reserve(reservation, g, candidates, i + 1, asked)))
-                .onErrorResume(e -> !(e instanceof ApiException), e -> {
+                .onErrorResume(e -> !(e instanceof RequestFailure), e -> {
                     LOG.warn("[{}] decode worker {} failed: {}", g.requestId(), w.url(), e.getMessage());
                     if (e instanceof IllegalArgumentException)
                         workers.cancel(w.url(), reservation).subscribe();
                     return i + 1 < candidates.size()
                             ? reserve(reservation, g, candidates, i + 1, asked)
-                            : Mono.error(new ApiException(
-                                    503,
-                                    "service_unavailable",
-                                    null,
-                                    "worker_unavailable",
+                            : Mono.error(new RequestFailure(
+                                    RequestFailure.Kind.WORKER_UNAVAILABLE,
                                     "no decode worker is reachable (request " + g.requestId()
                                             + "; the conductor's log says why); retry",
                                     props.retryAfterSeconds()));

@@ -4,6 +4,8 @@ import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.mooncakej.conductor.ConductorProperties;
 import dev.mooncakej.conductor.model.ServedModel;
+import dev.mooncakej.conductor.request.AnswerTokens;
+import dev.mooncakej.conductor.request.GenerationRequest;
 import net.jqwik.api.Arbitraries;
 import net.jqwik.api.Arbitrary;
 import net.jqwik.api.ForAll;

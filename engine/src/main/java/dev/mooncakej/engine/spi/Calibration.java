@@ -63,10 +63,11 @@ public final class Calibration {
     /**
      * Prefill samples within {@code budgetSeconds} (0: none), lengths 16, 64, 256, 1024 (up to
      * {@code maxTokens} and half the context): 16-token runs that warm the JIT until they stop getting
-     * faster (within half the budget) and are not kept, then passes over the lengths until the budget is spent, a length skipped where its
-     * expected time would overrun it, the fastest run of each length kept. The two shortest lengths
-     * are measured even past the budget (a start-up slowed by other processes starting must still give
-     * the estimator a slope, not one point to extrapolate from).
+     * faster (within half the budget) and are not kept, then passes over the lengths until the budget
+     * is spent, a length skipped where its expected time would overrun it, the fastest run of each
+     * length kept. The two shortest lengths are measured even past the budget (a start-up slowed by
+     * other processes starting must still give the estimator a slope, not one point to extrapolate
+     * from).
      */
     public static List<PrefillSample> prefill(
             InferenceEngine engine, int chunkTokens, int maxTokens, double budgetSeconds) {

@@ -1,7 +1,5 @@
 package dev.mooncakej.scheduler.admission;
 
-import dev.mooncakej.scheduler.ClusterScheduler;
-
 /**
  * One admission mode (TR section 7): the decode load a request is judged by at arrival. One class per
  * mode, created by name through {@link dev.mooncakej.scheduler.AdmissionMode#rule()}. Every mode also
@@ -12,7 +10,7 @@ public interface AdmissionRule {
      * The decode load of placing this request on decode instance {@code d} as this mode sees it at
      * arrival ({@code now}, its prefill predicted to take {@code ttft}); at or over 1 refuses it.
      */
-    double decodeLoad(ClusterScheduler s, double now, double ttft, int d, int inputTokens, int kvTokens);
+    double decodeLoad(DecodeLoads s, double now, double ttft, int d, int inputTokens, int kvTokens);
 
     /** Whether the decode load is checked at arrival (otherwise only when the prefill is done). */
     boolean checksAtArrival();

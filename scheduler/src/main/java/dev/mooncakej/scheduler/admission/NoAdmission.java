@@ -1,11 +1,9 @@
 package dev.mooncakej.scheduler.admission;
 
-import dev.mooncakej.scheduler.ClusterScheduler;
-
 /** Each stage checks its own load when it starts: prefill at arrival (TTFT), decode after the prefill. */
 public final class NoAdmission implements AdmissionRule {
     @Override
-    public double decodeLoad(ClusterScheduler s, double now, double ttft, int d, int inputTokens, int kvTokens) {
+    public double decodeLoad(DecodeLoads s, double now, double ttft, int d, int inputTokens, int kvTokens) {
         return 0;
     }
 

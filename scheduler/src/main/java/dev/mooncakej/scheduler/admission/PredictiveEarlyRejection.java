@@ -1,11 +1,9 @@
 package dev.mooncakej.scheduler.admission;
 
-import dev.mooncakej.scheduler.ClusterScheduler;
-
 /** TR 7.4: the chosen decode instance's load predicted for when this request's prefill would end. */
 public final class PredictiveEarlyRejection implements AdmissionRule {
     @Override
-    public double decodeLoad(ClusterScheduler s, double now, double ttft, int d, int inputTokens, int kvTokens) {
+    public double decodeLoad(DecodeLoads s, double now, double ttft, int d, int inputTokens, int kvTokens) {
         return s.chosenLoadAt(now + ttft, d, inputTokens, kvTokens);
     }
 

@@ -1,4 +1,4 @@
-package dev.mooncakej.conductor.api;
+package dev.mooncakej.conductor.request;
 
 import dev.mooncakej.kvcache.wire.WorkerMessages.Sampling;
 import java.util.List;

@@ -1,4 +1,4 @@
-package dev.mooncakej.conductor.api;
+package dev.mooncakej.conductor.request;
 
 import java.util.Iterator;
 import java.util.LinkedHashMap;
@@ -15,8 +15,8 @@ import org.springframework.stereotype.Component;
  */
 @Component
 public class AnswerTokens {
-    static final int MAX_ANSWERS = 4096;
-    static final long MAX_CHARS = 8L << 20;
+    public static final int MAX_ANSWERS = 4096;
+    public static final long MAX_CHARS = 8L << 20;
 
     private final LinkedHashMap<String, int[]> answers = new LinkedHashMap<>(256, 0.75f, true);
     private long chars;
@@ -53,12 +53,12 @@ public class AnswerTokens {
         return salt == null ? text : salt + '\u0000' + text;
     }
 
-    synchronized int size() {
+    public synchronized int size() {
         return answers.size();
     }
 
     /** Characters held, as the bound counts them. */
-    synchronized long chars() {
+    public synchronized long chars() {
         return chars;
     }
 }

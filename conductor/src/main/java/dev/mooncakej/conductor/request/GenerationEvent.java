@@ -1,4 +1,4 @@
-package dev.mooncakej.conductor.api;
+package dev.mooncakej.conductor.request;
 
 /** What a generation produces, in order: text deltas, then one {@link Done}. */
 public sealed interface GenerationEvent {
