@@ -1,6 +1,9 @@
 package dev.mooncakej.cli;
 
+import dev.mooncakej.engine.gguf.GgufFile;
+import dev.mooncakej.engine.tokenizer.Tokenizer;
 import dev.mooncakej.kvcache.BlockKeys;
+import dev.mooncakej.kvcache.wire.ClusterCredential;
 import dev.mooncakej.kvcache.wire.InternalJson;
 import dev.mooncakej.kvcache.wire.WorkerMessages;
 import java.net.URI;
@@ -11,6 +14,7 @@ import java.nio.file.Path;
 import java.time.Duration;
 import java.util.Arrays;
 import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Map;
 import java.util.SplittableRandom;
 import java.util.concurrent.TimeUnit;
@@ -67,8 +71,8 @@ final class FetchBench implements Runnable {
         Process cluster = null;
         try {
             if (model == null) model = ServeBench.smallModel();
-            try (var f = dev.mooncakej.engine.gguf.GgufFile.open(model)) {
-                vocab = dev.mooncakej.engine.tokenizer.Tokenizer.from(f).vocabSize();
+            try (var f = GgufFile.open(model)) {
+                vocab = Tokenizer.from(f).vocabSize();
             }
             cluster = ClusterLauncher.start(
                     port, model, "--prefill", "2", "--decode", "1", "--kv-transports", transports);
@@ -139,7 +143,7 @@ final class FetchBench implements Runnable {
             var got = InternalJson.decode(
                     post("http://127.0.0.1:" + port + "/internal/store/get", new WorkerMessages.StoreGet(blockKeys)),
                     WorkerMessages.StoreReplicas.class);
-            if (got.replicas().stream().noneMatch(java.util.List::isEmpty)) return;
+            if (got.replicas().stream().noneMatch(List::isEmpty)) return;
             Thread.sleep(50);
         }
         throw new IllegalStateException("the store master did not list the prefix within 10 s");
@@ -159,7 +163,7 @@ final class FetchBench implements Runnable {
                 WorkerMessages.PrefillResult.class);
         http.send(
                 HttpRequest.newBuilder(URI.create(decode + "/internal/reservations/" + id))
-                        .header(dev.mooncakej.kvcache.wire.ClusterCredential.HEADER, ServeBench.CREDENTIAL.value())
+                        .header(ClusterCredential.HEADER, ServeBench.CREDENTIAL.value())
                         .DELETE()
                         .build(),
                 HttpResponse.BodyHandlers.discarding()); // the KV arrived; no decode needed for TTFT
@@ -170,7 +174,7 @@ final class FetchBench implements Runnable {
         HttpResponse<String> r = http.send(
                 HttpRequest.newBuilder(URI.create(url))
                         .timeout(Duration.ofSeconds(120))
-                        .header(dev.mooncakej.kvcache.wire.ClusterCredential.HEADER, ServeBench.CREDENTIAL.value())
+                        .header(ClusterCredential.HEADER, ServeBench.CREDENTIAL.value())
                         .header("Content-Type", "application/json")
                         .POST(HttpRequest.BodyPublishers.ofString(InternalJson.encode(body)))
                         .build(),

@@ -1,6 +1,7 @@
 package dev.mooncakej.cli;
 
 import dev.mooncakej.kvcache.wire.ClusterCredential;
+import java.io.IOException;
 import java.net.URI;
 import java.net.http.HttpClient;
 import java.net.http.HttpRequest;
@@ -11,12 +12,12 @@ import java.time.Duration;
 final class Http {
     private Http() {}
 
-    static String get(HttpClient http, String url) throws java.io.IOException, InterruptedException {
+    static String get(HttpClient http, String url) throws IOException, InterruptedException {
         return get(http, url, null);
     }
 
     static String get(HttpClient http, String url, ClusterCredential credential)
-            throws java.io.IOException, InterruptedException {
+            throws IOException, InterruptedException {
         HttpRequest.Builder b = HttpRequest.newBuilder(URI.create(url)).timeout(Duration.ofSeconds(10));
         if (credential != null) b.header(ClusterCredential.HEADER, credential.value());
         return http.send(b.build(), HttpResponse.BodyHandlers.ofString()).body();

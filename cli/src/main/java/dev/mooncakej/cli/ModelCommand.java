@@ -8,8 +8,10 @@ import dev.mooncakej.engine.sampling.SamplingParams;
 import dev.mooncakej.engine.sampling.TextGenerator;
 import dev.mooncakej.engine.spi.PrefillOptions;
 import dev.mooncakej.engine.tokenizer.ChatTemplate;
+import java.lang.reflect.Array;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.Arrays;
 import java.util.List;
 import java.util.Locale;
 import picocli.CommandLine.Command;
@@ -100,16 +102,15 @@ final class ModelCommand {
                         file, f.version(), f.metadata().size(), f.tensors().size(), f.fileSize() / 1e6);
                 f.metadata().forEach((k, v) -> {
                     String s = v.getClass().isArray()
-                            ? v.getClass().getComponentType().getSimpleName() + "["
-                                    + java.lang.reflect.Array.getLength(v) + "]"
+                            ? v.getClass().getComponentType().getSimpleName() + "[" + Array.getLength(v) + "]"
                             : String.valueOf(v);
                     if (s.length() > 100) s = s.substring(0, 100) + "...";
                     System.out.printf("  %-45s %s%n", k, s.replace("\n", "\\n"));
                 });
                 f.tensors()
                         .values()
-                        .forEach(t -> System.out.printf(
-                                "  %-30s %-5s %s%n", t.name(), t.type(), java.util.Arrays.toString(t.dims())));
+                        .forEach(t ->
+                                System.out.printf("  %-30s %-5s %s%n", t.name(), t.type(), Arrays.toString(t.dims())));
             }
         }
     }

@@ -11,7 +11,9 @@ import dev.mooncakej.kvtransfer.rdma.RdmaSettings;
 import dev.mooncakej.kvtransfer.rdma.Verbs;
 import dev.mooncakej.kvtransfer.rdma.VerbsLib;
 import java.io.BufferedReader;
+import java.io.File;
 import java.io.InputStreamReader;
+import java.io.OutputStream;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.charset.StandardCharsets;
@@ -19,9 +21,11 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.security.SecureRandom;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.HexFormat;
 import java.util.List;
 import java.util.Map;
+import java.util.Random;
 import java.util.concurrent.Callable;
 import java.util.concurrent.TimeUnit;
 import java.util.stream.Stream;
@@ -205,7 +209,7 @@ final class RdmaCommand {
                             ProcessHandle.current().info().command().orElse("java"),
                             "--enable-native-access=ALL-UNNAMED"));
                     String cp = System.getProperty("java.class.path");
-                    if (cp.endsWith(".jar") && !cp.contains(java.io.File.pathSeparator))
+                    if (cp.endsWith(".jar") && !cp.contains(File.pathSeparator))
                         cmd.addAll(List.of("-jar", cp)); // the CLI's own executable jar
                     else cmd.addAll(List.of("-cp", cp, MooncakeCli.class.getName()));
                     cmd.addAll(List.of(
@@ -245,7 +249,7 @@ final class RdmaCommand {
                     System.out.println("loopback: READ failed: " + r.firstProblem());
                     return false;
                 }
-                if (!java.util.Arrays.equals(local.asSlice(0, BYTES).toArray(ValueLayout.JAVA_BYTE), expect)) {
+                if (!Arrays.equals(local.asSlice(0, BYTES).toArray(ValueLayout.JAVA_BYTE), expect)) {
                     System.out.println("loopback: READ returned different bytes");
                     return false;
                 }
@@ -263,8 +267,7 @@ final class RdmaCommand {
                                 .get(30, TimeUnit.SECONDS)
                         : r;
                 if (!rb.allCompleted()
-                        || !java.util.Arrays.equals(
-                                local.asSlice(BYTES, BYTES).toArray(ValueLayout.JAVA_BYTE), second)) {
+                        || !Arrays.equals(local.asSlice(BYTES, BYTES).toArray(ValueLayout.JAVA_BYTE), second)) {
                     System.out.println("loopback: WRITE then READ did not round-trip: " + rb.firstProblem());
                     return false;
                 }
@@ -293,7 +296,7 @@ final class RdmaCommand {
 
     static byte[] pattern(long seed) {
         byte[] b = new byte[BYTES];
-        new java.util.Random(seed).nextBytes(b);
+        new Random(seed).nextBytes(b);
         return b;
     }
 
@@ -325,7 +328,7 @@ final class RdmaCommand {
                     TransferEngine b = peer(config(secret, dir, args.get(1), s), md)) {
                 System.out.println("ready");
                 System.out.flush();
-                System.in.transferTo(java.io.OutputStream.nullOutputStream());
+                System.in.transferTo(OutputStream.nullOutputStream());
             }
             return 0;
         }

@@ -4,6 +4,7 @@ import dev.mooncakej.kvcache.wire.ClusterCredential;
 import dev.mooncakej.simulator.TraceRequest;
 import dev.mooncakej.simulator.Traces;
 import java.io.BufferedReader;
+import java.io.InputStream;
 import java.io.InputStreamReader;
 import java.net.URI;
 import java.net.http.HttpClient;
@@ -18,7 +19,9 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.SplittableRandom;
+import java.util.TreeMap;
 import java.util.concurrent.ConcurrentLinkedQueue;
+import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
@@ -96,7 +99,7 @@ final class ReplayCommand implements Runnable {
     boolean json;
 
     /** The first few client-side failures, reported with the result. */
-    private final List<String> problems = new java.util.concurrent.CopyOnWriteArrayList<>();
+    private final List<String> problems = new CopyOnWriteArrayList<>();
 
     private final HttpClient http =
             HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(5)).build();
@@ -209,7 +212,7 @@ final class ReplayCommand implements Runnable {
         body.put("stream", true);
         body.put("stream_options", Map.of("include_usage", true));
         long sent = System.nanoTime();
-        HttpResponse<java.io.InputStream> resp = http.send(
+        HttpResponse<InputStream> resp = http.send(
                 HttpRequest.newBuilder(base.resolve("/v1/completions"))
                         .timeout(Duration.ofMinutes(30))
                         .header("Content-Type", "application/json")
@@ -311,7 +314,7 @@ final class ReplayCommand implements Runnable {
         m.put("rejected_at_arrival", rejected); // the live conductor reserves decode KV before prefill
         m.put("rejected_after_prefill", 0);
         m.put("errors", all.size() - ok.size() - rejected);
-        Map<String, Long> statuses = new java.util.TreeMap<>();
+        Map<String, Long> statuses = new TreeMap<>();
         for (Outcome o : all) statuses.merge(String.valueOf(o.status()), 1L, Long::sum);
         m.put("status_counts", statuses);
         if (!problems.isEmpty()) m.put("first_errors", problems);

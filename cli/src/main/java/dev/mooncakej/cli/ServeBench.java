@@ -4,9 +4,11 @@ import dev.mooncakej.engine.generate.ModelGenerator;
 import dev.mooncakej.engine.gguf.GgufFile;
 import dev.mooncakej.engine.tokenizer.Tokenizer;
 import dev.mooncakej.kvcache.BlockKeys;
+import dev.mooncakej.kvcache.wire.ClusterCredential;
 import dev.mooncakej.kvcache.wire.InternalJson;
 import dev.mooncakej.kvcache.wire.WorkerMessages;
 import java.io.BufferedReader;
+import java.io.IOException;
 import java.io.InputStream;
 import java.io.InputStreamReader;
 import java.net.URI;
@@ -16,17 +18,23 @@ import java.net.http.HttpResponse;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.security.SecureRandom;
 import java.time.Duration;
+import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.Collections;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Random;
+import java.util.concurrent.Callable;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
 import java.util.concurrent.Semaphore;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
+import java.util.concurrent.locks.LockSupport;
 import org.HdrHistogram.Histogram;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
@@ -251,13 +259,13 @@ final class ServeBench implements Runnable {
         if (NginxHop.available()) nginx = NginxHop.start(port + 5, port + 10, port + 20);
         else System.err.println("nginx is not installed (apt-get install nginx): no proxy-hop anchor in this run");
         try {
-            java.util.Random order = new java.util.Random(42);
+            Random order = new Random(42);
             for (int i = -overheadWarmup; i < overheadRequests; i++) { // warm-up rounds (JIT)
                 // the three paths in a random order each round, with a pause between requests, so neither the
                 // order nor what one request leaves running (its KV pool put) favours a path
                 List<Integer> paths = new ArrayList<>(List.of(0, 1, 2));
                 if (nginx == null) paths.remove(Integer.valueOf(2));
-                java.util.Collections.shuffle(paths, order);
+                Collections.shuffle(paths, order);
                 long a = 0, b = 0, c = 0;
                 for (int path : paths) {
                     Thread.sleep(20);
@@ -374,11 +382,11 @@ final class ServeBench implements Runnable {
                 .asString();
         String body =
                 JSON.writeValueAsString(Map.of("model", name, "prompt", prompt, "max_tokens", 8, "temperature", 0));
-        java.util.concurrent.Callable<Void> viaConductor = () -> {
+        Callable<Void> viaConductor = () -> {
             complete(base, body);
             return null;
         };
-        java.util.concurrent.Callable<Void> direct = () -> {
+        Callable<Void> direct = () -> {
             directRequest(prefillUrl, decodeUrl, promptIds, promptKeys, 8);
             return null;
         };
@@ -415,14 +423,14 @@ final class ServeBench implements Runnable {
     }
 
     /** Sends a request every 1/rate s for the given seconds (each on its own thread); p50 and p99 in us, errors. */
-    private static long[] openLoop(java.util.concurrent.Callable<Void> call, int rate, int seconds) throws Exception {
+    private static long[] openLoop(Callable<Void> call, int rate, int seconds) throws Exception {
         org.HdrHistogram.Histogram h = new org.HdrHistogram.ConcurrentHistogram(3);
-        java.util.concurrent.atomic.AtomicLong errors = new java.util.concurrent.atomic.AtomicLong();
+        AtomicLong errors = new AtomicLong();
         long interval = 1_000_000_000L / rate, t0 = System.nanoTime(), n = (long) rate * seconds;
-        try (var pool = java.util.concurrent.Executors.newVirtualThreadPerTaskExecutor()) {
+        try (var pool = Executors.newVirtualThreadPerTaskExecutor()) {
             for (long i = 0; i < n; i++) {
                 long at = t0 + i * interval, wait = at - System.nanoTime();
-                if (wait > 0) java.util.concurrent.locks.LockSupport.parkNanos(wait);
+                if (wait > 0) LockSupport.parkNanos(wait);
                 pool.submit(() -> {
                     long s0 = System.nanoTime();
                     try {
@@ -466,16 +474,14 @@ final class ServeBench implements Runnable {
     /** The cluster secret of the cluster this benchmark starts (given to --port: MOONCAKEJ_CLUSTER_SECRET). */
     static final String SECRET = System.getenv()
             .getOrDefault(
-                    "MOONCAKEJ_CLUSTER_SECRET",
-                    "bench-" + Long.toHexString(new java.security.SecureRandom().nextLong()) + "-secret");
+                    "MOONCAKEJ_CLUSTER_SECRET", "bench-" + Long.toHexString(new SecureRandom().nextLong()) + "-secret");
 
-    static final dev.mooncakej.kvcache.wire.ClusterCredential CREDENTIAL =
-            dev.mooncakej.kvcache.wire.ClusterCredential.of(SECRET);
+    static final ClusterCredential CREDENTIAL = ClusterCredential.of(SECRET);
 
     private String post(String url, Object body) throws Exception {
         HttpResponse<String> r = http.send(
                 HttpRequest.newBuilder(URI.create(url))
-                        .header(dev.mooncakej.kvcache.wire.ClusterCredential.HEADER, CREDENTIAL.value())
+                        .header(ClusterCredential.HEADER, CREDENTIAL.value())
                         .header("Content-Type", "application/json")
                         .POST(HttpRequest.BodyPublishers.ofString(InternalJson.encode(body)))
                         .build(),
@@ -501,7 +507,7 @@ final class ServeBench implements Runnable {
     }
 
     /** The generated small model (8 layers, width 512, Q8_0), made once under .cache/models. */
-    static Path smallModel() throws java.io.IOException {
+    static Path smallModel() throws IOException {
         Path m = Machine.projectRoot().resolve(".cache/models/mooncakej-small.gguf");
         if (!Files.exists(m)) {
             Files.createDirectories(m.getParent());
@@ -516,7 +522,7 @@ final class ServeBench implements Runnable {
         // closed pipe would end it with SIGPIPE, taking the whole cluster down
         BufferedReader r = new BufferedReader(new InputStreamReader(p.getInputStream(), StandardCharsets.UTF_8));
         String line;
-        java.util.ArrayDeque<String> last = new java.util.ArrayDeque<>(); // what it said before it gave up
+        ArrayDeque<String> last = new ArrayDeque<>(); // what it said before it gave up
         while ((line = r.readLine()) != null) {
             last.addLast(line);
             if (last.size() > 40) last.removeFirst();
@@ -529,7 +535,7 @@ final class ServeBench implements Runnable {
                                         while ((more = r.readLine()) != null) {
                                             if (more.startsWith("mooncakej:")) System.err.println("\n" + more);
                                         }
-                                    } catch (java.io.IOException ignored) {
+                                    } catch (IOException ignored) {
                                         // ended
                                     }
                                 });

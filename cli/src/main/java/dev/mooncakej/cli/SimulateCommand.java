@@ -4,12 +4,15 @@ import dev.mooncakej.kvcache.cost.CostProfile;
 import dev.mooncakej.scheduler.AdmissionMode;
 import dev.mooncakej.scheduler.PrefillPolicy;
 import dev.mooncakej.scheduler.SchedulerConfig;
+import dev.mooncakej.simulator.ColocatedSimulation;
+import dev.mooncakej.simulator.Plots;
 import dev.mooncakej.simulator.Simulation;
 import dev.mooncakej.simulator.SimulationConfig;
 import dev.mooncakej.simulator.SimulationResult;
 import dev.mooncakej.simulator.TraceRequest;
 import dev.mooncakej.simulator.Traces;
 import java.nio.file.Path;
+import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -224,8 +227,8 @@ final class SimulateCommand implements Runnable {
         admission = original;
         String subtitle =
                 prefill + "P+" + decode + "D, speed " + speed + ", " + decodeKvGb + " GB KV per decode instance";
-        dev.mooncakej.simulator.Plots.loadOverTime(byMode, false, subtitle, plot);
-        dev.mooncakej.simulator.Plots.loadOverTime(byMode, true, subtitle, plot);
+        Plots.loadOverTime(byMode, false, subtitle, plot);
+        Plots.loadOverTime(byMode, true, subtitle, plot);
         String tbt = tbtSlo;
         double[] slos = {100, 200, 300};
         double[] ratio = new double[slos.length];
@@ -247,7 +250,7 @@ final class SimulateCommand implements Runnable {
         series.put(
                 "colocated (" + (prefill + decode) + " instances, chunked prefill, prefix caching)",
                 new double[][] {slos, colo});
-        dev.mooncakej.simulator.Plots.effectiveRatio(series, "speed " + speed, plot);
+        Plots.effectiveRatio(series, "speed " + speed, plot);
         System.err.println("charts written to " + plot);
     }
 
@@ -264,7 +267,7 @@ final class SimulateCommand implements Runnable {
         }
         policy = saved;
         if (plot != null) {
-            dev.mooncakej.simulator.Plots.ttftByPolicy(ttft, prefill + "P+" + decode + "D, speed " + speed, plot);
+            Plots.ttftByPolicy(ttft, prefill + "P+" + decode + "D, speed " + speed, plot);
             System.err.println("chart written to " + plot);
         }
         if (json) System.out.println(JsonMapper.builder().build().writeValueAsString(out));
@@ -276,7 +279,7 @@ final class SimulateCommand implements Runnable {
         if (!(attainment > 0 && attainment <= 1))
             throw new IllegalArgumentException("--attainment " + attainment + ": expected a share in (0, 1]");
         double[] speeds = capacity.clone();
-        java.util.Arrays.sort(speeds);
+        Arrays.sort(speeds);
         double savedSpeed = speed;
         String savedTbt = tbtSlo;
         Integer savedColocated = colocated;
@@ -321,7 +324,7 @@ final class SimulateCommand implements Runnable {
         prefixCaching = savedCaching;
         System.err.println();
         if (plot != null) {
-            dev.mooncakej.simulator.Plots.capacity(series, "attainment " + attainment + ", TTFT SLO " + ttftSlo, plot);
+            Plots.capacity(series, "attainment " + attainment + ", TTFT SLO " + ttftSlo, plot);
             System.err.println("chart written to " + plot);
         }
         if (json) System.out.println(JsonMapper.builder().build().writeValueAsString(out));
@@ -384,7 +387,7 @@ final class SimulateCommand implements Runnable {
         if (c.colocated != null) {
             if (c.colocated < 1)
                 throw new IllegalArgumentException("--colocated " + c.colocated + ": expected at least 1 instance");
-            return new dev.mooncakej.simulator.ColocatedSimulation(
+            return new ColocatedSimulation(
                             profile,
                             c.colocated,
                             bt,

@@ -1,19 +1,24 @@
 package dev.mooncakej.cli;
 
+import dev.mooncakej.engine.generate.ModelGenerator;
 import java.io.BufferedReader;
+import java.io.InputStream;
 import java.io.InputStreamReader;
 import java.net.URI;
 import java.net.http.HttpClient;
 import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
 import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.Collections;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.SplittableRandom;
+import java.util.TreeMap;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
@@ -59,7 +64,7 @@ final class SoakCommand implements Runnable {
     private final HttpClient http =
             HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(5)).build();
     private final Map<String, AtomicLong> seen = new ConcurrentHashMap<>();
-    private final List<String> unclean = java.util.Collections.synchronizedList(new ArrayList<>());
+    private final List<String> unclean = Collections.synchronizedList(new ArrayList<>());
 
     private void count(String outcome) {
         seen.computeIfAbsent(outcome, k -> new AtomicLong()).incrementAndGet();
@@ -74,10 +79,9 @@ final class SoakCommand implements Runnable {
         Process cluster = null;
         try {
             Path model = Machine.projectRoot().resolve(".cache/models/mooncakej-tiny.gguf");
-            if (!java.nio.file.Files.exists(model)) {
-                java.nio.file.Files.createDirectories(model.getParent());
-                dev.mooncakej.engine.generate.ModelGenerator.generate(
-                        dev.mooncakej.engine.generate.ModelGenerator.Preset.TINY, model);
+            if (!Files.exists(model)) {
+                Files.createDirectories(model.getParent());
+                ModelGenerator.generate(ModelGenerator.Preset.TINY, model);
             }
             cluster = ClusterLauncher.start(
                     port,
@@ -115,10 +119,9 @@ final class SoakCommand implements Runnable {
                 unclean.add("a request had not ended 120 s after the run: " + what);
                 String id = what.substring(0, what.indexOf(' '));
                 System.err.println("soak: the services' log lines of " + id + ":");
-                try (var logs = java.nio.file.Files.newDirectoryStream(
-                        Machine.projectRoot().resolve(".cache/logs"), "*.log")) {
+                try (var logs = Files.newDirectoryStream(Machine.projectRoot().resolve(".cache/logs"), "*.log")) {
                     for (Path log : logs)
-                        try (var lines = java.nio.file.Files.lines(log)) {
+                        try (var lines = Files.lines(log)) {
                             lines.filter(l -> l.contains(id))
                                     .forEach(l -> System.err.println("  " + log.getFileName() + ": " + l));
                         }
@@ -129,7 +132,7 @@ final class SoakCommand implements Runnable {
             out.put("command", "./mooncakej soak --seconds " + runMillis / 1000 + " --clients " + clients);
             out.put("machine", Machine.describe());
             out.put("requests", sent.get());
-            Map<String, Long> client = new java.util.TreeMap<>();
+            Map<String, Long> client = new TreeMap<>();
             seen.forEach((k, v) -> client.put(k, v.get()));
             out.put("client_outcomes", client);
             Map<String, Long> conductor = outcomes(Http.get(http, base + "/actuator/prometheus"));
@@ -250,7 +253,7 @@ final class SoakCommand implements Runnable {
                     classify(r.statusCode(), r.body(), false, false);
                     continue;
                 }
-                HttpResponse<java.io.InputStream> r = http.send(req, HttpResponse.BodyHandlers.ofInputStream());
+                HttpResponse<InputStream> r = http.send(req, HttpResponse.BodyHandlers.ofInputStream());
                 if (r.statusCode() != 200) {
                     classify(r.statusCode(), new String(r.body().readAllBytes(), StandardCharsets.UTF_8), false, false);
                     continue;
@@ -319,7 +322,7 @@ final class SoakCommand implements Runnable {
     }
 
     private static Map<String, Long> outcomes(String metrics, Pattern p) {
-        Map<String, Long> out = new java.util.TreeMap<>();
+        Map<String, Long> out = new TreeMap<>();
         Matcher m = p.matcher(metrics);
         while (m.find()) out.merge(m.group(1), (long) Double.parseDouble(m.group(2)), Long::sum);
         return out;

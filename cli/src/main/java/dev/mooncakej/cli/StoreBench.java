@@ -14,6 +14,7 @@ import java.nio.file.Path;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.SplittableRandom;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.Semaphore;
 import java.util.concurrent.atomic.AtomicLong;
@@ -198,7 +199,7 @@ final class StoreBench implements Runnable {
         m.mountHeldSegment("w", "w", Tier.DRAM, 0, (long) keys * 64);
         for (int k = 0; k < keys; k++) m.held("w", "w", k, (long) k * 64, 64, Tier.DRAM);
         long[] batch = new long[1024];
-        java.util.SplittableRandom rnd = new java.util.SplittableRandom(1);
+        SplittableRandom rnd = new SplittableRandom(1);
         System.err.println("store master: exists and get over " + keys + " keys, one thread ...");
         out.put("master_keys", keys);
         for (int round = 0; round < 2; round++) { // the first round warms the JIT

@@ -5,6 +5,7 @@ import dev.mooncakej.kvtransfer.engine.TransferConfig;
 import dev.mooncakej.kvtransfer.engine.TransferEngine;
 import dev.mooncakej.kvtransfer.engine.TransferRequest;
 import java.io.IOException;
+import java.io.UncheckedIOException;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.net.InetSocketAddress;
@@ -14,12 +15,14 @@ import java.nio.channels.ServerSocketChannel;
 import java.nio.channels.SocketChannel;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.Semaphore;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
+import java.util.regex.Pattern;
 import org.HdrHistogram.ConcurrentHistogram;
 import org.HdrHistogram.Histogram;
 import picocli.CommandLine.Command;
@@ -110,8 +113,7 @@ final class TransferBench implements Runnable {
     static final class Size implements ITypeConverter<Long> {
         @Override
         public Long convert(String v) {
-            var m = java.util.regex.Pattern.compile("(\\d+)\\s*(B|KiB|MiB|GiB|KB|MB|GB)?")
-                    .matcher(v.trim());
+            var m = Pattern.compile("(\\d+)\\s*(B|KiB|MiB|GiB|KB|MB|GB)?").matcher(v.trim());
             if (!m.matches())
                 throw new IllegalArgumentException(
                         "size '" + v + "': expected a number with B, KiB, MiB or GiB (e.g. 64KiB)");
@@ -236,7 +238,7 @@ final class TransferBench implements Runnable {
                 while ((i = next.getAndIncrement()) < n) {
                     window.acquireUninterruptibly();
                     long s0 = System.nanoTime();
-                    List<TransferRequest> reqs = new java.util.ArrayList<>(batch);
+                    List<TransferRequest> reqs = new ArrayList<>(batch);
                     for (int k = 0; k < batch; k++) {
                         long off = ((i * batch + k) % slots) * requestBytes;
                         reqs.add(new TransferRequest(TransferRequest.Opcode.WRITE, off, target, off, requestBytes));
@@ -322,7 +324,7 @@ final class TransferBench implements Runnable {
                     }
                     c.write(ByteBuffer.wrap(new byte[] {1}));
                 } catch (IOException e) {
-                    throw new java.io.UncheckedIOException(e);
+                    throw new UncheckedIOException(e);
                 }
             });
             try (SocketChannel c = SocketChannel.open(server.getLocalAddress())) {

@@ -1,5 +1,11 @@
 package dev.mooncakej.cluster;
 
+import dev.mooncakej.kvcache.Redacted;
+import dev.mooncakej.kvtransfer.engine.EtcdAccess;
+import java.io.IOException;
+import java.net.InetAddress;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.time.Duration;
 import java.util.List;
 
@@ -69,30 +75,29 @@ public record ClusterSettings(
     }
 
     /** How to reach etcd (null in the single-host mode); the password read from its file when one is named. */
-    public dev.mooncakej.kvtransfer.engine.EtcdAccess etcd() {
+    public EtcdAccess etcd() {
         if (!enabled()) return null;
         String password = etcdPassword;
         if (etcdPasswordFile != null && !etcdPasswordFile.isBlank()) {
             try {
-                password = java.nio.file.Files.readString(java.nio.file.Path.of(etcdPasswordFile))
-                        .strip();
-            } catch (java.io.IOException | RuntimeException e) {
+                password = Files.readString(Path.of(etcdPasswordFile)).strip();
+            } catch (IOException | RuntimeException e) {
                 throw new IllegalArgumentException("mooncakej.cluster.etcd-password-file=" + etcdPasswordFile
                         + ": cannot be read (" + e.getClass().getSimpleName() + "); expected a file holding the"
                         + " etcd password");
             }
         }
-        return new dev.mooncakej.kvtransfer.engine.EtcdAccess(
+        return new EtcdAccess(
                 etcdEndpoints, etcdUser, password, path(etcdCaFile), path(etcdCertFile), path(etcdKeyFile));
     }
 
-    private static java.nio.file.Path path(String f) {
-        return f == null || f.isBlank() ? null : java.nio.file.Path.of(f);
+    private static Path path(String f) {
+        return f == null || f.isBlank() ? null : Path.of(f);
     }
 
     @Override
     public String toString() {
-        return dev.mooncakej.kvcache.Redacted.toString(this, "etcdPassword");
+        return Redacted.toString(this, "etcdPassword");
     }
 
     public boolean enabled() {
@@ -104,8 +109,8 @@ public record ClusterSettings(
         String host = advertiseHost;
         if (host == null) {
             try {
-                host = java.net.InetAddress.getLocalHost().getHostName();
-            } catch (java.io.IOException e) {
+                host = InetAddress.getLocalHost().getHostName();
+            } catch (IOException e) {
                 host = "127.0.0.1";
             }
         }

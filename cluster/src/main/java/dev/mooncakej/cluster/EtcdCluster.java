@@ -1,5 +1,6 @@
 package dev.mooncakej.cluster;
 
+import dev.mooncakej.kvtransfer.engine.EtcdAccess;
 import io.etcd.jetcd.ByteSequence;
 import io.etcd.jetcd.Client;
 import io.etcd.jetcd.KeyValue;
@@ -16,6 +17,7 @@ import java.util.Map;
 import java.util.Optional;
 import java.util.TreeMap;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.function.Consumer;
 import java.util.logging.Logger;
 import tools.jackson.databind.json.JsonMapper;
@@ -46,8 +48,7 @@ public final class EtcdCluster implements AutoCloseable {
      * @param prefix     key prefix, e.g. {@code mooncakej/}
      * @param ttlSeconds lease TTL: a dead process leaves the cluster after this
      */
-    public EtcdCluster(
-            dev.mooncakej.kvtransfer.engine.EtcdAccess etcd, String prefix, long ttlSeconds, Duration timeout) {
+    public EtcdCluster(EtcdAccess etcd, String prefix, long ttlSeconds, Duration timeout) {
         if (prefix == null || prefix.isBlank() || !prefix.endsWith("/"))
             throw new IllegalArgumentException(
                     "mooncakej.cluster.prefix='" + prefix + "': expected a key prefix ending in /, such as mooncakej/");
@@ -129,7 +130,7 @@ public final class EtcdCluster implements AutoCloseable {
         });
     }
 
-    private final java.util.concurrent.atomic.AtomicBoolean retrying = new java.util.concurrent.atomic.AtomicBoolean();
+    private final AtomicBoolean retrying = new AtomicBoolean();
 
     /** Re-registers (new lease) once etcd answers; one retry loop at a time. */
     private void reRegisterLater() {

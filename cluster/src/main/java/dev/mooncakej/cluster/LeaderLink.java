@@ -1,5 +1,7 @@
 package dev.mooncakej.cluster;
 
+import dev.mooncakej.kvcache.wire.ClusterCredential;
+import java.io.IOException;
 import java.net.URI;
 import java.net.http.HttpClient;
 import java.net.http.HttpRequest;
@@ -22,7 +24,7 @@ public final class LeaderLink {
 
     private static final Logger LOG = Logger.getLogger(LeaderLink.class.getName());
     private final Supplier<String> leaderUrl;
-    private final dev.mooncakej.kvcache.wire.ClusterCredential credential;
+    private final ClusterCredential credential;
     private final HttpClient http;
     private final AtomicLong highestEpoch = new AtomicLong();
 
@@ -49,14 +51,14 @@ public final class LeaderLink {
                     HttpRequest.newBuilder(URI.create(base + path))
                             .timeout(Duration.ofSeconds(2))
                             .header("Content-Type", "application/json")
-                            .header(dev.mooncakej.kvcache.wire.ClusterCredential.HEADER, credential.value())
+                            .header(ClusterCredential.HEADER, credential.value())
                             .header(EPOCH_HEADER, Long.toString(highestEpoch.get()))
                             .POST(HttpRequest.BodyPublishers.ofString(json))
                             .build(),
                     HttpResponse.BodyHandlers.ofString());
             if (r.statusCode() / 100 != 2) return null;
             return accepts(r.headers().firstValue(EPOCH_HEADER).orElse(null), base + path) ? r.body() : null;
-        } catch (java.io.IOException e) {
+        } catch (IOException e) {
             return null;
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();

@@ -3,6 +3,7 @@ package dev.mooncakej.conductor;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import com.sun.net.httpserver.HttpServer;
+import dev.mooncakej.kvcache.wire.ClusterCredential;
 import java.net.URI;
 import java.net.http.HttpClient;
 import java.net.http.HttpRequest;
@@ -76,9 +77,8 @@ class CircuitBreakerTest {
                         HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + env.getProperty("local.server.port")
                                         + "/internal/leader"))
                                 .header(
-                                        dev.mooncakej.kvcache.wire.ClusterCredential.HEADER,
-                                        dev.mooncakej.kvcache.wire.ClusterCredential.of(
-                                                        "conductor-test-secret-0123456789")
+                                        ClusterCredential.HEADER,
+                                        ClusterCredential.of("conductor-test-secret-0123456789")
                                                 .value())
                                 .build(),
                         HttpResponse.BodyHandlers.ofString())

@@ -12,6 +12,9 @@ import java.net.http.HttpResponse;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.concurrent.TimeUnit;
+import java.util.function.IntSupplier;
+import java.util.function.Supplier;
 
 /** Shared set-up of the conductor's tests: a generated model, a free port, HTTP helpers. */
 final class ConductorFixtures {
@@ -44,9 +47,7 @@ final class ConductorFixtures {
     }
 
     /** A stand-in worker answering {@code path} with the given status and JSON body (asked anew for each call). */
-    static HttpServer jsonWorker(
-            String path, java.util.function.IntSupplier status, java.util.function.Supplier<String> body)
-            throws IOException {
+    static HttpServer jsonWorker(String path, IntSupplier status, Supplier<String> body) throws IOException {
         HttpServer s = HttpServer.create(new InetSocketAddress("127.0.0.1", 0), 0);
         s.createContext(path, ex -> {
             byte[] b = body.get().getBytes(StandardCharsets.UTF_8);
@@ -64,7 +65,7 @@ final class ConductorFixtures {
      * leaves UNKNOWN): a stand-in worker without a profile route is admitted unchecked, asynchronously.
      */
     static void awaitAdmitted(int port) throws IOException, InterruptedException {
-        long until = System.nanoTime() + java.util.concurrent.TimeUnit.SECONDS.toNanos(20);
+        long until = System.nanoTime() + TimeUnit.SECONDS.toNanos(20);
         while (System.nanoTime() < until) {
             String b = HttpClient.newHttpClient()
                     .send(

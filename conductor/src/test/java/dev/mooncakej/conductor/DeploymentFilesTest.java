@@ -8,8 +8,10 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
+import java.util.regex.Pattern;
 import org.junit.jupiter.api.Test;
 import org.yaml.snakeyaml.Yaml;
+import tools.jackson.databind.json.JsonMapper;
 
 /**
  * The deployment files: docker/compose.yaml validates with Debian's {@code docker-compose config}
@@ -99,8 +101,7 @@ class DeploymentFilesTest {
         assertThat(p.waitFor()).as("docker-compose config: %s", out).isZero();
         Map<String, Object> services =
                 (Map<String, Object>) ((Map<String, Object>) new Yaml().load(out)).get("services");
-        java.util.regex.Pattern placeholder =
-                java.util.regex.Pattern.compile("\\$\\{([A-Za-z_][A-Za-z0-9_]*)(:[^}]*)?}");
+        Pattern placeholder = Pattern.compile("\\$\\{([A-Za-z_][A-Za-z0-9_]*)(:[^}]*)?}");
         boolean tlsProfile = false;
         for (String name : List.of("conductor", "prefill-0", "prefill-1", "decode-0", "decode-1")) {
             Map<String, Object> svc = (Map<String, Object>) services.get(name);
@@ -132,8 +133,7 @@ class DeploymentFilesTest {
                         .containsKey(var);
             }
             // every file the profile names through a directory variable is inside a mount
-            var files = java.util.regex.Pattern.compile("\\$\\{([A-Z_]+)}/([A-Za-z0-9._-]+)")
-                    .matcher(profile);
+            var files = Pattern.compile("\\$\\{([A-Z_]+)}/([A-Za-z0-9._-]+)").matcher(profile);
             while (files.find()) {
                 String dir = String.valueOf(env.get(files.group(1)));
                 assertThat(mounts.stream().anyMatch(mm -> mm[1].equals(dir)))
@@ -235,7 +235,7 @@ class DeploymentFilesTest {
 
     @Test
     void theDashboardIsJson() throws Exception {
-        var dash = tools.jackson.databind.json.JsonMapper.builder()
+        var dash = JsonMapper.builder()
                 .build()
                 .readTree(Files.readString(root().resolve("docker/grafana/dashboards/mooncakej.json")));
         assertThat(dash.path("panels").size()).isGreaterThanOrEqualTo(9);

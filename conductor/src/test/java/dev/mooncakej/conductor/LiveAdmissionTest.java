@@ -2,6 +2,9 @@ package dev.mooncakej.conductor;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
+import com.sun.net.httpserver.HttpServer;
+import java.io.IOException;
+import java.io.UncheckedIOException;
 import java.net.http.HttpResponse;
 import org.junit.jupiter.api.Test;
 import org.springframework.beans.factory.annotation.Autowired;
@@ -19,13 +22,13 @@ class LiveAdmissionTest {
     @Autowired
     Environment env;
 
-    private static final com.sun.net.httpserver.HttpServer stub = stub();
+    private static final HttpServer stub = stub();
 
-    private static com.sun.net.httpserver.HttpServer stub() {
+    private static HttpServer stub() {
         try {
             return ConductorFixtures.jsonWorker("/internal/kv-index", () -> 200, () -> "{\"blockKeys\":[]}");
-        } catch (java.io.IOException e) {
-            throw new java.io.UncheckedIOException(e);
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
         }
     }
 

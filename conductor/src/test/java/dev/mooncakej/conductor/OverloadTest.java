@@ -3,6 +3,9 @@ package dev.mooncakej.conductor;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import com.sun.net.httpserver.HttpServer;
+import java.net.URI;
+import java.net.http.HttpClient;
+import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.Test;
@@ -67,10 +70,9 @@ class OverloadTest {
         assertThat(again.statusCode())
                 .as("streaming requests get the status too")
                 .isEqualTo(429);
-        HttpResponse<String> models = java.net.http.HttpClient.newHttpClient()
+        HttpResponse<String> models = HttpClient.newHttpClient()
                 .send(
-                        java.net.http.HttpRequest.newBuilder(
-                                        java.net.URI.create("http://127.0.0.1:" + port() + "/v1/models"))
+                        HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + port() + "/v1/models"))
                                 .build(),
                         HttpResponse.BodyHandlers.ofString());
         assertThat(models.statusCode()).isEqualTo(200);

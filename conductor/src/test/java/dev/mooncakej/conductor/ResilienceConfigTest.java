@@ -2,6 +2,7 @@ package dev.mooncakej.conductor;
 
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
+import org.assertj.core.api.Assertions;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
 import org.springframework.boot.builder.SpringApplicationBuilder;
@@ -34,7 +35,7 @@ class ResilienceConfigTest {
                     StringBuilder all = new StringBuilder();
                     for (Throwable c = e; c != null; c = c.getCause())
                         all.append(c.getMessage()).append(" / ");
-                    org.assertj.core.api.Assertions.assertThat(all.toString())
+                    Assertions.assertThat(all.toString())
                             .as("start-up failure for %s=%s", key, value)
                             .containsIgnoringCase(named);
                 });

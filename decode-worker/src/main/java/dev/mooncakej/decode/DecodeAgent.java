@@ -3,11 +3,13 @@ package dev.mooncakej.decode;
 import dev.mooncakej.engine.sampling.Sampler;
 import dev.mooncakej.engine.spi.DecodeBatch;
 import dev.mooncakej.engine.spi.InferenceEngine;
+import dev.mooncakej.kvcache.wire.WorkerMessages;
 import dev.mooncakej.kvcache.wire.WorkerMessages.TokenEvent;
 import io.micrometer.core.instrument.MeterRegistry;
 import io.micrometer.core.instrument.Timer;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
@@ -138,11 +140,10 @@ public final class DecodeAgent implements SmartLifecycle {
     private final long[] stepStats = new long[4];
 
     /** The steps since the last call (and resets them): what the load report carries to the conductor. */
-    public dev.mooncakej.kvcache.wire.WorkerMessages.DecodeSteps drainSteps() {
+    public WorkerMessages.DecodeSteps drainSteps() {
         synchronized (stepStats) {
-            var s = new dev.mooncakej.kvcache.wire.WorkerMessages.DecodeSteps(
-                    (int) stepStats[0], stepStats[1] / 1e9, stepStats[2], stepStats[3]);
-            java.util.Arrays.fill(stepStats, 0);
+            var s = new WorkerMessages.DecodeSteps((int) stepStats[0], stepStats[1] / 1e9, stepStats[2], stepStats[3]);
+            Arrays.fill(stepStats, 0);
             return s;
         }
     }

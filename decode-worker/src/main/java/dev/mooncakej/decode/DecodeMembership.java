@@ -1,6 +1,7 @@
 package dev.mooncakej.decode;
 
 import dev.mooncakej.cluster.ClusterSettings;
+import dev.mooncakej.cluster.InternalHttp;
 import dev.mooncakej.cluster.LeaderLink;
 import dev.mooncakej.cluster.Member;
 import dev.mooncakej.cluster.WorkerPresence;
@@ -10,6 +11,7 @@ import dev.mooncakej.kvstore.client.PoolSegment;
 import dev.mooncakej.kvstore.client.StoreClient;
 import dev.mooncakej.kvtransfer.engine.WorkerSegment;
 import java.time.Duration;
+import java.util.function.Predicate;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 import org.springframework.context.SmartLifecycle;
@@ -36,7 +38,7 @@ public class DecodeMembership implements SmartLifecycle {
     private final DecodeAgent agent;
 
     private final DecodeProperties props;
-    private final dev.mooncakej.cluster.InternalHttp internal;
+    private final InternalHttp internal;
     private final WorkerSegment segment;
     private volatile PoolSegment pool;
     private volatile Thread poolThread;
@@ -48,7 +50,7 @@ public class DecodeMembership implements SmartLifecycle {
             ClusterSettings settings,
             DecodeProperties props,
             WorkerSegment segment,
-            dev.mooncakej.cluster.InternalHttp internal) {
+            InternalHttp internal) {
         this.internal = internal;
         this.props = props;
         this.segment = segment;
@@ -89,7 +91,7 @@ public class DecodeMembership implements SmartLifecycle {
      * Every second, this worker's load to the conductor: running requests, KV in use and its
      * capacity, and the decode steps since the last report (the conductor's TBT fit learns from them).
      */
-    private void pushLoad(String self, java.util.function.Predicate<String> post) {
+    private void pushLoad(String self, Predicate<String> post) {
         pusher = Thread.ofPlatform().daemon().name("load-push").start(() -> {
             while (running) {
                 try {

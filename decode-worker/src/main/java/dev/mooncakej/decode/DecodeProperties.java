@@ -2,8 +2,12 @@ package dev.mooncakej.decode;
 
 import dev.mooncakej.engine.llama.LlamaEngine;
 import dev.mooncakej.engine.select.EngineSettings;
+import dev.mooncakej.kvcache.Redacted;
+import dev.mooncakej.kvtransfer.engine.TransferConfig;
+import dev.mooncakej.kvtransfer.engine.WorkerSegment;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.Map;
 import org.springframework.boot.context.properties.ConfigurationProperties;
 
 /**
@@ -23,7 +27,7 @@ public record DecodeProperties(
         String kvSecret,
         String kvTransports,
         String kvShmDir,
-        java.util.Map<String, String> kvRdma,
+        Map<String, String> kvRdma,
         Long kvTimeoutMillis,
         String engine,
         String simProfile,
@@ -99,12 +103,12 @@ public record DecodeProperties(
         if (kvPort < 0 || kvPort > 65535)
             throw new IllegalArgumentException("mooncakej.decode.kv-port=" + kvPort + ": expected 0..65535");
         // validates the kv-* keys now, naming the bad one (fields are not assigned yet in a compact constructor)
-        dev.mooncakej.kvtransfer.engine.WorkerSegment.config(
+        WorkerSegment.config(
                 "mooncakej.decode.kv-", kvTransports, kvShmDir, kvHost, kvPort, kvSecret, kvTimeoutMillis, kvRdma);
     }
 
-    dev.mooncakej.kvtransfer.engine.TransferConfig transferConfig() {
-        return dev.mooncakej.kvtransfer.engine.WorkerSegment.config(
+    TransferConfig transferConfig() {
+        return WorkerSegment.config(
                 "mooncakej.decode.kv-", kvTransports, kvShmDir, kvHost, kvPort, kvSecret, kvTimeoutMillis, kvRdma);
     }
 
@@ -124,6 +128,6 @@ public record DecodeProperties(
     /** The record's text with the secret left out (it must never reach a log). */
     @Override
     public String toString() {
-        return dev.mooncakej.kvcache.Redacted.toString(this, "kvSecret");
+        return Redacted.toString(this, "kvSecret");
     }
 }

@@ -4,10 +4,12 @@ import dev.mooncakej.decode.Reservation.State;
 import dev.mooncakej.engine.kv.PagedKvCache;
 import dev.mooncakej.engine.sampling.Sampler;
 import dev.mooncakej.engine.sampling.SamplingParams;
+import dev.mooncakej.engine.spi.Calibration;
 import dev.mooncakej.engine.spi.InferenceEngine;
 import dev.mooncakej.engine.spi.Sequence;
 import dev.mooncakej.kvcache.BlockKeys;
 import dev.mooncakej.kvcache.wire.KvControl;
+import dev.mooncakej.kvcache.wire.WorkerMessages;
 import dev.mooncakej.kvcache.wire.WorkerMessages.DecodeTask;
 import dev.mooncakej.kvcache.wire.WorkerMessages.KvTarget;
 import dev.mooncakej.kvcache.wire.WorkerMessages.ReserveResponse;
@@ -20,14 +22,17 @@ import dev.mooncakej.kvstore.client.StoreClient;
 import dev.mooncakej.kvtransfer.engine.TransferEngine;
 import dev.mooncakej.kvtransfer.engine.WorkerSegment;
 import java.io.IOException;
+import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicIntegerArray;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.function.Consumer;
@@ -89,7 +94,7 @@ public final class DecodeService {
         return engine;
     }
 
-    private volatile dev.mooncakej.kvcache.wire.WorkerMessages.WorkerProfile profile;
+    private volatile WorkerMessages.WorkerProfile profile;
 
     /**
      * Measures the engine (decode steps at a few batch sizes within {@code
@@ -97,9 +102,8 @@ public final class DecodeService {
      */
     void calibrate() {
         long t0 = System.nanoTime();
-        profile = dev.mooncakej.engine.spi.Calibration.profile(
-                "decode", engine, java.nio.file.Path.of(props.model()), 256, props.calibrationSeconds());
-        org.slf4j.LoggerFactory.getLogger(DecodeService.class)
+        profile = Calibration.profile("decode", engine, Path.of(props.model()), 256, props.calibrationSeconds());
+        LoggerFactory.getLogger(DecodeService.class)
                 .info(
                         "calibrated the engine in {} ms: decode steps (batch, context, seconds) {}",
                         (System.nanoTime() - t0) / 1_000_000,
@@ -110,7 +114,7 @@ public final class DecodeService {
     }
 
     /** This worker's block-key contract and measured costs ({@code GET /internal/profile}). */
-    public dev.mooncakej.kvcache.wire.WorkerMessages.WorkerProfile profile() {
+    public WorkerMessages.WorkerProfile profile() {
         return profile;
     }
 
@@ -226,8 +230,7 @@ public final class DecodeService {
     /** Writers by the segment name they prove, numbered from 1 (a block's writable mark is its writer's number). */
     private final Map<String, Integer> writerIds = new ConcurrentHashMap<>();
 
-    private final java.util.concurrent.atomic.AtomicInteger lastWriterId =
-            new java.util.concurrent.atomic.AtomicInteger();
+    private final AtomicInteger lastWriterId = new AtomicInteger();
 
     /** Opens (its writer's number) or closes (0) a reservation's prompt blocks to tcp writes. */
     private void setWritable(Reservation r, boolean open) {
@@ -352,9 +355,9 @@ public final class DecodeService {
         long[] keys = new BlockKeys(k.seed(), bt).extend(k.promptKeys(), after, after.length);
         int full = Math.min(keys.length, Math.min(r.seq.length() / bt, r.seq.blockCount()));
         if (full == 0) return;
-        int[] ids = java.util.Arrays.copyOf(r.seq.blockTable(), full);
+        int[] ids = Arrays.copyOf(r.seq.blockTable(), full);
         for (int id : ids) cache.retain(id); // outlive the reservation until copied
-        long[] put = java.util.Arrays.copyOf(keys, full);
+        long[] put = Arrays.copyOf(keys, full);
         Thread.ofVirtual().name("pool-put-" + r.id).start(() -> {
             try {
                 putBlocks(st, put, ids);

@@ -10,10 +10,13 @@ import io.micrometer.core.instrument.Counter;
 import io.micrometer.core.instrument.Gauge;
 import io.micrometer.core.instrument.MeterRegistry;
 import java.nio.file.Path;
+import java.util.HashMap;
+import java.util.Map;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 import org.springframework.context.annotation.Bean;
 import org.springframework.context.annotation.Configuration;
+import org.springframework.core.env.Environment;
 
 /**
  * The decode worker composed in order: its transfer segment (and metadata), then the engine (its KV
@@ -36,7 +39,7 @@ public class DecodeWorkerConfig {
 
     /** {@code mooncakej.store.dram-bytes}: the DRAM this worker contributes to the KV pool. */
     @Bean
-    WorkerStoreSettings workerStoreSettings(org.springframework.core.env.Environment env) {
+    WorkerStoreSettings workerStoreSettings(Environment env) {
         return WorkerStoreSettings.from(env::getProperty);
     }
 
@@ -57,7 +60,7 @@ public class DecodeWorkerConfig {
         DecodeAgent agent = new DecodeAgent(service, meters);
         PagedKvCache cache = service.engine().kvCache();
         TransferEngine transfer = service.transfer();
-        java.util.Map<String, Counter> outcomes = new java.util.HashMap<>();
+        Map<String, Counter> outcomes = new HashMap<>();
         for (String o : new String[] {"stop", "length", "cancelled", "error"}) {
             outcomes.put(
                     o,

@@ -4,6 +4,7 @@ import dev.mooncakej.engine.sampling.Sampler;
 import dev.mooncakej.engine.spi.Sequence;
 import dev.mooncakej.kvcache.wire.WorkerMessages.DecodeTask;
 import dev.mooncakej.kvcache.wire.WorkerMessages.TokenEvent;
+import java.util.Arrays;
 import reactor.core.publisher.Sinks;
 
 /**
@@ -63,7 +64,7 @@ final class Reservation {
     int fedCount;
 
     void fed(int token) {
-        if (fedCount == fed.length) fed = java.util.Arrays.copyOf(fed, Math.max(16, fed.length * 2));
+        if (fedCount == fed.length) fed = Arrays.copyOf(fed, Math.max(16, fed.length * 2));
         fed[fedCount++] = token;
     }
 

@@ -21,6 +21,7 @@ import java.util.List;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.TimeUnit;
 import java.util.function.BooleanSupplier;
+import org.assertj.core.api.Assertions;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -156,10 +157,9 @@ class DecodeServiceTest {
         ReserveResponse again = service.reserve(1, 100, 28); // the conductor retried: the answer was lost
         assertThat(again.kv().blockOffsets()).containsExactly(first.kv().blockOffsets());
         assertThat(engine.kvCache().freeBlocks()).as("nothing reserved twice").isEqualTo(4);
-        org.assertj.core.api.Assertions.assertThatThrownBy(() -> service.reserve(1, 50, 28))
-                .hasMessageContaining("already exists");
+        Assertions.assertThatThrownBy(() -> service.reserve(1, 50, 28)).hasMessageContaining("already exists");
         send(KvControl.claim(1, "writer-1"));
-        org.assertj.core.api.Assertions.assertThatThrownBy(() -> service.reserve(1, 100, 28))
+        Assertions.assertThatThrownBy(() -> service.reserve(1, 100, 28))
                 .as("once a writer claimed it, a reserve is no repeat")
                 .hasMessageContaining("already exists");
     }

@@ -1,6 +1,8 @@
 package dev.mooncakej.engine;
 
 import dev.mooncakej.engine.generate.ModelGenerator;
+import java.io.IOException;
+import java.io.UncheckedIOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 
@@ -18,8 +20,8 @@ public final class TestModels {
                 tiny = dir.resolve("tiny.gguf");
                 ModelGenerator.generate(ModelGenerator.Preset.TINY, tiny);
                 tiny.toFile().deleteOnExit();
-            } catch (java.io.IOException e) {
-                throw new java.io.UncheckedIOException(e);
+            } catch (IOException e) {
+                throw new UncheckedIOException(e);
             }
         }
         return tiny;

@@ -3,6 +3,7 @@ package dev.mooncakej.kvcache;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.charset.StandardCharsets;
+import java.util.Arrays;
 import net.openhft.hashing.LongHashFunction;
 
 /**
@@ -68,7 +69,7 @@ public final class BlockKeys {
      */
     public long[] extend(long[] prefix, int[] after, int afterLength) {
         int n = afterLength / blockTokens;
-        long[] keys = java.util.Arrays.copyOf(prefix, prefix.length + n);
+        long[] keys = Arrays.copyOf(prefix, prefix.length + n);
         ByteBuffer buf = ByteBuffer.allocate(8 + 4 * blockTokens).order(ByteOrder.LITTLE_ENDIAN);
         for (int j = 0; j < n; j++) {
             int b = prefix.length + j;

@@ -2,6 +2,7 @@ package dev.mooncakej.kvcache;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
+import java.util.Arrays;
 import org.junit.jupiter.api.Test;
 
 /** The block-key specification of docs/hashing.md, with its test vectors. */
@@ -36,8 +37,8 @@ class BlockKeysTest {
     void aSequenceContinuedFromItsPromptKeysHasTheKeysOfTheWholeSequence() {
         BlockKeys k = new BlockKeys("m", 4);
         int[] all = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14};
-        long[] prompt = k.keys(java.util.Arrays.copyOf(all, 6)); // one full block, two tokens after it
-        long[] whole = new BlockKeys(k.seed(), 4).extend(prompt, java.util.Arrays.copyOfRange(all, 4, 14), 10);
+        long[] prompt = k.keys(Arrays.copyOf(all, 6)); // one full block, two tokens after it
+        long[] whole = new BlockKeys(k.seed(), 4).extend(prompt, Arrays.copyOfRange(all, 4, 14), 10);
         assertThat(whole).containsExactly(k.keys(all));
         assertThat(whole).hasSize(3);
         assertThat(new BlockKeys(k.seed(), 4).extend(prompt, new int[] {5, 6, 99, 8}, 4)[1])

@@ -8,6 +8,7 @@ import java.nio.charset.StandardCharsets;
 import java.security.GeneralSecurityException;
 import java.security.MessageDigest;
 import java.security.SecureRandom;
+import java.util.Arrays;
 import javax.crypto.Mac;
 import javax.crypto.spec.SecretKeySpec;
 
@@ -47,7 +48,7 @@ public final class PeerAuth {
         writeFully(ch, ByteBuffer.wrap(ns));
         ByteBuffer head = ByteBuffer.allocate(CHALLENGE_BYTES + 1);
         readFully(ch, head);
-        byte[] nc = java.util.Arrays.copyOf(head.array(), CHALLENGE_BYTES);
+        byte[] nc = Arrays.copyOf(head.array(), CHALLENGE_BYTES);
         String client = readName(ch, head.get(CHALLENGE_BYTES));
         ByteBuffer tlen = ByteBuffer.allocate(1);
         readFully(ch, tlen);

@@ -19,6 +19,7 @@ import org.springframework.web.bind.annotation.PostMapping;
 import org.springframework.web.bind.annotation.RequestBody;
 import org.springframework.web.bind.annotation.RequestHeader;
 import org.springframework.web.bind.annotation.RestController;
+import reactor.core.publisher.Flux;
 import reactor.core.publisher.Mono;
 import reactor.core.scheduler.Schedulers;
 
@@ -76,8 +77,8 @@ public class PrefillController implements ChannelOps {
     }
 
     @Override
-    public reactor.core.publisher.Flux<String> stream(int op, String json, String rid) {
-        return reactor.core.publisher.Flux.error(ChannelOps.unknown(op));
+    public Flux<String> stream(int op, String json, String rid) {
+        return Flux.error(ChannelOps.unknown(op));
     }
 
     @Override

@@ -1,6 +1,7 @@
 package dev.mooncakej.prefill;
 
 import dev.mooncakej.cluster.ClusterSettings;
+import dev.mooncakej.cluster.InternalHttp;
 import dev.mooncakej.cluster.LeaderLink;
 import dev.mooncakej.cluster.Member;
 import dev.mooncakej.cluster.WorkerPresence;
@@ -35,14 +36,14 @@ public class PrefillMembership implements SmartLifecycle {
     private volatile PoolSegment pool;
     private volatile Thread poolThread;
 
-    private final dev.mooncakej.cluster.InternalHttp internal;
+    private final InternalHttp internal;
 
     public PrefillMembership(
             Environment env,
             PrefillService service,
             ClusterSettings settings,
             PrefillProperties props,
-            dev.mooncakej.cluster.InternalHttp internal) {
+            InternalHttp internal) {
         this.internal = internal;
         this.props = props;
         this.env = env;

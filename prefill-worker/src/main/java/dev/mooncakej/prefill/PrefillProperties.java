@@ -2,8 +2,12 @@ package dev.mooncakej.prefill;
 
 import dev.mooncakej.engine.llama.LlamaEngine;
 import dev.mooncakej.engine.select.EngineSettings;
+import dev.mooncakej.kvcache.Redacted;
+import dev.mooncakej.kvtransfer.engine.TransferConfig;
+import dev.mooncakej.kvtransfer.engine.WorkerSegment;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.Map;
 import org.springframework.boot.context.properties.ConfigurationProperties;
 
 /** {@code mooncakej.prefill.*}: model, KV pool, chunking and transfer settings of this prefill worker. */
@@ -20,7 +24,7 @@ public record PrefillProperties(
         String kvSecret,
         String kvTransports,
         String kvShmDir,
-        java.util.Map<String, String> kvRdma,
+        Map<String, String> kvRdma,
         String engine,
         String simProfile,
         Double simTimeScale,
@@ -72,7 +76,7 @@ public record PrefillProperties(
             throw new IllegalArgumentException(
                     "mooncakej.prefill.kv-host=" + kvHost + ": expected a host name or address");
         // validates the kv-* keys now, naming the bad one (fields are not assigned yet in a compact constructor)
-        dev.mooncakej.kvtransfer.engine.WorkerSegment.config(
+        WorkerSegment.config(
                 "mooncakej.prefill.kv-", kvTransports, kvShmDir, kvHost, kvPort, kvSecret, kvTimeoutMillis, kvRdma);
         new EngineSettings(
                 "mooncakej.prefill.",
@@ -86,8 +90,8 @@ public record PrefillProperties(
                 simTimeScale);
     }
 
-    dev.mooncakej.kvtransfer.engine.TransferConfig transferConfig() {
-        return dev.mooncakej.kvtransfer.engine.WorkerSegment.config(
+    TransferConfig transferConfig() {
+        return WorkerSegment.config(
                 "mooncakej.prefill.kv-", kvTransports, kvShmDir, kvHost, kvPort, kvSecret, kvTimeoutMillis, kvRdma);
     }
 
@@ -107,6 +111,6 @@ public record PrefillProperties(
     /** The record's text with the secret left out (it must never reach a log). */
     @Override
     public String toString() {
-        return dev.mooncakej.kvcache.Redacted.toString(this, "kvSecret");
+        return Redacted.toString(this, "kvSecret");
     }
 }

@@ -4,18 +4,18 @@ import dev.mooncakej.cluster.LeaderLink;
 import dev.mooncakej.engine.kv.PagedKvCache;
 import dev.mooncakej.engine.sampling.Sampler;
 import dev.mooncakej.engine.sampling.SamplingParams;
+import dev.mooncakej.engine.spi.Calibration;
 import dev.mooncakej.engine.spi.InferenceEngine;
 import dev.mooncakej.engine.spi.PrefillOptions;
 import dev.mooncakej.engine.spi.Sequence;
 import dev.mooncakej.kvcache.wire.KvControl;
 import dev.mooncakej.kvcache.wire.PoolPin;
+import dev.mooncakej.kvcache.wire.WorkerMessages;
 import dev.mooncakej.kvcache.wire.WorkerMessages.KvTarget;
 import dev.mooncakej.kvcache.wire.WorkerMessages.PrefillResult;
 import dev.mooncakej.kvcache.wire.WorkerMessages.PrefillTask;
 import dev.mooncakej.kvcache.wire.WorkerMessages.PrefillTimes;
 import dev.mooncakej.kvcache.wire.WorkerMessages.Sampling;
-import dev.mooncakej.kvcache.wire.WorkerMessages.StoreReplica;
-import dev.mooncakej.kvcache.wire.WorkerMessages.StoreReplicas;
 import dev.mooncakej.kvcache.wire.WorkerMessages.WorkerStatus;
 import dev.mooncakej.kvstore.client.SsdTier;
 import dev.mooncakej.kvstore.client.StoreClient;
@@ -24,15 +24,20 @@ import dev.mooncakej.kvtransfer.engine.TransferEngine;
 import dev.mooncakej.kvtransfer.engine.TransferRequest;
 import dev.mooncakej.kvtransfer.engine.WorkerSegment;
 import java.io.IOException;
+import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Collections;
+import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
 import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.AtomicLong;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -56,9 +61,7 @@ public final class PrefillService {
         final List<CompletableFuture<TransferBatch>> inflight = Collections.synchronizedList(new ArrayList<>());
         volatile boolean aborted;
         /** Its KV writes: how many ended, their summed time, and the writes in flight when each started. */
-        final java.util.concurrent.atomic.AtomicLong writes = new java.util.concurrent.atomic.AtomicLong(),
-                writeNanos = new java.util.concurrent.atomic.AtomicLong(),
-                concurrencySum = new java.util.concurrent.atomic.AtomicLong();
+        final AtomicLong writes = new AtomicLong(), writeNanos = new AtomicLong(), concurrencySum = new AtomicLong();
 
         Job(String target) {
             this.target = target;
@@ -83,6 +86,7 @@ public final class PrefillService {
 
     private final SsdTier ssd;
     private final WorkerSegment segment;
+    private final PrefixFetch fetcher;
 
     public PrefillService(
             PrefillProperties props, InferenceEngine engine, WorkerSegment segment, PrefillMetrics metrics) {
@@ -104,6 +108,7 @@ public final class PrefillService {
         this.ssd = ssd;
         this.pool = new PrefixBlockPool(cache, ssd);
         this.metrics = metrics;
+        this.fetcher = new PrefixFetch(cache, pool, transfer, metrics, Duration.ofMillis(props.kvTimeoutMillis()));
     }
 
     /** Wires the transfer engine's control messages to this service. Called once, before serving. */
@@ -111,7 +116,7 @@ public final class PrefillService {
         transfer.onNotify(this::onControl);
     }
 
-    private volatile dev.mooncakej.kvcache.wire.WorkerMessages.WorkerProfile profile;
+    private volatile WorkerMessages.WorkerProfile profile;
 
     /**
      * Measures the engine (a few prefill lengths within {@code mooncakej.prefill.calibration-seconds})
@@ -120,12 +125,8 @@ public final class PrefillService {
     void calibrate() {
         long t0 = System.nanoTime();
         synchronized (this) { // the engine's prefill lock
-            profile = dev.mooncakej.engine.spi.Calibration.profile(
-                    "prefill",
-                    engine,
-                    java.nio.file.Path.of(props.model()),
-                    props.chunkTokens(),
-                    props.calibrationSeconds());
+            profile = Calibration.profile(
+                    "prefill", engine, Path.of(props.model()), props.chunkTokens(), props.calibrationSeconds());
         }
         LOG.info(
                 "calibrated the engine in {} ms: prefill (tokens, seconds) {}",
@@ -136,7 +137,7 @@ public final class PrefillService {
     }
 
     /** This worker's block-key contract and measured costs ({@code GET /internal/profile}). */
-    public dev.mooncakej.kvcache.wire.WorkerMessages.WorkerProfile profile() {
+    public WorkerMessages.WorkerProfile profile() {
         return profile;
     }
 
@@ -233,7 +234,7 @@ public final class PrefillService {
             double fetchSeconds = 0;
             if (Math.min(task.poolPrefixBlocks(), limit) > local.length && store != null) {
                 long tf = System.nanoTime();
-                prefix = fetch(keys, local, Math.min(task.poolPrefixBlocks(), limit), id);
+                prefix = fetcher.fetch(store, keys, local, Math.min(task.poolPrefixBlocks(), limit), id);
                 fetchSeconds = (System.nanoTime() - tf) / 1e9; // lookup, pins and reads: what a fetch costs
             }
             seq.adoptPrefix(prefix, prefix.length);
@@ -323,208 +324,6 @@ public final class PrefillService {
         }
     }
 
-    /**
-     * Reads blocks [{@code local.length}, {@code want}) of the prefix from wherever the pool holds them:
-     * their places come from the store master (under a read lease); each key's replica is another
-     * worker's prefix cache (pinned at that holder first, so it cannot be evicted while copied) or
-     * memory the master allocated (a decode worker's pool, kept by the lease); each block is READ
-     * through the transfer engine into a block of this worker's own. Returns the local ids followed by
-     * the fetched ones, as far as every block arrived whole; anything less is recomputed instead (the
-     * blocks that did not make it go back to the pool).
-     */
-    /** Lookups after the first while the store master does not yet know every block the conductor counts on. */
-    static final int LOOKUP_RETRIES = 4;
-
-    static final long LOOKUP_RETRY_MILLIS = 25;
-
-    /** How many leading blocks of a lookup have a replica anywhere. */
-    private static int located(StoreReplicas got) {
-        int n = 0;
-        while (n < got.replicas().size() && !got.replicas().get(n).isEmpty()) n++;
-        return n;
-    }
-
-    private int[] fetch(long[] keys, int[] local, int want, long reservation) {
-        long t0 = System.nanoTime();
-        long[] wanted = java.util.Arrays.copyOfRange(keys, local.length, want);
-        StoreReplicas got = store.get(wanted);
-        // the conductor counts on these blocks because their holder answered its prefill; the holder's
-        // report to the master may still be on its way (pushed at once, a few ms): ask again, briefly
-        for (int attempt = 1; got != null && attempt <= LOOKUP_RETRIES && located(got) < wanted.length; attempt++) {
-            try {
-                Thread.sleep(LOOKUP_RETRY_MILLIS);
-            } catch (InterruptedException e) {
-                Thread.currentThread().interrupt();
-                break;
-            }
-            StoreReplicas again = store.get(wanted);
-            if (again == null) break;
-            if (located(again) > located(got))
-                LOG.debug(
-                        "reservation {}: the store master knew {} more blocks on lookup {}",
-                        reservation,
-                        located(again) - located(got),
-                        attempt + 1);
-            got = again;
-        }
-        if (got == null) {
-            LOG.info("reservation {}: the store master did not answer; recomputing the prefix", reservation);
-            return local;
-        }
-        long blockBytes = cache.layout().blockBytes();
-        List<StoreReplica> chosen = new ArrayList<>();
-        String prev = null;
-        for (int i = 0; i < wanted.length && i < got.replicas().size(); i++) {
-            StoreReplica pick = null;
-            for (StoreReplica r : got.replicas().get(i)) {
-                if (StoreClient.transferSegment(r.segment()).equals(transfer.name())
-                        || r.length() != blockBytes
-                        || !"dram".equals(r.tier())) continue; // its own copies, and SSD ones, are not read remotely
-                if (pick == null || r.segment().equals(prev)) pick = r; // one source for as long a run as it has
-            }
-            if (pick == null) {
-                promoteAt(wanted, got, i, reservation); // on another worker's SSD: have it read them back
-                break;
-            }
-            chosen.add(pick);
-            prev = pick.segment();
-        }
-        if (chosen.isEmpty()) return local;
-        // pin what lies in other workers' prefix caches, per holder; the run ends where a pin fell short
-        int usable = chosen.size();
-        java.util.Map<String, List<Integer>> byHolder = new java.util.LinkedHashMap<>();
-        for (int i = 0; i < chosen.size(); i++) {
-            if (!StoreClient.allocated(chosen.get(i).segment()))
-                byHolder.computeIfAbsent(chosen.get(i).segment(), h -> new ArrayList<>())
-                        .add(i);
-        }
-        java.util.Map<String, Long> pins = new java.util.LinkedHashMap<>();
-        for (var e : byHolder.entrySet()) {
-            List<Integer> idx =
-                    e.getValue().stream().filter(i -> i < chosen.size()).toList();
-            if (idx.isEmpty() || idx.getFirst() >= usable) continue;
-            int n = Math.min(idx.size(), PoolPin.MAX_KEYS);
-            long pinId = java.util.concurrent.ThreadLocalRandom.current().nextLong();
-            long[] pk = new long[n], po = new long[n];
-            for (int j = 0; j < n; j++) {
-                pk[j] = wanted[idx.get(j)];
-                po[j] = chosen.get(idx.get(j)).offset();
-            }
-            int pinned;
-            try {
-                pinned = Byte.toUnsignedInt(transfer.notify(
-                        e.getKey(), PoolPin.pin(pinId, pk, po).encode(), Duration.ofMillis(props.kvTimeoutMillis())));
-                pins.put(e.getKey(), pinId);
-            } catch (IOException | RuntimeException ex) {
-                LOG.info(
-                        "reservation {}: the holder {} of the prefix did not answer ({}); recomputing from there",
-                        reservation,
-                        e.getKey(),
-                        ex.getMessage());
-                pinned = 0;
-            }
-            if (pinned < idx.size()) usable = Math.min(usable, idx.get(pinned));
-        }
-        List<TransferRequest> reads = new ArrayList<>();
-        List<Integer> ids = new ArrayList<>();
-        for (int i = 0; i < usable; i++) {
-            int id = cache.allocate();
-            if (id == PagedKvCache.NO_BLOCK && pool.evict(usable - i) > 0) {
-                id = cache.allocate(); // room from the least recently used cached blocks, as a computed prefill
-                // would take
-            }
-            if (id == PagedKvCache.NO_BLOCK) break;
-            ids.add(id);
-            StoreReplica from = chosen.get(i);
-            reads.add(new TransferRequest(
-                    TransferRequest.Opcode.READ,
-                    transfer.offsetOf(cache.block(id)),
-                    StoreClient.transferSegment(from.segment()),
-                    from.offset(),
-                    blockBytes));
-        }
-        int ok = 0;
-        try {
-            for (var e : pins.keySet()) transfer.openSegment(e);
-            for (StoreReplica r : chosen.subList(0, Math.min(usable, chosen.size())))
-                transfer.openSegment(StoreClient.transferSegment(r.segment()));
-            if (!reads.isEmpty()) {
-                TransferBatch b = transfer.submit(reads).done().join();
-                while (ok < reads.size() && b.status(ok) == TransferBatch.Status.COMPLETED) ok++;
-                if (ok < reads.size()) {
-                    LOG.info(
-                            "reservation {}: {} of {} pool blocks arrived ({}); recomputing the rest",
-                            reservation,
-                            ok,
-                            reads.size(),
-                            b.firstProblem());
-                }
-            }
-        } catch (IllegalArgumentException e) { // a source this worker's metadata does not know
-            LOG.info("reservation {}: {}; recomputing the prefix", reservation, e.getMessage());
-            ok = 0;
-        } finally {
-            for (var e : pins.entrySet()) {
-                Thread.ofVirtual()
-                        .start(
-                                () -> { // best effort: an unanswered unpin lapses by itself
-                                    try {
-                                        transfer.notify(
-                                                e.getKey(),
-                                                PoolPin.unpin(e.getValue()).encode(),
-                                                Duration.ofMillis(props.kvTimeoutMillis()));
-                                    } catch (IOException | RuntimeException ignored) {
-                                        // the pin lapses after the holder's timeout
-                                    }
-                                });
-            }
-        }
-        for (int i = ok; i < ids.size(); i++) cache.release(ids.get(i));
-        int[] prefix = java.util.Arrays.copyOf(local, local.length + ok);
-        for (int i = 0; i < ok; i++) prefix[local.length + i] = ids.get(i);
-        if (ok > 0) metrics.fetchTime.record(Duration.ofNanos(System.nanoTime() - t0));
-        return prefix;
-    }
-
-    /**
-     * Where the run of readable replicas ends at blocks another worker keeps on its SSD tier (which
-     * only its owner reads), asks that owner to promote them (and the SSD blocks after them at the
-     * same owner) into DRAM: this request computes them, the next one fetches them.
-     */
-    private void promoteAt(long[] wanted, StoreReplicas got, int from, long reservation) {
-        String owner = null;
-        List<Long> keys = new ArrayList<>(), offsets = new ArrayList<>();
-        for (int i = from; i < wanted.length && i < got.replicas().size() && keys.size() < PoolPin.MAX_KEYS; i++) {
-            String o = owner;
-            StoreReplica r = got.replicas().get(i).stream()
-                    .filter(x -> "ssd".equals(x.tier())
-                            && !StoreClient.transferSegment(x.segment()).equals(transfer.name())
-                            && (o == null || x.segment().equals(o)))
-                    .findFirst()
-                    .orElse(null);
-            if (r == null) break;
-            owner = r.segment();
-            keys.add(wanted[i]);
-            offsets.add(r.offset());
-        }
-        if (owner == null) return;
-        String target = StoreClient.transferSegment(owner);
-        long[] k = keys.stream().mapToLong(Long::longValue).toArray();
-        long[] o = offsets.stream().mapToLong(Long::longValue).toArray();
-        Thread.ofVirtual().start(() -> {
-            try {
-                transfer.notify(target, PoolPin.promote(k, o).encode(), Duration.ofMillis(props.kvTimeoutMillis()));
-                LOG.info(
-                        "reservation {}: asked {} to promote {} blocks from its SSD tier",
-                        reservation,
-                        target,
-                        k.length);
-            } catch (IOException | RuntimeException e) {
-                LOG.info("reservation {}: {} did not take the promotion ({})", reservation, target, e.getMessage());
-            }
-        });
-    }
-
     private volatile StoreClient store;
 
     /** Where to ask for the replicas of a prefix (the store master on the leader conductor). */
@@ -548,7 +347,7 @@ public final class PrefillService {
     }
 
     /** Blocks some prefill on this worker is producing now, by key. */
-    private final Map<Long, Production> producing = new java.util.HashMap<>();
+    private final Map<Long, Production> producing = new HashMap<>();
 
     /**
      * The local prefix of {@code keys} once the blocks other prefills here are producing are cached:
@@ -582,7 +381,7 @@ public final class PrefillService {
             waited++;
             try {
                 other.done.get(Math.max(1, until - System.nanoTime()), TimeUnit.NANOSECONDS);
-            } catch (java.util.concurrent.TimeoutException | java.util.concurrent.ExecutionException e) {
+            } catch (TimeoutException | ExecutionException e) {
                 // the deadline passed: compute what is still missing
             } catch (InterruptedException e) {
                 Thread.currentThread().interrupt();
@@ -630,7 +429,7 @@ public final class PrefillService {
             if (n > 0) Thread.ofVirtual().name("ssd-promote").start(() -> pool.promote(m.keys(), m.offsets()));
             return (byte) n;
         }
-        long expires = System.nanoTime() + java.util.concurrent.TimeUnit.MILLISECONDS.toNanos(props.kvTimeoutMillis());
+        long expires = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(props.kvTimeoutMillis());
         return (byte) pool.pin(m.pinId(), m.keys(), m.offsets(), this::blockOffset, expires);
     }
 

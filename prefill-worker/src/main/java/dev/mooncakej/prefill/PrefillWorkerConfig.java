@@ -14,6 +14,7 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 import org.springframework.context.annotation.Bean;
 import org.springframework.context.annotation.Configuration;
+import org.springframework.core.env.Environment;
 
 /**
  * The prefill worker composed in order: its transfer segment (and metadata), then the engine (its KV
@@ -36,7 +37,7 @@ public class PrefillWorkerConfig {
 
     /** {@code mooncakej.store.*} on this worker: its pool DRAM and its SSD tier. */
     @Bean
-    WorkerStoreSettings workerStoreSettings(org.springframework.core.env.Environment env) {
+    WorkerStoreSettings workerStoreSettings(Environment env) {
         return WorkerStoreSettings.from(env::getProperty);
     }
 

@@ -2,9 +2,13 @@ package dev.mooncakej.prefill;
 
 import dev.mooncakej.engine.kv.PagedKvCache;
 import dev.mooncakej.kvstore.client.SsdTier;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.HashMap;
 import java.util.Iterator;
 import java.util.LinkedHashMap;
 import java.util.Map;
+import java.util.function.IntToLongFunction;
 
 /**
  * The prefill worker's local prefix cache: block key -> KV block id. The pool holds one reference on
@@ -14,9 +18,9 @@ import java.util.Map;
 final class PrefixBlockPool {
     private final PagedKvCache cache;
     private final LinkedHashMap<Long, Integer> blocks = new LinkedHashMap<>(1024, 0.75f, true); // access order = LRU
-    private final java.util.ArrayList<Long> stored = new java.util.ArrayList<>();
-    private final java.util.ArrayList<Integer> storedIds = new java.util.ArrayList<>();
-    private final java.util.ArrayList<Long> evicted = new java.util.ArrayList<>();
+    private final ArrayList<Long> stored = new ArrayList<>();
+    private final ArrayList<Integer> storedIds = new ArrayList<>();
+    private final ArrayList<Long> evicted = new ArrayList<>();
     private boolean recordEvents;
     private final SsdTier ssd;
     private int lastPromoted;
@@ -61,7 +65,7 @@ final class PrefixBlockPool {
             ids[n++] = id;
         }
         lastPromoted = n - dram;
-        return java.util.Arrays.copyOf(ids, n);
+        return Arrays.copyOf(ids, n);
     }
 
     /** Blocks the last {@link #longestPrefix} read back from the SSD tier (for a meter: concurrent calls may mix). */
@@ -126,21 +130,16 @@ final class PrefixBlockPool {
     }
 
     /** Pins readers hold (pin id -> blocks retained, and when the pin lapses). */
-    private final Map<Long, int[]> pins = new java.util.HashMap<>();
+    private final Map<Long, int[]> pins = new HashMap<>();
 
-    private final Map<Long, Long> pinExpiry = new java.util.HashMap<>();
+    private final Map<Long, Long> pinExpiry = new HashMap<>();
 
     /**
      * Pins the leading blocks of {@code keys} that this pool holds at the given offsets (a reader is
      * about to copy them): each gets a reference, so eviction passes it by, until {@link #unpin} or
      * {@code expiresAtNanos}. Returns how many leading blocks were pinned.
      */
-    synchronized int pin(
-            long pinId,
-            long[] keys,
-            long[] offsets,
-            java.util.function.IntToLongFunction offsetOf,
-            long expiresAtNanos) {
+    synchronized int pin(long pinId, long[] keys, long[] offsets, IntToLongFunction offsetOf, long expiresAtNanos) {
         sweepPins(System.nanoTime());
         if (pins.containsKey(pinId)) return 0;
         int n = 0;
@@ -152,7 +151,7 @@ final class PrefixBlockPool {
             ids[n++] = id;
         }
         if (n > 0) {
-            pins.put(pinId, java.util.Arrays.copyOf(ids, n));
+            pins.put(pinId, Arrays.copyOf(ids, n));
             pinExpiry.put(pinId, expiresAtNanos);
         }
         return n;

@@ -6,6 +6,8 @@ import dev.mooncakej.kvcache.wire.WorkerMessages.StoreHeld;
 import dev.mooncakej.kvcache.wire.WorkerMessages.StoreMount;
 import dev.mooncakej.kvstore.client.SsdTier;
 import dev.mooncakej.kvstore.client.StoreClient;
+import java.util.concurrent.Semaphore;
+import java.util.concurrent.TimeUnit;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -36,7 +38,7 @@ final class StoreReporter implements Runnable {
     }
 
     /** Computed blocks entered the cache: push them now (a peer may be sent to fetch them any moment). */
-    private final java.util.concurrent.Semaphore stored = new java.util.concurrent.Semaphore(0);
+    private final Semaphore stored = new Semaphore(0);
 
     /**
      * The least time between two pushes: blocks stored while one is on its way go with the next (a
@@ -49,7 +51,7 @@ final class StoreReporter implements Runnable {
         service.pool().onStored(stored::release);
         while (running) {
             try {
-                stored.tryAcquire(PUSH_MILLIS, java.util.concurrent.TimeUnit.MILLISECONDS);
+                stored.tryAcquire(PUSH_MILLIS, TimeUnit.MILLISECONDS);
                 Thread.sleep(MIN_GAP_MILLIS);
                 stored.drainPermits();
                 pushOnce();

@@ -6,6 +6,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.HashMap;
 import java.util.Map;
+import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
@@ -52,7 +53,7 @@ class PrefillConfigKeysTest {
         assertThat(message).as("binding %s=%s", key, value).isNotNull().contains(expected);
     }
 
-    @org.junit.jupiter.api.Test
+    @Test
     void defaultsBind() throws Exception {
         Path model = Files.writeString(dir.resolve("ok.gguf"), "x");
         assertThat(bind(Map.of(

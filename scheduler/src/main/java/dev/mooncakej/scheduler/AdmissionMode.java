@@ -1,5 +1,9 @@
 package dev.mooncakej.scheduler;
 
+import dev.mooncakej.scheduler.admission.AdmissionRule;
+import dev.mooncakej.scheduler.admission.EarlyRejection;
+import dev.mooncakej.scheduler.admission.NoAdmission;
+import dev.mooncakej.scheduler.admission.PredictiveEarlyRejection;
 import java.util.Arrays;
 import java.util.Locale;
 
@@ -13,11 +17,11 @@ public enum AdmissionMode {
     PREDICTIVE_EARLY_REJECTION;
 
     /** This mode's rule. */
-    public dev.mooncakej.scheduler.admission.AdmissionRule rule() {
+    public AdmissionRule rule() {
         return switch (this) {
-            case NONE -> new dev.mooncakej.scheduler.admission.NoAdmission();
-            case EARLY_REJECTION -> new dev.mooncakej.scheduler.admission.EarlyRejection();
-            case PREDICTIVE_EARLY_REJECTION -> new dev.mooncakej.scheduler.admission.PredictiveEarlyRejection();
+            case NONE -> new NoAdmission();
+            case EARLY_REJECTION -> new EarlyRejection();
+            case PREDICTIVE_EARLY_REJECTION -> new PredictiveEarlyRejection();
         };
     }
 

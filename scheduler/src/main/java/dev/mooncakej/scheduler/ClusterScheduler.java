@@ -6,6 +6,7 @@ import dev.mooncakej.scheduler.admission.DecodeLoads;
 import dev.mooncakej.scheduler.policy.PrefillChoice;
 import dev.mooncakej.scheduler.policy.PrefillSelector;
 import dev.mooncakej.scheduler.policy.PrefillView;
+import java.util.Arrays;
 import java.util.SplittableRandom;
 
 /**
@@ -234,9 +235,8 @@ public final class ClusterScheduler implements DecodeLoads {
 
     /** A new decode instance in a fresh slot; returns the slot. */
     public int addDecode() {
-        if (decodeSlots == decode.length) decode = java.util.Arrays.copyOf(decode, decode.length * 2);
-        if (decodeCount == activeDecode.length)
-            activeDecode = java.util.Arrays.copyOf(activeDecode, activeDecode.length * 2);
+        if (decodeSlots == decode.length) decode = Arrays.copyOf(decode, decode.length * 2);
+        if (decodeCount == activeDecode.length) activeDecode = Arrays.copyOf(activeDecode, activeDecode.length * 2);
         int slot = decodeSlots++;
         decode[slot] = new DecodeInstance(slot, cfg.decodeKvTokens());
         activeDecode[decodeCount++] = slot;

@@ -1,5 +1,7 @@
 package dev.mooncakej.scheduler;
 
+import java.util.Arrays;
+
 /**
  * One decode instance as the scheduler sees it: running requests (with their decode start times, for
  * the load prediction), their context, the KV they hold, and requests still in prefill that will
@@ -71,9 +73,9 @@ public final class DecodeInstance {
 
     void expect(double arrival, long tokens, long kv) {
         if (incomingCount == incoming.length) {
-            incoming = java.util.Arrays.copyOf(incoming, incomingCount * 2);
-            incomingTokens = java.util.Arrays.copyOf(incomingTokens, incomingCount * 2);
-            incomingKv = java.util.Arrays.copyOf(incomingKv, incomingCount * 2);
+            incoming = Arrays.copyOf(incoming, incomingCount * 2);
+            incomingTokens = Arrays.copyOf(incomingTokens, incomingCount * 2);
+            incomingKv = Arrays.copyOf(incomingKv, incomingCount * 2);
         }
         incoming[incomingCount] = arrival;
         incomingKv[incomingCount] = kv;
@@ -96,7 +98,7 @@ public final class DecodeInstance {
     }
 
     void startRunning(double now, long context) {
-        if (running == starts.length) starts = java.util.Arrays.copyOf(starts, running * 2);
+        if (running == starts.length) starts = Arrays.copyOf(starts, running * 2);
         starts[running++] = now;
         contextTokens += context;
     }

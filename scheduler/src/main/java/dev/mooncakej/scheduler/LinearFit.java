@@ -1,5 +1,7 @@
 package dev.mooncakej.scheduler;
 
+import java.util.Arrays;
+
 /**
  * Ordinary least squares over a few features (the estimators have three): solves the normal equations
  * {@code (X^T X) c = X^T y} by Gaussian elimination with partial pivoting. Written here rather than
@@ -95,7 +97,7 @@ final class LinearFit {
     static int[] subsetsByPreference(int k) {
         Integer[] masks = new Integer[(1 << k) - 1];
         for (int m = 1; m < 1 << k; m++) masks[m - 1] = m;
-        java.util.Arrays.sort(
+        Arrays.sort(
                 masks,
                 (a, b) -> Integer.bitCount(a) != Integer.bitCount(b)
                         ? Integer.bitCount(b) - Integer.bitCount(a)

@@ -1,11 +1,13 @@
 package dev.mooncakej.scheduler;
 
+import dev.mooncakej.kvcache.wire.WorkerMessages;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Comparator;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.TreeMap;
 import java.util.function.DoubleSupplier;
 
 /**
@@ -277,7 +279,7 @@ public final class LiveScheduler {
      * A worker's start-up measurement of its engine (its profile at admission): the estimators take
      * its prefills and decode steps as samples, so predictions fit this cluster from the first request.
      */
-    public synchronized void calibrate(dev.mooncakej.kvcache.wire.WorkerMessages.WorkerProfile profile) {
+    public synchronized void calibrate(WorkerMessages.WorkerProfile profile) {
         if (profile.prefill() != null)
             for (var c : profile.prefill()) fits.seedPrefill(c.inputTokens(), c.cachedTokens(), c.seconds());
         if (profile.decode() != null)
@@ -356,14 +358,14 @@ public final class LiveScheduler {
 
     /** Each transfer path's measured bandwidth (bytes per second, one write in flight; EWMA until a fit). */
     public synchronized Map<String, Double> pathBandwidths() {
-        Map<String, Double> out = new java.util.TreeMap<>();
+        Map<String, Double> out = new TreeMap<>();
         paths.forEach((k, p) -> out.put(k, p.model != null ? p.model.bandwidth(1) : p.ewmaBandwidth));
         return out;
     }
 
     /** Each decode worker's KV capacity as the scheduler counts it (tokens; reported by the worker). */
     public synchronized Map<String, Long> decodeCapacities() {
-        Map<String, Long> out = new java.util.TreeMap<>();
+        Map<String, Long> out = new TreeMap<>();
         decodeSlots.forEach((url, slot) -> out.put(url, scheduler.decode(slot).kvCapacityTokens()));
         return out;
     }

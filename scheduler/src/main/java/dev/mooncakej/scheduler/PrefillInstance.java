@@ -1,5 +1,6 @@
 package dev.mooncakej.scheduler;
 
+import java.util.HashMap;
 import java.util.Iterator;
 import java.util.LinkedHashMap;
 
@@ -17,7 +18,7 @@ public final class PrefillInstance {
     private final PrefixIndex pendingIndex;
     private final LinkedHashMap<Long, Boolean> lru = new LinkedHashMap<>(1024, 0.75f, true);
     /** Blocks queued requests will produce here, with how many of them will. */
-    private final java.util.HashMap<Long, Integer> pending = new java.util.HashMap<>();
+    private final HashMap<Long, Integer> pending = new HashMap<>();
 
     double busyUntil;
     int queued;

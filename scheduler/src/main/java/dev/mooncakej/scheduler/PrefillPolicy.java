@@ -1,5 +1,12 @@
 package dev.mooncakej.scheduler;
 
+import dev.mooncakej.scheduler.policy.CacheAwareSelector;
+import dev.mooncakej.scheduler.policy.KvCacheCentricSelector;
+import dev.mooncakej.scheduler.policy.LeastLoadedSelector;
+import dev.mooncakej.scheduler.policy.LongestPrefixSelector;
+import dev.mooncakej.scheduler.policy.PrefillSelector;
+import dev.mooncakej.scheduler.policy.RandomSelector;
+import dev.mooncakej.scheduler.policy.RoundRobinSelector;
 import java.util.Arrays;
 import java.util.Locale;
 
@@ -19,14 +26,14 @@ public enum PrefillPolicy {
     KVCACHE_CENTRIC;
 
     /** A new instance of this policy's class (one per scheduler: a policy may keep state). */
-    public dev.mooncakej.scheduler.policy.PrefillSelector create() {
+    public PrefillSelector create() {
         return switch (this) {
-            case RANDOM -> new dev.mooncakej.scheduler.policy.RandomSelector();
-            case ROUND_ROBIN -> new dev.mooncakej.scheduler.policy.RoundRobinSelector();
-            case LEAST_LOADED -> new dev.mooncakej.scheduler.policy.LeastLoadedSelector();
-            case LONGEST_PREFIX -> new dev.mooncakej.scheduler.policy.LongestPrefixSelector();
-            case CACHE_AWARE -> new dev.mooncakej.scheduler.policy.CacheAwareSelector();
-            case KVCACHE_CENTRIC -> new dev.mooncakej.scheduler.policy.KvCacheCentricSelector();
+            case RANDOM -> new RandomSelector();
+            case ROUND_ROBIN -> new RoundRobinSelector();
+            case LEAST_LOADED -> new LeastLoadedSelector();
+            case LONGEST_PREFIX -> new LongestPrefixSelector();
+            case CACHE_AWARE -> new CacheAwareSelector();
+            case KVCACHE_CENTRIC -> new KvCacheCentricSelector();
         };
     }
 

@@ -1,5 +1,7 @@
 package dev.mooncakej.scheduler;
 
+import java.util.Arrays;
+
 /**
  * Global prefix index: block key -> bit set of the prefill instances (up to 64) whose cache holds it.
  * Because keys are prefix hashes, an instance's longest prefix match is the first block it lacks.
@@ -25,7 +27,7 @@ public final class PrefixIndex {
      * for that instance (held, or to be held).
      */
     public void prefixLengths(long[] blocks, int instances, int[] out, PrefixIndex also) {
-        java.util.Arrays.fill(out, 0, instances, 0);
+        Arrays.fill(out, 0, instances, 0);
         long alive = instances == 64 ? -1L : (1L << instances) - 1;
         for (int i = 0; i < blocks.length && alive != 0; i++) {
             long bits = holders.get(blocks[i]);

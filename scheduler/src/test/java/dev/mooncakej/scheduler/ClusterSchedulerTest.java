@@ -5,6 +5,9 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import static org.assertj.core.data.Offset.offset;
 
 import dev.mooncakej.kvcache.cost.CostProfile;
+import java.util.Arrays;
+import java.util.HashSet;
+import java.util.Set;
 import org.junit.jupiter.api.Test;
 
 /** Each branch of Algorithm 1, each policy and each admission mode on small hand-built clusters. */
@@ -25,7 +28,7 @@ class ClusterSchedulerTest {
     }
 
     private static long[] first(int k) {
-        return java.util.Arrays.copyOf(PROMPT, k);
+        return Arrays.copyOf(PROMPT, k);
     }
 
     @Test
@@ -295,7 +298,7 @@ class ClusterSchedulerTest {
     void liveDecodeChoiceSpreadsEqualLoadsAndCountsReportedLoad() {
         ClusterScheduler s = new ClusterScheduler(cfg(PrefillPolicy.CACHE_AWARE, AdmissionMode.NONE), 1, 3, 0);
         s.spreadDecodeTies(true);
-        java.util.Set<Integer> chosen = new java.util.HashSet<>();
+        Set<Integer> chosen = new HashSet<>();
         for (int r = 0; r < 3; r++) chosen.add(s.decide(new long[0], 100, 0).decode());
         assertThat(chosen).as("idle instances taken in turn").containsExactlyInAnyOrder(0, 1, 2);
         // instances 0 and 1 report requests a previous leader placed: the choice avoids them

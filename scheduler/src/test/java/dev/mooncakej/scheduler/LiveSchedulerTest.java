@@ -6,6 +6,7 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import dev.mooncakej.kvcache.cost.CostProfile;
 import java.util.List;
 import java.util.concurrent.atomic.AtomicReference;
+import org.assertj.core.data.Offset;
 import org.junit.jupiter.api.Test;
 
 /** Membership applied to the running scheduler: workers join and leave; what it learnt stays. */
@@ -40,9 +41,9 @@ class LiveSchedulerTest {
             s.decodeEnded(c, n, start);
         }
         PrefillTimeModel fitted = s.core().prefillModel();
-        assertThat(fitted.c1()).isCloseTo(2e-4, org.assertj.core.data.Offset.offset(1e-6));
+        assertThat(fitted.c1()).isCloseTo(2e-4, Offset.offset(1e-6));
         double tD = s.core().decodeSecondsEstimate();
-        assertThat(tD).isCloseTo(3.0, org.assertj.core.data.Offset.offset(1e-9));
+        assertThat(tD).isCloseTo(3.0, Offset.offset(1e-9));
         s.applyKvEvents("p2", new long[] {7, 8}, new long[0]);
 
         // p1 leaves, p3 joins, a second decode worker joins
@@ -109,13 +110,13 @@ class LiveSchedulerTest {
         s.setWorkers(List.of(w("p")), List.of(w("d")));
         var running = s.choose(new long[0], 1000, 1100); // 0.01 + 1e-4 * 1000 = 0.11 s on the guess
         var refused = s.choose(new long[0], 2000, 2100); // queued behind it: 0.21 s
-        assertThat(refused.decision().queueSeconds()).isCloseTo(0.11, org.assertj.core.data.Offset.offset(1e-9));
+        assertThat(refused.decision().queueSeconds()).isCloseTo(0.11, Offset.offset(1e-9));
         now.set(0.05);
         s.prefillNotStarted(refused); // no decode worker could reserve its KV: 429, the prefill never ran
         var next = s.choose(new long[0], 1000, 1100);
         assertThat(next.decision().queueSeconds())
                 .as("only the running request's remaining 0.06 s, not the refused one's 0.21 s as well")
-                .isCloseTo(0.06, org.assertj.core.data.Offset.offset(1e-9));
+                .isCloseTo(0.06, Offset.offset(1e-9));
         s.prefillEnded(running, 1000, 0, 0.11, true);
         s.prefillNotStarted(next); // its client left while reserving: the instance has nothing queued now
         assertThat(s.core().prefill(0).queued()).isZero();

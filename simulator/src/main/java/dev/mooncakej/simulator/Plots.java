@@ -4,11 +4,15 @@ import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.Map;
 import org.knowm.xchart.BitmapEncoder;
+import org.knowm.xchart.CategoryChart;
+import org.knowm.xchart.CategoryChartBuilder;
 import org.knowm.xchart.VectorGraphicsEncoder;
 import org.knowm.xchart.XYChart;
 import org.knowm.xchart.XYChartBuilder;
+import org.knowm.xchart.internal.chartpart.Chart;
 import org.knowm.xchart.style.markers.SeriesMarkers;
 
 /** Charts of simulation results (XChart), written as PNG and SVG. */
@@ -74,22 +78,19 @@ public final class Plots {
 
     /** FAST Fig. 5: mean TTFT by prefill policy, one bar each. */
     public static void ttftByPolicy(Map<String, Double> meanTtft, String subtitle, Path dir) {
-        org.knowm.xchart.CategoryChart chart = new org.knowm.xchart.CategoryChartBuilder()
+        CategoryChart chart = new CategoryChartBuilder()
                 .width(900)
                 .height(420)
                 .title("Mean TTFT by prefill policy (" + subtitle + ")")
                 .xAxisTitle("policy")
                 .yAxisTitle("mean TTFT (s)")
                 .build();
-        chart.addSeries(
-                "mean TTFT",
-                new java.util.ArrayList<>(meanTtft.keySet()),
-                new java.util.ArrayList<>(meanTtft.values()));
+        chart.addSeries("mean TTFT", new ArrayList<>(meanTtft.keySet()), new ArrayList<>(meanTtft.values()));
         chart.getStyler().setLegendVisible(false);
         save(chart, dir, "ttft-by-policy");
     }
 
-    private static void save(org.knowm.xchart.internal.chartpart.Chart<?, ?> chart, Path dir, String name) {
+    private static void save(Chart<?, ?> chart, Path dir, String name) {
         try {
             Files.createDirectories(dir);
             BitmapEncoder.saveBitmap(chart, dir.resolve(name).toString(), BitmapEncoder.BitmapFormat.PNG);

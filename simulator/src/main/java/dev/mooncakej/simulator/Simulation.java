@@ -9,8 +9,11 @@ import dev.mooncakej.scheduler.PrefillTimeModel;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.HashMap;
 import java.util.List;
+import java.util.Map;
 import java.util.PriorityQueue;
+import java.util.SplittableRandom;
 import java.util.function.IntConsumer;
 
 /**
@@ -49,8 +52,8 @@ public final class Simulation {
     private final PrefillTimeModel truePrefill;
     private final DecodeStepModel trueStep;
     private final OnlineFits fits;
-    private final java.util.SplittableRandom noise;
-    private final java.util.Map<Integer, Integer> fetchesFrom = new java.util.HashMap<>();
+    private final SplittableRandom noise;
+    private final Map<Integer, Integer> fetchesFrom = new HashMap<>();
     private final PriorityQueue<Event> events = new PriorityQueue<>(
             (a, b) -> a.time != b.time ? Double.compare(a.time, b.time) : Long.compare(a.seq, b.seq));
     private long seq;
@@ -78,7 +81,7 @@ public final class Simulation {
         this.truePrefill = PrefillTimeModel.of(profile);
         this.trueStep = DecodeStepModel.of(profile);
         this.fits = new OnlineFits(scheduler);
-        this.noise = new java.util.SplittableRandom(cfg.scheduler().seed() * 31 + 7);
+        this.noise = new SplittableRandom(cfg.scheduler().seed() * 31 + 7);
         double f = cfg.estimateFactor();
         if (f != 1) {
             scheduler.setPrefillModel(

@@ -1,5 +1,6 @@
 package dev.mooncakej.simulator;
 
+import dev.mooncakej.scheduler.ClusterScheduler;
 import dev.mooncakej.scheduler.SchedulerConfig;
 
 /**
@@ -48,9 +49,9 @@ public record SimulationConfig(
         if (!(estimateFactor > 0 && estimateFactor <= 100))
             throw new IllegalArgumentException(
                     "--estimate-factor " + estimateFactor + ": expected a factor in (0, 100]");
-        if (prefill < 1 || prefill > dev.mooncakej.scheduler.ClusterScheduler.MAX_PREFILL)
-            throw new IllegalArgumentException("--prefill " + prefill + ": expected 1.."
-                    + dev.mooncakej.scheduler.ClusterScheduler.MAX_PREFILL + " instances");
+        if (prefill < 1 || prefill > ClusterScheduler.MAX_PREFILL)
+            throw new IllegalArgumentException(
+                    "--prefill " + prefill + ": expected 1.." + ClusterScheduler.MAX_PREFILL + " instances");
         if (decode < 1) throw new IllegalArgumentException("--decode " + decode + ": expected at least 1 instance");
         if (cacheBlocks < 0)
             throw new IllegalArgumentException("--cache-blocks " + cacheBlocks + ": expected >= 0 (0: unbounded)");

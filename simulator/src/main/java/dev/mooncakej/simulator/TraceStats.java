@@ -5,6 +5,7 @@ import java.util.Iterator;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.TreeSet;
 
 /**
  * Prefix-cache hit ratio of a trace under one cache of a given capacity in blocks (0: unbounded).
@@ -26,7 +27,7 @@ public final class TraceStats {
         long inSum = 0, outSum = 0, blocks = 0, hitBlocks = 0, hitTokens = 0;
         LinkedHashMap<Long, Boolean> lru = new LinkedHashMap<>(1 << 16, 0.75f, true);
         HashMap<Long, long[]> freq = new HashMap<>(); // block -> {count, last use}
-        java.util.TreeSet<long[]> byFreq = new java.util.TreeSet<>((a, b) -> a[1] != b[1]
+        TreeSet<long[]> byFreq = new TreeSet<>((a, b) -> a[1] != b[1]
                 ? Long.compare(a[1], b[1])
                 : a[2] != b[2] ? Long.compare(a[2], b[2]) : Long.compare(a[0], b[0]));
         long clock = 0;

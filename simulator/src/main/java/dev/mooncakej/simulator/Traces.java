@@ -2,6 +2,7 @@ package dev.mooncakej.simulator;
 
 import java.io.BufferedReader;
 import java.io.IOException;
+import java.io.InputStreamReader;
 import java.io.UncheckedIOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
@@ -10,6 +11,7 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.SplittableRandom;
+import java.util.zip.GZIPInputStream;
 import tools.jackson.core.JacksonException;
 import tools.jackson.databind.JsonNode;
 import tools.jackson.databind.json.JsonMapper;
@@ -117,8 +119,8 @@ public final class Traces {
     private static BufferedReader open(Path file) throws IOException {
         if (!file.getFileName().toString().endsWith(".gz"))
             return Files.newBufferedReader(file, StandardCharsets.UTF_8);
-        return new BufferedReader(new java.io.InputStreamReader(
-                new java.util.zip.GZIPInputStream(Files.newInputStream(file)), StandardCharsets.UTF_8));
+        return new BufferedReader(
+                new InputStreamReader(new GZIPInputStream(Files.newInputStream(file)), StandardCharsets.UTF_8));
     }
 
     private static double number(Path file, int no, JsonNode n, String field) {
@@ -145,7 +147,7 @@ public final class Traces {
                     "--offset " + offset + ": the trace has only " + all.size() + " requests");
         int end = count == 0 ? all.size() : (int) Math.min(all.size(), (long) offset + count);
         double t0 = all.get(offset).arrival();
-        List<TraceRequest> out = new java.util.ArrayList<>(end - offset);
+        List<TraceRequest> out = new ArrayList<>(end - offset);
         for (int i = offset; i < end; i++) {
             TraceRequest r = all.get(i);
             out.add(new TraceRequest(i - offset, r.arrival() - t0, r.inputTokens(), r.outputTokens(), r.blocks()));

@@ -10,6 +10,7 @@ import com.openai.models.completions.Completion;
 import com.openai.models.completions.CompletionCreateParams;
 import dev.mooncakej.engine.generate.ModelGenerator;
 import java.io.BufferedReader;
+import java.io.InputStream;
 import java.io.InputStreamReader;
 import java.net.URI;
 import java.net.http.HttpClient;
@@ -18,7 +19,9 @@ import java.net.http.HttpResponse;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.security.MessageDigest;
 import java.time.Duration;
+import java.util.HexFormat;
 import java.util.Map;
 import java.util.Random;
 import java.util.concurrent.CompletableFuture;
@@ -72,9 +75,8 @@ class ApiKeysSystemTest {
     }
 
     private static String sha256(String s) throws Exception {
-        return java.util.HexFormat.of()
-                .formatHex(
-                        java.security.MessageDigest.getInstance("SHA-256").digest(s.getBytes(StandardCharsets.UTF_8)));
+        return HexFormat.of()
+                .formatHex(MessageDigest.getInstance("SHA-256").digest(s.getBytes(StandardCharsets.UTF_8)));
     }
 
     private static HttpResponse<String> complete(String key, String prompt, int maxTokens) throws Exception {
@@ -126,8 +128,7 @@ class ApiKeysSystemTest {
                 .as("per-key meters on the credentialed plane")
                 .containsPattern("mooncakej_api_key_requests_total\\{[^}]*key=\"beta\"[^}]*outcome=\"admitted\"");
         assertThat(HTTP.send(
-                                HttpRequest.newBuilder(
-                                                java.net.URI.create(cluster.url() + "/internal/api-keys/metrics"))
+                                HttpRequest.newBuilder(URI.create(cluster.url() + "/internal/api-keys/metrics"))
                                         .build(),
                                 HttpResponse.BodyHandlers.ofString())
                         .statusCode())
@@ -142,7 +143,7 @@ class ApiKeysSystemTest {
         CompletableFuture<Void> started = new CompletableFuture<>();
         Thread.ofVirtual().start(() -> {
             try {
-                HttpResponse<java.io.InputStream> r = HTTP.send(
+                HttpResponse<InputStream> r = HTTP.send(
                         HttpRequest.newBuilder(URI.create(cluster.url() + "/v1/completions"))
                                 .header("Content-Type", "application/json")
                                 .header("Authorization", "Bearer " + ALPHA)

@@ -1,11 +1,16 @@
 package dev.mooncakej.system;
 
+import dev.mooncakej.kvcache.wire.ClusterCredential;
 import java.io.IOException;
 import java.net.ServerSocket;
+import java.net.URI;
+import java.net.http.HttpRequest;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
+import java.util.concurrent.TimeUnit;
 
 /**
  * One service of a multi-process cluster, started from its built jar with the project's JVM flags
@@ -25,21 +30,19 @@ final class ClusterProcess implements AutoCloseable {
     }
 
     static final String SECRET = "cluster-test-secret-" + Long.toHexString(System.nanoTime());
-    static final dev.mooncakej.kvcache.wire.ClusterCredential CREDENTIAL =
-            dev.mooncakej.kvcache.wire.ClusterCredential.of(SECRET);
+    static final ClusterCredential CREDENTIAL = ClusterCredential.of(SECRET);
 
     /** A request to one of these processes, with the cluster credential (internal routes need it). */
-    static java.net.http.HttpRequest.Builder request(String url) {
-        return java.net.http.HttpRequest.newBuilder(java.net.URI.create(url))
-                .header(dev.mooncakej.kvcache.wire.ClusterCredential.HEADER, CREDENTIAL.value());
+    static HttpRequest.Builder request(String url) {
+        return HttpRequest.newBuilder(URI.create(url)).header(ClusterCredential.HEADER, CREDENTIAL.value());
     }
 
     static ClusterProcess start(String name, String jar, Path logDir, String... args) throws IOException {
-        return start(name, jar, logDir, java.util.Map.of(), args);
+        return start(name, jar, logDir, Map.of(), args);
     }
 
     /** As {@link #start(String, String, Path, String...)}, with more environment (a profile's variables). */
-    static ClusterProcess start(String name, String jar, Path logDir, java.util.Map<String, String> env, String... args)
+    static ClusterProcess start(String name, String jar, Path logDir, Map<String, String> env, String... args)
             throws IOException {
         int port = freePort();
         Path root = LocalCluster.projectRoot();
@@ -97,7 +100,6 @@ final class ClusterProcess implements AutoCloseable {
     @Override
     public void close() throws InterruptedException {
         process.destroy();
-        if (!process.waitFor(20, java.util.concurrent.TimeUnit.SECONDS))
-            process.destroyForcibly().waitFor();
+        if (!process.waitFor(20, TimeUnit.SECONDS)) process.destroyForcibly().waitFor();
     }
 }

@@ -3,8 +3,11 @@ package dev.mooncakej.system;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.mooncakej.engine.generate.ModelGenerator;
+import dev.mooncakej.kvcache.wire.InternalJson;
+import dev.mooncakej.kvcache.wire.WorkerMessages;
 import dev.mooncakej.kvtransfer.engine.EtcdProcess;
 import java.io.BufferedReader;
+import java.io.InputStream;
 import java.io.InputStreamReader;
 import java.net.URI;
 import java.net.http.HttpClient;
@@ -16,6 +19,7 @@ import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 import java.util.Random;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
@@ -106,8 +110,8 @@ class ClusterSystemTest {
     }
 
     private static HttpResponse<String> complete(ClusterProcess c, String prompt, int maxTokens) throws Exception {
-        String body = JSON.writeValueAsString(java.util.Map.of(
-                "model", "mooncakej-small", "prompt", prompt, "max_tokens", maxTokens, "temperature", 0));
+        String body = JSON.writeValueAsString(
+                Map.of("model", "mooncakej-small", "prompt", prompt, "max_tokens", maxTokens, "temperature", 0));
         return HTTP.send(
                 HttpRequest.newBuilder(URI.create(c.url() + "/v1/completions"))
                         .timeout(Duration.ofSeconds(120))
@@ -129,7 +133,7 @@ class ClusterSystemTest {
         Stream s = new Stream();
         Thread.ofVirtual().start(() -> {
             try {
-                String body = JSON.writeValueAsString(java.util.Map.of(
+                String body = JSON.writeValueAsString(Map.of(
                         "model",
                         "mooncakej-small",
                         "prompt",
@@ -140,7 +144,7 @@ class ClusterSystemTest {
                         0,
                         "stream",
                         true));
-                HttpResponse<java.io.InputStream> r = HTTP.send(
+                HttpResponse<InputStream> r = HTTP.send(
                         HttpRequest.newBuilder(URI.create(c.url() + "/v1/completions"))
                                 .timeout(Duration.ofSeconds(120))
                                 .header("Content-Type", "application/json")
@@ -177,9 +181,7 @@ class ClusterSystemTest {
                                 .build(),
                         HttpResponse.BodyHandlers.ofString())
                 .body();
-        return dev.mooncakej.kvcache.wire.InternalJson.decode(
-                        body, dev.mooncakej.kvcache.wire.WorkerMessages.KvIndex.class)
-                .blockKeys();
+        return InternalJson.decode(body, WorkerMessages.KvIndex.class).blockKeys();
     }
 
     /** Whether the conductor's store master lists a replica of every key in that worker's segment. */
@@ -198,13 +200,12 @@ class ClusterSystemTest {
                     ClusterProcess.request(conductor.url() + "/internal/store/get")
                             .timeout(Duration.ofSeconds(5))
                             .header("Content-Type", "application/json")
-                            .POST(HttpRequest.BodyPublishers.ofString(dev.mooncakej.kvcache.wire.InternalJson.encode(
-                                    new dev.mooncakej.kvcache.wire.WorkerMessages.StoreGet(keys))))
+                            .POST(HttpRequest.BodyPublishers.ofString(
+                                    InternalJson.encode(new WorkerMessages.StoreGet(keys))))
                             .build(),
                     HttpResponse.BodyHandlers.ofString());
             if (r.statusCode() != 200) return false;
-            var got = dev.mooncakej.kvcache.wire.InternalJson.decode(
-                    r.body(), dev.mooncakej.kvcache.wire.WorkerMessages.StoreReplicas.class);
+            var got = InternalJson.decode(r.body(), WorkerMessages.StoreReplicas.class);
             return got.replicas().stream()
                     .allMatch(rs -> rs.stream().anyMatch(x -> x.segment().equals(segment)));
         } catch (Exception e) {
@@ -270,19 +271,18 @@ class ClusterSystemTest {
             long killedAt = System.nanoTime();
             victim.kill();
             // when the killed worker leaves scheduling, seen by a poller of its own (the streams below take their time)
-            java.util.concurrent.CompletableFuture<Long> leftAt =
-                    java.util.concurrent.CompletableFuture.supplyAsync(() -> {
-                        long deadline = killedAt + TimeUnit.SECONDS.toNanos(TTL + 30);
-                        while (System.nanoTime() < deadline) {
-                            try {
-                                if (leaderInfo(a).path("decode").size() == 1) return System.nanoTime();
-                                Thread.sleep(100);
-                            } catch (Exception e) {
-                                // the leader is busy: poll again
-                            }
-                        }
-                        return deadline;
-                    });
+            CompletableFuture<Long> leftAt = CompletableFuture.supplyAsync(() -> {
+                long deadline = killedAt + TimeUnit.SECONDS.toNanos(TTL + 30);
+                while (System.nanoTime() < deadline) {
+                    try {
+                        if (leaderInfo(a).path("decode").size() == 1) return System.nanoTime();
+                        Thread.sleep(100);
+                    } catch (Exception e) {
+                        // the leader is busy: poll again
+                    }
+                }
+                return deadline;
+            });
             for (Stream s : streams) s.ended.get(90, TimeUnit.SECONDS);
             int onD0 = 0;
             for (Stream s : streams) {

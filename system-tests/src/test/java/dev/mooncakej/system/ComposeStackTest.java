@@ -9,7 +9,13 @@ import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
+import java.util.Base64;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.extension.ConditionEvaluationResult;
+import org.junit.jupiter.api.extension.ExecutionCondition;
+import org.junit.jupiter.api.extension.ExtendWith;
+import org.junit.jupiter.api.extension.ExtensionContext;
+import org.testcontainers.DockerClientFactory;
 import org.testcontainers.containers.ComposeContainer;
 import org.testcontainers.containers.wait.strategy.Wait;
 import org.testcontainers.junit.jupiter.Container;
@@ -21,23 +27,21 @@ import org.testcontainers.junit.jupiter.Testcontainers;
  * engine, so it is disabled where there is none (this development machine: the compose file is
  * validated with docker-compose config by DeploymentFilesTest instead).
  */
-@org.junit.jupiter.api.extension.ExtendWith(ComposeStackTest.SkipNotice.class)
+@ExtendWith(ComposeStackTest.SkipNotice.class)
 @Testcontainers(disabledWithoutDocker = true)
 class ComposeStackTest {
     /**
      * Says why the class is skipped where there is no Docker engine (evaluated before Testcontainers' own condition).
      */
-    static final class SkipNotice implements org.junit.jupiter.api.extension.ExecutionCondition {
+    static final class SkipNotice implements ExecutionCondition {
         @Override
-        public org.junit.jupiter.api.extension.ConditionEvaluationResult evaluateExecutionCondition(
-                org.junit.jupiter.api.extension.ExtensionContext c) {
-            if (c.getTestMethod().isEmpty()
-                    && !org.testcontainers.DockerClientFactory.instance().isDockerAvailable()) {
+        public ConditionEvaluationResult evaluateExecutionCondition(ExtensionContext c) {
+            if (c.getTestMethod().isEmpty() && !DockerClientFactory.instance().isDockerAvailable()) {
                 System.out.println(
                         "[skip] ComposeStackTest: no Docker engine on this machine; docker/compose.yaml is validated "
                                 + "by DeploymentFilesTest (docker-compose config)");
             }
-            return org.junit.jupiter.api.extension.ConditionEvaluationResult.enabled("notice only");
+            return ConditionEvaluationResult.enabled("notice only");
         }
     }
 
@@ -68,7 +72,7 @@ class ComposeStackTest {
                         .header(
                                 "Authorization",
                                 "Basic "
-                                        + java.util.Base64.getEncoder()
+                                        + Base64.getEncoder()
                                                 .encodeToString(
                                                         "admin:compose-test-grafana".getBytes(StandardCharsets.UTF_8)))
                         .build(),

@@ -3,16 +3,33 @@ package dev.mooncakej.system;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.mooncakej.engine.generate.ModelGenerator;
+import dev.mooncakej.engine.gguf.GgufFile;
+import dev.mooncakej.engine.tokenizer.Tokenizer;
 import dev.mooncakej.kvcache.wire.ClusterCredential;
 import dev.mooncakej.kvcache.wire.ControlFrame;
+import java.io.ByteArrayInputStream;
+import java.io.ByteArrayOutputStream;
+import java.net.URI;
 import java.net.http.HttpClient;
 import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
+import java.net.http.HttpTimeoutException;
+import java.net.http.WebSocket;
+import java.net.http.WebSocketHandshakeException;
+import java.nio.ByteBuffer;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.concurrent.BlockingQueue;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CompletionStage;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
@@ -40,16 +57,16 @@ class EdgeSystemTest {
     private static final HttpClient HTTP = LeakCheckingClient.wrap(
             HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(3)).build());
     private static LocalCluster cluster;
-    private static dev.mooncakej.engine.tokenizer.Tokenizer tokenizer;
+    private static Tokenizer tokenizer;
 
     @BeforeAll
     static void up() throws Exception {
         Path dir = Files.createTempDirectory("mooncakej-plane");
         Path model = dir.resolve("tiny.gguf");
         ModelGenerator.generate(ModelGenerator.Preset.TINY, model);
-        cluster = LocalCluster.start(model, 1, 1, java.util.Map.of("MOONCAKEJ_CONDUCTOR_MAXBODYBYTES", "65536"));
-        try (var f = dev.mooncakej.engine.gguf.GgufFile.open(model)) {
-            tokenizer = dev.mooncakej.engine.tokenizer.Tokenizer.from(f);
+        cluster = LocalCluster.start(model, 1, 1, Map.of("MOONCAKEJ_CONDUCTOR_MAXBODYBYTES", "65536"));
+        try (var f = GgufFile.open(model)) {
+            tokenizer = Tokenizer.from(f);
         }
     }
 
@@ -63,7 +80,7 @@ class EdgeSystemTest {
     /** Every route an app registered, from its own listing (Actuator's mappings, read with the credential). */
     private static List<Route> routes(String base) throws Exception {
         HttpResponse<String> r = HTTP.send(
-                HttpRequest.newBuilder(java.net.URI.create(base + "/actuator/mappings"))
+                HttpRequest.newBuilder(URI.create(base + "/actuator/mappings"))
                         .header(ClusterCredential.HEADER, LocalCluster.credential.value())
                         .build(),
                 HttpResponse.BodyHandlers.ofString());
@@ -91,14 +108,14 @@ class EdgeSystemTest {
 
     private static int call(String base, Route route, String credential) throws Exception {
         String path = route.pattern().replaceAll("\\{[^}]+}", "1");
-        HttpRequest.Builder b = HttpRequest.newBuilder(java.net.URI.create(base + path))
+        HttpRequest.Builder b = HttpRequest.newBuilder(URI.create(base + path))
                 .timeout(Duration.ofSeconds(10))
                 .header("Content-Type", "application/json")
                 .method(route.method(), HttpRequest.BodyPublishers.ofString("{}"));
         if (credential != null) b.header(ClusterCredential.HEADER, credential);
         try {
             return HTTP.send(b.build(), HttpResponse.BodyHandlers.ofString()).statusCode();
-        } catch (java.net.http.HttpTimeoutException e) {
+        } catch (HttpTimeoutException e) {
             throw new AssertionError(
                     route.method() + " " + base + path + (credential == null ? " without" : " with")
                             + " a credential: no answer in 10 s on a kept-alive connection (see KeepAliveReads)",
@@ -124,7 +141,7 @@ class EdgeSystemTest {
                         .isEqualTo(401);
             }
             HttpResponse<String> listing = HTTP.send(
-                    HttpRequest.newBuilder(java.net.URI.create(base + "/actuator/mappings"))
+                    HttpRequest.newBuilder(URI.create(base + "/actuator/mappings"))
                             .build(),
                     HttpResponse.BodyHandlers.ofString());
             assertThat(listing.statusCode())
@@ -138,8 +155,7 @@ class EdgeSystemTest {
         assertThat(internal).as("internal routes found across the three apps").isGreaterThanOrEqualTo(17);
         // the public API still answers without it
         HttpResponse<String> models = HTTP.send(
-                HttpRequest.newBuilder(java.net.URI.create(cluster.url() + "/v1/models"))
-                        .build(),
+                HttpRequest.newBuilder(URI.create(cluster.url() + "/v1/models")).build(),
                 HttpResponse.BodyHandlers.ofString());
         assertThat(models.statusCode()).isEqualTo(200);
     }
@@ -153,7 +169,7 @@ class EdgeSystemTest {
     static List<String> encodings(String path) {
         String[] seg = path.substring(1).split("/");
         String first = seg[0], rest = path.substring(1 + first.length());
-        String hex = String.format("%%%02x", (int) first.charAt(0)), hexUpper = hex.toUpperCase(java.util.Locale.ROOT);
+        String hex = String.format("%%%02x", (int) first.charAt(0)), hexUpper = hex.toUpperCase(Locale.ROOT);
         String lastSeg = seg[seg.length - 1];
         String lastEncoded = path.substring(0, path.length() - lastSeg.length())
                 + String.format("%%%02X", (int) lastSeg.charAt(0))
@@ -169,7 +185,7 @@ class EdgeSystemTest {
                 "/./" + path.substring(1),
                 "/x/../" + path.substring(1),
                 path + "/",
-                "/" + first.toUpperCase(java.util.Locale.ROOT) + rest,
+                "/" + first.toUpperCase(Locale.ROOT) + rest,
                 "/" + Character.toUpperCase(first.charAt(0)) + first.substring(1) + rest,
                 "/" + first + "\\" + rest.substring(Math.min(1, rest.length()))));
         if (!rest.isEmpty()) {
@@ -286,20 +302,18 @@ class EdgeSystemTest {
     }
 
     /** What a raw WebSocket client receives: whole binary frames, and how the channel closed. */
-    private static final class Frames implements java.net.http.WebSocket.Listener {
-        final java.util.concurrent.BlockingQueue<ControlFrame> frames =
-                new java.util.concurrent.LinkedBlockingQueue<>();
-        final java.util.concurrent.CompletableFuture<String> closed = new java.util.concurrent.CompletableFuture<>();
-        private final java.io.ByteArrayOutputStream part = new java.io.ByteArrayOutputStream();
+    private static final class Frames implements WebSocket.Listener {
+        final BlockingQueue<ControlFrame> frames = new LinkedBlockingQueue<>();
+        final CompletableFuture<String> closed = new CompletableFuture<>();
+        private final ByteArrayOutputStream part = new ByteArrayOutputStream();
 
         @Override
-        public java.util.concurrent.CompletionStage<?> onBinary(
-                java.net.http.WebSocket ws, java.nio.ByteBuffer data, boolean last) {
+        public CompletionStage<?> onBinary(WebSocket ws, ByteBuffer data, boolean last) {
             byte[] b = new byte[data.remaining()];
             data.get(b);
             part.writeBytes(b);
             if (last) {
-                frames.add(ControlFrame.decode(java.nio.ByteBuffer.wrap(part.toByteArray())));
+                frames.add(ControlFrame.decode(ByteBuffer.wrap(part.toByteArray())));
                 part.reset();
             }
             ws.request(1);
@@ -307,7 +321,7 @@ class EdgeSystemTest {
         }
 
         @Override
-        public java.util.concurrent.CompletionStage<?> onClose(java.net.http.WebSocket ws, int status, String reason) {
+        public CompletionStage<?> onClose(WebSocket ws, int status, String reason) {
             closed.complete(status + " " + reason);
             return null;
         }
@@ -319,13 +333,13 @@ class EdgeSystemTest {
         }
     }
 
-    private static void send(java.net.http.WebSocket ws, byte[] frame) throws Exception {
-        ws.sendBinary(java.nio.ByteBuffer.wrap(frame), true).get(10, TimeUnit.SECONDS);
+    private static void send(WebSocket ws, byte[] frame) throws Exception {
+        ws.sendBinary(ByteBuffer.wrap(frame), true).get(10, TimeUnit.SECONDS);
     }
 
     @Test
     void aControlChannelNeedsTheCredentialAnswersLikeItsRoutesAndClosesOnAFrameThatDoesNotParse() throws Exception {
-        java.net.URI ws = java.net.URI.create(cluster.decodeUrl(0).replace("http:", "ws:") + "/internal/channel");
+        URI ws = URI.create(cluster.decodeUrl(0).replace("http:", "ws:") + "/internal/channel");
         for (String credential : new String[] {
             null, ClusterCredential.of("some-other-cluster-secret").value()
         }) {
@@ -335,16 +349,16 @@ class EdgeSystemTest {
                 b.buildAsync(ws, new Frames()).get(10, TimeUnit.SECONDS);
                 throw new AssertionError(
                         "the channel opened " + (credential == null ? "without" : "with a wrong") + " credential");
-            } catch (java.util.concurrent.ExecutionException e) {
-                assertThat(e.getCause()).isInstanceOf(java.net.http.WebSocketHandshakeException.class);
-                assertThat(((java.net.http.WebSocketHandshakeException) e.getCause())
+            } catch (ExecutionException e) {
+                assertThat(e.getCause()).isInstanceOf(WebSocketHandshakeException.class);
+                assertThat(((WebSocketHandshakeException) e.getCause())
                                 .getResponse()
                                 .statusCode())
                         .isEqualTo(401);
             }
         }
         Frames in = new Frames();
-        java.net.http.WebSocket s = HTTP.newWebSocketBuilder()
+        WebSocket s = HTTP.newWebSocketBuilder()
                 .header(ClusterCredential.HEADER, LocalCluster.credential.value())
                 .buildAsync(ws, in)
                 .get(10, TimeUnit.SECONDS);
@@ -396,7 +410,7 @@ class EdgeSystemTest {
 
     private static HttpResponse<String> post(String path, String body) throws Exception {
         return HTTP.send(
-                HttpRequest.newBuilder(java.net.URI.create(cluster.url() + path))
+                HttpRequest.newBuilder(URI.create(cluster.url() + path))
                         .timeout(Duration.ofSeconds(60))
                         .header("Content-Type", "application/json")
                         .POST(HttpRequest.BodyPublishers.ofString(body))
@@ -416,10 +430,10 @@ class EdgeSystemTest {
         assertThat(error(declared).path("code").asString()).isEqualTo("request_too_large");
         assertThat(error(declared).path("message").asString()).contains("65536");
         HttpResponse<String> chunked = HTTP.send(
-                HttpRequest.newBuilder(java.net.URI.create(cluster.url() + "/v1/completions"))
+                HttpRequest.newBuilder(URI.create(cluster.url() + "/v1/completions"))
                         .header("Content-Type", "application/json")
-                        .POST(HttpRequest.BodyPublishers.ofInputStream(() -> new java.io.ByteArrayInputStream(
-                                big.getBytes(java.nio.charset.StandardCharsets.UTF_8))))
+                        .POST(HttpRequest.BodyPublishers.ofInputStream(
+                                () -> new ByteArrayInputStream(big.getBytes(StandardCharsets.UTF_8))))
                         .build(),
                 HttpResponse.BodyHandlers.ofString());
         assertThat(chunked.statusCode()).as(chunked.body()).isEqualTo(413);
@@ -469,13 +483,13 @@ class EdgeSystemTest {
     private static int promptTokens(String content) throws Exception {
         HttpResponse<String> r = post(
                 "/v1/chat/completions",
-                JSON.writeValueAsString(java.util.Map.of(
+                JSON.writeValueAsString(Map.of(
                         "model",
                         "mooncakej-tiny",
                         "max_tokens",
                         1,
                         "messages",
-                        List.of(java.util.Map.of("role", "user", "content", content)))));
+                        List.of(Map.of("role", "user", "content", content)))));
         assertThat(r.statusCode()).as(r.body()).isEqualTo(200);
         return JSON.readTree(r.body()).path("usage").path("prompt_tokens").asInt();
     }
@@ -486,14 +500,14 @@ class EdgeSystemTest {
         assertThat(embeddings.statusCode()).isEqualTo(404);
         assertThat(error(embeddings).path("code").asString()).isEqualTo("not_found");
         HttpResponse<String> get = HTTP.send(
-                HttpRequest.newBuilder(java.net.URI.create(cluster.url() + "/v1/completions"))
+                HttpRequest.newBuilder(URI.create(cluster.url() + "/v1/completions"))
                         .build(),
                 HttpResponse.BodyHandlers.ofString());
         assertThat(get.statusCode()).isEqualTo(405);
         assertThat(error(get).path("code").asString()).isEqualTo("method_not_allowed");
         assertThat(get.body()).doesNotContain("Exception").doesNotContain("127.0.0.1:" + (cluster.port + 10));
         HttpResponse<String> form = HTTP.send(
-                HttpRequest.newBuilder(java.net.URI.create(cluster.url() + "/v1/completions"))
+                HttpRequest.newBuilder(URI.create(cluster.url() + "/v1/completions"))
                         .header("Content-Type", "application/x-www-form-urlencoded")
                         .POST(HttpRequest.BodyPublishers.ofString("prompt=hi"))
                         .build(),

@@ -13,6 +13,7 @@ import dev.mooncakej.kvtransfer.engine.TransferConfig;
 import dev.mooncakej.kvtransfer.engine.TransferEngine;
 import dev.mooncakej.kvtransfer.engine.TransferRequest;
 import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
 import java.net.http.HttpResponse;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -95,8 +96,7 @@ class KvPoolSystemTest {
             MemorySegment out = client.allocate(keys.length * blockBytes, "cpu:0");
             MemorySegment in = client.allocate(keys.length * blockBytes, "cpu:0");
             Random rnd = new Random(5);
-            for (long i = 0; i < out.byteSize(); i++)
-                out.set(java.lang.foreign.ValueLayout.JAVA_BYTE, i, (byte) rnd.nextInt());
+            for (long i = 0; i < out.byteSize(); i++) out.set(ValueLayout.JAVA_BYTE, i, (byte) rnd.nextInt());
 
             // put start (batch): one replica per key in a worker's pool; not readable until ended
             StorePutStarted started = store.putStart("storetest", keys, blockBytes, null);

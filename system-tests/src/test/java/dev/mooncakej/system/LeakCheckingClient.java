@@ -7,6 +7,7 @@ import java.net.ProxySelector;
 import java.net.http.HttpClient;
 import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
+import java.net.http.WebSocket;
 import java.time.Duration;
 import java.util.Optional;
 import java.util.concurrent.CompletableFuture;
@@ -126,7 +127,7 @@ final class LeakCheckingClient extends HttpClient {
     }
 
     @Override
-    public java.net.http.WebSocket.Builder newWebSocketBuilder() {
+    public WebSocket.Builder newWebSocketBuilder() {
         return delegate.newWebSocketBuilder();
     }
 

@@ -1,5 +1,6 @@
 package dev.mooncakej.system;
 
+import dev.mooncakej.kvcache.wire.ClusterCredential;
 import java.io.BufferedReader;
 import java.io.IOException;
 import java.io.InputStreamReader;
@@ -13,8 +14,10 @@ import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
 
 /**
  * A local cluster started exactly as a user starts it: {@code ./mooncakej up}, as a child process
@@ -43,14 +46,14 @@ final class LocalCluster implements AutoCloseable {
     }
 
     static LocalCluster start(Path model, int prefill, int decode, String... extra) throws Exception {
-        return start(model, prefill, decode, java.util.Map.of(), extra);
+        return start(model, prefill, decode, Map.of(), extra);
     }
 
     /**
      * As above, with environment variables for every process (Spring's relaxed binding:
      * MOONCAKEJ_DECODE_KVWAITMILLIS=...).
      */
-    static LocalCluster start(Path model, int prefill, int decode, java.util.Map<String, String> env, String... extra)
+    static LocalCluster start(Path model, int prefill, int decode, Map<String, String> env, String... extra)
             throws Exception {
         for (int attempt = 1; ; attempt++) {
             try {
@@ -61,8 +64,8 @@ final class LocalCluster implements AutoCloseable {
         }
     }
 
-    private static LocalCluster startOnce(
-            Path model, int prefill, int decode, java.util.Map<String, String> env, String... extra) throws Exception {
+    private static LocalCluster startOnce(Path model, int prefill, int decode, Map<String, String> env, String... extra)
+            throws Exception {
         int port = freeBasePort();
         List<String> cmd = new ArrayList<>(List.of(
                 "bash",
@@ -85,7 +88,7 @@ final class LocalCluster implements AutoCloseable {
         String secret =
                 env.getOrDefault("MOONCAKEJ_KV_SECRET", "test-cluster-secret-" + Long.toHexString(System.nanoTime()));
         pb.environment().put("MOONCAKEJ_CLUSTER_SECRET", secret);
-        credential = dev.mooncakej.kvcache.wire.ClusterCredential.of(secret);
+        credential = ClusterCredential.of(secret);
         LocalCluster.secret = secret;
         Process p = pb.start();
         LocalCluster c = new LocalCluster(port, model, p);
@@ -108,7 +111,7 @@ final class LocalCluster implements AutoCloseable {
         boolean ok;
         try {
             ok = up.get(240, TimeUnit.SECONDS);
-        } catch (java.util.concurrent.TimeoutException e) {
+        } catch (TimeoutException e) {
             ok = false;
         }
         if (!ok) {
@@ -140,13 +143,12 @@ final class LocalCluster implements AutoCloseable {
     static volatile String secret;
 
     /** The credential of the most recently started cluster (tests run one cluster at a time). */
-    static volatile dev.mooncakej.kvcache.wire.ClusterCredential credential;
+    static volatile ClusterCredential credential;
 
     /** A request builder that carries the cluster credential to internal routes (as the services' own calls do). */
     static HttpRequest.Builder request(String url) {
         HttpRequest.Builder b = HttpRequest.newBuilder(URI.create(url));
-        if (url.contains("/internal/") && credential != null)
-            b.header(dev.mooncakej.kvcache.wire.ClusterCredential.HEADER, credential.value());
+        if (url.contains("/internal/") && credential != null) b.header(ClusterCredential.HEADER, credential.value());
         return b;
     }
 

@@ -6,7 +6,9 @@ import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.HashSet;
 import java.util.List;
+import java.util.Set;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 import java.util.stream.Stream;
@@ -76,7 +78,7 @@ class ProjectConventionsTest {
     @Test
     void theArchitectureDocNamesOnlyClassesThatExist() throws IOException {
         String doc = Files.readString(ROOT.resolve("docs/architecture.md"));
-        java.util.Set<String> declared = new java.util.HashSet<>(); // top-level and nested types
+        Set<String> declared = new HashSet<>(); // top-level and nested types
         Pattern decl = Pattern.compile("\\b(?:class|record|interface|enum)\\s+([A-Z][A-Za-z0-9]*)");
         try (Stream<Path> files = Files.walk(ROOT)) {
             List<Path> sources = files.filter(

@@ -4,6 +4,7 @@ import java.io.IOException;
 import java.io.InputStream;
 import java.net.InetSocketAddress;
 import java.net.Socket;
+import java.net.SocketException;
 import java.net.URI;
 import java.nio.charset.StandardCharsets;
 
@@ -23,7 +24,7 @@ final class RawHttp {
     static int status(String base, String method, String rawPath, String body, String... headers) throws IOException {
         try {
             return send(base, method, rawPath, body, headers);
-        } catch (java.net.SocketException e) {
+        } catch (SocketException e) {
             if (String.valueOf(e.getMessage()).contains("reset")
                     || String.valueOf(e.getMessage()).contains("Broken pipe")) return -2;
             throw e;

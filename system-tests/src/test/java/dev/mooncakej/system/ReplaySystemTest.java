@@ -4,6 +4,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.mooncakej.engine.generate.ModelGenerator;
 import java.io.ByteArrayOutputStream;
+import java.net.http.HttpResponse;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -125,7 +126,7 @@ class ReplaySystemTest {
                     .send(
                             LocalCluster.request("http://127.0.0.1:" + (port + 20) + "/internal/status")
                                     .build(),
-                            java.net.http.HttpResponse.BodyHandlers.ofString())
+                            HttpResponse.BodyHandlers.ofString())
                     .body());
             long capacity = status.path("capacityBlocks").asLong()
                     * status.path("blockTokens").asLong();

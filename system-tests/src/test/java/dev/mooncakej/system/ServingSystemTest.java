@@ -27,11 +27,17 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.HashSet;
 import java.util.List;
+import java.util.Map;
 import java.util.Random;
+import java.util.Set;
+import java.util.TreeSet;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.Executors;
 import java.util.concurrent.TimeUnit;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.MethodOrderer;
@@ -66,7 +72,7 @@ class ServingSystemTest {
         ModelGenerator.generate(ModelGenerator.Preset.TINY, model);
         // the hundred-stream test is about completion and leaks, not admission (AdmissionSystemTest is): with
         // the default 30 s TTFT SLO a burst of 100 on a loaded 2-core machine can be refused by prediction
-        cluster = LocalCluster.start(model, 1, 1, java.util.Map.of("MOONCAKEJ_CONDUCTOR_TTFTSLOSECONDS", "600"));
+        cluster = LocalCluster.start(model, 1, 1, Map.of("MOONCAKEJ_CONDUCTOR_TTFTSLOSECONDS", "600"));
         openai = OpenAIOkHttpClient.builder()
                 .baseUrl(cluster.url() + "/v1")
                 .apiKey("not-needed")
@@ -337,7 +343,7 @@ class ServingSystemTest {
 
     /** Streams a completion with raw HTTP, timing the first content chunk. */
     private static Timed streamCompletion(String prompt, int maxTokens) throws Exception {
-        String body = JSON.writeValueAsString(java.util.Map.of(
+        String body = JSON.writeValueAsString(Map.of(
                 "model",
                 MODEL,
                 "prompt",
@@ -349,7 +355,7 @@ class ServingSystemTest {
                 "stream",
                 true,
                 "stream_options",
-                java.util.Map.of("include_usage", true)));
+                Map.of("include_usage", true)));
         long t0 = System.nanoTime();
         HttpResponse<InputStream> r = HTTP.send(
                 HttpRequest.newBuilder(URI.create(cluster.url() + "/v1/completions"))
@@ -382,7 +388,7 @@ class ServingSystemTest {
     /** Streams a completion and returns its completion_tokens; a leaving client reads two chunks and hangs up. */
     private static int streamAndCount(String prompt, int maxTokens, boolean leave) {
         try {
-            String body = JSON.writeValueAsString(java.util.Map.of(
+            String body = JSON.writeValueAsString(Map.of(
                     "model",
                     MODEL,
                     "prompt",
@@ -394,7 +400,7 @@ class ServingSystemTest {
                     "stream",
                     true,
                     "stream_options",
-                    java.util.Map.of("include_usage", true)));
+                    Map.of("include_usage", true)));
             HttpResponse<InputStream> r = HTTP.send(
                     HttpRequest.newBuilder(URI.create(cluster.url() + "/v1/completions"))
                             .header("Content-Type", "application/json")
@@ -451,7 +457,7 @@ class ServingSystemTest {
                             HttpResponse.BodyHandlers.ofString())
                     .body());
         }
-        java.util.Set<String> exported = new java.util.HashSet<>();
+        Set<String> exported = new HashSet<>();
         for (String line : scraped.toString().split("\n")) {
             if (line.startsWith("#") || line.isBlank()) continue;
             int end = 0;
@@ -459,9 +465,8 @@ class ServingSystemTest {
                 end++;
             exported.add(line.substring(0, end));
         }
-        java.util.regex.Matcher m =
-                java.util.regex.Pattern.compile("mooncakej_[a-z0-9_]+").matcher(dashboard);
-        java.util.Set<String> queried = new java.util.TreeSet<>();
+        Matcher m = Pattern.compile("mooncakej_[a-z0-9_]+").matcher(dashboard);
+        Set<String> queried = new TreeSet<>();
         while (m.find()) queried.add(m.group());
         assertThat(queried).as("metrics the dashboard queries").hasSizeGreaterThan(10);
         assertThat(exported).as("metrics the running services export").containsAll(queried);

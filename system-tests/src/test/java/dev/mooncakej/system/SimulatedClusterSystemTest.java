@@ -11,8 +11,14 @@ import com.openai.models.chat.completions.ChatCompletionCreateParams;
 import com.openai.models.completions.Completion;
 import com.openai.models.completions.CompletionCreateParams;
 import dev.mooncakej.engine.generate.ModelGenerator;
+import java.io.BufferedReader;
+import java.io.InputStream;
+import java.io.InputStreamReader;
 import java.net.ServerSocket;
+import java.net.URI;
+import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -337,11 +343,11 @@ class SimulatedClusterSystemTest {
         String body = JSON.writeValueAsString(
                 Map.of("model", MODEL, "prompt", "count slowly", "max_tokens", 300, "temperature", 0, "stream", true));
         long t0 = System.nanoTime();
-        HttpResponse<java.io.InputStream> r = LeakCheckingClient.create()
+        HttpResponse<InputStream> r = LeakCheckingClient.create()
                 .send(
-                        java.net.http.HttpRequest.newBuilder(java.net.URI.create(cluster.url() + "/v1/completions"))
+                        HttpRequest.newBuilder(URI.create(cluster.url() + "/v1/completions"))
                                 .header("Content-Type", "application/json")
-                                .POST(java.net.http.HttpRequest.BodyPublishers.ofString(body))
+                                .POST(HttpRequest.BodyPublishers.ofString(body))
                                 .build(),
                         HttpResponse.BodyHandlers.ofInputStream());
         assertThat(r.headers().firstValue("x-mooncakej-prefill"))
@@ -350,8 +356,7 @@ class SimulatedClusterSystemTest {
         assertThat(r.headers().firstValue("x-mooncakej-decode"))
                 .hasValueSatisfying(u -> assertThat(u).isIn("decode-0", "decode-1"));
         List<Long> arrivals = new ArrayList<>();
-        try (var in = new java.io.BufferedReader(
-                new java.io.InputStreamReader(r.body(), java.nio.charset.StandardCharsets.UTF_8))) {
+        try (var in = new BufferedReader(new InputStreamReader(r.body(), StandardCharsets.UTF_8))) {
             String line;
             while ((line = in.readLine()) != null)
                 if (line.startsWith("data:") && !line.contains("[DONE]")) arrivals.add(System.nanoTime() - t0);

@@ -16,6 +16,8 @@ import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
+import java.util.Random;
+import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
@@ -148,8 +150,8 @@ class StallSystemTest {
     void aPrefillWorkerStoppedMidTransferHoldsItsFencedBlocksOnlyUntilTheDeadline() throws Exception {
         ProcessHandle stopped = null;
         List<Thread> clients = new ArrayList<>();
-        java.util.concurrent.CountDownLatch hangUp = new java.util.concurrent.CountDownLatch(1);
-        java.util.Random rnd = new java.util.Random(7);
+        CountDownLatch hangUp = new CountDownLatch(1);
+        Random rnd = new Random(7);
         long stoppedAt;
         try {
             // 16 prefills of 200 tokens (a quarter second each at this time scale, 80 layers of KV writes)
@@ -219,7 +221,7 @@ class StallSystemTest {
     }
 
     /** Sends the request on a raw socket and closes it when {@code hangUp} opens, whatever has arrived. */
-    private static void hangUpWhen(String body, java.util.concurrent.CountDownLatch hangUp) {
+    private static void hangUpWhen(String body, CountDownLatch hangUp) {
         byte[] b = body.getBytes(StandardCharsets.UTF_8);
         try (Socket s = new Socket("127.0.0.1", cluster.port)) {
             OutputStream out = s.getOutputStream();

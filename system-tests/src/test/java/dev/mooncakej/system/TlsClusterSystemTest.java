@@ -11,6 +11,7 @@ import io.etcd.jetcd.Client;
 import io.etcd.jetcd.KeyValue;
 import io.etcd.jetcd.auth.Permission;
 import io.etcd.jetcd.options.GetOption;
+import java.io.IOException;
 import java.io.InputStream;
 import java.net.URI;
 import java.net.http.HttpClient;
@@ -27,6 +28,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.concurrent.TimeUnit;
 import javax.net.ssl.SSLContext;
+import javax.net.ssl.SSLHandshakeException;
 import javax.net.ssl.TrustManagerFactory;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
@@ -208,7 +210,7 @@ class TlsClusterSystemTest {
                 try {
                     status = plain.send(req, HttpResponse.BodyHandlers.ofString())
                             .statusCode();
-                } catch (java.io.IOException refused) {
+                } catch (IOException refused) {
                     status = -1;
                 }
                 assertThat(status).as(p.name + " over plain http").isNotEqualTo(200);
@@ -221,7 +223,7 @@ class TlsClusterSystemTest {
                             HttpRequest.newBuilder(URI.create("https://127.0.0.1:" + conductor.port + "/v1/models"))
                                     .build(),
                             HttpResponse.BodyHandlers.ofString()))
-                    .isInstanceOf(javax.net.ssl.SSLHandshakeException.class);
+                    .isInstanceOf(SSLHandshakeException.class);
 
             // etcd: the members' entries are there (read as root), an etcd user without a role reads
             // nothing, and a client without a certificate is refused by TLS

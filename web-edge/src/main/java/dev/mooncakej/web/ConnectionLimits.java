@@ -7,6 +7,7 @@ import java.time.Duration;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.function.Function;
+import reactor.netty.NettyPipeline;
 import reactor.netty.http.server.HttpServer;
 
 /**
@@ -66,10 +67,10 @@ public final class ConnectionLimits implements Function<HttpServer, HttpServer> 
     public HttpServer apply(HttpServer server) {
         return server.idleTimeout(settings.idleTimeout()).doOnChannelInit((observer, channel, remote) -> {
             channel.pipeline().addFirst("mooncakej.cap", cap);
-            if (channel.pipeline().get(reactor.netty.NettyPipeline.HttpCodec) != null)
+            if (channel.pipeline().get(NettyPipeline.HttpCodec) != null)
                 channel.pipeline()
                         .addAfter(
-                                reactor.netty.NettyPipeline.HttpCodec,
+                                NettyPipeline.HttpCodec,
                                 RequestArrival.NAME,
                                 new RequestArrival(settings.requestTimeout()));
         });

@@ -2,10 +2,13 @@ package dev.mooncakej.web;
 
 import dev.mooncakej.kvcache.wire.ControlFrame;
 import io.micrometer.core.instrument.Counter;
+import io.micrometer.core.instrument.Gauge;
 import io.micrometer.core.instrument.MeterRegistry;
 import java.nio.ByteBuffer;
+import java.time.Duration;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.atomic.AtomicInteger;
 import org.slf4j.Logger;
@@ -33,7 +36,7 @@ public final class ControlChannelEndpoint implements WebSocketHandler {
 
     private final ChannelOps ops;
     private final AtomicInteger open = new AtomicInteger();
-    private final java.util.Set<WebSocketSession> sessions = ConcurrentHashMap.newKeySet();
+    private final Set<WebSocketSession> sessions = ConcurrentHashMap.newKeySet();
     private final Counter calls;
 
     public ControlChannelEndpoint(ChannelOps ops, MeterRegistry meters) {
@@ -44,7 +47,7 @@ public final class ControlChannelEndpoint implements WebSocketHandler {
                         .description("calls answered on the control channel")
                         .register(meters);
         if (meters != null)
-            io.micrometer.core.instrument.Gauge.builder("mooncakej.channel.open", open, AtomicInteger::get)
+            Gauge.builder("mooncakej.channel.open", open, AtomicInteger::get)
                     .description("control channels open to this service")
                     .register(meters);
     }
@@ -84,7 +87,7 @@ public final class ControlChannelEndpoint implements WebSocketHandler {
      * their callers open new ones elsewhere instead of holding a connection the server's graceful
      * shutdown would wait for.
      */
-    public void closeAll(java.time.Duration wait) {
+    public void closeAll(Duration wait) {
         if (sessions.isEmpty()) return;
         LOG.info("closing {} control channel(s): this service is stopping", sessions.size());
         Flux.fromIterable(List.copyOf(sessions))

@@ -2,6 +2,7 @@ package dev.mooncakej.web;
 
 import dev.mooncakej.kvcache.wire.ClusterCredential;
 import java.nio.charset.StandardCharsets;
+import java.util.Locale;
 import org.springframework.core.Ordered;
 import org.springframework.http.HttpStatus;
 import org.springframework.http.MediaType;
@@ -33,7 +34,7 @@ public final class InternalPlaneFilter implements WebFilter, Ordered {
      * refused every path whose raw form differs from the one routing matches.
      */
     public static boolean internal(String path) {
-        String p = path.toLowerCase(java.util.Locale.ROOT);
+        String p = path.toLowerCase(Locale.ROOT);
         return p.startsWith("/internal/") || p.equals("/internal") || p.startsWith("/actuator/mappings");
     }
 

@@ -3,14 +3,29 @@ package dev.mooncakej.web;
 import dev.mooncakej.cluster.ClusterSettings;
 import dev.mooncakej.cluster.InternalHttp;
 import dev.mooncakej.kvcache.wire.ClusterCredential;
+import dev.mooncakej.kvcache.wire.ControlFrame;
+import io.micrometer.core.instrument.FunctionCounter;
+import io.micrometer.core.instrument.Gauge;
+import io.micrometer.core.instrument.MeterRegistry;
+import java.time.Duration;
+import java.util.Map;
 import org.springframework.beans.factory.ObjectProvider;
 import org.springframework.boot.autoconfigure.AutoConfiguration;
+import org.springframework.boot.autoconfigure.condition.ConditionalOnBean;
 import org.springframework.boot.context.properties.bind.Binder;
 import org.springframework.boot.reactor.netty.NettyServerCustomizer;
 import org.springframework.boot.ssl.NoSuchSslBundleException;
 import org.springframework.boot.ssl.SslBundles;
+import org.springframework.context.SmartLifecycle;
 import org.springframework.context.annotation.Bean;
 import org.springframework.core.env.Environment;
+import org.springframework.web.reactive.HandlerMapping;
+import org.springframework.web.reactive.config.WebFluxConfigurer;
+import org.springframework.web.reactive.handler.SimpleUrlHandlerMapping;
+import org.springframework.web.reactive.socket.server.WebSocketService;
+import org.springframework.web.reactive.socket.server.support.HandshakeWebSocketService;
+import org.springframework.web.reactive.socket.server.upgrade.ReactorNettyRequestUpgradeStrategy;
+import reactor.netty.http.server.WebsocketServerSpec;
 
 /**
  * What every service's web edge needs, once: the cluster credential (from {@code
@@ -47,21 +62,18 @@ public class WebEdgeAutoConfiguration {
 
     /** {@code mooncakej.edge.*}: request and idle timeouts and the connection cap of this service's server. */
     @Bean
-    ConnectionLimits connectionLimits(
-            Environment env, ObjectProvider<io.micrometer.core.instrument.MeterRegistry> meters) {
+    ConnectionLimits connectionLimits(Environment env, ObjectProvider<MeterRegistry> meters) {
         ConnectionLimits.Settings d = ConnectionLimits.Settings.defaults();
         var limits = new ConnectionLimits(new ConnectionLimits.Settings(
-                env.getProperty("mooncakej.edge.request-timeout", java.time.Duration.class, d.requestTimeout()),
-                env.getProperty("mooncakej.edge.idle-timeout", java.time.Duration.class, d.idleTimeout()),
+                env.getProperty("mooncakej.edge.request-timeout", Duration.class, d.requestTimeout()),
+                env.getProperty("mooncakej.edge.idle-timeout", Duration.class, d.idleTimeout()),
                 env.getProperty("mooncakej.edge.max-connections", Integer.class, d.maxConnections())));
         var registry = meters.getIfAvailable();
         if (registry != null) {
-            io.micrometer.core.instrument.Gauge.builder(
-                            "mooncakej.edge.connections.open", limits, ConnectionLimits::open)
+            Gauge.builder("mooncakej.edge.connections.open", limits, ConnectionLimits::open)
                     .description("HTTP connections open on this service")
                     .register(registry);
-            io.micrometer.core.instrument.FunctionCounter.builder(
-                            "mooncakej.edge.connections.refused", limits, ConnectionLimits::refused)
+            FunctionCounter.builder("mooncakej.edge.connections.refused", limits, ConnectionLimits::refused)
                     .description("connections closed on accept because mooncakej.edge.max-connections were open")
                     .register(registry);
         }
@@ -75,18 +87,16 @@ public class WebEdgeAutoConfiguration {
 
     /** A worker's control channel (only a service with a {@link ChannelOps} bean serves one). */
     @Bean
-    @org.springframework.boot.autoconfigure.condition.ConditionalOnBean(ChannelOps.class)
-    ControlChannelEndpoint controlChannel(
-            ChannelOps ops, ObjectProvider<io.micrometer.core.instrument.MeterRegistry> meters) {
+    @ConditionalOnBean(ChannelOps.class)
+    ControlChannelEndpoint controlChannel(ChannelOps ops, ObjectProvider<MeterRegistry> meters) {
         return new ControlChannelEndpoint(ops, meters.getIfAvailable());
     }
 
     /** {@value ControlChannelEndpoint#PATH}, before the annotated routes. */
     @Bean
-    @org.springframework.boot.autoconfigure.condition.ConditionalOnBean(ChannelOps.class)
-    org.springframework.web.reactive.HandlerMapping controlChannelMapping(ControlChannelEndpoint channel) {
-        var mapping = new org.springframework.web.reactive.handler.SimpleUrlHandlerMapping(
-                java.util.Map.of(ControlChannelEndpoint.PATH, channel));
+    @ConditionalOnBean(ChannelOps.class)
+    HandlerMapping controlChannelMapping(ControlChannelEndpoint channel) {
+        var mapping = new SimpleUrlHandlerMapping(Map.of(ControlChannelEndpoint.PATH, channel));
         mapping.setOrder(-1);
         return mapping;
     }
@@ -97,9 +107,9 @@ public class WebEdgeAutoConfiguration {
      * first), before the web server's graceful shutdown, which would otherwise wait for them.
      */
     @Bean
-    @org.springframework.boot.autoconfigure.condition.ConditionalOnBean(ChannelOps.class)
-    org.springframework.context.SmartLifecycle controlChannelsClosing(ControlChannelEndpoint channel) {
-        return new org.springframework.context.SmartLifecycle() {
+    @ConditionalOnBean(ChannelOps.class)
+    SmartLifecycle controlChannelsClosing(ControlChannelEndpoint channel) {
+        return new SmartLifecycle() {
             private volatile boolean running;
 
             @Override
@@ -110,7 +120,7 @@ public class WebEdgeAutoConfiguration {
             @Override
             public void stop() {
                 running = false;
-                channel.closeAll(java.time.Duration.ofSeconds(2));
+                channel.closeAll(Duration.ofSeconds(2));
             }
 
             @Override
@@ -127,14 +137,12 @@ public class WebEdgeAutoConfiguration {
 
     /** WebSocket upgrades that take a whole control frame (a prefill task can be megabytes). */
     @Bean
-    org.springframework.web.reactive.config.WebFluxConfigurer controlFrameSize() {
-        return new org.springframework.web.reactive.config.WebFluxConfigurer() {
+    WebFluxConfigurer controlFrameSize() {
+        return new WebFluxConfigurer() {
             @Override
-            public org.springframework.web.reactive.socket.server.WebSocketService getWebSocketService() {
-                return new org.springframework.web.reactive.socket.server.support.HandshakeWebSocketService(
-                        new org.springframework.web.reactive.socket.server.upgrade.ReactorNettyRequestUpgradeStrategy(
-                                () -> reactor.netty.http.server.WebsocketServerSpec.builder()
-                                        .maxFramePayloadLength(dev.mooncakej.kvcache.wire.ControlFrame.MAX_BYTES)));
+            public WebSocketService getWebSocketService() {
+                return new HandshakeWebSocketService(new ReactorNettyRequestUpgradeStrategy(
+                        () -> WebsocketServerSpec.builder().maxFramePayloadLength(ControlFrame.MAX_BYTES)));
             }
         };
     }

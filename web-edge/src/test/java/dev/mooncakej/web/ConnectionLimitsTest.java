@@ -6,8 +6,12 @@ import java.io.InputStream;
 import java.net.InetSocketAddress;
 import java.net.Socket;
 import java.net.URI;
+import java.net.http.WebSocket;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CompletionStage;
+import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
@@ -92,22 +96,20 @@ class ConnectionLimitsTest {
 
     @Test
     void anUpgradedWebSocketOutlivesTheRequestTimeout() throws Exception {
-        var received = new java.util.concurrent.LinkedBlockingQueue<String>();
-        var session = new java.util.concurrent.CompletableFuture<java.net.http.WebSocket>();
-        java.net.http.HttpClient.newHttpClient()
+        var received = new LinkedBlockingQueue<String>();
+        var session = new CompletableFuture<WebSocket>();
+        java.net.http.HttpClient.newHttpClient() // fully qualified: name clash
                 .newWebSocketBuilder()
-                .buildAsync(
-                        URI.create("ws://127.0.0.1:" + server.port() + "/ws"), new java.net.http.WebSocket.Listener() {
-                            @Override
-                            public java.util.concurrent.CompletionStage<?> onText(
-                                    java.net.http.WebSocket ws, CharSequence data, boolean last) {
-                                received.add(data.toString());
-                                ws.request(1);
-                                return null;
-                            }
-                        })
+                .buildAsync(URI.create("ws://127.0.0.1:" + server.port() + "/ws"), new WebSocket.Listener() {
+                    @Override
+                    public CompletionStage<?> onText(WebSocket ws, CharSequence data, boolean last) {
+                        received.add(data.toString());
+                        ws.request(1);
+                        return null;
+                    }
+                })
                 .thenAccept(session::complete);
-        java.net.http.WebSocket ws = session.get(5, TimeUnit.SECONDS);
+        WebSocket ws = session.get(5, TimeUnit.SECONDS);
         ws.sendText("before", true).get(5, TimeUnit.SECONDS);
         assertThat(received.poll(5, TimeUnit.SECONDS)).isEqualTo("before");
         Thread.sleep(2000); // well past the 700 ms request timeout

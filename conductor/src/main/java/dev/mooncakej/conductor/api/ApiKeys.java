@@ -7,7 +7,10 @@ import io.github.resilience4j.ratelimiter.RateLimiter;
 import io.github.resilience4j.ratelimiter.RateLimiterConfig;
 import io.github.resilience4j.ratelimiter.internal.AtomicRateLimiter;
 import io.micrometer.core.instrument.Counter;
+import io.micrometer.core.instrument.Gauge;
 import io.micrometer.core.instrument.MeterRegistry;
+import io.micrometer.prometheusmetrics.PrometheusConfig;
+import io.micrometer.prometheusmetrics.PrometheusMeterRegistry;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
@@ -17,9 +20,12 @@ import java.security.NoSuchAlgorithmException;
 import java.time.Duration;
 import java.util.HashMap;
 import java.util.HexFormat;
+import java.util.IdentityHashMap;
 import java.util.List;
+import java.util.Locale;
 import java.util.Map;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
 import org.springframework.stereotype.Component;
 
 /**
@@ -51,17 +57,15 @@ public class ApiKeys {
             Tenant tenant, int maxConcurrent, Bulkhead concurrent, RateLimiter requests, RateLimiter tokens) {}
 
     private final Map<String, Entry> byHash = new HashMap<>();
-    private final Map<Tenant, Entry> byTenant = new java.util.IdentityHashMap<>();
+    private final Map<Tenant, Entry> byTenant = new IdentityHashMap<>();
     private final MeterRegistry publicMeters;
     private final MeterRegistry tenantMeters;
     private final boolean enabled;
 
     public ApiKeys(ConductorProperties props, MeterRegistry meters) {
         this.publicMeters = meters;
-        this.tenantMeters = props.apiKeyPublicMetrics()
-                ? meters
-                : new io.micrometer.prometheusmetrics.PrometheusMeterRegistry(
-                        io.micrometer.prometheusmetrics.PrometheusConfig.DEFAULT);
+        this.tenantMeters =
+                props.apiKeyPublicMetrics() ? meters : new PrometheusMeterRegistry(PrometheusConfig.DEFAULT);
         this.enabled = props.apiKeysFile() != null;
         if (enabled) load(props);
     }
@@ -72,7 +76,7 @@ public class ApiKeys {
 
     /** The per-key meters in Prometheus' text format (the credentialed plane's view). */
     public String tenantMetrics() {
-        return tenantMeters instanceof io.micrometer.prometheusmetrics.PrometheusMeterRegistry p ? p.scrape() : "";
+        return tenantMeters instanceof PrometheusMeterRegistry p ? p.scrape() : "";
     }
 
     private void load(ConductorProperties props) {
@@ -93,8 +97,7 @@ public class ApiKeys {
             if (f.length < 2 || !f[1].matches("[A-Za-z0-9._-]{1,64}"))
                 throw new IllegalArgumentException(where
                         + ": expected 'KEY NAME ...' with a NAME of 1-64 [A-Za-z0-9._-] (the key itself is not shown)");
-            String hash =
-                    f[0].startsWith("sha256:") ? f[0].substring(7).toLowerCase(java.util.Locale.ROOT) : sha256(f[0]);
+            String hash = f[0].startsWith("sha256:") ? f[0].substring(7).toLowerCase(Locale.ROOT) : sha256(f[0]);
             if (!hash.matches("[0-9a-f]{64}"))
                 throw new IllegalArgumentException(where + ": a sha256: key needs 64 hex digits");
             if (!f[0].startsWith("sha256:") && f[0].length() < 16)
@@ -140,7 +143,7 @@ public class ApiKeys {
                     limiter("tpm-" + t.name(), (int) Math.min(Integer.MAX_VALUE, tpm)));
             byHash.put(hash, e);
             byTenant.put(t, e);
-            io.micrometer.core.instrument.Gauge.builder(
+            Gauge.builder(
                             "mooncakej.api.key.concurrent",
                             e,
                             x -> x.maxConcurrent() - x.concurrent().getMetrics().getAvailableConcurrentCalls())
@@ -213,7 +216,7 @@ public class ApiKeys {
             count(t.name(), "limited");
             throw limited(t, "requests per minute", retryAfter(e.requests()));
         }
-        java.util.concurrent.atomic.AtomicBoolean released = new java.util.concurrent.atomic.AtomicBoolean();
+        AtomicBoolean released = new AtomicBoolean();
         return () -> {
             if (released.compareAndSet(false, true)) e.concurrent().onComplete();
         };

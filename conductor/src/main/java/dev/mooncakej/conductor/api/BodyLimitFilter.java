@@ -4,8 +4,11 @@ import dev.mooncakej.conductor.ConductorProperties;
 import java.util.concurrent.atomic.AtomicLong;
 import org.springframework.core.Ordered;
 import org.springframework.core.io.buffer.DataBuffer;
+import org.springframework.core.io.buffer.DataBufferUtils;
+import org.springframework.http.codec.ServerCodecConfigurer;
 import org.springframework.http.server.reactive.ServerHttpRequestDecorator;
 import org.springframework.stereotype.Component;
+import org.springframework.web.reactive.config.WebFluxConfigurer;
 import org.springframework.web.server.ServerWebExchange;
 import org.springframework.web.server.WebFilter;
 import org.springframework.web.server.WebFilterChain;
@@ -20,7 +23,7 @@ import reactor.core.publisher.Mono;
  * (256 KiB) refused every body above it with a 413 that named the wrong limit.
  */
 @Component
-public class BodyLimitFilter implements WebFilter, Ordered, org.springframework.web.reactive.config.WebFluxConfigurer {
+public class BodyLimitFilter implements WebFilter, Ordered, WebFluxConfigurer {
     private final long limit;
 
     public BodyLimitFilter(ConductorProperties props) {
@@ -49,7 +52,7 @@ public class BodyLimitFilter implements WebFilter, Ordered, org.springframework.
             public Flux<DataBuffer> getBody() {
                 return super.getBody().map(b -> {
                     if (seen.addAndGet(b.readableByteCount()) > limit) {
-                        org.springframework.core.io.buffer.DataBufferUtils.release(b);
+                        DataBufferUtils.release(b);
                         throw tooLarge(-1, limit);
                     }
                     return b;
@@ -61,7 +64,7 @@ public class BodyLimitFilter implements WebFilter, Ordered, org.springframework.
 
     /** The codecs buffer what the limit lets through (and a little more, for the framing of a chunked body). */
     @Override
-    public void configureHttpMessageCodecs(org.springframework.http.codec.ServerCodecConfigurer codecs) {
+    public void configureHttpMessageCodecs(ServerCodecConfigurer codecs) {
         codecs.defaultCodecs().maxInMemorySize((int) Math.min(Integer.MAX_VALUE, limit + 1024));
     }
 

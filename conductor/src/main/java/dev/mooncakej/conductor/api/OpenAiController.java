@@ -1,5 +1,6 @@
 package dev.mooncakej.conductor.api;
 
+import dev.mooncakej.conductor.ConductorProperties;
 import dev.mooncakej.conductor.metrics.ConductorMetrics;
 import dev.mooncakej.conductor.model.ServedModel;
 import dev.mooncakej.conductor.request.Generation;
@@ -7,13 +8,17 @@ import dev.mooncakej.conductor.request.GenerationEvent;
 import dev.mooncakej.conductor.request.GenerationRequest;
 import dev.mooncakej.conductor.request.RequestFailure;
 import dev.mooncakej.conductor.request.RequestPath;
+import jakarta.annotation.PreDestroy;
+import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.UUID;
+import java.util.concurrent.RejectedExecutionException;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
+import org.springframework.core.io.buffer.DataBufferLimitException;
 import org.springframework.http.HttpHeaders;
 import org.springframework.http.MediaType;
 import org.springframework.http.ResponseEntity;
@@ -47,7 +52,7 @@ public class OpenAiController {
     private final long created = System.currentTimeMillis() / 1000;
 
     private final ApiKeys keys;
-    private final dev.mooncakej.conductor.ConductorProperties props;
+    private final ConductorProperties props;
 
     public OpenAiController(
             ServedModel model,
@@ -55,7 +60,7 @@ public class OpenAiController {
             RequestPath service,
             ConductorMetrics metrics,
             ApiKeys keys,
-            dev.mooncakej.conductor.ConductorProperties props) {
+            ConductorProperties props) {
         this.keys = keys;
         this.props = props;
         this.model = model;
@@ -112,7 +117,7 @@ public class OpenAiController {
                     metrics.countOutcome(e.status() == 429 ? "rejected" : "bad_request");
                     return Mono.just(error(e, requestId));
                 })
-                .onErrorResume(java.util.concurrent.RejectedExecutionException.class, e -> {
+                .onErrorResume(RejectedExecutionException.class, e -> {
                     metrics.countOutcome("rejected");
                     return Mono.just(error(
                             new ApiException(
@@ -133,7 +138,7 @@ public class OpenAiController {
     private final FairTokenizerPool tokenizers =
             new FairTokenizerPool(Runtime.getRuntime().availableProcessors(), 256, 64);
 
-    @jakarta.annotation.PreDestroy
+    @PreDestroy
     void closeTokenizers() {
         tokenizers.close();
     }
@@ -314,7 +319,7 @@ public class OpenAiController {
         for (GenerationEvent.Delta d : deltas) {
             if (d.token() < 0) continue;
             byte[] b = model.tokenizer().tokenBytes(d.token());
-            String tok = new String(b, java.nio.charset.StandardCharsets.UTF_8);
+            String tok = new String(b, StandardCharsets.UTF_8);
             List<Integer> bytes = new ArrayList<>();
             for (byte x : b) bytes.add(x & 0xFF);
             Map<String, Object> c = new LinkedHashMap<>();
@@ -359,7 +364,7 @@ public class OpenAiController {
     public ResponseEntity<?> unexpected(Exception e) {
         for (Throwable t = e; t != null; t = t.getCause()) {
             if (t instanceof ApiException a) return error(a, "-"); // e.g. the body limit, met while reading it
-            if (t instanceof org.springframework.core.io.buffer.DataBufferLimitException)
+            if (t instanceof DataBufferLimitException)
                 return error(BodyLimitFilter.tooLarge(-1, props.maxBodyBytes()), "-");
         }
         LOG.error("unexpected error", e);

@@ -6,6 +6,7 @@ import dev.mooncakej.conductor.request.AnswerTokens;
 import dev.mooncakej.conductor.request.GenerationRequest;
 import dev.mooncakej.engine.tokenizer.ChatTemplate;
 import dev.mooncakej.kvcache.wire.WorkerMessages.Sampling;
+import java.security.SecureRandom;
 import java.util.ArrayList;
 import java.util.List;
 import org.springframework.stereotype.Component;
@@ -26,8 +27,7 @@ public class RequestParser {
 
     private final AnswerTokens answers;
     /** Marks an assistant answer's place in a rendered template; the nonce keeps user text from forging one. */
-    private final String marker =
-            "\uE000mooncakej-answer-" + Long.toHexString(new java.security.SecureRandom().nextLong());
+    private final String marker = "\uE000mooncakej-answer-" + Long.toHexString(new SecureRandom().nextLong());
 
     public RequestParser(ServedModel model, ConductorProperties props, AnswerTokens answers) {
         this.model = model;

@@ -3,12 +3,15 @@ package dev.mooncakej.conductor.cluster;
 import dev.mooncakej.conductor.leadership.Leadership;
 import dev.mooncakej.conductor.membership.WorkerMembership;
 import dev.mooncakej.kvcache.wire.InternalJson;
+import dev.mooncakej.kvcache.wire.WorkerMessages;
 import dev.mooncakej.kvcache.wire.WorkerMessages.KvEvents;
 import dev.mooncakej.kvcache.wire.WorkerMessages.LoadReport;
 import dev.mooncakej.scheduler.LiveScheduler;
 import java.util.LinkedHashMap;
 import java.util.Map;
+import org.springframework.http.MediaType;
 import org.springframework.http.ResponseEntity;
+import org.springframework.web.bind.annotation.ExceptionHandler;
 import org.springframework.web.bind.annotation.GetMapping;
 import org.springframework.web.bind.annotation.PostMapping;
 import org.springframework.web.bind.annotation.RequestBody;
@@ -67,12 +70,11 @@ public class ClusterController {
         return ResponseEntity.noContent().build();
     }
 
-    @org.springframework.web.bind.annotation.ExceptionHandler(IllegalArgumentException.class)
+    @ExceptionHandler(IllegalArgumentException.class)
     public ResponseEntity<String> badRequest(IllegalArgumentException e) {
         return ResponseEntity.badRequest()
-                .contentType(org.springframework.http.MediaType.APPLICATION_JSON)
-                .body(InternalJson.encode(
-                        new dev.mooncakej.kvcache.wire.WorkerMessages.WorkerError("bad_request", e.getMessage())));
+                .contentType(MediaType.APPLICATION_JSON)
+                .body(InternalJson.encode(new WorkerMessages.WorkerError("bad_request", e.getMessage())));
     }
 
     @GetMapping("/internal/leader")

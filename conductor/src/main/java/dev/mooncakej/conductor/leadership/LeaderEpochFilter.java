@@ -1,5 +1,6 @@
 package dev.mooncakej.conductor.leadership;
 
+import dev.mooncakej.cluster.LeaderLink;
 import org.springframework.core.Ordered;
 import org.springframework.http.HttpStatus;
 import org.springframework.stereotype.Component;
@@ -18,7 +19,7 @@ import reactor.core.publisher.Mono;
 @Component
 public class LeaderEpochFilter implements WebFilter, Ordered {
     /** The header that carries a leadership epoch, on requests (the highest the caller heard) and answers. */
-    public static final String HEADER = dev.mooncakej.cluster.LeaderLink.EPOCH_HEADER;
+    public static final String HEADER = LeaderLink.EPOCH_HEADER;
 
     private final Leadership leadership;
 

@@ -5,6 +5,7 @@ import io.micrometer.core.instrument.Gauge;
 import io.micrometer.core.instrument.MeterRegistry;
 import java.util.Map;
 import java.util.Set;
+import java.util.TreeMap;
 import java.util.concurrent.ConcurrentHashMap;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -50,7 +51,7 @@ public class RoutingHealthIndicator implements HealthIndicator {
 
     /** Refused and hit-less workers, with why. */
     public Map<String, String> degradedWorkers() {
-        Map<String, String> out = new java.util.TreeMap<>();
+        Map<String, String> out = new TreeMap<>();
         membership.refusedWorkers().forEach((w, why) -> out.put(w, "refused at admission: " + why));
         out.putAll(hits.degraded(now()));
         return out;

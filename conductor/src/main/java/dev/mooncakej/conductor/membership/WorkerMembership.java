@@ -2,6 +2,7 @@ package dev.mooncakej.conductor.membership;
 
 import dev.mooncakej.cluster.ClusterSettings;
 import dev.mooncakej.conductor.ConductorProperties;
+import dev.mooncakej.conductor.model.ServedModel;
 import dev.mooncakej.conductor.workers.WorkerClient;
 import dev.mooncakej.conductor.workers.WorkerGuard;
 import dev.mooncakej.kvcache.wire.WorkerMessages.WorkerProfile;
@@ -9,10 +10,14 @@ import dev.mooncakej.scheduler.LiveScheduler;
 import dev.mooncakej.scheduler.WorkerEndpoint;
 import io.github.resilience4j.circuitbreaker.CircuitBreaker;
 import java.time.Duration;
+import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
 import java.util.Set;
+import java.util.TreeSet;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.atomic.AtomicInteger;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 import org.springframework.context.SmartLifecycle;
@@ -43,7 +48,7 @@ public class WorkerMembership implements SmartLifecycle {
     private final Set<String> silent = ConcurrentHashMap.newKeySet();
 
     /** Members whose profile kept the contract (or that have no profile route), with the profile (or null). */
-    private final Map<String, java.util.Optional<WorkerProfile>> admitted = new ConcurrentHashMap<>();
+    private final Map<String, Optional<WorkerProfile>> admitted = new ConcurrentHashMap<>();
     /** Members refused at admission, with why. */
     private final Map<String, String> refused = new ConcurrentHashMap<>();
     /** Members whose admission is under way (their profile is being asked for). */
@@ -58,7 +63,7 @@ public class WorkerMembership implements SmartLifecycle {
         this.warmUp = warmUp;
     }
 
-    private final dev.mooncakej.conductor.model.ServedModel model;
+    private final ServedModel model;
 
     private volatile List<String> memberPrefill = List.of();
     private volatile List<String> memberDecode = List.of();
@@ -70,7 +75,7 @@ public class WorkerMembership implements SmartLifecycle {
             WorkerGuard guard,
             ConductorProperties props,
             ClusterSettings cluster,
-            dev.mooncakej.conductor.model.ServedModel model) {
+            ServedModel model) {
         this.model = model;
         this.scheduler = scheduler;
         this.workers = workers;
@@ -95,7 +100,7 @@ public class WorkerMembership implements SmartLifecycle {
         long t0 = System.nanoTime();
         memberPrefill = List.copyOf(prefillUrls);
         memberDecode = List.copyOf(decodeUrls);
-        Set<String> members = new java.util.HashSet<>(prefillUrls);
+        Set<String> members = new HashSet<>(prefillUrls);
         members.addAll(decodeUrls);
         admitted.keySet().retainAll(members); // one that leaves and comes back is checked again
         refused.keySet().retainAll(members);
@@ -153,7 +158,7 @@ public class WorkerMembership implements SmartLifecycle {
         }
         if (p == null) {
             LOG.warn("{} worker {} states no block-key contract (no /internal/profile); admitted unchecked", role, url);
-            admitted.put(url, java.util.Optional.empty());
+            admitted.put(url, Optional.empty());
             return true;
         }
         String why = BlockKeyContract.mismatch(p, role, model.blockKeys(), model.keyIdentity());
@@ -164,10 +169,10 @@ public class WorkerMembership implements SmartLifecycle {
         }
         scheduler.calibrate(p);
         workers.warm(url);
-        admitted.put(url, java.util.Optional.of(p));
+        admitted.put(url, Optional.of(p));
         int before = model.contextLength();
         model.workersContext(admitted.values().stream()
-                .flatMap(java.util.Optional::stream)
+                .flatMap(Optional::stream)
                 .mapToInt(WorkerProfile::contextLength)
                 .filter(c -> c > 0)
                 .min()
@@ -192,7 +197,7 @@ public class WorkerMembership implements SmartLifecycle {
 
     /** Members whose admission has not finished (not reachable yet). */
     public Set<String> pendingWorkers() {
-        Set<String> out = new java.util.TreeSet<>(memberPrefill);
+        Set<String> out = new TreeSet<>(memberPrefill);
         out.addAll(memberDecode);
         out.removeAll(admitted.keySet());
         out.removeAll(refused.keySet());
@@ -240,7 +245,7 @@ public class WorkerMembership implements SmartLifecycle {
         }
     }
 
-    private final Map<String, java.util.concurrent.atomic.AtomicInteger> nextId = new ConcurrentHashMap<>();
+    private final Map<String, AtomicInteger> nextId = new ConcurrentHashMap<>();
 
     /**
      * The same endpoint object per URL across membership changes (its in-flight count carries over),
@@ -253,7 +258,7 @@ public class WorkerMembership implements SmartLifecycle {
                 u -> new WorkerEndpoint(
                         u,
                         role + "-"
-                                + nextId.computeIfAbsent(role, r -> new java.util.concurrent.atomic.AtomicInteger())
+                                + nextId.computeIfAbsent(role, r -> new AtomicInteger())
                                         .getAndIncrement()));
     }
 

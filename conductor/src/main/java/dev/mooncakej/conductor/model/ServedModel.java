@@ -8,6 +8,11 @@ import dev.mooncakej.engine.tokenizer.Tokenizer;
 import dev.mooncakej.kvcache.BlockKeys;
 import jakarta.annotation.PreDestroy;
 import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.LinkedHashSet;
+import java.util.List;
+import java.util.concurrent.ConcurrentHashMap;
+import org.slf4j.LoggerFactory;
 import org.springframework.stereotype.Component;
 
 /**
@@ -23,7 +28,7 @@ public class ServedModel {
     private final Tokenizer tokenizer;
     private final ChatTemplate chatTemplate;
     private final BlockKeys blockKeys;
-    private final java.util.List<String> names;
+    private final List<String> names;
     private final int maxTokenBytes;
 
     public ServedModel(ConductorProperties props) {
@@ -36,10 +41,10 @@ public class ServedModel {
         this.contextLength = cfg.contextLength();
         this.kvBytesPerToken = 2L * cfg.layers() * cfg.kvHeads() * cfg.headDim() * Float.BYTES;
         this.tokenizer = Tokenizer.from(file);
-        java.util.LinkedHashSet<String> all = new java.util.LinkedHashSet<>();
+        LinkedHashSet<String> all = new LinkedHashSet<>();
         all.add(name);
         all.addAll(props.modelAliases());
-        this.names = java.util.List.copyOf(all);
+        this.names = List.copyOf(all);
         int longest = 1;
         for (int id = 0; id < tokenizer.vocabSize(); id++) longest = Math.max(longest, tokenizer.tokenBytes(id).length);
         this.maxTokenBytes = longest;
@@ -51,7 +56,7 @@ public class ServedModel {
                         tokenizer.bos() >= 0 ? tokenizer.tokenText(tokenizer.bos()) : "",
                         tokenizer.eos() >= 0 ? tokenizer.tokenText(tokenizer.eos()) : "");
         this.blockKeys = new BlockKeys(file.keyIdentity(), props.blockTokens());
-        org.slf4j.LoggerFactory.getLogger(ServedModel.class)
+        LoggerFactory.getLogger(ServedModel.class)
                 .info("serving model {}, context {} tokens, from {}", name, contextLength, props.model());
     }
 
@@ -60,7 +65,7 @@ public class ServedModel {
     }
 
     /** Every id clients may send as {@code model}: the name, then the configured aliases ({@code model-aliases}). */
-    public java.util.List<String> names() {
+    public List<String> names() {
         return names;
     }
 
@@ -121,24 +126,23 @@ public class ServedModel {
         return blockKeys;
     }
 
-    private java.util.List<String> specialTexts;
+    private List<String> specialTexts;
 
     /** The text of every control and user-defined token (what a prompt must not smuggle in as text). */
-    public synchronized java.util.List<String> specialTokenTexts() {
+    public synchronized List<String> specialTokenTexts() {
         if (specialTexts == null) {
-            java.util.List<String> out = new java.util.ArrayList<>();
+            List<String> out = new ArrayList<>();
             for (int id = 0; id < tokenizer.vocabSize(); id++) {
                 int type = tokenizer.tokenType(id);
                 String text = tokenizer.tokenText(id);
                 if ((type == 3 || type == 4) && text != null && text.length() > 1) out.add(text);
             }
-            specialTexts = java.util.List.copyOf(out);
+            specialTexts = List.copyOf(out);
         }
         return specialTexts;
     }
 
-    private final java.util.concurrent.ConcurrentHashMap<String, BlockKeys> salted =
-            new java.util.concurrent.ConcurrentHashMap<>();
+    private final ConcurrentHashMap<String, BlockKeys> salted = new ConcurrentHashMap<>();
 
     /** The block keys of a tenant whose prefixes nobody else may share ({@code salt}; null: the shared keys). */
     public BlockKeys blockKeys(String salt) {

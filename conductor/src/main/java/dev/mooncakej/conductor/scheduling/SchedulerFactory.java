@@ -7,6 +7,7 @@ import dev.mooncakej.scheduler.AdmissionMode;
 import dev.mooncakej.scheduler.ClusterScheduler;
 import dev.mooncakej.scheduler.LiveScheduler;
 import dev.mooncakej.scheduler.PrefillPolicy;
+import dev.mooncakej.scheduler.RoutingHealth;
 import dev.mooncakej.scheduler.SchedulerConfig;
 import org.springframework.context.annotation.Bean;
 import org.springframework.context.annotation.Configuration;
@@ -49,8 +50,8 @@ public class SchedulerFactory {
 
     /** The routing-health window: hits that stop for this long on a worker turn routing degraded. */
     @Bean
-    dev.mooncakej.scheduler.RoutingHealth routingHealth() {
-        return new dev.mooncakej.scheduler.RoutingHealth(20);
+    RoutingHealth routingHealth() {
+        return new RoutingHealth(20);
     }
 
     static SchedulerConfig config(ConductorProperties props, long kvBytesPerToken) {

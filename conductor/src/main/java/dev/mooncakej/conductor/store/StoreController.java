@@ -18,6 +18,7 @@ import dev.mooncakej.kvstore.StoreMaster;
 import dev.mooncakej.kvstore.Tier;
 import dev.mooncakej.scheduler.LiveScheduler;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import java.util.Locale;
 import org.springframework.http.MediaType;
@@ -76,7 +77,7 @@ public class StoreController {
             master.held(h.client(), h.segment(), stored[i], offsets[i], h.blockBytes(), tier);
         for (long k : released) master.released(h.segment(), k);
         // the scheduler counts a block as the worker's while any of its tiers holds it
-        long[] gone = java.util.Arrays.stream(released)
+        long[] gone = Arrays.stream(released)
                 .filter(k -> !master.heldBy(h.client(), k))
                 .toArray();
         scheduler.applyKvEvents(h.client(), stored, gone);

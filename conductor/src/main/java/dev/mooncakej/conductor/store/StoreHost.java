@@ -10,6 +10,7 @@ import io.micrometer.core.instrument.MeterRegistry;
 import io.micrometer.core.instrument.MultiGauge;
 import io.micrometer.core.instrument.Tags;
 import java.util.List;
+import java.util.Locale;
 import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.TimeUnit;
@@ -41,7 +42,7 @@ public class StoreHost implements SmartLifecycle {
         this.master = new StoreMaster(props.config(), System::currentTimeMillis);
         this.scheduler = scheduler;
         for (Tier t : Tier.values()) {
-            String tier = t.name().toLowerCase(java.util.Locale.ROOT);
+            String tier = t.name().toLowerCase(Locale.ROOT);
             Gauge.builder("mooncakej.store.capacity.bytes", master, m -> m.capacity(t))
                     .tag("tier", tier)
                     .description("bytes the store master can allocate in, by tier")
@@ -117,7 +118,7 @@ public class StoreHost implements SmartLifecycle {
                 "worker",
                 u.client(),
                 "tier",
-                u.tier().name().toLowerCase(java.util.Locale.ROOT),
+                u.tier().name().toLowerCase(Locale.ROOT),
                 "kind",
                 u.heldOnly() ? "prefix-cache" : "pool");
     }

@@ -4,12 +4,19 @@ import dev.mooncakej.kvcache.wire.ClusterCredential;
 import dev.mooncakej.kvcache.wire.ControlFrame;
 import dev.mooncakej.kvcache.wire.InternalJson;
 import dev.mooncakej.kvcache.wire.WorkerMessages.WorkerError;
+import io.netty.handler.codec.http.websocketx.WebSocketClientHandshakeException;
 import java.io.IOException;
 import java.net.URI;
 import java.nio.ByteBuffer;
+import java.time.Duration;
 import java.util.Map;
+import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
+import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicLong;
+import java.util.function.BiConsumer;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 import org.springframework.http.HttpHeaders;
@@ -20,6 +27,8 @@ import reactor.core.Disposable;
 import reactor.core.publisher.Flux;
 import reactor.core.publisher.Mono;
 import reactor.core.publisher.Sinks;
+import reactor.netty.http.client.HttpClient;
+import reactor.netty.http.client.WebsocketClientSpec;
 
 /**
  * The conductor's end of the control channels ({@link ControlFrame}): {@value #LANES} WebSockets per
@@ -48,50 +57,41 @@ final class WorkerChannels implements AutoCloseable {
     /** Connections per worker. */
     static final int LANES = 4;
 
-    private final java.util.concurrent.atomic.AtomicInteger lanes = new java.util.concurrent.atomic.AtomicInteger();
+    private final AtomicInteger lanes = new AtomicInteger();
 
     /** Workers that answered the upgrade as a plain HTTP server (no channel there), until when (nanoTime). */
     private final Map<String, Long> httpOnly = new ConcurrentHashMap<>();
 
     /** How long opening a channel may take. */
-    static final java.time.Duration HANDSHAKE_TIMEOUT = java.time.Duration.ofSeconds(10);
+    static final Duration HANDSHAKE_TIMEOUT = Duration.ofSeconds(10);
 
     /** How long a worker without a channel is called over HTTP before the conductor asks again. */
     static final long RECHECK_NANOS = 60_000_000_000L;
 
-    private final java.time.Duration handshakeTimeout;
+    private final Duration handshakeTimeout;
 
     /** How long an open channel may hear nothing from its worker (pongs included) before it is ended. */
-    private final java.time.Duration stallTimeout;
+    private final Duration stallTimeout;
 
     /** Hears that a worker stalled (true: no answer for the stall timeout) or answers again (false). */
-    private volatile java.util.function.BiConsumer<String, Boolean> onStall = (u, s) -> {};
+    private volatile BiConsumer<String, Boolean> onStall = (u, s) -> {};
 
     /** Workers reported stalled, with the probe that looks for them to answer again. */
     private final Map<String, Disposable> stalled = new ConcurrentHashMap<>();
 
-    WorkerChannels(reactor.netty.http.client.HttpClient http, ClusterCredential credential) {
-        this(http, credential, HANDSHAKE_TIMEOUT, java.time.Duration.ofSeconds(10));
+    WorkerChannels(HttpClient http, ClusterCredential credential) {
+        this(http, credential, HANDSHAKE_TIMEOUT, Duration.ofSeconds(10));
     }
 
-    WorkerChannels(
-            reactor.netty.http.client.HttpClient http,
-            ClusterCredential credential,
-            java.time.Duration handshakeTimeout) {
-        this(http, credential, handshakeTimeout, java.time.Duration.ofSeconds(10));
+    WorkerChannels(HttpClient http, ClusterCredential credential, Duration handshakeTimeout) {
+        this(http, credential, handshakeTimeout, Duration.ofSeconds(10));
     }
 
-    WorkerChannels(
-            reactor.netty.http.client.HttpClient http,
-            ClusterCredential credential,
-            java.time.Duration handshakeTimeout,
-            java.time.Duration stallTimeout) {
+    WorkerChannels(HttpClient http, ClusterCredential credential, Duration handshakeTimeout, Duration stallTimeout) {
         this.handshakeTimeout = handshakeTimeout;
         this.stallTimeout = stallTimeout;
         this.client = new ReactorNettyWebSocketClient(
-                http,
-                () -> reactor.netty.http.client.WebsocketClientSpec.builder()
-                        .maxFramePayloadLength(ControlFrame.MAX_BYTES));
+                http, () -> WebsocketClientSpec.builder().maxFramePayloadLength(ControlFrame.MAX_BYTES));
         this.credential = credential.value();
     }
 
@@ -147,7 +147,7 @@ final class WorkerChannels implements AutoCloseable {
 
     /** Opens every lane to {@code url} now (an admitted worker's first request then pays no handshake). */
     Mono<Void> open(String url) {
-        return reactor.core.publisher.Flux.range(0, LANES)
+        return Flux.range(0, LANES)
                 .flatMap(n -> {
                     Channel ch = byUrl.compute(url + "#" + n, (k, c) -> c == null || c.ended ? new Channel(url, k) : c);
                     return ch.ready.asMono();
@@ -156,13 +156,13 @@ final class WorkerChannels implements AutoCloseable {
     }
 
     /** Who hears that a worker stalled or answers again (the conductor's membership). */
-    void onStall(java.util.function.BiConsumer<String, Boolean> listener) {
+    void onStall(BiConsumer<String, Boolean> listener) {
         this.onStall = listener;
     }
 
     /** Workers whose channel heard nothing for the stall timeout and that have not answered since. */
-    java.util.Set<String> stalledWorkers() {
-        return java.util.Set.copyOf(stalled.keySet());
+    Set<String> stalledWorkers() {
+        return Set.copyOf(stalled.keySet());
     }
 
     /**
@@ -229,8 +229,7 @@ final class WorkerChannels implements AutoCloseable {
             Mono.delay(handshakeTimeout).subscribe(t -> {
                 if (session == null && !ended) {
                     connection.dispose();
-                    end(new java.util.concurrent.TimeoutException(
-                            "no answer to the upgrade in " + handshakeTimeout.toMillis() + " ms"));
+                    end(new TimeoutException("no answer to the upgrade in " + handshakeTimeout.toMillis() + " ms"));
                 }
             });
         }
@@ -244,13 +243,13 @@ final class WorkerChannels implements AutoCloseable {
             ready.tryEmitEmpty();
             LOG.info("control channel to {} open", url);
             Mono<Void> in = s.receive().doOnNext(this::route).then();
-            java.time.Duration every = stallTimeout.dividedBy(4);
+            Duration every = stallTimeout.dividedBy(4);
             Flux<WebSocketMessage> pings = Flux.interval(every, every).handle((t, sink) -> {
                 long silent = System.nanoTime() - heard;
                 if (silent > stallTimeout.toNanos()) {
                     stalled(url);
-                    sink.error(new java.util.concurrent.TimeoutException("the worker answered nothing for "
-                            + java.util.concurrent.TimeUnit.NANOSECONDS.toMillis(silent) + " ms"));
+                    sink.error(new TimeoutException(
+                            "the worker answered nothing for " + TimeUnit.NANOSECONDS.toMillis(silent) + " ms"));
                 } else sink.next(s.pingMessage(f -> f.wrap(new byte[] {'p'})));
             });
             Mono<Void> out =
@@ -339,8 +338,7 @@ final class WorkerChannels implements AutoCloseable {
          */
         private static int served(Throwable e) {
             for (Throwable t = e; t != null; t = t.getCause())
-                if (t instanceof io.netty.handler.codec.http.websocketx.WebSocketClientHandshakeException h
-                        && h.response() != null) {
+                if (t instanceof WebSocketClientHandshakeException h && h.response() != null) {
                     int status = h.response().status().code();
                     return status == 401 || status == 403 || status >= 500 ? status : 0;
                 }

@@ -1,8 +1,10 @@
 package dev.mooncakej.conductor.workers;
 
+import dev.mooncakej.cluster.InternalHttp;
 import dev.mooncakej.conductor.ConductorProperties;
-import dev.mooncakej.kvcache.wire.ControlFrame;
+import dev.mooncakej.kvcache.wire.ClusterCredential;
 import dev.mooncakej.kvcache.wire.InternalJson;
+import dev.mooncakej.kvcache.wire.WorkerMessages;
 import dev.mooncakej.kvcache.wire.WorkerMessages.DecodeTask;
 import dev.mooncakej.kvcache.wire.WorkerMessages.KvIndex;
 import dev.mooncakej.kvcache.wire.WorkerMessages.PrefillResult;
@@ -11,20 +13,23 @@ import dev.mooncakej.kvcache.wire.WorkerMessages.Release;
 import dev.mooncakej.kvcache.wire.WorkerMessages.ReserveRequest;
 import dev.mooncakej.kvcache.wire.WorkerMessages.ReserveResponse;
 import dev.mooncakej.kvcache.wire.WorkerMessages.TokenEvent;
-import dev.mooncakej.kvcache.wire.WorkerMessages.WorkerError;
+import io.micrometer.core.instrument.MeterRegistry;
+import io.netty.handler.ssl.ClientAuth;
+import io.netty.handler.ssl.JdkSslContext;
 import java.time.Duration;
-import java.util.concurrent.atomic.AtomicBoolean;
-import org.springframework.http.HttpStatus;
-import org.springframework.http.MediaType;
+import java.util.function.BiConsumer;
+import org.springframework.http.client.reactive.ReactorClientHttpConnector;
 import org.springframework.stereotype.Component;
 import org.springframework.web.reactive.function.client.WebClient;
 import reactor.core.publisher.Flux;
 import reactor.core.publisher.Mono;
+import reactor.netty.http.client.HttpClient;
 
 /**
- * Calls to the workers' internal API: over each worker's control channel ({@link WorkerChannels}, the
- * default) or one HTTP exchange per call ({@code mooncakej.conductor.worker-channel=false}). A worker
- * that answers with an error becomes a {@link WorkerException} either way.
+ * Calls to the workers' internal API, each written once over a {@link WorkerCarrier}: each worker's
+ * control channel ({@link ChannelCarrier}, the default) or one HTTP exchange per call
+ * ({@link HttpCarrier}, {@code mooncakej.conductor.worker-channel=false}). A worker that answers with
+ * an error becomes a {@link WorkerException} either way; the circuit breaker and timeouts wrap both.
  */
 @Component
 public class WorkerClient implements AutoCloseable {
@@ -38,37 +43,35 @@ public class WorkerClient implements AutoCloseable {
     /** The control channels, or null when calls go over HTTP ({@code mooncakej.conductor.worker-channel=false}). */
     private final WorkerChannels channels;
 
-    private final io.micrometer.core.instrument.MeterRegistry meters;
+    private final MeterRegistry meters;
 
-    public WorkerClient(
-            ConductorProperties props,
-            WorkerGuard guard,
-            dev.mooncakej.cluster.InternalHttp internal,
-            io.micrometer.core.instrument.MeterRegistry meters) {
+    /** How calls travel: the control channel (falling back to HTTP) or HTTP alone. */
+    private final WorkerCarrier carrier;
+
+    public WorkerClient(ConductorProperties props, WorkerGuard guard, InternalHttp internal, MeterRegistry meters) {
         this.guard = guard;
         this.meters = meters;
         WebClient.Builder b = WebClient.builder()
                 .codecs(c -> c.defaultCodecs().maxInMemorySize(16 << 20))
-                .defaultHeader(
-                        dev.mooncakej.kvcache.wire.ClusterCredential.HEADER,
-                        internal.credential().value());
-        reactor.netty.http.client.HttpClient http = reactor.netty.http.client.HttpClient.create();
+                .defaultHeader(ClusterCredential.HEADER, internal.credential().value());
+        HttpClient http = HttpClient.create();
         if (internal.tls() != null) { // https workers: their certificates and host names verified against the CA
-            var netty =
-                    new io.netty.handler.ssl.JdkSslContext(internal.tls(), true, io.netty.handler.ssl.ClientAuth.NONE);
+            var netty = new JdkSslContext(internal.tls(), true, ClientAuth.NONE);
             http = http.secure(spec -> spec.sslContext(netty));
         }
-        b.clientConnector(new org.springframework.http.client.reactive.ReactorClientHttpConnector(http));
+        b.clientConnector(new ReactorClientHttpConnector(http));
         this.web = b.build();
         this.stall = Duration.ofMillis(props.stallTimeoutMillis());
         this.channels = props.workerChannel()
                 ? new WorkerChannels(http, internal.credential(), WorkerChannels.HANDSHAKE_TIMEOUT, stall)
                 : null;
         this.timeout = Duration.ofMillis(props.workerTimeoutMillis());
+        WorkerCarrier overHttp = new HttpCarrier(web);
+        this.carrier = channels == null ? overHttp : new ChannelCarrier(channels, overHttp);
     }
 
     /** Hears that a worker's control channel stalled (true) or that it answers again (false). */
-    public void onStall(java.util.function.BiConsumer<String, Boolean> listener) {
+    public void onStall(BiConsumer<String, Boolean> listener) {
         if (channels != null) channels.onStall(listener);
     }
 
@@ -79,62 +82,23 @@ public class WorkerClient implements AutoCloseable {
      * with the same reservation, so a reservation that did land is released by the path's cancel.
      */
     public Mono<ReserveResponse> reserve(String decodeUrl, ReserveRequest req, String requestId) {
-        Mono<ReserveResponse> http = post(decodeUrl + "/internal/reserve", req, requestId)
-                .exchangeToMono(r -> {
-                    if (r.statusCode().value() == HttpStatus.TOO_MANY_REQUESTS.value())
-                        return r.releaseBody().then(Mono.empty());
-                    if (r.statusCode().isError()) return error(r, decodeUrl);
-                    return r.bodyToMono(String.class).map(b -> InternalJson.decode(b, ReserveResponse.class));
-                });
-        Mono<ReserveResponse> call = overChannel(decodeUrl)
-                ? channels.call(decodeUrl, ControlFrame.RESERVE, requestId, InternalJson.encode(req))
-                        .map(b -> InternalJson.decode(b, ReserveResponse.class))
-                        .onErrorResume(e -> e instanceof WorkerException w && w.status() == 429, e -> Mono.empty())
-                        .onErrorResume(WorkerChannels.NoChannel.class, e -> http)
-                : http;
+        Mono<ReserveResponse> call = carrier.call(decodeUrl, WorkerOp.RESERVE, requestId, InternalJson.encode(req))
+                .map(b -> InternalJson.decode(b, ReserveResponse.class))
+                .onErrorResume(e -> e instanceof WorkerException w && w.status() == 429, e -> Mono.empty());
         return guard.once(decodeUrl, call.timeout(stall));
     }
 
-    /** Whether calls to {@code url} go over its control channel. */
-    private boolean overChannel(String url) {
-        return channels != null && !channels.httpOnly(url);
-    }
-
     public Mono<PrefillResult> prefill(String prefillUrl, PrefillTask task, String requestId) {
-        Mono<PrefillResult> http = post(prefillUrl + "/internal/prefill", task, requestId)
-                .exchangeToMono(r -> r.statusCode().isError()
-                        ? error(r, prefillUrl)
-                        : r.bodyToMono(String.class).map(b -> InternalJson.decode(b, PrefillResult.class)));
-        Mono<PrefillResult> call = overChannel(prefillUrl)
-                ? channels.call(prefillUrl, ControlFrame.PREFILL, requestId, InternalJson.encode(task))
-                        .map(b -> InternalJson.decode(b, PrefillResult.class))
-                        .onErrorResume(WorkerChannels.NoChannel.class, e -> http)
-                : http;
+        Mono<PrefillResult> call = carrier.call(prefillUrl, WorkerOp.PREFILL, requestId, InternalJson.encode(task))
+                .map(b -> InternalJson.decode(b, PrefillResult.class));
         return guard.once(prefillUrl, call.timeout(timeout));
     }
 
-    /** The token stream (over HTTP, one JSON object per line); an event that does not decode fails the stream. */
+    /** The token stream (one JSON object per event); an event that does not decode fails the stream. */
     public Flux<TokenEvent> decode(String decodeUrl, DecodeTask task, String requestId) {
-        Flux<TokenEvent> http = post(decodeUrl + "/internal/decode", task, requestId)
-                .accept(MediaType.APPLICATION_NDJSON)
-                .exchangeToFlux(r -> {
-                    if (r.statusCode().isError())
-                        return error(r, decodeUrl).flux().cast(TokenEvent.class);
-                    accepted(decodeUrl);
-                    return r.bodyToFlux(String.class)
-                            .filter(line -> !line.isBlank())
-                            .map(line -> InternalJson.decode(line, TokenEvent.class));
-                });
-        Flux<TokenEvent> call = http;
-        if (overChannel(decodeUrl)) {
-            AtomicBoolean taken = new AtomicBoolean();
-            call = channels.stream(decodeUrl, ControlFrame.DECODE, requestId, InternalJson.encode(task))
-                    .map(line -> InternalJson.decode(line, TokenEvent.class))
-                    .doOnNext(ev -> {
-                        if (taken.compareAndSet(false, true)) accepted(decodeUrl); // its first event: it took the task
-                    })
-                    .onErrorResume(WorkerChannels.NoChannel.class, e -> http);
-        }
+        Flux<TokenEvent> call = carrier.stream(
+                        decodeUrl, WorkerOp.DECODE, requestId, InternalJson.encode(task), () -> accepted(decodeUrl))
+                .map(line -> InternalJson.decode(line, TokenEvent.class));
         // the first event may wait for a batch slot (worker timeout); each later token comes within the stall
         // timeout (a worker that stops answering altogether is caught sooner by its channel's pings)
         return guard.stream(decodeUrl, call.timeout(Mono.delay(timeout), ev -> Mono.delay(stall)));
@@ -153,13 +117,13 @@ public class WorkerClient implements AutoCloseable {
      * outside the circuit breaker (a worker still starting must not open it); empty when the worker
      * has no profile route (404).
      */
-    public Mono<dev.mooncakej.kvcache.wire.WorkerMessages.WorkerProfile> profile(String url) {
+    public Mono<WorkerMessages.WorkerProfile> profile(String url) {
         return web.get()
                 .uri(url + "/internal/profile")
                 .exchangeToMono(r -> r.statusCode().value() == 404
                         ? Mono.<String>empty()
-                        : r.statusCode().isError() ? error(r, url) : r.bodyToMono(String.class))
-                .map(b -> InternalJson.decode(b, dev.mooncakej.kvcache.wire.WorkerMessages.WorkerProfile.class))
+                        : r.statusCode().isError() ? HttpCarrier.<String>error(r, url) : r.bodyToMono(String.class))
+                .map(b -> InternalJson.decode(b, WorkerMessages.WorkerProfile.class))
                 .timeout(Duration.ofSeconds(5));
     }
 
@@ -186,36 +150,12 @@ public class WorkerClient implements AutoCloseable {
 
     /** Best effort: drop a reservation that will not be used (the decode worker frees or fences its blocks). */
     public Mono<Void> cancel(String decodeUrl, long reservationId) {
-        Mono<Void> http = web.delete()
-                .uri(decodeUrl + "/internal/reservations/" + reservationId)
-                .retrieve()
-                .toBodilessEntity()
+        Mono<Void> call = carrier.call(
+                        decodeUrl, WorkerOp.RELEASE, null, InternalJson.encode(new Release(reservationId)))
                 .then();
-        Mono<Void> call = overChannel(decodeUrl)
-                ? channels.call(decodeUrl, ControlFrame.RELEASE, null, InternalJson.encode(new Release(reservationId)))
-                        .then()
-                        .onErrorResume(WorkerChannels.NoChannel.class, e -> http)
-                : http;
         return guard.idempotent(decodeUrl, call.timeout(Duration.ofSeconds(5)))
                 .onErrorResume(e -> Mono.empty())
                 .then();
-    }
-
-    private WebClient.RequestHeadersSpec<?> post(String url, Object message, String requestId) {
-        return web.post()
-                .uri(url)
-                .header("X-Request-Id", requestId)
-                .contentType(MediaType.APPLICATION_JSON)
-                .bodyValue(InternalJson.encode(message));
-    }
-
-    private static <T> Mono<T> error(org.springframework.web.reactive.function.client.ClientResponse r, String url) {
-        int status = r.statusCode().value();
-        return r.bodyToMono(String.class)
-                .map(b -> InternalJson.decode(b, WorkerError.class))
-                .defaultIfEmpty(new WorkerError("http_" + status, "no body"))
-                .onErrorResume(e -> Mono.just(new WorkerError("http_" + status, "unreadable error body")))
-                .flatMap(e -> Mono.error(new WorkerException(url, status, e.code(), e.message())));
     }
 
     /** How many control channels are open (0 over HTTP). */

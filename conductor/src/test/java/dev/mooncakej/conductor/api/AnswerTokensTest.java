@@ -6,6 +6,7 @@ import dev.mooncakej.conductor.ConductorProperties;
 import dev.mooncakej.conductor.model.ServedModel;
 import dev.mooncakej.conductor.request.AnswerTokens;
 import java.util.Arrays;
+import java.util.Collections;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 
@@ -59,7 +60,7 @@ class AnswerTokensTest {
                 .isNotEqualTo(generated);
         // user text cannot claim a remembered answer's ids: only an assistant message's exact text does
         int[] asUser = parser.parse(chat(answer), true, "r4").promptTokens();
-        assertThat(java.util.Collections.indexOfSubList(
+        assertThat(Collections.indexOfSubList(
                         Arrays.stream(asUser).boxed().toList(),
                         Arrays.stream(generated).boxed().toList()))
                 .isEqualTo(-1);

@@ -10,6 +10,7 @@ import io.netty.buffer.Unpooled;
 import io.netty.handler.codec.http.websocketx.BinaryWebSocketFrame;
 import io.netty.handler.codec.http.websocketx.WebSocketFrame;
 import java.io.IOException;
+import java.net.InetAddress;
 import java.net.ServerSocket;
 import java.nio.ByteBuffer;
 import java.time.Duration;
@@ -23,6 +24,7 @@ import org.junit.jupiter.api.Test;
 import reactor.core.publisher.Flux;
 import reactor.core.publisher.Mono;
 import reactor.netty.DisposableServer;
+import reactor.netty.http.client.HttpClient;
 import reactor.netty.http.server.HttpServer;
 
 /**
@@ -69,8 +71,7 @@ class WorkerChannelsTest {
                             .map(f -> new BinaryWebSocketFrame(Unpooled.wrappedBuffer(f.encode()))));
                 }))
                 .bindNow();
-        channels =
-                new WorkerChannels(reactor.netty.http.client.HttpClient.create(), CREDENTIAL, Duration.ofMillis(500));
+        channels = new WorkerChannels(HttpClient.create(), CREDENTIAL, Duration.ofMillis(500));
         return "http://127.0.0.1:" + server.port();
     }
 
@@ -166,9 +167,8 @@ class WorkerChannelsTest {
 
     @Test
     void aWorkerThatNeverAnswersTheUpgradeFailsTheCallAfterTheHandshakeTimeout() throws Exception {
-        channels =
-                new WorkerChannels(reactor.netty.http.client.HttpClient.create(), CREDENTIAL, Duration.ofMillis(300));
-        try (ServerSocket silent = new ServerSocket(0, 5, java.net.InetAddress.getLoopbackAddress())) {
+        channels = new WorkerChannels(HttpClient.create(), CREDENTIAL, Duration.ofMillis(300));
+        try (ServerSocket silent = new ServerSocket(0, 5, InetAddress.getLoopbackAddress())) {
             String url = "http://127.0.0.1:" + silent.getLocalPort();
             long t0 = System.nanoTime();
             assertThat(failure(channels.call(url, ControlFrame.RESERVE, "r", "{}")))
@@ -188,15 +188,15 @@ class WorkerChannelsTest {
                         (req, res) -> res.status(req.requestHeaders().contains(ClusterCredential.HEADER) ? 404 : 401)
                                 .send()))
                 .bindNow();
-        channels = new WorkerChannels(reactor.netty.http.client.HttpClient.create(), CREDENTIAL);
+        channels = new WorkerChannels(HttpClient.create(), CREDENTIAL);
         String url = "http://127.0.0.1:" + server.port();
         assertThat(channels.httpOnly(url)).isFalse();
         assertThat(failure(channels.call(url, ControlFrame.RESERVE, "r", "{}")))
                 .isInstanceOf(WorkerChannels.NoChannel.class);
         assertThat(channels.httpOnly(url)).as("calls go over HTTP for a while").isTrue();
 
-        WorkerChannels wrongSecret = new WorkerChannels(
-                reactor.netty.http.client.HttpClient.create(), ClusterCredential.of("another-cluster-secret"));
+        WorkerChannels wrongSecret =
+                new WorkerChannels(HttpClient.create(), ClusterCredential.of("another-cluster-secret"));
         DisposableServer refusing = HttpServer.create()
                 .host("127.0.0.1")
                 .port(0)

@@ -3,9 +3,11 @@ package dev.mooncakej.engine.generate;
 import dev.mooncakej.engine.tokenizer.BytePairTokenizer;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
+import java.util.HashSet;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 
@@ -31,7 +33,7 @@ final class BpeTrainer {
             for (int i = 0; i < w.length(); i++) syms.add(String.valueOf(w.charAt(i)));
             words.merge(syms, 1, Integer::sum);
         }
-        java.util.Set<String> known = new java.util.HashSet<>(tokens);
+        Set<String> known = new HashSet<>(tokens);
         for (String[] ab : PairMerges.learn(words, maxMerges)) {
             merges.add(ab[0] + " " + ab[1]);
             if (known.add(ab[0] + ab[1])) tokens.add(ab[0] + ab[1]);

@@ -8,7 +8,9 @@ import java.io.UncheckedIOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.HashSet;
 import java.util.List;
+import java.util.Set;
 import java.util.SplittableRandom;
 
 /**
@@ -256,7 +258,7 @@ public final class ModelGenerator {
         v.imEnd = v.add(SPECIAL_TOKENS[2], 3, 0f);
         for (int b = 0; b < 256; b++) v.add(String.format("<0x%02X>", b), 6, 0f);
         SentencePieceTrainer spm = new SentencePieceTrainer(corpus(), s.merges());
-        java.util.Set<String> seen = new java.util.HashSet<>(v.tokens);
+        Set<String> seen = new HashSet<>(v.tokens);
         for (int i = 0; i < spm.pieces.size(); i++) {
             if (seen.add(spm.pieces.get(i))) v.add(spm.pieces.get(i), 1, spm.scores.get(i));
         }

@@ -2,6 +2,7 @@ package dev.mooncakej.engine.kv;
 
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
+import java.util.function.LongFunction;
 
 /**
  * The engine's KV cache: one off-heap slab of fixed-size blocks ({@link KvCacheLayout}) addressed by
@@ -30,7 +31,7 @@ public final class PagedKvCache implements AutoCloseable {
      * @param memory where the slab comes from (e.g. memory registered with a transfer engine, so peers
      *               can write KV straight into it); null: a private off-heap allocation freed on close
      */
-    public PagedKvCache(KvCacheLayout layout, int blocks, java.util.function.LongFunction<MemorySegment> memory) {
+    public PagedKvCache(KvCacheLayout layout, int blocks, LongFunction<MemorySegment> memory) {
         if (blocks < 1) throw new IllegalArgumentException("kv cache needs at least 1 block, got " + blocks);
         this.layout = layout;
         this.capacity = blocks;

@@ -1,6 +1,7 @@
 package dev.mooncakej.engine.llama;
 
 import dev.mooncakej.engine.gguf.GgufFile;
+import java.util.Set;
 
 /**
  * Hyper-parameters of a Llama-family model, read from GGUF metadata under the architecture's prefix.
@@ -26,7 +27,7 @@ public record LlamaConfig(
         boolean ropeNeox,
         boolean qkvBias) {
 
-    public static final java.util.Set<String> ARCHITECTURES = java.util.Set.of("llama", "qwen2");
+    public static final Set<String> ARCHITECTURES = Set.of("llama", "qwen2");
 
     public static LlamaConfig from(GgufFile f) {
         String arch = f.getString("general.architecture");

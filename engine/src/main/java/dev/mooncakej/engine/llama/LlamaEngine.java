@@ -11,7 +11,9 @@ import dev.mooncakej.engine.spi.Sequence;
 import dev.mooncakej.engine.tensor.ParallelExecutor;
 import dev.mooncakej.engine.tokenizer.ChatTemplate;
 import dev.mooncakej.engine.tokenizer.Tokenizer;
+import java.lang.foreign.MemorySegment;
 import java.nio.file.Path;
+import java.util.function.LongFunction;
 
 /**
  * The built-in engine: a GGUF Llama-family model, its tokenizer and chat template, a paged KV cache
@@ -83,7 +85,7 @@ public final class LlamaEngine implements InferenceEngine {
      * @param kvMemory where the KV cache slab comes from (bytes to memory), e.g. a transfer engine's
      *                 registered memory; null: private off-heap memory
      */
-    public LlamaEngine(Config cfg, java.util.function.LongFunction<java.lang.foreign.MemorySegment> kvMemory) {
+    public LlamaEngine(Config cfg, LongFunction<MemorySegment> kvMemory) {
         GgufFile f = GgufFile.open(cfg.model());
         try {
             this.file = f;

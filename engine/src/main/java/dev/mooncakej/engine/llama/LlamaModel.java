@@ -9,6 +9,7 @@ import dev.mooncakej.engine.tensor.ParallelExecutor;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
+import java.util.Arrays;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.VectorSpecies;
 
@@ -229,7 +230,7 @@ public final class LlamaModel implements AutoCloseable {
                 double sum = LaneMath.expShifted(s, pos + 1, max);
                 float inv = (float) (1.0 / sum);
                 int ao = r * c.qDim() + h * hd;
-                java.util.Arrays.fill(att, ao, ao + hd, 0f);
+                Arrays.fill(att, ao, ao + hd, 0f);
                 for (int j = 0; j <= pos; j++) {
                     long vo = cache.layerOffset(table[j / bt], layer) + layout.valueOffset(j % bt) + headOff;
                     axpySlab(s[j] * inv, vo, att, ao, hd);

@@ -4,6 +4,7 @@ import dev.mooncakej.engine.gguf.GgmlType;
 import dev.mooncakej.engine.gguf.GgufFile;
 import dev.mooncakej.engine.gguf.GgufTensor;
 import dev.mooncakej.engine.tensor.WeightMatrix;
+import java.util.Arrays;
 
 /** The tensors of a Llama-family model, checked for shape and exposed in place from the mapped file. */
 public final class LlamaWeights {
@@ -66,7 +67,7 @@ public final class LlamaWeights {
         if (t.dims().length != 2 || t.dims()[0] != cols || t.dims()[1] != rows) {
             throw f.bad(
                     "tensor '" + name + "' dims",
-                    "expected [" + cols + ", " + rows + "], found " + java.util.Arrays.toString(t.dims()));
+                    "expected [" + cols + ", " + rows + "], found " + Arrays.toString(t.dims()));
         }
         return new WeightMatrix(t);
     }
@@ -75,8 +76,7 @@ public final class LlamaWeights {
         GgufTensor t = f.tensor(name);
         if (t.elementCount() != size) {
             throw f.bad(
-                    "tensor '" + name + "' dims",
-                    "expected " + size + " elements, found " + java.util.Arrays.toString(t.dims()));
+                    "tensor '" + name + "' dims", "expected " + size + " elements, found " + Arrays.toString(t.dims()));
         }
         if (t.type() != GgmlType.F32 && t.type() != GgmlType.F16 && t.type() != GgmlType.BF16) {
             throw f.bad("tensor '" + name + "' type", "expected F32, F16 or BF16 for a vector, found " + t.type());

@@ -14,6 +14,8 @@ import dev.mooncakej.kvcache.cost.CostProfile;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.file.Path;
+import java.util.Arrays;
+import java.util.function.LongFunction;
 
 /**
  * An engine without math, for load tests and the scheduler simulator: time is taken from a
@@ -93,7 +95,7 @@ public final class SimulatedEngine implements InferenceEngine {
      * @param kvMemory where the KV slab comes from (e.g. a transfer engine's registered memory, so a
      *                 simulated worker's KV moves like a real one's); null: private off-heap memory
      */
-    public SimulatedEngine(Config cfg, Sleeper sleeper, java.util.function.LongFunction<MemorySegment> kvMemory) {
+    public SimulatedEngine(Config cfg, Sleeper sleeper, LongFunction<MemorySegment> kvMemory) {
         this.cfg = cfg;
         this.sleeper = sleeper;
         try (GgufFile f = GgufFile.open(cfg.tokenizerModel())) {
@@ -119,7 +121,7 @@ public final class SimulatedEngine implements InferenceEngine {
         int n = 0;
         int[] ids = new int[tokenizer.vocabSize()];
         for (int i = 0; i < ids.length; i++) if (tokenizer.tokenType(i) == Tokenizer.TYPE_NORMAL) ids[n++] = i;
-        this.generatable = java.util.Arrays.copyOf(ids, n);
+        this.generatable = Arrays.copyOf(ids, n);
         this.scratch = new float[tokenizer.vocabSize()];
     }
 
@@ -264,7 +266,7 @@ public final class SimulatedEngine implements InferenceEngine {
     }
 
     private void oneHot(long h, float[] logits) {
-        java.util.Arrays.fill(logits, 0, tokenizer.vocabSize(), 0f);
+        Arrays.fill(logits, 0, tokenizer.vocabSize(), 0f);
         logits[generatable[(int) Long.remainderUnsigned(mix(h ^ GOLDEN), generatable.length)]] = 20f;
     }
 

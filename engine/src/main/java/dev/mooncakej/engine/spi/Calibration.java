@@ -1,6 +1,11 @@
 package dev.mooncakej.engine.spi;
 
+import dev.mooncakej.engine.gguf.GgufFile;
+import dev.mooncakej.kvcache.BlockKeys;
+import dev.mooncakej.kvcache.wire.WorkerMessages;
+import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 
 /**
@@ -24,27 +29,25 @@ public final class Calibration {
      * size) and, within {@code budgetSeconds}, its prefill costs ({@code role} "prefill") or decode-step
      * costs ("decode").
      */
-    public static dev.mooncakej.kvcache.wire.WorkerMessages.WorkerProfile profile(
-            String role, InferenceEngine engine, java.nio.file.Path modelFile, int chunkTokens, double budgetSeconds) {
+    public static WorkerMessages.WorkerProfile profile(
+            String role, InferenceEngine engine, Path modelFile, int chunkTokens, double budgetSeconds) {
         ModelInfo info = engine.info();
-        String identity = dev.mooncakej.engine.gguf.GgufFile.keyIdentity(modelFile);
-        long seed = new dev.mooncakej.kvcache.BlockKeys(identity, info.blockTokens()).seed();
+        String identity = GgufFile.keyIdentity(modelFile);
+        long seed = new BlockKeys(identity, info.blockTokens()).seed();
         var prefill = "prefill".equals(role)
                 ? prefill(engine, chunkTokens, 4096, budgetSeconds).stream()
-                        .map(p -> new dev.mooncakej.kvcache.wire.WorkerMessages.PrefillCost(
-                                p.inputTokens(), 0, p.seconds()))
+                        .map(p -> new WorkerMessages.PrefillCost(p.inputTokens(), 0, p.seconds()))
                         .toList()
-                : List.<dev.mooncakej.kvcache.wire.WorkerMessages.PrefillCost>of();
+                : List.<WorkerMessages.PrefillCost>of();
         var decode = "decode".equals(role)
                 ? decode(engine, 64, budgetSeconds).stream()
-                        .map(d -> new dev.mooncakej.kvcache.wire.WorkerMessages.StepCost(
-                                d.batch(), d.contextTokens(), d.seconds()))
+                        .map(d -> new WorkerMessages.StepCost(d.batch(), d.contextTokens(), d.seconds()))
                         .toList()
-                : List.<dev.mooncakej.kvcache.wire.WorkerMessages.StepCost>of();
-        return new dev.mooncakej.kvcache.wire.WorkerMessages.WorkerProfile(
+                : List.<WorkerMessages.StepCost>of();
+        return new WorkerMessages.WorkerProfile(
                 role,
                 identity,
-                dev.mooncakej.kvcache.BlockKeys.VERSION,
+                BlockKeys.VERSION,
                 info.blockTokens(),
                 seed,
                 info.contextLength(),
@@ -79,7 +82,7 @@ public final class Calibration {
         for (int n = 16; n <= Math.min(longest, 1024); n *= 4) lengths.add(n);
         double[] best = new double[lengths.size()];
         int[] runs = new int[lengths.size()];
-        java.util.Arrays.fill(best, Double.POSITIVE_INFINITY);
+        Arrays.fill(best, Double.POSITIVE_INFINITY);
         float[] logits = new float[info.vocabSize()];
         PrefillOptions opts = PrefillOptions.chunked(chunkTokens);
         long t0 = System.nanoTime();
@@ -157,7 +160,7 @@ public final class Calibration {
         int[] sizes = {1, 2, 4, 8};
         double[] best = new double[sizes.length];
         long[] context = new long[sizes.length];
-        java.util.Arrays.fill(best, Double.POSITIVE_INFINITY);
+        Arrays.fill(best, Double.POSITIVE_INFINITY);
         long t0 = System.nanoTime();
         List<Sequence> seqs = new ArrayList<>();
         try {

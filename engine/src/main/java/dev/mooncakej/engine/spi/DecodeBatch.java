@@ -1,5 +1,7 @@
 package dev.mooncakej.engine.spi;
 
+import java.util.Arrays;
+
 /**
  * One continuous-batching step: up to {@code capacity} sequences, each with the token to feed.
  * Preallocated and refilled every step; after {@link InferenceEngine#decode} row i's logits are at
@@ -24,7 +26,7 @@ public final class DecodeBatch {
     }
 
     public void clear() {
-        java.util.Arrays.fill(sequences, 0, size, null);
+        Arrays.fill(sequences, 0, size, null);
         size = 0;
     }
 

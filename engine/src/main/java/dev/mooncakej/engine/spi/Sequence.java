@@ -1,6 +1,7 @@
 package dev.mooncakej.engine.spi;
 
 import dev.mooncakej.engine.kv.PagedKvCache;
+import java.util.Arrays;
 
 /**
  * One request's view of the KV cache: its block table (int block ids, one per {@code blockTokens}
@@ -19,7 +20,7 @@ public final class Sequence {
         this.cache = cache;
         this.blockTokens = cache.layout().blockTokens();
         this.table = new int[(contextLength + blockTokens - 1) / blockTokens];
-        java.util.Arrays.fill(table, PagedKvCache.NO_BLOCK);
+        Arrays.fill(table, PagedKvCache.NO_BLOCK);
     }
 
     /** The live block table; entries at and past {@link #blockCount()} are {@link PagedKvCache#NO_BLOCK}. */

@@ -1,8 +1,10 @@
 package dev.mooncakej.engine.tokenizer;
 
 import dev.mooncakej.engine.gguf.GgufFile;
+import java.io.ByteArrayOutputStream;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
@@ -30,7 +32,7 @@ public final class BytePairTokenizer implements Tokenizer {
     private static final int[] CHAR_TO_BYTE = new int[512];
 
     static {
-        java.util.Arrays.fill(CHAR_TO_BYTE, -1);
+        Arrays.fill(CHAR_TO_BYTE, -1);
         int n = 0;
         for (int b = 0; b < 256; b++) {
             boolean printable = (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF);
@@ -76,7 +78,7 @@ public final class BytePairTokenizer implements Tokenizer {
         String s = vocab.tokens[id];
         if (type == TYPE_CONTROL) return new byte[0];
         if (type == TYPE_USER_DEFINED) return s.getBytes(StandardCharsets.UTF_8);
-        java.io.ByteArrayOutputStream out = new java.io.ByteArrayOutputStream(s.length());
+        ByteArrayOutputStream out = new ByteArrayOutputStream(s.length());
         for (int i = 0; i < s.length(); i++) {
             char c = s.charAt(i);
             int b = c < CHAR_TO_BYTE.length ? CHAR_TO_BYTE[c] : -1;

@@ -1,12 +1,14 @@
 package dev.mooncakej.engine.tokenizer;
 
+import java.util.Arrays;
+
 /** A growable list of ints without boxing. */
 final class IntList {
     private int[] a = new int[16];
     private int n;
 
     void add(int v) {
-        if (n == a.length) a = java.util.Arrays.copyOf(a, n * 2);
+        if (n == a.length) a = Arrays.copyOf(a, n * 2);
         a[n++] = v;
     }
 
@@ -19,6 +21,6 @@ final class IntList {
     }
 
     int[] toArray() {
-        return java.util.Arrays.copyOf(a, n);
+        return Arrays.copyOf(a, n);
     }
 }

@@ -1,6 +1,8 @@
 package dev.mooncakej.engine.tokenizer;
 
 import dev.mooncakej.engine.gguf.GgufFile;
+import java.io.ByteArrayOutputStream;
+import java.nio.charset.StandardCharsets;
 
 /**
  * Text to token ids and back, built from a GGUF file's {@code tokenizer.ggml.*} metadata.
@@ -43,9 +45,9 @@ public interface Tokenizer {
     }
 
     default String decode(int[] ids, int from, int to) {
-        java.io.ByteArrayOutputStream out = new java.io.ByteArrayOutputStream();
+        ByteArrayOutputStream out = new ByteArrayOutputStream();
         for (int i = from; i < to; i++) out.writeBytes(tokenBytes(ids[i]));
-        return out.toString(java.nio.charset.StandardCharsets.UTF_8);
+        return out.toString(StandardCharsets.UTF_8);
     }
 
     /** The tokenizer this GGUF file describes: {@code gpt2} (byte-level BPE) or {@code llama} (SentencePiece). */

@@ -2,6 +2,7 @@ package dev.mooncakej.engine.tokenizer;
 
 import dev.mooncakej.engine.gguf.GgufFile;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.Comparator;
 import java.util.HashMap;
 import java.util.List;
@@ -55,7 +56,7 @@ final class Vocabulary {
             }
         } else {
             types = new int[tokens.length];
-            java.util.Arrays.fill(types, Tokenizer.TYPE_NORMAL);
+            Arrays.fill(types, Tokenizer.TYPE_NORMAL);
         }
         float[] scores = f.has("tokenizer.ggml.scores")
                 ? f.getArray("tokenizer.ggml.scores", float[].class)

@@ -6,6 +6,7 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import dev.mooncakej.engine.TestModels;
 import dev.mooncakej.engine.llama.LlamaEngine;
 import java.io.IOException;
+import java.lang.foreign.ValueLayout;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.charset.StandardCharsets;
@@ -212,8 +213,8 @@ class GgufFileTest {
             f.metadata().forEach((k, v) -> copy(w, k, v));
             f.tensors().values().stream()
                     .filter(t -> !t.name().equals("blk.1.ffn_up.weight"))
-                    .forEach(t -> w.addTensor(
-                            t.name(), t.dims(), t.type(), t.data().toArray(java.lang.foreign.ValueLayout.JAVA_BYTE)));
+                    .forEach(t ->
+                            w.addTensor(t.name(), t.dims(), t.type(), t.data().toArray(ValueLayout.JAVA_BYTE)));
             Path p = dir.resolve("missing.gguf");
             w.write(p);
             assertThatThrownBy(() -> new LlamaEngine(LlamaEngine.Config.of(p)))

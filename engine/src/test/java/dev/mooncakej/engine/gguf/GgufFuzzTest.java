@@ -5,6 +5,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 import dev.mooncakej.engine.generate.ModelGenerator;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.Arrays;
 import net.jqwik.api.ForAll;
 import net.jqwik.api.Property;
 import net.jqwik.api.constraints.IntRange;
@@ -54,6 +55,6 @@ class GgufFuzzTest {
 
     @Property(tries = 150)
     void aTruncatedFileIsNamed(@ForAll @IntRange(min = 0, max = 20000) int length) throws Exception {
-        opensOrNamesTheProblem(java.util.Arrays.copyOf(model, Math.min(length, model.length - 1)));
+        opensOrNamesTheProblem(Arrays.copyOf(model, Math.min(length, model.length - 1)));
     }
 }

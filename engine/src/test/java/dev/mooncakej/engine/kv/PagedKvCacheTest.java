@@ -3,6 +3,8 @@ package dev.mooncakej.engine.kv;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
+import java.lang.foreign.Arena;
+import java.lang.foreign.ValueLayout;
 import java.util.HashSet;
 import java.util.Set;
 import org.junit.jupiter.api.Test;
@@ -59,18 +61,16 @@ class PagedKvCacheTest {
     @Test
     void exportAndImportMoveExactlyOneLayer() {
         try (PagedKvCache c = new PagedKvCache(layout, 2);
-                java.lang.foreign.Arena a = java.lang.foreign.Arena.ofConfined()) {
+                Arena a = Arena.ofConfined()) {
             int src = c.allocate(), dst = c.allocate();
             var seg = c.layer(src, 1);
-            for (long i = 0; i < seg.byteSize(); i++) seg.set(java.lang.foreign.ValueLayout.JAVA_BYTE, i, (byte) i);
+            for (long i = 0; i < seg.byteSize(); i++) seg.set(ValueLayout.JAVA_BYTE, i, (byte) i);
             var wire = a.allocate(layout.layerBytes());
             c.exportLayer(src, 1, wire);
             c.importLayer(dst, 1, wire);
             assertThat(c.layer(dst, 1).mismatch(seg)).isEqualTo(-1);
-            assertThat(c.layer(dst, 0).toArray(java.lang.foreign.ValueLayout.JAVA_BYTE))
-                    .containsOnly((byte) 0);
-            assertThat(c.layer(dst, 2).toArray(java.lang.foreign.ValueLayout.JAVA_BYTE))
-                    .containsOnly((byte) 0);
+            assertThat(c.layer(dst, 0).toArray(ValueLayout.JAVA_BYTE)).containsOnly((byte) 0);
+            assertThat(c.layer(dst, 2).toArray(ValueLayout.JAVA_BYTE)).containsOnly((byte) 0);
         }
     }
 

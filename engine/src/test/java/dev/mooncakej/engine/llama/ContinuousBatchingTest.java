@@ -9,6 +9,7 @@ import dev.mooncakej.engine.spi.DecodeBatch;
 import dev.mooncakej.engine.spi.PrefillOptions;
 import dev.mooncakej.engine.spi.Sequence;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import org.junit.jupiter.api.Test;
 
@@ -44,7 +45,7 @@ class ContinuousBatchingTest {
                     b.add(s, t);
                     engine.decode(b);
                     t = Sampler.argmax(b.logits(), 0, vocab);
-                    if (step == STEPS - 1) aloneLastLogits[i] = java.util.Arrays.copyOfRange(b.logits(), 0, vocab);
+                    if (step == STEPS - 1) aloneLastLogits[i] = Arrays.copyOfRange(b.logits(), 0, vocab);
                 }
                 s.release();
             }
@@ -79,7 +80,7 @@ class ContinuousBatchingTest {
                     next[i] = Sampler.argmax(batch.logits(), batch.logitsOffset(rowOf[i]), vocab);
                     produced[i]++;
                     if (produced[i] == STEPS) {
-                        float[] l = java.util.Arrays.copyOfRange(
+                        float[] l = Arrays.copyOfRange(
                                 batch.logits(), batch.logitsOffset(rowOf[i]), batch.logitsOffset(rowOf[i]) + vocab);
                         assertThat(l)
                                 .as("last logits of sequence %d, batched vs alone", i)

@@ -8,6 +8,7 @@ import dev.mooncakej.engine.spi.PrefillOptions;
 import dev.mooncakej.engine.spi.Sequence;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
+import java.util.Arrays;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -89,7 +90,7 @@ class PrefixReuseTest {
             try {
                 engine.prefill(
                         source,
-                        java.util.Arrays.copyOf(prompt, prefixBlocks * BLOCK + 1),
+                        Arrays.copyOf(prompt, prefixBlocks * BLOCK + 1),
                         PrefillOptions.DEFAULT,
                         new float[full.length]);
                 for (int b = 0; b < prefixBlocks; b++) {
@@ -136,7 +137,7 @@ class PrefixReuseTest {
         StringBuilder seen = new StringBuilder();
         Sequence s = engine.newSequence();
         try {
-            int[] p = java.util.Arrays.copyOf(prompt, 40);
+            int[] p = Arrays.copyOf(prompt, 40);
             engine.prefill(
                     s,
                     p,

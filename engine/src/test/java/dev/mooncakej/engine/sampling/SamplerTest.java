@@ -7,6 +7,7 @@ import dev.mooncakej.engine.TestModels;
 import dev.mooncakej.engine.llama.LlamaEngine;
 import dev.mooncakej.engine.spi.PrefillOptions;
 import java.util.List;
+import org.assertj.core.data.Offset;
 import org.junit.jupiter.api.Test;
 
 class SamplerTest {
@@ -40,9 +41,7 @@ class SamplerTest {
         for (float l : LOGITS) z += Math.exp(l);
         for (int i = 0; i < 5; i++) {
             double expected = Math.exp(LOGITS[i]) / z;
-            assertThat(counts[i] / 20_000.0)
-                    .as("frequency of token %d", i)
-                    .isCloseTo(expected, org.assertj.core.data.Offset.offset(0.02));
+            assertThat(counts[i] / 20_000.0).as("frequency of token %d", i).isCloseTo(expected, Offset.offset(0.02));
         }
     }
 
@@ -61,8 +60,7 @@ class SamplerTest {
     void logprobIsTheLogSoftmax() {
         double z = 0;
         for (float l : LOGITS) z += Math.exp(l);
-        assertThat(Sampler.logprob(LOGITS, 0, 5, 2))
-                .isCloseTo((float) (2 - Math.log(z)), org.assertj.core.data.Offset.offset(1e-6f));
+        assertThat(Sampler.logprob(LOGITS, 0, 5, 2)).isCloseTo((float) (2 - Math.log(z)), Offset.offset(1e-6f));
     }
 
     @Test

@@ -13,6 +13,7 @@ import dev.mooncakej.kvcache.cost.CostProfile;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import org.junit.jupiter.api.Test;
 
@@ -96,7 +97,7 @@ class SimulatedEngineTest {
             DecodeBatch b = new DecodeBatch(1, vocab);
             b.add(s, next);
             e.decode(b);
-            int[] all = java.util.Arrays.copyOf(prompt, prompt.length + 1);
+            int[] all = Arrays.copyOf(prompt, prompt.length + 1);
             all[prompt.length] = next;
             assertThat(e.verify(s, all)).as("first wrong position").isEqualTo(-1);
 

@@ -4,6 +4,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 
 import java.util.Random;
 import jdk.incubator.vector.FloatVector;
+import org.assertj.core.data.Offset;
 import org.junit.jupiter.api.Test;
 
 /** The deterministic vector helpers: accurate, and the vector and scalar forms agree bit for bit. */
@@ -53,14 +54,10 @@ class LaneMathTest {
         }
         LaneMath.swiglu(g, u, n);
         for (int i = 0; i < n; i++)
-            assertThat(g[i])
-                    .isCloseTo(
-                            expect[i], org.assertj.core.data.Offset.offset(1e-5f * Math.max(1, Math.abs(expect[i]))));
+            assertThat(g[i]).isCloseTo(expect[i], Offset.offset(1e-5f * Math.max(1, Math.abs(expect[i]))));
         float[] s = {1f, 2f, 3f, -50f, 0.5f};
         double sum = LaneMath.expShifted(s, s.length, 3f);
         assertThat(sum)
-                .isCloseTo(
-                        Math.exp(-2) + Math.exp(-1) + 1 + Math.exp(-53) + Math.exp(-2.5),
-                        org.assertj.core.data.Offset.offset(1e-6));
+                .isCloseTo(Math.exp(-2) + Math.exp(-1) + 1 + Math.exp(-53) + Math.exp(-2.5), Offset.offset(1e-6));
     }
 }

@@ -6,10 +6,14 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import dev.mooncakej.engine.TestModels;
 import dev.mooncakej.engine.generate.ModelGenerator;
 import dev.mooncakej.engine.gguf.GgufFile;
+import dev.mooncakej.engine.gguf.GgufWriter;
 import java.nio.file.Path;
+import java.util.Arrays;
 import java.util.List;
 import java.util.Random;
+import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.io.TempDir;
 
 class TokenizerTest {
@@ -25,7 +29,7 @@ class TokenizerTest {
 
     /** A hang guard, not a speed target: merged whole, such a piece would take hours. */
     @Test
-    @org.junit.jupiter.api.Timeout(value = 60, unit = java.util.concurrent.TimeUnit.SECONDS)
+    @Timeout(value = 60, unit = TimeUnit.SECONDS)
     void aPromptOfOneEnormousWordIsTokenizedInRunsAndStillRoundTrips() {
         try (GgufFile f = GgufFile.open(TestModels.tiny())) {
             Tokenizer t = Tokenizer.from(f);
@@ -110,7 +114,7 @@ class TokenizerTest {
     void specialTokensAreParsedOnlyWhenAsked() {
         try (GgufFile f = GgufFile.open(TestModels.tiny())) {
             Tokenizer t = Tokenizer.from(f);
-            int imStart = java.util.Arrays.asList(f.getArray("tokenizer.ggml.tokens", String[].class))
+            int imStart = Arrays.asList(f.getArray("tokenizer.ggml.tokens", String[].class))
                     .indexOf("<|im_start|>");
             int[] parsed = t.encodeWithSpecials("<|im_start|>user\nhi");
             assertThat(parsed[0]).isEqualTo(imStart);
@@ -164,7 +168,7 @@ class TokenizerTest {
     @Test
     void unknownTokenizerModelIsNamed() {
         Path p = dir.resolve("wp.gguf");
-        new dev.mooncakej.engine.gguf.GgufWriter()
+        new GgufWriter()
                 .putString("tokenizer.ggml.model", "bert")
                 .putStrings("tokenizer.ggml.tokens", new String[] {"a"})
                 .write(p);

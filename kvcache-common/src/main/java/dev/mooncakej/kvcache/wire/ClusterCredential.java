@@ -1,5 +1,6 @@
 package dev.mooncakej.kvcache.wire;
 
+import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -53,7 +54,7 @@ public final class ClusterCredential {
         if (file != null && !file.isBlank()) {
             try {
                 secret = Files.readString(Path.of(file)).strip();
-            } catch (java.io.IOException | RuntimeException e) {
+            } catch (IOException | RuntimeException e) {
                 throw new IllegalArgumentException("mooncakej.cluster.secret-file=" + file + ": cannot be read ("
                         + e.getClass().getSimpleName() + "); expected a file holding the cluster secret");
             }

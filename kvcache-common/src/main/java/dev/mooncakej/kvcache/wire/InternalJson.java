@@ -1,5 +1,6 @@
 package dev.mooncakej.kvcache.wire;
 
+import java.util.regex.Pattern;
 import tools.jackson.core.JacksonException;
 import tools.jackson.databind.DeserializationFeature;
 import tools.jackson.databind.exc.UnrecognizedPropertyException;
@@ -54,8 +55,8 @@ public final class InternalJson {
         return sb.toString();
     }
 
-    private static final java.util.regex.Pattern QUALIFIED =
-            java.util.regex.Pattern.compile("\\b(?:[a-z][a-z0-9_]*\\.)+([A-Z][\\w]*)(?:\\$([A-Z][\\w]*))?");
+    private static final Pattern QUALIFIED =
+            Pattern.compile("\\b(?:[a-z][a-z0-9_]*\\.)+([A-Z][\\w]*)(?:\\$([A-Z][\\w]*))?");
 
     /**
      * A parser's message with class names reduced to their simple names: an answer names the field and

@@ -1,5 +1,7 @@
 package dev.mooncakej.kvcache.wire;
 
+import java.util.List;
+
 /**
  * The JSON messages between the conductor and the workers (internal HTTP API). Each is a record that
  * both sides encode and decode with {@link InternalJson}, which refuses unknown fields by name, so a
@@ -235,16 +237,16 @@ public final class WorkerMessages {
     public record StorePut(String client, long[] keys, long blockBytes, String preferredSegment) {}
 
     /** Store master -> writer: per key a status (started, exists, no_space) and, when started, where to write. */
-    public record StorePutStarted(java.util.List<String> status, java.util.List<StoreReplica> replicas) {}
+    public record StorePutStarted(List<String> status, List<StoreReplica> replicas) {}
 
     /** Any client -> store master: keys to end, revoke, test or remove ({@code force}: remove despite leases). */
     public record StoreKeys(long[] keys, boolean force) {}
 
     /** Store master -> client: one answer per key (true/false, or a remove status name). */
-    public record StoreAnswers(java.util.List<String> answers) {}
+    public record StoreAnswers(List<String> answers) {}
 
     /** Store master -> worker: per key (in order) its readable replicas (empty: not stored), and the lease's end. */
-    public record StoreReplicas(java.util.List<java.util.List<StoreReplica>> replicas, long leaseUntilMillis) {}
+    public record StoreReplicas(List<List<StoreReplica>> replicas, long leaseUntilMillis) {}
 
     /** A worker's load and pool, for scheduling and dashboards. */
     public record WorkerStatus(
@@ -283,8 +285,8 @@ public final class WorkerMessages {
             long keySeed,
             int contextLength,
             long kvCapacityTokens,
-            java.util.List<PrefillCost> prefill,
-            java.util.List<StepCost> decode) {}
+            List<PrefillCost> prefill,
+            List<StepCost> decode) {}
 
     /** A measured prefill: {@code inputTokens} with {@code cachedTokens} reused took {@code seconds} of compute. */
     public record PrefillCost(int inputTokens, int cachedTokens, double seconds) {}

@@ -3,6 +3,7 @@ package dev.mooncakej.kvcache.wire;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
+import java.util.Arrays;
 import java.util.HexFormat;
 import org.junit.jupiter.api.Test;
 
@@ -29,7 +30,7 @@ class PoolPinTest {
     @Test
     void malformedMessagesAreRefusedByName() {
         byte[] pin = PoolPin.pin(7, new long[] {1, 2}, new long[] {0, 64}).encode();
-        byte[] shortened = java.util.Arrays.copyOf(pin, pin.length - 8);
+        byte[] shortened = Arrays.copyOf(pin, pin.length - 8);
         assertThatThrownBy(() -> PoolPin.decode(shortened)).hasMessageContaining("says 2 blocks");
         byte[] version = pin.clone();
         version[1] = 9;

@@ -22,6 +22,7 @@ import dev.mooncakej.kvcache.wire.WorkerMessages.StorePut;
 import dev.mooncakej.kvcache.wire.WorkerMessages.StorePutStarted;
 import dev.mooncakej.kvcache.wire.WorkerMessages.StoreReplica;
 import dev.mooncakej.kvcache.wire.WorkerMessages.TokenEvent;
+import java.util.Arrays;
 import java.util.HexFormat;
 import java.util.List;
 import org.junit.jupiter.api.Test;
@@ -91,7 +92,7 @@ class WireContractsTest {
         roundTrips(
                 new StorePutStarted(
                         List.of("started", "exists"),
-                        java.util.Arrays.asList(new StoreReplica("d:pool", 64, 4096, "dram"), null)),
+                        Arrays.asList(new StoreReplica("d:pool", 64, 4096, "dram"), null)),
                 "{\"status\":[\"started\",\"exists\"],\"replicas\":[{\"segment\":\"d:pool\",\"offset\":64,"
                         + "\"length\":4096,\"tier\":\"dram\"},null]}",
                 StorePutStarted.class);
@@ -170,10 +171,10 @@ class WireContractsTest {
         byte[] badVersion = KvControl.abort(1).encode();
         badVersion[1] = 2;
         assertThatThrownBy(() -> KvControl.decode(badVersion)).hasMessageContaining("version 2");
-        byte[] trailing = java.util.Arrays.copyOf(KvControl.abort(1).encode(), 25);
+        byte[] trailing = Arrays.copyOf(KvControl.abort(1).encode(), 25);
         assertThatThrownBy(() -> KvControl.decode(trailing)).hasMessageContaining("25 bytes");
         byte[] shortName = KvControl.claim(1, "abc").encode();
-        assertThatThrownBy(() -> KvControl.decode(java.util.Arrays.copyOf(shortName, shortName.length - 1)))
+        assertThatThrownBy(() -> KvControl.decode(Arrays.copyOf(shortName, shortName.length - 1)))
                 .hasMessageContaining("name length");
         assertThatThrownBy(() -> KvControl.claim(1, "../x")).hasMessageContaining("segment name");
         assertThatThrownBy(() -> KvControl.commit(1, 0)).hasMessageContaining(">= 1");

@@ -8,6 +8,7 @@ import dev.mooncakej.kvcache.wire.WorkerMessages.PrefillResult;
 import dev.mooncakej.kvcache.wire.WorkerMessages.PrefillTask;
 import dev.mooncakej.kvcache.wire.WorkerMessages.StoreHeld;
 import dev.mooncakej.kvcache.wire.WorkerMessages.StorePut;
+import java.nio.ByteBuffer;
 import net.jqwik.api.Arbitraries;
 import net.jqwik.api.Arbitrary;
 import net.jqwik.api.ForAll;
@@ -34,7 +35,7 @@ class WireFuzzTest {
     void binaryControlFramesAreDecodedOrRefused(@ForAll @Size(max = 600) byte[] frame) {
         refusedOrDecoded(() -> PoolPin.decode(frame));
         refusedOrDecoded(() -> KvControl.decode(frame));
-        refusedOrDecoded(() -> ControlFrame.decode(java.nio.ByteBuffer.wrap(frame)));
+        refusedOrDecoded(() -> ControlFrame.decode(ByteBuffer.wrap(frame)));
     }
 
     @Property(tries = 3000)
@@ -42,7 +43,7 @@ class WireFuzzTest {
             @ForAll("calls") byte[] frame, @ForAll int position, @ForAll byte value) {
         byte[] f = frame.clone();
         f[Math.floorMod(position, f.length)] = value;
-        refusedOrDecoded(() -> ControlFrame.decode(java.nio.ByteBuffer.wrap(f)));
+        refusedOrDecoded(() -> ControlFrame.decode(ByteBuffer.wrap(f)));
     }
 
     @Provide

@@ -6,6 +6,7 @@ import java.lang.foreign.MemorySegment;
 import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;
 import java.nio.file.Files;
+import java.nio.file.LinkOption;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 import java.nio.file.attribute.PosixFilePermissions;
@@ -45,7 +46,7 @@ public final class SsdTier implements AutoCloseable {
             Files.deleteIfExists(file); // a fresh file, never through a link left in its place
             Files.createFile(file, PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rw-------")));
             this.channel = FileChannel.open(
-                    file, StandardOpenOption.READ, StandardOpenOption.WRITE, java.nio.file.LinkOption.NOFOLLOW_LINKS);
+                    file, StandardOpenOption.READ, StandardOpenOption.WRITE, LinkOption.NOFOLLOW_LINKS);
         } catch (IOException e) {
             throw new UncheckedIOException("cannot create the SSD tier file " + file + ": " + e.getMessage(), e);
         }
@@ -61,8 +62,8 @@ public final class SsdTier implements AutoCloseable {
                 var m = p.matcher(f.getFileName().toString());
                 if (m.matches()
                         && ProcessHandle.of(Long.parseLong(m.group(1))).isEmpty()
-                        && Files.isRegularFile(f, java.nio.file.LinkOption.NOFOLLOW_LINKS)
-                        && Files.getOwner(f, java.nio.file.LinkOption.NOFOLLOW_LINKS)
+                        && Files.isRegularFile(f, LinkOption.NOFOLLOW_LINKS)
+                        && Files.getOwner(f, LinkOption.NOFOLLOW_LINKS)
                                 .getName()
                                 .equals(System.getProperty("user.name"))) Files.deleteIfExists(f);
             }

@@ -9,6 +9,7 @@ import java.lang.foreign.ValueLayout;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.attribute.PosixFilePermissions;
+import java.util.Arrays;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -44,8 +45,7 @@ class SsdTierTest {
             var c = t.drain();
             assertThat(c.stored()).containsExactly(1, 2, 3, 4);
             assertThat(c.evicted()).containsExactly(2);
-            assertThat(java.util.Arrays.stream(c.offsets()).allMatch(o -> o % 256 == 0))
-                    .isTrue();
+            assertThat(Arrays.stream(c.offsets()).allMatch(o -> o % 256 == 0)).isTrue();
             assertThat(t.snapshot().stored()).containsExactlyInAnyOrder(1, 3, 4);
             assertThat(t.reads()).isEqualTo(2);
             assertThatThrownBy(() -> t.store(9, a.allocate(100))).hasMessageContaining("expected 256");

@@ -1,5 +1,6 @@
 package dev.mooncakej.kvtransfer.engine;
 
+import dev.mooncakej.kvcache.Redacted;
 import io.etcd.jetcd.ByteSequence;
 import io.etcd.jetcd.Client;
 import io.etcd.jetcd.ClientBuilder;
@@ -8,6 +9,7 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
+import javax.net.ssl.SSLException;
 
 /**
  * How a service reaches etcd: the endpoints, and in a cluster TLS (the CA that signed etcd's
@@ -90,7 +92,7 @@ public record EtcdAccess(
                     ssl.trustManager(caFile.toFile());
                     if (certFile != null) ssl.keyManager(certFile.toFile(), keyFile.toFile());
                 });
-            } catch (javax.net.ssl.SSLException | IllegalArgumentException e) {
+            } catch (SSLException | IllegalArgumentException e) {
                 throw new IllegalArgumentException(
                         "etcd TLS files " + caFile + ", " + certFile + ", " + keyFile + ": not usable ("
                                 + e.getMessage() + "); expected PEM certificates and a PKCS#8 key",
@@ -102,6 +104,6 @@ public record EtcdAccess(
 
     @Override
     public String toString() {
-        return dev.mooncakej.kvcache.Redacted.toString(this, "password");
+        return Redacted.toString(this, "password");
     }
 }

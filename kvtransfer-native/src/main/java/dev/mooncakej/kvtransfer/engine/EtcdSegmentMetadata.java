@@ -16,6 +16,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.Optional;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.TimeUnit;
 import java.util.function.BiConsumer;
 import java.util.logging.Logger;
@@ -37,8 +38,7 @@ public final class EtcdSegmentMetadata implements SegmentMetadata {
     private final Duration timeout;
     private final Map<String, SegmentDescriptor> cache = new ConcurrentHashMap<>();
     private final Map<String, SegmentDescriptor> mine = new ConcurrentHashMap<>();
-    private final List<BiConsumer<String, SegmentDescriptor>> listeners =
-            new java.util.concurrent.CopyOnWriteArrayList<>();
+    private final List<BiConsumer<String, SegmentDescriptor>> listeners = new CopyOnWriteArrayList<>();
     private final Watch.Watcher watcher;
     private volatile long lease;
     private volatile AutoCloseable keepAlive;

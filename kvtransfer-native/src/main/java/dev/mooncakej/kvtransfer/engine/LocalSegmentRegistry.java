@@ -14,6 +14,7 @@ import java.util.Optional;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.function.BiConsumer;
+import java.util.logging.Logger;
 import tools.jackson.databind.JsonNode;
 import tools.jackson.databind.json.JsonMapper;
 
@@ -86,7 +87,7 @@ public final class LocalSegmentRegistry implements SegmentMetadata {
         } catch (NoSuchFileException e) {
             return Optional.empty();
         } catch (IOException | RuntimeException e) {
-            java.util.logging.Logger.getLogger(LocalSegmentRegistry.class.getName())
+            Logger.getLogger(LocalSegmentRegistry.class.getName())
                     .warning("segment '" + name + "' refused: " + e.getMessage());
             return Optional.empty();
         }

@@ -6,12 +6,15 @@ import static java.lang.foreign.ValueLayout.JAVA_LONG;
 
 import dev.mooncakej.kvtransfer.rdma.RdmaAddressing;
 import dev.mooncakej.kvtransfer.rdma.RdmaSettings;
+import dev.mooncakej.kvtransfer.rdma.Verbs;
 import dev.mooncakej.kvtransfer.rdma.VerbsLayouts;
 import dev.mooncakej.kvtransfer.rdma.VerbsLib;
 import dev.mooncakej.kvtransfer.rdma.VerbsOps;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemoryLayout;
 import java.lang.foreign.MemorySegment;
+import java.lang.foreign.StructLayout;
+import java.nio.file.Files;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.HashSet;
@@ -25,6 +28,7 @@ import java.util.concurrent.ConcurrentLinkedQueue;
 import java.util.concurrent.ConcurrentSkipListMap;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
+import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicLong;
@@ -205,10 +209,7 @@ final class RdmaTransport implements Transport {
             return null;
         }
         if (devices.isEmpty()) {
-            why.append(
-                    skipped.isEmpty()
-                            ? dev.mooncakej.kvtransfer.rdma.Verbs.probe().reason()
-                            : "no usable device: " + skipped);
+            why.append(skipped.isEmpty() ? Verbs.probe().reason() : "no usable device: " + skipped);
             return null;
         }
         RdmaTransport t = new RdmaTransport(verbs, config.rdma(), devices, self, config.maxEndpoints(), rpc);
@@ -420,7 +421,7 @@ final class RdmaTransport implements Transport {
             dev.endpoints.add(this);
             try {
                 connector.execute(this::connect);
-            } catch (java.util.concurrent.RejectedExecutionException e) {
+            } catch (RejectedExecutionException e) {
                 breakEndpoint("rdma transport is closing");
             }
         }
@@ -823,14 +824,14 @@ final class RdmaTransport implements Transport {
     private static final long WC_ID = off(VerbsLayouts.IBV_WC, "wr_id");
     private static final long WC_STATUS = off(VerbsLayouts.IBV_WC, "status");
 
-    private static long off(java.lang.foreign.StructLayout l, String f) {
+    private static long off(StructLayout l, String f) {
         return l.byteOffset(MemoryLayout.PathElement.groupElement(f));
     }
 
     private static int numaNode(RdmaSettings s, String device) {
         try {
             return Integer.parseInt(
-                    java.nio.file.Files.readString(s.sysfsRoot().resolve(device).resolve("device/numa_node"))
+                    Files.readString(s.sysfsRoot().resolve(device).resolve("device/numa_node"))
                             .trim());
         } catch (Exception e) {
             return -1;

@@ -4,14 +4,21 @@ import java.io.IOException;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.nio.channels.FileChannel;
+import java.nio.file.LinkOption;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
+import java.util.ArrayList;
+import java.util.Comparator;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
+import java.util.concurrent.RejectedExecutionException;
+import java.util.concurrent.Semaphore;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.LongAdder;
 
 /**
  * The shm transport, for peers on the same host: the peer's segment is a shared-memory file that this
@@ -29,28 +36,28 @@ final class ShmTransport implements Transport {
 
     private record Job(MemorySegment remote, Slice slice, Completion completion) {}
 
-    private static final java.util.Comparator<Job> ORDER = java.util.Comparator.<Job>comparingLong(
+    private static final Comparator<Job> ORDER = Comparator.<Job>comparingLong(
                     j -> j.slice().local.address())
             .thenComparingLong(j -> j.slice().remoteOffset);
 
     /** Memory copies made by every shm transport of this process (a run of merged slices is one). */
-    static final java.util.concurrent.atomic.LongAdder COPIES = new java.util.concurrent.atomic.LongAdder();
+    static final LongAdder COPIES = new LongAdder();
 
     private final Arena arena = Arena.ofShared();
     private final Map<String, MemorySegment> mapped = new ConcurrentHashMap<>();
     private final int threads;
     private final ExecutorService copiers;
     /** Copy threads free to take a share of a large batch. */
-    private final java.util.concurrent.Semaphore idleCopiers;
+    private final Semaphore idleCopiers;
     /** Threads copying for this transport now: submitters and copy threads. */
-    private final java.util.concurrent.atomic.AtomicInteger busy = new java.util.concurrent.atomic.AtomicInteger();
+    private final AtomicInteger busy = new AtomicInteger();
 
     private final Path dir;
 
     ShmTransport(int threads, Path dir) {
         this.threads = threads;
         this.dir = dir;
-        this.idleCopiers = new java.util.concurrent.Semaphore(Math.max(0, threads - 1));
+        this.idleCopiers = new Semaphore(Math.max(0, threads - 1));
 
         this.copiers = threads > 1
                 ? Executors.newFixedThreadPool(
@@ -104,7 +111,7 @@ final class ShmTransport implements Transport {
                 copy(remote, slices, 0, 1, completion);
                 return;
             }
-            java.util.ArrayList<Job> jobs = new java.util.ArrayList<>(slices.size());
+            ArrayList<Job> jobs = new ArrayList<>(slices.size());
             for (Slice s : slices) jobs.add(new Job(remote, s, completion));
             jobs.sort(ORDER);
             int helpers = copiers == null || total < PARALLEL_BYTES ? 0 : helpers(Math.min(threads, jobs.size()) - 1);
@@ -153,7 +160,7 @@ final class ShmTransport implements Transport {
             };
             try {
                 futures[p - 1] = copiers.submit(copyShare);
-            } catch (java.util.concurrent.RejectedExecutionException closing) {
+            } catch (RejectedExecutionException closing) {
                 copyShare.run(); // the transport is closing: copied here
             }
         }
@@ -267,7 +274,7 @@ final class ShmTransport implements Transport {
             if (m != null && m.byteSize() == peer.length()) return m;
             Path file = SegmentFiles.trustedSegmentFile(dir, peer.name(), peer.shmFile());
             try (FileChannel ch = FileChannel.open(
-                    file, StandardOpenOption.READ, StandardOpenOption.WRITE, java.nio.file.LinkOption.NOFOLLOW_LINKS)) {
+                    file, StandardOpenOption.READ, StandardOpenOption.WRITE, LinkOption.NOFOLLOW_LINKS)) {
                 SegmentFiles.requireRegular(file); // re-checked on the open file's path (no swap for a link in between)
                 if (ch.size() < peer.length())
                     throw new IOException("the file has " + ch.size() + " bytes, the descriptor says " + peer.length());

@@ -1,6 +1,8 @@
 package dev.mooncakej.kvtransfer.engine;
 
+import java.util.ArrayList;
 import java.util.HashMap;
+import java.util.List;
 import java.util.Map;
 import java.util.function.Consumer;
 import java.util.function.Function;
@@ -104,8 +106,8 @@ final class SievePool<K, V> {
     }
 
     /** Every value, for closing. */
-    synchronized java.util.List<V> values() {
-        java.util.List<V> out = new java.util.ArrayList<>();
+    synchronized List<V> values() {
+        List<V> out = new ArrayList<>();
         for (Node<K, V> n : map.values()) out.add(n.value);
         return out;
     }

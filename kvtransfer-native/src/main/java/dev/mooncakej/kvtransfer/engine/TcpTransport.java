@@ -9,6 +9,7 @@ import java.nio.ByteOrder;
 import java.nio.channels.SocketChannel;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicLong;
@@ -216,7 +217,7 @@ final class TcpTransport implements Transport {
             int n = 1;
             if (g.write) for (Slice s : g.slices) bufs[n++] = s.local.asByteBuffer();
             Wire.writeFully(ch, bufs, n);
-            java.util.Arrays.fill(bufs, 1, n, null);
+            Arrays.fill(bufs, 1, n, null);
             return true;
         }
 
@@ -253,7 +254,7 @@ final class TcpTransport implements Transport {
                 for (int i = 0; i < g.slices.length; i++)
                     if (header.get(i) == Wire.OK) bufs[n++] = g.slices[i].local.asByteBuffer();
                 Wire.readFully(ch, bufs, 0, n);
-                java.util.Arrays.fill(bufs, 0, n, null);
+                Arrays.fill(bufs, 0, n, null);
             }
             synchronized (this) {
                 inflight.poll();

@@ -1,5 +1,8 @@
 package dev.mooncakej.kvtransfer.engine;
 
+import dev.mooncakej.kvcache.Redacted;
+import dev.mooncakej.kvtransfer.PeerAuth;
+import dev.mooncakej.kvtransfer.rdma.RdmaSettings;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.List;
@@ -41,7 +44,7 @@ public record TransferConfig(
         int copyThreads,
         int downgradeAfter,
         String verbsLibrary,
-        dev.mooncakej.kvtransfer.rdma.RdmaSettings rdma) {
+        RdmaSettings rdma) {
     public static final List<String> ALL_TRANSPORTS = List.of("rdma", "shm", "tcp");
 
     public TransferConfig {
@@ -70,8 +73,8 @@ public record TransferConfig(
         require(listenPort >= 0 && listenPort <= 65535, "listen-port", listenPort, "0..65535");
         if (timeout == null || timeout.isNegative() || timeout.isZero())
             throw new IllegalArgumentException("transfer timeout '" + timeout + "': expected a positive duration");
-        new dev.mooncakej.kvtransfer.PeerAuth(secret); // validates the secret with its own message
-        if (rdma == null) rdma = dev.mooncakej.kvtransfer.rdma.RdmaSettings.DEFAULTS;
+        new PeerAuth(secret); // validates the secret with its own message
+        if (rdma == null) rdma = RdmaSettings.DEFAULTS;
         if (verbsLibrary == null || verbsLibrary.isBlank())
             throw new IllegalArgumentException(
                     "transfer verbs-library: expected a library name or path such as libibverbs.so.1");
@@ -99,7 +102,7 @@ public record TransferConfig(
                 2,
                 3,
                 "libibverbs.so.1",
-                dev.mooncakej.kvtransfer.rdma.RdmaSettings.DEFAULTS);
+                RdmaSettings.DEFAULTS);
     }
 
     public TransferConfig withTransports(List<String> t) {
@@ -262,7 +265,7 @@ public record TransferConfig(
                 rdma);
     }
 
-    public TransferConfig withRdma(dev.mooncakej.kvtransfer.rdma.RdmaSettings r) {
+    public TransferConfig withRdma(RdmaSettings r) {
         return new TransferConfig(
                 transports,
                 shmDir,
@@ -285,6 +288,6 @@ public record TransferConfig(
     /** The record's text with the secret left out (it must never reach a log). */
     @Override
     public String toString() {
-        return dev.mooncakej.kvcache.Redacted.toString(this, "secret");
+        return Redacted.toString(this, "secret");
     }
 }

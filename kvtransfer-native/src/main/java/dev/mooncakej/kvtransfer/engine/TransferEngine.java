@@ -5,25 +5,32 @@ import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
+import java.net.InetAddress;
 import java.net.InetSocketAddress;
 import java.net.StandardSocketOptions;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.channels.FileChannel;
 import java.nio.channels.SocketChannel;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
+import java.nio.file.LinkOption;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
+import java.nio.file.attribute.PosixFilePermissions;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.ConcurrentLinkedQueue;
 import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.function.Function;
 import java.util.logging.Logger;
 
@@ -51,8 +58,7 @@ public final class TransferEngine implements AutoCloseable {
     private final Map<String, Peer> peers = new ConcurrentHashMap<>();
     private final Map<String, Control> control = new ConcurrentHashMap<>();
     /** Unfinished batches in submission order; every batch has the same timeout, so deadlines are in order too. */
-    private final java.util.concurrent.ConcurrentLinkedQueue<TransferBatch> pending =
-            new java.util.concurrent.ConcurrentLinkedQueue<>();
+    private final ConcurrentLinkedQueue<TransferBatch> pending = new ConcurrentLinkedQueue<>();
 
     private final ScheduledExecutorService timer;
     private final TransferServer server;
@@ -81,9 +87,7 @@ public final class TransferEngine implements AutoCloseable {
         try {
             Files.deleteIfExists(shmFile); // never through a link left in its place: a fresh file, owner-only (0600)
             Files.createFile(
-                    shmFile,
-                    java.nio.file.attribute.PosixFilePermissions.asFileAttribute(
-                            java.nio.file.attribute.PosixFilePermissions.fromString("rw-------")));
+                    shmFile, PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rw-------")));
         } catch (IOException e) {
             arena.close();
             throw new UncheckedIOException(
@@ -91,7 +95,7 @@ public final class TransferEngine implements AutoCloseable {
                     e);
         }
         try (FileChannel ch = FileChannel.open(
-                shmFile, StandardOpenOption.READ, StandardOpenOption.WRITE, java.nio.file.LinkOption.NOFOLLOW_LINKS)) {
+                shmFile, StandardOpenOption.READ, StandardOpenOption.WRITE, LinkOption.NOFOLLOW_LINKS)) {
             this.segment = ch.map(FileChannel.MapMode.READ_WRITE, 0, segmentBytes, arena);
         } catch (IOException e) {
             arena.close();
@@ -504,9 +508,9 @@ public final class TransferEngine implements AutoCloseable {
                     c.close();
                     throw e;
                 }
-                String body = new String(r, 1, r.length - 1, java.nio.charset.StandardCharsets.UTF_8);
+                String body = new String(r, 1, r.length - 1, StandardCharsets.UTF_8);
                 if (r[0] != Wire.OK) throw new IllegalStateException("peer refused the rdma handshake: " + body);
-                return java.util.Arrays.copyOfRange(r, 1, r.length);
+                return Arrays.copyOfRange(r, 1, r.length);
             }
         } catch (IOException e) {
             throw new IllegalStateException("rdma handshake with '" + segmentName + "' failed: " + e.getMessage(), e);
@@ -613,14 +617,14 @@ public final class TransferEngine implements AutoCloseable {
             return Files.readString(Path.of("/proc/sys/kernel/random/boot_id")).trim();
         } catch (IOException | RuntimeException e) {
             try {
-                return java.net.InetAddress.getLocalHost().getHostName();
+                return InetAddress.getLocalHost().getHostName();
             } catch (IOException ex) {
                 return "localhost";
             }
         }
     }
 
-    private final java.util.concurrent.atomic.AtomicBoolean closed = new java.util.concurrent.atomic.AtomicBoolean();
+    private final AtomicBoolean closed = new AtomicBoolean();
 
     /**
      * Unmaps the segment once no transport thread still holds it (a socket read into it in progress

@@ -1,6 +1,7 @@
 package dev.mooncakej.kvtransfer.engine;
 
 import dev.mooncakej.kvtransfer.PeerAuth;
+import java.io.EOFException;
 import java.io.IOException;
 import java.lang.foreign.MemorySegment;
 import java.net.InetSocketAddress;
@@ -9,8 +10,14 @@ import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.channels.ServerSocketChannel;
 import java.nio.channels.SocketChannel;
+import java.nio.charset.StandardCharsets;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.ConcurrentSkipListMap;
+import java.util.concurrent.Executors;
+import java.util.concurrent.ScheduledExecutorService;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.function.Function;
 import java.util.function.Supplier;
@@ -46,14 +53,12 @@ final class TransferServer implements AutoCloseable {
     private final AtomicLong writeGroups = new AtomicLong();
 
     /** WRITE groups whose data is still landing, by number, with the writer that sent each. */
-    private final java.util.concurrent.ConcurrentSkipListMap<Long, String> writesLanding =
-            new java.util.concurrent.ConcurrentSkipListMap<>();
+    private final ConcurrentSkipListMap<Long, String> writesLanding = new ConcurrentSkipListMap<>();
 
     private volatile boolean closed;
     /** Closes connections that have not answered the challenge in time (a silent peer holds no thread for long). */
-    private final java.util.concurrent.ScheduledExecutorService authTimer =
-            java.util.concurrent.Executors.newSingleThreadScheduledExecutor(r ->
-                    Thread.ofPlatform().daemon().name("transfer-auth-timeout").unstarted(r));
+    private final ScheduledExecutorService authTimer = Executors.newSingleThreadScheduledExecutor(
+            r -> Thread.ofPlatform().daemon().name("transfer-auth-timeout").unstarted(r));
 
     static final long AUTH_TIMEOUT_MILLIS = 5000;
 
@@ -138,8 +143,7 @@ final class TransferServer implements AutoCloseable {
     }
 
     /** Connections that have not finished the handshake, at most {@link #MAX_HANDSHAKING} at a time. */
-    private final java.util.concurrent.atomic.AtomicInteger handshaking =
-            new java.util.concurrent.atomic.AtomicInteger();
+    private final AtomicInteger handshaking = new AtomicInteger();
 
     static final int MAX_HANDSHAKING = 64;
 
@@ -173,7 +177,7 @@ final class TransferServer implements AutoCloseable {
                         }
                     },
                     AUTH_TIMEOUT_MILLIS,
-                    java.util.concurrent.TimeUnit.MILLISECONDS);
+                    TimeUnit.MILLISECONDS);
             String peer;
             try {
                 peer = auth.accept(ch, self.get().name());
@@ -229,7 +233,7 @@ final class TransferServer implements AutoCloseable {
         header.clear();
         try {
             Wire.readFully(ch, header);
-        } catch (java.io.EOFException eof) {
+        } catch (EOFException eof) {
             return false; // the peer hung up between groups
         }
         header.flip();
@@ -304,7 +308,7 @@ final class TransferServer implements AutoCloseable {
                 answer = handshake.apply(payload.array());
             } catch (RuntimeException e) {
                 status = Wire.INVALID;
-                answer = String.valueOf(e.getMessage()).getBytes(java.nio.charset.StandardCharsets.UTF_8);
+                answer = String.valueOf(e.getMessage()).getBytes(StandardCharsets.UTF_8);
             }
             reply.put(status).putInt(answer.length).flip();
             Wire.writeFully(ch, new ByteBuffer[] {reply, ByteBuffer.wrap(answer)}, 2);

@@ -1,14 +1,18 @@
 package dev.mooncakej.kvtransfer.engine;
 
+import dev.mooncakej.kvtransfer.rdma.RdmaSettings;
+import java.io.IOException;
 import java.lang.foreign.MemorySegment;
 import java.net.InetAddress;
 import java.nio.file.Files;
+import java.nio.file.LinkOption;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
 import java.util.function.LongFunction;
+import java.util.regex.Pattern;
 
 /**
  * A worker's transfer segment: the transfer engine is created when the inference engine asks for its
@@ -57,8 +61,7 @@ public final class WorkerSegment implements AutoCloseable {
         int removed = 0;
         try (var files = Files.list(dir)) {
             for (Path f : (Iterable<Path>) files::iterator) {
-                var m = java.util.regex.Pattern.compile(
-                                "mooncakej-" + java.util.regex.Pattern.quote(role) + "-.*-(\\d+)\\.(seg|json)")
+                var m = Pattern.compile("mooncakej-" + Pattern.quote(role) + "-.*-(\\d+)\\.(seg|json)")
                         .matcher(f.getFileName().toString());
                 if (!m.matches()) continue;
                 long pid = Long.parseLong(m.group(1));
@@ -67,11 +70,11 @@ public final class WorkerSegment implements AutoCloseable {
                 try {
                     Files.deleteIfExists(f);
                     removed++;
-                } catch (java.io.IOException ignored) {
+                } catch (IOException ignored) {
                     // another worker got there first, or no permission: leave it
                 }
             }
-        } catch (java.io.IOException | RuntimeException e) {
+        } catch (IOException | RuntimeException e) {
             // best effort: an unreadable directory fails later with its own message
         }
         return removed;
@@ -83,11 +86,9 @@ public final class WorkerSegment implements AutoCloseable {
      */
     static boolean deadSegmentFileOfOurs(Path f) {
         try {
-            return Files.isRegularFile(f, java.nio.file.LinkOption.NOFOLLOW_LINKS)
-                    && Files.getOwner(f, java.nio.file.LinkOption.NOFOLLOW_LINKS)
-                            .getName()
-                            .equals(System.getProperty("user.name"));
-        } catch (java.io.IOException | RuntimeException e) {
+            return Files.isRegularFile(f, LinkOption.NOFOLLOW_LINKS)
+                    && Files.getOwner(f, LinkOption.NOFOLLOW_LINKS).getName().equals(System.getProperty("user.name"));
+        } catch (IOException | RuntimeException e) {
             return false;
         }
     }
@@ -106,8 +107,7 @@ public final class WorkerSegment implements AutoCloseable {
             String secret,
             long timeoutMillis,
             Map<String, String> rdma) {
-        dev.mooncakej.kvtransfer.rdma.RdmaSettings rdmaSettings =
-                dev.mooncakej.kvtransfer.rdma.RdmaSettings.fromKeys(keyPrefix + "rdma.", rdma);
+        RdmaSettings rdmaSettings = RdmaSettings.fromKeys(keyPrefix + "rdma.", rdma);
         List<String> ts = Arrays.stream(transports.split(","))
                 .map(String::trim)
                 .filter(s -> !s.isEmpty())

@@ -2,6 +2,7 @@ package dev.mooncakej.kvtransfer.rdma;
 
 import java.nio.file.Path;
 import java.util.Arrays;
+import java.util.Collections;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -133,7 +134,7 @@ public record RdmaSettings(
         m.put("rnr-retry", "7");
         m.put("drain-millis", "5000");
         m.put("sysfs-root", "/sys/class/infiniband");
-        return java.util.Collections.unmodifiableMap(m);
+        return Collections.unmodifiableMap(m);
     }
 
     public RdmaSettings withDevices(List<String> d) {

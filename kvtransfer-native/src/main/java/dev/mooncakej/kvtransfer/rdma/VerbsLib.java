@@ -12,10 +12,14 @@ import java.lang.foreign.MemoryLayout;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.StructLayout;
 import java.lang.foreign.SymbolLookup;
+import java.lang.foreign.ValueLayout;
 import java.lang.invoke.MethodHandle;
 import java.lang.invoke.VarHandle;
+import java.net.InetAddress;
+import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.logging.Logger;
 
 /**
  * The exported libibverbs functions the rdma transport needs, bound through FFM from one library
@@ -55,7 +59,7 @@ public final class VerbsLib {
             QP_DEST_QPN = 1 << 20;
     public static final int WR_RDMA_WRITE = 0, WR_RDMA_READ = 4, SEND_SIGNALED = 2;
 
-    private static final java.util.logging.Logger LOG = java.util.logging.Logger.getLogger(VerbsLib.class.getName());
+    private static final Logger LOG = Logger.getLogger(VerbsLib.class.getName());
     private static final Linker LINKER = Linker.nativeLinker();
     private static final StructLayout CALL_STATE = Linker.Option.captureStateLayout();
     private static final VarHandle ERRNO = CALL_STATE.varHandle(MemoryLayout.PathElement.groupElement("errno"));
@@ -88,7 +92,7 @@ public final class VerbsLib {
         SymbolLookup lib;
         try {
             lib = library.contains("/")
-                    ? SymbolLookup.libraryLookup(java.nio.file.Path.of(library), arena)
+                    ? SymbolLookup.libraryLookup(Path.of(library), arena)
                     : SymbolLookup.libraryLookup(library, arena);
         } catch (IllegalArgumentException e) {
             arena.close();
@@ -157,7 +161,7 @@ public final class VerbsLib {
      * not active, or whose addressing cannot work (no LID, no usable GID), is left out with its reason
      * in {@code skipped}; a configured device that does not exist is an error.
      */
-    public List<Device> openAll(RdmaSettings s, List<java.net.InetAddress> preferred, List<String> skipped) {
+    public List<Device> openAll(RdmaSettings s, List<InetAddress> preferred, List<String> skipped) {
         List<Device> out = new ArrayList<>();
         try (Arena tmp = Arena.ofConfined()) {
             MemorySegment state = tmp.allocate(CALL_STATE), num = tmp.allocate(JAVA_INT);
@@ -198,7 +202,7 @@ public final class VerbsLib {
             MemorySegment dev,
             String name,
             RdmaSettings s,
-            List<java.net.InetAddress> preferred,
+            List<InetAddress> preferred,
             List<String> skipped,
             Arena tmp)
             throws Throwable {
@@ -216,7 +220,7 @@ public final class VerbsLib {
             var pl = VerbsLayouts.IBV_PORT_ATTR;
             int portState = port.get(JAVA_INT, off(pl, "state"));
             int mtu = port.get(JAVA_INT, off(pl, "active_mtu"));
-            int lid = Short.toUnsignedInt(port.get(java.lang.foreign.ValueLayout.JAVA_SHORT, off(pl, "lid")));
+            int lid = Short.toUnsignedInt(port.get(ValueLayout.JAVA_SHORT, off(pl, "lid")));
             var ll = RdmaAddressing.LinkLayer.of(port.get(JAVA_BYTE, off(pl, "link_layer")));
             if (portState != PORT_ACTIVE) {
                 skipped.add(name + " port " + s.port() + ": not active (state " + portState + ")");
@@ -317,7 +321,7 @@ public final class VerbsLib {
         try (Arena a = Arena.ofConfined()) {
             MemorySegment pfd = a.allocate(8, 4);
             pfd.set(JAVA_INT, 0, d.asyncFd());
-            pfd.set(java.lang.foreign.ValueLayout.JAVA_SHORT, 4, (short) 1); // POLLIN
+            pfd.set(ValueLayout.JAVA_SHORT, 4, (short) 1); // POLLIN
             int n = (int) poll.invokeExact(pfd, 1L, timeoutMillis);
             if (n <= 0) return null;
             MemorySegment ev = a.allocate(VerbsLayouts.IBV_ASYNC_EVENT);
@@ -433,7 +437,7 @@ public final class VerbsLib {
             boolean global =
                     d.linkLayer() == RdmaAddressing.LinkLayer.ETHERNET || RdmaAddressing.otherSubnet(d.gid(), r.gid());
             if (d.linkLayer() == RdmaAddressing.LinkLayer.INFINIBAND)
-                a.set(java.lang.foreign.ValueLayout.JAVA_SHORT, ah + off(ahl, "dlid"), (short) r.lid());
+                a.set(ValueLayout.JAVA_SHORT, ah + off(ahl, "dlid"), (short) r.lid());
             if (global) {
                 a.set(JAVA_BYTE, ah + off(ahl, "is_global"), (byte) 1);
                 long grh = ah + off(ahl, "grh");

@@ -12,6 +12,7 @@ import java.time.Duration;
 import java.util.List;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.TimeUnit;
+import java.util.function.Supplier;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.io.TempDir;
@@ -86,7 +87,7 @@ class EtcdMetadataTest {
                 .hasMessageContaining("cannot reach etcd");
     }
 
-    static <T> T await(java.util.function.Supplier<T> f, String what) throws InterruptedException {
+    static <T> T await(Supplier<T> f, String what) throws InterruptedException {
         long until = System.nanoTime() + 15_000_000_000L;
         while (System.nanoTime() < until) {
             T v = f.get();

@@ -9,6 +9,8 @@ import java.net.http.HttpResponse;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
 
 /**
  * A real etcd (Debian's etcd-server, installed by {@code ./mooncakej test}) started as a child process
@@ -44,9 +46,9 @@ public final class EtcdProcess implements AutoCloseable {
         this.healthPort = tlsDir == null ? clientPort : freePort();
         String c = (tlsDir == null ? "http" : "https") + "://127.0.0.1:" + clientPort,
                 p = "http://127.0.0.1:" + peerPort;
-        java.util.List<String> tlsArgs = tlsDir == null
-                ? java.util.List.of()
-                : java.util.List.of(
+        List<String> tlsArgs = tlsDir == null
+                ? List.of()
+                : List.of(
                         "--cert-file",
                         tlsDir.resolve("tls.crt").toString(),
                         "--key-file",
@@ -56,7 +58,7 @@ public final class EtcdProcess implements AutoCloseable {
                         "--client-cert-auth",
                         "--listen-metrics-urls",
                         "http://127.0.0.1:" + healthPort);
-        java.util.List<String> cmd = new java.util.ArrayList<>(java.util.List.of(
+        List<String> cmd = new ArrayList<>(List.of(
                 "etcd",
                 "--name",
                 "n1",

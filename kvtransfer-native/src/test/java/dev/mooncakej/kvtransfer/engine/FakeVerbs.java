@@ -12,6 +12,8 @@ import java.lang.invoke.MethodHandle;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
+import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
 
 /**
  * Builds the fake libibverbs (src/test/resources/fake-verbs, C, compiled here with gcc) that stands in
@@ -88,11 +90,11 @@ final class FakeVerbs {
     }
 
     /** The two InfiniBand devices, rdma then tcp. */
-    static TransferConfig config(java.nio.file.Path shm) throws Exception {
+    static TransferConfig config(Path shm) throws Exception {
         return config(shm, List.of("fakeib0", "fakeib1"));
     }
 
-    static TransferConfig config(java.nio.file.Path shm, List<String> devices) throws Exception {
+    static TransferConfig config(Path shm, List<String> devices) throws Exception {
         return Engines.config("rdma", shm)
                 .withTransports(List.of("rdma", "tcp"))
                 .withVerbsLibrary(library().toString())
@@ -154,7 +156,7 @@ final class FakeVerbs {
         h.invokeExact(maxQpWr, maxCqe);
     }
 
-    private static final java.util.Map<String, MethodHandle> HANDLES = new java.util.concurrent.ConcurrentHashMap<>();
+    private static final Map<String, MethodHandle> HANDLES = new ConcurrentHashMap<>();
 
     /** Made once per function, so a call in the middle of a transfer takes microseconds, not milliseconds. */
     private static MethodHandle handle(String fn, FunctionDescriptor fd) throws Exception {

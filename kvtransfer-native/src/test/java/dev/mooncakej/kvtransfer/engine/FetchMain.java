@@ -1,5 +1,7 @@
 package dev.mooncakej.kvtransfer.engine;
 
+import java.io.BufferedReader;
+import java.io.InputStreamReader;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.file.Path;
@@ -16,8 +18,8 @@ public final class FetchMain {
     public static void main(String[] args) throws Exception {
         String host = args[0];
         long bytes = Long.parseLong(args[1]);
-        SegmentDescriptor peer = DescriptorJson.read(
-                new java.io.BufferedReader(new java.io.InputStreamReader(System.in)).readLine(), "stdin");
+        SegmentDescriptor peer =
+                DescriptorJson.read(new BufferedReader(new InputStreamReader(System.in)).readLine(), "stdin");
         SegmentMetadata md = new SegmentMetadata.Embedded();
         md.publish(peer);
         TransferConfig cfg = TransferConfig.defaults(Engines.SECRET, Path.of(System.getProperty("java.io.tmpdir")))

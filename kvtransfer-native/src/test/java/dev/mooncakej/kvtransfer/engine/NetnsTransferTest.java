@@ -3,6 +3,7 @@ package dev.mooncakej.kvtransfer.engine;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import java.io.BufferedReader;
+import java.io.File;
 import java.io.InputStreamReader;
 import java.io.OutputStream;
 import java.nio.charset.StandardCharsets;
@@ -36,9 +37,9 @@ class NetnsTransferTest {
     @Test
     void transferAcrossAVethPairAndABandwidthCapThatTheEngineMeasures() throws Exception {
         boolean root = "root".equals(System.getProperty("user.name"));
-        boolean ip = new java.io.File("/usr/sbin/ip").canExecute()
-                || new java.io.File("/sbin/ip").canExecute()
-                || new java.io.File("/usr/bin/ip").canExecute();
+        boolean ip = new File("/usr/sbin/ip").canExecute()
+                || new File("/sbin/ip").canExecute()
+                || new File("/usr/bin/ip").canExecute();
         if (!root || !ip)
             System.out.println(
                     "[skip] network-namespace test: needs root and iproute2 (root=" + root + ", ip=" + ip + ")");

@@ -1,6 +1,8 @@
 package dev.mooncakej.kvtransfer.engine;
 
+import java.lang.foreign.ValueLayout;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.List;
 
 /**
@@ -17,12 +19,12 @@ public final class PeerMain {
                 .withTransports(List.of("tcp"))
                 .withListen(args[3], 0, args[3]);
         SegmentMetadata md = args.length > 4
-                ? new EtcdSegmentMetadata(List.of(args[4]), "mooncakej-test/", 2, java.time.Duration.ofSeconds(5))
+                ? new EtcdSegmentMetadata(List.of(args[4]), "mooncakej-test/", 2, Duration.ofSeconds(5))
                 : new SegmentMetadata.Embedded();
         try (md;
                 TransferEngine e = new TransferEngine(args[0], md, bytes, cfg)) {
             var buf = e.allocate(bytes, "cpu:0");
-            for (long i = 0; i < bytes; i++) buf.set(java.lang.foreign.ValueLayout.JAVA_BYTE, i, (byte) (i * 31 % 251));
+            for (long i = 0; i < bytes; i++) buf.set(ValueLayout.JAVA_BYTE, i, (byte) (i * 31 % 251));
             System.out.println(DescriptorJson.write(e.descriptor()));
             System.out.flush();
             while (System.in.read() >= 0) {

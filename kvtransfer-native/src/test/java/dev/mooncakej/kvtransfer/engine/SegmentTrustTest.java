@@ -2,15 +2,20 @@ package dev.mooncakej.kvtransfer.engine;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
+import dev.mooncakej.kvtransfer.PeerAuth;
 import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.net.InetSocketAddress;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
+import java.nio.channels.SocketChannel;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.attribute.PosixFilePermissions;
 import java.util.HexFormat;
 import java.util.List;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
@@ -134,8 +139,7 @@ class SegmentTrustTest {
                     .done()
                     .join();
             assertThat(refused.status(0)).isEqualTo(TransferBatch.Status.INVALID);
-            assertThat(dst.asSlice(0, 4096).toArray(java.lang.foreign.ValueLayout.JAVA_BYTE))
-                    .containsOnly((byte) 0);
+            assertThat(dst.asSlice(0, 4096).toArray(ValueLayout.JAVA_BYTE)).containsOnly((byte) 0);
             p.transfer(List.of(
                     new TransferRequest(TransferRequest.Opcode.WRITE, p.offsetOf(src), "d", base + 4096, 4096)));
             assertThat(Engines.crc(dst.asSlice(4096, 4096))).isEqualTo(Engines.crc(src.asSlice(0, 4096)));
@@ -152,7 +156,7 @@ class SegmentTrustTest {
      * range to its claimant only, and closing the stalled writer's connections drops its group.
      */
     @Test
-    @org.junit.jupiter.api.Timeout(60)
+    @Timeout(60)
     void aStalledWriterHoldsOnlyItsOwnFence() throws Exception {
         SegmentMetadata md = new SegmentMetadata.Embedded();
         try (TransferEngine d = new TransferEngine("d", md, 1 << 16, Engines.config("tcp", shm));
@@ -165,9 +169,8 @@ class SegmentTrustTest {
             d.guardWrites((writer, off, len) -> writer.equals("stuck")
                     ? off >= base && off + len <= base + 8192
                     : writer.equals("p") && off >= base + 8192 && off + len <= base + 16384);
-            try (java.nio.channels.SocketChannel stuck =
-                    java.nio.channels.SocketChannel.open(new java.net.InetSocketAddress("127.0.0.1", d.port()))) {
-                new dev.mooncakej.kvtransfer.PeerAuth(Engines.SECRET).connect(stuck, "stuck", "d");
+            try (SocketChannel stuck = SocketChannel.open(new InetSocketAddress("127.0.0.1", d.port()))) {
+                new PeerAuth(Engines.SECRET).connect(stuck, "stuck", "d");
                 ByteBuffer ok = ByteBuffer.allocate(1);
                 while (ok.hasRemaining()) stuck.read(ok);
                 assertThat(ok.get(0)).isEqualTo(Wire.AUTH_OK);

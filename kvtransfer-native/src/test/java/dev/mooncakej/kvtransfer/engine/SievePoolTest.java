@@ -2,15 +2,18 @@ package dev.mooncakej.kvtransfer.engine;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
+import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
 
 /** SIEVE eviction of the endpoint pool (alone and inside the engine), and the topology matrix's path choice. */
 class SievePoolTest {
-    @org.junit.jupiter.api.io.TempDir
-    java.nio.file.Path shm;
+    @TempDir
+    Path shm;
 
     @Test
     void theEnginesEndpointPoolConnectsLazilyAndStaysWithinItsCap() throws Exception {
@@ -72,7 +75,7 @@ class SievePoolTest {
     @Test
     void topologyPrefersLocalDevicesThenWalksAllOnRetry() {
         Topology t = Topology.of(
-                new java.util.LinkedHashMap<>(Map.of("mlx5_0", 0)) {
+                new LinkedHashMap<>(Map.of("mlx5_0", 0)) {
                     {
                         put("mlx5_1", 0);
                         put("mlx5_2", 1);

@@ -12,6 +12,7 @@ import java.util.List;
 import java.util.Random;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.io.TempDir;
@@ -54,7 +55,7 @@ class TransferContractTest {
         return FakeVerbs.config(shm).withRetry(6, 1_000_000); // stays on rdma: the faults are rdma's to handle
     }
 
-    @org.junit.jupiter.api.AfterEach
+    @AfterEach
     void nothingLeft() throws Throwable {
         if (running == null || !running.startsWith("rdma-fake")) return;
         long injected = FakeVerbs.stat("injected");

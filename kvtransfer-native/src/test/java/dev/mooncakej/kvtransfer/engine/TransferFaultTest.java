@@ -17,6 +17,7 @@ import java.util.List;
 import java.util.Optional;
 import java.util.concurrent.TimeUnit;
 import java.util.function.BiConsumer;
+import java.util.function.UnaryOperator;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.io.TempDir;
@@ -35,8 +36,7 @@ class TransferFaultTest {
     /**
      * Metadata that shows one segment's descriptor changed (its tcp port pointing at the proxy, or another shm file).
      */
-    private record Redirect(
-            SegmentMetadata inner, String segment, java.util.function.UnaryOperator<SegmentDescriptor> change)
+    private record Redirect(SegmentMetadata inner, String segment, UnaryOperator<SegmentDescriptor> change)
             implements SegmentMetadata {
         Redirect(SegmentMetadata inner, String segment, int port) {
             this(

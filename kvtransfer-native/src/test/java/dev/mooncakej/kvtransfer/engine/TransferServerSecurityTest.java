@@ -3,15 +3,22 @@ package dev.mooncakej.kvtransfer.engine;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.mooncakej.kvtransfer.PeerAuth;
+import java.io.IOException;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.net.InetSocketAddress;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
+import java.nio.channels.ServerSocketChannel;
 import java.nio.channels.SocketChannel;
 import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
+import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
+import org.assertj.core.api.Assertions;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.io.TempDir;
@@ -31,7 +38,7 @@ class TransferServerSecurityTest {
         SocketChannel ch = SocketChannel.open(new InetSocketAddress("127.0.0.1", e.port()));
         try {
             new PeerAuth(secret).connect(ch, "client-" + ProcessHandle.current().pid(), e.name());
-        } catch (java.io.IOException refused) {
+        } catch (IOException refused) {
             // the server closed it: what follows shows it takes nothing from this peer
         }
         return ch;
@@ -60,14 +67,14 @@ class TransferServerSecurityTest {
             try (SocketChannel ch = connect(e, "some-other-secret-0123456789")) {
                 try {
                     ch.write(group(Wire.WRITE, 0, new long[][] {{0, 4}}, new byte[] {1, 2, 3, 4}));
-                } catch (java.io.IOException closed) {
+                } catch (IOException closed) {
                     // already closed
                 }
                 ByteBuffer in = ByteBuffer.allocate(64);
                 int n = 0;
                 try {
                     n = ch.read(in);
-                } catch (java.io.IOException reset) {
+                } catch (IOException reset) {
                     n = -1;
                 }
                 assertThat(n).as("closed without AUTH_OK").isEqualTo(-1);
@@ -90,7 +97,7 @@ class TransferServerSecurityTest {
                 Wire.readFully(bad, ok.clear());
                 // entry 0 inside, entry 1 crosses the buffer's end, entry 2 past everything registered
                 byte[] data = new byte[16 + 200 + 8];
-                java.util.Arrays.fill(data, (byte) 9);
+                Arrays.fill(data, (byte) 9);
                 good.write(group(Wire.WRITE, 7, new long[][] {{0, 16}, {4000, 200}, {1 << 19, 8}}, data));
                 ByteBuffer reply = ByteBuffer.allocate(Wire.HEADER + 3).order(ByteOrder.LITTLE_ENDIAN);
                 Wire.readFully(good, reply);
@@ -104,7 +111,7 @@ class TransferServerSecurityTest {
                 int got;
                 try {
                     got = bad.read(ByteBuffer.allocate(8));
-                } catch (java.io.IOException reset) {
+                } catch (IOException reset) {
                     got = -1;
                 }
                 assertThat(got).as("malformed: connection closed").isEqualTo(-1);
@@ -135,7 +142,7 @@ class TransferServerSecurityTest {
             int got;
             try {
                 got = silent.read(ByteBuffer.allocate(8));
-            } catch (java.io.IOException reset) {
+            } catch (IOException reset) {
                 got = -1;
             }
             double s = (System.nanoTime() - t0) / 1e9;
@@ -154,17 +161,15 @@ class TransferServerSecurityTest {
         try (TransferEngine d = new TransferEngine("d", md, 4096, Engines.config("tcp", shm));
                 TransferEngine p = new TransferEngine("p", md, 4096, Engines.config("tcp", shm))) {
             d.onNotify(payload -> (byte) (payload.length == 3 && payload[0] == 'k' ? 0 : 2));
-            assertThat(p.notify("d", new byte[] {'k', 'v', '!'}, java.time.Duration.ofSeconds(5)))
+            assertThat(p.notify("d", new byte[] {'k', 'v', '!'}, Duration.ofSeconds(5)))
                     .isEqualTo((byte) 0);
-            assertThat(p.notify("d", new byte[] {'x'}, java.time.Duration.ofSeconds(5)))
-                    .isEqualTo((byte) 2);
+            assertThat(p.notify("d", new byte[] {'x'}, Duration.ofSeconds(5))).isEqualTo((byte) 2);
         }
         TransferConfig other =
                 TransferConfig.defaults("another-secret-abcdefghijkl", shm).withTransports(List.of("tcp"));
         try (TransferEngine d = new TransferEngine("d", md, 4096, Engines.config("tcp", shm));
                 TransferEngine p = new TransferEngine("p", md, 4096, other)) {
-            org.assertj.core.api.Assertions.assertThatThrownBy(
-                            () -> p.notify("d", new byte[] {'k'}, java.time.Duration.ofSeconds(5)))
+            Assertions.assertThatThrownBy(() -> p.notify("d", new byte[] {'k'}, Duration.ofSeconds(5)))
                     .hasMessageContaining("notification to 'd'");
         }
     }
@@ -182,13 +187,13 @@ class TransferServerSecurityTest {
                 ch.socket().setSoTimeout(5000);
                 try {
                     while ((n = ch.read(in)) > 0) total += n;
-                } catch (java.io.IOException reset) {
+                } catch (IOException reset) {
                     // closed
                 }
                 assertThat(total).as("bytes an unproven peer saw").isEqualTo(PeerAuth.CHALLENGE_BYTES);
             }
             // connections that never finish the handshake: beyond the cap, closed at once
-            java.util.List<SocketChannel> stalled = new java.util.ArrayList<>();
+            List<SocketChannel> stalled = new ArrayList<>();
             try {
                 for (int i = 0; i < TransferServer.MAX_HANDSHAKING; i++)
                     stalled.add(SocketChannel.open(new InetSocketAddress("127.0.0.1", e.port())));
@@ -199,7 +204,7 @@ class TransferServerSecurityTest {
                     int n;
                     try {
                         n = over.read(one);
-                    } catch (java.io.IOException reset) {
+                    } catch (IOException reset) {
                         n = -1;
                     }
                     assertThat(n)
@@ -217,11 +222,11 @@ class TransferServerSecurityTest {
     void aFakeServerWithoutTheSecretGetsNothingItCouldAnswerAnotherServerWith() throws Exception {
         try (TransferEngine real = new TransferEngine(
                         "real", new SegmentMetadata.Embedded(), 1 << 20, Engines.config("tcp", shm));
-                java.nio.channels.ServerSocketChannel fake = java.nio.channels.ServerSocketChannel.open()) {
+                ServerSocketChannel fake = ServerSocketChannel.open()) {
             real.allocate(1 << 20, "cpu:0");
             fake.bind(new InetSocketAddress("127.0.0.1", 0));
             // a client of the cluster's that connects to the fake (say its descriptor was forged)
-            java.util.concurrent.CompletableFuture<byte[]> captured = new java.util.concurrent.CompletableFuture<>();
+            CompletableFuture<byte[]> captured = new CompletableFuture<>();
             Thread.ofVirtual().start(() -> {
                 try (SocketChannel victim = fake.accept();
                         SocketChannel toReal = SocketChannel.open(new InetSocketAddress("127.0.0.1", real.port()))) {
@@ -232,27 +237,26 @@ class TransferServerSecurityTest {
                     ByteBuffer proof = ByteBuffer.allocate(512);
                     victim.socket().setSoTimeout(3000);
                     victim.read(proof);
-                    byte[] got = java.util.Arrays.copyOf(proof.array(), proof.position());
+                    byte[] got = Arrays.copyOf(proof.array(), proof.position());
                     toReal.write(ByteBuffer.wrap(got)); // and replay it to the real server
                     ByteBuffer answer = ByteBuffer.allocate(64);
                     toReal.socket().setSoTimeout(3000);
                     int n;
                     try {
                         n = toReal.read(answer);
-                    } catch (java.io.IOException closed) {
+                    } catch (IOException closed) {
                         n = -1;
                     }
-                    captured.complete(n > 0 ? java.util.Arrays.copyOf(answer.array(), n) : new byte[0]);
+                    captured.complete(n > 0 ? Arrays.copyOf(answer.array(), n) : new byte[0]);
                 } catch (Exception ex) {
                     captured.completeExceptionally(ex);
                 }
             });
             try (SocketChannel c = SocketChannel.open(
                     new InetSocketAddress("127.0.0.1", fake.socket().getLocalPort()))) {
-                org.assertj.core.api.Assertions.assertThatThrownBy(
-                                () -> new PeerAuth(Engines.SECRET).connect(c, "client", "fake"))
+                Assertions.assertThatThrownBy(() -> new PeerAuth(Engines.SECRET).connect(c, "client", "fake"))
                         .as("the client gets no proof from the fake, and stops")
-                        .isInstanceOf(java.io.IOException.class);
+                        .isInstanceOf(IOException.class);
             }
             assertThat(captured.get(10, TimeUnit.SECONDS))
                     .as("what the real server answered the relayed proof (meant for 'fake')")

@@ -3,6 +3,7 @@ package dev.mooncakej.kvtransfer.rdma;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
+import dev.mooncakej.kvtransfer.engine.WorkerSegment;
 import java.io.InputStream;
 import java.net.InetAddress;
 import java.nio.file.Path;
@@ -173,7 +174,7 @@ class RdmaAddressingTest {
         assertThatThrownBy(() -> RdmaSettings.fromKeys("p.", Map.of("port", "one")))
                 .hasMessageContaining("p.port=one: expected an integer");
         // a worker's settings: mooncakej.<role>.kv-rdma.* refused by its full name at start-up
-        assertThatThrownBy(() -> dev.mooncakej.kvtransfer.engine.WorkerSegment.config(
+        assertThatThrownBy(() -> WorkerSegment.config(
                         "mooncakej.prefill.kv-",
                         "rdma,tcp",
                         System.getProperty("java.io.tmpdir"),

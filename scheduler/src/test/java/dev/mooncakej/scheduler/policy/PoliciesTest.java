@@ -5,6 +5,7 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import dev.mooncakej.scheduler.AdmissionMode;
 import dev.mooncakej.scheduler.PrefillPolicy;
+import dev.mooncakej.scheduler.admission.PredictiveEarlyRejection;
 import java.util.HashSet;
 import java.util.Set;
 import org.junit.jupiter.api.Test;
@@ -76,7 +77,7 @@ class PoliciesTest {
         }
         assertThat(classes).hasSize(PrefillPolicy.values().length);
         assertThat(AdmissionMode.parse("predictive-early-rejection").rule())
-                .isInstanceOf(dev.mooncakej.scheduler.admission.PredictiveEarlyRejection.class);
+                .isInstanceOf(PredictiveEarlyRejection.class);
         assertThatThrownBy(() -> PrefillPolicy.parse("fastest"))
                 .hasMessageContaining("'fastest'")
                 .hasMessageContaining("kvcache-centric");

@@ -1,0 +1,71 @@
+package dev.mooncakej.conductor.request;
+
+import dev.mooncakej.conductor.ConductorProperties;
+import dev.mooncakej.conductor.model.ServedModel;
+import dev.mooncakej.conductor.workers.WorkerClient;
+import dev.mooncakej.kvcache.wire.WorkerMessages.PrefillResult;
+import dev.mooncakej.kvcache.wire.WorkerMessages.PrefillTask;
+import dev.mooncakej.kvcache.wire.WorkerMessages.ReserveResponse;
+import dev.mooncakej.scheduler.LiveScheduler;
+import dev.mooncakej.scheduler.WorkerEndpoint;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+import org.springframework.stereotype.Component;
+import reactor.core.publisher.Mono;
+
+/**
+ * The request path's third phase: the prefill on the chosen prefill worker, which computes (or
+ * fetches) the prompt's KV, writes it into the decode worker's reservation and returns the first
+ * token. Its answer is checked before use; a failure becomes a {@link RequestFailure} of its kind.
+ */
+@Component
+public class PrefillCall {
+    private static final Logger LOG = LoggerFactory.getLogger(PrefillCall.class);
+
+    private final ConductorProperties props;
+    private final WorkerClient workers;
+    private final ServedModel model;
+
+    public PrefillCall(ConductorProperties props, WorkerClient workers, ServedModel model) {
+        this.props = props;
+        this.workers = workers;
+        this.model = model;
+    }
+
+    /**
+     * Prefills {@code g} (block keys {@code keys}, computed once per request) on {@code ch}'s prefill
+     * worker into the reservation {@code res} answered: every block the scheduler counts on (fetched,
+     * or believed held or in production there) goes with the task, so the worker waits for its own
+     * in-flight blocks and asks the pool for the rest.
+     */
+    Mono<PrefillResult> call(
+            GenerationRequest g, LiveScheduler.Choice ch, long reservation, long[] keys, ReserveResponse res) {
+        WorkerEndpoint prefill = ch.prefill();
+        int[] tokens = g.promptTokens();
+        PrefillTask task =
+                new PrefillTask(reservation, tokens, keys, ch.decision().prefixBlocks(), res.kv(), g.sampling());
+        prefill.started();
+        return workers.prefill(prefill.url(), task, g.requestId())
+                .map(pr -> pr.validate(
+                        reservation, tokens.length, model.tokenizer().vocabSize()))
+                .doFinally(s -> prefill.ended());
+    }
+
+    /** What a failed prefill means for the client. */
+    RequestFailure failure(Throwable e, GenerationRequest g) {
+        if (e instanceof RequestFailure f) return f;
+        LOG.warn("[{}] prefill failed: {}", g.requestId(), e.getMessage());
+        if (e instanceof WorkerClient.WorkerException we && we.status() == 400)
+            return new RequestFailure(RequestFailure.Kind.REJECTED_BY_WORKER, we.workerMessage(), null);
+        if (e instanceof IllegalArgumentException) // a worker's answer that does not validate
+        return new RequestFailure(
+                    RequestFailure.Kind.BAD_WORKER_ANSWER,
+                    "the prefill worker's answer was refused (request " + g.requestId()
+                            + "; the conductor's log says why)",
+                    null);
+        return new RequestFailure(
+                RequestFailure.Kind.PREFILL_FAILED,
+                "the prefill failed (request " + g.requestId() + "; the conductor's log says why); retry",
+                props.retryAfterSeconds());
+    }
+}

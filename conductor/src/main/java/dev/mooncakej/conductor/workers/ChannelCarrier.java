@@ -1,0 +1,38 @@
+package dev.mooncakej.conductor.workers;
+
+import java.util.concurrent.atomic.AtomicBoolean;
+import reactor.core.publisher.Flux;
+import reactor.core.publisher.Mono;
+
+/**
+ * Calls over each worker's control channel ({@link WorkerChannels}); a worker marked HTTP-only, or
+ * one whose channel cannot be opened, is called over {@code fallback} instead.
+ */
+final class ChannelCarrier implements WorkerCarrier {
+    private final WorkerChannels channels;
+    private final WorkerCarrier fallback;
+
+    ChannelCarrier(WorkerChannels channels, WorkerCarrier fallback) {
+        this.channels = channels;
+        this.fallback = fallback;
+    }
+
+    @Override
+    public Mono<String> call(String url, WorkerOp op, String requestId, String json) {
+        if (channels.httpOnly(url)) return fallback.call(url, op, requestId, json);
+        return channels.call(url, op.frame, requestId, json)
+                .onErrorResume(WorkerChannels.NoChannel.class, e -> fallback.call(url, op, requestId, json));
+    }
+
+    @Override
+    public Flux<String> stream(String url, WorkerOp op, String requestId, String json, Runnable accepted) {
+        if (channels.httpOnly(url)) return fallback.stream(url, op, requestId, json, accepted);
+        AtomicBoolean taken = new AtomicBoolean();
+        return channels.stream(url, op.frame, requestId, json)
+                .doOnNext(line -> {
+                    if (taken.compareAndSet(false, true)) accepted.run(); // its first event: it took the task
+                })
+                .onErrorResume(
+                        WorkerChannels.NoChannel.class, e -> fallback.stream(url, op, requestId, json, accepted));
+    }
+}
