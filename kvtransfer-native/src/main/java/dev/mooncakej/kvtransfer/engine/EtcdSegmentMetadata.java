@@ -12,6 +12,7 @@ import io.etcd.jetcd.watch.WatchEvent;
 import io.grpc.stub.StreamObserver;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
+import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
@@ -68,14 +69,17 @@ public final class EtcdSegmentMetadata implements SegmentMetadata {
         this.prefix = prefix + "ram/";
         this.ttlSeconds = ttlSeconds;
         this.timeout = timeout;
+        long revision;
         try {
-            for (KeyValue kv : client.getKVClient()
+            var snapshot = client.getKVClient()
                     .get(bytes(this.prefix), GetOption.builder().isPrefix(true).build())
-                    .get(timeout.toMillis(), TimeUnit.MILLISECONDS)
-                    .getKvs()) {
+                    .get(timeout.toMillis(), TimeUnit.MILLISECONDS);
+            revision = snapshot.getHeader().getRevision();
+            for (KeyValue kv : snapshot.getKvs()) {
                 accept(
                         kv.getKey().toString(StandardCharsets.UTF_8),
-                        kv.getValue().toString(StandardCharsets.UTF_8));
+                        kv.getValue().toString(StandardCharsets.UTF_8),
+                        kv.getModRevision());
             }
         } catch (Exception e) {
             client.close();
@@ -87,34 +91,64 @@ public final class EtcdSegmentMetadata implements SegmentMetadata {
         this.watcher = client.getWatchClient()
                 .watch(
                         bytes(this.prefix),
-                        WatchOption.builder().isPrefix(true).build(),
+                        // from the revision after the snapshot: a descriptor published between the read and
+                        // the watch's start is delivered, not lost (seen: a peer's buffers missing for good)
+                        WatchOption.builder()
+                                .isPrefix(true)
+                                .withRevision(revision + 1)
+                                .build(),
                         Watch.listener(
                                 resp -> {
                                     for (WatchEvent ev : resp.getEvents()) {
                                         String key = ev.getKeyValue().getKey().toString(StandardCharsets.UTF_8);
+                                        long rev = ev.getKeyValue().getModRevision();
                                         if (ev.getEventType() == WatchEvent.EventType.PUT)
                                             accept(
                                                     key,
-                                                    ev.getKeyValue().getValue().toString(StandardCharsets.UTF_8));
-                                        else if (ev.getEventType() == WatchEvent.EventType.DELETE) {
-                                            String name = key.substring(this.prefix.length());
-                                            if (cache.remove(name) != null)
-                                                listeners.forEach(l -> l.accept(name, null));
-                                        }
+                                                    ev.getKeyValue().getValue().toString(StandardCharsets.UTF_8),
+                                                    rev);
+                                        else if (ev.getEventType() == WatchEvent.EventType.DELETE) deleted(key, rev);
                                     }
                                 },
                                 err -> LOG.fine("etcd watch interrupted (it resumes by itself): " + err)));
     }
 
-    private void accept(String key, String json) {
+    /** The etcd revision of what the cache holds for each name (deletes too): an older answer never wins. */
+    private final Map<String, Long> revisions = new HashMap<>();
+
+    /**
+     * A descriptor as etcd held it at {@code revision}. The watch and a lookup's read race: a read that
+     * returned an older version must not overwrite the newer one the watch delivered meanwhile (seen: a
+     * decode worker's descriptor without its KV buffers kept for good, and every write to them refused).
+     */
+    void accept(String key, String json, long revision) {
         String name = key.substring(prefix.length());
+        SegmentDescriptor d;
         try {
-            SegmentDescriptor d = DescriptorJson.read(json, "etcd key " + key);
-            cache.put(name, d);
-            listeners.forEach(l -> l.accept(name, d));
+            d = DescriptorJson.read(json, "etcd key " + key);
         } catch (IllegalArgumentException e) {
             LOG.warning(e.getMessage() + " (ignored)");
+            return;
         }
+        synchronized (revisions) {
+            Long known = revisions.get(name);
+            if (known != null && known > revision) return;
+            revisions.put(name, revision);
+            cache.put(name, d);
+        }
+        listeners.forEach(l -> l.accept(name, d));
+    }
+
+    private void deleted(String key, long revision) {
+        String name = key.substring(prefix.length());
+        boolean removed;
+        synchronized (revisions) {
+            Long known = revisions.get(name);
+            if (known != null && known > revision) return;
+            revisions.put(name, revision);
+            removed = cache.remove(name) != null;
+        }
+        if (removed) listeners.forEach(l -> l.accept(name, null));
     }
 
     private synchronized long lease() throws Exception {
@@ -194,7 +228,10 @@ public final class EtcdSegmentMetadata implements SegmentMetadata {
                     .get(timeout.toMillis(), TimeUnit.MILLISECONDS)
                     .getKvs();
             if (kvs.isEmpty()) return Optional.empty();
-            accept(prefix + name, kvs.get(0).getValue().toString(StandardCharsets.UTF_8));
+            accept(
+                    prefix + name,
+                    kvs.get(0).getValue().toString(StandardCharsets.UTF_8),
+                    kvs.get(0).getModRevision());
             return Optional.ofNullable(cache.get(name));
         } catch (Exception e) {
             return Optional.empty();

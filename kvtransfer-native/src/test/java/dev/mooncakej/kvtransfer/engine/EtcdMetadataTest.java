@@ -76,6 +76,37 @@ class EtcdMetadataTest {
         }
     }
 
+    /**
+     * A read of etcd that returned an older version of a descriptor (a lookup racing the watch) does not
+     * overwrite the newer one already delivered, nor bring back one deleted since. Before, the last to
+     * arrive won: a decode worker's descriptor without its KV buffers could stay for good, and a prefill
+     * worker's writes to those blocks were refused as "remote range not inside a registered buffer"
+     * (TlsClusterSystemTest, once; this file's first test once, without the watch's start revision).
+     */
+    @Test
+    void anOlderVersionNeverOverwritesANewerOne() throws Exception {
+        try (EtcdProcess etcd = new EtcdProcess();
+                EtcdSegmentMetadata md =
+                        new EtcdSegmentMetadata(List.of(etcd.url()), "mooncakej-race/", 5, Duration.ofSeconds(5))) {
+            String key = "mooncakej-race/ram/racer";
+            String withBuffer =
+                    DescriptorJson.write(descriptor(List.of(new SegmentDescriptor.Buffer(0, 4096, "cpu:0", null))));
+            String without = DescriptorJson.write(descriptor(List.of()));
+            md.accept(key, withBuffer, 7); // the watch delivered revision 7
+            md.accept(key, without, 5); // then a lookup's read of revision 5 arrives
+            assertThat(md.lookup("racer").orElseThrow().registered(0, 4096))
+                    .as("the newer descriptor stays")
+                    .isTrue();
+            md.accept(key, without, 9); // a newer version does replace it
+            assertThat(md.lookup("racer").orElseThrow().registered(0, 4096)).isFalse();
+        }
+    }
+
+    private static SegmentDescriptor descriptor(List<SegmentDescriptor.Buffer> buffers) {
+        return new SegmentDescriptor(
+                "racer", "host", "127.0.0.1", 1, "/dev/shm/racer", 0, 4096, List.of("tcp"), null, null, buffers);
+    }
+
     @Test
     void badSettingsAndAnUnreachableEtcdAreClearErrors() {
         assertThatThrownBy(() -> new EtcdSegmentMetadata(List.of(), "p/", 2, Duration.ofSeconds(1)))
