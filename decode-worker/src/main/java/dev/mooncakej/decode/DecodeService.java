@@ -7,28 +7,22 @@ import dev.mooncakej.engine.sampling.SamplingParams;
 import dev.mooncakej.engine.spi.Calibration;
 import dev.mooncakej.engine.spi.InferenceEngine;
 import dev.mooncakej.engine.spi.Sequence;
-import dev.mooncakej.kvcache.BlockKeys;
 import dev.mooncakej.kvcache.wire.KvControl;
 import dev.mooncakej.kvcache.wire.WorkerMessages;
 import dev.mooncakej.kvcache.wire.WorkerMessages.DecodeTask;
 import dev.mooncakej.kvcache.wire.WorkerMessages.KvTarget;
 import dev.mooncakej.kvcache.wire.WorkerMessages.ReserveResponse;
 import dev.mooncakej.kvcache.wire.WorkerMessages.SequenceKeys;
-import dev.mooncakej.kvcache.wire.WorkerMessages.StorePutStarted;
 import dev.mooncakej.kvcache.wire.WorkerMessages.TokenEvent;
 import dev.mooncakej.kvcache.wire.WorkerMessages.WorkerStatus;
 import dev.mooncakej.kvstore.client.PoolSegment;
 import dev.mooncakej.kvstore.client.StoreClient;
 import dev.mooncakej.kvtransfer.engine.TransferEngine;
 import dev.mooncakej.kvtransfer.engine.WorkerSegment;
-import java.io.IOException;
 import java.nio.file.Path;
 import java.time.Duration;
-import java.util.ArrayList;
-import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
-import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.TimeUnit;
@@ -66,6 +60,8 @@ public final class DecodeService {
 
     private final long slabOffset;
     private final long blockBytes;
+    private final SequencePool sequences;
+    private final WriterFence fence;
     private final AtomicLong fencedBlocks = new AtomicLong();
     private final AtomicLong released = new AtomicLong();
     private volatile Consumer<String> outcomes = o -> {};
@@ -80,6 +76,8 @@ public final class DecodeService {
         this.writable = new AtomicIntegerArray(cache.capacity());
         this.slabOffset = transfer.offsetOf(cache.slab());
         this.blockBytes = cache.layout().blockBytes();
+        this.fence = new WriterFence(transfer, segment, props, this::releaseIfLandedLocked);
+        this.sequences = new SequencePool(cache, engine.info().blockTokens(), props.kvTimeoutMillis());
     }
 
     /**
@@ -245,7 +243,7 @@ public final class DecodeService {
      * one else's blocks).
      */
     private boolean writePermitted(String writer, long offset, long length) {
-        PoolSegment p = pool;
+        PoolSegment p = sequences.segment();
         if (p != null && p.contains(offset, length)) return true; // the KV pool's DRAM: the master places writers
         Integer id = writerIds.get(writer);
         long rel = offset - slabOffset;
@@ -321,84 +319,14 @@ public final class DecodeService {
         return null;
     }
 
-    private volatile StoreClient store;
-    private volatile PoolSegment pool;
-    private volatile String storeClient;
-    private final AtomicLong pooledBlocks = new AtomicLong();
-
     /** Where finished sequences go: the store master, and this worker's pool segment (null: none). */
     void useStore(StoreClient store, PoolSegment pool, String client) {
-        this.pool = pool;
-        this.storeClient = client;
-        this.store = store;
+        sequences.use(store, pool, client);
     }
 
     /** Blocks of finished sequences this worker put into the KV pool. */
     public long pooledBlocks() {
-        return pooledBlocks.get();
-    }
-
-    /**
-     * A finished sequence's full blocks (prompt and generated text) go into the KV pool, keyed by
-     * continuing the prompt's keys over the tokens fed since: retained here, then copied off the agent
-     * thread into replicas the master allocates (this worker's own pool first) and ended, or revoked
-     * when a copy fails; blocks the pool already holds are skipped.
-     */
-    private void putBack(Reservation r) {
-        StoreClient st = store;
-        SequenceKeys k = r.task == null ? null : r.task.keys();
-        if (st == null || pool == null || k == null) return;
-        int bt = engine.info().blockTokens();
-        int[] after = new int[k.tailTokens().length + r.fedCount];
-        System.arraycopy(k.tailTokens(), 0, after, 0, k.tailTokens().length);
-        System.arraycopy(r.fed, 0, after, k.tailTokens().length, r.fedCount);
-        long[] keys = new BlockKeys(k.seed(), bt).extend(k.promptKeys(), after, after.length);
-        int full = Math.min(keys.length, Math.min(r.seq.length() / bt, r.seq.blockCount()));
-        if (full == 0) return;
-        int[] ids = Arrays.copyOf(r.seq.blockTable(), full);
-        for (int id : ids) cache.retain(id); // outlive the reservation until copied
-        long[] put = Arrays.copyOf(keys, full);
-        Thread.ofVirtual().name("pool-put-" + r.id).start(() -> {
-            try {
-                putBlocks(st, put, ids);
-            } catch (RuntimeException e) {
-                LOG.info("putting reservation {}'s blocks into the KV pool failed: {}", r.id, e.getMessage());
-            } finally {
-                for (int id : ids) cache.release(id);
-            }
-        });
-    }
-
-    private void putBlocks(StoreClient st, long[] keys, int[] ids) {
-        StorePutStarted started = st.putStart(storeClient, keys, blockBytes, pool.name());
-        if (started == null) return;
-        List<Long> written = new ArrayList<>(), failed = new ArrayList<>();
-        List<CompletableFuture<Boolean>> copies = new ArrayList<>();
-        List<Long> copying = new ArrayList<>();
-        for (int i = 0; i < keys.length; i++) {
-            if (!"started".equals(started.status().get(i)) || started.replicas().get(i) == null) continue;
-            copies.add(pool.write(cache.block(ids[i]), started.replicas().get(i)));
-            copying.add(keys[i]);
-        }
-        for (int i = 0; i < copies.size(); i++) {
-            boolean ok;
-            try {
-                ok = copies.get(i).get(props.kvTimeoutMillis(), TimeUnit.MILLISECONDS);
-            } catch (Exception e) {
-                ok = false;
-            }
-            (ok ? written : failed).add(copying.get(i));
-        }
-        if (!written.isEmpty())
-            st.putEnd(written.stream().mapToLong(Long::longValue).toArray());
-        if (!failed.isEmpty())
-            st.putRevoke(failed.stream().mapToLong(Long::longValue).toArray());
-        pooledBlocks.addAndGet(written.size());
-        LOG.debug(
-                "{} blocks into the KV pool ({} failed, {} already there)",
-                written.size(),
-                failed.size(),
-                keys.length - copying.size());
+        return sequences.pooledBlocks();
     }
 
     /** Drops a reservation wherever it is (idempotent); false when it is not here. */
@@ -418,7 +346,7 @@ public final class DecodeService {
             r.sink.tryEmitNext(TokenEvent.end(reason));
             r.sink.tryEmitComplete();
         }
-        if ("stop".equals(reason) || "length".equals(reason)) putBack(r);
+        if ("stop".equals(reason) || "length".equals(reason)) sequences.putBack(r);
         synchronized (r) {
             releaseLocked(r, reason);
         }
@@ -490,95 +418,16 @@ public final class DecodeService {
                         && !r.cutOffTried
                         && now - r.fencedAt > TimeUnit.MILLISECONDS.toNanos(props.fenceDeadlineMillis())) {
                     r.cutOffTried = true;
-                    offload.accept(() -> cutOff(r));
+                    offload.accept(() -> fence.cutOff(r));
                     work++;
                 } else if (r.state == State.FENCED && !r.abortInFlight && now - r.nextAbortAt >= 0) {
                     r.abortInFlight = true;
-                    offload.accept(() -> abortWriter(r));
+                    offload.accept(() -> fence.abortWriter(r));
                     work++;
                 }
             }
         }
         return work;
-    }
-
-    /**
-     * Asks a fenced reservation's writer to stop; frees the blocks once it says nothing of it is writing, or is gone.
-     */
-    private void abortWriter(Reservation r) {
-        String writer;
-        synchronized (r) {
-            writer = r.writer;
-        }
-        byte status;
-        try {
-            status = transfer.notify(
-                    writer, KvControl.abort(r.id).encode(), Duration.ofMillis(Math.min(5000, props.kvTimeoutMillis())));
-        } catch (IOException | RuntimeException e) {
-            boolean gone = segment.metadata().lookup(writer).isEmpty();
-            status = gone ? KvControl.OK : -1; // a process that is gone writes nothing
-            if (!gone)
-                LOG.info(
-                        "fenced reservation {}: its writer {} did not answer ({}); asking again",
-                        r.id,
-                        writer,
-                        e.getMessage());
-        }
-        synchronized (r) {
-            r.abortInFlight = false;
-            r.nextAbortAt = System.nanoTime() + ABORT_RETRY_NANOS;
-            if (r.state == State.FENCED && (status == KvControl.OK || status == KvControl.UNKNOWN_RESERVATION)) {
-                r.writerStopped = true;
-                releaseIfLandedLocked(r);
-            }
-        }
-    }
-
-    /**
-     * A fenced reservation's writer did not confirm it stopped within {@code fence-deadline-millis}
-     * (stalled, or cut off from this worker): a tcp writer's connections to this worker are closed,
-     * which drops its group in flight, and with no group of it landing the blocks are free (nothing it
-     * sends later can reach them: the guard permits its writes into its own claimed blocks only). A
-     * writer over shm or rdma writes without passing through here and cannot be cut off: its blocks
-     * stay fenced until it confirms or leaves the metadata, and the log says so.
-     */
-    private void cutOff(Reservation r) {
-        String writer;
-        synchronized (r) {
-            if (r.state != State.FENCED || r.writerStopped) return;
-            writer = r.writer;
-        }
-        String transport;
-        try {
-            transport = transfer.openSegment(writer);
-        } catch (RuntimeException e) {
-            transport = "gone"; // no longer published: nothing of it can write
-        }
-        if (!transport.equals("tcp") && !transport.equals("gone")) {
-            LOG.warn(
-                    "fenced reservation {}: its writer {} (over {}) has not confirmed it stopped in {} ms and cannot"
-                            + " be cut off; its {} blocks stay fenced until it confirms or leaves",
-                    r.id,
-                    writer,
-                    transport,
-                    props.fenceDeadlineMillis(),
-                    r.seq.blockCount());
-            return;
-        }
-        int closed = transfer.disconnectWriter(writer);
-        synchronized (r) {
-            if (r.state != State.FENCED) return;
-            LOG.warn(
-                    "fenced reservation {}: its writer {} did not confirm it stopped in {} ms: {} of its connections"
-                            + " closed, {} blocks freed",
-                    r.id,
-                    writer,
-                    props.fenceDeadlineMillis(),
-                    closed,
-                    r.seq.blockCount());
-            r.writerStopped = true;
-            releaseIfLandedLocked(r);
-        }
     }
 
     /** This worker's name in the cluster (its transfer segment's name). */

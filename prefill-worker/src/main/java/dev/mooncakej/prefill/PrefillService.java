@@ -28,14 +28,11 @@ import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Collections;
-import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentHashMap;
-import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
-import java.util.concurrent.TimeoutException;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicLong;
 import org.slf4j.Logger;
@@ -87,6 +84,7 @@ public final class PrefillService {
     private final SsdTier ssd;
     private final WorkerSegment segment;
     private final PrefixFetch fetcher;
+    private final BlockProduction production;
 
     public PrefillService(
             PrefillProperties props, InferenceEngine engine, WorkerSegment segment, PrefillMetrics metrics) {
@@ -108,6 +106,7 @@ public final class PrefillService {
         this.ssd = ssd;
         this.pool = new PrefixBlockPool(cache, ssd);
         this.metrics = metrics;
+        this.production = new BlockProduction(pool, Duration.ofMillis(props.kvTimeoutMillis()));
         this.fetcher = new PrefixFetch(cache, pool, transfer, metrics, Duration.ofMillis(props.kvTimeoutMillis()));
     }
 
@@ -220,7 +219,7 @@ public final class PrefillService {
         Sequence seq = engine.newSequence();
         long t0 = System.nanoTime();
         long[] bytes = {0};
-        Production mine = new Production();
+        BlockProduction.Production mine = production.begin();
         try {
             byte claim = control(kv.segment(), KvControl.claim(id, transfer.name()));
             if (claim != KvControl.OK)
@@ -228,7 +227,7 @@ public final class PrefillService {
                         "the decode worker refused the claim of reservation " + id + " (" + statusName(claim) + ")");
             int layers = engine.info().layers();
             int limit = (n - 1) / bt; // keep at least one token to compute
-            int[] local = singleFlight(keys, limit, mine, id);
+            int[] local = production.localPrefix(keys, limit, mine, id);
             int fromSsd = pool.lastPromoted();
             int[] prefix = local;
             double fetchSeconds = 0;
@@ -329,65 +328,6 @@ public final class PrefillService {
     /** Where to ask for the replicas of a prefix (the store master on the leader conductor). */
     void useStore(LeaderLink link) {
         this.store = new StoreClient(link::post);
-    }
-
-    /** The blocks one prefill here is producing (computing, or fetching from the pool), by key. */
-    private final class Production {
-        final CompletableFuture<Void> done = new CompletableFuture<>();
-        final List<Long> keys = new ArrayList<>();
-
-        /** Its blocks are cached (or never will be): they leave the registry, and whoever waited goes on. */
-        void end() {
-            if (done.isDone()) return;
-            synchronized (producing) {
-                for (long k : keys) producing.remove(k, this);
-            }
-            done.complete(null);
-        }
-    }
-
-    /** Blocks some prefill on this worker is producing now, by key. */
-    private final Map<Long, Production> producing = new HashMap<>();
-
-    /**
-     * The local prefix of {@code keys} once the blocks other prefills here are producing are cached:
-     * a request whose next blocks are being computed or fetched on this worker waits for them (up
-     * to the KV timeout) instead of computing them again; then it registers the blocks it will
-     * produce itself. Waits only on prefills registered before it, which never wait on it: no cycle.
-     */
-    private int[] singleFlight(long[] keys, int limit, Production mine, long reservation) {
-        long until = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(props.kvTimeoutMillis());
-        int waited = 0;
-        while (true) {
-            int[] local = pool.longestPrefix(keys, limit);
-            Production other = null;
-            synchronized (producing) {
-                for (int b = local.length; b < Math.min(keys.length, limit) && other == null; b++)
-                    other = producing.get(keys[b]);
-                if (other == null || System.nanoTime() >= until) {
-                    for (int b = local.length; b < keys.length; b++) {
-                        if (producing.putIfAbsent(keys[b], mine) == null) mine.keys.add(keys[b]);
-                    }
-                    if (waited > 0)
-                        LOG.info(
-                                "reservation {}: waited for {} prefill(s) here producing its prefix; {} blocks cached"
-                                        + " now",
-                                reservation,
-                                waited,
-                                local.length);
-                    return local;
-                }
-            }
-            waited++;
-            try {
-                other.done.get(Math.max(1, until - System.nanoTime()), TimeUnit.NANOSECONDS);
-            } catch (TimeoutException | ExecutionException e) {
-                // the deadline passed: compute what is still missing
-            } catch (InterruptedException e) {
-                Thread.currentThread().interrupt();
-                throw new IllegalStateException("interrupted while waiting for a prefix in production", e);
-            }
-        }
     }
 
     /** ABORT from a decode worker: the job stops at its next layer; STOPPED follows once its writes ended. */

@@ -54,7 +54,7 @@ public class RequestParser {
         if (root == null || !root.isObject())
             throw ApiException.invalid(null, "invalid_json", "the request body must be a JSON object");
         refuseUnsupported(root, chat);
-        String m = requiredString(root, "model");
+        String m = JsonFields.requiredString(root, "model");
         if (!model.serves(m)) {
             throw new ApiException(
                     404,
@@ -65,7 +65,7 @@ public class RequestParser {
                             + " (see GET /v1/models)",
                     null);
         }
-        Sampling sampling = sampling(root, chat);
+        Sampling sampling = SamplingParser.sampling(root, chat);
         boundByContext(root, chat);
         int[] tokens = chat ? chatPrompt(root, salt) : completionPrompt(root);
         if (tokens.length == 0)
@@ -79,8 +79,8 @@ public class RequestParser {
                             + " tokens, and at least one must be left to generate");
         }
         int room = model.contextLength() - tokens.length;
-        Integer maxTokens =
-                optionalInt(root, chat && root.has("max_completion_tokens") ? "max_completion_tokens" : "max_tokens");
+        Integer maxTokens = JsonFields.optionalInt(
+                root, chat && root.has("max_completion_tokens") ? "max_completion_tokens" : "max_tokens");
         String maxName = chat && root.has("max_completion_tokens") ? "max_completion_tokens" : "max_tokens";
         int max = maxTokens == null ? Math.min(props.defaultMaxTokens(), room) : maxTokens;
         if (max < 1 || max > room) {
@@ -89,96 +89,21 @@ public class RequestParser {
                     maxName + "=" + max + " is out of range: expected 1.." + room + " (context " + model.contextLength()
                             + " minus " + tokens.length + " prompt tokens)");
         }
-        Integer n = optionalInt(root, "n");
+        Integer n = JsonFields.optionalInt(root, "n");
         if (n != null && n != 1)
             throw ApiException.invalid(
                     "n", "n=" + n + " is not supported: this server returns one choice per request (n=1)");
-        boolean stream = optionalBool(root, "stream");
+        boolean stream = JsonFields.optionalBool(root, "stream");
         boolean includeUsage = false;
         if (root.has("stream_options") && !root.get("stream_options").isNull()) {
             JsonNode so = root.get("stream_options");
             if (!so.isObject())
                 throw ApiException.invalid(
                         "stream_options", "stream_options must be an object like {\"include_usage\": true}");
-            includeUsage = optionalBool(so, "include_usage");
+            includeUsage = JsonFields.optionalBool(so, "include_usage");
         }
         List<String> stop = stops(root);
         return new GenerationRequest(chat, m, tokens, max, sampling, stop, stream, includeUsage, requestId, salt);
-    }
-
-    /**
-     * The sampling parameters, each range-checked as OpenAI (and vLLM, for its extensions) documents
-     * them; a parameter whose value would change sampling in a way the sampler does not implement is
-     * refused by name (its neutral value is accepted): presence and frequency penalties,
-     * {@code repetition_penalty}, {@code min_p}, {@code top_logprobs} above 0, completions' {@code
-     * logprobs} above 1.
-     */
-    private static Sampling sampling(JsonNode root, boolean chat) {
-        Double temperature = range(root, "temperature", 0, 2, "0..2");
-        Double topP = optionalNumber(root, "top_p");
-        if (topP != null && (topP <= 0 || topP > 1))
-            throw ApiException.invalid("top_p", "top_p=" + topP + " is out of range: expected a number in (0, 1]");
-        Integer topK = optionalInt(root, "top_k");
-        if (topK != null && topK < -1)
-            throw ApiException.invalid("top_k", "top_k=" + topK + " is out of range: expected -1 or 0 (all) or >= 1");
-        neutral(root, "presence_penalty", -2, 2, "-2..2", 0);
-        neutral(root, "frequency_penalty", -2, 2, "-2..2", 0);
-        Double rp = optionalNumber(root, "repetition_penalty");
-        if (rp != null && !(rp > 0 && rp <= 2))
-            throw ApiException.invalid(
-                    "repetition_penalty", "repetition_penalty=" + rp + " is out of range: expected a number in (0, 2]");
-        if (rp != null && rp != 1)
-            throw unsupported("repetition_penalty", "repetition_penalty other than 1 is not supported by this server");
-        neutral(root, "min_p", 0, 1, "0..1", 0);
-        Long seed = root.has("seed") && !root.get("seed").isNull() ? requireLong(root, "seed") : null;
-        boolean logprobs;
-        if (chat) {
-            logprobs = optionalBool(root, "logprobs");
-            Integer top = optionalInt(root, "top_logprobs");
-            if (top != null && (top < 0 || top > 20))
-                throw ApiException.invalid("top_logprobs", "top_logprobs=" + top + " is out of range: expected 0..20");
-            if (top != null && !logprobs)
-                throw ApiException.invalid("top_logprobs", "top_logprobs needs logprobs: true");
-            if (top != null && top > 0)
-                throw unsupported(
-                        "top_logprobs",
-                        "top_logprobs above 0 is not supported by this server (it returns the chosen token's "
-                                + "log-probability; send top_logprobs 0 or leave it out)");
-        } else {
-            Integer lp = optionalInt(root, "logprobs");
-            if (lp != null && (lp < 0 || lp > 5))
-                throw ApiException.invalid("logprobs", "logprobs=" + lp + " is out of range: expected 0..5");
-            if (lp != null && lp > 1)
-                throw unsupported(
-                        "logprobs",
-                        "logprobs above 1 is not supported by this server (it returns the chosen token's "
-                                + "log-probability; send 0 or 1)");
-            logprobs = lp != null;
-        }
-        float t = temperature == null ? 1f : temperature.floatValue();
-        return new Sampling(
-                t, topP == null ? 1f : topP.floatValue(), topK == null ? 0 : Math.max(0, topK), seed, logprobs);
-    }
-
-    private static Double range(JsonNode root, String name, double min, double max, String expected) {
-        Double v = optionalNumber(root, name);
-        if (v != null && !(v >= min && v <= max))
-            throw ApiException.invalid(name, name + "=" + v + " is out of range: expected " + expected);
-        return v;
-    }
-
-    /** A parameter accepted only at its neutral value (range-checked first). */
-    private static void neutral(JsonNode root, String name, double min, double max, String expected, double neutral) {
-        Double v = range(root, name, min, max, expected);
-        if (v != null && v != neutral)
-            throw unsupported(
-                    name,
-                    name + " other than " + (neutral == 0 ? "0" : String.valueOf(neutral))
-                            + " is not supported by this server");
-    }
-
-    private static ApiException unsupported(String param, String message) {
-        return ApiException.invalid(param, "unsupported_parameter", message);
     }
 
     /**
@@ -372,7 +297,8 @@ public class RequestParser {
                                 + " tool");
         }
         if (msg.has("tool_calls") && !msg.get("tool_calls").isNull())
-            throw unsupported(p + ".tool_calls", p + ".tool_calls: tool calls are not supported by this server");
+            throw SamplingParser.unsupported(
+                    p + ".tool_calls", p + ".tool_calls: tool calls are not supported by this server");
         JsonNode c = msg.get("content");
         if (c == null || c.isNull())
             throw ApiException.invalid(p + ".content", p + ".content is required for a " + role + " message");
@@ -461,45 +387,6 @@ public class RequestParser {
             throw ApiException.invalid("stop", "stop has " + out.size() + " sequences: expected at most 4");
         for (String x : out) if (x.isEmpty()) throw ApiException.invalid("stop", "stop sequences must not be empty");
         return out;
-    }
-
-    private static String requiredString(JsonNode root, String name) {
-        JsonNode v = root.get(name);
-        if (v == null || v.isNull()) throw ApiException.invalid(name, name + " is required");
-        if (!v.isString())
-            throw ApiException.invalid(
-                    name,
-                    name + " must be a string, got " + v.getNodeType().name().toLowerCase());
-        return v.asString();
-    }
-
-    private static Integer optionalInt(JsonNode root, String name) {
-        JsonNode v = root.get(name);
-        if (v == null || v.isNull()) return null;
-        if (!v.isIntegralNumber() || !v.canConvertToInt())
-            throw ApiException.invalid(name, name + " must be an integer, got " + v);
-        return v.asInt();
-    }
-
-    private static long requireLong(JsonNode root, String name) {
-        JsonNode v = root.get(name);
-        if (!v.isIntegralNumber() || !v.canConvertToLong())
-            throw ApiException.invalid(name, name + " must be an integer, got " + v);
-        return v.asLong();
-    }
-
-    private static Double optionalNumber(JsonNode root, String name) {
-        JsonNode v = root.get(name);
-        if (v == null || v.isNull()) return null;
-        if (!v.isNumber()) throw ApiException.invalid(name, name + " must be a number, got " + v);
-        return v.asDouble();
-    }
-
-    private static boolean optionalBool(JsonNode root, String name) {
-        JsonNode v = root.get(name);
-        if (v == null || v.isNull()) return false;
-        if (!v.isBoolean()) throw ApiException.invalid(name, name + " must be true or false, got " + v);
-        return v.asBoolean();
     }
 
     private static String firstLine(String s) {

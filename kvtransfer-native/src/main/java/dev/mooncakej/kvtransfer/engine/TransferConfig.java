@@ -86,203 +86,164 @@ public record TransferConfig(
 
     /** Loopback defaults: every transport, ephemeral port, 64 KiB slices, 30 s timeout. */
     public static TransferConfig defaults(String secret, Path shmDir) {
-        return new TransferConfig(
-                ALL_TRANSPORTS,
-                shmDir,
-                "127.0.0.1",
-                0,
-                "127.0.0.1",
-                secret,
-                64 * 1024,
-                16 * 1024,
-                2,
-                256,
-                4,
-                Duration.ofSeconds(30),
-                2,
-                3,
-                "libibverbs.so.1",
-                RdmaSettings.DEFAULTS);
+        return builder(secret, shmDir).build();
+    }
+
+    /** A builder from the loopback defaults ({@link #defaults}). */
+    public static Builder builder(String secret, Path shmDir) {
+        return new Builder(secret, shmDir);
+    }
+
+    /** A builder holding this configuration, to change some settings of it. */
+    public Builder toBuilder() {
+        Builder b = new Builder(secret, shmDir);
+        b.transports = transports;
+        b.listenHost = listenHost;
+        b.listenPort = listenPort;
+        b.advertiseHost = advertiseHost;
+        b.sliceBytes = sliceBytes;
+        b.fragmentLimit = fragmentLimit;
+        b.connectionsPerPeer = connectionsPerPeer;
+        b.maxEndpoints = maxEndpoints;
+        b.retryLimit = retryLimit;
+        b.timeout = timeout;
+        b.copyThreads = copyThreads;
+        b.downgradeAfter = downgradeAfter;
+        b.verbsLibrary = verbsLibrary;
+        b.rdma = rdma;
+        return b;
     }
 
     public TransferConfig withTransports(List<String> t) {
-        return new TransferConfig(
-                t,
-                shmDir,
-                listenHost,
-                listenPort,
-                advertiseHost,
-                secret,
-                sliceBytes,
-                fragmentLimit,
-                connectionsPerPeer,
-                maxEndpoints,
-                retryLimit,
-                timeout,
-                copyThreads,
-                downgradeAfter,
-                verbsLibrary,
-                rdma);
+        return toBuilder().transports(t).build();
     }
 
     public TransferConfig withListen(String host, int port, String advertise) {
-        return new TransferConfig(
-                transports,
-                shmDir,
-                host,
-                port,
-                advertise,
-                secret,
-                sliceBytes,
-                fragmentLimit,
-                connectionsPerPeer,
-                maxEndpoints,
-                retryLimit,
-                timeout,
-                copyThreads,
-                downgradeAfter,
-                verbsLibrary,
-                rdma);
+        return toBuilder().listen(host, port, advertise).build();
     }
 
     public TransferConfig withSlicing(int slice, int fragment) {
-        return new TransferConfig(
-                transports,
-                shmDir,
-                listenHost,
-                listenPort,
-                advertiseHost,
-                secret,
-                slice,
-                Math.min(fragment, slice),
-                connectionsPerPeer,
-                maxEndpoints,
-                retryLimit,
-                timeout,
-                copyThreads,
-                downgradeAfter,
-                verbsLibrary,
-                rdma);
+        return toBuilder().slicing(slice, fragment).build();
     }
 
     public TransferConfig withConnections(int perPeer, int max) {
-        return new TransferConfig(
-                transports,
-                shmDir,
-                listenHost,
-                listenPort,
-                advertiseHost,
-                secret,
-                sliceBytes,
-                fragmentLimit,
-                perPeer,
-                max,
-                retryLimit,
-                timeout,
-                copyThreads,
-                downgradeAfter,
-                verbsLibrary,
-                rdma);
+        return toBuilder().connections(perPeer, max).build();
     }
 
     public TransferConfig withTimeout(Duration t) {
-        return new TransferConfig(
-                transports,
-                shmDir,
-                listenHost,
-                listenPort,
-                advertiseHost,
-                secret,
-                sliceBytes,
-                fragmentLimit,
-                connectionsPerPeer,
-                maxEndpoints,
-                retryLimit,
-                t,
-                copyThreads,
-                downgradeAfter,
-                verbsLibrary,
-                rdma);
+        return toBuilder().timeout(t).build();
     }
 
     public TransferConfig withRetry(int retries, int downgrade) {
-        return new TransferConfig(
-                transports,
-                shmDir,
-                listenHost,
-                listenPort,
-                advertiseHost,
-                secret,
-                sliceBytes,
-                fragmentLimit,
-                connectionsPerPeer,
-                maxEndpoints,
-                retries,
-                timeout,
-                copyThreads,
-                downgrade,
-                verbsLibrary,
-                rdma);
+        return toBuilder().retry(retries, downgrade).build();
     }
 
     public TransferConfig withCopyThreads(int n) {
-        return new TransferConfig(
-                transports,
-                shmDir,
-                listenHost,
-                listenPort,
-                advertiseHost,
-                secret,
-                sliceBytes,
-                fragmentLimit,
-                connectionsPerPeer,
-                maxEndpoints,
-                retryLimit,
-                timeout,
-                n,
-                downgradeAfter,
-                verbsLibrary,
-                rdma);
+        return toBuilder().copyThreads(n).build();
     }
 
     public TransferConfig withVerbsLibrary(String lib) {
-        return new TransferConfig(
-                transports,
-                shmDir,
-                listenHost,
-                listenPort,
-                advertiseHost,
-                secret,
-                sliceBytes,
-                fragmentLimit,
-                connectionsPerPeer,
-                maxEndpoints,
-                retryLimit,
-                timeout,
-                copyThreads,
-                downgradeAfter,
-                lib,
-                rdma);
+        return toBuilder().verbsLibrary(lib).build();
     }
 
     public TransferConfig withRdma(RdmaSettings r) {
-        return new TransferConfig(
-                transports,
-                shmDir,
-                listenHost,
-                listenPort,
-                advertiseHost,
-                secret,
-                sliceBytes,
-                fragmentLimit,
-                connectionsPerPeer,
-                maxEndpoints,
-                retryLimit,
-                timeout,
-                copyThreads,
-                downgradeAfter,
-                verbsLibrary,
-                r);
+        return toBuilder().rdma(r).build();
+    }
+
+    /** Settings one at a time, checked together by {@link #build()} (the record's constructor). */
+    public static final class Builder {
+        private final String secret;
+        private final Path shmDir;
+        private List<String> transports = ALL_TRANSPORTS;
+        private String listenHost = "127.0.0.1";
+        private int listenPort = 0;
+        private String advertiseHost = "127.0.0.1";
+        private int sliceBytes = 64 * 1024;
+        private int fragmentLimit = 16 * 1024;
+        private int connectionsPerPeer = 2;
+        private int maxEndpoints = 256;
+        private int retryLimit = 4;
+        private Duration timeout = Duration.ofSeconds(30);
+        private int copyThreads = 2;
+        private int downgradeAfter = 3;
+        private String verbsLibrary = "libibverbs.so.1";
+        private RdmaSettings rdma = RdmaSettings.DEFAULTS;
+
+        private Builder(String secret, Path shmDir) {
+            this.secret = secret;
+            this.shmDir = shmDir;
+        }
+
+        public Builder transports(List<String> t) {
+            transports = t;
+            return this;
+        }
+
+        public Builder listen(String host, int port, String advertise) {
+            listenHost = host;
+            listenPort = port;
+            advertiseHost = advertise;
+            return this;
+        }
+
+        public Builder slicing(int slice, int fragment) {
+            sliceBytes = slice;
+            fragmentLimit = Math.min(fragment, slice); // a fragment limit never above the slice
+            return this;
+        }
+
+        public Builder connections(int perPeer, int max) {
+            connectionsPerPeer = perPeer;
+            maxEndpoints = max;
+            return this;
+        }
+
+        public Builder timeout(Duration t) {
+            timeout = t;
+            return this;
+        }
+
+        public Builder retry(int retries, int downgrade) {
+            retryLimit = retries;
+            downgradeAfter = downgrade;
+            return this;
+        }
+
+        public Builder copyThreads(int n) {
+            copyThreads = n;
+            return this;
+        }
+
+        public Builder verbsLibrary(String lib) {
+            verbsLibrary = lib;
+            return this;
+        }
+
+        public Builder rdma(RdmaSettings r) {
+            rdma = r;
+            return this;
+        }
+
+        /** The configuration; a bad setting fails here, naming it. */
+        public TransferConfig build() {
+            return new TransferConfig(
+                    transports,
+                    shmDir,
+                    listenHost,
+                    listenPort,
+                    advertiseHost,
+                    secret,
+                    sliceBytes,
+                    fragmentLimit,
+                    connectionsPerPeer,
+                    maxEndpoints,
+                    retryLimit,
+                    timeout,
+                    copyThreads,
+                    downgradeAfter,
+                    verbsLibrary,
+                    rdma);
+        }
     }
 
     /** The record's text with the secret left out (it must never reach a log). */

@@ -1,0 +1,84 @@
+package dev.mooncakej.conductor.api;
+
+import dev.mooncakej.kvcache.wire.WorkerMessages.Sampling;
+import tools.jackson.databind.JsonNode;
+
+/** The sampling parameters of a completion or chat request, checked as OpenAI and vLLM document them. */
+final class SamplingParser {
+    private SamplingParser() {}
+
+    /**
+     * The sampling parameters, each range-checked as OpenAI (and vLLM, for its extensions) documents
+     * them; a parameter whose value would change sampling in a way the sampler does not implement is
+     * refused by name (its neutral value is accepted): presence and frequency penalties,
+     * {@code repetition_penalty}, {@code min_p}, {@code top_logprobs} above 0, completions' {@code
+     * logprobs} above 1.
+     */
+    static Sampling sampling(JsonNode root, boolean chat) {
+        Double temperature = range(root, "temperature", 0, 2, "0..2");
+        Double topP = JsonFields.optionalNumber(root, "top_p");
+        if (topP != null && (topP <= 0 || topP > 1))
+            throw ApiException.invalid("top_p", "top_p=" + topP + " is out of range: expected a number in (0, 1]");
+        Integer topK = JsonFields.optionalInt(root, "top_k");
+        if (topK != null && topK < -1)
+            throw ApiException.invalid("top_k", "top_k=" + topK + " is out of range: expected -1 or 0 (all) or >= 1");
+        neutral(root, "presence_penalty", -2, 2, "-2..2", 0);
+        neutral(root, "frequency_penalty", -2, 2, "-2..2", 0);
+        Double rp = JsonFields.optionalNumber(root, "repetition_penalty");
+        if (rp != null && !(rp > 0 && rp <= 2))
+            throw ApiException.invalid(
+                    "repetition_penalty", "repetition_penalty=" + rp + " is out of range: expected a number in (0, 2]");
+        if (rp != null && rp != 1)
+            throw unsupported("repetition_penalty", "repetition_penalty other than 1 is not supported by this server");
+        neutral(root, "min_p", 0, 1, "0..1", 0);
+        Long seed = root.has("seed") && !root.get("seed").isNull() ? JsonFields.requireLong(root, "seed") : null;
+        boolean logprobs;
+        if (chat) {
+            logprobs = JsonFields.optionalBool(root, "logprobs");
+            Integer top = JsonFields.optionalInt(root, "top_logprobs");
+            if (top != null && (top < 0 || top > 20))
+                throw ApiException.invalid("top_logprobs", "top_logprobs=" + top + " is out of range: expected 0..20");
+            if (top != null && !logprobs)
+                throw ApiException.invalid("top_logprobs", "top_logprobs needs logprobs: true");
+            if (top != null && top > 0)
+                throw unsupported(
+                        "top_logprobs",
+                        "top_logprobs above 0 is not supported by this server (it returns the chosen token's "
+                                + "log-probability; send top_logprobs 0 or leave it out)");
+        } else {
+            Integer lp = JsonFields.optionalInt(root, "logprobs");
+            if (lp != null && (lp < 0 || lp > 5))
+                throw ApiException.invalid("logprobs", "logprobs=" + lp + " is out of range: expected 0..5");
+            if (lp != null && lp > 1)
+                throw unsupported(
+                        "logprobs",
+                        "logprobs above 1 is not supported by this server (it returns the chosen token's "
+                                + "log-probability; send 0 or 1)");
+            logprobs = lp != null;
+        }
+        float t = temperature == null ? 1f : temperature.floatValue();
+        return new Sampling(
+                t, topP == null ? 1f : topP.floatValue(), topK == null ? 0 : Math.max(0, topK), seed, logprobs);
+    }
+
+    private static Double range(JsonNode root, String name, double min, double max, String expected) {
+        Double v = JsonFields.optionalNumber(root, name);
+        if (v != null && !(v >= min && v <= max))
+            throw ApiException.invalid(name, name + "=" + v + " is out of range: expected " + expected);
+        return v;
+    }
+
+    /** A parameter accepted only at its neutral value (range-checked first). */
+    private static void neutral(JsonNode root, String name, double min, double max, String expected, double neutral) {
+        Double v = range(root, name, min, max, expected);
+        if (v != null && v != neutral)
+            throw unsupported(
+                    name,
+                    name + " other than " + (neutral == 0 ? "0" : String.valueOf(neutral))
+                            + " is not supported by this server");
+    }
+
+    static ApiException unsupported(String param, String message) {
+        return ApiException.invalid(param, "unsupported_parameter", message);
+    }
+}
