@@ -17,8 +17,9 @@ import reactor.core.publisher.Mono;
 /**
  * The conductor's own requests through the whole path once workers were admitted: four rounds of one
  * per prefill worker (at least two), each round all at once, so the queue estimate spreads them over
- * the prefill workers, then three of 16, 64 and 128 tokens one at a time (their hop, the fastest
- * probe's, is the TTFT overhead predictions start from, and their compute times are the prefill
+ * the prefill workers, then two passes of 4, 16, 64, 128, 256 and 512 tokens one at a time, each
+ * stopping after one that took over {@link #LONE_PROBE_BUDGET} (their hop, the fastest probe's, is
+ * the TTFT overhead predictions start from, and the second pass's compute times are the prefill
  * fit's first samples of weight one). Every connection, handler and KV path they take is then warm
  * (a cluster's first user request paid 0.3-0.5 s for it here, 10-20x its prediction). The concurrent
  * rounds' times (several at once, on cold paths) teach the estimators nothing, and no probe counts in
@@ -34,6 +35,12 @@ public class WarmUp {
 
     /** The id prefix of a start-up request sent alone on the warmed path: its compute time teaches the fit. */
     static final String PROBE_ALONE = PROBE + "alone-";
+
+    /** A lone probe that took longer than this is the last one: the next would be twice as long. */
+    static final Duration LONE_PROBE_BUDGET = Duration.ofSeconds(1);
+
+    /** The lone probes' lengths, in tokens (each pass stops after one over {@link #LONE_PROBE_BUDGET}). */
+    private static final int[] LONE = {4, 16, 64, 128, 256, 512};
 
     private final RequestPath path;
     private final LiveScheduler scheduler;
@@ -54,33 +61,52 @@ public class WarmUp {
         long t0 = System.nanoTime();
         int count = 0;
         // four rounds of short prompts, each round all at once (spread over the prefill workers), then
-        // three of one request at a time: a request alone on a warm path, whose hop the estimator starts
-        // from (the concurrent rounds' hops were 35-600 ms, a lone warm one 10-20) and whose compute
-        // time teaches the prefill fit (the workers' start-up calibration ran while every process of the
-        // cluster was starting: 64 tokens measured 26-38 ms there, 4-5 ms warm)
-        int[] lengths = {48, 96, 48, 96, 16, 64, 128};
+        // two passes of lone requests of 4 to 512 tokens: a request alone on a warm path, whose hop the
+        // estimator starts from (the concurrent rounds' hops were 35-600 ms, a lone warm one 10-20).
+        // The first pass's compute times teach nothing (they still ran 20-40% slower than the same
+        // lengths a second later, while the JIT compiled); the second's teach the prefill fit (the
+        // workers' start-up calibration ran while every process of the cluster was starting: 64 tokens
+        // measured 26-38 ms there, 4-5 ms warm), and its longer lengths pin the attention term over the
+        // lengths users send (with 128 tokens the longest sample, 500 were over-predicted by 38%); with
+        // 16 tokens the shortest probe, a user's first prompt of 5 took 100-120 ms, ten times its fit
+        int[] lengths = {48, 96, 48, 96};
         for (int round = 0; round < lengths.length; round++) {
-            boolean together = round < 4;
             List<Mono<Long>> runs = new ArrayList<>();
-            for (int i = 0; i < (together ? n : 1); i++, count++)
-                runs.add(path.generate(probe(lengths[round] + i, count, salt, together))
-                        .flatMapMany(Generation::events)
-                        .count());
-            scheduler.ignoreStepsFor(60); // until the warm-up ends (then 2.5 s more, below)
-            try {
-                Flux.merge(runs).then().block(Duration.ofSeconds(30));
-            } catch (RuntimeException e) {
-                scheduler.ignoreStepsFor(2.5);
-                LOG.info("warming the request path: {} (the first requests pay for the cold path)", e.getMessage());
-                return;
-            }
+            for (int i = 0; i < n; i++, count++) runs.add(send(probe(lengths[round] + i, count, salt, PROBE)));
+            if (!await(runs)) return;
         }
+        int lone = LONE.length;
+        for (String kind : List.of(PROBE, PROBE_ALONE))
+            for (int round = 0; round < lone; round++, count++) {
+                long start = System.nanoTime();
+                if (!await(List.of(send(probe(LONE[round], count, salt, kind))))) return;
+                // on an engine where a lone probe took over the budget the next, twice as long, would
+                // hold the path too long: both passes end at this length
+                if (System.nanoTime() - start > LONE_PROBE_BUDGET.toNanos()) lone = round + 1;
+            }
         scheduler.ignoreStepsFor(2.5); // the decode workers' next reports hold the probes' cold steps
         LOG.info("warmed the request path with {} requests in {} ms", count, (System.nanoTime() - t0) / 1_000_000);
     }
 
+    private Mono<Long> send(GenerationRequest probe) {
+        return path.generate(probe).flatMapMany(Generation::events).count();
+    }
+
+    /** Waits for {@code runs}; false (logged) if one failed or they took over 30 s. */
+    private boolean await(List<Mono<Long>> runs) {
+        scheduler.ignoreStepsFor(60); // until the warm-up ends (then 2.5 s more)
+        try {
+            Flux.merge(runs).then().block(Duration.ofSeconds(30));
+            return true;
+        } catch (RuntimeException e) {
+            scheduler.ignoreStepsFor(2.5);
+            LOG.info("warming the request path: {} (the first requests pay for the cold path)", e.getMessage());
+            return false;
+        }
+    }
+
     /** Probe number {@code count}: a prompt of about {@code length} tokens (a quarter of the context at most). */
-    private GenerationRequest probe(int length, int count, String salt, boolean together) {
+    private GenerationRequest probe(int length, int count, String salt, String kind) {
         int vocab = model.tokenizer().vocabSize();
         int[] prompt = new int[Math.min(length, Math.max(2, model.contextLength() / 4))];
         for (int j = 0; j < prompt.length; j++) prompt[j] = (int) ((j * 2654435761L + 31L * count + 7) % vocab);
@@ -93,7 +119,7 @@ public class WarmUp {
                 List.of(),
                 false,
                 false,
-                (together ? PROBE : PROBE_ALONE) + count,
+                kind + count,
                 salt);
     }
 }
