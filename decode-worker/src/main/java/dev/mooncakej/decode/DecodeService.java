@@ -4,7 +4,6 @@ import dev.mooncakej.decode.Reservation.State;
 import dev.mooncakej.engine.kv.PagedKvCache;
 import dev.mooncakej.engine.sampling.Sampler;
 import dev.mooncakej.engine.sampling.SamplingParams;
-import dev.mooncakej.engine.spi.Calibration;
 import dev.mooncakej.engine.spi.InferenceEngine;
 import dev.mooncakej.engine.spi.Sequence;
 import dev.mooncakej.kvcache.wire.KvControl;
@@ -19,7 +18,7 @@ import dev.mooncakej.kvstore.client.PoolSegment;
 import dev.mooncakej.kvstore.client.StoreClient;
 import dev.mooncakej.kvtransfer.engine.TransferEngine;
 import dev.mooncakej.kvtransfer.engine.WorkerSegment;
-import java.nio.file.Path;
+import dev.mooncakej.worker.WorkerRuntime;
 import java.time.Duration;
 import java.util.List;
 import java.util.Map;
@@ -49,6 +48,7 @@ public final class DecodeService {
     static final long ABORT_RETRY_NANOS = TimeUnit.SECONDS.toNanos(1);
 
     private final DecodeProperties props;
+    private final WorkerRuntime runtime;
     private final InferenceEngine engine;
     private final PagedKvCache cache;
     private final TransferEngine transfer;
@@ -67,17 +67,20 @@ public final class DecodeService {
     private volatile Consumer<String> outcomes = o -> {};
     private volatile boolean draining;
 
-    public DecodeService(DecodeProperties props, InferenceEngine engine, WorkerSegment segment) {
+    public DecodeService(DecodeProperties props, WorkerRuntime runtime) {
         this.props = props;
-        this.engine = engine;
+        this.runtime = runtime;
+        this.engine = runtime.engine();
         this.cache = engine.kvCache();
-        this.segment = segment;
-        this.transfer = segment.engine();
+        this.segment = runtime.segment();
+        this.transfer = runtime.transfer();
         this.writable = new AtomicIntegerArray(cache.capacity());
         this.slabOffset = transfer.offsetOf(cache.slab());
         this.blockBytes = cache.layout().blockBytes();
-        this.fence = new WriterFence(transfer, segment, props, this::releaseIfLandedLocked);
-        this.sequences = new SequencePool(cache, engine.info().blockTokens(), props.kvTimeoutMillis());
+        long kvTimeoutMillis = runtime.settings().kvTimeoutMillis();
+        this.fence = new WriterFence(
+                transfer, segment, kvTimeoutMillis, props.fenceDeadlineMillis(), this::releaseIfLandedLocked);
+        this.sequences = new SequencePool(cache, engine.info().blockTokens(), kvTimeoutMillis);
     }
 
     /**
@@ -100,7 +103,7 @@ public final class DecodeService {
      */
     void calibrate() {
         long t0 = System.nanoTime();
-        profile = Calibration.profile("decode", engine, Path.of(props.model()), 256, props.calibrationSeconds());
+        profile = runtime.calibrate(256);
         LoggerFactory.getLogger(DecodeService.class)
                 .info(
                         "calibrated the engine in {} ms: decode steps (batch, context, seconds) {}",

@@ -2,55 +2,53 @@ package dev.mooncakej.decode;
 
 import dev.mooncakej.cluster.ClusterSettings;
 import dev.mooncakej.engine.kv.PagedKvCache;
-import dev.mooncakej.engine.spi.InferenceEngine;
 import dev.mooncakej.kvstore.client.WorkerStoreSettings;
 import dev.mooncakej.kvtransfer.engine.TransferEngine;
-import dev.mooncakej.kvtransfer.engine.WorkerSegment;
+import dev.mooncakej.worker.WorkerKeys;
+import dev.mooncakej.worker.WorkerRuntime;
+import dev.mooncakej.worker.WorkerSettings;
 import io.micrometer.core.instrument.Counter;
 import io.micrometer.core.instrument.Gauge;
 import io.micrometer.core.instrument.MeterRegistry;
-import java.nio.file.Path;
 import java.util.HashMap;
 import java.util.Map;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
+import org.springframework.boot.context.properties.bind.Binder;
 import org.springframework.context.annotation.Bean;
 import org.springframework.context.annotation.Configuration;
 import org.springframework.core.env.Environment;
 
 /**
- * The decode worker composed in order: its transfer segment (and metadata), then the engine (its KV
- * slab is the segment's registered memory; {@code mooncakej.decode.engine} picks llama or simulated),
- * then the service over both, then the agent that runs the batch. Closing goes the other way.
+ * The decode worker composed in order: its runtime (the transfer segment, then the engine over its
+ * memory; {@code mooncakej.decode.engine} picks llama or simulated), then the service over it, then
+ * the agent that runs the batch. Closing goes the other way.
  */
 @Configuration(proxyBeanMethods = false)
 public class DecodeWorkerConfig {
     private static final Logger LOG = LoggerFactory.getLogger(DecodeWorkerConfig.class);
 
-    @Bean(destroyMethod = "close")
-    WorkerSegment decodeSegment(DecodeProperties props, ClusterSettings cluster, WorkerStoreSettings store) {
-        return new WorkerSegment(
-                "decode",
-                props.transferConfig(),
-                WorkerSegment.metadata(
-                        cluster.etcd(), cluster.prefix(), cluster.leaseTtlSeconds(), Path.of(props.kvShmDir())),
-                store.dramBytes());
+    /** The keys both workers take, bound under {@code mooncakej.decode.} and checked. */
+    @Bean
+    WorkerSettings decodeSettings(Environment env) {
+        return settings(Binder.get(env));
     }
 
-    /** {@code mooncakej.store.dram-bytes}: the DRAM this worker contributes to the KV pool. */
-    @Bean
-    WorkerStoreSettings workerStoreSettings(Environment env) {
-        return WorkerStoreSettings.from(env::getProperty);
+    static WorkerSettings settings(Binder binder) {
+        return WorkerSettings.of(
+                DecodeProperties.PREFIX + ".", binder.bindOrCreate(DecodeProperties.PREFIX, WorkerKeys.class));
     }
 
     @Bean(destroyMethod = "close")
-    InferenceEngine decodeEngine(DecodeProperties props, WorkerSegment segment) {
-        return props.engineSettings().create(segment.kvMemory());
+    WorkerRuntime decodeRuntime(
+            WorkerSettings settings, DecodeProperties props, ClusterSettings cluster, Environment env) {
+        return WorkerRuntime.start(
+                "decode", settings, props.maxBatch(), cluster, WorkerStoreSettings.from(env::getProperty));
     }
 
     @Bean
-    DecodeService decodeService(DecodeProperties props, InferenceEngine engine, WorkerSegment segment) {
-        DecodeService service = new DecodeService(props, engine, segment);
+    DecodeService decodeService(DecodeProperties props, WorkerRuntime runtime) {
+        DecodeService service = new DecodeService(props, runtime);
         service.calibrate(); // before the decode agent runs a step
         return service;
     }

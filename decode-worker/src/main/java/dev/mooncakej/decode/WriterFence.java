@@ -21,18 +21,21 @@ final class WriterFence {
 
     private final TransferEngine transfer;
     private final WorkerSegment segment;
-    private final DecodeProperties props;
+    private final long kvTimeoutMillis;
+    private final long fenceDeadlineMillis;
     /** Frees a fenced reservation whose writer stopped once its accepted writes landed (called under its lock). */
     private final Consumer<Reservation> releaseIfLanded;
 
     WriterFence(
             TransferEngine transfer,
             WorkerSegment segment,
-            DecodeProperties props,
+            long kvTimeoutMillis,
+            long fenceDeadlineMillis,
             Consumer<Reservation> releaseIfLanded) {
         this.transfer = transfer;
         this.segment = segment;
-        this.props = props;
+        this.kvTimeoutMillis = kvTimeoutMillis;
+        this.fenceDeadlineMillis = fenceDeadlineMillis;
         this.releaseIfLanded = releaseIfLanded;
     }
 
@@ -47,7 +50,7 @@ final class WriterFence {
         byte status;
         try {
             status = transfer.notify(
-                    writer, KvControl.abort(r.id).encode(), Duration.ofMillis(Math.min(5000, props.kvTimeoutMillis())));
+                    writer, KvControl.abort(r.id).encode(), Duration.ofMillis(Math.min(5000, kvTimeoutMillis)));
         } catch (IOException | RuntimeException e) {
             boolean gone = segment.metadata().lookup(writer).isEmpty();
             status = gone ? KvControl.OK : -1; // a process that is gone writes nothing
@@ -95,7 +98,7 @@ final class WriterFence {
                     r.id,
                     writer,
                     transport,
-                    props.fenceDeadlineMillis(),
+                    fenceDeadlineMillis,
                     r.seq.blockCount());
             return;
         }
@@ -107,7 +110,7 @@ final class WriterFence {
                             + " closed, {} blocks freed",
                     r.id,
                     writer,
-                    props.fenceDeadlineMillis(),
+                    fenceDeadlineMillis,
                     closed,
                     r.seq.blockCount());
             r.writerStopped = true;

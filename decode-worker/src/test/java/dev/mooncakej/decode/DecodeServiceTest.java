@@ -4,16 +4,18 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import dev.mooncakej.engine.generate.ModelGenerator;
-import dev.mooncakej.engine.spi.InferenceEngine;
 import dev.mooncakej.kvcache.wire.KvControl;
 import dev.mooncakej.kvcache.wire.WorkerMessages.DecodeTask;
 import dev.mooncakej.kvcache.wire.WorkerMessages.ReserveResponse;
 import dev.mooncakej.kvcache.wire.WorkerMessages.Sampling;
 import dev.mooncakej.kvcache.wire.WorkerMessages.TokenEvent;
+import dev.mooncakej.kvstore.client.WorkerStoreSettings;
 import dev.mooncakej.kvtransfer.engine.SegmentMetadata;
 import dev.mooncakej.kvtransfer.engine.TransferConfig;
 import dev.mooncakej.kvtransfer.engine.TransferEngine;
-import dev.mooncakej.kvtransfer.engine.WorkerSegment;
+import dev.mooncakej.worker.WorkerKeys;
+import dev.mooncakej.worker.WorkerRuntime;
+import dev.mooncakej.worker.WorkerSettings;
 import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -44,8 +46,7 @@ class DecodeServiceTest {
     private static Path model;
     private final SegmentMetadata metadata = new SegmentMetadata.Embedded();
     private final List<KvControl> heard = new CopyOnWriteArrayList<>();
-    private WorkerSegment segment;
-    private InferenceEngine engine;
+    private WorkerRuntime runtime;
     private DecodeService service;
     private DecodeAgent agent;
     private TransferEngine writer;
@@ -59,29 +60,27 @@ class DecodeServiceTest {
 
     /** A decode worker of {@code blocks} KV blocks of 32 tokens; simulated time runs at {@code timeScale}. */
     private void start(int blocks, long kvWaitMillis, double timeScale) {
-        DecodeProperties props = new DecodeProperties(
-                model.toString(),
-                32,
-                blocks,
-                8,
-                1,
-                "127.0.0.1",
-                0,
-                kvWaitMillis,
-                SECRET,
-                "tcp",
-                dir.toString(),
-                null,
-                5000L,
-                "simulated",
-                null,
-                timeScale,
-                null,
-                null,
-                0.0);
-        segment = new WorkerSegment("decode", props.transferConfig(), metadata);
-        engine = props.engineSettings().create(segment.kvMemory());
-        service = new DecodeService(props, engine, segment);
+        WorkerSettings settings = WorkerSettings.of(
+                "mooncakej.decode.",
+                new WorkerKeys(
+                        model.toString(),
+                        32,
+                        blocks,
+                        1,
+                        "127.0.0.1",
+                        0,
+                        5000L,
+                        SECRET,
+                        "tcp",
+                        dir.toString(),
+                        null,
+                        "simulated",
+                        null,
+                        timeScale,
+                        null,
+                        0.0));
+        runtime = WorkerRuntime.start("decode", settings, 8, metadata, new WorkerStoreSettings(0, null, 0));
+        service = new DecodeService(new DecodeProperties(8, kvWaitMillis, null), runtime);
         agent = new DecodeAgent(service, new SimpleMeterRegistry());
         agent.start();
         writer = new TransferEngine(
@@ -100,8 +99,7 @@ class DecodeServiceTest {
     void stop() {
         if (agent != null) agent.stop();
         if (writer != null) writer.close();
-        if (engine != null) engine.close();
-        if (segment != null) segment.close();
+        if (runtime != null) runtime.close();
     }
 
     private byte send(KvControl m) throws Exception {
@@ -135,7 +133,8 @@ class DecodeServiceTest {
         await(
                 "blocks freed after STOPPED",
                 5000,
-                () -> service.fencedBlockCount() == 0 && engine.kvCache().freeBlocks() == 4);
+                () -> service.fencedBlockCount() == 0
+                        && runtime.engine().kvCache().freeBlocks() == 4);
         assertThat(service.reserve(3, 10, 1)).isNotNull();
     }
 
@@ -144,7 +143,7 @@ class DecodeServiceTest {
         start(4, 30_000, 0);
         service.reserve(1, 100, 28);
         service.cancel(1);
-        assertThat(engine.kvCache().freeBlocks()).isEqualTo(4);
+        assertThat(runtime.engine().kvCache().freeBlocks()).isEqualTo(4);
         assertThat(send(KvControl.claim(1, "writer-1")))
                 .as("the prefill worker must not write")
                 .isEqualTo(KvControl.UNKNOWN_RESERVATION);
@@ -156,7 +155,9 @@ class DecodeServiceTest {
         ReserveResponse first = service.reserve(1, 100, 28);
         ReserveResponse again = service.reserve(1, 100, 28); // the conductor retried: the answer was lost
         assertThat(again.kv().blockOffsets()).containsExactly(first.kv().blockOffsets());
-        assertThat(engine.kvCache().freeBlocks()).as("nothing reserved twice").isEqualTo(4);
+        assertThat(runtime.engine().kvCache().freeBlocks())
+                .as("nothing reserved twice")
+                .isEqualTo(4);
         Assertions.assertThatThrownBy(() -> service.reserve(1, 50, 28)).hasMessageContaining("already exists");
         send(KvControl.claim(1, "writer-1"));
         Assertions.assertThatThrownBy(() -> service.reserve(1, 100, 28))
@@ -171,7 +172,7 @@ class DecodeServiceTest {
         service.reserve(1, 100, 28);
         send(KvControl.claim(1, "writer-1"));
         service.cancel(1);
-        await("freed on the writer's OK", 5000, () -> engine.kvCache().freeBlocks() == 4);
+        await("freed on the writer's OK", 5000, () -> runtime.engine().kvCache().freeBlocks() == 4);
     }
 
     @Test
@@ -184,7 +185,7 @@ class DecodeServiceTest {
         await(
                 "freed once the writer is known gone",
                 5000,
-                () -> engine.kvCache().freeBlocks() == 4);
+                () -> runtime.engine().kvCache().freeBlocks() == 4);
     }
 
     @Test
@@ -196,14 +197,14 @@ class DecodeServiceTest {
         List<TokenEvent> events = new CopyOnWriteArrayList<>();
         service.decode(new DecodeTask(1, 5, 40, 1000, GREEDY)).subscribe(events::add);
         await("the batch is decoding", 5000, () -> agent.activeCount() == 1 && events.size() > 3);
-        int before = engine.kvCache().freeBlocks();
+        int before = runtime.engine().kvCache().freeBlocks();
         long t0 = System.nanoTime();
         service.reserve(2, 100, 20); // never claimed, never decoded
-        assertThat(engine.kvCache().freeBlocks()).isLessThan(before);
+        assertThat(runtime.engine().kvCache().freeBlocks()).isLessThan(before);
         await(
                 "the unused reservation is released",
                 600 + 400,
-                () -> engine.kvCache().freeBlocks() == before);
+                () -> runtime.engine().kvCache().freeBlocks() == before);
         long took = TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - t0);
         assertThat(agent.activeCount()).as("the batch stayed busy meanwhile").isEqualTo(1);
         assertThat(took).isGreaterThanOrEqualTo(590);
@@ -232,7 +233,7 @@ class DecodeServiceTest {
                 () -> !events.isEmpty() && events.getLast().finish() != null);
         assertThat(events.getLast().finish()).isEqualTo("length");
         assertThat(events).hasSize(200); // 199 tokens after the prefill's first, then the end
-        await("blocks back", 5000, () -> engine.kvCache().freeBlocks() == 8);
+        await("blocks back", 5000, () -> runtime.engine().kvCache().freeBlocks() == 8);
     }
 
     @Test
@@ -244,10 +245,10 @@ class DecodeServiceTest {
                 .as("a commit of the wrong length")
                 .isEqualTo(KvControl.REJECTED);
         send(KvControl.commit(1, 20));
-        int vocab = engine.info().vocabSize();
+        int vocab = runtime.engine().info().vocabSize();
         assertThatThrownBy(() -> service.decode(new DecodeTask(1, vocab, 20, 10, GREEDY)))
                 .hasMessageContaining("first token " + vocab);
-        assertThat(engine.kvCache().freeBlocks())
+        assertThat(runtime.engine().kvCache().freeBlocks())
                 .as("the bad request's blocks are released")
                 .isEqualTo(8);
         assertThat(writer.notify(service.name(), new byte[] {9, 9, 9}, Duration.ofSeconds(5)))

@@ -4,7 +4,6 @@ import dev.mooncakej.cluster.LeaderLink;
 import dev.mooncakej.engine.kv.PagedKvCache;
 import dev.mooncakej.engine.sampling.Sampler;
 import dev.mooncakej.engine.sampling.SamplingParams;
-import dev.mooncakej.engine.spi.Calibration;
 import dev.mooncakej.engine.spi.InferenceEngine;
 import dev.mooncakej.engine.spi.PrefillOptions;
 import dev.mooncakej.engine.spi.Sequence;
@@ -23,8 +22,8 @@ import dev.mooncakej.kvtransfer.engine.TransferBatch;
 import dev.mooncakej.kvtransfer.engine.TransferEngine;
 import dev.mooncakej.kvtransfer.engine.TransferRequest;
 import dev.mooncakej.kvtransfer.engine.WorkerSegment;
+import dev.mooncakej.worker.WorkerRuntime;
 import java.io.IOException;
-import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Collections;
@@ -73,6 +72,8 @@ public final class PrefillService {
     }
 
     private final PrefillProperties props;
+    private final WorkerRuntime runtime;
+    private final Duration kvTimeout;
     private final InferenceEngine engine;
     private final PagedKvCache cache;
     private final PrefixBlockPool pool;
@@ -86,28 +87,20 @@ public final class PrefillService {
     private final PrefixFetch fetcher;
     private final BlockProduction production;
 
-    public PrefillService(
-            PrefillProperties props, InferenceEngine engine, WorkerSegment segment, PrefillMetrics metrics) {
-        this(props, engine, segment, metrics, null);
-    }
-
     /** @param ssd this worker's SSD tier, or null: cold prefix blocks go there instead of being dropped */
-    public PrefillService(
-            PrefillProperties props,
-            InferenceEngine engine,
-            WorkerSegment segment,
-            PrefillMetrics metrics,
-            SsdTier ssd) {
+    public PrefillService(PrefillProperties props, WorkerRuntime runtime, PrefillMetrics metrics, SsdTier ssd) {
         this.props = props;
-        this.engine = engine;
+        this.runtime = runtime;
+        this.kvTimeout = Duration.ofMillis(runtime.settings().kvTimeoutMillis());
+        this.engine = runtime.engine();
         this.cache = engine.kvCache();
-        this.transfer = segment.engine();
-        this.segment = segment;
+        this.transfer = runtime.transfer();
+        this.segment = runtime.segment();
         this.ssd = ssd;
         this.pool = new PrefixBlockPool(cache, ssd);
         this.metrics = metrics;
-        this.production = new BlockProduction(pool, Duration.ofMillis(props.kvTimeoutMillis()));
-        this.fetcher = new PrefixFetch(cache, pool, transfer, metrics, Duration.ofMillis(props.kvTimeoutMillis()));
+        this.production = new BlockProduction(pool, kvTimeout);
+        this.fetcher = new PrefixFetch(cache, pool, transfer, metrics, kvTimeout);
     }
 
     /** Wires the transfer engine's control messages to this service. Called once, before serving. */
@@ -124,8 +117,7 @@ public final class PrefillService {
     void calibrate() {
         long t0 = System.nanoTime();
         synchronized (this) { // the engine's prefill lock
-            profile = Calibration.profile(
-                    "prefill", engine, Path.of(props.model()), props.chunkTokens(), props.calibrationSeconds());
+            profile = runtime.calibrate(props.chunkTokens());
         }
         LOG.info(
                 "calibrated the engine in {} ms: prefill (tokens, seconds) {}",
@@ -307,7 +299,7 @@ public final class PrefillService {
             // never hand blocks back, nor tell the decode worker we stopped, while a write may still run
             for (var f : List.copyOf(job.inflight)) {
                 try {
-                    f.get(props.kvTimeoutMillis() + 1000, TimeUnit.MILLISECONDS);
+                    f.get(kvTimeout.toMillis() + 1000, TimeUnit.MILLISECONDS);
                 } catch (Exception ignored) {
                     // reported above; the batch has a final status by its deadline
                 }
@@ -369,7 +361,7 @@ public final class PrefillService {
             if (n > 0) Thread.ofVirtual().name("ssd-promote").start(() -> pool.promote(m.keys(), m.offsets()));
             return (byte) n;
         }
-        long expires = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(props.kvTimeoutMillis());
+        long expires = System.nanoTime() + kvTimeout.toNanos();
         return (byte) pool.pin(m.pinId(), m.keys(), m.offsets(), this::blockOffset, expires);
     }
 
@@ -386,7 +378,7 @@ public final class PrefillService {
     }
 
     private byte control(String segment, KvControl m) throws IOException {
-        return transfer.notify(segment, m.encode(), Duration.ofMillis(props.kvTimeoutMillis()));
+        return transfer.notify(segment, m.encode(), kvTimeout);
     }
 
     static String statusName(byte status) {

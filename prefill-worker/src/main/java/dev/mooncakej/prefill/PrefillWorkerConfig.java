@@ -2,68 +2,54 @@ package dev.mooncakej.prefill;
 
 import dev.mooncakej.cluster.ClusterSettings;
 import dev.mooncakej.engine.kv.PagedKvCache;
-import dev.mooncakej.engine.spi.InferenceEngine;
 import dev.mooncakej.kvstore.client.SsdTier;
 import dev.mooncakej.kvstore.client.WorkerStoreSettings;
-import dev.mooncakej.kvtransfer.engine.WorkerSegment;
+import dev.mooncakej.worker.WorkerKeys;
+import dev.mooncakej.worker.WorkerRuntime;
+import dev.mooncakej.worker.WorkerSettings;
 import io.micrometer.core.instrument.FunctionCounter;
 import io.micrometer.core.instrument.Gauge;
 import io.micrometer.core.instrument.MeterRegistry;
-import java.nio.file.Path;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
+import org.springframework.boot.context.properties.bind.Binder;
 import org.springframework.context.annotation.Bean;
 import org.springframework.context.annotation.Configuration;
 import org.springframework.core.env.Environment;
 
 /**
- * The prefill worker composed in order: its transfer segment (and metadata), then the engine (its KV
- * slab is the segment's registered memory; {@code mooncakej.prefill.engine} picks llama or simulated),
- * then the service over both. Closing goes the other way.
+ * The prefill worker composed in order: its runtime (the transfer segment, then the engine over its
+ * memory; {@code mooncakej.prefill.engine} picks llama or simulated), then the service over it, with
+ * its meters. Closing goes the other way.
  */
 @Configuration(proxyBeanMethods = false)
 public class PrefillWorkerConfig {
     private static final Logger LOG = LoggerFactory.getLogger(PrefillWorkerConfig.class);
 
-    @Bean(destroyMethod = "close")
-    WorkerSegment prefillSegment(PrefillProperties props, ClusterSettings cluster, WorkerStoreSettings store) {
-        return new WorkerSegment(
-                "prefill",
-                props.transferConfig(),
-                WorkerSegment.metadata(
-                        cluster.etcd(), cluster.prefix(), cluster.leaseTtlSeconds(), Path.of(props.kvShmDir())),
-                store.dramBytes());
+    /** The keys both workers take, bound under {@code mooncakej.prefill.} and checked. */
+    @Bean
+    WorkerSettings prefillSettings(Environment env) {
+        return settings(Binder.get(env));
     }
 
-    /** {@code mooncakej.store.*} on this worker: its pool DRAM and its SSD tier. */
-    @Bean
-    WorkerStoreSettings workerStoreSettings(Environment env) {
-        return WorkerStoreSettings.from(env::getProperty);
+    static WorkerSettings settings(Binder binder) {
+        return WorkerSettings.of(
+                PrefillProperties.PREFIX + ".", binder.bindOrCreate(PrefillProperties.PREFIX, WorkerKeys.class));
     }
 
     @Bean(destroyMethod = "close")
-    InferenceEngine prefillEngine(PrefillProperties props, WorkerSegment segment) {
-        return props.engineSettings().create(segment.kvMemory());
+    WorkerRuntime prefillRuntime(
+            WorkerSettings settings, PrefillProperties props, ClusterSettings cluster, Environment env) {
+        return WorkerRuntime.start(
+                "prefill", settings, props.chunkTokens(), cluster, WorkerStoreSettings.from(env::getProperty));
     }
 
     @Bean
-    PrefillService prefillService(
-            PrefillProperties props,
-            InferenceEngine engine,
-            WorkerSegment segment,
-            MeterRegistry meters,
-            WorkerStoreSettings store) {
-        SsdTier ssd = store.ssdDir() == null
-                ? null
-                : new SsdTier(
-                        store.ssdDir(),
-                        segment.name(),
-                        store.ssdBytes(),
-                        engine.kvCache().layout().blockBytes());
-        PrefillService service = new PrefillService(props, engine, segment, new PrefillMetrics(meters), ssd);
+    PrefillService prefillService(PrefillProperties props, WorkerRuntime runtime, MeterRegistry meters) {
+        PrefillService service = new PrefillService(props, runtime, new PrefillMetrics(meters), runtime.newSsdTier());
         service.attach();
         service.calibrate();
-        PagedKvCache cache = engine.kvCache();
+        PagedKvCache cache = runtime.engine().kvCache();
         Gauge.builder("mooncakej.kv.blocks.used", cache, PagedKvCache::usedBlocks)
                 .tag("role", "prefill")
                 .register(meters);
@@ -93,15 +79,19 @@ public class PrefillWorkerConfig {
                         x -> x.ssd() == null ? 0 : x.ssd().writes())
                 .description("blocks written to the SSD tier (demoted instead of dropped)")
                 .register(meters);
+        SsdTier ssd = service.ssd();
         if (ssd != null) {
-            LOG.info("SSD tier: {} bytes in {}", ssd.capacityBytes(), store.ssdDir());
+            LOG.info(
+                    "SSD tier: {} bytes in {}",
+                    ssd.capacityBytes(),
+                    runtime.store().ssdDir());
         }
         LOG.info(
                 "prefill worker ready: {} engine, model {}, {} KV blocks of {} tokens",
-                engine.getClass().getSimpleName(),
-                engine.info().name(),
+                runtime.engine().getClass().getSimpleName(),
+                runtime.engine().info().name(),
                 cache.capacity(),
-                engine.info().blockTokens());
+                runtime.engine().info().blockTokens());
         return service;
     }
 }

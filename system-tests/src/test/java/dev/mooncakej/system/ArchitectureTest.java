@@ -29,7 +29,7 @@ import org.springframework.archprobe.SpringBean;
 /**
  * The layering rules the build enforces (issue 25), over the compiled main classes of every module
  * ({@code <module>/target/classes}): Spring only in the three apps and web-edge; nothing depends on
- * an app (nor one app on another); the plain-Java cores (scheduler, kvstore, engine, kvtransfer)
+ * an app (nor one app on another); the plain-Java cores (scheduler, kvstore, engine, kvtransfer, worker runtime)
  * depend on no app, no web edge, no Spring; no package cycles. Each rule is also shown to fail on a
  * probe that breaks it (classes in this module's test sources, never part of the product), as the
  * style gate checks itself.
@@ -38,7 +38,11 @@ class ArchitectureTest {
     static final String[] APPS = {"dev.mooncakej.conductor..", "dev.mooncakej.prefill..", "dev.mooncakej.decode.."};
     static final String WEB_EDGE = "dev.mooncakej.web..";
     static final String[] CORES = {
-        "dev.mooncakej.scheduler..", "dev.mooncakej.kvstore..", "dev.mooncakej.engine..", "dev.mooncakej.kvtransfer.."
+        "dev.mooncakej.scheduler..",
+        "dev.mooncakej.kvstore..",
+        "dev.mooncakej.engine..",
+        "dev.mooncakej.kvtransfer..",
+        "dev.mooncakej.worker.."
     };
     static final String SPRING = "org.springframework..";
 

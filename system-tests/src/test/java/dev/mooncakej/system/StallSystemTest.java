@@ -191,8 +191,10 @@ class StallSystemTest {
             for (Thread t : clients) t.join(30_000);
             int peak = 0;
             long until = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(FENCE_DEADLINE_MILLIS + 8000);
+            // the clients' hang-ups reach the decode workers a moment after they return: wait for the fence
+            // to go up (peak > 0) before waiting for it to come down
             int fenced;
-            while ((fenced = fencedBlocks()) != 0 && System.nanoTime() < until) {
+            while (((fenced = fencedBlocks()) != 0 || peak == 0) && System.nanoTime() < until) {
                 peak = Math.max(peak, fenced);
                 Thread.sleep(100);
             }
@@ -202,6 +204,9 @@ class StallSystemTest {
                             "fenced blocks on the decode workers %d ms after the prefill worker stopped (peak %d)",
                             tookMillis, peak)
                     .isZero();
+            assertThat(peak)
+                    .as("blocks fenced on the decode workers while the stopped writer held them")
+                    .isPositive();
             String logs = cluster.log("decode-0") + cluster.log("decode-1");
             assertThat(logs)
                     .as("the stopped writer's reservations were fenced and then cut off at the deadline")
