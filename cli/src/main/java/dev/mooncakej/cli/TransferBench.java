@@ -1,9 +1,9 @@
 package dev.mooncakej.cli;
 
 import dev.mooncakej.kvtransfer.engine.SegmentMetadata;
-import dev.mooncakej.kvtransfer.engine.TransferConfig;
 import dev.mooncakej.kvtransfer.engine.TransferEngine;
 import dev.mooncakej.kvtransfer.engine.TransferRequest;
+import dev.mooncakej.kvtransfer.spi.TransferConfig;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.lang.foreign.Arena;

@@ -2,7 +2,7 @@ package dev.mooncakej.cli;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
-import dev.mooncakej.kvtransfer.rdma.Verbs;
+import dev.mooncakej.kvtransfer.verbs.Verbs;
 import java.io.ByteArrayOutputStream;
 import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;

@@ -2,8 +2,8 @@ package dev.mooncakej.worker;
 
 import dev.mooncakej.engine.llama.LlamaEngine;
 import dev.mooncakej.engine.select.EngineSettings;
-import dev.mooncakej.kvtransfer.engine.TransferConfig;
 import dev.mooncakej.kvtransfer.engine.WorkerSegment;
+import dev.mooncakej.kvtransfer.spi.TransferConfig;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Map;

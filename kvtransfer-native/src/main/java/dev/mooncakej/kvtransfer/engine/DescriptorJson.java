@@ -1,5 +1,6 @@
 package dev.mooncakej.kvtransfer.engine;
 
+import dev.mooncakej.kvtransfer.spi.SegmentDescriptor;
 import tools.jackson.core.JacksonException;
 import tools.jackson.databind.json.JsonMapper;
 

@@ -1,5 +1,6 @@
 package dev.mooncakej.kvtransfer.engine;
 
+import dev.mooncakej.kvtransfer.spi.SegmentDescriptor;
 import io.etcd.jetcd.ByteSequence;
 import io.etcd.jetcd.Client;
 import io.etcd.jetcd.KeyValue;

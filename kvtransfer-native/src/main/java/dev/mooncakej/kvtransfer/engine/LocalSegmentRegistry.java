@@ -1,5 +1,7 @@
 package dev.mooncakej.kvtransfer.engine;
 
+import dev.mooncakej.kvtransfer.spi.SegmentDescriptor;
+import dev.mooncakej.kvtransfer.spi.SegmentFiles;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.charset.StandardCharsets;

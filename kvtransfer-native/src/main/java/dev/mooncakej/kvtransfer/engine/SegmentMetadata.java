@@ -1,5 +1,6 @@
 package dev.mooncakej.kvtransfer.engine;
 
+import dev.mooncakej.kvtransfer.spi.SegmentDescriptor;
 import java.util.List;
 import java.util.Optional;
 import java.util.concurrent.ConcurrentHashMap;

@@ -1,6 +1,17 @@
 package dev.mooncakej.kvtransfer.engine;
 
 import dev.mooncakej.kvtransfer.PeerAuth;
+import dev.mooncakej.kvtransfer.spi.SegmentDescriptor;
+import dev.mooncakej.kvtransfer.spi.SegmentFiles;
+import dev.mooncakej.kvtransfer.spi.Slice;
+import dev.mooncakej.kvtransfer.spi.Topology;
+import dev.mooncakej.kvtransfer.spi.TransferConfig;
+import dev.mooncakej.kvtransfer.spi.Transport;
+import dev.mooncakej.kvtransfer.spi.TransportContext;
+import dev.mooncakej.kvtransfer.spi.Transports;
+import dev.mooncakej.kvtransfer.spi.WriteGuard;
+import dev.mooncakej.kvtransfer.tcp.TransferServer;
+import dev.mooncakej.kvtransfer.tcp.Wire;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.lang.foreign.Arena;
@@ -55,7 +66,7 @@ public final class TransferEngine implements AutoCloseable {
     private final MemorySegment segment;
     private final List<SegmentDescriptor.Buffer> buffers = new ArrayList<>();
     private final Map<String, Transport> transports = new LinkedHashMap<>();
-    private final Map<String, Peer> peers = new ConcurrentHashMap<>();
+    private final Map<String, EnginePeer> peers = new ConcurrentHashMap<>();
     private final Map<String, Control> control = new ConcurrentHashMap<>();
     /** Unfinished batches in submission order; every batch has the same timeout, so deadlines are in order too. */
     private final ConcurrentLinkedQueue<TransferBatch> pending = new ConcurrentLinkedQueue<>();
@@ -65,7 +76,9 @@ public final class TransferEngine implements AutoCloseable {
     private final String hostId;
     private final AutoCloseable watch;
     private final Transport.Completion completion = new Completion();
-    private final String rdmaStatus;
+    /** How each configured transport opened, or why not, by name. */
+    private final Map<String, String> statuses = new LinkedHashMap<>();
+
     private volatile Function<byte[], Byte> notifyHandler = p -> Wire.INVALID;
     private volatile SegmentDescriptor self;
     private long next;
@@ -103,38 +116,26 @@ public final class TransferEngine implements AutoCloseable {
                     "cannot create the segment file " + shmFile + " (" + e.getMessage() + "): check transfer shm-dir",
                     e);
         }
-        String rdma = "not enabled";
         for (String t : config.transports()) {
-            switch (t) {
-                case "tcp" -> {
-                    TcpTransport tcp = new TcpTransport(config, auth);
-                    tcp.self = name;
-                    transports.put(t, tcp);
-                }
-                case "shm" -> transports.put(t, new ShmTransport(config.copyThreads(), config.shmDir()));
-                case "rdma" -> {
-                    StringBuilder why = new StringBuilder();
-                    RdmaTransport r = RdmaTransport.open(config, name, this::handshake, why);
-                    rdma = why.toString();
-                    if (r == null)
-                        LOG.info("transfer engine '" + name + "': rdma unavailable (" + rdma
-                                + "), falling back to the other transports");
-                    else transports.put(t, r);
-                }
-                default -> throw new IllegalArgumentException("transfer transport '" + t + "'");
-            }
+            StringBuilder why = new StringBuilder();
+            Transport opened =
+                    Transports.provider(t).open(new TransportContext(name, config, auth, this::handshake, why));
+            statuses.put(t, why.toString());
+            if (opened == null)
+                LOG.info("transfer engine '" + name + "': " + t + " unavailable (" + why
+                        + "), falling back to the other transports");
+            else transports.put(t, opened);
         }
-        this.rdmaStatus = rdma;
         this.timer = Executors.newSingleThreadScheduledExecutor(
                 r -> Thread.ofPlatform().daemon().name("transfer-timer-" + name).unstarted(r));
         long tick = Math.max(1, Math.min(50, config.timeout().toMillis() / 10));
         timer.scheduleWithFixedDelay(this::expireOverdue, tick, tick, TimeUnit.MILLISECONDS);
         this.server = new TransferServer(
                 config.listenHost(), config.listenPort(), auth, segment, () -> self, p -> notifyHandler.apply(p));
-        if (transports.get("rdma") instanceof RdmaTransport r) server.onHandshake(r::accept);
+        for (Transport t : transports.values()) if (t.acceptsHandshakes()) server.onHandshake(t::acceptHandshake);
         publish();
         this.watch = metadata.watch((peer, d) -> {
-            Peer old = peers.remove(peer);
+            EnginePeer old = peers.remove(peer);
             if (old != null && (d == null || !d.equals(old.descriptor)))
                 transports.values().forEach(t -> t.forget(peer));
         });
@@ -157,21 +158,27 @@ public final class TransferEngine implements AutoCloseable {
     }
     /** Why rdma is or is not in use (e.g. "no device: errno 38 (ENOSYS ...)"). */
     public String rdmaStatus() {
-        return rdmaStatus;
+        return statuses.getOrDefault("rdma", "not enabled");
+    }
+
+    /** A transport's counter ({@link Transport#counter}); 0 when that transport is not open. */
+    public long transportCounter(String transport, String counter) {
+        Transport t = transports.get(transport);
+        return t == null ? 0 : t.counter(counter);
     }
     /** rdma devices currently unusable (port down, CQ or device error); 0 without rdma. */
     public int rdmaDevicesDown() {
-        return transports.get("rdma") instanceof RdmaTransport r ? r.devicesDown() : 0;
+        return (int) transportCounter("rdma", "devices-down");
     }
 
     /** rdma work requests failed explicitly because no completion came within drain-millis. */
     public long rdmaForcedFailures() {
-        return transports.get("rdma") instanceof RdmaTransport r ? r.forcedFailures() : 0;
+        return transportCounter("rdma", "forced-failures");
     }
 
     /** rdma memory regions registered (registered buffers times devices); what a peer's rkeys can reach. */
     public int rdmaMemoryRegions() {
-        return transports.get("rdma") instanceof RdmaTransport r ? r.memoryRegions() : 0;
+        return (int) transportCounter("rdma", "memory-regions");
     }
 
     /** Port of the tcp transport and control channel. */
@@ -200,7 +207,11 @@ public final class TransferEngine implements AutoCloseable {
         }
         MemorySegment memory = segment.asSlice(off, bytes);
         // rdma: only registered buffers are memory regions, so a peer reaches these ranges and nothing else
-        List<Integer> rkeys = transports.get("rdma") instanceof RdmaTransport r ? r.register(memory) : List.of();
+        List<Integer> rkeys = List.of();
+        for (Transport t : transports.values()) {
+            List<Integer> keys = t.register(memory);
+            if (!keys.isEmpty()) rkeys = keys;
+        }
         next = off + bytes;
         buffers.add(new SegmentDescriptor.Buffer(off, bytes, location, rkeys));
         publish();
@@ -215,7 +226,7 @@ public final class TransferEngine implements AutoCloseable {
                     "no registered buffer at offset " + off + " of " + buffer.byteSize() + " bytes");
         }
         publish();
-        if (transports.get("rdma") instanceof RdmaTransport r) r.deregister(segment.asSlice(off, buffer.byteSize()));
+        for (Transport t : transports.values()) t.deregister(segment.asSlice(off, buffer.byteSize()));
     }
 
     /** Offset of memory inside this segment (what a request's local offset is). */
@@ -228,7 +239,10 @@ public final class TransferEngine implements AutoCloseable {
     }
 
     private synchronized void publish() {
-        RdmaTransport rdma = transports.get("rdma") instanceof RdmaTransport r ? r : null;
+        Transport withDevices = transports.values().stream()
+                .filter(t -> !t.devices().isEmpty())
+                .findFirst()
+                .orElse(null);
         List<SegmentDescriptor.Buffer> bufs = List.copyOf(buffers);
         self = new SegmentDescriptor(
                 name,
@@ -239,8 +253,10 @@ public final class TransferEngine implements AutoCloseable {
                 segment.address(),
                 segment.byteSize(),
                 List.copyOf(transports.keySet()),
-                rdma == null ? List.of() : rdma.descriptorDevices(),
-                rdma == null ? Topology.of(Map.of(), Topology.numaNodes()).matrix() : rdma.topologyMatrix(),
+                withDevices == null ? List.of() : withDevices.devices(),
+                withDevices == null || withDevices.topology() == null
+                        ? Topology.of(Map.of(), Topology.numaNodes()).matrix()
+                        : withDevices.topology(),
                 bufs);
         if (server != null) metadata.publish(self);
     }
@@ -290,25 +306,25 @@ public final class TransferEngine implements AutoCloseable {
 
     /** Opens a peer's segment: looks it up and negotiates the transport. */
     public String openSegment(String segmentName) {
-        Peer p = peer(segmentName);
+        EnginePeer p = peer(segmentName);
         if (p == null) throw new IllegalArgumentException("segment '" + segmentName + "' is not published");
         return p.transport.name();
     }
 
     /** The transport used for a peer now, or null when none is open. */
     public String transportFor(String segmentName) {
-        Peer p = peers.get(segmentName);
+        EnginePeer p = peers.get(segmentName);
         return p == null ? null : p.transport.name();
     }
 
-    private Peer peer(String segmentName) {
-        Peer p = peers.get(segmentName);
+    private EnginePeer peer(String segmentName) {
+        EnginePeer p = peers.get(segmentName);
         if (p != null) return p;
         SegmentDescriptor d = metadata.lookup(segmentName).orElse(null);
         if (d == null) return null;
         Transport t = negotiate(d, null);
         if (t == null) return null;
-        return peers.computeIfAbsent(segmentName, k -> new Peer(d, t));
+        return peers.computeIfAbsent(segmentName, k -> new EnginePeer(d, t));
     }
 
     /** The first transport, in this engine's order of preference after {@code after}, that reaches the peer. */
@@ -325,10 +341,10 @@ public final class TransferEngine implements AutoCloseable {
     public TransferBatch submit(List<TransferRequest> requests) {
         TransferBatch batch = new TransferBatch(requests.size());
         SegmentDescriptor me = self;
-        Map<Peer, List<Slice>> byPeer = new HashMap<>();
+        Map<EnginePeer, List<BatchSlice>> byPeer = new HashMap<>();
         for (int i = 0; i < requests.size(); i++) {
             TransferRequest r = requests.get(i);
-            Peer peer = peer(r.target());
+            EnginePeer peer = peer(r.target());
             if (peer == null) {
                 batch.finish(
                         i,
@@ -356,12 +372,12 @@ public final class TransferEngine implements AutoCloseable {
                                 + ") is not inside a registered buffer of '" + r.target() + "'");
                 continue;
             }
-            List<Slice> out = byPeer.computeIfAbsent(peer, k -> new ArrayList<>());
+            List<BatchSlice> out = byPeer.computeIfAbsent(peer, k -> new ArrayList<>());
             int count = 0;
             long pos = 0, len = r.length(), slice = peer.transport.sliceBytes(len, config);
             while (pos < len) {
                 long n = len - pos <= slice + Math.min(slice, config.fragmentLimit()) ? len - pos : slice;
-                out.add(new Slice(
+                out.add(new BatchSlice(
                         batch,
                         i,
                         r.opcode() == TransferRequest.Opcode.WRITE,
@@ -405,19 +421,21 @@ public final class TransferEngine implements AutoCloseable {
 
     private final class Completion implements Transport.Completion {
         @Override
-        public void done(Slice s) {
-            if (s.peer.consecutiveErrors.get() != 0)
-                s.peer.consecutiveErrors.set(0); // no store per slice on the shared line
+        public void done(Slice slice) {
+            BatchSlice s = (BatchSlice) slice; // the engine's slices are the only ones it hands to transports
+            EnginePeer peer = s.enginePeer();
+            if (peer.consecutiveErrors.get() != 0) peer.consecutiveErrors.set(0); // no store per slice on the line
             s.batch.sliceDone(s.request, s.length());
         }
 
         @Override
-        public void failed(Slice s, String reason, boolean transportError) {
+        public void failed(Slice slice, String reason, boolean transportError) {
+            BatchSlice s = (BatchSlice) slice;
             if (!transportError) {
                 s.batch.finish(s.request, TransferBatch.Status.INVALID, reason);
                 return;
             }
-            Peer peer = s.peer;
+            EnginePeer peer = s.enginePeer();
             Transport used = peer.transport;
             if (peer.consecutiveErrors.incrementAndGet() >= config.downgradeAfter()) {
                 synchronized (peer) {
@@ -436,17 +454,18 @@ public final class TransferEngine implements AutoCloseable {
         }
 
         @Override
-        public void swept(Slice s, String reason) {
+        public void swept(Slice slice, String reason) {
+            BatchSlice s = (BatchSlice) slice;
             if (s.batch.isFinal(s.request)) return;
             if (++s.swept > MAX_SWEEPS) {
                 s.batch.finish(s.request, TransferBatch.Status.FAILED, reason + " (swept up " + s.swept + " times)");
                 return;
             }
             s.attempt++; // another path, but not one of the request's own retries
-            s.peer.transport.submit(s.peer, List.of(s), this);
+            s.enginePeer().transport.submit(s.peer, List.of(s), this);
         }
 
-        private void retry(Slice s, Peer peer, String reason) {
+        private void retry(BatchSlice s, EnginePeer peer, String reason) {
             if (s.batch.isFinal(s.request)) return;
             if (s.attempt - s.swept >= config.retryLimit()) {
                 s.batch.finish(
@@ -601,15 +620,15 @@ public final class TransferEngine implements AutoCloseable {
 
     /** Diagnostics for tests and metrics: connections the tcp transport opened, endpoints pooled now. */
     public long tcpConnects() {
-        return transports.get("tcp") instanceof TcpTransport t ? t.connects() : 0;
+        return transportCounter("tcp", "connects");
     }
 
     public int tcpEndpoints() {
-        return transports.get("tcp") instanceof TcpTransport t ? t.endpoints() : 0;
+        return (int) transportCounter("tcp", "endpoints");
     }
 
     public long tcpEvictions() {
-        return transports.get("tcp") instanceof TcpTransport t ? t.evictions() : 0;
+        return transportCounter("tcp", "evictions");
     }
 
     private static String hostId() {

@@ -1,6 +1,8 @@
 package dev.mooncakej.kvtransfer.engine;
 
-import dev.mooncakej.kvtransfer.rdma.RdmaSettings;
+import dev.mooncakej.kvtransfer.spi.TransferConfig;
+import dev.mooncakej.kvtransfer.spi.Transports;
+import dev.mooncakej.kvtransfer.verbs.RdmaSettings;
 import java.io.IOException;
 import java.lang.foreign.MemorySegment;
 import java.net.InetAddress;
@@ -96,7 +98,7 @@ public final class WorkerSegment implements AutoCloseable {
     /**
      * The transfer settings of a worker, validated; a bad value names its key under {@code keyPrefix}
      * (e.g. {@code mooncakej.decode.kv-}), the rdma keys included ({@code <keyPrefix>rdma.port},
-     * {@code ...rdma.gid-index}, ...; see {@link dev.mooncakej.kvtransfer.rdma.RdmaSettings#KEYS}).
+     * {@code ...rdma.gid-index}, ...; see {@link dev.mooncakej.kvtransfer.verbs.RdmaSettings#KEYS}).
      */
     public static TransferConfig config(
             String keyPrefix,
@@ -113,13 +115,13 @@ public final class WorkerSegment implements AutoCloseable {
                 .filter(s -> !s.isEmpty())
                 .toList();
         for (String t : ts) {
-            if (!TransferConfig.ALL_TRANSPORTS.contains(t))
+            if (!Transports.names().contains(t))
                 throw new IllegalArgumentException(keyPrefix + "transports=" + transports
-                        + ": expected a comma-separated subset of " + TransferConfig.ALL_TRANSPORTS);
+                        + ": expected a comma-separated subset of " + Transports.names());
         }
         if (ts.isEmpty())
-            throw new IllegalArgumentException(keyPrefix + "transports is empty: expected a comma-separated subset of "
-                    + TransferConfig.ALL_TRANSPORTS);
+            throw new IllegalArgumentException(
+                    keyPrefix + "transports is empty: expected a comma-separated subset of " + Transports.names());
         if (!ts.contains("tcp"))
             throw new IllegalArgumentException(keyPrefix + "transports=" + transports
                     + ": expected tcp among them (notifications and the fallback path use it)");

@@ -1,5 +1,6 @@
 package dev.mooncakej.kvtransfer.engine;
 
+import dev.mooncakej.kvtransfer.spi.TransferConfig;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.file.Path;

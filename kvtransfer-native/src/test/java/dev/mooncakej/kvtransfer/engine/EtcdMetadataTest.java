@@ -3,6 +3,8 @@ package dev.mooncakej.kvtransfer.engine;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
+import dev.mooncakej.kvtransfer.spi.SegmentDescriptor;
+import dev.mooncakej.kvtransfer.spi.TransferConfig;
 import java.io.BufferedReader;
 import java.io.InputStreamReader;
 import java.lang.foreign.MemorySegment;

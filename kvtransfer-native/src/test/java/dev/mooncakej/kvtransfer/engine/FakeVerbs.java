@@ -1,6 +1,7 @@
 package dev.mooncakej.kvtransfer.engine;
 
-import dev.mooncakej.kvtransfer.rdma.RdmaSettings;
+import dev.mooncakej.kvtransfer.spi.TransferConfig;
+import dev.mooncakej.kvtransfer.verbs.RdmaSettings;
 import java.io.InputStream;
 import java.lang.foreign.Arena;
 import java.lang.foreign.FunctionDescriptor;

@@ -1,5 +1,7 @@
 package dev.mooncakej.kvtransfer.engine;
 
+import dev.mooncakej.kvtransfer.spi.SegmentDescriptor;
+import dev.mooncakej.kvtransfer.spi.TransferConfig;
 import java.io.BufferedReader;
 import java.io.InputStreamReader;
 import java.lang.foreign.MemorySegment;

@@ -2,6 +2,8 @@ package dev.mooncakej.kvtransfer.engine;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
+import dev.mooncakej.kvtransfer.spi.SegmentDescriptor;
+import dev.mooncakej.kvtransfer.spi.TransferConfig;
 import java.lang.foreign.Arena;
 import java.lang.foreign.FunctionDescriptor;
 import java.lang.foreign.Linker;

@@ -2,6 +2,7 @@ package dev.mooncakej.kvtransfer.engine;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
+import dev.mooncakej.kvtransfer.spi.TransferConfig;
 import java.nio.file.Path;
 import org.junit.jupiter.api.Test;
 

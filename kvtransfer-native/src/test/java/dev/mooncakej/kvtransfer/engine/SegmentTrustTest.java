@@ -3,6 +3,7 @@ package dev.mooncakej.kvtransfer.engine;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.mooncakej.kvtransfer.PeerAuth;
+import dev.mooncakej.kvtransfer.tcp.Wire;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.net.InetSocketAddress;

@@ -2,6 +2,7 @@ package dev.mooncakej.kvtransfer.engine;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
+import dev.mooncakej.kvtransfer.spi.TransferConfig;
 import java.lang.foreign.MemorySegment;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -38,10 +39,10 @@ class ShmCoalescingTest {
                 adjacent.add(new TransferRequest(
                         TransferRequest.Opcode.WRITE, (long) i * block, "b", (long) i * block, block));
             Collections.shuffle(adjacent, new Random(5)); // submitted out of order
-            long before = ShmTransport.COPIES.sum();
+            long before = a.transportCounter("shm", "copies");
             assertThat(a.submit(adjacent).done().get(10, TimeUnit.SECONDS).allCompleted())
                     .isTrue();
-            assertThat(ShmTransport.COPIES.sum() - before)
+            assertThat(a.transportCounter("shm", "copies") - before)
                     .as("copies for %d adjacent blocks", n)
                     .isEqualTo(1);
             assertThat(Engines.crc(bbuf.asSlice(0, (long) n * block)))
@@ -51,10 +52,10 @@ class ShmCoalescingTest {
             for (int i = 0; i < n / 2; i++)
                 scattered.add(new TransferRequest(
                         TransferRequest.Opcode.READ, (long) (2 * i) * block, "b", (long) (2 * i + 1) * block, block));
-            before = ShmTransport.COPIES.sum();
+            before = a.transportCounter("shm", "copies");
             assertThat(a.submit(scattered).done().get(10, TimeUnit.SECONDS).allCompleted())
                     .isTrue();
-            assertThat(ShmTransport.COPIES.sum() - before).isEqualTo(n / 2);
+            assertThat(a.transportCounter("shm", "copies") - before).isEqualTo(n / 2);
             for (int i = 0; i < n / 2; i++)
                 assertThat(Engines.crc(abuf.asSlice((long) (2 * i) * block, block)))
                         .isEqualTo(Engines.crc(bbuf.asSlice((long) (2 * i + 1) * block, block)));

@@ -2,6 +2,12 @@ package dev.mooncakej.kvtransfer.engine;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
+import dev.mooncakej.kvtransfer.shm.ShmTransport;
+import dev.mooncakej.kvtransfer.spi.Slice;
+import dev.mooncakej.kvtransfer.spi.TransferConfig;
+import dev.mooncakej.kvtransfer.spi.Transport;
+import dev.mooncakej.kvtransfer.spi.TransportContext;
+import dev.mooncakej.kvtransfer.spi.Transports;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.nio.file.Path;
@@ -38,7 +44,8 @@ class ShmCopyThreadsTest {
         }
 
         @Override
-        public void done(Slice s) {
+        public void done(Slice slice) {
+            BatchSlice s = (BatchSlice) slice;
             threads.add(Thread.currentThread().getName());
             s.batch.sliceDone(s.request, s.length());
             inside.countDown();
@@ -55,13 +62,13 @@ class ShmCopyThreadsTest {
         }
     }
 
-    private static List<Slice> adjacent(Peer peer, MemorySegment local, long from, int n) {
+    private static List<BatchSlice> adjacent(EnginePeer peer, MemorySegment local, long from, int n) {
         TransferBatch batch = new TransferBatch(n);
-        List<Slice> out = new ArrayList<>();
+        List<BatchSlice> out = new ArrayList<>();
         for (int i = 0; i < n; i++) {
             batch.expectSlices(i, 1);
             long off = from + (long) i * BLOCK;
-            out.add(new Slice(batch, i, true, local.asSlice(off, BLOCK), off, "cpu:0", peer));
+            out.add(new BatchSlice(batch, i, true, local.asSlice(off, BLOCK), off, "cpu:0", peer));
         }
         return out;
     }
@@ -72,10 +79,11 @@ class ShmCopyThreadsTest {
         TransferConfig cfg = Engines.config("shm", shm);
         int n = (int) (2 * ShmTransport.PARALLEL_BYTES / BLOCK); // 8 MiB: past the size that is split
         try (TransferEngine b = new TransferEngine("b", md, 16L << 20, cfg);
-                ShmTransport shmTransport = new ShmTransport(2, shm);
+                Transport shmTransport = Transports.provider("shm")
+                        .open(new TransportContext("a", cfg.withCopyThreads(2), null, null, new StringBuilder()));
                 Arena arena = Arena.ofShared()) {
             b.allocate(16L << 20, "cpu:0");
-            Peer peer = new Peer(md.lookup("b").orElseThrow(), shmTransport);
+            EnginePeer peer = new EnginePeer(md.lookup("b").orElseThrow(), shmTransport);
             MemorySegment local = arena.allocate(16L << 20, 64);
             Engines.fillRandom(local, 7);
 

@@ -2,6 +2,9 @@ package dev.mooncakej.kvtransfer.engine;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
+import dev.mooncakej.kvtransfer.spi.SievePool;
+import dev.mooncakej.kvtransfer.spi.Topology;
+import dev.mooncakej.kvtransfer.spi.TransferConfig;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;

@@ -3,7 +3,8 @@ package dev.mooncakej.kvtransfer.engine;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
-import dev.mooncakej.kvtransfer.rdma.Verbs;
+import dev.mooncakej.kvtransfer.spi.TransferConfig;
+import dev.mooncakej.kvtransfer.verbs.Verbs;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.file.Path;

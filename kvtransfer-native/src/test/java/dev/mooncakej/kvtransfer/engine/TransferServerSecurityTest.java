@@ -3,6 +3,9 @@ package dev.mooncakej.kvtransfer.engine;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.mooncakej.kvtransfer.PeerAuth;
+import dev.mooncakej.kvtransfer.spi.TransferConfig;
+import dev.mooncakej.kvtransfer.tcp.TransferServer;
+import dev.mooncakej.kvtransfer.tcp.Wire;
 import java.io.IOException;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;

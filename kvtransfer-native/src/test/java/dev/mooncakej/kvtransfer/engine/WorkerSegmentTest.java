@@ -3,6 +3,7 @@ package dev.mooncakej.kvtransfer.engine;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
+import dev.mooncakej.kvtransfer.spi.TransferConfig;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
