@@ -9,6 +9,7 @@ import dev.mooncakej.kvtransfer.spi.TransferConfig;
 import dev.mooncakej.kvtransfer.verbs.RdmaAddressing;
 import dev.mooncakej.kvtransfer.verbs.RdmaSettings;
 import dev.mooncakej.kvtransfer.verbs.Verbs;
+import dev.mooncakej.kvtransfer.verbs.VerbsDevice;
 import dev.mooncakej.kvtransfer.verbs.VerbsLib;
 import java.io.BufferedReader;
 import java.io.File;
@@ -107,10 +108,10 @@ final class RdmaCommand {
                 return NO_DEVICE;
             }
             List<String> skipped = new ArrayList<>();
-            List<VerbsLib.Device> devices = verbs.openAll(s, RdmaAddressing.addressesOf(advertise), skipped);
+            List<VerbsDevice> devices = verbs.openAll(s, RdmaAddressing.addressesOf(advertise), skipped);
             try {
                 listSysfs(s);
-                for (VerbsLib.Device d : devices) {
+                for (VerbsDevice d : devices) {
                     System.out.printf(
                             "%s port %d: %s, active, MTU %d, LID %d; limits: max_qp_wr %d, max_cqe %d, "
                                     + "max_qp_rd_atom %d; queues: send %d, CQ %d, read depth %d%n",
@@ -130,7 +131,7 @@ final class RdmaCommand {
                 }
                 for (String why : skipped) System.out.println("skipped: " + why);
             } finally {
-                for (VerbsLib.Device d : devices) verbs.close(d, List.of());
+                for (VerbsDevice d : devices) verbs.close(d, List.of());
             }
             if (devices.isEmpty()) {
                 String why = skipped.isEmpty() ? "the library lists no RDMA device" : String.join("; ", skipped);

@@ -3,7 +3,6 @@ package dev.mooncakej.kvtransfer.engine;
 import dev.mooncakej.kvtransfer.PeerAuth;
 import dev.mooncakej.kvtransfer.spi.SegmentDescriptor;
 import dev.mooncakej.kvtransfer.spi.SegmentFiles;
-import dev.mooncakej.kvtransfer.spi.Slice;
 import dev.mooncakej.kvtransfer.spi.Topology;
 import dev.mooncakej.kvtransfer.spi.TransferConfig;
 import dev.mooncakej.kvtransfer.spi.Transport;
@@ -13,25 +12,12 @@ import dev.mooncakej.kvtransfer.spi.WriteGuard;
 import dev.mooncakej.kvtransfer.tcp.TransferServer;
 import dev.mooncakej.kvtransfer.tcp.Wire;
 import java.io.IOException;
-import java.io.UncheckedIOException;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
-import java.net.InetAddress;
-import java.net.InetSocketAddress;
-import java.net.StandardSocketOptions;
-import java.nio.ByteBuffer;
-import java.nio.ByteOrder;
-import java.nio.channels.FileChannel;
-import java.nio.channels.SocketChannel;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
-import java.nio.file.LinkOption;
 import java.nio.file.Path;
-import java.nio.file.StandardOpenOption;
-import java.nio.file.attribute.PosixFilePermissions;
 import java.time.Duration;
 import java.util.ArrayList;
-import java.util.Arrays;
 import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -67,15 +53,15 @@ public final class TransferEngine implements AutoCloseable {
     private final List<SegmentDescriptor.Buffer> buffers = new ArrayList<>();
     private final Map<String, Transport> transports = new LinkedHashMap<>();
     private final Map<String, EnginePeer> peers = new ConcurrentHashMap<>();
-    private final Map<String, Control> control = new ConcurrentHashMap<>();
     /** Unfinished batches in submission order; every batch has the same timeout, so deadlines are in order too. */
     private final ConcurrentLinkedQueue<TransferBatch> pending = new ConcurrentLinkedQueue<>();
 
     private final ScheduledExecutorService timer;
+    private final ControlChannel control;
     private final TransferServer server;
     private final String hostId;
     private final AutoCloseable watch;
-    private final Transport.Completion completion = new Completion();
+    private final Transport.Completion completion = new SliceOutcomes(this::downgrade, this::retryLimit);
     /** How each configured transport opened, or why not, by name. */
     private final Map<String, String> statuses = new LinkedHashMap<>();
 
@@ -95,27 +81,9 @@ public final class TransferEngine implements AutoCloseable {
         this.metadata = metadata;
         this.config = config;
         this.auth = new PeerAuth(config.secret());
-        this.hostId = hostId();
+        this.hostId = SegmentFile.hostId();
         this.shmFile = SegmentFiles.segmentFile(config.shmDir(), name);
-        try {
-            Files.deleteIfExists(shmFile); // never through a link left in its place: a fresh file, owner-only (0600)
-            Files.createFile(
-                    shmFile, PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rw-------")));
-        } catch (IOException e) {
-            arena.close();
-            throw new UncheckedIOException(
-                    "cannot create the segment file " + shmFile + " (" + e.getMessage() + "): check transfer shm-dir",
-                    e);
-        }
-        try (FileChannel ch = FileChannel.open(
-                shmFile, StandardOpenOption.READ, StandardOpenOption.WRITE, LinkOption.NOFOLLOW_LINKS)) {
-            this.segment = ch.map(FileChannel.MapMode.READ_WRITE, 0, segmentBytes, arena);
-        } catch (IOException e) {
-            arena.close();
-            throw new UncheckedIOException(
-                    "cannot create the segment file " + shmFile + " (" + e.getMessage() + "): check transfer shm-dir",
-                    e);
-        }
+        this.segment = SegmentFile.create(shmFile, segmentBytes, arena);
         for (String t : config.transports()) {
             StringBuilder why = new StringBuilder();
             Transport opened =
@@ -128,6 +96,7 @@ public final class TransferEngine implements AutoCloseable {
         }
         this.timer = Executors.newSingleThreadScheduledExecutor(
                 r -> Thread.ofPlatform().daemon().name("transfer-timer-" + name).unstarted(r));
+        this.control = new ControlChannel(name, metadata, auth, timer);
         long tick = Math.max(1, Math.min(50, config.timeout().toMillis() / 10));
         timer.scheduleWithFixedDelay(this::expireOverdue, tick, tick, TimeUnit.MILLISECONDS);
         this.server = new TransferServer(
@@ -327,6 +296,27 @@ public final class TransferEngine implements AutoCloseable {
         return peers.computeIfAbsent(segmentName, k -> new EnginePeer(d, t));
     }
 
+    /**
+     * After {@code reason}, {@code peer} moves from {@code used} to the next transport that reaches it
+     * once it had {@code downgrade-after} errors in a row there (one moves it, whichever thread sees it).
+     */
+    private void downgrade(EnginePeer peer, Transport used, String reason) {
+        if (peer.consecutiveErrors.incrementAndGet() < config.downgradeAfter()) return;
+        synchronized (peer) {
+            if (peer.transport != used || peer.consecutiveErrors.get() < config.downgradeAfter()) return;
+            Transport next = negotiate(peer.descriptor, used);
+            if (next == null) return;
+            LOG.warning("transfer to '" + peer.name() + "': " + peer.consecutiveErrors.get() + " errors on "
+                    + used.name() + " (" + reason + "), downgrading to " + next.name());
+            peer.transport = next;
+            peer.consecutiveErrors.set(0);
+        }
+    }
+
+    private int retryLimit() {
+        return config.retryLimit();
+    }
+
     /** The first transport, in this engine's order of preference after {@code after}, that reaches the peer. */
     private Transport negotiate(SegmentDescriptor d, Transport after) {
         boolean past = after == null;
@@ -416,206 +406,17 @@ public final class TransferEngine implements AutoCloseable {
         if (!b.allCompleted()) throw new IOException("transfer failed: " + b.firstProblem());
     }
 
-    /** Times one slice may be swept up by other requests' failures before it fails itself. */
-    static final int MAX_SWEEPS = 32;
-
-    private final class Completion implements Transport.Completion {
-        @Override
-        public void done(Slice slice) {
-            BatchSlice s = (BatchSlice) slice; // the engine's slices are the only ones it hands to transports
-            EnginePeer peer = s.enginePeer();
-            if (peer.consecutiveErrors.get() != 0) peer.consecutiveErrors.set(0); // no store per slice on the line
-            s.batch.sliceDone(s.request, s.length());
-        }
-
-        @Override
-        public void failed(Slice slice, String reason, boolean transportError) {
-            BatchSlice s = (BatchSlice) slice;
-            if (!transportError) {
-                s.batch.finish(s.request, TransferBatch.Status.INVALID, reason);
-                return;
-            }
-            EnginePeer peer = s.enginePeer();
-            Transport used = peer.transport;
-            if (peer.consecutiveErrors.incrementAndGet() >= config.downgradeAfter()) {
-                synchronized (peer) {
-                    if (peer.transport == used && peer.consecutiveErrors.get() >= config.downgradeAfter()) {
-                        Transport next = negotiate(peer.descriptor, used);
-                        if (next != null) {
-                            LOG.warning("transfer to '" + peer.name() + "': " + peer.consecutiveErrors.get()
-                                    + " errors on " + used.name() + " (" + reason + "), downgrading to " + next.name());
-                            peer.transport = next;
-                            peer.consecutiveErrors.set(0);
-                        }
-                    }
-                }
-            }
-            retry(s, peer, reason);
-        }
-
-        @Override
-        public void swept(Slice slice, String reason) {
-            BatchSlice s = (BatchSlice) slice;
-            if (s.batch.isFinal(s.request)) return;
-            if (++s.swept > MAX_SWEEPS) {
-                s.batch.finish(s.request, TransferBatch.Status.FAILED, reason + " (swept up " + s.swept + " times)");
-                return;
-            }
-            s.attempt++; // another path, but not one of the request's own retries
-            s.enginePeer().transport.submit(s.peer, List.of(s), this);
-        }
-
-        private void retry(BatchSlice s, EnginePeer peer, String reason) {
-            if (s.batch.isFinal(s.request)) return;
-            if (s.attempt - s.swept >= config.retryLimit()) {
-                s.batch.finish(
-                        s.request, TransferBatch.Status.FAILED, reason + " (after " + (s.attempt + 1) + " attempts)");
-                return;
-            }
-            s.attempt++;
-            peer.transport.submit(peer, List.of(s), this);
-        }
-    }
-
     /**
      * Sends a small message to a peer's notification handler over the control channel and returns its
      * status byte; used after a batch of writes completed ("the KV of request r is there").
      */
     public byte notify(String segmentName, byte[] payload, Duration timeout) throws IOException {
-        if (payload.length < 1 || payload.length > Wire.MAX_NOTIFY)
-            throw new IllegalArgumentException(
-                    "notification of " + payload.length + " bytes: expected 1.." + Wire.MAX_NOTIFY);
-        SegmentDescriptor d = metadata.lookup(segmentName)
-                .orElseThrow(() -> new IOException("segment '" + segmentName + "' is not published"));
-        Control c = control.computeIfAbsent(segmentName, k -> new Control());
-        synchronized (c) {
-            IOException last = null;
-            for (int attempt = 0; attempt < 2; attempt++) { // a pooled connection may have gone stale: one fresh retry
-                try {
-                    if (c.ch == null
-                            || !c.ch.isOpen()
-                            || c.port != d.rpcPort()
-                            || !d.rpcHost().equals(c.host)) c.open(d, timeout);
-                    return c.call(Wire.NOTIFY, payload, timeout)[0];
-                } catch (IOException e) {
-                    last = e;
-                    c.close();
-                }
-            }
-            throw new IOException(
-                    "notification to '" + segmentName + "' at " + d.rpcHost() + ":" + d.rpcPort() + " failed: "
-                            + last.getMessage(),
-                    last);
-        }
+        return control.notify(segmentName, payload, timeout);
     }
 
-    /** The rdma transport's queue-pair handshake with a peer, over the control channel. */
+    /** A transport's handshake with a peer (the rdma queue pairs'), over the control channel. */
     private byte[] handshake(String segmentName, byte[] request) {
-        try {
-            SegmentDescriptor d = metadata.lookup(segmentName)
-                    .orElseThrow(() -> new IOException("segment '" + segmentName + "' is not published"));
-            Control c = control.computeIfAbsent(segmentName, k -> new Control());
-            synchronized (c) {
-                if (c.ch == null
-                        || !c.ch.isOpen()
-                        || c.port != d.rpcPort()
-                        || !d.rpcHost().equals(c.host)) c.open(d, config.timeout());
-                byte[] r;
-                try {
-                    r = c.call(Wire.HANDSHAKE, request, config.timeout());
-                } catch (IOException e) {
-                    c.close();
-                    throw e;
-                }
-                String body = new String(r, 1, r.length - 1, StandardCharsets.UTF_8);
-                if (r[0] != Wire.OK) throw new IllegalStateException("peer refused the rdma handshake: " + body);
-                return Arrays.copyOfRange(r, 1, r.length);
-            }
-        } catch (IOException e) {
-            throw new IllegalStateException("rdma handshake with '" + segmentName + "' failed: " + e.getMessage(), e);
-        }
-    }
-
-    /** One authenticated control connection to a peer, reused for notifications. */
-    private final class Control {
-        SocketChannel ch;
-        String host;
-        int port;
-
-        void open(SegmentDescriptor d, Duration timeout) throws IOException {
-            close();
-            SocketChannel c = SocketChannel.open();
-            try {
-                c.socket().connect(new InetSocketAddress(d.rpcHost(), d.rpcPort()), (int) timeout.toMillis());
-                c.setOption(StandardSocketOptions.TCP_NODELAY, true);
-                auth.connect(c, name, d.name());
-                ByteBuffer one = ByteBuffer.allocate(1);
-                Wire.readFully(c, one);
-                if (one.get(0) != Wire.AUTH_OK) throw new IOException("peer refused the cluster secret");
-            } catch (IOException e) {
-                c.close();
-                throw e;
-            }
-            ch = c;
-            host = d.rpcHost();
-            port = d.rpcPort();
-        }
-
-        /**
-         * Sends a control message; NOTIFY answers one status byte, HANDSHAKE a status and a payload (returned after
-         * it).
-         */
-        byte[] call(byte op, byte[] payload, Duration timeout) throws IOException {
-            ByteBuffer out = ByteBuffer.allocate(Wire.HEADER + Wire.ENTRY + payload.length)
-                    .order(ByteOrder.LITTLE_ENDIAN);
-            Wire.putHeader(out, op, 1, 0)
-                    .putLong(0)
-                    .putLong(0)
-                    .putLong(payload.length)
-                    .put(payload)
-                    .flip();
-            SocketChannel c = ch;
-            var watchdog = timer.schedule(
-                    () -> {
-                        try {
-                            c.close();
-                        } catch (IOException ignored) {
-                            // closing
-                        }
-                    },
-                    timeout.toMillis(),
-                    TimeUnit.MILLISECONDS);
-            try {
-                Wire.writeFully(c, new ByteBuffer[] {out}, 1);
-                ByteBuffer reply = ByteBuffer.allocate(Wire.HEADER + 1).order(ByteOrder.LITTLE_ENDIAN);
-                Wire.readFully(c, reply);
-                if (!Wire.wellFormed(reply) || Wire.op(reply) != op) throw new IOException("malformed control reply");
-                if (op == Wire.NOTIFY) return new byte[] {reply.get(Wire.HEADER)};
-                ByteBuffer len = ByteBuffer.allocate(4).order(ByteOrder.LITTLE_ENDIAN);
-                Wire.readFully(c, len);
-                int n = len.getInt(0);
-                if (n < 0 || n > Wire.MAX_NOTIFY) throw new IOException("control reply of " + n + " bytes");
-                ByteBuffer body = ByteBuffer.allocate(n);
-                Wire.readFully(c, body);
-                byte[] out2 = new byte[n + 1];
-                out2[0] = reply.get(Wire.HEADER);
-                System.arraycopy(body.array(), 0, out2, 1, n);
-                return out2;
-            } finally {
-                watchdog.cancel(false);
-            }
-        }
-
-        void close() {
-            if (ch != null) {
-                try {
-                    ch.close();
-                } catch (IOException ignored) {
-                    // closing
-                }
-                ch = null;
-            }
-        }
+        return control.handshake(segmentName, request, config.timeout());
     }
 
     /** Diagnostics for tests and metrics: connections the tcp transport opened, endpoints pooled now. */
@@ -631,41 +432,7 @@ public final class TransferEngine implements AutoCloseable {
         return transportCounter("tcp", "evictions");
     }
 
-    private static String hostId() {
-        try {
-            return Files.readString(Path.of("/proc/sys/kernel/random/boot_id")).trim();
-        } catch (IOException | RuntimeException e) {
-            try {
-                return InetAddress.getLocalHost().getHostName();
-            } catch (IOException ex) {
-                return "localhost";
-            }
-        }
-    }
-
     private final AtomicBoolean closed = new AtomicBoolean();
-
-    /**
-     * Unmaps the segment once no transport thread still holds it (a socket read into it in progress
-     * ends when its channel closes, which takes a moment): tried for up to a second, then left to the
-     * collector rather than failing the close.
-     */
-    private void closeArena() {
-        for (int attempt = 0; ; attempt++) {
-            try {
-                arena.close();
-                return;
-            } catch (IllegalStateException busy) {
-                if (attempt >= 100) return;
-                try {
-                    Thread.sleep(10);
-                } catch (InterruptedException e) {
-                    Thread.currentThread().interrupt();
-                    return;
-                }
-            }
-        }
-    }
 
     /** Idempotent: a second call does nothing. */
     @Override
@@ -677,15 +444,11 @@ public final class TransferEngine implements AutoCloseable {
             // best effort
         }
         metadata.remove(name);
-        control.values().forEach(c -> {
-            synchronized (c) {
-                c.close();
-            }
-        });
+        control.close();
         server.close();
         timer.shutdownNow();
         transports.values().forEach(Transport::close);
-        closeArena();
+        SegmentFile.closeArena(arena);
         try {
             Files.deleteIfExists(shmFile);
         } catch (IOException ignored) {

@@ -1,6 +1,6 @@
 package dev.mooncakej.kvtransfer.rdma;
 
-import dev.mooncakej.kvtransfer.verbs.VerbsLib;
+import dev.mooncakej.kvtransfer.verbs.VerbsDevice;
 import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ConcurrentLinkedQueue;
@@ -8,7 +8,7 @@ import java.util.concurrent.atomic.AtomicInteger;
 
 /** One opened device and what the rdma transport tracks about it: its CQ credits, endpoints and health. */
 final class RdmaDevice {
-    final VerbsLib.Device d;
+    final VerbsDevice d;
     final int index;
     final AtomicInteger credits;
     final Set<RdmaEndpoint> endpoints = ConcurrentHashMap.newKeySet();
@@ -16,7 +16,7 @@ final class RdmaDevice {
     volatile String down;
     volatile boolean cqBroken;
 
-    RdmaDevice(VerbsLib.Device d, int index) {
+    RdmaDevice(VerbsDevice d, int index) {
         this.d = d;
         this.index = index;
         this.credits = new AtomicInteger(d.plan().cqEntries());

@@ -10,6 +10,7 @@ import dev.mooncakej.kvtransfer.spi.Transport;
 import dev.mooncakej.kvtransfer.verbs.RdmaAddressing;
 import dev.mooncakej.kvtransfer.verbs.RdmaSettings;
 import dev.mooncakej.kvtransfer.verbs.Verbs;
+import dev.mooncakej.kvtransfer.verbs.VerbsDevice;
 import dev.mooncakej.kvtransfer.verbs.VerbsLib;
 import java.lang.foreign.MemorySegment;
 import java.nio.file.Files;
@@ -105,7 +106,7 @@ final class RdmaTransport implements Transport {
     private RdmaTransport(
             VerbsLib verbs,
             RdmaSettings settings,
-            List<VerbsLib.Device> devices,
+            List<VerbsDevice> devices,
             String self,
             int maxEndpoints,
             BiFunction<String, byte[], byte[]> rpc) {
@@ -137,7 +138,7 @@ final class RdmaTransport implements Transport {
     static RdmaTransport open(
             TransferConfig config, String self, BiFunction<String, byte[], byte[]> rpc, StringBuilder why) {
         List<String> skipped = new ArrayList<>();
-        List<VerbsLib.Device> devices;
+        List<VerbsDevice> devices;
         VerbsLib verbs;
         try {
             verbs = new VerbsLib(config.verbsLibrary());
@@ -155,7 +156,7 @@ final class RdmaTransport implements Transport {
         RdmaTransport t = new RdmaTransport(verbs, config.rdma(), devices, self, config.maxEndpoints(), rpc);
         why.append(devices.size()).append(" device(s): ");
         List<String> parts = new ArrayList<>();
-        for (VerbsLib.Device d : devices)
+        for (VerbsDevice d : devices)
             parts.add(d.name() + " (" + d.linkLayer() + (d.lid() > 0 ? ", LID " + d.lid() : "") + ", MTU "
                     + RdmaAddressing.mtuBytes(d.activeMtu()) + ", GID " + d.gidIndex() + ": " + d.gidWhy() + ")");
         why.append(parts);
@@ -276,7 +277,7 @@ final class RdmaTransport implements Transport {
     }
 
     RdmaHandshake ours(RdmaDevice dev, String target, int qpn) {
-        VerbsLib.Device d = dev.d;
+        VerbsDevice d = dev.d;
         return new RdmaHandshake(
                 self,
                 d.name(),

@@ -137,32 +137,12 @@ public final class VerbsLib {
     }
 
     /**
-     * An opened device: context, protection domain, one completion queue sized by {@link #plan}, the
-     * port in use with its link layer, LID, chosen GID and active MTU, and the device's limits.
-     */
-    public record Device(
-            String name,
-            MemorySegment context,
-            MemorySegment pd,
-            MemorySegment cq,
-            int port,
-            RdmaAddressing.LinkLayer linkLayer,
-            int lid,
-            byte[] gid,
-            int gidIndex,
-            int activeMtu,
-            RdmaAddressing.Caps caps,
-            RdmaAddressing.QueuePlan plan,
-            int asyncFd,
-            String gidWhy) {}
-
-    /**
      * Opens the devices the settings name (every device when they name none). A device whose port is
      * not active, or whose addressing cannot work (no LID, no usable GID), is left out with its reason
      * in {@code skipped}; a configured device that does not exist is an error.
      */
-    public List<Device> openAll(RdmaSettings s, List<InetAddress> preferred, List<String> skipped) {
-        List<Device> out = new ArrayList<>();
+    public List<VerbsDevice> openAll(RdmaSettings s, List<InetAddress> preferred, List<String> skipped) {
+        List<VerbsDevice> out = new ArrayList<>();
         try (Arena tmp = Arena.ofConfined()) {
             MemorySegment state = tmp.allocate(CALL_STATE), num = tmp.allocate(JAVA_INT);
             MemorySegment list = (MemorySegment) getDeviceList.invokeExact(state, num);
@@ -178,7 +158,7 @@ public final class VerbsLib {
                             .getString(0);
                     seen.add(name);
                     if (!s.devices().isEmpty() && !s.devices().contains(name)) continue;
-                    Device d = open(dev, name, s, preferred, skipped, tmp);
+                    VerbsDevice d = open(dev, name, s, preferred, skipped, tmp);
                     if (d != null) out.add(d);
                 }
             } finally {
@@ -198,7 +178,7 @@ public final class VerbsLib {
         return out;
     }
 
-    private Device open(
+    private VerbsDevice open(
             MemorySegment dev,
             String name,
             RdmaSettings s,
@@ -253,7 +233,7 @@ public final class VerbsLib {
                     state);
             int asyncFd = ctx.reinterpret(VerbsLayouts.IBV_CONTEXT.byteSize())
                     .get(JAVA_INT, off(VerbsLayouts.IBV_CONTEXT, "async_fd"));
-            return new Device(
+            return new VerbsDevice(
                     name,
                     ctx,
                     pd,
@@ -317,7 +297,7 @@ public final class VerbsLib {
      * Waits up to {@code timeoutMillis} for an async event of the device (poll(2) on its async fd, so
      * closing never hangs in a blocking read), returns it acknowledged, or null.
      */
-    public AsyncEvent nextAsyncEvent(Device d, int timeoutMillis) {
+    public AsyncEvent nextAsyncEvent(VerbsDevice d, int timeoutMillis) {
         try (Arena a = Arena.ofConfined()) {
             MemorySegment pfd = a.allocate(8, 4);
             pfd.set(JAVA_INT, 0, d.asyncFd());
@@ -340,7 +320,7 @@ public final class VerbsLib {
     }
 
     /** A memory region over {@code memory} with local write, remote read and remote write; returns the ibv_mr. */
-    public MemorySegment registerMemory(Device d, MemorySegment memory) {
+    public MemorySegment registerMemory(VerbsDevice d, MemorySegment memory) {
         try (Arena tmp = Arena.ofConfined()) {
             MemorySegment state = tmp.allocate(CALL_STATE);
             MemorySegment mr = (MemorySegment) regMr.invokeExact(
@@ -377,7 +357,7 @@ public final class VerbsLib {
     }
 
     /** An RC queue pair on the device's PD and CQ, in RESET. */
-    public MemorySegment createRcQp(Device d, int maxSendWr) {
+    public MemorySegment createRcQp(VerbsDevice d, int maxSendWr) {
         try (Arena tmp = Arena.ofConfined()) {
             var l = VerbsLayouts.IBV_QP_INIT_ATTR;
             MemorySegment attr = tmp.allocate(l);
@@ -412,7 +392,7 @@ public final class VerbsLib {
      * devices' limits. RoCE always routes by GID (global route header with the chosen source GID, hop
      * limit and traffic class); InfiniBand by LID, with a global header only towards another subnet.
      */
-    public void connect(Device d, MemorySegment qp, Remote r, RdmaSettings s) {
+    public void connect(VerbsDevice d, MemorySegment qp, Remote r, RdmaSettings s) {
         var l = VerbsLayouts.IBV_QP_ATTR;
         int mtu = RdmaAddressing.negotiateMtu(d.activeMtu(), r.activeMtu());
         int rd = Math.max(1, Math.min(d.plan().rdAtomic(), r.rdAtomic()));
@@ -495,7 +475,7 @@ public final class VerbsLib {
         }
     }
 
-    public void close(Device d, List<MemorySegment> mrs) {
+    public void close(VerbsDevice d, List<MemorySegment> mrs) {
         try {
             for (MemorySegment mr : mrs) {
                 int ignored = (int) deregMr.invokeExact(mr);
