@@ -29,7 +29,9 @@ final class ModelCommand {
         @Option(
                 names = "--preset",
                 defaultValue = "tiny",
-                description = "tiny (2 layers, width 64, F32) or small (8 layers, width 512, Q8_0)")
+                description =
+                        "tiny (2 layers, width 64, F32), tiny-k (2 layers, width 256, Q4_K_M) or small (8 layers, "
+                                + "width 512, Q8_0)")
         String preset;
 
         @Option(names = "--out", required = true, description = "output .gguf file")
@@ -38,7 +40,10 @@ final class ModelCommand {
         @Option(names = "--arch", description = "llama or qwen2 (default: llama)")
         String arch;
 
-        @Option(names = "--type", description = "weight type: F32, F16, BF16, Q8_0, Q4_0 (default: the preset's)")
+        @Option(
+                names = {"--quant", "--type"},
+                description = "weights: f32, f16, bf16, q8_0, q4_0, q6_k, q5_k_m or q4_k_m (the _m mixes give output, "
+                        + "and attn_v and ffn_down in some layers, Q6_K as llama.cpp does; default: the preset's)")
         String type;
 
         @Option(names = "--seed", description = "random seed (default 42)")
@@ -51,10 +56,11 @@ final class ModelCommand {
         public void run() {
             ModelGenerator.Preset p = switch (preset.toLowerCase(Locale.ROOT)) {
                 case "tiny" -> ModelGenerator.Preset.TINY;
+                case "tiny-k" -> ModelGenerator.Preset.TINY_K;
                 case "small" -> ModelGenerator.Preset.SMALL;
                 default ->
                     throw new IllegalArgumentException(
-                            "--preset '" + preset + "' is not known; expected tiny or small");
+                            "--preset '" + preset + "' is not known; expected tiny, tiny-k or small");
             };
             ModelGenerator.Spec s = ModelGenerator.preset(p);
             if (arch != null) {
@@ -62,16 +68,7 @@ final class ModelCommand {
                     throw new IllegalArgumentException("--arch '" + arch + "' is not known; expected llama or qwen2");
                 s = s.withArchitecture(arch);
             }
-            if (type != null) {
-                GgmlType t;
-                try {
-                    t = GgmlType.valueOf(type.toUpperCase(Locale.ROOT));
-                } catch (IllegalArgumentException e) {
-                    throw new IllegalArgumentException(
-                            "--type '" + type + "' is not known; expected F32, F16, BF16, Q8_0 or Q4_0");
-                }
-                s = s.withWeightType(t);
-            }
+            if (type != null) s = s.withWeightType(quant(type));
             if (seed != null) s = s.withSeed(seed);
             if (tokenizer != null) {
                 if (!tokenizer.equals("gpt2") && !tokenizer.equals("llama"))
@@ -87,6 +84,23 @@ final class ModelCommand {
             System.out.printf(
                     "wrote %s (%.1f MB) in %.1f s%n", out, out.toFile().length() / 1e6, (System.nanoTime() - t0) / 1e9);
         }
+    }
+
+    /** A {@code --quant} name as the model's weight type ({@code q4_k_m}: Q4_K with the _M mix). */
+    static GgmlType quant(String name) {
+        return switch (name.toLowerCase(Locale.ROOT)) {
+            case "f32" -> GgmlType.F32;
+            case "f16" -> GgmlType.F16;
+            case "bf16" -> GgmlType.BF16;
+            case "q8_0" -> GgmlType.Q8_0;
+            case "q4_0" -> GgmlType.Q4_0;
+            case "q6_k" -> GgmlType.Q6_K;
+            case "q5_k_m", "q5_k" -> GgmlType.Q5_K;
+            case "q4_k_m", "q4_k" -> GgmlType.Q4_K;
+            default ->
+                throw new IllegalArgumentException("--quant '" + name
+                        + "' is not known; expected f32, f16, bf16, q8_0, q4_0, q6_k, q5_k_m or q4_k_m");
+        };
     }
 
     @Command(name = "info", description = "Print a GGUF file's metadata and tensors.")

@@ -4,6 +4,8 @@ import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.mooncakej.engine.generate.ModelGenerator;
 import dev.mooncakej.engine.gguf.GgmlType;
+import dev.mooncakej.engine.gguf.GgufFile;
+import dev.mooncakej.engine.gguf.GgufTensor;
 import dev.mooncakej.engine.llama.LlamaEngine;
 import dev.mooncakej.engine.sampling.Sampler;
 import dev.mooncakej.engine.spi.DecodeBatch;
@@ -12,7 +14,9 @@ import dev.mooncakej.engine.spi.Sequence;
 import java.nio.file.Path;
 import java.util.Arrays;
 import java.util.List;
+import java.util.Map;
 import java.util.concurrent.TimeUnit;
+import java.util.stream.Collectors;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.io.TempDir;
@@ -88,6 +92,31 @@ class LlamaCppAgreementTest {
                         .withSeed(3),
                 model);
         assertClose(model, type);
+    }
+
+    /**
+     * The K-quants people download, on a 256-wide model (every row a whole number of super-blocks):
+     * Q4_K_M and Q5_K_M (with Q6_K for the output and some attn_v and ffn_down, as llama.cpp mixes
+     * them) and Q6_K, each close to llama.cpp reading the same file.
+     */
+    @ParameterizedTest
+    @ValueSource(strings = {"Q4_K", "Q5_K", "Q6_K"})
+    void kQuantModelsStayCloseToLlamaCpp(String type) throws Exception {
+        Path model = dir.resolve("tiny-k-" + type + ".gguf");
+        GgmlType t = GgmlType.valueOf(type);
+        ModelGenerator.generate(
+                ModelGenerator.preset(ModelGenerator.Preset.TINY_K)
+                        .withWeightType(t)
+                        .withSeed(9),
+                model);
+        try (GgufFile f = GgufFile.open(model)) {
+            Map<GgmlType, Long> types = f.tensors().values().stream()
+                    .collect(Collectors.groupingBy(GgufTensor::type, Collectors.counting()));
+            assertThat(types).as("tensor types of %s", model.getFileName()).containsKey(t);
+            if (t != GgmlType.Q6_K) assertThat(types).as("the _M mix").containsKey(GgmlType.Q6_K);
+            assertThat(types).as("no fallback to Q8_0 on a 256-wide model").doesNotContainKey(GgmlType.Q8_0);
+        }
+        assertClose(model, type + (t == GgmlType.Q6_K ? "" : "_M"));
     }
 
     /** Quantized weights: llama.cpp also rounds or quantizes activations, so small differences are expected. */

@@ -27,6 +27,8 @@ public final class ModelGenerator {
 
     public enum Preset {
         TINY,
+        /** As tiny, but 256 wide (feed-forward 768), so every matrix can take a K-quant; Q4_K_M. */
+        TINY_K,
         SMALL
     }
 
@@ -143,6 +145,8 @@ public final class ModelGenerator {
         return switch (p) {
             case TINY ->
                 new Spec("mooncakej-tiny", "llama", 64, 2, 4, 2, 192, 2048, 256, GgmlType.F32, false, 42, "gpt2");
+            case TINY_K ->
+                new Spec("mooncakej-tiny-k", "llama", 256, 2, 4, 2, 768, 2048, 256, GgmlType.Q4_K, false, 42, "gpt2");
             case SMALL ->
                 new Spec("mooncakej-small", "llama", 512, 8, 8, 4, 1536, 4096, 768, GgmlType.Q8_0, false, 42, "gpt2");
         };
@@ -198,26 +202,26 @@ public final class ModelGenerator {
         // peaked enough that greedy ties are rare, flat enough that probabilities carry information.
         // A tied output reuses the embedding, so then the embedding takes that scale.
         double outStd = 3.0 / Math.sqrt(e);
-        matrix(w, "token_embd.weight", vocab, e, s.tiedOutput() ? outStd : 1.0, t, rnd);
+        matrix(w, "token_embd.weight", vocab, e, s.tiedOutput() ? outStd : 1.0, t, s.layers(), rnd);
         for (int l = 0; l < s.layers(); l++) {
             String p = "blk." + l + ".";
             vector(w, p + "attn_norm.weight", e, 1.0, 0.1, rnd);
-            matrix(w, p + "attn_q.weight", q, e, 1.0 / Math.sqrt(e), t, rnd);
-            matrix(w, p + "attn_k.weight", kv, e, 1.0 / Math.sqrt(e), t, rnd);
-            matrix(w, p + "attn_v.weight", kv, e, 1.0 / Math.sqrt(e), t, rnd);
+            matrix(w, p + "attn_q.weight", q, e, 1.0 / Math.sqrt(e), t, s.layers(), rnd);
+            matrix(w, p + "attn_k.weight", kv, e, 1.0 / Math.sqrt(e), t, s.layers(), rnd);
+            matrix(w, p + "attn_v.weight", kv, e, 1.0 / Math.sqrt(e), t, s.layers(), rnd);
             if (a.equals("qwen2")) {
                 vector(w, p + "attn_q.bias", q, 0.0, 0.1, rnd);
                 vector(w, p + "attn_k.bias", kv, 0.0, 0.1, rnd);
                 vector(w, p + "attn_v.bias", kv, 0.0, 0.1, rnd);
             }
-            matrix(w, p + "attn_output.weight", e, q, 1.0 / Math.sqrt(q), t, rnd);
+            matrix(w, p + "attn_output.weight", e, q, 1.0 / Math.sqrt(q), t, s.layers(), rnd);
             vector(w, p + "ffn_norm.weight", e, 1.0, 0.1, rnd);
-            matrix(w, p + "ffn_gate.weight", ff, e, 1.0 / Math.sqrt(e), t, rnd);
-            matrix(w, p + "ffn_up.weight", ff, e, 1.0 / Math.sqrt(e), t, rnd);
-            matrix(w, p + "ffn_down.weight", e, ff, 1.0 / Math.sqrt(ff), t, rnd);
+            matrix(w, p + "ffn_gate.weight", ff, e, 1.0 / Math.sqrt(e), t, s.layers(), rnd);
+            matrix(w, p + "ffn_up.weight", ff, e, 1.0 / Math.sqrt(e), t, s.layers(), rnd);
+            matrix(w, p + "ffn_down.weight", e, ff, 1.0 / Math.sqrt(ff), t, s.layers(), rnd);
         }
         vector(w, "output_norm.weight", e, 1.0, 0.1, rnd);
-        if (!s.tiedOutput()) matrix(w, "output.weight", vocab, e, outStd, t, rnd);
+        if (!s.tiedOutput()) matrix(w, "output.weight", vocab, e, outStd, t, s.layers(), rnd);
         w.write(out);
     }
 
@@ -265,8 +269,38 @@ public final class ModelGenerator {
         return v;
     }
 
+    /**
+     * The type a matrix gets. With Q4_K or Q5_K as the model's type, llama.cpp's {@code _M} mix: the
+     * output and, in the layers {@link #moreBits} picks, {@code attn_v} and {@code ffn_down} are Q6_K.
+     * A K-quant needs rows whose length is a multiple of 256; a shorter one is Q8_0 instead (llama.cpp
+     * falls back the same way).
+     */
+    static GgmlType typeFor(GgmlType base, String name, int cols, int layers) {
+        GgmlType t = base;
+        if (base == GgmlType.Q4_K || base == GgmlType.Q5_K) {
+            if (name.equals("output.weight")) t = GgmlType.Q6_K;
+            else if (name.endsWith(".attn_v.weight") || name.endsWith(".ffn_down.weight")) {
+                if (moreBits(Integer.parseInt(name.split("\\.")[1]), layers)) t = GgmlType.Q6_K;
+            }
+        }
+        return t.blockSize() == 256 && cols % 256 != 0 ? GgmlType.Q8_0 : t;
+    }
+
+    /** llama.cpp's {@code use_more_bits}: the first and last eighth of the layers, and every third between. */
+    static boolean moreBits(int layer, int layers) {
+        return layer < layers / 8 || layer >= 7 * layers / 8 || (layer - layers / 8) % 3 == 2;
+    }
+
     private static void matrix(
-            GgufWriter w, String name, int rows, int cols, double std, GgmlType t, SplittableRandom rnd) {
+            GgufWriter w,
+            String name,
+            int rows,
+            int cols,
+            double std,
+            GgmlType base,
+            int layers,
+            SplittableRandom rnd) {
+        GgmlType t = typeFor(base, name, cols, layers);
         float[] v = new float[rows * cols];
         for (int i = 0; i < v.length; i++) v[i] = (float) (rnd.nextGaussian() * std);
         w.addTensor(name, new long[] {cols, rows}, t, Quantizer.encode(v, t));

@@ -30,6 +30,9 @@ public final class Quantizer {
                     for (int j = 0; j < 32; j++) out.put((byte) Math.round(x[b * 32 + j] * id));
                 }
             }
+            case Q4_K -> KQuantizer.encodeQ45K(x, 4, out);
+            case Q5_K -> KQuantizer.encodeQ45K(x, 5, out);
+            case Q6_K -> KQuantizer.encodeQ6K(x, out);
             case Q4_0 -> {
                 for (int b = 0; b < x.length / 32; b++) {
                     float amax = 0, max = 0;

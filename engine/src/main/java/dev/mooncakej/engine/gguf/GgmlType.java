@@ -1,5 +1,7 @@
 package dev.mooncakej.engine.gguf;
 
+import java.util.Arrays;
+
 /**
  * Tensor element types this engine reads, with their GGML ids and block geometry.
  *
@@ -9,6 +11,9 @@ package dev.mooncakej.engine.gguf;
  *  F16    1      1            2  IEEE half
  *  Q4_0   2     32           18  f16 d | 16 bytes: low nibbles = elements 0..15, high nibbles = 16..31; x = (q - 8) * d
  *  Q8_0   8     32           34  f16 d | 32 x int8; x = q * d
+ *  Q4_K  12    256          144  f16 d, dmin | 8 x 6-bit (scale, min) | 256 x 4 bits; x = d*sc*q - dmin*m
+ *  Q5_K  13    256          176  as Q4_K with a fifth bit per value (32 bytes before the nibbles)
+ *  Q6_K  14    256          210  128 B low nibbles | 64 B high 2 bits | 16 x int8 scale | f16 d; x = d*sc*(q-32)
  *  BF16  30      1            2  bfloat16 (upper half of a float32)
  * </pre>
  */
@@ -17,6 +22,9 @@ public enum GgmlType {
     F16(1, 1, 2),
     Q4_0(2, 32, 18),
     Q8_0(8, 32, 34),
+    Q4_K(12, 256, 144),
+    Q5_K(13, 256, 176),
+    Q6_K(14, 256, 210),
     BF16(30, 1, 2);
 
     private final int id;
@@ -54,6 +62,11 @@ public enum GgmlType {
         return null;
     }
 
+    /** The types this engine reads, for error messages. */
+    public static String supported() {
+        return Arrays.toString(values());
+    }
+
     /** Names of GGML types this engine does not read, for error messages. */
     static String nameOfUnsupported(int id) {
         return switch (id) {
@@ -63,9 +76,6 @@ public enum GgmlType {
             case 9 -> "Q8_1";
             case 10 -> "Q2_K";
             case 11 -> "Q3_K";
-            case 12 -> "Q4_K";
-            case 13 -> "Q5_K";
-            case 14 -> "Q6_K";
             case 15 -> "Q8_K";
             case 16 -> "IQ2_XXS";
             case 17 -> "IQ2_XS";

@@ -114,8 +114,8 @@ public final class GgufFile implements AutoCloseable {
                 throw bad(
                         field + " type",
                         "type " + GgmlType.nameOfUnsupported(typeId)
-                                + " is not supported; expected one of F32, F16, BF16, Q8_0, Q4_0 (re-quantize the "
-                                + "model to one of them)");
+                                + " is not supported; expected one of " + GgmlType.supported()
+                                + " (re-quantize the model to one of them)");
             }
             if (dims[0] % type.blockSize() != 0) {
                 throw bad(

@@ -18,7 +18,8 @@ import jdk.incubator.vector.VectorSpecies;
  * <p>Activations are prepared the way llama.cpp's CPU backend prepares them, so results agree closely:
  * F32 weights use F32 activations; F16 and BF16 weights use activations rounded to that type; Q8_0
  * and Q4_0 weights use activations quantized to Q8_0 blocks (32 values, scale {@code amax/127} stored
- * as F16, values {@code rint(x*127/amax)}). See {@link PreparedInput}.
+ * as F16, values {@code rint(x*127/amax)}); K-quant weights (Q4_K, Q5_K, Q6_K, dequantized a row at a
+ * time by {@link KQuants}) activations quantized to Q8_K blocks. See {@link PreparedInput}.
  */
 public final class WeightMatrix {
     static final ValueLayout.OfFloat F32 = ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
@@ -82,6 +83,7 @@ public final class WeightMatrix {
             case F16 -> PreparedInput.Kind.F16;
             case BF16 -> PreparedInput.Kind.BF16;
             case Q8_0, Q4_0 -> PreparedInput.Kind.Q8_0;
+            case Q4_K, Q5_K, Q6_K -> PreparedInput.Kind.Q8_K;
         };
     }
 
@@ -98,7 +100,7 @@ public final class WeightMatrix {
             case F32 -> dotF32(off, in.values, xo);
             case Q8_0 -> dotQ8(off, in.values, xo);
             case Q4_0 -> dotQ4(off, in.values, xo);
-            case F16, BF16 -> throw new IllegalStateException("use dequantizeRow + dot for " + type);
+            case F16, BF16, Q4_K, Q5_K, Q6_K -> throw new IllegalStateException("use dequantizeRow + dot for " + type);
         };
     }
 
@@ -188,6 +190,9 @@ public final class WeightMatrix {
             case BF16 -> dequantizeBF16(off, out, outOffset);
             case Q8_0 -> dequantizeQ8(off, out, outOffset);
             case Q4_0 -> dequantizeQ4(off, out, outOffset);
+            case Q4_K -> KQuants.dequantizeQ4K(data, off, cols, out, outOffset);
+            case Q5_K -> KQuants.dequantizeQ5K(data, off, cols, out, outOffset);
+            case Q6_K -> KQuants.dequantizeQ6K(data, off, cols, out, outOffset);
         }
     }
 
