@@ -4,6 +4,7 @@ import dev.mooncakej.engine.generate.ModelGenerator;
 import dev.mooncakej.engine.gguf.GgmlType;
 import dev.mooncakej.engine.gguf.GgufFile;
 import dev.mooncakej.engine.llama.LlamaEngine;
+import dev.mooncakej.engine.llama.ModelCheck;
 import dev.mooncakej.engine.sampling.SamplingParams;
 import dev.mooncakej.engine.sampling.TextGenerator;
 import dev.mooncakej.engine.spi.PrefillOptions;
@@ -14,6 +15,7 @@ import java.nio.file.Path;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Locale;
+import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
@@ -103,13 +105,40 @@ final class ModelCommand {
         };
     }
 
-    @Command(name = "info", description = "Print a GGUF file's metadata and tensors.")
-    static final class Info implements Runnable {
+    @Command(
+            name = "info",
+            description = "Say whether a GGUF file will load and why not (architecture, tensor types, tokenizer, "
+                    + "template, context, KV bytes per token); --all adds its metadata and tensors.")
+    static final class Info implements Callable<Integer> {
         @Parameters(description = "model file")
         Path file;
 
+        @Option(names = "--all", description = "also print every metadata key and tensor")
+        boolean all;
+
         @Override
-        public void run() {
+        public Integer call() {
+            ModelCheck.Report r = ModelCheck.check(file);
+            System.out.printf("%s: %s%n", file, r.loads() ? "loads" : "will not load");
+            for (String p : r.problems()) System.out.printf("  problem: %s%n", p);
+            if (r.architecture() != null)
+                System.out.printf(
+                        "  architecture %s, %d layers, width %d, context %d%n",
+                        r.architecture(), r.layers(), r.embedding(), r.contextLength());
+            if (!r.tensorTypes().isEmpty()) System.out.printf("  tensor types: %s%n", r.tensorTypes());
+            if (r.tokenizer() != null)
+                System.out.printf(
+                        "  tokenizer %s%s, chat template %s%n",
+                        r.tokenizer(),
+                        r.preTokenizer() == null ? "" : " (pre-tokenizer " + r.preTokenizer() + ")",
+                        r.chatTemplate() ? "found" : "none");
+            if (r.kvBytesPerToken() > 0)
+                System.out.printf("  KV cache: %d bytes per token (F32)%n", r.kvBytesPerToken());
+            if (all && r.loads()) dump();
+            return r.loads() ? 0 : 1;
+        }
+
+        private void dump() {
             try (GgufFile f = GgufFile.open(file)) {
                 System.out.printf(
                         "%s: GGUF v%d, %d metadata keys, %d tensors, %.1f MB%n",

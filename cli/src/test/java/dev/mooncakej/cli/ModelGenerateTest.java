@@ -2,11 +2,14 @@ package dev.mooncakej.cli;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
+import dev.mooncakej.engine.generate.ModelGenerator;
 import dev.mooncakej.engine.gguf.GgmlType;
 import dev.mooncakej.engine.gguf.GgufFile;
 import dev.mooncakej.engine.gguf.GgufTensor;
 import java.io.ByteArrayOutputStream;
 import java.io.PrintStream;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -18,11 +21,69 @@ import picocli.CommandLine;
 
 /**
  * {@code model generate --quant}: a Q4_K_M file mixes Q4_K with Q6_K the way llama.cpp's does, and a
- * quantization the engine does not read is refused by name with the ones it does.
+ * quantization the engine does not read is refused by name with the ones it does. {@code model info}
+ * says whether a file will load before it is served, and names the type or architecture it refuses.
  */
 class ModelGenerateTest {
     @TempDir
     Path dir;
+
+    private record Run(int exit, String out) {}
+
+    private static Run cli(String... args) {
+        PrintStream old = System.out;
+        ByteArrayOutputStream buf = new ByteArrayOutputStream();
+        System.setOut(new PrintStream(buf, true, StandardCharsets.UTF_8));
+        try {
+            int exit = new CommandLine(new MooncakeCli()).execute(args);
+            return new Run(exit, buf.toString(StandardCharsets.UTF_8));
+        } finally {
+            System.setOut(old);
+        }
+    }
+
+    @Test
+    void modelInfoSaysWhetherAFileLoadsAndNamesWhatItRefuses() throws Exception {
+        Path ok = dir.resolve("ok.gguf");
+        ModelGenerator.generate(ModelGenerator.Preset.TINY_K, ok);
+        Run r = cli("model", "info", ok.toString());
+        assertThat(r.exit()).as(r.out()).isZero();
+        assertThat(r.out())
+                .contains(ok + ": loads")
+                .contains("architecture llama, 2 layers, width 256, context 2048")
+                .contains("Q4_K=")
+                .contains("Q6_K=")
+                .contains("tokenizer gpt2 (pre-tokenizer gpt-2), chat template found")
+                .contains("KV cache: 2048 bytes per token");
+
+        Path mamba = dir.resolve("mamba.gguf");
+        ModelGenerator.generate(
+                ModelGenerator.preset(ModelGenerator.Preset.TINY).withArchitecture("mamba"), mamba);
+        r = cli("model", "info", mamba.toString());
+        assertThat(r.exit()).isNotZero();
+        assertThat(r.out()).contains("will not load").contains("architecture 'mamba' is not supported");
+
+        byte[] b = Files.readAllBytes(ok);
+        byte[] name = "blk.0.attn_q.weight".getBytes(StandardCharsets.UTF_8);
+        int at = indexOf(b, name) + name.length + 4 + 8 + 8; // name, n_dims, dims[0], dims[1]
+        ByteBuffer.wrap(b).order(ByteOrder.LITTLE_ENDIAN).putInt(at, 11); // Q3_K
+        Path q3 = Files.write(dir.resolve("q3k.gguf"), b);
+        r = cli("model", "info", q3.toString());
+        assertThat(r.exit()).isNotZero();
+        assertThat(r.out())
+                .contains("will not load")
+                .contains("'blk.0.attn_q.weight'")
+                .contains("Q3_K");
+    }
+
+    private static int indexOf(byte[] hay, byte[] needle) {
+        outer:
+        for (int i = 0; i + needle.length <= hay.length; i++) {
+            for (int j = 0; j < needle.length; j++) if (hay[i + j] != needle[j]) continue outer;
+            return i;
+        }
+        throw new AssertionError("not found");
+    }
 
     @Test
     void q4KmMixesQ4KWithQ6KAndAnUnknownQuantIsRefusedByName() throws Exception {
