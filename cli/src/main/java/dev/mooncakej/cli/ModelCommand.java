@@ -39,8 +39,16 @@ final class ModelCommand {
         @Option(names = "--out", required = true, description = "output .gguf file")
         Path out;
 
-        @Option(names = "--arch", description = "llama or qwen2 (default: llama)")
+        @Option(
+                names = "--arch",
+                description = "llama (also Mistral, Llama 3.x), qwen2 (QKV biases) or qwen3 (per-head Q/K norm, "
+                        + "heads twice as wide as embedding/heads); default: llama")
         String arch;
+
+        @Option(
+                names = "--rope-scaling",
+                description = "none (default) or llama3: Llama 3.1's frequency scaling as a rope_freqs tensor")
+        String ropeScaling;
 
         @Option(
                 names = {"--quant", "--type"},
@@ -66,9 +74,19 @@ final class ModelCommand {
             };
             ModelGenerator.Spec s = ModelGenerator.preset(p);
             if (arch != null) {
-                if (!arch.equals("llama") && !arch.equals("qwen2"))
-                    throw new IllegalArgumentException("--arch '" + arch + "' is not known; expected llama or qwen2");
-                s = s.withArchitecture(arch);
+                switch (arch) {
+                    case "llama", "qwen2" -> s = s.withArchitecture(arch);
+                    case "qwen3" -> s = s.withArchitecture(arch).withHeadDim(2 * s.embedding() / s.heads());
+                    default ->
+                        throw new IllegalArgumentException(
+                                "--arch '" + arch + "' is not known; expected llama, qwen2 or qwen3");
+                }
+            }
+            if (ropeScaling != null) {
+                if (!ropeScaling.equals("none") && !ropeScaling.equals("llama3"))
+                    throw new IllegalArgumentException(
+                            "--rope-scaling '" + ropeScaling + "' is not known; expected none or llama3");
+                s = s.withRopeScaling(ropeScaling);
             }
             if (type != null) s = s.withWeightType(quant(type));
             if (seed != null) s = s.withSeed(seed);

@@ -56,6 +56,19 @@ class ModelGenerateTest {
                 .contains("tokenizer gpt2 (pre-tokenizer gpt-2), chat template found")
                 .contains("KV cache: 2048 bytes per token");
 
+        Path qwen3 = dir.resolve("qwen3.gguf");
+        r = cli("model", "generate", "--arch", "qwen3", "--rope-scaling", "llama3", "--out", qwen3.toString());
+        assertThat(r.exit()).as(r.out()).isZero();
+        r = cli("model", "info", qwen3.toString());
+        assertThat(r.exit()).as(r.out()).isZero();
+        assertThat(r.out()).contains(qwen3 + ": loads").contains("architecture qwen3");
+        try (GgufFile f = GgufFile.open(qwen3)) {
+            assertThat(f.tensors()).containsKeys("blk.0.attn_q_norm.weight", "rope_freqs.weight");
+        }
+        assertThat(cli("model", "generate", "--arch", "gemma", "--out", qwen3.toString())
+                        .exit())
+                .isNotZero();
+
         Path mamba = dir.resolve("mamba.gguf");
         ModelGenerator.generate(
                 ModelGenerator.preset(ModelGenerator.Preset.TINY).withArchitecture("mamba"), mamba);

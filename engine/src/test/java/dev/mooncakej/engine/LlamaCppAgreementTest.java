@@ -53,6 +53,50 @@ class LlamaCppAgreementTest {
         assertExactAgreement(model);
     }
 
+    /**
+     * Qwen3: no biases, NeoX RoPE, and each head of Q and K RMS-normed with its own weight before RoPE;
+     * heads 32 wide on a 64-wide model, so Q is wider than the embedding as in Qwen3's real files.
+     */
+    @Test
+    void qwen3WithQkNormMatchesLlamaCpp() throws Exception {
+        Path model = dir.resolve("tiny-qwen3-f32.gguf");
+        ModelGenerator.generate(
+                ModelGenerator.preset(ModelGenerator.Preset.TINY)
+                        .withArchitecture("qwen3")
+                        .withHeadDim(32)
+                        .withSeed(17),
+                model);
+        assertExactAgreement(model);
+    }
+
+    /**
+     * Llama 3.1's RoPE frequency scaling (rope_freqs.weight), equal to llama.cpp; and the same weights
+     * without the divisors give other numbers, so the agreement shows the scaling is applied.
+     */
+    @Test
+    void llama31RopeScalingMatchesLlamaCpp() throws Exception {
+        ModelGenerator.Spec spec =
+                ModelGenerator.preset(ModelGenerator.Preset.TINY).withSeed(19);
+        Path scaled = dir.resolve("tiny-llama31-f32.gguf");
+        Path plain = dir.resolve("tiny-llama31-unscaled-f32.gguf");
+        ModelGenerator.generate(spec.withRopeScaling("llama3"), scaled);
+        ModelGenerator.generate(spec, plain);
+        assertExactAgreement(scaled);
+        String prompt = TestPrompts.TWENTY.get(0);
+        try (LlamaEngine a = new LlamaEngine(LlamaEngine.Config.of(scaled));
+                LlamaEngine b = new LlamaEngine(LlamaEngine.Config.of(plain))) {
+            int[] tokens = a.tokenizer().encode(prompt);
+            float[][] withScaling = teacherForcedLogprobs(a, tokens);
+            float[][] without = teacherForcedLogprobs(b, tokens);
+            double most = 0;
+            for (int i = 0; i < tokens.length; i++) {
+                for (int t = 0; t < withScaling[i].length; t++)
+                    most = Math.max(most, Math.abs(withScaling[i][t] - without[i][t]));
+            }
+            assertThat(most).as("largest logprob change the divisors make").isGreaterThan(1e-2);
+        }
+    }
+
     @Test
     void tiedOutputWeightsMatchLlamaCpp() throws Exception {
         Path model = dir.resolve("tiny-tied-f32.gguf");

@@ -12,6 +12,7 @@ import java.util.HashSet;
 import java.util.List;
 import java.util.Set;
 import java.util.SplittableRandom;
+import java.util.function.Consumer;
 
 /**
  * Writes a valid GGUF model with seeded random weights, a small byte-level BPE vocabulary learnt
@@ -32,7 +33,13 @@ public final class ModelGenerator {
         SMALL
     }
 
-    /** What to generate; {@link #preset(Preset)} fills the defaults. */
+    /**
+     * What to generate; {@link #preset(Preset)} fills the defaults.
+     *
+     * @param headDim     each attention head's width; 0 for embedding / heads (Qwen3 files set it apart)
+     * @param ropeScaling {@code none}, or {@code llama3}: Llama 3.1's frequency scaling, written as the
+     *                    {@code rope_freqs.weight} tensor the way llama.cpp's converter does
+     */
     public record Spec(
             String name,
             String architecture,
@@ -46,7 +53,9 @@ public final class ModelGenerator {
             GgmlType weightType,
             boolean tiedOutput,
             long seed,
-            String tokenizer) {
+            String tokenizer,
+            int headDim,
+            String ropeScaling) {
         public Spec withArchitecture(String arch) {
             return new Spec(
                     name,
@@ -61,7 +70,9 @@ public final class ModelGenerator {
                     weightType,
                     tiedOutput,
                     seed,
-                    tokenizer);
+                    tokenizer,
+                    headDim,
+                    ropeScaling);
         }
 
         public Spec withWeightType(GgmlType t) {
@@ -78,7 +89,9 @@ public final class ModelGenerator {
                     t,
                     tiedOutput,
                     seed,
-                    tokenizer);
+                    tokenizer,
+                    headDim,
+                    ropeScaling);
         }
 
         public Spec withSeed(long s) {
@@ -95,8 +108,11 @@ public final class ModelGenerator {
                     weightType,
                     tiedOutput,
                     s,
-                    tokenizer);
+                    tokenizer,
+                    headDim,
+                    ropeScaling);
         }
+
         /** {@code gpt2} (byte-level BPE, the default) or {@code llama} (SentencePiece with byte fallback). */
         public Spec withTokenizer(String tok) {
             return new Spec(
@@ -112,7 +128,9 @@ public final class ModelGenerator {
                     weightType,
                     tiedOutput,
                     seed,
-                    tok);
+                    tok,
+                    headDim,
+                    ropeScaling);
         }
 
         public Spec withTiedOutput(boolean tied) {
@@ -129,7 +147,53 @@ public final class ModelGenerator {
                     weightType,
                     tied,
                     seed,
-                    tokenizer);
+                    tokenizer,
+                    headDim,
+                    ropeScaling);
+        }
+
+        public Spec withHeadDim(int hd) {
+            return new Spec(
+                    name,
+                    architecture,
+                    embedding,
+                    layers,
+                    heads,
+                    kvHeads,
+                    feedForward,
+                    contextLength,
+                    merges,
+                    weightType,
+                    tiedOutput,
+                    seed,
+                    tokenizer,
+                    hd,
+                    ropeScaling);
+        }
+
+        /** {@code none} or {@code llama3}. */
+        public Spec withRopeScaling(String scaling) {
+            return new Spec(
+                    name,
+                    architecture,
+                    embedding,
+                    layers,
+                    heads,
+                    kvHeads,
+                    feedForward,
+                    contextLength,
+                    merges,
+                    weightType,
+                    tiedOutput,
+                    seed,
+                    tokenizer,
+                    headDim,
+                    scaling);
+        }
+
+        /** The width of one attention head. */
+        public int headWidth() {
+            return headDim > 0 ? headDim : embedding / heads;
         }
     }
 
@@ -144,11 +208,56 @@ public final class ModelGenerator {
     public static Spec preset(Preset p) {
         return switch (p) {
             case TINY ->
-                new Spec("mooncakej-tiny", "llama", 64, 2, 4, 2, 192, 2048, 256, GgmlType.F32, false, 42, "gpt2");
+                new Spec(
+                        "mooncakej-tiny",
+                        "llama",
+                        64,
+                        2,
+                        4,
+                        2,
+                        192,
+                        2048,
+                        256,
+                        GgmlType.F32,
+                        false,
+                        42,
+                        "gpt2",
+                        0,
+                        "none");
             case TINY_K ->
-                new Spec("mooncakej-tiny-k", "llama", 256, 2, 4, 2, 768, 2048, 256, GgmlType.Q4_K, false, 42, "gpt2");
+                new Spec(
+                        "mooncakej-tiny-k",
+                        "llama",
+                        256,
+                        2,
+                        4,
+                        2,
+                        768,
+                        2048,
+                        256,
+                        GgmlType.Q4_K,
+                        false,
+                        42,
+                        "gpt2",
+                        0,
+                        "none");
             case SMALL ->
-                new Spec("mooncakej-small", "llama", 512, 8, 8, 4, 1536, 4096, 768, GgmlType.Q8_0, false, 42, "gpt2");
+                new Spec(
+                        "mooncakej-small",
+                        "llama",
+                        512,
+                        8,
+                        8,
+                        4,
+                        1536,
+                        4096,
+                        768,
+                        GgmlType.Q8_0,
+                        false,
+                        42,
+                        "gpt2",
+                        0,
+                        "none");
         };
     }
 
@@ -157,10 +266,15 @@ public final class ModelGenerator {
     }
 
     public static void generate(Spec s, Path out) {
+        generate(s, out, w -> {});
+    }
+
+    /** As {@link #generate(Spec, Path)}, letting {@code extra} add metadata or tensors before the file is written. */
+    public static void generate(Spec s, Path out, Consumer<GgufWriter> extra) {
         Vocab v = s.tokenizer().equals("llama") ? sentencePieceVocab(s) : bytePairVocab(s);
         int vocab = v.tokens.size();
         String a = s.architecture();
-        int hd = s.embedding() / s.heads();
+        int hd = s.headWidth();
 
         GgufWriter w = new GgufWriter()
                 .putString("general.architecture", a)
@@ -180,6 +294,9 @@ public final class ModelGenerator {
                 .putI32s(
                         "tokenizer.ggml.token_type",
                         v.types.stream().mapToInt(Integer::intValue).toArray());
+        if (s.headDim() > 0) {
+            w.putU32(a + ".attention.key_length", hd).putU32(a + ".attention.value_length", hd);
+        }
         if (v.merges != null) {
             w.putString("tokenizer.ggml.pre", "gpt-2")
                     .putStrings("tokenizer.ggml.merges", v.merges.toArray(new String[0]));
@@ -214,6 +331,10 @@ public final class ModelGenerator {
                 vector(w, p + "attn_k.bias", kv, 0.0, 0.1, rnd);
                 vector(w, p + "attn_v.bias", kv, 0.0, 0.1, rnd);
             }
+            if (a.equals("qwen3")) {
+                vector(w, p + "attn_q_norm.weight", hd, 1.0, 0.1, rnd);
+                vector(w, p + "attn_k_norm.weight", hd, 1.0, 0.1, rnd);
+            }
             matrix(w, p + "attn_output.weight", e, q, 1.0 / Math.sqrt(q), t, s.layers(), rnd);
             vector(w, p + "ffn_norm.weight", e, 1.0, 0.1, rnd);
             matrix(w, p + "ffn_gate.weight", ff, e, 1.0 / Math.sqrt(e), t, s.layers(), rnd);
@@ -222,7 +343,48 @@ public final class ModelGenerator {
         }
         vector(w, "output_norm.weight", e, 1.0, 0.1, rnd);
         if (!s.tiedOutput()) matrix(w, "output.weight", vocab, e, outStd, t, s.layers(), rnd);
+        switch (s.ropeScaling()) {
+            case "none" -> {}
+            case "llama3" -> {
+                float[] f = llama3RopeFactors(hd, 10000.0, 8.0, 1.0, 4.0, LLAMA3_ORIGINAL_CONTEXT);
+                w.addTensor(
+                        "rope_freqs.weight", new long[] {f.length}, GgmlType.F32, Quantizer.encode(f, GgmlType.F32));
+            }
+            default ->
+                throw new IllegalArgumentException(
+                        "rope scaling '" + s.ropeScaling() + "' is not supported; expected none or llama3");
+        }
+        extra.accept(w);
         w.write(out);
+    }
+
+    /**
+     * The original context Llama 3.1's scaling is computed for. Meta's models use 8192; a generated model
+     * uses 64, so that the positions a test reaches cross every band of the scaling (kept, smoothed and
+     * divided) rather than only the few pairs whose wavelengths exceed 8192.
+     */
+    static final int LLAMA3_ORIGINAL_CONTEXT = 64;
+
+    /**
+     * Llama 3.1's {@code rope_type: llama3} frequency divisors, one per rotated pair: wavelengths shorter
+     * than {@code original/high} are kept, longer than {@code original/low} divided by {@code factor},
+     * and smoothly interpolated between (Meta's reference and Hugging Face's {@code rope_scaling} define
+     * it; llama.cpp reads the result as {@code rope_freqs.weight}).
+     */
+    static float[] llama3RopeFactors(int headDim, double base, double factor, double low, double high, int original) {
+        float[] out = new float[headDim / 2];
+        double lowWavelen = original / low, highWavelen = original / high;
+        for (int i = 0; i < out.length; i++) {
+            double freq = 1.0 / Math.pow(base, (2.0 * i) / headDim);
+            double wavelen = 2 * Math.PI / freq;
+            if (wavelen < highWavelen) out[i] = 1f;
+            else if (wavelen > lowWavelen) out[i] = (float) factor;
+            else {
+                double smooth = (original / wavelen - low) / (high - low);
+                out[i] = (float) (1.0 / ((1 - smooth) / factor + smooth));
+            }
+        }
+        return out;
     }
 
     /** A vocabulary with its token types, and merges (BPE) or scores (SentencePiece). */

@@ -6,9 +6,14 @@ import java.util.Set;
 /**
  * Hyper-parameters of a Llama-family model, read from GGUF metadata under the architecture's prefix.
  *
- * @param architecture    {@code llama} or {@code qwen2}
- * @param ropeNeox        RoPE rotates pairs (i, i + ropeDim/2) (qwen2) rather than adjacent pairs (2i, 2i+1) (llama)
+ * <p>Llama 3.1's frequency scaling ({@code rope_type: llama3}) arrives as the {@code rope_freqs.weight}
+ * tensor (one divisor per rotated pair), as llama.cpp's converter writes it; see {@link LlamaWeights}.
+ *
+ * @param architecture    {@code llama} (also Mistral and Llama 3.x), {@code qwen2} or {@code qwen3}
+ * @param ropeNeox        RoPE rotates pairs (i, i + ropeDim/2) (qwen2, qwen3) rather than adjacent pairs (2i, 2i+1)
  * @param ropeFreqScale   linear RoPE scaling: positions are multiplied by this (1 / scaling factor)
+ * @param qkvBias         Q, K and V projections have biases (qwen2)
+ * @param qkNorm          each head of Q and K is RMS-normed with its own weight before RoPE (qwen3)
  */
 public record LlamaConfig(
         String architecture,
@@ -25,9 +30,10 @@ public record LlamaConfig(
         float ropeFreqScale,
         int ropeDim,
         boolean ropeNeox,
-        boolean qkvBias) {
+        boolean qkvBias,
+        boolean qkNorm) {
 
-    public static final Set<String> ARCHITECTURES = Set.of("llama", "qwen2");
+    public static final Set<String> ARCHITECTURES = Set.of("llama", "qwen2", "qwen3");
 
     public static LlamaConfig from(GgufFile f) {
         String arch = f.getString("general.architecture");
@@ -36,6 +42,7 @@ public record LlamaConfig(
                     "general.architecture",
                     "architecture '" + arch + "' is not supported; expected one of " + ARCHITECTURES);
         }
+        refuseUnsupportedFeatures(f, arch);
         int e = f.getInt(arch + ".embedding_length", 1, 1 << 16);
         int layers = f.getInt(arch + ".block_count", 1, 1024);
         int heads = f.getInt(arch + ".attention.head_count", 1, 1024);
@@ -74,9 +81,51 @@ public record LlamaConfig(
         String[] tokens = f.getArray("tokenizer.ggml.tokens", String[].class);
         int vocab = tokens.length;
         if (f.has(arch + ".vocab_size")) vocab = f.getInt(arch + ".vocab_size", 1, 1 << 24);
-        boolean qwen = arch.equals("qwen2");
+        if (f.has(arch + ".attention.value_length") && f.getInt(arch + ".attention.value_length", 1, 4096) != headDim) {
+            throw f.bad(
+                    arch + ".attention.value_length",
+                    "expected the key length " + headDim + " (different key and value head sizes are not supported)");
+        }
+        boolean neox = !arch.equals("llama");
         return new LlamaConfig(
-                arch, e, layers, heads, kvHeads, headDim, ff, vocab, ctx, eps, base, freqScale, ropeDim, qwen, qwen);
+                arch,
+                e,
+                layers,
+                heads,
+                kvHeads,
+                headDim,
+                ff,
+                vocab,
+                ctx,
+                eps,
+                base,
+                freqScale,
+                ropeDim,
+                neox,
+                arch.equals("qwen2"),
+                arch.equals("qwen3"));
+    }
+
+    /**
+     * Variants of a supported architecture this engine would run wrongly, refused by name rather than
+     * served with the wrong numbers: mixture of experts (Mixtral and others are {@code llama} files with
+     * {@code expert_count}) and sliding-window attention.
+     */
+    private static void refuseUnsupportedFeatures(GgufFile f, String arch) {
+        String experts = arch + ".expert_count";
+        if (f.has(experts) && f.getInt(experts, 0, Integer.MAX_VALUE) > 0) {
+            throw f.bad(
+                    experts,
+                    "mixture-of-experts models are not supported (" + experts + " = "
+                            + f.getInt(experts, 0, Integer.MAX_VALUE) + "); expected a dense model");
+        }
+        String window = arch + ".attention.sliding_window";
+        if (f.has(window)) {
+            throw f.bad(
+                    window,
+                    "sliding-window attention is not supported (" + window + " = "
+                            + f.metadata().get(window) + "); expected a model with full attention");
+        }
     }
 
     public int qDim() {

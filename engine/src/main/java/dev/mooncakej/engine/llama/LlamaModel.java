@@ -14,14 +14,15 @@ import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.VectorSpecies;
 
 /**
- * The Llama-family forward pass ({@code llama}, {@code qwen2}) over a {@link ForwardBatch}, reading
+ * The Llama-family forward pass ({@code llama}, {@code qwen2}, {@code qwen3}) over a {@link ForwardBatch}, reading
  * and writing K/V in a {@link PagedKvCache}. Every buffer is allocated here, once, for up to
  * {@code maxRows} rows, so a forward pass allocates nothing.
  *
- * <p>Per layer: RMSNorm -> Q,K,V (+bias for qwen2) -> RoPE -> K,V into the cache -> causal
- * grouped-query attention over the cache -> output projection (+residual) -> RMSNorm -> SwiGLU FFN
- * (+residual) -> {@link LayerListener#onLayer}. Numerics follow llama.cpp's CPU backend (RoPE angles
- * as ggml computes them, RMSNorm with a double sum, activations prepared per weight type).
+ * <p>Per layer: RMSNorm -> Q,K,V (+bias for qwen2) -> per-head RMSNorm of Q and K (qwen3) -> RoPE
+ * -> K,V into the cache -> causal grouped-query attention over the cache -> output projection
+ * (+residual) -> RMSNorm -> SwiGLU FFN (+residual) -> {@link LayerListener#onLayer}. Numerics follow
+ * llama.cpp's CPU backend (RoPE angles as ggml computes them, RMSNorm with a double sum, activations
+ * prepared per weight type).
  */
 public final class LlamaModel implements AutoCloseable {
     private static final VectorSpecies<Float> F =
@@ -117,6 +118,10 @@ public final class LlamaModel implements AutoCloseable {
             mm.applySameInput(w.wk[l], xb, rows, k, w.bk == null ? null : w.bk[l]);
             mm.applySameInput(w.wv[l], xb, rows, v, w.bv == null ? null : w.bv[l]);
             for (int r = 0; r < rows; r++) {
+                if (w.qNorm != null) {
+                    headNorm(q, r * c.qDim(), c.heads(), w.qNorm[l]);
+                    headNorm(k, r * c.kvDim(), c.kvHeads(), w.kNorm[l]);
+                }
                 ropeAngles(b.positions[r]);
                 rope(q, r * c.qDim(), c.heads());
                 rope(k, r * c.kvDim(), c.kvHeads());
@@ -147,6 +152,12 @@ public final class LlamaModel implements AutoCloseable {
         float mean = (float) (sum / n);
         float scale = 1f / (float) Math.sqrt(mean + c.rmsEps());
         for (int i = 0; i < n; i++) out[oo + i] = in[io + i] * scale * weight[i];
+    }
+
+    /** Qwen3's Q/K norm: each head's vector RMS-normed in place with the layer's per-dimension weight. */
+    private void headNorm(float[] vec, int off, int heads, float[] weight) {
+        int hd = c.headDim();
+        for (int h = 0; h < heads; h++) rmsNorm(vec, off + h * hd, weight, vec, off + h * hd, hd);
     }
 
     /** RoPE angles for one position, computed like ggml (float theta, multiplied by theta_scale per pair). */

@@ -17,6 +17,7 @@ public final class LlamaWeights {
     final WeightMatrix[] wv; // [L] of [Hkv*hd][E]
     final WeightMatrix[] wo; // [L] of [E][H*hd]
     final float[][] bq, bk, bv; // [L][H*hd], [L][Hkv*hd] (qwen2 only, else null)
+    final float[][] qNorm, kNorm; // [L][hd] per-head RMSNorm weights (qwen3 only, else null)
     final float[][] ffnNorm; // [L][E]
     final WeightMatrix[] wGate; // [L] of [FF][E]
     final WeightMatrix[] wUp; // [L] of [FF][E]
@@ -41,6 +42,8 @@ public final class LlamaWeights {
         bq = c.qkvBias() ? new float[n][] : null;
         bk = c.qkvBias() ? new float[n][] : null;
         bv = c.qkvBias() ? new float[n][] : null;
+        qNorm = c.qkNorm() ? new float[n][] : null;
+        kNorm = c.qkNorm() ? new float[n][] : null;
         for (int l = 0; l < n; l++) {
             String p = "blk." + l + ".";
             attnNorm[l] = vector(f, p + "attn_norm.weight", e);
@@ -52,6 +55,10 @@ public final class LlamaWeights {
                 bq[l] = vector(f, p + "attn_q.bias", c.qDim());
                 bk[l] = vector(f, p + "attn_k.bias", c.kvDim());
                 bv[l] = vector(f, p + "attn_v.bias", c.kvDim());
+            }
+            if (c.qkNorm()) {
+                qNorm[l] = vector(f, p + "attn_q_norm.weight", c.headDim());
+                kNorm[l] = vector(f, p + "attn_k_norm.weight", c.headDim());
             }
             ffnNorm[l] = vector(f, p + "ffn_norm.weight", e);
             wGate[l] = matrix(f, p + "ffn_gate.weight", c.feedForward(), e);
