@@ -2,6 +2,7 @@
 // Usage: node reference.mjs < request.json > answer.json
 // request: {"model": "file.gguf", "prompts": ["text", ...], "continuation": 32, "threads": 1}
 // answer:  {"results": [{"tokens": [...], "logprobs": [[vocab floats] per prompt position], "greedy": [...]}, ...]}
+// "specialTokens": true adds each prompt tokenized with special-token text parsed (results[i].specialTokens).
 // logprobs[i] is the next-token distribution after prompt token i (log of llama.cpp's softmax; -1e30 for 0).
 import {getLlama, LlamaLogLevel} from "node-llama-cpp";
 
@@ -33,6 +34,7 @@ const results = [];
 for (const text of input.prompts) {
     const tokens = Array.from(model.tokenize(text, false));
     const result = {tokens};
+    if (input.specialTokens) result.specialTokens = Array.from(model.tokenize(text, true));
     if (input.probabilities !== false) {
         await sequence.clearHistory();
         const out = await sequence.controlledEvaluate(tokens.map((t) => [t, {generateNext: {probabilities: true, options: {temperature: 0}}}]));

@@ -62,6 +62,13 @@ final class ModelCommand {
         @Option(names = "--tokenizer", description = "gpt2 (byte-level BPE, default) or llama (SentencePiece)")
         String tokenizer;
 
+        @Option(
+                names = "--vocab",
+                description = "a real model's Hugging Face tokenizer.json (or its folder, with tokenizer_config.json): "
+                        + "the model takes that vocabulary, its special tokens and its chat template "
+                        + "(Llama 3 and Qwen byte-level BPE, Llama 2 / Mistral SentencePiece)")
+        Path vocab;
+
         @Override
         public void run() {
             ModelGenerator.Preset p = switch (preset.toLowerCase(Locale.ROOT)) {
@@ -95,6 +102,12 @@ final class ModelCommand {
                     throw new IllegalArgumentException(
                             "--tokenizer '" + tokenizer + "' is not known; expected gpt2 or llama");
                 s = s.withTokenizer(tokenizer);
+            }
+            if (vocab != null) {
+                if (tokenizer != null)
+                    throw new IllegalArgumentException("--tokenizer and --vocab exclude each other: --vocab " + vocab
+                            + " brings its own tokenizer");
+                s = s.withVocab(vocab);
             }
             long t0 = System.nanoTime();
             System.err.printf(

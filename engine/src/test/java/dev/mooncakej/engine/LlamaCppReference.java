@@ -19,7 +19,8 @@ import tools.jackson.databind.json.JsonMapper;
  * files abort llama.cpp's whole process.
  */
 public final class LlamaCppReference {
-    public record Result(int[] tokens, float[][] logprobs, int[] greedy) {}
+    /** @param specialTokens the prompt tokenized with special-token text parsed, when asked for */
+    public record Result(int[] tokens, float[][] logprobs, int[] greedy, int[] specialTokens) {}
 
     private static final JsonMapper JSON = JsonMapper.builder().build();
 
@@ -45,7 +46,14 @@ public final class LlamaCppReference {
 
     public static List<Result> run(Path model, List<String> prompts, int continuation, boolean probabilities)
             throws IOException, InterruptedException {
+        return run(model, prompts, continuation, probabilities, false);
+    }
+
+    public static List<Result> run(
+            Path model, List<String> prompts, int continuation, boolean probabilities, boolean specialTokens)
+            throws IOException, InterruptedException {
         Map<String, Object> req = new LinkedHashMap<>();
+        req.put("specialTokens", specialTokens);
         req.put("model", model.toAbsolutePath().toString());
         req.put("prompts", prompts);
         req.put("continuation", continuation);
@@ -84,7 +92,11 @@ public final class LlamaCppReference {
                             lp[i][j] = (float) row.get(j).asDouble();
                     }
                 }
-                results.add(new Result(tokens, lp, r.has("greedy") ? ints(r.get("greedy")) : null));
+                results.add(new Result(
+                        tokens,
+                        lp,
+                        r.has("greedy") ? ints(r.get("greedy")) : null,
+                        r.has("specialTokens") ? ints(r.get("specialTokens")) : null));
             }
             return results;
         } finally {

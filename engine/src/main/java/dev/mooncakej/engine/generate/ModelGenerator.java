@@ -39,6 +39,8 @@ public final class ModelGenerator {
      * @param headDim     each attention head's width; 0 for embedding / heads (Qwen3 files set it apart)
      * @param ropeScaling {@code none}, or {@code llama3}: Llama 3.1's frequency scaling, written as the
      *                    {@code rope_freqs.weight} tensor the way llama.cpp's converter does
+     * @param vocab       a Hugging Face tokenizer.json whose vocabulary and chat template the model takes,
+     *                    or null for one learnt from the built-in text
      */
     public record Spec(
             String name,
@@ -55,7 +57,8 @@ public final class ModelGenerator {
             long seed,
             String tokenizer,
             int headDim,
-            String ropeScaling) {
+            String ropeScaling,
+            Path vocab) {
         public Spec withArchitecture(String arch) {
             return new Spec(
                     name,
@@ -72,7 +75,8 @@ public final class ModelGenerator {
                     seed,
                     tokenizer,
                     headDim,
-                    ropeScaling);
+                    ropeScaling,
+                    vocab);
         }
 
         public Spec withWeightType(GgmlType t) {
@@ -91,7 +95,8 @@ public final class ModelGenerator {
                     seed,
                     tokenizer,
                     headDim,
-                    ropeScaling);
+                    ropeScaling,
+                    vocab);
         }
 
         public Spec withSeed(long s) {
@@ -110,7 +115,8 @@ public final class ModelGenerator {
                     s,
                     tokenizer,
                     headDim,
-                    ropeScaling);
+                    ropeScaling,
+                    vocab);
         }
 
         /** {@code gpt2} (byte-level BPE, the default) or {@code llama} (SentencePiece with byte fallback). */
@@ -130,7 +136,8 @@ public final class ModelGenerator {
                     seed,
                     tok,
                     headDim,
-                    ropeScaling);
+                    ropeScaling,
+                    vocab);
         }
 
         public Spec withTiedOutput(boolean tied) {
@@ -149,7 +156,8 @@ public final class ModelGenerator {
                     seed,
                     tokenizer,
                     headDim,
-                    ropeScaling);
+                    ropeScaling,
+                    vocab);
         }
 
         public Spec withHeadDim(int hd) {
@@ -168,7 +176,8 @@ public final class ModelGenerator {
                     seed,
                     tokenizer,
                     hd,
-                    ropeScaling);
+                    ropeScaling,
+                    vocab);
         }
 
         /** {@code none} or {@code llama3}. */
@@ -188,7 +197,31 @@ public final class ModelGenerator {
                     seed,
                     tokenizer,
                     headDim,
-                    scaling);
+                    scaling,
+                    vocab);
+        }
+
+        /** A real model's vocabulary and chat template from its Hugging Face tokenizer.json ({@link HfVocabulary}). */
+        public Spec withVocab(Path tokenizerJson) {
+            return new Spec(
+                    name,
+                    architecture,
+                    embedding,
+                    layers,
+                    heads,
+                    kvHeads,
+                    feedForward,
+                    contextLength,
+                    merges,
+                    weightType,
+                    tiedOutput,
+                    seed,
+                    tokenizerJson == null
+                            ? tokenizer
+                            : HfVocabulary.read(tokenizerJson).model(),
+                    headDim,
+                    ropeScaling,
+                    tokenizerJson);
         }
 
         /** The width of one attention head. */
@@ -223,7 +256,8 @@ public final class ModelGenerator {
                         42,
                         "gpt2",
                         0,
-                        "none");
+                        "none",
+                        null);
             case TINY_K ->
                 new Spec(
                         "mooncakej-tiny-k",
@@ -240,7 +274,8 @@ public final class ModelGenerator {
                         42,
                         "gpt2",
                         0,
-                        "none");
+                        "none",
+                        null);
             case SMALL ->
                 new Spec(
                         "mooncakej-small",
@@ -257,7 +292,8 @@ public final class ModelGenerator {
                         42,
                         "gpt2",
                         0,
-                        "none");
+                        "none",
+                        null);
         };
     }
 
@@ -271,8 +307,9 @@ public final class ModelGenerator {
 
     /** As {@link #generate(Spec, Path)}, letting {@code extra} add metadata or tensors before the file is written. */
     public static void generate(Spec s, Path out, Consumer<GgufWriter> extra) {
-        Vocab v = s.tokenizer().equals("llama") ? sentencePieceVocab(s) : bytePairVocab(s);
-        int vocab = v.tokens.size();
+        HfVocabulary real = s.vocab() == null ? null : HfVocabulary.read(s.vocab());
+        Vocab v = real != null ? null : s.tokenizer().equals("llama") ? sentencePieceVocab(s) : bytePairVocab(s);
+        int vocab = real != null ? real.size() : v.tokens.size();
         String a = s.architecture();
         int hd = s.headWidth();
 
@@ -288,29 +325,12 @@ public final class ModelGenerator {
                 .putU32(a + ".attention.head_count_kv", s.kvHeads())
                 .putF32(a + ".attention.layer_norm_rms_epsilon", 1e-5f)
                 .putF32(a + ".rope.freq_base", 10000f)
-                .putU32(a + ".rope.dimension_count", hd)
-                .putString("tokenizer.ggml.model", s.tokenizer())
-                .putStrings("tokenizer.ggml.tokens", v.tokens.toArray(new String[0]))
-                .putI32s(
-                        "tokenizer.ggml.token_type",
-                        v.types.stream().mapToInt(Integer::intValue).toArray());
+                .putU32(a + ".rope.dimension_count", hd);
         if (s.headDim() > 0) {
             w.putU32(a + ".attention.key_length", hd).putU32(a + ".attention.value_length", hd);
         }
-        if (v.merges != null) {
-            w.putString("tokenizer.ggml.pre", "gpt-2")
-                    .putStrings("tokenizer.ggml.merges", v.merges.toArray(new String[0]));
-        } else {
-            float[] sc = new float[vocab];
-            for (int i = 0; i < vocab; i++) sc[i] = v.scores.get(i);
-            w.putF32s("tokenizer.ggml.scores", sc).putU32("tokenizer.ggml.unknown_token_id", v.unknown);
-        }
-        w.putU32("tokenizer.ggml.bos_token_id", v.bos)
-                .putU32("tokenizer.ggml.eos_token_id", v.eos)
-                .putU32("tokenizer.ggml.eot_token_id", v.imEnd)
-                .putU32("tokenizer.ggml.padding_token_id", v.eos)
-                .putBool("tokenizer.ggml.add_bos_token", v.merges == null)
-                .putString("tokenizer.chat_template", CHAT_TEMPLATE);
+        if (real != null) putVocabulary(w, real);
+        else putVocabulary(w, v, s.tokenizer());
 
         SplittableRandom rnd = new SplittableRandom(s.seed());
         int e = s.embedding(), ff = s.feedForward(), q = s.heads() * hd, kv = s.kvHeads() * hd;
@@ -385,6 +405,47 @@ public final class ModelGenerator {
             }
         }
         return out;
+    }
+
+    private static void putVocabulary(GgufWriter w, Vocab v, String tokenizer) {
+        int vocab = v.tokens.size();
+        w.putString("tokenizer.ggml.model", tokenizer)
+                .putStrings("tokenizer.ggml.tokens", v.tokens.toArray(new String[0]))
+                .putI32s(
+                        "tokenizer.ggml.token_type",
+                        v.types.stream().mapToInt(Integer::intValue).toArray());
+        if (v.merges != null) {
+            w.putString("tokenizer.ggml.pre", "gpt-2")
+                    .putStrings("tokenizer.ggml.merges", v.merges.toArray(new String[0]));
+        } else {
+            float[] sc = new float[vocab];
+            for (int i = 0; i < vocab; i++) sc[i] = v.scores.get(i);
+            w.putF32s("tokenizer.ggml.scores", sc).putU32("tokenizer.ggml.unknown_token_id", v.unknown);
+        }
+        w.putU32("tokenizer.ggml.bos_token_id", v.bos)
+                .putU32("tokenizer.ggml.eos_token_id", v.eos)
+                .putU32("tokenizer.ggml.eot_token_id", v.imEnd)
+                .putU32("tokenizer.ggml.padding_token_id", v.eos)
+                .putBool("tokenizer.ggml.add_bos_token", v.merges == null)
+                .putString("tokenizer.chat_template", CHAT_TEMPLATE);
+    }
+
+    /** A real vocabulary, written as llama.cpp's converter writes it. */
+    private static void putVocabulary(GgufWriter w, HfVocabulary v) {
+        w.putString("tokenizer.ggml.model", v.model)
+                .putStrings("tokenizer.ggml.tokens", v.tokens)
+                .putI32s("tokenizer.ggml.token_type", v.types);
+        if (v.merges != null) {
+            w.putString("tokenizer.ggml.pre", v.pre).putStrings("tokenizer.ggml.merges", v.merges);
+        } else {
+            w.putF32s("tokenizer.ggml.scores", v.scores).putBool("tokenizer.ggml.add_space_prefix", true);
+            if (v.unknown >= 0) w.putU32("tokenizer.ggml.unknown_token_id", v.unknown);
+        }
+        if (v.bos >= 0) w.putU32("tokenizer.ggml.bos_token_id", v.bos);
+        if (v.eos >= 0) w.putU32("tokenizer.ggml.eos_token_id", v.eos);
+        if (v.eot >= 0) w.putU32("tokenizer.ggml.eot_token_id", v.eot);
+        w.putBool("tokenizer.ggml.add_bos_token", v.addBos);
+        if (v.chatTemplate != null) w.putString("tokenizer.chat_template", v.chatTemplate);
     }
 
     /** A vocabulary with its token types, and merges (BPE) or scores (SentencePiece). */

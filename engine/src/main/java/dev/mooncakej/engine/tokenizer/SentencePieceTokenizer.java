@@ -89,16 +89,18 @@ public final class SentencePieceTokenizer implements Tokenizer {
 
     @Override
     public int[] encode(String text) {
-        IntList out = new IntList();
-        if (!text.isEmpty()) encodeFragment(addSpacePrefix ? " " + text : text, out);
-        return out.toArray();
+        return encode(text, false);
     }
 
     @Override
     public int[] encodeWithSpecials(String text) {
+        return encode(text, true);
+    }
+
+    private int[] encode(String text, boolean parseControl) {
         IntList out = new IntList();
         List<String> plain = new ArrayList<>();
-        List<int[]> parts = vocab.splitSpecials(text, plain);
+        List<int[]> parts = vocab.splitSpecials(text, plain, parseControl);
         boolean prevSpecial = true;
         for (int i = 0; i < parts.size(); i++) {
             if (parts.get(i)[0] >= 0) {

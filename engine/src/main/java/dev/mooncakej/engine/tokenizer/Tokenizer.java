@@ -13,10 +13,14 @@ public interface Tokenizer {
 
     int vocabSize();
 
-    /** Token ids of {@code text}; special-token strings in it are treated as plain text; no BOS. */
+    /**
+     * Token ids of {@code text}; no BOS. Control-token strings in it are plain text; a user-defined
+     * token's string (an added token not marked special) becomes its id, as llama.cpp and Hugging Face
+     * tokenize it.
+     */
     int[] encode(String text);
 
-    /** As {@link #encode}, but control and user-defined token strings in the text become their ids
+    /** As {@link #encode}, but control (and unknown) token strings in the text become their ids too
      *  (what a rendered chat template needs). */
     int[] encodeWithSpecials(String text);
 
