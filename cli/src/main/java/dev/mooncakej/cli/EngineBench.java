@@ -21,8 +21,9 @@ import tools.jackson.databind.json.JsonMapper;
 /**
  * Prefill and decode tokens/s of the built-in engine at 1 and 2 threads, beside llama.cpp
  * (node-llama-cpp, tools/llama-ref/bench.mjs) on the same file in the same run, and the process's
- * peak resident memory. Prefill: one prompt of {@code --prompt-tokens} in one chunk; decode: batch 1,
- * {@code --decode-tokens} steps; best of {@code --repeats}.
+ * peak resident memory. Prefill: one prompt of {@code --prompt-tokens} (512 by default) in one chunk;
+ * decode: batch 1, {@code --decode-tokens} steps; the median of {@code --repeats} (at least 3) runs
+ * after a warm-up, each run's figure reported too, so one noisy run does not decide.
  */
 @Command(name = "engine", description = "Prefill and decode tokens/s beside llama.cpp on the same file.")
 final class EngineBench implements Runnable {
@@ -37,13 +38,16 @@ final class EngineBench implements Runnable {
     @Option(names = "--threads", split = ",", defaultValue = "1,2")
     int[] threads;
 
-    @Option(names = "--prompt-tokens", defaultValue = "256")
+    @Option(names = "--prompt-tokens", defaultValue = "512")
     int promptTokens;
 
     @Option(names = "--decode-tokens", defaultValue = "64")
     int decodeTokens;
 
-    @Option(names = "--repeats", defaultValue = "3")
+    @Option(
+            names = "--repeats",
+            defaultValue = "3",
+            description = "runs per figure, at least 3; the median is reported")
     int repeats;
 
     @Option(names = "--no-reference", description = "skip llama.cpp")
@@ -58,11 +62,16 @@ final class EngineBench implements Runnable {
             throw new IllegalArgumentException("--model " + model
                     + " does not exist; generate one: ./mooncakej model generate --preset small --out " + model);
         }
+        if (repeats < 3) {
+            throw new IllegalArgumentException(
+                    "--repeats " + repeats + ": expected at least 3 (the median of the runs is reported)");
+        }
+        if (promptTokens < 1) throw new IllegalArgumentException("--prompt-tokens " + promptTokens + ": expected >= 1");
         Map<String, Object> out = new LinkedHashMap<>();
         out.put(
                 "command",
                 "./mooncakej bench engine --model " + model + " --prompt-tokens " + promptTokens + " --decode-tokens "
-                        + decodeTokens);
+                        + decodeTokens + " --repeats " + repeats);
         out.put("machine", Machine.describe());
         out.put("model", model.toString());
         out.put("model_bytes", model.toFile().length());
@@ -78,7 +87,7 @@ final class EngineBench implements Runnable {
                 for (int i = 0; i < promptTokens; i++) prompt[i] = 1 + (i * 7919) % Math.max(2, vocab - 16);
                 float[] logits = new float[vocab];
                 DecodeBatch batch = new DecodeBatch(1, vocab);
-                double bestPrefill = 0, bestDecode = 0;
+                List<Double> prefills = new ArrayList<>(), decodes = new ArrayList<>();
                 for (int r = 0; r < repeats + 1; r++) { // first round warms the JIT
                     Sequence s = engine.newSequence();
                     long t0 = System.nanoTime();
@@ -95,14 +104,16 @@ final class EngineBench implements Runnable {
                     double decode = decodeTokens / ((System.nanoTime() - t0) / 1e9);
                     s.release();
                     if (r > 0) {
-                        bestPrefill = Math.max(bestPrefill, prefill);
-                        bestDecode = Math.max(bestDecode, decode);
+                        prefills.add(round(prefill));
+                        decodes.add(round(decode));
                     }
                 }
                 Map<String, Object> row = new LinkedHashMap<>();
                 row.put("threads", t);
-                row.put("prefill_tok_s", round(bestPrefill));
-                row.put("decode_tok_s", round(bestDecode));
+                row.put("prefill_tok_s", median(prefills));
+                row.put("decode_tok_s", median(decodes));
+                row.put("prefill_runs", prefills);
+                row.put("decode_runs", decodes);
                 rows.add(row);
             }
         }
@@ -190,6 +201,8 @@ final class EngineBench implements Runnable {
                 row.put("threads", r.get("threads").asInt());
                 row.put("prefill_tok_s", round(r.get("prefill_tok_s").asDouble()));
                 row.put("decode_tok_s", round(r.get("decode_tok_s").asDouble()));
+                row.put("prefill_runs", r.get("prefill_runs"));
+                row.put("decode_runs", r.get("decode_runs"));
                 rows.add(row);
             }
             return rows;
@@ -203,6 +216,13 @@ final class EngineBench implements Runnable {
 
     private void progress(String fmt, Object... args) {
         System.err.printf(fmt + "%n", args);
+    }
+
+    /** The median of the runs (the mean of the middle two for an even count). */
+    static double median(List<Double> runs) {
+        List<Double> sorted = runs.stream().sorted().toList();
+        int n = sorted.size();
+        return n % 2 == 1 ? sorted.get(n / 2) : round((sorted.get(n / 2 - 1) + sorted.get(n / 2)) / 2);
     }
 
     private static double round2(double v) {

@@ -52,7 +52,8 @@ final class ModelCommand {
 
         @Option(
                 names = {"--quant", "--type"},
-                description = "weights: f32, f16, bf16, q8_0, q4_0, q6_k, q5_k_m or q4_k_m (the _m mixes give output, "
+                description = "weights: f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, q2_k, q3_k, q6_k, q5_k_m or "
+                        + "q4_k_m (the _m mixes give output, "
                         + "and attn_v and ffn_down in some layers, Q6_K as llama.cpp does; default: the preset's)")
         String type;
 
@@ -127,12 +128,18 @@ final class ModelCommand {
             case "bf16" -> GgmlType.BF16;
             case "q8_0" -> GgmlType.Q8_0;
             case "q4_0" -> GgmlType.Q4_0;
+            case "q4_1" -> GgmlType.Q4_1;
+            case "q5_0" -> GgmlType.Q5_0;
+            case "q5_1" -> GgmlType.Q5_1;
+            case "q2_k" -> GgmlType.Q2_K;
+            case "q3_k" -> GgmlType.Q3_K;
             case "q6_k" -> GgmlType.Q6_K;
             case "q5_k_m", "q5_k" -> GgmlType.Q5_K;
             case "q4_k_m", "q4_k" -> GgmlType.Q4_K;
             default ->
                 throw new IllegalArgumentException("--quant '" + name
-                        + "' is not known; expected f32, f16, bf16, q8_0, q4_0, q6_k, q5_k_m or q4_k_m");
+                        + "' is not known; expected f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, q2_k, q3_k, q6_k, "
+                        + "q5_k_m or q4_k_m");
         };
     }
 

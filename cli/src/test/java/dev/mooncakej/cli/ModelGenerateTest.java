@@ -79,14 +79,14 @@ class ModelGenerateTest {
         byte[] b = Files.readAllBytes(ok);
         byte[] name = "blk.0.attn_q.weight".getBytes(StandardCharsets.UTF_8);
         int at = indexOf(b, name) + name.length + 4 + 8 + 8; // name, n_dims, dims[0], dims[1]
-        ByteBuffer.wrap(b).order(ByteOrder.LITTLE_ENDIAN).putInt(at, 11); // Q3_K
-        Path q3 = Files.write(dir.resolve("q3k.gguf"), b);
-        r = cli("model", "info", q3.toString());
+        ByteBuffer.wrap(b).order(ByteOrder.LITTLE_ENDIAN).putInt(at, 16); // IQ2_XXS
+        Path iq2 = Files.write(dir.resolve("iq2xxs.gguf"), b);
+        r = cli("model", "info", iq2.toString());
         assertThat(r.exit()).isNotZero();
         assertThat(r.out())
                 .contains("will not load")
                 .contains("'blk.0.attn_q.weight'")
-                .contains("Q3_K");
+                .contains("IQ2_XXS");
     }
 
     /**

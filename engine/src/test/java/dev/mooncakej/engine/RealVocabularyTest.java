@@ -9,6 +9,7 @@ import dev.mooncakej.engine.tokenizer.Tokenizer;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -80,6 +81,30 @@ class RealVocabularyTest {
     }
 
     private static final int GREEDY = 16;
+
+    /**
+     * SmolLM's pre-tokenizer ({@code smollm}: each digit its own piece, then GPT-2's split), on a
+     * generated vocabulary since no package here carries SmolLM's: equal to llama.cpp's.
+     */
+    @Test
+    void smollmPreTokenizerEqualsLlamaCpp() throws Exception {
+        Path model = dir.resolve("tiny-smollm-pre.gguf");
+        ModelGenerator.generate(
+                ModelGenerator.preset(ModelGenerator.Preset.TINY),
+                model,
+                w -> w.putString("tokenizer.ggml.pre", "smollm"));
+        List<LlamaCppReference.Result> ref = LlamaCppReference.run(model, MIXED, 0, false, true);
+        try (LlamaEngine engine = new LlamaEngine(LlamaEngine.Config.of(model))) {
+            for (int p = 0; p < MIXED.size(); p++) {
+                assertThat(engine.tokenizer().encode(MIXED.get(p)))
+                        .as("smollm: tokens of %s", MIXED.get(p))
+                        .containsExactly(ref.get(p).tokens());
+            }
+            assertThat(engine.tokenizer().encode("2026"))
+                    .as("digits one by one")
+                    .hasSize(4);
+        }
+    }
 
     @ParameterizedTest
     @ValueSource(strings = {"llama3", "qwen3", "llama2"})

@@ -28,12 +28,12 @@ class ModelRefusalSystemTest {
         byte[] b = Files.readAllBytes(ok);
         byte[] name = "blk.1.ffn_up.weight".getBytes(StandardCharsets.UTF_8);
         int at = indexOf(b, name) + name.length + 4 + 8 + 8; // name, n_dims, dims[0], dims[1]
-        ByteBuffer.wrap(b).order(ByteOrder.LITTLE_ENDIAN).putInt(at, 11); // GGML type 11: Q3_K
-        Path q3 = Files.write(dir.resolve("q3k.gguf"), b);
-        assertThatThrownBy(() -> LocalCluster.start(q3, 1, 1, Map.of()).close())
+        ByteBuffer.wrap(b).order(ByteOrder.LITTLE_ENDIAN).putInt(at, 16); // GGML type 16: IQ2_XXS
+        Path iq2 = Files.write(dir.resolve("iq2xxs.gguf"), b);
+        assertThatThrownBy(() -> LocalCluster.start(iq2, 1, 1, Map.of()).close())
                 .hasMessageContaining("will not load; nothing was started")
                 .hasMessageContaining("'blk.1.ffn_up.weight'")
-                .hasMessageContaining("Q3_K")
+                .hasMessageContaining("IQ2_XXS")
                 .hasMessageNotContaining("Mooncake-J is up");
     }
 

@@ -197,19 +197,31 @@ public final class HfVocabulary {
                 source);
     }
 
-    /** The llama.cpp pre-tokenizer name for a tokenizer.json's split regex. */
+    /**
+     * The llama.cpp pre-tokenizer name for a tokenizer.json's pre-tokenizer: the Llama 3 split regex
+     * ({@code llama-bpe}), Qwen2's ({@code qwen2}), GPT-2's byte-level regex alone ({@code gpt-2}), or
+     * single digits split off before it ({@code smollm}, as SmolLM's tokenizer.json has it).
+     */
     private static String preTokenizer(JsonNode pre, String source) {
         String regex = null;
-        if (pre != null) {
-            for (JsonNode p : pre.path("pretokenizers")) {
-                if (p.path("type").asString("").equals("Split"))
-                    regex = p.path("pattern").path("Regex").asString(null);
+        boolean digits = false, byteLevelRegex = false;
+        List<JsonNode> parts = new ArrayList<>();
+        if (pre != null && pre.has("pretokenizers")) pre.path("pretokenizers").forEach(parts::add);
+        else if (pre != null) parts.add(pre);
+        for (JsonNode p : parts) {
+            switch (p.path("type").asString("")) {
+                case "Split" -> regex = p.path("pattern").path("Regex").asString(null);
+                case "Digits" -> digits = p.path("individual_digits").asBoolean(false);
+                case "ByteLevel" -> byteLevelRegex = p.path("use_regex").asBoolean(true);
+                default -> {}
             }
         }
+        if (regex == null && byteLevelRegex) return digits ? "smollm" : "gpt-2";
         if (LLAMA3_SPLIT.equals(regex)) return "llama-bpe";
         if (QWEN2_SPLIT.equals(regex)) return "qwen2";
         throw new IllegalArgumentException(source + ": pre-tokenizer " + pre
-                + " is not supported; expected the Llama 3 (llama-bpe) or Qwen2 split regex");
+                + " is not supported; expected the Llama 3 (llama-bpe) or Qwen2 split regex, GPT-2's byte-level "
+                + "regex, or single digits before it (smollm)");
     }
 
     private static String text(JsonNode n) {

@@ -116,4 +116,75 @@ final class KQuantizer {
             out.put(ql).put(qh).put(sc).putShort(Float.floatToFloat16(d));
         }
     }
+
+    /** Q2_K: 16 sub-blocks of 16, each {@code x ~ d*sc*q - dmin*m} with 4-bit sc and m, q in 0..3. */
+    static void encodeQ2K(float[] x, ByteBuffer out) {
+        for (int b = 0; b < x.length / 256; b++) {
+            int base = b * 256;
+            float[] scale = new float[16], min = new float[16];
+            float maxScale = 0, maxMin = 0;
+            for (int j = 0; j < 16; j++) {
+                float lo = 0, hi = 0;
+                for (int l = 0; l < 16; l++) {
+                    lo = Math.min(lo, x[base + 16 * j + l]);
+                    hi = Math.max(hi, x[base + 16 * j + l]);
+                }
+                scale[j] = (hi - lo) / 3;
+                min[j] = -lo;
+                maxScale = Math.max(maxScale, scale[j]);
+                maxMin = Math.max(maxMin, min[j]);
+            }
+            float d = Float.float16ToFloat(Float.floatToFloat16(maxScale / 15));
+            float dmin = Float.float16ToFloat(Float.floatToFloat16(maxMin / 15));
+            byte[] sc = new byte[16];
+            int[] q = new int[256];
+            for (int j = 0; j < 16; j++) {
+                int ls = d > 0 ? clamp(Math.round(scale[j] / d), 0, 15) : 0;
+                int lm = dmin > 0 ? clamp(Math.round(min[j] / dmin), 0, 15) : 0;
+                sc[j] = (byte) (ls | (lm << 4));
+                float sd = d * ls, sm = dmin * lm;
+                for (int l = 0; l < 16; l++)
+                    q[16 * j + l] = sd > 0 ? clamp(Math.round((x[base + 16 * j + l] + sm) / sd), 0, 3) : 0;
+            }
+            byte[] qs = new byte[64];
+            for (int v = 0; v < 256; v++) qs[32 * (v / 128) + v % 32] |= (byte) (q[v] << (2 * ((v % 128) / 32)));
+            out.put(sc).put(qs).putShort(Float.floatToFloat16(d)).putShort(Float.floatToFloat16(dmin));
+        }
+    }
+
+    /** Q3_K: 16 sub-blocks of 16, each {@code x ~ d*(sc-32)*q} with a 6-bit sc and q in -4..3. */
+    static void encodeQ3K(float[] x, ByteBuffer out) {
+        for (int b = 0; b < x.length / 256; b++) {
+            int base = b * 256;
+            float[] scale = new float[16];
+            float maxScale = 0;
+            for (int j = 0; j < 16; j++) {
+                float amax = 0;
+                for (int l = 0; l < 16; l++) amax = Math.max(amax, Math.abs(x[base + 16 * j + l]));
+                scale[j] = amax / 4;
+                maxScale = Math.max(maxScale, scale[j]);
+            }
+            float d = Float.float16ToFloat(Float.floatToFloat16(maxScale / 31));
+            int[] ls = new int[16], u = new int[256];
+            for (int j = 0; j < 16; j++) {
+                ls[j] = d > 0 ? clamp(Math.round(scale[j] / d), -32, 31) : 0;
+                float s = d * ls[j];
+                for (int l = 0; l < 16; l++)
+                    u[16 * j + l] = (s != 0 ? clamp(Math.round(x[base + 16 * j + l] / s), -4, 3) : 0) + 4;
+            }
+            byte[] hmask = new byte[32], qs = new byte[64], sc = new byte[12];
+            for (int v = 0; v < 256; v++) {
+                int n = v / 128, j = (v % 128) / 32, l = v % 32;
+                qs[32 * n + l] |= (byte) ((u[v] & 3) << (2 * j));
+                if (u[v] >= 4) hmask[l] |= (byte) (1 << (4 * n + j));
+            }
+            for (int i = 0; i < 16; i++) {
+                int s6 = ls[i] + 32;
+                if (i < 8) sc[i] |= (byte) (s6 & 0xF);
+                else sc[i - 8] |= (byte) ((s6 & 0xF) << 4);
+                sc[8 + (i & 3)] |= (byte) (((s6 >> 4) & 3) << (2 * (i >> 2)));
+            }
+            out.put(hmask).put(qs).put(sc).putShort(Float.floatToFloat16(d));
+        }
+    }
 }

@@ -26,43 +26,49 @@ public final class GgufWriter {
     private final List<Kv> kvs = new ArrayList<>();
     private final List<Tensor> tensors = new ArrayList<>();
 
+    /** A key written again replaces its earlier value (a GGUF file holds each key once). */
+    private void put(Kv kv) {
+        kvs.removeIf(k -> k.key().equals(kv.key()));
+        kvs.add(kv);
+    }
+
     public GgufWriter putString(String key, String v) {
-        kvs.add(new Kv(key, GgufValueType.STRING, v));
+        put(new Kv(key, GgufValueType.STRING, v));
         return this;
     }
 
     public GgufWriter putU32(String key, long v) {
-        kvs.add(new Kv(key, GgufValueType.UINT32, v));
+        put(new Kv(key, GgufValueType.UINT32, v));
         return this;
     }
 
     public GgufWriter putI32(String key, int v) {
-        kvs.add(new Kv(key, GgufValueType.INT32, v));
+        put(new Kv(key, GgufValueType.INT32, v));
         return this;
     }
 
     public GgufWriter putF32(String key, float v) {
-        kvs.add(new Kv(key, GgufValueType.FLOAT32, v));
+        put(new Kv(key, GgufValueType.FLOAT32, v));
         return this;
     }
 
     public GgufWriter putBool(String key, boolean v) {
-        kvs.add(new Kv(key, GgufValueType.BOOL, v));
+        put(new Kv(key, GgufValueType.BOOL, v));
         return this;
     }
 
     public GgufWriter putStrings(String key, String[] v) {
-        kvs.add(new Kv(key, GgufValueType.ARRAY, v));
+        put(new Kv(key, GgufValueType.ARRAY, v));
         return this;
     }
 
     public GgufWriter putI32s(String key, int[] v) {
-        kvs.add(new Kv(key, GgufValueType.ARRAY, v));
+        put(new Kv(key, GgufValueType.ARRAY, v));
         return this;
     }
 
     public GgufWriter putF32s(String key, float[] v) {
-        kvs.add(new Kv(key, GgufValueType.ARRAY, v));
+        put(new Kv(key, GgufValueType.ARRAY, v));
         return this;
     }
 

@@ -15,6 +15,10 @@ import java.nio.ByteOrder;
  *  Q5_K 176 B: as Q4_K, then 32 B of fifth bits (qh) before the 128 B of nibbles; q in 0..31
  *  Q6_K 210 B: 128 B low nibbles (ql) | 64 B high two bits (qh) | 16 int8 scales, one per 16 values | f16 d
  *              x = d * sc * (q - 32), q in 0..63
+ *  Q2_K  84 B: 16 B (4-bit scale | 4-bit min << 4), one per 16 values | 64 B of 2-bit q | f16 d | f16 dmin
+ *              x = d*sc * q - dmin*m; each 32 bytes of q hold 128 values, four 2-bit planes of 32
+ *  Q3_K 110 B: 32 B high bits (hmask) | 64 B low two bits | 12 B of sixteen 6-bit scales | f16 d
+ *              x = d * (sc - 32) * (q - (high bit set ? 0 : 4)), q the low two bits
  * </pre>
  */
 final class KQuants {
@@ -99,6 +103,55 @@ final class KQuants {
                     out[y + l + 32] = d * data.get(ValueLayout.JAVA_BYTE, sc + is + 2) * q2;
                     out[y + l + 64] = d * data.get(ValueLayout.JAVA_BYTE, sc + is + 4) * q3;
                     out[y + l + 96] = d * data.get(ValueLayout.JAVA_BYTE, sc + is + 6) * q4;
+                }
+            }
+        }
+    }
+
+    static void dequantizeQ2K(MemorySegment data, long off, int cols, float[] out, int outOffset) {
+        for (int b = 0; b < cols / 256; b++) {
+            long bo = off + 84L * b;
+            long scales = bo, qs = bo + 16;
+            float d = f16(data, bo + 80), dmin = f16(data, bo + 82);
+            int y = outOffset + 256 * b, is = 0;
+            for (int n = 0; n < 2; n++) {
+                long q = qs + 32L * n;
+                for (int j = 0, shift = 0; j < 4; j++, shift += 2) {
+                    int sc = u8(data, scales + is++);
+                    float dl = d * (sc & 0xF), ml = dmin * (sc >> 4);
+                    for (int l = 0; l < 16; l++) out[y++] = dl * ((u8(data, q + l) >> shift) & 3) - ml;
+                    sc = u8(data, scales + is++);
+                    dl = d * (sc & 0xF);
+                    ml = dmin * (sc >> 4);
+                    for (int l = 0; l < 16; l++) out[y++] = dl * ((u8(data, q + l + 16) >> shift) & 3) - ml;
+                }
+            }
+        }
+    }
+
+    /** Q3_K's sixteen 6-bit scales, unpacked from 12 bytes as ggml does (low 4 bits, then 2 high bits). */
+    static int q3kScale(MemorySegment m, long scales, int i) {
+        int low = i < 8 ? u8(m, scales + i) & 0xF : u8(m, scales + i - 8) >> 4;
+        int high = (u8(m, scales + 8 + (i & 3)) >> (2 * (i >> 2))) & 3;
+        return low | (high << 4);
+    }
+
+    static void dequantizeQ3K(MemorySegment data, long off, int cols, float[] out, int outOffset) {
+        for (int b = 0; b < cols / 256; b++) {
+            long bo = off + 110L * b;
+            long hm = bo, qs = bo + 32, scales = bo + 96;
+            float dAll = f16(data, bo + 108);
+            int y = outOffset + 256 * b, is = 0, m = 1;
+            for (int n = 0; n < 2; n++) {
+                long q = qs + 32L * n;
+                for (int j = 0, shift = 0; j < 4; j++, shift += 2, m <<= 1) {
+                    float dl = dAll * (q3kScale(data, scales, is++) - 32);
+                    for (int l = 0; l < 16; l++)
+                        out[y++] = dl * (((u8(data, q + l) >> shift) & 3) - ((u8(data, hm + l) & m) != 0 ? 0 : 4));
+                    dl = dAll * (q3kScale(data, scales, is++) - 32);
+                    for (int l = 0; l < 16; l++)
+                        out[y++] = dl
+                                * (((u8(data, q + l + 16) >> shift) & 3) - ((u8(data, hm + l + 16) & m) != 0 ? 0 : 4));
                 }
             }
         }

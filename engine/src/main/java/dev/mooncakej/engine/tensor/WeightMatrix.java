@@ -18,8 +18,11 @@ import jdk.incubator.vector.VectorSpecies;
  * <p>Activations are prepared the way llama.cpp's CPU backend prepares them, so results agree closely:
  * F32 weights use F32 activations; F16 and BF16 weights use activations rounded to that type; Q8_0
  * and Q4_0 weights use activations quantized to Q8_0 blocks (32 values, scale {@code amax/127} stored
- * as F16, values {@code rint(x*127/amax)}); K-quant weights (Q4_K, Q5_K, Q6_K, dequantized a row at a
- * time by {@link KQuants}) activations quantized to Q8_K blocks. See {@link PreparedInput}.
+ * as F16, values {@code rint(x*127/amax)}), and so do Q4_1, Q5_0 and Q5_1 (dequantized a row at a time
+ * by {@link LegacyQuants}; llama.cpp's Q8_1 for Q4_1/Q5_1 has the same values, but it adds the
+ * blocks' minimum terms with the block sums rounded to F16, which this does not copy); K-quant weights
+ * (Q2_K to Q6_K, dequantized a row at a time by {@link KQuants}) activations quantized to Q8_K blocks.
+ * See {@link PreparedInput}.
  */
 public final class WeightMatrix {
     static final ValueLayout.OfFloat F32 = ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
@@ -82,8 +85,8 @@ public final class WeightMatrix {
             case F32 -> PreparedInput.Kind.F32;
             case F16 -> PreparedInput.Kind.F16;
             case BF16 -> PreparedInput.Kind.BF16;
-            case Q8_0, Q4_0 -> PreparedInput.Kind.Q8_0;
-            case Q4_K, Q5_K, Q6_K -> PreparedInput.Kind.Q8_K;
+            case Q8_0, Q4_0, Q4_1, Q5_0, Q5_1 -> PreparedInput.Kind.Q8_0;
+            case Q2_K, Q3_K, Q4_K, Q5_K, Q6_K -> PreparedInput.Kind.Q8_K;
         };
     }
 
@@ -100,7 +103,7 @@ public final class WeightMatrix {
             case F32 -> dotF32(off, in.values, xo);
             case Q8_0 -> dotQ8(off, in.values, xo);
             case Q4_0 -> dotQ4(off, in.values, xo);
-            case F16, BF16, Q4_K, Q5_K, Q6_K -> throw new IllegalStateException("use dequantizeRow + dot for " + type);
+            default -> throw new IllegalStateException("use dequantizeRow + dot for " + type);
         };
     }
 
@@ -193,6 +196,11 @@ public final class WeightMatrix {
             case Q4_K -> KQuants.dequantizeQ4K(data, off, cols, out, outOffset);
             case Q5_K -> KQuants.dequantizeQ5K(data, off, cols, out, outOffset);
             case Q6_K -> KQuants.dequantizeQ6K(data, off, cols, out, outOffset);
+            case Q4_1 -> LegacyQuants.dequantizeQ41(data, off, cols, out, outOffset);
+            case Q5_0 -> LegacyQuants.dequantizeQ50(data, off, cols, out, outOffset);
+            case Q5_1 -> LegacyQuants.dequantizeQ51(data, off, cols, out, outOffset);
+            case Q2_K -> KQuants.dequantizeQ2K(data, off, cols, out, outOffset);
+            case Q3_K -> KQuants.dequantizeQ3K(data, off, cols, out, outOffset);
         }
     }
 

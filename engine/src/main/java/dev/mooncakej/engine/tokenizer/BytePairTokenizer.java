@@ -28,6 +28,10 @@ public final class BytePairTokenizer implements Tokenizer {
             "(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| "
                     + "?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
 
+    /** The {@code tokenizer.ggml.pre} values this tokenizer splits text for. */
+    public static final List<String> PRE_TOKENIZERS =
+            List.of("gpt-2", "default", "llama-bpe", "llama3", "smaug-bpe", "qwen2", "deepseek-llm", "smollm");
+
     private static final char[] BYTE_TO_CHAR = new char[256];
     private static final int[] CHAR_TO_BYTE = new int[512];
 
@@ -45,6 +49,9 @@ public final class BytePairTokenizer implements Tokenizer {
     private final Vocabulary vocab;
     private final Map<String, Integer> mergeRanks;
     private final Pattern pretokenizer;
+    /** {@code smollm}: every digit is a piece of its own before the pattern splits the rest. */
+    private final boolean isolateDigits;
+
     private final byte[][] tokenBytes;
     private final Map<String, int[]> cache = new ConcurrentHashMap<>();
 
@@ -66,9 +73,14 @@ public final class BytePairTokenizer implements Tokenizer {
                 switch (pre) {
                     case "llama-bpe", "llama3", "smaug-bpe" -> LLAMA3_PATTERN;
                     case "qwen2", "deepseek-llm" -> QWEN2_PATTERN;
-                    default -> GPT2_PATTERN;
+                    case "gpt-2", "gpt2", "default", "smollm" -> GPT2_PATTERN;
+                    default ->
+                        throw f.bad(
+                                "tokenizer.ggml.pre",
+                                "pre-tokenizer '" + pre + "' is not supported; expected one of " + PRE_TOKENIZERS);
                 },
                 Pattern.UNICODE_CHARACTER_CLASS);
+        this.isolateDigits = pre.equals("smollm");
         this.tokenBytes = new byte[vocab.tokens.length][];
         for (int i = 0; i < vocab.tokens.length; i++) tokenBytes[i] = bytesOf(i);
     }
@@ -164,6 +176,27 @@ public final class BytePairTokenizer implements Tokenizer {
     static final int MAX_PIECE_CHARS = 256;
 
     private void encodePlain(String text, IntList out) {
+        if (!isolateDigits) {
+            encodePieces(text, out);
+            return;
+        }
+        int run = 0; // start of the current run of non-digits
+        for (int i = 0; i < text.length(); ) {
+            int cp = text.codePointAt(i);
+            int next = i + Character.charCount(cp);
+            if (Character.isDigit(cp)
+                    || Character.getType(cp) == Character.LETTER_NUMBER
+                    || Character.getType(cp) == Character.OTHER_NUMBER) {
+                if (i > run) encodePieces(text.substring(run, i), out);
+                encodePieces(text.substring(i, next), out);
+                run = next;
+            }
+            i = next;
+        }
+        if (run < text.length()) encodePieces(text.substring(run), out);
+    }
+
+    private void encodePieces(String text, IntList out) {
         Matcher m = pretokenizer.matcher(text);
         while (m.find()) {
             String piece = m.group();

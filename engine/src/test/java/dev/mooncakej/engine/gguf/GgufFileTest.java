@@ -136,19 +136,19 @@ class GgufFileTest {
 
     @Test
     void unsupportedTensorTypeIsNamed() throws IOException {
-        Path p = dir.resolve("q3k.gguf");
+        Path p = dir.resolve("iq2.gguf");
         new GgufWriter()
                 .putString("general.architecture", "llama")
                 .addTensor("w", new long[] {32}, GgmlType.F32, new byte[128])
                 .write(p);
         byte[] b = Files.readAllBytes(p);
         int at = indexOf(b, "w".getBytes(StandardCharsets.UTF_8), 60) + 1 + 4 + 8; // name, n_dims, dims[0]
-        ByteBuffer.wrap(b).order(ByteOrder.LITTLE_ENDIAN).putInt(at, 11); // Q3_K
-        Path bad = write("q3k-bad.gguf", b);
+        ByteBuffer.wrap(b).order(ByteOrder.LITTLE_ENDIAN).putInt(at, 16); // IQ2_XXS
+        Path bad = write("iq2-bad.gguf", b);
         assertThatThrownBy(() -> GgufFile.open(bad))
                 .hasMessageContaining("tensor 'w' type")
-                .hasMessageContaining("Q3_K")
-                .hasMessageContaining("F32, F16, Q4_0, Q8_0, Q4_K, Q5_K, Q6_K, BF16");
+                .hasMessageContaining("IQ2_XXS")
+                .hasMessageContaining("F32, F16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, BF16");
     }
 
     @Test

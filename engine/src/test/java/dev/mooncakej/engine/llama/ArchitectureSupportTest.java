@@ -89,6 +89,21 @@ class ArchitectureSupportTest {
         assertRefused(model, "llama.attention.value_length", "different key and value head sizes are not supported");
     }
 
+    @Test
+    void anUnknownPreTokenizerIsRefusedByName() {
+        Path model = dir.resolve("tekken.gguf");
+        ModelGenerator.generate(
+                ModelGenerator.preset(ModelGenerator.Preset.TINY),
+                model,
+                w -> w.putString("tokenizer.ggml.pre", "tekken"));
+        ModelCheck.Report r = ModelCheck.check(model);
+        assertThat(r.loads()).isFalse();
+        assertThat(r.problems())
+                .anySatisfy(p -> assertThat(p)
+                        .contains("tokenizer.ggml.pre")
+                        .contains("pre-tokenizer 'tekken' is not supported"));
+    }
+
     private static void assertRefused(Path model, String key, String why) {
         assertThatThrownBy(() -> {
                     try (GgufFile f = GgufFile.open(model)) {
