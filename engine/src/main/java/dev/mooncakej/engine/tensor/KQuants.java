@@ -35,7 +35,7 @@ final class KQuants {
     }
 
     /** Sub-block {@code j}'s 6-bit scale (low 8 bits of the result) and min (bits 8..15) of a Q4_K/Q5_K block. */
-    private static int scaleMin(MemorySegment m, long scales, int j) {
+    static int scaleMin(MemorySegment m, long scales, int j) {
         int sc, mn;
         if (j < 4) {
             sc = u8(m, scales + j) & 63;

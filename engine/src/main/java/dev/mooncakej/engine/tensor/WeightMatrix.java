@@ -103,13 +103,19 @@ public final class WeightMatrix {
             case F32 -> dotF32(off, in.values, xo);
             case Q8_0 -> dotQ8(off, in.values, xo);
             case Q4_0 -> dotQ4(off, in.values, xo);
+            case Q4_K -> KQuantsVector.dotQ4K(data, off, cols, in.values, xo);
+            case Q6_K -> KQuantsVector.dotQ6K(data, off, cols, in.values, xo);
             default -> throw new IllegalStateException("use dequantizeRow + dot for " + type);
         };
     }
 
     /** True when {@link #dot(int, PreparedInput, int)} can compute a row without a dequantized copy. */
     public boolean fusedDot() {
-        return type == GgmlType.F32 || type == GgmlType.Q8_0 || type == GgmlType.Q4_0;
+        return type == GgmlType.F32
+                || type == GgmlType.Q8_0
+                || type == GgmlType.Q4_0
+                || type == GgmlType.Q4_K
+                || type == GgmlType.Q6_K;
     }
 
     /**
@@ -193,9 +199,9 @@ public final class WeightMatrix {
             case BF16 -> dequantizeBF16(off, out, outOffset);
             case Q8_0 -> dequantizeQ8(off, out, outOffset);
             case Q4_0 -> dequantizeQ4(off, out, outOffset);
-            case Q4_K -> KQuants.dequantizeQ4K(data, off, cols, out, outOffset);
-            case Q5_K -> KQuants.dequantizeQ5K(data, off, cols, out, outOffset);
-            case Q6_K -> KQuants.dequantizeQ6K(data, off, cols, out, outOffset);
+            case Q4_K -> KQuantsVector.dequantizeQ4K(data, off, cols, out, outOffset);
+            case Q5_K -> KQuantsVector.dequantizeQ5K(data, off, cols, out, outOffset);
+            case Q6_K -> KQuantsVector.dequantizeQ6K(data, off, cols, out, outOffset);
             case Q4_1 -> LegacyQuants.dequantizeQ41(data, off, cols, out, outOffset);
             case Q5_0 -> LegacyQuants.dequantizeQ50(data, off, cols, out, outOffset);
             case Q5_1 -> LegacyQuants.dequantizeQ51(data, off, cols, out, outOffset);
