@@ -158,6 +158,23 @@ class EdgeSystemTest {
                 HttpRequest.newBuilder(URI.create(cluster.url() + "/v1/models")).build(),
                 HttpResponse.BodyHandlers.ofString());
         assertThat(models.statusCode()).isEqualTo(200);
+        // one model by name (OpenAI's retrieve-model), and a name not served: 404 model_not_found
+        String name = JSON.readTree(models.body()).get("data").get(0).get("id").asString();
+        HttpResponse<String> one = HTTP.send(
+                HttpRequest.newBuilder(URI.create(cluster.url() + "/v1/models/" + name))
+                        .build(),
+                HttpResponse.BodyHandlers.ofString());
+        assertThat(one.statusCode()).isEqualTo(200);
+        assertThat(JSON.readTree(one.body()).get("id").asString()).isEqualTo(name);
+        assertThat(JSON.readTree(one.body()).get("object").asString()).isEqualTo("model");
+        HttpResponse<String> none = HTTP.send(
+                HttpRequest.newBuilder(URI.create(cluster.url() + "/v1/models/no-such-model"))
+                        .build(),
+                HttpResponse.BodyHandlers.ofString());
+        assertThat(none.statusCode()).isEqualTo(404);
+        assertThat(JSON.readTree(none.body()).path("error").path("code").asString())
+                .isEqualTo("model_not_found");
+        assertThat(none.body()).contains("no-such-model");
     }
 
     /**

@@ -25,6 +25,7 @@ import org.springframework.http.ResponseEntity;
 import org.springframework.http.codec.ServerSentEvent;
 import org.springframework.web.bind.annotation.ExceptionHandler;
 import org.springframework.web.bind.annotation.GetMapping;
+import org.springframework.web.bind.annotation.PathVariable;
 import org.springframework.web.bind.annotation.PostMapping;
 import org.springframework.web.bind.annotation.RequestBody;
 import org.springframework.web.bind.annotation.RequestHeader;
@@ -72,9 +73,29 @@ public class OpenAiController {
     @GetMapping("/v1/models")
     public ResponseEntity<?> models() {
         List<Map<String, Object>> data = new ArrayList<>();
-        for (String name : model.names())
-            data.add(Map.of("id", name, "object", "model", "created", created, "owned_by", "mooncakej"));
+        for (String name : model.names()) data.add(modelObject(name));
         return ResponseEntity.ok(Map.of("object", "list", "data", data));
+    }
+
+    /** One model, as OpenAI's retrieve-model answers; 404 {@code model_not_found} for a name not served. */
+    @GetMapping("/v1/models/{id}")
+    public ResponseEntity<?> model(@PathVariable("id") String id) {
+        if (model.serves(id)) return ResponseEntity.ok(modelObject(id));
+        String shown = id.length() <= 64 ? id : id.substring(0, 64) + "...";
+        return error(
+                new ApiException(
+                        404,
+                        "invalid_request_error",
+                        "model",
+                        "model_not_found",
+                        "the model '" + shown + "' does not exist; this server serves " + model.names()
+                                + " (see GET /v1/models)",
+                        null),
+                "-");
+    }
+
+    private Map<String, Object> modelObject(String name) {
+        return Map.of("id", name, "object", "model", "created", created, "owned_by", "mooncakej");
     }
 
     @PostMapping(value = "/v1/chat/completions", consumes = MediaType.APPLICATION_JSON_VALUE)

@@ -216,9 +216,7 @@ public final class ModelGenerator {
                     weightType,
                     tiedOutput,
                     seed,
-                    tokenizerJson == null
-                            ? tokenizer
-                            : HfVocabulary.read(tokenizerJson).model(),
+                    tokenizer, // unused with a vocabulary file: its tokenizer.json says which kind it is
                     headDim,
                     ropeScaling,
                     tokenizerJson);
