@@ -1,6 +1,5 @@
 package dev.mooncakej.decode;
 
-import dev.mooncakej.engine.constrain.TokenConstraint;
 import dev.mooncakej.engine.sampling.Sampler;
 import dev.mooncakej.engine.spi.Sequence;
 import dev.mooncakej.kvcache.wire.WorkerMessages.DecodeTask;
@@ -56,9 +55,6 @@ final class Reservation {
     volatile boolean cancelled;
     DecodeTask task;
     Sampler sampler;
-    /** The JSON schema the output must stay inside ({@code response_format}), or null. */
-    TokenConstraint constraint;
-
     Sinks.Many<TokenEvent> sink;
     int next;
     int produced;
