@@ -124,7 +124,9 @@ public final class DecodeAgent implements SmartLifecycle {
             }
             r.fed(r.next); // its KV is in the sequence now
             int off = batch.logitsOffset(i);
+            if (r.constraint != null) r.constraint.mask(batch.logits(), off, vocab);
             int t = r.sampler.sample(batch.logits(), off, vocab);
+            if (r.constraint != null) r.constraint.accept(t);
             r.next = t;
             if (tokenizer.isEndOfGeneration(t)) continue; // ends at the top of the next cycle
             float lp = r.task.sampling().logprobs() ? Sampler.logprob(batch.logits(), off, vocab, t) : 0f;

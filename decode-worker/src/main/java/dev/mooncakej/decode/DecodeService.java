@@ -1,6 +1,7 @@
 package dev.mooncakej.decode;
 
 import dev.mooncakej.decode.Reservation.State;
+import dev.mooncakej.engine.constrain.TokenConstraint;
 import dev.mooncakej.engine.kv.PagedKvCache;
 import dev.mooncakej.engine.sampling.Sampler;
 import dev.mooncakej.engine.sampling.SamplingParams;
@@ -286,6 +287,7 @@ public final class DecodeService {
                 dropLocked(r, "decode before commit");
                 throw new IllegalStateException("reservation " + r.id + ": its KV has not arrived (state " + was + ")");
             }
+            r.constraint = constraint(task, r);
             r.state = State.DECODING;
         }
         var s = task.sampling();
@@ -308,6 +310,29 @@ public final class DecodeService {
         r.lastTokenAt = System.nanoTime();
         joining.add(r);
         return flux;
+    }
+
+    /**
+     * The task's {@code response_format} schema as a token constraint that has taken the first token
+     * (sampled by the prefill worker under the same schema), or null; a schema the worker cannot
+     * compile, or a first token outside it, drops the reservation. Called holding {@code r}.
+     */
+    private TokenConstraint constraint(DecodeTask task, Reservation r) {
+        var s = task.sampling();
+        if (s.schema() == null) return null;
+        TokenConstraint c;
+        try {
+            c = TokenConstraint.of(engine.tokenizer(), s.schema(), s.strict());
+        } catch (IllegalArgumentException e) {
+            dropLocked(r, "bad schema");
+            throw new IllegalArgumentException("decode task of reservation " + r.id + ": " + e.getMessage(), e);
+        }
+        if (!c.accept(task.firstToken())) {
+            dropLocked(r, "first token outside the schema");
+            throw new IllegalArgumentException("decode task of reservation " + r.id + ": the first token "
+                    + task.firstToken() + " does not fit the response_format schema");
+        }
+        return c;
     }
 
     private String checkKeys(SequenceKeys k, int promptTokens, int vocab) {

@@ -1,5 +1,6 @@
 package dev.mooncakej.decode;
 
+import dev.mooncakej.engine.constrain.TokenConstraint;
 import dev.mooncakej.engine.sampling.Sampler;
 import dev.mooncakej.engine.spi.Sequence;
 import dev.mooncakej.kvcache.wire.WorkerMessages.DecodeTask;
@@ -55,6 +56,9 @@ final class Reservation {
     volatile boolean cancelled;
     DecodeTask task;
     Sampler sampler;
+    /** The JSON schema the output must stay inside ({@code response_format}), or null. */
+    TokenConstraint constraint;
+
     Sinks.Many<TokenEvent> sink;
     int next;
     int produced;

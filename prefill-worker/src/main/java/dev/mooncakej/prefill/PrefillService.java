@@ -1,6 +1,7 @@
 package dev.mooncakej.prefill;
 
 import dev.mooncakej.cluster.LeaderLink;
+import dev.mooncakej.engine.constrain.TokenConstraint;
 import dev.mooncakej.engine.kv.PagedKvCache;
 import dev.mooncakej.engine.sampling.Sampler;
 import dev.mooncakej.engine.sampling.SamplingParams;
@@ -261,6 +262,8 @@ public final class PrefillService {
             // the engine's busy time (what utilisation is made of), not the wait for it behind other prefills
             metrics.prefillTime.record(Duration.ofNanos((long) ((computeSeconds + fetchSeconds) * 1e9)));
             Sampler sampler = new Sampler(sp, vocab);
+            if (s.schema() != null) // the first token obeys the schema too
+            TokenConstraint.of(engine.tokenizer(), s.schema(), s.strict()).mask(logits, 0, logits.length);
             int first = sampler.sample(logits, 0, logits.length);
             float lp = s.logprobs() ? Sampler.logprob(logits, 0, logits.length, first) : 0f;
             long tk = System.nanoTime();

@@ -469,7 +469,11 @@ class EdgeSystemTest {
             {"tool_choice", "\"auto\""},
             {"functions", "[]"},
             {"function_call", "\"auto\""},
-            {"response_format", "{\"type\":\"json_object\"}"},
+            {
+                "response_format",
+                "{\"type\":\"json_schema\",\"json_schema\":{\"name\":\"x\",\"schema\":"
+                        + "{\"type\":\"string\",\"pattern\":\"^a\"}}}"
+            },
             {"logit_bias", "{\"5\":10}"},
             {"n", "2"},
             {"audio", "{}"},

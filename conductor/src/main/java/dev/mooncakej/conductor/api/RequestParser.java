@@ -180,14 +180,6 @@ public class RequestParser {
             if (root.has(p) && !root.get(p).isNull())
                 throw ApiException.invalid(p, "unsupported_parameter", p + " is not supported by this server");
         }
-        JsonNode rf = root.get("response_format");
-        if (rf != null
-                && !rf.isNull()
-                && !(rf.isObject() && "text".equals(rf.path("type").asString(""))))
-            throw ApiException.invalid(
-                    "response_format",
-                    "unsupported_parameter",
-                    "response_format other than {\"type\": \"text\"} is not supported by this server");
         if (!chat && root.has("echo") && root.get("echo").asBoolean(false))
             throw ApiException.invalid("echo", "unsupported_parameter", "echo is not supported by this server");
         JsonNode bestOf = root.get("best_of");

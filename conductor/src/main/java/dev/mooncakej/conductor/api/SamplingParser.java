@@ -1,10 +1,14 @@
 package dev.mooncakej.conductor.api;
 
+import dev.mooncakej.engine.constrain.JsonSchemas;
 import dev.mooncakej.kvcache.wire.WorkerMessages.Sampling;
 import tools.jackson.databind.JsonNode;
+import tools.jackson.databind.json.JsonMapper;
 
 /** The sampling parameters of a completion or chat request, checked as OpenAI and vLLM document them. */
 final class SamplingParser {
+    private static final JsonMapper JSON = JsonMapper.builder().build();
+
     private SamplingParser() {}
 
     /**
@@ -57,8 +61,60 @@ final class SamplingParser {
             logprobs = lp != null;
         }
         float t = temperature == null ? 1f : temperature.floatValue();
+        String[] schema = responseFormat(root.get("response_format"));
         return new Sampling(
-                t, topP == null ? 1f : topP.floatValue(), topK == null ? 0 : Math.max(0, topK), seed, logprobs);
+                t,
+                topP == null ? 1f : topP.floatValue(),
+                topK == null ? 0 : Math.max(0, topK),
+                seed,
+                logprobs,
+                schema == null ? null : schema[0],
+                schema != null && schema[1] != null);
+    }
+
+    /**
+     * {@code response_format}: null for text; for {@code json_object} the schema of any object; for
+     * {@code json_schema} its schema (and "strict" in [1] when {@code strict: true}), compiled here so an
+     * unsupported keyword is refused before anything runs.
+     */
+    static String[] responseFormat(JsonNode rf) {
+        if (rf == null || rf.isNull()) return null;
+        if (!rf.isObject())
+            throw ApiException.invalid(
+                    "response_format", "response_format: expected an object such as {\"type\": \"json_object\"}");
+        String type = rf.path("type").asString("");
+        String schema;
+        boolean strict = false;
+        switch (type) {
+            case "text" -> {
+                return null;
+            }
+            case "json_object" -> schema = "{\"type\":\"object\"}";
+            case "json_schema" -> {
+                JsonNode js = rf.get("json_schema");
+                if (js == null
+                        || !js.isObject()
+                        || !js.has("schema")
+                        || !js.get("schema").isObject())
+                    throw ApiException.invalid(
+                            "response_format",
+                            "response_format.json_schema: expected {\"name\": ..., \"schema\": {...}, "
+                                    + "\"strict\": true}");
+                strict = js.path("strict").asBoolean(false);
+                schema = js.get("schema").toString();
+            }
+            default ->
+                throw ApiException.invalid(
+                        "response_format",
+                        "response_format type '" + type + "' is not known; expected text, json_object or json_schema");
+        }
+        try {
+            JsonSchemas.compile(JSON.readTree(schema), strict);
+        } catch (IllegalArgumentException e) {
+            throw ApiException.invalid(
+                    "response_format", "unsupported_parameter", "response_format: " + e.getMessage());
+        }
+        return new String[] {schema, strict ? "strict" : null};
     }
 
     private static Double range(JsonNode root, String name, double min, double max, String expected) {

@@ -3,8 +3,14 @@ package dev.mooncakej.engine.constrain;
 import dev.mooncakej.engine.tokenizer.Tokenizer;
 import java.util.ArrayList;
 import java.util.BitSet;
+import java.util.Collections;
 import java.util.List;
+import java.util.Map;
 import java.util.Set;
+import java.util.WeakHashMap;
+import tools.jackson.core.JacksonException;
+import tools.jackson.databind.JsonNode;
+import tools.jackson.databind.json.JsonMapper;
 
 /**
  * A JSON-schema constraint on generated tokens: {@link #allowed} says which token ids may come next
@@ -27,9 +33,34 @@ public final class TokenConstraint {
         for (int id = 0; id < tokenizer.vocabSize(); id++) if (tokenizer.isEndOfGeneration(id)) endOfGeneration.set(id);
     }
 
+    /** Each tokenizer's trie, built once (a 150k vocabulary takes a while). */
+    private static final Map<Tokenizer, Trie> TRIES = Collections.synchronizedMap(new WeakHashMap<>());
+
+    private final BitSet scratch = new BitSet();
+
     /** A constraint on {@code tokenizer}'s tokens to JSON text satisfying {@code schema}. */
     public static TokenConstraint of(Tokenizer tokenizer, SchemaNode schema) {
-        return new TokenConstraint(tokenizer, Trie.of(tokenizer), JsonMatcher.of(schema));
+        return new TokenConstraint(tokenizer, TRIES.computeIfAbsent(tokenizer, Trie::of), JsonMatcher.of(schema));
+    }
+
+    /** As {@link #of(Tokenizer, SchemaNode)} from the schema's JSON text; refuses an unsupported schema by name. */
+    public static TokenConstraint of(Tokenizer tokenizer, String schemaJson, boolean strict) {
+        JsonNode schema;
+        try {
+            schema = JSON.readTree(schemaJson);
+        } catch (JacksonException e) {
+            throw new IllegalArgumentException("json schema: not valid JSON: " + e.getOriginalMessage(), e);
+        }
+        return of(tokenizer, JsonSchemas.compile(schema, strict));
+    }
+
+    private static final JsonMapper JSON = JsonMapper.builder().build();
+
+    /** Sets every logit of a token that may not come next to minus infinity ({@code logits[off .. off+vocab)}). */
+    public void mask(float[] logits, int off, int vocab) {
+        allowed(scratch);
+        for (int id = scratch.nextClearBit(0); id < vocab; id = scratch.nextClearBit(id + 1))
+            logits[off + id] = Float.NEGATIVE_INFINITY;
     }
 
     /** Sets in {@code out} (cleared first) the ids that may come next. */

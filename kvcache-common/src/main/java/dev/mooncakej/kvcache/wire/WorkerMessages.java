@@ -15,8 +15,18 @@ import java.util.List;
 public final class WorkerMessages {
     private WorkerMessages() {}
 
-    /** Sampling settings carried to the worker that samples. */
-    public record Sampling(float temperature, float topP, int topK, Long seed, boolean logprobs) {}
+    /**
+     * Sampling settings carried to the worker that samples.
+     *
+     * @param schema a JSON schema (as JSON text) every sampled token must keep the output inside, or null
+     * @param strict OpenAI's {@code strict}: properties the schema does not declare are refused
+     */
+    public record Sampling(
+            float temperature, float topP, int topK, Long seed, boolean logprobs, String schema, boolean strict) {
+        public Sampling(float temperature, float topP, int topK, Long seed, boolean logprobs) {
+            this(temperature, topP, topK, seed, logprobs, null, false);
+        }
+    }
 
     /** Conductor -> decode worker: reserve KV for a prompt and its generation ({@code promptTokens + maxTokens}). */
     public record ReserveRequest(long reservationId, int promptTokens, int maxTokens) {}
