@@ -83,7 +83,14 @@ class RoutingHealthSystemTest {
         Path model = tinyModel();
         try (LocalCluster c =
                 LocalCluster.start(model, 1, 1, Map.of(), "--engine", "simulated", "--sim-time-scale", "10")) {
-            assertThat(routing(c).path("status").asString()).isEqualTo("UP");
+            // UNKNOWN until the conductor has admitted both workers (its membership poll runs beside startup)
+            JsonNode start = routing(c);
+            for (long t = System.nanoTime();
+                    "UNKNOWN".equals(start.path("status").asString()) && System.nanoTime() - t < 20e9; ) {
+                Thread.sleep(200);
+                start = routing(c);
+            }
+            assertThat(start.path("status").asString()).as("routing health: %s", start).isEqualTo("UP");
             // The prefill worker's report stream tells the conductor it holds the blocks of four prompts it
             // never computed (what a worker whose cache was wiped, or whose keys disagree, looks like from
             // the conductor): the events are signed with the cluster credential, as the worker's own are.

@@ -19,10 +19,15 @@ public final class WorkerMessages {
      * Sampling settings carried to the worker that samples.
      *
      * @param schema a JSON schema (as JSON text) every sampled token must keep the output inside, or null
-     * @param strict OpenAI's {@code strict}: properties the schema does not declare are refused
+     * @param strict OpenAI's {@code strict}: properties the schema does not declare are refused; absent
+     *     (a sender that predates it) reads as false
      */
     public record Sampling(
-            float temperature, float topP, int topK, Long seed, boolean logprobs, String schema, boolean strict) {
+            float temperature, float topP, int topK, Long seed, boolean logprobs, String schema, Boolean strict) {
+        public Sampling {
+            strict = Boolean.TRUE.equals(strict);
+        }
+
         public Sampling(float temperature, float topP, int topK, Long seed, boolean logprobs) {
             this(temperature, topP, topK, seed, logprobs, null, false);
         }

@@ -120,6 +120,15 @@ class WireContractsTest {
     }
 
     @Test
+    void samplingFromASenderWithoutSchemaFieldsReadsAsUnconstrained() {
+        Sampling old = InternalJson.decode(
+                "{\"temperature\":0,\"topP\":1,\"topK\":0,\"seed\":null,\"logprobs\":false}", Sampling.class);
+        assertThat(old.schema()).isNull();
+        assertThat(old.strict()).isFalse();
+        assertThat(new Sampling(0f, 1f, 0, null, false, "{}", null).strict()).isFalse();
+    }
+
+    @Test
     void anUnknownFieldIsRefusedByName() {
         String withDescriptor =
                 "{\"reservationId\":1,\"tokens\":[1],\"blockKeys\":[],\"kv\":{\"segment\":\"d\",\"descriptor\":\""
