@@ -90,7 +90,9 @@ class RoutingHealthSystemTest {
                 Thread.sleep(200);
                 start = routing(c);
             }
-            assertThat(start.path("status").asString()).as("routing health: %s", start).isEqualTo("UP");
+            assertThat(start.path("status").asString())
+                    .as("routing health: %s", start)
+                    .isEqualTo("UP");
             // The prefill worker's report stream tells the conductor it holds the blocks of four prompts it
             // never computed (what a worker whose cache was wiped, or whose keys disagree, looks like from
             // the conductor): the events are signed with the cluster credential, as the worker's own are.
