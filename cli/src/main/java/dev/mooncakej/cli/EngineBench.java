@@ -1,10 +1,13 @@
 package dev.mooncakej.cli;
 
+import dev.mooncakej.engine.constrain.JsonSchemas;
+import dev.mooncakej.engine.constrain.TokenConstraint;
 import dev.mooncakej.engine.llama.LlamaEngine;
 import dev.mooncakej.engine.sampling.Sampler;
 import dev.mooncakej.engine.spi.DecodeBatch;
 import dev.mooncakej.engine.spi.PrefillOptions;
 import dev.mooncakej.engine.spi.Sequence;
+import dev.mooncakej.engine.tokenizer.Tokenizer;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -56,6 +59,12 @@ final class EngineBench implements Runnable {
     @Option(names = "--json", description = "print one JSON object")
     boolean json;
 
+    @Option(
+            names = "--schema",
+            description = "a JSON schema file: also decode under it (response_format json_schema, strict) and"
+                    + " report the step time against unconstrained decoding in the same run")
+    Path schema;
+
     @Override
     public void run() {
         if (!Files.exists(model)) {
@@ -67,11 +76,19 @@ final class EngineBench implements Runnable {
                     "--repeats " + repeats + ": expected at least 3 (the median of the runs is reported)");
         }
         if (promptTokens < 1) throw new IllegalArgumentException("--prompt-tokens " + promptTokens + ": expected >= 1");
+        String schemaText = null;
+        if (schema != null) {
+            try {
+                schemaText = Files.readString(schema);
+            } catch (IOException e) {
+                throw new IllegalArgumentException("--schema " + schema + ": cannot read it: " + e.getMessage(), e);
+            }
+        }
         Map<String, Object> out = new LinkedHashMap<>();
         out.put(
                 "command",
                 "./mooncakej bench engine --model " + model + " --prompt-tokens " + promptTokens + " --decode-tokens "
-                        + decodeTokens + " --repeats " + repeats);
+                        + decodeTokens + " --repeats " + repeats + (schema == null ? "" : " --schema " + schema));
         out.put("machine", Machine.describe());
         out.put("model", model.toString());
         out.put("model_bytes", model.toFile().length());
@@ -88,6 +105,7 @@ final class EngineBench implements Runnable {
                 float[] logits = new float[vocab];
                 DecodeBatch batch = new DecodeBatch(1, vocab);
                 List<Double> prefills = new ArrayList<>(), decodes = new ArrayList<>();
+                List<Double> constrained = new ArrayList<>(), constrainedCold = new ArrayList<>();
                 for (int r = 0; r < repeats + 1; r++) { // first round warms the JIT
                     Sequence s = engine.newSequence();
                     long t0 = System.nanoTime();
@@ -107,6 +125,16 @@ final class EngineBench implements Runnable {
                         prefills.add(round(prefill));
                         decodes.add(round(decode));
                     }
+                    if (schemaText != null) {
+                        // cold: a grammar of its own, its state masks computed as the run meets them;
+                        // warm: the grammar requests with this schema share, as the decode worker has it
+                        double cold = constrainedDecode(engine, prompt, logits, batch, schemaText, false);
+                        double warm = constrainedDecode(engine, prompt, logits, batch, schemaText, true);
+                        if (r > 0) {
+                            constrainedCold.add(round(cold));
+                            constrained.add(round(warm));
+                        }
+                    }
                 }
                 Map<String, Object> row = new LinkedHashMap<>();
                 row.put("threads", t);
@@ -114,6 +142,14 @@ final class EngineBench implements Runnable {
                 row.put("decode_tok_s", median(decodes));
                 row.put("prefill_runs", prefills);
                 row.put("decode_runs", decodes);
+                if (schemaText != null) {
+                    row.put("constrained_decode_tok_s", median(constrained));
+                    row.put("constrained_decode_cold_tok_s", median(constrainedCold));
+                    row.put("constrained_step_ratio", round2(median(decodes) / median(constrained)));
+                    row.put("constrained_cold_step_ratio", round2(median(decodes) / median(constrainedCold)));
+                    row.put("constrained_runs", constrained);
+                    row.put("constrained_cold_runs", constrainedCold);
+                }
                 rows.add(row);
             }
         }
@@ -166,12 +202,61 @@ final class EngineBench implements Runnable {
                         "%-8s %-22s %-22s %-22s%n",
                         r.get("threads"), r.get("prefill_tok_s") + pr, r.get("decode_tok_s") + dr, ref);
             }
+            if (schemaText != null)
+                for (Map<String, Object> r : rows)
+                    System.out.printf(
+                            "%s thread(s) under --schema: %s tok/s (step %sx unconstrained; cold grammar %s tok/s,"
+                                    + " %sx)%n",
+                            r.get("threads"),
+                            r.get("constrained_decode_tok_s"),
+                            r.get("constrained_step_ratio"),
+                            r.get("constrained_decode_cold_tok_s"),
+                            r.get("constrained_cold_step_ratio"));
             System.out.printf(
                     "peak RSS %.1f MB (budget: model %.1f MB + KV pool %.1f MB + 300 MB = %.1f MB)%n",
                     rss / 1e6,
                     model.toFile().length() / 1e6,
                     kvPoolBytes / 1e6,
                     ((long) out.get("rss_budget_bytes")) / 1e6);
+        }
+    }
+
+    /**
+     * Decode tokens/s under the schema, greedy among the allowed tokens and steered to close within the
+     * run: each step masks the logits, picks, steers and advances the constraint; a value that ends
+     * starts the next one (the engine goes on with the same sequence).
+     */
+    private double constrainedDecode(
+            LlamaEngine engine, int[] prompt, float[] logits, DecodeBatch batch, String schemaText, boolean shared) {
+        Tokenizer tokenizer = engine.tokenizer();
+        int vocab = engine.info().vocabSize();
+        Sequence s = engine.newSequence();
+        engine.prefill(s, prompt, PrefillOptions.chunked(promptTokens), logits);
+        TokenConstraint c = constraint(tokenizer, schemaText, shared);
+        c.mask(logits, 0, vocab);
+        int tok = c.steer(Sampler.argmax(logits, 0, vocab), decodeTokens);
+        c.accept(tok);
+        long t0 = System.nanoTime();
+        for (int i = 0; i < decodeTokens; i++) {
+            batch.clear();
+            batch.add(s, tok);
+            engine.decode(batch);
+            if (tokenizer.isEndOfGeneration(tok) || !c.canContinue()) c = c.restart();
+            c.mask(batch.logits(), 0, vocab);
+            tok = c.steer(Sampler.argmax(batch.logits(), 0, vocab), decodeTokens - i - 1);
+            c.accept(tok);
+        }
+        double tokS = decodeTokens / ((System.nanoTime() - t0) / 1e9);
+        s.release();
+        return tokS;
+    }
+
+    private static TokenConstraint constraint(Tokenizer tokenizer, String schemaText, boolean shared) {
+        if (shared) return TokenConstraint.of(tokenizer, schemaText, true);
+        try {
+            return TokenConstraint.of(tokenizer, JsonSchemas.compile(JSON.readTree(schemaText), true));
+        } catch (RuntimeException e) {
+            throw new IllegalArgumentException("--schema: " + e.getMessage(), e);
         }
     }
 

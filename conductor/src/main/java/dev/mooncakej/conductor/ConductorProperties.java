@@ -1,5 +1,6 @@
 package dev.mooncakej.conductor;
 
+import dev.mooncakej.conductor.tools.ToolCallFormat;
 import dev.mooncakej.scheduler.AdmissionMode;
 import dev.mooncakej.scheduler.PrefillPolicy;
 import java.net.URI;
@@ -36,7 +37,8 @@ public record ConductorProperties(
         Boolean workerChannel,
         Boolean apiKeyPublicMetrics,
         List<String> modelAliases,
-        Long stallTimeoutMillis) {
+        Long stallTimeoutMillis,
+        String toolParser) {
 
     public ConductorProperties {
         if (model == null || model.isBlank())
@@ -99,6 +101,8 @@ public record ConductorProperties(
                     + ": expected 200..600000 (how long a worker may answer nothing before its calls fail and it"
                     + " leaves scheduling)");
         modelAliases = modelAliases == null ? List.of() : List.copyOf(modelAliases);
+        toolParser = toolParser == null || toolParser.isBlank() ? "auto" : toolParser;
+        ToolCallFormat.configured(toolParser, "mooncakej.conductor.tool-parser"); // fails start-up naming the key
         for (String a : modelAliases)
             if (a == null || !a.matches("[A-Za-z0-9._:/@+-]{1,128}"))
                 throw new IllegalArgumentException("mooncakej.conductor.model-aliases entry '" + a

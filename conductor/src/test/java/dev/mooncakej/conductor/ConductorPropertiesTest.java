@@ -33,6 +33,7 @@ class ConductorPropertiesTest {
                 null,
                 null,
                 null,
+                null,
                 null);
     }
 

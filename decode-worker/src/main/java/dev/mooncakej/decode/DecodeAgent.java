@@ -1,5 +1,6 @@
 package dev.mooncakej.decode;
 
+import dev.mooncakej.engine.sampling.LogitAdjust;
 import dev.mooncakej.engine.sampling.Sampler;
 import dev.mooncakej.engine.spi.DecodeBatch;
 import dev.mooncakej.engine.spi.InferenceEngine;
@@ -124,9 +125,16 @@ public final class DecodeAgent implements SmartLifecycle {
             }
             r.fed(r.next); // its KV is in the sequence now
             int off = batch.logitsOffset(i);
+            var s = r.task.sampling();
+            LogitAdjust.bias(batch.logits(), off, s.logitBias());
+            if (s.endForbidden(r.produced) && (r.constraint == null || r.constraint.canContinue()))
+                LogitAdjust.forbidEnd(batch.logits(), off, tokenizer);
             if (r.constraint != null) r.constraint.mask(batch.logits(), off, vocab);
             int t = r.sampler.sample(batch.logits(), off, vocab);
-            if (r.constraint != null) r.constraint.accept(t);
+            if (r.constraint != null) { // kept closable within max_tokens, then advanced
+                t = r.constraint.steer(t, r.task.maxTokens() - r.produced - 1);
+                r.constraint.accept(t);
+            }
             r.next = t;
             if (tokenizer.isEndOfGeneration(t)) continue; // ends at the top of the next cycle
             float lp = r.task.sampling().logprobs() ? Sampler.logprob(batch.logits(), off, vocab, t) : 0f;

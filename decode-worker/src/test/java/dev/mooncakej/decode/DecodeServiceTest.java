@@ -78,7 +78,8 @@ class DecodeServiceTest {
                         null,
                         timeScale,
                         null,
-                        0.0));
+                        0.0,
+                        null));
         runtime = WorkerRuntime.start("decode", settings, 8, metadata, new WorkerStoreSettings(0, null, 0));
         service = new DecodeService(new DecodeProperties(8, kvWaitMillis, null), runtime);
         agent = new DecodeAgent(service, new SimpleMeterRegistry());

@@ -10,6 +10,7 @@ import java.time.Clock;
 import java.time.Instant;
 import java.time.ZoneOffset;
 import java.util.ArrayList;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.TimeUnit;
@@ -126,5 +127,107 @@ class ChatTemplateAgreementTest {
         if (name.equals("mistral-style"))
             assertThat(raised).as("cases the template refuses").isPositive();
         else assertThat(raised).as("%s raised on %d cases", name, raised).isZero();
+    }
+
+    /** Two function tools, as an OpenAI request offers them. */
+    static List<Map<String, Object>> tools() {
+        Map<String, Object> weather = Map.of(
+                "type",
+                "function",
+                "function",
+                Map.of(
+                        "name",
+                        "get_weather",
+                        "description",
+                        "The weather now in a city",
+                        "parameters",
+                        Map.of(
+                                "type",
+                                "object",
+                                "properties",
+                                Map.of(
+                                        "location", Map.of("type", "string"),
+                                        "unit", Map.of("type", "string", "enum", List.of("celsius", "fahrenheit"))),
+                                "required",
+                                List.of("location"))));
+        Map<String, Object> add = Map.of(
+                "type",
+                "function",
+                "function",
+                Map.of(
+                        "name",
+                        "add",
+                        "description",
+                        "Adds two numbers",
+                        "parameters",
+                        Map.of(
+                                "type",
+                                "object",
+                                "properties",
+                                Map.of("a", Map.of("type", "number"), "b", Map.of("type", "number")),
+                                "required",
+                                List.of("a", "b"))));
+        return List.of(weather, add);
+    }
+
+    static Map<String, Object> toolCall(String id, String name, Map<String, Object> arguments) {
+        return Map.of("id", id, "type", "function", "function", Map.of("name", name, "arguments", arguments));
+    }
+
+    /**
+     * An assistant turn that only calls tools: clients send its content as null, the conductor gives
+     * the template an empty string (as vLLM does; Qwen's template fails on null in @huggingface/jinja).
+     */
+    @SafeVarargs
+    static Map<String, Object> calling(Map<String, Object>... calls) {
+        Map<String, Object> m = new LinkedHashMap<>();
+        m.put("role", "assistant");
+        m.put("content", "");
+        m.put("tool_calls", List.of(calls));
+        return m;
+    }
+
+    static Map<String, Object> toolResult(String id, String name, String content) {
+        return Map.of("role", "tool", "tool_call_id", id, "name", name, "content", content);
+    }
+
+    /**
+     * Tool calling through the model's own template: the tools offered, an assistant's tool calls (one,
+     * then two in parallel) and the tool results render as Hugging Face renders them.
+     */
+    @ParameterizedTest
+    @ValueSource(strings = {"qwen3"})
+    void toolConversationsRenderAsHuggingFaceJinjaRendersThem(String name) throws Exception {
+        String template = packaged(name);
+        assertThat(template).contains("tools");
+        Map<String, Object> sys = msg("system", "You are a helpful assistant.");
+        Map<String, Object> u1 = msg("user", "What is the weather in Paris, and 2 + 3?");
+        Map<String, Object> one = calling(toolCall("call_1", "get_weather", Map.of("location", "Paris")));
+        Map<String, Object> two = calling(
+                toolCall("call_2", "get_weather", Map.of("location", "Paris", "unit", "celsius")),
+                toolCall("call_3", "add", Map.of("a", 2, "b", 3)));
+        Map<String, Object> r1 = toolResult("call_1", "get_weather", "18 C, sunny");
+        Map<String, Object> r2 = toolResult("call_2", "get_weather", "{\"temp\": 18}");
+        Map<String, Object> r3 = toolResult("call_3", "add", "5");
+        Map<String, Object> extra = Map.of("tools", tools());
+        List<TemplateReference.Case> cases = List.of(
+                new TemplateReference.Case(List.of(u1), true, extra),
+                new TemplateReference.Case(List.of(sys, u1), true, extra),
+                new TemplateReference.Case(List.of(sys, u1, one, r1), true, extra),
+                new TemplateReference.Case(List.of(u1, two, r2, r3), true, extra),
+                new TemplateReference.Case(
+                        List.of(u1, two, r2, r3, msg("assistant", "It is 18 C; 2 + 3 = 5.")), false, extra));
+        List<TemplateReference.Rendered> ref = TemplateReference.render(template, "<s>", "</s>", NOW, cases);
+        ChatTemplate ours = new ChatTemplate(template, "<s>", "</s>", Clock.fixed(NOW, ZoneOffset.UTC));
+        for (int i = 0; i < cases.size(); i++) {
+            assertThat(ref.get(i).error()).as("reference, case %d", i).isNull();
+            assertThat(ours.render(
+                            cases.get(i).messages(), tools(), cases.get(i).addGenerationPrompt()))
+                    .as("%s, tool case %d", name, i)
+                    .isEqualTo(ref.get(i).text());
+        }
+        assertThat(ours.render(List.of(u1), tools(), true))
+                .contains("get_weather")
+                .contains("\"location\"");
     }
 }

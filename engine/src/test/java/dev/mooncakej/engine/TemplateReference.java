@@ -19,7 +19,11 @@ import tools.jackson.databind.json.JsonMapper;
  */
 public final class TemplateReference {
     /** One conversation to render. */
-    public record Case(List<Map<String, Object>> messages, boolean addGenerationPrompt) {}
+    public record Case(List<Map<String, Object>> messages, boolean addGenerationPrompt, Map<String, Object> extra) {
+        public Case(List<Map<String, Object>> messages, boolean addGenerationPrompt) {
+            this(messages, addGenerationPrompt, Map.of());
+        }
+    }
 
     /** The rendered text, or the error the template raised. */
     public record Rendered(String text, String error) {}
@@ -36,7 +40,9 @@ public final class TemplateReference {
         req.put("eos_token", eos);
         req.put("now", now.toString());
         List<Map<String, Object>> cs = new ArrayList<>();
-        for (Case c : cases) cs.add(Map.of("messages", c.messages(), "add_generation_prompt", c.addGenerationPrompt()));
+        for (Case c : cases)
+            cs.add(Map.of(
+                    "messages", c.messages(), "add_generation_prompt", c.addGenerationPrompt(), "extra", c.extra()));
         req.put("cases", cs);
         Path dir = LlamaCppReference.referenceDir();
         Path out = Files.createTempFile("template-ref", ".json");

@@ -3,6 +3,7 @@ package dev.mooncakej.prefill;
 import dev.mooncakej.cluster.LeaderLink;
 import dev.mooncakej.engine.constrain.TokenConstraint;
 import dev.mooncakej.engine.kv.PagedKvCache;
+import dev.mooncakej.engine.sampling.LogitAdjust;
 import dev.mooncakej.engine.sampling.Sampler;
 import dev.mooncakej.engine.sampling.SamplingParams;
 import dev.mooncakej.engine.spi.InferenceEngine;
@@ -262,9 +263,15 @@ public final class PrefillService {
             // the engine's busy time (what utilisation is made of), not the wait for it behind other prefills
             metrics.prefillTime.record(Duration.ofNanos((long) ((computeSeconds + fetchSeconds) * 1e9)));
             Sampler sampler = new Sampler(sp, vocab);
-            if (s.schema() != null) // the first token obeys the schema too
-            TokenConstraint.of(engine.tokenizer(), s.schema(), s.strict()).mask(logits, 0, logits.length);
+            TokenConstraint constraint = s.schema() == null // the first token obeys the schema too
+                    ? null
+                    : TokenConstraint.of(engine.tokenizer(), s.schema(), s.strict());
+            LogitAdjust.bias(logits, 0, s.logitBias());
+            if (s.endForbidden(0) && (constraint == null || constraint.canContinue()))
+                LogitAdjust.forbidEnd(logits, 0, engine.tokenizer());
+            if (constraint != null) constraint.mask(logits, 0, logits.length);
             int first = sampler.sample(logits, 0, logits.length);
+            if (constraint != null && task.maxTokens() != null) first = constraint.steer(first, task.maxTokens() - 1);
             float lp = s.logprobs() ? Sampler.logprob(logits, 0, logits.length, first) : 0f;
             long tk = System.nanoTime();
             awaitWrites(job, id);

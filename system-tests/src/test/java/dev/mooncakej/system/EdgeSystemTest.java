@@ -465,8 +465,13 @@ class EdgeSystemTest {
     void eachUnsupportedParameterGets400NamingIt() throws Exception {
         String base = "\"model\":\"mooncakej-tiny\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]";
         for (String[] p : new String[][] {
-            {"tools", "[{\"type\":\"function\",\"function\":{\"name\":\"f\"}}]"},
-            {"tool_choice", "\"auto\""},
+            { // a call forced under a schema keyword the decoder cannot enforce
+                "tools",
+                "[{\"type\":\"function\",\"function\":{\"name\":\"f\",\"parameters\":{\"type\":\"object\","
+                        + "\"properties\":{\"x\":{\"type\":\"string\",\"pattern\":\"^a\"}}}}}],"
+                        + "\"tool_choice\":\"required\""
+            },
+            {"tool_choice", "\"sometimes\""},
             {"functions", "[]"},
             {"function_call", "\"auto\""},
             {
@@ -474,7 +479,7 @@ class EdgeSystemTest {
                 "{\"type\":\"json_schema\",\"json_schema\":{\"name\":\"x\",\"schema\":"
                         + "{\"type\":\"string\",\"pattern\":\"^a\"}}}"
             },
-            {"logit_bias", "{\"5\":10}"},
+            {"logit_bias", "{\"not-a-token\":10}"},
             {"n", "2"},
             {"audio", "{}"},
             {"modalities", "[\"text\",\"audio\"]"},
@@ -488,6 +493,85 @@ class EdgeSystemTest {
         assertThat(text.statusCode())
                 .as("response_format text is what it does anyway")
                 .isEqualTo(200);
+    }
+
+    /** The text of a greedy completion of "Once" with extra body fields, and its usage and finish reason. */
+    private static JsonNode complete(String extra) throws Exception {
+        HttpResponse<String> r = post(
+                "/v1/completions",
+                "{\"model\":\"mooncakej-tiny\",\"prompt\":\"Once\",\"max_tokens\":6,\"temperature\":0" + extra + "}");
+        assertThat(r.statusCode()).as(r.body()).isEqualTo(200);
+        return JSON.readTree(r.body());
+    }
+
+    @Test
+    void logitBiasMinTokensIgnoreEosTokenizeAndDetokenize() throws Exception {
+        int a = tokenizer.encode("a")[0];
+        JsonNode forced = complete(",\"logit_bias\":{\"" + a + "\":100}");
+        assertThat(forced.get("choices").get(0).get("text").asString())
+                .as("a bias of 100 all but forces the token")
+                .isEqualTo("aaaaaa");
+        String greedy = complete("").get("choices").get(0).get("text").asString();
+        int firstGreedy = tokenizer.encode(greedy)[0];
+        String banned = complete(",\"logit_bias\":{\"" + firstGreedy + "\":-100}")
+                .get("choices")
+                .get(0)
+                .get("text")
+                .asString();
+        assertThat(banned).as("the greedy first token banned").doesNotStartWith(tokenizer.decode(new int[] {firstGreedy
+        }));
+        // the end of sequence forced by a bias: it ends the answer at once, unless ignore_eos or min_tokens say no
+        int eos = tokenizer.eos();
+        String toEos = ",\"logit_bias\":{\"" + eos + "\":100}";
+        assertThat(complete(toEos).get("usage").get("completion_tokens").asInt())
+                .isZero();
+        JsonNode ignored = complete(toEos + ",\"ignore_eos\":true");
+        assertThat(ignored.get("usage").get("completion_tokens").asInt()).isEqualTo(6);
+        assertThat(ignored.get("choices").get(0).get("finish_reason").asString())
+                .isEqualTo("length");
+        JsonNode atLeast = complete(toEos + ",\"min_tokens\":3");
+        assertThat(atLeast.get("usage").get("completion_tokens").asInt()).isEqualTo(3);
+        assertThat(atLeast.get("choices").get(0).get("finish_reason").asString())
+                .isEqualTo("stop");
+        for (String bad : List.of(
+                ",\"logit_bias\":{\"99999999\":1}",
+                ",\"logit_bias\":{\"1\":101}",
+                ",\"min_tokens\":7",
+                ",\"ignore_eos\":\"yes\"")) {
+            HttpResponse<String> r = post(
+                    "/v1/completions",
+                    "{\"model\":\"mooncakej-tiny\",\"prompt\":\"Once\",\"max_tokens\":6" + bad + "}");
+            assertThat(r.statusCode()).as(bad).isEqualTo(400);
+            assertThat(error(r).path("param").asString()).as(bad).isIn("logit_bias", "min_tokens", "ignore_eos");
+        }
+
+        // vLLM's /tokenize and /detokenize
+        HttpResponse<String> t = post("/tokenize", "{\"model\":\"mooncakej-tiny\",\"prompt\":\"Hello world\"}");
+        assertThat(t.statusCode()).as(t.body()).isEqualTo(200);
+        JsonNode tok = JSON.readTree(t.body());
+        int[] ids = new int[tok.get("tokens").size()];
+        for (int i = 0; i < ids.length; i++) ids[i] = tok.get("tokens").get(i).asInt();
+        assertThat(tok.get("count").asInt()).isEqualTo(ids.length);
+        assertThat(tok.get("max_model_len").asInt()).isPositive();
+        int[] expected = tokenizer.encode("Hello world");
+        assertThat(ids).endsWith(expected);
+        HttpResponse<String> d = post(
+                "/detokenize", "{\"model\":\"mooncakej-tiny\",\"tokens\":" + JSON.writeValueAsString(expected) + "}");
+        assertThat(JSON.readTree(d.body()).get("prompt").asString()).isEqualTo("Hello world");
+        String chat = "{\"model\":\"mooncakej-tiny\",\"messages\":[{\"role\":\"user\",\"content\":\"Hi there\"}]";
+        int counted =
+                JSON.readTree(post("/tokenize", chat + "}").body()).get("count").asInt();
+        int used = JSON.readTree(post("/v1/chat/completions", chat + ",\"max_tokens\":1}")
+                        .body())
+                .get("usage")
+                .get("prompt_tokens")
+                .asInt();
+        assertThat(counted)
+                .as("messages are counted as a chat request renders them")
+                .isEqualTo(used);
+        HttpResponse<String> badIds = post("/detokenize", "{\"model\":\"mooncakej-tiny\",\"tokens\":[1,-5]}");
+        assertThat(badIds.statusCode()).isEqualTo(400);
+        assertThat(error(badIds).path("message").asString()).contains("tokens[1]=-5");
     }
 
     @Test

@@ -2,12 +2,13 @@ package dev.mooncakej.system;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
+import dev.mooncakej.engine.constrain.RandomSchemas;
 import dev.mooncakej.engine.generate.ModelGenerator;
 import java.net.http.HttpResponse;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.List;
 import java.util.Map;
+import java.util.SplittableRandom;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
@@ -17,29 +18,22 @@ import tools.jackson.databind.JsonNode;
 import tools.jackson.databind.json.JsonMapper;
 
 /**
- * {@code response_format} through a 1P+1D cluster of the random-weight model: every completion with a
- * JSON schema parses and satisfies it, streamed and not (the prefill worker's first token and each
- * decode step masked by the same schema), where the model unconstrained writes no JSON at all. The
- * schemas are bounded (string lengths, array sizes), so every completion fits in its max_tokens:
- * steering towards a close when the budget runs out is not built yet.
+ * {@code response_format} through a 1P+1D cluster of the random-weight model: for 100 random schemas
+ * (nested objects with required properties, arrays with bounds, enums, numbers, strings with escapes,
+ * nullable fields) every completion parses and satisfies its schema, streamed and not (the prefill
+ * worker's first token and each decode step masked by the same schema), where the model unconstrained
+ * writes no JSON at all; and a value is closed within a small {@code max_tokens} (steering), where the
+ * same request unsteered would be cut inside a string.
  */
 @Timeout(value = 10, unit = TimeUnit.MINUTES)
 class StructuredOutputSystemTest {
     private static final JsonMapper JSON = JsonMapper.builder().build();
     private static LocalCluster cluster;
 
-    static final List<String> SCHEMAS = List.of(
-            "{\"type\":\"object\",\"properties\":{\"name\":{\"type\":\"string\",\"maxLength\":12},"
-                    + "\"age\":{\"type\":\"integer\"},\"tags\":{\"type\":\"array\",\"maxItems\":3,"
-                    + "\"items\":{\"enum\":[\"red\",\"green\",\"blue\"]}}},\"required\":[\"name\",\"age\",\"tags\"],"
-                    + "\"additionalProperties\":false}",
-            "{\"type\":\"array\",\"items\":{\"type\":\"boolean\"},\"minItems\":1,\"maxItems\":5}",
-            "{\"enum\":[\"yes\",\"no\",\"maybe\"]}",
-            "{\"type\":\"object\",\"properties\":{\"point\":{\"type\":\"object\",\"properties\":{\"x\":{\"type\":"
-                    + "\"number\"},\"y\":{\"type\":\"number\"}},\"required\":[\"x\",\"y\"],"
-                    + "\"additionalProperties\":false},"
-                    + "\"label\":{\"anyOf\":[{\"type\":\"string\",\"maxLength\":6},{\"type\":\"null\"}]}},"
-                    + "\"required\":[\"point\",\"label\"],\"additionalProperties\":false}");
+    static final String SCHEMA = "{\"type\":\"object\",\"properties\":{\"name\":{\"type\":\"string\",\"maxLength\":12},"
+            + "\"age\":{\"type\":\"integer\"},\"tags\":{\"type\":\"array\",\"maxItems\":3,"
+            + "\"items\":{\"enum\":[\"red\",\"green\",\"blue\"]}}},\"required\":[\"name\",\"age\",\"tags\"],"
+            + "\"additionalProperties\":false}";
 
     @BeforeAll
     static void up() throws Exception {
@@ -61,42 +55,73 @@ class StructuredOutputSystemTest {
                 + "\"schema\":" + schema + "}}}";
     }
 
-    @Test
-    void everyCompletionParsesAndSatisfiesItsSchemaStreamedAndNot() throws Exception {
-        for (int i = 0; i < SCHEMAS.size(); i++) {
-            JsonNode schema = JSON.readTree(SCHEMAS.get(i));
-            for (int seed = 1; seed <= 3; seed++) {
-                HttpResponse<String> r =
-                        LocalCluster.post(cluster.url() + "/v1/chat/completions", body(SCHEMAS.get(i), seed, false));
-                assertThat(r.statusCode()).as(r.body()).isEqualTo(200);
-                JsonNode choice = JSON.readTree(r.body()).get("choices").get(0);
-                assertThat(choice.get("finish_reason").asString()).as(r.body()).isEqualTo("stop");
-                String content = choice.get("message").get("content").asString();
-                assertThat(violation(schema, JSON.readTree(content)))
-                        .as("schema %d: %s", i, content)
-                        .isNull();
+    static String body(String schema, int seed, boolean stream, int maxTokens) {
+        return body(schema, seed, stream).replace("\"max_tokens\":400", "\"max_tokens\":" + maxTokens);
+    }
 
-                HttpResponse<String> s =
-                        LocalCluster.post(cluster.url() + "/v1/chat/completions", body(SCHEMAS.get(i), seed, true));
-                assertThat(s.statusCode()).as(s.body()).isEqualTo(200);
-                StringBuilder streamed = new StringBuilder();
-                for (String line : s.body().split("\n")) {
-                    if (!line.startsWith("data:") || line.contains("[DONE]")) continue;
-                    JsonNode delta = JSON.readTree(line.substring(5).trim())
-                            .get("choices")
-                            .get(0)
-                            .path("delta");
-                    if (delta.has("content"))
-                        streamed.append(delta.get("content").asString());
-                }
-                assertThat(streamed.toString()).as("streamed, same seed").isEqualTo(content);
-            }
+    /** The streamed content of an SSE body, the deltas joined. */
+    static String streamed(String sse) throws Exception {
+        StringBuilder out = new StringBuilder();
+        for (String line : sse.split("\n")) {
+            if (!line.startsWith("data:") || line.contains("[DONE]")) continue;
+            JsonNode delta = JSON.readTree(line.substring(5).trim())
+                    .get("choices")
+                    .get(0)
+                    .path("delta");
+            if (delta.has("content")) out.append(delta.get("content").asString());
+        }
+        return out.toString();
+    }
+
+    @Test
+    void hundredRandomSchemasEveryCompletionParsesAndSatisfiesItsSchemaStreamedAndNot() throws Exception {
+        SplittableRandom r = new SplittableRandom(27);
+        int stopped = 0;
+        for (int i = 0; i < 100; i++) {
+            JsonNode schema = RandomSchemas.schema(r, 3);
+            String text = JSON.writeValueAsString(schema);
+            HttpResponse<String> plain =
+                    LocalCluster.post(cluster.url() + "/v1/chat/completions", body(text, i, false, 200));
+            assertThat(plain.statusCode()).as(plain.body()).isEqualTo(200);
+            JsonNode choice = JSON.readTree(plain.body()).get("choices").get(0);
+            String content = choice.get("message").get("content").asString();
+            if (choice.get("finish_reason").asString().equals("stop")) stopped++;
+            assertThat(RandomSchemas.violation(schema, JSON.readTree(content), "#"))
+                    .as("schema %d %s: %s", i, text, content)
+                    .isNull();
+            HttpResponse<String> s =
+                    LocalCluster.post(cluster.url() + "/v1/chat/completions", body(text, i, true, 200));
+            assertThat(s.statusCode()).as(s.body()).isEqualTo(200);
+            assertThat(streamed(s.body()))
+                    .as("schema %d streamed, same seed", i)
+                    .isEqualTo(content);
+            if (i % 25 == 0) System.out.printf("schema %d %s%n  -> %s%n", i, text, content);
+        }
+        System.out.printf("100 schemas: %d completions ended by the model, the rest closed by steering%n", stopped);
+    }
+
+    @Test
+    void aSmallMaxTokensStillGivesAClosedValue() throws Exception {
+        String schema = "{\"type\":\"object\",\"properties\":{\"note\":{\"type\":\"string\"},"
+                + "\"n\":{\"type\":\"integer\"}},\"required\":[\"note\",\"n\"],\"additionalProperties\":false}";
+        for (int seed = 1; seed <= 5; seed++) {
+            HttpResponse<String> r =
+                    LocalCluster.post(cluster.url() + "/v1/chat/completions", body(schema, seed, false, 24));
+            assertThat(r.statusCode()).as(r.body()).isEqualTo(200);
+            JsonNode out = JSON.readTree(r.body());
+            String content =
+                    out.get("choices").get(0).get("message").get("content").asString();
+            assertThat(out.get("usage").get("completion_tokens").asInt()).isLessThanOrEqualTo(24);
+            JsonNode v = JSON.readTree(content);
+            assertThat(v.get("note").isString() && v.get("n").isIntegralNumber())
+                    .as("closed within 24 tokens: %s", content)
+                    .isTrue();
         }
     }
 
     @Test
     void withoutResponseFormatTheSameRequestIsNotTheSchemasJson() throws Exception {
-        String plain = body(SCHEMAS.get(0), 1, false).replaceAll(",\\\"response_format\\\":.*}$", "}");
+        String plain = body(SCHEMA, 1, false).replaceAll(",\\\"response_format\\\":.*}$", "}");
         assertThat(plain).doesNotContain("response_format");
         HttpResponse<String> r = LocalCluster.post(cluster.url() + "/v1/chat/completions", plain);
         assertThat(r.statusCode()).as(r.body()).isEqualTo(200);
@@ -108,7 +133,7 @@ class StructuredOutputSystemTest {
                 .asString();
         boolean valid;
         try {
-            valid = violation(JSON.readTree(SCHEMAS.get(0)), JSON.readTree(content)) == null;
+            valid = violation(JSON.readTree(SCHEMA), JSON.readTree(content)) == null;
         } catch (RuntimeException e) {
             valid = false;
         }

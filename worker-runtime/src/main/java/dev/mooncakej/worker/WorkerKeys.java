@@ -25,7 +25,8 @@ public record WorkerKeys(
         String simProfile,
         Double simTimeScale,
         String conductorUrl,
-        Double calibrationSeconds) {
+        Double calibrationSeconds,
+        String simReply) {
 
     /** The record's text with the secret left out (it must never reach a log). */
     @Override

@@ -72,7 +72,8 @@ public record WorkerSettings(String prefix, WorkerKeys keys) {
                         k.simProfile(),
                         or(k.simTimeScale(), 1.0),
                         conductor,
-                        calibration));
+                        calibration,
+                        k.simReply()));
         s.transferConfig(); // the kv-* keys, each named when bad
         s.engineSettings(1); // engine and sim-*
         return s;
@@ -131,6 +132,7 @@ public record WorkerSettings(String prefix, WorkerKeys keys) {
                 maxRows,
                 keys.threads(),
                 keys.simProfile(),
-                keys.simTimeScale());
+                keys.simTimeScale(),
+                keys.simReply());
     }
 }

@@ -37,7 +37,8 @@ public class ApiKeyFilter implements WebFilter, Ordered {
 
     @Override
     public Mono<Void> filter(ServerWebExchange exchange, WebFilterChain chain) {
-        if (!keys.enabled() || !exchange.getRequest().getPath().value().startsWith("/v1/"))
+        String path = exchange.getRequest().getPath().value();
+        if (!keys.enabled() || !(path.startsWith("/v1/") || path.equals("/tokenize") || path.equals("/detokenize")))
             return chain.filter(exchange);
         ApiKeys.Tenant tenant;
         Runnable release;

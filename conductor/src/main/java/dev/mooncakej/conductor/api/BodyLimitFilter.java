@@ -43,7 +43,9 @@ public class BodyLimitFilter implements WebFilter, Ordered, WebFluxConfigurer {
 
     @Override
     public Mono<Void> filter(ServerWebExchange exchange, WebFilterChain chain) {
-        if (!exchange.getRequest().getPath().value().startsWith("/v1/")) return chain.filter(exchange);
+        String path = exchange.getRequest().getPath().value();
+        if (!path.startsWith("/v1/") && !path.equals("/tokenize") && !path.equals("/detokenize"))
+            return chain.filter(exchange);
         long declared = exchange.getRequest().getHeaders().getContentLength();
         if (declared > limit) return ApiKeyFilter.write(exchange, tooLarge(declared, limit));
         AtomicLong seen = new AtomicLong();

@@ -8,6 +8,7 @@ import dev.mooncakej.conductor.request.GenerationEvent;
 import dev.mooncakej.conductor.request.GenerationRequest;
 import dev.mooncakej.conductor.request.RequestFailure;
 import dev.mooncakej.conductor.request.RequestPath;
+import dev.mooncakej.conductor.tools.ToolCallStream;
 import jakarta.annotation.PreDestroy;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
@@ -96,6 +97,34 @@ public class OpenAiController {
 
     private Map<String, Object> modelObject(String name) {
         return Map.of("id", name, "object", "model", "created", created, "owned_by", "mooncakej");
+    }
+
+    /** vLLM's {@code /tokenize}: {@code count}, {@code max_model_len}, {@code tokens}. */
+    @PostMapping(value = "/tokenize", consumes = MediaType.APPLICATION_JSON_VALUE)
+    public Mono<ResponseEntity<?>> tokenize(@RequestBody(required = false) String body, ServerWebExchange exchange) {
+        ApiKeys.Tenant tenant = exchange.getAttribute(ApiKeyFilter.TENANT);
+        return tokenizers
+                .<ResponseEntity<?>>submit(tenant == null ? "-" : tenant.name(), () -> {
+                    int[] ids = parser.tokenize(body, tenant == null ? null : tenant.salt());
+                    Map<String, Object> out = new LinkedHashMap<>();
+                    out.put("count", ids.length);
+                    out.put("max_model_len", model.contextLength());
+                    out.put("tokens", ids);
+                    out.put("token_strs", null);
+                    return ResponseEntity.ok(out);
+                })
+                .onErrorResume(ApiException.class, e -> Mono.just(error(e, "-")));
+    }
+
+    /** vLLM's {@code /detokenize}: {@code prompt}, the text of the ids. */
+    @PostMapping(value = "/detokenize", consumes = MediaType.APPLICATION_JSON_VALUE)
+    public Mono<ResponseEntity<?>> detokenize(@RequestBody(required = false) String body, ServerWebExchange exchange) {
+        ApiKeys.Tenant tenant = exchange.getAttribute(ApiKeyFilter.TENANT);
+        return tokenizers
+                .<ResponseEntity<?>>submit(
+                        tenant == null ? "-" : tenant.name(),
+                        () -> ResponseEntity.ok(Map.of("prompt", parser.detokenize(body))))
+                .onErrorResume(ApiException.class, e -> Mono.just(error(e, "-")));
     }
 
     @PostMapping(value = "/v1/chat/completions", consumes = MediaType.APPLICATION_JSON_VALUE)
@@ -235,6 +264,8 @@ public class OpenAiController {
             GenerationRequest g, String id, long now, Flux<GenerationEvent> events) {
         List<ServerSentEvent<String>> head = new ArrayList<>();
         if (g.chat()) head.add(sse(json(chunk(g, id, now, Map.of("role", "assistant", "content", ""), null, null))));
+        ToolCallStream calls = g.tools() == null ? null : g.tools().stream();
+        if (calls != null) return Flux.fromIterable(head).concatWith(toolChunks(g, id, now, events, calls));
         Flux<ServerSentEvent<String>> body = events.concatMap(ev -> switch (ev) {
             case GenerationEvent.Delta d ->
                 d.text().isEmpty() && !g.sampling().logprobs()
@@ -249,21 +280,77 @@ public class OpenAiController {
                         g.chat()
                                 ? chunk(g, id, now, Map.of(), done.finishReason(), null)
                                 : textChunk(g, id, now, "", done.finishReason(), null))));
-                if (g.includeUsage()) {
-                    Map<String, Object> u = new LinkedHashMap<>();
-                    u.put("id", id);
-                    u.put("object", g.chat() ? "chat.completion.chunk" : "text_completion");
-                    u.put("created", now);
-                    u.put("model", g.model());
-                    u.put("choices", List.of());
-                    u.put("usage", usage(done));
-                    tail.add(sse(json(u)));
-                }
+                if (g.includeUsage()) tail.add(sse(json(usageChunk(g, id, now, done))));
                 tail.add(sse("[DONE]"));
                 yield Flux.fromIterable(tail);
             }
         });
         return Flux.fromIterable(head).concatWith(body);
+    }
+
+    /**
+     * A chat stream whose answer is parsed for tool calls: content deltas as before, each call as
+     * OpenAI streams it (a delta with its index, id, type and name, then deltas of argument fragments),
+     * and {@code finish_reason: tool_calls} when the answer called. A token's log-probability rides on
+     * the next chunk released (text held back while it may start a call releases later).
+     */
+    private Flux<ServerSentEvent<String>> toolChunks(
+            GenerationRequest g, String id, long now, Flux<GenerationEvent> events, ToolCallStream calls) {
+        List<GenerationEvent.Delta> pending = new ArrayList<>();
+        return events.concatMap(ev -> {
+            List<ServerSentEvent<String>> out = new ArrayList<>();
+            List<ToolCallStream.Out> released;
+            String finish = null;
+            GenerationEvent.Done done = null;
+            if (ev instanceof GenerationEvent.Delta d) {
+                if (d.token() >= 0) pending.add(d);
+                released = calls.feed(d.text());
+            } else {
+                done = (GenerationEvent.Done) ev;
+                released = calls.finish();
+                finish = calls.calls() > 0 && done.finishReason().equals("stop") ? "tool_calls" : done.finishReason();
+            }
+            for (ToolCallStream.Out o : released) {
+                Object lp = pending.isEmpty() ? null : logprobs(g, List.copyOf(pending));
+                pending.clear();
+                out.add(sse(json(chunk(g, id, now, toolDelta(o), null, lp))));
+            }
+            if (done != null) {
+                out.add(sse(json(chunk(g, id, now, Map.of(), finish, null))));
+                if (g.includeUsage()) out.add(sse(json(usageChunk(g, id, now, done))));
+                out.add(sse("[DONE]"));
+            }
+            return Flux.fromIterable(out);
+        });
+    }
+
+    private static Map<String, Object> toolDelta(ToolCallStream.Out o) {
+        return switch (o) {
+            case ToolCallStream.Text t -> Map.of("content", t.text());
+            case ToolCallStream.Start st -> {
+                Map<String, Object> call = new LinkedHashMap<>();
+                call.put("index", st.index());
+                call.put("id", st.id());
+                call.put("type", "function");
+                call.put("function", Map.of("name", st.name(), "arguments", ""));
+                yield Map.of("tool_calls", List.of(call));
+            }
+            case ToolCallStream.Args a ->
+                Map.of(
+                        "tool_calls",
+                        List.of(Map.of("index", a.index(), "function", Map.of("arguments", a.fragment()))));
+        };
+    }
+
+    private Map<String, Object> usageChunk(GenerationRequest g, String id, long now, GenerationEvent.Done done) {
+        Map<String, Object> u = new LinkedHashMap<>();
+        u.put("id", id);
+        u.put("object", g.chat() ? "chat.completion.chunk" : "text_completion");
+        u.put("created", now);
+        u.put("model", g.model());
+        u.put("choices", List.of());
+        u.put("usage", usage(done));
+        return u;
     }
 
     private Map<String, Object> chunk(
@@ -313,15 +400,52 @@ public class OpenAiController {
         if (done == null) done = new GenerationEvent.Done("stop", g.promptTokens().length, deltas.size(), 0);
         Map<String, Object> choice = new LinkedHashMap<>();
         choice.put("index", 0);
+        String finish = done.finishReason();
         if (g.chat()) {
             Map<String, Object> message = new LinkedHashMap<>();
             message.put("role", "assistant");
             message.put("content", text.toString());
             message.put("refusal", null);
+            ToolCallStream calls = g.tools() == null ? null : g.tools().stream();
+            if (calls != null) { // the answer parsed as the stream parses it: content, then the calls
+                List<ToolCallStream.Out> outs = new ArrayList<>(calls.feed(text.toString()));
+                outs.addAll(calls.finish());
+                StringBuilder content = new StringBuilder();
+                List<Map<String, Object>> toolCalls = new ArrayList<>();
+                List<StringBuilder> args = new ArrayList<>();
+                for (ToolCallStream.Out o : outs) {
+                    switch (o) {
+                        case ToolCallStream.Text t -> content.append(t.text());
+                        case ToolCallStream.Start st -> {
+                            Map<String, Object> fn = new LinkedHashMap<>();
+                            fn.put("name", st.name());
+                            Map<String, Object> call = new LinkedHashMap<>();
+                            call.put("id", st.id());
+                            call.put("type", "function");
+                            call.put("function", fn);
+                            toolCalls.add(call);
+                            args.add(new StringBuilder());
+                        }
+                        case ToolCallStream.Args a -> args.get(a.index()).append(a.fragment());
+                    }
+                }
+                for (int i = 0; i < toolCalls.size(); i++) {
+                    @SuppressWarnings("unchecked")
+                    Map<String, Object> fn =
+                            (Map<String, Object>) toolCalls.get(i).get("function");
+                    fn.put("arguments", args.get(i).toString());
+                }
+                message.put(
+                        "content", toolCalls.isEmpty() || !content.toString().isBlank() ? content.toString() : null);
+                if (!toolCalls.isEmpty()) {
+                    message.put("tool_calls", toolCalls);
+                    if (finish.equals("stop")) finish = "tool_calls";
+                }
+            }
             choice.put("message", message);
         } else choice.put("text", text.toString());
         choice.put("logprobs", logprobs(g, deltas));
-        choice.put("finish_reason", done.finishReason());
+        choice.put("finish_reason", finish);
         Map<String, Object> m = new LinkedHashMap<>();
         m.put("id", id);
         m.put("object", g.chat() ? "chat.completion" : "text_completion");

@@ -2,6 +2,8 @@ package dev.mooncakej.conductor.api;
 
 import dev.mooncakej.engine.constrain.JsonSchemas;
 import dev.mooncakej.kvcache.wire.WorkerMessages.Sampling;
+import java.util.HashMap;
+import java.util.Map;
 import tools.jackson.databind.JsonNode;
 import tools.jackson.databind.json.JsonMapper;
 
@@ -18,7 +20,7 @@ final class SamplingParser {
      * {@code repetition_penalty}, {@code min_p}, {@code top_logprobs} above 0, completions' {@code
      * logprobs} above 1.
      */
-    static Sampling sampling(JsonNode root, boolean chat) {
+    static Sampling sampling(JsonNode root, boolean chat, int vocab) {
         Double temperature = range(root, "temperature", 0, 2, "0..2");
         Double topP = JsonFields.optionalNumber(root, "top_p");
         if (topP != null && (topP <= 0 || topP > 1))
@@ -62,6 +64,12 @@ final class SamplingParser {
         }
         float t = temperature == null ? 1f : temperature.floatValue();
         String[] schema = responseFormat(root.get("response_format"));
+        Integer minTokens = JsonFields.optionalInt(root, "min_tokens");
+        if (minTokens != null && minTokens < 0)
+            throw ApiException.invalid("min_tokens", "min_tokens=" + minTokens + " is out of range: expected >= 0");
+        JsonNode ie = root.get("ignore_eos");
+        if (ie != null && !ie.isNull() && !ie.isBoolean())
+            throw ApiException.invalid("ignore_eos", "ignore_eos must be true or false");
         return new Sampling(
                 t,
                 topP == null ? 1f : topP.floatValue(),
@@ -69,7 +77,44 @@ final class SamplingParser {
                 seed,
                 logprobs,
                 schema == null ? null : schema[0],
-                schema != null && schema[1] != null);
+                schema != null && schema[1] != null,
+                logitBias(root.get("logit_bias"), vocab),
+                minTokens,
+                ie != null && ie.asBoolean(false));
+    }
+
+    /**
+     * OpenAI's {@code logit_bias}: token id (as a string key) to a bias in -100..100 added to its logit
+     * ({@code -100} bans the token, {@code 100} all but forces it); at most 300 entries, as OpenAI allows.
+     */
+    static Map<Integer, Float> logitBias(JsonNode lb, int vocab) {
+        if (lb == null || lb.isNull()) return null;
+        if (!lb.isObject())
+            throw ApiException.invalid(
+                    "logit_bias", "logit_bias must be an object of token id to bias, like {\"50256\": -100}");
+        if (lb.size() > 300)
+            throw ApiException.invalid("logit_bias", "logit_bias has " + lb.size() + " entries: expected at most 300");
+        Map<Integer, Float> out = new HashMap<>();
+        for (String k : lb.propertyNames()) {
+            int id;
+            try {
+                id = Integer.parseInt(k);
+            } catch (NumberFormatException e) {
+                id = -1;
+            }
+            if (id < 0 || id >= vocab)
+                throw ApiException.invalid(
+                        "logit_bias",
+                        "logit_bias key '" + (k.length() > 32 ? k.substring(0, 32) + "..." : k)
+                                + "' is not a token id: expected an integer in 0.." + (vocab - 1));
+            JsonNode v = lb.get(k);
+            if (!v.isNumber() || !(v.asDouble() >= -100 && v.asDouble() <= 100))
+                throw ApiException.invalid(
+                        "logit_bias",
+                        "logit_bias[" + k + "]=" + v + " is out of range: expected a number in -100..100");
+            out.put(id, (float) v.asDouble());
+        }
+        return out;
     }
 
     /**

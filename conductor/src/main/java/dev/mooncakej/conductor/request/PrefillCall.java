@@ -42,8 +42,8 @@ public class PrefillCall {
             GenerationRequest g, LiveScheduler.Choice ch, long reservation, long[] keys, ReserveResponse res) {
         WorkerEndpoint prefill = ch.prefill();
         int[] tokens = g.promptTokens();
-        PrefillTask task =
-                new PrefillTask(reservation, tokens, keys, ch.decision().prefixBlocks(), res.kv(), g.sampling());
+        PrefillTask task = new PrefillTask(
+                reservation, tokens, keys, ch.decision().prefixBlocks(), res.kv(), g.sampling(), g.maxTokens());
         prefill.started();
         return workers.prefill(prefill.url(), task, g.requestId())
                 .map(pr -> pr.validate(

@@ -8,9 +8,9 @@
  * estimators and routing health), composed by {@link dev.mooncakej.conductor.request.RequestPath};
  * {@link dev.mooncakej.conductor.request.WarmUp} sends the conductor's own start-up requests through
  * it. Failures are typed ({@link dev.mooncakej.conductor.request.RequestFailure}); only {@code api/}
- * maps them to HTTP statuses and OpenAI error bodies. Where the next features land: tool calls and
- * structured output change what a {@code GenerationRequest} carries and what {@code DecodeRelay}
- * parses out of the stream; stream migration replaces {@code DecodeRelay}'s source when a decode
- * worker is lost.
+ * maps them to HTTP statuses and OpenAI error bodies. A {@code GenerationRequest} carries its
+ * structured-output constraint in its sampling settings (the workers enforce it) and its tools
+ * ({@code conductor.tools}: {@code api/} parses the answer for calls); where the next feature lands:
+ * stream migration replaces {@code DecodeRelay}'s source when a decode worker is lost.
  */
 package dev.mooncakej.conductor.request;

@@ -47,6 +47,7 @@ final class ApiFixtures {
                 null,
                 null,
                 null,
+                null,
                 null);
     }
 

@@ -60,10 +60,14 @@ class OpenAiParityTest {
                                 p.formatted(
                                         "{\"role\":\"assistant\",\"content\":null,\"tool_calls\":[{\"id\":\"c\"}]}"),
                                 true)
-                        .body()
-                        .toString())
-                .contains("unsupported_parameter");
+                        .getMessage())
+                .as("a malformed tool call is named")
+                .contains("messages[0].tool_calls[0]");
         for (String ok : new String[] {
+            "{\"role\":\"user\",\"content\":\"hi\"},{\"role\":\"assistant\",\"content\":null,\"tool_calls\":[{"
+                    + "\"id\":\"c1\",\"type\":\"function\",\"function\":{\"name\":\"f\","
+                    + "\"arguments\":\"{\\\"x\\\":1}\"}}]},"
+                    + "{\"role\":\"tool\",\"content\":\"42\",\"tool_call_id\":\"c1\"}",
             "{\"role\":\"developer\",\"content\":\"be brief\"},{\"role\":\"user\",\"content\":\"hi\"}",
             "{\"role\":\"user\",\"content\":\"hi\"},{\"role\":\"assistant\",\"content\":\"yo\"},"
                     + "{\"role\":\"tool\",\"content\":\"42\",\"tool_call_id\":\"c1\"}"

@@ -66,7 +66,13 @@ class RequestParserFuzzTest {
                 "{\"type\":\"text\"}",
                 "{\"include_usage\":true}",
                 "\"\\ud800\"",
-                "[" + "1,".repeat(50) + "1]");
+                "[" + "1,".repeat(50) + "1]",
+                "[{\"type\":\"function\",\"function\":{\"name\":\"f\",\"parameters\":{\"type\":\"object\"}}}]",
+                "\"required\"",
+                "{\"type\":\"function\",\"function\":{\"name\":\"f\"}}",
+                "[{\"role\":\"assistant\",\"content\":null,\"tool_calls\":[{\"id\":\"c\",\"type\":\"function\","
+                        + "\"function\":{\"name\":\"f\",\"arguments\":\"{}\"}}]},{\"role\":\"tool\","
+                        + "\"tool_call_id\":\"c\",\"content\":\"1\"}]");
         Arbitrary<String> key = Arbitraries.of(
                 "model",
                 "prompt",
@@ -82,6 +88,8 @@ class RequestParserFuzzTest {
                 "seed",
                 "logprobs",
                 "tools",
+                "tool_choice",
+                "parallel_tool_calls",
                 "response_format",
                 "echo",
                 "x");

@@ -1,5 +1,6 @@
 package dev.mooncakej.engine.constrain;
 
+import java.io.ByteArrayOutputStream;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -96,6 +97,181 @@ public final class JsonMatcher {
 
     Set<Stack> configs() {
         return configs;
+    }
+
+    /**
+     * The shortest bytes that make the text so far a complete value (empty when it is one): each frame
+     * of a configuration finished the shortest way (required properties with their shortest values,
+     * strings at their minimum length, numbers as {@code 0}), the shortest over the configurations.
+     * What steering towards a closed value under a token budget follows.
+     */
+    public byte[] shortestCompletion() {
+        byte[] best = null;
+        for (Stack s : configs) {
+            if (completes(s)) return new byte[0];
+            ByteArrayOutputStream out = new ByteArrayOutputStream();
+            for (Stack f = s; f != Stack.EMPTY; f = f.below()) finish(f.top(), out);
+            if (best == null || out.size() < best.length) best = out.toByteArray();
+        }
+        return best == null ? new byte[0] : best;
+    }
+
+    /** Appends the shortest bytes that end frame {@code f} (given its state). */
+    private static void finish(Frame f, ByteArrayOutputStream out) {
+        switch (f) {
+            case Value v -> minText(v.node(), out);
+            case Lit l -> {
+                byte[] t = shortest(l.texts());
+                out.write(t, l.pos(), t.length - l.pos());
+            }
+            case Str st -> {
+                int len = st.len();
+                if (st.cont() > 0) {
+                    out.write(st.lo());
+                    for (int i = 1; i < st.cont(); i++) out.write(0x80);
+                } else if (st.esc() == 1) out.write('n');
+                else for (int i = 1; i < st.esc(); i++) out.write('0');
+                for (; len < st.node().minLength(); len++) out.write('a');
+                out.write('"');
+            }
+            case Num n -> {
+                if (!n.canEnd()) out.write('0');
+            }
+            case Obj o -> finishObject(o, out);
+            case Key k -> {
+                // the key that closes the object soonest: its rest, ':', its value, what the object still needs
+                byte[] best = null;
+                for (int i = 0; i < k.keys().size(); i++) {
+                    ByteArrayOutputStream alt = new ByteArrayOutputStream();
+                    byte[] key = k.keys().get(i);
+                    alt.write(key, k.pos(), key.length - k.pos());
+                    int ix = k.index().get(i);
+                    alt.write(':');
+                    minText(k.object().node().values().get(ix), alt);
+                    Obj o = k.object();
+                    finishObject(new Obj(o.node(), o.seen() | (1L << ix), Obj.AFTER_VALUE, 0, -1), alt);
+                    if (best == null || alt.size() < best.length) best = alt.toByteArray();
+                }
+                out.writeBytes(best);
+            }
+            case Arr a -> {
+                int count = a.count();
+                if (a.phase() == Arr.AFTER_COMMA) {
+                    minText(a.node().items(), out);
+                    count++;
+                } else if (a.phase() == Arr.OPEN && a.node().min() > 0) {
+                    minText(a.node().items(), out);
+                    count++;
+                }
+                for (; count < a.node().min(); count++) {
+                    out.write(',');
+                    minText(a.node().items(), out);
+                }
+                out.write(']');
+            }
+            default -> throw new IllegalStateException("frame " + f);
+        }
+    }
+
+    private static void finishObject(Obj o, ByteArrayOutputStream out) {
+        SchemaNode.Obj node = o.node();
+        switch (o.phase()) {
+            case Obj.AFTER_KEY -> {
+                out.write(':');
+                minText(o.pending() >= 0 ? node.values().get(o.pending()) : node.additional(), out);
+                long seen = o.pending() >= 0 ? o.seen() | (1L << o.pending()) : o.seen();
+                finishObject(new Obj(node, seen, Obj.AFTER_VALUE, 0, -1), out);
+            }
+            case Obj.OPEN, Obj.AFTER_VALUE -> {
+                boolean first = o.phase() == Obj.OPEN;
+                for (int i = 0; i < node.names().size(); i++) {
+                    if ((o.seen() & (1L << i)) != 0
+                            || !node.required().contains(node.names().get(i))) continue;
+                    if (!first) out.write(',');
+                    first = false;
+                    property(node, i, out);
+                }
+                out.write('}');
+            }
+            case Obj.AFTER_COMMA -> {
+                // a property must come: the first required one missing, else the cheapest allowed one
+                int pick = -1;
+                for (int i = 0; i < node.names().size() && pick < 0; i++)
+                    if ((o.seen() & (1L << i)) == 0
+                            && node.required().contains(node.names().get(i))) pick = i;
+                if (pick < 0) {
+                    int bestLen = Integer.MAX_VALUE;
+                    for (int i = 0; i < node.names().size(); i++) {
+                        if ((o.seen() & (1L << i)) != 0) continue;
+                        ByteArrayOutputStream alt = new ByteArrayOutputStream();
+                        property(node, i, alt);
+                        if (alt.size() < bestLen) {
+                            bestLen = alt.size();
+                            pick = i;
+                        }
+                    }
+                }
+                if (pick >= 0) {
+                    property(node, pick, out);
+                    finishObject(new Obj(node, o.seen() | (1L << pick), Obj.AFTER_VALUE, 0, -1), out);
+                } else { // only an additional property can come
+                    out.writeBytes(bytes("\"\":"));
+                    minText(node.additional(), out);
+                    finishObject(new Obj(node, o.seen(), Obj.AFTER_VALUE, 0, -1), out);
+                }
+            }
+            default -> throw new IllegalStateException("object phase " + o.phase());
+        }
+    }
+
+    private static void property(SchemaNode.Obj node, int i, ByteArrayOutputStream out) {
+        out.write('"');
+        out.writeBytes(keyText(node.names().get(i)));
+        out.write(':');
+        minText(node.values().get(i), out);
+    }
+
+    /** The shortest JSON text of a value of {@code node}. */
+    static void minText(SchemaNode node, ByteArrayOutputStream out) {
+        switch (node) {
+            case SchemaNode.Any a -> out.write('0');
+            case SchemaNode.Num n -> out.write('0');
+            case SchemaNode.Bool b -> out.writeBytes(bytes("true"));
+            case SchemaNode.Null n -> out.writeBytes(bytes("null"));
+            case SchemaNode.Literal l -> out.writeBytes(shortest(l.texts()));
+            case SchemaNode.Str st -> {
+                out.write('"');
+                for (int i = 0; i < st.minLength(); i++) out.write('a');
+                out.write('"');
+            }
+            case SchemaNode.Arr a -> {
+                out.write('[');
+                for (int i = 0; i < a.min(); i++) {
+                    if (i > 0) out.write(',');
+                    minText(a.items(), out);
+                }
+                out.write(']');
+            }
+            case SchemaNode.Obj o -> {
+                out.write('{');
+                finishObject(new Obj(o, 0, Obj.OPEN, 0, -1), out);
+            }
+            case SchemaNode.Union u -> {
+                byte[] best = null;
+                for (SchemaNode alt : u.alternatives()) {
+                    ByteArrayOutputStream b = new ByteArrayOutputStream();
+                    minText(alt, b);
+                    if (best == null || b.size() < best.length) best = b.toByteArray();
+                }
+                out.writeBytes(best);
+            }
+        }
+    }
+
+    private static byte[] shortest(List<byte[]> texts) {
+        byte[] best = texts.get(0);
+        for (byte[] t : texts) if (t.length < best.length) best = t;
+        return best;
     }
 
     private static boolean completes(Stack s) {
@@ -227,6 +403,11 @@ public final class JsonMatcher {
      * come, the next in {@code lo..hi}.
      */
     record Str(SchemaNode.Str node, int len, int esc, int cont, int lo, int hi) implements Frame {
+        Str {
+            // past minLength an unbounded string's length no longer matters: one state, so masks cache
+            if (node.maxLength() == Integer.MAX_VALUE) len = Math.min(len, node.minLength());
+        }
+
         @Override
         public void step(int b, Stack below, Set<Stack> out) {
             if (cont > 0) {
@@ -409,6 +590,10 @@ public final class JsonMatcher {
     /** An array: {@code count} elements so far. */
     record Arr(SchemaNode.Arr node, int count, int phase, int ws) implements Frame {
         static final int OPEN = 0, AFTER_COMMA = 1, AFTER_VALUE = 2;
+
+        Arr {
+            if (node.max() == Integer.MAX_VALUE) count = Math.min(count, node.min()); // as Str's length
+        }
 
         @Override
         public void step(int b, Stack below, Set<Stack> out) {

@@ -20,6 +20,8 @@ import java.util.function.LongFunction;
  *
  * @param keyPrefix  for messages, e.g. {@code mooncakej.decode.}
  * @param maxRows    rows of one forward pass: the prefill chunk or the decode batch
+ * @param simReply   a scripted answer the simulated engine gives every request (tool-call parsing
+ *                   tests: each family's syntax as a model writes it), or null for its hash-derived tokens
  */
 public record EngineSettings(
         String keyPrefix,
@@ -30,7 +32,8 @@ public record EngineSettings(
         int maxRows,
         int threads,
         String simProfile,
-        double simTimeScale) {
+        double simTimeScale,
+        String simReply) {
     public static final String LLAMA = "llama";
     public static final String SIMULATED = "simulated";
 
@@ -40,6 +43,10 @@ public record EngineSettings(
             throw new IllegalArgumentException(keyPrefix + "engine=" + kind + ": expected llama or simulated");
         simProfile = simProfile == null ? "llama3-70b-8xa800" : simProfile;
         profile(keyPrefix, simProfile);
+        if (simReply != null && simReply.isEmpty()) simReply = null;
+        if (simReply != null && !kind.equals(SIMULATED))
+            throw new IllegalArgumentException(keyPrefix + "sim-reply is set, but " + keyPrefix + "engine=" + kind
+                    + ": a scripted answer is for the simulated engine only");
         if (!(simTimeScale >= 0) || simTimeScale > 1000)
             throw new IllegalArgumentException(keyPrefix + "sim-time-scale=" + simTimeScale
                     + ": expected 0..1000 (1 = the profile's real time, 0.01 = 100 times faster)");
@@ -92,7 +99,8 @@ public record EngineSettings(
                 storedBytesPerToken(shape),
                 blockTokens,
                 blocks,
-                context);
+                context,
+                simReply);
         return new SimulatedEngine(c, Sleeper.REAL, kvMemory);
     }
 }

@@ -15,6 +15,8 @@ import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.file.Path;
 import java.util.Arrays;
+import java.util.Map;
+import java.util.WeakHashMap;
 import java.util.function.LongFunction;
 
 /**
@@ -38,7 +40,8 @@ public final class SimulatedEngine implements InferenceEngine {
             long kvBytesPerToken,
             int blockTokens,
             int kvBlocks,
-            int contextLength) {
+            int contextLength,
+            String reply) {
         public Config {
             if (!(timeScale >= 0))
                 throw new IllegalArgumentException("simulated time scale must be >= 0, got " + timeScale);
@@ -53,22 +56,22 @@ public final class SimulatedEngine implements InferenceEngine {
         }
 
         public static Config of(Path tokenizerModel, CostProfile profile) {
-            return new Config(tokenizerModel, profile, 1.0, 4, 4096, 32, 1024, 32768);
+            return new Config(tokenizerModel, profile, 1.0, 4, 4096, 32, 1024, 32768, null);
         }
 
         public Config withTimeScale(double s) {
             return new Config(
-                    tokenizerModel, profile, s, layers, kvBytesPerToken, blockTokens, kvBlocks, contextLength);
+                    tokenizerModel, profile, s, layers, kvBytesPerToken, blockTokens, kvBlocks, contextLength, reply);
         }
 
         public Config withKv(int l, long bytesPerToken) {
             return new Config(
-                    tokenizerModel, profile, timeScale, l, bytesPerToken, blockTokens, kvBlocks, contextLength);
+                    tokenizerModel, profile, timeScale, l, bytesPerToken, blockTokens, kvBlocks, contextLength, reply);
         }
 
         public Config withBlocks(int tokens, int blocks) {
             return new Config(
-                    tokenizerModel, profile, timeScale, layers, kvBytesPerToken, tokens, blocks, contextLength);
+                    tokenizerModel, profile, timeScale, layers, kvBytesPerToken, tokens, blocks, contextLength, reply);
         }
     }
 
@@ -123,6 +126,22 @@ public final class SimulatedEngine implements InferenceEngine {
         for (int i = 0; i < ids.length; i++) if (tokenizer.tokenType(i) == Tokenizer.TYPE_NORMAL) ids[n++] = i;
         this.generatable = Arrays.copyOf(ids, n);
         this.scratch = new float[tokenizer.vocabSize()];
+        if (cfg.reply() != null) {
+            int[] r = tokenizer.encodeWithSpecials(cfg.reply());
+            this.reply = Arrays.copyOf(r, r.length + 1);
+            this.reply[r.length] = tokenizer.eos() >= 0 ? tokenizer.eos() : generatable[0];
+        } else this.reply = null;
+    }
+
+    /** The scripted answer's ids and end (null: tokens from the sequence's hash). */
+    private final int[] reply;
+
+    /** Decode steps each sequence has taken, for the scripted answer (a sequence's prefill gives its first id). */
+    private final Map<Sequence, Integer> replyStep = new WeakHashMap<>();
+
+    private void replyHot(int step, float[] logits) {
+        Arrays.fill(logits, 0, tokenizer.vocabSize(), 0f);
+        logits[reply[Math.min(step, reply.length - 1)]] = 20f;
     }
 
     public CostProfile profile() {
@@ -184,7 +203,8 @@ public final class SimulatedEngine implements InferenceEngine {
                 options.allLogits().accept(to - 1, logits, 0);
             }
         }
-        oneHot(h, logits);
+        if (reply != null) replyHot(0, logits);
+        else oneHot(h, logits);
         return true;
     }
 
@@ -210,7 +230,8 @@ public final class SimulatedEngine implements InferenceEngine {
             h = chain(h, batch.token(i));
             for (int l = 0; l < cfg.layers(); l++) fill(s.blockTable(), pos, l, h);
             s.setLength(pos + 1);
-            oneHot(h, scratch);
+            if (reply != null) replyHot(replyStep.merge(s, 1, Integer::sum), scratch);
+            else oneHot(h, scratch);
             System.arraycopy(scratch, 0, batch.logits(), batch.logitsOffset(i), scratch.length);
         }
     }

@@ -67,6 +67,7 @@ public final class ChatTemplate {
         jinjava.getGlobalContext()
                 .registerFunction(
                         new ELFunctionDefinition("", "strftime_now", ChatTemplate.class, "strftimeNow", String.class));
+        jinjava.getGlobalContext().registerFilter(new PythonJson()); // json.dumps, as Hugging Face renders
     }
 
     public String template() {
@@ -78,8 +79,18 @@ public final class ChatTemplate {
         List<Map<String, Object>> msgs = messages.stream()
                 .map(m -> Map.<String, Object>of("role", m.role(), "content", m.content()))
                 .toList();
+        return render(msgs, null, addGenerationPrompt);
+    }
+
+    /**
+     * Renders messages given as the template reads them (role, content, and for tool calling an
+     * assistant's {@code tool_calls}, a tool message's {@code tool_call_id} and {@code name}), with the
+     * {@code tools} the request offers (OpenAI's tool objects, as Hugging Face passes them), or null.
+     */
+    public String render(List<Map<String, Object>> msgs, List<Map<String, Object>> tools, boolean addGenerationPrompt) {
         Map<String, Object> ctx = new HashMap<>();
         ctx.put("messages", msgs);
+        if (tools != null) ctx.put("tools", tools);
         ctx.put("add_generation_prompt", addGenerationPrompt);
         ctx.put("bos_token", bosToken);
         ctx.put("eos_token", eosToken);

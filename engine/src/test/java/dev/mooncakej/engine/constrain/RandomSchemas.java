@@ -16,14 +16,14 @@ import tools.jackson.databind.node.ObjectNode;
  * properties, arrays with bounds, enums, numbers, strings with escapes, nullable fields), values that
  * satisfy them, and an independent validator (written for the test, not the code under test).
  */
-final class RandomSchemas {
-    static final JsonMapper JSON = JsonMapper.builder().build();
+public final class RandomSchemas {
+    public static final JsonMapper JSON = JsonMapper.builder().build();
     private static final JsonNodeFactory F = JsonNodeFactory.instance;
     private static final String[] WORDS = {"alpha", "beta", "quote\"d", "back\\slash", "new\nline", "日本", "😀", "x"};
 
     private RandomSchemas() {}
 
-    static ObjectNode schema(SplittableRandom r, int depth) {
+    public static ObjectNode schema(SplittableRandom r, int depth) {
         ObjectNode s = F.objectNode();
         int kind = depth <= 0 ? 2 + r.nextInt(6) : r.nextInt(8);
         switch (kind) {
@@ -70,7 +70,7 @@ final class RandomSchemas {
     }
 
     /** A value satisfying {@code s}. */
-    static JsonNode value(JsonNode s, SplittableRandom r) {
+    public static JsonNode value(JsonNode s, SplittableRandom r) {
         if (s.has("enum")) return s.get("enum").get(r.nextInt(s.get("enum").size()));
         if (s.has("anyOf"))
             return value(s.get("anyOf").get(r.nextInt(s.get("anyOf").size())), r);
@@ -103,7 +103,7 @@ final class RandomSchemas {
     }
 
     /** Null when {@code v} satisfies {@code s}, else what is wrong. */
-    static String violation(JsonNode s, JsonNode v, String at) {
+    public static String violation(JsonNode s, JsonNode v, String at) {
         if (s.has("enum")) {
             for (JsonNode e : s.get("enum")) if (e.equals(v)) return null;
             return at + ": " + v + " is not in " + s.get("enum");

@@ -1,6 +1,7 @@
 package dev.mooncakej.kvcache.wire;
 
 import java.util.List;
+import java.util.Map;
 
 /**
  * The JSON messages between the conductor and the workers (internal HTTP API). Each is a record that
@@ -21,15 +22,41 @@ public final class WorkerMessages {
      * @param schema a JSON schema (as JSON text) every sampled token must keep the output inside, or null
      * @param strict OpenAI's {@code strict}: properties the schema does not declare are refused; absent
      *     (a sender that predates it) reads as false
+     * @param logitBias OpenAI's {@code logit_bias}: added to a token's logit before sampling (null: none)
+     * @param minTokens vLLM's {@code min_tokens}: end-of-generation tokens are not sampled before this many
+     * @param ignoreEos vLLM's {@code ignore_eos}: end-of-generation tokens are never sampled
      */
     public record Sampling(
-            float temperature, float topP, int topK, Long seed, boolean logprobs, String schema, Boolean strict) {
+            float temperature,
+            float topP,
+            int topK,
+            Long seed,
+            boolean logprobs,
+            String schema,
+            Boolean strict,
+            Map<Integer, Float> logitBias,
+            Integer minTokens,
+            Boolean ignoreEos) {
         public Sampling {
             strict = Boolean.TRUE.equals(strict);
+            logitBias = logitBias == null || logitBias.isEmpty() ? null : Map.copyOf(logitBias);
+            minTokens = minTokens == null ? 0 : minTokens;
+            ignoreEos = Boolean.TRUE.equals(ignoreEos);
         }
 
         public Sampling(float temperature, float topP, int topK, Long seed, boolean logprobs) {
-            this(temperature, topP, topK, seed, logprobs, null, false);
+            this(temperature, topP, topK, seed, logprobs, null, false, null, 0, false);
+        }
+
+        /** The same settings decoded under {@code schema}. */
+        public Sampling withSchema(String schema, boolean strict) {
+            return new Sampling(
+                    temperature, topP, topK, seed, logprobs, schema, strict, logitBias, minTokens, ignoreEos);
+        }
+
+        /** Whether end-of-generation tokens may not be sampled after {@code produced} tokens. */
+        public boolean endForbidden(int produced) {
+            return ignoreEos || produced < minTokens;
         }
     }
 
@@ -52,9 +79,22 @@ public final class WorkerMessages {
      * {@code reservationId}. {@code poolPrefixBlocks}: how many leading blocks of {@code blockKeys} the
      * conductor found in the KV pool (Algorithm 1's fetch branch); the worker fetches those it lacks
      * from their holders, looking their places up in the store master itself (0: reuse only its own).
+     * {@code maxTokens}: the request's token budget, which a schema constraint steers the first token by
+     * (null from a sender that predates it: no steering at the first token).
      */
     public record PrefillTask(
-            long reservationId, int[] tokens, long[] blockKeys, int poolPrefixBlocks, KvTarget kv, Sampling sampling) {}
+            long reservationId,
+            int[] tokens,
+            long[] blockKeys,
+            int poolPrefixBlocks,
+            KvTarget kv,
+            Sampling sampling,
+            Integer maxTokens) {
+        public PrefillTask(
+                long reservationId, int[] tokens, long[] blockKeys, int poolPrefixBlocks, KvTarget kv, Sampling s) {
+            this(reservationId, tokens, blockKeys, poolPrefixBlocks, kv, s, null);
+        }
+    }
 
     /**
      * Prefill worker -> conductor: the first token, once all the KV has reached the decode worker.

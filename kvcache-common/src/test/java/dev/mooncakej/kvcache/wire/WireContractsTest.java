@@ -53,11 +53,12 @@ class WireContractsTest {
                 ReserveResponse.class);
         roundTrips(
                 new PrefillTask(
-                        42, new int[] {1, 2, 3}, new long[] {-5}, 1, new KvTarget("d", new long[] {0}, 64), GREEDY),
+                        42, new int[] {1, 2, 3}, new long[] {-5}, 1, new KvTarget("d", new long[] {0}, 64), GREEDY, 16),
                 "{\"reservationId\":42,\"tokens\":[1,2,3],\"blockKeys\":[-5],\"poolPrefixBlocks\":1,"
                         + "\"kv\":{\"segment\":\"d\",\"blockOffsets\":[0],\"layerBytes\":64},"
                         + "\"sampling\":{\"temperature\":0.0,\"topP\":1.0,\"topK\":0,\"seed\":7,\"logprobs\":false,"
-                        + "\"schema\":null,\"strict\":false}}",
+                        + "\"schema\":null,\"strict\":false,\"logitBias\":null,\"minTokens\":0,\"ignoreEos\":false},"
+                        + "\"maxTokens\":16}",
                 PrefillTask.class);
         roundTrips(
                 new PrefillResult(42, 9, -0.5f, 32, 16, 0.25, 4096, 0.001),
@@ -77,14 +78,14 @@ class WireContractsTest {
                 new DecodeTask(42, 9, 100, 16, GREEDY),
                 "{\"reservationId\":42,\"firstToken\":9,\"promptTokens\":100,\"maxTokens\":16,"
                         + "\"sampling\":{\"temperature\":0.0,\"topP\":1.0,\"topK\":0,\"seed\":7,\"logprobs\":false,"
-                        + "\"schema\":null,\"strict\":false},"
+                        + "\"schema\":null,\"strict\":false,\"logitBias\":null,\"minTokens\":0,\"ignoreEos\":false},"
                         + "\"keys\":null}",
                 DecodeTask.class);
         roundTrips(
                 new DecodeTask(42, 9, 5, 16, GREEDY, new SequenceKeys(-7, 4, new long[] {11}, new int[] {3})),
                 "{\"reservationId\":42,\"firstToken\":9,\"promptTokens\":5,\"maxTokens\":16,"
                         + "\"sampling\":{\"temperature\":0.0,\"topP\":1.0,\"topK\":0,\"seed\":7,\"logprobs\":false,"
-                        + "\"schema\":null,\"strict\":false},"
+                        + "\"schema\":null,\"strict\":false,\"logitBias\":null,\"minTokens\":0,\"ignoreEos\":false},"
                         + "\"keys\":{\"seed\":-7,\"blockTokens\":4,\"promptKeys\":[11],\"tailTokens\":[3]}}",
                 DecodeTask.class);
         roundTrips(
@@ -125,7 +126,8 @@ class WireContractsTest {
                 "{\"temperature\":0,\"topP\":1,\"topK\":0,\"seed\":null,\"logprobs\":false}", Sampling.class);
         assertThat(old.schema()).isNull();
         assertThat(old.strict()).isFalse();
-        assertThat(new Sampling(0f, 1f, 0, null, false, "{}", null).strict()).isFalse();
+        assertThat(new Sampling(0f, 1f, 0, null, false, "{}", null, null, null, null).strict())
+                .isFalse();
     }
 
     @Test
@@ -135,7 +137,7 @@ class WireContractsTest {
                         + "{\\\"shmFile\\\":\\\"/etc/passwd\\\"}\","
                         + "\"blockOffsets\":[0],\"layerBytes\":64},\"sampling\":{\"temperature\":0,\"topP\":1,\"top"
                         + "K\":0,\"seed\":null,\"logprobs\":false,"
-                        + "\"schema\":null,\"strict\":false}}";
+                        + "\"schema\":null,\"strict\":false,\"logitBias\":null,\"minTokens\":0,\"ignoreEos\":false}}";
         assertThatThrownBy(() -> InternalJson.decode(withDescriptor, PrefillTask.class))
                 .isInstanceOf(IllegalArgumentException.class)
                 .hasMessageContaining("unknown field 'descriptor'")
