@@ -132,7 +132,8 @@ public final class DecodeAgent implements SmartLifecycle {
             if (r.constraint != null) r.constraint.mask(batch.logits(), off, vocab);
             int t = r.sampler.sample(batch.logits(), off, vocab);
             if (r.constraint != null) { // kept closable within max_tokens, then advanced
-                t = r.constraint.steer(t, r.task.maxTokens() - r.produced - 1);
+                // one token is kept for the end of sequence, so a closed value ends with "stop"
+                t = r.constraint.steer(t, r.task.maxTokens() - r.produced - 2);
                 r.constraint.accept(t);
             }
             r.next = t;

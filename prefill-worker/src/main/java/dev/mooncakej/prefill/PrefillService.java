@@ -271,7 +271,8 @@ public final class PrefillService {
                 LogitAdjust.forbidEnd(logits, 0, engine.tokenizer());
             if (constraint != null) constraint.mask(logits, 0, logits.length);
             int first = sampler.sample(logits, 0, logits.length);
-            if (constraint != null && task.maxTokens() != null) first = constraint.steer(first, task.maxTokens() - 1);
+            if (constraint != null && task.maxTokens() != null) // as the decode worker: the last token is the end
+            first = constraint.steer(first, task.maxTokens() - 2);
             float lp = s.logprobs() ? Sampler.logprob(logits, 0, logits.length, first) : 0f;
             long tk = System.nanoTime();
             awaitWrites(job, id);

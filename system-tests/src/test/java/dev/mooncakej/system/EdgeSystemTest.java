@@ -22,6 +22,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.Collections;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
@@ -572,6 +573,57 @@ class EdgeSystemTest {
         HttpResponse<String> badIds = post("/detokenize", "{\"model\":\"mooncakej-tiny\",\"tokens\":[1,-5]}");
         assertThat(badIds.statusCode()).isEqualTo(400);
         assertThat(error(badIds).path("message").asString()).contains("tokens[1]=-5");
+    }
+
+    @Test
+    void batchedPromptsAndEchoOnCompletions() throws Exception {
+        List<String> prompts = List.of("Once", "Hello there", "The quick brown fox");
+        List<String> alone = new ArrayList<>();
+        for (String p : prompts)
+            alone.add(JSON.readTree(post(
+                                    "/v1/completions",
+                                    "{\"model\":\"mooncakej-tiny\",\"prompt\":" + JSON.writeValueAsString(p)
+                                            + ",\"max_tokens\":5,\"temperature\":0}")
+                            .body())
+                    .get("choices")
+                    .get(0)
+                    .get("text")
+                    .asString());
+        String batch = "{\"model\":\"mooncakej-tiny\",\"prompt\":" + JSON.writeValueAsString(prompts)
+                + ",\"max_tokens\":5,\"temperature\":0";
+        HttpResponse<String> r = post("/v1/completions", batch + "}");
+        assertThat(r.statusCode()).as(r.body()).isEqualTo(200);
+        JsonNode out = JSON.readTree(r.body());
+        assertThat(out.get("choices").size()).isEqualTo(3);
+        for (int i = 0; i < 3; i++) {
+            assertThat(out.get("choices").get(i).get("index").asInt()).isEqualTo(i);
+            assertThat(out.get("choices").get(i).get("text").asString())
+                    .as("prompt %d", i)
+                    .isEqualTo(alone.get(i));
+        }
+        assertThat(out.get("usage").get("completion_tokens").asInt()).isBetween(3, 15);
+        // streamed: each choice's chunks, by index, join into the same texts
+        String[] streamed = {"", "", ""};
+        for (String line :
+                post("/v1/completions", batch + ",\"stream\":true}").body().split("\n")) {
+            if (!line.startsWith("data:") || line.contains("[DONE]")) continue;
+            JsonNode c = JSON.readTree(line.substring(5).trim()).get("choices").get(0);
+            streamed[c.get("index").asInt()] += c.get("text").asString();
+        }
+        assertThat(streamed).containsExactly(alone.toArray(String[]::new));
+        // echo: the prompt, then the answer
+        JsonNode echoed = JSON.readTree(post(
+                        "/v1/completions",
+                        "{\"model\":\"mooncakej-tiny\",\"prompt\":\"Once\",\"max_tokens\":5,\"temperature\":0,"
+                                + "\"echo\":true}")
+                .body());
+        assertThat(echoed.get("choices").get(0).get("text").asString()).isEqualTo("Once" + alone.get(0));
+        HttpResponse<String> tooMany = post(
+                "/v1/completions",
+                "{\"model\":\"mooncakej-tiny\",\"prompt\":" + JSON.writeValueAsString(Collections.nCopies(65, "a"))
+                        + "}");
+        assertThat(tooMany.statusCode()).isEqualTo(400);
+        assertThat(error(tooMany).path("message").asString()).contains("at most 64");
     }
 
     @Test

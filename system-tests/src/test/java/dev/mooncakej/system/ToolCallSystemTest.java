@@ -15,6 +15,23 @@ import com.openai.models.chat.completions.ChatCompletionMessageToolCall;
 import com.openai.models.chat.completions.ChatCompletionToolChoiceOption;
 import com.openai.models.chat.completions.ChatCompletionToolMessageParam;
 import com.openai.models.chat.completions.StructuredChatCompletionCreateParams;
+import com.openai.models.responses.Response;
+import com.openai.models.responses.ResponseCreateParams;
+import com.openai.models.responses.ResponseFunctionToolCall;
+import com.openai.models.responses.ResponseOutputItem;
+import com.openai.models.responses.ResponseStreamEvent;
+import com.openai.models.responses.ToolChoiceOptions;
+import dev.langchain4j.agent.tool.ToolExecutionRequest;
+import dev.langchain4j.agent.tool.ToolSpecification;
+import dev.langchain4j.data.message.AiMessage;
+import dev.langchain4j.data.message.ToolExecutionResultMessage;
+import dev.langchain4j.data.message.UserMessage;
+import dev.langchain4j.model.chat.request.ChatRequest;
+import dev.langchain4j.model.chat.request.ToolChoice;
+import dev.langchain4j.model.chat.request.json.JsonObjectSchema;
+import dev.langchain4j.model.chat.response.ChatResponse;
+import dev.langchain4j.model.openai.OpenAiChatModel;
+import dev.mooncakej.engine.LlamaCppReference;
 import dev.mooncakej.engine.constrain.RandomSchemas;
 import dev.mooncakej.engine.generate.ModelGenerator;
 import java.net.http.HttpResponse;
@@ -36,9 +53,10 @@ import tools.jackson.databind.json.JsonMapper;
  * Tool calls through a 1P+1D cluster. With the random-weight model, {@code tool_choice: required} and
  * a named function decode under the calls' schema, so every answer is a well-formed call whose
  * arguments satisfy its function's parameters, streamed (deltas reassembled, by hand and by the OpenAI
- * Java SDK) and not; the SDK's tool loop (two local functions, their results sent back, a final
- * answer) and its structured-output parse run against it. With a simulated engine scripted to answer
- * in each family's syntax, {@code auto} finds the calls (and none in a plain answer).
+ * Java SDK) and not; the Java SDK's tool loop (two local functions, their results sent back, a final
+ * answer) and its structured-output parse, the Node SDK's parse, runTools and stream helpers,
+ * LangChain4j's tool API and the Responses API (Java SDK) run against it. With a simulated engine
+ * scripted to answer in each family's syntax, {@code auto} finds the calls (and none in a plain answer).
  */
 @Timeout(value = 12, unit = TimeUnit.MINUTES)
 class ToolCallSystemTest {
@@ -273,6 +291,214 @@ class ToolCallSystemTest {
                 .content()
                 .orElseThrow();
         assertThat(a.city()).isNotNull();
+    }
+
+    /**
+     * {@code /v1/responses} through the OpenAI Java SDK: a text answer, a second turn by
+     * {@code previous_response_id} that reuses the first turn's KV (cached input tokens), a function
+     * call with its output sent back, and streaming events whose deltas join into the completed text.
+     */
+    @Test
+    void theResponsesApiWithTheJavaSdk() throws Exception {
+        String instructions = "You are a terse assistant. ".repeat(12);
+        Response first = openai.responses()
+                .create(ResponseCreateParams.builder()
+                        .model("mooncakej-tiny")
+                        .instructions(instructions)
+                        .input("Hello, my name is Ada.")
+                        .maxOutputTokens(12)
+                        .temperature(0.0)
+                        .build());
+        assertThat(first.id()).startsWith("resp_");
+        String text = first.output()
+                .get(0)
+                .asMessage()
+                .content()
+                .get(0)
+                .asOutputText()
+                .text();
+        assertThat(text).isNotEmpty();
+        long firstInput = first.usage().orElseThrow().inputTokens();
+        Response second = openai.responses()
+                .create(ResponseCreateParams.builder()
+                        .model("mooncakej-tiny")
+                        .instructions(instructions)
+                        .previousResponseId(first.id())
+                        .input("What is my name?")
+                        .maxOutputTokens(12)
+                        .temperature(0.0)
+                        .build());
+        assertThat(second.previousResponseId()).contains(first.id());
+        assertThat(second.usage().orElseThrow().inputTokens())
+                .as("the second turn carries the first (and its answer)")
+                .isGreaterThan(firstInput + first.usage().orElseThrow().outputTokens());
+        assertThat(second.usage().orElseThrow().inputTokensDetails().cachedTokens())
+                .as("the first turn's KV is reused")
+                .isPositive();
+        HttpResponse<String> unknown = LocalCluster.post(
+                cluster.url() + "/v1/responses",
+                "{\"model\":\"mooncakej-tiny\",\"input\":\"hi\",\"previous_response_id\":\"resp_nope\"}");
+        assertThat(unknown.statusCode()).isEqualTo(404);
+        assertThat(unknown.body()).contains("previous_response_id");
+        HttpResponse<String> builtin = LocalCluster.post(
+                cluster.url() + "/v1/responses",
+                "{\"model\":\"mooncakej-tiny\",\"input\":\"hi\",\"tools\":[{\"type\":\"web_search\"}]}");
+        assertThat(builtin.statusCode()).isEqualTo(400);
+        assertThat(builtin.body()).contains("unsupported_parameter").contains("web_search");
+
+        // a function call, its output sent back, the final answer
+        Response asked = openai.responses()
+                .create(ResponseCreateParams.builder()
+                        .model("mooncakej-tiny")
+                        .input("The weather in Paris?")
+                        .addTool(GetWeather.class)
+                        .toolChoice(ToolChoiceOptions.REQUIRED)
+                        .maxOutputTokens(60)
+                        .temperature(0.5)
+                        .build());
+        ResponseFunctionToolCall call = asked.output().stream()
+                .filter(ResponseOutputItem::isFunctionCall)
+                .map(ResponseOutputItem::asFunctionCall)
+                .findFirst()
+                .orElseThrow();
+        assertThat(call.name()).isEqualTo("GetWeather");
+        assertThat(JSON.readTree(call.arguments()).get("location").isString()).isTrue();
+        HttpResponse<String> answered = LocalCluster.post(
+                cluster.url() + "/v1/responses",
+                JSON.writeValueAsString(Map.of(
+                        "model",
+                        "mooncakej-tiny",
+                        "previous_response_id",
+                        asked.id(),
+                        "input",
+                        List.of(Map.of(
+                                "type", "function_call_output", "call_id", call.callId(), "output", "18 C, sunny")),
+                        "max_output_tokens",
+                        8)));
+        assertThat(answered.statusCode()).as(answered.body()).isEqualTo(200);
+        assertThat(JSON.readTree(answered.body())
+                        .get("output")
+                        .get(0)
+                        .get("type")
+                        .asString())
+                .isEqualTo("message");
+
+        // streamed: the deltas join into the completed response's text
+        StringBuilder deltas = new StringBuilder();
+        Response[] completed = new Response[1];
+        try (StreamResponse<ResponseStreamEvent> s = openai.responses()
+                .createStreaming(ResponseCreateParams.builder()
+                        .model("mooncakej-tiny")
+                        .input("Tell me a story.")
+                        .maxOutputTokens(16)
+                        .temperature(0.0)
+                        .build())) {
+            s.stream().forEach(ev -> {
+                ev.outputTextDelta().ifPresent(d -> deltas.append(d.delta()));
+                ev.completed().ifPresent(c -> completed[0] = c.response());
+                ev.incomplete().ifPresent(c -> completed[0] = c.response());
+            });
+        }
+        assertThat(completed[0])
+                .as("a response.completed (or incomplete) event")
+                .isNotNull();
+        assertThat(deltas.toString())
+                .isEqualTo(completed[0]
+                        .output()
+                        .get(0)
+                        .asMessage()
+                        .content()
+                        .get(0)
+                        .asOutputText()
+                        .text());
+    }
+
+    /**
+     * The official OpenAI Node SDK (tools/llama-ref/openai-sdk.mjs, openai 6.49.0): its structured-output
+     * {@code parse}, its tool-run helper calling a local function with the arguments the server produced
+     * (the call and the result message in its transcript, then a final answer), and its stream helper
+     * reassembling tool-call deltas into the calls the non-streamed request returns.
+     */
+    @Test
+    void theNodeSdkParseToolRunnerAndStreamedToolCalls() throws Exception {
+        Path out = Files.createTempFile("openai-node", ".json");
+        Path err = Files.createTempFile("openai-node", ".err");
+        Process p = new ProcessBuilder("node", "openai-sdk.mjs", cluster.url(), "mooncakej-tiny")
+                .directory(LlamaCppReference.referenceDir().toFile())
+                .redirectOutput(out.toFile())
+                .redirectError(err.toFile())
+                .start();
+        assertThat(p.waitFor(3, TimeUnit.MINUTES))
+                .as("the Node SDK script ends")
+                .isTrue();
+        assertThat(p.exitValue())
+                .as("node openai-sdk.mjs: %s", Files.readString(err))
+                .isZero();
+        JsonNode r = JSON.readTree(Files.readString(out));
+        System.out.println("OpenAI Node SDK: " + r);
+        JsonNode parsed = r.get("parsed");
+        assertThat(parsed.get("city").isString()
+                        && parsed.get("temperature").isIntegralNumber()
+                        && parsed.get("sunny").isBoolean())
+                .as("parse() filled the schema: %s", parsed)
+                .isTrue();
+        assertThat(r.get("parsedFinish").asString()).isEqualTo("stop");
+        JsonNode calls = r.get("calls");
+        assertThat(calls.size()).as("the local function ran").isPositive();
+        assertThat(calls.get(0).get(0).asString()).isEqualTo("get_weather");
+        assertThat(calls.get(0).get(1).get("location").isString()).isTrue();
+        List<String> roles = new ArrayList<>();
+        r.get("roles").forEach(x -> roles.add(x.asString()));
+        assertThat(roles).containsSubsequence("user", "assistant", "tool");
+        assertThat(r.get("final").isString()).as("a final answer").isTrue();
+        assertThat(r.get("streamedCalls")).as("streamed deltas reassembled").isEqualTo(r.get("wholeCalls"));
+        assertThat(r.get("wholeCalls").size()).isPositive();
+        assertThat(r.get("streamedFinish").asString()).isEqualTo("tool_calls");
+    }
+
+    /**
+     * LangChain4j's OpenAI chat model and tool API: a tool specification, a forced call whose
+     * {@code ToolExecutionRequest} carries arguments satisfying it, the result sent back as a
+     * {@code ToolExecutionResultMessage}, and a final answer.
+     */
+    @Test
+    void langChain4jToolsAgainstTheCluster() {
+        OpenAiChatModel lc = OpenAiChatModel.builder()
+                .baseUrl(cluster.url() + "/v1")
+                .apiKey("not-needed")
+                .modelName("mooncakej-tiny")
+                .maxTokens(80)
+                .temperature(0.5)
+                .seed(7)
+                .timeout(Duration.ofSeconds(60))
+                .build();
+        ToolSpecification weather = ToolSpecification.builder()
+                .name("get_weather")
+                .description("The weather now in a city")
+                .parameters(JsonObjectSchema.builder()
+                        .addStringProperty("location")
+                        .required(List.of("location"))
+                        .build())
+                .build();
+        UserMessage ask = UserMessage.from("What is the weather in Paris?");
+        ChatResponse first = lc.chat(ChatRequest.builder()
+                .messages(ask)
+                .toolSpecifications(weather)
+                .toolChoice(ToolChoice.REQUIRED)
+                .build());
+        AiMessage ai = first.aiMessage();
+        assertThat(ai.hasToolExecutionRequests()).as("%s", ai).isTrue();
+        ToolExecutionRequest call = ai.toolExecutionRequests().get(0);
+        assertThat(call.name()).isEqualTo("get_weather");
+        assertThat(JSON.readTree(call.arguments()).get("location").isString())
+                .as(call.arguments())
+                .isTrue();
+        ChatResponse last = lc.chat(ChatRequest.builder()
+                .messages(ask, ai, ToolExecutionResultMessage.from(call, "18 C and sunny"))
+                .toolSpecifications(weather)
+                .toolChoice(ToolChoice.AUTO)
+                .build());
+        assertThat(last.aiMessage().text()).as("a final answer").isNotNull();
     }
 
     /** Each family's syntax, written by a simulated engine scripted to answer with it, under {@code auto}. */

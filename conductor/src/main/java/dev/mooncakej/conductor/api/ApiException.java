@@ -52,6 +52,17 @@ public final class ApiException extends RuntimeException {
         };
     }
 
+    /** The same error about the {@code i}th prompt of a batch. */
+    public ApiException forPrompt(int i) {
+        return new ApiException(
+                status,
+                type,
+                param == null ? "prompt" : param,
+                code,
+                "prompt[" + i + "]: " + getMessage(),
+                retryAfterSeconds);
+    }
+
     public int status() {
         return status;
     }

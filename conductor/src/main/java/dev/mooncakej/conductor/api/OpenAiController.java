@@ -34,6 +34,7 @@ import org.springframework.web.bind.annotation.RestController;
 import org.springframework.web.server.ServerWebExchange;
 import reactor.core.publisher.Flux;
 import reactor.core.publisher.Mono;
+import tools.jackson.databind.JsonNode;
 import tools.jackson.databind.json.JsonMapper;
 
 /** The OpenAI-compatible API: {@code /v1/models}, {@code /v1/completions}, {@code /v1/chat/completions}. */
@@ -56,13 +57,17 @@ public class OpenAiController {
     private final ApiKeys keys;
     private final ConductorProperties props;
 
+    private final ResponsesApi responses;
+
     public OpenAiController(
             ServedModel model,
             RequestParser parser,
             RequestPath service,
             ConductorMetrics metrics,
             ApiKeys keys,
-            ConductorProperties props) {
+            ConductorProperties props,
+            ResponsesApi responses) {
+        this.responses = responses;
         this.keys = keys;
         this.props = props;
         this.model = model;
@@ -158,12 +163,38 @@ public class OpenAiController {
         // stalling every stream or another key's requests
         return tokenizers
                 .submit(tenant == null ? "-" : tenant.name(), () -> {
-                    GenerationRequest g = parser.parse(body, chat, requestId, tenant == null ? null : tenant.salt());
-                    keys.admitTokens(tenant, (long) g.promptTokens().length + g.maxTokens());
-                    return g;
+                    String salt = tenant == null ? null : tenant.salt();
+                    List<GenerationRequest> gs = chat
+                            ? List.of(parser.parse(body, true, requestId, salt))
+                            : parser.parseCompletions(body, requestId, salt);
+                    long charged = 0;
+                    for (GenerationRequest g : gs) charged += (long) g.promptTokens().length + g.maxTokens();
+                    keys.admitTokens(tenant, charged);
+                    return gs;
                 })
-                .flatMap(g -> generate(g, chat, requestId))
-                .onErrorResume(ApiException.class, e -> {
+                .flatMap(gs -> gs.size() == 1 ? generate(gs.get(0), chat, requestId) : batch(gs, requestId))
+                .transform(m -> refusals(m, requestId));
+    }
+
+    /** A stream's failure as its last events: the OpenAI error body, then {@code [DONE]}. */
+    private Flux<ServerSentEvent<String>> streamFailure(Throwable e, String requestId) {
+        metrics.countOutcome("error");
+        if (!(e instanceof ApiException)) LOG.error("[{}] stream failed", requestId, e);
+        ApiException api = e instanceof ApiException a
+                ? a
+                : new ApiException(
+                        500,
+                        "server_error",
+                        null,
+                        "internal_error",
+                        "the request failed (request " + requestId + "; the conductor's log says why)",
+                        null);
+        return Flux.just(sse(json(api.body())), sse("[DONE]"));
+    }
+
+    /** A request's refusals before it runs: a bad request, a limit, or a full tokenizer queue (503). */
+    private Mono<ResponseEntity<?>> refusals(Mono<ResponseEntity<?>> m, String requestId) {
+        return m.onErrorResume(ApiException.class, e -> {
                     metrics.countOutcome(e.status() == 429 ? "rejected" : "bad_request");
                     return Mono.just(error(e, requestId));
                 })
@@ -204,21 +235,7 @@ public class OpenAiController {
                 Flux<ServerSentEvent<String>> sse = streamChunks(g, id, now, events(gen))
                         .doOnComplete(() -> metrics.countOutcome("ok"))
                         .doOnCancel(() -> metrics.countOutcome("cancelled"))
-                        .onErrorResume(e -> {
-                            metrics.countOutcome("error");
-                            if (!(e instanceof ApiException)) LOG.error("[{}] stream failed", requestId, e);
-                            ApiException api = e instanceof ApiException a
-                                    ? a
-                                    : new ApiException(
-                                            500,
-                                            "server_error",
-                                            null,
-                                            "internal_error",
-                                            "the request failed (request " + requestId
-                                                    + "; the conductor's log says why)",
-                                            null);
-                            return Flux.just(sse(json(api.body())), sse("[DONE]"));
-                        });
+                        .onErrorResume(e -> streamFailure(e, requestId));
                 return ResponseEntity.ok()
                         .header("X-Request-Id", requestId)
                         .header(PREFILL_HEADER, gen.prefill())
@@ -255,6 +272,449 @@ public class OpenAiController {
                 });
     }
 
+    /**
+     * A batch of prompts on /v1/completions: each runs as its own request (scheduled, prefilled and
+     * decoded like any other), the answers come back as choices in prompt order ({@code index}), the
+     * usage summed; streamed, their chunks interleave as they come, each with its choice's index.
+     */
+    private Mono<ResponseEntity<?>> batch(List<GenerationRequest> gs, String requestId) {
+        String id = "cmpl-" + requestId.replace("-", "");
+        long now = System.currentTimeMillis() / 1000;
+        GenerationRequest first = gs.get(0);
+        if (!first.stream()) {
+            return Flux.fromIterable(gs)
+                    .flatMapSequential(g -> service.generate(g)
+                            .onErrorMap(RequestFailure.class, ApiException::of)
+                            .flatMap(gen -> events(gen).collectList()))
+                    .collectList()
+                    .<ResponseEntity<?>>map(all -> {
+                        metrics.countOutcome("ok");
+                        List<Map<String, Object>> choices = new ArrayList<>();
+                        int prompt = 0, completion = 0, cached = 0;
+                        for (int i = 0; i < all.size(); i++) {
+                            Map<String, Object> one = full(gs.get(i), id, now, all.get(i));
+                            @SuppressWarnings("unchecked")
+                            Map<String, Object> choice =
+                                    new LinkedHashMap<>(((List<Map<String, Object>>) one.get("choices")).get(0));
+                            choice.put("index", i);
+                            choices.add(choice);
+                            Answer a = answer(gs.get(i), all.get(i));
+                            prompt += a.done().promptTokens();
+                            completion += a.done().completionTokens();
+                            cached += a.done().cachedTokens();
+                        }
+                        Map<String, Object> m = new LinkedHashMap<>();
+                        m.put("id", id);
+                        m.put("object", "text_completion");
+                        m.put("created", now);
+                        m.put("model", first.model());
+                        m.put("choices", choices);
+                        m.put("usage", usage(new GenerationEvent.Done("stop", prompt, completion, cached)));
+                        return (ResponseEntity<?>) ResponseEntity.ok()
+                                .header("X-Request-Id", requestId)
+                                .body(m);
+                    })
+                    .onErrorResume(ApiException.class, e -> {
+                        metrics.countOutcome("error");
+                        return Mono.just(error(e, requestId));
+                    });
+        }
+        int[] usage = new int[3];
+        List<Flux<ServerSentEvent<String>>> parts = new ArrayList<>();
+        for (int i = 0; i < gs.size(); i++) {
+            GenerationRequest g = gs.get(i);
+            int index = i;
+            Flux<ServerSentEvent<String>> echo = g.echo() == null
+                    ? Flux.empty()
+                    : Flux.just(sse(json(textChunk(g, index, id, now, g.echo(), null, null))));
+            parts.add(echo.concatWith(service.generate(g)
+                    .onErrorMap(RequestFailure.class, ApiException::of)
+                    .flatMapMany(gen -> events(gen))
+                    .concatMap(ev -> switch (ev) {
+                        case GenerationEvent.Delta d ->
+                            d.text().isEmpty() && !g.sampling().logprobs()
+                                    ? Flux.<ServerSentEvent<String>>empty()
+                                    : Flux.just(sse(json(
+                                            textChunk(g, index, id, now, d.text(), null, logprobs(g, List.of(d))))));
+                        case GenerationEvent.Done done -> {
+                            synchronized (usage) {
+                                usage[0] += done.promptTokens();
+                                usage[1] += done.completionTokens();
+                                usage[2] += done.cachedTokens();
+                            }
+                            yield Flux.just(sse(json(textChunk(g, index, id, now, "", done.finishReason(), null))));
+                        }
+                    })));
+        }
+        Flux<ServerSentEvent<String>> sse = Flux.merge(parts)
+                .concatWith(Flux.defer(() -> {
+                    List<ServerSentEvent<String>> tail = new ArrayList<>();
+                    if (first.includeUsage())
+                        tail.add(sse(json(usageChunk(
+                                first, id, now, new GenerationEvent.Done("stop", usage[0], usage[1], usage[2])))));
+                    tail.add(sse("[DONE]"));
+                    return Flux.fromIterable(tail);
+                }))
+                .doOnComplete(() -> metrics.countOutcome("ok"))
+                .onErrorResume(e -> streamFailure(e, requestId));
+        return Mono.just(ResponseEntity.ok()
+                .header("X-Request-Id", requestId)
+                .contentType(MediaType.TEXT_EVENT_STREAM)
+                .body(sse));
+    }
+
+    /** A Responses request translated, and the chat request it runs as. */
+    private record ResponseTurn(ResponsesApi.Turn turn, GenerationRequest g) {}
+
+    /**
+     * OpenAI's Responses API, as a subset (docs/api.md): the request runs as a chat request
+     * ({@link ResponsesApi}); the answer comes back as output items, whole or as Responses' streaming
+     * events, and the conversation is kept for {@code previous_response_id}.
+     */
+    @PostMapping(value = "/v1/responses", consumes = MediaType.APPLICATION_JSON_VALUE)
+    public Mono<ResponseEntity<?>> responses(
+            @RequestBody(required = false) String body,
+            @RequestHeader(value = "X-Request-Id", required = false) String rid,
+            ServerWebExchange exchange) {
+        ApiKeys.Tenant tenant = exchange.getAttribute(ApiKeyFilter.TENANT);
+        String requestId = rid != null && rid.matches("[A-Za-z0-9._-]{1,64}")
+                ? rid
+                : UUID.randomUUID().toString();
+        String who = tenant == null ? null : tenant.name();
+        return tokenizers
+                .submit(who == null ? "-" : who, () -> {
+                    ResponsesApi.Turn turn = responses.translate(body, who);
+                    GenerationRequest g =
+                            parser.parse(turn.chatBody(), true, requestId, tenant == null ? null : tenant.salt());
+                    keys.admitTokens(tenant, (long) g.promptTokens().length + g.maxTokens());
+                    return new ResponseTurn(turn, g);
+                })
+                .flatMap(rt -> respond(rt, requestId, who))
+                .transform(m -> refusals(m, requestId));
+    }
+
+    private Mono<ResponseEntity<?>> respond(ResponseTurn rt, String requestId, String who) {
+        GenerationRequest g = rt.g();
+        String id = "resp_" + requestId.replace("-", "");
+        long now = System.currentTimeMillis() / 1000;
+        Mono<Generation> started = service.generate(g).onErrorMap(RequestFailure.class, ApiException::of);
+        if (g.stream()) {
+            return started.map(gen -> {
+                ResponseStream st = new ResponseStream(rt, id, now, who);
+                Flux<ServerSentEvent<String>> sse = Flux.fromIterable(st.head())
+                        .concatWith(events(gen).concatMap(ev -> Flux.fromIterable(st.on(ev))))
+                        .doOnComplete(() -> metrics.countOutcome("ok"))
+                        .onErrorResume(e -> {
+                            metrics.countOutcome("error");
+                            if (!(e instanceof ApiException)) LOG.error("[{}] response stream failed", requestId, e);
+                            Map<String, Object> ev = new LinkedHashMap<>();
+                            ev.put("type", "error");
+                            ev.put("sequence_number", st.seq++);
+                            ev.put(
+                                    "code",
+                                    e instanceof ApiException a ? a.body().toString() : "internal_error");
+                            ev.put("message", "the request failed (request " + requestId + ")");
+                            ev.put("param", null);
+                            return Flux.just(ServerSentEvent.builder(json(ev))
+                                    .event("error")
+                                    .build());
+                        });
+                return (ResponseEntity<?>) ResponseEntity.ok()
+                        .header("X-Request-Id", requestId)
+                        .header(PREFILL_HEADER, gen.prefill())
+                        .header(DECODE_HEADER, gen.decode())
+                        .contentType(MediaType.TEXT_EVENT_STREAM)
+                        .body(sse);
+            });
+        }
+        return started.flatMap(gen -> events(gen).collectList().map(list -> {
+            metrics.countOutcome("ok");
+            Answer a = answer(g, list);
+            List<Map<String, Object>> output = new ArrayList<>();
+            if (a.content() != null && !a.content().isEmpty())
+                output.add(messageItem("msg_" + id.substring(5), a.content(), "completed"));
+            for (Map<String, Object> call : a.toolCalls()) {
+                @SuppressWarnings("unchecked")
+                Map<String, Object> fn = (Map<String, Object>) call.get("function");
+                output.add(callItem(
+                        (String) call.get("id"), (String) fn.get("name"), (String) fn.get("arguments"), "completed"));
+            }
+            responses.remember(id, who, rt.turn(), chatAnswer(a.content(), a.toolCalls()));
+            return (ResponseEntity<?>) ResponseEntity.ok()
+                    .header("X-Request-Id", requestId)
+                    .header(PREFILL_HEADER, gen.prefill())
+                    .header(DECODE_HEADER, gen.decode())
+                    .body(responseObject(id, now, rt, output, a.done(), a.finish()));
+        }));
+    }
+
+    /** The answer as the chat message the next turn's conversation holds. */
+    private static Map<String, Object> chatAnswer(String content, List<Map<String, Object>> toolCalls) {
+        Map<String, Object> m = new LinkedHashMap<>();
+        m.put("role", "assistant");
+        m.put("content", content);
+        if (!toolCalls.isEmpty()) m.put("tool_calls", toolCalls);
+        return m;
+    }
+
+    private static Map<String, Object> messageItem(String itemId, String text, String status) {
+        Map<String, Object> part = new LinkedHashMap<>();
+        part.put("type", "output_text");
+        part.put("text", text);
+        part.put("annotations", List.of());
+        part.put("logprobs", List.of());
+        Map<String, Object> item = new LinkedHashMap<>();
+        item.put("type", "message");
+        item.put("id", itemId);
+        item.put("status", status);
+        item.put("role", "assistant");
+        item.put("content", text == null ? List.of() : List.of(part));
+        return item;
+    }
+
+    private static Map<String, Object> callItem(String callId, String name, String arguments, String status) {
+        Map<String, Object> item = new LinkedHashMap<>();
+        item.put("type", "function_call");
+        item.put("id", "fc_" + callId.substring(callId.indexOf('_') + 1));
+        item.put("call_id", callId);
+        item.put("name", name);
+        item.put("arguments", arguments);
+        item.put("status", status);
+        return item;
+    }
+
+    /** The Response object, with every field OpenAI's has (those this server does not use at their neutral values). */
+    private Map<String, Object> responseObject(
+            String id,
+            long now,
+            ResponseTurn rt,
+            List<Map<String, Object>> output,
+            GenerationEvent.Done done,
+            String finish) {
+        JsonNode req = rt.turn().request();
+        Map<String, Object> r = new LinkedHashMap<>();
+        r.put("id", id);
+        r.put("object", "response");
+        r.put("created_at", now);
+        boolean incomplete = "length".equals(finish);
+        r.put("status", done == null ? "in_progress" : incomplete ? "incomplete" : "completed");
+        r.put("error", null);
+        r.put("incomplete_details", incomplete ? Map.of("reason", "max_output_tokens") : null);
+        r.put(
+                "instructions",
+                req.path("instructions").isString() ? req.get("instructions").asString() : null);
+        r.put("max_output_tokens", rt.g().maxTokens());
+        r.put("model", rt.g().model());
+        r.put("output", output);
+        r.put(
+                "parallel_tool_calls",
+                !req.has("parallel_tool_calls")
+                        || req.get("parallel_tool_calls").asBoolean(true));
+        r.put(
+                "previous_response_id",
+                req.path("previous_response_id").isString()
+                        ? req.get("previous_response_id").asString()
+                        : null);
+        Map<String, Object> reasoning = new LinkedHashMap<>();
+        reasoning.put("effort", null);
+        reasoning.put("summary", null);
+        r.put("reasoning", reasoning);
+        r.put("store", rt.turn().store());
+        r.put("temperature", rt.g().sampling().temperature());
+        r.put("text", req.path("text").isObject() ? req.get("text") : Map.of("format", Map.of("type", "text")));
+        r.put(
+                "tool_choice",
+                req.has("tool_choice") && !req.get("tool_choice").isNull() ? req.get("tool_choice") : "auto");
+        r.put("tools", req.has("tools") && !req.get("tools").isNull() ? req.get("tools") : List.of());
+        r.put("top_p", rt.g().sampling().topP());
+        r.put("truncation", "disabled");
+        r.put("user", req.path("user").isString() ? req.get("user").asString() : null);
+        r.put("metadata", req.path("metadata").isObject() ? req.get("metadata") : Map.of());
+        if (done != null) {
+            Map<String, Object> u = new LinkedHashMap<>();
+            u.put("input_tokens", done.promptTokens());
+            u.put("input_tokens_details", Map.of("cached_tokens", done.cachedTokens()));
+            u.put("output_tokens", done.completionTokens());
+            u.put("output_tokens_details", Map.of("reasoning_tokens", 0));
+            u.put("total_tokens", done.promptTokens() + done.completionTokens());
+            r.put("usage", u);
+        } else r.put("usage", null);
+        return r;
+    }
+
+    /**
+     * One streamed Response: the events OpenAI sends ({@code response.created}, an output item added
+     * per message or call, text and argument deltas, each item done, {@code response.completed}), each
+     * numbered.
+     */
+    private final class ResponseStream {
+        final ResponseTurn rt;
+        final String id;
+        final long now;
+        final String who;
+        final ToolCallStream calls;
+        int seq;
+        final List<Map<String, Object>> items = new ArrayList<>();
+        final List<StringBuilder> texts = new ArrayList<>(); // per item: its text or arguments
+        int messageAt = -1;
+        final Map<Integer, Integer> callAt = new LinkedHashMap<>();
+
+        ResponseStream(ResponseTurn rt, String id, long now, String who) {
+            this.rt = rt;
+            this.id = id;
+            this.now = now;
+            this.who = who;
+            this.calls = rt.g().tools() == null ? null : rt.g().tools().stream();
+        }
+
+        ServerSentEvent<String> event(String type, Map<String, Object> fields) {
+            Map<String, Object> ev = new LinkedHashMap<>();
+            ev.put("type", type);
+            ev.put("sequence_number", seq++);
+            ev.putAll(fields);
+            return ServerSentEvent.builder(json(ev)).event(type).build();
+        }
+
+        List<ServerSentEvent<String>> head() {
+            Map<String, Object> r = responseObject(id, now, rt, List.of(), null, null);
+            return List.of(
+                    event("response.created", Map.of("response", r)),
+                    event("response.in_progress", Map.of("response", r)));
+        }
+
+        List<ServerSentEvent<String>> on(GenerationEvent ev) {
+            List<ServerSentEvent<String>> out = new ArrayList<>();
+            if (ev instanceof GenerationEvent.Delta d) {
+                List<ToolCallStream.Out> outs =
+                        calls == null ? List.of(new ToolCallStream.Text(d.text())) : calls.feed(d.text());
+                for (ToolCallStream.Out o : outs) released(o, out);
+                return out;
+            }
+            GenerationEvent.Done done = (GenerationEvent.Done) ev;
+            if (calls != null) for (ToolCallStream.Out o : calls.finish()) released(o, out);
+            List<Map<String, Object>> finished = new ArrayList<>();
+            List<Map<String, Object>> toolCalls = new ArrayList<>();
+            String content = null;
+            for (int i = 0; i < items.size(); i++) {
+                Map<String, Object> item = items.get(i);
+                String text = texts.get(i).toString();
+                Map<String, Object> closed;
+                if (i == messageAt) {
+                    content = text;
+                    closed = messageItem((String) item.get("id"), text, "completed");
+                    @SuppressWarnings("unchecked")
+                    Map<String, Object> part = ((List<Map<String, Object>>) closed.get("content")).get(0);
+                    out.add(event(
+                            "response.output_text.done",
+                            Map.of(
+                                    "item_id",
+                                    item.get("id"),
+                                    "output_index",
+                                    i,
+                                    "content_index",
+                                    0,
+                                    "text",
+                                    text,
+                                    "logprobs",
+                                    List.of())));
+                    out.add(event(
+                            "response.content_part.done",
+                            Map.of("item_id", item.get("id"), "output_index", i, "content_index", 0, "part", part)));
+                } else {
+                    closed = callItem((String) item.get("call_id"), (String) item.get("name"), text, "completed");
+                    out.add(event(
+                            "response.function_call_arguments.done",
+                            Map.of(
+                                    "item_id",
+                                    item.get("id"),
+                                    "output_index",
+                                    i,
+                                    "name",
+                                    item.get("name"),
+                                    "arguments",
+                                    text)));
+                    Map<String, Object> fn = new LinkedHashMap<>();
+                    fn.put("name", item.get("name"));
+                    fn.put("arguments", text);
+                    Map<String, Object> call = new LinkedHashMap<>();
+                    call.put("id", item.get("call_id"));
+                    call.put("type", "function");
+                    call.put("function", fn);
+                    toolCalls.add(call);
+                }
+                out.add(event("response.output_item.done", Map.of("output_index", i, "item", closed)));
+                finished.add(closed);
+            }
+            String finish = done.finishReason();
+            if (!toolCalls.isEmpty() && finish.equals("stop")) finish = "tool_calls";
+            Map<String, Object> r = responseObject(id, now, rt, finished, done, finish);
+            out.add(event(
+                    "length".equals(finish) ? "response.incomplete" : "response.completed", Map.of("response", r)));
+            responses.remember(id, who, rt.turn(), chatAnswer(content, toolCalls));
+            return out;
+        }
+
+        private void released(ToolCallStream.Out o, List<ServerSentEvent<String>> out) {
+            switch (o) {
+                case ToolCallStream.Text t -> {
+                    if (t.text().isEmpty()) return;
+                    if (messageAt < 0) {
+                        messageAt = items.size();
+                        Map<String, Object> item = messageItem("msg_" + id.substring(5), null, "in_progress");
+                        items.add(item);
+                        texts.add(new StringBuilder());
+                        out.add(event("response.output_item.added", Map.of("output_index", messageAt, "item", item)));
+                        Map<String, Object> part = new LinkedHashMap<>();
+                        part.put("type", "output_text");
+                        part.put("text", "");
+                        part.put("annotations", List.of());
+                        part.put("logprobs", List.of());
+                        out.add(event(
+                                "response.content_part.added",
+                                Map.of(
+                                        "item_id",
+                                        item.get("id"),
+                                        "output_index",
+                                        messageAt,
+                                        "content_index",
+                                        0,
+                                        "part",
+                                        part)));
+                    }
+                    texts.get(messageAt).append(t.text());
+                    out.add(event(
+                            "response.output_text.delta",
+                            Map.of(
+                                    "item_id",
+                                    items.get(messageAt).get("id"),
+                                    "output_index",
+                                    messageAt,
+                                    "content_index",
+                                    0,
+                                    "delta",
+                                    t.text(),
+                                    "logprobs",
+                                    List.of())));
+                }
+                case ToolCallStream.Start st -> {
+                    int at = items.size();
+                    callAt.put(st.index(), at);
+                    Map<String, Object> item = callItem(st.id(), st.name(), "", "in_progress");
+                    items.add(item);
+                    texts.add(new StringBuilder());
+                    out.add(event("response.output_item.added", Map.of("output_index", at, "item", item)));
+                }
+                case ToolCallStream.Args a -> {
+                    int at = callAt.get(a.index());
+                    texts.get(at).append(a.fragment());
+                    out.add(event(
+                            "response.function_call_arguments.delta",
+                            Map.of("item_id", items.get(at).get("id"), "output_index", at, "delta", a.fragment())));
+                }
+            }
+        }
+    }
+
     /** A generation's events, its failures rendered for the client. */
     private static Flux<GenerationEvent> events(Generation gen) {
         return gen.events().onErrorMap(RequestFailure.class, ApiException::of);
@@ -264,6 +724,7 @@ public class OpenAiController {
             GenerationRequest g, String id, long now, Flux<GenerationEvent> events) {
         List<ServerSentEvent<String>> head = new ArrayList<>();
         if (g.chat()) head.add(sse(json(chunk(g, id, now, Map.of("role", "assistant", "content", ""), null, null))));
+        if (g.echo() != null) head.add(sse(json(textChunk(g, id, now, g.echo(), null, null))));
         ToolCallStream calls = g.tools() == null ? null : g.tools().stream();
         if (calls != null) return Flux.fromIterable(head).concatWith(toolChunks(g, id, now, events, calls));
         Flux<ServerSentEvent<String>> body = events.concatMap(ev -> switch (ev) {
@@ -371,9 +832,14 @@ public class OpenAiController {
 
     private Map<String, Object> textChunk(
             GenerationRequest g, String id, long now, String text, String finish, Object logprobs) {
+        return textChunk(g, 0, id, now, text, finish, logprobs);
+    }
+
+    private Map<String, Object> textChunk(
+            GenerationRequest g, int index, String id, long now, String text, String finish, Object logprobs) {
         Map<String, Object> choice = new LinkedHashMap<>();
         choice.put("text", text);
-        choice.put("index", 0);
+        choice.put("index", index);
         choice.put("logprobs", logprobs);
         choice.put("finish_reason", finish);
         Map<String, Object> m = new LinkedHashMap<>();
@@ -385,7 +851,19 @@ public class OpenAiController {
         return m;
     }
 
-    private Map<String, Object> full(GenerationRequest g, String id, long now, List<GenerationEvent> events) {
+    /**
+     * A finished answer: its text, the content and tool calls parsed out of it (as the stream parses
+     * them), the token deltas (for logprobs), the end, and the finish reason clients see.
+     */
+    record Answer(
+            String text,
+            String content,
+            List<Map<String, Object>> toolCalls,
+            List<GenerationEvent.Delta> deltas,
+            GenerationEvent.Done done,
+            String finish) {}
+
+    private static Answer answer(GenerationRequest g, List<GenerationEvent> events) {
         StringBuilder text = new StringBuilder();
         List<GenerationEvent.Delta> deltas = new ArrayList<>();
         GenerationEvent.Done done = null;
@@ -398,61 +876,63 @@ public class OpenAiController {
             }
         }
         if (done == null) done = new GenerationEvent.Done("stop", g.promptTokens().length, deltas.size(), 0);
+        String finish = done.finishReason();
+        String content = text.toString();
+        List<Map<String, Object>> toolCalls = new ArrayList<>();
+        ToolCallStream calls = g.tools() == null ? null : g.tools().stream();
+        if (calls != null) { // the answer parsed as the stream parses it: content, then the calls
+            List<ToolCallStream.Out> outs = new ArrayList<>(calls.feed(text.toString()));
+            outs.addAll(calls.finish());
+            StringBuilder c = new StringBuilder();
+            List<StringBuilder> args = new ArrayList<>();
+            for (ToolCallStream.Out o : outs) {
+                switch (o) {
+                    case ToolCallStream.Text t -> c.append(t.text());
+                    case ToolCallStream.Start st -> {
+                        Map<String, Object> fn = new LinkedHashMap<>();
+                        fn.put("name", st.name());
+                        Map<String, Object> call = new LinkedHashMap<>();
+                        call.put("id", st.id());
+                        call.put("type", "function");
+                        call.put("function", fn);
+                        toolCalls.add(call);
+                        args.add(new StringBuilder());
+                    }
+                    case ToolCallStream.Args x -> args.get(x.index()).append(x.fragment());
+                }
+            }
+            for (int i = 0; i < toolCalls.size(); i++) {
+                @SuppressWarnings("unchecked")
+                Map<String, Object> fn = (Map<String, Object>) toolCalls.get(i).get("function");
+                fn.put("arguments", args.get(i).toString());
+            }
+            content = toolCalls.isEmpty() || !c.toString().isBlank() ? c.toString() : null;
+            if (!toolCalls.isEmpty() && finish.equals("stop")) finish = "tool_calls";
+        }
+        return new Answer(text.toString(), content, toolCalls, deltas, done, finish);
+    }
+
+    private Map<String, Object> full(GenerationRequest g, String id, long now, List<GenerationEvent> events) {
+        Answer a = answer(g, events);
         Map<String, Object> choice = new LinkedHashMap<>();
         choice.put("index", 0);
-        String finish = done.finishReason();
         if (g.chat()) {
             Map<String, Object> message = new LinkedHashMap<>();
             message.put("role", "assistant");
-            message.put("content", text.toString());
+            message.put("content", a.content());
             message.put("refusal", null);
-            ToolCallStream calls = g.tools() == null ? null : g.tools().stream();
-            if (calls != null) { // the answer parsed as the stream parses it: content, then the calls
-                List<ToolCallStream.Out> outs = new ArrayList<>(calls.feed(text.toString()));
-                outs.addAll(calls.finish());
-                StringBuilder content = new StringBuilder();
-                List<Map<String, Object>> toolCalls = new ArrayList<>();
-                List<StringBuilder> args = new ArrayList<>();
-                for (ToolCallStream.Out o : outs) {
-                    switch (o) {
-                        case ToolCallStream.Text t -> content.append(t.text());
-                        case ToolCallStream.Start st -> {
-                            Map<String, Object> fn = new LinkedHashMap<>();
-                            fn.put("name", st.name());
-                            Map<String, Object> call = new LinkedHashMap<>();
-                            call.put("id", st.id());
-                            call.put("type", "function");
-                            call.put("function", fn);
-                            toolCalls.add(call);
-                            args.add(new StringBuilder());
-                        }
-                        case ToolCallStream.Args a -> args.get(a.index()).append(a.fragment());
-                    }
-                }
-                for (int i = 0; i < toolCalls.size(); i++) {
-                    @SuppressWarnings("unchecked")
-                    Map<String, Object> fn =
-                            (Map<String, Object>) toolCalls.get(i).get("function");
-                    fn.put("arguments", args.get(i).toString());
-                }
-                message.put(
-                        "content", toolCalls.isEmpty() || !content.toString().isBlank() ? content.toString() : null);
-                if (!toolCalls.isEmpty()) {
-                    message.put("tool_calls", toolCalls);
-                    if (finish.equals("stop")) finish = "tool_calls";
-                }
-            }
+            if (!a.toolCalls().isEmpty()) message.put("tool_calls", a.toolCalls());
             choice.put("message", message);
-        } else choice.put("text", text.toString());
-        choice.put("logprobs", logprobs(g, deltas));
-        choice.put("finish_reason", finish);
+        } else choice.put("text", g.echo() == null ? a.text() : g.echo() + a.text());
+        choice.put("logprobs", logprobs(g, a.deltas()));
+        choice.put("finish_reason", a.finish());
         Map<String, Object> m = new LinkedHashMap<>();
         m.put("id", id);
         m.put("object", g.chat() ? "chat.completion" : "text_completion");
         m.put("created", now);
         m.put("model", g.model());
         m.put("choices", List.of(choice));
-        m.put("usage", usage(done));
+        m.put("usage", usage(a.done()));
         return m;
     }
 

@@ -14,10 +14,12 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
+import java.util.function.Predicate;
 import org.springframework.stereotype.Component;
 import tools.jackson.core.JacksonException;
 import tools.jackson.databind.JsonNode;
 import tools.jackson.databind.json.JsonMapper;
+import tools.jackson.databind.node.ObjectNode;
 
 /**
  * Turns an OpenAI request body into a {@link GenerationRequest}, validating every field: a bad value
@@ -102,8 +104,53 @@ public class RequestParser {
             includeUsage = JsonFields.optionalBool(so, "include_usage");
         }
         List<String> stop = stops(root);
+        String echo = null;
+        if (!chat && root.path("echo").asBoolean(false)) {
+            if (sampling.logprobs())
+                throw SamplingParser.unsupported(
+                        "echo", "echo with logprobs is not supported: the prompt's log-probabilities are not computed");
+            JsonNode p = root.get("prompt");
+            echo = p.isString()
+                    ? p.asString()
+                    : p.isArray() && p.size() == 1 && p.get(0).isString()
+                            ? p.get(0).asString()
+                            : model.tokenizer().decode(tokens);
+        }
         return new GenerationRequest(
-                chat, m, tokens, max, sampling, stop, stream, includeUsage, requestId, salt, tools);
+                chat, m, tokens, max, sampling, stop, stream, includeUsage, requestId, salt, tools, echo);
+    }
+
+    /** Most prompts one /v1/completions request may carry. */
+    static final int MAX_BATCH = 64;
+
+    /**
+     * A /v1/completions body: one request per prompt when {@code prompt} is a batch (an array of
+     * strings, or an array of token-id arrays), each with the request's other fields; else the one.
+     */
+    public List<GenerationRequest> parseCompletions(String body, String requestId, String salt) {
+        JsonNode root = object(body);
+        JsonNode p = root.get("prompt");
+        boolean strings = p != null && p.isArray() && p.size() > 1 && allMatch(p, JsonNode::isString);
+        boolean idLists = p != null && p.isArray() && !p.isEmpty() && allMatch(p, JsonNode::isArray);
+        if (!strings && !idLists) return List.of(parse(body, false, requestId, salt));
+        if (p.size() > MAX_BATCH)
+            throw ApiException.invalid("prompt", "prompt has " + p.size() + " prompts: expected at most " + MAX_BATCH);
+        List<GenerationRequest> out = new ArrayList<>();
+        for (int i = 0; i < p.size(); i++) {
+            ObjectNode one = (ObjectNode) root.deepCopy();
+            one.set("prompt", p.get(i));
+            try {
+                out.add(parse(one.toString(), false, requestId + "-" + i, salt));
+            } catch (ApiException e) {
+                throw e.forPrompt(i);
+            }
+        }
+        return out;
+    }
+
+    private static boolean allMatch(JsonNode arr, Predicate<JsonNode> test) {
+        for (JsonNode x : arr) if (!test.test(x)) return false;
+        return true;
     }
 
     /**
@@ -263,8 +310,9 @@ public class RequestParser {
                             p,
                             "unsupported_parameter",
                             p + " belongs to /v1/chat/completions; /v1/completions takes a prompt only");
-        if (!chat && root.has("echo") && root.get("echo").asBoolean(false))
-            throw ApiException.invalid("echo", "unsupported_parameter", "echo is not supported by this server");
+        JsonNode echo = root.get("echo");
+        if (echo != null && !echo.isNull() && (chat || !echo.isBoolean()))
+            throw ApiException.invalid("echo", chat ? "echo belongs to /v1/completions" : "echo must be true or false");
         JsonNode bestOf = root.get("best_of");
         if (!chat && bestOf != null && !bestOf.isNull() && bestOf.asInt(1) != 1)
             throw ApiException.invalid("best_of", "unsupported_parameter", "best_of other than 1 is not supported");
@@ -563,8 +611,8 @@ public class RequestParser {
         }
         throw ApiException.invalid(
                 "prompt",
-                "prompt must be a string, an array with one string, or an array of token ids (batches of prompts are "
-                        + "not supported)");
+                "prompt must be a string, an array of token ids, or a batch: an array of strings or of token-id "
+                        + "arrays (at most " + MAX_BATCH + ")");
     }
 
     private int[] withBos(int[] ids) {

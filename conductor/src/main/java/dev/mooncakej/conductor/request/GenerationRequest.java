@@ -11,6 +11,7 @@ import java.util.List;
  * @param promptTokens  the rendered, tokenized prompt
  * @param salt          the tenant's block-key salt (its API key's), or null
  * @param tools         the chat request's function tools (how its answer is parsed for calls), or null
+ * @param echo          completions' {@code echo}: the prompt's text, returned before the answer; or null
  */
 public record GenerationRequest(
         boolean chat,
@@ -23,7 +24,8 @@ public record GenerationRequest(
         boolean includeUsage,
         String requestId,
         String salt,
-        ToolSet tools) {
+        ToolSet tools,
+        String echo) {
     public GenerationRequest(
             boolean chat,
             String model,
@@ -35,6 +37,6 @@ public record GenerationRequest(
             boolean includeUsage,
             String requestId,
             String salt) {
-        this(chat, model, promptTokens, maxTokens, sampling, stop, stream, includeUsage, requestId, salt, null);
+        this(chat, model, promptTokens, maxTokens, sampling, stop, stream, includeUsage, requestId, salt, null, null);
     }
 }
