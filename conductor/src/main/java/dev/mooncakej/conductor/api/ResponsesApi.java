@@ -21,13 +21,17 @@ import tools.jackson.databind.node.ObjectNode;
  * {@code response_format}), and its answer becomes output items. A subset: text and function tools,
  * no built-in tools, no reasoning items, no background mode; anything else is refused by name.
  *
- * <p>Conversations are held in memory (the most recent {@link #MAX_STORED}, each visible only to the
+ * <p>Conversations are held in memory (the most recent {@link #MAX_STORED}, and at most
+ * {@link #MAX_CHARS} characters of message text in all, each visible only to the
  * API key that made it); their KV stays in the pool as every chat answer's does, so the next turn
  * reuses the previous turns' blocks.
  */
 @Component
 public class ResponsesApi {
     static final int MAX_STORED = 2048;
+    /** Characters of message text the stored conversations may hold in all (the conductor's heap is small). */
+    static final long MAX_CHARS = 32L << 20;
+
     private static final JsonMapper JSON = JsonMapper.builder().build();
 
     /** Fields a request may carry, at most at the values given in {@link #check}. */
@@ -55,15 +59,13 @@ public class ResponsesApi {
             "seed",
             "top_k");
 
-    /** A stored conversation: its messages in chat form, whose key made it. */
-    record Stored(String tenant, List<Map<String, Object>> messages) {}
+    /** A stored conversation: its messages in chat form, whose key made it, and their characters. */
+    record Stored(String tenant, List<Map<String, Object>> messages, long chars) {}
 
-    private final Map<String, Stored> stored = new LinkedHashMap<>(256, 0.75f, true) {
-        @Override
-        protected boolean removeEldestEntry(Map.Entry<String, Stored> e) {
-            return size() > MAX_STORED;
-        }
-    };
+    /** Stored conversations, least recently used first; guarded by itself. */
+    private final LinkedHashMap<String, Stored> stored = new LinkedHashMap<>(256, 0.75f, true);
+
+    private long storedChars;
 
     /** A translated request: the chat body, the conversation so far (input included), what to echo. */
     public record Turn(String chatBody, List<Map<String, Object>> messages, JsonNode request, boolean store) {}
@@ -94,7 +96,8 @@ public class ResponsesApi {
                         "previous_response_id",
                         "not_found",
                         "previous_response_id '" + clip(prev.asString("")) + "' is not a stored response of this "
-                                + "key (responses are kept in memory, the most recent " + MAX_STORED + ")",
+                                + "key (responses are kept in memory, the most recent " + MAX_STORED + " within "
+                                + (MAX_CHARS >> 20) + " MiB of text; send the whole conversation as input instead)",
                         null);
             messages.addAll(s.messages());
         }
@@ -160,8 +163,24 @@ public class ResponsesApi {
         if (!turn.store()) return;
         List<Map<String, Object>> all = new ArrayList<>(turn.messages());
         all.add(answer);
+        long chars = 0;
+        for (Map<String, Object> m : all) chars += m.toString().length(); // content, tool calls and all
+        if (chars > MAX_CHARS / 4) return; // one conversation may not push out most of the others
         synchronized (stored) {
-            stored.put(id, new Stored(tenant, List.copyOf(all)));
+            Stored old = stored.put(id, new Stored(tenant, List.copyOf(all), chars));
+            storedChars += chars - (old == null ? 0 : old.chars());
+            for (var it = stored.entrySet().iterator();
+                    it.hasNext() && (stored.size() > MAX_STORED || storedChars > MAX_CHARS); ) {
+                storedChars -= it.next().getValue().chars();
+                it.remove();
+            }
+        }
+    }
+
+    /** Conversations held, and their characters (tests). */
+    long[] held() {
+        synchronized (stored) {
+            return new long[] {stored.size(), storedChars};
         }
     }
 
