@@ -9,7 +9,12 @@ import java.util.Arrays;
  * every 8th, as the simulator reports every step), over the last {@value #WINDOW} samples weighted
  * by age (each older sample counts {@value #DECAY} times the next; 0.99 let the fit of the nearly
  * collinear n and n^2 terms follow the noise, 15% off at 2,000 tokens in HonestSimulationTest),
- * keeping every coefficient >= 0.
+ * keeping every coefficient >= 0. The prefill model is that fit scaled by a drift that follows the
+ * latest samples' one-step-ahead errors ({@value #DRIFT_GAIN} of the way per sample, within a factor
+ * of {@value #MAX_DRIFT}), less the wander the measured noise alone gives it: when the machine slows
+ * down or speeds up (a shared host, other work starting), the age weights take a hundred samples to
+ * follow, the drift two or three; as the fit catches up, the errors it follows, and the scale, return
+ * to none; under noise without a trend it stays about none.
  * A worker's start-up calibration enters as samples like any other ({@link #seedPrefill},
  * {@link #seedDecode}), so the first request is predicted from this cluster's engines, and the
  * measurements of real traffic outweigh them as they come. Not thread-safe (the caller's lock).
@@ -34,6 +39,35 @@ public final class OnlineFits {
 
     private long steps;
 
+    /**
+     * How fast the prefill model's scale follows the latest measurements: each real sample moves the
+     * log of the scale this fraction of the way to its own one-step-ahead error (the log of measured
+     * over predicted, against the fit before it).
+     */
+    static final double DRIFT_GAIN = 0.4;
+
+    /** The scale's bounds: a drift is a machine getting slower or faster, not a different model. */
+    static final double MAX_DRIFT = 2;
+
+    /** Real samples the fit must stand on before their errors move the drift. */
+    static final int MIN_REAL_FOR_DRIFT = 3;
+
+    private long realPrefills;
+
+    /** The fit of the window, before the drift scale. */
+    private PrefillTimeModel fitted;
+
+    /** The log of the scale the fitted model is multiplied by (0: none), before the noise's allowance. */
+    private double drift;
+
+    /** How fast the noise estimate follows: slowly, so that a drift does not pass for noise. */
+    static final double NOISE_GAIN = 0.05;
+
+    /** The variance of the one-step errors' log (a 10% noise to start). */
+    private double noise = 0.01;
+
+    private double lastError = Double.NaN;
+
     public OnlineFits(ClusterScheduler core) {
         this.core = core;
     }
@@ -45,6 +79,20 @@ public final class OnlineFits {
 
     private void addPrefill(long inputTokens, long cachedTokens, double seconds, double weight) {
         if (!(seconds > 0) || Double.isInfinite(seconds) || inputTokens <= cachedTokens) return;
+        // a real sample, once the fit stands on real ones: how far off it was, before it learns from it
+        // (against a fit of the start-up's seeds alone the first errors are 5-10x, which is no drift)
+        if (weight >= 1 && realPrefills++ >= MIN_REAL_FOR_DRIFT && fitted != null) {
+            double predicted = fitted.seconds(inputTokens, cachedTokens);
+            if (predicted > 0) {
+                double e = Math.log(seconds / predicted);
+                // from consecutive errors' differences: a step in the machine's speed is one large
+                // difference, not ten (the errors about the lagging drift would count it as noise)
+                if (!Double.isNaN(lastError)) noise += NOISE_GAIN * ((e - lastError) * (e - lastError) / 2 - noise);
+                lastError = e;
+                drift += DRIFT_GAIN * (e - drift);
+                drift = Math.max(-Math.log(MAX_DRIFT), Math.min(Math.log(MAX_DRIFT), drift));
+            }
+        }
         int i = (int) (prefills++ % WINDOW);
         n[i] = inputTokens;
         p[i] = cachedTokens;
@@ -95,7 +143,11 @@ public final class OnlineFits {
         try {
             double[] c =
                     LinearFit.solveRelativeNonNegative(x, Arrays.copyOf(t, k), weights(prefills, tw), "prefill-time");
-            core.setPrefillModel(new PrefillTimeModel(c[0], c[1], quadratic ? c[2] : 0));
+            fitted = new PrefillTimeModel(c[0], c[1], quadratic ? c[2] : 0);
+            // the drift beyond what the noise alone would wander it (twice its standard deviation)
+            double wander = 2 * Math.sqrt(noise * DRIFT_GAIN / (2 - DRIFT_GAIN));
+            double scale = Math.exp(Math.signum(drift) * Math.max(0, Math.abs(drift) - wander));
+            core.setPrefillModel(new PrefillTimeModel(c[0] * scale, c[1] * scale, fitted.c2() * scale));
         } catch (IllegalArgumentException notYet) {
             // the samples do not determine a fit yet: keep the current model
         }
