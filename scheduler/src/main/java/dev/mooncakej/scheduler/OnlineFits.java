@@ -26,6 +26,9 @@ public final class OnlineFits {
     private final ClusterScheduler core;
     private final long[] n = new long[WINDOW], p = new long[WINDOW];
     private final double[] t = new double[WINDOW], tw = new double[WINDOW];
+    /** Which slots hold a calibration sample (the conductor's lone start-up requests) of the current pass. */
+    private final boolean[] calibration = new boolean[WINDOW];
+
     private long prefills;
     private final double[] batch = new double[WINDOW], context = new double[WINDOW], step = new double[WINDOW];
     private final double[] sw = new double[WINDOW];
@@ -94,11 +97,31 @@ public final class OnlineFits {
             }
         }
         int i = (int) (prefills++ % WINDOW);
+        calibration[i] = false;
         n[i] = inputTokens;
         p[i] = cachedTokens;
         t[i] = seconds;
         tw[i] = weight;
         refitPrefill();
+    }
+
+    /** A measurement of the conductor's own lone start-up request: a sample like a request's, until the next pass. */
+    public void calibration(long inputTokens, long cachedTokens, double seconds) {
+        long before = prefills;
+        addPrefill(inputTokens, cachedTokens, seconds, 1);
+        if (prefills > before) calibration[(int) ((prefills - 1) % WINDOW)] = true;
+    }
+
+    /** The calibration samples so far keep only a seed's weight: a newer pass measured warmer processes. */
+    public void demoteCalibration() {
+        boolean any = false;
+        for (int i = 0; i < WINDOW; i++)
+            if (calibration[i]) {
+                calibration[i] = false;
+                tw[i] = SEED_WEIGHT;
+                any = true;
+            }
+        if (any) refitPrefill();
     }
 
     /** A worker's start-up measurement of one prefill (a sample of weight {@value #SEED_WEIGHT}). */

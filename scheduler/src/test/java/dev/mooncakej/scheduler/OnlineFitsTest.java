@@ -1,6 +1,7 @@
 package dev.mooncakej.scheduler;
 
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.within;
 
 import dev.mooncakej.kvcache.cost.CostProfile;
 import java.util.Random;
@@ -107,5 +108,19 @@ class OnlineFitsTest {
         System.out.printf("one-step error under 15%% noise: %.3f%n", steady);
         // the age weights alone: 0.120 (the noise itself); with the drift 0.121
         assertThat(steady).isLessThan(0.13);
+    }
+
+    @Test
+    void aNewCalibrationPassSupersedesTheEarlierOnes() {
+        // a cluster's warm-ups, seen in CI: the first pass measured 512 tokens at 1,074 ms, the third at 779
+        ClusterScheduler s = scheduler();
+        OnlineFits f = new OnlineFits(s);
+        int[] lengths = {4, 16, 64, 128, 256, 512};
+        for (int n : lengths) f.calibration(n, 0, 1.4 * (0.005 + 1e-3 * n + 1e-6 * n * n));
+        f.demoteCalibration();
+        for (int n : lengths) f.calibration(n, 0, 0.005 + 1e-3 * n + 1e-6 * n * n);
+        double truth = 0.005 + 0.5 + 0.25;
+        // both passes at full weight: 20% over (the cold pass's 40% halved)
+        assertThat(s.prefillModel().seconds(500, 0)).isCloseTo(truth, within(0.05 * truth));
     }
 }
