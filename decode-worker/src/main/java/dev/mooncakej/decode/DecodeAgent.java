@@ -91,8 +91,9 @@ public final class DecodeAgent implements SmartLifecycle {
         for (int i = active.size() - 1; i >= 0; i--) {
             Reservation r = active.get(i);
             boolean eog = r.next >= 0 && tokenizer.isEndOfGeneration(r.next);
-            if (r.cancelled || eog || r.produced >= r.task.maxTokens()) {
-                service.finished(r, r.cancelled ? "cancelled" : eog ? "stop" : "length");
+            boolean cancelled = r.cancelledAny();
+            if (cancelled || eog || r.produced >= r.task.maxTokens()) {
+                service.finished(r, cancelled ? "cancelled" : eog ? "stop" : "length");
                 active.remove(i);
                 work++;
             }
@@ -120,7 +121,7 @@ public final class DecodeAgent implements SmartLifecycle {
             if (!batch.ok(i)) { // cannot happen with reservations of prompt + max tokens; kept as a guard
                 r.next = -1;
                 r.cancelled = true;
-                r.sink.tryEmitNext(TokenEvent.end("error: context exhausted"));
+                r.sink.tryEmitNext(new TokenEvent(-1, 0f, "error: context exhausted", r.choice));
                 continue;
             }
             r.fed(r.next); // its KV is in the sequence now
@@ -142,7 +143,7 @@ public final class DecodeAgent implements SmartLifecycle {
             r.produced++;
             tbt.record(Duration.ofNanos(now - r.lastTokenAt));
             r.lastTokenAt = now;
-            r.sink.tryEmitNext(TokenEvent.token(t, lp));
+            r.sink.tryEmitNext(new TokenEvent(t, lp, null, r.choice));
         }
         return work + active.size();
     }

@@ -57,14 +57,15 @@ public class DecodeController implements ChannelOps {
     /** A reservation as JSON; no room is a 429 refusal. */
     private String reserveJson(String body, String rid) {
         ReserveRequest req = InternalJson.decode(body, ReserveRequest.class);
-        ReserveResponse r = service.reserve(req.reservationId(), req.promptTokens(), req.maxTokens());
+        ReserveResponse r = service.reserve(req.reservationId(), req.promptTokens(), req.maxTokens(), req.choices());
         LOG.info(
-                "[{}] reservation {}: {} blocks for {} prompt + {} generated tokens: {}",
+                "[{}] reservation {}: {} blocks for {} prompt + {} generated tokens{}: {}",
                 rid,
                 req.reservationId(),
                 r == null ? "no" : r.blocks(),
                 req.promptTokens(),
                 req.maxTokens(),
+                req.choices() > 1 ? " x " + req.choices() + " choices" : "",
                 r == null ? "KV full" : "ok");
         if (r == null)
             throw new ChannelOps.Refused(

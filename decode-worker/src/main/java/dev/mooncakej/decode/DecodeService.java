@@ -20,7 +20,9 @@ import dev.mooncakej.kvstore.client.StoreClient;
 import dev.mooncakej.kvtransfer.engine.TransferEngine;
 import dev.mooncakej.kvtransfer.engine.WorkerSegment;
 import dev.mooncakej.worker.WorkerRuntime;
+import java.lang.foreign.MemorySegment;
 import java.time.Duration;
+import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
@@ -138,24 +140,53 @@ public final class DecodeService {
      * 429 or tries another worker).
      */
     public ReserveResponse reserve(long reservationId, int promptTokens, int maxTokens) {
+        return reserve(reservationId, promptTokens, maxTokens, 1);
+    }
+
+    /** The most choices ({@code n}) one reservation may decode. */
+    public static final int MAX_CHOICES = 16;
+
+    /**
+     * As above, for {@code choices} generations of the prompt ({@code n}; 0 is one): the prompt's
+     * blocks once, and for each further choice its own copy of the prompt's last partial block and
+     * blocks for what it generates, all reserved now, so no choice runs out midway.
+     */
+    public ReserveResponse reserve(long reservationId, int promptTokens, int maxTokens, int choices) {
         int ctx = engine.info().contextLength();
         if (promptTokens < 1 || promptTokens >= ctx)
             throw new IllegalArgumentException("prompt of " + promptTokens + " tokens: expected 1.." + (ctx - 1));
         if (maxTokens < 1) throw new IllegalArgumentException("max tokens " + maxTokens + ": expected >= 1");
+        if (choices < 0 || choices > MAX_CHOICES)
+            throw new IllegalArgumentException("choices " + choices + ": expected 1.." + MAX_CHOICES);
+        int n = Math.max(1, choices);
         if (draining) return null;
         int total = (int) Math.min((long) promptTokens + maxTokens, ctx);
         Reservation known = reservations.get(reservationId);
-        if (known != null) return again(known, promptTokens, total - promptTokens);
+        if (known != null) return again(known, promptTokens, total - promptTokens, n);
         Sequence seq = engine.newSequence();
         if (!seq.reserve(total)) {
             seq.release();
             return null;
         }
+        int bt = seq.blockTokens();
+        int perFork = (total + bt - 1) / bt - promptTokens / bt; // all but the prompt's full blocks
+        int[] spare = new int[(n - 1) * perFork];
+        for (int i = 0; i < spare.length; i++) {
+            spare[i] = cache.allocate();
+            if (spare[i] == PagedKvCache.NO_BLOCK) {
+                for (int j = 0; j < i; j++) cache.release(spare[j]);
+                seq.release();
+                return null;
+            }
+        }
         Reservation r = new Reservation(reservationId, seq, promptTokens, total - promptTokens);
+        r.choices = n;
+        r.spare = spare;
         Reservation raced = reservations.putIfAbsent(reservationId, r);
         if (raced != null) {
+            for (int b : spare) cache.release(b);
             seq.release();
-            return again(raced, promptTokens, total - promptTokens);
+            return again(raced, promptTokens, total - promptTokens, n);
         }
         return answer(r);
     }
@@ -164,9 +195,12 @@ public final class DecodeService {
      * The same reservation asked for again (the conductor retried a reserve whose answer it lost on
      * the way): the same answer while nothing has been written into it; anything else is refused.
      */
-    private ReserveResponse again(Reservation r, int promptTokens, int maxTokens) {
+    private ReserveResponse again(Reservation r, int promptTokens, int maxTokens, int choices) {
         synchronized (r) {
-            if (r.state != State.RESERVED || r.promptTokens != promptTokens || r.maxTokens != maxTokens)
+            if (r.state != State.RESERVED
+                    || r.promptTokens != promptTokens
+                    || r.maxTokens != maxTokens
+                    || r.choices != choices)
                 throw new IllegalArgumentException("reservation " + r.id + " already exists");
             return answer(r);
         }
@@ -179,7 +213,7 @@ public final class DecodeService {
         return new ReserveResponse(
                 r.id,
                 new KvTarget(transfer.name(), offsets, cache.layout().layerBytes()),
-                seq.blockCount(),
+                seq.blockCount() + r.spare.length,
                 seq.blockTokens());
     }
 
@@ -266,6 +300,7 @@ public final class DecodeService {
         Reservation r = reservations.get(task.reservationId());
         if (r == null) throw new IllegalArgumentException("reservation " + task.reservationId() + " is not here");
         int vocab = engine.info().vocabSize();
+        List<Reservation> forks;
         synchronized (r) {
             String bad = null;
             if (task.firstToken() < 0 || task.firstToken() >= vocab)
@@ -276,6 +311,7 @@ public final class DecodeService {
                 bad = "max tokens " + task.maxTokens() + ": expected 1.." + r.maxTokens + " (as reserved)";
             else if (task.sampling() == null) bad = "sampling is missing";
             else if (task.keys() != null) bad = checkKeys(task.keys(), r.promptTokens, vocab);
+            if (bad == null) bad = checkChoices(task.moreFirstTokens(), r.choices, vocab);
             if (bad != null) {
                 dropLocked(r, "bad decode task");
                 throw new IllegalArgumentException("decode task of reservation " + r.id + ": " + bad);
@@ -287,37 +323,107 @@ public final class DecodeService {
                 dropLocked(r, "decode before commit");
                 throw new IllegalStateException("reservation " + r.id + ": its KV has not arrived (state " + was + ")");
             }
-            r.constraint = constraint(task, r);
+            r.constraint = constraint(task, r, task.firstToken());
+            forks = forks(task, r);
             r.state = State.DECODING;
         }
-        var s = task.sampling();
-        long seed = s.seed() == null ? System.nanoTime() : s.seed() + 1;
         r.task = task;
+        start(r, task.firstToken(), vocab);
+        r.sink = Sinks.many().unicast().onBackpressureBuffer();
+        Reservation.Choices group = r.group;
+        Flux<TokenEvent> flux = r.sink.asFlux().doOnCancel(() -> {
+            r.cancelled = true;
+            if (group != null) group.cancelled = true;
+        });
+        joining.add(r);
+        for (Reservation f : forks) {
+            f.sink = r.sink;
+            joining.add(f);
+        }
+        return flux;
+    }
+
+    /** Readies {@code r} (a reservation or a fork) to decode after {@code first}, under its own seed. */
+    private void start(Reservation r, int first, int vocab) {
+        var s = r.task.sampling();
+        Long base = s.seedOfChoice(r.choice);
+        long seed = base == null ? System.nanoTime() + r.choice : base + 1;
         r.sampler = new Sampler(
                 new SamplingParams(
                         s.temperature(),
                         s.topP(),
                         s.topK(),
                         seed,
-                        Math.max(1, task.maxTokens()),
+                        Math.max(1, r.task.maxTokens()),
                         List.of(),
                         s.logprobs()),
                 vocab);
-        r.next = task.firstToken();
+        r.next = first;
         r.produced = 1; // the first token came from the prefill
-        r.sink = Sinks.many().unicast().onBackpressureBuffer();
-        Flux<TokenEvent> flux = r.sink.asFlux().doOnCancel(() -> r.cancelled = true);
         r.lastTokenAt = System.nanoTime();
-        joining.add(r);
-        return flux;
     }
+
+    /**
+     * The decode task's further first tokens against the reservation's choices: null when they agree,
+     * else what is wrong.
+     */
+    private static String checkChoices(int[] more, int choices, int vocab) {
+        int got = more == null ? 0 : more.length;
+        if (got != choices - 1)
+            return got + " more first tokens: the reservation was made for " + choices + " choices, expected "
+                    + (choices - 1);
+        if (more != null)
+            for (int t : more) if (t < 0 || t >= vocab) return "first token " + t + ": expected 0.." + (vocab - 1);
+        return null;
+    }
+
+    /**
+     * The forks of a reservation made for several choices, each a sequence of its own that shares the
+     * prompt's full blocks (a reference each, so the blocks live until the last choice ends) and holds
+     * a copy of the prompt's last partial block and the blocks it will generate into (the reservation's
+     * spares). Called holding {@code r}, with its KV committed.
+     */
+    private List<Reservation> forks(DecodeTask task, Reservation r) {
+        if (r.choices == 1) return List.of();
+        int bt = r.seq.blockTokens(), full = r.promptTokens / bt;
+        int perFork = r.spare.length / (r.choices - 1);
+        r.group = new Reservation.Choices(r.choices);
+        List<Reservation> out = new ArrayList<>();
+        for (int c = 1; c < r.choices; c++) {
+            Sequence seq = engine.newSequence();
+            seq.adoptPrefix(r.seq.blockTable(), full);
+            for (int b = 0; b < perFork; b++) seq.appendOwnedBlock(r.spare[(c - 1) * perFork + b]);
+            if (r.promptTokens % bt != 0) // the prompt's tail: each choice writes after it into its own copy
+            MemorySegment.copy(
+                        cache.block(r.seq.blockTable()[full]), 0, cache.block(seq.blockTable()[full]), 0, blockBytes);
+            seq.setLength(r.promptTokens);
+            Reservation f = new Reservation(r.id, seq, r.promptTokens, r.maxTokens);
+            f.choice = c;
+            f.group = r.group;
+            f.task = task;
+            f.state = State.DECODING;
+            out.add(f);
+        }
+        r.spare = new int[0]; // the forks own them now
+        int vocab = engine.info().vocabSize();
+        for (Reservation f : out) {
+            int first = task.moreFirstTokens()[f.choice - 1];
+            f.constraint = constraint(task, r, first);
+            start(f, first, vocab);
+        }
+        groups.put(r.id, r.group);
+        return out;
+    }
+
+    /** Reservations decoding as several choices, by id, until the last choice ends (a cancel reaches them all). */
+    private final Map<Long, Reservation.Choices> groups = new ConcurrentHashMap<>();
 
     /**
      * The task's {@code response_format} schema as a token constraint that has taken the first token
      * (sampled by the prefill worker under the same schema), or null; a schema the worker cannot
      * compile, or a first token outside it, drops the reservation. Called holding {@code r}.
      */
-    private TokenConstraint constraint(DecodeTask task, Reservation r) {
+    private TokenConstraint constraint(DecodeTask task, Reservation r, int first) {
         var s = task.sampling();
         if (s.schema() == null) return null;
         TokenConstraint c;
@@ -327,10 +433,10 @@ public final class DecodeService {
             dropLocked(r, "bad schema");
             throw new IllegalArgumentException("decode task of reservation " + r.id + ": " + e.getMessage(), e);
         }
-        if (!c.accept(task.firstToken())) {
+        if (!c.accept(first)) {
             dropLocked(r, "first token outside the schema");
-            throw new IllegalArgumentException("decode task of reservation " + r.id + ": the first token "
-                    + task.firstToken() + " does not fit the response_format schema");
+            throw new IllegalArgumentException("decode task of reservation " + r.id + ": the first token " + first
+                    + " does not fit the response_format schema");
         }
         return c;
     }
@@ -359,8 +465,10 @@ public final class DecodeService {
 
     /** Drops a reservation wherever it is (idempotent); false when it is not here. */
     public boolean cancel(long reservationId) {
+        Reservation.Choices group = groups.get(reservationId);
+        if (group != null) group.cancelled = true; // every choice ends at the agent's next step
         Reservation r = reservations.get(reservationId);
-        if (r == null) return false;
+        if (r == null) return group != null;
         synchronized (r) {
             if (r.state == State.DECODING) r.cancelled = true; // the agent ends it at its next step
             else dropLocked(r, "cancelled");
@@ -370,19 +478,24 @@ public final class DecodeService {
 
     /** Ends a decoding reservation (agent thread). */
     void finished(Reservation r, String reason) {
+        boolean last = r.group == null || r.group.open.decrementAndGet() == 0;
         if (r.sink != null) {
-            r.sink.tryEmitNext(TokenEvent.end(reason));
-            r.sink.tryEmitComplete();
+            r.sink.tryEmitNext(new TokenEvent(-1, 0f, reason, r.choice));
+            if (last) r.sink.tryEmitComplete();
         }
-        if ("stop".equals(reason) || "length".equals(reason)) sequences.putBack(r);
-        synchronized (r) {
-            releaseLocked(r, reason);
-        }
-        outcomes.accept(reason.startsWith("error") ? "error" : reason);
+        if (last && r.group != null) groups.remove(r.id, r.group);
+        if (r.choice == 0 && ("stop".equals(reason) || "length".equals(reason))) sequences.putBack(r);
+        if (r.choice == 0) {
+            synchronized (r) {
+                releaseLocked(r, reason);
+            }
+        } else r.seq.release(); // a fork: its own blocks, and its references on the prompt's
+        if (last) outcomes.accept(reason.startsWith("error") ? "error" : reason);
     }
 
     /** Not decoding: released now when nobody can be writing its blocks, else fenced until the writer confirms. */
     private void dropLocked(Reservation r, String why) {
+        releaseSpares(r); // never a write target: free at once, whoever may be writing the prompt's blocks
         switch (r.state) {
             case RESERVED, COMMITTED -> releaseLocked(r, why);
             case CLAIMED -> {
@@ -403,6 +516,12 @@ public final class DecodeService {
         }
     }
 
+    /** Returns the forks' blocks of a reservation that never forked (idempotent). */
+    private void releaseSpares(Reservation r) {
+        for (int b : r.spare) cache.release(b);
+        r.spare = new int[0];
+    }
+
     /** A fenced reservation whose writer stopped is freed once the tcp groups accepted before the fence have landed. */
     private void releaseIfLandedLocked(Reservation r) {
         if (r.state == State.FENCED && r.writerStopped && transfer.writesLandedThrough(r.writer, r.fenceSeq)) {
@@ -416,6 +535,7 @@ public final class DecodeService {
         setWritable(r, false);
         r.state = State.RELEASED;
         reservations.remove(r.id, r);
+        releaseSpares(r);
         r.seq.release();
         released.incrementAndGet();
         LOG.debug("reservation {} released ({})", r.id, why);
@@ -467,8 +587,15 @@ public final class DecodeService {
     public boolean drain(Duration timeout) throws InterruptedException {
         draining = true;
         long until = System.nanoTime() + timeout.toNanos();
-        while (!reservations.isEmpty() && System.nanoTime() < until) Thread.sleep(20);
-        return reservations.isEmpty();
+        // a request's forks (n > 1) may still decode after its own reservation ended
+        while ((!reservations.isEmpty() || !groups.isEmpty()) && System.nanoTime() < until) Thread.sleep(20);
+        return reservations.isEmpty() && groups.isEmpty();
+    }
+
+    /** The sequence of reservation {@code id} (tests fill its prompt's KV as a prefill worker would), or null. */
+    Sequence sequenceOf(long id) {
+        Reservation r = reservations.get(id);
+        return r == null ? null : r.seq;
     }
 
     int reservationCount() {

@@ -6,6 +6,7 @@ import dev.mooncakej.engine.spi.Sequence;
 import dev.mooncakej.kvcache.wire.WorkerMessages.DecodeTask;
 import dev.mooncakej.kvcache.wire.WorkerMessages.TokenEvent;
 import java.util.Arrays;
+import java.util.concurrent.atomic.AtomicInteger;
 import reactor.core.publisher.Sinks;
 
 /**
@@ -73,6 +74,37 @@ final class Reservation {
     }
 
     long lastTokenAt;
+
+    /** How many choices ({@code n}) the reservation was made for: this sequence and {@code choices - 1} forks. */
+    int choices = 1;
+
+    /**
+     * The forks' own blocks, reserved with the prompt's ({@code choices - 1} runs of equal length: each
+     * fork's copy of the prompt's last partial block and the blocks it generates into); handed to the
+     * forks when decoding starts, returned to the pool if the reservation ends before.
+     */
+    int[] spare = new int[0];
+
+    /** Which choice this sequence decodes (0: the reservation's own; 1..: a fork of its prompt). */
+    int choice;
+
+    /** The choices decoding together (null for one): their shared stream, how many are still open. */
+    Choices group;
+
+    /** The choices of one reservation decoding together: one stream of token events, each with its choice. */
+    static final class Choices {
+        final AtomicInteger open;
+        volatile boolean cancelled;
+
+        Choices(int n) {
+            open = new AtomicInteger(n);
+        }
+    }
+
+    /** Whether this sequence's request was cancelled (as a fork: any of its group). */
+    boolean cancelledAny() {
+        return cancelled || (group != null && group.cancelled);
+    }
 
     Reservation(long id, Sequence seq, int promptTokens, int maxTokens) {
         this.id = id;

@@ -4,6 +4,9 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import dev.mooncakej.engine.generate.ModelGenerator;
+import dev.mooncakej.engine.kv.PagedKvCache;
+import dev.mooncakej.engine.spi.PrefillOptions;
+import dev.mooncakej.engine.spi.Sequence;
 import dev.mooncakej.kvcache.wire.KvControl;
 import dev.mooncakej.kvcache.wire.WorkerMessages.DecodeTask;
 import dev.mooncakej.kvcache.wire.WorkerMessages.ReserveResponse;
@@ -19,6 +22,7 @@ import dev.mooncakej.worker.WorkerSettings;
 import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.util.Arrays;
 import java.util.List;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.TimeUnit;
@@ -268,5 +272,85 @@ class DecodeServiceTest {
                 10_000,
                 () -> !events.isEmpty() && events.getLast().finish() != null);
         assertThat(events.getLast().finish()).isEqualTo("length");
+    }
+
+    @Test
+    void severalChoicesDecodeFromOneCopyOfThePromptsBlocks() throws Exception {
+        start(16, 30_000, 1.0); // real step times: the choices are still decoding when the blocks are counted
+        PagedKvCache cache = runtime.engine().kvCache();
+        ReserveResponse r = service.reserve(1, 100, 40, 3);
+        // 140 tokens are 5 blocks; the prompt's 3 full blocks are shared, each fork has its own copy of the
+        // partial fourth and a fifth to generate into: 5 + 2 x 2 = 9 (15 if each choice had its own prompt)
+        assertThat(r.blocks()).isEqualTo(9);
+        assertThat(cache.usedBlocks()).isEqualTo(9);
+        assertThat(r.kv().blockOffsets())
+                .as("the prefill writes the prompt once")
+                .hasSize(4);
+        send(KvControl.claim(1, "writer-1"));
+        int[] prompt = new int[100];
+        for (int i = 0; i < prompt.length; i++) prompt[i] = 3 + (i * 7) % 50;
+        Sequence seq = service.sequenceOf(1); // the prompt's KV, as the prefill worker would have written it
+        assertThat(runtime.engine().prefill(seq, prompt, PrefillOptions.DEFAULT, new float[vocab()]))
+                .isTrue();
+        assertThat(send(KvControl.commit(1, 100))).isEqualTo(KvControl.OK);
+        int[] shared = Arrays.copyOf(seq.blockTable(), 3);
+        List<TokenEvent> events = new CopyOnWriteArrayList<>();
+        service.decode(new DecodeTask(1, 5, 100, 40, GREEDY, null, new int[] {5, 5}))
+                .subscribe(events::add);
+        await("three choices decoding", 5000, () -> agent.activeCount() == 3);
+        for (int b : shared)
+            assertThat(cache.refCount(b))
+                    .as("block %d: one reference per choice", b)
+                    .isEqualTo(3);
+        assertThat(cache.usedBlocks()).as("no block was added for the forks").isEqualTo(9);
+        await(
+                "every choice ends",
+                20_000,
+                () -> events.stream().filter(e -> e.finish() != null).count() == 3);
+        // the same first token, greedy: a fork that read its prompt's tail from a block that was not a copy
+        // of the prompt's would draw other tokens
+        for (int c = 0; c < 3; c++) {
+            int choice = c;
+            List<Integer> tokens = events.stream()
+                    .filter(e -> e.choice() == choice && e.finish() == null)
+                    .map(TokenEvent::token)
+                    .toList();
+            assertThat(tokens).as("choice %d", c).hasSize(39);
+            assertThat(tokens)
+                    .isEqualTo(events.stream()
+                            .filter(e -> e.choice() == 0 && e.finish() == null)
+                            .map(TokenEvent::token)
+                            .toList());
+        }
+        await("every block back", 5000, () -> cache.freeBlocks() == 16);
+    }
+
+    @Test
+    void aReservationForSeveralChoicesEndedBeforeDecodingFreesTheForksBlocks() throws Exception {
+        start(16, 30_000, 0);
+        PagedKvCache cache = runtime.engine().kvCache();
+        assertThat(service.reserve(1, 100, 40, 16))
+                .as("16 choices of 5 blocks, 3 shared: 3 + 16 x 2 = 35 blocks, more than the 16 here")
+                .isNull();
+        assertThat(cache.freeBlocks())
+                .as("a reservation that did not fit holds nothing")
+                .isEqualTo(16);
+        assertThatThrownBy(() -> service.reserve(2, 100, 40, 17)).hasMessageContaining("choices 17");
+        service.reserve(3, 100, 40, 3);
+        send(KvControl.claim(3, "writer-1"));
+        send(KvControl.commit(3, 100));
+        assertThatThrownBy(() -> service.decode(new DecodeTask(3, 5, 100, 40, GREEDY, null, new int[] {5})))
+                .as("a decode task with first tokens for two choices of three")
+                .hasMessageContaining("1 more first tokens");
+        assertThat(cache.freeBlocks())
+                .as("the bad task's reservation, forks' blocks included")
+                .isEqualTo(16);
+        service.reserve(4, 100, 40, 3);
+        service.cancel(4);
+        assertThat(cache.freeBlocks()).isEqualTo(16);
+    }
+
+    private int vocab() {
+        return runtime.engine().info().vocabSize();
     }
 }

@@ -197,6 +197,8 @@ public final class PrefillService {
                     kv.blockOffsets().length + " reserved blocks for " + n + " tokens: expected " + blocks);
         for (long off : kv.blockOffsets())
             if (off < 0) throw new IllegalArgumentException("block offset " + off + ": expected >= 0");
+        int choices = Math.max(1, task.choices());
+        if (choices > 16) throw new IllegalArgumentException("choices " + task.choices() + ": expected 1..16");
         SamplingParams sp =
                 new SamplingParams(s.temperature(), s.topP(), s.topK(), s.seed(), 1, List.of(), s.logprobs());
         try {
@@ -220,7 +222,8 @@ public final class PrefillService {
                 throw new IllegalStateException(
                         "the decode worker refused the claim of reservation " + id + " (" + statusName(claim) + ")");
             int layers = engine.info().layers();
-            int limit = (n - 1) / bt; // keep at least one token to compute
+            // keep at least one token to compute; the prompt's log-probabilities need every position computed
+            int limit = task.promptLogprobs() ? 0 : (n - 1) / bt;
             int[] local = production.localPrefix(keys, limit, mine, id);
             int fromSsd = pool.lastPromoted();
             int[] prefix = local;
@@ -236,11 +239,16 @@ public final class PrefillService {
             int fetched = (prefix.length - local.length) * bt;
             if (prefix.length > 0) job.inflight.add(write(job, kv, seq, 0, prefix.length, 0, layers, bytes));
             float[] logits = new float[vocab];
+            float[] promptLogprobs = task.promptLogprobs() ? new float[n - 1] : null;
             PrefillOptions opts = PrefillOptions.chunked(props.chunkTokens()).withLayers((from, to, layer) -> {
                 if (job.aborted) throw new Aborted(id);
                 // blocks this chunk completed; the last chunk also sends the final partial block
                 int first = from / bt, end = to == n ? (to + bt - 1) / bt : to / bt;
                 if (end > first) job.inflight.add(write(job, kv, seq, first, end, layer, layer + 1, bytes));
+            });
+            if (promptLogprobs != null) // position p's logits predict token p + 1
+            opts = opts.withAllLogits((pos, all, off) -> {
+                if (pos < n - 1) promptLogprobs[pos] = Sampler.logprob(all, off, vocab, tokens[pos + 1]);
             });
             boolean ok;
             long waitFrom = System.nanoTime(), computeFrom;
@@ -274,6 +282,19 @@ public final class PrefillService {
             if (constraint != null && task.maxTokens() != null) // as the decode worker: the last token is the end
             first = constraint.steer(first, task.maxTokens() - 2);
             float lp = s.logprobs() ? Sampler.logprob(logits, 0, logits.length, first) : 0f;
+            // n > 1: each further choice's first token from the same logits, under its own seed
+            int[] more = choices > 1 ? new int[choices - 1] : null;
+            float[] moreLps = choices > 1 ? new float[choices - 1] : null;
+            for (int c = 1; c < choices; c++) {
+                Sampler own = new Sampler(
+                        new SamplingParams(
+                                s.temperature(), s.topP(), s.topK(), s.seedOfChoice(c), 1, List.of(), s.logprobs()),
+                        vocab);
+                int t = own.sample(logits, 0, logits.length);
+                if (constraint != null && task.maxTokens() != null) t = constraint.steer(t, task.maxTokens() - 2);
+                more[c - 1] = t;
+                moreLps[c - 1] = s.logprobs() ? Sampler.logprob(logits, 0, logits.length, t) : 0f;
+            }
             long tk = System.nanoTime();
             awaitWrites(job, id);
             if (job.aborted) throw new Aborted(id);
@@ -302,7 +323,10 @@ public final class PrefillService {
                             queueSeconds,
                             (int) job.writes.get(),
                             job.writeNanos.get() / 1e9,
-                            job.writes.get() == 0 ? 0 : (double) job.concurrencySum.get() / job.writes.get()));
+                            job.writes.get() == 0 ? 0 : (double) job.concurrencySum.get() / job.writes.get()),
+                    more,
+                    moreLps,
+                    promptLogprobs);
         } catch (Aborted e) {
             throw new IllegalStateException(e.getMessage());
         } finally {

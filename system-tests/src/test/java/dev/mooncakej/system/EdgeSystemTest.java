@@ -1,6 +1,7 @@
 package dev.mooncakej.system;
 
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.within;
 
 import dev.mooncakej.engine.generate.ModelGenerator;
 import dev.mooncakej.engine.gguf.GgufFile;
@@ -22,7 +23,9 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.Collections;
+import java.util.HashMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
@@ -481,7 +484,7 @@ class EdgeSystemTest {
                         + "{\"type\":\"string\",\"pattern\":\"^a\"}}}"
             },
             {"logit_bias", "{\"not-a-token\":10}"},
-            {"n", "2"},
+            {"n", "17"},
             {"audio", "{}"},
             {"modalities", "[\"text\",\"audio\"]"},
         }) {
@@ -603,14 +606,7 @@ class EdgeSystemTest {
         }
         assertThat(out.get("usage").get("completion_tokens").asInt()).isBetween(3, 15);
         // streamed: each choice's chunks, by index, join into the same texts
-        String[] streamed = {"", "", ""};
-        for (String line :
-                post("/v1/completions", batch + ",\"stream\":true}").body().split("\n")) {
-            if (!line.startsWith("data:") || line.contains("[DONE]")) continue;
-            JsonNode c = JSON.readTree(line.substring(5).trim()).get("choices").get(0);
-            streamed[c.get("index").asInt()] += c.get("text").asString();
-        }
-        assertThat(streamed).containsExactly(alone.toArray(String[]::new));
+        assertThat(streamedTexts(batch + ",\"stream\":true}", 3)).containsExactly(alone.toArray(String[]::new));
         // echo: the prompt, then the answer
         JsonNode echoed = JSON.readTree(post(
                         "/v1/completions",
@@ -624,6 +620,128 @@ class EdgeSystemTest {
                         + "}");
         assertThat(tooMany.statusCode()).isEqualTo(400);
         assertThat(error(tooMany).path("message").asString()).contains("at most 64");
+    }
+
+    /** A streamed completion's text per choice: its chunks joined by their index. */
+    private static String[] streamedTexts(String body, int choices) throws Exception {
+        String[] streamed = new String[choices];
+        Arrays.fill(streamed, "");
+        for (String line : post("/v1/completions", body).body().split("\n")) {
+            if (!line.startsWith("data:") || line.contains("[DONE]")) continue;
+            JsonNode c = JSON.readTree(line.substring(5).trim()).get("choices").get(0);
+            streamed[c.get("index").asInt()] += c.get("text").asString();
+        }
+        return streamed;
+    }
+
+    /** The decode worker's KV blocks in use. */
+    private static double decodeBlocksUsed() throws Exception {
+        return LocalCluster.get(cluster.decodeUrl(0) + "/actuator/prometheus")
+                .lines()
+                .filter(l -> l.startsWith("mooncakej_kv_blocks_used"))
+                .mapToDouble(l -> Double.parseDouble(l.substring(l.lastIndexOf(' ') + 1)))
+                .findFirst()
+                .orElseThrow();
+    }
+
+    @Test
+    void nChoicesComeFromOnePrefillAndShareThePromptsBlocks() throws Exception {
+        List<Integer> ids = new ArrayList<>();
+        for (int i = 0; i < 100; i++) ids.add(3 + (i * 13) % 200); // 3 full blocks of 32 and a partial one
+        String base = "{\"model\":\"mooncakej-tiny\",\"prompt\":" + ids + ",\"max_tokens\":8,"
+                + "\"temperature\":1,\"seed\":11";
+        double before = decodeBlocksUsed();
+        JsonNode three =
+                JSON.readTree(post("/v1/completions", base + ",\"n\":3}").body());
+        assertThat(three.get("choices").size()).as(three.toString()).isEqualTo(3);
+        List<String> texts = new ArrayList<>();
+        for (int c = 0; c < 3; c++) {
+            assertThat(three.get("choices").get(c).get("index").asInt()).isEqualTo(c);
+            texts.add(three.get("choices").get(c).get("text").asString());
+        }
+        assertThat(texts.stream().distinct().count())
+                .as("three draws at temperature 1, each under its own seed: %s", texts)
+                .isGreaterThan(1);
+        JsonNode one = JSON.readTree(post("/v1/completions", base + "}").body());
+        assertThat(one.get("choices").get(0).get("text").asString())
+                .as("the first choice samples under the request's seed, as n=1 does")
+                .isEqualTo(texts.get(0));
+        assertThat(three.get("usage").get("prompt_tokens").asInt()).isEqualTo(100);
+        assertThat(three.get("usage").get("completion_tokens").asInt()).isBetween(3, 24);
+        // one reservation on the decode worker: 108 tokens are 4 blocks, the 3 full prompt blocks shared,
+        // each further choice a copy of the partial one and nothing more to generate into: 4 + 2 = 6 (12
+        // if each choice had its own prompt)
+        assertThat(cluster.log("decode-0")).contains(": 6 blocks for 100 prompt + 8 generated tokens x 3 choices: ok");
+        // streamed: each choice's chunks, by index, join into the same texts (the same seeds)
+        assertThat(streamedTexts(base + ",\"n\":3,\"stream\":true}", 3)).containsExactly(texts.toArray(String[]::new));
+        // chat: n messages
+        JsonNode chat = JSON.readTree(post(
+                        "/v1/chat/completions",
+                        "{\"model\":\"mooncakej-tiny\",\"messages\":[{\"role\":\"user\",\"content\":\"Hi\"}],"
+                                + "\"max_tokens\":4,\"n\":2,\"seed\":3,\"temperature\":1}")
+                .body());
+        assertThat(chat.get("choices").size()).as(chat.toString()).isEqualTo(2);
+        assertThat(chat.get("choices").get(1).get("message").get("role").asString())
+                .isEqualTo("assistant");
+        long until = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
+        while (decodeBlocksUsed() > before && System.nanoTime() < until) Thread.sleep(50);
+        assertThat(decodeBlocksUsed()).as("every choice's blocks back").isEqualTo(before);
+    }
+
+    @Test
+    void echoWithLogprobsGivesThePromptsLogprobsAsTheDecodeDrewThem() throws Exception {
+        Map<String, Integer> byText = new HashMap<>(), same = new HashMap<>();
+        for (int id = 0; id < tokenizer.vocabSize(); id++) {
+            String t = new String(tokenizer.tokenBytes(id), StandardCharsets.UTF_8);
+            byText.putIfAbsent(t, id);
+            same.merge(t, 1, Integer::sum);
+        }
+        // a prompt whose first three drawn tokens are known by their text alone (no other id spells them)
+        List<Integer> prompt = null;
+        JsonNode drawn = null;
+        for (int attempt = 0; attempt < 20 && prompt == null; attempt++) {
+            List<Integer> p = new ArrayList<>();
+            for (int i = 0; i < 40; i++) p.add(3 + (i * 11 + attempt * 7) % 200);
+            JsonNode d = JSON.readTree(post(
+                                    "/v1/completions",
+                                    "{\"model\":\"mooncakej-tiny\",\"prompt\":" + p
+                                            + ",\"max_tokens\":4,\"temperature\":0,\"logprobs\":1}")
+                            .body())
+                    .get("choices")
+                    .get(0)
+                    .get("logprobs");
+            boolean known = d.get("tokens").size() >= 3;
+            for (int k = 0; known && k < 3; k++)
+                known = same.getOrDefault(d.get("tokens").get(k).asString(), 0) == 1;
+            if (known) {
+                prompt = p;
+                drawn = d;
+            }
+        }
+        assertThat(prompt)
+                .as("a prompt whose answer's tokens are known by their text")
+                .isNotNull();
+        List<Integer> more = new ArrayList<>(prompt);
+        for (int k = 0; k < 3; k++)
+            more.add(byText.get(drawn.get("tokens").get(k).asString()));
+        JsonNode echoed = JSON.readTree(post(
+                                "/v1/completions",
+                                "{\"model\":\"mooncakej-tiny\",\"prompt\":" + more
+                                        + ",\"max_tokens\":1,\"temperature\":0,\"logprobs\":1,\"echo\":true}")
+                        .body())
+                .get("choices")
+                .get(0);
+        JsonNode lp = echoed.get("logprobs");
+        assertThat(lp.get("tokens").size()).as(echoed.toString()).isEqualTo(more.size() + 1);
+        assertThat(lp.get("token_logprobs").get(0).isNull())
+                .as("nothing came before the first token")
+                .isTrue();
+        for (int k = 0; k < 3; k++) // the prefill's log-probability of each token the decode drew after the prompt
+        assertThat(lp.get("token_logprobs").get(prompt.size() + k).asDouble())
+                    .as("token %d after the prompt", k)
+                    .isCloseTo(drawn.get("token_logprobs").get(k).asDouble(), within(0.02));
+        for (int i = 1; i < more.size(); i++)
+            assertThat(lp.get("token_logprobs").get(i).asDouble()).isLessThanOrEqualTo(0);
     }
 
     @Test

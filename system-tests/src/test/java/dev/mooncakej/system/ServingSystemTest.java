@@ -293,7 +293,7 @@ class ServingSystemTest {
                 null
             },
             {
-                "{\"model\": \"" + MODEL + "\", \"messages\": [{\"role\":\"user\",\"content\":\"hi\"}], \"n\": 2}",
+                "{\"model\": \"" + MODEL + "\", \"messages\": [{\"role\":\"user\",\"content\":\"hi\"}], \"n\": 0}",
                 400,
                 "n",
                 null

@@ -17,6 +17,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.UUID;
 import java.util.concurrent.RejectedExecutionException;
+import java.util.function.Consumer;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 import org.springframework.core.io.buffer.DataBufferLimitException;
@@ -168,11 +169,13 @@ public class OpenAiController {
                             ? List.of(parser.parse(body, true, requestId, salt))
                             : parser.parseCompletions(body, requestId, salt);
                     long charged = 0;
-                    for (GenerationRequest g : gs) charged += (long) g.promptTokens().length + g.maxTokens();
+                    for (GenerationRequest g : gs) charged += g.promptTokens().length + (long) g.n() * g.maxTokens();
                     keys.admitTokens(tenant, charged);
                     return gs;
                 })
-                .flatMap(gs -> gs.size() == 1 ? generate(gs.get(0), chat, requestId) : batch(gs, requestId))
+                .flatMap(gs -> gs.size() == 1 && gs.get(0).n() == 1
+                        ? generate(gs.get(0), chat, requestId)
+                        : several(gs, requestId))
                 .transform(m -> refusals(m, requestId));
     }
 
@@ -232,7 +235,7 @@ public class OpenAiController {
         Mono<ResponseEntity<?>> response;
         if (g.stream()) {
             response = started.map(gen -> {
-                Flux<ServerSentEvent<String>> sse = streamChunks(g, id, now, events(gen))
+                Flux<ServerSentEvent<String>> sse = streamChunks(g, id, now, events(gen), gen.promptLogprobs())
                         .doOnComplete(() -> metrics.countOutcome("ok"))
                         .doOnCancel(() -> metrics.countOutcome("cancelled"))
                         .onErrorResume(e -> streamFailure(e, requestId));
@@ -250,7 +253,7 @@ public class OpenAiController {
                         .header("X-Request-Id", requestId)
                         .header(PREFILL_HEADER, gen.prefill())
                         .header(DECODE_HEADER, gen.decode())
-                        .body(full(g, id, now, list));
+                        .body(full(g, id, now, list, gen.promptLogprobs()));
             }));
         }
         return response.onErrorResume(ApiException.class, e -> {
@@ -272,95 +275,128 @@ public class OpenAiController {
                 });
     }
 
+    /** One prompt of a request run: its generation and each choice's events. */
+    private record Ran(GenerationRequest g, Generation gen, List<List<GenerationEvent>> choices) {}
+
     /**
-     * A batch of prompts on /v1/completions: each runs as its own request (scheduled, prefilled and
-     * decoded like any other), the answers come back as choices in prompt order ({@code index}), the
-     * usage summed; streamed, their chunks interleave as they come, each with its choice's index.
+     * Several choices in one answer: a batch of prompts on /v1/completions, and {@code n} > 1 (chat or
+     * completions). Each prompt runs as its own request (scheduled, prefilled and decoded like any
+     * other) and its {@code n} choices come from its one prefill, decoded side by side on one decode
+     * worker from the prompt's shared KV blocks; choice {@code i * n + c} is prompt {@code i}'s
+     * {@code c}-th. The usage counts each prompt once and every choice's tokens; streamed, the
+     * choices' chunks interleave as they come, each with its index.
      */
-    private Mono<ResponseEntity<?>> batch(List<GenerationRequest> gs, String requestId) {
-        String id = "cmpl-" + requestId.replace("-", "");
-        long now = System.currentTimeMillis() / 1000;
+    private Mono<ResponseEntity<?>> several(List<GenerationRequest> gs, String requestId) {
         GenerationRequest first = gs.get(0);
+        boolean chat = first.chat();
+        String id = (chat ? "chatcmpl-" : "cmpl-") + requestId.replace("-", "");
+        long now = System.currentTimeMillis() / 1000;
         if (!first.stream()) {
             return Flux.fromIterable(gs)
                     .flatMapSequential(g -> service.generate(g)
                             .onErrorMap(RequestFailure.class, ApiException::of)
-                            .flatMap(gen -> events(gen).collectList()))
+                            .flatMap(gen -> Flux.fromIterable(gen.choices())
+                                    .flatMapSequential(c -> c.onErrorMap(RequestFailure.class, ApiException::of)
+                                            .collectList())
+                                    .collectList()
+                                    .map(lists -> new Ran(g, gen, lists))))
                     .collectList()
                     .<ResponseEntity<?>>map(all -> {
                         metrics.countOutcome("ok");
                         List<Map<String, Object>> choices = new ArrayList<>();
                         int prompt = 0, completion = 0, cached = 0;
                         for (int i = 0; i < all.size(); i++) {
-                            Map<String, Object> one = full(gs.get(i), id, now, all.get(i));
-                            @SuppressWarnings("unchecked")
-                            Map<String, Object> choice =
-                                    new LinkedHashMap<>(((List<Map<String, Object>>) one.get("choices")).get(0));
-                            choice.put("index", i);
-                            choices.add(choice);
-                            Answer a = answer(gs.get(i), all.get(i));
-                            prompt += a.done().promptTokens();
-                            completion += a.done().completionTokens();
-                            cached += a.done().cachedTokens();
+                            Ran r = all.get(i);
+                            for (int c = 0; c < r.choices().size(); c++) {
+                                Answer a = answer(r.g(), r.choices().get(c));
+                                choices.add(choice(
+                                        r.g(), i * r.g().n() + c, a, r.gen().promptLogprobs()));
+                                completion += a.done().completionTokens();
+                                if (c > 0) continue;
+                                prompt += a.done().promptTokens();
+                                cached += a.done().cachedTokens();
+                            }
                         }
                         Map<String, Object> m = new LinkedHashMap<>();
                         m.put("id", id);
-                        m.put("object", "text_completion");
+                        m.put("object", chat ? "chat.completion" : "text_completion");
                         m.put("created", now);
                         m.put("model", first.model());
                         m.put("choices", choices);
                         m.put("usage", usage(new GenerationEvent.Done("stop", prompt, completion, cached)));
-                        return (ResponseEntity<?>) ResponseEntity.ok()
-                                .header("X-Request-Id", requestId)
-                                .body(m);
+                        ResponseEntity.BodyBuilder b = ResponseEntity.ok().header("X-Request-Id", requestId);
+                        if (all.size() == 1)
+                            b.header(PREFILL_HEADER, all.get(0).gen().prefill())
+                                    .header(DECODE_HEADER, all.get(0).gen().decode());
+                        return (ResponseEntity<?>) b.body(m);
                     })
                     .onErrorResume(ApiException.class, e -> {
-                        metrics.countOutcome("error");
+                        metrics.countOutcome(e.status() == 429 ? "rejected" : "error");
                         return Mono.just(error(e, requestId));
                     });
         }
         int[] usage = new int[3];
+        Flux<ServerSentEvent<String>> tail = Flux.defer(() -> {
+            List<ServerSentEvent<String>> t = new ArrayList<>();
+            if (first.includeUsage())
+                t.add(sse(json(
+                        usageChunk(first, id, now, new GenerationEvent.Done("stop", usage[0], usage[1], usage[2])))));
+            t.add(sse("[DONE]"));
+            return Flux.fromIterable(t);
+        });
+        if (gs.size() == 1) { // one prompt, n choices: its refusals are still an HTTP status
+            return service.generate(first)
+                    .onErrorMap(RequestFailure.class, ApiException::of)
+                    .<ResponseEntity<?>>map(gen -> ResponseEntity.ok()
+                            .header("X-Request-Id", requestId)
+                            .header(PREFILL_HEADER, gen.prefill())
+                            .header(DECODE_HEADER, gen.decode())
+                            .contentType(MediaType.TEXT_EVENT_STREAM)
+                            .body(choiceStreams(first, gen, 0, id, now, usage)
+                                    .concatWith(tail)
+                                    .doOnComplete(() -> metrics.countOutcome("ok"))
+                                    .doOnCancel(() -> metrics.countOutcome("cancelled"))
+                                    .onErrorResume(e -> streamFailure(e, requestId))))
+                    .onErrorResume(ApiException.class, e -> {
+                        metrics.countOutcome(e.status() == 429 ? "rejected" : "error");
+                        return Mono.just(error(e, requestId));
+                    });
+        }
         List<Flux<ServerSentEvent<String>>> parts = new ArrayList<>();
         for (int i = 0; i < gs.size(); i++) {
             GenerationRequest g = gs.get(i);
-            int index = i;
-            Flux<ServerSentEvent<String>> echo = g.echo() == null
-                    ? Flux.empty()
-                    : Flux.just(sse(json(textChunk(g, index, id, now, g.echo(), null, null))));
-            parts.add(echo.concatWith(service.generate(g)
+            int base = i * g.n();
+            parts.add(service.generate(g)
                     .onErrorMap(RequestFailure.class, ApiException::of)
-                    .flatMapMany(gen -> events(gen))
-                    .concatMap(ev -> switch (ev) {
-                        case GenerationEvent.Delta d ->
-                            d.text().isEmpty() && !g.sampling().logprobs()
-                                    ? Flux.<ServerSentEvent<String>>empty()
-                                    : Flux.just(sse(json(
-                                            textChunk(g, index, id, now, d.text(), null, logprobs(g, List.of(d))))));
-                        case GenerationEvent.Done done -> {
-                            synchronized (usage) {
-                                usage[0] += done.promptTokens();
-                                usage[1] += done.completionTokens();
-                                usage[2] += done.cachedTokens();
-                            }
-                            yield Flux.just(sse(json(textChunk(g, index, id, now, "", done.finishReason(), null))));
-                        }
-                    })));
+                    .flatMapMany(gen -> choiceStreams(g, gen, base, id, now, usage)));
         }
         Flux<ServerSentEvent<String>> sse = Flux.merge(parts)
-                .concatWith(Flux.defer(() -> {
-                    List<ServerSentEvent<String>> tail = new ArrayList<>();
-                    if (first.includeUsage())
-                        tail.add(sse(json(usageChunk(
-                                first, id, now, new GenerationEvent.Done("stop", usage[0], usage[1], usage[2])))));
-                    tail.add(sse("[DONE]"));
-                    return Flux.fromIterable(tail);
-                }))
+                .concatWith(tail)
                 .doOnComplete(() -> metrics.countOutcome("ok"))
                 .onErrorResume(e -> streamFailure(e, requestId));
         return Mono.just(ResponseEntity.ok()
                 .header("X-Request-Id", requestId)
                 .contentType(MediaType.TEXT_EVENT_STREAM)
                 .body(sse));
+    }
+
+    /** The chunks of every choice of {@code gen} (indexes from {@code base}), merged; usage summed into it. */
+    private Flux<ServerSentEvent<String>> choiceStreams(
+            GenerationRequest g, Generation gen, int base, String id, long now, int[] usage) {
+        List<Flux<ServerSentEvent<String>>> cs = new ArrayList<>();
+        for (int c = 0; c < gen.choices().size(); c++) {
+            boolean counted = c == 0; // the prompt once per request
+            cs.add(choiceChunks(g, base + c, id, now, events(gen.choices().get(c)), gen.promptLogprobs(), d -> {
+                synchronized (usage) {
+                    if (counted) {
+                        usage[0] += d.promptTokens();
+                        usage[2] += d.cachedTokens();
+                    }
+                    usage[1] += d.completionTokens();
+                }
+            }));
+        }
+        return Flux.merge(cs);
     }
 
     /** A Responses request translated, and the chat request it runs as. */
@@ -717,33 +753,75 @@ public class OpenAiController {
 
     /** A generation's events, its failures rendered for the client. */
     private static Flux<GenerationEvent> events(Generation gen) {
-        return gen.events().onErrorMap(RequestFailure.class, ApiException::of);
+        return events(gen.events());
     }
 
+    /** One choice's events, its failures rendered for the client. */
+    private static Flux<GenerationEvent> events(Flux<GenerationEvent> choice) {
+        return choice.onErrorMap(RequestFailure.class, ApiException::of);
+    }
+
+    /** One choice's stream, then the usage chunk (when asked) and {@code [DONE]}. */
     private Flux<ServerSentEvent<String>> streamChunks(
-            GenerationRequest g, String id, long now, Flux<GenerationEvent> events) {
+            GenerationRequest g, String id, long now, Flux<GenerationEvent> events, float[] promptLogprobs) {
+        GenerationEvent.Done[] last = new GenerationEvent.Done[1];
+        return choiceChunks(g, 0, id, now, events, promptLogprobs, d -> last[0] = d)
+                .concatWith(Flux.defer(() -> {
+                    List<ServerSentEvent<String>> tail = new ArrayList<>();
+                    if (g.includeUsage() && last[0] != null) tail.add(sse(json(usageChunk(g, id, now, last[0]))));
+                    tail.add(sse("[DONE]"));
+                    return Flux.fromIterable(tail);
+                }));
+    }
+
+    /**
+     * The chunks of choice {@code index}: the head (chat's role; completions' echo, with the prompt's
+     * log-probabilities when asked), its deltas, and its finish chunk; its end is handed to {@code ended}.
+     */
+    private Flux<ServerSentEvent<String>> choiceChunks(
+            GenerationRequest g,
+            int index,
+            String id,
+            long now,
+            Flux<GenerationEvent> events,
+            float[] promptLogprobs,
+            Consumer<GenerationEvent.Done> ended) {
         List<ServerSentEvent<String>> head = new ArrayList<>();
-        if (g.chat()) head.add(sse(json(chunk(g, id, now, Map.of("role", "assistant", "content", ""), null, null))));
-        if (g.echo() != null) head.add(sse(json(textChunk(g, id, now, g.echo(), null, null))));
+        if (g.chat())
+            head.add(sse(json(chunk(g, index, id, now, Map.of("role", "assistant", "content", ""), null, null))));
+        if (g.echo() != null)
+            head.add(sse(json(textChunk(
+                    g,
+                    index,
+                    id,
+                    now,
+                    g.echo(),
+                    null,
+                    promptLogprobs == null ? null : promptLogprobs(g, promptLogprobs)))));
         ToolCallStream calls = g.tools() == null ? null : g.tools().stream();
-        if (calls != null) return Flux.fromIterable(head).concatWith(toolChunks(g, id, now, events, calls));
+        if (calls != null)
+            return Flux.fromIterable(head).concatWith(toolChunks(g, index, id, now, events, calls, ended));
         Flux<ServerSentEvent<String>> body = events.concatMap(ev -> switch (ev) {
             case GenerationEvent.Delta d ->
                 d.text().isEmpty() && !g.sampling().logprobs()
                         ? Flux.empty()
                         : Flux.just(sse(json(
                                 g.chat()
-                                        ? chunk(g, id, now, Map.of("content", d.text()), null, logprobs(g, List.of(d)))
-                                        : textChunk(g, id, now, d.text(), null, logprobs(g, List.of(d))))));
+                                        ? chunk(
+                                                g,
+                                                index,
+                                                id,
+                                                now,
+                                                Map.of("content", d.text()),
+                                                null,
+                                                logprobs(g, List.of(d)))
+                                        : textChunk(g, index, id, now, d.text(), null, logprobs(g, List.of(d))))));
             case GenerationEvent.Done done -> {
-                List<ServerSentEvent<String>> tail = new ArrayList<>();
-                tail.add(sse(json(
+                ended.accept(done);
+                yield Flux.just(sse(json(
                         g.chat()
-                                ? chunk(g, id, now, Map.of(), done.finishReason(), null)
-                                : textChunk(g, id, now, "", done.finishReason(), null))));
-                if (g.includeUsage()) tail.add(sse(json(usageChunk(g, id, now, done))));
-                tail.add(sse("[DONE]"));
-                yield Flux.fromIterable(tail);
+                                ? chunk(g, index, id, now, Map.of(), done.finishReason(), null)
+                                : textChunk(g, index, id, now, "", done.finishReason(), null))));
             }
         });
         return Flux.fromIterable(head).concatWith(body);
@@ -756,7 +834,13 @@ public class OpenAiController {
      * the next chunk released (text held back while it may start a call releases later).
      */
     private Flux<ServerSentEvent<String>> toolChunks(
-            GenerationRequest g, String id, long now, Flux<GenerationEvent> events, ToolCallStream calls) {
+            GenerationRequest g,
+            int index,
+            String id,
+            long now,
+            Flux<GenerationEvent> events,
+            ToolCallStream calls,
+            Consumer<GenerationEvent.Done> ended) {
         List<GenerationEvent.Delta> pending = new ArrayList<>();
         return events.concatMap(ev -> {
             List<ServerSentEvent<String>> out = new ArrayList<>();
@@ -774,12 +858,11 @@ public class OpenAiController {
             for (ToolCallStream.Out o : released) {
                 Object lp = pending.isEmpty() ? null : logprobs(g, List.copyOf(pending));
                 pending.clear();
-                out.add(sse(json(chunk(g, id, now, toolDelta(o), null, lp))));
+                out.add(sse(json(chunk(g, index, id, now, toolDelta(o), null, lp))));
             }
             if (done != null) {
-                out.add(sse(json(chunk(g, id, now, Map.of(), finish, null))));
-                if (g.includeUsage()) out.add(sse(json(usageChunk(g, id, now, done))));
-                out.add(sse("[DONE]"));
+                ended.accept(done);
+                out.add(sse(json(chunk(g, index, id, now, Map.of(), finish, null))));
             }
             return Flux.fromIterable(out);
         });
@@ -815,9 +898,15 @@ public class OpenAiController {
     }
 
     private Map<String, Object> chunk(
-            GenerationRequest g, String id, long now, Map<String, Object> delta, String finish, Object logprobs) {
+            GenerationRequest g,
+            int index,
+            String id,
+            long now,
+            Map<String, Object> delta,
+            String finish,
+            Object logprobs) {
         Map<String, Object> choice = new LinkedHashMap<>();
-        choice.put("index", 0);
+        choice.put("index", index);
         choice.put("delta", delta);
         choice.put("logprobs", logprobs);
         choice.put("finish_reason", finish);
@@ -828,11 +917,6 @@ public class OpenAiController {
         m.put("model", g.model());
         m.put("choices", List.of(choice));
         return m;
-    }
-
-    private Map<String, Object> textChunk(
-            GenerationRequest g, String id, long now, String text, String finish, Object logprobs) {
-        return textChunk(g, 0, id, now, text, finish, logprobs);
     }
 
     private Map<String, Object> textChunk(
@@ -912,27 +996,62 @@ public class OpenAiController {
         return new Answer(text.toString(), content, toolCalls, deltas, done, finish);
     }
 
-    private Map<String, Object> full(GenerationRequest g, String id, long now, List<GenerationEvent> events) {
+    private Map<String, Object> full(
+            GenerationRequest g, String id, long now, List<GenerationEvent> events, float[] promptLogprobs) {
         Answer a = answer(g, events);
+        Map<String, Object> m = new LinkedHashMap<>();
+        m.put("id", id);
+        m.put("object", g.chat() ? "chat.completion" : "text_completion");
+        m.put("created", now);
+        m.put("model", g.model());
+        m.put("choices", List.of(choice(g, 0, a, promptLogprobs)));
+        m.put("usage", usage(a.done()));
+        return m;
+    }
+
+    /** Choice {@code index} of a finished answer (with completions' echo, the prompt first). */
+    private Map<String, Object> choice(GenerationRequest g, int index, Answer a, float[] promptLogprobs) {
         Map<String, Object> choice = new LinkedHashMap<>();
-        choice.put("index", 0);
         if (g.chat()) {
+            choice.put("index", index);
             Map<String, Object> message = new LinkedHashMap<>();
             message.put("role", "assistant");
             message.put("content", a.content());
             message.put("refusal", null);
             if (!a.toolCalls().isEmpty()) message.put("tool_calls", a.toolCalls());
             choice.put("message", message);
-        } else choice.put("text", g.echo() == null ? a.text() : g.echo() + a.text());
-        choice.put("logprobs", logprobs(g, a.deltas()));
+        } else {
+            choice.put("text", g.echo() == null ? a.text() : g.echo() + a.text());
+            choice.put("index", index);
+        }
+        Object lp = logprobs(g, a.deltas());
+        if (promptLogprobs != null && lp != null) { // completions: the prompt's tokens, then the answer's
+            Map<String, List<Object>> both = promptLogprobs(g, promptLogprobs);
+            @SuppressWarnings("unchecked")
+            Map<String, List<?>> answer = (Map<String, List<?>>) lp;
+            both.get("tokens").addAll(answer.get("tokens"));
+            both.get("token_logprobs").addAll(answer.get("token_logprobs"));
+            lp = both;
+        }
+        choice.put("logprobs", lp);
         choice.put("finish_reason", a.finish());
-        Map<String, Object> m = new LinkedHashMap<>();
-        m.put("id", id);
-        m.put("object", g.chat() ? "chat.completion" : "text_completion");
-        m.put("created", now);
-        m.put("model", g.model());
-        m.put("choices", List.of(choice));
-        m.put("usage", usage(a.done()));
+        return choice;
+    }
+
+    /**
+     * The prompt's tokens and their log-probabilities in completions' form; the first token has none
+     * (null), as nothing came before it.
+     */
+    private Map<String, List<Object>> promptLogprobs(GenerationRequest g, float[] lps) {
+        List<Object> tokens = new ArrayList<>(), values = new ArrayList<>();
+        int[] prompt = g.promptTokens();
+        for (int i = 0; i < prompt.length; i++) {
+            tokens.add(new String(model.tokenizer().tokenBytes(prompt[i]), StandardCharsets.UTF_8));
+            values.add(i == 0 ? null : lps[i - 1]);
+        }
+        Map<String, List<Object>> m = new LinkedHashMap<>();
+        m.put("tokens", tokens);
+        m.put("token_logprobs", values);
         return m;
     }
 

@@ -90,10 +90,10 @@ public class RequestParser {
         if (sampling.minTokens() > max)
             throw ApiException.invalid(
                     "min_tokens", "min_tokens=" + sampling.minTokens() + " exceeds " + maxName + "=" + max);
-        Integer n = JsonFields.optionalInt(root, "n");
-        if (n != null && n != 1)
-            throw ApiException.invalid(
-                    "n", "n=" + n + " is not supported: this server returns one choice per request (n=1)");
+        Integer nOrNull = JsonFields.optionalInt(root, "n");
+        int n = nOrNull == null ? 1 : nOrNull;
+        if (n < 1 || n > GenerationRequest.MAX_N)
+            throw ApiException.invalid("n", "n=" + n + " is out of range: expected 1.." + GenerationRequest.MAX_N);
         boolean stream = JsonFields.optionalBool(root, "stream");
         boolean includeUsage = false;
         if (root.has("stream_options") && !root.get("stream_options").isNull()) {
@@ -106,9 +106,6 @@ public class RequestParser {
         List<String> stop = stops(root);
         String echo = null;
         if (!chat && root.path("echo").asBoolean(false)) {
-            if (sampling.logprobs())
-                throw SamplingParser.unsupported(
-                        "echo", "echo with logprobs is not supported: the prompt's log-probabilities are not computed");
             JsonNode p = root.get("prompt");
             echo = p.isString()
                     ? p.asString()
@@ -117,7 +114,20 @@ public class RequestParser {
                             : model.tokenizer().decode(tokens);
         }
         return new GenerationRequest(
-                chat, m, tokens, max, sampling, stop, stream, includeUsage, requestId, salt, tools, echo);
+                chat,
+                m,
+                tokens,
+                max,
+                sampling,
+                stop,
+                stream,
+                includeUsage,
+                requestId,
+                salt,
+                tools,
+                echo,
+                n,
+                echo != null && sampling.logprobs());
     }
 
     /** Most prompts one /v1/completions request may carry. */

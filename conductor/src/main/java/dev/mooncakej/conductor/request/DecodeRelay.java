@@ -14,11 +14,15 @@ import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
+import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.AtomicIntegerArray;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 import org.springframework.stereotype.Component;
+import reactor.core.Disposable;
 import reactor.core.publisher.Flux;
+import reactor.core.publisher.Sinks;
 
 /**
  * The request path's fourth phase: the first token (from the prefill), then the decode worker's
@@ -44,10 +48,14 @@ public class DecodeRelay {
     }
 
     /**
-     * The text events of {@code g} (prompt block keys {@code keys}) from its first token on, decoded in
-     * {@code reservation} on {@code decode}; {@code produced} counts the tokens relayed.
+     * The text events of {@code g}'s choices (prompt block keys {@code keys}) from their first tokens
+     * on, decoded in {@code reservation} on {@code decode}; {@code produced} counts the tokens relayed
+     * (all choices'). With {@code n} > 1 the decode worker's one stream carries every choice's tokens,
+     * each tagged with its choice: it is split here, each choice relayed on its own (its own stop
+     * sequences, text and end), and it starts once every choice's flux is subscribed; the reservation
+     * is released once every choice has ended.
      */
-    Flux<GenerationEvent> relay(
+    List<Flux<GenerationEvent>> relay(
             GenerationRequest g,
             long[] keys,
             long reservation,
@@ -55,37 +63,118 @@ public class DecodeRelay {
             PrefillResult pr,
             long start,
             AtomicInteger produced) {
-        TokenEvent first = TokenEvent.token(pr.firstToken(), pr.firstLogprob());
+        int n = g.n();
+        int[] firsts = pr.firstTokens();
+        float[] firstLps = pr.firstLogprobs();
+        boolean allEnded = g.maxTokens() == 1;
+        if (!allEnded) {
+            allEnded = true;
+            for (int t : firsts) allEnded &= model.tokenizer().isEndOfGeneration(t);
+        }
         Flux<TokenEvent> source;
-        if (model.tokenizer().isEndOfGeneration(pr.firstToken()) || g.maxTokens() == 1) {
+        if (allEnded) {
             workers.cancel(decode.url(), reservation).subscribe();
-            source = Flux.just(first);
+            source = Flux.empty();
         } else {
             DecodeTask dt = new DecodeTask(
                     reservation,
-                    pr.firstToken(),
+                    firsts[0],
                     g.promptTokens().length,
                     g.maxTokens(),
                     g.sampling(),
-                    sequenceKeys(g, keys));
-            source = Flux.concat(Flux.just(first), workers.decode(decode.url(), dt, g.requestId()));
+                    sequenceKeys(g, keys),
+                    n > 1 ? Arrays.copyOfRange(firsts, 1, n) : null);
+            source = workers.decode(decode.url(), dt, g.requestId());
         }
-        Stream s = new Stream(g, reservation, decode, pr.cachedTokens(), start, produced);
+        Split split = n == 1 ? null : new Split(source, n);
         decode.started();
-        return source.concatMap(s::on)
-                .takeUntil(ev -> ev instanceof GenerationEvent.Done)
-                .doFinally(signal -> {
-                    decode.ended();
-                    if (!s.finished) {
-                        LOG.info(
-                                "[{}] ended early ({}); releasing reservation {} on {}",
-                                g.requestId(),
-                                signal,
-                                reservation,
-                                decode.url());
-                        workers.cancel(decode.url(), reservation).subscribe();
-                    }
-                });
+        AtomicInteger open = new AtomicInteger(n);
+        List<Stream> streams = new ArrayList<>();
+        List<Flux<GenerationEvent>> out = new ArrayList<>();
+        for (int c = 0; c < n; c++) {
+            int choice = c;
+            Stream s = new Stream(g, reservation, decode, pr.cachedTokens(), start, produced, choice);
+            streams.add(s);
+            Flux<TokenEvent> mine = n == 1 ? source : split.choice(choice);
+            out.add(Flux.concat(Flux.just(TokenEvent.token(firsts[c], firstLps[c])), mine)
+                    .concatMap(s::on)
+                    .takeUntil(ev -> ev instanceof GenerationEvent.Done)
+                    .doFinally(signal -> {
+                        if (!s.finished) LOG.info("[{}] choice {} ended early ({})", g.requestId(), choice, signal);
+                        if (split != null) split.left(choice);
+                        if (open.decrementAndGet() > 0) return;
+                        decode.ended();
+                        if (streams.stream().anyMatch(x -> !x.finished)) {
+                            LOG.info(
+                                    "[{}] ended early; releasing reservation {} on {}",
+                                    g.requestId(),
+                                    reservation,
+                                    decode.url());
+                            workers.cancel(decode.url(), reservation).subscribe();
+                        }
+                    }));
+        }
+        return out;
+    }
+
+    /**
+     * The decode worker's one stream of several choices, split by choice: subscribed once, when the
+     * first choice is, each event handed to its choice's buffer (dropped once that choice has left),
+     * and cancelled when every choice has left. A choice that ends at its first token never subscribes,
+     * and the others still run.
+     */
+    private static final class Split {
+        private final Flux<TokenEvent> source;
+        private final List<Sinks.Many<TokenEvent>> sinks = new ArrayList<>();
+        private final AtomicIntegerArray gone;
+        private final AtomicInteger staying;
+        private final AtomicBoolean subscribed = new AtomicBoolean();
+        private volatile Disposable upstream;
+
+        Split(Flux<TokenEvent> source, int n) {
+            this.source = source;
+            this.gone = new AtomicIntegerArray(n);
+            this.staying = new AtomicInteger(n);
+            for (int i = 0; i < n; i++) sinks.add(Sinks.many().unicast().onBackpressureBuffer());
+        }
+
+        Flux<TokenEvent> choice(int c) {
+            return sinks.get(c).asFlux().doOnSubscribe(s -> connect());
+        }
+
+        private void connect() {
+            if (!subscribed.compareAndSet(false, true)) return;
+            upstream = source.subscribe(
+                    ev -> {
+                        int c = ev.choice();
+                        if (c < 0 || c >= sinks.size()) {
+                            fail(new RequestFailure(
+                                    RequestFailure.Kind.BAD_WORKER_ANSWER,
+                                    "the decode worker sent choice " + c + " of " + sinks.size(),
+                                    null));
+                            return;
+                        }
+                        if (gone.get(c) == 0) sinks.get(c).tryEmitNext(ev);
+                    },
+                    this::fail,
+                    () -> sinks.forEach(Sinks.Many::tryEmitComplete));
+            if (staying.get() == 0) upstream.dispose();
+        }
+
+        private void fail(Throwable e) {
+            for (var sink : sinks) sink.tryEmitError(e);
+            Disposable d = upstream;
+            if (d != null) d.dispose();
+        }
+
+        /** Choice {@code c} has ended or its client left: its events are dropped; the last one out cancels. */
+        void left(int c) {
+            if (gone.getAndSet(c, 1) != 0) return;
+            if (staying.decrementAndGet() == 0) {
+                Disposable d = upstream;
+                if (d != null) d.dispose();
+            }
+        }
     }
 
     /**
@@ -114,6 +203,10 @@ public class DecodeRelay {
         final TextAssembler text;
         final StringBuilder said;
         final List<Integer> saidIds;
+        final int choice;
+        /** This choice's tokens (the request's are counted in {@code produced}). */
+        int mine;
+
         volatile boolean finished;
         long lastTokenAt;
 
@@ -123,7 +216,9 @@ public class DecodeRelay {
                 WorkerEndpoint decode,
                 int cached,
                 long start,
-                AtomicInteger produced) {
+                AtomicInteger produced,
+                int choice) {
+            this.choice = choice;
             this.g = g;
             this.reservation = reservation;
             this.decode = decode;
@@ -153,7 +248,8 @@ public class DecodeRelay {
             }
             long now = System.nanoTime();
             if (produced.getAndIncrement() == 0) metrics.ttft.record(Duration.ofNanos(now - start));
-            else metrics.tbt.record(Duration.ofNanos(now - lastTokenAt));
+            else if (mine > 0) metrics.tbt.record(Duration.ofNanos(now - lastTokenAt));
+            mine++;
             lastTokenAt = now;
             String piece = text.add(ev.token());
             if (said != null) {
@@ -165,7 +261,7 @@ public class DecodeRelay {
                 finished = true;
                 return out.concatWith(done("", "stop"));
             }
-            if (produced.get() >= g.maxTokens()) {
+            if (mine >= g.maxTokens()) {
                 finished = true;
                 return out.concatWith(done(ended(text.flush()), "length"));
             }
@@ -176,7 +272,7 @@ public class DecodeRelay {
         private Flux<GenerationEvent> finish(String finish) {
             finished = true;
             if (finish.startsWith("error")) {
-                LOG.warn("[{}] decode worker {} ended the stream with {}", g.requestId(), decode.id(), finish);
+                LOG.warn("[{}] decode worker {} ended choice {} with {}", g.requestId(), decode.id(), choice, finish);
                 return Flux.error(new RequestFailure(
                         RequestFailure.Kind.DECODE_FAILED,
                         "the decode worker failed (request " + g.requestId() + "; the conductor's log says why)",
@@ -187,7 +283,7 @@ public class DecodeRelay {
 
         /** The answer's last text: a chat answer is remembered with its ids. */
         private String ended(String tail) {
-            if (said != null)
+            if (said != null && choice == 0)
                 answers.remember(
                         g.salt(),
                         said.append(tail).toString(),
@@ -198,7 +294,7 @@ public class DecodeRelay {
         private Flux<GenerationEvent> done(String tail, String reason) {
             metrics.e2e.record(Duration.ofNanos(System.nanoTime() - start));
             Flux<GenerationEvent> d =
-                    Flux.just(new GenerationEvent.Done(reason, g.promptTokens().length, produced.get(), cached));
+                    Flux.just(new GenerationEvent.Done(reason, g.promptTokens().length, mine, cached));
             return tail.isEmpty()
                     ? d
                     : Flux.<GenerationEvent>just(new GenerationEvent.Delta(tail, -1, 0f))

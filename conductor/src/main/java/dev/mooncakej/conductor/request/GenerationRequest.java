@@ -12,6 +12,9 @@ import java.util.List;
  * @param salt          the tenant's block-key salt (its API key's), or null
  * @param tools         the chat request's function tools (how its answer is parsed for calls), or null
  * @param echo          completions' {@code echo}: the prompt's text, returned before the answer; or null
+ * @param n             how many choices to generate from the one prefill (1..16)
+ * @param promptLogprobs completions' {@code echo} with {@code logprobs}: the log-probability of each prompt
+ *                      token after the first, computed by the prefill over the whole prompt
  */
 public record GenerationRequest(
         boolean chat,
@@ -25,18 +28,9 @@ public record GenerationRequest(
         String requestId,
         String salt,
         ToolSet tools,
-        String echo) {
-    public GenerationRequest(
-            boolean chat,
-            String model,
-            int[] promptTokens,
-            int maxTokens,
-            Sampling sampling,
-            List<String> stop,
-            boolean stream,
-            boolean includeUsage,
-            String requestId,
-            String salt) {
-        this(chat, model, promptTokens, maxTokens, sampling, stop, stream, includeUsage, requestId, salt, null, null);
-    }
+        String echo,
+        int n,
+        boolean promptLogprobs) {
+    /** The most choices one request may ask for. */
+    public static final int MAX_N = 16;
 }

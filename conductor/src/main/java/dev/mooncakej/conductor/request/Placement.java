@@ -63,7 +63,7 @@ public class Placement {
         WorkerEndpoint w = candidates.get(i);
         asked.set(w);
         int prompt = g.promptTokens().length;
-        return workers.reserve(w.url(), new ReserveRequest(reservation, prompt, g.maxTokens()), g.requestId())
+        return workers.reserve(w.url(), new ReserveRequest(reservation, prompt, g.maxTokens(), g.n()), g.requestId())
                 .map(r -> new Reserved(w, checked(r, reservation, prompt, w.url())))
                 .switchIfEmpty(Mono.defer(() -> reserve(reservation, g, candidates, i + 1, asked)))
                 .onErrorResume(e -> !(e instanceof RequestFailure), e -> {

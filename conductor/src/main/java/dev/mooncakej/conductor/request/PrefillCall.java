@@ -43,12 +43,33 @@ public class PrefillCall {
         WorkerEndpoint prefill = ch.prefill();
         int[] tokens = g.promptTokens();
         PrefillTask task = new PrefillTask(
-                reservation, tokens, keys, ch.decision().prefixBlocks(), res.kv(), g.sampling(), g.maxTokens());
+                reservation,
+                tokens,
+                keys,
+                g.promptLogprobs() ? 0 : ch.decision().prefixBlocks(), // every position is computed anyway
+                res.kv(),
+                g.sampling(),
+                g.maxTokens(),
+                g.n(),
+                g.promptLogprobs());
         prefill.started();
         return workers.prefill(prefill.url(), task, g.requestId())
-                .map(pr -> pr.validate(
-                        reservation, tokens.length, model.tokenizer().vocabSize()))
+                .map(pr -> checked(
+                        g,
+                        pr.validate(
+                                reservation, tokens.length, model.tokenizer().vocabSize())))
                 .doFinally(s -> prefill.ended());
+    }
+
+    /** The result against what was asked: a first token per choice, the prompt's log-probabilities if asked. */
+    private static PrefillResult checked(GenerationRequest g, PrefillResult pr) {
+        if (pr.firstTokens().length != g.n())
+            throw new IllegalArgumentException(
+                    "prefill result with " + pr.firstTokens().length + " first tokens: expected " + g.n() + " (n)");
+        if (g.promptLogprobs() != (pr.promptLogprobs() != null))
+            throw new IllegalArgumentException("prefill result " + (g.promptLogprobs() ? "without" : "with")
+                    + " prompt log-probabilities, which were " + (g.promptLogprobs() ? "" : "not ") + "asked for");
+        return pr;
     }
 
     /** What a failed prefill means for the client. */

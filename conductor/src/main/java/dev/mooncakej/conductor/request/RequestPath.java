@@ -5,6 +5,7 @@ import dev.mooncakej.conductor.workers.WorkerClient;
 import dev.mooncakej.kvcache.wire.WorkerMessages.PrefillResult;
 import dev.mooncakej.scheduler.LiveScheduler;
 import dev.mooncakej.scheduler.WorkerEndpoint;
+import java.util.List;
 import java.util.concurrent.ThreadLocalRandom;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicInteger;
@@ -12,6 +13,7 @@ import java.util.concurrent.atomic.AtomicReference;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 import org.springframework.stereotype.Service;
+import reactor.core.publisher.Flux;
 import reactor.core.publisher.Mono;
 
 /**
@@ -129,19 +131,21 @@ public class RequestPath {
             accounted.set(true);
             double decodeStart = feedback.prefilled(
                     g, ch, decode, pr, new SchedulerFeedback.Marks(start, scheduled, reserved, System.nanoTime()));
-            AtomicInteger produced = new AtomicInteger();
-            return new Generation(
-                    ch.prefill().id(),
-                    decode.id(),
-                    relay.relay(g, keys, reservation, decode, pr, start, produced)
-                            .doFinally(sig -> {
-                                feedback.decodeEnded(ch, g.promptTokens().length, decodeStart, produced.get());
+            AtomicInteger produced = new AtomicInteger(), open = new AtomicInteger(g.n());
+            List<Flux<GenerationEvent>> choices =
+                    relay.relay(g, keys, reservation, decode, pr, start, produced).stream()
+                            .map(f -> f.doFinally(sig -> {
+                                if (open.decrementAndGet() > 0) return; // the last choice to end reports the request's
+                                // the decode-length estimate learns a choice's length (n of them ran side by side)
+                                feedback.decodeEnded(ch, g.promptTokens().length, decodeStart, produced.get() / g.n());
                                 LOG.debug(
                                         "[{}] {} tokens relayed ({} us since the request came)",
                                         g.requestId(),
                                         produced.get(),
                                         (System.nanoTime() - start) / 1000);
-                            }));
+                            }))
+                            .toList();
+            return new Generation(ch.prefill().id(), decode.id(), choices, pr.promptLogprobs());
         }
 
         /** One that never completed its prefill leaves that queue's estimate (once). */

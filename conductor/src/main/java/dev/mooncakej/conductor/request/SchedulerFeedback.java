@@ -77,8 +77,9 @@ public class SchedulerFeedback {
                     times.kvWriteConcurrency());
         metrics.cachedTokens.record(pr.cachedTokens());
         Decision d = ch.decision();
+        if (!g.promptLogprobs()) // (a prompt's log-probabilities are computed over all of it, whatever is cached)
         routing.observe( // what was routed for against what the worker reused
-                prefill.url(), Math.min((long) d.prefixBlocks() * props.blockTokens(), n - 1L), pr.cachedTokens());
+                    prefill.url(), Math.min((long) d.prefixBlocks() * props.blockTokens(), n - 1L), pr.cachedTokens());
         scheduler.fetched(ch, pr.fetchedTokens(), pr.fetchSeconds()); // the fetch price follows
         metrics.prefixHit(pr.cachedTokens() - pr.fetchedTokens(), pr.fetchedTokens());
         metrics.kvBytes.increment(pr.kvBytes());

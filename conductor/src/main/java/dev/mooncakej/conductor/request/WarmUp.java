@@ -20,7 +20,8 @@ import reactor.core.publisher.Mono;
  * the prefill workers, then two passes of 4, 16, 64, 128, 256 and 512 tokens one at a time, each
  * stopping after one that took over {@link #LONE_PROBE_BUDGET} (their hop, the fastest probe's, is
  * the TTFT overhead predictions start from, and the second pass's compute times are the prefill
- * fit's first samples of weight one). Every connection, handler and KV path they take is then warm
+ * fit's first samples of weight one, until the next warm-up's second pass, which measured warmer
+ * processes, demotes them to a seed's weight). Every connection, handler and KV path they take is then warm
  * (a cluster's first user request paid 0.3-0.5 s for it here, 10-20x its prediction). The concurrent
  * rounds' times (several at once, on cold paths) teach the estimators nothing, and no probe counts in
  * a prediction-error figure. Prompts use their own salt (no key of theirs matches a user's). Best
@@ -76,7 +77,8 @@ public class WarmUp {
             if (!await(runs)) return;
         }
         int lone = LONE.length;
-        for (String kind : List.of(PROBE, PROBE_ALONE))
+        for (String kind : List.of(PROBE, PROBE_ALONE)) {
+            if (kind.equals(PROBE_ALONE)) scheduler.calibrationPass(); // this pass supersedes earlier ones
             for (int round = 0; round < lone; round++, count++) {
                 long start = System.nanoTime();
                 if (!await(List.of(send(probe(LONE[round], count, salt, kind))))) return;
@@ -84,6 +86,7 @@ public class WarmUp {
                 // hold the path too long: both passes end at this length
                 if (System.nanoTime() - start > LONE_PROBE_BUDGET.toNanos()) lone = round + 1;
             }
+        }
         scheduler.ignoreStepsFor(2.5); // the decode workers' next reports hold the probes' cold steps
         LOG.info("warmed the request path with {} requests in {} ms", count, (System.nanoTime() - t0) / 1_000_000);
     }
@@ -120,6 +123,10 @@ public class WarmUp {
                 false,
                 false,
                 kind + count,
-                salt);
+                salt,
+                null,
+                null,
+                1,
+                false);
     }
 }

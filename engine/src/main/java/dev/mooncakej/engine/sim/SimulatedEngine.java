@@ -195,13 +195,14 @@ public final class SimulatedEngine implements InferenceEngine {
                 }
                 if (options.layers() != null) options.layers().onLayer(from, to, l);
             }
-            for (int p = from; p < to; p++) h = chain(h, tokens[p]);
-            seq.setLength(to);
-            if (options.allLogits() != null) {
-                // per-position logits are not modelled beyond the last; report the last position's
-                oneHot(h, logits);
-                options.allLogits().accept(to - 1, logits, 0);
+            for (int p = from; p < to; p++) {
+                h = chain(h, tokens[p]);
+                if (options.allLogits() != null) { // each position's, as the next token would be drawn from
+                    oneHot(h, logits);
+                    options.allLogits().accept(p, logits, 0);
+                }
             }
+            seq.setLength(to);
         }
         if (reply != null) replyHot(0, logits);
         else oneHot(h, logits);

@@ -54,14 +54,37 @@ public final class WorkerMessages {
                     temperature, topP, topK, seed, logprobs, schema, strict, logitBias, minTokens, ignoreEos);
         }
 
+        /**
+         * The seed choice {@code choice} of {@code n} samples under (the prefill worker's first token
+         * with it, the decode worker's tokens with it plus one): choice 0 keeps the request's seed, so
+         * one choice decodes as it always did; the others are as far apart as a 64-bit odd constant
+         * puts them. Null for an unseeded request.
+         */
+        public Long seedOfChoice(int choice) {
+            return seed == null ? null : seed + choice * 0x9E3779B97F4A7C15L;
+        }
+
         /** Whether end-of-generation tokens may not be sampled after {@code produced} tokens. */
         public boolean endForbidden(int produced) {
             return ignoreEos || produced < minTokens;
         }
     }
 
-    /** Conductor -> decode worker: reserve KV for a prompt and its generation ({@code promptTokens + maxTokens}). */
-    public record ReserveRequest(long reservationId, int promptTokens, int maxTokens) {}
+    /**
+     * Conductor -> decode worker: reserve KV for a prompt and its generation ({@code promptTokens +
+     * maxTokens}); with {@code choices} > 1 (0, from an older sender, is one), as many generations
+     * sharing the prompt's full blocks (each its own copy of the last partial one, and its own blocks
+     * for what it generates). A sender that predates {@code choices} leaves it out: one.
+     */
+    public record ReserveRequest(long reservationId, int promptTokens, int maxTokens, Integer choices) {
+        public ReserveRequest {
+            choices = choices == null ? 1 : choices;
+        }
+
+        public ReserveRequest(long reservationId, int promptTokens, int maxTokens) {
+            this(reservationId, promptTokens, maxTokens, 1);
+        }
+    }
 
     /** Decode worker -> conductor: where the prefill must write the KV, and how many blocks were reserved. */
     public record ReserveResponse(long reservationId, KvTarget kv, int blocks, int blockTokens) {}
@@ -80,7 +103,10 @@ public final class WorkerMessages {
      * conductor found in the KV pool (Algorithm 1's fetch branch); the worker fetches those it lacks
      * from their holders, looking their places up in the store master itself (0: reuse only its own).
      * {@code maxTokens}: the request's token budget, which a schema constraint steers the first token by
-     * (null from a sender that predates it: no steering at the first token).
+     * (null from a sender that predates it: no steering at the first token). {@code choices}: how many
+     * first tokens to sample from the prompt's last logits (one per choice of {@code n}; left out, one).
+     * {@code promptLogprobs}: compute every position of the prompt (no prefix reused) and return the
+     * log-probability of each prompt token after the first.
      */
     public record PrefillTask(
             long reservationId,
@@ -89,10 +115,28 @@ public final class WorkerMessages {
             int poolPrefixBlocks,
             KvTarget kv,
             Sampling sampling,
-            Integer maxTokens) {
+            Integer maxTokens,
+            Integer choices,
+            Boolean promptLogprobs) {
+        public PrefillTask {
+            choices = choices == null ? 1 : choices;
+            promptLogprobs = Boolean.TRUE.equals(promptLogprobs);
+        }
+
         public PrefillTask(
                 long reservationId, int[] tokens, long[] blockKeys, int poolPrefixBlocks, KvTarget kv, Sampling s) {
             this(reservationId, tokens, blockKeys, poolPrefixBlocks, kv, s, null);
+        }
+
+        public PrefillTask(
+                long reservationId,
+                int[] tokens,
+                long[] blockKeys,
+                int poolPrefixBlocks,
+                KvTarget kv,
+                Sampling s,
+                Integer maxTokens) {
+            this(reservationId, tokens, blockKeys, poolPrefixBlocks, kv, s, maxTokens, 1, false);
         }
     }
 
@@ -110,30 +154,11 @@ public final class WorkerMessages {
             long kvBytes,
             double kvSeconds,
             double fetchSeconds,
-            PrefillTimes times) {
-        public PrefillResult(
-                long reservationId,
-                int firstToken,
-                float firstLogprob,
-                int cachedTokens,
-                int fetchedTokens,
-                double prefillSeconds,
-                long kvBytes,
-                double kvSeconds,
-                double fetchSeconds) {
-            this(
-                    reservationId,
-                    firstToken,
-                    firstLogprob,
-                    cachedTokens,
-                    fetchedTokens,
-                    prefillSeconds,
-                    kvBytes,
-                    kvSeconds,
-                    fetchSeconds,
-                    null);
-        }
-
+            PrefillTimes times,
+            int[] moreFirstTokens,
+            float[] moreFirstLogprobs,
+            float[] promptLogprobs) {
+        /** A result without the optional parts (times, further choices, prompt log-probabilities). */
         public PrefillResult(
                 long reservationId,
                 int firstToken,
@@ -152,7 +177,11 @@ public final class WorkerMessages {
                     prefillSeconds,
                     kvBytes,
                     kvSeconds,
-                    0);
+                    0,
+                    null,
+                    null,
+                    null,
+                    null);
         }
 
         /**
@@ -186,7 +215,47 @@ public final class WorkerMessages {
                 throw new IllegalArgumentException(
                         "prefill result logprob " + firstLogprob + ": expected a number <= 0");
             if (times != null) times.validate();
+            if (moreFirstTokens != null) {
+                if (moreFirstLogprobs == null || moreFirstLogprobs.length != moreFirstTokens.length)
+                    throw new IllegalArgumentException("prefill result: " + moreFirstTokens.length
+                            + " more first tokens need as many log-probabilities");
+                for (int t : moreFirstTokens)
+                    if (t < 0 || t >= vocabSize)
+                        throw new IllegalArgumentException(
+                                "prefill result first token " + t + ": expected 0.." + (vocabSize - 1));
+                checkLogprobs(moreFirstLogprobs, "first token");
+            }
+            if (promptLogprobs != null) {
+                if (promptLogprobs.length != promptTokens - 1)
+                    throw new IllegalArgumentException(
+                            "prefill result: " + promptLogprobs.length + " prompt log-probabilities, expected "
+                                    + (promptTokens - 1) + " (one per token after the first)");
+                checkLogprobs(promptLogprobs, "prompt token");
+            }
             return this;
+        }
+
+        /** The choices' first tokens, this result's first and then the others ({@code n} > 1). */
+        public int[] firstTokens() {
+            int[] all = new int[1 + (moreFirstTokens == null ? 0 : moreFirstTokens.length)];
+            all[0] = firstToken;
+            for (int i = 1; i < all.length; i++) all[i] = moreFirstTokens[i - 1];
+            return all;
+        }
+
+        /** The log-probabilities of {@link #firstTokens()}. */
+        public float[] firstLogprobs() {
+            float[] all = new float[1 + (moreFirstLogprobs == null ? 0 : moreFirstLogprobs.length)];
+            all[0] = firstLogprob;
+            for (int i = 1; i < all.length; i++) all[i] = moreFirstLogprobs[i - 1];
+            return all;
+        }
+
+        private static void checkLogprobs(float[] lps, String what) {
+            for (float lp : lps)
+                if (Float.isNaN(lp) || lp > 0)
+                    throw new IllegalArgumentException(
+                            "prefill result " + what + " logprob " + lp + ": expected a number <= 0");
         }
     }
 
@@ -219,11 +288,29 @@ public final class WorkerMessages {
      * Conductor -> decode worker: start decoding reservation {@code reservationId} after {@code firstToken}.
      * {@code keys}, when set, lets the decode worker put the finished sequence's full blocks (prompt and
      * generated text) into the KV pool, so the next turn of the conversation reuses its whole history.
+     * {@code moreFirstTokens}: the first tokens of choices 1.. of a reservation made for several
+     * ({@code n} > 1), each decoded as a fork of the prompt's KV; null for one.
      */
     public record DecodeTask(
-            long reservationId, int firstToken, int promptTokens, int maxTokens, Sampling sampling, SequenceKeys keys) {
+            long reservationId,
+            int firstToken,
+            int promptTokens,
+            int maxTokens,
+            Sampling sampling,
+            SequenceKeys keys,
+            int[] moreFirstTokens) {
         public DecodeTask(long reservationId, int firstToken, int promptTokens, int maxTokens, Sampling sampling) {
             this(reservationId, firstToken, promptTokens, maxTokens, sampling, null);
+        }
+
+        public DecodeTask(
+                long reservationId,
+                int firstToken,
+                int promptTokens,
+                int maxTokens,
+                Sampling sampling,
+                SequenceKeys keys) {
+            this(reservationId, firstToken, promptTokens, maxTokens, sampling, keys, null);
         }
     }
 
@@ -233,14 +320,25 @@ public final class WorkerMessages {
      */
     public record SequenceKeys(long seed, int blockTokens, long[] promptKeys, int[] tailTokens) {}
 
-    /** Decode worker -> conductor, one JSON object per line: a token, or the end ({@code finish} set). */
-    public record TokenEvent(int token, float logprob, String finish) {
+    /**
+     * Decode worker -> conductor, one JSON object per line: a token, or the end ({@code finish} set), of
+     * choice {@code choice} (0 unless the reservation was made for several; left out, 0).
+     */
+    public record TokenEvent(int token, float logprob, String finish, Integer choice) {
+        public TokenEvent {
+            choice = choice == null ? 0 : choice;
+        }
+
+        public TokenEvent(int token, float logprob, String finish) {
+            this(token, logprob, finish, 0);
+        }
+
         public static TokenEvent token(int id, float logprob) {
-            return new TokenEvent(id, logprob, null);
+            return new TokenEvent(id, logprob, null, 0);
         }
 
         public static TokenEvent end(String reason) {
-            return new TokenEvent(-1, 0f, reason);
+            return new TokenEvent(-1, 0f, reason, 0);
         }
     }
 

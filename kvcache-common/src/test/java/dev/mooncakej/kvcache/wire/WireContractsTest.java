@@ -44,7 +44,7 @@ class WireContractsTest {
     void jsonMessagesHaveTheirPublishedForm() {
         roundTrips(
                 new ReserveRequest(42, 100, 16),
-                "{\"reservationId\":42,\"promptTokens\":100,\"maxTokens\":16}",
+                "{\"reservationId\":42,\"promptTokens\":100,\"maxTokens\":16,\"choices\":1}",
                 ReserveRequest.class);
         roundTrips(
                 new ReserveResponse(42, new KvTarget("decode-h-1", new long[] {0, 65536}, 8192), 4, 32),
@@ -58,35 +58,49 @@ class WireContractsTest {
                         + "\"kv\":{\"segment\":\"d\",\"blockOffsets\":[0],\"layerBytes\":64},"
                         + "\"sampling\":{\"temperature\":0.0,\"topP\":1.0,\"topK\":0,\"seed\":7,\"logprobs\":false,"
                         + "\"schema\":null,\"strict\":false,\"logitBias\":null,\"minTokens\":0,\"ignoreEos\":false},"
-                        + "\"maxTokens\":16}",
+                        + "\"maxTokens\":16,\"choices\":1,\"promptLogprobs\":false}",
                 PrefillTask.class);
         roundTrips(
                 new PrefillResult(42, 9, -0.5f, 32, 16, 0.25, 4096, 0.001),
                 "{\"reservationId\":42,\"firstToken\":9,\"firstLogprob\":-0.5,\"cachedTokens\":32,\"fetchedTokens\":16,"
                         + "\"prefillSeconds\":0.25,\"kvBytes\":4096,\"kvSeconds\":0.001,\"fetchSeconds\":0.0,"
-                        + "\"times\":null}",
+                        + "\"times\":null,\"moreFirstTokens\":null,\"moreFirstLogprobs\":null,\"promptLogprobs\":null}",
                 PrefillResult.class);
         roundTrips(
                 new PrefillResult(
-                        42, 9, -0.5f, 32, 16, 0.25, 4096, 0.001, 0.0, new PrefillTimes(0.2, 0.04, 12, 0.003, 1.5)),
+                        42,
+                        9,
+                        -0.5f,
+                        32,
+                        16,
+                        0.25,
+                        4096,
+                        0.001,
+                        0.0,
+                        new PrefillTimes(0.2, 0.04, 12, 0.003, 1.5),
+                        null,
+                        null,
+                        null),
                 "{\"reservationId\":42,\"firstToken\":9,\"firstLogprob\":-0.5,\"cachedTokens\":32,\"fetchedTokens\":16,"
                         + "\"prefillSeconds\":0.25,\"kvBytes\":4096,\"kvSeconds\":0.001,\"fetchSeconds\":0.0,"
                         + "\"times\":{\"computeSeconds\":0.2,\"queueSeconds\":0.04,\"kvWrites\":12,"
-                        + "\"kvWriteSeconds\":0.003,\"kvWriteConcurrency\":1.5}}",
+                        + "\"kvWriteSeconds\":0.003,\"kvWriteConcurrency\":1.5},\"moreFirstTokens\":null,"
+                        + "\"moreFirstLogprobs\":null,\"promptLogprobs\":null}",
                 PrefillResult.class);
         roundTrips(
                 new DecodeTask(42, 9, 100, 16, GREEDY),
                 "{\"reservationId\":42,\"firstToken\":9,\"promptTokens\":100,\"maxTokens\":16,"
                         + "\"sampling\":{\"temperature\":0.0,\"topP\":1.0,\"topK\":0,\"seed\":7,\"logprobs\":false,"
                         + "\"schema\":null,\"strict\":false,\"logitBias\":null,\"minTokens\":0,\"ignoreEos\":false},"
-                        + "\"keys\":null}",
+                        + "\"keys\":null,\"moreFirstTokens\":null}",
                 DecodeTask.class);
         roundTrips(
                 new DecodeTask(42, 9, 5, 16, GREEDY, new SequenceKeys(-7, 4, new long[] {11}, new int[] {3})),
                 "{\"reservationId\":42,\"firstToken\":9,\"promptTokens\":5,\"maxTokens\":16,"
                         + "\"sampling\":{\"temperature\":0.0,\"topP\":1.0,\"topK\":0,\"seed\":7,\"logprobs\":false,"
                         + "\"schema\":null,\"strict\":false,\"logitBias\":null,\"minTokens\":0,\"ignoreEos\":false},"
-                        + "\"keys\":{\"seed\":-7,\"blockTokens\":4,\"promptKeys\":[11],\"tailTokens\":[3]}}",
+                        + "\"keys\":{\"seed\":-7,\"blockTokens\":4,\"promptKeys\":[11],\"tailTokens\":[3]},"
+                        + "\"moreFirstTokens\":null}",
                 DecodeTask.class);
         roundTrips(
                 new StorePut("http://d:8200", new long[] {1, 2}, 4096, "decode-h-1:pool"),
@@ -102,8 +116,21 @@ class WireContractsTest {
                 StorePutStarted.class);
         roundTrips(new StoreKeys(new long[] {5}, true), "{\"keys\":[5],\"force\":true}", StoreKeys.class);
         roundTrips(new StoreAnswers(List.of("busy")), "{\"answers\":[\"busy\"]}", StoreAnswers.class);
-        roundTrips(TokenEvent.token(5, -1.25f), "{\"token\":5,\"logprob\":-1.25,\"finish\":null}", TokenEvent.class);
-        roundTrips(TokenEvent.end("length"), "{\"token\":-1,\"logprob\":0.0,\"finish\":\"length\"}", TokenEvent.class);
+        roundTrips(
+                TokenEvent.token(5, -1.25f),
+                "{\"token\":5,\"logprob\":-1.25,\"finish\":null,\"choice\":0}",
+                TokenEvent.class);
+        roundTrips(
+                TokenEvent.end("length"),
+                "{\"token\":-1,\"logprob\":0.0,\"finish\":\"length\",\"choice\":0}",
+                TokenEvent.class);
+        roundTrips(
+                new DecodeTask(42, 9, 5, 16, GREEDY, null, new int[] {4, 9}),
+                "{\"reservationId\":42,\"firstToken\":9,\"promptTokens\":5,\"maxTokens\":16,"
+                        + "\"sampling\":{\"temperature\":0.0,\"topP\":1.0,\"topK\":0,\"seed\":7,\"logprobs\":false,"
+                        + "\"schema\":null,\"strict\":false,\"logitBias\":null,\"minTokens\":0,\"ignoreEos\":false},"
+                        + "\"keys\":null,\"moreFirstTokens\":[4,9]}",
+                DecodeTask.class);
         roundTrips(
                 new LoadReport("http://d:8200", 3, 4096),
                 "{\"worker\":\"http://d:8200\",\"running\":3,\"kvTokens\":4096,\"capacityTokens\":0,\"steps\":null}",
@@ -128,6 +155,23 @@ class WireContractsTest {
         assertThat(old.strict()).isFalse();
         assertThat(new Sampling(0f, 1f, 0, null, false, "{}", null, null, null, null).strict())
                 .isFalse();
+    }
+
+    @Test
+    void messagesFromASenderBeforeSeveralChoicesReadAsOne() {
+        assertThat(InternalJson.decode("{\"reservationId\":1,\"promptTokens\":5,\"maxTokens\":2}", ReserveRequest.class)
+                        .choices())
+                .isEqualTo(1);
+        TokenEvent ev = InternalJson.decode("{\"token\":5,\"logprob\":0,\"finish\":null}", TokenEvent.class);
+        assertThat(ev.choice()).isZero();
+        PrefillResult old = new PrefillResult(1, 9, 0f, 0, 0, 0.1, 0, 0);
+        assertThat(old.firstTokens()).containsExactly(9);
+        PrefillResult bad =
+                new PrefillResult(1, 9, 0f, 0, 0, 0.1, 0, 0, 0, null, new int[] {9, 99}, new float[] {0, 0}, null);
+        assertThatThrownBy(() -> bad.validate(1, 5, 50)).hasMessageContaining("first token 99");
+        PrefillResult shortLps =
+                new PrefillResult(1, 9, 0f, 0, 0, 0.1, 0, 0, 0, null, null, null, new float[] {-1f, -2f});
+        assertThatThrownBy(() -> shortLps.validate(1, 5, 50)).hasMessageContaining("expected 4");
     }
 
     @Test
