@@ -636,12 +636,7 @@ class EdgeSystemTest {
 
     /** The decode worker's KV blocks in use. */
     private static double decodeBlocksUsed() throws Exception {
-        return LocalCluster.get(cluster.decodeUrl(0) + "/actuator/prometheus")
-                .lines()
-                .filter(l -> l.startsWith("mooncakej_kv_blocks_used"))
-                .mapToDouble(l -> Double.parseDouble(l.substring(l.lastIndexOf(' ') + 1)))
-                .findFirst()
-                .orElseThrow();
+        return LocalCluster.metric(cluster.decodeUrl(0), "mooncakej_kv_blocks_used");
     }
 
     @Test
@@ -651,6 +646,7 @@ class EdgeSystemTest {
         String base = "{\"model\":\"mooncakej-tiny\",\"prompt\":" + ids + ",\"max_tokens\":8,"
                 + "\"temperature\":1,\"seed\":11";
         double before = decodeBlocksUsed();
+        assertThat(before).as("the decode worker's block gauge").isNotNaN();
         JsonNode three =
                 JSON.readTree(post("/v1/completions", base + ",\"n\":3}").body());
         assertThat(three.get("choices").size()).as(three.toString()).isEqualTo(3);

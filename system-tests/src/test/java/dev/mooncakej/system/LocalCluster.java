@@ -171,6 +171,16 @@ final class LocalCluster implements AutoCloseable {
         return r.body();
     }
 
+    /** The first sample of Prometheus metric line {@code prefix} on {@code url}'s actuator, or NaN. */
+    static double metric(String url, String prefix) throws IOException, InterruptedException {
+        return get(url + "/actuator/prometheus")
+                .lines()
+                .filter(l -> l.startsWith(prefix))
+                .mapToDouble(l -> Double.parseDouble(l.substring(l.lastIndexOf(' ') + 1)))
+                .findFirst()
+                .orElse(Double.NaN);
+    }
+
     /** A base port with the 40 ports above it free (conductor, workers, KV ports). */
     private static int freeBasePort() throws IOException {
         for (int attempt = 0; attempt < 50; attempt++) {

@@ -31,6 +31,9 @@ public class ConductorMetrics {
     public final DistributionSummary cachedTokens;
     public final Counter kvBytes;
     public final Timer kvTime;
+    /** Streams moved to another decode worker after theirs was lost. */
+    public final Counter migrations;
+
     private final MeterRegistry meters;
     private final Map<String, Counter> rejections = new ConcurrentHashMap<>();
     private final Map<String, Counter> outcomes = new ConcurrentHashMap<>();
@@ -59,6 +62,9 @@ public class ConductorMetrics {
                 .register(meters);
         this.kvTime = Timer.builder("mooncakej.kv.transferred.time")
                 .description("KV transfer time per request (prefill worker to decode worker)")
+                .register(meters);
+        this.migrations = Counter.builder("mooncakej.stream.migrations")
+                .description("streams moved to another decode worker after theirs was lost (died, broke, stalled)")
                 .register(meters);
         for (String reason : REJECT_REASONS) rejected(reason); // registered up front, so dashboards see zeros
         prefixHit(0, 0);

@@ -62,7 +62,8 @@ public class DecodeRelay {
             WorkerEndpoint decode,
             PrefillResult pr,
             long start,
-            AtomicInteger produced) {
+            AtomicInteger produced,
+            Resume resume) {
         int n = g.n();
         int[] firsts = pr.firstTokens();
         float[] firstLps = pr.firstLogprobs();
@@ -85,6 +86,7 @@ public class DecodeRelay {
                     sequenceKeys(g, keys),
                     n > 1 ? Arrays.copyOfRange(firsts, 1, n) : null);
             source = workers.decode(decode.url(), dt, g.requestId());
+            if (n == 1 && resume != null) source = resumable(g, source, firsts[0], decode, reservation, resume, 0);
         }
         Split split = n == 1 ? null : new Split(source, n);
         decode.started();
@@ -115,6 +117,111 @@ public class DecodeRelay {
                     }));
         }
         return out;
+    }
+
+    /** How a stream whose decode worker was lost goes on elsewhere (the request path places it again). */
+    @FunctionalInterface
+    interface Resume {
+        /**
+         * The token events after {@code generated} (every token relayed so far, the first included),
+         * from a new placement: its first token (the next of the answer), then its decode worker's.
+         */
+        Flux<TokenEvent> after(int[] generated, int attempt);
+    }
+
+    /**
+     * A moved stream's token events on its new placement ({@code g}: the prompt and the tokens relayed
+     * before; its prefill answered {@code pr}): the first token, then the decode worker's, themselves
+     * moved again if that worker is lost too (up to {@link #MAX_MIGRATIONS} moves in all). The
+     * reservation is released if the stream ends before the worker ended it; {@code produced} counts
+     * the tokens.
+     */
+    Flux<TokenEvent> continuation(
+            GenerationRequest g,
+            long[] keys,
+            long reservation,
+            WorkerEndpoint decode,
+            PrefillResult pr,
+            AtomicInteger produced,
+            Resume resume,
+            int attempt) {
+        TokenEvent first = TokenEvent.token(pr.firstToken(), pr.firstLogprob());
+        if (model.tokenizer().isEndOfGeneration(pr.firstToken()) || g.maxTokens() == 1) {
+            workers.cancel(decode.url(), reservation).subscribe();
+            return Flux.just(first).doOnNext(ev -> produced.incrementAndGet());
+        }
+        DecodeTask dt = new DecodeTask(
+                reservation,
+                pr.firstToken(),
+                g.promptTokens().length,
+                g.maxTokens(),
+                g.sampling(),
+                sequenceKeys(g, keys));
+        boolean[] ended = {false};
+        decode.started();
+        return Flux.concat(
+                        Flux.just(first),
+                        resumable(
+                                g,
+                                workers.decode(decode.url(), dt, g.requestId()),
+                                pr.firstToken(),
+                                decode,
+                                reservation,
+                                resume,
+                                attempt))
+                .doOnNext(ev -> {
+                    if (ev.finish() != null) ended[0] = true;
+                    else produced.incrementAndGet();
+                })
+                .doFinally(sig -> {
+                    decode.ended();
+                    if (!ended[0]) workers.cancel(decode.url(), reservation).subscribe();
+                });
+    }
+
+    /** How many times one stream may move to another decode worker. */
+    static final int MAX_MIGRATIONS = 2;
+
+    /**
+     * {@code source} (the decode worker's events after {@code first}), going on elsewhere if it fails
+     * for a reason other than a bad answer (the worker died, its connection or channel broke, it
+     * stalled past the stall deadline): every token relayed so far is known here, so the new placement
+     * prefills the prompt and them (its prefix from the prefill worker's cache) and decodes on from the
+     * exact next token; the client's stream goes on, nothing lost or repeated. The lost worker's
+     * reservation is released (a no-op if it is gone).
+     */
+    private Flux<TokenEvent> resumable(
+            GenerationRequest g,
+            Flux<TokenEvent> source,
+            int first,
+            WorkerEndpoint decode,
+            long reservation,
+            Resume resume,
+            int attempt) {
+        List<Integer> seen = new ArrayList<>();
+        seen.add(first);
+        return source.doOnNext(ev -> {
+                    if (ev.finish() == null) seen.add(ev.token());
+                })
+                .onErrorResume(e -> !(e instanceof RequestFailure) && attempt < MAX_MIGRATIONS, e -> {
+                    LOG.warn(
+                            "[{}] decode worker {} lost after {} tokens ({}): moving the stream",
+                            g.requestId(),
+                            decode.id(),
+                            seen.size(),
+                            e.toString());
+                    metrics.migrations.increment();
+                    workers.cancel(decode.url(), reservation).subscribe();
+                    int[] generated = seen.stream().mapToInt(Integer::intValue).toArray();
+                    return resume.after(generated, attempt + 1).onErrorMap(x -> !(x instanceof RequestFailure), x -> {
+                        LOG.warn("[{}] the stream could not be moved: {}", g.requestId(), x.toString());
+                        return new RequestFailure(
+                                RequestFailure.Kind.DECODE_FAILED,
+                                "the decode worker was lost and the stream could not be moved (request " + g.requestId()
+                                        + "; the conductor's log says why)",
+                                null);
+                    });
+                });
     }
 
     /**

@@ -3,8 +3,11 @@ package dev.mooncakej.conductor.request;
 import dev.mooncakej.conductor.model.ServedModel;
 import dev.mooncakej.conductor.workers.WorkerClient;
 import dev.mooncakej.kvcache.wire.WorkerMessages.PrefillResult;
+import dev.mooncakej.kvcache.wire.WorkerMessages.Sampling;
+import dev.mooncakej.kvcache.wire.WorkerMessages.TokenEvent;
 import dev.mooncakej.scheduler.LiveScheduler;
 import dev.mooncakej.scheduler.WorkerEndpoint;
+import java.util.Arrays;
 import java.util.List;
 import java.util.concurrent.ThreadLocalRandom;
 import java.util.concurrent.atomic.AtomicBoolean;
@@ -73,6 +76,64 @@ public class RequestPath {
         return new Flight(g, keys, choice, start).run();
     }
 
+    /**
+     * The rest of {@code g}'s stream after {@code generated} (every token relayed so far), placed anew
+     * because its decode worker was lost: the prompt and those tokens are prefilled (the prompt's
+     * blocks from the prefill worker's cache) on a decode worker the scheduler picks, which decodes on
+     * from the exact next token (a greedy stream goes on as it would have; a sampled one draws from a
+     * new seed). Empty when nothing is left to generate.
+     */
+    private Flux<TokenEvent> resumed(GenerationRequest g, int[] generated, int attempt) {
+        int[] prompt = Arrays.copyOf(g.promptTokens(), g.promptTokens().length + generated.length);
+        System.arraycopy(generated, 0, prompt, g.promptTokens().length, generated.length);
+        int left = g.maxTokens() - generated.length;
+        if (left < 1 || prompt.length >= model.contextLength()) return Flux.empty();
+        Sampling s = g.sampling();
+        Sampling next = new Sampling(
+                s.temperature(),
+                s.topP(),
+                s.topK(),
+                s.seed() == null ? null : s.seed() + generated.length,
+                s.logprobs(),
+                null,
+                false,
+                s.logitBias(),
+                Math.max(0, s.minTokens() - generated.length),
+                s.ignoreEos());
+        GenerationRequest moved = new GenerationRequest(
+                g.chat(),
+                g.model(),
+                prompt,
+                left,
+                next,
+                List.of(), // the stop sequences are watched by the stream being continued
+                false,
+                false,
+                g.requestId() + "-moved-" + attempt,
+                g.salt(),
+                null,
+                null,
+                1,
+                false);
+        long[] keys = model.blockKeys(g.salt()).keys(prompt);
+        LiveScheduler.Choice choice;
+        try {
+            choice = admission.admit(moved, keys);
+        } catch (RequestFailure refused) {
+            return Flux.error(refused);
+        }
+        Flight f = new Flight(moved, keys, choice, System.nanoTime());
+        return f.placed()
+                .flatMapMany(p -> f.continued(
+                        p,
+                        (more, a) -> {
+                            int[] all = Arrays.copyOf(generated, generated.length + more.length);
+                            System.arraycopy(more, 0, all, generated.length, more.length);
+                            return resumed(g, all, a);
+                        },
+                        attempt));
+    }
+
     /** One admitted request on its way: its reservation, the choice as it stands, what was accounted. */
     private final class Flight {
         final GenerationRequest g;
@@ -95,6 +156,14 @@ public class RequestPath {
         }
 
         Mono<Generation> run() {
+            return placed().map(p -> started(p.ch(), p.decode(), p.pr(), p.reserved()));
+        }
+
+        /** Where the request landed: KV reserved on {@code decode}, its prefill answered {@code pr}. */
+        private record Placed(LiveScheduler.Choice ch, WorkerEndpoint decode, PrefillResult pr, long reserved) {}
+
+        /** Reserves KV, runs the prefill; on a failure releases what it holds. */
+        private Mono<Placed> placed() {
             return placement
                     .reserve(reservation, g, current.get().decodeCandidates(), asked)
                     .doOnError(e -> prefillFailed())
@@ -115,8 +184,19 @@ public class RequestPath {
                                     return workers.cancel(decode.url(), reservation)
                                             .then(Mono.error(prefillCall.failure(e, g)));
                                 })
-                                .map(pr -> started(ch, decode, pr, reserved));
+                                .map(pr -> new Placed(ch, decode, pr, reserved));
                     });
+        }
+
+        /** A moved stream's placement answered: its token events from the new first token on. */
+        private Flux<TokenEvent> continued(Placed p, DecodeRelay.Resume resume, int attempt) {
+            accounted.set(true);
+            double decodeStart = feedback.prefilled(
+                    g, p.ch(), p.decode(), p.pr(), new SchedulerFeedback.Marks(start, scheduled, p.reserved(), start));
+            AtomicInteger produced = new AtomicInteger();
+            int prompt = g.promptTokens().length;
+            return relay.continuation(g, keys, reservation, p.decode(), p.pr(), produced, resume, attempt)
+                    .doFinally(sig -> feedback.decodeEnded(p.ch(), prompt, decodeStart, produced.get()));
         }
 
         /** The decode worker that reserved: the choice follows it (it may be a fallback). */
@@ -132,8 +212,12 @@ public class RequestPath {
             double decodeStart = feedback.prefilled(
                     g, ch, decode, pr, new SchedulerFeedback.Marks(start, scheduled, reserved, System.nanoTime()));
             AtomicInteger produced = new AtomicInteger(), open = new AtomicInteger(g.n());
+            // a stream whose decode worker is lost moves (a constraint's state does not, nor do n > 1 forks)
+            DecodeRelay.Resume resume = g.n() == 1 && g.sampling().schema() == null
+                    ? (generated, attempt) -> resumed(g, generated, attempt)
+                    : null;
             List<Flux<GenerationEvent>> choices =
-                    relay.relay(g, keys, reservation, decode, pr, start, produced).stream()
+                    relay.relay(g, keys, reservation, decode, pr, start, produced, resume).stream()
                             .map(f -> f.doFinally(sig -> {
                                 if (open.decrementAndGet() > 0) return; // the last choice to end reports the request's
                                 // the decode-length estimate learns a choice's length (n of them ran side by side)
