@@ -385,10 +385,15 @@ public final class DecodeService {
      */
     private List<Reservation> forks(DecodeTask task, Reservation r) {
         if (r.choices == 1) return List.of();
+        // every fork's constraint first: one that refuses its first token drops the reservation while the
+        // forks' blocks are still the reservation's spares (released with it)
+        TokenConstraint[] constraints = new TokenConstraint[r.choices];
+        for (int c = 1; c < r.choices; c++) constraints[c] = constraint(task, r, task.moreFirstTokens()[c - 1]);
         int bt = r.seq.blockTokens(), full = r.promptTokens / bt;
         int perFork = r.spare.length / (r.choices - 1);
         r.group = new Reservation.Choices(r.choices);
         List<Reservation> out = new ArrayList<>();
+        int vocab = engine.info().vocabSize();
         for (int c = 1; c < r.choices; c++) {
             Sequence seq = engine.newSequence();
             seq.adoptPrefix(r.seq.blockTable(), full);
@@ -402,15 +407,11 @@ public final class DecodeService {
             f.group = r.group;
             f.task = task;
             f.state = State.DECODING;
+            f.constraint = constraints[c];
+            start(f, task.moreFirstTokens()[c - 1], vocab);
             out.add(f);
         }
         r.spare = new int[0]; // the forks own them now
-        int vocab = engine.info().vocabSize();
-        for (Reservation f : out) {
-            int first = task.moreFirstTokens()[f.choice - 1];
-            f.constraint = constraint(task, r, first);
-            start(f, first, vocab);
-        }
         groups.put(r.id, r.group);
         return out;
     }

@@ -348,6 +348,17 @@ class DecodeServiceTest {
         service.reserve(4, 100, 40, 3);
         service.cancel(4);
         assertThat(cache.freeBlocks()).isEqualTo(16);
+        // a fork's first token outside the schema: the whole reservation is refused, the forks' blocks too
+        var tokenizer = runtime.engine().tokenizer();
+        int brace = tokenizer.encode("{")[0], letter = tokenizer.encode("a")[0];
+        Sampling object = GREEDY.withSchema("{\"type\":\"object\"}", false);
+        service.reserve(5, 100, 40, 3);
+        send(KvControl.claim(5, "writer-1"));
+        send(KvControl.commit(5, 100));
+        assertThatThrownBy(() ->
+                        service.decode(new DecodeTask(5, brace, 100, 40, object, null, new int[] {brace, letter})))
+                .hasMessageContaining("does not fit");
+        assertThat(cache.freeBlocks()).as("nothing held by the refused forks").isEqualTo(16);
     }
 
     private int vocab() {
