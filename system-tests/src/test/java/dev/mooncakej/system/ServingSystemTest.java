@@ -218,7 +218,15 @@ class ServingSystemTest {
                         PrefillOptions.DEFAULT)
                 .tokens()
                 .size();
-        JsonNode before = JSON.readTree(LocalCluster.get(cluster.decodeUrl(0) + "/internal/status"));
+        // the baseline once the earlier tests' requests are done with the decode worker (a finished
+        // sequence's blocks are held until their copy into the KV pool completes: CI once read 47 here)
+        JsonNode before;
+        long idleBy = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
+        do {
+            before = JSON.readTree(LocalCluster.get(cluster.decodeUrl(0) + "/internal/status"));
+            if (before.get("usedBlocks").asInt() == 0 && before.get("active").asInt() == 0) break;
+            Thread.sleep(200);
+        } while (System.nanoTime() < idleBy);
         List<CompletableFuture<Integer>> results = new ArrayList<>();
         try (var pool = Executors.newVirtualThreadPerTaskExecutor()) {
             for (int i = 0; i < 100; i++) {
