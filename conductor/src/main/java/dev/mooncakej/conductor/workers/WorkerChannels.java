@@ -172,6 +172,7 @@ final class WorkerChannels implements AutoCloseable {
     private void stalled(String url) {
         if (stalled.containsKey(url)) return;
         Disposable probe = Flux.interval(stallTimeout, stallTimeout)
+                .onBackpressureDrop() // an attempt that outlasts a tick (a stopped worker) skips ticks, not the probe
                 .concatMap(t -> Mono.defer(() -> {
                             Channel ch =
                                     byUrl.compute(url + "#0", (k, c) -> c == null || c.ended ? new Channel(url, k) : c);
