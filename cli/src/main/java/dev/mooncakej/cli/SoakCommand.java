@@ -33,7 +33,8 @@ import tools.jackson.databind.json.JsonMapper;
  * A soak against a simulated-engine cluster it starts ({@code ./mooncakej up --engine simulated},
  * loopback): clients send streamed and whole completions, some hang up mid-stream, and a decode
  * worker is SIGKILLed and restarted halfway. Every request must end complete or with a clean error
- * (a status and an OpenAI error body, or an error event); the client's counts by outcome must equal
+ * (a status and an OpenAI error body, or an error event), and none may fail for the kill (its streams
+ * move to the other decode worker, its prefills are placed again); the client's counts by outcome must equal
  * the conductor's ({@code mooncakej_requests_total}) exactly, and once idle no decode worker may hold a
  * KV block or a reservation and no prefill worker a job. Prints progress, then one JSON object.
  */
@@ -137,10 +138,15 @@ final class SoakCommand implements Runnable {
             out.put("client_outcomes", client);
             Map<String, Long> conductor = outcomes(Http.get(http, base + "/actuator/prometheus"));
             out.put("conductor_outcomes", conductor);
+            out.put("streams_at_kill", streamsAtKill);
+            out.put("stream_migrations", outcomes(Http.get(http, base + "/actuator/prometheus"), MIGRATIONS));
             long total = client.values().stream().mapToLong(Long::longValue).sum();
             List<String> problems = new ArrayList<>(unclean.subList(0, Math.min(10, unclean.size())));
             if (total != sent.get())
                 problems.add("client outcomes sum to " + total + " of " + sent.get() + " requests");
+            long failed = client.getOrDefault("error", 0L);
+            if (failed > 0) // a killed decode worker's streams move and its prefills are placed again: none fails
+            problems.add(failed + " requests failed (the SIGKILL of decode-1 should cost none)");
             for (String k : List.of("ok", "cancelled", "rejected", "error")) {
                 long a = client.getOrDefault(k, 0L), b = conductor.getOrDefault(k, 0L);
                 if (a != b) problems.add(k + ": client " + a + ", conductor " + b);
@@ -228,14 +234,14 @@ final class SoakCommand implements Runnable {
     private void client(String base, SplittableRandom rnd, long until, AtomicLong sent) {
         while (System.nanoTime() < until) {
             int kind = rnd.nextInt(10);
-            boolean stream = kind >= 4, hangUp = kind >= 8;
+            boolean stream = kind >= 4, hangUp = kind >= 8, along = kind == 7; // a long stream, read to its end
             String body = JSON.writeValueAsString(Map.of(
                     "model",
                     "mooncakej-tiny",
                     "prompt",
                     "soak " + rnd.nextInt(50) + " " + "word ".repeat(rnd.nextInt(1, 60)),
                     "max_tokens",
-                    hangUp ? 1000 : rnd.nextInt(2, 40),
+                    hangUp ? 1000 : along ? 400 : rnd.nextInt(2, 40),
                     "stream",
                     stream));
             String id = "soak-" + sent.incrementAndGet();
@@ -314,6 +320,12 @@ final class SoakCommand implements Runnable {
         return m.find() ? (long) Double.parseDouble(m.group(2)) : -1;
     }
 
+    /** The streams the killed worker was decoding just before the kill (by its own gauge). */
+    private volatile long streamsAtKill;
+
+    private static final Pattern MIGRATIONS =
+            Pattern.compile("mooncakej_stream_migrations_total\\{[^}]*reason=\"([a-z_]+)\"[^}]*} ([0-9.E]+)");
+
     /** The decodes the conductor saw the restarted worker take before it was killed. */
     private volatile long acceptedBeforeRestart;
 
@@ -337,7 +349,13 @@ final class SoakCommand implements Runnable {
         List<String> cmd = new ArrayList<>();
         cmd.add(worker.info().command().orElseThrow());
         cmd.addAll(List.of(worker.info().arguments().orElseThrow()));
-        System.err.println("\nsoak: SIGKILL and restart of the worker on port " + httpPort);
+        // killed while it decodes (a stream in flight moves to the other worker): up to 10 s for one
+        String workerMetrics = "http://127.0.0.1:" + httpPort + "/actuator/prometheus";
+        long busyBy = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
+        while ((streamsAtKill = gauge(Http.get(http, workerMetrics), "mooncakej_decode_batch_size")) < 1
+                && System.nanoTime() < busyBy) Thread.sleep(5);
+        System.err.println("\nsoak: SIGKILL (decoding " + streamsAtKill + " streams) and restart of the worker on port "
+                + httpPort);
         worker.destroyForcibly();
         long gone = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
         while (worker.isAlive() && System.nanoTime() < gone) Thread.sleep(50);

@@ -38,7 +38,8 @@ public record ConductorProperties(
         Boolean apiKeyPublicMetrics,
         List<String> modelAliases,
         Long stallTimeoutMillis,
-        String toolParser) {
+        String toolParser,
+        Long prefillDeadlineMillis) {
 
     public ConductorProperties {
         if (model == null || model.isBlank())
@@ -101,6 +102,11 @@ public record ConductorProperties(
                     + ": expected 200..600000 (how long a worker may answer nothing before its calls fail and it"
                     + " leaves scheduling)");
         modelAliases = modelAliases == null ? List.of() : List.copyOf(modelAliases);
+        prefillDeadlineMillis = prefillDeadlineMillis == null ? 30_000L : prefillDeadlineMillis;
+        if (prefillDeadlineMillis < 100 || prefillDeadlineMillis > 3_600_000)
+            throw new IllegalArgumentException("mooncakej.conductor.prefill-deadline-millis=" + prefillDeadlineMillis
+                    + ": expected 100..3600000 (the least time a prefill and its KV transfer get before they are"
+                    + " aborted and the request placed again; 3x the predicted TTFT when that is longer)");
         toolParser = toolParser == null || toolParser.isBlank() ? "auto" : toolParser;
         ToolCallFormat.configured(toolParser, "mooncakej.conductor.tool-parser"); // fails start-up naming the key
         for (String a : modelAliases)

@@ -34,6 +34,7 @@ class ConductorPropertiesTest {
                 null,
                 null,
                 null,
+                null,
                 null);
     }
 

@@ -218,10 +218,25 @@ class DeploymentFilesTest {
                 assertThat(((Map<String, Object>) c.get("resources")).get("limits"))
                         .as("%s limits", name)
                         .isNotNull();
-                if (!name.equals("conductor"))
+                if (!name.equals("conductor")) {
                     assertThat(pod.get("volumes").toString())
                             .as("%s /dev/shm", name)
                             .contains("medium=Memory");
+                    // the grace period covers the preStop hook, the drain's budget and the exit after it
+                    Map<String, Object> config =
+                            new Yaml().load(Files.readString(root().resolve("config/kubernetes.yaml")));
+                    Map<String, Object> keys = (Map<String, Object>)
+                            ((Map<String, Object>) config.get("mooncakej")).get(name.replace("-worker", ""));
+                    int budget = (Integer) keys.get("drain-budget-seconds");
+                    List<String> preStop = (List<String>) ((Map<String, Object>)
+                                    ((Map<String, Object>) ((Map<String, Object>) c.get("lifecycle")).get("preStop"))
+                                            .get("exec"))
+                            .get("command");
+                    assertThat(preStop).as("%s preStop", name).containsExactly("sleep", "3");
+                    assertThat((Integer) pod.get("terminationGracePeriodSeconds"))
+                            .as("%s: grace period >= preStop 3 s + drain budget %d s + 10 s to exit", name, budget)
+                            .isGreaterThanOrEqualTo(3 + budget + 10);
+                }
             }
         }
         assertThat(deployments).containsExactlyInAnyOrder("etcd", "conductor", "prefill-worker", "decode-worker");

@@ -92,8 +92,10 @@ public final class DecodeAgent implements SmartLifecycle {
             Reservation r = active.get(i);
             boolean eog = r.next >= 0 && tokenizer.isEndOfGeneration(r.next);
             boolean cancelled = r.cancelledAny();
-            if (cancelled || eog || r.produced >= r.task.maxTokens()) {
-                service.finished(r, cancelled ? "cancelled" : eog ? "stop" : "length");
+            if (cancelled || eog || r.produced >= r.task.maxTokens() || r.handOff) {
+                service.finished(
+                        r,
+                        cancelled ? "cancelled" : eog ? "stop" : r.produced >= r.task.maxTokens() ? "length" : "moved");
                 active.remove(i);
                 work++;
             }

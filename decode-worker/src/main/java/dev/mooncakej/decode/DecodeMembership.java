@@ -5,6 +5,7 @@ import dev.mooncakej.cluster.InternalHttp;
 import dev.mooncakej.kvcache.wire.InternalJson;
 import dev.mooncakej.kvcache.wire.WorkerMessages.LoadReport;
 import dev.mooncakej.kvstore.client.PoolSegment;
+import dev.mooncakej.web.Drainable;
 import dev.mooncakej.worker.WorkerLink;
 import dev.mooncakej.worker.WorkerRuntime;
 import java.time.Duration;
@@ -18,12 +19,14 @@ import org.springframework.stereotype.Component;
  * This decode worker in its cluster ({@link WorkerLink}): in etcd mode it registers once it serves;
  * with etcd or a {@code mooncakej.decode.conductor-url} it pushes its load (running requests, KV held,
  * decode steps) to the leader conductor every second, so a newly elected leader counts what its
- * predecessor placed, and puts finished sequences into the KV pool through its store master. On stop
- * it deregisters, refuses new reservations and lets every running request finish (up to 30 s) before
- * the web server goes down.
+ * predecessor placed, and puts finished sequences into the KV pool through its store master. Its stop
+ * (SIGTERM, {@code POST /internal/drain}) is the drain: it deregisters, refuses new reservations, and
+ * within {@code mooncakej.decode.drain-budget-seconds} lets short streams finish and hands the others
+ * back to the conductor to continue elsewhere ({@link DecodeService#drain}), before the web server
+ * goes down.
  */
 @Component
-public class DecodeMembership implements SmartLifecycle {
+public class DecodeMembership implements SmartLifecycle, Drainable {
     private static final Logger LOG = LoggerFactory.getLogger(DecodeMembership.class);
 
     private final DecodeService service;
@@ -81,8 +84,13 @@ public class DecodeMembership implements SmartLifecycle {
     public void stop() {
         WorkerLink l = link;
         if (l == null) return;
-        l.stop(service::drain, Duration.ofSeconds(30), "requests decoding");
+        l.stop(service::drain, drainBudget(), "requests decoding");
         link = null;
+    }
+
+    @Override
+    public Duration drainBudget() {
+        return Duration.ofSeconds(service.props().drainBudgetSeconds());
     }
 
     @Override

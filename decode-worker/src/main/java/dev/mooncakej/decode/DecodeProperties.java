@@ -4,18 +4,24 @@ import org.springframework.boot.context.properties.ConfigurationProperties;
 
 /**
  * {@code mooncakej.decode.*} keys only a decode worker takes: the batch, how long a reservation waits
- * for its KV, and the fence deadline of a dropped reservation's writer. The keys both workers take
+ * for its KV, the fence deadline of a dropped reservation's writer, and the drain budget (how long a
+ * worker that leaves may take to finish or hand off its streams). The keys both workers take
  * (model, KV slab, transfer, engine, conductor) are {@link dev.mooncakej.worker.WorkerKeys}, bound
  * under the same prefix. Validated once at start-up; a bad value fails start-up naming the key.
  */
 @ConfigurationProperties("mooncakej.decode")
-public record DecodeProperties(Integer maxBatch, Long kvWaitMillis, Long fenceDeadlineMillis) {
+public record DecodeProperties(
+        Integer maxBatch, Long kvWaitMillis, Long fenceDeadlineMillis, Integer drainBudgetSeconds) {
     public static final String PREFIX = "mooncakej.decode";
 
     public DecodeProperties {
         maxBatch = maxBatch == null ? 32 : maxBatch;
         kvWaitMillis = kvWaitMillis == null ? 30_000L : kvWaitMillis;
         fenceDeadlineMillis = fenceDeadlineMillis == null ? 30_000L : fenceDeadlineMillis;
+        drainBudgetSeconds = drainBudgetSeconds == null ? 30 : drainBudgetSeconds;
+        if (drainBudgetSeconds < 1 || drainBudgetSeconds > 3600)
+            throw new IllegalArgumentException("mooncakej.decode.drain-budget-seconds=" + drainBudgetSeconds
+                    + ": expected 1..3600 (keep the pod's terminationGracePeriodSeconds above it)");
         if (maxBatch < 1 || maxBatch > 1024)
             throw new IllegalArgumentException("mooncakej.decode.max-batch=" + maxBatch + ": expected 1..1024");
         if (kvWaitMillis < 1)

@@ -361,6 +361,7 @@ public final class DecodeService {
         r.next = first;
         r.produced = 1; // the first token came from the prefill
         r.lastTokenAt = System.nanoTime();
+        r.decodingSince = r.lastTokenAt;
     }
 
     /**
@@ -584,13 +585,47 @@ public final class DecodeService {
         return transfer.name();
     }
 
-    /** Stops taking reservations and waits until every one has ended (or the timeout); true when none is left. */
-    public boolean drain(Duration timeout) throws InterruptedException {
+    /**
+     * The drain of a worker leaving (SIGTERM, {@code POST /internal/drain}): no new reservation from
+     * now on; a stream the conductor can continue elsewhere ({@code movable}) is handed off (ended with
+     * the finish {@code "moved"}, its blocks released) when what it has left to generate would not end
+     * within the first half of {@code budget} at its rate so far, and every movable one still running
+     * at half the budget is handed off then; the others (and prefills in flight) get the whole budget
+     * to end. True when nothing is held by then.
+     */
+    public boolean drain(Duration budget) throws InterruptedException {
         draining = true;
-        long until = System.nanoTime() + timeout.toNanos();
+        long from = System.nanoTime(), half = from + budget.toNanos() / 2, until = from + budget.toNanos();
+        int handedOff = 0;
         // a request's forks (n > 1) may still decode after its own reservation ended
-        while ((!reservations.isEmpty() || !groups.isEmpty()) && System.nanoTime() < until) Thread.sleep(20);
-        return reservations.isEmpty() && groups.isEmpty();
+        while ((!reservations.isEmpty() || !groups.isEmpty()) && System.nanoTime() < until) {
+            long now = System.nanoTime();
+            for (Reservation r : reservations.values()) if (handOffDue(r, now, half)) handedOff++;
+            Thread.sleep(20);
+        }
+        boolean empty = reservations.isEmpty() && groups.isEmpty();
+        LOG.info(
+                "drained in {} ms: {} streams handed off to be continued elsewhere; {}",
+                (System.nanoTime() - from) / 1_000_000,
+                handedOff,
+                empty ? "nothing held" : reservations.size() + " reservations still held at the end of the budget");
+        return empty;
+    }
+
+    /** Marks {@code r} to be handed off now if it is a movable stream that would not end by {@code half}. */
+    private static boolean handOffDue(Reservation r, long now, long half) {
+        DecodeTask t = r.task;
+        if (r.handOff || t == null || !t.movable() || r.group != null || r.decodingSince == 0) return false;
+        long perToken = (now - r.decodingSince) / Math.max(1, r.produced);
+        long endsAt = now + perToken * Math.max(0, t.maxTokens() - r.produced);
+        if (now < half && endsAt <= half) return false;
+        r.handOff = true;
+        return true;
+    }
+
+    /** Whether this worker is draining (it takes no new reservation). */
+    public boolean draining() {
+        return draining;
     }
 
     /** The sequence of reservation {@code id} (tests fill its prompt's KV as a prefill worker would), or null. */

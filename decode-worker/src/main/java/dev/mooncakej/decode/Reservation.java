@@ -55,7 +55,7 @@ final class Reservation {
     boolean abortInFlight;
     // decoding (agent thread only, after DECODING)
     volatile boolean cancelled;
-    DecodeTask task;
+    volatile DecodeTask task;
     Sampler sampler;
     /** The JSON schema the output must stay inside ({@code response_format}), or null. */
     TokenConstraint constraint;
@@ -74,6 +74,14 @@ final class Reservation {
     }
 
     long lastTokenAt;
+    /** When decoding started (its rate so far predicts how long the rest takes, for a drain). */
+    volatile long decodingSince;
+
+    /**
+     * A draining worker ends this stream at the agent's next step with the finish {@code "moved"}
+     * (the conductor continues it elsewhere); only for a {@code movable} task.
+     */
+    volatile boolean handOff;
 
     /** How many choices ({@code n}) the reservation was made for: this sequence and {@code choices - 1} forks. */
     int choices = 1;

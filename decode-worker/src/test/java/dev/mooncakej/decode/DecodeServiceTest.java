@@ -85,7 +85,7 @@ class DecodeServiceTest {
                         0.0,
                         null));
         runtime = WorkerRuntime.start("decode", settings, 8, metadata, new WorkerStoreSettings(0, null, 0));
-        service = new DecodeService(new DecodeProperties(8, kvWaitMillis, null), runtime);
+        service = new DecodeService(new DecodeProperties(8, kvWaitMillis, null, null), runtime);
         agent = new DecodeAgent(service, new SimpleMeterRegistry());
         agent.start();
         writer = new TransferEngine(
@@ -239,6 +239,43 @@ class DecodeServiceTest {
         assertThat(events.getLast().finish()).isEqualTo("length");
         assertThat(events).hasSize(200); // 199 tokens after the prefill's first, then the end
         await("blocks back", 5000, () -> runtime.engine().kvCache().freeBlocks() == 8);
+    }
+
+    /** A committed reservation of {@code prompt} tokens (the prompt's KV as written), decoding under {@code task}. */
+    private List<TokenEvent> decoding(long id, int prompt, DecodeTask task) throws Exception {
+        service.reserve(id, prompt, task.maxTokens());
+        send(KvControl.claim(id, "writer-1"));
+        send(KvControl.commit(id, prompt));
+        List<TokenEvent> events = new CopyOnWriteArrayList<>();
+        service.decode(task).subscribe(events::add);
+        return events;
+    }
+
+    @Test
+    void aDrainHandsOffTheMovableStreamsThatWouldNotEndInTimeAndLetsTheOthersFinish() throws Exception {
+        start(64, 30_000, 1.0); // real LLaMA3-70B step times (about 9 ms a step)
+        List<TokenEvent> longMovable = decoding(1, 20, new DecodeTask(1, 5, 20, 1000, GREEDY, null, null, true));
+        List<TokenEvent> longFixed = decoding(2, 20, new DecodeTask(2, 5, 20, 120, GREEDY, null, null, false));
+        List<TokenEvent> shortMovable = decoding(3, 20, new DecodeTask(3, 5, 20, 40, GREEDY, null, null, true));
+        await("decoding", 5000, () -> agent.activeCount() == 3 && longMovable.size() > 3);
+        long t0 = System.nanoTime();
+        assertThat(service.drain(Duration.ofSeconds(4)))
+                .as("nothing held at the end")
+                .isTrue();
+        long tookMillis = (System.nanoTime() - t0) / 1_000_000;
+        assertThat(longMovable.getLast().finish())
+                .as("1000 tokens do not end within half of 4 s: handed off")
+                .isEqualTo("moved");
+        assertThat(longMovable.size()).as("handed off at once, not at the end").isLessThan(300);
+        assertThat(shortMovable.getLast().finish()).as("40 tokens end in time").isEqualTo("length");
+        assertThat(longFixed.getLast().finish())
+                .as("a stream the conductor cannot continue runs to its end")
+                .isEqualTo("length");
+        assertThat(tookMillis).as("the drain ended when the last stream did").isLessThan(4000);
+        assertThat(service.reserve(4, 20, 10))
+                .as("a draining worker takes no reservation")
+                .isNull();
+        await("every block back", 5000, () -> runtime.engine().kvCache().freeBlocks() == 64);
     }
 
     @Test

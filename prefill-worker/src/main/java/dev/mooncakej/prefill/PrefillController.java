@@ -120,7 +120,10 @@ public class PrefillController implements ChannelOps {
 
     @ExceptionHandler(IllegalStateException.class)
     public ResponseEntity<String> unavailable(IllegalStateException e) {
-        return error(HttpStatus.SERVICE_UNAVAILABLE, "unavailable", e.getMessage());
+        String code = e instanceof PrefillService.PastDeadline
+                ? "kv_deadline"
+                : e instanceof PrefillService.HandedBack ? "draining" : "unavailable";
+        return error(HttpStatus.SERVICE_UNAVAILABLE, code, e.getMessage());
     }
 
     @ExceptionHandler(IOException.class)

@@ -2,6 +2,7 @@ package dev.mooncakej.prefill;
 
 import dev.mooncakej.cluster.ClusterSettings;
 import dev.mooncakej.cluster.InternalHttp;
+import dev.mooncakej.web.Drainable;
 import dev.mooncakej.worker.WorkerLink;
 import dev.mooncakej.worker.WorkerRuntime;
 import java.time.Duration;
@@ -14,11 +15,14 @@ import org.springframework.stereotype.Component;
  * mooncakej.cluster.etcd-endpoints} set) it registers once it serves and on stop deregisters first,
  * then lets running prefills finish; in both modes it reports its prefix cache to the store master on
  * the leader conductor ({@link StoreReporter}; on one host the conductor is {@code
- * mooncakej.prefill.conductor-url}) and contributes its pool DRAM.
+ * mooncakej.prefill.conductor-url}) and contributes its pool DRAM. Its stop (SIGTERM, {@code POST
+ * /internal/drain}) is the drain: it leaves scheduling, then its queue is finished or handed back
+ * within {@code mooncakej.prefill.drain-budget-seconds}.
  */
 @Component
-public class PrefillMembership implements SmartLifecycle {
+public class PrefillMembership implements SmartLifecycle, Drainable {
     private final PrefillService service;
+    private final Duration budget;
     private final WorkerRuntime runtime;
     private final ClusterSettings cluster;
     private final InternalHttp internal;
@@ -27,11 +31,13 @@ public class PrefillMembership implements SmartLifecycle {
 
     public PrefillMembership(
             Environment env,
+            PrefillProperties props,
             PrefillService service,
             WorkerRuntime runtime,
             ClusterSettings cluster,
             InternalHttp internal) {
         this.env = env;
+        this.budget = Duration.ofSeconds(props.drainBudgetSeconds());
         this.service = service;
         this.runtime = runtime;
         this.cluster = cluster;
@@ -54,8 +60,13 @@ public class PrefillMembership implements SmartLifecycle {
     public void stop() {
         WorkerLink l = link;
         if (l == null) return;
-        l.stop(l.clustered() ? service::drain : null, Duration.ofSeconds(30), "prefills");
+        l.stop(service::drain, budget, "prefills");
         link = null;
+    }
+
+    @Override
+    public Duration drainBudget() {
+        return budget;
     }
 
     @Override

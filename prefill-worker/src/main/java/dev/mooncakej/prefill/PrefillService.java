@@ -33,7 +33,9 @@ import java.util.List;
 import java.util.Map;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicLong;
 import org.slf4j.Logger;
@@ -58,11 +60,17 @@ public final class PrefillService {
         final String target;
         final List<CompletableFuture<TransferBatch>> inflight = Collections.synchronizedList(new ArrayList<>());
         volatile boolean aborted;
+        /** When the task's deadline passes ({@link System#nanoTime()}; far off when it has none). */
+        long deadline = Long.MAX_VALUE;
         /** Its KV writes: how many ended, their summed time, and the writes in flight when each started. */
         final AtomicLong writes = new AtomicLong(), writeNanos = new AtomicLong(), concurrencySum = new AtomicLong();
 
         Job(String target) {
             this.target = target;
+        }
+
+        boolean past(long now) {
+            return deadline != Long.MAX_VALUE && now - deadline > 0;
         }
     }
 
@@ -70,6 +78,24 @@ public final class PrefillService {
     private static final class Aborted extends RuntimeException {
         Aborted(long id) {
             super("reservation " + id + " was dropped by its decode worker; prefill stopped", null, false, false);
+        }
+    }
+
+    /**
+     * The task's deadline passed: its work is abandoned (its writes stop, its blocks are released once
+     * they ended) and the conductor places it again.
+     */
+    public static final class PastDeadline extends IllegalStateException {
+        PastDeadline(long id, long millis, String where) {
+            super("reservation " + id + ": the prefill's deadline of " + millis + " ms passed " + where
+                    + "; its KV transfer was abandoned");
+        }
+    }
+
+    /** Handed back by a draining worker before it was computed: the conductor places it elsewhere. */
+    public static final class HandedBack extends IllegalStateException {
+        HandedBack(long id) {
+            super("reservation " + id + ": this prefill worker is draining and handed the task back");
         }
     }
 
@@ -208,7 +234,12 @@ public final class PrefillService {
                     "the KV target: " + e.getMessage() + " in this worker's segment metadata", e);
         }
         long id = task.reservationId();
+        if (draining) throw new HandedBack(id);
+        Long deadlineMillis = task.deadlineMillis();
+        if (deadlineMillis != null && (deadlineMillis < 1 || deadlineMillis > 3_600_000))
+            throw new IllegalArgumentException("deadline " + deadlineMillis + " ms: expected 1..3600000");
         Job job = new Job(kv.segment());
+        if (deadlineMillis != null) job.deadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(deadlineMillis);
         if (jobs.putIfAbsent(id, job) != null)
             throw new IllegalArgumentException("reservation " + id + " is already being prefilled here");
         queued.incrementAndGet();
@@ -235,6 +266,7 @@ public final class PrefillService {
             }
             seq.adoptPrefix(prefix, prefix.length);
             for (int b = local.length; b < prefix.length; b++) cache.release(prefix[b]); // the sequence holds them now
+            if (job.past(System.nanoTime())) throw new PastDeadline(id, deadlineMillis, "while its prefix was fetched");
             int cached = prefix.length * bt;
             int fetched = (prefix.length - local.length) * bt;
             if (prefix.length > 0) job.inflight.add(write(job, kv, seq, 0, prefix.length, 0, layers, bytes));
@@ -242,6 +274,8 @@ public final class PrefillService {
             float[] promptLogprobs = task.promptLogprobs() ? new float[n - 1] : null;
             PrefillOptions opts = PrefillOptions.chunked(props.chunkTokens()).withLayers((from, to, layer) -> {
                 if (job.aborted) throw new Aborted(id);
+                if (job.past(System.nanoTime()))
+                    throw new PastDeadline(id, deadlineMillis, "while its KV was computed and written");
                 // blocks this chunk completed; the last chunk also sends the final partial block
                 int first = from / bt, end = to == n ? (to + bt - 1) / bt : to / bt;
                 if (end > first) job.inflight.add(write(job, kv, seq, first, end, layer, layer + 1, bytes));
@@ -254,6 +288,8 @@ public final class PrefillService {
             long waitFrom = System.nanoTime(), computeFrom;
             synchronized (this) { // one prefill at a time on this engine; eviction and retry under the same lock
                 computeFrom = System.nanoTime();
+                if (handBack) throw new HandedBack(id); // queued behind others when the drain's half budget ended
+                if (job.past(computeFrom)) throw new PastDeadline(id, deadlineMillis, "in the queue");
                 ok = engine.prefill(seq, tokens, opts, logits);
                 if (!ok) {
                     pool.evict(blocks);
@@ -296,7 +332,7 @@ public final class PrefillService {
                 moreLps[c - 1] = s.logprobs() ? Sampler.logprob(logits, 0, logits.length, t) : 0f;
             }
             long tk = System.nanoTime();
-            awaitWrites(job, id);
+            awaitWrites(job, id, deadlineMillis);
             if (job.aborted) throw new Aborted(id);
             byte commit = control(kv.segment(), KvControl.commit(id, n));
             if (commit != KvControl.OK)
@@ -457,9 +493,21 @@ public final class PrefillService {
         });
     }
 
-    private void awaitWrites(Job job, long id) throws IOException {
+    private void awaitWrites(Job job, long id, Long deadlineMillis) throws IOException {
         for (var f : List.copyOf(job.inflight)) {
-            TransferBatch b = f.join();
+            TransferBatch b;
+            try {
+                b = job.deadline == Long.MAX_VALUE
+                        ? f.join()
+                        : f.get(Math.max(0, job.deadline - System.nanoTime()), TimeUnit.NANOSECONDS);
+            } catch (TimeoutException e) {
+                throw new PastDeadline(id, deadlineMillis, "while its KV writes were acknowledged");
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                throw new IOException("interrupted while the KV of reservation " + id + " was written", e);
+            } catch (ExecutionException e) {
+                throw new IOException("KV transfer of reservation " + id + " failed: " + e.getCause(), e);
+            }
             if (!b.allCompleted())
                 throw new IOException(
                         "KV transfer of reservation " + id + " to '" + job.target + "' failed: " + b.firstProblem());
@@ -493,8 +541,33 @@ public final class PrefillService {
         return transfer.offsetOf(cache.block(blockId));
     }
 
+    private volatile boolean draining, handBack;
+
+    /**
+     * The drain of a worker leaving: new tasks are handed back at once (the conductor places them
+     * elsewhere); queued ones are computed for the first half of {@code budget}, and those still
+     * waiting for the engine then are handed back; what runs gets the whole budget. True when nothing
+     * runs or waits by then.
+     */
+    public boolean drain(Duration budget) throws InterruptedException {
+        draining = true;
+        long from = System.nanoTime();
+        boolean empty = awaitIdle(budget.dividedBy(2));
+        if (!empty) {
+            handBack = true;
+            empty = awaitIdle(budget.minusNanos(System.nanoTime() - from));
+        }
+        LOG.info(
+                "drained in {} ms: {}",
+                (System.nanoTime() - from) / 1_000_000,
+                empty
+                        ? "nothing running or queued"
+                        : queued.get() + " prefills still running at the end of the budget");
+        return empty;
+    }
+
     /** Waits until no prefill is running or queued, up to {@code timeout}; true when drained. */
-    public boolean drain(Duration timeout) throws InterruptedException {
+    private boolean awaitIdle(Duration timeout) throws InterruptedException {
         long until = System.nanoTime() + timeout.toNanos();
         while (queued.get() > 0 && System.nanoTime() < until) Thread.sleep(20);
         return queued.get() == 0;

@@ -18,6 +18,8 @@ import java.util.Map;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
 
 /**
  * A local cluster started exactly as a user starts it: {@code ./mooncakej up}, as a child process
@@ -179,6 +181,33 @@ final class LocalCluster implements AutoCloseable {
                 .mapToDouble(l -> Double.parseDouble(l.substring(l.lastIndexOf(' ') + 1)))
                 .findFirst()
                 .orElse(Double.NaN);
+    }
+
+    /**
+     * The prefill worker (of the first {@code workers}) with the most prefills running or queued, once
+     * one has any (up to 30 s; -1 if none has); by each worker's {@code /internal/status}.
+     */
+    int busiestPrefill(int workers) throws IOException, InterruptedException {
+        long until = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
+        while (System.nanoTime() < until) {
+            int busiest = -1, most = 0;
+            for (int i = 0; i < workers; i++) {
+                String status = get(prefillUrl(i) + "/internal/status");
+                int active = field(status, "active") + field(status, "queued");
+                if (active > most) {
+                    most = active;
+                    busiest = i;
+                }
+            }
+            if (busiest >= 0) return busiest;
+            Thread.sleep(20);
+        }
+        return -1;
+    }
+
+    private static int field(String json, String name) {
+        Matcher m = Pattern.compile("\"" + name + "\":(\\d+)").matcher(json);
+        return m.find() ? Integer.parseInt(m.group(1)) : 0;
     }
 
     /** A base port with the 40 ports above it free (conductor, workers, KV ports). */

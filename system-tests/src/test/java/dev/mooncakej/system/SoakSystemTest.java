@@ -12,8 +12,9 @@ import tools.jackson.databind.json.JsonMapper;
 
 /**
  * The short soak of {@code ./mooncakej test}: {@code ./mooncakej soak --seconds 20} against a
- * simulated-engine cluster (streams, hang-ups, a decode worker SIGKILLed and restarted midway). Every
- * request ends complete or with a clean error, the client's counts by outcome equal the conductor's,
+ * simulated-engine cluster (streams, hang-ups, a decode worker SIGKILLed while it decodes and restarted
+ * midway). Every request ends complete or with a clean error, none fails for the kill (the streams it
+ * was decoding move to the other worker), the client's counts by outcome equal the conductor's,
  * and no KV block, reservation or prefill job is left once it is idle.
  */
 @Timeout(value = 6, unit = TimeUnit.MINUTES)
@@ -52,6 +53,18 @@ class SoakSystemTest {
                 .as("hang-ups")
                 .isPositive();
         assertThat(r.path("unclean_endings").asLong()).isZero();
+        // the kill caught streams in flight (issue 28): they moved to the other decode worker, none failed
+        System.out.println("soak: " + r.path("streams_at_kill") + " streams decoding at the kill, moved "
+                + r.path("stream_migrations") + ", client outcomes " + r.path("client_outcomes"));
+        assertThat(r.path("streams_at_kill").asLong())
+                .as("streams decoding on the killed worker")
+                .isPositive();
+        assertThat(r.path("stream_migrations").path("lost").asLong())
+                .as("streams moved off the killed worker")
+                .isPositive();
+        assertThat(r.path("client_outcomes").path("error").asLong())
+                .as("requests failed")
+                .isZero();
         assertThat(p.exitValue()).isZero();
     }
 }

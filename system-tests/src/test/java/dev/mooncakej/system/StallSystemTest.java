@@ -28,9 +28,10 @@ import tools.jackson.databind.json.JsonMapper;
 /**
  * No stall holds the cluster (issue 23, item 5), on {@code ./mooncakej up} with two workers of each
  * kind over tcp, a 2 s stall timeout and a 4 s fence deadline: a stopped (SIGSTOP, not dead) decode
- * worker is out of scheduling within seconds and new requests are served by the other; a prefill
- * worker stopped mid-transfer holds its fenced reservations on the decode workers only until the
- * deadline, and nobody else's.
+ * worker is out of scheduling within seconds and new requests are served by the other, and the streams
+ * it was decoding go on on the other (issue 28) within the stall deadline, equal to an undisturbed
+ * run's; a prefill worker stopped mid-transfer holds its fenced reservations on the decode workers
+ * only until the deadline, and nobody else's.
  */
 @Timeout(value = 5, unit = TimeUnit.MINUTES)
 class StallSystemTest {
@@ -68,12 +69,7 @@ class StallSystemTest {
 
     /** The process of the worker serving on {@code port}. */
     private static ProcessHandle worker(int port) {
-        String flag = "--server.port=" + port;
-        return ProcessHandle.allProcesses()
-                .filter(h -> h.info().commandLine().orElse("").contains(flag))
-                .filter(h -> h.info().commandLine().orElse("").contains(".jar"))
-                .findFirst()
-                .orElseThrow(() -> new AssertionError("no process serves port " + port));
+        return GreedyStreams.worker(port);
     }
 
     private static void signal(ProcessHandle p, String sig) throws Exception {
@@ -139,6 +135,34 @@ class StallSystemTest {
         assertThat(complete("after the restart", 2).statusCode()).isEqualTo(200);
     }
 
+    @Test
+    void theStreamsOfAStoppedDecodeWorkerGoOnElsewhereWithinTheStallDeadline() throws Exception {
+        GreedyStreams streams = new GreedyStreams(HTTP, cluster, 8, 40);
+        List<List<String>> reference = streams.reference();
+        double lostBefore = LocalCluster.metric(cluster.url(), "mooncakej_stream_migrations_total{reason=\"lost\"");
+        GreedyStreams.Run run = streams.stream();
+        run.underWay(5);
+        int victim = streams.busiestDecode(2);
+        ProcessHandle p = worker(cluster.port + 20 + victim);
+        signal(p, "STOP");
+        try {
+            run.await(reference);
+            long gap = run.longestGapMillis();
+            System.out.println("decode-" + victim + " stopped: the longest pause of a stream was " + gap + " ms");
+            assertThat(gap)
+                    .as("a stream's longest pause (ms): the stall deadline, then its placement elsewhere")
+                    .isLessThan(2 * STALL_MILLIS + 4000);
+            assertThat(LocalCluster.metric(cluster.url(), "mooncakej_stream_migrations_total{reason=\"lost\""))
+                    .as("streams moved off the stopped worker")
+                    .isGreaterThan(lostBefore);
+        } finally {
+            signal(p, "CONT");
+        }
+        long until = System.nanoTime() + 30_000_000_000L;
+        while (!lastMembership().contains(cluster.decodeUrl(victim)) && System.nanoTime() < until) Thread.sleep(200);
+        assertThat(lastMembership()).as("the conductor's workers after SIGCONT").contains(cluster.decodeUrl(victim));
+    }
+
     /** The conductor's last log line naming the workers it schedules. */
     private static String lastMembership() throws Exception {
         String last = "";
@@ -165,23 +189,10 @@ class StallSystemTest {
             }
             // the busier prefill worker (the scheduler may send them all to one) is stopped mid-prefill, once
             // it has work: its KV writes stop between (or in) layers
-            int busiest = 0, most = 0;
-            long waitUntil = System.nanoTime() + 30_000_000_000L;
-            while (most == 0 && System.nanoTime() < waitUntil) {
-                Thread.sleep(100);
-                for (int i = 0; i < 2; i++) {
-                    var status = JSON.readTree(LocalCluster.get(cluster.prefillUrl(i) + "/internal/status"));
-                    int active =
-                            status.get("active").asInt() + status.get("queued").asInt();
-                    if (active > most) {
-                        most = active;
-                        busiest = i;
-                    }
-                }
-            }
-            assertThat(most)
-                    .as("prefills running or queued on the busier prefill worker")
-                    .isPositive();
+            int busiest = cluster.busiestPrefill(2);
+            assertThat(busiest)
+                    .as("a prefill worker with prefills running or queued")
+                    .isNotNegative();
             Thread.sleep(300); // into its first prefill's layers
             stopped = worker(cluster.port + 10 + busiest);
             signal(stopped, "STOP");

@@ -16,6 +16,7 @@ import org.springframework.boot.context.properties.bind.Binder;
 import org.springframework.boot.reactor.netty.NettyServerCustomizer;
 import org.springframework.boot.ssl.NoSuchSslBundleException;
 import org.springframework.boot.ssl.SslBundles;
+import org.springframework.context.ConfigurableApplicationContext;
 import org.springframework.context.SmartLifecycle;
 import org.springframework.context.annotation.Bean;
 import org.springframework.core.env.Environment;
@@ -53,6 +54,13 @@ public class WebEdgeAutoConfiguration {
     @Bean
     InternalPlaneFilter internalPlaneFilter(ClusterCredential credential) {
         return new InternalPlaneFilter(credential);
+    }
+
+    /** {@code POST /internal/drain}, on a worker that drains ({@link Drainable}). */
+    @Bean
+    @ConditionalOnBean(Drainable.class)
+    DrainController drainController(Drainable worker, ConfigurableApplicationContext context) {
+        return new DrainController(worker, context);
     }
 
     @Bean

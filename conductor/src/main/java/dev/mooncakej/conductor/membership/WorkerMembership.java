@@ -17,6 +17,7 @@ import java.util.Optional;
 import java.util.Set;
 import java.util.TreeSet;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -46,6 +47,10 @@ public class WorkerMembership implements SmartLifecycle {
     private final Set<String> stalled = ConcurrentHashMap.newKeySet();
     /** Workers the store master found silent (no heartbeat for its liveness TTL): out until they report again. */
     private final Set<String> silent = ConcurrentHashMap.newKeySet();
+    /** Workers that said they drain, until when ({@link System#nanoTime()}): their deregistration follows. */
+    private final Map<String, Long> draining = new ConcurrentHashMap<>();
+
+    private static final long DRAINING_NANOS = TimeUnit.MINUTES.toNanos(1);
 
     /** Members whose profile kept the contract (or that have no profile route), with the profile (or null). */
     private final Map<String, Optional<WorkerProfile>> admitted = new ConcurrentHashMap<>();
@@ -65,6 +70,7 @@ public class WorkerMembership implements SmartLifecycle {
 
     private final ServedModel model;
 
+    private final WorkerGuard guard;
     private volatile List<String> memberPrefill = List.of();
     private volatile List<String> memberDecode = List.of();
     private volatile boolean running, stopped;
@@ -81,6 +87,7 @@ public class WorkerMembership implements SmartLifecycle {
         this.workers = workers;
         this.props = props;
         this.cluster = cluster;
+        this.guard = guard;
         guard.onTransition(this::breakerChanged);
         workers.onStall(this::stall);
     }
@@ -211,14 +218,16 @@ public class WorkerMembership implements SmartLifecycle {
                 .filter(u -> admitted.containsKey(u)
                         && !openBreakers.contains(u)
                         && !silent.contains(u)
-                        && !stalled.contains(u))
+                        && !stalled.contains(u)
+                        && !drains(u))
                 .map(u -> endpoint(u, "prefill"))
                 .toList();
         List<WorkerEndpoint> decode = memberDecode.stream()
                 .filter(u -> admitted.containsKey(u)
                         && !openBreakers.contains(u)
                         && !silent.contains(u)
-                        && !stalled.contains(u))
+                        && !stalled.contains(u)
+                        && !drains(u))
                 .map(u -> endpoint(u, "decode"))
                 .toList();
         List<WorkerEndpoint> joined = scheduler.setWorkers(prefill, decode);
@@ -277,6 +286,37 @@ public class WorkerMembership implements SmartLifecycle {
     private void stall(String url, boolean isStalled) {
         boolean changed = isStalled ? stalled.add(url) : stalled.remove(url);
         if (changed) Thread.ofVirtual().start(() -> refresh(false));
+    }
+
+    /**
+     * A worker that missed a KV transfer's deadline, or was lost during one: its breaker opens, so it
+     * is out of scheduling until the breaker lets a trial call through.
+     */
+    public void sideline(String url) {
+        CircuitBreaker cb = guard.breaker(url);
+        if (cb.getState() == CircuitBreaker.State.OPEN) return;
+        cb.transitionToOpenState();
+        refresh(false); // now, not on the listener's thread: the request placed again must not land there
+    }
+
+    /**
+     * A worker said it drains (it handed back a prefill or a stream): out of scheduling at once, before
+     * its deregistration reaches this conductor (for a minute at most: a worker that comes back under
+     * the same address is admitted again).
+     */
+    public void draining(String url) {
+        if (draining.put(url, System.nanoTime() + DRAINING_NANOS) == null) {
+            LOG.info("{} drains: out of scheduling", url);
+            refresh(false);
+        }
+    }
+
+    private boolean drains(String url) {
+        Long until = draining.get(url);
+        if (until == null) return false;
+        if (System.nanoTime() - until < 0) return true;
+        draining.remove(url, until);
+        return false;
     }
 
     /** Workers out of scheduling because they answered nothing for the stall timeout. */

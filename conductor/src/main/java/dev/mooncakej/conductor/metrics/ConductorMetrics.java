@@ -31,13 +31,20 @@ public class ConductorMetrics {
     public final DistributionSummary cachedTokens;
     public final Counter kvBytes;
     public final Timer kvTime;
-    /** Streams moved to another decode worker after theirs was lost. */
-    public final Counter migrations;
+    /** Why a stream moves to another decode worker: its own was lost (died, broke, stalled) or drained. */
+    public static final List<String> MIGRATION_REASONS = List.of("lost", "drained");
+
+    /**
+     * Why a request's prefill was placed again: past its deadline, its worker lost, handed back by a
+     * draining worker, or its KV transfer failed on the decode side.
+     */
+    public static final List<String> REPLACE_REASONS = List.of("deadline", "lost", "handed_back", "transfer_failed");
 
     private final MeterRegistry meters;
     private final Map<String, Counter> rejections = new ConcurrentHashMap<>();
     private final Map<String, Counter> outcomes = new ConcurrentHashMap<>();
     private final Map<String, Counter> hits = new ConcurrentHashMap<>();
+    private final Map<String, Counter> counters = new ConcurrentHashMap<>();
 
     public ConductorMetrics(MeterRegistry meters, ConductorProperties props) {
         this.meters = meters;
@@ -63,9 +70,8 @@ public class ConductorMetrics {
         this.kvTime = Timer.builder("mooncakej.kv.transferred.time")
                 .description("KV transfer time per request (prefill worker to decode worker)")
                 .register(meters);
-        this.migrations = Counter.builder("mooncakej.stream.migrations")
-                .description("streams moved to another decode worker after theirs was lost (died, broke, stalled)")
-                .register(meters);
+        for (String reason : MIGRATION_REASONS) migrations(reason);
+        for (String reason : REPLACE_REASONS) replaced(reason);
         for (String reason : REJECT_REASONS) rejected(reason); // registered up front, so dashboards see zeros
         prefixHit(0, 0);
         Gauge.builder("mooncakej.slo.ttft.seconds", props, ConductorProperties::ttftSloSeconds)
@@ -95,6 +101,34 @@ public class ConductorMetrics {
                 r -> Counter.builder("mooncakej.rejections")
                         .description("requests turned away, by reason")
                         .tag("reason", r)
+                        .register(meters));
+    }
+
+    /** Streams moved to another decode worker, by {@link #MIGRATION_REASONS reason}. */
+    public Counter migrations(String reason) {
+        return byReason(
+                "mooncakej.stream.migrations",
+                "streams moved to another decode worker: theirs was lost (died, broke, stalled) or drained",
+                reason);
+    }
+
+    /**
+     * Prefills placed again, by {@link #REPLACE_REASONS reason}: each aborted its KV transfer and
+     * released what it held first.
+     */
+    public Counter replaced(String reason) {
+        return byReason(
+                "mooncakej.prefill.replaced",
+                "prefills placed again after the first placement's KV transfer was aborted",
+                reason);
+    }
+
+    private Counter byReason(String name, String description, String reason) {
+        return counters.computeIfAbsent(
+                name + ":" + reason,
+                k -> Counter.builder(name)
+                        .description(description)
+                        .tag("reason", reason)
                         .register(meters));
     }
 

@@ -1,5 +1,6 @@
 package dev.mooncakej.conductor.request;
 
+import dev.mooncakej.conductor.membership.WorkerMembership;
 import dev.mooncakej.conductor.metrics.ConductorMetrics;
 import dev.mooncakej.conductor.model.ServedModel;
 import dev.mooncakej.conductor.workers.WorkerClient;
@@ -40,7 +41,15 @@ public class DecodeRelay {
     private final ConductorMetrics metrics;
     private final AnswerTokens answers;
 
-    public DecodeRelay(ServedModel model, WorkerClient workers, ConductorMetrics metrics, AnswerTokens answers) {
+    private final WorkerMembership membership;
+
+    public DecodeRelay(
+            ServedModel model,
+            WorkerClient workers,
+            ConductorMetrics metrics,
+            AnswerTokens answers,
+            WorkerMembership membership) {
+        this.membership = membership;
         this.model = model;
         this.workers = workers;
         this.metrics = metrics;
@@ -84,7 +93,8 @@ public class DecodeRelay {
                     g.maxTokens(),
                     g.sampling(),
                     sequenceKeys(g, keys),
-                    n > 1 ? Arrays.copyOfRange(firsts, 1, n) : null);
+                    n > 1 ? Arrays.copyOfRange(firsts, 1, n) : null,
+                    n == 1 && resume != null);
             source = workers.decode(decode.url(), dt, g.requestId());
             if (n == 1 && resume != null) source = resumable(g, source, firsts[0], decode, reservation, resume, 0);
         }
@@ -156,7 +166,9 @@ public class DecodeRelay {
                 g.promptTokens().length,
                 g.maxTokens(),
                 g.sampling(),
-                sequenceKeys(g, keys));
+                sequenceKeys(g, keys),
+                null,
+                attempt < MAX_MIGRATIONS);
         boolean[] ended = {false};
         decode.started();
         return Flux.concat(
@@ -182,6 +194,16 @@ public class DecodeRelay {
     /** How many times one stream may move to another decode worker. */
     static final int MAX_MIGRATIONS = 2;
 
+    /** The finish of a stream a draining decode worker handed back to be continued elsewhere. */
+    static final String MOVED = "moved";
+
+    /** A draining decode worker ended the stream early for it to go on elsewhere. */
+    private static final class HandedOff extends RuntimeException {
+        HandedOff(String worker) {
+            super("decode worker " + worker + " is draining and handed the stream back", null, false, false);
+        }
+    }
+
     /**
      * {@code source} (the decode worker's events after {@code first}), going on elsewhere if it fails
      * for a reason other than a bad answer (the worker died, its connection or channel broke, it
@@ -200,17 +222,24 @@ public class DecodeRelay {
             int attempt) {
         List<Integer> seen = new ArrayList<>();
         seen.add(first);
-        return source.doOnNext(ev -> {
+        return source.<TokenEvent>handle((ev, sink) -> {
+                    if (MOVED.equals(ev.finish())) sink.error(new HandedOff(decode.id()));
+                    else sink.next(ev);
+                })
+                .doOnNext(ev -> {
                     if (ev.finish() == null) seen.add(ev.token());
                 })
                 .onErrorResume(e -> !(e instanceof RequestFailure) && attempt < MAX_MIGRATIONS, e -> {
+                    boolean drained = e instanceof HandedOff;
                     LOG.warn(
-                            "[{}] decode worker {} lost after {} tokens ({}): moving the stream",
+                            "[{}] decode worker {} {} after {} tokens ({}): moving the stream",
                             g.requestId(),
                             decode.id(),
+                            drained ? "drains" : "lost",
                             seen.size(),
                             e.toString());
-                    metrics.migrations.increment();
+                    metrics.migrations(drained ? "drained" : "lost").increment();
+                    if (drained) membership.draining(decode.url()); // before its deregistration arrives
                     workers.cancel(decode.url(), reservation).subscribe();
                     int[] generated = seen.stream().mapToInt(Integer::intValue).toArray();
                     return resume.after(generated, attempt + 1).onErrorMap(x -> !(x instanceof RequestFailure), x -> {
@@ -378,7 +407,7 @@ public class DecodeRelay {
         /** The decode worker ended the stream ({@code finish}: length, stop, or error...). */
         private Flux<GenerationEvent> finish(String finish) {
             finished = true;
-            if (finish.startsWith("error")) {
+            if (finish.startsWith("error") || finish.equals(MOVED)) { // a stream not movable is never handed off
                 LOG.warn("[{}] decode worker {} ended choice {} with {}", g.requestId(), decode.id(), choice, finish);
                 return Flux.error(new RequestFailure(
                         RequestFailure.Kind.DECODE_FAILED,

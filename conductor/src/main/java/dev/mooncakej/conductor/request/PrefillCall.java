@@ -8,6 +8,10 @@ import dev.mooncakej.kvcache.wire.WorkerMessages.PrefillTask;
 import dev.mooncakej.kvcache.wire.WorkerMessages.ReserveResponse;
 import dev.mooncakej.scheduler.LiveScheduler;
 import dev.mooncakej.scheduler.WorkerEndpoint;
+import io.github.resilience4j.circuitbreaker.CallNotPermittedException;
+import java.io.IOException;
+import java.time.Duration;
+import java.util.concurrent.TimeoutException;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 import org.springframework.stereotype.Component;
@@ -42,6 +46,7 @@ public class PrefillCall {
             GenerationRequest g, LiveScheduler.Choice ch, long reservation, long[] keys, ReserveResponse res) {
         WorkerEndpoint prefill = ch.prefill();
         int[] tokens = g.promptTokens();
+        long deadline = deadlineMillis(ch);
         PrefillTask task = new PrefillTask(
                 reservation,
                 tokens,
@@ -51,9 +56,12 @@ public class PrefillCall {
                 g.sampling(),
                 g.maxTokens(),
                 g.n(),
-                g.promptLogprobs());
+                g.promptLogprobs(),
+                deadline);
         prefill.started();
-        return workers.prefill(prefill.url(), task, g.requestId())
+        // the worker ends the task at its deadline and answers why; one that answers nothing by then and a
+        // moment after (stopped, cut off) is given up on here
+        return workers.prefill(prefill.url(), task, g.requestId(), Duration.ofMillis(deadline + DEADLINE_GRACE_MILLIS))
                 .map(pr -> checked(
                         g,
                         pr.validate(
@@ -72,10 +80,58 @@ public class PrefillCall {
         return pr;
     }
 
+    /** How long past the task's deadline the conductor waits for the worker's own answer. */
+    static final long DEADLINE_GRACE_MILLIS = 1000;
+
+    /**
+     * The task's deadline: {@code prefill-deadline-millis}, or three times the predicted TTFT (queue,
+     * fetch and compute) when that is longer, within the worker timeout.
+     */
+    long deadlineMillis(LiveScheduler.Choice ch) {
+        double predicted = ch.decision().ttft();
+        long scaled = Double.isFinite(predicted) ? (long) (3000 * predicted) : Long.MAX_VALUE;
+        return Math.min(props.workerTimeoutMillis(), Math.max(props.prefillDeadlineMillis(), scaled));
+    }
+
+    /**
+     * Why a failed prefill is placed again (the metric's reason), and whether its worker is taken out
+     * of scheduling for it ({@code sideline}: it answered nothing, so the next placement must not
+     * land there; a worker that answered is well, whatever failed behind it).
+     */
+    record Replacement(String reason, boolean sideline) {}
+
+    /**
+     * Whether another placement may succeed where this prefill failed, and why: {@code deadline} (the
+     * worker ended the task at its deadline, or answered nothing by then), {@code handed_back} (it
+     * drains), {@code transfer_failed} (its KV writes or claim failed: the decode side broke),
+     * {@code lost} (its connection broke, or its breaker refused the call); null for a failure that
+     * placing again would repeat (a refused task, a bad answer).
+     */
+    static Replacement replacement(Throwable e) {
+        if (e instanceof RequestFailure || e instanceof IllegalArgumentException) return null;
+        if (e instanceof TimeoutException) return new Replacement("deadline", true);
+        if (e instanceof CallNotPermittedException) return new Replacement("lost", false);
+        if (e instanceof WorkerClient.WorkerException we)
+            return switch (we.code()) {
+                case "kv_deadline" -> new Replacement("deadline", false);
+                case "draining" -> new Replacement("handed_back", false);
+                case "unavailable", "kv_transfer_failed" -> new Replacement("transfer_failed", false);
+                default -> null;
+            };
+        for (Throwable c = e; c != null; c = c.getCause())
+            if (c instanceof IOException) return new Replacement("lost", true);
+        return null;
+    }
+
     /** What a failed prefill means for the client. */
     RequestFailure failure(Throwable e, GenerationRequest g) {
         if (e instanceof RequestFailure f) return f;
-        LOG.warn("[{}] prefill failed: {}", g.requestId(), e.getMessage());
+        LOG.warn(
+                "[{}] prefill failed: {}",
+                g.requestId(),
+                e instanceof TimeoutException
+                        ? "no answer by the task's deadline (and a second more)"
+                        : e.getMessage());
         if (e instanceof WorkerClient.WorkerException we && we.status() == 400)
             return new RequestFailure(RequestFailure.Kind.REJECTED_BY_WORKER, we.workerMessage(), null);
         if (e instanceof IllegalArgumentException) // a worker's answer that does not validate

@@ -1,5 +1,7 @@
 package dev.mooncakej.conductor.request;
 
+import dev.mooncakej.conductor.membership.WorkerMembership;
+import dev.mooncakej.conductor.metrics.ConductorMetrics;
 import dev.mooncakej.conductor.model.ServedModel;
 import dev.mooncakej.conductor.workers.WorkerClient;
 import dev.mooncakej.kvcache.wire.WorkerMessages.PrefillResult;
@@ -41,6 +43,8 @@ public class RequestPath {
     private final PrefillCall prefillCall;
     private final DecodeRelay relay;
     private final SchedulerFeedback feedback;
+    private final WorkerMembership membership;
+    private final ConductorMetrics metrics;
 
     public RequestPath(
             ServedModel model,
@@ -49,7 +53,9 @@ public class RequestPath {
             Placement placement,
             PrefillCall prefillCall,
             DecodeRelay relay,
-            SchedulerFeedback feedback) {
+            SchedulerFeedback feedback,
+            WorkerMembership membership,
+            ConductorMetrics metrics) {
         this.model = model;
         this.workers = workers;
         this.admission = admission;
@@ -57,6 +63,8 @@ public class RequestPath {
         this.prefillCall = prefillCall;
         this.relay = relay;
         this.feedback = feedback;
+        this.membership = membership;
+        this.metrics = metrics;
     }
 
     /**
@@ -73,7 +81,48 @@ public class RequestPath {
         } catch (RequestFailure refused) {
             return Mono.error(refused);
         }
-        return new Flight(g, keys, choice, start).run();
+        return land(g, keys, choice, start).map(l -> l.flight().started(l.placed()));
+    }
+
+    /** A request placed: the flight that landed, and where. */
+    private record Landed(Flight flight, Flight.Placed placed) {}
+
+    /**
+     * Reserves and prefills {@code g} where {@code choice} says; a prefill that failed in a way another
+     * worker may not (past its deadline, its worker lost or draining) has been aborted on both sides
+     * (the worker stops its writes, the reservation is cancelled and its blocks fenced until the writer
+     * stopped), and the request is admitted and placed once more, away from that worker; a second
+     * failure is the client's.
+     */
+    private Mono<Landed> land(GenerationRequest g, long[] keys, LiveScheduler.Choice choice, long start) {
+        Flight first = new Flight(g, keys, choice, start, true);
+        return first.placed().map(p -> new Landed(first, p)).onErrorResume(Replace.class, r -> {
+            metrics.replaced(r.reason).increment();
+            LOG.warn("[{}] prefill on {} failed ({}): placing the request again", g.requestId(), r.worker, r.reason);
+            if (r.reason.equals("handed_back")) membership.draining(r.worker);
+            else if (r.sideline) membership.sideline(r.worker);
+            LiveScheduler.Choice again;
+            try {
+                again = admission.admit(g, keys);
+            } catch (RequestFailure refused) {
+                return Mono.error(refused);
+            }
+            Flight second = new Flight(g, keys, again, start, false);
+            return second.placed().map(p -> new Landed(second, p));
+        });
+    }
+
+    /** A prefill to place again: why, on which worker it failed, and whether that worker leaves scheduling. */
+    private static final class Replace extends RuntimeException {
+        final String reason, worker;
+        final boolean sideline;
+
+        Replace(PrefillCall.Replacement r, String worker) {
+            super(r.reason() + " on " + worker, null, false, false);
+            this.reason = r.reason();
+            this.sideline = r.sideline();
+            this.worker = worker;
+        }
     }
 
     /**
@@ -122,16 +171,16 @@ public class RequestPath {
         } catch (RequestFailure refused) {
             return Flux.error(refused);
         }
-        Flight f = new Flight(moved, keys, choice, System.nanoTime());
-        return f.placed()
-                .flatMapMany(p -> f.continued(
-                        p,
-                        (more, a) -> {
-                            int[] all = Arrays.copyOf(generated, generated.length + more.length);
-                            System.arraycopy(more, 0, all, generated.length, more.length);
-                            return resumed(g, all, a);
-                        },
-                        attempt));
+        return land(moved, keys, choice, System.nanoTime())
+                .flatMapMany(l -> l.flight()
+                        .continued(
+                                l.placed(),
+                                (more, a) -> {
+                                    int[] all = Arrays.copyOf(generated, generated.length + more.length);
+                                    System.arraycopy(more, 0, all, generated.length, more.length);
+                                    return resumed(g, all, a);
+                                },
+                                attempt));
     }
 
     /** One admitted request on its way: its reservation, the choice as it stands, what was accounted. */
@@ -148,15 +197,15 @@ public class RequestPath {
         /** The decode worker being asked for the reservation. */
         final AtomicReference<WorkerEndpoint> asked = new AtomicReference<>();
 
-        Flight(GenerationRequest g, long[] keys, LiveScheduler.Choice choice, long start) {
+        /** Whether a prefill that fails in a way another worker may not is placed again ({@link Replace}). */
+        final boolean mayReplace;
+
+        Flight(GenerationRequest g, long[] keys, LiveScheduler.Choice choice, long start, boolean mayReplace) {
             this.g = g;
             this.keys = keys;
             this.start = start;
             this.current = new AtomicReference<>(choice);
-        }
-
-        Mono<Generation> run() {
-            return placed().map(p -> started(p.ch(), p.decode(), p.pr(), p.reserved()));
+            this.mayReplace = mayReplace;
         }
 
         /** Where the request landed: KV reserved on {@code decode}, its prefill answered {@code pr}. */
@@ -181,8 +230,16 @@ public class RequestPath {
                                 })
                                 .onErrorResume(e -> {
                                     prefillFailed();
+                                    RequestFailure failure = prefillCall.failure(e, g);
+                                    PrefillCall.Replacement again = mayReplace ? PrefillCall.replacement(e) : null;
+                                    // the reservation goes first: fenced until the writer stopped, or released
                                     return workers.cancel(decode.url(), reservation)
-                                            .then(Mono.error(prefillCall.failure(e, g)));
+                                            .then(Mono.error(
+                                                    again == null
+                                                            ? failure
+                                                            : new Replace(
+                                                                    again,
+                                                                    ch.prefill().url())));
                                 })
                                 .map(pr -> new Placed(ch, decode, pr, reserved));
                     });
@@ -207,6 +264,10 @@ public class RequestPath {
         }
 
         /** The prefill answered: feedback, then the relay of the decode worker's tokens. */
+        private Generation started(Placed p) {
+            return started(p.ch(), p.decode(), p.pr(), p.reserved());
+        }
+
         private Generation started(LiveScheduler.Choice ch, WorkerEndpoint decode, PrefillResult pr, long reserved) {
             accounted.set(true);
             double decodeStart = feedback.prefilled(

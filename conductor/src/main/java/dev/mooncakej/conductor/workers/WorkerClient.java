@@ -89,9 +89,14 @@ public class WorkerClient implements AutoCloseable {
     }
 
     public Mono<PrefillResult> prefill(String prefillUrl, PrefillTask task, String requestId) {
+        return prefill(prefillUrl, task, requestId, timeout);
+    }
+
+    /** As above, failing with a {@link java.util.concurrent.TimeoutException} after {@code within}. */
+    public Mono<PrefillResult> prefill(String prefillUrl, PrefillTask task, String requestId, Duration within) {
         Mono<PrefillResult> call = carrier.call(prefillUrl, WorkerOp.PREFILL, requestId, InternalJson.encode(task))
                 .map(b -> InternalJson.decode(b, PrefillResult.class));
-        return guard.once(prefillUrl, call.timeout(timeout));
+        return guard.once(prefillUrl, call.timeout(within));
     }
 
     /** The token stream (one JSON object per event); an event that does not decode fails the stream. */

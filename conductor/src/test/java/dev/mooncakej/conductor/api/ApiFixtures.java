@@ -48,6 +48,7 @@ final class ApiFixtures {
                 null,
                 null,
                 null,
+                null,
                 null);
     }
 

@@ -106,7 +106,9 @@ public final class WorkerMessages {
      * (null from a sender that predates it: no steering at the first token). {@code choices}: how many
      * first tokens to sample from the prompt's last logits (one per choice of {@code n}; left out, one).
      * {@code promptLogprobs}: compute every position of the prompt (no prefix reused) and return the
-     * log-probability of each prompt token after the first.
+     * log-probability of each prompt token after the first. {@code deadlineMillis}: how long the worker
+     * has, from when it receives the task, to finish it with its KV writes and prefix fetches (past it
+     * the work is aborted on both sides and the reservation's writer stops; null: no deadline).
      */
     public record PrefillTask(
             long reservationId,
@@ -117,10 +119,24 @@ public final class WorkerMessages {
             Sampling sampling,
             Integer maxTokens,
             Integer choices,
-            Boolean promptLogprobs) {
+            Boolean promptLogprobs,
+            Long deadlineMillis) {
         public PrefillTask {
             choices = choices == null ? 1 : choices;
             promptLogprobs = Boolean.TRUE.equals(promptLogprobs);
+        }
+
+        public PrefillTask(
+                long reservationId,
+                int[] tokens,
+                long[] blockKeys,
+                int poolPrefixBlocks,
+                KvTarget kv,
+                Sampling s,
+                Integer maxTokens,
+                Integer choices,
+                Boolean promptLogprobs) {
+            this(reservationId, tokens, blockKeys, poolPrefixBlocks, kv, s, maxTokens, choices, promptLogprobs, null);
         }
 
         public PrefillTask(
@@ -289,7 +305,9 @@ public final class WorkerMessages {
      * {@code keys}, when set, lets the decode worker put the finished sequence's full blocks (prompt and
      * generated text) into the KV pool, so the next turn of the conversation reuses its whole history.
      * {@code moreFirstTokens}: the first tokens of choices 1.. of a reservation made for several
-     * ({@code n} > 1), each decoded as a fork of the prompt's KV; null for one.
+     * ({@code n} > 1), each decoded as a fork of the prompt's KV; null for one. {@code movable}: the
+     * conductor can continue this stream elsewhere, so a draining worker may end it early with the
+     * finish {@code "moved"} instead of holding it to the end (left out, false).
      */
     public record DecodeTask(
             long reservationId,
@@ -298,7 +316,23 @@ public final class WorkerMessages {
             int maxTokens,
             Sampling sampling,
             SequenceKeys keys,
-            int[] moreFirstTokens) {
+            int[] moreFirstTokens,
+            Boolean movable) {
+        public DecodeTask {
+            movable = Boolean.TRUE.equals(movable);
+        }
+
+        public DecodeTask(
+                long reservationId,
+                int firstToken,
+                int promptTokens,
+                int maxTokens,
+                Sampling sampling,
+                SequenceKeys keys,
+                int[] moreFirstTokens) {
+            this(reservationId, firstToken, promptTokens, maxTokens, sampling, keys, moreFirstTokens, false);
+        }
+
         public DecodeTask(long reservationId, int firstToken, int promptTokens, int maxTokens, Sampling sampling) {
             this(reservationId, firstToken, promptTokens, maxTokens, sampling, null);
         }

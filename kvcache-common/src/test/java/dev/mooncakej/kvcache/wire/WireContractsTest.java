@@ -58,7 +58,7 @@ class WireContractsTest {
                         + "\"kv\":{\"segment\":\"d\",\"blockOffsets\":[0],\"layerBytes\":64},"
                         + "\"sampling\":{\"temperature\":0.0,\"topP\":1.0,\"topK\":0,\"seed\":7,\"logprobs\":false,"
                         + "\"schema\":null,\"strict\":false,\"logitBias\":null,\"minTokens\":0,\"ignoreEos\":false},"
-                        + "\"maxTokens\":16,\"choices\":1,\"promptLogprobs\":false}",
+                        + "\"maxTokens\":16,\"choices\":1,\"promptLogprobs\":false,\"deadlineMillis\":null}",
                 PrefillTask.class);
         roundTrips(
                 new PrefillResult(42, 9, -0.5f, 32, 16, 0.25, 4096, 0.001),
@@ -92,7 +92,7 @@ class WireContractsTest {
                 "{\"reservationId\":42,\"firstToken\":9,\"promptTokens\":100,\"maxTokens\":16,"
                         + "\"sampling\":{\"temperature\":0.0,\"topP\":1.0,\"topK\":0,\"seed\":7,\"logprobs\":false,"
                         + "\"schema\":null,\"strict\":false,\"logitBias\":null,\"minTokens\":0,\"ignoreEos\":false},"
-                        + "\"keys\":null,\"moreFirstTokens\":null}",
+                        + "\"keys\":null,\"moreFirstTokens\":null,\"movable\":false}",
                 DecodeTask.class);
         roundTrips(
                 new DecodeTask(42, 9, 5, 16, GREEDY, new SequenceKeys(-7, 4, new long[] {11}, new int[] {3})),
@@ -100,7 +100,7 @@ class WireContractsTest {
                         + "\"sampling\":{\"temperature\":0.0,\"topP\":1.0,\"topK\":0,\"seed\":7,\"logprobs\":false,"
                         + "\"schema\":null,\"strict\":false,\"logitBias\":null,\"minTokens\":0,\"ignoreEos\":false},"
                         + "\"keys\":{\"seed\":-7,\"blockTokens\":4,\"promptKeys\":[11],\"tailTokens\":[3]},"
-                        + "\"moreFirstTokens\":null}",
+                        + "\"moreFirstTokens\":null,\"movable\":false}",
                 DecodeTask.class);
         roundTrips(
                 new StorePut("http://d:8200", new long[] {1, 2}, 4096, "decode-h-1:pool"),
@@ -129,7 +129,7 @@ class WireContractsTest {
                 "{\"reservationId\":42,\"firstToken\":9,\"promptTokens\":5,\"maxTokens\":16,"
                         + "\"sampling\":{\"temperature\":0.0,\"topP\":1.0,\"topK\":0,\"seed\":7,\"logprobs\":false,"
                         + "\"schema\":null,\"strict\":false,\"logitBias\":null,\"minTokens\":0,\"ignoreEos\":false},"
-                        + "\"keys\":null,\"moreFirstTokens\":[4,9]}",
+                        + "\"keys\":null,\"moreFirstTokens\":[4,9],\"movable\":false}",
                 DecodeTask.class);
         roundTrips(
                 new LoadReport("http://d:8200", 3, 4096),

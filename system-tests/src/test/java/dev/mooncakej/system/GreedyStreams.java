@@ -1,0 +1,176 @@
+package dev.mooncakej.system;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import java.net.URI;
+import java.net.http.HttpClient;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
+import tools.jackson.databind.JsonNode;
+import tools.jackson.databind.json.JsonMapper;
+
+/**
+ * Greedy completions run side by side as a client reads them, for issue 28's fault tests: an
+ * undisturbed reference run (not streamed), the same requests streamed (each chunk's tokens and
+ * arrival time kept), and the check that every stream equals its reference token for token.
+ */
+final class GreedyStreams {
+    private static final JsonMapper JSON = JsonMapper.builder().build();
+
+    private final HttpClient http;
+    private final LocalCluster cluster;
+    private final int count, tokens;
+
+    GreedyStreams(HttpClient http, LocalCluster cluster, int count, int tokens) {
+        this.http = http;
+        this.cluster = cluster;
+        this.count = count;
+        this.tokens = tokens;
+    }
+
+    /** Request {@code i}: a 40-token prompt of its own, greedy, exactly {@code tokens} tokens, with logprobs. */
+    String body(int i, boolean stream) {
+        List<Integer> prompt = new ArrayList<>();
+        for (int k = 0; k < 40; k++) prompt.add(3 + (i * 31 + k * 7) % 200);
+        return "{\"model\":\"mooncakej-tiny\",\"prompt\":" + prompt + ",\"max_tokens\":" + tokens
+                + ",\"temperature\":0,\"ignore_eos\":true,\"logprobs\":1"
+                + (stream ? ",\"stream\":true,\"stream_options\":{\"include_usage\":true}" : "") + "}";
+    }
+
+    /** The undisturbed run, all requests at once: each one's tokens. */
+    List<List<String>> reference() throws Exception {
+        List<CompletableFuture<HttpResponse<String>>> refs = new ArrayList<>();
+        for (int i = 0; i < count; i++)
+            refs.add(http.sendAsync(post(body(i, false)), HttpResponse.BodyHandlers.ofString()));
+        List<List<String>> reference = new ArrayList<>();
+        for (var f : refs) {
+            JsonNode r = JSON.readTree(f.get(120, TimeUnit.SECONDS).body());
+            List<String> got = new ArrayList<>();
+            r.get("choices").get(0).get("logprobs").get("tokens").forEach(t -> got.add(t.asString()));
+            assertThat(got).hasSize(tokens);
+            reference.add(got);
+        }
+        return reference;
+    }
+
+    /** One stream as the client saw it: its tokens, when each chunk came, finish reason, usage, any error event. */
+    static final class Seen {
+        final List<String> tokens = new CopyOnWriteArrayList<>();
+        final List<Long> chunkNanos = new CopyOnWriteArrayList<>();
+        final AtomicInteger chunks = new AtomicInteger();
+        volatile String finish, error;
+        volatile int completionTokens = -1;
+
+        /** The longest wait between two chunks of this stream. */
+        long longestGapMillis() {
+            long most = 0;
+            for (int i = 1; i < chunkNanos.size(); i++)
+                most = Math.max(most, chunkNanos.get(i) - chunkNanos.get(i - 1));
+            return most / 1_000_000;
+        }
+    }
+
+    /** The streamed run, started; {@link #await} waits for it. */
+    final class Run {
+        final List<Seen> seen = new ArrayList<>();
+        final List<CompletableFuture<Void>> running = new ArrayList<>();
+
+        /** Waits until every stream has had {@code chunks} chunks (none has ended by then). */
+        void underWay(int chunks) throws InterruptedException {
+            long until = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
+            while (seen.stream().anyMatch(s -> s.chunks.get() < chunks) && System.nanoTime() < until) Thread.sleep(20);
+            assertThat(seen)
+                    .allSatisfy(s -> assertThat(s.finish).as("still streaming").isNull());
+        }
+
+        /** Waits for every stream to end, then checks each against its reference, token for token. */
+        void await(List<List<String>> reference) throws Exception {
+            CompletableFuture.allOf(running.toArray(CompletableFuture[]::new)).get(180, TimeUnit.SECONDS);
+            for (int i = 0; i < count; i++) {
+                Seen s = seen.get(i);
+                assertThat(s.error).as("stream %d: no error event", i).isNull();
+                assertThat(s.tokens)
+                        .as("stream %d: the undisturbed run's tokens", i)
+                        .isEqualTo(reference.get(i));
+                assertThat(s.finish).isEqualTo("length");
+                assertThat(s.completionTokens)
+                        .as("stream %d: usage counts each token once", i)
+                        .isEqualTo(tokens);
+            }
+        }
+
+        /** The longest wait between two chunks of any stream (ms). */
+        long longestGapMillis() {
+            return seen.stream().mapToLong(Seen::longestGapMillis).max().orElse(0);
+        }
+    }
+
+    /** Starts every request streamed. */
+    Run stream() {
+        Run run = new Run();
+        for (int i = 0; i < count; i++) {
+            Seen s = new Seen();
+            run.seen.add(s);
+            run.running.add(http.sendAsync(post(body(i, true)), HttpResponse.BodyHandlers.ofLines())
+                    .thenAccept(r -> r.body().forEach(line -> read(s, line))));
+        }
+        return run;
+    }
+
+    /** Which decode worker holds the most streams now, by its own count ({@code mooncakej_decode_batch_size}). */
+    int busiestDecode(int decodeWorkers) throws Exception {
+        int busiest = 0;
+        double most = -1;
+        for (int i = 0; i < decodeWorkers; i++) {
+            double batch = LocalCluster.metric(cluster.decodeUrl(i), "mooncakej_decode_batch_size");
+            if (batch > most) {
+                most = batch;
+                busiest = i;
+            }
+        }
+        return busiest;
+    }
+
+    /** The worker process (its JVM) serving HTTP on {@code port}. */
+    static ProcessHandle worker(int port) {
+        String flag = "--server.port=" + port + " ";
+        return ProcessHandle.allProcesses()
+                .filter(h -> (h.info().commandLine().orElse("") + " ").contains(flag))
+                .filter(h -> h.info().commandLine().orElse("").contains(".jar"))
+                .findFirst()
+                .orElseThrow(() -> new AssertionError("no process serves port " + port));
+    }
+
+    private HttpRequest post(String body) {
+        return HttpRequest.newBuilder(URI.create(cluster.url() + "/v1/completions"))
+                .timeout(Duration.ofSeconds(180))
+                .header("Content-Type", "application/json")
+                .POST(HttpRequest.BodyPublishers.ofString(body))
+                .build();
+    }
+
+    private static void read(Seen s, String line) {
+        if (!line.startsWith("data:") || line.contains("[DONE]")) return;
+        JsonNode ev = JSON.readTree(line.substring(5).trim());
+        if (ev.has("error")) {
+            s.error = ev.toString();
+            return;
+        }
+        if (ev.has("usage") && !ev.get("usage").isNull())
+            s.completionTokens = ev.get("usage").get("completion_tokens").asInt();
+        if (ev.get("choices").isEmpty()) return;
+        JsonNode c = ev.get("choices").get(0);
+        s.chunks.incrementAndGet();
+        s.chunkNanos.add(System.nanoTime());
+        JsonNode lp = c.get("logprobs");
+        if (lp != null && !lp.isNull()) lp.get("tokens").forEach(t -> s.tokens.add(t.asString()));
+        if (!c.get("finish_reason").isNull()) s.finish = c.get("finish_reason").asString();
+    }
+}
