@@ -175,9 +175,13 @@ final class LocalCluster implements AutoCloseable {
 
     /** The first sample of Prometheus metric line {@code prefix} on {@code url}'s actuator, or NaN. */
     static double metric(String url, String prefix) throws IOException, InterruptedException {
+        // "name{label=\"value\"" matches whatever other labels the line has, in whatever order (service first)
+        int brace = prefix.indexOf('{');
+        String name = brace < 0 ? prefix : prefix.substring(0, brace + 1);
+        String label = brace < 0 ? "" : prefix.substring(brace + 1);
         return get(url + "/actuator/prometheus")
                 .lines()
-                .filter(l -> l.startsWith(prefix))
+                .filter(l -> brace < 0 ? l.startsWith(prefix) : l.startsWith(name) && l.contains(label))
                 .mapToDouble(l -> Double.parseDouble(l.substring(l.lastIndexOf(' ') + 1)))
                 .findFirst()
                 .orElse(Double.NaN);
