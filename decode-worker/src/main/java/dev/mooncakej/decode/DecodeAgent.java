@@ -6,6 +6,7 @@ import dev.mooncakej.engine.spi.DecodeBatch;
 import dev.mooncakej.engine.spi.InferenceEngine;
 import dev.mooncakej.kvcache.wire.WorkerMessages;
 import dev.mooncakej.kvcache.wire.WorkerMessages.TokenEvent;
+import io.micrometer.core.instrument.FunctionCounter;
 import io.micrometer.core.instrument.MeterRegistry;
 import io.micrometer.core.instrument.Timer;
 import java.time.Duration;
@@ -50,6 +51,11 @@ public final class DecodeAgent implements SmartLifecycle {
                 .description("time between tokens of one request, on the decode worker")
                 .publishPercentileHistogram()
                 .register(meters);
+        for (String outcome : List.of("written", "skipped", "failed"))
+            FunctionCounter.builder("mooncakej.decode.write.behind.blocks", service, s -> s.writtenBehind(outcome))
+                    .description("blocks of running sequences put into the KV pool as they filled, by outcome")
+                    .tag("outcome", outcome)
+                    .register(meters);
     }
 
     public int activeCount() {
@@ -147,6 +153,7 @@ public final class DecodeAgent implements SmartLifecycle {
             r.lastTokenAt = now;
             r.sink.tryEmitNext(new TokenEvent(t, lp, null, r.choice));
         }
+        for (Reservation r : active) service.writeBehind(r); // off this thread: a queue and a copy
         return work + active.size();
     }
 
@@ -174,6 +181,7 @@ public final class DecodeAgent implements SmartLifecycle {
     @Override
     public void stop() {
         running = false;
+        service.stopWriteBehind();
         Thread t = thread;
         if (t != null) {
             LockSupport.unpark(t);

@@ -84,6 +84,7 @@ public final class DecodeService {
         this.fence = new WriterFence(
                 transfer, segment, kvTimeoutMillis, props.fenceDeadlineMillis(), this::releaseIfLandedLocked);
         this.sequences = new SequencePool(cache, engine.info().blockTokens(), kvTimeoutMillis);
+        sequences.writeBehindShare(props.writeBehindShare());
     }
 
     /**
@@ -310,6 +311,11 @@ public final class DecodeService {
             else if (task.maxTokens() < 1 || task.maxTokens() > r.maxTokens)
                 bad = "max tokens " + task.maxTokens() + ": expected 1.." + r.maxTokens + " (as reserved)";
             else if (task.sampling() == null) bad = "sampling is missing";
+            else if (task.sampling().resumeAt() < 0
+                    || task.sampling().resumeAt() >= engine.info().contextLength()
+                    || task.sampling().resumeAt() > 0 && r.choices > 1)
+                bad = "sampling.resumeAt " + task.sampling().resumeAt() + ": expected 0.."
+                        + (engine.info().contextLength() - 1) + ", and 0 for several choices";
             else if (task.keys() != null) bad = checkKeys(task.keys(), r.promptTokens, vocab);
             if (bad == null) bad = checkChoices(task.moreFirstTokens(), r.choices, vocab);
             if (bad != null) {
@@ -346,8 +352,8 @@ public final class DecodeService {
     /** Readies {@code r} (a reservation or a fork) to decode after {@code first}, under its own seed. */
     private void start(Reservation r, int first, int vocab) {
         var s = r.task.sampling();
-        Long base = s.seedOfChoice(r.choice);
-        long seed = base == null ? System.nanoTime() + r.choice : base + 1;
+        long[] at = s.generatorAt(r.choice, 1); // the answer's next token on: its seed, the draws made before
+        long seed = at == null ? System.nanoTime() + r.choice : at[0];
         r.sampler = new Sampler(
                 new SamplingParams(
                         s.temperature(),
@@ -358,6 +364,7 @@ public final class DecodeService {
                         List.of(),
                         s.logprobs()),
                 vocab);
+        if (at != null) r.sampler.skip(at[1]);
         r.next = first;
         r.produced = 1; // the first token came from the prefill
         r.lastTokenAt = System.nanoTime();
@@ -465,6 +472,25 @@ public final class DecodeService {
         return sequences.pooledBlocks();
     }
 
+    /** After a decode step (agent thread): {@code r}'s newly full blocks go to the pool's writer. */
+    void writeBehind(Reservation r) {
+        sequences.writeBehind(r);
+    }
+
+    /** Stops writing running sequences' blocks into the pool (the agent stops). */
+    void stopWriteBehind() {
+        sequences.stopWriteBehind();
+    }
+
+    /** Blocks of running sequences written behind into the pool, by outcome (written, skipped, failed). */
+    long writtenBehind(String outcome) {
+        return switch (outcome) {
+            case "written" -> sequences.behindWritten.get();
+            case "skipped" -> sequences.behindSkipped.get();
+            default -> sequences.behindFailed.get();
+        };
+    }
+
     /** Drops a reservation wherever it is (idempotent); false when it is not here. */
     public boolean cancel(long reservationId) {
         Reservation.Choices group = groups.get(reservationId);
@@ -480,6 +506,7 @@ public final class DecodeService {
 
     /** Ends a decoding reservation (agent thread). */
     void finished(Reservation r, String reason) {
+        sequences.ended(r);
         boolean last = r.group == null || r.group.open.decrementAndGet() == 0;
         if (r.sink != null) {
             r.sink.tryEmitNext(new TokenEvent(-1, 0f, reason, r.choice));

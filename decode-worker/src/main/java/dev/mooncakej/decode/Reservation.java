@@ -74,6 +74,11 @@ final class Reservation {
     }
 
     long lastTokenAt;
+    /** Write-behind (agent thread): the sequence's blocks up to here were handed to the pool's writer. */
+    int behindUpTo;
+    /** Blocks of it written behind, counted in the write-behind bound until it ends. */
+    int behindBlocks;
+
     /** When decoding started (its rate so far predicts how long the rest takes, for a drain). */
     volatile long decodingSince;
 

@@ -10,14 +10,18 @@ import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * A decode worker's finished sequences into the KV pool (the next turn of a conversation reuses
- * them): out of {@link DecodeService}; where a running sequence's blocks will be written behind too.
+ * A decode worker's sequences into the KV pool: a finished one's blocks (the next turn of a
+ * conversation reuses them), and a running one's blocks as each fills ({@link #writeBehind}), in a
+ * pool segment other than this worker's, so a stream that moves to another decode worker (this one
+ * died, stalled or drains) finds its history there and only the last partial block is recomputed.
+ * Out of {@link DecodeService}.
  */
 final class SequencePool {
     private static final Logger LOG = LoggerFactory.getLogger(SequencePool.class);
@@ -44,14 +48,122 @@ final class SequencePool {
         this.pool = pool;
         this.storeClient = client;
         this.store = store;
+        if (pool != null && behindShare > 0 && behindWriter == null) {
+            behindBound = (long) (behindShare * pool.capacity() / blockBytes);
+            behindWriter = Thread.ofVirtual().name("write-behind").start(this::writeBehindLoop);
+        }
     }
 
-    /** Blocks of finished sequences this worker put into the KV pool. */
+    // write-behind: a running sequence's blocks into the pool as they fill
+
+    /** A running sequence's newly full blocks to put: their keys, their ids (retained until copied). */
+    private record Behind(long reservation, long[] keys, int[] ids) {}
+
+    private final LinkedBlockingQueue<Behind> behind = new LinkedBlockingQueue<>();
+    private volatile double behindShare;
+    private volatile long behindBound;
+    private volatile Thread behindWriter;
+    /** Blocks written behind for sequences still running: what the bound counts. */
+    private final AtomicLong behindLive = new AtomicLong();
+    /** Blocks written behind, skipped (over the bound, or the pool had no room), failed. */
+    final AtomicLong behindWritten = new AtomicLong(),
+            behindSkipped = new AtomicLong(),
+            behindFailed = new AtomicLong();
+
+    /**
+     * Write-behind takes at most {@code share} of this worker's pool DRAM for the blocks of sequences
+     * still running (0: off); set before {@link #use}.
+     */
+    void writeBehindShare(double share) {
+        this.behindShare = share;
+    }
+
+    /**
+     * Called by the decode agent after each step, for each sequence it decodes: the blocks that filled
+     * since the last call (the prompt's first: a moved stream finds the whole chain from its first block
+     * in the pool, whatever the prefill's cache kept) (their KV is in the cache: the tokens are fed) are handed to the
+     * writer, which puts them into the pool off the decode loop, batched; a block over the bound is
+     * skipped (the finished sequence's put covers it later). Cheap on the agent's thread: a copy of the
+     * tokens fed and the block ids, retained.
+     */
+    void writeBehind(Reservation r) {
+        if (behindWriter == null || r.choice != 0 || r.task == null || r.task.keys() == null) return;
+        SequenceKeys k = r.task.keys();
+        int bt = blockTokens;
+        int full = Math.min((r.promptTokens + r.fedCount) / bt, r.seq.blockCount());
+        if (full <= r.behindUpTo) return;
+        int from = r.behindUpTo, n = full - from;
+        r.behindUpTo = full;
+        if (behindLive.get() + n > behindBound) {
+            behindSkipped.addAndGet(n);
+            return;
+        }
+        behindLive.addAndGet(n);
+        r.behindBlocks += n;
+        int tailLen = k.tailTokens().length, need = (full - k.promptKeys().length) * bt;
+        int[] after = new int[need];
+        System.arraycopy(k.tailTokens(), 0, after, 0, Math.min(tailLen, need));
+        if (need > tailLen) System.arraycopy(r.fed, 0, after, tailLen, need - tailLen);
+        long[] all = new BlockKeys(k.seed(), bt).extend(k.promptKeys(), after, after.length);
+        int[] ids = Arrays.copyOfRange(r.seq.blockTable(), from, full);
+        for (int id : ids) cache.retain(id); // outlive the sequence until copied
+        behind.add(new Behind(r.id, Arrays.copyOfRange(all, from, full), ids));
+    }
+
+    /** A sequence ended: its blocks written behind leave the bound (they are the pool's now). */
+    void ended(Reservation r) {
+        if (r.behindBlocks > 0) behindLive.addAndGet(-r.behindBlocks);
+        r.behindBlocks = 0;
+    }
+
+    /** The writer: takes what is queued, puts it in one batch, releases the blocks; until interrupted. */
+    private void writeBehindLoop() {
+        List<Behind> batch = new ArrayList<>();
+        while (!Thread.currentThread().isInterrupted()) {
+            try {
+                batch.add(behind.take());
+            } catch (InterruptedException e) {
+                return;
+            }
+            behind.drainTo(batch, 255);
+            int n = 0;
+            for (Behind b : batch) n += b.ids().length;
+            long[] keys = new long[n];
+            int[] ids = new int[n];
+            int i = 0;
+            for (Behind b : batch) {
+                System.arraycopy(b.keys(), 0, keys, i, b.keys().length);
+                System.arraycopy(b.ids(), 0, ids, i, b.ids().length);
+                i += b.ids().length;
+            }
+            try {
+                StoreClient st = store;
+                int[] outcome = st == null ? new int[] {0, n} : putBlocks(st, keys, ids, true);
+                behindWritten.addAndGet(outcome[0]);
+                behindFailed.addAndGet(outcome[1]);
+            } catch (RuntimeException e) {
+                behindFailed.addAndGet(n);
+                LOG.debug("writing {} blocks behind failed: {}", n, e.getMessage());
+            } finally {
+                for (int id : ids) cache.release(id);
+                batch.clear();
+            }
+        }
+    }
+
+    /** Stops the writer (what is queued is released, not written). */
+    void stopWriteBehind() {
+        Thread t = behindWriter;
+        if (t != null) t.interrupt();
+        for (Behind b; (b = behind.poll()) != null; ) for (int id : b.ids()) cache.release(id);
+    }
+
     /** This worker's pool segment (null: none yet). */
     PoolSegment segment() {
         return pool;
     }
 
+    /** Blocks of finished sequences this worker put into the KV pool. */
     long pooledBlocks() {
         return pooledBlocks.get();
     }
@@ -78,7 +190,7 @@ final class SequencePool {
         long[] put = Arrays.copyOf(keys, full);
         Thread.ofVirtual().name("pool-put-" + r.id).start(() -> {
             try {
-                putBlocks(st, put, ids);
+                putBlocks(st, put, ids, false);
             } catch (RuntimeException e) {
                 LOG.info("putting reservation {}'s blocks into the KV pool failed: {}", r.id, e.getMessage());
             } finally {
@@ -87,9 +199,14 @@ final class SequencePool {
         });
     }
 
-    private void putBlocks(StoreClient st, long[] keys, int[] ids) {
-        StorePutStarted started = st.putStart(storeClient, keys, blockBytes, pool.name());
-        if (started == null) return;
+    /**
+     * Puts {@code keys} from blocks {@code ids}: started at the master (in this worker's pool segment
+     * first, or, {@code elsewhere}, in any other), copied, ended or revoked. Returns the blocks
+     * written and those that failed (the rest were there already, or found no room).
+     */
+    private int[] putBlocks(StoreClient st, long[] keys, int[] ids, boolean elsewhere) {
+        StorePutStarted started = st.putStart(storeClient, keys, blockBytes, pool.name(), elsewhere);
+        if (started == null) return new int[] {0, keys.length};
         List<Long> written = new ArrayList<>(), failed = new ArrayList<>();
         List<CompletableFuture<Boolean>> copies = new ArrayList<>();
         List<Long> copying = new ArrayList<>();
@@ -117,5 +234,6 @@ final class SequencePool {
                 written.size(),
                 failed.size(),
                 keys.length - copying.size());
+        return new int[] {written.size(), failed.size()};
     }
 }

@@ -85,7 +85,7 @@ class DecodeServiceTest {
                         0.0,
                         null));
         runtime = WorkerRuntime.start("decode", settings, 8, metadata, new WorkerStoreSettings(0, null, 0));
-        service = new DecodeService(new DecodeProperties(8, kvWaitMillis, null, null), runtime);
+        service = new DecodeService(new DecodeProperties(8, kvWaitMillis, null, null, null), runtime);
         agent = new DecodeAgent(service, new SimpleMeterRegistry());
         agent.start();
         writer = new TransferEngine(

@@ -442,14 +442,18 @@ public final class StoreMaster {
         return got;
     }
 
-    /** Segments of the tier to try, in order: preferred ones, then by the strategy. */
+    /** Segments of the tier to try, in order: preferred ones, then by the strategy; never an avoided one. */
     private List<SegmentSpace> candidates(ReplicateConfig cfg) {
         List<SegmentSpace> all = new ArrayList<>();
-        for (SegmentSpace s : segments.values()) if (s.tier == cfg.tier() && !s.heldOnly) all.add(s);
+        for (SegmentSpace s : segments.values())
+            if (s.tier == cfg.tier() && !s.heldOnly && !cfg.avoided().contains(s.name)) all.add(s);
         List<SegmentSpace> out = new ArrayList<>(all.size());
         for (String p : cfg.preferred()) {
             SegmentSpace s = segments.get(p);
-            if (s != null && s.tier == cfg.tier() && !s.heldOnly) out.add(s);
+            if (s != null
+                    && s.tier == cfg.tier()
+                    && !s.heldOnly
+                    && !cfg.avoided().contains(s.name)) out.add(s);
         }
         all.removeAll(out);
         if (all.isEmpty()) return out;

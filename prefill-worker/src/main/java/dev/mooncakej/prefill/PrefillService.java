@@ -225,8 +225,14 @@ public final class PrefillService {
             if (off < 0) throw new IllegalArgumentException("block offset " + off + ": expected >= 0");
         int choices = Math.max(1, task.choices());
         if (choices > 16) throw new IllegalArgumentException("choices " + task.choices() + ": expected 1..16");
-        SamplingParams sp =
-                new SamplingParams(s.temperature(), s.topP(), s.topK(), s.seed(), 1, List.of(), s.logprobs());
+        if (s.resumeAt() < 0 || s.resumeAt() >= engine.info().contextLength())
+            throw new IllegalArgumentException("sampling.resumeAt " + s.resumeAt() + ": expected 0.."
+                    + (engine.info().contextLength() - 1));
+        if (s.resumeAt() > 0 && task.choices() > 1)
+            throw new IllegalArgumentException("sampling.resumeAt with " + task.choices() + " choices: expected one");
+        long[] at = s.generatorAt(0, 0); // a moved stream's first token draws where its generator stood
+        SamplingParams sp = new SamplingParams(
+                s.temperature(), s.topP(), s.topK(), at == null ? null : at[0], 1, List.of(), s.logprobs());
         try {
             transfer.openSegment(kv.segment()); // from this worker's own metadata only
         } catch (IllegalArgumentException e) {
@@ -307,6 +313,7 @@ public final class PrefillService {
             // the engine's busy time (what utilisation is made of), not the wait for it behind other prefills
             metrics.prefillTime.record(Duration.ofNanos((long) ((computeSeconds + fetchSeconds) * 1e9)));
             Sampler sampler = new Sampler(sp, vocab);
+            if (at != null) sampler.skip(at[1]);
             TokenConstraint constraint = s.schema() == null // the first token obeys the schema too
                     ? null
                     : TokenConstraint.of(engine.tokenizer(), s.schema(), s.strict());

@@ -9,6 +9,7 @@ import dev.mooncakej.kvtransfer.engine.TransferBatch;
 import dev.mooncakej.kvtransfer.engine.TransferEngine;
 import dev.mooncakej.kvtransfer.engine.TransferRequest;
 import java.io.IOException;
+import java.lang.foreign.MemorySegment;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -102,10 +103,11 @@ final class PrefixFetch {
         for (int i = 0; i < wanted.length && i < got.replicas().size(); i++) {
             StoreReplica pick = null;
             for (StoreReplica r : got.replicas().get(i)) {
-                if (StoreClient.transferSegment(r.segment()).equals(transfer.name())
-                        || r.length() != blockBytes
-                        || !"dram".equals(r.tier())) continue; // its own copies, and SSD ones, are not read remotely
-                if (pick == null || r.segment().equals(prev)) pick = r; // one source for as long a run as it has
+                if (r.length() != blockBytes || !"dram".equals(r.tier())) continue; // SSD ones only their owner reads
+                // its own prefix cache is the local prefix already; its own pool DRAM is copied in place
+                if (StoreClient.transferSegment(r.segment()).equals(transfer.name()) && !ownPool(r)) continue;
+                if (pick == null || ownPool(r) || (r.segment().equals(prev) && !ownPool(pick)))
+                    pick = r; // its own pool first (a copy), else one source for as long a run as it has
             }
             if (pick == null) {
                 promoteAt(wanted, got, i, reservation); // on another worker's SSD: have it read them back
@@ -152,6 +154,8 @@ final class PrefixFetch {
         }
         List<TransferRequest> reads = new ArrayList<>();
         List<Integer> ids = new ArrayList<>();
+        List<Integer> remote = new ArrayList<>(); // which block each read fills
+        boolean[] arrived = new boolean[usable];
         for (int i = 0; i < usable; i++) {
             int id = cache.allocate();
             if (id == PagedKvCache.NO_BLOCK && pool.evict(usable - i) > 0) {
@@ -161,6 +165,15 @@ final class PrefixFetch {
             if (id == PagedKvCache.NO_BLOCK) break;
             ids.add(id);
             StoreReplica from = chosen.get(i);
+            if (ownPool(from)) { // a block written into this worker's pool DRAM (by a decode worker, say)
+                MemorySegment mine = transfer.segment();
+                if (from.offset() >= 0 && from.offset() <= mine.byteSize() - blockBytes) {
+                    MemorySegment.copy(mine, from.offset(), cache.block(id), 0, blockBytes);
+                    arrived[i] = true;
+                }
+                continue;
+            }
+            remote.add(i);
             reads.add(new TransferRequest(
                     TransferRequest.Opcode.READ,
                     transfer.offsetOf(cache.block(id)),
@@ -172,18 +185,22 @@ final class PrefixFetch {
         try {
             for (var e : pins.keySet()) transfer.openSegment(e);
             for (StoreReplica r : chosen.subList(0, Math.min(usable, chosen.size())))
-                transfer.openSegment(StoreClient.transferSegment(r.segment()));
+                if (!ownPool(r)) transfer.openSegment(StoreClient.transferSegment(r.segment()));
+            String problem = null;
             if (!reads.isEmpty()) {
                 TransferBatch b = transfer.submit(reads).done().join();
-                while (ok < reads.size() && b.status(ok) == TransferBatch.Status.COMPLETED) ok++;
-                if (ok < reads.size()) {
-                    LOG.info(
-                            "reservation {}: {} of {} pool blocks arrived ({}); recomputing the rest",
-                            reservation,
-                            ok,
-                            reads.size(),
-                            b.firstProblem());
-                }
+                for (int j = 0; j < reads.size(); j++)
+                    arrived[remote.get(j)] = b.status(j) == TransferBatch.Status.COMPLETED;
+                problem = b.firstProblem();
+            }
+            while (ok < ids.size() && arrived[ok]) ok++;
+            if (ok < ids.size()) {
+                LOG.info(
+                        "reservation {}: {} of {} pool blocks arrived ({}); recomputing the rest",
+                        reservation,
+                        ok,
+                        ids.size(),
+                        problem == null ? "a replica outside this worker's segment" : problem);
             }
         } catch (IllegalArgumentException e) { // a source this worker's metadata does not know
             LOG.info("reservation {}: {}; recomputing the prefix", reservation, e.getMessage());
@@ -209,6 +226,11 @@ final class PrefixFetch {
         for (int i = 0; i < ok; i++) prefix[local.length + i] = ids.get(i);
         if (ok > 0) metrics.fetchTime.record(Duration.ofNanos(System.nanoTime() - t0));
         return prefix;
+    }
+
+    /** A replica the master allocated in this worker's own pool DRAM (same process: copied, not read). */
+    private boolean ownPool(StoreReplica r) {
+        return r.segment().equals(transfer.name() + StoreClient.POOL_SUFFIX);
     }
 
     /**

@@ -24,8 +24,9 @@ import tools.jackson.databind.json.JsonMapper;
  * Issue 28's graceful drain and KV-transfer deadline, on a simulated cluster of two prefill and two
  * decode workers over tcp (a 4 s drain budget, a 1 s prefill deadline floor, a 3 s fence deadline):
  * <ol>
- *   <li>SIGTERM to the decode worker holding the most of 20 greedy streams of 200 tokens: it leaves
- *       scheduling, hands its streams back, and exits within its budget holding nothing; every stream
+ *   <li>SIGTERM to the decode worker holding the most of 20 streams of 200 tokens (half greedy, half
+ *       seeded): it leaves scheduling, hands its streams back, and exits within its budget holding
+ *       nothing; every stream
  *       completes equal to an undisturbed run's, token for token, with no error event;
  *   <li>a prefill worker SIGSTOPped mid-transfer: its requests pass their deadline, are placed again
  *       and complete; the reservations it was writing are released by the fence deadline;
@@ -69,13 +70,13 @@ class DrainSystemTest {
 
     /** Phase 1; returns the decode worker left. */
     private static int sigtermedDecodeWorkerHandsItsStreamsOn(HttpClient http, LocalCluster cluster) throws Exception {
-        GreedyStreams streams = new GreedyStreams(http, cluster, STREAMS, TOKENS);
+        ReferenceStreams streams = new ReferenceStreams(http, cluster, STREAMS, TOKENS);
         List<List<String>> reference = streams.reference();
-        GreedyStreams.Run run = streams.stream();
+        ReferenceStreams.Run run = streams.stream();
         run.underWay(10);
         int victim = streams.busiestDecode(2);
         long held = (long) LocalCluster.metric(cluster.decodeUrl(victim), "mooncakej_decode_batch_size");
-        ProcessHandle p = GreedyStreams.worker(cluster.port + 20 + victim);
+        ProcessHandle p = ReferenceStreams.worker(cluster.port + 20 + victim);
         System.out.println(
                 "SIGTERM to decode worker " + victim + ", which holds " + held + " of " + STREAMS + " streams");
         long t0 = System.nanoTime();
@@ -130,7 +131,7 @@ class DrainSystemTest {
         assertThat(busiest)
                 .as("a prefill worker with prefills running or queued")
                 .isNotNegative();
-        ProcessHandle stopped = GreedyStreams.worker(cluster.port + 10 + busiest);
+        ProcessHandle stopped = ReferenceStreams.worker(cluster.port + 10 + busiest);
         signal(stopped, "STOP");
         long stoppedAt = System.nanoTime();
         try {
@@ -175,7 +176,7 @@ class DrainSystemTest {
         assertThat(anonymous.statusCode())
                 .as("a drain without the cluster credential")
                 .isEqualTo(401);
-        ProcessHandle p = GreedyStreams.worker(cluster.port + 10 + prefill);
+        ProcessHandle p = ReferenceStreams.worker(cluster.port + 10 + prefill);
         long t0 = System.nanoTime();
         HttpResponse<String> asked = LocalCluster.post(drain, "");
         assertThat(asked.statusCode())

@@ -13,16 +13,23 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 
 /**
- * Issue 28's stream migration, by recompute: 20 greedy streams of 200 tokens on a simulated cluster of
+ * Issue 28's stream migration, by recompute: 20 streams of 200 tokens (half greedy, half sampled under
+ * a seed: {@link ReferenceStreams}) on a simulated cluster of
  * one prefill and two decode workers (LLaMA3-70B timing, twice as slow, so a stream lasts seconds);
  * once every stream is under way, the decode worker holding the most of them is SIGKILLed. Every
  * stream completes, without an error event, with exactly the tokens of an undisturbed run of the same
  * request (the token lists compared, so a token lost or repeated shows), 200 of them in the usage;
- * the conductor counts the moves, and the surviving worker holds no KV block afterwards.
+ * the conductor counts the moves, the moved streams' prefills take their history from the KV pool
+ * (blocks written behind as they filled, and the reference run's finished sequences), and the surviving
+ * worker holds no KV block afterwards.
  */
 @Timeout(value = 8, unit = TimeUnit.MINUTES)
 class MigrationSystemTest {
     private static final int STREAMS = 20, TOKENS = 200;
+
+    private static double poolTokens(LocalCluster cluster) throws Exception {
+        return LocalCluster.metric(cluster.url(), "mooncakej_prefix_hit_tokens_total{source=\"pool\"");
+    }
 
     @Test
     void theStreamsOfAKilledDecodeWorkerGoOnElsewhereWithNoTokenLostOrRepeated() throws Exception {
@@ -30,19 +37,41 @@ class MigrationSystemTest {
         Path model = dir.resolve("tiny.gguf");
         ModelGenerator.generate(ModelGenerator.Preset.TINY, model);
         HttpClient http = LeakCheckingClient.create();
-        try (LocalCluster cluster =
-                LocalCluster.start(model, 1, 2, Map.of(), "--engine", "simulated", "--sim-time-scale", "2")) {
-            GreedyStreams streams = new GreedyStreams(http, cluster, STREAMS, TOKENS);
+        // two tenants with salts of their own: the reference run's finished sequences, in the KV pool,
+        // are not the streamed run's; what a moved stream fetches its run wrote behind
+        Path keys = Files.writeString(
+                dir.resolve("api-keys"),
+                "reference-run-key-0001 reference max-concurrent=64 salt\n"
+                        + "streamed-run-key-0002 run max-concurrent=64 salt\n");
+        try (LocalCluster cluster = LocalCluster.start(
+                model,
+                1,
+                2,
+                Map.of(),
+                "--api-keys",
+                keys.toString(),
+                "--engine",
+                "simulated",
+                "--sim-time-scale",
+                "2")) {
+            ReferenceStreams streams = new ReferenceStreams(
+                    http, cluster, STREAMS, TOKENS, "reference-run-key-0001", "streamed-run-key-0002");
             List<List<String>> reference = streams.reference();
             // the same requests streamed; a decode worker killed once every stream is under way
-            GreedyStreams.Run run = streams.stream();
-            run.underWay(10);
+            ReferenceStreams.Run run = streams.stream();
+            run.underWay(40); // each has a generated block or more
             int victim = streams.busiestDecode(2);
             long moved = (long) LocalCluster.metric(cluster.decodeUrl(victim), "mooncakej_decode_batch_size");
             System.out.println("killing decode worker " + victim + " (" + cluster.decodeUrl(victim) + "), which holds "
                     + moved + " of " + STREAMS + " streams");
-            GreedyStreams.worker(cluster.port + 20 + victim).destroyForcibly();
+            double poolBefore = poolTokens(cluster);
+            ReferenceStreams.worker(cluster.port + 20 + victim).destroyForcibly();
             run.await(reference);
+            double fromPool = poolTokens(cluster) - poolBefore;
+            System.out.println("prefix tokens the moved streams' prefills took from the KV pool: " + (long) fromPool);
+            assertThat(fromPool) // each had a generated block or more written behind, wherever the pool put it
+                    .as("the moved streams' prefills took their history from the KV pool: a block or more each")
+                    .isGreaterThanOrEqualTo(32.0 * moved);
             assertThat(moved).as("the killed worker held streams").isPositive();
             assertThat(LocalCluster.metric(cluster.url(), "mooncakej_stream_migrations_total{reason=\"lost\""))
                     .as("each of its streams moved")
@@ -54,6 +83,14 @@ class MigrationSystemTest {
             assertThat(LocalCluster.metric(survivor, "mooncakej_kv_blocks_used"))
                     .as("the surviving decode worker holds nothing")
                     .isZero();
+            while (LocalCluster.metric(cluster.url(), "mooncakej_store_leased_blocks") > 0 && System.nanoTime() < until)
+                Thread.sleep(50);
+            assertThat(LocalCluster.metric(cluster.url(), "mooncakej_store_leased_blocks"))
+                    .as("no reader's lease left in the store")
+                    .isZero();
+            assertThat(LocalCluster.metric(survivor, "mooncakej_decode_write_behind_blocks_total{outcome=\"written\""))
+                    .as("blocks of its running streams written behind into the KV pool as they filled")
+                    .isPositive();
         }
     }
 }

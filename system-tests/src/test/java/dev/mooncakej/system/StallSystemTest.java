@@ -69,7 +69,7 @@ class StallSystemTest {
 
     /** The process of the worker serving on {@code port}. */
     private static ProcessHandle worker(int port) {
-        return GreedyStreams.worker(port);
+        return ReferenceStreams.worker(port);
     }
 
     private static void signal(ProcessHandle p, String sig) throws Exception {
@@ -137,10 +137,10 @@ class StallSystemTest {
 
     @Test
     void theStreamsOfAStoppedDecodeWorkerGoOnElsewhereWithinTheStallDeadline() throws Exception {
-        GreedyStreams streams = new GreedyStreams(HTTP, cluster, 8, 40);
+        ReferenceStreams streams = new ReferenceStreams(HTTP, cluster, 8, 40);
         List<List<String>> reference = streams.reference();
         double lostBefore = LocalCluster.metric(cluster.url(), "mooncakej_stream_migrations_total{reason=\"lost\"");
-        GreedyStreams.Run run = streams.stream();
+        ReferenceStreams.Run run = streams.stream();
         run.underWay(5);
         int victim = streams.busiestDecode(2);
         ProcessHandle p = worker(cluster.port + 20 + victim);

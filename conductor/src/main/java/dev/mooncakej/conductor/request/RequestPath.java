@@ -129,8 +129,9 @@ public class RequestPath {
      * The rest of {@code g}'s stream after {@code generated} (every token relayed so far), placed anew
      * because its decode worker was lost: the prompt and those tokens are prefilled (the prompt's
      * blocks from the prefill worker's cache) on a decode worker the scheduler picks, which decodes on
-     * from the exact next token (a greedy stream goes on as it would have; a sampled one draws from a
-     * new seed). Empty when nothing is left to generate.
+     * from the exact next token (a greedy or seeded stream goes on as it would have: the seeded
+     * generator continues where it stood; an unseeded one draws anew). Empty when nothing is left to
+     * generate.
      */
     private Flux<TokenEvent> resumed(GenerationRequest g, int[] generated, int attempt) {
         int[] prompt = Arrays.copyOf(g.promptTokens(), g.promptTokens().length + generated.length);
@@ -142,13 +143,14 @@ public class RequestPath {
                 s.temperature(),
                 s.topP(),
                 s.topK(),
-                s.seed() == null ? null : s.seed() + generated.length,
+                s.seed(),
                 s.logprobs(),
                 null,
                 false,
                 s.logitBias(),
                 Math.max(0, s.minTokens() - generated.length),
-                s.ignoreEos());
+                s.ignoreEos(),
+                generated.length); // the seeded generator goes on where it stood: the same draws as undisturbed
         GenerationRequest moved = new GenerationRequest(
                 g.chat(),
                 g.model(),

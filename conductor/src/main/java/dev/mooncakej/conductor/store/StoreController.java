@@ -106,7 +106,8 @@ public class StoreController {
 
     /**
      * Two-phase put, phase one: one replica per key in a pool segment (the writer's own first when it
-     * names one), PROCESSING until {@code put-end}; the writer moves the bytes through its transfer engine.
+     * names one, or anywhere but there with {@code elsewhere}), PROCESSING until {@code put-end}; the
+     * writer moves the bytes through its transfer engine.
      */
     @PostMapping(value = "/internal/store/put-start", produces = MediaType.APPLICATION_JSON_VALUE)
     public ResponseEntity<String> putStart(@RequestBody(required = false) String body) {
@@ -116,7 +117,9 @@ public class StoreController {
             throw new IllegalArgumentException("StorePut blockBytes " + p.blockBytes() + ": expected 1..1073741824");
         List<String> preferred = p.preferredSegment() == null ? List.of() : List.of(segmentName(p.preferredSegment()));
         if (!leadership.leader()) return ResponseEntity.status(409).build();
-        ReplicateConfig cfg = new ReplicateConfig(1, Tier.DRAM, false, false, preferred);
+        ReplicateConfig cfg = p.elsewhere()
+                ? new ReplicateConfig(1, Tier.DRAM, false, false, List.of(), preferred)
+                : new ReplicateConfig(1, Tier.DRAM, false, false, preferred);
         List<String> status = new ArrayList<>(p.keys().length);
         List<StoreReplica> where = new ArrayList<>(p.keys().length);
         for (var started : master.putStart(p.keys(), p.blockBytes(), cfg)) {

@@ -23,6 +23,16 @@ public final class Sampler {
         this.probs = params.greedy() ? null : new float[vocab];
     }
 
+    /**
+     * Advances the generator past {@code draws} samples (each sample that is not greedy takes one
+     * draw), as if they had been made: a stream continued elsewhere draws on where it stood.
+     */
+    public void skip(long draws) {
+        if (draws < 0) throw new IllegalArgumentException("draws " + draws + ": expected >= 0");
+        if (params.greedy()) return;
+        for (long i = 0; i < draws; i++) random.nextDouble();
+    }
+
     public int sample(float[] logits, int off, int vocab) {
         if (params.greedy()) return argmax(logits, off, vocab);
         float max = Float.NEGATIVE_INFINITY;

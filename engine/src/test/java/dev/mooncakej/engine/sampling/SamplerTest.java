@@ -6,6 +6,7 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import dev.mooncakej.engine.TestModels;
 import dev.mooncakej.engine.llama.LlamaEngine;
 import dev.mooncakej.engine.spi.PrefillOptions;
+import java.util.Arrays;
 import java.util.List;
 import org.assertj.core.data.Offset;
 import org.junit.jupiter.api.Test;
@@ -31,6 +32,19 @@ class SamplerTest {
         int[] c = draw(new Sampler(params(1.5f, 1f, 0, 8L), 5), 200);
         assertThat(a).containsExactly(b);
         assertThat(a).isNotEqualTo(c);
+    }
+
+    @Test
+    void aSamplerThatSkipsTheDrawsMadeElsewhereGoesOnAsTheOneThatMadeThem() {
+        int[] whole = draw(new Sampler(params(1.5f, 0.9f, 4, 7L), 5), 60);
+        Sampler moved = new Sampler(params(1.5f, 0.9f, 4, 7L), 5);
+        moved.skip(25); // a stream continued elsewhere after 25 sampled tokens
+        assertThat(draw(moved, 35)).containsExactly(Arrays.copyOfRange(whole, 25, 60));
+        Sampler fresh = new Sampler(params(1.5f, 0.9f, 4, 7L), 5);
+        assertThat(draw(fresh, 35))
+                .as("without the skip it would draw other tokens")
+                .isNotEqualTo(Arrays.copyOfRange(whole, 25, 60));
+        assertThatThrownBy(() -> moved.skip(-1)).hasMessageContaining("draws -1");
     }
 
     @Test

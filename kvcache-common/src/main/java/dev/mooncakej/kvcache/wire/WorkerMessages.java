@@ -25,6 +25,10 @@ public final class WorkerMessages {
      * @param logitBias OpenAI's {@code logit_bias}: added to a token's logit before sampling (null: none)
      * @param minTokens vLLM's {@code min_tokens}: end-of-generation tokens are not sampled before this many
      * @param ignoreEos vLLM's {@code ignore_eos}: end-of-generation tokens are never sampled
+     * @param resumeAt a stream moved to another decode worker: the index, in the whole answer, of the
+     *     token this placement samples first (the tokens before it were relayed already), so a seeded
+     *     stream draws from where its generator stood and goes on as an undisturbed run would; 0 (or
+     *     absent): a stream of its own
      */
     public record Sampling(
             float temperature,
@@ -36,22 +40,51 @@ public final class WorkerMessages {
             Boolean strict,
             Map<Integer, Float> logitBias,
             Integer minTokens,
-            Boolean ignoreEos) {
+            Boolean ignoreEos,
+            Integer resumeAt) {
         public Sampling {
             strict = Boolean.TRUE.equals(strict);
             logitBias = logitBias == null || logitBias.isEmpty() ? null : Map.copyOf(logitBias);
             minTokens = minTokens == null ? 0 : minTokens;
             ignoreEos = Boolean.TRUE.equals(ignoreEos);
+            resumeAt = resumeAt == null ? 0 : resumeAt;
+        }
+
+        public Sampling(
+                float temperature,
+                float topP,
+                int topK,
+                Long seed,
+                boolean logprobs,
+                String schema,
+                Boolean strict,
+                Map<Integer, Float> logitBias,
+                Integer minTokens,
+                Boolean ignoreEos) {
+            this(temperature, topP, topK, seed, logprobs, schema, strict, logitBias, minTokens, ignoreEos, 0);
         }
 
         public Sampling(float temperature, float topP, int topK, Long seed, boolean logprobs) {
-            this(temperature, topP, topK, seed, logprobs, null, false, null, 0, false);
+            this(temperature, topP, topK, seed, logprobs, null, false, null, 0, false, 0);
         }
 
         /** The same settings decoded under {@code schema}. */
         public Sampling withSchema(String schema, boolean strict) {
             return new Sampling(
-                    temperature, topP, topK, seed, logprobs, schema, strict, logitBias, minTokens, ignoreEos);
+                    temperature, topP, topK, seed, logprobs, schema, strict, logitBias, minTokens, ignoreEos, resumeAt);
+        }
+
+        /**
+         * The seed the sampler of choice {@code choice} starts from and the draws it skips, to sample the
+         * answer's token {@code first} (its prefill's first token: 0; the decode worker's next: 1): the
+         * prefill's first token of a stream of its own is drawn from the choice's seed, every later token
+         * from that seed plus one, one draw each; null seed when unseeded.
+         */
+        public long[] generatorAt(int choice, int first) {
+            Long base = seedOfChoice(choice);
+            int token = resumeAt + first;
+            if (token == 0) return base == null ? null : new long[] {base, 0};
+            return base == null ? null : new long[] {base + 1, token - 1};
         }
 
         /**
@@ -420,8 +453,20 @@ public final class WorkerMessages {
      */
     public record StoreReplica(String segment, long offset, long length, String tier) {}
 
-    /** Writer -> store master: start putting these keys ({@code blockBytes} each), preferring a segment. */
-    public record StorePut(String client, long[] keys, long blockBytes, String preferredSegment) {}
+    /**
+     * Writer -> store master: start putting these keys ({@code blockBytes} each), preferring a segment;
+     * {@code elsewhere}: anywhere but that segment instead (the writer's own: a running sequence's
+     * blocks written behind must outlive the writer), left out: false.
+     */
+    public record StorePut(String client, long[] keys, long blockBytes, String preferredSegment, Boolean elsewhere) {
+        public StorePut {
+            elsewhere = Boolean.TRUE.equals(elsewhere);
+        }
+
+        public StorePut(String client, long[] keys, long blockBytes, String preferredSegment) {
+            this(client, keys, blockBytes, preferredSegment, false);
+        }
+    }
 
     /** Store master -> writer: per key a status (started, exists, no_space) and, when started, where to write. */
     public record StorePutStarted(List<String> status, List<StoreReplica> replicas) {}

@@ -57,7 +57,8 @@ class WireContractsTest {
                 "{\"reservationId\":42,\"tokens\":[1,2,3],\"blockKeys\":[-5],\"poolPrefixBlocks\":1,"
                         + "\"kv\":{\"segment\":\"d\",\"blockOffsets\":[0],\"layerBytes\":64},"
                         + "\"sampling\":{\"temperature\":0.0,\"topP\":1.0,\"topK\":0,\"seed\":7,\"logprobs\":false,"
-                        + "\"schema\":null,\"strict\":false,\"logitBias\":null,\"minTokens\":0,\"ignoreEos\":false},"
+                        + "\"schema\":null,\"strict\":false,\"logitBias\":null,\"minTokens\":0,\"ignoreEos\":false,"
+                        + "\"resumeAt\":0},"
                         + "\"maxTokens\":16,\"choices\":1,\"promptLogprobs\":false,\"deadlineMillis\":null}",
                 PrefillTask.class);
         roundTrips(
@@ -91,21 +92,23 @@ class WireContractsTest {
                 new DecodeTask(42, 9, 100, 16, GREEDY),
                 "{\"reservationId\":42,\"firstToken\":9,\"promptTokens\":100,\"maxTokens\":16,"
                         + "\"sampling\":{\"temperature\":0.0,\"topP\":1.0,\"topK\":0,\"seed\":7,\"logprobs\":false,"
-                        + "\"schema\":null,\"strict\":false,\"logitBias\":null,\"minTokens\":0,\"ignoreEos\":false},"
+                        + "\"schema\":null,\"strict\":false,\"logitBias\":null,\"minTokens\":0,\"ignoreEos\":false,"
+                        + "\"resumeAt\":0},"
                         + "\"keys\":null,\"moreFirstTokens\":null,\"movable\":false}",
                 DecodeTask.class);
         roundTrips(
                 new DecodeTask(42, 9, 5, 16, GREEDY, new SequenceKeys(-7, 4, new long[] {11}, new int[] {3})),
                 "{\"reservationId\":42,\"firstToken\":9,\"promptTokens\":5,\"maxTokens\":16,"
                         + "\"sampling\":{\"temperature\":0.0,\"topP\":1.0,\"topK\":0,\"seed\":7,\"logprobs\":false,"
-                        + "\"schema\":null,\"strict\":false,\"logitBias\":null,\"minTokens\":0,\"ignoreEos\":false},"
+                        + "\"schema\":null,\"strict\":false,\"logitBias\":null,\"minTokens\":0,\"ignoreEos\":false,"
+                        + "\"resumeAt\":0},"
                         + "\"keys\":{\"seed\":-7,\"blockTokens\":4,\"promptKeys\":[11],\"tailTokens\":[3]},"
                         + "\"moreFirstTokens\":null,\"movable\":false}",
                 DecodeTask.class);
         roundTrips(
                 new StorePut("http://d:8200", new long[] {1, 2}, 4096, "decode-h-1:pool"),
                 "{\"client\":\"http://d:8200\",\"keys\":[1,2],\"blockBytes\":4096,"
-                        + "\"preferredSegment\":\"decode-h-1:pool\"}",
+                        + "\"preferredSegment\":\"decode-h-1:pool\",\"elsewhere\":false}",
                 StorePut.class);
         roundTrips(
                 new StorePutStarted(
@@ -128,7 +131,8 @@ class WireContractsTest {
                 new DecodeTask(42, 9, 5, 16, GREEDY, null, new int[] {4, 9}),
                 "{\"reservationId\":42,\"firstToken\":9,\"promptTokens\":5,\"maxTokens\":16,"
                         + "\"sampling\":{\"temperature\":0.0,\"topP\":1.0,\"topK\":0,\"seed\":7,\"logprobs\":false,"
-                        + "\"schema\":null,\"strict\":false,\"logitBias\":null,\"minTokens\":0,\"ignoreEos\":false},"
+                        + "\"schema\":null,\"strict\":false,\"logitBias\":null,\"minTokens\":0,\"ignoreEos\":false,"
+                        + "\"resumeAt\":0},"
                         + "\"keys\":null,\"moreFirstTokens\":[4,9],\"movable\":false}",
                 DecodeTask.class);
         roundTrips(
@@ -145,6 +149,31 @@ class WireContractsTest {
                 "{\"worker\":\"http://p:8100\",\"stored\":[1,2],\"evicted\":[3]}",
                 KvEvents.class);
         roundTrips(new KvIndex("p", new long[] {7}), "{\"worker\":\"p\",\"blockKeys\":[7]}", KvIndex.class);
+    }
+
+    @Test
+    void aMovedStreamsGeneratorStandsWhereTheUndisturbedOnesDid() {
+        Sampling s = new Sampling(1f, 1f, 0, 7L, false);
+        assertThat(s.generatorAt(0, 0))
+                .as("the prefill's first token: the seed")
+                .containsExactly(7, 0);
+        assertThat(s.generatorAt(0, 1))
+                .as("the decode worker's tokens: the seed plus one")
+                .containsExactly(8, 0);
+        Sampling moved = new Sampling(1f, 1f, 0, 7L, false, null, false, null, 0, false, 30);
+        assertThat(moved.generatorAt(0, 0))
+                .as("token 30, sampled by the new placement's prefill: 29 draws of the decode generator made")
+                .containsExactly(8, 29);
+        assertThat(moved.generatorAt(0, 1)).as("its decode worker's tokens on").containsExactly(8, 30);
+        assertThat(new Sampling(1f, 1f, 0, null, false).generatorAt(0, 1))
+                .as("unseeded")
+                .isNull();
+        assertThat(InternalJson.decode(
+                                "{\"temperature\":0,\"topP\":1,\"topK\":0,\"seed\":null,\"logprobs\":false}",
+                                Sampling.class)
+                        .resumeAt())
+                .as("a sender that predates it: a stream of its own")
+                .isZero();
     }
 
     @Test

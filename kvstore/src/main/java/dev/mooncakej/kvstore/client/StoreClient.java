@@ -59,10 +59,15 @@ public final class StoreClient {
     }
 
     public StorePutStarted putStart(String client, long[] keys, long blockBytes, String preferredSegment) {
+        return putStart(client, keys, blockBytes, preferredSegment, false);
+    }
+
+    /** As above; {@code elsewhere}: in any segment but {@code segment} (a copy that outlives its writer). */
+    public StorePutStarted putStart(String client, long[] keys, long blockBytes, String segment, boolean elsewhere) {
         return decode(
                 transport.post(
                         "/internal/store/put-start",
-                        InternalJson.encode(new StorePut(client, keys, blockBytes, preferredSegment))),
+                        InternalJson.encode(new StorePut(client, keys, blockBytes, segment, elsewhere))),
                 StorePutStarted.class);
     }
 

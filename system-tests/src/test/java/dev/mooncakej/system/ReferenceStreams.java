@@ -17,30 +17,55 @@ import tools.jackson.databind.JsonNode;
 import tools.jackson.databind.json.JsonMapper;
 
 /**
- * Greedy completions run side by side as a client reads them, for issue 28's fault tests: an
- * undisturbed reference run (not streamed), the same requests streamed (each chunk's tokens and
- * arrival time kept), and the check that every stream equals its reference token for token.
+ * Completions run side by side as a client reads them, for issue 28's fault tests: an undisturbed
+ * reference run (not streamed), the same requests streamed (each chunk's tokens and arrival time
+ * kept), and the check that every stream equals its reference token for token. Even requests are
+ * greedy; odd ones are sampled under a seed, with a logit bias that makes fifty tokens as likely as
+ * the simulated engine's own pick (its logits are one-hot, so without it sampling would be greedy):
+ * a moved stream that drew from anywhere but where its generator stood would differ.
  */
-final class GreedyStreams {
+final class ReferenceStreams {
     private static final JsonMapper JSON = JsonMapper.builder().build();
 
     private final HttpClient http;
     private final LocalCluster cluster;
     private final int count, tokens;
+    /** API keys of the reference run and of the streamed one (null: an open endpoint). */
+    private final String referenceKey, runKey;
 
-    GreedyStreams(HttpClient http, LocalCluster cluster, int count, int tokens) {
+    ReferenceStreams(HttpClient http, LocalCluster cluster, int count, int tokens) {
+        this(http, cluster, count, tokens, null, null);
+    }
+
+    /**
+     * With each run under its own API key: keys with a salt of their own keep the reference run's
+     * finished sequences (in the KV pool) out of the streamed run's reach, so what a moved stream
+     * finds in the pool is only what its own run put there.
+     */
+    ReferenceStreams(HttpClient http, LocalCluster cluster, int count, int tokens, String referenceKey, String runKey) {
         this.http = http;
         this.cluster = cluster;
         this.count = count;
         this.tokens = tokens;
+        this.referenceKey = referenceKey;
+        this.runKey = runKey;
     }
 
-    /** Request {@code i}: a 40-token prompt of its own, greedy, exactly {@code tokens} tokens, with logprobs. */
+    /**
+     * Request {@code i}: a 40-token prompt of its own, exactly {@code tokens} tokens with logprobs;
+     * greedy when {@code i} is even, else sampled under seed {@code 1000 + i} among fifty biased tokens.
+     */
     String body(int i, boolean stream) {
         List<Integer> prompt = new ArrayList<>();
         for (int k = 0; k < 40; k++) prompt.add(3 + (i * 31 + k * 7) % 200);
-        return "{\"model\":\"mooncakej-tiny\",\"prompt\":" + prompt + ",\"max_tokens\":" + tokens
-                + ",\"temperature\":0,\"ignore_eos\":true,\"logprobs\":1"
+        StringBuilder bias = new StringBuilder();
+        for (int t = 100; t < 150; t++)
+            bias.append(t == 100 ? "" : ",").append("\"").append(t).append("\":20");
+        String sampling = i % 2 == 0
+                ? "\"temperature\":0"
+                : "\"temperature\":1,\"seed\":" + (1000 + i) + ",\"logit_bias\":{" + bias + "}";
+        return "{\"model\":\"mooncakej-tiny\",\"prompt\":" + prompt + ",\"max_tokens\":" + tokens + ","
+                + sampling + ",\"ignore_eos\":true,\"logprobs\":1"
                 + (stream ? ",\"stream\":true,\"stream_options\":{\"include_usage\":true}" : "") + "}";
     }
 
@@ -48,10 +73,12 @@ final class GreedyStreams {
     List<List<String>> reference() throws Exception {
         List<CompletableFuture<HttpResponse<String>>> refs = new ArrayList<>();
         for (int i = 0; i < count; i++)
-            refs.add(http.sendAsync(post(body(i, false)), HttpResponse.BodyHandlers.ofString()));
+            refs.add(http.sendAsync(post(body(i, false), referenceKey), HttpResponse.BodyHandlers.ofString()));
         List<List<String>> reference = new ArrayList<>();
         for (var f : refs) {
-            JsonNode r = JSON.readTree(f.get(120, TimeUnit.SECONDS).body());
+            HttpResponse<String> answer = f.get(120, TimeUnit.SECONDS);
+            assertThat(answer.statusCode()).as(answer.body()).isEqualTo(200);
+            JsonNode r = JSON.readTree(answer.body());
             List<String> got = new ArrayList<>();
             r.get("choices").get(0).get("logprobs").get("tokens").forEach(t -> got.add(t.asString()));
             assertThat(got).hasSize(tokens);
@@ -118,7 +145,7 @@ final class GreedyStreams {
         for (int i = 0; i < count; i++) {
             Seen s = new Seen();
             run.seen.add(s);
-            run.running.add(http.sendAsync(post(body(i, true)), HttpResponse.BodyHandlers.ofLines())
+            run.running.add(http.sendAsync(post(body(i, true), runKey), HttpResponse.BodyHandlers.ofLines())
                     .thenAccept(r -> r.body().forEach(line -> read(s, line))));
         }
         return run;
@@ -148,12 +175,12 @@ final class GreedyStreams {
                 .orElseThrow(() -> new AssertionError("no process serves port " + port));
     }
 
-    private HttpRequest post(String body) {
-        return HttpRequest.newBuilder(URI.create(cluster.url() + "/v1/completions"))
+    private HttpRequest post(String body, String key) {
+        HttpRequest.Builder b = HttpRequest.newBuilder(URI.create(cluster.url() + "/v1/completions"))
                 .timeout(Duration.ofSeconds(180))
-                .header("Content-Type", "application/json")
-                .POST(HttpRequest.BodyPublishers.ofString(body))
-                .build();
+                .header("Content-Type", "application/json");
+        if (key != null) b.header("Authorization", "Bearer " + key);
+        return b.POST(HttpRequest.BodyPublishers.ofString(body)).build();
     }
 
     private static void read(Seen s, String line) {
