@@ -3,6 +3,7 @@ package dev.mooncakej.cli;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 import java.util.concurrent.TimeUnit;
 
 /**
@@ -14,6 +15,11 @@ final class ClusterLauncher {
     private ClusterLauncher() {}
 
     static Process start(int port, Path model, String... upOptions) throws Exception {
+        return start(port, model, Map.of(), upOptions);
+    }
+
+    /** As above, with {@code env} added to the cluster's environment (settings as environment variables). */
+    static Process start(int port, Path model, Map<String, String> env, String... upOptions) throws Exception {
         List<String> cmd = new ArrayList<>(
                 List.of("bash", "mooncakej", "up", "--port", String.valueOf(port), "--model", model.toString()));
         cmd.addAll(List.of(upOptions));
@@ -23,6 +29,7 @@ final class ClusterLauncher {
                 .redirectErrorStream(true);
         pb.environment().put("MOONCAKEJ_NO_BUILD", "1");
         pb.environment().put("MOONCAKEJ_CLUSTER_SECRET", ServeBench.SECRET); // internal routes need it
+        pb.environment().putAll(env);
         Process p = pb.start();
         try {
             ServeBench.waitUp(p);
@@ -41,5 +48,13 @@ final class ClusterLauncher {
         } catch (InterruptedException ignored) {
             Thread.currentThread().interrupt();
         }
+    }
+
+    /** The worker process (its JVM) of a started cluster serving HTTP on {@code httpPort}. */
+    static ProcessHandle worker(int httpPort) {
+        return ProcessHandle.allProcesses()
+                .filter(h -> h.info().commandLine().orElse("").contains("--server.port=" + httpPort + " "))
+                .findFirst()
+                .orElseThrow(() -> new IllegalStateException("no worker serves port " + httpPort));
     }
 }

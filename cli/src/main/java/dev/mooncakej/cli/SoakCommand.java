@@ -342,10 +342,7 @@ final class SoakCommand implements Runnable {
 
     /** SIGKILLs the worker on {@code httpPort} and starts it again with the same command and environment. */
     private void restart(int httpPort) throws Exception {
-        ProcessHandle worker = ProcessHandle.allProcesses()
-                .filter(h -> h.info().commandLine().orElse("").contains("--server.port=" + httpPort + " "))
-                .findFirst()
-                .orElseThrow(() -> new IllegalStateException("no worker on port " + httpPort));
+        ProcessHandle worker = ClusterLauncher.worker(httpPort);
         List<String> cmd = new ArrayList<>();
         cmd.add(worker.info().command().orElseThrow());
         cmd.addAll(List.of(worker.info().arguments().orElseThrow()));
