@@ -317,6 +317,7 @@ public final class DecodeService {
                 bad = "sampling.resumeAt " + task.sampling().resumeAt() + ": expected 0.."
                         + (engine.info().contextLength() - 1) + ", and 0 for several choices";
             else if (task.keys() != null) bad = checkKeys(task.keys(), r.promptTokens, vocab);
+            if (bad == null) bad = checkDrawn(task, vocab);
             if (bad == null) bad = checkChoices(task.moreFirstTokens(), r.choices, vocab);
             if (bad != null) {
                 dropLocked(r, "bad decode task");
@@ -428,9 +429,28 @@ public final class DecodeService {
     private final Map<Long, Reservation.Choices> groups = new ConcurrentHashMap<>();
 
     /**
+     * A moved stream's tokens drawn before this placement ({@code drawn}): one per draw it skips
+     * ({@code sampling.resumeAt}), each in the vocabulary; required under a schema (its constraint
+     * replays them), optional otherwise.
+     */
+    private static String checkDrawn(DecodeTask task, int vocab) {
+        int[] d = task.drawn();
+        int at = task.sampling().resumeAt();
+        if (d == null)
+            return at > 0 && task.sampling().schema() != null
+                    ? "drawn is missing: a moved stream under a schema needs the " + at + " tokens it drew"
+                    : null;
+        if (d.length != at) return "drawn has " + d.length + " tokens: expected sampling.resumeAt = " + at;
+        for (int t : d) if (t < 0 || t >= vocab) return "drawn token " + t + ": expected 0.." + (vocab - 1);
+        return null;
+    }
+
+    /**
      * The task's {@code response_format} schema as a token constraint that has taken the first token
-     * (sampled by the prefill worker under the same schema), or null; a schema the worker cannot
-     * compile, or a first token outside it, drops the reservation. Called holding {@code r}.
+     * (sampled by the prefill worker under the same schema), or null; a moved stream's constraint first
+     * replays the tokens it drew before ({@code drawn}), so it stands where the lost placement's stood.
+     * A schema the worker cannot compile, or a token outside it, drops the reservation. Called holding
+     * {@code r}.
      */
     private TokenConstraint constraint(DecodeTask task, Reservation r, int first) {
         var s = task.sampling();
@@ -441,6 +461,14 @@ public final class DecodeService {
         } catch (IllegalArgumentException e) {
             dropLocked(r, "bad schema");
             throw new IllegalArgumentException("decode task of reservation " + r.id + ": " + e.getMessage(), e);
+        }
+        int[] drawn = task.drawn() == null ? new int[0] : task.drawn();
+        for (int i = 0; i < drawn.length; i++) {
+            if (!c.accept(drawn[i])) {
+                dropLocked(r, "drawn token outside the schema");
+                throw new IllegalArgumentException("decode task of reservation " + r.id + ": drawn token " + i + " ("
+                        + drawn[i] + ") does not fit the response_format schema");
+            }
         }
         if (!c.accept(first)) {
             dropLocked(r, "first token outside the schema");

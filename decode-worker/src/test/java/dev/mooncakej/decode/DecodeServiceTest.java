@@ -398,6 +398,61 @@ class DecodeServiceTest {
         assertThat(cache.freeBlocks()).as("nothing held by the refused forks").isEqualTo(16);
     }
 
+    @Test
+    void aMovedStreamsConstraintReplaysTheTokensItDrewBeforeItsNewFirstToken() throws Exception {
+        start(16, 30_000, 0);
+        PagedKvCache cache = runtime.engine().kvCache();
+        var tokenizer = runtime.engine().tokenizer();
+        int open = tokenizer.encode("[")[0],
+                one = tokenizer.encode("1")[0],
+                comma = tokenizer.encode(",")[0];
+        Sampling array = GREEDY.withSchema("{\"type\":\"array\",\"items\":{\"type\":\"integer\"}}", false);
+        Sampling moved = new Sampling(
+                array.temperature(),
+                array.topP(),
+                array.topK(),
+                array.seed(),
+                array.logprobs(),
+                array.schema(),
+                array.strict(),
+                null,
+                0,
+                false,
+                3);
+        int[] drew = {open, one, comma};
+        // the stream drew "[1," before it moved: "1" is its next token, which fits only after them
+        service.reserve(1, 20, 10);
+        send(KvControl.claim(1, "writer-1"));
+        send(KvControl.commit(1, 20));
+        List<TokenEvent> events = new CopyOnWriteArrayList<>();
+        service.decode(new DecodeTask(1, one, 20, 10, moved, null, null, false, drew))
+                .subscribe(events::add);
+        await(
+                "the moved stream decodes on",
+                10_000,
+                () -> !events.isEmpty() && events.getLast().finish() != null);
+        assertThat(events.getLast().finish()).isNotEqualTo("error");
+        // without them its constraint would start at the value's first byte, where "1" is no array
+        service.reserve(2, 20, 10);
+        send(KvControl.claim(2, "writer-1"));
+        send(KvControl.commit(2, 20));
+        assertThatThrownBy(() -> service.decode(new DecodeTask(2, one, 20, 10, array)))
+                .hasMessageContaining("does not fit");
+        // a moved stream under a schema with no drawn tokens, or with ones outside the schema: refused by name
+        service.reserve(3, 20, 10);
+        send(KvControl.claim(3, "writer-1"));
+        send(KvControl.commit(3, 20));
+        assertThatThrownBy(() -> service.decode(new DecodeTask(3, one, 20, 10, moved, null, null, false, null)))
+                .hasMessageContaining("drawn is missing");
+        service.reserve(4, 20, 10);
+        send(KvControl.claim(4, "writer-1"));
+        send(KvControl.commit(4, 20));
+        assertThatThrownBy(() -> service.decode(
+                        new DecodeTask(4, one, 20, 10, moved, null, null, false, new int[] {comma, one, open})))
+                .hasMessageContaining("drawn token 0");
+        await("every block back", 5000, () -> cache.freeBlocks() == 16);
+    }
+
     private int vocab() {
         return runtime.engine().info().vocabSize();
     }

@@ -225,9 +225,9 @@ public final class PrefillService {
             if (off < 0) throw new IllegalArgumentException("block offset " + off + ": expected >= 0");
         int choices = Math.max(1, task.choices());
         if (choices > 16) throw new IllegalArgumentException("choices " + task.choices() + ": expected 1..16");
-        if (s.resumeAt() < 0 || s.resumeAt() >= engine.info().contextLength())
-            throw new IllegalArgumentException("sampling.resumeAt " + s.resumeAt() + ": expected 0.."
-                    + (engine.info().contextLength() - 1));
+        if (s.resumeAt() < 0 || s.resumeAt() >= n) // the tokens drawn before are the prompt's last ones
+        throw new IllegalArgumentException("sampling.resumeAt " + s.resumeAt() + ": expected 0.." + (n - 1)
+                + " (fewer than the prompt's " + n + " tokens)");
         if (s.resumeAt() > 0 && task.choices() > 1)
             throw new IllegalArgumentException("sampling.resumeAt with " + task.choices() + " choices: expected one");
         long[] at = s.generatorAt(0, 0); // a moved stream's first token draws where its generator stood
@@ -317,6 +317,11 @@ public final class PrefillService {
             TokenConstraint constraint = s.schema() == null // the first token obeys the schema too
                     ? null
                     : TokenConstraint.of(engine.tokenizer(), s.schema(), s.strict());
+            // a moved stream's constraint replays what it drew before (the prompt's last resumeAt tokens)
+            for (int p = n - s.resumeAt(); constraint != null && p < n; p++)
+                if (!constraint.accept(tokens[p]))
+                    throw new IllegalArgumentException("prefill task of reservation " + id + ": resumed token "
+                            + tokens[p] + " at " + p + " does not fit the response_format schema");
             LogitAdjust.bias(logits, 0, s.logitBias());
             if (s.endForbidden(0) && (constraint == null || constraint.canContinue()))
                 LogitAdjust.forbidEnd(logits, 0, engine.tokenizer());

@@ -22,7 +22,8 @@ import tools.jackson.databind.json.JsonMapper;
  * kept), and the check that every stream equals its reference token for token. Even requests are
  * greedy; odd ones are sampled under a seed, with a logit bias that makes fifty tokens as likely as
  * the simulated engine's own pick (its logits are one-hot, so without it sampling would be greedy):
- * a moved stream that drew from anywhere but where its generator stood would differ.
+ * a moved stream that drew from anywhere but where its generator stood would differ. Every fourth is
+ * decoded under a JSON schema too: a moved one whose constraint started afresh would differ.
  */
 final class ReferenceStreams {
     private static final JsonMapper JSON = JsonMapper.builder().build();
@@ -53,7 +54,9 @@ final class ReferenceStreams {
 
     /**
      * Request {@code i}: a 40-token prompt of its own, exactly {@code tokens} tokens with logprobs;
-     * greedy when {@code i} is even, else sampled under seed {@code 1000 + i} among fifty biased tokens.
+     * greedy when {@code i} is even, else sampled under seed {@code 1000 + i} among fifty biased tokens;
+     * every fourth under a JSON schema (an array of at least 1000 integers: steered towards its
+     * shortest closing, so a moved stream goes on only if its constraint stands where it stood).
      */
     String body(int i, boolean stream) {
         List<Integer> prompt = new ArrayList<>();
@@ -64,6 +67,9 @@ final class ReferenceStreams {
         String sampling = i % 2 == 0
                 ? "\"temperature\":0"
                 : "\"temperature\":1,\"seed\":" + (1000 + i) + ",\"logit_bias\":{" + bias + "}";
+        if (i % 4 == 3) // under a schema no answer within max_tokens completes: each token is the constraint's
+        sampling += ",\"response_format\":{\"type\":\"json_schema\",\"json_schema\":{\"name\":\"ids\","
+                + "\"schema\":{\"type\":\"array\",\"items\":{\"type\":\"integer\"},\"minItems\":1000}}}";
         return "{\"model\":\"mooncakej-tiny\",\"prompt\":" + prompt + ",\"max_tokens\":" + tokens + ","
                 + sampling + ",\"ignore_eos\":true,\"logprobs\":1"
                 + (stream ? ",\"stream\":true,\"stream_options\":{\"include_usage\":true}" : "") + "}";

@@ -168,7 +168,8 @@ public class DecodeRelay {
                 g.sampling(),
                 sequenceKeys(g, keys),
                 null,
-                attempt < MAX_MIGRATIONS);
+                attempt < MAX_MIGRATIONS,
+                drawn(g));
         boolean[] ended = {false};
         decode.started();
         return Flux.concat(
@@ -311,6 +312,17 @@ public class DecodeRelay {
                 if (d != null) d.dispose();
             }
         }
+    }
+
+    /**
+     * A moved stream's tokens drawn before (its prompt's last {@code resumeAt}), which the decode
+     * worker's constraint replays under a schema; null otherwise.
+     */
+    private static int[] drawn(GenerationRequest g) {
+        int at = g.sampling().resumeAt();
+        if (at == 0 || g.sampling().schema() == null) return null;
+        int[] p = g.promptTokens();
+        return Arrays.copyOfRange(p, p.length - at, p.length);
     }
 
     /**

@@ -130,8 +130,8 @@ public class RequestPath {
      * because its decode worker was lost: the prompt and those tokens are prefilled (the prompt's
      * blocks from the prefill worker's cache) on a decode worker the scheduler picks, which decodes on
      * from the exact next token (a greedy or seeded stream goes on as it would have: the seeded
-     * generator continues where it stood; an unseeded one draws anew). Empty when nothing is left to
-     * generate.
+     * generator continues where it stood, a schema's constraint replays the tokens drawn; an unseeded
+     * one draws anew). Empty when nothing is left to generate.
      */
     private Flux<TokenEvent> resumed(GenerationRequest g, int[] generated, int attempt) {
         int[] prompt = Arrays.copyOf(g.promptTokens(), g.promptTokens().length + generated.length);
@@ -145,8 +145,8 @@ public class RequestPath {
                 s.topK(),
                 s.seed(),
                 s.logprobs(),
-                null,
-                false,
+                s.schema(), // its constraint replays the tokens drawn before (the prefill's and decode's both)
+                s.strict(),
                 s.logitBias(),
                 Math.max(0, s.minTokens() - generated.length),
                 s.ignoreEos(),
@@ -275,10 +275,8 @@ public class RequestPath {
             double decodeStart = feedback.prefilled(
                     g, ch, decode, pr, new SchedulerFeedback.Marks(start, scheduled, reserved, System.nanoTime()));
             AtomicInteger produced = new AtomicInteger(), open = new AtomicInteger(g.n());
-            // a stream whose decode worker is lost moves (a constraint's state does not, nor do n > 1 forks)
-            DecodeRelay.Resume resume = g.n() == 1 && g.sampling().schema() == null
-                    ? (generated, attempt) -> resumed(g, generated, attempt)
-                    : null;
+            // a stream whose decode worker is lost moves, its constraint's state too (not n > 1 forks)
+            DecodeRelay.Resume resume = g.n() == 1 ? (generated, attempt) -> resumed(g, generated, attempt) : null;
             List<Flux<GenerationEvent>> choices =
                     relay.relay(g, keys, reservation, decode, pr, start, produced, resume).stream()
                             .map(f -> f.doFinally(sig -> {

@@ -350,9 +350,23 @@ public final class WorkerMessages {
             Sampling sampling,
             SequenceKeys keys,
             int[] moreFirstTokens,
-            Boolean movable) {
+            Boolean movable,
+            int[] drawn) {
         public DecodeTask {
             movable = Boolean.TRUE.equals(movable);
+        }
+
+        /** Without {@code drawn}: the tokens a moved stream drew before, which a schema's constraint replays. */
+        public DecodeTask(
+                long reservationId,
+                int firstToken,
+                int promptTokens,
+                int maxTokens,
+                Sampling sampling,
+                SequenceKeys keys,
+                int[] moreFirstTokens,
+                Boolean movable) {
+            this(reservationId, firstToken, promptTokens, maxTokens, sampling, keys, moreFirstTokens, movable, null);
         }
 
         public DecodeTask(
