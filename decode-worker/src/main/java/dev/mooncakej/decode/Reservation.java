@@ -78,6 +78,8 @@ final class Reservation {
     int behindUpTo;
     /** Blocks of it written behind, counted in the write-behind bound until it ends. */
     int behindBlocks;
+    /** Keys of this sequence's full blocks computed so far (the prompt's first), each block hashed once. */
+    long[] behindKeys;
 
     /** When decoding started (its rate so far predicts how long the rest takes, for a drain). */
     volatile long decodingSince;

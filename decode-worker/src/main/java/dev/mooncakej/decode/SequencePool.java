@@ -80,11 +80,11 @@ final class SequencePool {
 
     /**
      * Called by the decode agent after each step, for each sequence it decodes: the blocks that filled
-     * since the last call (the prompt's first: a moved stream finds the whole chain from its first block
-     * in the pool, whatever the prefill's cache kept) (their KV is in the cache: the tokens are fed) are handed to the
-     * writer, which puts them into the pool off the decode loop, batched; a block over the bound is
-     * skipped (the finished sequence's put covers it later). Cheap on the agent's thread: a copy of the
-     * tokens fed and the block ids, retained.
+     * since the last call (their KV is in the cache: the tokens are fed) are handed to the writer,
+     * which puts them into the pool off the decode loop, batched. The prompt's blocks go first, so a
+     * moved stream finds the whole chain from its first block whatever the prefill's cache kept; a
+     * block over the bound is skipped (the finished sequence's put covers it later). Cheap on the
+     * agent's thread: each new block's key is chained from the last one computed, and its id retained.
      */
     void writeBehind(Reservation r) {
         if (behindWriter == null || r.choice != 0 || r.task == null || r.task.keys() == null) return;
@@ -100,11 +100,15 @@ final class SequencePool {
         }
         behindLive.addAndGet(n);
         r.behindBlocks += n;
-        int tailLen = k.tailTokens().length, need = (full - k.promptKeys().length) * bt;
-        int[] after = new int[need];
-        System.arraycopy(k.tailTokens(), 0, after, 0, Math.min(tailLen, need));
-        if (need > tailLen) System.arraycopy(r.fed, 0, after, tailLen, need - tailLen);
-        long[] all = new BlockKeys(k.seed(), bt).extend(k.promptKeys(), after, after.length);
+        long[] all = r.behindKeys == null ? k.promptKeys() : r.behindKeys;
+        if (full > all.length) { // the tokens of the blocks not keyed yet: the prompt's tail, then those fed
+            int tailLen = k.tailTokens().length, at = (all.length - k.promptKeys().length) * bt;
+            int[] after = new int[(full - all.length) * bt];
+            for (int i = 0; i < after.length; i++, at++)
+                after[i] = at < tailLen ? k.tailTokens()[at] : r.fed[at - tailLen];
+            all = new BlockKeys(k.seed(), bt).extend(all, after, after.length);
+        }
+        r.behindKeys = all;
         int[] ids = Arrays.copyOfRange(r.seq.blockTable(), from, full);
         for (int id : ids) cache.retain(id); // outlive the sequence until copied
         behind.add(new Behind(r.id, Arrays.copyOfRange(all, from, full), ids));
