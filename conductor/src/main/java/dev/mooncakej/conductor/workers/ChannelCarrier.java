@@ -27,10 +27,16 @@ final class ChannelCarrier implements WorkerCarrier {
     @Override
     public Flux<String> stream(String url, WorkerOp op, String requestId, String json, Runnable accepted) {
         if (channels.httpOnly(url)) return fallback.stream(url, op, requestId, json, accepted);
-        AtomicBoolean taken = new AtomicBoolean();
-        return channels.stream(url, op.frame, requestId, json)
+        AtomicBoolean taken = new AtomicBoolean(), sent = new AtomicBoolean();
+        return channels.stream(url, op.frame, requestId, json, () -> sent.set(true))
                 .doOnNext(line -> {
                     if (taken.compareAndSet(false, true)) accepted.run(); // its first event: it took the task
+                })
+                // cancelled after the call went out and before its first event: the worker reads the call
+                // before the cancel, takes the task (it refuses only a task that breaks the protocol) and
+                // ends it as cancelled, so it counts as taken; not counting it left the conductor one short
+                .doOnCancel(() -> {
+                    if (sent.get() && taken.compareAndSet(false, true)) accepted.run();
                 })
                 .onErrorResume(
                         WorkerChannels.NoChannel.class, e -> fallback.stream(url, op, requestId, json, accepted));

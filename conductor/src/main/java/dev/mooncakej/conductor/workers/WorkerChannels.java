@@ -97,12 +97,17 @@ final class WorkerChannels implements AutoCloseable {
 
     /** The one answer to a call, as JSON; a worker's error answer is a {@link WorkerClient.WorkerException}. */
     Mono<String> call(String url, int op, String requestId, String json) {
-        return exchange(url, op, requestId, json).next().map(ControlFrame::text);
+        return exchange(url, op, requestId, json, () -> {}).next().map(ControlFrame::text);
     }
 
     /** The items of a streaming call, as JSON, until the worker ends the stream. */
     Flux<String> stream(String url, int op, String requestId, String json) {
-        return exchange(url, op, requestId, json)
+        return stream(url, op, requestId, json, () -> {});
+    }
+
+    /** As {@link #stream(String, int, String, String)}; {@code sent} runs once the call's frame is on its way. */
+    Flux<String> stream(String url, int op, String requestId, String json, Runnable sent) {
+        return exchange(url, op, requestId, json, sent)
                 .takeWhile(f -> f.kind() == ControlFrame.ITEM)
                 .map(ControlFrame::text);
     }
@@ -131,7 +136,7 @@ final class WorkerChannels implements AutoCloseable {
         return (int) byUrl.values().stream().filter(c -> c.session != null).count();
     }
 
-    private Flux<ControlFrame> exchange(String url, int op, String requestId, String json) {
+    private Flux<ControlFrame> exchange(String url, int op, String requestId, String json, Runnable sent) {
         String rid = requestId == null ? "" : requestId.length() > 128 ? requestId.substring(0, 128) : requestId;
         return Flux.defer(() -> {
             // calls spread over a few connections (each on its own event loop at both ends), so one
@@ -141,7 +146,11 @@ final class WorkerChannels implements AutoCloseable {
             int n = op == ControlFrame.DECODE ? 1 + Math.floorMod(lanes.getAndIncrement(), LANES - 1) : 0;
             String lane = url + "#" + n;
             Channel ch = byUrl.compute(lane, (k, c) -> c == null || c.ended ? new Channel(url, k) : c);
-            return ch.ready.asMono().thenMany(Flux.defer(() -> ch.call(op, rid, json)));
+            return ch.ready.asMono().thenMany(Flux.defer(() -> {
+                Flux<ControlFrame> answers = ch.call(op, rid, json);
+                sent.run(); // ordered on the connection: a cancel sent later reaches the worker after it
+                return answers;
+            }));
         });
     }
 

@@ -21,6 +21,7 @@ import java.util.concurrent.atomic.AtomicInteger;
 import java.util.function.Function;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
+import org.springframework.web.reactive.function.client.WebClient;
 import reactor.core.publisher.Flux;
 import reactor.core.publisher.Mono;
 import reactor.netty.DisposableServer;
@@ -149,6 +150,37 @@ class WorkerChannelsTest {
         while (received.stream().noneMatch(r -> r.kind() == ControlFrame.CANCEL) && System.nanoTime() < deadline)
             Thread.onSpinWait();
         assertThat(received).anyMatch(r -> r.kind() == ControlFrame.CANCEL);
+    }
+
+    @Test
+    void aStreamCancelledAfterItsCallWentOutCountsAsTakenOnceWhetherOrNotAnItemCame() {
+        // a worker that takes each decode and answers its first item late (as a decode worker answers its
+        // first token a step after taking the task): the soak compares this count with the worker's own
+        String url = worker(f -> f.kind() != ControlFrame.CALL
+                ? Flux.empty()
+                : f.requestId().equals("late")
+                        ? Flux.never()
+                        : Flux.just(
+                                ControlFrame.item(f.call(), "1"),
+                                ControlFrame.item(f.call(), "2"),
+                                ControlFrame.end(f.call())));
+        ChannelCarrier carrier = new ChannelCarrier(channels, new HttpCarrier(WebClient.create()));
+        AtomicInteger accepted = new AtomicInteger();
+        // cancelled before its first item: the worker read the call (and will read the cancel after it)
+        var late = carrier.stream(url, WorkerOp.DECODE, "late", "{}", accepted::incrementAndGet)
+                .subscribe();
+        long deadline = System.nanoTime() + 5_000_000_000L;
+        while (received.stream().noneMatch(r -> r.kind() == ControlFrame.CALL) && System.nanoTime() < deadline)
+            Thread.onSpinWait();
+        late.dispose();
+        assertThat(accepted).as("taken, cancelled before its first item").hasValue(1);
+        // one that relayed items and was cancelled after its first: still once
+        assertThat(carrier.stream(url, WorkerOp.DECODE, "prompt", "{}", accepted::incrementAndGet)
+                        .take(1)
+                        .collectList()
+                        .block(Duration.ofSeconds(5)))
+                .containsExactly("1");
+        assertThat(accepted).hasValue(2);
     }
 
     @Test
