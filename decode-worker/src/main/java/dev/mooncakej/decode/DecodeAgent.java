@@ -98,7 +98,7 @@ public final class DecodeAgent implements SmartLifecycle {
             Reservation r = active.get(i);
             boolean eog = r.next >= 0 && tokenizer.isEndOfGeneration(r.next);
             boolean cancelled = r.cancelledAny();
-            if (cancelled || eog || r.produced >= r.task.maxTokens() || r.handOff) {
+            if (cancelled || eog || r.produced >= r.task.maxTokens() || r.handedOff()) {
                 service.finished(
                         r,
                         cancelled ? "cancelled" : eog ? "stop" : r.produced >= r.task.maxTokens() ? "length" : "moved");

@@ -401,6 +401,7 @@ public final class DecodeService {
         int bt = r.seq.blockTokens(), full = r.promptTokens / bt;
         int perFork = r.spare.length / (r.choices - 1);
         r.group = new Reservation.Choices(r.choices);
+        r.group.movable = task.movable();
         List<Reservation> out = new ArrayList<>();
         int vocab = engine.info().vocabSize();
         for (int c = 1; c < r.choices; c++) {
@@ -656,6 +657,12 @@ public final class DecodeService {
         while ((!reservations.isEmpty() || !groups.isEmpty()) && System.nanoTime() < until) {
             long now = System.nanoTime();
             for (Reservation r : reservations.values()) if (handOffDue(r, now, half)) handedOff++;
+            if (now >= half) // choices whose first ended early: the rest go at half the budget
+            for (Reservation.Choices g : groups.values())
+                    if (g.movable && !g.handOff) {
+                        g.handOff = true;
+                        handedOff++;
+                    }
             Thread.sleep(20);
         }
         boolean empty = reservations.isEmpty() && groups.isEmpty();
@@ -667,13 +674,17 @@ public final class DecodeService {
         return empty;
     }
 
-    /** Marks {@code r} to be handed off now if it is a movable stream that would not end by {@code half}. */
+    /**
+     * Marks {@code r} to be handed off now if it is a movable stream that would not end by {@code half}
+     * (with several choices: all of them, at the rate of the first).
+     */
     private static boolean handOffDue(Reservation r, long now, long half) {
         DecodeTask t = r.task;
-        if (r.handOff || t == null || !t.movable() || r.group != null || r.decodingSince == 0) return false;
+        if (r.handedOff() || t == null || !t.movable() || r.decodingSince == 0) return false;
         long perToken = (now - r.decodingSince) / Math.max(1, r.produced);
         long endsAt = now + perToken * Math.max(0, t.maxTokens() - r.produced);
         if (now < half && endsAt <= half) return false;
+        if (r.group != null) r.group.handOff = true;
         r.handOff = true;
         return true;
     }

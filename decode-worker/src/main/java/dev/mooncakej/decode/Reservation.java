@@ -110,10 +110,19 @@ final class Reservation {
     static final class Choices {
         final AtomicInteger open;
         volatile boolean cancelled;
+        /** A draining worker ends every choice still running with {@code "moved"} (each goes on elsewhere). */
+        volatile boolean handOff;
+        /** Whether the conductor continues the choices elsewhere (its task's {@code movable}). */
+        boolean movable;
 
         Choices(int n) {
             open = new AtomicInteger(n);
         }
+    }
+
+    /** Whether a draining worker hands this sequence off now (as one of several choices: all of them). */
+    boolean handedOff() {
+        return handOff || (group != null && group.handOff);
     }
 
     /** Whether this sequence's request was cancelled (as a fork: any of its group). */

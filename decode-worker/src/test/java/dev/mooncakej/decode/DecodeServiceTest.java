@@ -253,11 +253,18 @@ class DecodeServiceTest {
 
     @Test
     void aDrainHandsOffTheMovableStreamsThatWouldNotEndInTimeAndLetsTheOthersFinish() throws Exception {
-        start(64, 30_000, 1.0); // real LLaMA3-70B step times (about 9 ms a step)
+        start(128, 30_000, 1.0); // real LLaMA3-70B step times (about 9 ms a step)
         List<TokenEvent> longMovable = decoding(1, 20, new DecodeTask(1, 5, 20, 1000, GREEDY, null, null, true));
         List<TokenEvent> longFixed = decoding(2, 20, new DecodeTask(2, 5, 20, 120, GREEDY, null, null, false));
         List<TokenEvent> shortMovable = decoding(3, 20, new DecodeTask(3, 5, 20, 40, GREEDY, null, null, true));
-        await("decoding", 5000, () -> agent.activeCount() == 3 && longMovable.size() > 3);
+        // three choices of one request (n = 3): each one goes on elsewhere, so all of them are handed off
+        service.reserve(4, 20, 400, 3);
+        send(KvControl.claim(4, "writer-1"));
+        send(KvControl.commit(4, 20));
+        List<TokenEvent> choices = new CopyOnWriteArrayList<>();
+        service.decode(new DecodeTask(4, 5, 20, 400, GREEDY, null, new int[] {5, 5}, true))
+                .subscribe(choices::add);
+        await("decoding", 5000, () -> agent.activeCount() == 6 && longMovable.size() > 3);
         long t0 = System.nanoTime();
         assertThat(service.drain(Duration.ofSeconds(4)))
                 .as("nothing held at the end")
@@ -267,15 +274,19 @@ class DecodeServiceTest {
                 .as("1000 tokens do not end within half of 4 s: handed off")
                 .isEqualTo("moved");
         assertThat(longMovable.size()).as("handed off at once, not at the end").isLessThan(300);
+        assertThat(choices.stream().filter(e -> e.finish() != null))
+                .as("each of the three choices handed off")
+                .extracting(e -> e.choice() + ":" + e.finish())
+                .containsExactlyInAnyOrder("0:moved", "1:moved", "2:moved");
         assertThat(shortMovable.getLast().finish()).as("40 tokens end in time").isEqualTo("length");
         assertThat(longFixed.getLast().finish())
                 .as("a stream the conductor cannot continue runs to its end")
                 .isEqualTo("length");
         assertThat(tookMillis).as("the drain ended when the last stream did").isLessThan(4000);
-        assertThat(service.reserve(4, 20, 10))
+        assertThat(service.reserve(5, 20, 10))
                 .as("a draining worker takes no reservation")
                 .isNull();
-        await("every block back", 5000, () -> runtime.engine().kvCache().freeBlocks() == 64);
+        await("every block back", 5000, () -> runtime.engine().kvCache().freeBlocks() == 128);
     }
 
     @Test

@@ -71,7 +71,7 @@ class DrainSystemTest {
     /** Phase 1; returns the decode worker left. */
     private static int sigtermedDecodeWorkerHandsItsStreamsOn(HttpClient http, LocalCluster cluster) throws Exception {
         ReferenceStreams streams = new ReferenceStreams(http, cluster, STREAMS, TOKENS);
-        List<List<String>> reference = streams.reference();
+        var reference = streams.reference();
         ReferenceStreams.Run run = streams.stream();
         run.underWay(10);
         int victim = streams.busiestDecode(2);

@@ -6,7 +6,6 @@ import dev.mooncakej.engine.generate.ModelGenerator;
 import java.net.http.HttpClient;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.List;
 import java.util.Map;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.Test;
@@ -56,7 +55,7 @@ class MigrationSystemTest {
                 "2")) {
             ReferenceStreams streams = new ReferenceStreams(
                     http, cluster, STREAMS, TOKENS, "reference-run-key-0001", "streamed-run-key-0002");
-            List<List<String>> reference = streams.reference();
+            var reference = streams.reference();
             // the same requests streamed; a decode worker killed once every stream is under way
             ReferenceStreams.Run run = streams.stream();
             run.underWay(40); // each has a generated block or more

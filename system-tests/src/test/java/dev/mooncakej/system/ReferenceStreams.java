@@ -23,7 +23,8 @@ import tools.jackson.databind.json.JsonMapper;
  * greedy; odd ones are sampled under a seed, with a logit bias that makes fifty tokens as likely as
  * the simulated engine's own pick (its logits are one-hot, so without it sampling would be greedy):
  * a moved stream that drew from anywhere but where its generator stood would differ. Every fourth is
- * decoded under a JSON schema too: a moved one whose constraint started afresh would differ.
+ * decoded under a JSON schema too: a moved one whose constraint started afresh would differ. Every
+ * fifth asks for two choices ({@code n=2}): each moves on its own, under its own seed.
  */
 final class ReferenceStreams {
     private static final JsonMapper JSON = JsonMapper.builder().build();
@@ -56,7 +57,8 @@ final class ReferenceStreams {
      * Request {@code i}: a 40-token prompt of its own, exactly {@code tokens} tokens with logprobs;
      * greedy when {@code i} is even, else sampled under seed {@code 1000 + i} among fifty biased tokens;
      * every fourth under a JSON schema (an array of at least 1000 integers: steered towards its
-     * shortest closing, so a moved stream goes on only if its constraint stands where it stood).
+     * shortest closing, so a moved stream goes on only if its constraint stands where it stood); every
+     * fifth with two choices.
      */
     String body(int i, boolean stream) {
         List<Integer> prompt = new ArrayList<>();
@@ -70,36 +72,54 @@ final class ReferenceStreams {
         if (i % 4 == 3) // under a schema no answer within max_tokens completes: each token is the constraint's
         sampling += ",\"response_format\":{\"type\":\"json_schema\",\"json_schema\":{\"name\":\"ids\","
                 + "\"schema\":{\"type\":\"array\",\"items\":{\"type\":\"integer\"},\"minItems\":1000}}}";
+        if (choices(i) > 1) sampling += ",\"n\":" + choices(i);
         return "{\"model\":\"mooncakej-tiny\",\"prompt\":" + prompt + ",\"max_tokens\":" + tokens + ","
                 + sampling + ",\"ignore_eos\":true,\"logprobs\":1"
                 + (stream ? ",\"stream\":true,\"stream_options\":{\"include_usage\":true}" : "") + "}";
     }
 
-    /** The undisturbed run, all requests at once: each one's tokens. */
-    List<List<String>> reference() throws Exception {
+    /** How many choices request {@code i} asks for. */
+    static int choices(int i) {
+        return i % 5 == 4 ? 2 : 1;
+    }
+
+    /** The undisturbed run, all requests at once: each one's tokens, choice by choice. */
+    List<List<List<String>>> reference() throws Exception {
         List<CompletableFuture<HttpResponse<String>>> refs = new ArrayList<>();
         for (int i = 0; i < count; i++)
             refs.add(http.sendAsync(post(body(i, false), referenceKey), HttpResponse.BodyHandlers.ofString()));
-        List<List<String>> reference = new ArrayList<>();
+        List<List<List<String>>> reference = new ArrayList<>();
         for (var f : refs) {
             HttpResponse<String> answer = f.get(120, TimeUnit.SECONDS);
             assertThat(answer.statusCode()).as(answer.body()).isEqualTo(200);
             JsonNode r = JSON.readTree(answer.body());
-            List<String> got = new ArrayList<>();
-            r.get("choices").get(0).get("logprobs").get("tokens").forEach(t -> got.add(t.asString()));
-            assertThat(got).hasSize(tokens);
-            reference.add(got);
+            List<List<String>> all = new ArrayList<>();
+            for (int c = 0; c < choices(reference.size()); c++) {
+                List<String> got = new ArrayList<>();
+                r.get("choices").get(c).get("logprobs").get("tokens").forEach(t -> got.add(t.asString()));
+                assertThat(got).hasSize(tokens);
+                all.add(got);
+            }
+            reference.add(all);
         }
         return reference;
     }
 
-    /** One stream as the client saw it: its tokens, when each chunk came, finish reason, usage, any error event. */
+    /**
+     * One stream as the client saw it: each choice's tokens and finish reason, when each chunk came,
+     * usage, any error event.
+     */
     static final class Seen {
-        final List<String> tokens = new CopyOnWriteArrayList<>();
+        final List<List<String>> tokens = List.of(new CopyOnWriteArrayList<>(), new CopyOnWriteArrayList<>());
+        final String[] finish = new String[2];
         final List<Long> chunkNanos = new CopyOnWriteArrayList<>();
         final AtomicInteger chunks = new AtomicInteger();
-        volatile String finish, error;
+        volatile String error;
         volatile int completionTokens = -1;
+
+        boolean ended() {
+            return finish[0] != null || finish[1] != null;
+        }
 
         /** The longest wait between two chunks of this stream. */
         long longestGapMillis() {
@@ -120,22 +140,24 @@ final class ReferenceStreams {
             long until = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
             while (seen.stream().anyMatch(s -> s.chunks.get() < chunks) && System.nanoTime() < until) Thread.sleep(20);
             assertThat(seen)
-                    .allSatisfy(s -> assertThat(s.finish).as("still streaming").isNull());
+                    .allSatisfy(s -> assertThat(s.ended()).as("still streaming").isFalse());
         }
 
         /** Waits for every stream to end, then checks each against its reference, token for token. */
-        void await(List<List<String>> reference) throws Exception {
+        void await(List<List<List<String>>> reference) throws Exception {
             CompletableFuture.allOf(running.toArray(CompletableFuture[]::new)).get(180, TimeUnit.SECONDS);
             for (int i = 0; i < count; i++) {
                 Seen s = seen.get(i);
                 assertThat(s.error).as("stream %d: no error event", i).isNull();
-                assertThat(s.tokens)
-                        .as("stream %d: the undisturbed run's tokens", i)
-                        .isEqualTo(reference.get(i));
-                assertThat(s.finish).isEqualTo("length");
+                for (int c = 0; c < choices(i); c++) {
+                    assertThat(s.tokens.get(c))
+                            .as("stream %d, choice %d: the undisturbed run's tokens", i, c)
+                            .isEqualTo(reference.get(i).get(c));
+                    assertThat(s.finish[c]).as("stream %d, choice %d", i, c).isEqualTo("length");
+                }
                 assertThat(s.completionTokens)
                         .as("stream %d: usage counts each token once", i)
-                        .isEqualTo(tokens);
+                        .isEqualTo(tokens * choices(i));
             }
         }
 
@@ -200,10 +222,13 @@ final class ReferenceStreams {
             s.completionTokens = ev.get("usage").get("completion_tokens").asInt();
         if (ev.get("choices").isEmpty()) return;
         JsonNode c = ev.get("choices").get(0);
+        int index = c.path("index").asInt(0);
         s.chunks.incrementAndGet();
         s.chunkNanos.add(System.nanoTime());
         JsonNode lp = c.get("logprobs");
-        if (lp != null && !lp.isNull()) lp.get("tokens").forEach(t -> s.tokens.add(t.asString()));
-        if (!c.get("finish_reason").isNull()) s.finish = c.get("finish_reason").asString();
+        if (lp != null && !lp.isNull())
+            lp.get("tokens").forEach(t -> s.tokens.get(index).add(t.asString()));
+        if (!c.get("finish_reason").isNull())
+            s.finish[index] = c.get("finish_reason").asString();
     }
 }

@@ -138,7 +138,7 @@ class StallSystemTest {
     @Test
     void theStreamsOfAStoppedDecodeWorkerGoOnElsewhereWithinTheStallDeadline() throws Exception {
         ReferenceStreams streams = new ReferenceStreams(HTTP, cluster, 8, 40);
-        List<List<String>> reference = streams.reference();
+        var reference = streams.reference();
         double lostBefore = LocalCluster.metric(cluster.url(), "mooncakej_stream_migrations_total{reason=\"lost\"");
         ReferenceStreams.Run run = streams.stream();
         run.underWay(5);

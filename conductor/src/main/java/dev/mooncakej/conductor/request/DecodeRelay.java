@@ -18,6 +18,7 @@ import java.util.List;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicIntegerArray;
+import java.util.function.IntFunction;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 import org.springframework.stereotype.Component;
@@ -62,7 +63,8 @@ public class DecodeRelay {
      * (all choices'). With {@code n} > 1 the decode worker's one stream carries every choice's tokens,
      * each tagged with its choice: it is split here, each choice relayed on its own (its own stop
      * sequences, text and end), and it starts once every choice's flux is subscribed; the reservation
-     * is released once every choice has ended.
+     * is released once every choice has ended. {@code resume} gives how choice {@code c} goes on when
+     * the decode worker is lost (null: it does not); each choice still running moves on its own.
      */
     List<Flux<GenerationEvent>> relay(
             GenerationRequest g,
@@ -72,8 +74,11 @@ public class DecodeRelay {
             PrefillResult pr,
             long start,
             AtomicInteger produced,
-            Resume resume) {
+            IntFunction<Resume> resume) {
         int n = g.n();
+        // the decode worker's count of streams it runs: up when the stream starts, down when it ends or moves
+        decode.started();
+        Runnable leave = once(decode::ended);
         int[] firsts = pr.firstTokens();
         float[] firstLps = pr.firstLogprobs();
         boolean allEnded = g.maxTokens() == 1;
@@ -94,12 +99,12 @@ public class DecodeRelay {
                     g.sampling(),
                     sequenceKeys(g, keys),
                     n > 1 ? Arrays.copyOfRange(firsts, 1, n) : null,
-                    n == 1 && resume != null);
+                    resume != null); // a draining worker hands the choices off (each goes on elsewhere)
             source = workers.decode(decode.url(), dt, g.requestId());
-            if (n == 1 && resume != null) source = resumable(g, source, firsts[0], decode, reservation, resume, 0);
+            if (n == 1 && resume != null)
+                source = resumable(g, source, firsts[0], decode, reservation, resume.apply(0), 0, leave);
         }
         Split split = n == 1 ? null : new Split(source, n);
-        decode.started();
         AtomicInteger open = new AtomicInteger(n);
         List<Stream> streams = new ArrayList<>();
         List<Flux<GenerationEvent>> out = new ArrayList<>();
@@ -108,6 +113,8 @@ public class DecodeRelay {
             Stream s = new Stream(g, reservation, decode, pr.cachedTokens(), start, produced, choice);
             streams.add(s);
             Flux<TokenEvent> mine = n == 1 ? source : split.choice(choice);
+            if (n > 1 && resume != null && !allEnded) // each choice moves on its own when its worker is lost
+            mine = resumable(g, mine, firsts[c], decode, reservation, resume.apply(choice), 0, leave);
             out.add(Flux.concat(Flux.just(TokenEvent.token(firsts[c], firstLps[c])), mine)
                     .concatMap(s::on)
                     .takeUntil(ev -> ev instanceof GenerationEvent.Done)
@@ -115,7 +122,7 @@ public class DecodeRelay {
                         if (!s.finished) LOG.info("[{}] choice {} ended early ({})", g.requestId(), choice, signal);
                         if (split != null) split.left(choice);
                         if (open.decrementAndGet() > 0) return;
-                        decode.ended();
+                        leave.run();
                         if (streams.stream().anyMatch(x -> !x.finished)) {
                             LOG.info(
                                     "[{}] ended early; releasing reservation {} on {}",
@@ -172,6 +179,7 @@ public class DecodeRelay {
                 drawn(g));
         boolean[] ended = {false};
         decode.started();
+        Runnable leave = once(decode::ended);
         return Flux.concat(
                         Flux.just(first),
                         resumable(
@@ -181,15 +189,24 @@ public class DecodeRelay {
                                 decode,
                                 reservation,
                                 resume,
-                                attempt))
+                                attempt,
+                                leave))
                 .doOnNext(ev -> {
                     if (ev.finish() != null) ended[0] = true;
                     else produced.incrementAndGet();
                 })
                 .doFinally(sig -> {
-                    decode.ended();
+                    leave.run();
                     if (!ended[0]) workers.cancel(decode.url(), reservation).subscribe();
                 });
+    }
+
+    /** {@code r} run the first time the result is, never again. */
+    static Runnable once(Runnable r) {
+        AtomicBoolean done = new AtomicBoolean();
+        return () -> {
+            if (done.compareAndSet(false, true)) r.run();
+        };
     }
 
     /** How many times one stream may move to another decode worker. */
@@ -211,7 +228,8 @@ public class DecodeRelay {
      * stalled past the stall deadline): every token relayed so far is known here, so the new placement
      * prefills the prompt and them (its prefix from the prefill worker's cache) and decodes on from the
      * exact next token; the client's stream goes on, nothing lost or repeated. The lost worker's
-     * reservation is released (a no-op if it is gone).
+     * reservation is released (a no-op if it is gone) and {@code left} runs: the stream no longer
+     * counts on that worker while it runs elsewhere.
      */
     private Flux<TokenEvent> resumable(
             GenerationRequest g,
@@ -220,7 +238,8 @@ public class DecodeRelay {
             WorkerEndpoint decode,
             long reservation,
             Resume resume,
-            int attempt) {
+            int attempt,
+            Runnable left) {
         List<Integer> seen = new ArrayList<>();
         seen.add(first);
         return source.<TokenEvent>handle((ev, sink) -> {
@@ -242,6 +261,7 @@ public class DecodeRelay {
                     metrics.migrations(drained ? "drained" : "lost").increment();
                     if (drained) membership.draining(decode.url()); // before its deregistration arrives
                     workers.cancel(decode.url(), reservation).subscribe();
+                    left.run();
                     int[] generated = seen.stream().mapToInt(Integer::intValue).toArray();
                     return resume.after(generated, attempt + 1).onErrorMap(x -> !(x instanceof RequestFailure), x -> {
                         LOG.warn("[{}] the stream could not be moved: {}", g.requestId(), x.toString());

@@ -15,6 +15,7 @@ import java.util.concurrent.ThreadLocalRandom;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicReference;
+import java.util.function.IntFunction;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 import org.springframework.stereotype.Service;
@@ -126,14 +127,15 @@ public class RequestPath {
     }
 
     /**
-     * The rest of {@code g}'s stream after {@code generated} (every token relayed so far), placed anew
-     * because its decode worker was lost: the prompt and those tokens are prefilled (the prompt's
+     * The rest of choice {@code choice} of {@code g}'s answer after {@code generated} (every token of it
+     * relayed so far), placed anew as a request of one choice (under that choice's seed) because its
+     * decode worker was lost: the prompt and those tokens are prefilled (the prompt's
      * blocks from the prefill worker's cache) on a decode worker the scheduler picks, which decodes on
      * from the exact next token (a greedy or seeded stream goes on as it would have: the seeded
      * generator continues where it stood, a schema's constraint replays the tokens drawn; an unseeded
      * one draws anew). Empty when nothing is left to generate.
      */
-    private Flux<TokenEvent> resumed(GenerationRequest g, int[] generated, int attempt) {
+    private Flux<TokenEvent> resumed(GenerationRequest g, int choice, int[] generated, int attempt) {
         int[] prompt = Arrays.copyOf(g.promptTokens(), g.promptTokens().length + generated.length);
         System.arraycopy(generated, 0, prompt, g.promptTokens().length, generated.length);
         int left = g.maxTokens() - generated.length;
@@ -143,7 +145,7 @@ public class RequestPath {
                 s.temperature(),
                 s.topP(),
                 s.topK(),
-                s.seed(),
+                s.seedOfChoice(choice), // choice c of n samples under its own seed; on its own, that is its seed
                 s.logprobs(),
                 s.schema(), // its constraint replays the tokens drawn before (the prefill's and decode's both)
                 s.strict(),
@@ -160,27 +162,27 @@ public class RequestPath {
                 List.of(), // the stop sequences are watched by the stream being continued
                 false,
                 false,
-                g.requestId() + "-moved-" + attempt,
+                g.requestId() + (g.n() > 1 ? "-choice-" + choice : "") + "-moved-" + attempt,
                 g.salt(),
                 null,
                 null,
                 1,
                 false);
         long[] keys = model.blockKeys(g.salt()).keys(prompt);
-        LiveScheduler.Choice choice;
+        LiveScheduler.Choice placed;
         try {
-            choice = admission.admit(moved, keys);
+            placed = admission.admit(moved, keys);
         } catch (RequestFailure refused) {
             return Flux.error(refused);
         }
-        return land(moved, keys, choice, System.nanoTime())
+        return land(moved, keys, placed, System.nanoTime())
                 .flatMapMany(l -> l.flight()
                         .continued(
                                 l.placed(),
                                 (more, a) -> {
                                     int[] all = Arrays.copyOf(generated, generated.length + more.length);
                                     System.arraycopy(more, 0, all, generated.length, more.length);
-                                    return resumed(g, all, a);
+                                    return resumed(g, choice, all, a);
                                 },
                                 attempt));
     }
@@ -254,8 +256,23 @@ public class RequestPath {
                     g, p.ch(), p.decode(), p.pr(), new SchedulerFeedback.Marks(start, scheduled, p.reserved(), start));
             AtomicInteger produced = new AtomicInteger();
             int prompt = g.promptTokens().length;
-            return relay.continuation(g, keys, reservation, p.decode(), p.pr(), produced, resume, attempt)
-                    .doFinally(sig -> feedback.decodeEnded(p.ch(), prompt, decodeStart, produced.get()));
+            AtomicBoolean settled = new AtomicBoolean();
+            DecodeRelay.Resume moves = (generated, a) -> {
+                settle(settled, p.ch(), decodeStart, 0); // moved again: it leaves this worker's load now
+                return resume.after(generated, a);
+            };
+            return relay.continuation(g, keys, reservation, p.decode(), p.pr(), produced, moves, attempt)
+                    .doFinally(sig -> settle(settled, p.ch(), decodeStart, produced.get()));
+        }
+
+        /**
+         * The decode worker's share of the scheduler's load ends once: when the stream ends there
+         * (its {@code produced} tokens teach the TBT fit), or when it moves away (nothing learnt from a
+         * worker that was lost or stalled); a moved stream counts only where it runs.
+         */
+        private void settle(AtomicBoolean settled, LiveScheduler.Choice ch, double decodeStart, int produced) {
+            if (settled.compareAndSet(false, true))
+                feedback.decodeEnded(ch, g.promptTokens().length, decodeStart, produced);
         }
 
         /** The decode worker that reserved: the choice follows it (it may be a fallback). */
@@ -275,14 +292,18 @@ public class RequestPath {
             double decodeStart = feedback.prefilled(
                     g, ch, decode, pr, new SchedulerFeedback.Marks(start, scheduled, reserved, System.nanoTime()));
             AtomicInteger produced = new AtomicInteger(), open = new AtomicInteger(g.n());
-            // a stream whose decode worker is lost moves, its constraint's state too (not n > 1 forks)
-            DecodeRelay.Resume resume = g.n() == 1 ? (generated, attempt) -> resumed(g, generated, attempt) : null;
+            // a stream whose decode worker is lost moves, its constraint's state too; each of n choices on its own
+            AtomicBoolean settled = new AtomicBoolean();
+            IntFunction<DecodeRelay.Resume> resume = c -> (generated, attempt) -> {
+                settle(settled, ch, decodeStart, 0);
+                return resumed(g, c, generated, attempt);
+            };
             List<Flux<GenerationEvent>> choices =
                     relay.relay(g, keys, reservation, decode, pr, start, produced, resume).stream()
                             .map(f -> f.doFinally(sig -> {
                                 if (open.decrementAndGet() > 0) return; // the last choice to end reports the request's
                                 // the decode-length estimate learns a choice's length (n of them ran side by side)
-                                feedback.decodeEnded(ch, g.promptTokens().length, decodeStart, produced.get() / g.n());
+                                settle(settled, ch, decodeStart, produced.get() / g.n());
                                 LOG.debug(
                                         "[{}] {} tokens relayed ({} us since the request came)",
                                         g.requestId(),
