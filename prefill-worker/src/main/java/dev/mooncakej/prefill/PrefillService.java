@@ -3,7 +3,6 @@ package dev.mooncakej.prefill;
 import dev.mooncakej.cluster.LeaderLink;
 import dev.mooncakej.engine.constrain.TokenConstraint;
 import dev.mooncakej.engine.kv.PagedKvCache;
-import dev.mooncakej.engine.sampling.LogitAdjust;
 import dev.mooncakej.engine.sampling.Sampler;
 import dev.mooncakej.engine.sampling.SamplingParams;
 import dev.mooncakej.engine.spi.InferenceEngine;
@@ -24,6 +23,7 @@ import dev.mooncakej.kvtransfer.engine.TransferBatch;
 import dev.mooncakej.kvtransfer.engine.TransferEngine;
 import dev.mooncakej.kvtransfer.engine.TransferRequest;
 import dev.mooncakej.kvtransfer.engine.WorkerSegment;
+import dev.mooncakej.worker.FirstToken;
 import dev.mooncakej.worker.WorkerRuntime;
 import java.io.IOException;
 import java.time.Duration;
@@ -230,9 +230,6 @@ public final class PrefillService {
                 + " (fewer than the prompt's " + n + " tokens)");
         if (s.resumeAt() > 0 && task.choices() > 1)
             throw new IllegalArgumentException("sampling.resumeAt with " + task.choices() + " choices: expected one");
-        long[] at = s.generatorAt(0, 0); // a moved stream's first token draws where its generator stood
-        SamplingParams sp = new SamplingParams(
-                s.temperature(), s.topP(), s.topK(), at == null ? null : at[0], 1, List.of(), s.logprobs());
         try {
             transfer.openSegment(kv.segment()); // from this worker's own metadata only
         } catch (IllegalArgumentException e) {
@@ -312,8 +309,6 @@ public final class PrefillService {
             double prefillSeconds = (System.nanoTime() - t0) / 1e9;
             // the engine's busy time (what utilisation is made of), not the wait for it behind other prefills
             metrics.prefillTime.record(Duration.ofNanos((long) ((computeSeconds + fetchSeconds) * 1e9)));
-            Sampler sampler = new Sampler(sp, vocab);
-            if (at != null) sampler.skip(at[1]);
             TokenConstraint constraint = s.schema() == null // the first token obeys the schema too
                     ? null
                     : TokenConstraint.of(engine.tokenizer(), s.schema(), s.strict());
@@ -322,14 +317,10 @@ public final class PrefillService {
                 if (!constraint.accept(tokens[p]))
                     throw new IllegalArgumentException("prefill task of reservation " + id + ": resumed token "
                             + tokens[p] + " at " + p + " does not fit the response_format schema");
-            LogitAdjust.bias(logits, 0, s.logitBias());
-            if (s.endForbidden(0) && (constraint == null || constraint.canContinue()))
-                LogitAdjust.forbidEnd(logits, 0, engine.tokenizer());
-            if (constraint != null) constraint.mask(logits, 0, logits.length);
-            int first = sampler.sample(logits, 0, logits.length);
-            if (constraint != null && task.maxTokens() != null) // as the decode worker: the last token is the end
-            first = constraint.steer(first, task.maxTokens() - 2);
-            float lp = s.logprobs() ? Sampler.logprob(logits, 0, logits.length, first) : 0f;
+            // a moved stream's first token draws where its generator stood
+            FirstToken.Drawn drawn = FirstToken.draw(s, logits, engine.tokenizer(), constraint, task.maxTokens());
+            int first = drawn.token();
+            float lp = drawn.logprob();
             // n > 1: each further choice's first token from the same logits, under its own seed
             int[] more = choices > 1 ? new int[choices - 1] : null;
             float[] moreLps = choices > 1 ? new float[choices - 1] : null;
