@@ -39,7 +39,8 @@ public record ConductorProperties(
         List<String> modelAliases,
         Long stallTimeoutMillis,
         String toolParser,
-        Long prefillDeadlineMillis) {
+        Long prefillDeadlineMillis,
+        Boolean takeFromPool) {
 
     public ConductorProperties {
         if (model == null || model.isBlank())
@@ -107,6 +108,7 @@ public record ConductorProperties(
             throw new IllegalArgumentException("mooncakej.conductor.prefill-deadline-millis=" + prefillDeadlineMillis
                     + ": expected 100..3600000 (the least time a prefill and its KV transfer get before they are"
                     + " aborted and the request placed again; 3x the predicted TTFT when that is longer)");
+        takeFromPool = takeFromPool == null || takeFromPool;
         toolParser = toolParser == null || toolParser.isBlank() ? "auto" : toolParser;
         ToolCallFormat.configured(toolParser, "mooncakej.conductor.tool-parser"); // fails start-up naming the key
         for (String a : modelAliases)

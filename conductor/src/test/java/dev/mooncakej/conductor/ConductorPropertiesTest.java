@@ -35,6 +35,7 @@ class ConductorPropertiesTest {
                 null,
                 null,
                 null,
+                null,
                 null);
     }
 

@@ -56,6 +56,9 @@ public final class DecodeAgent implements SmartLifecycle {
                     .description("blocks of running sequences put into the KV pool as they filled, by outcome")
                     .tag("outcome", outcome)
                     .register(meters);
+        FunctionCounter.builder("mooncakej.decode.taken.blocks", service, DecodeService::takenBlocks)
+                .description("blocks of moved streams this worker read from the KV pool itself (no prefill worker)")
+                .register(meters);
     }
 
     public int activeCount() {

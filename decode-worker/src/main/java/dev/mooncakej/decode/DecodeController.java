@@ -130,6 +130,8 @@ public class DecodeController implements ChannelOps {
     public ChannelOps.Refusal refusal(Throwable e) {
         if (e instanceof IllegalArgumentException)
             return new ChannelOps.Refusal(400, new WorkerError("bad_request", e.getMessage()));
+        if (e instanceof DecodeService.NotTaken) // the conductor places the stream through a prefill worker
+        return new ChannelOps.Refusal(409, new WorkerError("not_taken", e.getMessage()));
         if (e instanceof IllegalStateException)
             return new ChannelOps.Refusal(409, new WorkerError("conflict", e.getMessage()));
         LOG.warn("control channel call failed", e);

@@ -6,6 +6,7 @@ import dev.mooncakej.engine.kv.PagedKvCache;
 import dev.mooncakej.engine.sampling.Sampler;
 import dev.mooncakej.engine.sampling.SamplingParams;
 import dev.mooncakej.engine.spi.InferenceEngine;
+import dev.mooncakej.engine.spi.PrefillOptions;
 import dev.mooncakej.engine.spi.Sequence;
 import dev.mooncakej.kvcache.wire.KvControl;
 import dev.mooncakej.kvcache.wire.WorkerMessages;
@@ -19,15 +20,21 @@ import dev.mooncakej.kvstore.client.PoolSegment;
 import dev.mooncakej.kvstore.client.StoreClient;
 import dev.mooncakej.kvtransfer.engine.TransferEngine;
 import dev.mooncakej.kvtransfer.engine.WorkerSegment;
+import dev.mooncakej.worker.FirstToken;
+import dev.mooncakej.worker.PoolReader;
 import dev.mooncakej.worker.WorkerRuntime;
 import java.lang.foreign.MemorySegment;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.Executor;
+import java.util.concurrent.Executors;
 import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicIntegerArray;
 import java.util.concurrent.atomic.AtomicLong;
@@ -35,7 +42,9 @@ import java.util.function.Consumer;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 import reactor.core.publisher.Flux;
+import reactor.core.publisher.Mono;
 import reactor.core.publisher.Sinks;
+import reactor.core.scheduler.Schedulers;
 
 /**
  * The decode worker's reservations: KV blocks that a prefill worker fills through the transfer
@@ -64,6 +73,7 @@ public final class DecodeService {
     private final long slabOffset;
     private final long blockBytes;
     private final SequencePool sequences;
+    private final PoolReader reader;
     private final WriterFence fence;
     private final AtomicLong fencedBlocks = new AtomicLong();
     private final AtomicLong released = new AtomicLong();
@@ -84,6 +94,7 @@ public final class DecodeService {
         this.fence = new WriterFence(
                 transfer, segment, kvTimeoutMillis, props.fenceDeadlineMillis(), this::releaseIfLandedLocked);
         this.sequences = new SequencePool(cache, engine.info().blockTokens(), kvTimeoutMillis);
+        this.reader = new PoolReader(cache, transfer, Duration.ofMillis(kvTimeoutMillis));
         sequences.writeBehindShare(props.writeBehindShare());
     }
 
@@ -298,6 +309,7 @@ public final class DecodeService {
      * first.
      */
     public Flux<TokenEvent> decode(DecodeTask task) {
+        if (task.history() != null) return take(task);
         Reservation r = reservations.get(task.reservationId());
         if (r == null) throw new IllegalArgumentException("reservation " + task.reservationId() + " is not here");
         int vocab = engine.info().vocabSize();
@@ -348,6 +360,156 @@ public final class DecodeService {
             joining.add(f);
         }
         return flux;
+    }
+
+    /**
+     * A moved stream this worker takes itself (issue 28), with no prefill worker between: the leading
+     * full blocks of its history that the KV pool holds are read into the reservation's own blocks, the
+     * tokens after them computed here (the last partial block, and any block not yet in the pool: at
+     * most {@link #TAKE_RECOMPUTE_BLOCKS} blocks' worth), its next token drawn as a prefill worker would
+     * draw it (seed position, bias, schema replayed), and from there it decodes as any stream; that
+     * token is the stream's first event. A pool that gives less (or none here) fails the task with
+     * {@link NotTaken} before any event, and the reservation is released: the conductor then places the
+     * stream through a prefill worker, whose engine is there for long prompts. Every value in the task
+     * is checked first.
+     */
+    private Flux<TokenEvent> take(DecodeTask task) {
+        Reservation r = reservations.get(task.reservationId());
+        if (r == null) throw new IllegalArgumentException("reservation " + task.reservationId() + " is not here");
+        int vocab = engine.info().vocabSize();
+        int[] history = task.history();
+        synchronized (r) {
+            String bad = null;
+            if (task.sampling() == null) bad = "sampling is missing";
+            else if (task.promptTokens() != r.promptTokens)
+                bad = "prompt tokens " + task.promptTokens() + ": the reservation holds " + r.promptTokens;
+            else if (task.maxTokens() < 1 || task.maxTokens() > r.maxTokens)
+                bad = "max tokens " + task.maxTokens() + ": expected 1.." + r.maxTokens + " (as reserved)";
+            else if (r.choices != 1 || task.moreFirstTokens() != null)
+                bad = "history for " + r.choices + " choices: a stream is taken one choice at a time";
+            else if (task.keys() == null) bad = "history without keys: the pool is read by the prompt's block keys";
+            else if (history.length != r.promptTokens)
+                bad = "history of " + history.length + " tokens: expected the prompt's " + r.promptTokens;
+            else if (task.sampling().resumeAt() < 0 || task.sampling().resumeAt() >= r.promptTokens)
+                bad = "sampling.resumeAt " + task.sampling().resumeAt() + ": expected 0.." + (r.promptTokens - 1);
+            if (bad == null) bad = checkKeys(task.keys(), r.promptTokens, vocab);
+            for (int i = 0; bad == null && i < history.length; i++)
+                if (history[i] < 0 || history[i] >= vocab)
+                    bad = "history token " + history[i] + " at " + i + ": expected 0.." + (vocab - 1);
+            if (bad == null) bad = checkDrawn(task, vocab);
+            if (bad != null) {
+                dropLocked(r, "bad take task");
+                throw new IllegalArgumentException("decode task of reservation " + r.id + ": " + bad);
+            }
+            if (r.state != State.RESERVED)
+                throw new IllegalArgumentException(
+                        "reservation " + r.id + " is not free to take (state " + r.state + ")");
+            r.state = State.TAKING;
+        }
+        AtomicBoolean began = new AtomicBoolean();
+        return Mono.fromCallable(() -> takeKv(r, task))
+                .subscribeOn(Schedulers.fromExecutor(TAKERS))
+                .flatMapMany(d -> {
+                    began.set(true);
+                    DecodeTask then = new DecodeTask(
+                            task.reservationId(),
+                            d.token(),
+                            task.promptTokens(),
+                            task.maxTokens(),
+                            task.sampling(),
+                            task.keys(),
+                            null,
+                            task.movable(),
+                            task.drawn());
+                    return Flux.concat(Flux.just(TokenEvent.token(d.token(), d.logprob())), decode(then));
+                })
+                // the conductor went away while it was taken: a task that ended (the conductor counts it taken);
+                // the take itself releases the reservation once its reads have landed
+                .doOnCancel(() -> {
+                    if (!began.get()) outcomes.accept("cancelled");
+                });
+    }
+
+    /** Takes run on virtual threads: their pool reads and the engine's lock are waits, not work. */
+    private static final Executor TAKERS = Executors.newVirtualThreadPerTaskExecutor();
+
+    /** The most blocks' worth of tokens a take computes here (more: a prefill worker places the stream). */
+    static final int TAKE_RECOMPUTE_BLOCKS = 4;
+
+    /** A moved stream this worker could not take from the pool: the conductor places it through a prefill worker. */
+    static final class NotTaken extends IllegalStateException {
+        NotTaken(String message) {
+            super(message);
+        }
+    }
+
+    /** The take itself, off the caller's thread; the reservation is COMMITTED after it, or released. */
+    private FirstToken.Drawn takeKv(Reservation r, DecodeTask task) {
+        boolean done = false;
+        try {
+            int bt = engine.info().blockTokens(), vocab = engine.info().vocabSize();
+            int[] history = task.history();
+            int n = history.length, want = (n - 1) / bt; // one token at least is computed: its logits draw the next
+            long t0 = System.nanoTime();
+            int full = 0;
+            if (want > 0) {
+                StoreClient st = sequences.store();
+                if (st == null) throw new NotTaken("this worker has no KV pool to take reservation " + r.id + " from");
+                long[] keys = Arrays.copyOf(task.keys().promptKeys(), want);
+                PoolReader.Sources s = reader.locate(st, keys, r.id);
+                if (s != null && !s.chosen().isEmpty()) {
+                    PoolReader.Pinned p = reader.pin(s, r.id);
+                    int[] ids = Arrays.copyOf(r.seq.blockTable(), Math.min(want, p.usable()));
+                    full = reader.read(s, p, ids, r.id); // lifts the pins whatever happened
+                }
+            }
+            if (n - full * bt > TAKE_RECOMPUTE_BLOCKS * bt)
+                throw new NotTaken("the KV pool gave " + full + " of the " + want + " blocks of reservation " + r.id
+                        + ": " + (n - full * bt) + " tokens would be computed here, more than "
+                        + TAKE_RECOMPUTE_BLOCKS * bt);
+            r.seq.setLength(full * bt); // the positions before are in the blocks read
+            float[] logits = new float[vocab];
+            if (!engine.prefill(r.seq, history, PrefillOptions.DEFAULT, logits))
+                throw new IllegalStateException("reservation " + r.id + ": no room for its last tokens");
+            var s = task.sampling();
+            TokenConstraint c = null;
+            if (s.schema() != null) { // the first token obeys the schema too, where the lost placement stood
+                c = TokenConstraint.of(engine.tokenizer(), s.schema(), s.strict());
+                for (int t : task.drawn() == null ? new int[0] : task.drawn())
+                    if (!c.accept(t))
+                        throw new IllegalArgumentException("decode task of reservation " + r.id + ": drawn token " + t
+                                + " does not fit the response_format schema");
+            }
+            FirstToken.Drawn d = FirstToken.draw(s, logits, engine.tokenizer(), c, task.maxTokens());
+            synchronized (r) {
+                if (r.dropWhenTaken) {
+                    releaseLocked(r, "dropped while taken");
+                    throw new IllegalStateException("reservation " + r.id + " was dropped while it was taken");
+                }
+                r.state = State.COMMITTED;
+            }
+            taken.addAndGet(full);
+            LOG.info(
+                    "took reservation {} from the KV pool: {} blocks read, {} tokens computed, in {} ms",
+                    r.id,
+                    full,
+                    n - full * bt,
+                    (System.nanoTime() - t0) / 1_000_000);
+            done = true;
+            return d;
+        } finally {
+            if (!done)
+                synchronized (r) {
+                    if (r.state == State.TAKING) releaseLocked(r, "not taken");
+                }
+        }
+    }
+
+    /** Blocks of moved streams this worker read from the KV pool itself. */
+    private final AtomicLong taken = new AtomicLong();
+
+    long takenBlocks() {
+        return taken.get();
     }
 
     /** Readies {@code r} (a reservation or a fork) to decode after {@code first}, under its own seed. */
@@ -556,6 +718,7 @@ public final class DecodeService {
         releaseSpares(r); // never a write target: free at once, whoever may be writing the prompt's blocks
         switch (r.state) {
             case RESERVED, COMMITTED -> releaseLocked(r, why);
+            case TAKING -> r.dropWhenTaken = true; // its reads may still land: released when the take ends
             case CLAIMED -> {
                 setWritable(r, false);
                 r.fenceSeq = transfer.writeGroupsAccepted(); // read after the guard closed: later groups are refused

@@ -24,6 +24,11 @@ final class Reservation {
         RESERVED,
         /** A prefill worker claimed the blocks and may be writing them (the only state in which tcp writes land). */
         CLAIMED,
+        /**
+         * A moved stream this worker takes itself: its blocks are being read from the KV pool and its
+         * last tokens computed here (no prefill worker writes it); a drop waits for the take to end.
+         */
+        TAKING,
         /** Every write completed and was acknowledged: the KV is whole; waiting for the decode call. */
         COMMITTED,
         /** In the continuous batch, streaming tokens. */
@@ -44,6 +49,8 @@ final class Reservation {
     State state = State.RESERVED;
     String writer;
     long fencedAt;
+    /** Dropped while TAKING: the take releases it when it ends (its reads may still land until then). */
+    boolean dropWhenTaken;
     /** Whether the fence's deadline passed and the writer's cut-off was tried (once). */
     boolean cutOffTried;
     /** tcp write groups accepted up to the fence: once they have landed, no tcp byte can reach these blocks. */

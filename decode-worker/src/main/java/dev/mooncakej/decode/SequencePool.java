@@ -162,6 +162,11 @@ final class SequencePool {
         for (Behind b; (b = behind.poll()) != null; ) for (int id : b.ids()) cache.release(id);
     }
 
+    /** The store master's client (null: no KV pool here). */
+    StoreClient store() {
+        return store;
+    }
+
     /** This worker's pool segment (null: none yet). */
     PoolSegment segment() {
         return pool;

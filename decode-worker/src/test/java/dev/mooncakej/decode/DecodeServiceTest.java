@@ -11,11 +11,13 @@ import dev.mooncakej.kvcache.wire.KvControl;
 import dev.mooncakej.kvcache.wire.WorkerMessages.DecodeTask;
 import dev.mooncakej.kvcache.wire.WorkerMessages.ReserveResponse;
 import dev.mooncakej.kvcache.wire.WorkerMessages.Sampling;
+import dev.mooncakej.kvcache.wire.WorkerMessages.SequenceKeys;
 import dev.mooncakej.kvcache.wire.WorkerMessages.TokenEvent;
 import dev.mooncakej.kvstore.client.WorkerStoreSettings;
 import dev.mooncakej.kvtransfer.engine.SegmentMetadata;
 import dev.mooncakej.kvtransfer.engine.TransferEngine;
 import dev.mooncakej.kvtransfer.spi.TransferConfig;
+import dev.mooncakej.worker.FirstToken;
 import dev.mooncakej.worker.WorkerKeys;
 import dev.mooncakej.worker.WorkerRuntime;
 import dev.mooncakej.worker.WorkerSettings;
@@ -287,6 +289,52 @@ class DecodeServiceTest {
                 .as("a draining worker takes no reservation")
                 .isNull();
         await("every block back", 5000, () -> runtime.engine().kvCache().freeBlocks() == 128);
+    }
+
+    @Test
+    void aMovedStreamTakenHereDrawsWhatAPrefillWouldAndALongHistoryWithoutAPoolIsNotTaken() throws Exception {
+        start(64, 30_000, 0);
+        int bt = 32;
+        int[] history = new int[20];
+        for (int i = 0; i < history.length; i++) history[i] = 3 + (i * 7) % 50;
+        var keys = new SequenceKeys(0L, bt, new long[0], history);
+        // the reference: the prompt computed as a prefill worker would, its first token drawn, then decoded
+        service.reserve(1, 20, 30);
+        send(KvControl.claim(1, "writer-1"));
+        float[] logits = new float[vocab()];
+        assertThat(runtime.engine().prefill(service.sequenceOf(1), history, PrefillOptions.DEFAULT, logits))
+                .isTrue();
+        send(KvControl.commit(1, 20));
+        int first = FirstToken.draw(GREEDY, logits.clone(), runtime.engine().tokenizer(), null, 30)
+                .token();
+        List<TokenEvent> reference = new CopyOnWriteArrayList<>(List.of(TokenEvent.token(first, 0f)));
+        service.decode(new DecodeTask(1, first, 20, 30, GREEDY, keys)).subscribe(reference::add);
+        // the same taken here: no prefill worker, the 20 tokens (less than a block) computed on this worker
+        service.reserve(2, 20, 30);
+        List<TokenEvent> taken = new CopyOnWriteArrayList<>();
+        service.decode(new DecodeTask(2, 0, 20, 30, GREEDY, keys, null, true, null, history))
+                .subscribe(taken::add);
+        await("both end", 10_000, () -> reference.size() == 31 && taken.size() == 31);
+        assertThat(taken).as("token for token").isEqualTo(reference);
+        // a history of 200 tokens with no KV pool on this worker: computing 6 blocks here is a prefill's job
+        int[] longer = new int[200];
+        for (int i = 0; i < longer.length; i++) longer[i] = 3 + (i * 11) % 50;
+        long[] blockKeys = new long[200 / bt];
+        for (int i = 0; i < blockKeys.length; i++) blockKeys[i] = 1000 + i;
+        var longKeys = new SequenceKeys(0L, bt, blockKeys, Arrays.copyOfRange(longer, blockKeys.length * bt, 200));
+        service.reserve(3, 200, 30);
+        List<Throwable> failed = new CopyOnWriteArrayList<>();
+        service.decode(new DecodeTask(3, 0, 200, 30, GREEDY, longKeys, null, true, null, longer))
+                .subscribe(ev -> {}, failed::add);
+        await("refused", 5000, () -> !failed.isEmpty());
+        assertThat(failed.getFirst()).isInstanceOf(DecodeService.NotTaken.class).hasMessageContaining("no KV pool");
+        await("every block back", 5000, () -> runtime.engine().kvCache().freeBlocks() == 64);
+        // checked before anything runs: a history that is not the reserved prompt
+        service.reserve(4, 20, 30);
+        assertThatThrownBy(() -> service.decode(
+                        new DecodeTask(4, 0, 20, 30, GREEDY, keys, null, true, null, Arrays.copyOf(history, 19))))
+                .hasMessageContaining("history of 19 tokens");
+        assertThat(runtime.engine().kvCache().freeBlocks()).isEqualTo(64);
     }
 
     @Test

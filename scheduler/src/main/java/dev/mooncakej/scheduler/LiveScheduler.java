@@ -286,6 +286,21 @@ public final class LiveScheduler {
     }
 
     /**
+     * A moved stream its decode worker took from the KV pool itself: no prefill ran, so it leaves the
+     * prefill instance's queue as one that never started, and goes on to its decode instance's load as
+     * a prefilled one would ({@code inputTokens} of context). Nothing is learnt about prefill time.
+     * Returns the decode start time to hand back to {@link #decodeEnded}.
+     */
+    public synchronized double takenOnDecode(Choice c, int inputTokens) {
+        double now = clock.getAsDouble();
+        if (scheduler.prefill(c.decision().prefill()) == c.prefillInstance())
+            scheduler.onPrefillAbandoned(c.decision(), c.blocks(), now);
+        if (scheduler.decode(c.decision().decode()) == c.decodeInstance())
+            scheduler.onLeftPrefill(c.decision(), c.scheduledAt(), inputTokens, c.kvTokens(), true, now);
+        return now;
+    }
+
+    /**
      * A worker's start-up measurement of its engine (its profile at admission): the estimators take
      * its prefills and decode steps as samples, so predictions fit this cluster from the first request.
      */

@@ -18,9 +18,10 @@ import org.junit.jupiter.api.Timeout;
  * once every stream is under way, the decode worker holding the most of them is SIGKILLed. Every
  * stream completes, without an error event, with exactly the tokens of an undisturbed run of the same
  * request (the token lists compared, so a token lost or repeated shows), 200 of them in the usage;
- * the conductor counts the moves, the moved streams' prefills take their history from the KV pool
- * (blocks written behind as they filled, and the reference run's finished sequences), and the surviving
- * worker holds no KV block afterwards.
+ * the conductor counts the moves; the surviving decode worker takes the moved streams' history from the
+ * KV pool itself (blocks written behind as they filled), computing only what the pool does not hold yet,
+ * with no prefill worker between (one it cannot take goes through the prefill worker, which fetches
+ * it); and the surviving worker holds no KV block afterwards.
  */
 @Timeout(value = 8, unit = TimeUnit.MINUTES)
 class MigrationSystemTest {
@@ -28,6 +29,11 @@ class MigrationSystemTest {
 
     private static double poolTokens(LocalCluster cluster) throws Exception {
         return LocalCluster.metric(cluster.url(), "mooncakej_prefix_hit_tokens_total{source=\"pool\"");
+    }
+
+    private static double placements(LocalCluster cluster, String via) throws Exception {
+        double v = LocalCluster.metric(cluster.url(), "mooncakej_stream_placements_total{via=\"" + via + "\"");
+        return Double.isNaN(v) ? 0 : v;
     }
 
     @Test
@@ -64,18 +70,31 @@ class MigrationSystemTest {
             System.out.println("killing decode worker " + victim + " (" + cluster.decodeUrl(victim) + "), which holds "
                     + moved + " of " + STREAMS + " streams");
             double poolBefore = poolTokens(cluster);
+            String survivor = cluster.decodeUrl(1 - victim);
             ReferenceStreams.worker(cluster.port + 20 + victim).destroyForcibly();
             run.await(reference);
-            double fromPool = poolTokens(cluster) - poolBefore;
-            System.out.println("prefix tokens the moved streams' prefills took from the KV pool: " + (long) fromPool);
-            assertThat(fromPool) // each had a generated block or more written behind, wherever the pool put it
-                    .as("the moved streams' prefills took their history from the KV pool: a block or more each")
+            // the surviving decode worker takes each moved stream's history from the pool itself; one it
+            // cannot take (too little written behind yet) goes through the prefill worker, which fetches it
+            double takenTokens = 32 * LocalCluster.metric(survivor, "mooncakej_decode_taken_blocks_total");
+            double fetched = poolTokens(cluster) - poolBefore;
+            double viaPool = placements(cluster, "pool"),
+                    viaPrefill = placements(cluster, "prefill") + placements(cluster, "prefill_after_take");
+            System.out.println("moved streams placed again: " + (long) viaPool + " taken from the KV pool by the"
+                    + " decode worker (" + (long) takenTokens + " tokens read), " + (long) viaPrefill
+                    + " through the prefill worker (" + (long) fetched + " tokens fetched)");
+            assertThat(takenTokens + fetched) // each had a generated block or more written behind
+                    .as("the moved streams took their history from the KV pool: a block or more each")
                     .isGreaterThanOrEqualTo(32.0 * moved);
+            assertThat(viaPool)
+                    .as("moved streams the surviving decode worker took from the pool itself, no prefill between")
+                    .isGreaterThanOrEqualTo(1.0);
+            assertThat(viaPool + viaPrefill)
+                    .as("each moved stream placed again")
+                    .isGreaterThanOrEqualTo(moved);
             assertThat(moved).as("the killed worker held streams").isPositive();
             assertThat(LocalCluster.metric(cluster.url(), "mooncakej_stream_migrations_total{reason=\"lost\""))
                     .as("each of its streams moved")
                     .isGreaterThanOrEqualTo(moved);
-            String survivor = cluster.decodeUrl(1 - victim);
             long until = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
             while (LocalCluster.metric(survivor, "mooncakej_kv_blocks_used") > 0 && System.nanoTime() < until)
                 Thread.sleep(50);

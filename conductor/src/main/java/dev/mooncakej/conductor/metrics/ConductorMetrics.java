@@ -123,6 +123,20 @@ public class ConductorMetrics {
                 reason);
     }
 
+    /**
+     * Moved streams by how their new placement got their KV: {@code pool} (the decode worker took the
+     * history's blocks from the KV pool itself), {@code prefill} (a prefill worker fetched and wrote
+     * it), {@code prefill_after_take} (the take fell short, a prefill worker did it).
+     */
+    public Counter placedAgain(String via) {
+        return counters.computeIfAbsent(
+                "mooncakej.stream.placements:" + via,
+                k -> Counter.builder("mooncakej.stream.placements")
+                        .description("moved streams placed again, by how their KV reached the new decode worker")
+                        .tag("via", via)
+                        .register(meters));
+    }
+
     private Counter byReason(String name, String description, String reason) {
         return counters.computeIfAbsent(
                 name + ":" + reason,

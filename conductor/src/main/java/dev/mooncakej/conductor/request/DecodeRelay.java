@@ -177,10 +177,10 @@ public class DecodeRelay {
                 null,
                 attempt < MAX_MIGRATIONS,
                 drawn(g));
-        boolean[] ended = {false};
         decode.started();
         Runnable leave = once(decode::ended);
-        return Flux.concat(
+        return counted(
+                Flux.concat(
                         Flux.just(first),
                         resumable(
                                 g,
@@ -190,8 +190,21 @@ public class DecodeRelay {
                                 reservation,
                                 resume,
                                 attempt,
-                                leave))
-                .doOnNext(ev -> {
+                                leave)),
+                produced,
+                decode,
+                reservation,
+                leave);
+    }
+
+    /**
+     * A placement's events, its tokens counted in {@code produced}; however they end, the placement
+     * leaves {@code decode}'s count, and a stream the worker did not end is released there.
+     */
+    private Flux<TokenEvent> counted(
+            Flux<TokenEvent> events, AtomicInteger produced, WorkerEndpoint decode, long reservation, Runnable leave) {
+        boolean[] ended = {false};
+        return events.doOnNext(ev -> {
                     if (ev.finish() != null) ended[0] = true;
                     else produced.incrementAndGet();
                 })
@@ -207,6 +220,59 @@ public class DecodeRelay {
         return () -> {
             if (done.compareAndSet(false, true)) r.run();
         };
+    }
+
+    /**
+     * A moved stream's token events from a decode worker that takes it itself ({@code g}: the prompt and
+     * the tokens relayed before; reserved in {@code reservation} on {@code decode}): it reads the full
+     * blocks of that history the KV pool holds, computes only the tokens after them (the partial last
+     * block, and any block not yet written behind) and draws the next token, the stream's first event; from
+     * there as {@link #continuation}, itself moved again if that worker is lost. {@code onFirst} runs at
+     * the first event. Anything that fails before it is {@link NotTaken} (the reservation released):
+     * the request path then places the stream through a prefill worker.
+     */
+    Flux<TokenEvent> taken(
+            GenerationRequest g,
+            long[] keys,
+            long reservation,
+            WorkerEndpoint decode,
+            AtomicInteger produced,
+            Resume resume,
+            int attempt,
+            Runnable onFirst) {
+        int[] p = g.promptTokens();
+        DecodeTask dt = new DecodeTask(
+                reservation,
+                0,
+                p.length,
+                g.maxTokens(),
+                g.sampling(),
+                sequenceKeys(g, keys),
+                null,
+                attempt < MAX_MIGRATIONS,
+                drawn(g),
+                p);
+        AtomicBoolean first = new AtomicBoolean();
+        decode.started();
+        Runnable leave = once(decode::ended);
+        Flux<TokenEvent> source = workers.decode(decode.url(), dt, g.requestId())
+                .doOnNext(ev -> {
+                    if (first.compareAndSet(false, true)) onFirst.run();
+                })
+                .onErrorMap(e -> !first.get() && !(e instanceof RequestFailure), e -> new NotTaken(decode.id(), e));
+        return counted(
+                resumable(g, source, -1, decode, reservation, resume, attempt, leave),
+                produced,
+                decode,
+                reservation,
+                leave);
+    }
+
+    /** A decode worker did not take a moved stream from the pool (before its first token): a prefill places it. */
+    static final class NotTaken extends RuntimeException {
+        NotTaken(String worker, Throwable why) {
+            super("decode worker " + worker + " did not take the stream from the KV pool: " + why.getMessage(), why);
+        }
     }
 
     /** How many times one stream may move to another decode worker. */
@@ -241,7 +307,7 @@ public class DecodeRelay {
             int attempt,
             Runnable left) {
         List<Integer> seen = new ArrayList<>();
-        seen.add(first);
+        if (first >= 0) seen.add(first); // a stream taken from the pool: its first token is the source's first
         return source.<TokenEvent>handle((ev, sink) -> {
                     if (MOVED.equals(ev.finish())) sink.error(new HandedOff(decode.id()));
                     else sink.next(ev);
@@ -249,29 +315,33 @@ public class DecodeRelay {
                 .doOnNext(ev -> {
                     if (ev.finish() == null) seen.add(ev.token());
                 })
-                .onErrorResume(e -> !(e instanceof RequestFailure) && attempt < MAX_MIGRATIONS, e -> {
-                    boolean drained = e instanceof HandedOff;
-                    LOG.warn(
-                            "[{}] decode worker {} {} after {} tokens ({}): moving the stream",
-                            g.requestId(),
-                            decode.id(),
-                            drained ? "drains" : "lost",
-                            seen.size(),
-                            e.toString());
-                    metrics.migrations(drained ? "drained" : "lost").increment();
-                    if (drained) membership.draining(decode.url()); // before its deregistration arrives
-                    workers.cancel(decode.url(), reservation).subscribe();
-                    left.run();
-                    int[] generated = seen.stream().mapToInt(Integer::intValue).toArray();
-                    return resume.after(generated, attempt + 1).onErrorMap(x -> !(x instanceof RequestFailure), x -> {
-                        LOG.warn("[{}] the stream could not be moved: {}", g.requestId(), x.toString());
-                        return new RequestFailure(
-                                RequestFailure.Kind.DECODE_FAILED,
-                                "the decode worker was lost and the stream could not be moved (request " + g.requestId()
-                                        + "; the conductor's log says why)",
-                                null);
-                    });
-                });
+                .onErrorResume(
+                        e -> !(e instanceof RequestFailure) && !(e instanceof NotTaken) && attempt < MAX_MIGRATIONS,
+                        e -> {
+                            boolean drained = e instanceof HandedOff;
+                            LOG.warn(
+                                    "[{}] decode worker {} {} after {} tokens ({}): moving the stream",
+                                    g.requestId(),
+                                    decode.id(),
+                                    drained ? "drains" : "lost",
+                                    seen.size(),
+                                    e.toString());
+                            metrics.migrations(drained ? "drained" : "lost").increment();
+                            if (drained) membership.draining(decode.url()); // before its deregistration arrives
+                            workers.cancel(decode.url(), reservation).subscribe();
+                            left.run();
+                            int[] generated =
+                                    seen.stream().mapToInt(Integer::intValue).toArray();
+                            return resume.after(generated, attempt + 1)
+                                    .onErrorMap(x -> !(x instanceof RequestFailure), x -> {
+                                        LOG.warn("[{}] the stream could not be moved: {}", g.requestId(), x.toString());
+                                        return new RequestFailure(
+                                                RequestFailure.Kind.DECODE_FAILED,
+                                                "the decode worker was lost and the stream could not be moved (request "
+                                                        + g.requestId() + "; the conductor's log says why)",
+                                                null);
+                                    });
+                        });
     }
 
     /**

@@ -1,5 +1,6 @@
 package dev.mooncakej.conductor.request;
 
+import dev.mooncakej.conductor.ConductorProperties;
 import dev.mooncakej.conductor.membership.WorkerMembership;
 import dev.mooncakej.conductor.metrics.ConductorMetrics;
 import dev.mooncakej.conductor.model.ServedModel;
@@ -46,6 +47,7 @@ public class RequestPath {
     private final SchedulerFeedback feedback;
     private final WorkerMembership membership;
     private final ConductorMetrics metrics;
+    private final ConductorProperties props;
 
     public RequestPath(
             ServedModel model,
@@ -56,7 +58,9 @@ public class RequestPath {
             DecodeRelay relay,
             SchedulerFeedback feedback,
             WorkerMembership membership,
-            ConductorMetrics metrics) {
+            ConductorMetrics metrics,
+            ConductorProperties props) {
+        this.props = props;
         this.model = model;
         this.workers = workers;
         this.admission = admission;
@@ -169,22 +173,40 @@ public class RequestPath {
                 1,
                 false);
         long[] keys = model.blockKeys(g.salt()).keys(prompt);
+        DecodeRelay.Resume onward = (more, a) -> {
+            int[] all = Arrays.copyOf(generated, generated.length + more.length);
+            System.arraycopy(more, 0, all, generated.length, more.length);
+            return resumed(g, choice, all, a);
+        };
+        if (!props.takeFromPool() || keys.length == 0) return viaPrefill(moved, keys, onward, attempt, "prefill");
+        // the new decode worker takes the history from the KV pool itself; if it cannot, a prefill worker does
         LiveScheduler.Choice placed;
         try {
             placed = admission.admit(moved, keys);
         } catch (RequestFailure refused) {
             return Flux.error(refused);
         }
-        return land(moved, keys, placed, System.nanoTime())
-                .flatMapMany(l -> l.flight()
-                        .continued(
-                                l.placed(),
-                                (more, a) -> {
-                                    int[] all = Arrays.copyOf(generated, generated.length + more.length);
-                                    System.arraycopy(more, 0, all, generated.length, more.length);
-                                    return resumed(g, choice, all, a);
-                                },
-                                attempt));
+        return new Flight(moved, keys, placed, System.nanoTime(), false)
+                .taken(onward, attempt)
+                .onErrorResume(DecodeRelay.NotTaken.class, e -> {
+                    LOG.info("[{}] {}: placing it through a prefill worker", g.requestId(), e.getMessage());
+                    return viaPrefill(moved, keys, onward, attempt, "prefill_after_take");
+                });
+    }
+
+    /** A moved stream placed through a prefill worker, which fetches its history from the pool and writes it. */
+    private Flux<TokenEvent> viaPrefill(
+            GenerationRequest moved, long[] keys, DecodeRelay.Resume next, int attempt, String via) {
+        LiveScheduler.Choice placed;
+        try {
+            placed = admission.admit(moved, keys);
+        } catch (RequestFailure refused) {
+            return Flux.error(refused);
+        }
+        return land(moved, keys, placed, System.nanoTime()).flatMapMany(l -> {
+            metrics.placedAgain(via).increment();
+            return l.flight().continued(l.placed(), next, attempt);
+        });
     }
 
     /** One admitted request on its way: its reservation, the choice as it stands, what was accounted. */
@@ -273,6 +295,41 @@ public class RequestPath {
         private void settle(AtomicBoolean settled, LiveScheduler.Choice ch, double decodeStart, int produced) {
             if (settled.compareAndSet(false, true))
                 feedback.decodeEnded(ch, g.promptTokens().length, decodeStart, produced);
+        }
+
+        /**
+         * A moved stream taken from the KV pool by the decode worker it reserves on (no prefill): its
+         * token events, the first drawn by that worker. Fails with {@link DecodeRelay.NotTaken} before
+         * the first event when that worker could not take it (the reservation released; nothing
+         * accounted stays), so the caller places it through a prefill worker.
+         */
+        private Flux<TokenEvent> taken(DecodeRelay.Resume resume, int attempt) {
+            return placement
+                    .reserve(reservation, g, current.get().decodeCandidates(), asked)
+                    .doOnError(e -> prefillFailed())
+                    .doOnCancel(this::reserveCancelled)
+                    .flatMapMany(res -> {
+                        WorkerEndpoint decode = res.endpoint();
+                        LiveScheduler.Choice ch = reservedOn(decode);
+                        AtomicInteger produced = new AtomicInteger();
+                        AtomicBoolean settled = new AtomicBoolean(), began = new AtomicBoolean();
+                        double[] decodeStart = {0};
+                        DecodeRelay.Resume moves = (generated, a) -> {
+                            settle(settled, ch, decodeStart[0], 0); // moved again: it leaves this worker's load now
+                            return resume.after(generated, a);
+                        };
+                        Runnable onFirst = () -> {
+                            accounted.set(true);
+                            decodeStart[0] = feedback.takenOnDecode(ch, g.promptTokens().length);
+                            began.set(true);
+                            metrics.placedAgain("pool").increment();
+                        };
+                        return relay.taken(g, keys, reservation, decode, produced, moves, attempt, onFirst)
+                                .doOnError(DecodeRelay.NotTaken.class, e -> prefillFailed())
+                                .doFinally(sig -> {
+                                    if (began.get()) settle(settled, ch, decodeStart[0], produced.get());
+                                });
+                    });
         }
 
         /** The decode worker that reserved: the choice follows it (it may be a fallback). */

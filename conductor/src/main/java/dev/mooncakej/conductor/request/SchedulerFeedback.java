@@ -50,6 +50,11 @@ public class SchedulerFeedback {
      * A prefill that did not complete leaves the estimates: {@code called}, it reached its worker (and
      * ended now, so the requests queued behind it start now); else it never joined that queue.
      */
+    /** A moved stream its decode worker took from the pool itself (no prefill): returns the decode start time. */
+    double takenOnDecode(LiveScheduler.Choice c, int promptTokens) {
+        return scheduler.takenOnDecode(c, promptTokens);
+    }
+
     void prefillFailed(LiveScheduler.Choice c, int promptTokens, boolean called) {
         if (called) scheduler.prefillEnded(c, promptTokens, 0, 0, false);
         else scheduler.prefillNotStarted(c);

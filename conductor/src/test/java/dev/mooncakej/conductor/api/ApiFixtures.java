@@ -49,6 +49,7 @@ final class ApiFixtures {
                 null,
                 null,
                 null,
+                null,
                 null);
     }
 

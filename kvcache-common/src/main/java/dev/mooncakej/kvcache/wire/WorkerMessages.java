@@ -340,7 +340,14 @@ public final class WorkerMessages {
      * {@code moreFirstTokens}: the first tokens of choices 1.. of a reservation made for several
      * ({@code n} > 1), each decoded as a fork of the prompt's KV; null for one. {@code movable}: the
      * conductor can continue this stream elsewhere, so a draining worker may end it early with the
-     * finish {@code "moved"} instead of holding it to the end (left out, false).
+     * finish {@code "moved"} instead of holding it to the end (left out, false). {@code drawn}: the
+     * tokens a moved stream drew before, which a schema's constraint replays. {@code history}: a
+     * moved stream the decode worker takes itself, with no prefill worker between: every token of its
+     * prompt (the request's and those relayed before); the leading full blocks the KV pool holds are
+     * read from it by {@code keys}, the tokens after them computed here (the last partial block, and
+     * any block not yet in the pool, a few blocks at most), and the worker samples the first token
+     * (sent as the stream's first event; {@code firstToken} is then unused, 0); null: a prefill worker
+     * wrote the KV.
      */
     public record DecodeTask(
             long reservationId,
@@ -351,9 +358,34 @@ public final class WorkerMessages {
             SequenceKeys keys,
             int[] moreFirstTokens,
             Boolean movable,
-            int[] drawn) {
+            int[] drawn,
+            int[] history) {
         public DecodeTask {
             movable = Boolean.TRUE.equals(movable);
+        }
+
+        /** Without {@code history}: the KV was written by a prefill worker. */
+        public DecodeTask(
+                long reservationId,
+                int firstToken,
+                int promptTokens,
+                int maxTokens,
+                Sampling sampling,
+                SequenceKeys keys,
+                int[] moreFirstTokens,
+                Boolean movable,
+                int[] drawn) {
+            this(
+                    reservationId,
+                    firstToken,
+                    promptTokens,
+                    maxTokens,
+                    sampling,
+                    keys,
+                    moreFirstTokens,
+                    movable,
+                    drawn,
+                    null);
         }
 
         /** Without {@code drawn}: the tokens a moved stream drew before, which a schema's constraint replays. */

@@ -94,7 +94,7 @@ class WireContractsTest {
                         + "\"sampling\":{\"temperature\":0.0,\"topP\":1.0,\"topK\":0,\"seed\":7,\"logprobs\":false,"
                         + "\"schema\":null,\"strict\":false,\"logitBias\":null,\"minTokens\":0,\"ignoreEos\":false,"
                         + "\"resumeAt\":0},"
-                        + "\"keys\":null,\"moreFirstTokens\":null,\"movable\":false,\"drawn\":null}",
+                        + "\"keys\":null,\"moreFirstTokens\":null,\"movable\":false,\"drawn\":null,\"history\":null}",
                 DecodeTask.class);
         roundTrips(
                 new DecodeTask(42, 9, 5, 16, GREEDY, new SequenceKeys(-7, 4, new long[] {11}, new int[] {3})),
@@ -103,7 +103,7 @@ class WireContractsTest {
                         + "\"schema\":null,\"strict\":false,\"logitBias\":null,\"minTokens\":0,\"ignoreEos\":false,"
                         + "\"resumeAt\":0},"
                         + "\"keys\":{\"seed\":-7,\"blockTokens\":4,\"promptKeys\":[11],\"tailTokens\":[3]},"
-                        + "\"moreFirstTokens\":null,\"movable\":false,\"drawn\":null}",
+                        + "\"moreFirstTokens\":null,\"movable\":false,\"drawn\":null,\"history\":null}",
                 DecodeTask.class);
         roundTrips(
                 new StorePut("http://d:8200", new long[] {1, 2}, 4096, "decode-h-1:pool"),
@@ -133,7 +133,7 @@ class WireContractsTest {
                         + "\"sampling\":{\"temperature\":0.0,\"topP\":1.0,\"topK\":0,\"seed\":7,\"logprobs\":false,"
                         + "\"schema\":null,\"strict\":false,\"logitBias\":null,\"minTokens\":0,\"ignoreEos\":false,"
                         + "\"resumeAt\":0},"
-                        + "\"keys\":null,\"moreFirstTokens\":[4,9],\"movable\":false,\"drawn\":null}",
+                        + "\"keys\":null,\"moreFirstTokens\":[4,9],\"movable\":false,\"drawn\":null,\"history\":null}",
                 DecodeTask.class);
         roundTrips(
                 new LoadReport("http://d:8200", 3, 4096),
