@@ -90,6 +90,7 @@ public final class DecodeAgent implements SmartLifecycle {
     /** One duty cycle; returns how much work it did (0: idle). */
     int doWork() {
         int work = service.reap(System.nanoTime(), fenceCalls::execute);
+        for (Runnable job; (job = service.between.poll()) != null; work++) job.run(); // a take's last tokens
         while (active.size() < maxBatch) {
             Reservation r = service.joining.poll();
             if (r == null) break;

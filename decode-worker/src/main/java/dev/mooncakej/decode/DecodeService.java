@@ -29,11 +29,14 @@ import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
+import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.ExecutionException;
 import java.util.concurrent.Executor;
 import java.util.concurrent.Executors;
 import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicIntegerArray;
@@ -433,6 +436,38 @@ public final class DecodeService {
     /** Takes run on virtual threads: their pool reads and the engine's lock are waits, not work. */
     private static final Executor TAKERS = Executors.newVirtualThreadPerTaskExecutor();
 
+    /**
+     * Work the agent runs on its own thread between two decode steps: a take's few tokens computed there
+     * wait at most one step, where a second thread would contend for the engine's lock with an agent
+     * that takes it back step after step.
+     */
+    final LinkedBlockingQueue<Runnable> between = new LinkedBlockingQueue<>();
+
+    /** Computes {@code tokens[seq.length()..]} between two decode steps (the agent's thread); false: no room. */
+    private boolean betweenSteps(Sequence seq, int[] tokens, float[] logits) throws Exception {
+        CompletableFuture<Boolean> done = new CompletableFuture<>();
+        AtomicBoolean claimed = new AtomicBoolean(); // by the agent (it computes) or by a timeout (it never will)
+        between.add(() -> {
+            if (!claimed.compareAndSet(false, true)) return;
+            try {
+                done.complete(engine.prefill(seq, tokens, PrefillOptions.DEFAULT, logits));
+            } catch (RuntimeException e) {
+                done.completeExceptionally(e);
+            }
+        });
+        try {
+            try {
+                return done.get(runtime.settings().kvTimeoutMillis(), TimeUnit.MILLISECONDS);
+            } catch (TimeoutException e) {
+                if (claimed.compareAndSet(false, true)) // never started: its blocks may be released now
+                throw new NotTaken("the decode agent did not compute the take's last tokens in time");
+                return done.get(); // under way on the agent: its blocks are written until it ends
+            }
+        } catch (ExecutionException e) {
+            throw e.getCause() instanceof RuntimeException re ? re : e;
+        }
+    }
+
     /** The most blocks' worth of tokens a take computes here (more: a prefill worker places the stream). */
     static final int TAKE_RECOMPUTE_BLOCKS = 4;
 
@@ -444,21 +479,23 @@ public final class DecodeService {
     }
 
     /** The take itself, off the caller's thread; the reservation is COMMITTED after it, or released. */
-    private FirstToken.Drawn takeKv(Reservation r, DecodeTask task) {
+    private FirstToken.Drawn takeKv(Reservation r, DecodeTask task) throws Exception {
         boolean done = false;
         try {
             int bt = engine.info().blockTokens(), vocab = engine.info().vocabSize();
             int[] history = task.history();
             int n = history.length, want = (n - 1) / bt; // one token at least is computed: its logits draw the next
-            long t0 = System.nanoTime();
+            long t0 = System.nanoTime(), tLocated = t0, tPinned = t0;
             int full = 0;
             if (want > 0) {
                 StoreClient st = sequences.store();
                 if (st == null) throw new NotTaken("this worker has no KV pool to take reservation " + r.id + " from");
                 long[] keys = Arrays.copyOf(task.keys().promptKeys(), want);
-                PoolReader.Sources s = reader.locate(st, keys, r.id);
+                PoolReader.Sources s = reader.locate(st, keys, r.id, 0); // what is missing is computed here
+                tLocated = System.nanoTime();
                 if (s != null && !s.chosen().isEmpty()) {
                     PoolReader.Pinned p = reader.pin(s, r.id);
+                    tPinned = System.nanoTime();
                     int[] ids = Arrays.copyOf(r.seq.blockTable(), Math.min(want, p.usable()));
                     full = reader.read(s, p, ids, r.id); // lifts the pins whatever happened
                 }
@@ -467,9 +504,10 @@ public final class DecodeService {
                 throw new NotTaken("the KV pool gave " + full + " of the " + want + " blocks of reservation " + r.id
                         + ": " + (n - full * bt) + " tokens would be computed here, more than "
                         + TAKE_RECOMPUTE_BLOCKS * bt);
+            long tRead = System.nanoTime();
             r.seq.setLength(full * bt); // the positions before are in the blocks read
             float[] logits = new float[vocab];
-            if (!engine.prefill(r.seq, history, PrefillOptions.DEFAULT, logits))
+            if (!betweenSteps(r.seq, history, logits))
                 throw new IllegalStateException("reservation " + r.id + ": no room for its last tokens");
             var s = task.sampling();
             TokenConstraint c = null;
@@ -489,12 +527,18 @@ public final class DecodeService {
                 r.state = State.COMMITTED;
             }
             taken.addAndGet(full);
+            long now = System.nanoTime();
             LOG.info(
-                    "took reservation {} from the KV pool: {} blocks read, {} tokens computed, in {} ms",
+                    "took reservation {} from the KV pool: {} blocks read, {} tokens computed, in {} ms"
+                            + " (lookup {}, pins {}, reads {}, compute {})",
                     r.id,
                     full,
                     n - full * bt,
-                    (System.nanoTime() - t0) / 1_000_000);
+                    (now - t0) / 1_000_000,
+                    (tLocated - t0) / 1_000_000,
+                    (tPinned - tLocated) / 1_000_000,
+                    (tRead - Math.max(tPinned, tLocated)) / 1_000_000,
+                    (now - tRead) / 1_000_000);
             done = true;
             return d;
         } finally {

@@ -74,8 +74,16 @@ public final class PoolReader {
      * Null when the master did not answer.
      */
     public Sources locate(StoreClient store, long[] wanted, long reservation) {
+        return locate(store, wanted, reservation, LOOKUP_RETRIES);
+    }
+
+    /**
+     * As above, asking again at most {@code retries} times (0: a reader that computes what is missing
+     * and gains nothing by waiting, as a decode worker taking a stream whose old worker died mid-write).
+     */
+    public Sources locate(StoreClient store, long[] wanted, long reservation, int retries) {
         StoreReplicas got = store.get(wanted);
-        for (int attempt = 1; got != null && attempt <= LOOKUP_RETRIES && located(got) < wanted.length; attempt++) {
+        for (int attempt = 1; got != null && attempt <= retries && located(got) < wanted.length; attempt++) {
             try {
                 Thread.sleep(LOOKUP_RETRY_MILLIS);
             } catch (InterruptedException e) {
