@@ -2,6 +2,7 @@ package dev.mooncakej.cli;
 
 import dev.mooncakej.engine.generate.ModelGenerator;
 import java.io.BufferedReader;
+import java.io.IOException;
 import java.io.InputStream;
 import java.io.InputStreamReader;
 import java.net.URI;
@@ -11,6 +12,7 @@ import java.net.http.HttpResponse;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -193,9 +195,35 @@ final class MigrationBench implements Runnable {
             r.put("pause_p50_ms", round3(percentile(p, 0.5)));
             r.put("pause_p99_ms", round3(percentile(p, 0.99)));
             r.put("pool_tokens_after_kill", poolTokens);
+            // how the moved streams were placed again: taken from the pool by the surviving decode worker
+            // itself, or through a prefill worker (the write-behind-off run: the pool lacks their history)
+            String after = Http.get(http, base + "/actuator/prometheus");
+            r.put("placed_via_pool", sample(after, "mooncakej_stream_placements_total{via=\"pool\""));
+            r.put(
+                    "placed_via_prefill",
+                    sample(after, "mooncakej_stream_placements_total{via=\"prefill\"")
+                            + sample(after, "mooncakej_stream_placements_total{via=\"prefill_after_take\""));
+            int survivor = port + 20 + (1 - busiest);
+            r.put(
+                    "tokens_taken_from_pool",
+                    32
+                            * sample(
+                                    Http.get(http, "http://127.0.0.1:" + survivor + "/actuator/prometheus"),
+                                    "mooncakej_decode_taken_blocks_total"));
             return r;
         } finally {
             ClusterLauncher.stop(cluster);
+            keepLogs(writeBehind ? "on" : "off");
+        }
+    }
+
+    /** The cluster's logs, kept apart (the next cluster writes .cache/logs/ anew): .cache/logs/migration-on|off/. */
+    private static void keepLogs(String which) throws IOException {
+        Path logs = Machine.projectRoot().resolve(".cache/logs");
+        Path kept = Files.createDirectories(logs.resolve("migration-" + which));
+        try (var files = Files.list(logs)) {
+            for (Path f : files.filter(Files::isRegularFile).toList())
+                Files.copy(f, kept.resolve(f.getFileName()), StandardCopyOption.REPLACE_EXISTING);
         }
     }
 
