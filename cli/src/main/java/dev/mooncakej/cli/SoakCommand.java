@@ -227,6 +227,9 @@ final class SoakCommand implements Runnable {
         }
     }
 
+    /** Long streams (400 tokens, read to their end) past their second chunk: decoding, far from their end. */
+    private final AtomicLong longStreamsDecoding = new AtomicLong();
+
     /** The requests each client is waiting on: its id and how far it got (what a hung one reports). */
     private final Map<Thread, String> inFlight = new ConcurrentHashMap<>();
 
@@ -266,7 +269,7 @@ final class SoakCommand implements Runnable {
                 }
                 inFlight.put(Thread.currentThread(), what + ": status 200, no event yet");
                 int chunks = 0, events = 0;
-                boolean done = false, error = false;
+                boolean done = false, error = false, decoding = false;
                 try (BufferedReader in = new BufferedReader(new InputStreamReader(r.body(), StandardCharsets.UTF_8))) {
                     String line;
                     while ((line = in.readLine()) != null) {
@@ -279,7 +282,13 @@ final class SoakCommand implements Runnable {
                         if (data.equals("[DONE]")) done = true;
                         else if (data.contains("\"error\"")) error = true;
                         else if (++chunks == 2 && hangUp) break; // the client goes away
+                        else if (chunks == 2 && along) {
+                            decoding = true;
+                            longStreamsDecoding.incrementAndGet();
+                        }
                     }
+                } finally {
+                    if (decoding) longStreamsDecoding.decrementAndGet();
                 }
                 if (hangUp && !done && !error) count("cancelled");
                 else classify(200, "", error, !done);
@@ -346,11 +355,21 @@ final class SoakCommand implements Runnable {
         List<String> cmd = new ArrayList<>();
         cmd.add(worker.info().command().orElseThrow());
         cmd.addAll(List.of(worker.info().arguments().orElseThrow()));
-        // killed while it decodes (a stream in flight moves to the other worker): up to 10 s for one
+        // killed while it decodes a stream far from its end, so that the stream must move: a long stream
+        // is decoding and the other decode worker decodes nothing, so it is on this one (up to 15 s; then
+        // any stream in flight). A short stream or a hang-up may end between the gauge's read and the kill.
         String workerMetrics = "http://127.0.0.1:" + httpPort + "/actuator/prometheus";
-        long busyBy = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
-        while ((streamsAtKill = gauge(Http.get(http, workerMetrics), "mooncakej_decode_batch_size")) < 1
-                && System.nanoTime() < busyBy) Thread.sleep(5);
+        String otherMetrics = "http://127.0.0.1:" + (httpPort - 1) + "/actuator/prometheus";
+        long longBy = System.nanoTime() + TimeUnit.SECONDS.toNanos(15);
+        long busyBy = longBy + TimeUnit.SECONDS.toNanos(10);
+        while (true) {
+            streamsAtKill = gauge(Http.get(http, workerMetrics), "mooncakej_decode_batch_size");
+            boolean longHere = longStreamsDecoding.get() > 0
+                    && gauge(Http.get(http, otherMetrics), "mooncakej_decode_batch_size") == 0;
+            long now = System.nanoTime();
+            if (streamsAtKill >= 1 && (longHere || now > longBy) || now > busyBy) break;
+            Thread.sleep(5);
+        }
         System.err.println("\nsoak: SIGKILL (decoding " + streamsAtKill + " streams) and restart of the worker on port "
                 + httpPort);
         worker.destroyForcibly();

@@ -100,12 +100,10 @@ final class WorkerChannels implements AutoCloseable {
         return exchange(url, op, requestId, json, () -> {}).next().map(ControlFrame::text);
     }
 
-    /** The items of a streaming call, as JSON, until the worker ends the stream. */
-    Flux<String> stream(String url, int op, String requestId, String json) {
-        return stream(url, op, requestId, json, () -> {});
-    }
-
-    /** As {@link #stream(String, int, String, String)}; {@code sent} runs once the call's frame is on its way. */
+    /**
+     * The items of a streaming call, as JSON, until the worker ends the stream; {@code sent} runs once
+     * the call's frame is on its way.
+     */
     Flux<String> stream(String url, int op, String requestId, String json, Runnable sent) {
         return exchange(url, op, requestId, json, sent)
                 .takeWhile(f -> f.kind() == ControlFrame.ITEM)

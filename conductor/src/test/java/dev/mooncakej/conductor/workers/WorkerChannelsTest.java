@@ -104,7 +104,7 @@ class WorkerChannelsTest {
         assertThat(connections).as("single-answer calls share one connection").hasValue(1);
         // streams go over the other connections, in turn
         for (int i = 0; i < 2 * (WorkerChannels.LANES - 1); i++)
-            channels.stream(url, ControlFrame.DECODE, "s" + i, "{}")
+            channels.stream(url, ControlFrame.DECODE, "s" + i, "{}", () -> {})
                     .take(1)
                     .onErrorResume(e -> Flux.empty())
                     .blockLast(Duration.ofSeconds(5));
@@ -137,11 +137,11 @@ class WorkerChannelsTest {
                                 .map(i -> ControlFrame.item(f.call(), String.valueOf(i)))
                                 .takeUntil(x -> received.stream()
                                         .anyMatch(r -> r.kind() == ControlFrame.CANCEL && r.call() == f.call())));
-        assertThat(channels.stream(url, ControlFrame.DECODE, "short", "{}")
+        assertThat(channels.stream(url, ControlFrame.DECODE, "short", "{}", () -> {})
                         .collectList()
                         .block(Duration.ofSeconds(5)))
                 .containsExactly("1", "2");
-        assertThat(channels.stream(url, ControlFrame.DECODE, "endless", "{}")
+        assertThat(channels.stream(url, ControlFrame.DECODE, "endless", "{}", () -> {})
                         .take(3)
                         .collectList()
                         .block(Duration.ofSeconds(5)))
