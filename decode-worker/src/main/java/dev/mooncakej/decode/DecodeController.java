@@ -8,7 +8,11 @@ import dev.mooncakej.kvcache.wire.WorkerMessages.ReserveRequest;
 import dev.mooncakej.kvcache.wire.WorkerMessages.ReserveResponse;
 import dev.mooncakej.kvcache.wire.WorkerMessages.WorkerError;
 import dev.mooncakej.web.ChannelOps;
+import dev.mooncakej.web.Traced;
+import dev.mooncakej.web.Tracing;
 import java.nio.charset.StandardCharsets;
+import java.util.Locale;
+import java.util.concurrent.atomic.AtomicLong;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 import org.springframework.core.io.buffer.DataBufferFactory;
@@ -36,10 +40,12 @@ public class DecodeController implements ChannelOps {
     private static final Logger LOG = LoggerFactory.getLogger(DecodeController.class);
     private final DecodeService service;
     private final DecodeAgent agent;
+    private final Tracing tracing;
 
-    public DecodeController(DecodeService service, DecodeAgent agent) {
+    public DecodeController(DecodeService service, DecodeAgent agent, Tracing tracing) {
         this.service = service;
         this.agent = agent;
+        this.tracing = tracing;
     }
 
     @PostMapping(value = "/internal/reserve", produces = MediaType.APPLICATION_JSON_VALUE)
@@ -83,21 +89,60 @@ public class DecodeController implements ChannelOps {
     public Mono<Void> decode(
             @RequestBody(required = false) String body,
             @RequestHeader(value = "X-Request-Id", required = false) String rid,
+            @RequestHeader(value = Tracing.TRACEPARENT, required = false) String trace,
             ServerHttpResponse response) {
-        Flux<String> lines = events(body, rid);
+        Flux<String> lines = events(body, rid, trace);
         response.getHeaders().setContentType(MediaType.APPLICATION_NDJSON);
         DataBufferFactory buffers = response.bufferFactory();
         return response.writeAndFlushWith(
                 lines.map(line -> Mono.just(buffers.wrap((line + "\n").getBytes(StandardCharsets.UTF_8)))));
     }
 
-    /** The token events of a decode task, each as JSON. */
-    private Flux<String> events(String body, String rid) {
+    /**
+     * The token events of a decode task, each as JSON. Its span has two parts: the wait until its
+     * first token (the KV located and, for a moved stream, taken from the pool; the sequence joining
+     * the batch) and the decode (tokens and steps).
+     */
+    private Flux<String> events(String body, String rid, String trace) {
         DecodeTask task = InternalJson.decode(body, DecodeTask.class);
-        LOG.info("[{}] decoding reservation {} (up to {} tokens)", rid, task.reservationId(), task.maxTokens());
+        Traced span = tracing.serve("mooncakej.decode", trace)
+                .tag("mooncakej.request_id", rid)
+                .tag("mooncakej.reservation", task.reservationId())
+                .tag("mooncakej.tokens.prompt", task.promptTokens())
+                .tag("mooncakej.tokens.max", task.maxTokens())
+                .tag("mooncakej.decode.taken_from_pool", task.history() != null);
+        LOG.info(
+                "[{}] trace {}: decoding reservation {} (up to {} tokens)",
+                rid,
+                span.traceId(),
+                task.reservationId(),
+                task.maxTokens());
+        long received = System.nanoTime();
+        long[] first = {0};
+        AtomicLong tokens = new AtomicLong();
         return service.decode(task)
+                .doOnNext(e -> {
+                    if (tokens.getAndIncrement() == 0) first[0] = System.nanoTime();
+                })
                 .map(InternalJson::encode)
-                .doOnCancel(() -> LOG.info("[{}] client of reservation {} went away", rid, task.reservationId()));
+                .doOnCancel(() -> LOG.info("[{}] client of reservation {} went away", rid, task.reservationId()))
+                .doFinally(signal -> {
+                    long end = System.nanoTime(), n = tokens.get();
+                    int choices = 1 + (task.moreFirstTokens() == null ? 0 : task.moreFirstTokens().length);
+                    span.part("decode.kv_wait", received, n > 0 ? first[0] : end);
+                    if (n > 0)
+                        span.part(
+                                "decode.steps",
+                                first[0],
+                                end,
+                                "mooncakej.tokens.generated",
+                                n,
+                                "mooncakej.decode.steps",
+                                (n + choices - 1) / choices);
+                    span.tag("mooncakej.tokens.generated", n)
+                            .tag("mooncakej.decode.outcome", signal.toString().toLowerCase(Locale.ROOT));
+                    span.end();
+                });
     }
 
     // the control channel: the same operations as the routes above, over one connection per conductor
@@ -108,7 +153,7 @@ public class DecodeController implements ChannelOps {
     }
 
     @Override
-    public Mono<String> call(int op, String json, String rid) {
+    public Mono<String> call(int op, String json, String rid, String trace) {
         return switch (op) {
             case ControlFrame.RESERVE -> Mono.fromCallable(() -> reserveJson(json, rid));
             case ControlFrame.RELEASE ->
@@ -122,8 +167,8 @@ public class DecodeController implements ChannelOps {
     }
 
     @Override
-    public Flux<String> stream(int op, String json, String rid) {
-        return op == ControlFrame.DECODE ? events(json, rid) : Flux.error(ChannelOps.unknown(op));
+    public Flux<String> stream(int op, String json, String rid, String trace) {
+        return op == ControlFrame.DECODE ? events(json, rid, trace) : Flux.error(ChannelOps.unknown(op));
     }
 
     @Override

@@ -7,6 +7,8 @@ import dev.mooncakej.kvcache.wire.WorkerMessages.PrefillResult;
 import dev.mooncakej.kvcache.wire.WorkerMessages.PrefillTask;
 import dev.mooncakej.kvcache.wire.WorkerMessages.WorkerError;
 import dev.mooncakej.web.ChannelOps;
+import dev.mooncakej.web.Traced;
+import dev.mooncakej.web.Tracing;
 import java.io.IOException;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -31,26 +33,39 @@ import reactor.core.scheduler.Schedulers;
 public class PrefillController implements ChannelOps {
     private static final Logger LOG = LoggerFactory.getLogger(PrefillController.class);
     private final PrefillService service;
+    private final Tracing tracing;
 
-    public PrefillController(PrefillService service) {
+    public PrefillController(PrefillService service, Tracing tracing) {
         this.service = service;
+        this.tracing = tracing;
     }
 
     @PostMapping(value = "/internal/prefill", produces = MediaType.APPLICATION_JSON_VALUE)
     public Mono<String> prefill(
             @RequestBody(required = false) String body,
-            @RequestHeader(value = "X-Request-Id", required = false) String rid) {
-        return prefillJson(body, rid);
+            @RequestHeader(value = "X-Request-Id", required = false) String rid,
+            @RequestHeader(value = Tracing.TRACEPARENT, required = false) String trace) {
+        return prefillJson(body, rid, trace);
     }
 
-    private Mono<String> prefillJson(String body, String rid) {
+    private Mono<String> prefillJson(String body, String rid, String trace) {
         PrefillTask task = InternalJson.decode(body, PrefillTask.class);
         return Mono.fromCallable(() -> {
-                    PrefillResult r = service.prefill(task);
+                    // the span begins when the task is taken up (what it waited for before is the caller's)
+                    Traced span = tracing.serve("mooncakej.prefill", trace).tag("mooncakej.request_id", rid);
+                    PrefillResult r;
+                    try {
+                        r = service.prefill(task, span);
+                    } catch (RuntimeException | IOException e) {
+                        span.error(e).end();
+                        throw e;
+                    }
+                    span.end();
                     LOG.info(
-                            "[{}] prefilled {} tokens ({} cached) in {} ms; {} KV bytes to segment '{}' over {}, "
-                                    + "last layer acknowledged {} ms after compute",
+                            "[{}] trace {}: prefilled {} tokens ({} cached) in {} ms; {} KV bytes to segment '{}'"
+                                    + " over {}, last layer acknowledged {} ms after compute",
                             rid,
+                            span.traceId(),
                             task.tokens().length,
                             r.cachedTokens(),
                             Math.round(r.prefillSeconds() * 1000),
@@ -72,12 +87,12 @@ public class PrefillController implements ChannelOps {
     }
 
     @Override
-    public Mono<String> call(int op, String json, String rid) {
-        return op == ControlFrame.PREFILL ? prefillJson(json, rid) : Mono.error(ChannelOps.unknown(op));
+    public Mono<String> call(int op, String json, String rid, String trace) {
+        return op == ControlFrame.PREFILL ? prefillJson(json, rid, trace) : Mono.error(ChannelOps.unknown(op));
     }
 
     @Override
-    public Flux<String> stream(int op, String json, String rid) {
+    public Flux<String> stream(int op, String json, String rid, String trace) {
         return Flux.error(ChannelOps.unknown(op));
     }
 

@@ -23,6 +23,7 @@ import dev.mooncakej.kvtransfer.engine.TransferBatch;
 import dev.mooncakej.kvtransfer.engine.TransferEngine;
 import dev.mooncakej.kvtransfer.engine.TransferRequest;
 import dev.mooncakej.kvtransfer.engine.WorkerSegment;
+import dev.mooncakej.web.Traced;
 import dev.mooncakej.worker.FirstToken;
 import dev.mooncakej.worker.WorkerRuntime;
 import java.io.IOException;
@@ -186,6 +187,15 @@ public final class PrefillService {
     }
 
     public PrefillResult prefill(PrefillTask task) throws IOException {
+        return prefill(task, Traced.NONE);
+    }
+
+    /**
+     * Runs {@code task}; {@code span} (this worker's span of the request) gets its parts: the prefix
+     * fetch (blocks, bytes, source), the wait for the engine, the compute, and the KV transfer to the
+     * decode worker (path, bytes, writes).
+     */
+    public PrefillResult prefill(PrefillTask task, Traced span) throws IOException {
         int[] tokens = task.tokens();
         int bt = engine.info().blockTokens();
         int vocab = engine.info().vocabSize();
@@ -264,8 +274,23 @@ public final class PrefillService {
             double fetchSeconds = 0;
             if (Math.min(task.poolPrefixBlocks(), limit) > local.length && store != null) {
                 long tf = System.nanoTime();
-                prefix = fetcher.fetch(store, keys, local, Math.min(task.poolPrefixBlocks(), limit), id);
-                fetchSeconds = (System.nanoTime() - tf) / 1e9; // lookup, pins and reads: what a fetch costs
+                int want = Math.min(task.poolPrefixBlocks(), limit);
+                prefix = fetcher.fetch(store, keys, local, want, id);
+                long fetchEnd = System.nanoTime();
+                fetchSeconds = (fetchEnd - tf) / 1e9; // lookup, pins and reads: what a fetch costs
+                int got = prefix.length - local.length;
+                span.part(
+                        "prefix.fetch",
+                        tf,
+                        fetchEnd,
+                        "mooncakej.fetch.source",
+                        "pool",
+                        "mooncakej.fetch.blocks_wanted",
+                        want - local.length,
+                        "mooncakej.fetch.blocks",
+                        got,
+                        "mooncakej.fetch.bytes",
+                        (long) got * layerBytes * engine.info().layers());
             }
             seq.adoptPrefix(prefix, prefix.length);
             for (int b = local.length; b < prefix.length; b++) cache.release(prefix[b]); // the sequence holds them now
@@ -299,8 +324,17 @@ public final class PrefillService {
                     ok = engine.prefill(seq, tokens, opts, logits);
                 }
             }
-            double computeSeconds = (System.nanoTime() - computeFrom) / 1e9,
-                    queueSeconds = (computeFrom - waitFrom) / 1e9;
+            long computeEnd = System.nanoTime();
+            double computeSeconds = (computeEnd - computeFrom) / 1e9, queueSeconds = (computeFrom - waitFrom) / 1e9;
+            span.part("prefill.queue", waitFrom, computeFrom);
+            span.part(
+                    "prefill.compute",
+                    computeFrom,
+                    computeEnd,
+                    "mooncakej.tokens.computed",
+                    n - cached,
+                    "mooncakej.tokens.cached",
+                    cached);
             if (!ok) throw new IllegalStateException("no free KV blocks on this prefill worker for " + n + " tokens");
             // computed blocks, and fetched ones (a local replica now: hot prefixes replicate themselves),
             // cached as soon as they hold their KV: requests waiting for them go on now
@@ -341,7 +375,30 @@ public final class PrefillService {
             if (commit != KvControl.OK)
                 throw new IllegalStateException("the decode worker refused the KV of reservation " + id + " (commit: "
                         + statusName(commit) + ")");
-            double kvSeconds = (System.nanoTime() - tk) / 1e9;
+            long kvEnd = System.nanoTime();
+            double kvSeconds = (kvEnd - tk) / 1e9;
+            // written layer by layer while computed, then awaited and committed: the span covers both
+            span.part(
+                    "kv.transfer",
+                    computeFrom,
+                    kvEnd,
+                    "mooncakej.kv.path",
+                    transportTo(kv.segment()),
+                    "mooncakej.kv.segment",
+                    kv.segment(),
+                    "mooncakej.kv.bytes",
+                    bytes[0],
+                    "mooncakej.kv.writes",
+                    job.writes.get(),
+                    "mooncakej.kv.write_seconds",
+                    job.writeNanos.get() / 1e9,
+                    "mooncakej.kv.wait_after_compute_seconds",
+                    kvSeconds);
+            span.tag("mooncakej.reservation", id)
+                    .tag("mooncakej.tokens.prompt", n)
+                    .tag("mooncakej.prefix.local_tokens", (long) Math.max(0, local.length - fromSsd) * bt)
+                    .tag("mooncakej.prefix.ssd_tokens", (long) fromSsd * bt)
+                    .tag("mooncakej.prefix.pool_tokens", fetched);
             metrics.kvTime.record(Duration.ofNanos(System.nanoTime() - tk));
             metrics.kvBytes.increment(bytes[0]);
             metrics.cachedTokens.record(cached);

@@ -1,6 +1,11 @@
 package dev.mooncakej.system;
 
+import dev.mooncakej.engine.gguf.GgufFile;
+import dev.mooncakej.kvcache.BlockKeys;
 import dev.mooncakej.kvcache.wire.ClusterCredential;
+import dev.mooncakej.kvcache.wire.InternalJson;
+import dev.mooncakej.kvcache.wire.WorkerMessages.StoreGet;
+import dev.mooncakej.kvcache.wire.WorkerMessages.StoreReplicas;
 import java.io.BufferedReader;
 import java.io.IOException;
 import java.io.InputStreamReader;
@@ -15,6 +20,7 @@ import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
+import java.util.Random;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
@@ -134,6 +140,33 @@ final class LocalCluster implements AutoCloseable {
 
     String decodeUrl(int i) {
         return "http://127.0.0.1:" + (port + 20 + i);
+    }
+
+    /** How many of {@code keys} the store master knows a replica of. */
+    int heldReplicas(long[] keys) throws IOException, InterruptedException {
+        HttpResponse<String> r = post(url() + "/internal/store/get", InternalJson.encode(new StoreGet(keys)));
+        if (r.statusCode() != 200) throw new IllegalStateException("store get: " + r.statusCode() + " " + r.body());
+        return (int) InternalJson.decode(r.body(), StoreReplicas.class).replicas().stream()
+                .filter(l -> !l.isEmpty())
+                .count();
+    }
+
+    /** The block keys the services derive for {@code model} (its name and size, 32-token blocks). */
+    static BlockKeys blockKeys(Path model) throws IOException {
+        try (GgufFile f = GgufFile.open(model)) {
+            String name = f.has("general.name")
+                    ? f.getString("general.name")
+                    : model.getFileName().toString();
+            return new BlockKeys(name + "@" + f.fileSize(), 32);
+        }
+    }
+
+    /** A prompt of about 1500 characters that shares no block with another seed's. */
+    static String story(long seed) {
+        Random rnd = new Random(seed);
+        StringBuilder sb = new StringBuilder("story " + seed + ":");
+        while (sb.length() < 1500) sb.append(' ').append("w").append(rnd.nextInt(3000));
+        return sb.toString();
     }
 
     /** The log of one process of this cluster (conductor, prefill-0, decode-1, ...). */

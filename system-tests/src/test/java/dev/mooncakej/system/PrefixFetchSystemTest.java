@@ -3,7 +3,6 @@ package dev.mooncakej.system;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.mooncakej.engine.generate.ModelGenerator;
-import dev.mooncakej.engine.gguf.GgufFile;
 import dev.mooncakej.engine.llama.LlamaEngine;
 import dev.mooncakej.engine.sampling.SamplingParams;
 import dev.mooncakej.engine.sampling.TextGenerator;
@@ -16,8 +15,6 @@ import dev.mooncakej.kvcache.wire.WorkerMessages.PrefillTask;
 import dev.mooncakej.kvcache.wire.WorkerMessages.ReserveRequest;
 import dev.mooncakej.kvcache.wire.WorkerMessages.ReserveResponse;
 import dev.mooncakej.kvcache.wire.WorkerMessages.Sampling;
-import dev.mooncakej.kvcache.wire.WorkerMessages.StoreGet;
-import dev.mooncakej.kvcache.wire.WorkerMessages.StoreReplicas;
 import dev.mooncakej.kvcache.wire.WorkerMessages.TokenEvent;
 import java.net.http.HttpResponse;
 import java.nio.file.Files;
@@ -25,7 +22,6 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
-import java.util.Random;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
@@ -55,12 +51,7 @@ class PrefixFetchSystemTest {
         Path dir = Files.createTempDirectory("mooncakej-fetch");
         Path model = dir.resolve("tiny.gguf");
         ModelGenerator.generate(ModelGenerator.Preset.TINY, model);
-        try (GgufFile f = GgufFile.open(model)) {
-            String name = f.has("general.name")
-                    ? f.getString("general.name")
-                    : model.getFileName().toString();
-            blockKeys = new BlockKeys(name + "@" + f.fileSize(), 32);
-        }
+        blockKeys = LocalCluster.blockKeys(model);
         cluster = LocalCluster.start(
                 model,
                 2,
@@ -88,10 +79,7 @@ class PrefixFetchSystemTest {
     }
 
     private static String prompt(long seed) {
-        Random rnd = new Random(seed);
-        StringBuilder sb = new StringBuilder("story " + seed + ":");
-        while (sb.length() < 1500) sb.append(' ').append("w").append(rnd.nextInt(3000));
-        return sb.toString();
+        return LocalCluster.story(seed);
     }
 
     private record Direct(PrefillResult prefill, List<Integer> tokens) {}
@@ -133,10 +121,7 @@ class PrefixFetchSystemTest {
     }
 
     private static int heldReplicas(long[] keys) throws Exception {
-        StoreReplicas r = InternalJson.decode(
-                ok(LocalCluster.post(cluster.url() + "/internal/store/get", InternalJson.encode(new StoreGet(keys)))),
-                StoreReplicas.class);
-        return (int) r.replicas().stream().filter(l -> !l.isEmpty()).count();
+        return cluster.heldReplicas(keys);
     }
 
     @Test

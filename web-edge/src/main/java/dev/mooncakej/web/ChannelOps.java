@@ -14,11 +14,14 @@ public interface ChannelOps {
     /** Whether {@code op} answers with a stream of items (otherwise with one reply). */
     boolean streams(int op);
 
-    /** The one answer (a JSON message) to a call; may throw or fail like the HTTP route would. */
-    Mono<String> call(int op, String json, String requestId);
+    /**
+     * The one answer (a JSON message) to a call; may throw or fail like the HTTP route would. {@code
+     * trace}: the caller's span (a W3C traceparent; empty when not traced).
+     */
+    Mono<String> call(int op, String json, String requestId, String trace);
 
     /** The items (JSON messages) of a streaming call; cancelled when the caller cancels or leaves. */
-    Flux<String> stream(int op, String json, String requestId);
+    Flux<String> stream(int op, String json, String requestId, String trace);
 
     /** The HTTP status and body the route would answer for this failure. */
     Refusal refusal(Throwable e);

@@ -132,10 +132,10 @@ public final class ControlChannelEndpoint implements WebSocketHandler {
             return Flux.error(new ProtocolViolation("call " + id + " is already in flight"));
         if (calls != null) calls.increment();
         Flux<ControlFrame> run = Flux.defer(() -> ops.streams(f.op())
-                        ? ops.stream(f.op(), f.text(), f.requestId())
+                        ? ops.stream(f.op(), f.text(), f.requestId(), f.trace())
                                 .map(json -> ControlFrame.item(id, json))
                                 .concatWith(Mono.fromSupplier(() -> ControlFrame.end(id)))
-                        : ops.call(f.op(), f.text(), f.requestId())
+                        : ops.call(f.op(), f.text(), f.requestId(), f.trace())
                                 .map(json -> ControlFrame.reply(id, json))
                                 .switchIfEmpty(Mono.error(new IllegalStateException("no answer")))
                                 .flux())

@@ -7,6 +7,8 @@ import dev.mooncakej.kvcache.wire.ControlFrame;
 import io.micrometer.core.instrument.FunctionCounter;
 import io.micrometer.core.instrument.Gauge;
 import io.micrometer.core.instrument.MeterRegistry;
+import io.micrometer.tracing.Tracer;
+import io.micrometer.tracing.propagation.Propagator;
 import java.time.Duration;
 import java.util.Map;
 import org.springframework.beans.factory.ObjectProvider;
@@ -153,6 +155,18 @@ public class WebEdgeAutoConfiguration {
                         () -> WebsocketServerSpec.builder().maxFramePayloadLength(ControlFrame.MAX_BYTES)));
             }
         };
+    }
+
+    /**
+     * The spans of this service's requests: off ({@link Tracing#OFF}) unless {@link TracingEnvironment}
+     * found an OTLP endpoint, then Micrometer Tracing over Spring Boot's OpenTelemetry SDK.
+     */
+    @Bean
+    Tracing tracing(Environment env, ObjectProvider<Tracer> tracer, ObjectProvider<Propagator> propagator) {
+        if (!env.getProperty(TracingEnvironment.ACTIVE, Boolean.class, false)) return Tracing.OFF;
+        Tracer t = tracer.getIfAvailable();
+        Propagator p = propagator.getIfAvailable();
+        return t == null || p == null ? Tracing.OFF : new Tracing(t, p);
     }
 
     @Bean

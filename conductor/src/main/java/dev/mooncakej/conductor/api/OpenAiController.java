@@ -9,11 +9,14 @@ import dev.mooncakej.conductor.request.GenerationRequest;
 import dev.mooncakej.conductor.request.RequestFailure;
 import dev.mooncakej.conductor.request.RequestPath;
 import dev.mooncakej.conductor.tools.ToolCallStream;
+import dev.mooncakej.web.Traced;
+import dev.mooncakej.web.Tracing;
 import jakarta.annotation.PreDestroy;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Locale;
 import java.util.Map;
 import java.util.UUID;
 import java.util.concurrent.RejectedExecutionException;
@@ -59,6 +62,7 @@ public class OpenAiController {
     private final ConductorProperties props;
 
     private final ResponsesApi responses;
+    private final Tracing tracing;
 
     public OpenAiController(
             ServedModel model,
@@ -67,8 +71,10 @@ public class OpenAiController {
             ConductorMetrics metrics,
             ApiKeys keys,
             ConductorProperties props,
-            ResponsesApi responses) {
+            ResponsesApi responses,
+            Tracing tracing) {
         this.responses = responses;
+        this.tracing = tracing;
         this.keys = keys;
         this.props = props;
         this.model = model;
@@ -137,28 +143,35 @@ public class OpenAiController {
     public Mono<ResponseEntity<?>> chat(
             @RequestBody(required = false) String body,
             @RequestHeader(value = "X-Request-Id", required = false) String rid,
+            @RequestHeader(value = Tracing.TRACEPARENT, required = false) String traceparent,
             ServerWebExchange exchange) {
-        return complete(body, true, rid, exchange.getAttribute(ApiKeyFilter.TENANT));
+        return complete(body, true, rid, exchange.getAttribute(ApiKeyFilter.TENANT), traceparent);
     }
 
     @PostMapping(value = "/v1/completions", consumes = MediaType.APPLICATION_JSON_VALUE)
     public Mono<ResponseEntity<?>> completions(
             @RequestBody(required = false) String body,
             @RequestHeader(value = "X-Request-Id", required = false) String rid,
+            @RequestHeader(value = Tracing.TRACEPARENT, required = false) String traceparent,
             ServerWebExchange exchange) {
-        return complete(body, false, rid, exchange.getAttribute(ApiKeyFilter.TENANT));
+        return complete(body, false, rid, exchange.getAttribute(ApiKeyFilter.TENANT), traceparent);
     }
 
     /**
      * A request that passed the cheap checks from its headers ({@link ApiKeyFilter}: the key, its
      * concurrency and request-rate limits, released when the exchange ends; {@link BodyLimitFilter}):
      * parsed, checked for the model, bounded by context from its size, tokenized on the fair pool,
-     * charged to its key's token rate, then run.
+     * charged to its key's token rate, then run. Its span (a client's {@code traceparent} continued)
+     * ends with the response: a stream's when its last event is sent or the client leaves.
      */
-    private Mono<ResponseEntity<?>> complete(String body, boolean chat, String rid, ApiKeys.Tenant tenant) {
+    private Mono<ResponseEntity<?>> complete(
+            String body, boolean chat, String rid, ApiKeys.Tenant tenant, String traceparent) {
         String requestId = rid != null && rid.matches("[A-Za-z0-9._-]{1,64}")
                 ? rid
                 : UUID.randomUUID().toString();
+        Traced span = tracing.serve("mooncakej.request", traceparent)
+                .tag("mooncakej.request_id", requestId)
+                .tag("mooncakej.endpoint", chat ? "/v1/chat/completions" : "/v1/completions");
         // templates and tokenization off the event loop, on a bounded pool shared fairly between keys: a
         // burst of long prompts queues there (or is refused with 503 when the queue is full) instead of
         // stalling every stream or another key's requests
@@ -168,6 +181,7 @@ public class OpenAiController {
                     List<GenerationRequest> gs = chat
                             ? List.of(parser.parse(body, true, requestId, salt))
                             : parser.parseCompletions(body, requestId, salt);
+                    gs = gs.stream().map(g -> g.traced(span)).toList();
                     long charged = 0;
                     for (GenerationRequest g : gs) charged += g.promptTokens().length + (long) g.n() * g.maxTokens();
                     keys.admitTokens(tenant, charged);
@@ -176,7 +190,26 @@ public class OpenAiController {
                 .flatMap(gs -> gs.size() == 1 && gs.get(0).n() == 1
                         ? generate(gs.get(0), chat, requestId)
                         : several(gs, requestId))
-                .transform(m -> refusals(m, requestId));
+                .transform(m -> refusals(m, requestId))
+                .transform(m -> traced(m, span));
+    }
+
+    /** Ends {@code span} with the response: a streamed body's when it ends, otherwise when the answer is ready. */
+    private static Mono<ResponseEntity<?>> traced(Mono<ResponseEntity<?>> m, Traced span) {
+        if (!span.on()) return m;
+        return m.<ResponseEntity<?>>map(r -> {
+                    span.tag("http.response.status_code", r.getStatusCode().value());
+                    if (!(r.getBody() instanceof Flux<?> body)) {
+                        span.end();
+                        return r;
+                    }
+                    Flux<?> ending = body.doFinally(signal -> span.tag(
+                                    "mooncakej.stream.end", signal.toString().toLowerCase(Locale.ROOT))
+                            .end());
+                    return new ResponseEntity<>(ending, r.getHeaders(), r.getStatusCode());
+                })
+                .doOnCancel(span::end)
+                .doOnError(e -> span.error(e).end());
     }
 
     /** A stream's failure as its last events: the OpenAI error body, then {@code [DONE]}. */
@@ -411,22 +444,28 @@ public class OpenAiController {
     public Mono<ResponseEntity<?>> responses(
             @RequestBody(required = false) String body,
             @RequestHeader(value = "X-Request-Id", required = false) String rid,
+            @RequestHeader(value = Tracing.TRACEPARENT, required = false) String traceparent,
             ServerWebExchange exchange) {
         ApiKeys.Tenant tenant = exchange.getAttribute(ApiKeyFilter.TENANT);
         String requestId = rid != null && rid.matches("[A-Za-z0-9._-]{1,64}")
                 ? rid
                 : UUID.randomUUID().toString();
         String who = tenant == null ? null : tenant.name();
+        Traced span = tracing.serve("mooncakej.request", traceparent)
+                .tag("mooncakej.request_id", requestId)
+                .tag("mooncakej.endpoint", "/v1/responses");
         return tokenizers
                 .submit(who == null ? "-" : who, () -> {
                     ResponsesApi.Turn turn = responses.translate(body, who);
-                    GenerationRequest g =
-                            parser.parse(turn.chatBody(), true, requestId, tenant == null ? null : tenant.salt());
+                    GenerationRequest g = parser.parse(
+                                    turn.chatBody(), true, requestId, tenant == null ? null : tenant.salt())
+                            .traced(span);
                     keys.admitTokens(tenant, (long) g.promptTokens().length + g.maxTokens());
                     return new ResponseTurn(turn, g);
                 })
                 .flatMap(rt -> respond(rt, requestId, who))
-                .transform(m -> refusals(m, requestId));
+                .transform(m -> refusals(m, requestId))
+                .transform(m -> traced(m, span));
     }
 
     private Mono<ResponseEntity<?>> respond(ResponseTurn rt, String requestId, String who) {

@@ -127,7 +127,8 @@ public class RequestParser {
                 tools,
                 echo,
                 n,
-                echo != null && sampling.logprobs());
+                echo != null && sampling.logprobs(),
+                null);
     }
 
     /** Most prompts one /v1/completions request may carry. */

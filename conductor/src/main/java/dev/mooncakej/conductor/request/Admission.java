@@ -95,9 +95,10 @@ public class Admission {
         metrics.rejected(Decision.TTFT_SLO.equals(d.rejectReason()) ? "ttft_slo" : "decode_load")
                 .increment();
         LOG.info( // what the refusal rested on, for whoever reads why a request got 429
-                "[{}] refused: {} ({} prompt tokens, predicted TTFT {} ms: queue {}, prefill {}, fetch {}; "
+                "[{}] trace {}: refused: {} ({} prompt tokens, predicted TTFT {} ms: queue {}, prefill {}, fetch {}; "
                         + "predicted TBT {} ms)",
                 g.requestId(),
+                g.trace().traceId(),
                 d.rejectReason(),
                 g.promptTokens().length,
                 Math.round(d.ttft() * 1000),

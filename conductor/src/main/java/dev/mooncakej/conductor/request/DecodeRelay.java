@@ -100,7 +100,7 @@ public class DecodeRelay {
                     sequenceKeys(g, keys),
                     n > 1 ? Arrays.copyOfRange(firsts, 1, n) : null,
                     resume != null); // a draining worker hands the choices off (each goes on elsewhere)
-            source = workers.decode(decode.url(), dt, g.requestId());
+            source = workers.decode(decode.url(), dt, g.requestId(), g.trace().traceparent());
             if (n == 1 && resume != null)
                 source = resumable(g, source, firsts[0], decode, reservation, resume.apply(0), 0, leave);
         }
@@ -184,7 +184,11 @@ public class DecodeRelay {
                         Flux.just(first),
                         resumable(
                                 g,
-                                workers.decode(decode.url(), dt, g.requestId()),
+                                workers.decode(
+                                        decode.url(),
+                                        dt,
+                                        g.requestId(),
+                                        g.trace().traceparent()),
                                 pr.firstToken(),
                                 decode,
                                 reservation,
@@ -255,7 +259,8 @@ public class DecodeRelay {
         AtomicBoolean first = new AtomicBoolean();
         decode.started();
         Runnable leave = once(decode::ended);
-        Flux<TokenEvent> source = workers.decode(decode.url(), dt, g.requestId())
+        Flux<TokenEvent> source = workers.decode(
+                        decode.url(), dt, g.requestId(), g.trace().traceparent())
                 .doOnNext(ev -> {
                     if (first.compareAndSet(false, true)) onFirst.run();
                 })

@@ -2,6 +2,7 @@ package dev.mooncakej.conductor.request;
 
 import dev.mooncakej.conductor.tools.ToolSet;
 import dev.mooncakej.kvcache.wire.WorkerMessages.Sampling;
+import dev.mooncakej.web.Traced;
 import java.util.List;
 
 /**
@@ -15,6 +16,8 @@ import java.util.List;
  * @param n             how many choices to generate from the one prefill (1..16)
  * @param promptLogprobs completions' {@code echo} with {@code logprobs}: the log-probability of each prompt
  *                      token after the first, computed by the prefill over the whole prompt
+ * @param trace         the conductor's span of the request ({@link Traced#NONE}: not traced), whose
+ *                      context goes with every call to a worker
  */
 public record GenerationRequest(
         boolean chat,
@@ -30,7 +33,32 @@ public record GenerationRequest(
         ToolSet tools,
         String echo,
         int n,
-        boolean promptLogprobs) {
+        boolean promptLogprobs,
+        Traced trace) {
     /** The most choices one request may ask for. */
     public static final int MAX_N = 16;
+
+    public GenerationRequest {
+        trace = trace == null ? Traced.NONE : trace;
+    }
+
+    /** This request, traced by {@code span}. */
+    public GenerationRequest traced(Traced span) {
+        return new GenerationRequest(
+                chat,
+                model,
+                promptTokens,
+                maxTokens,
+                sampling,
+                stop,
+                stream,
+                includeUsage,
+                requestId,
+                salt,
+                tools,
+                echo,
+                n,
+                promptLogprobs,
+                span);
+    }
 }

@@ -61,7 +61,12 @@ public class PrefillCall {
         prefill.started();
         // the worker ends the task at its deadline and answers why; one that answers nothing by then and a
         // moment after (stopped, cut off) is given up on here
-        return workers.prefill(prefill.url(), task, g.requestId(), Duration.ofMillis(deadline + DEADLINE_GRACE_MILLIS))
+        return workers.prefill(
+                        prefill.url(),
+                        task,
+                        g.requestId(),
+                        g.trace().traceparent(),
+                        Duration.ofMillis(deadline + DEADLINE_GRACE_MILLIS))
                 .map(pr -> checked(
                         g,
                         pr.validate(

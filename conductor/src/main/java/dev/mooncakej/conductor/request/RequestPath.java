@@ -84,9 +84,31 @@ public class RequestPath {
         try {
             choice = admission.admit(g, keys);
         } catch (RequestFailure refused) {
+            g.trace().tag("mooncakej.admission", "rejected").tag("mooncakej.admission.reason", refused.getMessage());
             return Mono.error(refused);
         }
         return land(g, keys, choice, start).map(l -> l.flight().started(l.placed()));
+    }
+
+    /** The scheduler's decision on the request's span (a later placement's replaces an earlier one's). */
+    private void traceDecision(GenerationRequest g, LiveScheduler.Choice choice) {
+        var d = choice.decision();
+        g.trace()
+                .tag("mooncakej.admission", "admitted")
+                .tag("mooncakej.scheduler.policy", props.policy())
+                .tag("mooncakej.scheduler.prefill", choice.prefill().id())
+                .tag(
+                        "mooncakej.scheduler.decode_candidates",
+                        String.join(
+                                ",",
+                                choice.decodeCandidates().stream()
+                                        .map(WorkerEndpoint::id)
+                                        .toList()))
+                .tag("mooncakej.scheduler.prefix_blocks", d.prefixBlocks())
+                .tag("mooncakej.scheduler.fetch_blocks", d.fetchBlocks())
+                .tag("mooncakej.ttft.predicted_seconds", d.ttft())
+                .tag("mooncakej.tbt.predicted_seconds", d.tbt())
+                .tag("mooncakej.scheduler.queue_seconds", d.queueSeconds());
     }
 
     /** A request placed: the flight that landed, and where. */
@@ -171,7 +193,9 @@ public class RequestPath {
                 null,
                 null,
                 1,
-                false);
+                false,
+                g.trace()); // a moved stream is part of the request's trace
+        g.trace().tag("mooncakej.stream.moves", attempt + 1);
         long[] keys = model.blockKeys(g.salt()).keys(prompt);
         DecodeRelay.Resume onward = (more, a) -> {
             int[] all = Arrays.copyOf(generated, generated.length + more.length);
@@ -227,6 +251,7 @@ public class RequestPath {
         final boolean mayReplace;
 
         Flight(GenerationRequest g, long[] keys, LiveScheduler.Choice choice, long start, boolean mayReplace) {
+            traceDecision(g, choice); // the last placement's (placed again, or a stream moved) is what ran
             this.g = g;
             this.keys = keys;
             this.start = start;
@@ -346,6 +371,14 @@ public class RequestPath {
 
         private Generation started(LiveScheduler.Choice ch, WorkerEndpoint decode, PrefillResult pr, long reserved) {
             accounted.set(true);
+            g.trace()
+                    .tag("mooncakej.ttft.actual_seconds", (System.nanoTime() - start) / 1e9)
+                    .tag("mooncakej.placed.prefill", ch.prefill().id())
+                    .tag("mooncakej.placed.decode", decode.id())
+                    .tag("mooncakej.tokens.prompt", g.promptTokens().length)
+                    .tag("mooncakej.prefix.cached_tokens", pr.cachedTokens())
+                    .tag("mooncakej.prefix.pool_tokens", pr.fetchedTokens())
+                    .tag("mooncakej.prefix.local_tokens", pr.cachedTokens() - pr.fetchedTokens());
             double decodeStart = feedback.prefilled(
                     g, ch, decode, pr, new SchedulerFeedback.Marks(start, scheduled, reserved, System.nanoTime()));
             AtomicInteger produced = new AtomicInteger(), open = new AtomicInteger(g.n());

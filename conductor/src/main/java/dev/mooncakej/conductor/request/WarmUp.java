@@ -127,6 +127,7 @@ public class WarmUp {
                 null,
                 null,
                 1,
-                false);
+                false,
+                null);
     }
 }

@@ -18,17 +18,18 @@ final class ChannelCarrier implements WorkerCarrier {
     }
 
     @Override
-    public Mono<String> call(String url, WorkerOp op, String requestId, String json) {
-        if (channels.httpOnly(url)) return fallback.call(url, op, requestId, json);
-        return channels.call(url, op.frame, requestId, json)
-                .onErrorResume(WorkerChannels.NoChannel.class, e -> fallback.call(url, op, requestId, json));
+    public Mono<String> call(String url, WorkerOp op, String requestId, String trace, String json) {
+        if (channels.httpOnly(url)) return fallback.call(url, op, requestId, trace, json);
+        return channels.call(url, op.frame, requestId, trace, json)
+                .onErrorResume(WorkerChannels.NoChannel.class, e -> fallback.call(url, op, requestId, trace, json));
     }
 
     @Override
-    public Flux<String> stream(String url, WorkerOp op, String requestId, String json, Runnable accepted) {
-        if (channels.httpOnly(url)) return fallback.stream(url, op, requestId, json, accepted);
+    public Flux<String> stream(
+            String url, WorkerOp op, String requestId, String trace, String json, Runnable accepted) {
+        if (channels.httpOnly(url)) return fallback.stream(url, op, requestId, trace, json, accepted);
         AtomicBoolean taken = new AtomicBoolean(), sent = new AtomicBoolean();
-        return channels.stream(url, op.frame, requestId, json, () -> sent.set(true))
+        return channels.stream(url, op.frame, requestId, trace, json, () -> sent.set(true))
                 .doOnNext(line -> {
                     if (taken.compareAndSet(false, true)) accepted.run(); // its first event: it took the task
                 })
@@ -39,6 +40,7 @@ final class ChannelCarrier implements WorkerCarrier {
                     if (sent.get() && taken.compareAndSet(false, true)) accepted.run();
                 })
                 .onErrorResume(
-                        WorkerChannels.NoChannel.class, e -> fallback.stream(url, op, requestId, json, accepted));
+                        WorkerChannels.NoChannel.class,
+                        e -> fallback.stream(url, op, requestId, trace, json, accepted));
     }
 }

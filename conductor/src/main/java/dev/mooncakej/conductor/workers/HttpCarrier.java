@@ -3,6 +3,7 @@ package dev.mooncakej.conductor.workers;
 import dev.mooncakej.kvcache.wire.InternalJson;
 import dev.mooncakej.kvcache.wire.WorkerMessages.Release;
 import dev.mooncakej.kvcache.wire.WorkerMessages.WorkerError;
+import dev.mooncakej.web.Tracing;
 import org.springframework.http.MediaType;
 import org.springframework.web.reactive.function.client.ClientResponse;
 import org.springframework.web.reactive.function.client.WebClient;
@@ -18,7 +19,7 @@ final class HttpCarrier implements WorkerCarrier {
     }
 
     @Override
-    public Mono<String> call(String url, WorkerOp op, String requestId, String json) {
+    public Mono<String> call(String url, WorkerOp op, String requestId, String trace, String json) {
         if (op == WorkerOp.RELEASE)
             return web.delete()
                     .uri(url
@@ -27,13 +28,14 @@ final class HttpCarrier implements WorkerCarrier {
                     .exchangeToMono(r -> r.statusCode().isError()
                             ? error(r, url)
                             : r.releaseBody().thenReturn("{}"));
-        return post(url + op.route, json, requestId)
+        return post(url + op.route, json, requestId, trace)
                 .exchangeToMono(r -> r.statusCode().isError() ? error(r, url) : r.bodyToMono(String.class));
     }
 
     @Override
-    public Flux<String> stream(String url, WorkerOp op, String requestId, String json, Runnable accepted) {
-        return post(url + op.route, json, requestId)
+    public Flux<String> stream(
+            String url, WorkerOp op, String requestId, String trace, String json, Runnable accepted) {
+        return post(url + op.route, json, requestId, trace)
                 .accept(MediaType.APPLICATION_NDJSON)
                 .exchangeToFlux(r -> {
                     if (r.statusCode().isError()) return error(r, url).flux().cast(String.class);
@@ -42,9 +44,10 @@ final class HttpCarrier implements WorkerCarrier {
                 });
     }
 
-    private WebClient.RequestHeadersSpec<?> post(String url, String json, String requestId) {
+    private WebClient.RequestHeadersSpec<?> post(String url, String json, String requestId, String trace) {
         var spec = web.post().uri(url);
         if (requestId != null) spec = spec.header("X-Request-Id", requestId);
+        if (trace != null) spec = spec.header(Tracing.TRACEPARENT, trace);
         return spec.contentType(MediaType.APPLICATION_JSON).bodyValue(json);
     }
 

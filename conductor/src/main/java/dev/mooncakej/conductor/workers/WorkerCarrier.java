@@ -9,9 +9,9 @@ import reactor.core.publisher.Mono;
  * {@link WorkerClient.WorkerException} with its status; messages are the internal API's JSON.
  */
 interface WorkerCarrier {
-    /** One request, one answer. */
-    Mono<String> call(String url, WorkerOp op, String requestId, String json);
+    /** One request, one answer; {@code trace}: the caller's span (a W3C traceparent; null: not traced). */
+    Mono<String> call(String url, WorkerOp op, String requestId, String trace, String json);
 
     /** One request, a stream of answers; {@code accepted} runs once the worker has taken it. */
-    Flux<String> stream(String url, WorkerOp op, String requestId, String json, Runnable accepted);
+    Flux<String> stream(String url, WorkerOp op, String requestId, String trace, String json, Runnable accepted);
 }

@@ -96,16 +96,16 @@ final class WorkerChannels implements AutoCloseable {
     }
 
     /** The one answer to a call, as JSON; a worker's error answer is a {@link WorkerClient.WorkerException}. */
-    Mono<String> call(String url, int op, String requestId, String json) {
-        return exchange(url, op, requestId, json, () -> {}).next().map(ControlFrame::text);
+    Mono<String> call(String url, int op, String requestId, String trace, String json) {
+        return exchange(url, op, requestId, trace, json, () -> {}).next().map(ControlFrame::text);
     }
 
     /**
      * The items of a streaming call, as JSON, until the worker ends the stream; {@code sent} runs once
-     * the call's frame is on its way.
+     * the call's frame is on its way. {@code trace}: the caller's span (W3C traceparent; null: none).
      */
-    Flux<String> stream(String url, int op, String requestId, String json, Runnable sent) {
-        return exchange(url, op, requestId, json, sent)
+    Flux<String> stream(String url, int op, String requestId, String trace, String json, Runnable sent) {
+        return exchange(url, op, requestId, trace, json, sent)
                 .takeWhile(f -> f.kind() == ControlFrame.ITEM)
                 .map(ControlFrame::text);
     }
@@ -134,7 +134,8 @@ final class WorkerChannels implements AutoCloseable {
         return (int) byUrl.values().stream().filter(c -> c.session != null).count();
     }
 
-    private Flux<ControlFrame> exchange(String url, int op, String requestId, String json, Runnable sent) {
+    private Flux<ControlFrame> exchange(
+            String url, int op, String requestId, String trace, String json, Runnable sent) {
         String rid = requestId == null ? "" : requestId.length() > 128 ? requestId.substring(0, 128) : requestId;
         return Flux.defer(() -> {
             // calls spread over a few connections (each on its own event loop at both ends), so one
@@ -145,7 +146,7 @@ final class WorkerChannels implements AutoCloseable {
             String lane = url + "#" + n;
             Channel ch = byUrl.compute(lane, (k, c) -> c == null || c.ended ? new Channel(url, k) : c);
             return ch.ready.asMono().thenMany(Flux.defer(() -> {
-                Flux<ControlFrame> answers = ch.call(op, rid, json);
+                Flux<ControlFrame> answers = ch.call(op, rid, trace, json);
                 sent.run(); // ordered on the connection: a cancel sent later reaches the worker after it
                 return answers;
             }));
@@ -298,7 +299,7 @@ final class WorkerChannels implements AutoCloseable {
             if (f.ends()) sink.tryEmitComplete();
         }
 
-        Flux<ControlFrame> call(int op, String rid, String json) {
+        Flux<ControlFrame> call(int op, String rid, String trace, String json) {
             long id = ids.incrementAndGet();
             Sinks.Many<ControlFrame> answers = Sinks.many().unicast().onBackpressureBuffer();
             pending.put(id, answers);
@@ -306,7 +307,7 @@ final class WorkerChannels implements AutoCloseable {
                 pending.remove(id);
                 return Flux.error(broken());
             }
-            send(ControlFrame.call(id, op, rid, json));
+            send(ControlFrame.call(id, op, rid, trace, json));
             return answers.asFlux().doOnCancel(() -> {
                 if (pending.remove(id) != null) send(ControlFrame.cancel(id));
             });

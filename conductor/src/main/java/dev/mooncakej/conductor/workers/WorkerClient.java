@@ -82,27 +82,34 @@ public class WorkerClient implements AutoCloseable {
      * with the same reservation, so a reservation that did land is released by the path's cancel.
      */
     public Mono<ReserveResponse> reserve(String decodeUrl, ReserveRequest req, String requestId) {
-        Mono<ReserveResponse> call = carrier.call(decodeUrl, WorkerOp.RESERVE, requestId, InternalJson.encode(req))
+        Mono<ReserveResponse> call = carrier.call(
+                        decodeUrl, WorkerOp.RESERVE, requestId, null, InternalJson.encode(req))
                 .map(b -> InternalJson.decode(b, ReserveResponse.class))
                 .onErrorResume(e -> e instanceof WorkerException w && w.status() == 429, e -> Mono.empty());
         return guard.once(decodeUrl, call.timeout(stall));
     }
 
-    public Mono<PrefillResult> prefill(String prefillUrl, PrefillTask task, String requestId) {
-        return prefill(prefillUrl, task, requestId, timeout);
-    }
-
-    /** As above, failing with a {@link java.util.concurrent.TimeoutException} after {@code within}. */
-    public Mono<PrefillResult> prefill(String prefillUrl, PrefillTask task, String requestId, Duration within) {
-        Mono<PrefillResult> call = carrier.call(prefillUrl, WorkerOp.PREFILL, requestId, InternalJson.encode(task))
+    /**
+     * The prefill of {@code task}, failing with a {@link java.util.concurrent.TimeoutException} after
+     * {@code within}; {@code trace}: the request's span (a W3C traceparent; null: not traced).
+     */
+    public Mono<PrefillResult> prefill(
+            String prefillUrl, PrefillTask task, String requestId, String trace, Duration within) {
+        Mono<PrefillResult> call = carrier.call(
+                        prefillUrl, WorkerOp.PREFILL, requestId, trace, InternalJson.encode(task))
                 .map(b -> InternalJson.decode(b, PrefillResult.class));
         return guard.once(prefillUrl, call.timeout(within));
     }
 
     /** The token stream (one JSON object per event); an event that does not decode fails the stream. */
-    public Flux<TokenEvent> decode(String decodeUrl, DecodeTask task, String requestId) {
+    public Flux<TokenEvent> decode(String decodeUrl, DecodeTask task, String requestId, String trace) {
         Flux<TokenEvent> call = carrier.stream(
-                        decodeUrl, WorkerOp.DECODE, requestId, InternalJson.encode(task), () -> accepted(decodeUrl))
+                        decodeUrl,
+                        WorkerOp.DECODE,
+                        requestId,
+                        trace,
+                        InternalJson.encode(task),
+                        () -> accepted(decodeUrl))
                 .map(line -> InternalJson.decode(line, TokenEvent.class));
         // the first event may wait for a batch slot (worker timeout); each later token comes within the stall
         // timeout (a worker that stops answering altogether is caught sooner by its channel's pings)
@@ -156,7 +163,7 @@ public class WorkerClient implements AutoCloseable {
     /** Best effort: drop a reservation that will not be used (the decode worker frees or fences its blocks). */
     public Mono<Void> cancel(String decodeUrl, long reservationId) {
         Mono<Void> call = carrier.call(
-                        decodeUrl, WorkerOp.RELEASE, null, InternalJson.encode(new Release(reservationId)))
+                        decodeUrl, WorkerOp.RELEASE, null, null, InternalJson.encode(new Release(reservationId)))
                 .then();
         return guard.idempotent(decodeUrl, call.timeout(Duration.ofSeconds(5)))
                 .onErrorResume(e -> Mono.empty())

@@ -90,13 +90,13 @@ class WorkerChannelsTest {
                 : Mono.delay(Duration.ofMillis(f.requestId().equals("slow") ? 300 : 0))
                         .thenReturn(ControlFrame.reply(f.call(), "{\"answer\":\"" + f.requestId() + "\"}"))
                         .flux());
-        Mono<String> slow = channels.call(url, ControlFrame.RESERVE, "slow", "{}");
-        Mono<String> fast = channels.call(url, ControlFrame.RESERVE, "fast", "{}");
+        Mono<String> slow = channels.call(url, ControlFrame.RESERVE, "slow", null, "{}");
+        Mono<String> fast = channels.call(url, ControlFrame.RESERVE, "fast", null, "{}");
         List<String> answers = Flux.merge(slow, fast).collectList().block(Duration.ofSeconds(5));
         assertThat(answers).containsExactly("{\"answer\":\"fast\"}", "{\"answer\":\"slow\"}");
         // many calls at once: on the same few connections, each answered as itself
         List<String> many = Flux.range(0, 40)
-                .flatMap(i -> channels.call(url, ControlFrame.RESERVE, "c" + i, "{}"))
+                .flatMap(i -> channels.call(url, ControlFrame.RESERVE, "c" + i, null, "{}"))
                 .collectList()
                 .block(Duration.ofSeconds(5));
         assertThat(many).hasSize(40);
@@ -104,7 +104,7 @@ class WorkerChannelsTest {
         assertThat(connections).as("single-answer calls share one connection").hasValue(1);
         // streams go over the other connections, in turn
         for (int i = 0; i < 2 * (WorkerChannels.LANES - 1); i++)
-            channels.stream(url, ControlFrame.DECODE, "s" + i, "{}", () -> {})
+            channels.stream(url, ControlFrame.DECODE, "s" + i, null, "{}", () -> {})
                     .take(1)
                     .onErrorResume(e -> Flux.empty())
                     .blockLast(Duration.ofSeconds(5));
@@ -116,7 +116,7 @@ class WorkerChannelsTest {
     @Test
     void anErrorFrameIsTheWorkersErrorWithItsStatus() {
         String url = worker(f -> Flux.just(ControlFrame.error(f.call(), 429, new WorkerError("kv_full", "no room"))));
-        assertThat(failure(channels.call(url, ControlFrame.RESERVE, "r", "{}")))
+        assertThat(failure(channels.call(url, ControlFrame.RESERVE, "r", null, "{}")))
                 .isInstanceOfSatisfying(WorkerClient.WorkerException.class, e -> {
                     assertThat(e.status()).isEqualTo(429);
                     assertThat(e.code()).isEqualTo("kv_full");
@@ -137,11 +137,11 @@ class WorkerChannelsTest {
                                 .map(i -> ControlFrame.item(f.call(), String.valueOf(i)))
                                 .takeUntil(x -> received.stream()
                                         .anyMatch(r -> r.kind() == ControlFrame.CANCEL && r.call() == f.call())));
-        assertThat(channels.stream(url, ControlFrame.DECODE, "short", "{}", () -> {})
+        assertThat(channels.stream(url, ControlFrame.DECODE, "short", null, "{}", () -> {})
                         .collectList()
                         .block(Duration.ofSeconds(5)))
                 .containsExactly("1", "2");
-        assertThat(channels.stream(url, ControlFrame.DECODE, "endless", "{}", () -> {})
+        assertThat(channels.stream(url, ControlFrame.DECODE, "endless", null, "{}", () -> {})
                         .take(3)
                         .collectList()
                         .block(Duration.ofSeconds(5)))
@@ -167,7 +167,7 @@ class WorkerChannelsTest {
         ChannelCarrier carrier = new ChannelCarrier(channels, new HttpCarrier(WebClient.create()));
         AtomicInteger accepted = new AtomicInteger();
         // cancelled before its first item: the worker read the call (and will read the cancel after it)
-        var late = carrier.stream(url, WorkerOp.DECODE, "late", "{}", accepted::incrementAndGet)
+        var late = carrier.stream(url, WorkerOp.DECODE, "late", null, "{}", accepted::incrementAndGet)
                 .subscribe();
         long deadline = System.nanoTime() + 5_000_000_000L;
         while (received.stream().noneMatch(r -> r.kind() == ControlFrame.CALL) && System.nanoTime() < deadline)
@@ -175,7 +175,7 @@ class WorkerChannelsTest {
         late.dispose();
         assertThat(accepted).as("taken, cancelled before its first item").hasValue(1);
         // one that relayed items and was cancelled after its first: still once
-        assertThat(carrier.stream(url, WorkerOp.DECODE, "prompt", "{}", accepted::incrementAndGet)
+        assertThat(carrier.stream(url, WorkerOp.DECODE, "prompt", null, "{}", accepted::incrementAndGet)
                         .take(1)
                         .collectList()
                         .block(Duration.ofSeconds(5)))
@@ -189,10 +189,10 @@ class WorkerChannelsTest {
         String url = worker(f -> calls.incrementAndGet() == 1
                 ? Flux.error(new IllegalStateException("the worker drops the connection"))
                 : Flux.just(ControlFrame.reply(f.call(), "{}")));
-        assertThat(failure(channels.call(url, ControlFrame.PREFILL, "a", "{}")))
+        assertThat(failure(channels.call(url, ControlFrame.PREFILL, "a", null, "{}")))
                 .isInstanceOf(IOException.class)
                 .hasMessageContaining("control channel to " + url);
-        assertThat(channels.call(url, ControlFrame.PREFILL, "b", "{}").block(Duration.ofSeconds(5)))
+        assertThat(channels.call(url, ControlFrame.PREFILL, "b", null, "{}").block(Duration.ofSeconds(5)))
                 .isEqualTo("{}");
         assertThat(connections).hasValue(2);
     }
@@ -203,7 +203,7 @@ class WorkerChannelsTest {
         try (ServerSocket silent = new ServerSocket(0, 5, InetAddress.getLoopbackAddress())) {
             String url = "http://127.0.0.1:" + silent.getLocalPort();
             long t0 = System.nanoTime();
-            assertThat(failure(channels.call(url, ControlFrame.RESERVE, "r", "{}")))
+            assertThat(failure(channels.call(url, ControlFrame.RESERVE, "r", null, "{}")))
                     .isInstanceOf(IOException.class)
                     .hasMessageContaining("no answer to the upgrade in 300 ms");
             assertThat(Duration.ofNanos(System.nanoTime() - t0)).isLessThan(Duration.ofSeconds(4));
@@ -223,7 +223,7 @@ class WorkerChannelsTest {
         channels = new WorkerChannels(HttpClient.create(), CREDENTIAL);
         String url = "http://127.0.0.1:" + server.port();
         assertThat(channels.httpOnly(url)).isFalse();
-        assertThat(failure(channels.call(url, ControlFrame.RESERVE, "r", "{}")))
+        assertThat(failure(channels.call(url, ControlFrame.RESERVE, "r", null, "{}")))
                 .isInstanceOf(WorkerChannels.NoChannel.class);
         assertThat(channels.httpOnly(url)).as("calls go over HTTP for a while").isTrue();
 
@@ -237,7 +237,7 @@ class WorkerChannelsTest {
                 .bindNow();
         try {
             String other = "http://127.0.0.1:" + refusing.port();
-            assertThat(failure(wrongSecret.call(other, ControlFrame.RESERVE, "r", "{}")))
+            assertThat(failure(wrongSecret.call(other, ControlFrame.RESERVE, "r", null, "{}")))
                     .isInstanceOf(IOException.class)
                     .isNotInstanceOf(WorkerChannels.NoChannel.class);
             assertThat(wrongSecret.httpOnly(other))

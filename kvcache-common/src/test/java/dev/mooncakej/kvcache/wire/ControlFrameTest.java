@@ -20,6 +20,12 @@ class ControlFrameTest {
         assertThat(call.op()).isEqualTo(ControlFrame.PREFILL);
         assertThat(call.requestId()).isEqualTo("req-7");
         assertThat(call.text()).isEqualTo("{\"a\":1}");
+        assertThat(call.trace()).isEmpty();
+        String traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+        ControlFrame traced = roundTrip(ControlFrame.call(43, ControlFrame.DECODE, "req-8", traceparent, "{}"));
+        assertThat(traced.trace()).isEqualTo(traceparent);
+        assertThat(traced.requestId()).isEqualTo("req-8");
+        assertThat(traced.text()).isEqualTo("{}");
 
         assertThat(roundTrip(ControlFrame.reply(-1L, "{}")).text()).isEqualTo("{}");
         assertThat(roundTrip(ControlFrame.item(3, "{\"token\":5}")).kind()).isEqualTo(ControlFrame.ITEM);
@@ -57,5 +63,10 @@ class ControlFrameTest {
         status[9] = 0;
         status[10] = 7;
         assertThatThrownBy(() -> ControlFrame.decode(ByteBuffer.wrap(status))).hasMessageContaining("status 7");
+        byte[] trace = ControlFrame.call(1, ControlFrame.RESERVE, "", "{}").encode();
+        trace[12] = 60; // the trace's length: more than a traceparent
+        assertThatThrownBy(() -> ControlFrame.decode(ByteBuffer.wrap(trace))).hasMessageContaining("trace of 60 bytes");
+        assertThatThrownBy(() -> ControlFrame.call(1, ControlFrame.RESERVE, "", "00-not-a-trace", "{}"))
+                .hasMessageContaining("trace 00-not-a-trace: expected a W3C traceparent");
     }
 }
