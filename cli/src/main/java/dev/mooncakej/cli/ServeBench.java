@@ -83,6 +83,12 @@ final class ServeBench implements Runnable {
                     + "interpreted or C1-compiled for the first few hundred requests)")
     int overheadWarmup;
 
+    @Option(
+            names = "--tracing",
+            description = "tracing's cost instead: a cluster with tracing off and one exporting every request's spans,"
+                    + " the same request to both alternately (--overhead-requests rounds)")
+    boolean tracing;
+
     @Option(names = "--json")
     boolean json;
 
@@ -107,6 +113,20 @@ final class ServeBench implements Runnable {
         Process cluster = null;
         try {
             if (model == null) model = smallModel();
+            if (tracing) {
+                Map<String, Object> r = new LinkedHashMap<>();
+                r.put(
+                        "command",
+                        "./mooncakej bench serve --tracing --prompt-tokens " + promptTokens + " --overhead-requests "
+                                + overheadRequests);
+                r.put("machine", Machine.describe());
+                r.put(
+                        "tracing",
+                        TracingOverhead.measure(
+                                http, model, 18600, 18700, promptOf(promptTokens), overheadRequests, overheadWarmup));
+                System.out.println(json ? JSON.writeValueAsString(r) : r.toString());
+                return;
+            }
             if (port == null) {
                 port = 18600;
                 cluster = sustain
@@ -327,6 +347,20 @@ final class ServeBench implements Runnable {
         return o;
     }
 
+    /** A completion of 8 greedy tokens of {@code prompt} for the model {@code base} serves, as JSON. */
+    static String eightTokens(HttpClient http, String base, String prompt) throws Exception {
+        String name = JSON.readTree(http.send(
+                                HttpRequest.newBuilder(URI.create(base + "/v1/models"))
+                                        .build(),
+                                HttpResponse.BodyHandlers.ofString())
+                        .body())
+                .get("data")
+                .get(0)
+                .get("id")
+                .asString();
+        return JSON.writeValueAsString(Map.of("model", name, "prompt", prompt, "max_tokens", 8, "temperature", 0));
+    }
+
     /** A POST of a JSON body to the conductor's {@code /v1/completions}. */
     private static HttpRequest completions(String base, String body) {
         return HttpRequest.newBuilder(URI.create(base + "/v1/completions"))
@@ -375,13 +409,7 @@ final class ServeBench implements Runnable {
     private Map<String, Object> sustained(String base, String prompt) throws Exception {
         prepareDirect(prompt);
         String prefillUrl = "http://127.0.0.1:" + (port + 10), decodeUrl = "http://127.0.0.1:" + (port + 20);
-        String name = JSON.readTree(get(base + "/v1/models"))
-                .get("data")
-                .get(0)
-                .get("id")
-                .asString();
-        String body =
-                JSON.writeValueAsString(Map.of("model", name, "prompt", prompt, "max_tokens", 8, "temperature", 0));
+        String body = eightTokens(http, base, prompt);
         Callable<Void> viaConductor = () -> {
             complete(base, body);
             return null;

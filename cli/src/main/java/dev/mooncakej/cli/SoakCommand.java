@@ -2,6 +2,7 @@ package dev.mooncakej.cli;
 
 import dev.mooncakej.engine.generate.ModelGenerator;
 import java.io.BufferedReader;
+import java.io.IOException;
 import java.io.InputStream;
 import java.io.InputStreamReader;
 import java.net.URI;
@@ -11,6 +12,7 @@ import java.net.http.HttpResponse;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Collections;
@@ -224,11 +226,27 @@ final class SoakCommand implements Runnable {
         } finally {
             ClusterLauncher.stop(restartedWorker); // not up's child
             ClusterLauncher.stop(cluster);
+            keepLogs();
         }
     }
 
-    /** Long streams (400 tokens, read to their end) past their second chunk: decoding, far from their end. */
-    private final AtomicLong longStreamsDecoding = new AtomicLong();
+    /** The cluster's logs, copied to .cache/logs/soak/ (the next cluster's would overwrite them). */
+    private static void keepLogs() {
+        Path logs = Machine.projectRoot().resolve(".cache/logs");
+        try (var files = Files.list(logs)) {
+            Path kept = Files.createDirectories(logs.resolve("soak"));
+            for (Path f : files.filter(f -> f.toString().endsWith(".log")).toList())
+                Files.copy(f, kept.resolve(f.getFileName()), StandardCopyOption.REPLACE_EXISTING);
+        } catch (IOException e) {
+            System.err.println("soak: could not keep the cluster's logs: " + e.getMessage());
+        }
+    }
+
+    /**
+     * Long streams (400 tokens, read to their end) past their second chunk on decode-1 (the conductor
+     * names each stream's decode worker in a response header): decoding there, far from their end.
+     */
+    private final AtomicLong longStreamsOnDecode1 = new AtomicLong();
 
     /** The requests each client is waiting on: its id and how far it got (what a hung one reports). */
     private final Map<Thread, String> inFlight = new ConcurrentHashMap<>();
@@ -270,6 +288,8 @@ final class SoakCommand implements Runnable {
                 inFlight.put(Thread.currentThread(), what + ": status 200, no event yet");
                 int chunks = 0, events = 0;
                 boolean done = false, error = false, decoding = false;
+                boolean onDecode1 = "decode-1"
+                        .equals(r.headers().firstValue("x-mooncakej-decode").orElse(""));
                 try (BufferedReader in = new BufferedReader(new InputStreamReader(r.body(), StandardCharsets.UTF_8))) {
                     String line;
                     while ((line = in.readLine()) != null) {
@@ -282,13 +302,13 @@ final class SoakCommand implements Runnable {
                         if (data.equals("[DONE]")) done = true;
                         else if (data.contains("\"error\"")) error = true;
                         else if (++chunks == 2 && hangUp) break; // the client goes away
-                        else if (chunks == 2 && along) {
+                        else if (chunks == 2 && along && onDecode1) {
                             decoding = true;
-                            longStreamsDecoding.incrementAndGet();
+                            longStreamsOnDecode1.incrementAndGet();
                         }
                     }
                 } finally {
-                    if (decoding) longStreamsDecoding.decrementAndGet();
+                    if (decoding) longStreamsOnDecode1.decrementAndGet();
                 }
                 if (hangUp && !done && !error) count("cancelled");
                 else classify(200, "", error, !done);
@@ -356,22 +376,22 @@ final class SoakCommand implements Runnable {
         cmd.add(worker.info().command().orElseThrow());
         cmd.addAll(List.of(worker.info().arguments().orElseThrow()));
         // killed while it decodes a stream far from its end, so that the stream must move: a long stream
-        // is decoding and the other decode worker decodes nothing, so it is on this one (up to 15 s; then
-        // any stream in flight). A short stream or a hang-up may end between the gauge's read and the kill.
+        // the conductor placed on decode-1 has relayed its second token (up to 20 s; then any stream in
+        // flight there). A short stream or a hang-up may end between the gauge's read and the kill.
         String workerMetrics = "http://127.0.0.1:" + httpPort + "/actuator/prometheus";
-        String otherMetrics = "http://127.0.0.1:" + (httpPort - 1) + "/actuator/prometheus";
-        long longBy = System.nanoTime() + TimeUnit.SECONDS.toNanos(15);
+        long longBy = System.nanoTime() + TimeUnit.SECONDS.toNanos(20);
         long busyBy = longBy + TimeUnit.SECONDS.toNanos(10);
+        boolean longHere = false;
         while (true) {
             streamsAtKill = gauge(Http.get(http, workerMetrics), "mooncakej_decode_batch_size");
-            boolean longHere = longStreamsDecoding.get() > 0
-                    && gauge(Http.get(http, otherMetrics), "mooncakej_decode_batch_size") == 0;
+            longHere = longStreamsOnDecode1.get() > 0;
             long now = System.nanoTime();
             if (streamsAtKill >= 1 && (longHere || now > longBy) || now > busyBy) break;
             Thread.sleep(5);
         }
-        System.err.println("\nsoak: SIGKILL (decoding " + streamsAtKill + " streams) and restart of the worker on port "
-                + httpPort);
+        System.err.println("\nsoak: SIGKILL (decoding " + streamsAtKill + " streams"
+                + (longHere ? ", a long one among them" : ", no long stream among them")
+                + ") and restart of the worker on port " + httpPort);
         worker.destroyForcibly();
         long gone = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
         while (worker.isAlive() && System.nanoTime() < gone) Thread.sleep(50);

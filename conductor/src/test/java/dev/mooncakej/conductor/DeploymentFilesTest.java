@@ -73,7 +73,8 @@ class DeploymentFilesTest {
         }
         String prom = Files.readString(root().resolve("docker/prometheus/prometheus.yml"));
         assertThat(prom)
-                .contains("/actuator/prometheus")
+                .contains("metrics_path: /metrics")
+                .contains("/etc/prometheus/alerts.yml")
                 .contains("conductor:8000")
                 .contains("prefill-1:8100")
                 .contains("decode-1:8200");

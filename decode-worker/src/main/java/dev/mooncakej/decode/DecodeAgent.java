@@ -6,6 +6,7 @@ import dev.mooncakej.engine.spi.DecodeBatch;
 import dev.mooncakej.engine.spi.InferenceEngine;
 import dev.mooncakej.kvcache.wire.WorkerMessages;
 import dev.mooncakej.kvcache.wire.WorkerMessages.TokenEvent;
+import dev.mooncakej.web.VllmMetrics;
 import io.micrometer.core.instrument.FunctionCounter;
 import io.micrometer.core.instrument.MeterRegistry;
 import io.micrometer.core.instrument.Timer;
@@ -34,6 +35,7 @@ public final class DecodeAgent implements SmartLifecycle {
     private final InferenceEngine engine;
     private final int maxBatch;
     private final Timer tbt;
+    private final VllmMetrics vllm;
     private final List<Reservation> active = new ArrayList<>();
     private final DecodeBatch batch;
     private final ExecutorService fenceCalls = Executors.newVirtualThreadPerTaskExecutor();
@@ -43,7 +45,13 @@ public final class DecodeAgent implements SmartLifecycle {
     private long idleMicros;
 
     public DecodeAgent(DecodeService service, MeterRegistry meters) {
+        this(service, meters, null);
+    }
+
+    /** @param vllm the vLLM-named metrics this agent records (inter-token latency, generated tokens), or null */
+    public DecodeAgent(DecodeService service, MeterRegistry meters, VllmMetrics vllm) {
         this.service = service;
+        this.vllm = vllm;
         this.engine = service.engine();
         this.maxBatch = service.props().maxBatch();
         this.batch = new DecodeBatch(maxBatch, engine.info().vocabSize());
@@ -154,6 +162,10 @@ public final class DecodeAgent implements SmartLifecycle {
             float lp = r.task.sampling().logprobs() ? Sampler.logprob(batch.logits(), off, vocab, t) : 0f;
             r.produced++;
             tbt.record(Duration.ofNanos(now - r.lastTokenAt));
+            if (vllm != null) {
+                vllm.itl.record(Duration.ofNanos(now - r.lastTokenAt));
+                vllm.generationTokens.increment();
+            }
             r.lastTokenAt = now;
             r.sink.tryEmitNext(new TokenEvent(t, lp, null, r.choice));
         }

@@ -24,6 +24,7 @@ import dev.mooncakej.kvtransfer.engine.TransferEngine;
 import dev.mooncakej.kvtransfer.engine.TransferRequest;
 import dev.mooncakej.kvtransfer.engine.WorkerSegment;
 import dev.mooncakej.web.Traced;
+import dev.mooncakej.web.VllmMetrics;
 import dev.mooncakej.worker.FirstToken;
 import dev.mooncakej.worker.WorkerRuntime;
 import java.io.IOException;
@@ -111,6 +112,7 @@ public final class PrefillService {
     private final Map<Long, Job> jobs = new ConcurrentHashMap<>();
     private final PrefillMetrics metrics;
 
+    private volatile VllmMetrics vllm;
     private final SsdTier ssd;
     private final WorkerSegment segment;
     private final PrefixFetch fetcher;
@@ -188,6 +190,11 @@ public final class PrefillService {
 
     public PrefillResult prefill(PrefillTask task) throws IOException {
         return prefill(task, Traced.NONE);
+    }
+
+    /** The vLLM-named metrics this service records into (prompt tokens, prefix cache queries and hits). */
+    void recordInto(VllmMetrics v) {
+        this.vllm = v;
     }
 
     /**
@@ -402,6 +409,12 @@ public final class PrefillService {
             metrics.kvTime.record(Duration.ofNanos(System.nanoTime() - tk));
             metrics.kvBytes.increment(bytes[0]);
             metrics.cachedTokens.record(cached);
+            VllmMetrics v = vllm;
+            if (v != null) {
+                v.promptTokens.increment(n);
+                v.prefixQueries.increment(n);
+                v.prefixHits.increment(cached);
+            }
             if (fetched > 0) metrics.fetchedTokens.increment(fetched);
             if (fromSsd > 0) metrics.ssdTokens.increment((long) fromSsd * bt);
             return new PrefillResult(

@@ -4,6 +4,7 @@ import dev.mooncakej.cluster.ClusterSettings;
 import dev.mooncakej.engine.kv.PagedKvCache;
 import dev.mooncakej.kvstore.client.SsdTier;
 import dev.mooncakej.kvstore.client.WorkerStoreSettings;
+import dev.mooncakej.web.VllmMetrics;
 import dev.mooncakej.worker.WorkerKeys;
 import dev.mooncakej.worker.WorkerRuntime;
 import dev.mooncakej.worker.WorkerSettings;
@@ -44,6 +45,23 @@ public class PrefillWorkerConfig {
                 "prefill", settings, props.chunkTokens(), cluster, WorkerStoreSettings.from(env::getProperty));
     }
 
+    /**
+     * The vLLM-named metrics on {@code /metrics}: the prefill computing (running) and those queued
+     * behind it (waiting), the prefix cache's share of the KV blocks, prompt tokens and prefix cache
+     * queries and hits (recorded by the service).
+     */
+    @Bean
+    VllmMetrics vllmMetrics(PrefillService service) {
+        PagedKvCache cache = service.engine().kvCache();
+        VllmMetrics v = new VllmMetrics(
+                service.engine().info().name(),
+                () -> Math.min(1, service.queued()), // one prefill at a time on the engine
+                () -> Math.max(0, service.queued() - 1),
+                () -> cache.capacity() == 0 ? 0 : (double) cache.usedBlocks() / cache.capacity());
+        service.recordInto(v);
+        return v;
+    }
+
     @Bean
     PrefillService prefillService(PrefillProperties props, WorkerRuntime runtime, MeterRegistry meters) {
         PrefillService service = new PrefillService(props, runtime, new PrefillMetrics(meters), runtime.newSsdTier());
@@ -52,13 +70,17 @@ public class PrefillWorkerConfig {
         PagedKvCache cache = runtime.engine().kvCache();
         Gauge.builder("mooncakej.kv.blocks.used", cache, PagedKvCache::usedBlocks)
                 .tag("role", "prefill")
+                .description("KV blocks in use on this worker")
                 .register(meters);
         Gauge.builder("mooncakej.kv.blocks.capacity", cache, PagedKvCache::capacity)
                 .tag("role", "prefill")
+                .description("KV blocks this worker has")
                 .register(meters);
         Gauge.builder("mooncakej.prefill.cached.blocks", service.pool(), PrefixBlockPool::size)
+                .description("KV blocks in this worker's prefix cache")
                 .register(meters);
         Gauge.builder("mooncakej.prefill.queue", service, PrefillService::queued)
+                .description("prefills on this worker, computing or waiting for the engine")
                 .register(meters);
         // exported with or without a tier (0 without), so dashboards and alerts need no special case
         Gauge.builder(

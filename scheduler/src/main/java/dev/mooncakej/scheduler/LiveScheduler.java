@@ -395,6 +395,16 @@ public final class LiveScheduler {
         return out;
     }
 
+    /** The decode workers' KV in use as the scheduler counts it, 0..1 of their capacity (0 with none). */
+    public synchronized double decodeKvUsage() {
+        long used = 0, capacity = 0;
+        for (int slot : decodeSlots.values()) {
+            used += scheduler.decode(slot).kvTokens();
+            capacity += scheduler.decode(slot).kvCapacityTokens();
+        }
+        return capacity <= 0 ? 0 : Math.min(1, (double) used / capacity);
+    }
+
     /** A transfer path's fitted model, or null while its samples do not determine one. */
     public synchronized PathModel pathModel(String source, String destination) {
         PathSamples p = paths.get(source + " -> " + destination);

@@ -197,7 +197,7 @@ class KvPoolSystemTest {
         // the decode worker puts the finished sequence into the pool; the master tells the scheduler
         long until = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
         while (!LocalCluster.get(cluster.decodeUrl(0) + "/actuator/prometheus")
-                        .matches("(?s).*mooncakej_decode_pool_put_blocks\\{[^}]*} [1-9].*")
+                        .matches("(?s).*mooncakej_decode_pool_put_blocks_total\\{[^}]*} [1-9].*")
                 && System.nanoTime() < until) Thread.sleep(100);
         System.out.println(LocalCluster.get(cluster.decodeUrl(0) + "/actuator/prometheus")
                 .lines()
@@ -213,7 +213,7 @@ class KvPoolSystemTest {
                 .as("turn 2's cached tokens (turn 1: %d prompt tokens, %d answer tokens)", prompt1, answerTokens)
                 .isGreaterThan(promptBlocks);
         assertThat(LocalCluster.get(cluster.decodeUrl(0) + "/actuator/prometheus"))
-                .containsPattern("mooncakej_decode_pool_put_blocks\\{[^}]*} [1-9]");
+                .containsPattern("mooncakej_decode_pool_put_blocks_total\\{[^}]*} [1-9]");
     }
 
     private static String words(long seed, int n) {

@@ -84,7 +84,7 @@ class SchedulingSystemTest {
             int[] lengths = {5, 40, 120, 300, 20, 200, 60, 500, 10, 250};
             for (int n : lengths) complete(cluster, ids(rnd, n), null);
             JsonNode est = JSON.readTree(LocalCluster.get(cluster.url() + "/internal/estimators"));
-            double p50 = LocalCluster.metric(cluster.url(), "mooncakej_estimator_ttft_error{quantile=\"0.5\"");
+            double p50 = LocalCluster.metric(cluster.url(), "mooncakej_estimator_ttft_error_ratio{stat=\"p50\"");
             System.out.println("first ten requests: TTFT prediction error " + est.path("ttft_error")
                     + ", prefill model " + est.path("prefill"));
             cluster.log("conductor") // each request's prediction beside its TTFT, and what it was made of

@@ -6,7 +6,12 @@ import dev.mooncakej.kvcache.wire.ClusterCredential;
 import dev.mooncakej.kvcache.wire.ControlFrame;
 import io.micrometer.core.instrument.FunctionCounter;
 import io.micrometer.core.instrument.Gauge;
+import io.micrometer.core.instrument.Meter;
 import io.micrometer.core.instrument.MeterRegistry;
+import io.micrometer.core.instrument.Tags;
+import io.micrometer.core.instrument.config.MeterFilter;
+import io.micrometer.core.instrument.config.MeterFilterReply;
+import io.micrometer.prometheusmetrics.PrometheusMeterRegistry;
 import io.micrometer.tracing.Tracer;
 import io.micrometer.tracing.propagation.Propagator;
 import java.time.Duration;
@@ -15,6 +20,8 @@ import org.springframework.beans.factory.ObjectProvider;
 import org.springframework.boot.autoconfigure.AutoConfiguration;
 import org.springframework.boot.autoconfigure.condition.ConditionalOnBean;
 import org.springframework.boot.context.properties.bind.Binder;
+import org.springframework.boot.health.actuate.endpoint.HealthEndpoint;
+import org.springframework.boot.health.contributor.Status;
 import org.springframework.boot.reactor.netty.NettyServerCustomizer;
 import org.springframework.boot.ssl.NoSuchSslBundleException;
 import org.springframework.boot.ssl.SslBundles;
@@ -22,12 +29,19 @@ import org.springframework.context.ConfigurableApplicationContext;
 import org.springframework.context.SmartLifecycle;
 import org.springframework.context.annotation.Bean;
 import org.springframework.core.env.Environment;
+import org.springframework.http.HttpStatus;
+import org.springframework.http.MediaType;
 import org.springframework.web.reactive.HandlerMapping;
 import org.springframework.web.reactive.config.WebFluxConfigurer;
+import org.springframework.web.reactive.function.server.RouterFunction;
+import org.springframework.web.reactive.function.server.RouterFunctions;
+import org.springframework.web.reactive.function.server.ServerResponse;
 import org.springframework.web.reactive.handler.SimpleUrlHandlerMapping;
 import org.springframework.web.reactive.socket.server.WebSocketService;
 import org.springframework.web.reactive.socket.server.support.HandshakeWebSocketService;
 import org.springframework.web.reactive.socket.server.upgrade.ReactorNettyRequestUpgradeStrategy;
+import reactor.core.publisher.Mono;
+import reactor.core.scheduler.Schedulers;
 import reactor.netty.http.server.WebsocketServerSpec;
 
 /**
@@ -167,6 +181,77 @@ public class WebEdgeAutoConfiguration {
         Tracer t = tracer.getIfAvailable();
         Propagator p = propagator.getIfAvailable();
         return t == null || p == null ? Tracing.OFF : new Tracing(t, p);
+    }
+
+    /**
+     * Every meter of the scrape passes Prometheus's lint ({@code promtool check metrics}): a meter
+     * registered without help text (Spring's HTTP server timers) gets one; the two JVM counters
+     * Micrometer names in abbreviated units (milliseconds, nanoseconds) are left out, the process's CPU
+     * time being {@code process_cpu_usage} too; the processor count is {@code system_cpus}, since a gauge
+     * ending in {@code _count} reads as part of a histogram.
+     */
+    @Bean
+    MeterFilter lintCleanMeters() {
+        return new MeterFilter() {
+            @Override
+            public MeterFilterReply accept(Meter.Id id) {
+                return id.getName().equals("jvm.compilation.time")
+                                || id.getName().equals("process.cpu.time")
+                        ? MeterFilterReply.DENY
+                        : MeterFilterReply.NEUTRAL;
+            }
+
+            @Override
+            public Meter.Id map(Meter.Id id) {
+                if (id.getName().equals("system.cpu.count")) id = id.withName("system.cpus");
+                if (id.getDescription() != null) return id;
+                String help = switch (id.getName()) {
+                    case "http.server.requests" -> "HTTP requests this service answered, by route and status";
+                    case "http.server.requests.active" -> "HTTP requests this service is answering now";
+                    default -> "the meter " + id.getName();
+                };
+                return new Meter.Id(id.getName(), Tags.of(id.getTags()), id.getBaseUnit(), help, id.getType());
+            }
+        };
+    }
+
+    /**
+     * {@code /health} and {@code /metrics} as vLLM serves them (what its users probe and scrape):
+     * {@code /health} answers 200 with no body while the service's health is UP, 503 otherwise; {@code
+     * /metrics} is the actuator's Prometheus scrape followed by the vLLM-named metrics
+     * ({@link VllmMetrics}) when the service records them. Public, as {@code /actuator/health} and
+     * {@code /actuator/prometheus} are.
+     */
+    @Bean
+    RouterFunction<ServerResponse> vllmRoutes(
+            ObjectProvider<PrometheusMeterRegistry> prometheus,
+            ObjectProvider<VllmMetrics> vllm,
+            ObjectProvider<HealthEndpoint> health) {
+        MediaType text = MediaType.parseMediaType("text/plain; version=0.0.4; charset=utf-8");
+        return RouterFunctions.route()
+                .GET(
+                        "/metrics",
+                        req -> Mono.fromCallable(() -> {
+                                    PrometheusMeterRegistry own = prometheus.getIfAvailable();
+                                    VllmMetrics v = vllm.getIfAvailable();
+                                    return (own == null ? "" : own.scrape()) + (v == null ? "" : v.scrape());
+                                })
+                                .subscribeOn(Schedulers.boundedElastic())
+                                .flatMap(body ->
+                                        ServerResponse.ok().contentType(text).bodyValue(body)))
+                .GET(
+                        "/health",
+                        req -> Mono.fromCallable(() -> {
+                                    HealthEndpoint h = health.getIfAvailable();
+                                    return h != null
+                                            && Status.UP.equals(h.health().getStatus());
+                                })
+                                .subscribeOn(Schedulers.boundedElastic())
+                                .flatMap(up -> up
+                                        ? ServerResponse.ok().build()
+                                        : ServerResponse.status(HttpStatus.SERVICE_UNAVAILABLE)
+                                                .build()))
+                .build();
     }
 
     @Bean

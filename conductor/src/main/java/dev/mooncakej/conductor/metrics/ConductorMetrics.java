@@ -1,6 +1,9 @@
 package dev.mooncakej.conductor.metrics;
 
 import dev.mooncakej.conductor.ConductorProperties;
+import dev.mooncakej.conductor.model.ServedModel;
+import dev.mooncakej.scheduler.LiveScheduler;
+import dev.mooncakej.web.VllmMetrics;
 import io.micrometer.core.instrument.Counter;
 import io.micrometer.core.instrument.DistributionSummary;
 import io.micrometer.core.instrument.Gauge;
@@ -9,6 +12,8 @@ import io.micrometer.core.instrument.Timer;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.atomic.AtomicInteger;
+import org.springframework.context.annotation.Bean;
 import org.springframework.stereotype.Component;
 
 /**
@@ -40,14 +45,25 @@ public class ConductorMetrics {
      */
     public static final List<String> REPLACE_REASONS = List.of("deadline", "lost", "handed_back", "transfer_failed");
 
+    /** The serving metrics under vLLM's names (on {@code /metrics}): the client's view, as vLLM's API server has it. */
+    public final VllmMetrics vllm;
+
+    /** Requests admitted and waiting for their first token (in a prefill queue or prefilling). */
+    public final AtomicInteger waiting = new AtomicInteger();
+
+    /** Requests past their first token, decoding. */
+    public final AtomicInteger running = new AtomicInteger();
+
     private final MeterRegistry meters;
     private final Map<String, Counter> rejections = new ConcurrentHashMap<>();
     private final Map<String, Counter> outcomes = new ConcurrentHashMap<>();
     private final Map<String, Counter> hits = new ConcurrentHashMap<>();
     private final Map<String, Counter> counters = new ConcurrentHashMap<>();
 
-    public ConductorMetrics(MeterRegistry meters, ConductorProperties props) {
+    public ConductorMetrics(
+            MeterRegistry meters, ConductorProperties props, ServedModel model, LiveScheduler scheduler) {
         this.meters = meters;
+        this.vllm = new VllmMetrics(model.name(), running::get, waiting::get, scheduler::decodeKvUsage);
         this.ttft = Timer.builder("mooncakej.ttft")
                 .description("time to first token, as the client sees it")
                 .publishPercentileHistogram()
@@ -60,10 +76,12 @@ public class ConductorMetrics {
                 .description("end-to-end request latency")
                 .publishPercentileHistogram()
                 .register(meters);
-        this.promptTokens =
-                DistributionSummary.builder("mooncakej.prompt.tokens").register(meters);
-        this.cachedTokens =
-                DistributionSummary.builder("mooncakej.prompt.cached.tokens").register(meters);
+        this.promptTokens = DistributionSummary.builder("mooncakej.prompt.tokens")
+                .description("prompt tokens of each admitted request")
+                .register(meters);
+        this.cachedTokens = DistributionSummary.builder("mooncakej.prompt.cached.tokens")
+                .description("prompt tokens of each request whose KV was reused")
+                .register(meters);
         this.kvBytes = Counter.builder("mooncakej.kv.transferred.bytes")
                 .description("KV bytes moved from prefill to decode workers")
                 .register(meters);
@@ -80,6 +98,12 @@ public class ConductorMetrics {
         Gauge.builder("mooncakej.slo.tbt.seconds", props, ConductorProperties::tbtSloSeconds)
                 .description("TBT SLO the scheduler admits against")
                 .register(meters);
+    }
+
+    /** The vLLM-named metrics, for {@code /metrics}. */
+    @Bean
+    VllmMetrics vllmMetrics() {
+        return vllm;
     }
 
     /** Prompt tokens reused, by where their KV came from: the chosen worker's own cache, or the pool (fetched). */
@@ -151,6 +175,7 @@ public class ConductorMetrics {
                         outcome,
                         o -> Counter.builder("mooncakej.requests")
                                 .tag("outcome", o)
+                                .description("requests answered, by outcome")
                                 .register(meters))
                 .increment();
     }

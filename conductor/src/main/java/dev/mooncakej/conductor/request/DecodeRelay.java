@@ -490,8 +490,14 @@ public class DecodeRelay {
                 return done(ended(text.flush()), "stop");
             }
             long now = System.nanoTime();
-            if (produced.getAndIncrement() == 0) metrics.ttft.record(Duration.ofNanos(now - start));
-            else if (mine > 0) metrics.tbt.record(Duration.ofNanos(now - lastTokenAt));
+            if (produced.getAndIncrement() == 0) {
+                metrics.ttft.record(Duration.ofNanos(now - start));
+                metrics.vllm.ttft.record(Duration.ofNanos(now - start));
+            } else if (mine > 0) {
+                metrics.tbt.record(Duration.ofNanos(now - lastTokenAt));
+                metrics.vllm.itl.record(Duration.ofNanos(now - lastTokenAt));
+            }
+            metrics.vllm.generationTokens.increment();
             mine++;
             lastTokenAt = now;
             String piece = text.add(ev.token());
@@ -536,6 +542,7 @@ public class DecodeRelay {
 
         private Flux<GenerationEvent> done(String tail, String reason) {
             metrics.e2e.record(Duration.ofNanos(System.nanoTime() - start));
+            metrics.vllm.e2e.record(Duration.ofNanos(System.nanoTime() - start));
             Flux<GenerationEvent> d =
                     Flux.just(new GenerationEvent.Done(reason, g.promptTokens().length, mine, cached));
             return tail.isEmpty()

@@ -87,7 +87,18 @@ public class RequestPath {
             g.trace().tag("mooncakej.admission", "rejected").tag("mooncakej.admission.reason", refused.getMessage());
             return Mono.error(refused);
         }
-        return land(g, keys, choice, start).map(l -> l.flight().started(l.placed()));
+        // waiting (vllm:num_requests_waiting) until its first token, then running until its last choice ends
+        AtomicBoolean left = new AtomicBoolean();
+        metrics.waiting.incrementAndGet();
+        Runnable leave = () -> {
+            if (left.compareAndSet(false, true)) metrics.waiting.decrementAndGet();
+        };
+        return land(g, keys, choice, start)
+                .map(l -> {
+                    leave.run();
+                    return l.flight().started(l.placed());
+                })
+                .doFinally(s -> leave.run());
     }
 
     /** The scheduler's decision on the request's span (a later placement's replaces an earlier one's). */
@@ -382,6 +393,7 @@ public class RequestPath {
             double decodeStart = feedback.prefilled(
                     g, ch, decode, pr, new SchedulerFeedback.Marks(start, scheduled, reserved, System.nanoTime()));
             AtomicInteger produced = new AtomicInteger(), open = new AtomicInteger(g.n());
+            metrics.running.incrementAndGet();
             // a stream whose decode worker is lost moves, its constraint's state too; each of n choices on its own
             AtomicBoolean settled = new AtomicBoolean();
             IntFunction<DecodeRelay.Resume> resume = c -> (generated, attempt) -> {
@@ -392,6 +404,7 @@ public class RequestPath {
                     relay.relay(g, keys, reservation, decode, pr, start, produced, resume).stream()
                             .map(f -> f.doFinally(sig -> {
                                 if (open.decrementAndGet() > 0) return; // the last choice to end reports the request's
+                                metrics.running.decrementAndGet();
                                 // the decode-length estimate learns a choice's length (n of them ran side by side)
                                 settle(settled, ch, decodeStart, produced.get() / g.n());
                                 LOG.debug(

@@ -81,6 +81,9 @@ public class SchedulerFeedback {
                     times.kvWriteSeconds(),
                     times.kvWriteConcurrency());
         metrics.cachedTokens.record(pr.cachedTokens());
+        metrics.vllm.promptTokens.increment(n);
+        metrics.vllm.prefixQueries.increment(n);
+        metrics.vllm.prefixHits.increment(pr.cachedTokens());
         Decision d = ch.decision();
         if (!g.promptLogprobs()) // (a prompt's log-probabilities are computed over all of it, whatever is cached)
         routing.observe( // what was routed for against what the worker reused

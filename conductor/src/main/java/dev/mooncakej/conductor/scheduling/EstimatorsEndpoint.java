@@ -55,24 +55,32 @@ public class EstimatorsEndpoint {
                 "mooncakej.estimator.decode.per.context.token",
                 "seconds per step and context token",
                 s -> s.core().decodeModel().perContextToken());
-        gauge(
-                meters,
-                "mooncakej.estimator.decode.duration",
-                "t_d, seconds",
-                s -> s.core().decodeSecondsEstimate());
+        Gauge.builder(
+                        "mooncakej.estimator.decode.duration",
+                        scheduler,
+                        s -> s.core().decodeSecondsEstimate())
+                .description("t_d, the predicted decode duration of a request")
+                .baseUnit("seconds")
+                .register(meters);
+        // the p50 and p99 over a sliding window as gauges labelled "stat": "quantile" is reserved for summaries
         for (double q : new double[] {0.5, 0.99}) {
-            String tag = q == 0.5 ? "0.5" : "0.99";
+            String stat = q == 0.5 ? "p50" : "p99";
             Gauge.builder("mooncakej.estimator.ttft.error", scheduler, s -> s.ttftError(q))
-                    .description("relative error of the TTFT prediction, |predicted - actual| / actual")
-                    .tag("quantile", tag)
+                    .description("relative error of the TTFT prediction, |predicted - actual| / actual, "
+                            + "over the last 128 requests")
+                    .baseUnit("ratio")
+                    .tag("stat", stat)
                     .register(meters);
             Gauge.builder("mooncakej.estimator.tbt.error", scheduler, s -> s.tbtError(q))
-                    .description("relative error of the TBT prediction, |predicted - actual| / actual")
-                    .tag("quantile", tag)
+                    .description("relative error of the TBT prediction, |predicted - actual| / actual, "
+                            + "over the last 128 requests")
+                    .baseUnit("ratio")
+                    .tag("stat", stat)
                     .register(meters);
         }
-        this.paths = MultiGauge.builder("mooncakej.estimator.path.bandwidth.bytes")
+        this.paths = MultiGauge.builder("mooncakej.estimator.path.bandwidth")
                 .description("measured KV transfer bandwidth per path (source -> destination), one write in flight")
+                .baseUnit("bytes_per_second")
                 .register(meters);
         Thread.ofPlatform().daemon().name("estimator-paths").start(this::refreshPaths);
     }

@@ -49,6 +49,7 @@ public class StoreHost implements SmartLifecycle {
                     .register(meters);
             Gauge.builder("mooncakej.store.used.bytes", master, m -> m.used(t))
                     .tag("tier", tier)
+                    .description("bytes of the KV pool in use")
                     .register(meters);
         }
         Gauge.builder(
@@ -73,8 +74,10 @@ public class StoreHost implements SmartLifecycle {
                 .description("bytes in use in each worker's segment (allocated, or its cached blocks)")
                 .register(meters);
         FunctionCounter.builder("mooncakej.store.evictions", master, StoreMaster::evictions)
+                .description("KV pool blocks evicted to make room")
                 .register(meters);
         FunctionCounter.builder("mooncakej.store.reclaimed.puts", master, StoreMaster::reclaimedPuts)
+                .description("unfinished KV pool puts reclaimed after their lease ended")
                 .register(meters);
         FunctionCounter.builder("mooncakej.store.lease.refusals", master, StoreMaster::busyRemovals)
                 .description("removals refused because a reader held a lease")

@@ -13,6 +13,7 @@ import dev.mooncakej.kvcache.wire.WorkerMessages.Release;
 import dev.mooncakej.kvcache.wire.WorkerMessages.ReserveRequest;
 import dev.mooncakej.kvcache.wire.WorkerMessages.ReserveResponse;
 import dev.mooncakej.kvcache.wire.WorkerMessages.TokenEvent;
+import io.micrometer.core.instrument.Counter;
 import io.micrometer.core.instrument.MeterRegistry;
 import io.netty.handler.ssl.ClientAuth;
 import io.netty.handler.ssl.JdkSslContext;
@@ -121,7 +122,11 @@ public class WorkerClient implements AutoCloseable {
      * the two counts reconcile (./mooncakej soak checks it).
      */
     private void accepted(String decodeUrl) {
-        meters.counter("mooncakej.worker.decodes.accepted", "worker", decodeUrl).increment();
+        Counter.builder("mooncakej.worker.decodes.accepted")
+                .description("decode tasks each worker took (it ends and counts each one)")
+                .tag("worker", decodeUrl)
+                .register(meters)
+                .increment();
     }
 
     /**
