@@ -51,9 +51,10 @@ public class DecodeController implements ChannelOps {
     @PostMapping(value = "/internal/reserve", produces = MediaType.APPLICATION_JSON_VALUE)
     public ResponseEntity<String> reserve(
             @RequestBody(required = false) String body,
-            @RequestHeader(value = "X-Request-Id", required = false) String rid) {
+            @RequestHeader(value = "X-Request-Id", required = false) String rid,
+            @RequestHeader(value = Tracing.TRACEPARENT, required = false) String trace) {
         try {
-            return ResponseEntity.ok(reserveJson(body, rid));
+            return ResponseEntity.ok(reserveJson(body, Tracing.logId(rid, trace)));
         } catch (ChannelOps.Refused e) {
             return ResponseEntity.status(HttpStatus.TOO_MANY_REQUESTS)
                     .body(InternalJson.encode(e.refusal().error()));
@@ -112,9 +113,8 @@ public class DecodeController implements ChannelOps {
                 .tag("mooncakej.tokens.max", task.maxTokens())
                 .tag("mooncakej.decode.taken_from_pool", task.history() != null);
         LOG.info(
-                "[{}] trace {}: decoding reservation {} (up to {} tokens)",
-                rid,
-                span.traceId(),
+                "[{}] decoding reservation {} (up to {} tokens)",
+                span.logId(rid),
                 task.reservationId(),
                 task.maxTokens());
         long received = System.nanoTime();
@@ -125,7 +125,8 @@ public class DecodeController implements ChannelOps {
                     if (tokens.getAndIncrement() == 0) first[0] = System.nanoTime();
                 })
                 .map(InternalJson::encode)
-                .doOnCancel(() -> LOG.info("[{}] client of reservation {} went away", rid, task.reservationId()))
+                .doOnCancel(() ->
+                        LOG.info("[{}] client of reservation {} went away", span.logId(rid), task.reservationId()))
                 .doFinally(signal -> {
                     long end = System.nanoTime(), n = tokens.get();
                     int choices = 1 + (task.moreFirstTokens() == null ? 0 : task.moreFirstTokens().length);
@@ -155,7 +156,7 @@ public class DecodeController implements ChannelOps {
     @Override
     public Mono<String> call(int op, String json, String rid, String trace) {
         return switch (op) {
-            case ControlFrame.RESERVE -> Mono.fromCallable(() -> reserveJson(json, rid));
+            case ControlFrame.RESERVE -> Mono.fromCallable(() -> reserveJson(json, Tracing.logId(rid, trace)));
             case ControlFrame.RELEASE ->
                 Mono.fromCallable(() -> {
                     long id = InternalJson.decode(json, Release.class).reservationId();

@@ -62,10 +62,9 @@ public class PrefillController implements ChannelOps {
                     }
                     span.end();
                     LOG.info(
-                            "[{}] trace {}: prefilled {} tokens ({} cached) in {} ms; {} KV bytes to segment '{}'"
+                            "[{}] prefilled {} tokens ({} cached) in {} ms; {} KV bytes to segment '{}'"
                                     + " over {}, last layer acknowledged {} ms after compute",
-                            rid,
-                            span.traceId(),
+                            span.logId(rid),
                             task.tokens().length,
                             r.cachedTokens(),
                             Math.round(r.prefillSeconds() * 1000),
@@ -76,7 +75,7 @@ public class PrefillController implements ChannelOps {
                     return InternalJson.encode(r);
                 })
                 .subscribeOn(Schedulers.boundedElastic())
-                .doOnError(e -> LOG.warn("[{}] prefill failed: {}", rid, e.getMessage()));
+                .doOnError(e -> LOG.warn("[{}] prefill failed: {}", Tracing.logId(rid, trace), e.getMessage()));
     }
 
     // the control channel: the prefill call over one connection per conductor

@@ -226,6 +226,16 @@ class TracingSystemTest {
         assertThat((long) steps.attr("mooncakej.tokens.generated")).isPositive();
         assertThat((long) steps.attr("mooncakej.decode.steps")).isPositive();
 
+        // each service's log lines of the request carry its trace id
+        assertThat(cluster.log("conductor")).as("the conductor's log").contains("trace=" + traceId + "] prefill on");
+        assertThat(cluster.log("prefill-0") + cluster.log("prefill-1"))
+                .as("the prefill workers' logs")
+                .contains("trace=" + traceId + "] prefilled");
+        assertThat(cluster.log("decode-0"))
+                .as("the decode worker's log")
+                .contains("trace=" + traceId + "] decoding reservation")
+                .contains("trace=" + traceId + "] reservation");
+
         // a request without a traceparent is a trace of its own, rooted at the conductor
         openai.completions()
                 .create(CompletionCreateParams.builder()

@@ -103,6 +103,11 @@ public final class Traced {
         return on() ? span.context().traceId() : "-";
     }
 
+    /** How log lines name the request {@code requestId}: with this trace's id when traced ({@code id trace=<id>}). */
+    public String logId(String requestId) {
+        return on() ? requestId + " trace=" + traceId() : requestId;
+    }
+
     /** Marks the span failed with {@code e} (it still needs {@link #end()}). */
     public Traced error(Throwable e) {
         if (on() && e != null) span.error(e);

@@ -28,6 +28,16 @@ public final class Tracing {
         this.propagator = propagator;
     }
 
+    /**
+     * How log lines name the request {@code requestId} whose caller's span is {@code traceparent}: with
+     * its trace id ({@code id trace=<id>}) when it is a W3C traceparent, the id alone otherwise.
+     */
+    public static String logId(String requestId, String traceparent) {
+        return traceparent != null && traceparent.length() == 55 && traceparent.charAt(2) == '-'
+                ? requestId + " trace=" + traceparent.substring(3, 35)
+                : requestId;
+    }
+
     /** Whether spans are made at all. */
     public boolean on() {
         return tracer != Tracer.NOOP;

@@ -64,7 +64,7 @@ public class Admission {
                     g.requestId().startsWith(WarmUp.PROBE));
         } catch (IllegalStateException e) { // membership changed to empty between the check and the choice
             metrics.rejected("no_workers").increment();
-            LOG.warn("[{}] no workers to choose from: {}", g.requestId(), e.getMessage());
+            LOG.warn("[{}] no workers to choose from: {}", g.logId(), e.getMessage());
             throw new RequestFailure(
                     RequestFailure.Kind.NO_WORKERS,
                     "no prefill or decode worker is available (request " + g.requestId() + "); retry",
@@ -78,7 +78,7 @@ public class Admission {
     private String noWorkers(GenerationRequest g) {
         var open = membership.openBreakers();
         if (!open.isEmpty())
-            LOG.warn("[{}] no worker available; out of scheduling after repeated failures: {}", g.requestId(), open);
+            LOG.warn("[{}] no worker available; out of scheduling after repeated failures: {}", g.logId(), open);
         var pending = membership.pendingWorkers();
         if (!pending.isEmpty() && open.isEmpty())
             return pending.size() + " listed worker(s) have not answered the conductor yet (admission reads each"
@@ -95,10 +95,9 @@ public class Admission {
         metrics.rejected(Decision.TTFT_SLO.equals(d.rejectReason()) ? "ttft_slo" : "decode_load")
                 .increment();
         LOG.info( // what the refusal rested on, for whoever reads why a request got 429
-                "[{}] trace {}: refused: {} ({} prompt tokens, predicted TTFT {} ms: queue {}, prefill {}, fetch {}; "
+                "[{}] refused: {} ({} prompt tokens, predicted TTFT {} ms: queue {}, prefill {}, fetch {}; "
                         + "predicted TBT {} ms)",
-                g.requestId(),
-                g.trace().traceId(),
+                g.logId(),
                 d.rejectReason(),
                 g.promptTokens().length,
                 Math.round(d.ttft() * 1000),

@@ -119,14 +119,14 @@ public class DecodeRelay {
                     .concatMap(s::on)
                     .takeUntil(ev -> ev instanceof GenerationEvent.Done)
                     .doFinally(signal -> {
-                        if (!s.finished) LOG.info("[{}] choice {} ended early ({})", g.requestId(), choice, signal);
+                        if (!s.finished) LOG.info("[{}] choice {} ended early ({})", g.logId(), choice, signal);
                         if (split != null) split.left(choice);
                         if (open.decrementAndGet() > 0) return;
                         leave.run();
                         if (streams.stream().anyMatch(x -> !x.finished)) {
                             LOG.info(
                                     "[{}] ended early; releasing reservation {} on {}",
-                                    g.requestId(),
+                                    g.logId(),
                                     reservation,
                                     decode.url());
                             workers.cancel(decode.url(), reservation).subscribe();
@@ -326,7 +326,7 @@ public class DecodeRelay {
                             boolean drained = e instanceof HandedOff;
                             LOG.warn(
                                     "[{}] decode worker {} {} after {} tokens ({}): moving the stream",
-                                    g.requestId(),
+                                    g.logId(),
                                     decode.id(),
                                     drained ? "drains" : "lost",
                                     seen.size(),
@@ -339,7 +339,7 @@ public class DecodeRelay {
                                     seen.stream().mapToInt(Integer::intValue).toArray();
                             return resume.after(generated, attempt + 1)
                                     .onErrorMap(x -> !(x instanceof RequestFailure), x -> {
-                                        LOG.warn("[{}] the stream could not be moved: {}", g.requestId(), x.toString());
+                                        LOG.warn("[{}] the stream could not be moved: {}", g.logId(), x.toString());
                                         return new RequestFailure(
                                                 RequestFailure.Kind.DECODE_FAILED,
                                                 "the decode worker was lost and the stream could not be moved (request "
@@ -521,7 +521,7 @@ public class DecodeRelay {
         private Flux<GenerationEvent> finish(String finish) {
             finished = true;
             if (finish.startsWith("error") || finish.equals(MOVED)) { // a stream not movable is never handed off
-                LOG.warn("[{}] decode worker {} ended choice {} with {}", g.requestId(), decode.id(), choice, finish);
+                LOG.warn("[{}] decode worker {} ended choice {} with {}", g.logId(), decode.id(), choice, finish);
                 return Flux.error(new RequestFailure(
                         RequestFailure.Kind.DECODE_FAILED,
                         "the decode worker failed (request " + g.requestId() + "; the conductor's log says why)",

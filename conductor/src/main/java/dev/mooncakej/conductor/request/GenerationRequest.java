@@ -42,6 +42,11 @@ public record GenerationRequest(
         trace = trace == null ? Traced.NONE : trace;
     }
 
+    /** How log lines name this request: its id, and its trace id when traced ({@code id trace=<trace id>}). */
+    public String logId() {
+        return trace.logId(requestId);
+    }
+
     /** This request, traced by {@code span}. */
     public GenerationRequest traced(Traced span) {
         return new GenerationRequest(

@@ -63,11 +63,15 @@ public class Placement {
         WorkerEndpoint w = candidates.get(i);
         asked.set(w);
         int prompt = g.promptTokens().length;
-        return workers.reserve(w.url(), new ReserveRequest(reservation, prompt, g.maxTokens(), g.n()), g.requestId())
+        return workers.reserve(
+                        w.url(),
+                        new ReserveRequest(reservation, prompt, g.maxTokens(), g.n()),
+                        g.requestId(),
+                        g.trace().traceparent())
                 .map(r -> new Reserved(w, checked(r, reservation, prompt, w.url())))
                 .switchIfEmpty(Mono.defer(() -> reserve(reservation, g, candidates, i + 1, asked)))
                 .onErrorResume(e -> !(e instanceof RequestFailure), e -> {
-                    LOG.warn("[{}] decode worker {} failed: {}", g.requestId(), w.url(), e.getMessage());
+                    LOG.warn("[{}] decode worker {} failed: {}", g.logId(), w.url(), e.getMessage());
                     if (e instanceof IllegalArgumentException)
                         workers.cancel(w.url(), reservation).subscribe();
                     return i + 1 < candidates.size()

@@ -133,7 +133,7 @@ public class PrefillCall {
         if (e instanceof RequestFailure f) return f;
         LOG.warn(
                 "[{}] prefill failed: {}",
-                g.requestId(),
+                g.logId(),
                 e instanceof TimeoutException
                         ? "no answer by the task's deadline (and a second more)"
                         : e.getMessage());

@@ -136,7 +136,7 @@ public class RequestPath {
         Flight first = new Flight(g, keys, choice, start, true);
         return first.placed().map(p -> new Landed(first, p)).onErrorResume(Replace.class, r -> {
             metrics.replaced(r.reason).increment();
-            LOG.warn("[{}] prefill on {} failed ({}): placing the request again", g.requestId(), r.worker, r.reason);
+            LOG.warn("[{}] prefill on {} failed ({}): placing the request again", g.logId(), r.worker, r.reason);
             if (r.reason.equals("handed_back")) membership.draining(r.worker);
             else if (r.sideline) membership.sideline(r.worker);
             LiveScheduler.Choice again;
@@ -224,7 +224,7 @@ public class RequestPath {
         return new Flight(moved, keys, placed, System.nanoTime(), false)
                 .taken(onward, attempt)
                 .onErrorResume(DecodeRelay.NotTaken.class, e -> {
-                    LOG.info("[{}] {}: placing it through a prefill worker", g.requestId(), e.getMessage());
+                    LOG.info("[{}] {}: placing it through a prefill worker", g.logId(), e.getMessage());
                     return viaPrefill(moved, keys, onward, attempt, "prefill_after_take");
                 });
     }
@@ -409,7 +409,7 @@ public class RequestPath {
                                 settle(settled, ch, decodeStart, produced.get() / g.n());
                                 LOG.debug(
                                         "[{}] {} tokens relayed ({} us since the request came)",
-                                        g.requestId(),
+                                        g.logId(),
                                         produced.get(),
                                         (System.nanoTime() - start) / 1000);
                             }))

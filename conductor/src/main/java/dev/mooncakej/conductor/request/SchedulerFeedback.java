@@ -105,12 +105,11 @@ public class SchedulerFeedback {
             double decodeStart) {
         Decision d = ch.decision();
         LOG.info(
-                "[{}] trace {}: prefill on {} ({}): {} prompt tokens, {} cached ({} fetched{}), {} ms "
+                "[{}] prefill on {} ({}): {} prompt tokens, {} cached ({} fetched{}), {} ms "
                         + "compute, {} KV bytes in {} ms to {}; TTFT {} ms (predicted {} ms:"
                         + " queue {}, prefill {}, fetch {}; here: scheduled in {} us, reserved"
                         + " in {} us, prefill call {} us)",
-                g.requestId(),
-                g.trace().traceId(),
+                g.logId(),
                 ch.prefill().url(),
                 d.fetchFrom() >= 0 ? "prefix from the pool" : "local prefix",
                 g.promptTokens().length,

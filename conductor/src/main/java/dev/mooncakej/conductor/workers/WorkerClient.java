@@ -82,9 +82,9 @@ public class WorkerClient implements AutoCloseable {
      * request path asks the next decode worker. The decode worker answers a repeated reservation id
      * with the same reservation, so a reservation that did land is released by the path's cancel.
      */
-    public Mono<ReserveResponse> reserve(String decodeUrl, ReserveRequest req, String requestId) {
+    public Mono<ReserveResponse> reserve(String decodeUrl, ReserveRequest req, String requestId, String trace) {
         Mono<ReserveResponse> call = carrier.call(
-                        decodeUrl, WorkerOp.RESERVE, requestId, null, InternalJson.encode(req))
+                        decodeUrl, WorkerOp.RESERVE, requestId, trace, InternalJson.encode(req))
                 .map(b -> InternalJson.decode(b, ReserveResponse.class))
                 .onErrorResume(e -> e instanceof WorkerException w && w.status() == 429, e -> Mono.empty());
         return guard.once(decodeUrl, call.timeout(stall));
