@@ -88,21 +88,25 @@ public class RequestPath {
             return Mono.error(refused);
         }
         // waiting (vllm:num_requests_waiting) until its first token, then running until its last choice ends
-        AtomicBoolean left = new AtomicBoolean();
-        metrics.waiting.incrementAndGet();
-        Runnable leave = () -> {
-            if (left.compareAndSet(false, true)) metrics.waiting.decrementAndGet();
-        };
-        return land(g, keys, choice, start)
-                .map(l -> {
-                    leave.run();
-                    return l.flight().started(l.placed());
-                })
-                .doFinally(s -> leave.run());
+        return Mono.defer(
+                () -> { // counted from subscription: a request never run is never waiting
+                    AtomicBoolean left = new AtomicBoolean();
+                    metrics.waiting.incrementAndGet();
+                    Runnable leave = () -> {
+                        if (left.compareAndSet(false, true)) metrics.waiting.decrementAndGet();
+                    };
+                    return land(g, keys, choice, start)
+                            .map(l -> {
+                                leave.run();
+                                return l.flight().started(l.placed());
+                            })
+                            .doFinally(s -> leave.run());
+                });
     }
 
     /** The scheduler's decision on the request's span (a later placement's replaces an earlier one's). */
     private void traceDecision(GenerationRequest g, LiveScheduler.Choice choice) {
+        if (!g.trace().on()) return; // untraced: no attribute strings built on the request path
         var d = choice.decision();
         g.trace()
                 .tag("mooncakej.admission", "admitted")
