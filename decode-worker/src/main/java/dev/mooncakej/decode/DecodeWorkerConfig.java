@@ -12,6 +12,7 @@ import io.micrometer.core.instrument.Counter;
 import io.micrometer.core.instrument.FunctionCounter;
 import io.micrometer.core.instrument.Gauge;
 import io.micrometer.core.instrument.MeterRegistry;
+import io.micrometer.core.instrument.config.MeterFilter;
 import java.util.HashMap;
 import java.util.Map;
 import java.util.concurrent.atomic.AtomicReference;
@@ -50,6 +51,15 @@ public class DecodeWorkerConfig {
             WorkerSettings settings, DecodeProperties props, ClusterSettings cluster, Environment env) {
         return WorkerRuntime.start(
                 "decode", settings, props.maxBatch(), cluster, WorkerStoreSettings.from(env::getProperty));
+    }
+
+    /**
+     * Every meter carries the loaded model's name as {@code model_name}, as the vLLM metrics do (made
+     * from the runtime, which does not meter, so the registry gets it before its first meter).
+     */
+    @Bean
+    MeterFilter modelNameTag(WorkerRuntime runtime) {
+        return VllmMetrics.modelNameTag(runtime.engine().info().name());
     }
 
     @Bean

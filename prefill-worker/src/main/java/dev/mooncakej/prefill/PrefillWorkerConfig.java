@@ -11,6 +11,7 @@ import dev.mooncakej.worker.WorkerSettings;
 import io.micrometer.core.instrument.FunctionCounter;
 import io.micrometer.core.instrument.Gauge;
 import io.micrometer.core.instrument.MeterRegistry;
+import io.micrometer.core.instrument.config.MeterFilter;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 import org.springframework.boot.context.properties.bind.Binder;
@@ -43,6 +44,15 @@ public class PrefillWorkerConfig {
             WorkerSettings settings, PrefillProperties props, ClusterSettings cluster, Environment env) {
         return WorkerRuntime.start(
                 "prefill", settings, props.chunkTokens(), cluster, WorkerStoreSettings.from(env::getProperty));
+    }
+
+    /**
+     * Every meter carries the loaded model's name as {@code model_name}, as the vLLM metrics do (made
+     * from the runtime, which does not meter, so the registry gets it before its first meter).
+     */
+    @Bean
+    MeterFilter modelNameTag(WorkerRuntime runtime) {
+        return VllmMetrics.modelNameTag(runtime.engine().info().name());
     }
 
     /**

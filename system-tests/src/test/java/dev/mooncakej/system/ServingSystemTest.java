@@ -340,7 +340,7 @@ class ServingSystemTest {
         String metrics = LocalCluster.get(cluster.url() + "/actuator/prometheus");
         assertThat(metrics)
                 .contains("mooncakej_ttft_seconds_bucket")
-                .contains("mooncakej_requests_total{outcome=\"bad_request\"");
+                .containsPattern("mooncakej_requests_total\\{[^}]*outcome=\"bad_request\"");
         assertThat(LocalCluster.get(cluster.decodeUrl(0) + "/actuator/prometheus"))
                 .contains("mooncakej_kv_received_bytes_total");
         assertThat(LocalCluster.get(cluster.prefillUrl(0) + "/actuator/prometheus"))

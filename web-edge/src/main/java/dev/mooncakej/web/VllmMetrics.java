@@ -4,6 +4,7 @@ import io.micrometer.core.instrument.Counter;
 import io.micrometer.core.instrument.Gauge;
 import io.micrometer.core.instrument.Tags;
 import io.micrometer.core.instrument.Timer;
+import io.micrometer.core.instrument.config.MeterFilter;
 import io.micrometer.prometheusmetrics.PrometheusConfig;
 import io.micrometer.prometheusmetrics.PrometheusMeterRegistry;
 import java.time.Duration;
@@ -57,6 +58,16 @@ public final class VllmMetrics {
         gauge("vllm:num_requests_running", "Number of requests in model execution batches.", running);
         gauge("vllm:num_requests_waiting", "Number of requests waiting to be processed.", waiting);
         gauge("vllm:kv_cache_usage_perc", "KV-cache usage. 1 means 100 percent usage.", kvUsage);
+    }
+
+    /**
+     * The filter that gives every meter of a service's own registry the {@code model_name} label these
+     * metrics carry, so the project's {@code mooncakej_*} metrics group by model as vLLM's do. A
+     * service registers it as a bean made from its loaded model, which Spring Boot applies to the
+     * registry before any meter is registered.
+     */
+    public static MeterFilter modelNameTag(String modelName) {
+        return MeterFilter.commonTags(Tags.of("model_name", modelName));
     }
 
     /** These metrics in the Prometheus text format. */
