@@ -66,14 +66,15 @@ class PrometheusSystemTest {
         Path model = dir.resolve("tiny.gguf");
         ModelGenerator.generate(ModelGenerator.Preset.TINY, model);
         cluster = LocalCluster.start(model, 1, 1, Map.of("MOONCAKEJ_CONDUCTOR_TTFTSLOSECONDS", "600"));
-        // Prometheus as the docker/prometheus files configure it, scraping this cluster every second
+        // Prometheus as the docker/prometheus files configure it, scraping this cluster every 2 s (a
+        // scrape may take a second on a busy machine)
         int port;
         try (ServerSocket s = new ServerSocket(0)) {
             port = s.getLocalPort();
         }
         Files.copy(ROOT.resolve("docker/prometheus/alerts.yml"), dir.resolve("alerts.yml"));
         Files.writeString(dir.resolve("prometheus.yml"), """
-                global: {scrape_interval: 1s, evaluation_interval: 1s}
+                global: {scrape_interval: 2s, scrape_timeout: 2s, evaluation_interval: 1s}
                 rule_files: [alerts.yml]
                 scrape_configs:
                   - job_name: mooncakej
@@ -232,7 +233,7 @@ class PrometheusSystemTest {
         }
         assertThat(alerts).as("alert rules").isEqualTo(4);
         // a rate needs two scrapes since the load: on a busy machine a scrape can time out (its timeout is
-        // the 1 s interval), so the queries are asked again until each has a result or a minute has passed
+        // the 2 s interval), so the queries are asked again until each has a result or a minute has passed
         List<String> empty = new ArrayList<>(queries);
         long until = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
         while (!empty.isEmpty() && System.nanoTime() < until) {
