@@ -118,7 +118,7 @@ final class ServeBench implements Runnable {
                 r.put(
                         "command",
                         "./mooncakej bench serve --tracing --prompt-tokens " + promptTokens + " --overhead-requests "
-                                + overheadRequests);
+                                + overheadRequests + " --overhead-warmup " + overheadWarmup);
                 r.put("machine", Machine.describe());
                 r.put(
                         "tracing",
