@@ -11,7 +11,7 @@ import org.springframework.context.annotation.Configuration;
  * the registry before the first meter.
  */
 @Configuration(proxyBeanMethods = false)
-public class ModelNameTag {
+public class ModelNameTagConfig {
     @Bean
     MeterFilter modelNameTag(ServedModel model) {
         return VllmMetrics.modelNameTag(model.name());
