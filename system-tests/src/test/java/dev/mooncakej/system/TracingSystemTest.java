@@ -30,6 +30,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
 import java.util.function.Predicate;
 import java.util.zip.GZIPInputStream;
 import org.junit.jupiter.api.AfterAll;
@@ -52,6 +53,10 @@ class TracingSystemTest {
     private static final Sampling GREEDY = new Sampling(0f, 1f, 0, null, false);
     private static final List<Span> SPANS = new CopyOnWriteArrayList<>();
     private static HttpServer receiver;
+    /** What the receiver asks of an export (a collector's credential, sent as OTEL_EXPORTER_OTLP_HEADERS). */
+    private static final String COLLECTOR_TOKEN = "Bearer trace-t0ken";
+
+    private static final AtomicInteger refusedExports = new AtomicInteger();
     private static LocalCluster cluster;
     private static LlamaEngine reference;
     private static BlockKeys blockKeys;
@@ -67,9 +72,15 @@ class TracingSystemTest {
     static void up() throws Exception {
         receiver = HttpServer.create(new InetSocketAddress("127.0.0.1", 0), 0);
         receiver.createContext("/v1/traces", ex -> {
-            try (InputStream in = "gzip".equals(ex.getRequestHeaders().getFirst("Content-Encoding"))
-                    ? new GZIPInputStream(ex.getRequestBody())
-                    : ex.getRequestBody()) {
+            // the collector's credential and gzip, as OTEL_EXPORTER_OTLP_HEADERS and _COMPRESSION ask
+            if (!COLLECTOR_TOKEN.equals(ex.getRequestHeaders().getFirst("Authorization"))
+                    || !"gzip".equals(ex.getRequestHeaders().getFirst("Content-Encoding"))) {
+                refusedExports.incrementAndGet();
+                ex.sendResponseHeaders(401, -1);
+                ex.close();
+                return;
+            }
+            try (InputStream in = new GZIPInputStream(ex.getRequestBody())) {
                 collect(ExportTraceServiceRequest.parseFrom(in.readAllBytes()));
                 ex.getResponseHeaders().add("Content-Type", "application/x-protobuf");
                 ex.sendResponseHeaders(200, 0);
@@ -91,6 +102,10 @@ class TracingSystemTest {
                 Map.of(
                         "OTEL_EXPORTER_OTLP_ENDPOINT",
                         "http://127.0.0.1:" + receiver.getAddress().getPort(),
+                        "OTEL_EXPORTER_OTLP_HEADERS",
+                        "authorization=" + COLLECTOR_TOKEN.replace(" ", "%20"),
+                        "OTEL_EXPORTER_OTLP_COMPRESSION",
+                        "gzip",
                         // export within a moment (Spring Boot's key; the batch processor waits 5 s by default)
                         "MANAGEMENT_OPENTELEMETRY_TRACING_EXPORT_SCHEDULEDELAY",
                         "200ms",
@@ -193,6 +208,9 @@ class TracingSystemTest {
                         "kv.transfer",
                         "mooncakej.decode",
                         "decode.steps"));
+        assertThat(refusedExports.get())
+                .as("exports without the collector's credential (OTEL_EXPORTER_OTLP_HEADERS) or gzip")
+                .isZero();
         // the client's span is the root: the conductor's request span is its child
         Span request = one(spans, "mooncakej.request", client);
         assertThat(request.service()).isEqualTo("mooncakej-conductor");
