@@ -13,6 +13,7 @@ import io.micrometer.core.instrument.config.MeterFilter;
 import io.micrometer.core.instrument.config.MeterFilterReply;
 import io.micrometer.prometheusmetrics.PrometheusMeterRegistry;
 import io.micrometer.tracing.Tracer;
+import io.micrometer.tracing.exporter.SpanExportingPredicate;
 import io.micrometer.tracing.propagation.Propagator;
 import java.time.Duration;
 import java.util.Map;
@@ -181,6 +182,22 @@ public class WebEdgeAutoConfiguration {
         Tracer t = tracer.getIfAvailable();
         Propagator p = propagator.getIfAvailable();
         return t == null || p == null ? Tracing.OFF : new Tracing(t, p);
+    }
+
+    /**
+     * Only the project's spans are exported, not those of Spring's HTTP server observations (which stay
+     * for the {@code http_server_requests} metrics): a request's own span ({@code mooncakej.request},
+     * a worker's {@code mooncakej.prefill} or {@code mooncakej.decode}) is the server span of the HTTP
+     * request or control-channel call it came in, with what was done, and a scrape or a probe would
+     * otherwise be a trace of its own every few seconds. Spring's spans are told by their tags: Spring's
+     * {@code method} and {@code uri}, or OpenTelemetry's {@code http.request.method}.
+     */
+    @Bean
+    SpanExportingPredicate onlyTheProjectsSpans() {
+        return span -> {
+            Map<String, String> tags = span.getTags();
+            return !(tags.containsKey("uri") && tags.containsKey("method") || tags.containsKey("http.request.method"));
+        };
     }
 
     /**
