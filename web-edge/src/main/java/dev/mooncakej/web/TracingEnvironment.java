@@ -77,9 +77,9 @@ public final class TracingEnvironment implements EnvironmentPostProcessor {
             }
             String timeout = otlp(env, "TIMEOUT");
             if (!blank(timeout)) {
-                if (!timeout.trim().matches("[0-9]{1,9}"))
+                if (!timeout.matches("[0-9]{1,9}"))
                     throw refused(otlpName(env, "TIMEOUT"), timeout, "a whole number of milliseconds");
-                defaults.put(OTLP + "timeout", timeout.trim() + "ms");
+                defaults.put(OTLP + "timeout", timeout + "ms");
             }
             String headers = otlp(env, "HEADERS");
             if (!blank(headers)) headers(otlpName(env, "HEADERS"), headers, defaults);
@@ -119,7 +119,10 @@ public final class TracingEnvironment implements EnvironmentPostProcessor {
         };
     }
 
-    /** An OTLP exporter variable: the traces-specific one ({@code OTEL_EXPORTER_OTLP_TRACES_<x>}) first. */
+    /**
+     * An OTLP exporter variable, trimmed (and lower-cased but for the headers): the traces-specific one
+     * ({@code OTEL_EXPORTER_OTLP_TRACES_<x>}) first.
+     */
     private static String otlp(ConfigurableEnvironment env, String what) {
         String v = env.getProperty(otlpName(env, what));
         if (v == null) return null;
@@ -152,7 +155,7 @@ public final class TracingEnvironment implements EnvironmentPostProcessor {
                 value = URLDecoder.decode(entry.substring(eq + 1).trim().replace("+", "%2B"), StandardCharsets.UTF_8);
             } catch (IllegalArgumentException e) {
                 throw new IllegalArgumentException(variable + ": the value of " + key
-                        + " is not percent-encoded correctly (a '%' must be" + " followed by two hex digits)");
+                        + " is not percent-encoded correctly (a '%' must be followed by two hex digits)");
             }
             into.put(OTLP + "headers[" + key + "]", value);
         }
